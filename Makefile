@@ -1,0 +1,35 @@
+# The two commands of the README: `make up` runs urne, `make test` runs every test.
+# Both create the virtualenv from pyproject.toml on first use.
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: up test install lint bench clean-state
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## Run urne in one process (embedded profile, no server needed) on http://127.0.0.1:8000
+up: install
+	$(BIN)/urne up
+
+## Start RabbitMQ and Cassandra (installing them when missing), lint, run the whole suite
+test: install
+	infra/rabbitmq/start.sh
+	infra/cassandra/start.sh
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+## Ballot-path benchmark (prints JSON)
+bench: install
+	$(BIN)/python -m loadtests.ballots

@@ -1,0 +1,90 @@
+"""Builds the FastAPI application around a ``ServiceClient`` (embedded or AMQP)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway import problems
+from gateway.clients import ServiceClient
+from gateway.deps import GatewayState
+from gateway.routes import audit, auth, consultations, health, polls
+from urne import __version__
+from urne.shared.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_public_key
+from urne.shared.logging import trace_id_var
+from urne.shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from urne.shared.tokens import TokenVerifier
+
+TRACE_HEADER = "X-Request-ID"
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Stable ids ("polls-cast_ballot") keep generated clients' method names.
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def create_app(client: ServiceClient, keys_dir: Path, rpc_timeout: float = 10.0,
+               on_shutdown: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
+    identity_key = load_public_key(keys_dir, IDENTITY_TOKEN_KEY)
+    public_keys = [
+        {"name": k.name, "kid": k.kid, "algorithm": "Ed25519", "public_key": k.raw_b64url(),
+         "pem": k.pem()}
+        for k in (load_public_key(keys_dir, TALLY_RESULT_KEY), identity_key)
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await client.close()
+        if on_shutdown:
+            await on_shutdown()
+
+    app = FastAPI(
+        title="urne",
+        version=__version__,
+        summary="Citizen votes and consultations, verifiable end to end.",
+        generate_unique_id_function=_operation_id,
+        lifespan=lifespan,
+    )
+    app.state.urne = GatewayState(client=client, tokens=TokenVerifier(identity_key),
+                                  public_keys=public_keys, rpc_timeout=rpc_timeout)
+    problems.install(app)
+
+    v1 = APIRouter(prefix="/v1")
+    for module in (auth, consultations, polls, audit):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def trace_and_measure(request: Request,
+                                call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        incoming = request.headers.get(TRACE_HEADER, "")
+        trace_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() \
+            else uuid.uuid4().hex
+        request.state.trace_id = trace_id
+        token = trace_id_var.set(trace_id)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            trace_id_var.reset(token)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, template, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(request.method, template).observe(time.perf_counter() - started)
+        response.headers[TRACE_HEADER] = trace_id
+        return response
+
+    return app

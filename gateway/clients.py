@@ -1,0 +1,68 @@
+"""How the gateway reaches the services: in-process (embedded) or over AMQP (distributed)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import anyio
+
+from urne.runtime.embedded_bus import EmbeddedBus
+from urne.shared.kernel import RawEnvelope, Reply
+
+
+class ServiceUnavailable(Exception):
+    """The service did not answer (broker down, timeout): the gateway answers 503."""
+
+
+class ServiceClient(Protocol):
+    async def call(self, service: str, envelope: RawEnvelope, timeout: float) -> Reply: ...
+    async def close(self) -> None: ...
+
+
+class EmbeddedClient:
+    def __init__(self, bus: EmbeddedBus):
+        self.bus = bus
+
+    async def call(self, service: str, envelope: RawEnvelope, timeout: float) -> Reply:
+        # SQLite calls block: run them off the event loop.
+        return await anyio.to_thread.run_sync(self.bus.call, service, envelope)
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.bus.close)
+
+
+class AmqpClient:
+    """Calls services over RabbitMQ; connects lazily so the gateway starts (and answers
+    /healthz, and 503 elsewhere) while the broker is still coming up."""
+
+    def __init__(self, amqp_url: str):
+        from urne.runtime.amqp_rpc import AmqpRpcClient
+
+        self.rpc = AmqpRpcClient(amqp_url)
+        self._connected = False
+        self._lock: anyio.Lock | None = None
+
+    async def _ensure(self) -> None:
+        if self._connected:
+            return
+        self._lock = self._lock or anyio.Lock()
+        async with self._lock:
+            if not self._connected:
+                try:
+                    await self.rpc.connect()
+                except Exception as exc:  # broker down or refusing: a 503, not a 500
+                    raise ServiceUnavailable(f"broker unreachable: {exc!r}") from exc
+                self._connected = True
+
+    async def call(self, service: str, envelope: RawEnvelope, timeout: float) -> Reply:
+        from urne.runtime.amqp_rpc import RpcUnavailable
+
+        await self._ensure()
+        try:
+            return await self.rpc.call(service, envelope, timeout)
+        except RpcUnavailable as exc:
+            raise ServiceUnavailable(str(exc)) from exc
+
+    async def close(self) -> None:
+        if self._connected:
+            await self.rpc.close()

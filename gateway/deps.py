@@ -1,0 +1,83 @@
+"""Dependencies shared by the routes, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.clients import ServiceClient, ServiceUnavailable
+from gateway.problems import ProblemError
+from urne.contracts.envelope import Command, wrap
+from urne.shared.tokens import AccessClaims, InvalidToken, TokenVerifier
+
+bearer = HTTPBearer(auto_error=False)
+
+
+@dataclass
+class GatewayState:
+    client: ServiceClient
+    tokens: TokenVerifier
+    public_keys: list[dict[str, str]]
+    rpc_timeout: float
+
+
+def state(request: Request) -> GatewayState:
+    return request.app.state.urne  # type: ignore[no-any-return]
+
+
+class Services:
+    """Sends a command to the service that owns it and returns the reply's data."""
+
+    def __init__(self, request: Request):
+        self.st = state(request)
+        self.trace_id = request.state.trace_id
+
+    async def send(self, command: Command, service: str | None = None,
+                   timeout: float | None = None) -> dict[str, Any]:
+        target = service or command.OWNER
+        envelope = wrap(command, "gateway", self.trace_id)
+        try:
+            reply = await self.st.client.call(target, envelope, timeout or self.st.rpc_timeout)
+        except ServiceUnavailable as exc:
+            raise ProblemError(503, "service_unavailable",
+                               f"the {target} service is not answering; retry shortly") from exc
+        if not reply.get("ok"):
+            err = reply.get("error") or {}
+            raise ProblemError(int(err.get("status", 500)), str(err.get("code", "internal_error")),
+                               str(err.get("detail", "")))
+        return reply["data"]  # type: ignore[no-any-return]
+
+
+def _token(creds: HTTPAuthorizationCredentials | None) -> str:
+    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+        raise ProblemError(401, "missing_token", "this route needs 'Authorization: Bearer <token>'")
+    return creds.credentials
+
+
+def current_user(request: Request,
+                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                 ) -> AccessClaims:
+    try:
+        return state(request).tokens.access(_token(creds))
+    except InvalidToken as exc:
+        raise ProblemError(401, "invalid_token", f"access token refused: {exc}") from exc
+
+
+def organiser(user: Annotated[AccessClaims, Depends(current_user)]) -> AccessClaims:
+    if user.role != "organiser":
+        raise ProblemError(403, "forbidden", "this route is for organisers")
+    return user
+
+
+def voting_token(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+    # Not checked here: the vote service verifies it, and it names no person.
+    return _token(creds)
+
+
+ServicesDep = Annotated[Services, Depends(Services)]
+CurrentUser = Annotated[AccessClaims, Depends(current_user)]
+Organiser = Annotated[AccessClaims, Depends(organiser)]
+VotingTokenDep = Annotated[str, Depends(voting_token)]

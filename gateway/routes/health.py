@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from gateway.clients import ServiceUnavailable
+from gateway.deps import state
+from gateway.problems import problem
+from urne.contracts.commands import CheckHealth
+from urne.contracts.envelope import wrap
+from urne.runtime import SERVICES
+
+router = APIRouter(tags=["health"])
+READY_TIMEOUT = 3.0
+
+
+@router.get("/healthz")
+async def healthz() -> dict:
+    """Alive: the process serves HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(request: Request) -> JSONResponse | dict:
+    """Ready: every service answers through the broker and reaches its store."""
+    client = state(request).client
+
+    async def check(service: str) -> tuple[str, dict]:
+        try:
+            reply = await client.call(service, wrap(CheckHealth(), "gateway"), READY_TIMEOUT)
+        except (ServiceUnavailable, TimeoutError) as exc:
+            return service, {"ready": False, "detail": type(exc).__name__}
+        data = reply.get("data") or {}
+        return service, {"ready": bool(reply.get("ok") and data.get("ready")),
+                         "detail": data.get("detail", "")}
+
+    results = dict(await asyncio.gather(*(check(s) for s in SERVICES)))
+    if all(r["ready"] for r in results.values()):
+        return {"status": "ready", "services": results}
+    return problem(503, "not_ready", "some services are not ready", "/readyz", services=results)

@@ -1,0 +1,1 @@
+"""Benchmarks. Each prints one JSON document; compare ratios measured in one run."""

@@ -1,0 +1,124 @@
+"""Ballot intake through the embedded profile's bus (no HTTP), against its building blocks.
+
+    python -m loadtests.ballots [--voters 2000] [--revotes 0.2]
+
+Prints JSON: ballots/s through the whole core (token check, rules, SQLite commit with
+fsync, outbox, tally copy), next to the raw cost of its two heaviest parts measured in
+the same run — Ed25519 token verification and a bare SQLite fsynced insert — so the
+overhead of urne itself shows as a ratio, whatever the machine's noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from urne.contracts.commands import (
+    CastBallot,
+    ClosePoll,
+    CreateConsultation,
+    CreatePoll,
+    GetResult,
+    IssueVotingToken,
+    OpenPoll,
+)
+from urne.contracts.envelope import Command, wrap
+from urne.counting.rules import YesNoAbstainRules
+from urne.shared.keys import IDENTITY_TOKEN_KEY, load_public_key
+from urne.shared.settings import EmbeddedSettings
+from urne.shared.tokens import TokenVerifier
+
+
+def _send(bus, cmd: Command) -> dict:  # type: ignore[no-untyped-def]
+    reply = bus.call(cmd.OWNER, wrap(cmd, "loadtest"))
+    assert reply["ok"], reply
+    return reply["data"]  # type: ignore[no-any-return]
+
+
+def bench(voters: int, revotes: float) -> dict:
+    from services.identity import bootstrap as identity
+    from services.proposal import bootstrap as proposal
+    from services.tally import bootstrap as tally
+    from services.vote import bootstrap as vote
+    from urne.runtime.embedded_bus import EmbeddedBus
+    from urne.shared.keys import generate_keys
+
+    data = Path(tempfile.mkdtemp(prefix="urne-bench-"))
+    settings = EmbeddedSettings(data_dir=data, environment="test")
+    generate_keys(settings.keys_dir)
+    cores = {m.__name__.split(".")[1]: m.embedded(settings)
+             for m in (identity, proposal, vote, tally)}
+    bus = EmbeddedBus(cores, data / "bus.db")
+
+    cid = _send(bus, CreateConsultation(title="bench", created_by="bench"))["id"]
+    rules = YesNoAbstainRules(question="bench?")
+    pid = _send(bus, CreatePoll(consultation_id=cid, rules=rules))["id"]
+    _send(bus, OpenPoll(poll_id=pid))
+    tokens = [_send(bus, IssueVotingToken(person_id=f"p{i}", poll_id=pid))["voting_token"]
+              for i in range(voters)]
+    rng = random.Random(7)
+    casts = tokens + rng.sample(tokens, int(voters * revotes))
+    answers = ("yes", "no", "abstain")
+
+    started = time.perf_counter()
+    for t in casts:
+        _send(bus, CastBallot(poll_id=pid, voting_token=t,
+                              choice={"answer": rng.choice(answers)}))
+    cast_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    _send(bus, ClosePoll(poll_id=pid))
+    close_seconds = time.perf_counter() - started
+    result = _send(bus, GetResult(poll_id=pid))["result"]
+    assert result["record"]["size"] == voters, result["record"]
+
+    verifier = TokenVerifier(load_public_key(settings.keys_dir, IDENTITY_TOKEN_KEY))
+    started = time.perf_counter()
+    for t in tokens:
+        verifier.voting(t)
+    verify_seconds = time.perf_counter() - started
+
+    conn = sqlite3.connect(data / "raw.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)")
+    started = time.perf_counter()
+    for i in range(len(casts)):
+        conn.execute("INSERT INTO t VALUES (?, ?)", (f"k{i}", "v"))
+    raw_seconds = time.perf_counter() - started
+
+    ballots_per_s = len(casts) / cast_seconds
+    return {
+        "benchmark": "ballot_intake_embedded_bus",
+        "python": platform.python_version(),
+        "voters": voters,
+        "ballots": len(casts),
+        "ballots_per_s": round(ballots_per_s, 1),
+        "close_and_publish_s": round(close_seconds, 3),
+        "building_blocks": {
+            "ed25519_token_verify_per_s": round(len(tokens) / verify_seconds, 1),
+            "sqlite_fsync_insert_per_s": round(len(casts) / raw_seconds, 1),
+        },
+        "ratios": {
+            "ballots_vs_token_verify": round(ballots_per_s * verify_seconds / len(tokens), 3),
+            "ballots_vs_sqlite_insert": round(ballots_per_s * raw_seconds / len(casts), 3),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--voters", type=int, default=2000)
+    parser.add_argument("--revotes", type=float, default=0.2)
+    args = parser.parse_args()
+    print(json.dumps(bench(args.voters, args.revotes), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Sends sign-in codes to a file outbox (one JSON line per message).
+
+Development and tests read codes from it; a deployment relays it to its own
+mail or SMS gateway. Lines are fsynced so a code is never "sent" and then lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from urne.shared.logging import log_fields
+
+log = logging.getLogger(__name__)
+
+
+class FileOutboxSender:
+    def __init__(self, outbox_dir: Path, echo_codes: bool):
+        self.path = outbox_dir / "email.jsonl"
+        self.echo_codes = echo_codes  # development only: print the code in the log
+        self._lock = threading.Lock()
+        outbox_dir.mkdir(parents=True, exist_ok=True)
+
+    def send(self, email: str, code: str, expires_in: int) -> None:
+        line = json.dumps({"to": email, "subject": "Your urne sign-in code", "code": code,
+                           "expires_in": expires_in,
+                           "at": datetime.now(UTC).isoformat()}) + "\n"
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if self.echo_codes:
+            log.info("sign-in code written to the development outbox",
+                     extra=log_fields(to=email, code=code, outbox=str(self.path)))

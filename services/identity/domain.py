@@ -1,0 +1,79 @@
+"""Persons, one-time sign-in codes and pseudonyms. No I/O here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+CODE_DIGITS = 6
+CODE_TTL = timedelta(minutes=10)
+MAX_ATTEMPTS = 5  # wrong codes before the code is burnt (CONSUL #279: brute force)
+SEND_WINDOW = timedelta(hours=1)
+MAX_SENDS_PER_WINDOW = 5  # codes sent to one address per window (SMS/e-mail bombing)
+
+
+@dataclass(frozen=True)
+class Person:
+    person_id: str
+    email: str
+    role: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LoginCode:
+    email: str
+    code_hash: str
+    expires_at: datetime
+    attempts_left: int
+    window_started_at: datetime
+    sent_in_window: int
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def new_code() -> str:
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def hash_code(secret: str, email: str, code: str) -> str:
+    # Keyed so a leaked table does not give codes away by brute force offline.
+    return hmac.new(secret.encode(), f"{email}\x00{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def code_matches(secret: str, stored: LoginCode, code: str) -> bool:
+    return hmac.compare_digest(stored.code_hash, hash_code(secret, stored.email, code.strip()))
+
+
+def issue_code(secret: str, email: str, previous: LoginCode | None, now: datetime,
+               code: str) -> LoginCode | None:
+    """The next code for ``email``, or None when the send limit is reached."""
+    window_start, sent = now, 0
+    if previous and now - previous.window_started_at < SEND_WINDOW:
+        window_start, sent = previous.window_started_at, previous.sent_in_window
+    if sent >= MAX_SENDS_PER_WINDOW:
+        return None
+    return LoginCode(email=email, code_hash=hash_code(secret, email, code),
+                     expires_at=now + CODE_TTL, attempts_left=MAX_ATTEMPTS,
+                     window_started_at=window_start, sent_in_window=sent + 1)
+
+
+def burn_attempt(code: LoginCode) -> LoginCode:
+    return replace(code, attempts_left=code.attempts_left - 1)
+
+
+def spent(code: LoginCode, now: datetime) -> LoginCode:
+    """A used code: unusable, but keeps the send window so limits still hold."""
+    return replace(code, code_hash="", expires_at=now, attempts_left=0)
+
+
+def pseudonym(secret: str, person_id: str, poll_id: str) -> str:
+    """Poll-scoped voter key: stable for one person in one poll, unlinkable across polls
+    without the secret, which only identity holds."""
+    return hmac.new(secret.encode(), f"{person_id}\x00{poll_id}".encode(),
+                    hashlib.sha256).hexdigest()

@@ -1,0 +1,99 @@
+"""Identity command and event handlers, and the service core that registers them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from services.identity import domain
+from services.identity.ports import CodeSender, IdentityStore
+from urne.contracts.commands import IssueVotingToken, RequestLoginCode, VerifyLoginCode
+from urne.contracts.events import PersonRegistered, PollClosed, PollOpened
+from urne.contracts.views import AccessToken, LoginCodeSent, VotingToken
+from urne.shared.errors import Conflict, NotFound, TooManyRequests, Unauthorized
+from urne.shared.kernel import Context, ServiceCore
+from urne.shared.tokens import TokenIssuer
+
+
+@dataclass
+class IdentityHandlers:
+    store: IdentityStore
+    sender: CodeSender
+    tokens: TokenIssuer
+    secret: str  # keys both code hashes and pseudonyms
+    organisers: frozenset[str]
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    new_code: Callable[[], str] = domain.new_code
+
+    def request_login_code(self, cmd: RequestLoginCode, ctx: Context) -> LoginCodeSent:
+        email = domain.normalise_email(cmd.email)
+        now = self.clock()
+        code = self.new_code()
+        issued = domain.issue_code(self.secret, email, self.store.login_code(email), now, code)
+        if issued is None:
+            raise TooManyRequests("too many codes were sent to this address; try again later",
+                                  code="code_rate_limited")
+        self.store.save_login_code(issued)
+        ttl = int(domain.CODE_TTL.total_seconds())
+        self.sender.send(email, code, ttl)
+        return LoginCodeSent(channel="email", expires_in=ttl)
+
+    def verify_login_code(self, cmd: VerifyLoginCode, ctx: Context) -> AccessToken:
+        email = domain.normalise_email(cmd.email)
+        now = self.clock()
+        stored = self.store.login_code(email)
+        if stored is None or stored.attempts_left <= 0 or stored.expires_at <= now:
+            raise Unauthorized("no valid code for this address; request a new one",
+                               code="code_invalid")
+        if not domain.code_matches(self.secret, stored, cmd.code):
+            burnt = domain.burn_attempt(stored)
+            self.store.save_login_code(burnt)
+            if burnt.attempts_left <= 0:
+                raise TooManyRequests("too many wrong codes; request a new one",
+                                      code="code_attempts_exhausted")
+            raise Unauthorized("wrong code", code="code_invalid")
+        self.store.save_login_code(domain.spent(stored, now))
+        person = self.store.person_by_email(email)
+        if person is None:
+            role = "organiser" if email in self.organisers else "participant"
+            candidate = domain.Person(uuid.uuid4().hex, email, role, now)
+            person = self.store.add_person(candidate)
+            if person.person_id == candidate.person_id:
+                ctx.emit(PersonRegistered(person_id=person.person_id, channel="email",
+                                          registered_at=now))
+        token, exp = self.tokens.access_token(person.person_id, person.role)
+        return AccessToken(access_token=token, expires_in=exp - int(now.timestamp()),
+                           role=person.role, person_id=person.person_id)
+
+    def issue_voting_token(self, cmd: IssueVotingToken, ctx: Context) -> VotingToken:
+        status = self.store.poll_status(cmd.poll_id)
+        if status is None:
+            raise NotFound(f"poll {cmd.poll_id} is not open for voting", code="poll_not_found")
+        if status != "open":
+            raise Conflict(f"poll {cmd.poll_id} is {status}", code="poll_not_open")
+        voter_key = domain.pseudonym(self.secret, cmd.person_id, cmd.poll_id)
+        token, exp = self.tokens.voting_token(voter_key, cmd.poll_id, attributes={})
+        return VotingToken(poll_id=cmd.poll_id, voting_token=token,
+                           expires_at=datetime.fromtimestamp(exp, UTC))
+
+    def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
+        # A late redelivery of "opened" must not reopen a closed poll.
+        if self.store.poll_status(event.poll_id) != "closed":
+            self.store.set_poll_status(event.poll_id, "open")
+
+    def on_poll_closed(self, event: PollClosed, ctx: Context) -> None:
+        self.store.set_poll_status(event.poll_id, "closed")
+
+    def core(self) -> ServiceCore:
+        return ServiceCore(
+            name="identity",
+            commands={
+                RequestLoginCode: self.request_login_code,
+                VerifyLoginCode: self.verify_login_code,
+                IssueVotingToken: self.issue_voting_token,
+            },
+            subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed},
+            ping=self.store.ping,
+        )

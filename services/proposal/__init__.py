@@ -1,0 +1,1 @@
+"""proposal: consultations, proposals, polls and their rules, frozen when a poll opens."""

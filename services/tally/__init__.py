@@ -1,0 +1,1 @@
+"""tally: counts ballots, builds the public record and signs results."""

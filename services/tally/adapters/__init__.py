@@ -1,0 +1,1 @@
+"""Storage and I/O adapters of this service (SQLite for embedded, Cassandra for distributed)."""

@@ -1,0 +1,66 @@
+"""TallyStore on SQLite (embedded profile)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from services.tally.domain import StoredBallot, TallyPoll
+from urne.counting.rules import rules_adapter
+from urne.shared.sqlite import SqliteDb
+
+
+class SqliteTallyStore:
+    def __init__(self, db: SqliteDb):
+        self.db = db
+
+    def save_poll(self, poll: TallyPoll) -> None:
+        rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
+        with self.db.tx() as tx:
+            tx.execute("INSERT OR REPLACE INTO polls VALUES (?, ?, ?, ?)",
+                       (poll.poll_id, rules, poll.rules_hash, poll.sealed_count))
+
+    def poll(self, poll_id: str) -> TallyPoll | None:
+        r = self.db.one("SELECT * FROM polls WHERE poll_id = ?", (poll_id,))
+        if r is None:
+            return None
+        rules = rules_adapter.validate_json(r["rules"]) if r["rules"] else None
+        return TallyPoll(r["poll_id"], rules, r["rules_hash"], r["sealed_count"])
+
+    def add_ballot(self, b: StoredBallot) -> None:
+        with self.db.tx() as tx:
+            tx.execute("INSERT OR IGNORE INTO ballots VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
+                        json.dumps(b.choice), b.channel, b.recorded_at.isoformat()))
+
+    def ballots(self, poll_id: str) -> Iterator[StoredBallot]:
+        for r in self.db.query("SELECT * FROM ballots WHERE poll_id = ?", (poll_id,)):
+            yield _ballot(r)
+
+    def count_ballots(self, poll_id: str) -> int:
+        r = self.db.one("SELECT COUNT(*) AS n FROM ballots WHERE poll_id = ?", (poll_id,))
+        return int(r["n"]) if r else 0
+
+    def save_result(self, poll_id: str, signed: dict[str, Any]) -> bool:
+        try:
+            with self.db.tx() as tx:
+                tx.execute("INSERT INTO results VALUES (?, ?)", (poll_id, json.dumps(signed)))
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def result(self, poll_id: str) -> dict[str, Any] | None:
+        r = self.db.one("SELECT signed FROM results WHERE poll_id = ?", (poll_id,))
+        return json.loads(r["signed"]) if r else None
+
+    def ping(self) -> None:
+        self.db.ping()
+
+
+def _ballot(r: sqlite3.Row) -> StoredBallot:
+    return StoredBallot(r["poll_id"], r["voter_key"], r["sequence"], r["ballot_id"], r["tracker"],
+                        json.loads(r["choice"]), r["channel"],
+                        datetime.fromisoformat(r["recorded_at"]))

@@ -1,0 +1,131 @@
+"""Tally event handlers and queries, and the service core that registers them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from services.tally import domain
+from services.tally.domain import StoredBallot, TallyPoll
+from services.tally.ports import TallyStore
+from urne import __version__
+from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
+from urne.contracts.events import BallotBoxSealed, BallotRecorded, PollOpened, ResultPublished
+from urne.contracts.views import BallotRecord, InclusionProof, RecordEntry, SignedResult
+from urne.record import merkle
+from urne.record.canonical import canonical_json
+from urne.shared.errors import Conflict, NotFound
+from urne.shared.kernel import Context, ServiceCore
+from urne.shared.keys import SigningKey, b64url
+from urne.shared.logging import log_fields
+from urne.shared.metrics import RESULTS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TallyHandlers:
+    store: TallyStore
+    signer: SigningKey
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    # --- events -----------------------------------------------------------
+    def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
+        known = self.store.poll(event.poll_id)
+        self.store.save_poll(TallyPoll(event.poll_id, event.rules, event.rules_hash,
+                                       known.sealed_count if known else None))
+        self._try_publish(event.poll_id, ctx)
+
+    def on_ballot_recorded(self, event: BallotRecorded, ctx: Context) -> None:
+        self.store.add_ballot(StoredBallot(
+            poll_id=event.poll_id, voter_key=event.voter_key, sequence=event.sequence,
+            ballot_id=event.ballot_id, tracker=event.tracker, choice=event.choice,
+            channel=event.channel, recorded_at=event.recorded_at))
+        self._try_publish(event.poll_id, ctx)
+
+    def on_ballot_box_sealed(self, event: BallotBoxSealed, ctx: Context) -> None:
+        known = self.store.poll(event.poll_id) or TallyPoll(event.poll_id, None, None)
+        self.store.save_poll(replace(known, sealed_count=event.ballots_recorded))
+        self._try_publish(event.poll_id, ctx)
+
+    def _try_publish(self, poll_id: str, ctx: Context) -> None:
+        """Publish once the poll is sealed and every sealed ballot has arrived.
+
+        Events may arrive in any order (ballots after the seal, the seal before
+        "opened"), so every handler ends here and only the last piece publishes.
+        """
+        poll = self.store.poll(poll_id)
+        if poll is None or poll.rules is None or poll.sealed_count is None:
+            return
+        if self.store.result(poll_id) is not None:
+            return
+        received = self.store.count_ballots(poll_id)
+        if received < poll.sealed_count:
+            log.info("waiting for ballots", extra=log_fields(
+                poll_id=poll_id, received=received, sealed=poll.sealed_count))
+            return
+        if received > poll.sealed_count:
+            # More ballots than the vote service sealed: never publish a count that
+            # disagrees with the ballot store; an operator must look (metric + log).
+            log.error("more ballots than sealed", extra=log_fields(
+                poll_id=poll_id, received=received, sealed=poll.sealed_count))
+            return
+        result = domain.build_result(poll, list(self.store.ballots(poll_id)), __version__,
+                                     self.clock())
+        signed = SignedResult(result=result, signature=b64url(self.signer.sign(
+            canonical_json(result))), key_id=self.signer.public.kid)
+        if self.store.save_result(poll_id, signed.model_dump(mode="json")):
+            RESULTS.inc()
+            ctx.emit(ResultPublished(poll_id=poll_id, record_root=result["record"]["root"],
+                                     ballots_counted=result["record"]["size"],
+                                     published_at=self.clock()))
+
+    # --- queries ----------------------------------------------------------
+    def _published(self, poll_id: str) -> dict:
+        stored = self.store.result(poll_id)
+        if stored is None:
+            if self.store.poll(poll_id) is None:
+                raise NotFound(f"no poll {poll_id} is known to the tally", code="poll_not_found")
+            # Embargo: nothing about the ballots is shown before publication.
+            raise Conflict("the result of this poll is not published yet",
+                           code="result_not_published")
+        return stored
+
+    def get_result(self, q: GetResult, ctx: Context) -> SignedResult:
+        return SignedResult.model_validate(self._published(q.poll_id))
+
+    def _entries(self, poll_id: str) -> list[dict]:
+        self._published(poll_id)
+        return domain.record_entries(self.store.ballots(poll_id))
+
+    def get_record(self, q: GetRecord, ctx: Context) -> BallotRecord:
+        entries = self._entries(q.poll_id)
+        return BallotRecord(poll_id=q.poll_id, size=len(entries),
+                            root=merkle.root(domain.leaf_hashes(entries)).hex(),
+                            leaf_encoding=domain.LEAF_ENCODING,
+                            entries=[RecordEntry(**e) for e in entries])
+
+    def prove_inclusion(self, q: ProveInclusion, ctx: Context) -> InclusionProof:
+        entries = self._entries(q.poll_id)
+        index = next((i for i, e in enumerate(entries) if e["tracker"] == q.tracker), None)
+        if index is None:
+            raise NotFound("no counted ballot has this tracker (a replaced ballot is not counted)",
+                           code="tracker_not_found")
+        leaves = domain.leaf_hashes(entries)
+        return InclusionProof(poll_id=q.poll_id, tracker=q.tracker, index=index,
+                              size=len(leaves), root=merkle.root(leaves).hex(),
+                              leaf=leaves[index].hex(),
+                              path=[h.hex() for h in merkle.inclusion_proof(index, leaves)])
+
+    def core(self) -> ServiceCore:
+        return ServiceCore(
+            name="tally",
+            commands={GetResult: self.get_result, GetRecord: self.get_record,
+                      ProveInclusion: self.prove_inclusion},
+            subscriptions={PollOpened: self.on_poll_opened,
+                           BallotRecorded: self.on_ballot_recorded,
+                           BallotBoxSealed: self.on_ballot_box_sealed},
+            ping=self.store.ping,
+        )

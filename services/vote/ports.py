@@ -1,0 +1,20 @@
+"""What the vote core needs from storage."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from services.vote.domain import Ballot, PollState
+
+
+class VoteStore(Protocol):
+    def save_poll(self, poll: PollState) -> None: ...
+    def poll(self, poll_id: str) -> PollState | None: ...
+    def latest_sequence(self, poll_id: str, voter_key: str) -> int:
+        """Highest stored sequence for this voter in this poll, 0 if none."""
+        ...
+    def insert_ballot(self, ballot: Ballot) -> bool:
+        """Store the ballot unless (poll, voter, sequence) exists; False on that conflict."""
+        ...
+    def count_ballots(self, poll_id: str) -> int: ...
+    def ping(self) -> None: ...

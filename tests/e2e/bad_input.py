@@ -1,0 +1,106 @@
+"""Bad input on every route of the slice: a problem+json with a stable code, never a 500,
+and no change of state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.scenario import PROBLEM, bearer, login, open_poll
+
+UNKNOWN = "0" * 32
+
+
+def expect(r: httpx.Response, status: int, code: str) -> None:
+    assert r.status_code == status, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
+    assert r.headers["content-type"].startswith(PROBLEM), r.headers["content-type"]
+    body = r.json()
+    assert body["code"] == code, body
+    assert body["status"] == status and body["title"] and body["detail"], body
+
+
+def run_bad_input(http: httpx.Client, outbox: Path) -> None:
+    state = open_poll(http, outbox)
+    org, pid = state.organiser, state.poll_id
+    poll_before = http.get(f"/v1/polls/{pid}").json()
+    malformed = {"content": b'{"title": ', "headers": {"content-type": "application/json"}}
+
+    # auth
+    expect(http.post("/v1/auth/codes", **malformed), 400, "malformed_json")
+    expect(http.post("/v1/auth/codes", json={}), 422, "invalid_request")
+    expect(http.post("/v1/auth/codes", json={"email": "not-an-address"}), 422, "invalid_request")
+    expect(http.put("/v1/auth/codes", json={"email": "a@b.org"}), 405, "method_not_allowed")
+    expect(http.post("/v1/auth/tokens", json={"email": "nobody@example.org", "code": "123456"}),
+           401, "code_invalid")
+
+    # consultations
+    expect(http.post("/v1/consultations", json={"title": "x"}), 401, "missing_token")
+    expect(http.post("/v1/consultations", json={"title": "x"}, headers=bearer("garbage")),
+           401, "invalid_token")
+    participant = login(http, outbox, "dora@example.org")
+    expect(http.post("/v1/consultations", json={"title": "x"}, headers=participant),
+           403, "forbidden")
+    expect(http.post("/v1/consultations", headers={**org, **malformed["headers"]},
+                     content=malformed["content"]), 400, "malformed_json")
+    expect(http.post("/v1/consultations", json={"title": ""}, headers=org), 422, "invalid_request")
+    expect(http.post("/v1/consultations", json={"title": "x", "extra": 1}, headers=org),
+           422, "invalid_request")
+    expect(http.get(f"/v1/consultations/{UNKNOWN}"), 404, "consultation_not_found")
+    expect(http.delete(f"/v1/consultations/{UNKNOWN}"), 405, "method_not_allowed")
+    expect(http.get("/v1/consultations", params={"limit": "lots"}), 422, "invalid_request")
+    expect(http.post(f"/v1/consultations/{UNKNOWN}/proposals", json={"title": "x"}, headers=org),
+           404, "consultation_not_found")
+    expect(http.post(f"/v1/consultations/{UNKNOWN}/polls", headers=org,
+                     json={"rules": {"method": "yes_no_abstain", "question": "?"}}),
+           404, "consultation_not_found")
+    expect(http.post(f"/v1/consultations/{UNKNOWN}/polls", headers=org,
+                     json={"rules": {"method": "plurality", "question": "?"}}),
+           422, "invalid_request")
+
+    # polls
+    expect(http.get(f"/v1/polls/{UNKNOWN}"), 404, "poll_not_found")
+    expect(http.delete(f"/v1/polls/{pid}"), 405, "method_not_allowed")
+    expect(http.post(f"/v1/polls/{UNKNOWN}/open", headers=org), 404, "poll_not_found")
+    expect(http.post(f"/v1/polls/{pid}/open", headers=org), 409, "poll_open")
+    expect(http.post(f"/v1/polls/{pid}/close", headers=participant), 403, "forbidden")
+    expect(http.post(f"/v1/polls/{pid}/close"), 401, "missing_token")
+    expect(http.post(f"/v1/polls/{UNKNOWN}/voting-token", headers=participant),
+           404, "poll_not_found")
+    expect(http.post(f"/v1/polls/{pid}/voting-token"), 401, "missing_token")
+    token = http.post(f"/v1/polls/{pid}/voting-token", headers=participant).json()["voting_token"]
+    ballot = {"choice": {"answer": "yes"}}
+    expect(http.post(f"/v1/polls/{pid}/ballots", json=ballot), 401, "missing_token")
+    expect(http.post(f"/v1/polls/{pid}/ballots", json=ballot, headers=bearer("x.y.z")),
+           401, "voting_token_invalid")
+    # An access token is not a voting token (wrong audience).
+    expect(http.post(f"/v1/polls/{pid}/ballots", json=ballot, headers=participant),
+           401, "voting_token_invalid")
+    expect(http.post(f"/v1/polls/{UNKNOWN}/ballots", json=ballot, headers=bearer(token)),
+           403, "voting_token_wrong_poll")
+    expect(http.post(f"/v1/polls/{pid}/ballots", json={"choice": {"answer": "maybe"}},
+                     headers=bearer(token)), 422, "ballot_invalid")
+    expect(http.post(f"/v1/polls/{pid}/ballots", json={"choice": {"answer": "yes", "x": 1}},
+                     headers=bearer(token)), 422, "ballot_invalid")
+    expect(http.post(f"/v1/polls/{pid}/ballots", json={}, headers=bearer(token)),
+           422, "invalid_request")
+    expect(http.post(f"/v1/polls/{pid}/ballots", headers={**bearer(token),
+                                                          **malformed["headers"]},
+                     content=malformed["content"]), 400, "malformed_json")
+    expect(http.get(f"/v1/polls/{pid}/ballots"), 405, "method_not_allowed")
+    expect(http.get(f"/v1/polls/{pid}/results"), 409, "result_not_published")
+    expect(http.get(f"/v1/polls/{UNKNOWN}/results"), 404, "poll_not_found")
+
+    # audit
+    expect(http.get(f"/v1/audit/polls/{pid}/record"), 409, "result_not_published")
+    expect(http.get(f"/v1/audit/polls/{UNKNOWN}/record"), 404, "poll_not_found")
+    expect(http.get(f"/v1/audit/polls/{UNKNOWN}/result"), 404, "poll_not_found")
+    expect(http.get(f"/v1/audit/polls/{UNKNOWN}/rules"), 404, "poll_not_found")
+    expect(http.get(f"/v1/audit/polls/{pid}/trackers/NOPE"), 409, "result_not_published")
+    expect(http.get("/v1/nowhere"), 404, "route_not_found")
+
+    # Nothing above changed anything: the poll is as it was, and the participant's
+    # first real ballot is their first.
+    assert http.get(f"/v1/polls/{pid}").json() == poll_before
+    r = http.post(f"/v1/polls/{pid}/ballots", json=ballot, headers=bearer(token))
+    assert r.status_code == 201 and r.json()["sequence"] == 1, r.text

@@ -1,0 +1,174 @@
+"""The foundation's vertical slice, as one scenario run against either profile.
+
+It speaks HTTP only, so the very same steps exercise the embedded process and
+the distributed system (gateway + four services + RabbitMQ + Cassandra).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from urne.counting.rules import rules_adapter, rules_hash
+from urne.record import merkle
+from urne.record.canonical import canonical_json
+
+ORGANISER = "organiser@urne.example"
+PROBLEM = "application/problem+json"
+
+
+def read_code(outbox: Path, email: str) -> str:
+    lines = [json.loads(line) for line in outbox.read_text().splitlines()]
+    return [m for m in lines if m["to"] == email][-1]["code"]
+
+
+def login(http: httpx.Client, outbox: Path, email: str) -> dict[str, str]:
+    r = http.post("/v1/auth/codes", json={"email": email})
+    assert r.status_code == 202, r.text
+    r = http.post("/v1/auth/tokens", json={"email": email, "code": read_code(outbox, email)})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def wait_for(fn: Callable[[], httpx.Response], status: int, timeout: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = fn()
+        if r.status_code == status or time.monotonic() > deadline:
+            return r
+        time.sleep(0.2)
+
+
+@dataclass
+class OpenPoll:
+    poll_id: str
+    organiser: dict[str, str]
+    receipts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+def open_poll(http: httpx.Client, outbox: Path) -> OpenPoll:
+    org = login(http, outbox, ORGANISER)
+    r = http.post("/v1/consultations", headers=org,
+                  json={"title": "Parc des Gayeulles", "description": "Que planter ?"})
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    r = http.post(f"/v1/consultations/{cid}/proposals", headers=org,
+                  json={"title": "Planter 200 arbres", "body": "Le long de l'allée nord."})
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    rules = {"method": "yes_no_abstain", "question": "Faut-il planter 200 arbres ?"}
+    r = http.post(f"/v1/consultations/{cid}/polls", headers=org,
+                  json={"proposal_id": pid, "rules": rules})
+    assert r.status_code == 201, r.text
+    poll = r.json()
+    assert poll["status"] == "draft" and poll["rules_hash"] is None
+    r = http.post(f"/v1/polls/{poll['id']}/open", headers=org)
+    assert r.status_code == 200, r.text
+    opened = r.json()
+    assert opened["status"] == "open"
+    assert opened["rules_hash"] == rules_hash(rules_adapter.validate_python(rules))
+    listing = http.get(f"/v1/consultations/{cid}").json()
+    assert [p["id"] for p in listing["proposals"]] == [pid]
+    assert [p["id"] for p in listing["polls"]] == [poll["id"]]
+    return OpenPoll(poll["id"], org)
+
+
+def vote(http: httpx.Client, outbox: Path, state: OpenPoll, email: str, answer: str) -> None:
+    if email not in state.tokens:
+        user = login(http, outbox, email)
+        r = http.post(f"/v1/polls/{state.poll_id}/voting-token", headers=user)
+        assert r.status_code == 201, r.text
+        state.tokens[email] = r.json()["voting_token"]
+    r = http.post(f"/v1/polls/{state.poll_id}/ballots", headers=bearer(state.tokens[email]),
+                  json={"choice": {"answer": answer}})
+    assert r.status_code == 201, r.text
+    receipt = r.json()
+    previous = state.receipts.setdefault(email, [])
+    assert receipt["sequence"] == len(previous) + 1
+    assert receipt["replaces_previous"] == bool(previous)
+    previous.append(receipt)
+
+
+def close_and_verify(http: httpx.Client, state: OpenPoll,
+                     expected: dict[str, int]) -> dict[str, Any]:
+    """Close, wait for publication, and check the result as an auditor would."""
+    pid = state.poll_id
+    r = http.get(f"/v1/polls/{pid}/results")
+    assert r.status_code == 409 and r.json()["code"] == "result_not_published", r.text
+    r = http.post(f"/v1/polls/{pid}/close", headers=state.organiser)
+    assert r.status_code == 200 and r.json()["status"] == "closed", r.text
+    r = wait_for(lambda: http.get(f"/v1/polls/{pid}/results"), 200)
+    assert r.status_code == 200, r.text
+    summary = r.json()
+    assert summary["tally"]["counts"] == expected
+    assert wait_until(lambda: http.get(f"/v1/polls/{pid}").json()["status"] == "published"), \
+        "the proposal service never saw the result published"
+
+    # The auditor's view: rules, record, signed result, proofs, keys.
+    rules = http.get(f"/v1/audit/polls/{pid}/rules").json()
+    record = http.get(f"/v1/audit/polls/{pid}/record").json()
+    signed = http.get(f"/v1/audit/polls/{pid}/result").json()
+    keys = {k["name"]: k for k in http.get("/v1/audit/keys").json()["keys"]}
+
+    leaves = [merkle.leaf_hash(canonical_json(e)) for e in record["entries"]]
+    assert merkle.root(leaves).hex() == record["root"] == summary["record_root"]
+    assert record["size"] == sum(expected.values()) == len(state.receipts)
+    result = signed["result"]
+    assert result["record"]["root"] == record["root"]
+    assert result["rules_hash"] == rules["rules_hash"]
+    tally_key = keys["tally-result"]
+    assert signed["key_id"] == tally_key["kid"]
+    public = Ed25519PublicKey.from_public_bytes(
+        base64.urlsafe_b64decode(tally_key["public_key"] + "=="))
+    public.verify(base64.urlsafe_b64decode(signed["signature"] + "=="), canonical_json(result))
+
+    # Only each voter's last ballot is counted; every counted tracker has a proof.
+    trackers = {e["tracker"] for e in record["entries"]}
+    for receipts in state.receipts.values():
+        *replaced, last = receipts
+        assert last["tracker"] in trackers
+        assert not {r["tracker"] for r in replaced} & trackers
+        proof = http.get(f"/v1/audit/polls/{pid}/trackers/{last['tracker']}").json()
+        assert merkle.verify_inclusion(bytes.fromhex(proof["leaf"]), proof["index"],
+                                       proof["size"], [bytes.fromhex(h) for h in proof["path"]],
+                                       bytes.fromhex(record["root"]))
+        for old in replaced:
+            r = http.get(f"/v1/audit/polls/{pid}/trackers/{old['tracker']}")
+            assert r.status_code == 404 and r.json()["code"] == "tracker_not_found"
+    # A closed poll takes no more ballots.
+    any_token = next(iter(state.tokens.values()))
+    r = http.post(f"/v1/polls/{pid}/ballots", headers=bearer(any_token),
+                  json={"choice": {"answer": "yes"}})
+    assert r.status_code == 409 and r.json()["code"] == "poll_closed", r.text
+    return summary
+
+
+def run_slice(http: httpx.Client, outbox: Path) -> dict[str, Any]:
+    state = open_poll(http, outbox)
+    vote(http, outbox, state, "alice@example.org", "no")
+    vote(http, outbox, state, "bob@example.org", "abstain")
+    vote(http, outbox, state, "alice@example.org", "yes")  # alice changes her mind
+    vote(http, outbox, state, "chloe@example.org", "yes")
+    return close_and_verify(http, state, {"yes": 2, "no": 0, "abstain": 1})

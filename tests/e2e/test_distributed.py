@@ -1,0 +1,137 @@
+"""The slice against the distributed profile: a gateway and the four services as
+separate processes, talking over a real RabbitMQ and storing in a real Cassandra.
+
+Each test run gets its own RabbitMQ virtual host and its own Cassandra keyspaces,
+so runs never see each other's queues or rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.bad_input import run_bad_input
+from tests.e2e.scenario import close_and_verify, open_poll, run_slice, vote
+from tests.support.processes import Proc, free_port, start, wait_http
+from tests.support.servers import cassandra_address, require_cassandra, require_rabbitmq
+from urne.runtime import SERVICES
+from urne.shared.keys import generate_keys
+
+pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
+
+MANAGEMENT = "http://127.0.0.1:15672/api"
+AUTH = ("guest", "guest")
+
+
+@dataclass
+class Distributed:
+    base: str
+    outbox: Path
+    env: dict[str, str]
+    procs: dict[str, Proc]
+    log_dir: Path
+
+    def restart(self, name: str) -> None:
+        args = ["service", name] if name in SERVICES else ["gateway"]
+        self.procs[name].kill()
+        self.procs[name] = start(name, args, self.env, self.log_dir)
+
+
+@pytest.fixture(scope="module")
+def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distributed]:
+    require_rabbitmq()
+    require_cassandra()
+    root = tmp_path_factory.mktemp("distributed")
+    run = uuid.uuid4().hex[:10]
+    vhost = f"urne-e2e-{run}"
+    with httpx.Client(auth=AUTH, timeout=10) as admin:
+        admin.put(f"{MANAGEMENT}/vhosts/{vhost}").raise_for_status()
+        admin.put(f"{MANAGEMENT}/permissions/{vhost}/guest",
+                  json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    keys = root / "keys"
+    generate_keys(keys)
+    host, port = cassandra_address()
+    gateway_port = free_port()
+    env = {
+        "URNE_ENVIRONMENT": "test",
+        "URNE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        "URNE_CASSANDRA_HOSTS": host,
+        "URNE_CASSANDRA_PORT": str(port),
+        "URNE_CASSANDRA_KEYSPACE_PREFIX": f"e2e_{run}_",
+        "URNE_KEYS_DIR": str(keys),
+        "URNE_OUTBOX_DIR": str(root / "outbox"),
+        "URNE_PORT": str(gateway_port),
+    }
+    log_dir = root / "logs"
+    procs = {name: start(name, ["service", name], env, log_dir) for name in SERVICES}
+    procs["gateway"] = start("gateway", ["gateway"], env, log_dir)
+    system = Distributed(f"http://127.0.0.1:{gateway_port}", root / "outbox" / "email.jsonl",
+                         env, procs, log_dir)
+    try:
+        wait_http(f"{system.base}/readyz", list(procs.values()), timeout=180)
+        yield system
+    finally:
+        for p in system.procs.values():
+            p.stop()
+        _drop_keyspaces(env["URNE_CASSANDRA_KEYSPACE_PREFIX"])
+        with httpx.Client(auth=AUTH, timeout=10) as admin:
+            admin.delete(f"{MANAGEMENT}/vhosts/{vhost}")
+
+
+def _drop_keyspaces(prefix: str) -> None:
+    from cassandra.cluster import Cluster
+
+    host, port = cassandra_address()
+    cluster = Cluster([host], port=port)
+    try:
+        session = cluster.connect()
+        for name in SERVICES:
+            session.execute(f"DROP KEYSPACE IF EXISTS {prefix}{name}", timeout=60)
+    finally:
+        cluster.shutdown()
+
+
+def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        summary = run_slice(http, distributed.outbox)
+    assert summary["tally"]["outcome"] == "adopted"
+    # Every hop went over the broker: each service process handled messages.
+    for name in SERVICES:
+        assert distributed.procs[name].popen.poll() is None, distributed.procs[name].tail()
+
+
+def test_bad_input(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        run_bad_input(http, distributed.outbox)
+
+
+def test_tally_down_loses_nothing(distributed: Distributed) -> None:
+    """Ballots recorded while the tally is stopped wait in its durable queue."""
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        state = open_poll(http, distributed.outbox)
+        distributed.procs["tally"].kill()
+        vote(http, distributed.outbox, state, "eve@example.org", "no")
+        vote(http, distributed.outbox, state, "finn@example.org", "no")
+        vote(http, distributed.outbox, state, "eve@example.org", "yes")
+        distributed.restart("tally")
+        wait_http(f"{distributed.base}/readyz", list(distributed.procs.values()), timeout=120)
+        close_and_verify(http, state, {"yes": 1, "no": 1, "abstain": 0})
+
+
+def test_service_down_is_503_not_500(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=30) as http:
+        distributed.procs["proposal"].kill()
+        try:
+            r = http.get(f"/v1/polls/{'0' * 32}")
+            assert r.status_code == 503, r.text
+            assert r.json()["code"] == "service_unavailable"
+            r = http.get("/readyz")
+            assert r.status_code == 503 and r.json()["services"]["proposal"]["ready"] is False
+        finally:
+            distributed.restart("proposal")
+            wait_http(f"{distributed.base}/readyz", list(distributed.procs.values()), timeout=120)

@@ -1,0 +1,84 @@
+"""The slice against ``urne up`` (embedded profile), as a real process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.bad_input import run_bad_input
+from tests.e2e.scenario import close_and_verify, open_poll, run_slice, vote
+from tests.support.processes import Proc, free_port, start, wait_http
+
+pytestmark = pytest.mark.e2e
+
+
+class Embedded:
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc: Proc | None = None
+
+    @property
+    def outbox(self) -> Path:
+        return self.data_dir / "outbox" / "email.jsonl"
+
+    def start(self) -> None:
+        self.proc = start("urne-up", ["up", "--port", str(self.port), "--data-dir",
+                                      str(self.data_dir)], {"URNE_ENVIRONMENT": "test"},
+                          self.data_dir.parent / "logs")
+        wait_http(f"{self.base}/readyz", [self.proc])
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[Embedded]:
+    system = Embedded(tmp_path / "data")
+    system.start()
+    yield system
+    system.stop()
+
+
+def test_slice(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        summary = run_slice(http, embedded.outbox)
+    assert summary["tally"]["outcome"] == "adopted"
+
+
+def test_bad_input(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        run_bad_input(http, embedded.outbox)
+
+
+def test_service_docs(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        spec = http.get("/openapi.json").json()
+        assert "/v1/polls/{poll_id}/ballots" in spec["paths"]
+        assert all(p.startswith(("/v1/", "/healthz", "/readyz")) for p in spec["paths"])
+        docs = http.get("/docs")
+        assert docs.status_code == 200 and "swagger-ui" in docs.text
+        metrics = http.get("/metrics")
+        assert "urne_http_requests_total" in metrics.text
+
+
+def test_restart_keeps_ballots_and_poll_state(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        state = open_poll(http, embedded.outbox)
+        vote(http, embedded.outbox, state, "alice@example.org", "no")
+        vote(http, embedded.outbox, state, "bob@example.org", "yes")
+
+    assert embedded.proc is not None
+    embedded.proc.kill()  # no graceful shutdown: what was acknowledged must be on disk
+    embedded.start()
+
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        assert http.get(f"/v1/polls/{state.poll_id}").json()["status"] == "open"
+        vote(http, embedded.outbox, state, "alice@example.org", "abstain")  # revote, sequence 2
+        close_and_verify(http, state, {"yes": 1, "no": 0, "abstain": 1})

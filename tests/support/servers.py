@@ -1,0 +1,49 @@
+"""Reaching the real RabbitMQ and Cassandra started by ``infra/``.
+
+Outside CI a missing server skips the tests that need it (so the unit suite runs
+anywhere); with ``CI=true`` it is a failure: CI must prove the distributed path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _reachable(host: str, port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _require(name: str, host: str, port: int, start: str) -> None:
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable on {host}:{port}; start it with {start}"
+    if IN_CI:
+        pytest.fail(f"CI=true: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def cassandra_address() -> tuple[str, int]:
+    return (os.environ.get("URNE_CASSANDRA_HOSTS", "127.0.0.1").split(",")[0],
+            int(os.environ.get("URNE_CASSANDRA_PORT", "9042")))
+
+
+def amqp_url() -> str:
+    return os.environ.get("URNE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def require_cassandra() -> None:
+    host, port = cassandra_address()
+    _require("Cassandra", host, port, "infra/cassandra/start.sh")
+
+
+def require_rabbitmq() -> None:
+    _require("RabbitMQ", "127.0.0.1", 5672, "infra/rabbitmq/start.sh")

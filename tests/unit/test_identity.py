@@ -1,0 +1,280 @@
+"""Identity: sign-in codes, access tokens, voting tokens and pseudonyms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.identity import domain
+from services.identity.adapters.sqlite_store import SqliteIdentityStore
+from services.identity.handlers import IdentityHandlers
+from tests.unit.helpers import Clock, deliver, ok, refused, types
+from urne.contracts import wrap
+from urne.contracts.commands import IssueVotingToken, RequestLoginCode, VerifyLoginCode
+from urne.contracts.events import PollClosed, PollOpened
+from urne.counting import YesNoAbstainRules, rules_hash
+from urne.shared.kernel import ServiceCore
+from urne.shared.keys import SigningKey
+from urne.shared.sqlite import SqliteDb
+from urne.shared.tokens import TokenIssuer, TokenVerifier
+
+pytestmark = pytest.mark.unit
+
+ORGANISER = "mayor@town.example.org"
+CITIZEN = "ada@example.org"
+RULES = YesNoAbstainRules(question="New library?")
+
+
+@dataclass
+class CapturingSender:
+    sent: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def send(self, email: str, code: str, expires_in: int) -> None:
+        self.sent.append((email, code, expires_in))
+
+    def last_code(self, email: str) -> str:
+        # Codes go to the normalised address.
+        return next(code for to, code, _ in reversed(self.sent) if to == email.lower())
+
+
+@dataclass
+class Identity:
+    core: ServiceCore
+    sender: CapturingSender
+    store: SqliteIdentityStore
+    verifier: TokenVerifier
+    clock: Clock
+
+    def request(self, email: str) -> dict:
+        return ok(self.core, RequestLoginCode(email=email))[0]
+
+    def sign_in(self, email: str) -> tuple[dict, list[dict]]:
+        self.request(email)
+        return ok(self.core, VerifyLoginCode(email=email, code=self.sender.last_code(email)))
+
+    def verify(self, email: str, code: str) -> dict:
+        return refused(self.core, VerifyLoginCode(email=email, code=code))
+
+    def open_poll(self, poll_id: str) -> None:
+        assert deliver(self.core, PollOpened(poll_id=poll_id, consultation_id="c1", rules=RULES,
+                                             rules_hash=rules_hash(RULES),
+                                             opened_at=self.clock())) == []
+
+    def close_poll(self, poll_id: str) -> None:
+        assert deliver(self.core, PollClosed(poll_id=poll_id, closed_at=self.clock())) == []
+
+    def voting_token(self, person_id: str, poll_id: str) -> str:
+        data, events = ok(self.core, IssueVotingToken(person_id=person_id, poll_id=poll_id))
+        assert events == []
+        assert data["poll_id"] == poll_id
+        return data["voting_token"]
+
+
+@pytest.fixture
+def identity(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> Identity:
+    store = SqliteIdentityStore(SqliteDb(tmp_path / "identity.db", "identity"))
+    sender = CapturingSender()
+    core = IdentityHandlers(store=store, sender=sender, tokens=TokenIssuer(identity_key),
+                            secret="test-secret", organisers=frozenset({ORGANISER}),
+                            clock=clock).core()
+    return Identity(core, sender, store, TokenVerifier(identity_key.public), clock)
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 10**domain.CODE_DIGITS:0{domain.CODE_DIGITS}d}"
+
+
+def test_sign_in_gives_a_participant_access_token(identity: Identity) -> None:
+    sent = identity.request(CITIZEN)
+    assert sent == {"channel": "email", "expires_in": 600}
+    [(to, code, expires_in)] = identity.sender.sent
+    assert (to, expires_in) == (CITIZEN, 600)
+    assert len(code) == domain.CODE_DIGITS and code.isdigit()
+    # Only a keyed hash of the code is stored.
+    assert code not in identity.store.login_code(CITIZEN).code_hash
+
+    data, events = ok(identity.core, VerifyLoginCode(email=CITIZEN, code=code))
+    assert data["role"] == "participant"
+    assert data["token_type"] == "Bearer"
+    assert 0 < data["expires_in"] <= 3600
+    claims = identity.verifier.access(data["access_token"])
+    assert (claims.person_id, claims.role) == (data["person_id"], "participant")
+    assert types(events) == ["person.registered.v1"]
+    assert events[0]["producer"] == "identity"
+    assert events[0]["payload"]["person_id"] == data["person_id"]
+    assert CITIZEN not in str(events)  # no personal data in events
+
+
+def test_organiser_email_is_matched_case_insensitively(identity: Identity) -> None:
+    data, _ = identity.sign_in("Mayor@Town.Example.org")
+    assert data["role"] == "organiser"
+    assert identity.verifier.access(data["access_token"]).role == "organiser"
+    # The same person, whatever the case of the address.
+    again, events = identity.sign_in(ORGANISER.upper())
+    assert again["person_id"] == data["person_id"]
+    assert events == []
+
+
+def test_codes_are_per_address_and_tolerate_surrounding_spaces(identity: Identity) -> None:
+    identity.request(CITIZEN)
+    code = identity.sender.last_code(CITIZEN)
+    assert identity.verify("someone@example.org", code)["code"] == "code_invalid"
+    data, _ = ok(identity.core, VerifyLoginCode(email=CITIZEN, code=f" {code} "))
+    assert data["role"] == "participant"
+
+
+def test_wrong_codes_burn_attempts_until_exhausted(identity: Identity) -> None:
+    identity.request(CITIZEN)
+    code = identity.sender.last_code(CITIZEN)
+    for _ in range(domain.MAX_ATTEMPTS - 1):
+        error = identity.verify(CITIZEN, wrong(code))
+        assert (error["code"], error["status"]) == ("code_invalid", 401)
+    error = identity.verify(CITIZEN, wrong(code))
+    assert (error["code"], error["status"]) == ("code_attempts_exhausted", 429)
+    # Burnt: even the right code no longer works.
+    assert identity.verify(CITIZEN, code)["code"] == "code_invalid"
+    # A fresh code works again, with a full set of attempts.
+    identity.request(CITIZEN)
+    fresh = identity.sender.last_code(CITIZEN)
+    assert identity.store.login_code(CITIZEN).attempts_left == domain.MAX_ATTEMPTS
+    ok(identity.core, VerifyLoginCode(email=CITIZEN, code=fresh))
+
+
+def test_an_expired_code_is_invalid(identity: Identity) -> None:
+    identity.request(CITIZEN)
+    code = identity.sender.last_code(CITIZEN)
+    identity.clock.advance(minutes=10)
+    error = identity.verify(CITIZEN, code)
+    assert (error["code"], error["status"]) == ("code_invalid", 401)
+
+
+def test_a_code_just_before_expiry_still_works(identity: Identity) -> None:
+    identity.request(CITIZEN)
+    identity.clock.advance(minutes=9, seconds=59)
+    ok(identity.core, VerifyLoginCode(email=CITIZEN, code=identity.sender.last_code(CITIZEN)))
+
+
+def test_a_new_code_replaces_the_previous_one(identity: Identity) -> None:
+    identity.request(CITIZEN)
+    first = identity.sender.last_code(CITIZEN)
+    identity.request(CITIZEN)
+    second = identity.sender.last_code(CITIZEN)
+    if first != second:  # one chance in a million that they are equal
+        assert identity.verify(CITIZEN, first)["code"] == "code_invalid"
+    ok(identity.core, VerifyLoginCode(email=CITIZEN, code=second))
+
+
+def test_sixth_code_within_an_hour_is_rate_limited(identity: Identity) -> None:
+    for _ in range(domain.MAX_SENDS_PER_WINDOW):
+        identity.request(CITIZEN)
+        identity.clock.advance(minutes=5)
+    error = refused(identity.core, RequestLoginCode(email=CITIZEN))
+    assert (error["code"], error["status"]) == ("code_rate_limited", 429)
+    assert len(identity.sender.sent) == domain.MAX_SENDS_PER_WINDOW  # nothing sent
+    # Another address is not affected; the limited one recovers after the window.
+    identity.request("other@example.org")
+    identity.clock.advance(minutes=40)
+    identity.request(CITIZEN)
+
+
+def test_signing_in_does_not_reset_the_send_window(identity: Identity) -> None:
+    for _ in range(domain.MAX_SENDS_PER_WINDOW - 1):
+        identity.request(CITIZEN)
+    identity.sign_in(CITIZEN)  # the 5th code, used
+    assert refused(identity.core, RequestLoginCode(email=CITIZEN))["code"] == "code_rate_limited"
+
+
+def test_a_code_cannot_be_reused(identity: Identity) -> None:
+    identity.request(CITIZEN)
+    code = identity.sender.last_code(CITIZEN)
+    ok(identity.core, VerifyLoginCode(email=CITIZEN, code=code))
+    assert identity.verify(CITIZEN, code)["code"] == "code_invalid"
+
+
+def test_verify_without_any_code_is_invalid(identity: Identity) -> None:
+    assert identity.verify(CITIZEN, "123456")["code"] == "code_invalid"
+
+
+def test_person_registered_only_on_first_sign_in(identity: Identity) -> None:
+    first, events = identity.sign_in(CITIZEN)
+    assert types(events) == ["person.registered.v1"]
+    second, events = identity.sign_in(CITIZEN)
+    assert events == []
+    assert second["person_id"] == first["person_id"]
+
+
+def test_invalid_addresses_are_refused_by_the_contract(identity: Identity) -> None:
+    raw = wrap(RequestLoginCode(email=CITIZEN), "test")
+    raw["payload"]["email"] = "not-an-address"
+    reply, _ = identity.core.handle(raw)
+    assert (reply["error"]["code"], reply["error"]["status"]) == ("invalid_message", 422)
+    assert identity.sender.sent == []
+
+
+def test_voting_token_for_an_unknown_poll(identity: Identity) -> None:
+    error = refused(identity.core, IssueVotingToken(person_id="p", poll_id="nope"))
+    assert (error["code"], error["status"]) == ("poll_not_found", 404)
+
+
+def test_voting_token_for_open_then_closed_poll(identity: Identity) -> None:
+    person = identity.sign_in(CITIZEN)[0]["person_id"]
+    identity.open_poll("poll-1")
+    token = identity.voting_token(person, "poll-1")
+    claims = identity.verifier.voting(token)
+    assert claims.poll_id == "poll-1"
+    assert claims.voter_key != person  # a pseudonym, never the person id
+    identity.close_poll("poll-1")
+    error = refused(identity.core, IssueVotingToken(person_id=person, poll_id="poll-1"))
+    assert (error["code"], error["status"]) == ("poll_not_open", 409)
+
+
+def test_pseudonyms_differ_per_poll_and_person_and_are_stable(identity: Identity) -> None:
+    for poll in ("poll-1", "poll-2"):
+        identity.open_poll(poll)
+
+    def key(person: str, poll: str) -> str:
+        return identity.verifier.voting(identity.voting_token(person, poll)).voter_key
+
+    a1, a2, b1 = key("alice", "poll-1"), key("alice", "poll-2"), key("bob", "poll-1")
+    assert len({a1, a2, b1}) == 3
+    assert key("alice", "poll-1") == a1
+    assert a1 == domain.pseudonym("test-secret", "alice", "poll-1")
+    assert a1 != domain.pseudonym("another-secret", "alice", "poll-1")
+
+
+def test_late_poll_opened_does_not_reopen_a_closed_poll(identity: Identity) -> None:
+    identity.open_poll("poll-1")
+    identity.close_poll("poll-1")
+    identity.open_poll("poll-1")  # redelivered late
+    assert identity.store.poll_status("poll-1") == "closed"
+    assert refused(identity.core, IssueVotingToken(person_id="p", poll_id="poll-1"))["code"] == (
+        "poll_not_open")
+
+
+def test_poll_closed_before_opened_stays_closed(identity: Identity) -> None:
+    identity.close_poll("poll-1")
+    identity.open_poll("poll-1")
+    assert identity.store.poll_status("poll-1") == "closed"
+
+
+def test_poll_events_are_idempotent(identity: Identity) -> None:
+    identity.open_poll("poll-1")
+    identity.open_poll("poll-1")
+    assert identity.store.poll_status("poll-1") == "open"
+    identity.close_poll("poll-1")
+    identity.close_poll("poll-1")
+    assert identity.store.poll_status("poll-1") == "closed"
+
+
+def test_domain_issue_code_window() -> None:
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    code = domain.issue_code("s", CITIZEN, None, now, "123456")
+    assert code is not None and code.sent_in_window == 1
+    assert domain.code_matches("s", code, "123456")
+    assert not domain.code_matches("other", code, "123456")
+    spent = domain.spent(code, now)
+    assert not domain.code_matches("s", spent, "123456")
+    assert spent.window_started_at == code.window_started_at

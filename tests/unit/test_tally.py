@@ -1,0 +1,242 @@
+"""Tally: publication once everything has arrived, in any order; signed results; proofs."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.tally.adapters.sqlite_store import SqliteTallyStore
+from services.tally.domain import LEAF_ENCODING, RESULT_FORMAT
+from services.tally.handlers import TallyHandlers
+from tests.unit.helpers import Clock, deliver, ok, refused, types
+from urne import __version__
+from urne.contracts import Event
+from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
+from urne.contracts.events import BallotBoxSealed, BallotRecorded, PollOpened
+from urne.counting import YesNoAbstainRules, rules_hash
+from urne.record import merkle
+from urne.record.canonical import canonical_json
+from urne.shared.kernel import ServiceCore
+from urne.shared.keys import SigningKey, b64url_decode
+from urne.shared.sqlite import SqliteDb
+
+pytestmark = pytest.mark.unit
+
+RULES = YesNoAbstainRules(question="Piétonniser la place du marché ?")  # non-ASCII on purpose
+POLL = "poll-1"
+AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def opened(poll_id: str = POLL) -> PollOpened:
+    return PollOpened(poll_id=poll_id, consultation_id="c1", rules=RULES,
+                      rules_hash=rules_hash(RULES), opened_at=AT)
+
+
+def ballot(voter: str, sequence: int, answer: str, poll_id: str = POLL) -> BallotRecorded:
+    return BallotRecorded(poll_id=poll_id, ballot_id=f"{voter}-{sequence}",
+                          tracker=f"T{voter.upper()}{sequence}", voter_key=voter * 16,
+                          sequence=sequence, choice={"answer": answer}, channel="online",
+                          recorded_at=AT)
+
+
+def sealed(n: int, poll_id: str = POLL) -> BallotBoxSealed:
+    return BallotBoxSealed(poll_id=poll_id, ballots_recorded=n, sealed_at=AT)
+
+
+# Three voters; "b" changed their mind, so 4 stored ballots and 3 counted:
+# a=yes, b=no (replacing yes), c=yes -> adopted 2 to 1.
+BALLOTS = [ballot("a", 1, "yes"), ballot("b", 1, "yes"), ballot("b", 2, "no"),
+           ballot("c", 1, "yes")]
+REPLACED_TRACKER = "TB1"
+
+
+@dataclass
+class Tally:
+    core: ServiceCore
+    store: SqliteTallyStore
+
+    def feed(self, *events: Event) -> list[dict]:
+        out: list[dict] = []
+        for e in events:
+            out.extend(deliver(self.core, e))
+        return out
+
+
+def make_tally(path: Path, key: SigningKey, clock: Clock | None = None) -> Tally:
+    store = SqliteTallyStore(SqliteDb(path / "tally.db", "tally"))
+    handlers = TallyHandlers(store, key, **({"clock": clock} if clock else {}))
+    return Tally(handlers.core(), store)
+
+
+@pytest.fixture
+def tally(tmp_path: Path, tally_key: SigningKey, clock: Clock) -> Tally:
+    return make_tally(tmp_path, tally_key, clock)
+
+
+def expected_entries() -> list[dict]:
+    return [{"tracker": "TA1", "choice": {"answer": "yes"}},
+            {"tracker": "TB2", "choice": {"answer": "no"}},
+            {"tracker": "TC1", "choice": {"answer": "yes"}}]
+
+
+def expected_root() -> str:
+    return merkle.root([merkle.leaf_hash(canonical_json(e)) for e in expected_entries()]).hex()
+
+
+def test_normal_order_publishes_a_signed_result(tally: Tally, tally_key: SigningKey) -> None:
+    assert tally.feed(opened(), *BALLOTS) == []
+    assert refused(tally.core, GetResult(poll_id=POLL))["code"] == "result_not_published"
+    events = tally.feed(sealed(len(BALLOTS)))
+    assert types(events) == ["result.published.v1"]
+    assert events[0]["producer"] == "tally"
+    published = events[0]["payload"]
+    assert published["poll_id"] == POLL
+    assert published["ballots_counted"] == 3
+    assert published["record_root"] == expected_root()
+
+    signed = ok(tally.core, GetResult(poll_id=POLL))[0]
+    assert signed["algorithm"] == "Ed25519"
+    assert signed["key_id"] == tally_key.public.kid
+    result = signed["result"]
+    # Raises InvalidSignature if the document or signature were altered.
+    tally_key.public.key.verify(b64url_decode(signed["signature"]), canonical_json(result))
+    assert result["format"] == RESULT_FORMAT
+    assert result["poll_id"] == POLL
+    assert result["rules"] == RULES.model_dump(mode="json")
+    assert result["rules_hash"] == rules_hash(RULES)
+    assert result["software_version"] == __version__
+    assert result["record"] == {"size": 3, "root": expected_root(),
+                                "leaf_encoding": LEAF_ENCODING}
+    assert result["ballots_received"] == 4
+    assert result["tally"] == {"method": "yes_no_abstain",
+                               "counts": {"yes": 2, "no": 1, "abstain": 0},
+                               "ballots": 3, "outcome": "adopted"}
+
+
+def test_a_tampered_result_does_not_verify(tally: Tally, tally_key: SigningKey) -> None:
+    tally.feed(opened(), *BALLOTS, sealed(4))
+    signed = ok(tally.core, GetResult(poll_id=POLL))[0]
+    result = {**signed["result"], "tally": {**signed["result"]["tally"], "outcome": "rejected"}}
+    with pytest.raises(InvalidSignature):
+        tally_key.public.key.verify(b64url_decode(signed["signature"]), canonical_json(result))
+
+
+def test_record_and_inclusion_proofs(tally: Tally) -> None:
+    tally.feed(opened(), *BALLOTS, sealed(4))
+    record = ok(tally.core, GetRecord(poll_id=POLL))[0]
+    assert record["entries"] == expected_entries()  # by tracker; no voter keys
+    assert record["size"] == 3
+    assert record["root"] == expected_root()
+    assert record["leaf_encoding"] == LEAF_ENCODING
+    assert "a" * 16 not in str(record)
+
+    for i, entry in enumerate(expected_entries()):
+        proof = ok(tally.core, ProveInclusion(poll_id=POLL, tracker=entry["tracker"]))[0]
+        assert (proof["index"], proof["size"], proof["root"]) == (i, 3, expected_root())
+        leaf = merkle.leaf_hash(canonical_json(entry))
+        assert proof["leaf"] == leaf.hex()
+        assert merkle.verify_inclusion(leaf, proof["index"], proof["size"],
+                                       [bytes.fromhex(h) for h in proof["path"]],
+                                       bytes.fromhex(proof["root"]))
+
+
+def test_a_replaced_ballot_has_no_inclusion_proof(tally: Tally) -> None:
+    tally.feed(opened(), *BALLOTS, sealed(4))
+    for tracker in (REPLACED_TRACKER, "NOPE"):
+        error = refused(tally.core, ProveInclusion(poll_id=POLL, tracker=tracker))
+        assert (error["code"], error["status"]) == ("tracker_not_found", 404)
+
+
+def test_queries_before_publication_and_for_unknown_polls(tally: Tally) -> None:
+    for query in (GetResult(poll_id="nope"), GetRecord(poll_id="nope"),
+                  ProveInclusion(poll_id="nope", tracker="TA1")):
+        error = refused(tally.core, query)
+        assert (error["code"], error["status"]) == ("poll_not_found", 404)
+    tally.feed(opened(), *BALLOTS)
+    # The embargo covers the record and the proofs too.
+    for query in (GetResult(poll_id=POLL), GetRecord(poll_id=POLL),
+                  ProveInclusion(poll_id=POLL, tracker="TA1")):
+        error = refused(tally.core, query)
+        assert (error["code"], error["status"]) == ("result_not_published", 409)
+
+
+def test_seal_before_ballots(tally: Tally) -> None:
+    assert tally.feed(opened(), sealed(4), *BALLOTS[:3]) == []
+    events = tally.feed(BALLOTS[3])
+    assert types(events) == ["result.published.v1"]
+    assert events[0]["payload"]["ballots_counted"] == 3
+
+
+def test_seal_before_poll_opened(tally: Tally) -> None:
+    assert tally.feed(sealed(4), *BALLOTS) == []
+    assert refused(tally.core, GetResult(poll_id=POLL))["code"] == "result_not_published"
+    events = tally.feed(opened())
+    assert types(events) == ["result.published.v1"]
+    assert events[0]["payload"]["record_root"] == expected_root()
+
+
+def test_duplicate_deliveries_publish_exactly_once(tally: Tally) -> None:
+    events = tally.feed(opened(), *BALLOTS, *BALLOTS, sealed(4), *BALLOTS, sealed(4),
+                        opened(), BALLOTS[0])
+    assert types(events) == ["result.published.v1"]
+    assert events[0]["payload"]["ballots_counted"] == 3
+    assert tally.store.count_ballots(POLL) == 4
+
+
+def test_more_ballots_than_sealed_is_never_published(tally: Tally) -> None:
+    assert tally.feed(opened(), *BALLOTS, sealed(3)) == []
+    assert refused(tally.core, GetResult(poll_id=POLL))["code"] == "result_not_published"
+
+
+def test_an_empty_poll_publishes_the_empty_tree(tally: Tally) -> None:
+    events = tally.feed(opened(), sealed(0))
+    assert events[0]["payload"]["ballots_counted"] == 0
+    assert events[0]["payload"]["record_root"] == merkle.root([]).hex()
+    result = ok(tally.core, GetResult(poll_id=POLL))[0]["result"]
+    assert result["tally"]["outcome"] == "tied"
+
+
+def test_polls_are_kept_apart(tally: Tally) -> None:
+    events = tally.feed(opened(), opened("poll-2"), *BALLOTS,
+                        ballot("z", 1, "no", poll_id="poll-2"), sealed(1, "poll-2"))
+    assert [e["payload"]["poll_id"] for e in events] == ["poll-2"]
+    assert events[0]["payload"]["ballots_counted"] == 1
+    assert [e["payload"]["poll_id"] for e in tally.feed(sealed(4))] == [POLL]
+    assert ok(tally.core, GetResult(poll_id=POLL))[0]["result"]["record"]["size"] == 3
+    assert ok(tally.core, GetResult(poll_id="poll-2"))[0]["result"]["tally"]["counts"]["no"] == 1
+
+
+def _publications(events: list[Event], key: SigningKey) -> list[dict]:
+    with tempfile.TemporaryDirectory() as d:
+        t = make_tally(Path(d), key)
+        out = t.feed(*events)
+        t.store.db.close()
+    return [e for e in out if e["type"] == "result.published.v1"]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_every_order_of_opened_ballots_and_seal(order: tuple[int, ...],
+                                                tally_key: SigningKey) -> None:
+    groups = [[opened()], BALLOTS, [sealed(4)]]
+    events = [e for i in order for e in groups[i]]
+    [published] = _publications(events, tally_key)
+    assert published["payload"]["ballots_counted"] == 3
+    assert published["payload"]["record_root"] == expected_root()
+
+
+@settings(max_examples=25, deadline=None)
+@given(events=st.permutations([opened(), *BALLOTS, sealed(4)]),
+       redelivered=st.lists(st.sampled_from([opened(), *BALLOTS, sealed(4)]), max_size=4))
+def test_any_interleaving_with_redeliveries_publishes_once(
+        events: list[Event], redelivered: list[Event], tally_key: SigningKey) -> None:
+    [published] = _publications([*events, *redelivered], tally_key)
+    assert published["payload"]["ballots_counted"] == 3
+    assert published["payload"]["record_root"] == expected_root()

@@ -1,0 +1,174 @@
+"""EdDSA JWTs: round trips, expiry, audience, foreign keys and algorithm pinning."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+
+from urne.shared.keys import IDENTITY_TOKEN_KEY, SigningKey, b64url, generate_keys, load_signing_key
+from urne.shared.tokens import (
+    API_AUDIENCE,
+    ISSUER,
+    VOTE_AUDIENCE,
+    InvalidToken,
+    TokenIssuer,
+    TokenVerifier,
+)
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def issuer(identity_key: SigningKey) -> TokenIssuer:
+    return TokenIssuer(identity_key)
+
+
+@pytest.fixture
+def verifier(identity_key: SigningKey) -> TokenVerifier:
+    return TokenVerifier(identity_key.public)
+
+
+def craft(header: dict, claims: dict, sign=lambda signing_input: b"") -> str:
+    """A JWT assembled by hand, to try what PyJWT would refuse to produce."""
+    head = b64url(json.dumps(header).encode())
+    body = b64url(json.dumps(claims).encode())
+    signing_input = f"{head}.{body}".encode()
+    return f"{head}.{body}.{b64url(sign(signing_input))}"
+
+
+def voting_claims(**extra: object) -> dict:
+    now = int(time.time())
+    return {"sub": "pseudonym", "poll": "p1", "attrs": {}, "aud": VOTE_AUDIENCE, "iss": ISSUER,
+            "iat": now, "exp": now + 600, **extra}
+
+
+def test_access_token_round_trip(issuer: TokenIssuer, verifier: TokenVerifier,
+                                 identity_key: SigningKey) -> None:
+    token, exp = issuer.access_token("person-1", "organiser")
+    claims = verifier.access(token)
+    assert (claims.person_id, claims.role) == ("person-1", "organiser")
+    assert exp - time.time() == pytest.approx(issuer.access_ttl, abs=5)
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "EdDSA"
+    assert header["kid"] == identity_key.public.kid
+
+
+def test_voting_token_round_trip(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    token, exp = issuer.voting_token("abc123", "poll-9", {"district": "north"})
+    claims = verifier.voting(token)
+    assert claims.voter_key == "abc123"
+    assert claims.poll_id == "poll-9"
+    assert claims.attributes == {"district": "north"}
+    assert exp - time.time() == pytest.approx(issuer.voting_ttl, abs=5)
+
+
+def test_tokens_are_unique_per_issue(issuer: TokenIssuer) -> None:
+    assert issuer.voting_token("k", "p", {})[0] != issuer.voting_token("k", "p", {})[0]
+
+
+def test_expired_tokens_are_refused(identity_key: SigningKey, verifier: TokenVerifier) -> None:
+    expired = TokenIssuer(identity_key, access_ttl=-10, voting_ttl=-10)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.access(expired.access_token("person-1", "participant")[0])
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.voting(expired.voting_token("k", "p1", {})[0])
+
+
+def test_a_token_signed_by_another_key_is_refused(tmp_path: Path, identity_key: SigningKey,
+                                                  verifier: TokenVerifier) -> None:
+    generate_keys(tmp_path / "other", names=(IDENTITY_TOKEN_KEY,))
+    other = load_signing_key(tmp_path / "other", IDENTITY_TOKEN_KEY)
+    assert other.public.kid != identity_key.public.kid
+    forged = TokenIssuer(other)
+    with pytest.raises(InvalidToken):
+        verifier.access(forged.access_token("person-1", "organiser")[0])
+    with pytest.raises(InvalidToken):
+        verifier.voting(forged.voting_token("k", "p1", {})[0])
+
+
+def test_audiences_do_not_mix(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    access, _ = issuer.access_token("person-1", "participant")
+    voting, _ = issuer.voting_token("k", "p1", {})
+    with pytest.raises(InvalidToken, match=r"[Aa]udience"):
+        verifier.voting(access)
+    with pytest.raises(InvalidToken, match=r"[Aa]udience"):
+        verifier.access(voting)
+
+
+def test_wrong_issuer_and_missing_claims_are_refused(identity_key: SigningKey,
+                                                    verifier: TokenVerifier) -> None:
+    def signed(claims: dict) -> str:
+        return jwt.encode(claims, identity_key.key, algorithm="EdDSA")
+
+    with pytest.raises(InvalidToken):
+        verifier.voting(signed(voting_claims(iss="someone-else")))
+    for missing in ("exp", "iat", "sub", "aud", "iss"):
+        claims = voting_claims()
+        del claims[missing]
+        with pytest.raises(InvalidToken):
+            verifier.voting(signed(claims))
+    claims = voting_claims()
+    del claims["poll"]
+    with pytest.raises(InvalidToken, match="no poll"):
+        verifier.voting(signed(claims))
+
+
+def test_a_genuine_hand_made_token_verifies(identity_key: SigningKey,
+                                            verifier: TokenVerifier) -> None:
+    # Checks the crafting helper itself, so the refusals below are meaningful.
+    token = craft({"alg": "EdDSA", "typ": "JWT"}, voting_claims(), identity_key.sign)
+    assert verifier.voting(token).voter_key == "pseudonym"
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE"])
+def test_alg_none_is_refused(alg: str, verifier: TokenVerifier) -> None:
+    token = craft({"alg": alg, "typ": "JWT"}, voting_claims())
+    with pytest.raises(InvalidToken):
+        verifier.voting(token)
+    with pytest.raises(InvalidToken):  # "none" with a junk signature either
+        verifier.voting(token + "c2lnbmF0dXJl")
+
+
+def test_alg_tampered_on_a_real_signature_is_refused(identity_key: SigningKey,
+                                                     verifier: TokenVerifier) -> None:
+    genuine = craft({"alg": "EdDSA", "typ": "JWT"}, voting_claims(), identity_key.sign)
+    _, body, sig = genuine.split(".")
+    for alg in ("none", "HS256", "ES256", "RS256"):
+        head = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+        with pytest.raises(InvalidToken):
+            verifier.voting(f"{head}.{body}.{sig}")
+
+
+@pytest.mark.parametrize("secret", ["pem", "raw", "kid"])
+def test_hs256_with_the_public_key_as_secret_is_refused(secret: str,
+                                                         verifier: TokenVerifier) -> None:
+    # The classic key-confusion attack: HMAC "signed" with what the verifier holds.
+    key = {"pem": verifier.public.pem().encode(),
+           "raw": verifier.public.raw_b64url().encode(),
+           "kid": verifier.public.kid.encode()}[secret]
+    token = craft({"alg": "HS256", "typ": "JWT"}, voting_claims(),
+                  lambda signing_input: hmac.new(key, signing_input, hashlib.sha256).digest())
+    with pytest.raises(InvalidToken):
+        verifier.voting(token)
+
+
+@pytest.mark.parametrize("token", ["", "garbage", "a.b.c", "a.b"])
+def test_malformed_tokens_are_refused(token: str, verifier: TokenVerifier) -> None:
+    with pytest.raises(InvalidToken):
+        verifier.voting(token)
+    with pytest.raises(InvalidToken):
+        verifier.access(token)
+
+
+def test_issuer_claims(issuer: TokenIssuer) -> None:
+    token, _ = issuer.access_token("person-1", "participant")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["iss"] == ISSUER
+    assert claims["aud"] == API_AUDIENCE
+    assert set(claims) >= {"sub", "role", "iat", "exp", "jti"}

@@ -1,0 +1,108 @@
+"""The ``urne`` command line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from urne.runtime import SERVICES
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="urne: citizen votes and consultations, verifiable end to end.")
+keys_app = typer.Typer(no_args_is_help=True, help="Signing keys.")
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    data_dir: Annotated[Path, typer.Option(help="Where the SQLite files, keys and outbox live.")]
+    = Path("urne-data"),
+) -> None:
+    """Run urne in one process (embedded profile): no server needed."""
+    import uvicorn
+
+    from urne.runtime.embedded import build_app
+    from urne.shared.logging import configure_logging
+    from urne.shared.settings import EmbeddedSettings
+
+    os.environ.setdefault("URNE_DATA_DIR", str(data_dir))
+    settings = EmbeddedSettings(host=host, port=port, data_dir=data_dir)
+    configure_logging("urne-up", settings.log_level)
+    fastapi_app = build_app(settings)
+    typer.echo(f"urne (embedded) — data in {settings.data_dir.resolve()}")
+    typer.echo(f"API docs: http://{host}:{port}/docs")
+    typer.echo(f"Sign-in codes (development): {settings.data_dir.resolve() / 'outbox/email.jsonl'}")
+    uvicorn.run(fastapi_app, host=host, port=port, loop="uvloop", http="httptools",
+                log_config=None, access_log=False)
+
+
+@app.command()
+def service(name: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")]) -> None:
+    """Run one service (distributed profile: nameko over RabbitMQ, Cassandra storage)."""
+    if name not in SERVICES:
+        raise typer.BadParameter(f"unknown service {name!r}; choose from {', '.join(SERVICES)}")
+    from urne.runtime.distributed import run_service
+
+    run_service(name)
+
+
+@app.command()
+def gateway(
+    port: Annotated[int | None, typer.Option(help="HTTP port (default URNE_PORT or 8000).")]
+    = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+) -> None:
+    """Run the HTTP gateway against RabbitMQ (distributed profile)."""
+    from urne.runtime.distributed import run_gateway
+
+    run_gateway(host=host, port=port)
+
+
+@app.command()
+def migrate(
+    profile: Annotated[str, typer.Option(help="embedded (SQLite) or distributed (Cassandra).")]
+    = "distributed",
+    data_dir: Annotated[Path, typer.Option(help="Embedded data folder.")] = Path("urne-data"),
+) -> None:
+    """Apply every service's pending schema migrations (services also do it at start)."""
+    if profile == "embedded":
+        from urne.shared.sqlite import SqliteDb
+
+        for name in SERVICES:
+            applied = SqliteDb(data_dir / f"{name}.db", None).migrate(name)
+            typer.echo(f"{name}: {', '.join(applied) or 'up to date'}")
+        return
+    from urne.shared.cassandra import connect, ensure_schema
+    from urne.shared.settings import StoreSettings
+
+    settings = StoreSettings()
+    session = connect(settings)
+    for name in SERVICES:
+        typer.echo(f"{name}: keyspace {ensure_schema(session, settings, name)} up to date")
+    session.cluster.shutdown()
+
+
+@keys_app.command("generate")
+def keys_generate(
+    keys_dir: Annotated[Path, typer.Argument(help="Folder for the PEM files.")] = Path(
+        "urne-data/keys"),
+) -> None:
+    """Create the Ed25519 key pairs that are missing (never overwrites)."""
+    from urne.shared.keys import generate_keys
+
+    generate_keys(keys_dir)
+    for p in sorted(keys_dir.iterdir()):
+        typer.echo(p)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

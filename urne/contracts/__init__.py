@@ -1,0 +1,27 @@
+"""Every command, query, event and reply of urne, in one versioned place (D3)."""
+
+from urne.contracts import commands, events, views
+from urne.contracts.envelope import (
+    REGISTRY,
+    Command,
+    Envelope,
+    Event,
+    Message,
+    Query,
+    unwrap,
+    wrap,
+)
+
+__all__ = [
+    "REGISTRY",
+    "Command",
+    "Envelope",
+    "Event",
+    "Message",
+    "Query",
+    "commands",
+    "events",
+    "unwrap",
+    "views",
+    "wrap",
+]

@@ -1,0 +1,131 @@
+"""Commands and queries, grouped by the service that handles them (``OWNER``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import EmailStr, Field
+
+from urne.contracts.envelope import Command, Query, message
+from urne.counting.rules import PollRules
+
+Id = str  # opaque ids (uuid4 hex); kept as str on the wire
+
+
+# --- identity --------------------------------------------------------------
+class _Identity(Command):
+    OWNER = "identity"
+
+
+@message("login_code.request.v1")
+class RequestLoginCode(_Identity):
+    email: EmailStr
+
+
+@message("login_code.verify.v1")
+class VerifyLoginCode(_Identity):
+    email: EmailStr
+    code: str = Field(min_length=1, max_length=32)
+
+
+@message("voting_token.issue.v1")
+class IssueVotingToken(_Identity):
+    person_id: Id
+    poll_id: Id
+
+
+# --- proposal --------------------------------------------------------------
+class _Proposal(Command):
+    OWNER = "proposal"
+
+
+@message("consultation.create.v1")
+class CreateConsultation(_Proposal):
+    title: str = Field(min_length=1, max_length=300)
+    description: str = Field(default="", max_length=20_000)
+    created_by: Id
+
+
+@message("proposal.add.v1")
+class AddProposal(_Proposal):
+    consultation_id: Id
+    title: str = Field(min_length=1, max_length=300)
+    body: str = Field(default="", max_length=50_000)
+    author_id: Id
+
+
+@message("poll.create.v1")
+class CreatePoll(_Proposal):
+    consultation_id: Id
+    proposal_id: Id | None = None
+    rules: PollRules
+
+
+@message("poll.open.v1")
+class OpenPoll(_Proposal):
+    poll_id: Id
+
+
+@message("poll.close.v1")
+class ClosePoll(_Proposal):
+    poll_id: Id
+
+
+class _ProposalQuery(Query):
+    OWNER = "proposal"
+
+
+@message("consultation.get.v1")
+class GetConsultation(_ProposalQuery):
+    consultation_id: Id
+
+
+@message("consultation.list.v1")
+class ListConsultations(_ProposalQuery):
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+@message("poll.get.v1")
+class GetPoll(_ProposalQuery):
+    poll_id: Id
+
+
+# --- vote ------------------------------------------------------------------
+@message("ballot.cast.v1")
+class CastBallot(Command):
+    """Cast or replace the ballot of the voter the token names."""
+
+    OWNER = "vote"
+    poll_id: Id
+    voting_token: str = Field(min_length=1, max_length=4096)
+    choice: dict[str, Any]
+    channel: Literal["online"] = "online"
+
+
+# --- tally -----------------------------------------------------------------
+class _TallyQuery(Query):
+    OWNER = "tally"
+
+
+@message("result.get.v1")
+class GetResult(_TallyQuery):
+    poll_id: Id
+
+
+@message("record.get.v1")
+class GetRecord(_TallyQuery):
+    poll_id: Id
+
+
+@message("record.prove_inclusion.v1")
+class ProveInclusion(_TallyQuery):
+    poll_id: Id
+    tracker: str = Field(min_length=1, max_length=64)
+
+
+# --- every service ---------------------------------------------------------
+@message("service.check_health.v1")
+class CheckHealth(Query):
+    """Answered by every service (``OWNER`` is set per call, not per class)."""
+
+    OWNER = "*"

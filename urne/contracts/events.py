@@ -1,0 +1,75 @@
+"""Domain events, grouped by producer. Past tense; no personal data in any of them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from urne.contracts.envelope import Event, message
+from urne.counting.rules import PollRules
+
+
+@message("person.registered.v1")
+class PersonRegistered(Event):
+    PRODUCER = "identity"
+    person_id: str
+    channel: Literal["email"]
+    registered_at: datetime
+
+
+@message("poll.opened.v1")
+class PollOpened(Event):
+    PRODUCER = "proposal"
+    poll_id: str
+    consultation_id: str
+    rules: PollRules
+    rules_hash: str
+    opened_at: datetime
+
+
+@message("poll.closed.v1")
+class PollClosed(Event):
+    PRODUCER = "proposal"
+    poll_id: str
+    closed_at: datetime
+
+
+@message("ballot.recorded.v1")
+class BallotRecorded(Event):
+    """A ballot stored durably by the vote service.
+
+    ``voter_key`` is the poll-scoped pseudonym from the voting token: it lets the
+    tally keep one ballot per voter (the highest ``sequence``) and never leaves
+    the vote and tally stores; the public record shows only ``tracker``.
+    """
+
+    PRODUCER = "vote"
+    poll_id: str
+    ballot_id: str
+    tracker: str
+    voter_key: str
+    sequence: int
+    choice: dict[str, Any]
+    channel: str
+    recorded_at: datetime
+
+
+@message("ballot_box.sealed.v1")
+class BallotBoxSealed(Event):
+    """The vote service stopped accepting ballots for a poll; ``ballots_recorded``
+    counts every stored ballot (revotes included), so the tally knows when it has
+    received them all."""
+
+    PRODUCER = "vote"
+    poll_id: str
+    ballots_recorded: int
+    sealed_at: datetime
+
+
+@message("result.published.v1")
+class ResultPublished(Event):
+    PRODUCER = "tally"
+    poll_id: str
+    record_root: str
+    ballots_counted: int
+    published_at: datetime

@@ -1,0 +1,1 @@
+"""What every process shares: settings, logging, metrics, errors, keys, the service kernel."""

@@ -1,0 +1,141 @@
+"""The transport-free heart of a service: a registry of command and event handlers.
+
+A service core is built from plain functions; ``handle`` and ``on_event`` take and
+return JSON-ready envelopes, so the embedded bus and the nameko adapter call the
+very same code. Events raised by a handler are returned to the caller, which
+publishes them only after the handler's writes are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from urne.contracts.commands import CheckHealth
+from urne.contracts.envelope import Command, Event, unwrap, wrap
+from urne.contracts.views import Health, View
+from urne.shared.errors import DomainError
+from urne.shared.logging import log_fields, trace_id_var
+from urne.shared.metrics import COMMAND_SECONDS, COMMANDS, EVENTS_HANDLED
+
+log = logging.getLogger(__name__)
+
+Reply = dict[str, Any]
+RawEnvelope = dict[str, Any]
+
+
+@dataclass
+class Context:
+    """What a handler may do besides its writes: emit events, read the trace id."""
+
+    producer: str
+    trace_id: str
+    events: list[Event] = field(default_factory=list)
+
+    def emit(self, event: Event) -> None:
+        if self.producer != event.PRODUCER:
+            raise RuntimeError(f"{self.producer} may not emit {event.TYPE}")
+        self.events.append(event)
+
+
+CommandHandler = Callable[[Any, Context], View]
+EventHandler = Callable[[Any, Context], None]
+
+
+def ok(view: View) -> Reply:
+    return {"ok": True, "data": view.model_dump(mode="json")}
+
+
+def failed(error: DomainError) -> Reply:
+    return {"ok": False, "error": error.as_dict()}
+
+
+@dataclass
+class ServiceCore:
+    name: str
+    commands: Mapping[type[Command], CommandHandler]
+    subscriptions: Mapping[type[Event], EventHandler] = field(default_factory=dict)
+    ping: Callable[[], None] = lambda: None
+
+    def __post_init__(self) -> None:
+        self._by_type = {cls.TYPE: h for cls, h in self.commands.items()}
+        for cls in self.commands:
+            if self.name != cls.OWNER:
+                raise RuntimeError(f"{cls.TYPE} belongs to {cls.OWNER}, not {self.name}")
+
+    @property
+    def event_types(self) -> list[type[Event]]:
+        return list(self.subscriptions)
+
+    def handle(self, raw: RawEnvelope) -> tuple[Reply, list[RawEnvelope]]:
+        """Run one command; returns the reply and the events to publish after commit."""
+        started = time.perf_counter()
+        msg_type = str(raw.get("type", "?")) if isinstance(raw, dict) else "?"
+        if msg_type not in self._by_type and msg_type != CheckHealth.TYPE:
+            COMMANDS.labels(self.name, "unknown", "rejected").inc()
+            return failed(DomainError(f"{self.name} does not handle {msg_type!r}",
+                                      code="unknown_message_type")), []
+        try:
+            env, cmd = unwrap(raw)
+        except ValidationError as exc:
+            COMMANDS.labels(self.name, msg_type, "rejected").inc()
+            return failed(DomainError(_describe(exc), code="invalid_message", status=422)), []
+        token = trace_id_var.set(env.trace_id)
+        ctx = Context(self.name, env.trace_id)
+        try:
+            if isinstance(cmd, CheckHealth):
+                view: View = self._health()
+            else:
+                view = self._by_type[msg_type](cmd, ctx)
+            outcome = "ok"
+            reply = ok(view)
+        except DomainError as exc:
+            outcome, reply, ctx.events = exc.code, failed(exc), []
+        except Exception:
+            log.exception("command failed", extra=log_fields(type=msg_type))
+            outcome, ctx.events = "error", []
+            reply = failed(DomainError("internal error", code="internal_error", status=500))
+        finally:
+            trace_id_var.reset(token)
+        COMMANDS.labels(self.name, msg_type, outcome).inc()
+        COMMAND_SECONDS.labels(self.name, msg_type).observe(time.perf_counter() - started)
+        return reply, [wrap(e, self.name, env.trace_id) for e in ctx.events]
+
+    def on_event(self, raw: RawEnvelope) -> list[RawEnvelope]:
+        """Handle one event. Raises on failure so the transport redelivers it;
+        handlers are idempotent, so a redelivery has no second effect."""
+        env, event = unwrap(raw)
+        handler = self.subscriptions.get(type(event))  # type: ignore[arg-type]
+        if handler is None:
+            return []
+        token = trace_id_var.set(env.trace_id)
+        ctx = Context(self.name, env.trace_id)
+        try:
+            handler(event, ctx)
+        except Exception:
+            EVENTS_HANDLED.labels(self.name, env.type, "error").inc()
+            raise
+        finally:
+            trace_id_var.reset(token)
+        EVENTS_HANDLED.labels(self.name, env.type, "ok").inc()
+        return [wrap(e, self.name, env.trace_id) for e in ctx.events]
+
+    def _health(self) -> Health:
+        try:
+            self.ping()
+        except Exception as exc:  # readiness reports, it does not raise
+            return Health(service=self.name, ready=False, detail=type(exc).__name__)
+        return Health(service=self.name, ready=True)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

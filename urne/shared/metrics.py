@@ -1,0 +1,38 @@
+"""Prometheus metrics shared by every process (base units, ``_total`` counters, no voter ids)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+COMMANDS = Counter(
+    "urne_commands_total", "Commands and queries handled, by outcome.",
+    ["service", "type", "outcome"],
+)
+COMMAND_SECONDS = Histogram(
+    "urne_command_duration_seconds", "Time to handle a command or query.", ["service", "type"],
+)
+EVENTS_HANDLED = Counter(
+    "urne_events_handled_total", "Domain events consumed, by outcome.",
+    ["service", "type", "outcome"],
+)
+EVENTS_PUBLISHED = Counter(
+    "urne_events_published_total", "Domain events published after commit.", ["service", "type"],
+)
+BALLOTS = Counter(
+    "urne_ballots_recorded_total", "Ballots stored durably by the vote service.",
+    ["channel", "kind"],
+)
+RESULTS = Counter("urne_results_published_total", "Signed results published by the tally.")
+HTTP_REQUESTS = Counter(
+    "urne_http_requests_total", "HTTP requests served by the gateway.",
+    ["method", "route", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "urne_http_request_duration_seconds", "Gateway request latency.", ["method", "route"],
+)
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
+    """Expose /metrics on its own port (services have no HTTP server of their own)."""
+    if port:
+        start_http_server(port, addr=host)

@@ -1,0 +1,89 @@
+"""Settings from ``URNE_*`` environment variables: one class per process (D9).
+
+The same names are used by the CLI, docker-compose and the Kubernetes manifests.
+Development defaults are refused when ``URNE_ENVIRONMENT`` is not ``development``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_PSEUDONYM_SECRET = "dev-only-pseudonym-secret-change-me"
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="URNE_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    # Ed25519 keys: identity-token.pem (identity), tally-result.pem (tally) and
+    # their .pub.pem; generated on first start in development only.
+    keys_dir: Path = Path("urne-data/keys")
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment in ("development", "test")
+
+
+class BrokerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="URNE_", extra="ignore")
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    rpc_timeout_seconds: float = 10.0
+
+
+class StoreSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="URNE_", extra="ignore")
+
+    cassandra_hosts: str = "127.0.0.1"
+    cassandra_port: int = 9042
+    # Every keyspace is "<prefix><service>", so test runs can use their own.
+    cassandra_keyspace_prefix: str = "urne_"
+    cassandra_replication_factor: int = 1
+
+
+class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings):
+    """``urne service NAME``: one service, nameko over RabbitMQ, Cassandra storage."""
+
+    metrics_port: int = 0  # 0: no metrics server (tests start several services)
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus to scrape
+    pseudonym_secret: str = DEV_PSEUDONYM_SECRET
+    organiser_emails: str = "organiser@urne.example"
+    outbox_dir: Path = Path("urne-data/outbox")
+    max_workers: int = 10
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets(self) -> ServiceSettings:
+        if not self.is_development and self.pseudonym_secret == DEV_PSEUDONYM_SECRET:
+            raise ValueError("URNE_PSEUDONYM_SECRET must be set outside development")
+        return self
+
+
+class GatewaySettings(CommonSettings, BrokerSettings):
+    """``urne gateway``: the HTTP API against RabbitMQ."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class EmbeddedSettings(CommonSettings):
+    """``urne up``: every service and the gateway in one process, SQLite files."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("urne-data")
+    pseudonym_secret: str = DEV_PSEUDONYM_SECRET
+    organiser_emails: str = "organiser@urne.example"
+    keys_dir: Path = Field(default=Path(""))  # empty: <data_dir>/keys
+
+    @model_validator(mode="after")
+    def _defaults_and_secrets(self) -> EmbeddedSettings:
+        if self.keys_dir == Path(""):
+            self.keys_dir = self.data_dir / "keys"
+        if not self.is_development and self.pseudonym_secret == DEV_PSEUDONYM_SECRET:
+            raise ValueError("URNE_PSEUDONYM_SECRET must be set outside development")
+        return self

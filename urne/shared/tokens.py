@@ -1,0 +1,82 @@
+"""EdDSA (Ed25519) JSON Web Tokens: access tokens for the API, voting tokens for one poll.
+
+Only ``EdDSA`` is accepted on verification (no ``none``, no HMAC confusion), and
+issuer, audience and expiry are always checked.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from urne.shared.keys import PublicKey, SigningKey
+
+ALGORITHMS = ["EdDSA"]
+ISSUER = "urne-identity"
+API_AUDIENCE = "urne-api"
+VOTE_AUDIENCE = "urne-vote"
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    person_id: str
+    role: str
+
+
+@dataclass(frozen=True)
+class VotingClaims:
+    voter_key: str  # the poll-scoped pseudonym
+    poll_id: str
+    attributes: dict[str, Any]
+
+
+class TokenIssuer:
+    def __init__(self, key: SigningKey, access_ttl: int = 3600, voting_ttl: int = 3 * 3600):
+        self.key, self.access_ttl, self.voting_ttl = key, access_ttl, voting_ttl
+
+    def _sign(self, claims: dict[str, Any], ttl: int) -> tuple[str, int]:
+        now = int(time.time())
+        exp = now + ttl
+        token = jwt.encode({**claims, "iss": ISSUER, "iat": now, "exp": exp,
+                            "jti": uuid.uuid4().hex},
+                           self.key.key, algorithm="EdDSA", headers={"kid": self.key.public.kid})
+        return token, exp
+
+    def access_token(self, person_id: str, role: str) -> tuple[str, int]:
+        return self._sign({"sub": person_id, "role": role, "aud": API_AUDIENCE}, self.access_ttl)
+
+    def voting_token(self, voter_key: str, poll_id: str,
+                     attributes: dict[str, Any]) -> tuple[str, int]:
+        return self._sign({"sub": voter_key, "poll": poll_id, "attrs": attributes,
+                           "aud": VOTE_AUDIENCE}, self.voting_ttl)
+
+
+class TokenVerifier:
+    def __init__(self, public: PublicKey):
+        self.public = public
+
+    def _decode(self, token: str, audience: str) -> dict[str, Any]:
+        try:
+            return jwt.decode(token, self.public.key, algorithms=ALGORITHMS, audience=audience,
+                              issuer=ISSUER, options={"require": ["exp", "iat", "sub", "aud"]})
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+
+    def access(self, token: str) -> AccessClaims:
+        claims = self._decode(token, API_AUDIENCE)
+        return AccessClaims(person_id=str(claims["sub"]), role=str(claims.get("role", "")))
+
+    def voting(self, token: str) -> VotingClaims:
+        claims = self._decode(token, VOTE_AUDIENCE)
+        if not isinstance(claims.get("poll"), str):
+            raise InvalidToken("voting token names no poll")
+        return VotingClaims(voter_key=str(claims["sub"]), poll_id=claims["poll"],
+                            attributes=dict(claims.get("attrs") or {}))
