@@ -99,10 +99,3 @@ def keys_generate(
     for p in sorted(keys_dir.iterdir()):
         typer.echo(p)
 
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

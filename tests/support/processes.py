@@ -50,7 +50,7 @@ def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Pro
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
     fh = open(log, "ab")  # noqa: SIM115 - the child owns it
-    popen = subprocess.Popen([sys.executable, "-m", "urne.cli", *args],
+    popen = subprocess.Popen([sys.executable, "-m", "urne", *args],
                              env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT,
                              cwd=Path(__file__).resolve().parents[2])
     return Proc(name, popen, log)

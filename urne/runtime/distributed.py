@@ -6,12 +6,11 @@ import importlib
 
 
 def run_service(name: str) -> None:
-    # eventlet must patch the standard library before anything else imports it;
-    # this is the only place it is imported (D2: nameko stays at the edge).
+    # eventlet patched the standard library in urne/__main__.py, before any import.
     import eventlet
 
-    eventlet.monkey_patch()
-
+    if not eventlet.patcher.is_monkey_patched("thread"):
+        raise RuntimeError("run services through the `urne` command (python -m urne)")
     from nameko.cli.run import run
 
     from urne.runtime.nameko_service import service_class

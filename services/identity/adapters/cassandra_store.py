@@ -1,0 +1,69 @@
+"""IdentityStore on Cassandra (distributed profile)."""
+
+from __future__ import annotations
+
+from cassandra.cluster import Session
+
+from urne.shared.cassandra import guarded, utc
+
+from services.identity.domain import LoginCode, Person
+
+
+class CassandraIdentityStore:
+    def __init__(self, session: Session, keyspace: str):
+        self.s = session
+        ks = keyspace
+        self._person = session.prepare(f"SELECT * FROM {ks}.persons_by_email WHERE email = ?")
+        # Lightweight transaction: two first sign-ins racing on one e-mail make one person.
+        self._add_person = session.prepare(
+            f"INSERT INTO {ks}.persons_by_email (email, person_id, role, created_at) "
+            "VALUES (?, ?, ?, ?) IF NOT EXISTS")
+        self._code = session.prepare(f"SELECT * FROM {ks}.login_codes WHERE email = ?")
+        self._save_code = session.prepare(
+            f"INSERT INTO {ks}.login_codes (email, code_hash, expires_at, attempts_left, "
+            "window_started_at, sent_in_window) VALUES (?, ?, ?, ?, ?, ?)")
+        self._set_status = session.prepare(
+            f"INSERT INTO {ks}.poll_status (poll_id, status) VALUES (?, ?)")
+        self._status = session.prepare(f"SELECT status FROM {ks}.poll_status WHERE poll_id = ?")
+        for stmt in (self._person, self._code, self._save_code, self._set_status, self._status):
+            stmt.is_idempotent = True
+
+    @guarded
+    def person_by_email(self, email: str) -> Person | None:
+        row = self.s.execute(self._person, (email,)).one()
+        return Person(row.person_id, row.email, row.role, utc(row.created_at)) if row else None
+
+    @guarded
+    def add_person(self, person: Person) -> Person:
+        self.s.execute(self._add_person, (person.email, person.person_id, person.role,
+                                          person.created_at))
+        found = self.person_by_email(person.email)
+        assert found is not None
+        return found
+
+    @guarded
+    def login_code(self, email: str) -> LoginCode | None:
+        r = self.s.execute(self._code, (email,)).one()
+        if r is None:
+            return None
+        return LoginCode(r.email, r.code_hash, utc(r.expires_at), r.attempts_left,
+                         utc(r.window_started_at), r.sent_in_window)
+
+    @guarded
+    def save_login_code(self, code: LoginCode) -> None:
+        self.s.execute(self._save_code, (code.email, code.code_hash, code.expires_at,
+                                         code.attempts_left, code.window_started_at,
+                                         code.sent_in_window))
+
+    @guarded
+    def set_poll_status(self, poll_id: str, status: str) -> None:
+        self.s.execute(self._set_status, (poll_id, status))
+
+    @guarded
+    def poll_status(self, poll_id: str) -> str | None:
+        row = self.s.execute(self._status, (poll_id,)).one()
+        return row.status if row else None
+
+    @guarded
+    def ping(self) -> None:
+        self.s.execute("SELECT release_version FROM system.local")

@@ -1,0 +1,98 @@
+"""TallyStore on Cassandra (distributed profile)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
+
+from urne.counting.rules import rules_adapter
+from urne.shared.cassandra import guarded, utc
+
+from services.tally.domain import StoredBallot, TallyPoll
+
+# Same storage layout as the vote service's ballots (16 partitions per poll), but
+# computed here: the tally must not import the vote service's code.
+BUCKETS = 16
+
+
+def _bucket(voter_key: str) -> int:
+    return int(voter_key[:8], 16) % BUCKETS
+
+
+class CassandraTallyStore:
+    def __init__(self, session: Session, keyspace: str):
+        self.s = session
+        ks = keyspace
+        p = session.prepare
+        self._save_poll = p(f"INSERT INTO {ks}.polls (poll_id, rules, rules_hash, sealed_count) "
+                            "VALUES (?, ?, ?, ?)")
+        self._poll = p(f"SELECT * FROM {ks}.polls WHERE poll_id = ?")
+        # A plain upsert of an immutable row: a redelivered event rewrites the same values.
+        self._add = p(
+            f"INSERT INTO {ks}.ballots (poll_id, bucket, voter_key, sequence, ballot_id, tracker, "
+            "choice, channel, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        self._ballots = p(f"SELECT * FROM {ks}.ballots WHERE poll_id = ? AND bucket = ?")
+        self._count = p(f"SELECT COUNT(*) FROM {ks}.ballots WHERE poll_id = ? AND bucket = ?")
+        self._save_result = p(f"INSERT INTO {ks}.results (poll_id, signed) VALUES (?, ?) "
+                              "IF NOT EXISTS")
+        self._result = p(f"SELECT signed FROM {ks}.results WHERE poll_id = ?")
+        for stmt in (self._save_poll, self._poll, self._add, self._ballots, self._count,
+                     self._result):
+            stmt.is_idempotent = True
+
+    @guarded
+    def save_poll(self, poll: TallyPoll) -> None:
+        rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
+        self.s.execute(self._save_poll, (poll.poll_id, rules, poll.rules_hash, poll.sealed_count))
+
+    @guarded
+    def poll(self, poll_id: str) -> TallyPoll | None:
+        r = self.s.execute(self._poll, (poll_id,)).one()
+        if r is None:
+            return None
+        rules = rules_adapter.validate_json(r.rules) if r.rules else None
+        return TallyPoll(r.poll_id, rules, r.rules_hash, r.sealed_count)
+
+    @guarded
+    def add_ballot(self, b: StoredBallot) -> None:
+        self.s.execute(self._add, (b.poll_id, _bucket(b.voter_key), b.voter_key, b.sequence,
+                                   b.ballot_id, b.tracker, json.dumps(b.choice), b.channel,
+                                   b.recorded_at))
+
+    @guarded
+    def ballots(self, poll_id: str) -> Iterator[StoredBallot]:
+        results = execute_concurrent_with_args(
+            self.s, self._ballots, [(poll_id, b) for b in range(BUCKETS)],
+            raise_on_first_error=True)
+        for _, rows in results:
+            for r in rows:  # pages are fetched as the iteration goes
+                yield _ballot(r)
+
+    @guarded
+    def count_ballots(self, poll_id: str) -> int:
+        results = execute_concurrent_with_args(
+            self.s, self._count, [(poll_id, b) for b in range(BUCKETS)],
+            raise_on_first_error=True)
+        return sum(int(result.one()[0]) for _, result in results)
+
+    @guarded
+    def save_result(self, poll_id: str, signed: dict[str, Any]) -> bool:
+        return bool(self.s.execute(self._save_result, (poll_id, json.dumps(signed))).was_applied)
+
+    @guarded
+    def result(self, poll_id: str) -> dict[str, Any] | None:
+        r = self.s.execute(self._result, (poll_id,)).one()
+        return json.loads(r.signed) if r else None
+
+    @guarded
+    def ping(self) -> None:
+        self.s.execute("SELECT release_version FROM system.local")
+
+
+def _ballot(r: Any) -> StoredBallot:
+    return StoredBallot(r.poll_id, r.voter_key, r.sequence, r.ballot_id, r.tracker,
+                        json.loads(r.choice), r.channel, utc(r.recorded_at))

@@ -1,0 +1,69 @@
+"""VoteStore on Cassandra (distributed profile)."""
+
+from __future__ import annotations
+
+import json
+
+from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
+
+from urne.counting.rules import rules_adapter
+from urne.shared.cassandra import guarded
+
+from services.vote.domain import BALLOT_BUCKETS, Ballot, PollState, bucket
+
+
+class CassandraVoteStore:
+    def __init__(self, session: Session, keyspace: str):
+        self.s = session
+        ks = keyspace
+        p = session.prepare
+        self._save_poll = p(f"INSERT INTO {ks}.polls (poll_id, rules, rules_hash, status) "
+                            "VALUES (?, ?, ?, ?)")
+        self._poll = p(f"SELECT * FROM {ks}.polls WHERE poll_id = ?")
+        self._latest = p(f"SELECT sequence FROM {ks}.ballots WHERE poll_id = ? AND bucket = ? "
+                         "AND voter_key = ? LIMIT 1")
+        # The lightweight transaction is what keeps one ballot per (voter, sequence)
+        # across vote processes: of two racing casts, one gets applied=False and retries.
+        self._insert = p(
+            f"INSERT INTO {ks}.ballots (poll_id, bucket, voter_key, sequence, ballot_id, tracker, "
+            "choice, channel, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS")
+        self._count = p(f"SELECT COUNT(*) FROM {ks}.ballots WHERE poll_id = ? AND bucket = ?")
+        for stmt in (self._save_poll, self._poll, self._latest, self._count):
+            stmt.is_idempotent = True
+
+    @guarded
+    def save_poll(self, poll: PollState) -> None:
+        rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
+        self.s.execute(self._save_poll, (poll.poll_id, rules, poll.rules_hash, poll.status))
+
+    @guarded
+    def poll(self, poll_id: str) -> PollState | None:
+        r = self.s.execute(self._poll, (poll_id,)).one()
+        if r is None:
+            return None
+        rules = rules_adapter.validate_json(r.rules) if r.rules else None
+        return PollState(r.poll_id, rules, r.rules_hash, r.status)
+
+    @guarded
+    def latest_sequence(self, poll_id: str, voter_key: str) -> int:
+        r = self.s.execute(self._latest, (poll_id, bucket(voter_key), voter_key)).one()
+        return int(r.sequence) if r else 0
+
+    @guarded
+    def insert_ballot(self, b: Ballot) -> bool:
+        result = self.s.execute(self._insert, (
+            b.poll_id, bucket(b.voter_key), b.voter_key, b.sequence, b.ballot_id, b.tracker,
+            json.dumps(b.choice), b.channel, b.recorded_at))
+        return bool(result.was_applied)
+
+    @guarded
+    def count_ballots(self, poll_id: str) -> int:
+        results = execute_concurrent_with_args(
+            self.s, self._count, [(poll_id, b) for b in range(BALLOT_BUCKETS)],
+            raise_on_first_error=True)
+        return sum(int(result.one()[0]) for _, result in results)
+
+    @guarded
+    def ping(self) -> None:
+        self.s.execute("SELECT release_version FROM system.local")
