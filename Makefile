@@ -19,11 +19,12 @@ install: $(BIN)/.installed
 up: install
 	$(BIN)/urne up
 
-## Start RabbitMQ and Cassandra (installing them when missing), lint, run the whole suite
+## Start RabbitMQ and Cassandra (installing them when missing), lint, type-check, run every test
 test: install
 	infra/rabbitmq/start.sh
 	infra/cassandra/start.sh
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: install

@@ -25,7 +25,7 @@ class GatewayState:
 
 
 def state(request: Request) -> GatewayState:
-    return request.app.state.urne  # type: ignore[no-any-return]
+    return request.app.state.urne
 
 
 class Services:
@@ -48,7 +48,7 @@ class Services:
             err = reply.get("error") or {}
             raise ProblemError(int(err.get("status", 500)), str(err.get("code", "internal_error")),
                                str(err.get("detail", "")))
-        return reply["data"]  # type: ignore[no-any-return]
+        return reply["data"]
 
 
 def _token(creds: HTTPAuthorizationCredentials | None) -> str:

@@ -35,11 +35,13 @@ class Distributed:
     env: dict[str, str]
     procs: dict[str, Proc]
     log_dir: Path
+    metrics_ports: dict[str, int]
 
     def restart(self, name: str) -> None:
         args = ["service", name] if name in SERVICES else ["gateway"]
+        env = {**self.env, "URNE_METRICS_PORT": str(self.metrics_ports.get(name, 0))}
         self.procs[name].kill()
-        self.procs[name] = start(name, args, self.env, self.log_dir)
+        self.procs[name] = start(name, args, env, self.log_dir)
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +70,13 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
         "URNE_PORT": str(gateway_port),
     }
     log_dir = root / "logs"
-    procs = {name: start(name, ["service", name], env, log_dir) for name in SERVICES}
+    metrics_ports = {name: free_port() for name in SERVICES}
+    procs = {name: start(name, ["service", name],
+                         {**env, "URNE_METRICS_PORT": str(metrics_ports[name])}, log_dir)
+             for name in SERVICES}
     procs["gateway"] = start("gateway", ["gateway"], env, log_dir)
     system = Distributed(f"http://127.0.0.1:{gateway_port}", root / "outbox" / "email.jsonl",
-                         env, procs, log_dir)
+                         env, procs, log_dir, metrics_ports)
     try:
         wait_http(f"{system.base}/readyz", list(procs.values()), timeout=180)
         yield system
@@ -100,9 +105,14 @@ def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         summary = run_slice(http, distributed.outbox)
     assert summary["tally"]["outcome"] == "adopted"
-    # Every hop went over the broker: each service process handled messages.
+    # Every hop went over the broker: each service process counted its own messages.
     for name in SERVICES:
         assert distributed.procs[name].popen.poll() is None, distributed.procs[name].tail()
+        metrics = httpx.get(f"http://127.0.0.1:{distributed.metrics_ports[name]}/metrics").text
+        handled = [line for line in metrics.splitlines()
+                   if line.startswith(("urne_commands_total{", "urne_events_handled_total{"))
+                   and 'outcome="ok"' in line and not line.endswith(" 0.0")]
+        assert handled, f"{name} handled nothing:\n{metrics[:2000]}"
 
 
 def test_bad_input(distributed: Distributed) -> None:

@@ -185,3 +185,15 @@ def test_check_health_not_ready_when_ping_raises() -> None:
     reply, _ = send(c, CheckHealth())
     assert reply == {"ok": True, "data": {"service": "vote", "ready": False,
                                           "detail": "ConnectionRefusedError"}}
+
+
+def test_development_secrets_are_refused_outside_development() -> None:
+    from pydantic import ValidationError
+
+    from urne.shared.settings import EmbeddedSettings, ServiceSettings
+
+    for settings in (ServiceSettings, EmbeddedSettings):
+        assert settings(environment="development")
+        with pytest.raises(ValidationError, match="URNE_PSEUDONYM_SECRET"):
+            settings(environment="production")
+        assert settings(environment="production", pseudonym_secret="s" * 32)

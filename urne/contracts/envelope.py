@@ -68,12 +68,9 @@ def message(type_name: str):
 
 def wrap(msg: Message, producer: str, trace_id: str | None = None) -> dict[str, Any]:
     """Put a message in an envelope, as the JSON-ready dict that crosses the wire."""
-    env = Envelope(
-        type=msg.TYPE,
-        producer=producer,
-        payload=msg.model_dump(mode="json"),
-        **({"trace_id": trace_id} if trace_id else {}),
-    )
+    env = Envelope(type=msg.TYPE, producer=producer, payload=msg.model_dump(mode="json"))
+    if trace_id:
+        env = env.model_copy(update={"trace_id": trace_id})
     return env.model_dump(mode="json")
 
 

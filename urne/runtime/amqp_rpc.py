@@ -88,7 +88,7 @@ class AmqpRpcClient:
                                                           "error": body["error"]}})
             return {"ok": False, "error": {"code": "internal_error", "status": 500,
                                            "detail": f"the {service} service failed"}}
-        return body["result"]  # type: ignore[no-any-return]
+        return body["result"]
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from cassandra import (
     ConsistencyLevel,
@@ -21,7 +21,13 @@ from cassandra import (
     Unavailable,
     WriteTimeout,
 )
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    Session,
+)
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
 from urne.shared.errors import DomainError
@@ -118,6 +124,10 @@ def _ddl(session: Session, statement: str) -> None:
             raise StoreUnavailable("Cassandra nodes do not agree on the schema")
 
 
+@overload
+def utc(value: datetime) -> datetime: ...
+@overload
+def utc(value: None) -> None: ...
 def utc(value: datetime | None) -> datetime | None:
     """The driver returns naive UTC datetimes; urne uses aware ones everywhere."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

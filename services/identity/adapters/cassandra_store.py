@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from cassandra.cluster import Session
 
-from urne.shared.cassandra import guarded, utc
-
 from services.identity.domain import LoginCode, Person
+from urne.shared.cassandra import guarded, utc
 
 
 class CassandraIdentityStore:

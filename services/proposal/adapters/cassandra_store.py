@@ -7,10 +7,9 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
+from services.proposal.domain import Consultation, Poll, Proposal
 from urne.counting.rules import rules_adapter
 from urne.shared.cassandra import guarded, utc
-
-from services.proposal.domain import Consultation, Poll, Proposal
 
 LISTING_BUCKET = 0  # one partition lists all consultations (hundreds, not millions)
 

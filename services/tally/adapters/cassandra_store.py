@@ -9,10 +9,9 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
+from services.tally.domain import StoredBallot, TallyPoll
 from urne.counting.rules import rules_adapter
 from urne.shared.cassandra import guarded, utc
-
-from services.tally.domain import StoredBallot, TallyPoll
 
 # Same storage layout as the vote service's ballots (16 partitions per poll), but
 # computed here: the tally must not import the vote service's code.

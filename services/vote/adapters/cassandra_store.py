@@ -7,10 +7,9 @@ import json
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
+from services.vote.domain import BALLOT_BUCKETS, Ballot, PollState, bucket
 from urne.counting.rules import rules_adapter
 from urne.shared.cassandra import guarded
-
-from services.vote.domain import BALLOT_BUCKETS, Ballot, PollState, bucket
 
 
 class CassandraVoteStore:
