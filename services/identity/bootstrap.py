@@ -36,9 +36,8 @@ def embedded(settings: EmbeddedSettings) -> ServiceCore:
 
 
 def distributed(settings: ServiceSettings) -> ServiceCore:
-    from urne.shared.cassandra import connect, ensure_schema
-
     from services.identity.adapters.cassandra_store import CassandraIdentityStore
+    from urne.shared.cassandra import connect, ensure_schema
 
     session = connect(settings)
     store = CassandraIdentityStore(session, ensure_schema(session, settings, "identity"))

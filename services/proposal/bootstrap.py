@@ -16,9 +16,8 @@ def embedded(settings: EmbeddedSettings) -> ServiceCore:
 
 
 def distributed(settings: ServiceSettings) -> ServiceCore:
-    from urne.shared.cassandra import connect, ensure_schema
-
     from services.proposal.adapters.cassandra_store import CassandraProposalStore
+    from urne.shared.cassandra import connect, ensure_schema
 
     session = connect(settings)
     store = CassandraProposalStore(session, ensure_schema(session, settings, "proposal"))

@@ -17,9 +17,8 @@ def embedded(settings: EmbeddedSettings) -> ServiceCore:
 
 
 def distributed(settings: ServiceSettings) -> ServiceCore:
-    from urne.shared.cassandra import connect, ensure_schema
-
     from services.tally.adapters.cassandra_store import CassandraTallyStore
+    from urne.shared.cassandra import connect, ensure_schema
 
     session = connect(settings)
     store = CassandraTallyStore(session, ensure_schema(session, settings, "tally"))

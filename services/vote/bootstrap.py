@@ -20,9 +20,8 @@ def embedded(settings: EmbeddedSettings) -> ServiceCore:
 
 
 def distributed(settings: ServiceSettings) -> ServiceCore:
-    from urne.shared.cassandra import connect, ensure_schema
-
     from services.vote.adapters.cassandra_store import CassandraVoteStore
+    from urne.shared.cassandra import connect, ensure_schema
 
     session = connect(settings)
     store = CassandraVoteStore(session, ensure_schema(session, settings, "vote"))
