@@ -7,6 +7,8 @@ so runs never see each other's queues or rows.
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,16 +91,16 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
 
 
 def _drop_keyspaces(prefix: str) -> None:
-    from cassandra.cluster import Cluster
+    from urne.shared.cassandra import connect
+    from urne.shared.settings import StoreSettings
 
     host, port = cassandra_address()
-    cluster = Cluster([host], port=port)
+    session = connect(StoreSettings(cassandra_hosts=host, cassandra_port=port))
     try:
-        session = cluster.connect()
         for name in SERVICES:
             session.execute(f"DROP KEYSPACE IF EXISTS {prefix}{name}", timeout=60)
     finally:
-        cluster.shutdown()
+        session.cluster.shutdown()
 
 
 def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:
@@ -145,3 +147,35 @@ def test_service_down_is_503_not_500(distributed: Distributed) -> None:
         finally:
             distributed.restart("proposal")
             wait_http(f"{distributed.base}/readyz", list(distributed.procs.values()), timeout=120)
+
+
+def test_poison_event_is_dead_lettered(distributed: Distributed) -> None:
+    """An event no handler can ever process is parked, with its error, after a bounded
+    number of attempts; it is neither dropped nor retried forever."""
+    import pika
+
+    vhost = distributed.env["URNE_AMQP_URL"].rsplit("/", 1)[-1]
+    connection = pika.BlockingConnection(pika.URLParameters(distributed.env["URNE_AMQP_URL"]))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("proposal.events", "poll.opened.v1", b'{"not": "an envelope"}',
+                              pika.BasicProperties(content_type="application/json",
+                                                   delivery_mode=2))
+    finally:
+        connection.close()
+
+    parked: list[dict] = []
+    deadline = time.monotonic() + 60
+    with httpx.Client(auth=AUTH, timeout=10) as admin:
+        while len(parked) < 3 and time.monotonic() < deadline:
+            r = admin.post(f"{MANAGEMENT}/queues/{vhost}/urne.dead-letters/get",
+                           json={"count": 10, "ackmode": "ack_requeue_false", "encoding": "auto"})
+            r.raise_for_status()
+            parked += [json.loads(m["payload"]) for m in r.json()]
+            time.sleep(0.5)
+    # identity, vote and tally each subscribe to poll.opened.v1: each parks its copy.
+    assert sorted(p["service"] for p in parked) == ["identity", "tally", "vote"], parked
+    assert all(p["envelope"] == {"not": "an envelope"} and p["error_type"] == "ValidationError"
+               and p["attempts"] == 5 for p in parked), parked
+    assert httpx.get(f"{distributed.base}/readyz", timeout=15).status_code == 200

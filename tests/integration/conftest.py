@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,40 +13,50 @@ import pytest
 
 from tests.support.servers import cassandra_address, require_cassandra
 from urne.runtime import SERVICES
+from urne.shared.settings import StoreSettings
 from urne.shared.sqlite import SqliteDb
 
 
+@dataclass
+class CassandraRun:
+    session: Any
+    settings: StoreSettings
+    keyspaces: dict[str, str]  # service -> keyspace
+    applied: dict[str, list[str]]  # service -> migrations applied when the run began
+
+
 @pytest.fixture(scope="session")
-def cassandra() -> Iterator[tuple[Any, Any]]:
-    """One session and one set of keyspaces per test run (Cassandra DDL is slow)."""
+def cassandra() -> Iterator[CassandraRun]:
+    """One session and one set of keyspaces per test run (Cassandra DDL is slow);
+    tests isolate themselves with fresh ids. The keyspaces are dropped at the end."""
     require_cassandra()
-    from urne.shared.cassandra import connect, ensure_schema
-    from urne.shared.settings import StoreSettings
+    from urne.shared.cassandra import connect, keyspace_name, migrate
 
     host, port = cassandra_address()
     settings = StoreSettings(cassandra_hosts=host, cassandra_port=port,
                              cassandra_keyspace_prefix=f"it_{uuid.uuid4().hex[:8]}_")
     session = connect(settings)
-    keyspaces = {name: ensure_schema(session, settings, name) for name in SERVICES}
-    yield session, (settings, keyspaces)
-    for ks in keyspaces.values():
-        session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
-    session.cluster.shutdown()
+    try:
+        applied = {name: migrate(session, settings, name) for name in SERVICES}
+        yield CassandraRun(session, settings,
+                           {name: keyspace_name(settings, name) for name in SERVICES}, applied)
+    finally:
+        for row in list(session.execute("SELECT keyspace_name FROM system_schema.keyspaces")):
+            if row.keyspace_name.startswith(settings.cassandra_keyspace_prefix):
+                session.execute(f"DROP KEYSPACE IF EXISTS {row.keyspace_name}", timeout=60)
+        session.cluster.shutdown()
+
+
+def _store(kind: str, service: str, *args: Any) -> Any:
+    module = importlib.import_module(f"services.{service}.adapters.{kind.lower()}_store")
+    return getattr(module, f"{kind}{service.title()}Store")(*args)
 
 
 @pytest.fixture(params=["sqlite", "cassandra"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], Any]:
     """``backend("vote")`` gives that service's store on the parametrised backend."""
     if request.param == "sqlite":
-        def sqlite_store(service: str) -> Any:
-            db = SqliteDb(tmp_path / f"{service}.db", service)
-            module = __import__(f"services.{service}.adapters.sqlite_store", fromlist=["x"])
-            return getattr(module, f"Sqlite{service.title()}Store")(db)
-        return sqlite_store
-
-    session, (_, keyspaces) = request.getfixturevalue("cassandra")
-
-    def cassandra_store(service: str) -> Any:
-        module = __import__(f"services.{service}.adapters.cassandra_store", fromlist=["x"])
-        return getattr(module, f"Cassandra{service.title()}Store")(session, keyspaces[service])
-    return cassandra_store
+        return lambda service: _store("Sqlite", service,
+                                      SqliteDb(tmp_path / f"{service}.db", service))
+    run: CassandraRun = request.getfixturevalue("cassandra")
+    return lambda service: _store("Cassandra", service, run.session, run.keyspaces[service])

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from services.identity.domain import LoginCode, Person
 from services.proposal.domain import Consultation, Poll, Proposal
 from services.tally.domain import StoredBallot, TallyPoll
-from services.vote.domain import Ballot, PollState
+from services.vote.domain import BALLOT_BUCKETS, Ballot, PollState, bucket
+from tests.integration.conftest import CassandraRun
 from urne.counting.rules import YesNoAbstainRules, rules_hash
+from urne.runtime import SERVICES
+from urne.shared.settings import StoreSettings
+from urne.shared.sqlite import SqliteDb
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
 RULES = YesNoAbstainRules(question="Open the library on Sundays?")
-# Millisecond precision: what both backends keep.
+# Millisecond precision: what both backends keep (Cassandra's timestamp is milliseconds).
 NOW = datetime(2026, 11, 28, 10, 30, 15, 123000, tzinfo=UTC)
+T = TypeVar("T")
 
 
 def new_id() -> str:
@@ -26,119 +41,356 @@ def new_id() -> str:
 
 
 def voter(i: int) -> str:
-    return uuid.uuid5(uuid.NAMESPACE_OID, str(i)).hex * 2
+    """A 64-hex voter key whose storage bucket is ``i % 16``."""
+    return (f"{i:08x}" + uuid.uuid5(uuid.NAMESPACE_OID, str(i)).hex * 2)[:64]
 
 
-def test_identity_store(backend: Any) -> None:
+def race(n: int, fn: Callable[[int], T]) -> list[T]:
+    """Run ``fn(0..n-1)`` from n threads released together."""
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(fn, range(n)))
+
+
+def aware_utc(value: datetime | None) -> bool:
+    return value is not None and value.utcoffset() == timedelta(0)
+
+
+# --- identity -------------------------------------------------------------------------
+
+
+def test_identity_persons(backend: Any) -> None:
     store = backend("identity")
     email = f"{new_id()}@example.org"
     assert store.person_by_email(email) is None
     first = store.add_person(Person(new_id(), email, "participant", NOW))
-    # A racing second registration of the same address gets the first person back.
-    again = store.add_person(Person(new_id(), email, "organiser", NOW))
+    assert first == Person(first.person_id, email, "participant", NOW)
+    assert aware_utc(first.created_at)
+    # A second registration of the same address gets the first person back.
+    again = store.add_person(Person(new_id(), email, "organiser", NOW + timedelta(seconds=1)))
     assert again == first == store.person_by_email(email)
-    assert first.created_at == NOW and first.created_at.tzinfo is not None
+    assert store.person_by_email(f"other-{email}") is None
 
-    code = LoginCode(email, "h" * 64, NOW + timedelta(minutes=10), 5, NOW, 1)
+
+def test_identity_add_person_race_makes_one_person(backend: Any) -> None:
+    store = backend("identity")
+    email = f"{new_id()}@example.org"
+    candidates = [Person(new_id(), email, "participant", NOW) for _ in range(6)]
+    got = race(len(candidates), lambda i: store.add_person(candidates[i]))
+    assert len(set(got)) == 1 and got[0] in candidates
+    assert store.person_by_email(email) == got[0]
+
+
+def test_identity_login_codes_and_poll_status(backend: Any) -> None:
+    store = backend("identity")
+    email = f"{new_id()}@example.org"
     assert store.login_code(email) is None
+    code = LoginCode(email, "h" * 64, NOW + timedelta(minutes=10), 5, NOW, 1)
     store.save_login_code(code)
-    assert store.login_code(email) == code
-    store.save_login_code(LoginCode(email, "", NOW, 0, NOW, 2))
-    assert store.login_code(email).attempts_left == 0
+    got = store.login_code(email)
+    assert got == code and aware_utc(got.expires_at) and aware_utc(got.window_started_at)
+    spent = LoginCode(email, "", NOW, 0, NOW, 2)
+    store.save_login_code(spent)  # replaces
+    assert store.login_code(email) == spent
 
     poll = new_id()
     assert store.poll_status(poll) is None
     store.set_poll_status(poll, "open")
+    assert store.poll_status(poll) == "open"
     store.set_poll_status(poll, "closed")
     assert store.poll_status(poll) == "closed"
     store.ping()
 
 
-def test_proposal_store(backend: Any) -> None:
+# --- proposal -------------------------------------------------------------------------
+
+
+def test_proposal_consultations_and_proposals(backend: Any) -> None:
     store = backend("proposal")
     c = Consultation(new_id(), "Budget 2027", "Ideas for the parks", new_id(), NOW)
     store.add_consultation(c)
     assert store.consultation(c.consultation_id) == c
+    assert aware_utc(store.consultation(c.consultation_id).created_at)
     assert store.consultation(new_id()) is None
     assert c in store.consultations(500)
+
     proposals = [Proposal(new_id(), c.consultation_id, f"P{i}", "body", new_id(),
                           NOW + timedelta(seconds=i)) for i in range(3)]
     for p in reversed(proposals):
         store.add_proposal(p)
-    assert store.proposals(c.consultation_id) == proposals  # oldest first
-    poll = Poll(new_id(), c.consultation_id, proposals[0].proposal_id, RULES)
+    got = store.proposals(c.consultation_id)
+    assert got == proposals  # oldest first
+    assert all(aware_utc(p.created_at) for p in got)
+    assert store.proposals(new_id()) == []
+    store.ping()
+
+
+def test_proposal_consultations_newest_first_up_to_limit(backend: Any) -> None:
+    store = backend("proposal")
+    # Later than anything else this run stores, so they head the listing.
+    base = datetime(2999, 1, 1, tzinfo=UTC)
+    made = [Consultation(new_id(), f"C{i}", "", new_id(), base + timedelta(minutes=i))
+            for i in range(3)]
+    for c in (made[1], made[0], made[2]):
+        store.add_consultation(c)
+    assert store.consultations(2) == [made[2], made[1]]
+    assert store.consultations(3) == [made[2], made[1], made[0]]
+
+
+def test_proposal_polls(backend: Any) -> None:
+    store = backend("proposal")
+    cid = new_id()
+    store.add_consultation(Consultation(cid, "Parks", "", new_id(), NOW))
+    poll = Poll(new_id(), cid, new_id(), RULES)
+    assert store.poll(poll.poll_id) is None
     store.save_poll(poll)
     assert store.poll(poll.poll_id) == poll
     opened = poll.open(NOW)
-    store.save_poll(opened)
-    assert store.poll(poll.poll_id) == opened and opened.rules_hash == rules_hash(RULES)
-    other = Poll(new_id(), c.consultation_id, None, RULES)
+    store.save_poll(opened)  # an upsert: the life cycle rewrites the poll
+    got = store.poll(poll.poll_id)
+    assert got == opened and got.rules_hash == rules_hash(RULES) and aware_utc(got.opened_at)
+    done = opened.close(NOW + timedelta(hours=1)).publish(NOW + timedelta(hours=2))
+    store.save_poll(done)
+    assert store.poll(poll.poll_id) == done
+    other = Poll(new_id(), cid, None, RULES)
     store.save_poll(other)
-    assert sorted(p.poll_id for p in store.polls(c.consultation_id)) == sorted(
-        [poll.poll_id, other.poll_id])
+    assert store.polls(cid) == sorted([done, other], key=lambda p: p.poll_id)
     assert store.polls(new_id()) == []
     store.ping()
 
 
-def test_vote_store(backend: Any) -> None:
+# --- vote -----------------------------------------------------------------------------
+
+
+def _ballot(poll_id: str, voter_key: str, sequence: int, answer: str = "yes") -> Ballot:
+    return Ballot(poll_id, voter_key, sequence, new_id(), new_id()[:14], {"answer": answer},
+                  "online", NOW)
+
+
+def test_vote_polls(backend: Any) -> None:
     store = backend("vote")
     pid = new_id()
     assert store.poll(pid) is None
     store.save_poll(PollState(pid, RULES, rules_hash(RULES), "open"))
     assert store.poll(pid) == PollState(pid, RULES, rules_hash(RULES), "open")
     store.save_poll(PollState(pid, RULES, rules_hash(RULES), "closed"))
-    assert store.poll(pid).status == "closed"
-    late = new_id()
+    assert store.poll(pid) == PollState(pid, RULES, rules_hash(RULES), "closed")
+    late = new_id()  # "closed" arrived before "opened": no rules yet
     store.save_poll(PollState(late, None, None, "closed"))
     assert store.poll(late) == PollState(late, None, None, "closed")
-
-    def ballot(v: str, seq: int) -> Ballot:
-        return Ballot(pid, v, seq, new_id(), new_id()[:14], {"answer": "yes"}, "online", NOW)
-
-    assert store.latest_sequence(pid, voter(0)) == 0
-    assert store.insert_ballot(ballot(voter(0), 1))
-    assert not store.insert_ballot(ballot(voter(0), 1))  # the race loser
-    assert store.insert_ballot(ballot(voter(0), 2))
-    assert store.insert_ballot(ballot(voter(0), 3))
-    assert store.latest_sequence(pid, voter(0)) == 3
-    for i in range(1, 50):  # spread over every bucket
-        assert store.insert_ballot(ballot(voter(i), 1))
-    assert store.count_ballots(pid) == 3 + 49
-    assert store.count_ballots(new_id()) == 0
     store.ping()
 
 
-def test_tally_store(backend: Any) -> None:
+def test_vote_ballots_revotes_and_conflicts(backend: Any) -> None:
+    store = backend("vote")
+    pid, v = new_id(), voter(0)
+    assert store.latest_sequence(pid, v) == 0
+    assert store.insert_ballot(_ballot(pid, v, 1))
+    assert not store.insert_ballot(_ballot(pid, v, 1, "no"))  # the race loser
+    assert store.latest_sequence(pid, v) == 1
+    for seq in (2, 3):
+        assert store.insert_ballot(_ballot(pid, v, seq))
+    assert store.latest_sequence(pid, v) == 3
+    # A gap (never produced by the handler) still reports the highest, not the count.
+    assert store.insert_ballot(_ballot(pid, v, 11))
+    assert store.latest_sequence(pid, v) == 11
+    assert store.latest_sequence(pid, voter(16)) == 0  # same bucket (0), other voter
+    assert store.latest_sequence(new_id(), v) == 0
+    assert store.count_ballots(pid) == 4
+
+
+def test_vote_insert_race_has_one_winner(backend: Any) -> None:
+    store = backend("vote")
+    pid, v = new_id(), voter(7)
+    wins = race(6, lambda i: store.insert_ballot(_ballot(pid, v, 1)))
+    assert sorted(wins) == [False] * 5 + [True]
+    assert store.latest_sequence(pid, v) == 1 and store.count_ballots(pid) == 1
+
+
+def test_vote_count_spans_every_bucket(backend: Any) -> None:
+    store = backend("vote")
+    pid = new_id()
+    voters = [voter(i) for i in range(50)]
+    assert {bucket(v) for v in voters} == set(range(BALLOT_BUCKETS))
+    race(8, lambda k: [store.insert_ballot(_ballot(pid, v, 1)) for v in voters[k::8]])
+    for v in voters[:5]:
+        assert store.insert_ballot(_ballot(pid, v, 2))  # revotes are rows too
+    assert store.count_ballots(pid) == 55
+    assert store.count_ballots(new_id()) == 0
+
+
+# --- tally ----------------------------------------------------------------------------
+
+
+def test_tally_polls_and_results(backend: Any) -> None:
     store = backend("tally")
     pid = new_id()
     assert store.poll(pid) is None
-    store.save_poll(TallyPoll(pid, None, None, 7))
-    store.save_poll(TallyPoll(pid, RULES, rules_hash(RULES), 7))
-    assert store.poll(pid) == TallyPoll(pid, RULES, rules_hash(RULES), 7)
+    store.save_poll(TallyPoll(pid, None, None, 7))  # sealed before the rules arrived
+    assert store.poll(pid) == TallyPoll(pid, None, None, 7)
+    store.save_poll(TallyPoll(pid, RULES, rules_hash(RULES)))
+    assert store.poll(pid) == TallyPoll(pid, RULES, rules_hash(RULES), None)
 
-    rows = [StoredBallot(pid, voter(i), 1 + i % 2, new_id(), new_id()[:14],
-                         {"answer": "no"}, "online", NOW) for i in range(40)]
-    for row in rows:
-        store.add_ballot(row)
-    store.add_ballot(rows[0])  # a redelivered event: no second row
-    assert store.count_ballots(pid) == 40
-    got = sorted(store.ballots(pid), key=lambda b: b.voter_key)
-    assert got == sorted(rows, key=lambda b: b.voter_key)
-    assert got[0].recorded_at.tzinfo is not None
-
+    signed = {"result": {"tally": {"yes": 3}, "poll_id": pid}, "signature": "s", "n": [1, 2]}
     assert store.result(pid) is None
-    assert store.save_result(pid, {"result": {"n": 1}, "signature": "s"})
-    assert not store.save_result(pid, {"result": {"n": 2}, "signature": "t"})
-    assert store.result(pid) == {"result": {"n": 1}, "signature": "s"}
+    assert store.save_result(pid, signed)
+    assert not store.save_result(pid, {"result": {}, "signature": "t"})  # stored once
+    assert store.result(pid) == signed
+    assert store.result(new_id()) is None
     store.ping()
 
 
-def test_migrations_are_idempotent(cassandra: Any) -> None:
-    from urne.shared.cassandra import ensure_schema
+def test_tally_save_result_race_has_one_winner(backend: Any) -> None:
+    store = backend("tally")
+    pid = new_id()
+    wins = race(5, lambda i: store.save_result(pid, {"signature": str(i)}))
+    assert wins.count(True) == 1
+    assert store.result(pid) == {"signature": str(wins.index(True))}
 
-    session, (settings, keyspaces) = cassandra
-    for name, ks in keyspaces.items():
-        before = list(session.execute(f"SELECT version, name FROM {ks}.schema_migrations"))
-        assert ensure_schema(session, settings, name) == ks
-        after = list(session.execute(f"SELECT version, name FROM {ks}.schema_migrations"))
-        assert before == after and [r.version for r in after] == [1]
+
+def test_tally_ballots_are_idempotent(backend: Any) -> None:
+    store = backend("tally")
+    pid = new_id()
+    rows = [StoredBallot(pid, voter(i), 1 + i % 2, new_id(), new_id()[:14],
+                         {"answer": "no", "i": i}, "online", NOW + timedelta(milliseconds=i))
+            for i in range(50)]
+    for row in rows:
+        store.add_ballot(row)
+    store.add_ballot(rows[0])  # a redelivered event: no second row
+    store.add_ballot(replace(rows[1]))
+    assert store.count_ballots(pid) == 50
+    got = sorted(store.ballots(pid), key=lambda b: b.voter_key)
+    assert got == sorted(rows, key=lambda b: b.voter_key)
+    assert all(aware_utc(b.recorded_at) for b in got)
+    assert list(store.ballots(new_id())) == [] and store.count_ballots(new_id()) == 0
+
+
+# --- datetimes, schema, availability ------------------------------------------------
+
+
+def test_datetimes_come_back_aware_and_equal(backend: Any) -> None:
+    store = backend("identity")
+    paris = timezone(timedelta(hours=1))
+    local = datetime(2026, 3, 29, 1, 59, 59, 999000, tzinfo=paris)
+    email = f"{new_id()}@example.org"
+    got = store.add_person(Person(new_id(), email, "participant", local)).created_at
+    assert got == local and got.utcoffset() is not None
+    # Sub-millisecond digits: kept by SQLite, cut to the millisecond by Cassandra.
+    precise = NOW + timedelta(microseconds=456)
+    store.save_login_code(LoginCode(email, "h", precise, 5, precise, 1))
+    expires = store.login_code(email).expires_at
+    assert expires.utcoffset() is not None
+    assert timedelta(0) <= precise - expires < timedelta(milliseconds=1)
+
+
+def test_sqlite_migrations_apply_once(tmp_path: Path) -> None:
+    for name in SERVICES:
+        db = SqliteDb(tmp_path / f"{name}.db", None)
+        assert db.migrate(name) == ["001_init"]
+        assert db.migrate(name) == []
+
+
+def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
+    from urne.shared.cassandra import ensure_schema, migrate
+
+    run = cassandra
+    assert run.applied == {name: ["001_init"] for name in SERVICES}
+    for name, ks in run.keyspaces.items():
+        before = list(run.session.execute(f"SELECT * FROM {ks}.schema_migrations"))
+        assert [(r.version, r.name) for r in before] == [(1, "001_init")]
+        assert isinstance(before[0].applied_at, datetime)
+        assert migrate(run.session, run.settings, name) == []
+        assert ensure_schema(run.session, run.settings, name) == ks
+        after = list(run.session.execute(f"SELECT * FROM {ks}.schema_migrations"))
+        assert after == before  # nothing applied, nothing rewritten
+
+
+def test_cassandra_concurrent_migrations(cassandra: CassandraRun) -> None:
+    """Several processes starting together: every run succeeds, one schema results."""
+    from urne.shared.cassandra import connect, ensure_schema
+
+    settings = StoreSettings(cassandra_hosts=cassandra.settings.cassandra_hosts,
+                             cassandra_port=cassandra.settings.cassandra_port,
+                             cassandra_keyspace_prefix=cassandra.settings
+                             .cassandra_keyspace_prefix + "c_")
+    sessions = [connect(settings) for _ in range(3)]
+    try:
+        keyspaces = race(3, lambda i: ensure_schema(sessions[i], settings, "vote"))
+        assert set(keyspaces) == {f"{settings.cassandra_keyspace_prefix}vote"}
+        rows = list(sessions[0].execute(f"SELECT version FROM {keyspaces[0]}.schema_migrations"))
+        assert [r.version for r in rows] == [1]
+        tables = {r.table_name for r in sessions[0].execute(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
+            (keyspaces[0],))}
+        assert tables == {"schema_migrations", "polls", "ballots"}
+    finally:
+        for s in sessions:
+            s.cluster.shutdown()
+
+
+def test_unreachable_cassandra_is_store_unavailable() -> None:
+    from urne.shared.cassandra import StoreUnavailable, connect
+
+    with pytest.raises(StoreUnavailable) as caught:
+        connect(StoreSettings(cassandra_hosts="127.0.0.1", cassandra_port=1))
+    assert caught.value.status == 503 and caught.value.code == "store_unavailable"
+
+
+def test_guard_turns_driver_faults_into_503() -> None:
+    from cassandra import OperationTimedOut, WriteTimeout
+
+    from urne.shared.cassandra import StoreUnavailable, guard, guarded
+
+    @guarded
+    def times_out() -> None:
+        raise OperationTimedOut("no answer")
+
+    with pytest.raises(StoreUnavailable):
+        times_out()
+    with pytest.raises(StoreUnavailable), guard():
+        raise WriteTimeout("cas", write_type=5)
+    with pytest.raises(ValueError), guard():  # anything else passes through
+        raise ValueError("a bug, not an outage")
+
+
+def test_driver_runs_under_eventlet_and_without(cassandra: CassandraRun) -> None:
+    """nameko services run the driver under eventlet: its reactor must be the eventlet
+    one there (the libev default would hang green threads), and stay libev here."""
+    from urne.shared.cassandra import connection_class
+
+    assert connection_class() is None
+    assert cassandra.session.cluster.connection_class.__name__ == "LibevConnection"
+
+    script = textwrap.dedent("""
+        import eventlet
+        eventlet.monkey_patch()
+        import json, sys, uuid
+        from datetime import UTC, datetime
+        from services.tally.adapters.cassandra_store import CassandraTallyStore
+        from services.tally.domain import StoredBallot
+        from urne.shared.cassandra import connect
+        from urne.shared.settings import StoreSettings
+
+        settings = StoreSettings(**json.loads(sys.argv[1]))
+        session = connect(settings)
+        store = CassandraTallyStore(session, sys.argv[2])
+        poll = uuid.uuid4().hex
+        def add(i):
+            store.add_ballot(StoredBallot(poll, uuid.uuid4().hex, 1, uuid.uuid4().hex, "t",
+                                          {"answer": "yes"}, "online", datetime.now(UTC)))
+        pool = eventlet.GreenPool(20)
+        list(pool.imap(add, range(40)))
+        store.ping()
+        out = {"reactor": session.cluster.connection_class.__name__,
+               "count": store.count_ballots(poll), "listed": len(list(store.ballots(poll))),
+               "saved": store.save_result(poll, {"s": 1})}
+        session.cluster.shutdown()
+        print(json.dumps(out))
+    """)
+    settings = cassandra.settings.model_dump(include={"cassandra_hosts", "cassandra_port"})
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(settings), cassandra.keyspaces["tally"]],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "reactor": "EventletConnection", "count": 40, "listed": 40, "saved": True}

@@ -67,7 +67,9 @@ def service_class(core: ServiceCore) -> type:
             del failures[event_id]
             log.error("event dead-lettered", extra=log_fields(event_id=event_id,
                                                                error=repr(exc)))
-            self.dead_letter({"service": core.name, "error": repr(exc), "envelope": envelope})
+            self.dead_letter({"service": core.name, "error_type": type(exc).__name__,
+                              "error": str(exc), "attempts": MAX_EVENT_ATTEMPTS,
+                              "envelope": envelope})
         else:
             failures.pop(event_id, None)
 

@@ -1,21 +1,31 @@
 """Cassandra for the distributed profile: session, keyspace per service, migrations.
 
-Every keyspace is ``<prefix><service>``; each service applies its own numbered
-CQL files at start (idempotent DDL), so a fresh cluster needs no manual step.
+Every keyspace is ``<prefix><service>``; each service applies its own numbered CQL
+files at start (idempotent DDL, ``IF NOT EXISTS``), so a fresh cluster needs no
+manual step and several processes may start at once. Only adapters import this
+module (D2).
+
+- ``connect``: LOCAL_QUORUM reads and writes, LOCAL_SERIAL for lightweight
+  transactions, 10 s per request; the eventlet reactor when sockets are green.
+- ``ensure_schema`` / ``migrate``: keyspace, ``schema_migrations``, pending files.
+- ``guard`` / ``guarded``: "the cluster cannot answer now" becomes ``StoreUnavailable``
+  (503, retryable) instead of a driver exception.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar, overload
 
 from cassandra import (
     ConsistencyLevel,
+    CoordinationFailure,
     OperationTimedOut,
     ReadTimeout,
     Unavailable,
@@ -28,9 +38,13 @@ from cassandra.cluster import (
     NoHostAvailable,
     Session,
 )
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement, SimpleStatement
 
 from urne.shared.errors import DomainError
+from urne.shared.logging import log_fields
 from urne.shared.migrations import migration_files, split_statements
 from urne.shared.settings import StoreSettings
 
@@ -38,7 +52,20 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
-DRIVER_FAULTS = (NoHostAvailable, OperationTimedOut, Unavailable, ReadTimeout, WriteTimeout)
+
+REQUEST_TIMEOUT = 10.0  # seconds, client side, per request
+DDL_TIMEOUT = 60.0  # schema changes are slow on small machines
+SCHEMA_AGREEMENT_WAIT = 30.0  # seconds the driver waits for all nodes after a schema change
+
+# "Not now" rather than "wrong request": a retry later may succeed. CoordinationFailure
+# covers ReadFailure and WriteFailure (a replica failed the request).
+DRIVER_FAULTS: tuple[type[Exception], ...] = (
+    NoHostAvailable, OperationTimedOut, Unavailable, ReadTimeout, WriteTimeout,
+    CoordinationFailure, ConnectionException,
+)
+
+# Keyspace names go into CQL text, so only plain identifiers are accepted.
+_KEYSPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 
 
 class StoreUnavailable(DomainError):
@@ -46,24 +73,56 @@ class StoreUnavailable(DomainError):
     code = "store_unavailable"
 
 
+@contextmanager
+def guard(what: str = "the store") -> Iterator[None]:
+    """``with guard(): ...``: driver availability faults become ``StoreUnavailable``.
+
+    Use it inside generators (``@guarded`` on a generator function only covers its
+    creation, not the iteration that fetches the pages). A WriteTimeout on a
+    lightweight transaction means "outcome unknown": the caller retries with its own
+    idempotency key (the vote handler reads the latest sequence again).
+    """
+    try:
+        yield
+    except DRIVER_FAULTS as exc:
+        log.warning("cassandra unavailable",
+                    extra=log_fields(error=type(exc).__name__, detail=str(exc)[:300]))
+        raise StoreUnavailable(f"{what} did not answer ({type(exc).__name__}); retry later"
+                               ) from exc
+
+
 def guarded(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn the driver's "cannot reach the cluster" errors into a 503 for the caller."""
+    """Decorator form of :func:`guard` for store methods (not for generators)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
+        with guard():
             return fn(*args, **kwargs)
-        except DRIVER_FAULTS as exc:
-            raise StoreUnavailable(f"the store did not answer: {type(exc).__name__}") from exc
 
     return wrapper
 
 
-def _connection_class() -> Any:
-    # nameko services run under eventlet; the driver's default reactor would block
-    # the hub, so use its eventlet reactor whenever sockets are green.
-    eventlet = sys.modules.get("eventlet")
-    if eventlet is not None and eventlet.patcher.is_monkey_patched("socket"):
+def _eventlet_patched() -> bool:
+    # Look, do not import: eventlet must not be dragged into processes that do not use it.
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is None:
+        return False
+    try:
+        return bool(patcher.is_monkey_patched("socket"))
+    except AttributeError:  # the driver guards against the same breakage (PYTHON-1364)
+        return False
+
+
+def connection_class() -> type | None:
+    """The driver reactor for this process; None keeps the driver's default (libev).
+
+    ``cassandra.cluster`` picks its default reactor once, when first imported: libev,
+    or eventlet's if sockets were already patched then. nameko services patch at the
+    entry point, but decide here anyway: under eventlet, libev's loop thread cannot
+    wake green threads and requests hang until they time out. The eventlet reactor
+    is never chosen otherwise: its ``initialize_reactor`` calls ``eventlet.monkey_patch()``.
+    """
+    if _eventlet_patched():
         from cassandra.io.eventletreactor import EventletConnection
 
         return EventletConnection
@@ -71,57 +130,109 @@ def _connection_class() -> Any:
 
 
 def connect(settings: StoreSettings) -> Session:
+    """A connected session; the caller ends it with ``session.cluster.shutdown()``."""
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
         consistency_level=ConsistencyLevel.LOCAL_QUORUM,
         serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
-        request_timeout=10,
+        request_timeout=REQUEST_TIMEOUT,
     )
     kwargs: dict[str, Any] = {}
-    if (cls := _connection_class()) is not None:
+    if (cls := connection_class()) is not None:
         kwargs["connection_class"] = cls
+    # No protocol_version: the driver starts at v5 (Cassandra 4.0+) and steps down
+    # by itself against an older cluster.
     cluster = Cluster(
         [h.strip() for h in settings.cassandra_hosts.split(",") if h.strip()],
         port=settings.cassandra_port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        protocol_version=5,
+        connect_timeout=REQUEST_TIMEOUT,
+        control_connection_timeout=REQUEST_TIMEOUT,
+        max_schema_agreement_wait=SCHEMA_AGREEMENT_WAIT,
         **kwargs,
     )
-    return cluster.connect()
+    try:
+        with guard("Cassandra"):
+            return cluster.connect()
+    except BaseException:
+        cluster.shutdown()
+        raise
 
 
-def ensure_schema(session: Session, settings: StoreSettings, service: str) -> str:
-    """Create the service's keyspace and apply its pending migrations; returns the keyspace."""
+def keyspace_name(settings: StoreSettings, service: str) -> str:
     keyspace = f"{settings.cassandra_keyspace_prefix}{service}"
-    if not keyspace.replace("_", "").isalnum():
-        raise ValueError(f"invalid keyspace name {keyspace!r}")
-    _ddl(session, f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
-                  f"{{'class': 'SimpleStrategy', 'replication_factor': "
-                  f"{settings.cassandra_replication_factor}}}")
-    _ddl(session, f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations ("
-                  "version int PRIMARY KEY, name text, applied_at timestamp)")
-    done = {r.version for r in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")}
-    for f in migration_files(service, "cassandra"):
-        version = int(f.stem[:3])
-        if version in done:
-            continue
-        for statement in split_statements(f.read_text()):
-            _ddl(session, statement.replace("{keyspace}", keyspace))
-        session.execute(f"INSERT INTO {keyspace}.schema_migrations (version, name, applied_at) "
-                        "VALUES (%s, %s, %s)", (version, f.stem, datetime.now(UTC)))
-        log.info("migration applied", extra={"fields": {"keyspace": keyspace,
-                                                         "migration": f.stem}})
+    if not _KEYSPACE.match(keyspace):
+        raise ValueError(f"invalid keyspace name {keyspace!r}: a letter, then letters, "
+                         "digits or _, 48 at most")
     return keyspace
 
 
+def migrate(session: Session, settings: StoreSettings, service: str) -> list[str]:
+    """Create the service's keyspace and apply pending migrations; the ones applied.
+
+    ``{keyspace}`` in a migration file stands for the keyspace name. Concurrent runs
+    are safe on one node (every statement is IF NOT EXISTS, the version row is written
+    IF NOT EXISTS); on a multi-node cluster run ``urne migrate`` once before scaling
+    services out, as concurrent schema changes through different coordinators are
+    still a hazard before Cassandra's transactional metadata (5.1).
+    """
+    keyspace = keyspace_name(settings, service)
+    rf = int(settings.cassandra_replication_factor)
+    applied: list[str] = []
+    with guard("Cassandra"):
+        _ddl(session, f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+                      f"{{'class': 'SimpleStrategy', 'replication_factor': {rf}}}")
+        _ddl(session, f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations ("
+                      "version int PRIMARY KEY, name text, applied_at timestamp)")
+        done = {r.version for r in session.execute(
+            f"SELECT version FROM {keyspace}.schema_migrations")}
+        for f in migration_files(service, "cassandra"):
+            version = int(f.stem[:3])
+            if version in done:
+                continue
+            for statement in split_statements(f.read_text()):
+                _ddl(session, statement.replace("{keyspace}", keyspace))
+            # If another process recorded it meanwhile, its row (and time) stays.
+            session.execute(f"INSERT INTO {keyspace}.schema_migrations (version, name, "
+                            "applied_at) VALUES (%s, %s, %s) IF NOT EXISTS",
+                            (version, f.stem, datetime.now(UTC)))
+            applied.append(f.stem)
+            log.info("migration applied", extra=log_fields(keyspace=keyspace, migration=f.stem))
+    return applied
+
+
+def ensure_schema(session: Session, settings: StoreSettings, service: str) -> str:
+    """Bring ``<prefix><service>`` up to date; returns the keyspace name."""
+    migrate(session, settings, service)
+    return keyspace_name(settings, service)
+
+
 def _ddl(session: Session, statement: str) -> None:
-    session.execute(statement, timeout=60)
-    # Several processes may start together: wait until every node agrees on the
-    # schema before the next statement uses what this one created.
-    deadline = time.monotonic() + 60
-    while not session.cluster.control_connection.wait_for_schema_agreement(wait_time=10):
-        if time.monotonic() > deadline:
-            raise StoreUnavailable("Cassandra nodes do not agree on the schema")
+    result = session.execute(SimpleStatement(statement), timeout=DDL_TIMEOUT)
+    # The driver has already waited (up to max_schema_agreement_wait) for every node to
+    # agree on the new schema before returning. If they still disagree, wait once more
+    # rather than build the next table on a schema some node does not know yet.
+    if not result.response_future.is_schema_agreed:
+        control = session.cluster.control_connection
+        if not control.wait_for_schema_agreement(wait_time=SCHEMA_AGREEMENT_WAIT):
+            raise StoreUnavailable("Cassandra nodes do not agree on the schema; retry later",
+                                   code="store_schema_disagreement")
+
+
+def ping(session: Session) -> None:
+    """A real round trip to a coordinator (for ``/readyz``)."""
+    session.execute(SimpleStatement("SELECT release_version FROM system.local",
+                                    is_idempotent=True))
+
+
+def count_buckets(session: Session, count: PreparedStatement, poll_id: str,
+                  buckets: int) -> int:
+    """Sum ``count`` (``SELECT COUNT(*) ... WHERE poll_id = ? AND bucket = ?``) over
+    every bucket partition of a poll, the partitions read concurrently."""
+    results = execute_concurrent_with_args(
+        session, count, [(poll_id, b) for b in range(buckets)],
+        concurrency=buckets, raise_on_first_error=True)
+    return sum(int(result.one()[0]) for _, result in results)
 
 
 @overload
@@ -129,5 +240,6 @@ def utc(value: datetime) -> datetime: ...
 @overload
 def utc(value: None) -> None: ...
 def utc(value: datetime | None) -> datetime | None:
-    """The driver returns naive UTC datetimes; urne uses aware ones everywhere."""
+    """The driver returns timestamps as naive UTC datetimes (milliseconds); urne uses
+    aware ones everywhere."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cassandra.cluster import Session
 
 from services.identity.domain import LoginCode, Person
-from urne.shared.cassandra import guarded, utc
+from urne.shared.cassandra import guarded, ping, utc
 
 
 class CassandraIdentityStore:
@@ -65,4 +65,4 @@ class CassandraIdentityStore:
 
     @guarded
     def ping(self) -> None:
-        self.s.execute("SELECT release_version FROM system.local")
+        ping(self.s)

@@ -6,10 +6,11 @@ from typing import Any
 
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import BatchStatement, BatchType
 
 from services.proposal.domain import Consultation, Poll, Proposal
 from urne.counting.rules import rules_adapter
-from urne.shared.cassandra import guarded, utc
+from urne.shared.cassandra import guarded, ping, utc
 
 LISTING_BUCKET = 0  # one partition lists all consultations (hundreds, not millions)
 
@@ -23,11 +24,10 @@ class CassandraProposalStore:
             f"INSERT INTO {ks}.consultations (consultation_id, title, description, created_by, "
             "created_at) VALUES (?, ?, ?, ?, ?)")
         self._list_entry = p(
-            f"INSERT INTO {ks}.consultations_by_created (bucket, created_at, consultation_id) "
-            "VALUES (?, ?, ?)")
+            f"INSERT INTO {ks}.consultations_by_created (bucket, created_at, consultation_id, "
+            "title, description, created_by) VALUES (?, ?, ?, ?, ?, ?)")
         self._consultation = p(f"SELECT * FROM {ks}.consultations WHERE consultation_id = ?")
-        self._listing = p(f"SELECT consultation_id FROM {ks}.consultations_by_created "
-                          "WHERE bucket = ? LIMIT ?")
+        self._listing = p(f"SELECT * FROM {ks}.consultations_by_created WHERE bucket = ? LIMIT ?")
         self._add_proposal = p(
             f"INSERT INTO {ks}.proposals (consultation_id, created_at, proposal_id, title, body, "
             "author_id) VALUES (?, ?, ?, ?, ?, ?)")
@@ -47,9 +47,14 @@ class CassandraProposalStore:
 
     @guarded
     def add_consultation(self, c: Consultation) -> None:
-        self.s.execute(self._add_consultation, (c.consultation_id, c.title, c.description,
-                                                c.created_by, c.created_at))
-        self.s.execute(self._list_entry, (LISTING_BUCKET, c.created_at, c.consultation_id))
+        # Logged batch: the row and its listing copy are both written or neither (rare writes).
+        batch = BatchStatement(BatchType.LOGGED)
+        batch.add(self._add_consultation, (c.consultation_id, c.title, c.description,
+                                           c.created_by, c.created_at))
+        batch.add(self._list_entry, (LISTING_BUCKET, c.created_at, c.consultation_id, c.title,
+                                     c.description, c.created_by))
+        batch.is_idempotent = True
+        self.s.execute(batch)
 
     @guarded
     def consultation(self, consultation_id: str) -> Consultation | None:
@@ -58,9 +63,8 @@ class CassandraProposalStore:
 
     @guarded
     def consultations(self, limit: int) -> list[Consultation]:
-        ids = [r.consultation_id for r in self.s.execute(self._listing, (LISTING_BUCKET, limit))]
-        found = [self.consultation(i) for i in ids]
-        return [c for c in found if c is not None]
+        # One partition, newest first: a single read whatever the limit.
+        return [_consultation(r) for r in self.s.execute(self._listing, (LISTING_BUCKET, limit))]
 
     @guarded
     def add_proposal(self, p: Proposal) -> None:
@@ -75,7 +79,8 @@ class CassandraProposalStore:
 
     @guarded
     def save_poll(self, p: Poll) -> None:
-        # The index row first: a poll is never stored without being listed.
+        # The index row first: a poll is never stored without being listed; an index row
+        # whose poll write failed is skipped by polls().
         self.s.execute(self._index_poll, (p.consultation_id, p.poll_id))
         self.s.execute(self._save_poll, (
             p.poll_id, p.consultation_id, p.proposal_id, rules_adapter.dump_json(p.rules).decode(),
@@ -89,13 +94,14 @@ class CassandraProposalStore:
     @guarded
     def polls(self, consultation_id: str) -> list[Poll]:
         ids = [(r.poll_id,) for r in self.s.execute(self._poll_ids, (consultation_id,))]
-        results = execute_concurrent_with_args(self.s, self._poll, ids, raise_on_first_error=True)
+        results = execute_concurrent_with_args(self.s, self._poll, ids, concurrency=32,
+                                               raise_on_first_error=True)
         rows = [result.one() for _, result in results]
-        return [_poll(r) for r in rows if r is not None]
+        return [_poll(r) for r in rows if r is not None]  # ordered by poll_id, as in SQLite
 
     @guarded
     def ping(self) -> None:
-        self.s.execute("SELECT release_version FROM system.local")
+        ping(self.s)
 
 
 def _consultation(r: Any) -> Consultation:

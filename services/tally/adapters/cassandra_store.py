@@ -11,10 +11,11 @@ from cassandra.concurrent import execute_concurrent_with_args
 
 from services.tally.domain import StoredBallot, TallyPoll
 from urne.counting.rules import rules_adapter
-from urne.shared.cassandra import guarded, utc
+from urne.shared.cassandra import count_buckets, guard, guarded, ping, utc
 
-# Same storage layout as the vote service's ballots (16 partitions per poll), but
-# computed here: the tally must not import the vote service's code.
+# Same storage layout as the vote service's ballots (16 partitions per poll, by the
+# first 32 bits of the voter key), but computed here: the tally must not import the
+# vote service's code. Changing it needs a data migration, as in vote.
 BUCKETS = 16
 
 
@@ -62,21 +63,19 @@ class CassandraTallyStore:
                                    b.ballot_id, b.tracker, json.dumps(b.choice), b.channel,
                                    b.recorded_at))
 
-    @guarded
     def ballots(self, poll_id: str) -> Iterator[StoredBallot]:
-        results = execute_concurrent_with_args(
-            self.s, self._ballots, [(poll_id, b) for b in range(BUCKETS)],
-            raise_on_first_error=True)
-        for _, rows in results:
-            for r in rows:  # pages are fetched as the iteration goes
-                yield _ballot(r)
+        # A generator: the guard must sit inside, where the pages are fetched.
+        with guard():
+            results = execute_concurrent_with_args(
+                self.s, self._ballots, [(poll_id, b) for b in range(BUCKETS)],
+                concurrency=BUCKETS, raise_on_first_error=True)
+            for _, rows in results:
+                for r in rows:  # further pages are fetched as the iteration goes
+                    yield _ballot(r)
 
     @guarded
     def count_ballots(self, poll_id: str) -> int:
-        results = execute_concurrent_with_args(
-            self.s, self._count, [(poll_id, b) for b in range(BUCKETS)],
-            raise_on_first_error=True)
-        return sum(int(result.one()[0]) for _, result in results)
+        return count_buckets(self.s, self._count, poll_id, BUCKETS)
 
     @guarded
     def save_result(self, poll_id: str, signed: dict[str, Any]) -> bool:
@@ -89,7 +88,7 @@ class CassandraTallyStore:
 
     @guarded
     def ping(self) -> None:
-        self.s.execute("SELECT release_version FROM system.local")
+        ping(self.s)
 
 
 def _ballot(r: Any) -> StoredBallot:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 from cassandra.cluster import Session
-from cassandra.concurrent import execute_concurrent_with_args
 
 from services.vote.domain import BALLOT_BUCKETS, Ballot, PollState, bucket
 from urne.counting.rules import rules_adapter
-from urne.shared.cassandra import guarded
+from urne.shared.cassandra import count_buckets, guarded, ping
 
 
 class CassandraVoteStore:
@@ -58,11 +57,8 @@ class CassandraVoteStore:
 
     @guarded
     def count_ballots(self, poll_id: str) -> int:
-        results = execute_concurrent_with_args(
-            self.s, self._count, [(poll_id, b) for b in range(BALLOT_BUCKETS)],
-            raise_on_first_error=True)
-        return sum(int(result.one()[0]) for _, result in results)
+        return count_buckets(self.s, self._count, poll_id, BALLOT_BUCKETS)
 
     @guarded
     def ping(self) -> None:
-        self.s.execute("SELECT release_version FROM system.local")
+        ping(self.s)
