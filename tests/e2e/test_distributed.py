@@ -179,3 +179,34 @@ def test_poison_event_is_dead_lettered(distributed: Distributed) -> None:
     assert all(p["envelope"] == {"not": "an envelope"} and p["error_type"] == "ValidationError"
                and p["attempts"] == 5 for p in parked), parked
     assert httpx.get(f"{distributed.base}/readyz", timeout=15).status_code == 200
+
+
+def test_concurrent_revotes_count_once(distributed: Distributed) -> None:
+    """Racing casts from one voter (several gateway requests at once) each get their own
+    sequence through Cassandra's lightweight transaction; only the last one counts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with httpx.Client(base_url=distributed.base, timeout=30) as http:
+        state = open_poll(http, distributed.outbox)
+        vote(http, distributed.outbox, state, "gina@example.org", "no")
+        token = state.tokens["gina@example.org"]
+
+        def cast(answer: str) -> httpx.Response:
+            return http.post(f"/v1/polls/{state.poll_id}/ballots",
+                             headers={"Authorization": f"Bearer {token}"},
+                             json={"choice": {"answer": answer}})
+
+        answers = ["yes", "abstain"] * 8
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(cast, answers))
+        accepted = [r.json() for r in replies if r.status_code == 201]
+        refused = [r.json()["code"] for r in replies if r.status_code != 201]
+        assert set(refused) <= {"ballot_race"}, refused
+        sequences = sorted(r["sequence"] for r in accepted)
+        assert sequences == list(range(2, 2 + len(accepted))), sequences  # no duplicates
+        last = max(accepted, key=lambda r: r["sequence"])
+        state.receipts["gina@example.org"] += sorted(accepted, key=lambda r: r["sequence"])
+        answer = next(a for a, r in zip(answers, replies, strict=True)
+                      if r.status_code == 201 and r.json()["ballot_id"] == last["ballot_id"])
+        expected = {"yes": 0, "no": 0, "abstain": 0, answer: 1}
+        close_and_verify(http, state, expected)
