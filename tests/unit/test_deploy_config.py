@@ -1,0 +1,40 @@
+"""docker-compose.yml and the settings classes describe the same system (D9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from urne.runtime import SERVICES
+from urne.shared.settings import GatewaySettings, ServiceSettings
+
+pytestmark = pytest.mark.unit
+
+COMPOSE = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
+URNE_PROCESSES = {name: spec for name, spec in COMPOSE["services"].items()
+                  if name in (*SERVICES, "gateway")}
+
+
+def test_every_service_and_the_gateway_are_composed() -> None:
+    assert set(URNE_PROCESSES) == {*SERVICES, "gateway"}
+    for name, spec in URNE_PROCESSES.items():
+        expected = ["service", name] if name in SERVICES else ["gateway"]
+        assert spec["command"][: len(expected)] == expected, name
+
+
+def test_compose_sets_only_settings_that_exist() -> None:
+    known = {f"URNE_{field.upper()}" for cls in (ServiceSettings, GatewaySettings)
+             for field in cls.model_fields}
+    for name, spec in URNE_PROCESSES.items():
+        unknown = {k for k in spec["environment"] if k.startswith("URNE_")} - known
+        assert not unknown, f"{name} sets {unknown}, which no settings class reads"
+
+
+def test_compose_runs_production_with_its_own_secrets() -> None:
+    for spec in URNE_PROCESSES.values():
+        env = spec["environment"]
+        assert env["URNE_ENVIRONMENT"] == "production"
+        assert "${URNE_PSEUDONYM_SECRET:?" in env["URNE_PSEUDONYM_SECRET"]
+        assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
