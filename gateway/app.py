@@ -30,6 +30,21 @@ def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
+def _register_problem_schema(app: FastAPI) -> None:
+    """Put the Problem model in the OpenAPI components the error responses refer to."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                problems.Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(client: ServiceClient, keys_dir: Path, rpc_timeout: float = 10.0,
                on_shutdown: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
     identity_key = load_public_key(keys_dir, IDENTITY_TOKEN_KEY)
@@ -52,6 +67,7 @@ def create_app(client: ServiceClient, keys_dir: Path, rpc_timeout: float = 10.0,
         summary="Citizen votes and consultations, verifiable end to end.",
         generate_unique_id_function=_operation_id,
         lifespan=lifespan,
+        responses=problems.PROBLEM_RESPONSES,
     )
     app.state.urne = GatewayState(client=client, tokens=TokenVerifier(identity_key),
                                   public_keys=public_keys, rpc_timeout=rpc_timeout)
@@ -62,6 +78,7 @@ def create_app(client: ServiceClient, keys_dir: Path, rpc_timeout: float = 10.0,
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
+    _register_problem_schema(app)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

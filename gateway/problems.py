@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,30 @@ TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not f
           429: "Too many requests", 500: "Internal server error", 503: "Service unavailable"}
 HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed", 401: "unauthorized",
               413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with urne's stable ``code``."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    services: dict[str, Any] | None = None
+
+
+def _documented(status: int) -> dict[str, Any]:
+    return {"description": TITLES[status],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+# Declared on every route so generated clients and schema checkers know the error shape.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: _documented(status) for status in (400, 401, 403, 404, 405, 409, 422, 429, 500, 503)
+}
 
 
 class ProblemError(Exception):
@@ -34,6 +60,17 @@ def problem(status: int, code: str, detail: str, instance: str | None = None,
     if instance:
         body["instance"] = instance
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Methods the OpenAPI document declares for ``path`` (its templates as patterns)."""
+    templates = getattr(app.state, "path_templates", None)
+    if templates is None:
+        templates = [(re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(p)) + "$"),
+                      sorted(m.upper() for m in ops))
+                     for p, ops in app.openapi()["paths"].items()]
+        app.state.path_templates = templates
+    return sorted({m for pattern, methods in templates if pattern.match(path) for m in methods})
 
 
 def install(app: FastAPI) -> None:
@@ -57,10 +94,16 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}"
-        return problem(exc.status_code, code, detail, request.url.path,
-                       headers=getattr(exc, "headers", None))
+        if exc.status_code == 405:
+            # Starlette names the methods of one route only; a path served by
+            # several routes (GET and POST /v1/consultations) allows all of theirs.
+            allowed = _allowed_methods(request.app, request.url.path)
+            headers = {"Allow": ", ".join(allowed)}
+            detail = f"{request.method} is not allowed here; use {', '.join(allowed)}"
+        return problem(exc.status_code, code, detail, request.url.path, headers=headers)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

@@ -57,7 +57,7 @@ def bench(voters: int, revotes: float) -> dict:
     bus = EmbeddedBus(cores, data / "bus.db")
 
     cid = _send(bus, CreateConsultation(title="bench", created_by="bench"))["id"]
-    rules = YesNoAbstainRules(question="bench?")
+    rules = YesNoAbstainRules(method="yes_no_abstain", question="bench?")
     pid = _send(bus, CreatePoll(consultation_id=cid, rules=rules))["id"]
     _send(bus, OpenPoll(poll_id=pid))
     tokens = [_send(bus, IssueVotingToken(person_id=f"p{i}", poll_id=pid))["voting_token"]

@@ -48,6 +48,9 @@ def run_bad_input(http: httpx.Client, outbox: Path) -> None:
            422, "invalid_request")
     expect(http.get(f"/v1/consultations/{UNKNOWN}"), 404, "consultation_not_found")
     expect(http.delete(f"/v1/consultations/{UNKNOWN}"), 405, "method_not_allowed")
+    r = http.options("/v1/consultations")
+    expect(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "GET, POST"  # both routes of the path, not just one
     expect(http.get("/v1/consultations", params={"limit": "lots"}), 422, "invalid_request")
     expect(http.post(f"/v1/consultations/{UNKNOWN}/proposals", json={"title": "x"}, headers=org),
            404, "consultation_not_found")

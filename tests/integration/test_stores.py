@@ -30,7 +30,7 @@ from urne.shared.sqlite import SqliteDb
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-RULES = YesNoAbstainRules(question="Open the library on Sundays?")
+RULES = YesNoAbstainRules(method="yes_no_abstain", question="Open the library on Sundays?")
 # Millisecond precision: what both backends keep (Cassandra's timestamp is milliseconds).
 NOW = datetime(2026, 11, 28, 10, 30, 15, 123000, tzinfo=UTC)
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from urne.counting.rules import rules_adapter
 
 pytestmark = pytest.mark.unit
 
-RULES = YesNoAbstainRules(question="Pedestrianise the market square?")
+RULES = YesNoAbstainRules(method="yes_no_abstain", question="Pedestrianise the market square?")
 
 
 @pytest.mark.parametrize("answer", ["yes", "no", "abstain"])
@@ -81,7 +81,7 @@ def test_count_accepts_any_iterable_and_ignores_order() -> None:
 
 
 def test_rules_hash_is_stable_and_canonical() -> None:
-    same = YesNoAbstainRules(question=RULES.question)
+    same = YesNoAbstainRules(method="yes_no_abstain", question=RULES.question)
     parsed = rules_adapter.validate_json(rules_adapter.dump_json(RULES))
     assert rules_hash(RULES) == rules_hash(same) == rules_hash(parsed)
     assert len(rules_hash(RULES)) == 64
@@ -100,7 +100,7 @@ def test_rules_hash_known_value() -> None:
 
 
 def test_rules_hash_changes_with_the_question() -> None:
-    other = YesNoAbstainRules(question="Pedestrianise the market square ?")
+    other = YesNoAbstainRules(method="yes_no_abstain", question="Pedestrianise the market square ?")
     assert rules_hash(other) != rules_hash(RULES)
 
 

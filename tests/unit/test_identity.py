@@ -25,7 +25,7 @@ pytestmark = pytest.mark.unit
 
 ORGANISER = "mayor@town.example.org"
 CITIZEN = "ada@example.org"
-RULES = YesNoAbstainRules(question="New library?")
+RULES = YesNoAbstainRules(method="yes_no_abstain", question="New library?")
 
 
 @dataclass

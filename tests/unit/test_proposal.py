@@ -27,7 +27,7 @@ from urne.shared.sqlite import SqliteDb
 
 pytestmark = pytest.mark.unit
 
-RULES = YesNoAbstainRules(question="Build a cycle lane on Main Street?")
+RULES = YesNoAbstainRules(method="yes_no_abstain", question="Build a cycle lane on Main Street?")
 
 
 @dataclass

@@ -30,7 +30,8 @@ from urne.shared.sqlite import SqliteDb
 
 pytestmark = pytest.mark.unit
 
-RULES = YesNoAbstainRules(question="Piétonniser la place du marché ?")  # non-ASCII on purpose
+# Non-ASCII on purpose: canonical JSON keeps UTF-8 as is.
+RULES = YesNoAbstainRules(method="yes_no_abstain", question="Piétonniser la place du marché ?")
 POLL = "poll-1"
 AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

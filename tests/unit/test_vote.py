@@ -24,7 +24,7 @@ from urne.shared.tokens import TokenIssuer, TokenVerifier
 
 pytestmark = pytest.mark.unit
 
-RULES = YesNoAbstainRules(question="Extend the opening hours of the pool?")
+RULES = YesNoAbstainRules(method="yes_no_abstain", question="Extend the opening hours of the pool?")
 YES, NO = {"answer": "yes"}, {"answer": "no"}
 
 

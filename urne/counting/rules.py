@@ -21,7 +21,7 @@ class _Rules(BaseModel):
 class YesNoAbstainRules(_Rules):
     """One question, answered yes, no or abstain; adopted when yes outnumbers no."""
 
-    method: Literal["yes_no_abstain"] = "yes_no_abstain"
+    method: Literal["yes_no_abstain"]  # required: it is the union's discriminator
     question: str = Field(min_length=1, max_length=2000)
 
 
