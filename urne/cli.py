@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,10 +17,12 @@ app.add_typer(keys_app, name="keys")
 
 @app.command()
 def up(
-    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    data_dir: Annotated[Path, typer.Option(help="Where the SQLite files, keys and outbox live.")]
-    = Path("urne-data"),
+    port: Annotated[int | None, typer.Option(help="HTTP port (default URNE_PORT or 8000).")]
+    = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default URNE_HOST).")]
+    = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="SQLite files, keys and outbox (default URNE_DATA_DIR or ./urne-data).")] = None,
 ) -> None:
     """Run urne in one process (embedded profile): no server needed."""
     import uvicorn
@@ -30,15 +31,17 @@ def up(
     from urne.shared.logging import configure_logging
     from urne.shared.settings import EmbeddedSettings
 
-    os.environ.setdefault("URNE_DATA_DIR", str(data_dir))
-    settings = EmbeddedSettings(host=host, port=port, data_dir=data_dir)
+    # Options given on the command line win over URNE_* variables.
+    given: dict[str, Any] = {"port": port, "host": host, "data_dir": data_dir}
+    settings = EmbeddedSettings(**{k: v for k, v in given.items() if v is not None})
     configure_logging("urne-up", settings.log_level)
     fastapi_app = build_app(settings)
-    typer.echo(f"urne (embedded) — data in {settings.data_dir.resolve()}")
-    typer.echo(f"API docs: http://{host}:{port}/docs")
-    typer.echo(f"Sign-in codes (development): {settings.data_dir.resolve() / 'outbox/email.jsonl'}")
-    uvicorn.run(fastapi_app, host=host, port=port, loop="uvloop", http="httptools",
-                log_config=None, access_log=False)
+    data = settings.data_dir.resolve()
+    typer.echo(f"urne (embedded) — data in {data}")
+    typer.echo(f"API docs: http://{settings.host}:{settings.port}/docs")
+    typer.echo(f"Sign-in codes (development): {data / 'outbox' / 'email.jsonl'}")
+    uvicorn.run(fastapi_app, host=settings.host, port=settings.port, loop="uvloop",
+                http="httptools", log_config=None, access_log=False)
 
 
 @app.command()
