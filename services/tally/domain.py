@@ -22,6 +22,7 @@ class TallyPoll:
     rules: PollRules | None
     rules_hash: str | None
     sealed_count: int | None = None  # ballots the vote service stored, known at close
+    sealed_digest: str | None = None  # ballot_set_digest of those ballots' ids
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
 from urne.contracts.events import BallotBoxSealed, BallotRecorded, PollOpened, ResultPublished
 from urne.contracts.views import BallotRecord, InclusionProof, RecordEntry, SignedResult
 from urne.record import merkle
-from urne.record.canonical import canonical_json
+from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.shared.errors import Conflict, NotFound
 from urne.shared.kernel import Context, ServiceCore
 from urne.shared.keys import SigningKey, b64url
@@ -34,8 +34,8 @@ class TallyHandlers:
     # --- events -----------------------------------------------------------
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
         known = self.store.poll(event.poll_id)
-        self.store.save_poll(TallyPoll(event.poll_id, event.rules, event.rules_hash,
-                                       known.sealed_count if known else None))
+        sealed = (known.sealed_count, known.sealed_digest) if known else (None, None)
+        self.store.save_poll(TallyPoll(event.poll_id, event.rules, event.rules_hash, *sealed))
         self._try_publish(event.poll_id, ctx)
 
     def on_ballot_recorded(self, event: BallotRecorded, ctx: Context) -> None:
@@ -47,7 +47,8 @@ class TallyHandlers:
 
     def on_ballot_box_sealed(self, event: BallotBoxSealed, ctx: Context) -> None:
         known = self.store.poll(event.poll_id) or TallyPoll(event.poll_id, None, None)
-        self.store.save_poll(replace(known, sealed_count=event.ballots_recorded))
+        self.store.save_poll(replace(known, sealed_count=event.ballots_recorded,
+                                     sealed_digest=event.ballots_digest))
         self._try_publish(event.poll_id, ctx)
 
     def _try_publish(self, poll_id: str, ctx: Context) -> None:
@@ -72,8 +73,14 @@ class TallyHandlers:
             log.error("more ballots than sealed", extra=log_fields(
                 poll_id=poll_id, received=received, sealed=poll.sealed_count))
             return
-        result = domain.build_result(poll, list(self.store.ballots(poll_id)), __version__,
-                                     self.clock())
+        ballots = list(self.store.ballots(poll_id))
+        digest = ballot_set_digest(b.ballot_id for b in ballots)
+        if poll.sealed_digest is not None and digest != poll.sealed_digest:
+            # Same number, other ballots: the copy disagrees with the ballot store.
+            log.error("ballots differ from the sealed set", extra=log_fields(
+                poll_id=poll_id, received=received, digest=digest, sealed=poll.sealed_digest))
+            return
+        result = domain.build_result(poll, ballots, __version__, self.clock())
         signed = SignedResult(result=result, signature=b64url(self.signer.sign(
             canonical_json(result))), key_id=self.signer.public.kid)
         if self.store.save_result(poll_id, signed.model_dump(mode="json")):

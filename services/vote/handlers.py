@@ -14,6 +14,7 @@ from urne.contracts.commands import CastBallot
 from urne.contracts.events import BallotBoxSealed, BallotRecorded, PollClosed, PollOpened
 from urne.contracts.views import Receipt
 from urne.counting import InvalidBallot, validate_choice
+from urne.record.canonical import ballot_set_digest
 from urne.shared.errors import Conflict, Forbidden, Invalid, Unauthorized
 from urne.shared.kernel import Context, ServiceCore
 from urne.shared.metrics import BALLOTS
@@ -87,9 +88,9 @@ class VoteHandlers:
             poll = PollState(poll.poll_id, poll.rules, poll.rules_hash, "closed")
         self.store.save_poll(poll)
         # Sent again on redelivery, with the same count: the tally treats it idempotently.
-        ctx.emit(BallotBoxSealed(poll_id=event.poll_id,
-                                 ballots_recorded=self.store.count_ballots(event.poll_id),
-                                 sealed_at=self.clock()))
+        ids = list(self.store.ballot_ids(event.poll_id))
+        ctx.emit(BallotBoxSealed(poll_id=event.poll_id, ballots_recorded=len(ids),
+                                 ballots_digest=ballot_set_digest(ids), sealed_at=self.clock()))
 
     def core(self) -> ServiceCore:
         return ServiceCore(

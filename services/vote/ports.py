@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 from services.vote.domain import Ballot, PollState
@@ -16,5 +17,5 @@ class VoteStore(Protocol):
     def insert_ballot(self, ballot: Ballot) -> bool:
         """Store the ballot unless (poll, voter, sequence) exists; False on that conflict."""
         ...
-    def count_ballots(self, poll_id: str) -> int: ...
+    def ballot_ids(self, poll_id: str) -> Iterator[str]: ...
     def ping(self) -> None: ...

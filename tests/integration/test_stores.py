@@ -24,6 +24,7 @@ from services.vote.domain import BALLOT_BUCKETS, Ballot, PollState, bucket
 from tests.integration.conftest import CassandraRun
 from urne.counting.rules import YesNoAbstainRules, rules_hash
 from urne.runtime import SERVICES
+from urne.shared.migrations import migration_files
 from urne.shared.settings import StoreSettings
 from urne.shared.sqlite import SqliteDb
 
@@ -195,7 +196,7 @@ def test_vote_ballots_revotes_and_conflicts(backend: Any) -> None:
     assert store.latest_sequence(pid, v) == 11
     assert store.latest_sequence(pid, voter(16)) == 0  # same bucket (0), other voter
     assert store.latest_sequence(new_id(), v) == 0
-    assert store.count_ballots(pid) == 4
+    assert len(list(store.ballot_ids(pid))) == 4
 
 
 def test_vote_insert_race_has_one_winner(backend: Any) -> None:
@@ -203,7 +204,7 @@ def test_vote_insert_race_has_one_winner(backend: Any) -> None:
     pid, v = new_id(), voter(7)
     wins = race(6, lambda i: store.insert_ballot(_ballot(pid, v, 1)))
     assert sorted(wins) == [False] * 5 + [True]
-    assert store.latest_sequence(pid, v) == 1 and store.count_ballots(pid) == 1
+    assert store.latest_sequence(pid, v) == 1 and len(list(store.ballot_ids(pid))) == 1
 
 
 def test_vote_count_spans_every_bucket(backend: Any) -> None:
@@ -211,11 +212,12 @@ def test_vote_count_spans_every_bucket(backend: Any) -> None:
     pid = new_id()
     voters = [voter(i) for i in range(50)]
     assert {bucket(v) for v in voters} == set(range(BALLOT_BUCKETS))
-    race(8, lambda k: [store.insert_ballot(_ballot(pid, v, 1)) for v in voters[k::8]])
-    for v in voters[:5]:
-        assert store.insert_ballot(_ballot(pid, v, 2))  # revotes are rows too
-    assert store.count_ballots(pid) == 55
-    assert store.count_ballots(new_id()) == 0
+    firsts = [_ballot(pid, v, 1) for v in voters]
+    revotes = [_ballot(pid, v, 2) for v in voters[:5]]  # revotes are rows too
+    race(8, lambda k: [store.insert_ballot(b) for b in firsts[k::8]])
+    assert all(store.insert_ballot(b) for b in revotes)
+    assert sorted(store.ballot_ids(pid)) == sorted(b.ballot_id for b in firsts + revotes)
+    assert len(list(store.ballot_ids(new_id()))) == 0
 
 
 # --- tally ----------------------------------------------------------------------------
@@ -229,6 +231,8 @@ def test_tally_polls_and_results(backend: Any) -> None:
     assert store.poll(pid) == TallyPoll(pid, None, None, 7)
     store.save_poll(TallyPoll(pid, RULES, rules_hash(RULES)))
     assert store.poll(pid) == TallyPoll(pid, RULES, rules_hash(RULES), None)
+    store.save_poll(TallyPoll(pid, RULES, rules_hash(RULES), 7, "d" * 64))
+    assert store.poll(pid) == TallyPoll(pid, RULES, rules_hash(RULES), 7, "d" * 64)
 
     signed = {"result": {"tally": {"yes": 3}, "poll_id": pid}, "signature": "s", "n": [1, 2]}
     assert store.result(pid) is None
@@ -285,7 +289,7 @@ def test_datetimes_come_back_aware_and_equal(backend: Any) -> None:
 def test_sqlite_migrations_apply_once(tmp_path: Path) -> None:
     for name in SERVICES:
         db = SqliteDb(tmp_path / f"{name}.db", None)
-        assert db.migrate(name) == ["001_init"]
+        assert db.migrate(name) == [f.stem for f in migration_files(name, "sqlite")]
         assert db.migrate(name) == []
 
 
@@ -293,10 +297,13 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     from urne.shared.cassandra import ensure_schema, migrate
 
     run = cassandra
-    assert run.applied == {name: ["001_init"] for name in SERVICES}
+    files = {name: [f.stem for f in migration_files(name, "cassandra")] for name in SERVICES}
+    assert run.applied == files
+    assert files["tally"] == ["001_init", "002_sealed_digest"]  # an ALTER TABLE migration
     for name, ks in run.keyspaces.items():
         before = list(run.session.execute(f"SELECT * FROM {ks}.schema_migrations"))
-        assert [(r.version, r.name) for r in before] == [(1, "001_init")]
+        assert sorted((r.version, r.name) for r in before) == [
+            (int(stem[:3]), stem) for stem in files[name]]
         assert isinstance(before[0].applied_at, datetime)
         assert migrate(run.session, run.settings, name) == []
         assert ensure_schema(run.session, run.settings, name) == ks

@@ -23,7 +23,7 @@ from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
 from urne.contracts.events import BallotBoxSealed, BallotRecorded, PollOpened
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.record import merkle
-from urne.record.canonical import canonical_json
+from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.shared.kernel import ServiceCore
 from urne.shared.keys import SigningKey, b64url_decode
 from urne.shared.sqlite import SqliteDb
@@ -241,3 +241,21 @@ def test_any_interleaving_with_redeliveries_publishes_once(
     [published] = _publications([*events, *redelivered], tally_key)
     assert published["payload"]["ballots_counted"] == 3
     assert published["payload"]["record_root"] == expected_root()
+
+
+def test_publishes_when_the_sealed_digest_matches(tally: Tally) -> None:
+    digest = ballot_set_digest(b.ballot_id for b in BALLOTS)
+    tally.feed(opened(), *BALLOTS)
+    events = tally.feed(sealed(len(BALLOTS)).model_copy(update={"ballots_digest": digest}))
+    assert types(events) == ["result.published.v1"]
+    assert tally.store.poll(POLL).sealed_digest == digest
+
+
+def test_same_count_other_ballots_is_not_published(tally: Tally) -> None:
+    """One ballot lost and a stranger in its place: the count matches, the set does not."""
+    stranger = BALLOTS[0].model_copy(update={"ballot_id": "not-in-the-store"})
+    sealed_digest = ballot_set_digest(b.ballot_id for b in BALLOTS)
+    tally.feed(opened(), stranger, *BALLOTS[1:])
+    seal = sealed(len(BALLOTS)).model_copy(update={"ballots_digest": sealed_digest})
+    assert tally.feed(seal) == []
+    assert refused(tally.core, GetResult(poll_id=POLL))["code"] == "result_not_published"

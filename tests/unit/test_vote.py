@@ -91,7 +91,7 @@ def test_cast_then_revote(vote: Vote) -> None:
     assert second["ballot_id"] != first["ballot_id"]
     assert events[0]["payload"]["sequence"] == 2
     assert events[0]["payload"]["choice"] == NO
-    assert vote.store.count_ballots("p1") == 2  # immutable rows: the first one is kept
+    assert len(list(vote.store.ballot_ids("p1"))) == 2  # immutable rows: the first one is kept
 
 
 def test_voters_are_independent(vote: Vote) -> None:
@@ -106,7 +106,7 @@ def test_a_token_for_another_poll_is_forbidden(vote: Vote) -> None:
     vote.open("p2")
     error = vote.refused("p1", YES, token=vote.token("p2"))
     assert (error["code"], error["status"]) == ("voting_token_wrong_poll", 403)
-    assert vote.store.count_ballots("p1") == vote.store.count_ballots("p2") == 0
+    assert len(list(vote.store.ballot_ids("p1"))) == len(list(vote.store.ballot_ids("p2"))) == 0
 
 
 def test_invalid_tokens_are_unauthorized(vote: Vote, identity_key: SigningKey) -> None:
@@ -131,7 +131,7 @@ def test_closed_poll(vote: Vote) -> None:
     vote.close("p1")
     error = vote.refused("p1", NO, token)
     assert (error["code"], error["status"]) == ("poll_closed", 409)
-    assert vote.store.count_ballots("p1") == 1
+    assert len(list(vote.store.ballot_ids("p1"))) == 1
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_invalid_choice_stores_nothing(vote: Vote, choice: dict) -> None:
     vote.open("p1")
     error = vote.refused("p1", choice)
     assert (error["code"], error["status"]) == ("ballot_invalid", 422)
-    assert vote.store.count_ballots("p1") == 0
+    assert len(list(vote.store.ballot_ids("p1"))) == 0
 
 
 def test_only_the_online_channel_is_accepted_by_the_contract(vote: Vote) -> None:
@@ -149,7 +149,7 @@ def test_only_the_online_channel_is_accepted_by_the_contract(vote: Vote) -> None
     raw["payload"]["channel"] = "paper"
     reply, events = vote.core.handle(raw)
     assert (reply["error"]["code"], events) == ("invalid_message", [])
-    assert vote.store.count_ballots("p1") == 0
+    assert len(list(vote.store.ballot_ids("p1"))) == 0
 
 
 def test_seal_counts_every_stored_ballot_idempotently(vote: Vote) -> None:
@@ -255,6 +255,6 @@ def test_a_ballot_accepted_during_close_is_in_the_seal(tmp_path: Path, identity_
     [seal], [reply] = seals, replies
     assert reply["ok"], reply
     # Accepted, so counted in the seal; and no ballot gets in after the seal.
-    assert seal["payload"]["ballots_recorded"] == store.count_ballots("p1") == 1
+    assert seal["payload"]["ballots_recorded"] == len(list(store.ballot_ids("p1"))) == 1
     error = vote.refused("p1", NO)
     assert error["code"] == "poll_closed"

@@ -58,12 +58,14 @@ class BallotRecorded(Event):
 class BallotBoxSealed(Event):
     """The vote service stopped accepting ballots for a poll; ``ballots_recorded``
     counts every stored ballot (revotes included), so the tally knows when it has
-    received them all."""
+    received them all, and ``ballots_digest`` lets it check they are the same ones."""
 
     PRODUCER = "vote"
     poll_id: str
     ballots_recorded: int
     sealed_at: datetime
+    # urne.record.canonical.ballot_set_digest of every stored ballot id.
+    ballots_digest: str | None = None
 
 
 @message("result.published.v1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -14,3 +15,12 @@ def canonical_json(value: Any) -> bytes:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def ballot_set_digest(ballot_ids: Iterable[str]) -> str:
+    """SHA-256 over the sorted ids of a set of ballots: equal digests, equal sets.
+
+    The vote service seals a poll with the digest of its ballot store; the tally
+    publishes only if its own ballots give the same digest (same count is not enough).
+    """
+    return sha256_hex("\n".join(sorted(ballot_ids)).encode())

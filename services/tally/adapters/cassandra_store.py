@@ -28,8 +28,8 @@ class CassandraTallyStore:
         self.s = session
         ks = keyspace
         p = session.prepare
-        self._save_poll = p(f"INSERT INTO {ks}.polls (poll_id, rules, rules_hash, sealed_count) "
-                            "VALUES (?, ?, ?, ?)")
+        self._save_poll = p(f"INSERT INTO {ks}.polls (poll_id, rules, rules_hash, sealed_count, "
+                            "sealed_digest) VALUES (?, ?, ?, ?, ?)")
         self._poll = p(f"SELECT * FROM {ks}.polls WHERE poll_id = ?")
         # A plain upsert of an immutable row: a redelivered event rewrites the same values.
         self._add = p(
@@ -47,7 +47,8 @@ class CassandraTallyStore:
     @guarded
     def save_poll(self, poll: TallyPoll) -> None:
         rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
-        self.s.execute(self._save_poll, (poll.poll_id, rules, poll.rules_hash, poll.sealed_count))
+        self.s.execute(self._save_poll, (poll.poll_id, rules, poll.rules_hash, poll.sealed_count,
+                                         poll.sealed_digest))
 
     @guarded
     def poll(self, poll_id: str) -> TallyPoll | None:
@@ -55,7 +56,7 @@ class CassandraTallyStore:
         if r is None:
             return None
         rules = rules_adapter.validate_json(r.rules) if r.rules else None
-        return TallyPoll(r.poll_id, rules, r.rules_hash, r.sealed_count)
+        return TallyPoll(r.poll_id, rules, r.rules_hash, r.sealed_count, r.sealed_digest)
 
     @guarded
     def add_ballot(self, b: StoredBallot) -> None:

@@ -20,15 +20,18 @@ class SqliteTallyStore:
     def save_poll(self, poll: TallyPoll) -> None:
         rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
         with self.db.tx() as tx:
-            tx.execute("INSERT OR REPLACE INTO polls VALUES (?, ?, ?, ?)",
-                       (poll.poll_id, rules, poll.rules_hash, poll.sealed_count))
+            tx.execute("INSERT OR REPLACE INTO polls (poll_id, rules, rules_hash, sealed_count, "
+                       "sealed_digest) VALUES (?, ?, ?, ?, ?)",
+                       (poll.poll_id, rules, poll.rules_hash, poll.sealed_count,
+                        poll.sealed_digest))
 
     def poll(self, poll_id: str) -> TallyPoll | None:
         r = self.db.one("SELECT * FROM polls WHERE poll_id = ?", (poll_id,))
         if r is None:
             return None
         rules = rules_adapter.validate_json(r["rules"]) if r["rules"] else None
-        return TallyPoll(r["poll_id"], rules, r["rules_hash"], r["sealed_count"])
+        return TallyPoll(r["poll_id"], rules, r["rules_hash"], r["sealed_count"],
+                         r["sealed_digest"])
 
     def add_ballot(self, b: StoredBallot) -> None:
         with self.db.tx() as tx:

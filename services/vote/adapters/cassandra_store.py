@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
 
 from services.vote.domain import BALLOT_BUCKETS, Ballot, PollState, bucket
 from urne.counting.rules import rules_adapter
-from urne.shared.cassandra import count_buckets, guarded, ping
+from urne.shared.cassandra import guard, guarded, ping
 
 
 class CassandraVoteStore:
@@ -26,8 +28,8 @@ class CassandraVoteStore:
         self._insert = p(
             f"INSERT INTO {ks}.ballots (poll_id, bucket, voter_key, sequence, ballot_id, tracker, "
             "choice, channel, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS")
-        self._count = p(f"SELECT COUNT(*) FROM {ks}.ballots WHERE poll_id = ? AND bucket = ?")
-        for stmt in (self._save_poll, self._poll, self._latest, self._count):
+        self._ids = p(f"SELECT ballot_id FROM {ks}.ballots WHERE poll_id = ? AND bucket = ?")
+        for stmt in (self._save_poll, self._poll, self._latest, self._ids):
             stmt.is_idempotent = True
 
     @guarded
@@ -55,9 +57,15 @@ class CassandraVoteStore:
             json.dumps(b.choice), b.channel, b.recorded_at))
         return bool(result.was_applied)
 
-    @guarded
-    def count_ballots(self, poll_id: str) -> int:
-        return count_buckets(self.s, self._count, poll_id, BALLOT_BUCKETS)
+    def ballot_ids(self, poll_id: str) -> Iterator[str]:
+        # guard() inside the generator: the pages are fetched while iterating.
+        with guard():
+            results = execute_concurrent_with_args(
+                self.s, self._ids, [(poll_id, b) for b in range(BALLOT_BUCKETS)],
+                raise_on_first_error=True)
+            for _, rows in results:
+                for r in rows:
+                    yield r.ballot_id
 
     @guarded
     def ping(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 
 from services.vote.domain import Ballot, PollState
 from urne.counting.rules import rules_adapter
@@ -42,9 +43,9 @@ class SqliteVoteStore:
             return False
         return True
 
-    def count_ballots(self, poll_id: str) -> int:
-        r = self.db.one("SELECT COUNT(*) AS n FROM ballots WHERE poll_id = ?", (poll_id,))
-        return int(r["n"]) if r else 0
+    def ballot_ids(self, poll_id: str) -> Iterator[str]:
+        for r in self.db.query("SELECT ballot_id FROM ballots WHERE poll_id = ?", (poll_id,)):
+            yield r["ballot_id"]
 
     def ping(self) -> None:
         self.db.ping()
