@@ -42,19 +42,11 @@ def _send(bus, cmd: Command) -> dict:  # type: ignore[no-untyped-def]
 
 
 def bench(voters: int, revotes: float) -> dict:
-    from services.identity import bootstrap as identity
-    from services.proposal import bootstrap as proposal
-    from services.tally import bootstrap as tally
-    from services.vote import bootstrap as vote
-    from urne.runtime.embedded_bus import EmbeddedBus
-    from urne.shared.keys import generate_keys
+    from urne.runtime.embedded import embedded_bus
 
     data = Path(tempfile.mkdtemp(prefix="urne-bench-"))
     settings = EmbeddedSettings(data_dir=data, environment="test")
-    generate_keys(settings.keys_dir)
-    cores = {m.__name__.split(".")[1]: m.embedded(settings)
-             for m in (identity, proposal, vote, tally)}
-    bus = EmbeddedBus(cores, data / "bus.db")
+    bus = embedded_bus(settings)
 
     cid = _send(bus, CreateConsultation(title="bench", created_by="bench"))["id"]
     rules = YesNoAbstainRules(method="yes_no_abstain", question="bench?")
