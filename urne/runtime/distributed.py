@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 
 
 def run_service(name: str) -> None:
@@ -24,8 +25,6 @@ def run_service(name: str) -> None:
     serve_metrics(settings.metrics_port, settings.metrics_host)
     config = {"AMQP_URI": settings.amqp_url, "max_workers": settings.max_workers,
               "serializer": "json"}
-    import logging
-
     logging.getLogger(__name__).info("service starting", extra={"fields": {"service": name}})
     run([service_class(core)], config)
 

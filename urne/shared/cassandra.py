@@ -225,6 +225,19 @@ def ping(session: Session) -> None:
                                     is_idempotent=True))
 
 
+def scan_buckets(session: Session, select: PreparedStatement, poll_id: str,
+                 buckets: int) -> Iterator[Any]:
+    """Rows of ``select`` (``... WHERE poll_id = ? AND bucket = ?``) over every bucket
+    partition of a poll, first pages read concurrently, later pages as iteration goes."""
+    # A generator: the guard sits inside, where the pages are fetched.
+    with guard():
+        results = execute_concurrent_with_args(
+            session, select, [(poll_id, b) for b in range(buckets)],
+            concurrency=buckets, raise_on_first_error=True)
+        for _, rows in results:
+            yield from rows
+
+
 def count_buckets(session: Session, count: PreparedStatement, poll_id: str,
                   buckets: int) -> int:
     """Sum ``count`` (``SELECT COUNT(*) ... WHERE poll_id = ? AND bucket = ?``) over

@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from cassandra.cluster import Session
-from cassandra.concurrent import execute_concurrent_with_args
 
 from services.tally.domain import StoredBallot, TallyPoll
 from urne.counting.rules import rules_adapter
-from urne.shared.cassandra import count_buckets, guard, guarded, ping, utc
+from urne.shared.cassandra import count_buckets, guarded, ping, scan_buckets, utc
 
 # Same storage layout as the vote service's ballots (16 partitions per poll, by the
 # first 32 bits of the voter key), but computed here: the tally must not import the
@@ -65,14 +64,7 @@ class CassandraTallyStore:
                                    b.recorded_at))
 
     def ballots(self, poll_id: str) -> Iterator[StoredBallot]:
-        # A generator: the guard must sit inside, where the pages are fetched.
-        with guard():
-            results = execute_concurrent_with_args(
-                self.s, self._ballots, [(poll_id, b) for b in range(BUCKETS)],
-                concurrency=BUCKETS, raise_on_first_error=True)
-            for _, rows in results:
-                for r in rows:  # further pages are fetched as the iteration goes
-                    yield _ballot(r)
+        return map(_ballot, scan_buckets(self.s, self._ballots, poll_id, BUCKETS))
 
     @guarded
     def count_ballots(self, poll_id: str) -> int:

@@ -6,11 +6,10 @@ import json
 from collections.abc import Iterator
 
 from cassandra.cluster import Session
-from cassandra.concurrent import execute_concurrent_with_args
 
 from services.vote.domain import BALLOT_BUCKETS, Ballot, PollState, bucket
 from urne.counting.rules import rules_adapter
-from urne.shared.cassandra import guard, guarded, ping
+from urne.shared.cassandra import guarded, ping, scan_buckets
 
 
 class CassandraVoteStore:
@@ -58,14 +57,7 @@ class CassandraVoteStore:
         return bool(result.was_applied)
 
     def ballot_ids(self, poll_id: str) -> Iterator[str]:
-        # guard() inside the generator: the pages are fetched while iterating.
-        with guard():
-            results = execute_concurrent_with_args(
-                self.s, self._ids, [(poll_id, b) for b in range(BALLOT_BUCKETS)],
-                raise_on_first_error=True)
-            for _, rows in results:
-                for r in rows:
-                    yield r.ballot_id
+        return (r.ballot_id for r in scan_buckets(self.s, self._ids, poll_id, BALLOT_BUCKETS))
 
     @guarded
     def ping(self) -> None:
