@@ -12,15 +12,15 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import problems
-from gateway.clients import ServiceClient
-from gateway.deps import GatewayState
-from gateway.routes import audit, auth, consultations, health, polls
 from urne import __version__
-from urne.shared.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_public_key
-from urne.shared.logging import trace_id_var
-from urne.shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
-from urne.shared.tokens import TokenVerifier
+from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_public_key
+from urne.crypto.tokens import TokenVerifier
+from urne.gateway import problems
+from urne.gateway.clients import ServiceClient
+from urne.gateway.deps import GatewayState
+from urne.gateway.routes import audit, auth, consultations, health, polls
+from urne.platform.logging import trace_id_var
+from urne.platform.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
 TRACE_HEADER = "X-Request-ID"
 
@@ -45,8 +45,8 @@ def _register_problem_schema(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(client: ServiceClient, keys_dir: Path, rpc_timeout: float = 10.0,
-               on_shutdown: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
+def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...]) -> FastAPI:
+    """The gateway over ``client``; ``services`` are the ones ``/readyz`` checks."""
     identity_key = load_public_key(keys_dir, IDENTITY_TOKEN_KEY)
     public_keys = [
         {"name": k.name, "kid": k.kid, "algorithm": "Ed25519", "public_key": k.raw_b64url(),
@@ -58,8 +58,6 @@ def create_app(client: ServiceClient, keys_dir: Path, rpc_timeout: float = 10.0,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await client.close()
-        if on_shutdown:
-            await on_shutdown()
 
     app = FastAPI(
         title="urne",
@@ -70,7 +68,7 @@ def create_app(client: ServiceClient, keys_dir: Path, rpc_timeout: float = 10.0,
         responses=problems.PROBLEM_RESPONSES,
     )
     app.state.urne = GatewayState(client=client, tokens=TokenVerifier(identity_key),
-                                  public_keys=public_keys, rpc_timeout=rpc_timeout)
+                                  public_keys=public_keys, services=services)
     problems.install(app)
 
     v1 = APIRouter(prefix="/v1")

@@ -6,8 +6,8 @@ from typing import Protocol
 
 import anyio
 
-from urne.runtime.embedded_bus import EmbeddedBus
-from urne.shared.kernel import RawEnvelope, Reply
+from urne.messaging.embedded_bus import EmbeddedBus
+from urne.messaging.kernel import RawEnvelope, RawReply
 
 
 class ServiceUnavailable(Exception):
@@ -15,7 +15,7 @@ class ServiceUnavailable(Exception):
 
 
 class ServiceClient(Protocol):
-    async def call(self, service: str, envelope: RawEnvelope, timeout: float) -> Reply: ...
+    async def call(self, service: str, envelope: RawEnvelope) -> RawReply: ...
     async def close(self) -> None: ...
 
 
@@ -23,8 +23,9 @@ class EmbeddedClient:
     def __init__(self, bus: EmbeddedBus):
         self.bus = bus
 
-    async def call(self, service: str, envelope: RawEnvelope, timeout: float) -> Reply:
-        # SQLite calls block: run them off the event loop.
+    async def call(self, service: str, envelope: RawEnvelope) -> RawReply:
+        # SQLite calls block: run them off the event loop. No timeout: a command
+        # cannot be taken back from its thread, so the caller waits for its outcome.
         return await anyio.to_thread.run_sync(self.bus.call, service, envelope)
 
     async def close(self) -> None:
@@ -35,10 +36,11 @@ class AmqpClient:
     """Calls services over RabbitMQ; connects lazily so the gateway starts (and answers
     /healthz, and 503 elsewhere) while the broker is still coming up."""
 
-    def __init__(self, amqp_url: str):
-        from urne.runtime.amqp_rpc import AmqpRpcClient
+    def __init__(self, amqp_url: str, timeout: float):
+        from urne.messaging.amqp_rpc import AmqpRpcClient
 
         self.rpc = AmqpRpcClient(amqp_url)
+        self.timeout = timeout  # also the requests' TTL in the broker
         self._connected = False
         self._lock: anyio.Lock | None = None
 
@@ -54,12 +56,12 @@ class AmqpClient:
                     raise ServiceUnavailable(f"broker unreachable: {exc!r}") from exc
                 self._connected = True
 
-    async def call(self, service: str, envelope: RawEnvelope, timeout: float) -> Reply:
-        from urne.runtime.amqp_rpc import RpcUnavailable
+    async def call(self, service: str, envelope: RawEnvelope) -> RawReply:
+        from urne.messaging.amqp_rpc import RpcUnavailable
 
         await self._ensure()
         try:
-            return await self.rpc.call(service, envelope, timeout)
+            return await self.rpc.call(service, envelope, self.timeout)
         except RpcUnavailable as exc:
             raise ServiceUnavailable(str(exc)) from exc
 

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gateway.clients import ServiceClient, ServiceUnavailable
-from gateway.problems import ProblemError
 from urne.contracts.envelope import Command, wrap
-from urne.shared.tokens import AccessClaims, InvalidToken, TokenVerifier
+from urne.crypto.tokens import AccessClaims, InvalidToken, TokenVerifier
+from urne.gateway.clients import ServiceClient, ServiceUnavailable
+from urne.gateway.problems import ProblemError
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -21,7 +21,7 @@ class GatewayState:
     client: ServiceClient
     tokens: TokenVerifier
     public_keys: list[dict[str, str]]
-    rpc_timeout: float
+    services: tuple[str, ...]  # what /readyz checks
 
 
 def state(request: Request) -> GatewayState:
@@ -35,12 +35,11 @@ class Services:
         self.st = state(request)
         self.trace_id = request.state.trace_id
 
-    async def send(self, command: Command, service: str | None = None,
-                   timeout: float | None = None) -> dict[str, Any]:
-        target = service or command.OWNER
+    async def send(self, command: Command) -> dict[str, Any]:
+        target = command.OWNER
         envelope = wrap(command, "gateway", self.trace_id)
         try:
-            reply = await self.st.client.call(target, envelope, timeout or self.st.rpc_timeout)
+            reply = await self.st.client.call(target, envelope)
         except ServiceUnavailable as exc:
             raise ProblemError(503, "service_unavailable",
                                f"the {target} service is not answering; retry shortly") from exc

@@ -30,9 +30,9 @@ from urne.contracts.commands import (
 )
 from urne.contracts.envelope import Command, wrap
 from urne.counting.rules import YesNoAbstainRules
-from urne.shared.keys import IDENTITY_TOKEN_KEY, load_public_key
-from urne.shared.settings import EmbeddedSettings
-from urne.shared.tokens import TokenVerifier
+from urne.crypto.keys import IDENTITY_TOKEN_KEY, load_public_key
+from urne.crypto.tokens import TokenVerifier
+from urne.platform.settings import EmbeddedSettings
 
 
 def _send(bus, cmd: Command) -> dict:  # type: ignore[no-untyped-def]

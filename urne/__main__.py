@@ -18,7 +18,7 @@ def main() -> None:
         import eventlet
 
         eventlet.monkey_patch()
-    from urne.cli import app
+    from urne.runtime.cli import app
 
     app(prog_name="urne")
 

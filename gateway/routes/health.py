@@ -1,3 +1,5 @@
+"""Liveness, readiness."""
+
 from __future__ import annotations
 
 import asyncio
@@ -5,12 +7,11 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gateway.clients import ServiceUnavailable
-from gateway.deps import state
-from gateway.problems import problem
 from urne.contracts.commands import CheckHealth
 from urne.contracts.envelope import wrap
-from urne.runtime import SERVICES
+from urne.gateway.clients import ServiceUnavailable
+from urne.gateway.deps import state
+from urne.gateway.problems import problem
 
 router = APIRouter(tags=["health"])
 READY_TIMEOUT = 3.0
@@ -25,18 +26,19 @@ async def healthz() -> dict:
 @router.get("/readyz", response_model=None)
 async def readyz(request: Request) -> JSONResponse | dict:
     """Ready: every service answers through the broker and reaches its store."""
-    client = state(request).client
+    gateway = state(request)
 
     async def check(service: str) -> tuple[str, dict]:
         try:
-            reply = await client.call(service, wrap(CheckHealth(), "gateway"), READY_TIMEOUT)
+            reply = await asyncio.wait_for(
+                gateway.client.call(service, wrap(CheckHealth(), "gateway")), READY_TIMEOUT)
         except (ServiceUnavailable, TimeoutError) as exc:
             return service, {"ready": False, "detail": type(exc).__name__}
         data = reply.get("data") or {}
         return service, {"ready": bool(reply.get("ok") and data.get("ready")),
                          "detail": data.get("detail", "")}
 
-    results = dict(await asyncio.gather(*(check(s) for s in SERVICES)))
+    results = dict(await asyncio.gather(*(check(s) for s in gateway.services)))
     if all(r["ready"] for r in results.values()):
         return {"status": "ready", "services": results}
     return problem(503, "not_ready", "some services are not ready", "/readyz", services=results)

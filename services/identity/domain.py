@@ -7,12 +7,25 @@ import hmac
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Literal
 
 CODE_DIGITS = 6
 CODE_TTL = timedelta(minutes=10)
 MAX_ATTEMPTS = 5  # wrong codes before the code is burnt (CONSUL #279: brute force)
 SEND_WINDOW = timedelta(hours=1)
 MAX_SENDS_PER_WINDOW = 5  # codes sent to one address per window (SMS/e-mail bombing)
+
+# Whether identity issues voting tokens for a poll (it follows poll.opened/closed).
+VotingStatus = Literal["open", "closed"]
+
+
+def voting_status(stored: str) -> VotingStatus:
+    """A status as read back from a store."""
+    if stored == "open":
+        return "open"
+    if stored == "closed":
+        return "closed"
+    raise ValueError(f"unknown voting status {stored!r}")
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.identity import domain
-from services.identity.ports import CodeSender, IdentityStore
 from urne.contracts.commands import IssueVotingToken, RequestLoginCode, VerifyLoginCode
-from urne.contracts.events import PersonRegistered, PollClosed, PollOpened
-from urne.contracts.views import AccessToken, LoginCodeSent, VotingToken
-from urne.shared.errors import Conflict, NotFound, TooManyRequests, Unauthorized
-from urne.shared.kernel import Context, ServiceCore
-from urne.shared.tokens import TokenIssuer
+from urne.contracts.events import PollClosed, PollOpened
+from urne.contracts.replies import AccessToken, LoginCodeSent, VotingToken
+from urne.crypto.tokens import TokenIssuer
+from urne.messaging.kernel import Context, ServiceCore
+from urne.platform.errors import Conflict, NotFound, TooManyRequests, Unauthorized
+from urne.services.identity import domain
+from urne.services.identity.ports import CodeSender, IdentityStore
 
 
 @dataclass
@@ -58,33 +58,29 @@ class IdentityHandlers:
         person = self.store.person_by_email(email)
         if person is None:
             role = "organiser" if email in self.organisers else "participant"
-            candidate = domain.Person(uuid.uuid4().hex, email, role, now)
-            person = self.store.add_person(candidate)
-            if person.person_id == candidate.person_id:
-                ctx.emit(PersonRegistered(person_id=person.person_id, channel="email",
-                                          registered_at=now))
+            person = self.store.add_person(domain.Person(uuid.uuid4().hex, email, role, now))
         token, exp = self.tokens.access_token(person.person_id, person.role)
         return AccessToken(access_token=token, expires_in=exp - int(now.timestamp()),
                            role=person.role, person_id=person.person_id)
 
     def issue_voting_token(self, cmd: IssueVotingToken, ctx: Context) -> VotingToken:
-        status = self.store.poll_status(cmd.poll_id)
+        status = self.store.voting_status(cmd.poll_id)
         if status is None:
             raise NotFound(f"poll {cmd.poll_id} is not open for voting", code="poll_not_found")
         if status != "open":
             raise Conflict(f"poll {cmd.poll_id} is {status}", code="poll_not_open")
         voter_key = domain.pseudonym(self.secret, cmd.person_id, cmd.poll_id)
-        token, exp = self.tokens.voting_token(voter_key, cmd.poll_id, attributes={})
+        token, exp = self.tokens.voting_token(voter_key, cmd.poll_id)
         return VotingToken(poll_id=cmd.poll_id, voting_token=token,
                            expires_at=datetime.fromtimestamp(exp, UTC))
 
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
         # A late redelivery of "opened" must not reopen a closed poll.
-        if self.store.poll_status(event.poll_id) != "closed":
-            self.store.set_poll_status(event.poll_id, "open")
+        if self.store.voting_status(event.poll_id) != "closed":
+            self.store.set_voting_status(event.poll_id, "open")
 
     def on_poll_closed(self, event: PollClosed, ctx: Context) -> None:
-        self.store.set_poll_status(event.poll_id, "closed")
+        self.store.set_voting_status(event.poll_id, "closed")
 
     def core(self) -> ServiceCore:
         return ServiceCore(

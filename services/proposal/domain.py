@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from urne.contracts.replies import PollStatus
 from urne.counting.rules import PollRules, rules_hash
-from urne.shared.errors import Conflict
+from urne.platform.errors import Conflict
 
-# draft -> open -> closed -> published; rules may change only in draft.
-TRANSITIONS = {"open": "draft", "closed": "open", "published": "closed"}
+# A poll moves one way only: draft -> open -> closed -> published. Rules may
+# change only in draft; from "open" on they are frozen.
+NEXT_STATUS: dict[PollStatus, PollStatus] = {"draft": "open", "open": "closed",
+                                             "closed": "published"}
 
 
 @dataclass(frozen=True)
@@ -37,26 +40,27 @@ class Poll:
     consultation_id: str
     proposal_id: str | None
     rules: PollRules
-    status: str = "draft"
+    status: PollStatus = "draft"
     rules_hash: str | None = None
     opened_at: datetime | None = None
     closed_at: datetime | None = None
     published_at: datetime | None = None
 
-    def _moved(self, to: str) -> None:
-        if TRANSITIONS[to] != self.status:
-            raise Conflict(f"poll {self.poll_id} is {self.status}; it cannot become {to}",
+    def _ensure_next(self, status: PollStatus) -> None:
+        """Raise unless ``status`` is the one that follows the current one."""
+        if NEXT_STATUS.get(self.status) != status:
+            raise Conflict(f"poll {self.poll_id} is {self.status}; it cannot become {status}",
                            code=f"poll_{self.status}")
 
     def open(self, now: datetime) -> Poll:
-        self._moved("open")
+        self._ensure_next("open")
         # Freezing: from here on the rules hash is part of every result.
         return replace(self, status="open", opened_at=now, rules_hash=rules_hash(self.rules))
 
     def close(self, now: datetime) -> Poll:
-        self._moved("closed")
+        self._ensure_next("closed")
         return replace(self, status="closed", closed_at=now)
 
     def publish(self, now: datetime) -> Poll:
-        self._moved("published")
+        self._ensure_next("published")
         return replace(self, status="published", published_at=now)

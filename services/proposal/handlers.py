@@ -7,8 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.proposal.domain import Consultation, Poll, Proposal
-from services.proposal.ports import ProposalStore
 from urne.contracts.commands import (
     AddProposal,
     ClosePoll,
@@ -20,14 +18,16 @@ from urne.contracts.commands import (
     OpenPoll,
 )
 from urne.contracts.events import PollClosed, PollOpened, ResultPublished
-from urne.contracts.views import ConsultationsView, ConsultationView, PollView, ProposalView
-from urne.shared.errors import Conflict, NotFound
-from urne.shared.kernel import Context, ServiceCore
+from urne.contracts.replies import ConsultationsView, ConsultationView, PollView, ProposalView
+from urne.messaging.kernel import Context, ServiceCore
+from urne.platform.errors import Conflict, NotFound
+from urne.services.proposal.domain import Consultation, Poll, Proposal
+from urne.services.proposal.ports import ProposalStore
 
 
 def poll_view(p: Poll) -> PollView:
     return PollView(id=p.poll_id, consultation_id=p.consultation_id, proposal_id=p.proposal_id,
-                    rules=p.rules, status=p.status, rules_hash=p.rules_hash,  # type: ignore[arg-type]
+                    rules=p.rules, status=p.status, rules_hash=p.rules_hash,
                     opened_at=p.opened_at, closed_at=p.closed_at, published_at=p.published_at)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from services.proposal.domain import Consultation, Poll, Proposal
+from urne.services.proposal.domain import Consultation, Poll, Proposal
 
 
 class ProposalStore(Protocol):

@@ -17,7 +17,10 @@ LEAF_ENCODING = "sha256(0x00 || canonical_json({choice, tracker}))"
 
 
 @dataclass(frozen=True)
-class TallyPoll:
+class TallySheet:
+    """The tally's sheet for one poll: the frozen rules to count by and, once the
+    ballot box is sealed, what the vote service says it held."""
+
     poll_id: str
     rules: PollRules | None
     rules_hash: str | None
@@ -57,7 +60,7 @@ def leaf_hashes(entries: list[dict[str, Any]]) -> list[bytes]:
     return [merkle.leaf_hash(canonical_json(e)) for e in entries]
 
 
-def build_result(poll: TallyPoll, ballots: list[StoredBallot], software_version: str,
+def build_result(poll: TallySheet, ballots: list[StoredBallot], software_version: str,
                  now: datetime) -> dict[str, Any]:
     """The result document that gets signed: everything a verifier needs to recompute."""
     assert poll.rules is not None

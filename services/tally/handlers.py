@@ -7,20 +7,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from services.tally import domain
-from services.tally.domain import StoredBallot, TallyPoll
-from services.tally.ports import TallyStore
 from urne import __version__
 from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
 from urne.contracts.events import BallotBoxSealed, BallotRecorded, PollOpened, ResultPublished
-from urne.contracts.views import BallotRecord, InclusionProof, RecordEntry, SignedResult
+from urne.contracts.replies import BallotRecord, InclusionProof, RecordEntry, SignedResult
+from urne.crypto.keys import SigningKey, b64url
+from urne.messaging.kernel import Context, ServiceCore
+from urne.platform.errors import Conflict, NotFound
+from urne.platform.logging import log_fields
+from urne.platform.metrics import RESULTS
 from urne.record import merkle
 from urne.record.canonical import ballot_set_digest, canonical_json
-from urne.shared.errors import Conflict, NotFound
-from urne.shared.kernel import Context, ServiceCore
-from urne.shared.keys import SigningKey, b64url
-from urne.shared.logging import log_fields
-from urne.shared.metrics import RESULTS
+from urne.services.tally import domain
+from urne.services.tally.domain import StoredBallot, TallySheet
+from urne.services.tally.ports import TallyStore
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,9 @@ class TallyHandlers:
 
     # --- events -----------------------------------------------------------
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
-        known = self.store.poll(event.poll_id)
+        known = self.store.sheet(event.poll_id)
         sealed = (known.sealed_count, known.sealed_digest) if known else (None, None)
-        self.store.save_poll(TallyPoll(event.poll_id, event.rules, event.rules_hash, *sealed))
+        self.store.save_sheet(TallySheet(event.poll_id, event.rules, event.rules_hash, *sealed))
         self._try_publish(event.poll_id, ctx)
 
     def on_ballot_recorded(self, event: BallotRecorded, ctx: Context) -> None:
@@ -46,8 +46,8 @@ class TallyHandlers:
         self._try_publish(event.poll_id, ctx)
 
     def on_ballot_box_sealed(self, event: BallotBoxSealed, ctx: Context) -> None:
-        known = self.store.poll(event.poll_id) or TallyPoll(event.poll_id, None, None)
-        self.store.save_poll(replace(known, sealed_count=event.ballots_recorded,
+        known = self.store.sheet(event.poll_id) or TallySheet(event.poll_id, None, None)
+        self.store.save_sheet(replace(known, sealed_count=event.ballots_recorded,
                                      sealed_digest=event.ballots_digest))
         self._try_publish(event.poll_id, ctx)
 
@@ -57,7 +57,7 @@ class TallyHandlers:
         Events may arrive in any order (ballots after the seal, the seal before
         "opened"), so every handler ends here and only the last piece publishes.
         """
-        poll = self.store.poll(poll_id)
+        poll = self.store.sheet(poll_id)
         if poll is None or poll.rules is None or poll.sealed_count is None:
             return
         if self.store.result(poll_id) is not None:
@@ -93,7 +93,7 @@ class TallyHandlers:
     def _published(self, poll_id: str) -> dict:
         stored = self.store.result(poll_id)
         if stored is None:
-            if self.store.poll(poll_id) is None:
+            if self.store.sheet(poll_id) is None:
                 raise NotFound(f"no poll {poll_id} is known to the tally", code="poll_not_found")
             # Embargo: nothing about the ballots is shown before publication.
             raise Conflict("the result of this poll is not published yet",

@@ -1,4 +1,4 @@
-"""Ballots and the polls the vote service accepts them for. No I/O here."""
+"""Ballot boxes and the ballots in them. No I/O here."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from urne.counting.rules import PollRules
 
@@ -17,11 +17,14 @@ BALLOT_BUCKETS = 16
 
 
 @dataclass(frozen=True)
-class PollState:
+class BallotBox:
+    """The vote service's view of a poll: the frozen rules ballots are checked
+    against, and whether ballots are still accepted."""
+
     poll_id: str
     rules: PollRules | None  # None when "closed" arrived before "opened"
     rules_hash: str | None
-    status: str  # open | closed
+    status: Literal["open", "closed"]
 
 
 @dataclass(frozen=True)

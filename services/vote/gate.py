@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from urne.shared.errors import Conflict
+from urne.platform.errors import Conflict
 
 
 class CloseGate:

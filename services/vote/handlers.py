@@ -7,18 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from services.vote.domain import Ballot, PollState, new_tracker
-from services.vote.gate import CloseGate
-from services.vote.ports import VoteStore
 from urne.contracts.commands import CastBallot
 from urne.contracts.events import BallotBoxSealed, BallotRecorded, PollClosed, PollOpened
-from urne.contracts.views import Receipt
+from urne.contracts.replies import Receipt
 from urne.counting import InvalidBallot, validate_choice
+from urne.crypto.tokens import InvalidToken, TokenVerifier
+from urne.messaging.kernel import Context, ServiceCore
+from urne.platform.errors import Conflict, Forbidden, Invalid, Unauthorized
+from urne.platform.metrics import BALLOTS
 from urne.record.canonical import ballot_set_digest
-from urne.shared.errors import Conflict, Forbidden, Invalid, Unauthorized
-from urne.shared.kernel import Context, ServiceCore
-from urne.shared.metrics import BALLOTS
-from urne.shared.tokens import InvalidToken, TokenVerifier
+from urne.services.vote.domain import Ballot, BallotBox, new_tracker
+from urne.services.vote.gate import CloseGate
+from urne.services.vote.ports import VoteStore
 
 MAX_SEQUENCE_RETRIES = 5
 
@@ -41,7 +41,7 @@ class VoteHandlers:
             raise Unauthorized(f"voting token refused: {exc}", code="voting_token_invalid") from exc
         if claims.poll_id != cmd.poll_id:
             raise Forbidden("this voting token is for another poll", code="voting_token_wrong_poll")
-        poll = self.store.poll(cmd.poll_id)
+        poll = self.store.ballot_box(cmd.poll_id)
         if poll is None or poll.rules is None:
             raise Conflict(f"poll {cmd.poll_id} is not open for voting", code="poll_not_open")
         if poll.status != "open":
@@ -73,20 +73,21 @@ class VoteHandlers:
                        recorded_at=ballot.recorded_at)
 
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
-        if self.store.poll(event.poll_id) is None:
-            self.store.save_poll(PollState(event.poll_id, event.rules, event.rules_hash, "open"))
+        if self.store.ballot_box(event.poll_id) is None:
+            box = BallotBox(event.poll_id, event.rules, event.rules_hash, "open")
+            self.store.save_ballot_box(box)
 
     def on_poll_closed(self, event: PollClosed, ctx: Context) -> None:
         with self.gate.closing(event.poll_id):
             self._seal(event, ctx)
 
     def _seal(self, event: PollClosed, ctx: Context) -> None:
-        poll = self.store.poll(event.poll_id)
+        poll = self.store.ballot_box(event.poll_id)
         if poll is None:
-            poll = PollState(event.poll_id, None, None, "closed")
+            poll = BallotBox(event.poll_id, None, None, "closed")
         if poll.status != "closed":
-            poll = PollState(poll.poll_id, poll.rules, poll.rules_hash, "closed")
-        self.store.save_poll(poll)
+            poll = BallotBox(poll.poll_id, poll.rules, poll.rules_hash, "closed")
+        self.store.save_ballot_box(poll)
         # Sent again on redelivery, with the same count: the tally treats it idempotently.
         ids = list(self.store.ballot_ids(event.poll_id))
         ctx.emit(BallotBoxSealed(poll_id=event.poll_id, ballots_recorded=len(ids),

@@ -21,8 +21,8 @@ from tests.e2e.bad_input import run_bad_input
 from tests.e2e.scenario import close_and_verify, open_poll, run_slice, vote
 from tests.support.processes import Proc, free_port, start, wait_http
 from tests.support.servers import cassandra_address, require_cassandra, require_rabbitmq
-from urne.runtime import SERVICES
-from urne.shared.keys import generate_keys
+from urne.crypto.keys import generate_keys
+from urne.runtime.registry import SERVICES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
 
@@ -91,8 +91,8 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
 
 
 def _drop_keyspaces(prefix: str) -> None:
-    from urne.shared.cassandra import connect
-    from urne.shared.settings import StoreSettings
+    from urne.platform.settings import StoreSettings
+    from urne.storage.cassandra import connect
 
     host, port = cassandra_address()
     session = connect(StoreSettings(cassandra_hosts=host, cassandra_port=port))

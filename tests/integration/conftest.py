@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,9 +11,9 @@ from typing import Any
 import pytest
 
 from tests.support.servers import cassandra_address, require_cassandra
-from urne.runtime import SERVICES
-from urne.shared.settings import StoreSettings
-from urne.shared.sqlite import SqliteDb
+from urne.platform.settings import StoreSettings
+from urne.runtime.registry import SERVICES
+from urne.storage.sqlite import SqliteDb
 
 
 @dataclass
@@ -30,14 +29,15 @@ def cassandra() -> Iterator[CassandraRun]:
     """One session and one set of keyspaces per test run (Cassandra DDL is slow);
     tests isolate themselves with fresh ids. The keyspaces are dropped at the end."""
     require_cassandra()
-    from urne.shared.cassandra import connect, keyspace_name, migrate
+    from urne.storage.cassandra import connect, keyspace_name, migrate
 
     host, port = cassandra_address()
     settings = StoreSettings(cassandra_hosts=host, cassandra_port=port,
                              cassandra_keyspace_prefix=f"it_{uuid.uuid4().hex[:8]}_")
     session = connect(settings)
     try:
-        applied = {name: migrate(session, settings, name) for name in SERVICES}
+        applied = {name: migrate(session, settings, name, spec.migrations.cassandra)
+                   for name, spec in SERVICES.items()}
         yield CassandraRun(session, settings,
                            {name: keyspace_name(settings, name) for name in SERVICES}, applied)
     finally:
@@ -47,16 +47,11 @@ def cassandra() -> Iterator[CassandraRun]:
         session.cluster.shutdown()
 
 
-def _store(kind: str, service: str, *args: Any) -> Any:
-    module = importlib.import_module(f"services.{service}.adapters.{kind.lower()}_store")
-    return getattr(module, f"{kind}{service.title()}Store")(*args)
-
-
 @pytest.fixture(params=["sqlite", "cassandra"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], Any]:
     """``backend("vote")`` gives that service's store on the parametrised backend."""
     if request.param == "sqlite":
-        return lambda service: _store("Sqlite", service,
-                                      SqliteDb(tmp_path / f"{service}.db", service))
+        return lambda service: SERVICES[service].sqlite_store(
+            SqliteDb(tmp_path / f"{service}.db", SERVICES[service].migrations.sqlite))
     run: CassandraRun = request.getfixturevalue("cassandra")
-    return lambda service: _store("Cassandra", service, run.session, run.keyspaces[service])
+    return lambda service: SERVICES[service].cassandra_store(run.session, run.keyspaces[service])

@@ -17,16 +17,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-from services.identity.domain import LoginCode, Person
-from services.proposal.domain import Consultation, Poll, Proposal
-from services.tally.domain import StoredBallot, TallyPoll
-from services.vote.domain import BALLOT_BUCKETS, Ballot, PollState, bucket
 from tests.integration.conftest import CassandraRun
 from urne.counting.rules import YesNoAbstainRules, rules_hash
-from urne.runtime import SERVICES
-from urne.shared.migrations import migration_files
-from urne.shared.settings import StoreSettings
-from urne.shared.sqlite import SqliteDb
+from urne.platform.settings import StoreSettings
+from urne.runtime.registry import SERVICES
+from urne.services.identity.domain import LoginCode, Person
+from urne.services.proposal.domain import Consultation, Poll, Proposal
+from urne.services.tally.domain import StoredBallot, TallySheet
+from urne.services.vote.domain import BALLOT_BUCKETS, Ballot, BallotBox, bucket
+from urne.storage.migrations import migration_files
+from urne.storage.sqlite import SqliteDb
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ def test_identity_add_person_race_makes_one_person(backend: Any) -> None:
     assert store.person_by_email(email) == got[0]
 
 
-def test_identity_login_codes_and_poll_status(backend: Any) -> None:
+def test_identity_login_codes_and_voting_status(backend: Any) -> None:
     store = backend("identity")
     email = f"{new_id()}@example.org"
     assert store.login_code(email) is None
@@ -94,11 +94,11 @@ def test_identity_login_codes_and_poll_status(backend: Any) -> None:
     assert store.login_code(email) == spent
 
     poll = new_id()
-    assert store.poll_status(poll) is None
-    store.set_poll_status(poll, "open")
-    assert store.poll_status(poll) == "open"
-    store.set_poll_status(poll, "closed")
-    assert store.poll_status(poll) == "closed"
+    assert store.voting_status(poll) is None
+    store.set_voting_status(poll, "open")
+    assert store.voting_status(poll) == "open"
+    store.set_voting_status(poll, "closed")
+    assert store.voting_status(poll) == "closed"
     store.ping()
 
 
@@ -170,14 +170,14 @@ def _ballot(poll_id: str, voter_key: str, sequence: int, answer: str = "yes") ->
 def test_vote_polls(backend: Any) -> None:
     store = backend("vote")
     pid = new_id()
-    assert store.poll(pid) is None
-    store.save_poll(PollState(pid, RULES, rules_hash(RULES), "open"))
-    assert store.poll(pid) == PollState(pid, RULES, rules_hash(RULES), "open")
-    store.save_poll(PollState(pid, RULES, rules_hash(RULES), "closed"))
-    assert store.poll(pid) == PollState(pid, RULES, rules_hash(RULES), "closed")
+    assert store.ballot_box(pid) is None
+    store.save_ballot_box(BallotBox(pid, RULES, rules_hash(RULES), "open"))
+    assert store.ballot_box(pid) == BallotBox(pid, RULES, rules_hash(RULES), "open")
+    store.save_ballot_box(BallotBox(pid, RULES, rules_hash(RULES), "closed"))
+    assert store.ballot_box(pid) == BallotBox(pid, RULES, rules_hash(RULES), "closed")
     late = new_id()  # "closed" arrived before "opened": no rules yet
-    store.save_poll(PollState(late, None, None, "closed"))
-    assert store.poll(late) == PollState(late, None, None, "closed")
+    store.save_ballot_box(BallotBox(late, None, None, "closed"))
+    assert store.ballot_box(late) == BallotBox(late, None, None, "closed")
     store.ping()
 
 
@@ -226,13 +226,13 @@ def test_vote_count_spans_every_bucket(backend: Any) -> None:
 def test_tally_polls_and_results(backend: Any) -> None:
     store = backend("tally")
     pid = new_id()
-    assert store.poll(pid) is None
-    store.save_poll(TallyPoll(pid, None, None, 7))  # sealed before the rules arrived
-    assert store.poll(pid) == TallyPoll(pid, None, None, 7)
-    store.save_poll(TallyPoll(pid, RULES, rules_hash(RULES)))
-    assert store.poll(pid) == TallyPoll(pid, RULES, rules_hash(RULES), None)
-    store.save_poll(TallyPoll(pid, RULES, rules_hash(RULES), 7, "d" * 64))
-    assert store.poll(pid) == TallyPoll(pid, RULES, rules_hash(RULES), 7, "d" * 64)
+    assert store.sheet(pid) is None
+    store.save_sheet(TallySheet(pid, None, None, 7))  # sealed before the rules arrived
+    assert store.sheet(pid) == TallySheet(pid, None, None, 7)
+    store.save_sheet(TallySheet(pid, RULES, rules_hash(RULES)))
+    assert store.sheet(pid) == TallySheet(pid, RULES, rules_hash(RULES), None)
+    store.save_sheet(TallySheet(pid, RULES, rules_hash(RULES), 7, "d" * 64))
+    assert store.sheet(pid) == TallySheet(pid, RULES, rules_hash(RULES), 7, "d" * 64)
 
     signed = {"result": {"tally": {"yes": 3}, "poll_id": pid}, "signature": "s", "n": [1, 2]}
     assert store.result(pid) is None
@@ -287,17 +287,19 @@ def test_datetimes_come_back_aware_and_equal(backend: Any) -> None:
 
 
 def test_sqlite_migrations_apply_once(tmp_path: Path) -> None:
-    for name in SERVICES:
-        db = SqliteDb(tmp_path / f"{name}.db", None)
-        assert db.migrate(name) == [f.stem for f in migration_files(name, "sqlite")]
-        assert db.migrate(name) == []
+    for name, spec in SERVICES.items():
+        db = SqliteDb(tmp_path / f"{name}.db")
+        assert db.migrate(spec.migrations.sqlite) == [
+            f.stem for f in migration_files(spec.migrations.sqlite)]
+        assert db.migrate(spec.migrations.sqlite) == []
 
 
 def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
-    from urne.shared.cassandra import ensure_schema, migrate
+    from urne.storage.cassandra import ensure_schema, migrate
 
     run = cassandra
-    files = {name: [f.stem for f in migration_files(name, "cassandra")] for name in SERVICES}
+    files = {name: [f.stem for f in migration_files(spec.migrations.cassandra)]
+             for name, spec in SERVICES.items()}
     assert run.applied == files
     assert files["tally"] == ["001_init", "002_sealed_digest"]  # an ALTER TABLE migration
     for name, ks in run.keyspaces.items():
@@ -305,15 +307,16 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
         assert sorted((r.version, r.name) for r in before) == [
             (int(stem[:3]), stem) for stem in files[name]]
         assert isinstance(before[0].applied_at, datetime)
-        assert migrate(run.session, run.settings, name) == []
-        assert ensure_schema(run.session, run.settings, name) == ks
+        folder = SERVICES[name].migrations.cassandra
+        assert migrate(run.session, run.settings, name, folder) == []
+        assert ensure_schema(run.session, run.settings, name, folder) == ks
         after = list(run.session.execute(f"SELECT * FROM {ks}.schema_migrations"))
         assert after == before  # nothing applied, nothing rewritten
 
 
 def test_cassandra_concurrent_migrations(cassandra: CassandraRun) -> None:
     """Several processes starting together: every run succeeds, one schema results."""
-    from urne.shared.cassandra import connect, ensure_schema
+    from urne.storage.cassandra import connect, ensure_schema
 
     settings = StoreSettings(cassandra_hosts=cassandra.settings.cassandra_hosts,
                              cassandra_port=cassandra.settings.cassandra_port,
@@ -321,7 +324,8 @@ def test_cassandra_concurrent_migrations(cassandra: CassandraRun) -> None:
                              .cassandra_keyspace_prefix + "c_")
     sessions = [connect(settings) for _ in range(3)]
     try:
-        keyspaces = race(3, lambda i: ensure_schema(sessions[i], settings, "vote"))
+        folder = SERVICES["vote"].migrations.cassandra
+        keyspaces = race(3, lambda i: ensure_schema(sessions[i], settings, "vote", folder))
         assert set(keyspaces) == {f"{settings.cassandra_keyspace_prefix}vote"}
         rows = list(sessions[0].execute(f"SELECT version FROM {keyspaces[0]}.schema_migrations"))
         assert [r.version for r in rows] == [1]
@@ -335,7 +339,7 @@ def test_cassandra_concurrent_migrations(cassandra: CassandraRun) -> None:
 
 
 def test_unreachable_cassandra_is_store_unavailable() -> None:
-    from urne.shared.cassandra import StoreUnavailable, connect
+    from urne.storage.cassandra import StoreUnavailable, connect
 
     with pytest.raises(StoreUnavailable) as caught:
         connect(StoreSettings(cassandra_hosts="127.0.0.1", cassandra_port=1))
@@ -345,7 +349,7 @@ def test_unreachable_cassandra_is_store_unavailable() -> None:
 def test_guard_turns_driver_faults_into_503() -> None:
     from cassandra import OperationTimedOut, WriteTimeout
 
-    from urne.shared.cassandra import StoreUnavailable, guard, guarded
+    from urne.storage.cassandra import StoreUnavailable, guard, guarded
 
     @guarded
     def times_out() -> None:
@@ -362,7 +366,7 @@ def test_guard_turns_driver_faults_into_503() -> None:
 def test_driver_runs_under_eventlet_and_without(cassandra: CassandraRun) -> None:
     """nameko services run the driver under eventlet: its reactor must be the eventlet
     one there (the libev default would hang green threads), and stay libev here."""
-    from urne.shared.cassandra import connection_class
+    from urne.storage.cassandra import connection_class
 
     assert connection_class() is None
     assert cassandra.session.cluster.connection_class.__name__ == "LibevConnection"
@@ -372,10 +376,10 @@ def test_driver_runs_under_eventlet_and_without(cassandra: CassandraRun) -> None
         eventlet.monkey_patch()
         import json, sys, uuid
         from datetime import UTC, datetime
-        from services.tally.adapters.cassandra_store import CassandraTallyStore
-        from services.tally.domain import StoredBallot
-        from urne.shared.cassandra import connect
-        from urne.shared.settings import StoreSettings
+        from urne.services.tally.adapters.cassandra_store import CassandraTallyStore
+        from urne.services.tally.domain import StoredBallot
+        from urne.storage.cassandra import connect
+        from urne.platform.settings import StoreSettings
 
         settings = StoreSettings(**json.loads(sys.argv[1]))
         session = connect(settings)

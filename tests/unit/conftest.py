@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.helpers import Clock
-from urne.shared.keys import (
+from urne.crypto.keys import (
     IDENTITY_TOKEN_KEY,
     TALLY_RESULT_KEY,
     SigningKey,

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from urne.contracts import Command, Event, wrap
-from urne.shared.kernel import ServiceCore
+from urne.messaging.kernel import ServiceCore
+from urne.runtime.registry import SERVICES
+from urne.storage.sqlite import SqliteDb
+
+
+def service_db(path: Path, service: str) -> SqliteDb:
+    """A SQLite file with ``service``'s migrations applied."""
+    return SqliteDb(path, SERVICES[service].migrations.sqlite)
 
 
 class Clock:

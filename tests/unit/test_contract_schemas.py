@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from urne.contracts import REGISTRY, Command, Envelope, Event, Message, schemas
+from urne.contracts import REGISTRY, Command, Envelope, Event, Message, schemas, unwrap, wrap
+from urne.contracts.events import PollClosed
 
 pytestmark = pytest.mark.unit
 
@@ -102,8 +104,20 @@ def test_every_command_has_a_known_owner() -> None:
         assert getattr(cls, "OWNER", None) in SERVICES, cls.__name__
 
 
-def test_messages_refuse_unknown_fields() -> None:
+def test_messages_are_frozen() -> None:
     for name, cls in REGISTRY.items():
-        assert cls.model_config.get("extra") == "forbid", name
         assert cls.model_config.get("frozen") is True, name
     assert issubclass(Command, Message) and issubclass(Event, Message)
+
+
+def test_readers_tolerate_fields_they_do_not_know() -> None:
+    """A producer a release ahead may add an optional field, to the payload or to the
+    envelope: a consumer still reads the message (and ignores the field) instead of
+    dead-lettering it during a rolling upgrade."""
+    closed = PollClosed(poll_id="p1", closed_at=datetime(2026, 1, 1, tzinfo=UTC))
+    raw = wrap(closed, "proposal")
+    raw["payload"]["reason"] = "a field from a later release"
+    raw["signature"] = "another one"
+    env, event = unwrap(raw)
+    assert event == closed
+    assert env.producer == "proposal"

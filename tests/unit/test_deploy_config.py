@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from urne.runtime import SERVICES
-from urne.shared.settings import GatewaySettings, ServiceSettings
+from urne.platform.settings import GatewaySettings, ServiceSettings
+from urne.runtime.registry import SERVICES
 
 pytestmark = pytest.mark.unit
 

@@ -10,9 +10,9 @@ from tests.unit.helpers import deliver, send
 from urne.contracts import wrap
 from urne.contracts.commands import CheckHealth, ClosePoll, GetPoll, GetResult, OpenPoll
 from urne.contracts.events import BallotRecorded, PollClosed, ResultPublished
-from urne.contracts.views import Health
-from urne.shared.errors import Conflict, DomainError
-from urne.shared.kernel import Context, ServiceCore
+from urne.contracts.replies import Health
+from urne.messaging.kernel import Context, ServiceCore
+from urne.platform.errors import Conflict, DomainError
 
 pytestmark = pytest.mark.unit
 
@@ -60,7 +60,7 @@ def test_unknown_message_type() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [{}, {"poll_id": 7}, {"poll_id": "p1", "extra": True}, {"poll_id": None}],
+    [{}, {"poll_id": 7}, {"poll_id": ""}, {"poll_id": None}],
     ids=repr,
 )
 def test_invalid_payload_is_a_422(payload: dict) -> None:
@@ -190,7 +190,7 @@ def test_check_health_not_ready_when_ping_raises() -> None:
 def test_development_secrets_are_refused_outside_development() -> None:
     from pydantic import ValidationError
 
-    from urne.shared.settings import EmbeddedSettings, ServiceSettings
+    from urne.platform.settings import EmbeddedSettings, ServiceSettings
 
     for settings in (ServiceSettings, EmbeddedSettings):
         assert settings(environment="development")

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.proposal.adapters.sqlite_store import SqliteProposalStore
-from services.proposal.handlers import ProposalHandlers
-from tests.unit.helpers import Clock, deliver, ok, refused, types
+from tests.unit.helpers import Clock, deliver, ok, refused, service_db, types
 from urne.contracts.commands import (
     AddProposal,
     ClosePoll,
@@ -22,8 +20,9 @@ from urne.contracts.commands import (
 )
 from urne.contracts.events import ResultPublished
 from urne.counting import YesNoAbstainRules, rules_hash
-from urne.shared.kernel import ServiceCore
-from urne.shared.sqlite import SqliteDb
+from urne.messaging.kernel import ServiceCore
+from urne.services.proposal.adapters.sqlite_store import SqliteProposalStore
+from urne.services.proposal.handlers import ProposalHandlers
 
 pytestmark = pytest.mark.unit
 
@@ -63,7 +62,7 @@ class Proposals:
 
 @pytest.fixture
 def proposals(tmp_path: Path, clock: Clock) -> Proposals:
-    store = SqliteProposalStore(SqliteDb(tmp_path / "proposal.db", "proposal"))
+    store = SqliteProposalStore(service_db(tmp_path / "proposal.db", "proposal"))
     return Proposals(ProposalHandlers(store, clock=clock).core(), clock)
 
 

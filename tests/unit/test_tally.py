@@ -13,20 +13,19 @@ from cryptography.exceptions import InvalidSignature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.tally.adapters.sqlite_store import SqliteTallyStore
-from services.tally.domain import LEAF_ENCODING, RESULT_FORMAT
-from services.tally.handlers import TallyHandlers
-from tests.unit.helpers import Clock, deliver, ok, refused, types
+from tests.unit.helpers import Clock, deliver, ok, refused, service_db, types
 from urne import __version__
 from urne.contracts import Event
 from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
 from urne.contracts.events import BallotBoxSealed, BallotRecorded, PollOpened
 from urne.counting import YesNoAbstainRules, rules_hash
+from urne.crypto.keys import SigningKey, b64url_decode
+from urne.messaging.kernel import ServiceCore
 from urne.record import merkle
 from urne.record.canonical import ballot_set_digest, canonical_json
-from urne.shared.kernel import ServiceCore
-from urne.shared.keys import SigningKey, b64url_decode
-from urne.shared.sqlite import SqliteDb
+from urne.services.tally.adapters.sqlite_store import SqliteTallyStore
+from urne.services.tally.domain import LEAF_ENCODING, RESULT_FORMAT
+from urne.services.tally.handlers import TallyHandlers
 
 pytestmark = pytest.mark.unit
 
@@ -72,7 +71,7 @@ class Tally:
 
 
 def make_tally(path: Path, key: SigningKey, clock: Clock | None = None) -> Tally:
-    store = SqliteTallyStore(SqliteDb(path / "tally.db", "tally"))
+    store = SqliteTallyStore(service_db(path / "tally.db", "tally"))
     handlers = TallyHandlers(store, key, **({"clock": clock} if clock else {}))
     return Tally(handlers.core(), store)
 
@@ -248,7 +247,7 @@ def test_publishes_when_the_sealed_digest_matches(tally: Tally) -> None:
     tally.feed(opened(), *BALLOTS)
     events = tally.feed(sealed(len(BALLOTS)).model_copy(update={"ballots_digest": digest}))
     assert types(events) == ["result.published.v1"]
-    assert tally.store.poll(POLL).sealed_digest == digest
+    assert tally.store.sheet(POLL).sealed_digest == digest
 
 
 def test_same_count_other_ballots_is_not_published(tally: Tally) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from urne.shared.keys import IDENTITY_TOKEN_KEY, SigningKey, b64url, generate_keys, load_signing_key
-from urne.shared.tokens import (
+from urne.crypto.keys import IDENTITY_TOKEN_KEY, SigningKey, b64url, generate_keys, load_signing_key
+from urne.crypto.tokens import (
     API_AUDIENCE,
     ISSUER,
     VOTE_AUDIENCE,
@@ -44,7 +44,7 @@ def craft(header: dict, claims: dict, sign=lambda signing_input: b"") -> str:
 
 def voting_claims(**extra: object) -> dict:
     now = int(time.time())
-    return {"sub": "pseudonym", "poll": "p1", "attrs": {}, "aud": VOTE_AUDIENCE, "iss": ISSUER,
+    return {"sub": "pseudonym", "poll": "p1", "aud": VOTE_AUDIENCE, "iss": ISSUER,
             "iat": now, "exp": now + 600, **extra}
 
 
@@ -60,16 +60,15 @@ def test_access_token_round_trip(issuer: TokenIssuer, verifier: TokenVerifier,
 
 
 def test_voting_token_round_trip(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
-    token, exp = issuer.voting_token("abc123", "poll-9", {"district": "north"})
+    token, exp = issuer.voting_token("abc123", "poll-9")
     claims = verifier.voting(token)
     assert claims.voter_key == "abc123"
     assert claims.poll_id == "poll-9"
-    assert claims.attributes == {"district": "north"}
     assert exp - time.time() == pytest.approx(issuer.voting_ttl, abs=5)
 
 
 def test_tokens_are_unique_per_issue(issuer: TokenIssuer) -> None:
-    assert issuer.voting_token("k", "p", {})[0] != issuer.voting_token("k", "p", {})[0]
+    assert issuer.voting_token("k", "p")[0] != issuer.voting_token("k", "p")[0]
 
 
 def test_expired_tokens_are_refused(identity_key: SigningKey, verifier: TokenVerifier) -> None:
@@ -77,7 +76,7 @@ def test_expired_tokens_are_refused(identity_key: SigningKey, verifier: TokenVer
     with pytest.raises(InvalidToken, match="expired"):
         verifier.access(expired.access_token("person-1", "participant")[0])
     with pytest.raises(InvalidToken, match="expired"):
-        verifier.voting(expired.voting_token("k", "p1", {})[0])
+        verifier.voting(expired.voting_token("k", "p1")[0])
 
 
 def test_a_token_signed_by_another_key_is_refused(tmp_path: Path, identity_key: SigningKey,
@@ -89,12 +88,12 @@ def test_a_token_signed_by_another_key_is_refused(tmp_path: Path, identity_key: 
     with pytest.raises(InvalidToken):
         verifier.access(forged.access_token("person-1", "organiser")[0])
     with pytest.raises(InvalidToken):
-        verifier.voting(forged.voting_token("k", "p1", {})[0])
+        verifier.voting(forged.voting_token("k", "p1")[0])
 
 
 def test_audiences_do_not_mix(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
     access, _ = issuer.access_token("person-1", "participant")
-    voting, _ = issuer.voting_token("k", "p1", {})
+    voting, _ = issuer.voting_token("k", "p1")
     with pytest.raises(InvalidToken, match=r"[Aa]udience"):
         verifier.voting(access)
     with pytest.raises(InvalidToken, match=r"[Aa]udience"):

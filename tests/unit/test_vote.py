@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from services.vote import domain
-from services.vote.adapters.sqlite_store import SqliteVoteStore
-from services.vote.handlers import MAX_SEQUENCE_RETRIES, VoteHandlers
-from tests.unit.helpers import Clock, deliver, ok, refused, types
+from tests.unit.helpers import Clock, deliver, ok, refused, service_db, types
 from urne.contracts import wrap
 from urne.contracts.commands import CastBallot
 from urne.contracts.events import PollClosed, PollOpened
 from urne.counting import YesNoAbstainRules, rules_hash
-from urne.shared.kernel import ServiceCore
-from urne.shared.keys import SigningKey
-from urne.shared.sqlite import SqliteDb
-from urne.shared.tokens import TokenIssuer, TokenVerifier
+from urne.crypto.keys import SigningKey
+from urne.crypto.tokens import TokenIssuer, TokenVerifier
+from urne.messaging.kernel import ServiceCore
+from urne.services.vote import domain
+from urne.services.vote.adapters.sqlite_store import SqliteVoteStore
+from urne.services.vote.handlers import MAX_SEQUENCE_RETRIES, VoteHandlers
+from urne.storage.sqlite import SqliteDb
 
 pytestmark = pytest.mark.unit
 
@@ -36,7 +36,7 @@ class Vote:
     clock: Clock
 
     def token(self, poll_id: str, voter_key: str = "a1" * 32) -> str:
-        return self.issuer.voting_token(voter_key, poll_id, {})[0]
+        return self.issuer.voting_token(voter_key, poll_id)[0]
 
     def open(self, poll_id: str) -> None:
         assert deliver(self.core, PollOpened(poll_id=poll_id, consultation_id="c", rules=RULES,
@@ -58,7 +58,7 @@ class Vote:
 
 def make_vote(tmp_path: Path, identity_key: SigningKey, clock: Clock,
               store: SqliteVoteStore | None = None) -> Vote:
-    store = store or SqliteVoteStore(SqliteDb(tmp_path / "vote.db", "vote"))
+    store = store or SqliteVoteStore(service_db(tmp_path / "vote.db", "vote"))
     core = VoteHandlers(store, TokenVerifier(identity_key.public), clock=clock).core()
     return Vote(core, store, TokenIssuer(identity_key), clock)
 
@@ -115,7 +115,7 @@ def test_invalid_tokens_are_unauthorized(vote: Vote, identity_key: SigningKey) -
     assert (error["code"], error["status"]) == ("voting_token_invalid", 401)
     access = TokenIssuer(identity_key).access_token("person-1", "participant")[0]
     assert vote.refused("p1", YES, token=access)["code"] == "voting_token_invalid"
-    expired = TokenIssuer(identity_key, voting_ttl=-5).voting_token("k" * 64, "p1", {})[0]
+    expired = TokenIssuer(identity_key, voting_ttl=-5).voting_token("k" * 64, "p1")[0]
     assert vote.refused("p1", YES, token=expired)["code"] == "voting_token_invalid"
 
 
@@ -168,15 +168,15 @@ def test_seal_counts_every_stored_ballot_idempotently(vote: Vote) -> None:
     vote.clock.advance(minutes=1)
     again = vote.close("p1")  # redelivery: same count, nothing else changes
     assert again[0]["payload"]["ballots_recorded"] == 3
-    assert vote.store.poll("p1").status == "closed"
-    assert vote.store.poll("p1").rules == RULES
+    assert vote.store.ballot_box("p1").status == "closed"
+    assert vote.store.ballot_box("p1").rules == RULES
 
 
 def test_closed_before_opened(vote: Vote) -> None:
     events = vote.close("p1")
     assert events[0]["payload"]["ballots_recorded"] == 0
     vote.open("p1")  # late: must not reopen
-    assert vote.store.poll("p1").status == "closed"
+    assert vote.store.ballot_box("p1").status == "closed"
     assert vote.refused("p1", YES)["code"] == "poll_closed"
 
 
@@ -197,7 +197,7 @@ class LosingStore(SqliteVoteStore):
 
 def test_a_lost_sequence_race_is_retried_then_refused(tmp_path: Path, identity_key: SigningKey,
                                                       clock: Clock) -> None:
-    store = LosingStore(SqliteDb(tmp_path / "vote.db", "vote"))
+    store = LosingStore(service_db(tmp_path / "vote.db", "vote"))
     vote = make_vote(tmp_path, identity_key, clock, store)
     vote.open("p1")
     error = vote.refused("p1", YES)
@@ -235,7 +235,7 @@ class PausingStore(SqliteVoteStore):
 
 def test_a_ballot_accepted_during_close_is_in_the_seal(tmp_path: Path, identity_key: SigningKey,
                                                        clock: Clock) -> None:
-    store = PausingStore(SqliteDb(tmp_path / "vote.db", "vote"))
+    store = PausingStore(service_db(tmp_path / "vote.db", "vote"))
     vote = make_vote(tmp_path, identity_key, clock, store)
     vote.open("p1")
     token = vote.token("p1")

@@ -1,6 +1,6 @@
 """Every command, query, event and reply of urne, in one versioned place (D3)."""
 
-from urne.contracts import commands, events, views
+from urne.contracts import commands, events, replies
 from urne.contracts.envelope import (
     REGISTRY,
     Command,
@@ -21,7 +21,7 @@ __all__ = [
     "Query",
     "commands",
     "events",
+    "replies",
     "unwrap",
-    "views",
     "wrap",
 ]

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import EmailStr, Field
+from pydantic import EmailStr
 
 from urne.contracts.envelope import Command, Query, message
+from urne.contracts.fields import (
+    Description,
+    Id,
+    LoginCodeText,
+    PageLimit,
+    ProposalBody,
+    Title,
+    Tracker,
+    VotingTokenText,
+)
 from urne.counting.rules import PollRules
-
-Id = str  # opaque ids (uuid4 hex); kept as str on the wire
 
 
 # --- identity --------------------------------------------------------------
@@ -25,7 +33,7 @@ class RequestLoginCode(_Identity):
 @message("login_code.verify.v1")
 class VerifyLoginCode(_Identity):
     email: EmailStr
-    code: str = Field(min_length=1, max_length=32)
+    code: LoginCodeText
 
 
 @message("voting_token.issue.v1")
@@ -41,16 +49,16 @@ class _Proposal(Command):
 
 @message("consultation.create.v1")
 class CreateConsultation(_Proposal):
-    title: str = Field(min_length=1, max_length=300)
-    description: str = Field(default="", max_length=20_000)
+    title: Title
+    description: Description = ""
     created_by: Id
 
 
 @message("proposal.add.v1")
 class AddProposal(_Proposal):
     consultation_id: Id
-    title: str = Field(min_length=1, max_length=300)
-    body: str = Field(default="", max_length=50_000)
+    title: Title
+    body: ProposalBody = ""
     author_id: Id
 
 
@@ -82,7 +90,7 @@ class GetConsultation(_ProposalQuery):
 
 @message("consultation.list.v1")
 class ListConsultations(_ProposalQuery):
-    limit: int = Field(default=50, ge=1, le=500)
+    limit: PageLimit = 50
 
 
 @message("poll.get.v1")
@@ -97,7 +105,7 @@ class CastBallot(Command):
 
     OWNER = "vote"
     poll_id: Id
-    voting_token: str = Field(min_length=1, max_length=4096)
+    voting_token: VotingTokenText
     choice: dict[str, Any]
     channel: Literal["online"] = "online"
 
@@ -120,7 +128,7 @@ class GetRecord(_TallyQuery):
 @message("record.prove_inclusion.v1")
 class ProveInclusion(_TallyQuery):
     poll_id: Id
-    tracker: str = Field(min_length=1, max_length=64)
+    tracker: Tracker
 
 
 # --- every service ---------------------------------------------------------

@@ -16,9 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Message(BaseModel):
-    """Base of every command, query and event payload."""
+    """Base of every command, query and event payload.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Readers are tolerant: a field they do not know is ignored, so a producer may add
+    an optional field within a version (a rolling upgrade) without its consumers
+    dead-lettering the message. The strictness lives at the edge, in the gateway's
+    request models.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
     TYPE: ClassVar[str]
 
 
@@ -39,7 +45,7 @@ class Event(Message):
 
 
 class Envelope(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")  # tolerant, as Message
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     type: str

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from urne.contracts.envelope import Event, message
 from urne.counting.rules import PollRules
-
-
-@message("person.registered.v1")
-class PersonRegistered(Event):
-    PRODUCER = "identity"
-    person_id: str
-    channel: Literal["email"]
-    registered_at: datetime
 
 
 @message("poll.opened.v1")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from cassandra.cluster import Session
 
-from services.identity.domain import LoginCode, Person
-from urne.shared.cassandra import guarded, ping, utc
+from urne.services.identity.domain import LoginCode, Person, VotingStatus, voting_status
+from urne.storage.cassandra import guarded, ping, utc
 
 
 class CassandraIdentityStore:
@@ -55,13 +55,13 @@ class CassandraIdentityStore:
                                          code.sent_in_window))
 
     @guarded
-    def set_poll_status(self, poll_id: str, status: str) -> None:
+    def set_voting_status(self, poll_id: str, status: VotingStatus) -> None:
         self.s.execute(self._set_status, (poll_id, status))
 
     @guarded
-    def poll_status(self, poll_id: str) -> str | None:
+    def voting_status(self, poll_id: str) -> VotingStatus | None:
         row = self.s.execute(self._status, (poll_id,)).one()
-        return row.status if row else None
+        return voting_status(row.status) if row else None
 
     @guarded
     def ping(self) -> None:

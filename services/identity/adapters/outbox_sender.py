@@ -13,7 +13,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from urne.shared.logging import log_fields
+from urne.platform.logging import log_fields
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from services.identity.domain import LoginCode, Person
-from urne.shared.sqlite import SqliteDb
+from urne.services.identity.domain import LoginCode, Person, VotingStatus, voting_status
+from urne.storage.sqlite import SqliteDb
 
 
 class SqliteIdentityStore:
@@ -42,13 +42,13 @@ class SqliteIdentityStore:
                        code.attempts_left, code.window_started_at.isoformat(),
                        code.sent_in_window))
 
-    def set_poll_status(self, poll_id: str, status: str) -> None:
+    def set_voting_status(self, poll_id: str, status: VotingStatus) -> None:
         with self.db.tx() as c:
             c.execute("INSERT OR REPLACE INTO poll_status VALUES (?, ?)", (poll_id, status))
 
-    def poll_status(self, poll_id: str) -> str | None:
+    def voting_status(self, poll_id: str) -> VotingStatus | None:
         row = self.db.one("SELECT status FROM poll_status WHERE poll_id = ?", (poll_id,))
-        return row["status"] if row else None
+        return voting_status(row["status"]) if row else None
 
     def ping(self) -> None:
         self.db.ping()

@@ -8,9 +8,9 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
 
-from services.proposal.domain import Consultation, Poll, Proposal
 from urne.counting.rules import rules_adapter
-from urne.shared.cassandra import guarded, ping, utc
+from urne.services.proposal.domain import Consultation, Poll, Proposal
+from urne.storage.cassandra import guarded, ping, utc
 
 LISTING_BUCKET = 0  # one partition lists all consultations (hundreds, not millions)
 

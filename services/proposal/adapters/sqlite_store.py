@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from services.proposal.domain import Consultation, Poll, Proposal
 from urne.counting.rules import rules_adapter
-from urne.shared.sqlite import SqliteDb
+from urne.services.proposal.domain import Consultation, Poll, Proposal
+from urne.storage.sqlite import SqliteDb
 
 
 def _dt(value: str | None) -> datetime | None:

@@ -8,9 +8,9 @@ from typing import Any
 
 from cassandra.cluster import Session
 
-from services.tally.domain import StoredBallot, TallyPoll
 from urne.counting.rules import rules_adapter
-from urne.shared.cassandra import count_buckets, guarded, ping, scan_buckets, utc
+from urne.services.tally.domain import StoredBallot, TallySheet
+from urne.storage.cassandra import count_buckets, guarded, ping, scan_buckets, utc
 
 # Same storage layout as the vote service's ballots (16 partitions per poll, by the
 # first 32 bits of the voter key), but computed here: the tally must not import the
@@ -44,18 +44,18 @@ class CassandraTallyStore:
             stmt.is_idempotent = True
 
     @guarded
-    def save_poll(self, poll: TallyPoll) -> None:
+    def save_sheet(self, poll: TallySheet) -> None:
         rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
         self.s.execute(self._save_poll, (poll.poll_id, rules, poll.rules_hash, poll.sealed_count,
                                          poll.sealed_digest))
 
     @guarded
-    def poll(self, poll_id: str) -> TallyPoll | None:
+    def sheet(self, poll_id: str) -> TallySheet | None:
         r = self.s.execute(self._poll, (poll_id,)).one()
         if r is None:
             return None
         rules = rules_adapter.validate_json(r.rules) if r.rules else None
-        return TallyPoll(r.poll_id, rules, r.rules_hash, r.sealed_count, r.sealed_digest)
+        return TallySheet(r.poll_id, rules, r.rules_hash, r.sealed_count, r.sealed_digest)
 
     @guarded
     def add_ballot(self, b: StoredBallot) -> None:

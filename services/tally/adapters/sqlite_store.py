@@ -8,16 +8,16 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from services.tally.domain import StoredBallot, TallyPoll
 from urne.counting.rules import rules_adapter
-from urne.shared.sqlite import SqliteDb
+from urne.services.tally.domain import StoredBallot, TallySheet
+from urne.storage.sqlite import SqliteDb
 
 
 class SqliteTallyStore:
     def __init__(self, db: SqliteDb):
         self.db = db
 
-    def save_poll(self, poll: TallyPoll) -> None:
+    def save_sheet(self, poll: TallySheet) -> None:
         rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
         with self.db.tx() as tx:
             tx.execute("INSERT OR REPLACE INTO polls (poll_id, rules, rules_hash, sealed_count, "
@@ -25,12 +25,12 @@ class SqliteTallyStore:
                        (poll.poll_id, rules, poll.rules_hash, poll.sealed_count,
                         poll.sealed_digest))
 
-    def poll(self, poll_id: str) -> TallyPoll | None:
+    def sheet(self, poll_id: str) -> TallySheet | None:
         r = self.db.one("SELECT * FROM polls WHERE poll_id = ?", (poll_id,))
         if r is None:
             return None
         rules = rules_adapter.validate_json(r["rules"]) if r["rules"] else None
-        return TallyPoll(r["poll_id"], rules, r["rules_hash"], r["sealed_count"],
+        return TallySheet(r["poll_id"], rules, r["rules_hash"], r["sealed_count"],
                          r["sealed_digest"])
 
     def add_ballot(self, b: StoredBallot) -> None:

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 from cassandra.cluster import Session
 
-from services.vote.domain import BALLOT_BUCKETS, Ballot, PollState, bucket
 from urne.counting.rules import rules_adapter
-from urne.shared.cassandra import guarded, ping, scan_buckets
+from urne.services.vote.domain import BALLOT_BUCKETS, Ballot, BallotBox, bucket
+from urne.storage.cassandra import guarded, ping, scan_buckets
 
 
 class CassandraVoteStore:
@@ -32,17 +32,17 @@ class CassandraVoteStore:
             stmt.is_idempotent = True
 
     @guarded
-    def save_poll(self, poll: PollState) -> None:
+    def save_ballot_box(self, poll: BallotBox) -> None:
         rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
         self.s.execute(self._save_poll, (poll.poll_id, rules, poll.rules_hash, poll.status))
 
     @guarded
-    def poll(self, poll_id: str) -> PollState | None:
+    def ballot_box(self, poll_id: str) -> BallotBox | None:
         r = self.s.execute(self._poll, (poll_id,)).one()
         if r is None:
             return None
         rules = rules_adapter.validate_json(r.rules) if r.rules else None
-        return PollState(r.poll_id, rules, r.rules_hash, r.status)
+        return BallotBox(r.poll_id, rules, r.rules_hash, r.status)
 
     @guarded
     def latest_sequence(self, poll_id: str, voter_key: str) -> int:

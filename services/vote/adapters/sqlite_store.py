@@ -6,27 +6,27 @@ import json
 import sqlite3
 from collections.abc import Iterator
 
-from services.vote.domain import Ballot, PollState
 from urne.counting.rules import rules_adapter
-from urne.shared.sqlite import SqliteDb
+from urne.services.vote.domain import Ballot, BallotBox
+from urne.storage.sqlite import SqliteDb
 
 
 class SqliteVoteStore:
     def __init__(self, db: SqliteDb):
         self.db = db
 
-    def save_poll(self, poll: PollState) -> None:
+    def save_ballot_box(self, poll: BallotBox) -> None:
         rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
         with self.db.tx() as tx:
             tx.execute("INSERT OR REPLACE INTO polls VALUES (?, ?, ?, ?)",
                        (poll.poll_id, rules, poll.rules_hash, poll.status))
 
-    def poll(self, poll_id: str) -> PollState | None:
+    def ballot_box(self, poll_id: str) -> BallotBox | None:
         r = self.db.one("SELECT * FROM polls WHERE poll_id = ?", (poll_id,))
         if r is None:
             return None
         rules = rules_adapter.validate_json(r["rules"]) if r["rules"] else None
-        return PollState(r["poll_id"], rules, r["rules_hash"], r["status"])
+        return BallotBox(r["poll_id"], rules, r["rules_hash"], r["status"])
 
     def latest_sequence(self, poll_id: str, voter_key: str) -> int:
         r = self.db.one("SELECT MAX(sequence) AS s FROM ballots "

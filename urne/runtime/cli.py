@@ -1,4 +1,4 @@
-"""The ``urne`` command line."""
+"""The ``urne`` command line: every entry point of urne (see ``urne/__main__.py``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from urne.runtime import SERVICES
+from urne.runtime.registry import SERVICES
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="urne: citizen votes and consultations, verifiable end to end.")
@@ -27,9 +27,9 @@ def up(
     """Run urne in one process (embedded profile): no server needed."""
     import uvicorn
 
+    from urne.platform.logging import configure_logging
+    from urne.platform.settings import EmbeddedSettings
     from urne.runtime.embedded import build_app
-    from urne.shared.logging import configure_logging
-    from urne.shared.settings import EmbeddedSettings
 
     # Options given on the command line win over URNE_* variables.
     given: dict[str, Any] = {"port": port, "host": host, "data_dir": data_dir}
@@ -74,20 +74,23 @@ def migrate(
 ) -> None:
     """Apply every service's pending schema migrations (services also do it at start)."""
     if profile == "embedded":
-        from urne.shared.sqlite import SqliteDb
+        from urne.storage.sqlite import SqliteDb
 
-        for name in SERVICES:
-            applied = SqliteDb(data_dir / f"{name}.db", None).migrate(name)
+        for name, spec in SERVICES.items():
+            applied = SqliteDb(data_dir / f"{name}.db").migrate(spec.migrations.sqlite)
             typer.echo(f"{name}: {', '.join(applied) or 'up to date'}")
         return
-    from urne.shared.cassandra import connect, ensure_schema
-    from urne.shared.settings import StoreSettings
+    from urne.platform.settings import StoreSettings
+    from urne.storage.cassandra import connect, ensure_schema
 
     settings = StoreSettings()
     session = connect(settings)
-    for name in SERVICES:
-        typer.echo(f"{name}: keyspace {ensure_schema(session, settings, name)} up to date")
-    session.cluster.shutdown()
+    try:
+        for name, spec in SERVICES.items():
+            keyspace = ensure_schema(session, settings, name, spec.migrations.cassandra)
+            typer.echo(f"{name}: keyspace {keyspace} up to date")
+    finally:
+        session.cluster.shutdown()
 
 
 @keys_app.command("generate")
@@ -96,7 +99,7 @@ def keys_generate(
         "urne-data/keys"),
 ) -> None:
     """Create the Ed25519 key pairs that are missing (never overwrites)."""
-    from urne.shared.keys import generate_keys
+    from urne.crypto.keys import generate_keys
 
     generate_keys(keys_dir)
     for p in sorted(keys_dir.iterdir()):

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, overload
 
 from cassandra import (
@@ -43,10 +44,10 @@ from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, SimpleStatement
 
-from urne.shared.errors import DomainError
-from urne.shared.logging import log_fields
-from urne.shared.migrations import migration_files, split_statements
-from urne.shared.settings import StoreSettings
+from urne.platform.errors import DomainError
+from urne.platform.logging import log_fields
+from urne.platform.settings import StoreSettings
+from urne.storage.migrations import migration_files, split_statements
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +168,10 @@ def keyspace_name(settings: StoreSettings, service: str) -> str:
     return keyspace
 
 
-def migrate(session: Session, settings: StoreSettings, service: str) -> list[str]:
-    """Create the service's keyspace and apply pending migrations; the ones applied.
+def migrate(session: Session, settings: StoreSettings, service: str,
+            folder: Path) -> list[str]:
+    """Create the service's keyspace and apply the pending migrations of ``folder``;
+    returns the ones applied.
 
     ``{keyspace}`` in a migration file stands for the keyspace name. Concurrent runs
     are safe on one node (every statement is IF NOT EXISTS, the version row is written
@@ -186,7 +189,7 @@ def migrate(session: Session, settings: StoreSettings, service: str) -> list[str
                       "version int PRIMARY KEY, name text, applied_at timestamp)")
         done = {r.version for r in session.execute(
             f"SELECT version FROM {keyspace}.schema_migrations")}
-        for f in migration_files(service, "cassandra"):
+        for f in migration_files(folder):
             version = int(f.stem[:3])
             if version in done:
                 continue
@@ -201,9 +204,10 @@ def migrate(session: Session, settings: StoreSettings, service: str) -> list[str
     return applied
 
 
-def ensure_schema(session: Session, settings: StoreSettings, service: str) -> str:
-    """Bring ``<prefix><service>`` up to date; returns the keyspace name."""
-    migrate(session, settings, service)
+def ensure_schema(session: Session, settings: StoreSettings, service: str,
+                  folder: Path) -> str:
+    """Bring ``<prefix><service>`` up to date with ``folder``; returns the keyspace name."""
+    migrate(session, settings, service, folder)
     return keyspace_name(settings, service)
 
 

@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from urne.contracts.envelope import REGISTRY, Event
-from urne.shared.kernel import RawEnvelope, Reply, ServiceCore
-from urne.shared.logging import log_fields
-from urne.shared.metrics import EVENTS_PUBLISHED
-from urne.shared.sqlite import SqliteDb
+from urne.messaging.kernel import RawEnvelope, RawReply, ServiceCore
+from urne.platform.logging import log_fields
+from urne.platform.metrics import EVENTS_PUBLISHED
+from urne.storage.sqlite import SqliteDb
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class EmbeddedBus:
             cls = REGISTRY[type_name]
             assert issubclass(cls, Event), type_name
 
-    def call(self, service: str, envelope: RawEnvelope) -> Reply:
+    def call(self, service: str, envelope: RawEnvelope) -> RawReply:
         with self._lock:
             reply, events = self.cores[service].handle(envelope)
             self._deliver(self._persist(events))
@@ -56,10 +56,6 @@ class EmbeddedBus:
                             extra=log_fields(count=len(pending)))
             self._deliver(pending)
             return len(pending)
-
-    def pending(self) -> int:
-        row = self._db.one("SELECT COUNT(*) AS n FROM outbox")
-        return int(row["n"]) if row else 0
 
     def _persist(self, events: list[RawEnvelope]) -> list[tuple[int, RawEnvelope]]:
         if not events:

@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from urne.shared.keys import PublicKey, SigningKey
+from urne.crypto.keys import PublicKey, SigningKey
 
 ALGORITHMS = ["EdDSA"]
 ISSUER = "urne-identity"
@@ -35,7 +35,6 @@ class AccessClaims:
 class VotingClaims:
     voter_key: str  # the poll-scoped pseudonym
     poll_id: str
-    attributes: dict[str, Any]
 
 
 class TokenIssuer:
@@ -53,10 +52,11 @@ class TokenIssuer:
     def access_token(self, person_id: str, role: str) -> tuple[str, int]:
         return self._sign({"sub": person_id, "role": role, "aud": API_AUDIENCE}, self.access_ttl)
 
-    def voting_token(self, voter_key: str, poll_id: str,
-                     attributes: dict[str, Any]) -> tuple[str, int]:
-        return self._sign({"sub": voter_key, "poll": poll_id, "attrs": attributes,
-                           "aud": VOTE_AUDIENCE}, self.voting_ttl)
+    def voting_token(self, voter_key: str, poll_id: str) -> tuple[str, int]:
+        # Only what the vote service needs: no person, and (until the rules need
+        # one, such as a district) no attribute either.
+        return self._sign({"sub": voter_key, "poll": poll_id, "aud": VOTE_AUDIENCE},
+                          self.voting_ttl)
 
 
 class TokenVerifier:
@@ -78,5 +78,4 @@ class TokenVerifier:
         claims = self._decode(token, VOTE_AUDIENCE)
         if not isinstance(claims.get("poll"), str):
             raise InvalidToken("voting token names no poll")
-        return VotingClaims(voter_key=str(claims["sub"]), poll_id=claims["poll"],
-                            attributes=dict(claims.get("attrs") or {}))
+        return VotingClaims(voter_key=str(claims["sub"]), poll_id=claims["poll"])

@@ -18,14 +18,14 @@ from pydantic import ValidationError
 
 from urne.contracts.commands import CheckHealth
 from urne.contracts.envelope import Command, Event, unwrap, wrap
-from urne.contracts.views import Health, View
-from urne.shared.errors import DomainError
-from urne.shared.logging import log_fields, trace_id_var
-from urne.shared.metrics import COMMAND_SECONDS, COMMANDS, EVENTS_HANDLED
+from urne.contracts.replies import Health, Reply
+from urne.platform.errors import DomainError
+from urne.platform.logging import log_fields, trace_id_var
+from urne.platform.metrics import COMMAND_SECONDS, COMMANDS, EVENTS_HANDLED
 
 log = logging.getLogger(__name__)
 
-Reply = dict[str, Any]
+RawReply = dict[str, Any]
 RawEnvelope = dict[str, Any]
 
 
@@ -43,15 +43,15 @@ class Context:
         self.events.append(event)
 
 
-CommandHandler = Callable[[Any, Context], View]
+CommandHandler = Callable[[Any, Context], Reply]
 EventHandler = Callable[[Any, Context], None]
 
 
-def ok(view: View) -> Reply:
-    return {"ok": True, "data": view.model_dump(mode="json")}
+def ok(reply: Reply) -> RawReply:
+    return {"ok": True, "data": reply.model_dump(mode="json")}
 
 
-def failed(error: DomainError) -> Reply:
+def failed(error: DomainError) -> RawReply:
     return {"ok": False, "error": error.as_dict()}
 
 
@@ -72,7 +72,7 @@ class ServiceCore:
     def event_types(self) -> list[type[Event]]:
         return list(self.subscriptions)
 
-    def handle(self, raw: RawEnvelope) -> tuple[Reply, list[RawEnvelope]]:
+    def handle(self, raw: RawEnvelope) -> tuple[RawReply, list[RawEnvelope]]:
         """Run one command; returns the reply and the events to publish after commit."""
         started = time.perf_counter()
         msg_type = str(raw.get("type", "?")) if isinstance(raw, dict) else "?"
@@ -89,7 +89,7 @@ class ServiceCore:
         ctx = Context(self.name, env.trace_id)
         try:
             if isinstance(cmd, CheckHealth):
-                view: View = self._health()
+                view: Reply = self._health()
             else:
                 view = self._by_type[msg_type](cmd, ctx)
             outcome = "ok"

@@ -79,11 +79,14 @@ class EmbeddedSettings(CommonSettings):
     pseudonym_secret: str = DEV_PSEUDONYM_SECRET
     organiser_emails: str = "organiser@urne.example"
     keys_dir: Path = Field(default=Path(""))  # empty: <data_dir>/keys
+    outbox_dir: Path = Field(default=Path(""))  # empty: <data_dir>/outbox
 
     @model_validator(mode="after")
     def _defaults_and_secrets(self) -> EmbeddedSettings:
         if self.keys_dir == Path(""):
             self.keys_dir = self.data_dir / "keys"
+        if self.outbox_dir == Path(""):
+            self.outbox_dir = self.data_dir / "outbox"
         if not self.is_development and self.pseudonym_secret == DEV_PSEUDONYM_SECRET:
             raise ValueError("URNE_PSEUDONYM_SECRET must be set outside development")
         return self

@@ -12,16 +12,16 @@ from urne.counting.rules import PollRules
 PollStatus = Literal["draft", "open", "closed", "published"]
 
 
-class View(BaseModel):
+class Reply(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class LoginCodeSent(View):
+class LoginCodeSent(Reply):
     channel: Literal["email"]
     expires_in: int
 
 
-class AccessToken(View):
+class AccessToken(Reply):
     access_token: str
     token_type: Literal["Bearer"] = "Bearer"
     expires_in: int
@@ -29,13 +29,13 @@ class AccessToken(View):
     person_id: str
 
 
-class VotingToken(View):
+class VotingToken(Reply):
     poll_id: str
     voting_token: str
     expires_at: datetime
 
 
-class ProposalView(View):
+class ProposalView(Reply):
     id: str
     consultation_id: str
     title: str
@@ -43,7 +43,7 @@ class ProposalView(View):
     created_at: datetime
 
 
-class PollView(View):
+class PollView(Reply):
     id: str
     consultation_id: str
     proposal_id: str | None
@@ -55,7 +55,7 @@ class PollView(View):
     published_at: datetime | None
 
 
-class ConsultationView(View):
+class ConsultationView(Reply):
     id: str
     title: str
     description: str
@@ -64,11 +64,11 @@ class ConsultationView(View):
     polls: list[PollView] = []
 
 
-class ConsultationsView(View):
+class ConsultationsView(Reply):
     items: list[ConsultationView]
 
 
-class Receipt(View):
+class Receipt(Reply):
     poll_id: str
     ballot_id: str
     tracker: str
@@ -77,7 +77,7 @@ class Receipt(View):
     recorded_at: datetime
 
 
-class SignedResult(View):
+class SignedResult(Reply):
     """The result document, its Ed25519 signature and the signing key's id."""
 
     result: dict[str, Any]
@@ -86,12 +86,12 @@ class SignedResult(View):
     algorithm: Literal["Ed25519"] = "Ed25519"
 
 
-class RecordEntry(View):
+class RecordEntry(Reply):
     tracker: str
     choice: dict[str, Any]
 
 
-class BallotRecord(View):
+class BallotRecord(Reply):
     poll_id: str
     size: int
     root: str
@@ -99,7 +99,7 @@ class BallotRecord(View):
     entries: list[RecordEntry]
 
 
-class InclusionProof(View):
+class InclusionProof(Reply):
     poll_id: str
     tracker: str
     index: int
@@ -109,7 +109,7 @@ class InclusionProof(View):
     path: list[str]
 
 
-class Health(View):
+class Health(Reply):
     service: str
     ready: bool
     detail: str = ""

@@ -17,7 +17,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from urne.shared.kernel import RawEnvelope, Reply
+from urne.messaging.kernel import RawEnvelope, RawReply
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class AmqpRpcClient:
         except ValueError as exc:
             future.set_exception(exc)
 
-    async def call(self, service: str, envelope: RawEnvelope, timeout: float) -> Reply:
+    async def call(self, service: str, envelope: RawEnvelope, timeout: float) -> RawReply:
         if self._exchange is None:
             raise RpcUnavailable("not connected to the broker")
         correlation_id = uuid.uuid4().hex

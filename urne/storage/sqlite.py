@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from urne.shared.migrations import migration_files, split_statements
+from urne.storage.migrations import migration_files, split_statements
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL
@@ -26,7 +26,7 @@ class SqliteDb:
     and it keeps "read latest sequence, insert next" free of races.
     """
 
-    def __init__(self, path: Path, service: str | None):
+    def __init__(self, path: Path, migrations: Path | None = None):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.lock = threading.RLock()
@@ -35,15 +35,16 @@ class SqliteDb:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        if service:
-            self.migrate(service)
+        if migrations is not None:
+            self.migrate(migrations)
 
-    def migrate(self, service: str) -> list[str]:
+    def migrate(self, folder: Path) -> list[str]:
+        """Apply the migrations of ``folder`` not applied yet; the ones applied."""
         applied: list[str] = []
         with self.tx() as c:
             c.execute(MIGRATIONS_TABLE)
             done = {r[0] for r in c.execute("SELECT version FROM schema_migrations")}
-            for f in migration_files(service, "sqlite"):
+            for f in migration_files(folder):
                 version = int(f.stem[:3])
                 if version in done:
                     continue

@@ -1,0 +1,150 @@
+"""Response models of the public API (``…Public``): what the ``/v1`` API promises.
+
+They are the gateway's own, not the services' replies: a service may add a field
+to a reply (readers are tolerant, ``extra="ignore"``) without it leaking to the
+API, and the API's shape changes only here, reviewed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from urne.contracts.replies import PollStatus
+from urne.counting.rules import PollRules
+
+
+class Public(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class LoginCodeSentPublic(Public):
+    channel: Literal["email"]
+    expires_in: int
+
+
+class AccessTokenPublic(Public):
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+    role: str
+    person_id: str
+
+
+class VotingTokenPublic(Public):
+    poll_id: str
+    voting_token: str
+    expires_at: datetime
+
+
+class ProposalPublic(Public):
+    id: str
+    consultation_id: str
+    title: str
+    body: str
+    created_at: datetime
+
+
+class PollPublic(Public):
+    id: str
+    consultation_id: str
+    proposal_id: str | None
+    rules: PollRules
+    status: PollStatus
+    rules_hash: str | None
+    opened_at: datetime | None
+    closed_at: datetime | None
+    published_at: datetime | None
+
+
+class ConsultationPublic(Public):
+    id: str
+    title: str
+    description: str
+    created_at: datetime
+    proposals: list[ProposalPublic]
+    polls: list[PollPublic]
+
+
+class ConsultationSummaryPublic(Public):
+    """A consultation in a listing (its proposals and polls are on its own page)."""
+
+    id: str
+    title: str
+    description: str
+    created_at: datetime
+
+
+class ConsultationsPublic(Public):
+    items: list[ConsultationSummaryPublic]
+
+
+class ReceiptPublic(Public):
+    poll_id: str
+    ballot_id: str
+    tracker: str
+    sequence: int
+    replaces_previous: bool
+    recorded_at: datetime
+
+
+class ResultPublic(Public):
+    poll_id: str
+    tally: dict[str, Any]
+    record_root: str
+    ballots_counted: int
+    rules_hash: str
+    computed_at: str
+
+
+class SignedResultPublic(Public):
+    """The result document, its Ed25519 signature and the signing key's id."""
+
+    result: dict[str, Any]
+    signature: str
+    key_id: str
+    algorithm: Literal["Ed25519"]
+
+
+class RecordEntryPublic(Public):
+    tracker: str
+    choice: dict[str, Any]
+
+
+class BallotRecordPublic(Public):
+    poll_id: str
+    size: int
+    root: str
+    leaf_encoding: str
+    entries: list[RecordEntryPublic]
+
+
+class InclusionProofPublic(Public):
+    poll_id: str
+    tracker: str
+    index: int
+    size: int
+    root: str
+    leaf: str
+    path: list[str]
+
+
+class FrozenRulesPublic(Public):
+    poll_id: str
+    rules: PollRules
+    rules_hash: str
+    opened_at: datetime
+
+
+class PublicKeyPublic(Public):
+    name: str
+    kid: str
+    algorithm: Literal["Ed25519"]
+    public_key: str
+    pem: str
+
+
+class PublicKeysPublic(Public):
+    keys: list[PublicKeyPublic]

@@ -1,0 +1,17 @@
+"""Field types with their limits, declared once: the contracts and the gateway's
+request bodies both use them, so the edge and the services cannot disagree."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+Id = Annotated[str, Field(min_length=1, max_length=64)]  # opaque (uuid4 hex in practice)
+Title = Annotated[str, Field(min_length=1, max_length=300)]
+Description = Annotated[str, Field(max_length=20_000)]
+ProposalBody = Annotated[str, Field(max_length=50_000)]
+LoginCodeText = Annotated[str, Field(min_length=1, max_length=32)]
+VotingTokenText = Annotated[str, Field(min_length=1, max_length=4096)]
+Tracker = Annotated[str, Field(min_length=1, max_length=64)]
+PageLimit = Annotated[int, Field(ge=1, le=500)]

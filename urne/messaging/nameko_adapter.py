@@ -1,0 +1,135 @@
+"""What every nameko service class of urne is made of (``urne/runtime/nameko_services.py``).
+
+A nameko service is a thin adapter around a transport-free ``ServiceCore``: its RPC
+entrypoint ``handle`` runs a command, its event handlers feed ``core.on_event``,
+and the events a handler produced are dispatched after it returned, i.e. after its
+writes were committed. Importing this module needs eventlet patched (nameko runs
+on green threads), which ``urne/__main__.py`` does first thing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kombu import Exchange, Queue
+from nameko.extensions import DependencyProvider
+from nameko.messaging import Publisher
+
+from urne.messaging.kernel import RawEnvelope, RawReply, ServiceCore
+from urne.platform.logging import log_fields
+from urne.platform.metrics import EVENTS_PUBLISHED
+
+log = logging.getLogger(__name__)
+
+# The nameko config key under which the process's settings reach the providers.
+SETTINGS_KEY = "URNE_SETTINGS"
+
+DEAD_LETTER_EXCHANGE = Exchange("urne.dead-letters", type="fanout", durable=True)
+DEAD_LETTER_QUEUE = Queue("urne.dead-letters", exchange=DEAD_LETTER_EXCHANGE, durable=True)
+# A failing event is requeued (transient faults: store down) up to this many times
+# in one process, then parked in the dead-letter queue instead of looping forever.
+MAX_EVENT_ATTEMPTS = 5
+
+Dispatch = Callable[[str, RawEnvelope], None]
+
+
+@dataclass
+class RunningCore:
+    """A core and how to release what was opened for it (its store sessions)."""
+
+    core: ServiceCore
+    close: Callable[[], None]
+
+
+class CoreProvider(DependencyProvider):
+    """Builds the service's core when the container starts, from the settings in the
+    nameko config, hands it to every worker, and closes its sessions at stop."""
+
+    def __init__(self, build: Callable[[Any], RunningCore]):
+        self.build = build
+        self.running: RunningCore | None = None
+
+    def setup(self) -> None:
+        self.running = self.build(self.container.config[SETTINGS_KEY])
+
+    def stop(self) -> None:
+        if self.running is not None:
+            self.running.close()
+            self.running = None
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx: Any) -> ServiceCore:
+        assert self.running is not None, "the core is built in setup()"
+        return self.running.core
+
+
+@dataclass
+class Parking:
+    """Counts failed deliveries of each event; parks an event after the last attempt."""
+
+    service: str
+    failures: Counter[str]
+    publish: Callable[..., None]
+
+    def failed(self, envelope: Any, exc: Exception) -> bool:
+        """Record a failure; True when the event was parked (ack it), False to requeue."""
+        event_id = str(envelope.get("id", "?")) if isinstance(envelope, dict) else "?"
+        self.failures[event_id] += 1
+        if self.failures[event_id] < MAX_EVENT_ATTEMPTS:
+            log.warning("event failed; requeued", extra=log_fields(
+                event_id=event_id, attempt=self.failures[event_id], error=repr(exc)))
+            return False
+        del self.failures[event_id]
+        log.error("event dead-lettered", extra=log_fields(event_id=event_id, error=repr(exc)))
+        self.publish({"service": self.service, "error_type": type(exc).__name__,
+                      "error": str(exc), "attempts": MAX_EVENT_ATTEMPTS, "envelope": envelope})
+        return True
+
+    def succeeded(self, envelope: Any) -> None:
+        if isinstance(envelope, dict):
+            self.failures.pop(str(envelope.get("id", "?")), None)
+
+
+class DeadLetters(Publisher):
+    """The dead-letter queue, declared with the service, and the per-process count of
+    failed deliveries that decides when an event goes there."""
+
+    def __init__(self) -> None:
+        super().__init__(exchange=DEAD_LETTER_EXCHANGE, declare=[DEAD_LETTER_QUEUE])
+        self.failures: Counter[str] = Counter()
+
+    def get_dependency(self, worker_ctx: Any) -> Parking:
+        return Parking(self.container.service_name, self.failures,
+                       super().get_dependency(worker_ctx))
+
+
+def publish(service: str, dispatch: Dispatch, events: list[RawEnvelope]) -> None:
+    for env in events:
+        dispatch(env["type"], env)  # waits for the broker's confirm
+        EVENTS_PUBLISHED.labels(service, env["type"]).inc()
+
+
+def serve_command(core: ServiceCore, dispatch: Dispatch, envelope: RawEnvelope) -> RawReply:
+    """The body of every ``handle`` RPC: run the command, then publish its events."""
+    reply, events = core.handle(envelope)
+    publish(core.name, dispatch, events)
+    return reply
+
+
+def consume_event(core: ServiceCore, dispatch: Dispatch, parking: Parking,
+                  envelope: RawEnvelope) -> None:
+    """The body of every event handler. Raising requeues the event (the handlers are
+    idempotent); after ``MAX_EVENT_ATTEMPTS`` failures it is parked instead."""
+    try:
+        publish(core.name, dispatch, core.on_event(envelope))
+    except Exception as exc:
+        if not parking.failed(envelope, exc):
+            raise
+    else:
+        parking.succeeded(envelope)

@@ -1,0 +1,1 @@
+"""What every process needs to run: settings, JSON logging, metrics, domain errors."""

@@ -1,0 +1,123 @@
+"""The four services as nameko services (distributed profile), in nameko-examples style.
+
+Each class names its service, declares its dependency providers and exposes its
+entrypoints: one RPC ``handle`` for the commands and queries its core registers,
+and one event handler per event its core subscribes to (a test keeps the two in
+step). The bodies are one line each: the work is in the transport-free core.
+Importing this module needs eventlet patched (``urne/__main__.py`` does it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.events import EventDispatcher, event_handler
+from nameko.rpc import rpc
+
+from urne.contracts.events import (
+    BallotBoxSealed,
+    BallotRecorded,
+    PollClosed,
+    PollOpened,
+    ResultPublished,
+)
+from urne.messaging.kernel import RawEnvelope, RawReply
+from urne.messaging.nameko_adapter import (
+    CoreProvider,
+    DeadLetters,
+    consume_event,
+    serve_command,
+)
+from urne.runtime.distributed import running_core
+from urne.runtime.registry import IDENTITY, PROPOSAL, TALLY, VOTE
+
+
+class IdentityService:
+    name = "identity"
+
+    core: Any = CoreProvider(lambda settings: running_core(IDENTITY, settings))
+    dispatch: Any = EventDispatcher()
+    dead_letters: Any = DeadLetters()
+
+    @rpc
+    def handle(self, envelope: RawEnvelope) -> RawReply:
+        return serve_command(self.core, self.dispatch, envelope)
+
+    @event_handler(PollOpened.PRODUCER, PollOpened.TYPE, requeue_on_error=True)
+    def on_poll_opened(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
+    @event_handler(PollClosed.PRODUCER, PollClosed.TYPE, requeue_on_error=True)
+    def on_poll_closed(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
+
+class ProposalService:
+    name = "proposal"
+
+    core: Any = CoreProvider(lambda settings: running_core(PROPOSAL, settings))
+    dispatch: Any = EventDispatcher()
+    dead_letters: Any = DeadLetters()
+
+    @rpc
+    def handle(self, envelope: RawEnvelope) -> RawReply:
+        return serve_command(self.core, self.dispatch, envelope)
+
+    @event_handler(ResultPublished.PRODUCER, ResultPublished.TYPE,
+                   requeue_on_error=True)
+    def on_result_published(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
+
+class VoteService:
+    """Ballot intake. The batched ballot path of ARCHITECTURE.md D4 replaces the
+    ``handle`` RPC for ballots with the intake issue."""
+
+    name = "vote"
+
+    core: Any = CoreProvider(lambda settings: running_core(VOTE, settings))
+    dispatch: Any = EventDispatcher()
+    dead_letters: Any = DeadLetters()
+
+    @rpc
+    def handle(self, envelope: RawEnvelope) -> RawReply:
+        return serve_command(self.core, self.dispatch, envelope)
+
+    @event_handler(PollOpened.PRODUCER, PollOpened.TYPE, requeue_on_error=True)
+    def on_poll_opened(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
+    @event_handler(PollClosed.PRODUCER, PollClosed.TYPE, requeue_on_error=True)
+    def on_poll_closed(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
+
+class TallyService:
+    name = "tally"
+
+    core: Any = CoreProvider(lambda settings: running_core(TALLY, settings))
+    dispatch: Any = EventDispatcher()
+    dead_letters: Any = DeadLetters()
+
+    @rpc
+    def handle(self, envelope: RawEnvelope) -> RawReply:
+        return serve_command(self.core, self.dispatch, envelope)
+
+    @event_handler(PollOpened.PRODUCER, PollOpened.TYPE, requeue_on_error=True)
+    def on_poll_opened(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
+    @event_handler(BallotRecorded.PRODUCER, BallotRecorded.TYPE,
+                   requeue_on_error=True)
+    def on_ballot_recorded(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
+    @event_handler(BallotBoxSealed.PRODUCER, BallotBoxSealed.TYPE,
+                   requeue_on_error=True)
+    def on_ballot_box_sealed(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
+
+NAMEKO_SERVICES: dict[str, type] = {
+    cls.name: cls for cls in (IdentityService, ProposalService, VoteService, TallyService)
+}

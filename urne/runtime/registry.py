@@ -1,0 +1,112 @@
+"""Every service urne runs, listed explicitly, and how each one is wired.
+
+This is the one place that knows the concrete parts: which store each service
+gets in each profile, which keys it holds, where its migrations are. The embedded
+profile (``embedded.py``), the nameko services (``nameko_services.py``), ``urne
+migrate`` and the tests all read ``SERVICES``; adding a service means adding one
+``ServiceSpec`` here (see "How to add a service" in docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from cassandra.cluster import Session
+
+import urne.services.identity
+import urne.services.proposal
+import urne.services.tally
+import urne.services.vote
+from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_public_key, load_signing_key
+from urne.crypto.tokens import TokenIssuer, TokenVerifier
+from urne.messaging.kernel import ServiceCore
+from urne.services.identity.adapters.cassandra_store import CassandraIdentityStore
+from urne.services.identity.adapters.outbox_sender import FileOutboxSender
+from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
+from urne.services.identity.handlers import IdentityHandlers
+from urne.services.identity.ports import IdentityStore
+from urne.services.proposal.adapters.cassandra_store import CassandraProposalStore
+from urne.services.proposal.adapters.sqlite_store import SqliteProposalStore
+from urne.services.proposal.handlers import ProposalHandlers
+from urne.services.proposal.ports import ProposalStore
+from urne.services.tally.adapters.cassandra_store import CassandraTallyStore
+from urne.services.tally.adapters.sqlite_store import SqliteTallyStore
+from urne.services.tally.handlers import TallyHandlers
+from urne.services.tally.ports import TallyStore
+from urne.services.vote.adapters.cassandra_store import CassandraVoteStore
+from urne.services.vote.adapters.sqlite_store import SqliteVoteStore
+from urne.services.vote.handlers import VoteHandlers
+from urne.services.vote.ports import VoteStore
+from urne.storage.migrations import Migrations
+from urne.storage.sqlite import SqliteDb
+
+StoreT = TypeVar("StoreT")
+
+
+class ServiceConfig(Protocol):
+    """What the services' wiring reads from settings; ``EmbeddedSettings`` and
+    ``ServiceSettings`` both provide it."""
+
+    @property
+    def keys_dir(self) -> Path: ...
+    @property
+    def outbox_dir(self) -> Path: ...
+    @property
+    def pseudonym_secret(self) -> str: ...
+    @property
+    def organiser_emails(self) -> str: ...
+    @property
+    def is_development(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ServiceSpec(Generic[StoreT]):
+    name: str
+    migrations: Migrations
+    sqlite_store: Callable[[SqliteDb], StoreT]
+    cassandra_store: Callable[[Session, str], StoreT]  # (session, keyspace)
+    core: Callable[[StoreT, ServiceConfig], ServiceCore]
+
+
+def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
+    organisers = frozenset(e.strip().lower() for e in config.organiser_emails.split(",")
+                           if e.strip())
+    return IdentityHandlers(
+        store=store,
+        sender=FileOutboxSender(config.outbox_dir, echo_codes=config.is_development),
+        tokens=TokenIssuer(load_signing_key(config.keys_dir, IDENTITY_TOKEN_KEY)),
+        secret=config.pseudonym_secret,
+        organisers=organisers,
+    ).core()
+
+
+def proposal_core(store: ProposalStore, config: ServiceConfig) -> ServiceCore:
+    return ProposalHandlers(store).core()
+
+
+def vote_core(store: VoteStore, config: ServiceConfig) -> ServiceCore:
+    # vote holds only identity's public key: it can check tokens, never mint them.
+    verifier = TokenVerifier(load_public_key(config.keys_dir, IDENTITY_TOKEN_KEY))
+    return VoteHandlers(store, verifier).core()
+
+
+def tally_core(store: TallyStore, config: ServiceConfig) -> ServiceCore:
+    return TallyHandlers(store, load_signing_key(config.keys_dir, TALLY_RESULT_KEY)).core()
+
+
+IDENTITY = ServiceSpec[IdentityStore](
+    "identity", Migrations.of(urne.services.identity), SqliteIdentityStore,
+    CassandraIdentityStore, identity_core)
+PROPOSAL = ServiceSpec[ProposalStore](
+    "proposal", Migrations.of(urne.services.proposal), SqliteProposalStore,
+    CassandraProposalStore, proposal_core)
+VOTE = ServiceSpec[VoteStore](
+    "vote", Migrations.of(urne.services.vote), SqliteVoteStore, CassandraVoteStore, vote_core)
+TALLY = ServiceSpec[TallyStore](
+    "tally", Migrations.of(urne.services.tally), SqliteTallyStore, CassandraTallyStore,
+    tally_core)
+
+SERVICES: dict[str, ServiceSpec[Any]] = {s.name: s for s in (IDENTITY, PROPOSAL, VOTE, TALLY)}

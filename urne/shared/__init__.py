@@ -1,1 +1,0 @@
-"""What every process shares: settings, logging, metrics, errors, keys, the service kernel."""
