@@ -4,6 +4,12 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
+# Caches and bytecode live outside the checkout: a test run leaves the tree as it was.
+CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/urne
+export PYTHONPYCACHEPREFIX := $(CACHE)/pycache
+export MYPY_CACHE_DIR := $(CACHE)/mypy
+export RUFF_CACHE_DIR := $(CACHE)/ruff
+PYTEST := $(BIN)/python -m pytest -o cache_dir=$(CACHE)/pytest
 
 .PHONY: up test install lint bench clean-state
 
@@ -20,12 +26,14 @@ up: install
 	$(BIN)/urne up
 
 ## Start RabbitMQ and Cassandra (installing them when missing), lint, type-check, run every test
+## (the nameko adapter tests run green-threaded, in a pytest process of their own)
 test: install
 	infra/rabbitmq/start.sh
 	infra/cassandra/start.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(PYTEST)
+	$(PYTEST) -p tests.support.green tests/nameko
 
 lint: install
 	$(BIN)/ruff check .

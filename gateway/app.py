@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from urne import __version__
@@ -82,6 +82,10 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...])
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    # FastAPI keeps included routers as they are, so a matched route's own ``path`` lacks
+    # their prefixes ("/polls/{poll_id}"): label metrics with the full template instead.
+    templates = {id(rc.original_route): rc.path_format for rc in iter_route_contexts(app.routes)}
+
     @app.middleware("http")
     async def trace_and_measure(request: Request,
                                 call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -95,8 +99,7 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...])
             response = await call_next(request)
         finally:
             trace_id_var.reset(token)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
+        template = templates.get(id(request.scope.get("route")), "unmatched")
         HTTP_REQUESTS.labels(request.method, template, str(response.status_code)).inc()
         HTTP_SECONDS.labels(request.method, template).observe(time.perf_counter() - started)
         response.headers[TRACE_HEADER] = trace_id

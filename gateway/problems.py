@@ -19,8 +19,10 @@ TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not f
           405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
           415: "Unsupported media type", 422: "Unprocessable content",
           429: "Too many requests", 500: "Internal server error", 503: "Service unavailable"}
-HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed", 401: "unauthorized",
-              413: "payload_too_large", 415: "unsupported_media_type"}
+# FastAPI raises a bare 400 when a JSON body is not even UTF-8 (invalid JSON text is a
+# RequestValidationError, handled below): both are the same stable ``malformed_json``.
+HTTP_CODES = {400: "malformed_json", 404: "route_not_found", 405: "method_not_allowed",
+              401: "unauthorized", 413: "payload_too_large", 415: "unsupported_media_type"}
 
 
 class Problem(BaseModel):

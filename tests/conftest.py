@@ -1,14 +1,44 @@
-"""Suite-wide reporting: make it visible that the distributed tests really ran."""
+"""Suite-wide settings and reporting: no hypothesis database in the checkout, the nameko
+tests in their own process, and a line showing that the distributed tests really ran."""
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.support.servers import IN_CI, amqp_url, cassandra_address
 
+# Nothing of a test run lands in the checkout. Hypothesis keeps no example database (a
+# failure prints its seed and the falsifying example, which is what a rerun needs), and
+# its other caches (constants it collects at import, Unicode tables) go to a temporary
+# folder, set here because they are written while pytest collects, before any fixture.
+settings.register_profile("urne", database=None)
+settings.load_profile("urne")
+_hypothesis_home = tempfile.TemporaryDirectory(prefix="urne-hypothesis-")
+set_hypothesis_home_dir(_hypothesis_home.name)
+
 _distributed: Counter[str] = Counter()
+NAMEKO_TESTS = Path(__file__).parent / "nameko"
+
+
+def _green() -> bool:
+    import sys
+
+    patcher = sys.modules.get("eventlet.patcher")
+    return bool(patcher and patcher.is_monkey_patched("thread"))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # The nameko adapter tests need eventlet's patching, which would change every other
+    # test's threads: they run in their own process (`make test` runs both).
+    if collection_path == NAMEKO_TESTS and not _green():
+        return True
+    return None
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -8,16 +8,16 @@
 #   URNE_CASSANDRA_HEAP           max heap, e.g. 512m, 768m, 1g; capped at 1g (768m)
 #   URNE_CASSANDRA_START_TIMEOUT  seconds start.sh waits for CQL     (180)
 #   URNE_CASSANDRA_STOP_TIMEOUT   seconds stop.sh waits before KILL  (60)
-#   URNE_CASSANDRA_STATE_DIR      data/logs/pid/rendered conf        (infra/.state/cassandra)
-#   URNE_CASSANDRA_LIB_DIR        jars fetched by install.sh         (infra/.state/cassandra/lib)
+#   URNE_CASSANDRA_STATE_DIR      data/logs/pid/rendered conf        (${XDG_STATE_HOME:-~/.local/state}/urne/cassandra)
+#   URNE_CASSANDRA_LIB_DIR        jars fetched by install.sh         (<state dir>/lib)
 #   URNE_CASSANDRA_JAVA           java binary (else $JAVA_HOME/bin/java, else a Java 17 found on PATH or in /usr/lib/jvm)
 #   URNE_CASSANDRA_JVM_OPTS       extra JVM flags, appended last
 
 CASSANDRA_SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
-CASSANDRA_INFRA_DIR="$(dirname "$CASSANDRA_SCRIPT_DIR")"
 
-CASSANDRA_STATE_DIR="${URNE_CASSANDRA_STATE_DIR:-$CASSANDRA_INFRA_DIR/.state/cassandra}"
-CASSANDRA_LIB_DIR="${URNE_CASSANDRA_LIB_DIR:-$CASSANDRA_INFRA_DIR/.state/cassandra/lib}"
+# Outside the checkout: a test run leaves the working tree as it found it.
+CASSANDRA_STATE_DIR="${URNE_CASSANDRA_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/urne/cassandra}"
+CASSANDRA_LIB_DIR="${URNE_CASSANDRA_LIB_DIR:-$CASSANDRA_STATE_DIR/lib}"
 CASSANDRA_DATA_DIR="$CASSANDRA_STATE_DIR/data"
 CASSANDRA_LOG_DIR="$CASSANDRA_STATE_DIR/logs"
 CASSANDRA_CONF_DIR="$CASSANDRA_STATE_DIR/conf"

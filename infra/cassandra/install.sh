@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch Apache Cassandra (cassandra-all, version pinned in pom.xml) and its
-# runtime jars from Maven Central into infra/.state/cassandra/lib.
+# runtime jars from Maven Central into $URNE_CASSANDRA_LIB_DIR (see common.sh).
 # Idempotent: does nothing when the jars for the pinned version are there.
 set -euo pipefail
 # shellcheck source=common.sh

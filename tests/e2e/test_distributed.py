@@ -20,7 +20,12 @@ import pytest
 from tests.e2e.bad_input import run_bad_input
 from tests.e2e.scenario import close_and_verify, open_poll, run_slice, vote
 from tests.support.processes import Proc, free_port, start, wait_http
-from tests.support.servers import cassandra_address, require_cassandra, require_rabbitmq
+from tests.support.servers import (
+    cassandra_address,
+    drop_keyspaces,
+    require_cassandra,
+    require_rabbitmq,
+)
 from urne.crypto.keys import generate_keys
 from urne.runtime.registry import SERVICES
 
@@ -85,22 +90,9 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
     finally:
         for p in system.procs.values():
             p.stop()
-        _drop_keyspaces(env["URNE_CASSANDRA_KEYSPACE_PREFIX"])
+        drop_keyspaces(env["URNE_CASSANDRA_KEYSPACE_PREFIX"])
         with httpx.Client(auth=AUTH, timeout=10) as admin:
             admin.delete(f"{MANAGEMENT}/vhosts/{vhost}")
-
-
-def _drop_keyspaces(prefix: str) -> None:
-    from urne.platform.settings import StoreSettings
-    from urne.storage.cassandra import connect
-
-    host, port = cassandra_address()
-    session = connect(StoreSettings(cassandra_hosts=host, cassandra_port=port))
-    try:
-        for name in SERVICES:
-            session.execute(f"DROP KEYSPACE IF EXISTS {prefix}{name}", timeout=60)
-    finally:
-        session.cluster.shutdown()
 
 
 def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:

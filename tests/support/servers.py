@@ -47,3 +47,18 @@ def require_cassandra() -> None:
 
 def require_rabbitmq() -> None:
     _require("RabbitMQ", "127.0.0.1", 5672, "infra/rabbitmq/start.sh")
+
+
+def drop_keyspaces(prefix: str) -> None:
+    """Drop every service keyspace a test run created under ``prefix``."""
+    from urne.platform.settings import StoreSettings
+    from urne.runtime.registry import SERVICES
+    from urne.storage.cassandra import connect
+
+    host, port = cassandra_address()
+    session = connect(StoreSettings(cassandra_hosts=host, cassandra_port=port))
+    try:
+        for name in SERVICES:
+            session.execute(f"DROP KEYSPACE IF EXISTS {prefix}{name}", timeout=60)
+    finally:
+        session.cluster.shutdown()

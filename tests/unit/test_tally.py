@@ -87,8 +87,17 @@ def expected_entries() -> list[dict]:
             {"tracker": "TC1", "choice": {"answer": "yes"}}]
 
 
-def expected_root() -> str:
-    return merkle.root([merkle.leaf_hash(canonical_json(e)) for e in expected_entries()]).hex()
+# The RFC 6962 root over expected_entries(), computed once outside urne from the literal
+# canonical bytes: leaf = sha256(0x00 || b'{"choice":{"answer":"yes"},"tracker":"TA1"}') and
+# likewise for TB2 ("no") and TC1 ("yes"), root = sha256(0x01 || sha256(0x01 || ta1 || tb2)
+# || tc1), with printf | sha256sum. tests/golden/ pins the format itself.
+EXPECTED_ROOT = "225e078a79726e6c9361b641163b34bbafb0e99cd1ae41b131036721b86f14b7"
+# The three leaves, from the same printf | sha256sum.
+EXPECTED_LEAVES = ["524e2d70e9b1f83d44746c518518152b2bdef3529f1ab4109ea1197e641baebf",
+                   "ddeb69b4b4e54f13abd5b4809ec532f9f788a856cbbd7810449a4baef859e4ca",
+                   "25645cd722361e993729617a7f53699a41b7e714783051a74971683a6c0cf275"]
+# The root of the empty tree: SHA-256 of the empty string (RFC 6962 section 2.1).
+EMPTY_ROOT = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 def test_normal_order_publishes_a_signed_result(tally: Tally, tally_key: SigningKey) -> None:
@@ -100,7 +109,7 @@ def test_normal_order_publishes_a_signed_result(tally: Tally, tally_key: Signing
     published = events[0]["payload"]
     assert published["poll_id"] == POLL
     assert published["ballots_counted"] == 3
-    assert published["record_root"] == expected_root()
+    assert published["record_root"] == EXPECTED_ROOT
 
     signed = ok(tally.core, GetResult(poll_id=POLL))[0]
     assert signed["algorithm"] == "Ed25519"
@@ -113,7 +122,7 @@ def test_normal_order_publishes_a_signed_result(tally: Tally, tally_key: Signing
     assert result["rules"] == RULES.model_dump(mode="json")
     assert result["rules_hash"] == rules_hash(RULES)
     assert result["software_version"] == __version__
-    assert result["record"] == {"size": 3, "root": expected_root(),
+    assert result["record"] == {"size": 3, "root": EXPECTED_ROOT,
                                 "leaf_encoding": LEAF_ENCODING}
     assert result["ballots_received"] == 4
     assert result["tally"] == {"method": "yes_no_abstain",
@@ -134,15 +143,15 @@ def test_record_and_inclusion_proofs(tally: Tally) -> None:
     record = ok(tally.core, GetRecord(poll_id=POLL))[0]
     assert record["entries"] == expected_entries()  # by tracker; no voter keys
     assert record["size"] == 3
-    assert record["root"] == expected_root()
+    assert record["root"] == EXPECTED_ROOT
     assert record["leaf_encoding"] == LEAF_ENCODING
     assert "a" * 16 not in str(record)
 
     for i, entry in enumerate(expected_entries()):
         proof = ok(tally.core, ProveInclusion(poll_id=POLL, tracker=entry["tracker"]))[0]
-        assert (proof["index"], proof["size"], proof["root"]) == (i, 3, expected_root())
-        leaf = merkle.leaf_hash(canonical_json(entry))
-        assert proof["leaf"] == leaf.hex()
+        assert (proof["index"], proof["size"], proof["root"]) == (i, 3, EXPECTED_ROOT)
+        assert proof["leaf"] == EXPECTED_LEAVES[i]
+        leaf = bytes.fromhex(EXPECTED_LEAVES[i])
         assert merkle.verify_inclusion(leaf, proof["index"], proof["size"],
                                        [bytes.fromhex(h) for h in proof["path"]],
                                        bytes.fromhex(proof["root"]))
@@ -180,7 +189,7 @@ def test_seal_before_poll_opened(tally: Tally) -> None:
     assert refused(tally.core, GetResult(poll_id=POLL))["code"] == "result_not_published"
     events = tally.feed(opened())
     assert types(events) == ["result.published.v1"]
-    assert events[0]["payload"]["record_root"] == expected_root()
+    assert events[0]["payload"]["record_root"] == EXPECTED_ROOT
 
 
 def test_duplicate_deliveries_publish_exactly_once(tally: Tally) -> None:
@@ -199,7 +208,7 @@ def test_more_ballots_than_sealed_is_never_published(tally: Tally) -> None:
 def test_an_empty_poll_publishes_the_empty_tree(tally: Tally) -> None:
     events = tally.feed(opened(), sealed(0))
     assert events[0]["payload"]["ballots_counted"] == 0
-    assert events[0]["payload"]["record_root"] == merkle.root([]).hex()
+    assert events[0]["payload"]["record_root"] == EMPTY_ROOT
     result = ok(tally.core, GetResult(poll_id=POLL))[0]["result"]
     assert result["tally"]["outcome"] == "tied"
 
@@ -229,7 +238,7 @@ def test_every_order_of_opened_ballots_and_seal(order: tuple[int, ...],
     events = [e for i in order for e in groups[i]]
     [published] = _publications(events, tally_key)
     assert published["payload"]["ballots_counted"] == 3
-    assert published["payload"]["record_root"] == expected_root()
+    assert published["payload"]["record_root"] == EXPECTED_ROOT
 
 
 @settings(max_examples=25, deadline=None)
@@ -239,7 +248,7 @@ def test_any_interleaving_with_redeliveries_publishes_once(
         events: list[Event], redelivered: list[Event], tally_key: SigningKey) -> None:
     [published] = _publications([*events, *redelivered], tally_key)
     assert published["payload"]["ballots_counted"] == 3
-    assert published["payload"]["record_root"] == expected_root()
+    assert published["payload"]["record_root"] == EXPECTED_ROOT
 
 
 def test_publishes_when_the_sealed_digest_matches(tally: Tally) -> None:

@@ -1,16 +1,30 @@
-"""Canonical JSON: one byte string per value, so hashes and signatures are stable."""
+"""Canonical JSON is RFC 8785, the JSON Canonicalization Scheme (JCS).
+
+Record leaves, the rules hash and the signed result are hashed or signed over these
+bytes, and auditors recompute them in whatever language they use. So the encoding is a
+published standard with independent implementations and test vectors, not a home-made
+variant: keys sorted by UTF-16 code units, numbers written as ECMAScript writes them,
+only the escapes JSON requires, UTF-8 out. The encoder is Trail of Bits' ``rfc8785``;
+tests/unit/test_vectors.py checks it against the RFC's own examples.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from typing import Any
 
+import rfc8785
+
 
 def canonical_json(value: Any) -> bytes:
-    # Sorted keys, no whitespace, UTF-8: enough for our values (no floats in records).
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The RFC 8785 bytes of ``value``.
+
+    Raises ``ValueError`` for what JCS cannot represent (lone surrogates, NaN and
+    infinities, integers beyond 2**53 - 1, non-string keys) rather than hashing
+    something another implementation would write differently.
+    """
+    return rfc8785.dumps(value)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -1,0 +1,42 @@
+"""The gateway in-process: the embedded profile on a tmp data dir, driven by TestClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.e2e.scenario import ORGANISER, login
+from urne.platform.settings import EmbeddedSettings
+from urne.runtime.embedded import build_app
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> EmbeddedSettings:
+    return EmbeddedSettings(data_dir=tmp_path / "data", environment="test")
+
+
+@pytest.fixture
+def outbox(settings: EmbeddedSettings) -> Path:
+    """Where the development mailer writes sign-in codes (JSON lines with ``to`` and ``code``)."""
+    return settings.outbox_dir / "email.jsonl"
+
+
+@pytest.fixture
+def client(settings: EmbeddedSettings) -> Iterator[TestClient]:
+    # A context manager, so the lifespan runs: the bus and its SQLite files are closed after.
+    with TestClient(build_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def organiser(client: TestClient, outbox: Path) -> dict[str, str]:
+    """``Authorization`` headers of the organiser, signed in through the API."""
+    return login(client, outbox, ORGANISER)
+
+
+@pytest.fixture
+def participant(client: TestClient, outbox: Path) -> dict[str, str]:
+    return login(client, outbox, "dora@example.org")

@@ -1,0 +1,509 @@
+"""What the gateway itself decides, in-process (TestClient over the embedded profile):
+status codes, problem+json with stable codes, the public response shapes, authentication
+at the edge, request ids, probes and the OpenAPI document.
+
+The whole slice through a real process is the e2e suite's (tests/e2e/scenario.py).
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, TypeAdapter
+
+from tests.e2e.scenario import ORGANISER, PROBLEM, bearer, login, read_code
+from urne.contracts import commands
+from urne.contracts.fields import Description, Id, LoginCodeText, ProposalBody, Title, Tracker
+from urne.counting.rules import YesNoAbstainRules, rules_adapter, rules_hash
+from urne.crypto.keys import IDENTITY_TOKEN_KEY, generate_keys, load_signing_key
+from urne.crypto.tokens import TokenIssuer
+from urne.gateway import public
+from urne.gateway.app import create_app
+from urne.gateway.clients import ServiceUnavailable
+from urne.gateway.problems import PROBLEM_RESPONSES
+from urne.messaging.kernel import RawEnvelope, RawReply
+from urne.runtime.registry import SERVICES
+
+pytestmark = pytest.mark.unit
+
+RULES = {"method": "yes_no_abstain", "question": "Faut-il planter 200 arbres ?"}
+UNKNOWN = "0" * 32
+
+
+def max_length(field: Any) -> int:
+    """The limit a field type of urne.contracts.fields declares."""
+    return int(TypeAdapter(field).json_schema()["maxLength"])
+
+
+def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """Assert that ``r`` is the problem ``code`` with ``status``; returns its body."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == PROBLEM
+    body = r.json()
+    assert body["code"] == code, body
+    assert body["type"] == f"urn:urne:problem:{code}" and body["status"] == status, body
+    assert body["title"] and body["detail"], body
+    assert body["instance"] == r.request.url.path
+    return body
+
+
+def _public_model(annotation: Any) -> type[BaseModel] | None:
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, public.Public):
+            return candidate
+    return None
+
+
+def assert_shape(data: Any, model: type[BaseModel]) -> None:
+    """``data`` carries exactly the fields of ``model``, and so on down its nested models."""
+    assert set(data) == set(model.model_fields), (model.__name__, sorted(data))
+    for name, field in model.model_fields.items():
+        nested = _public_model(field.annotation)
+        if nested is not None:
+            for item in data[name] if isinstance(data[name], list) else [data[name]]:
+                assert_shape(item, nested)
+
+
+def ok(r: httpx.Response, status: int, model: type[BaseModel]) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert_shape(r.json(), model)
+    return r.json()
+
+
+def create_poll(client: TestClient, organiser: dict[str, str]) -> str:
+    """A draft poll in a new consultation; returns its id."""
+    cid = client.post("/v1/consultations", headers=organiser, json={"title": "Parc"}).json()["id"]
+    r = client.post(f"/v1/consultations/{cid}/polls", headers=organiser, json={"rules": RULES})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+# --- the happy path -------------------------------------------------------------------------
+
+
+def test_happy_path_answers_documented_statuses_and_exactly_the_public_fields(
+        client: TestClient, outbox: Path) -> None:
+    ok(client.post("/v1/auth/codes", json={"email": ORGANISER}), 202, public.LoginCodeSentPublic)
+    token = ok(client.post("/v1/auth/tokens",
+                           json={"email": ORGANISER, "code": read_code(outbox, ORGANISER)}),
+               200, public.AccessTokenPublic)
+    assert (token["role"], token["token_type"]) == ("organiser", "Bearer")
+    org = bearer(token["access_token"])
+
+    cid = ok(client.post("/v1/consultations", headers=org,
+                         json={"title": "Parc des Gayeulles", "description": "Que planter ?"}),
+             201, public.ConsultationSummaryPublic)["id"]
+    proposal = ok(client.post(f"/v1/consultations/{cid}/proposals", headers=org,
+                              json={"title": "200 arbres", "body": "Allée nord."}),
+                  201, public.ProposalPublic)
+    poll = ok(client.post(f"/v1/consultations/{cid}/polls", headers=org,
+                          json={"proposal_id": proposal["id"], "rules": RULES}),
+              201, public.PollPublic)
+    assert (poll["status"], poll["rules_hash"]) == ("draft", None)
+    pid = poll["id"]
+    # The service's listing carries each consultation's proposals and polls; the API's does not.
+    listing = ok(client.get("/v1/consultations"), 200, public.ConsultationsPublic)
+    assert [c["id"] for c in listing["items"]] == [cid]
+    page = ok(client.get(f"/v1/consultations/{cid}"), 200, public.ConsultationPublic)
+    assert ([p["id"] for p in page["proposals"]], [p["id"] for p in page["polls"]]) == \
+        ([proposal["id"]], [pid])
+
+    opened = ok(client.post(f"/v1/polls/{pid}/open", headers=org), 200, public.PollPublic)
+    assert opened["status"] == "open"
+    assert opened["rules_hash"] == rules_hash(rules_adapter.validate_python(RULES))
+    assert ok(client.get(f"/v1/polls/{pid}"), 200, public.PollPublic) == opened
+
+    voter = login(client, outbox, "alice@example.org")
+    ticket = ok(client.post(f"/v1/polls/{pid}/voting-token", headers=voter),
+                201, public.VotingTokenPublic)
+    vote = bearer(ticket["voting_token"])
+    first = ok(client.post(f"/v1/polls/{pid}/ballots", headers=vote,
+                           json={"choice": {"answer": "no"}}), 201, public.ReceiptPublic)
+    revote = ok(client.post(f"/v1/polls/{pid}/ballots", headers=vote,
+                            json={"choice": {"answer": "yes"}}), 201, public.ReceiptPublic)
+    assert (first["sequence"], first["replaces_previous"]) == (1, False)
+    assert (revote["sequence"], revote["replaces_previous"]) == (2, True)
+    problem(client.get(f"/v1/polls/{pid}/results"), 409, "result_not_published")
+
+    closed = ok(client.post(f"/v1/polls/{pid}/close", headers=org), 200, public.PollPublic)
+    assert closed["status"] == "closed"
+    result = ok(client.get(f"/v1/polls/{pid}/results"), 200, public.ResultPublic)
+    assert result["tally"]["counts"] == {"yes": 1, "no": 0, "abstain": 0}
+    assert result["ballots_counted"] == 1
+
+    keys = ok(client.get("/v1/audit/keys"), 200, public.PublicKeysPublic)
+    assert {k["name"] for k in keys["keys"]} == {"tally-result", "identity-token"}
+    rules = ok(client.get(f"/v1/audit/polls/{pid}/rules"), 200, public.FrozenRulesPublic)
+    assert rules["rules_hash"] == opened["rules_hash"]
+    signed = ok(client.get(f"/v1/audit/polls/{pid}/result"), 200, public.SignedResultPublic)
+    assert signed["result"]["record"]["root"] == result["record_root"]
+    record = ok(client.get(f"/v1/audit/polls/{pid}/record"), 200, public.BallotRecordPublic)
+    assert [e["tracker"] for e in record["entries"]] == [revote["tracker"]]
+    proof = ok(client.get(f"/v1/audit/polls/{pid}/trackers/{revote['tracker']}"),
+               200, public.InclusionProofPublic)
+    assert (proof["index"], proof["size"], proof["root"]) == (0, 1, record["root"])
+    # The replaced ballot is not counted, so it has no proof.
+    problem(client.get(f"/v1/audit/polls/{pid}/trackers/{first['tracker']}"),
+            404, "tracker_not_found")
+
+
+# --- a stub ServiceClient: the unit under test is the gateway, not a service ----------------
+
+Answer = Callable[[str, RawEnvelope], RawReply]
+CONSULTATION = {"id": "c1", "title": "Parc", "description": "",
+                "created_at": "2026-01-01T00:00:00Z"}
+POLL = {"id": "p1", "consultation_id": "c1", "proposal_id": None, "rules": RULES,
+        "status": "draft", "rules_hash": None, "opened_at": None, "closed_at": None,
+        "published_at": None}
+
+
+def replied(data: dict[str, Any]) -> RawReply:
+    return {"ok": True, "data": data}
+
+
+class StubServices:
+    """A ``ServiceClient`` whose replies come from ``answer``, which may also raise."""
+
+    def __init__(self, answer: Answer):
+        self.answer = answer
+
+    async def call(self, service: str, envelope: RawEnvelope) -> RawReply:
+        return self.answer(service, envelope)
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path) -> Path:
+    generate_keys(tmp_path / "keys")
+    return tmp_path / "keys"
+
+
+@pytest.fixture
+def stubbed(keys_dir: Path) -> Iterator[Callable[[Answer], TestClient]]:
+    """Builds the gateway over a ``StubServices``; the clients are closed after the test."""
+    with ExitStack() as stack:
+        def build(answer: Answer) -> TestClient:
+            app = create_app(StubServices(answer), keys_dir, services=tuple(SERVICES))
+            return stack.enter_context(TestClient(app))
+
+        yield build
+
+
+@pytest.fixture
+def stub_organiser(keys_dir: Path) -> dict[str, str]:
+    token, _ = TokenIssuer(load_signing_key(keys_dir, IDENTITY_TOKEN_KEY)).access_token(
+        "person-1", "organiser")
+    return bearer(token)
+
+
+def test_fields_a_service_adds_to_its_reply_do_not_leak(
+        stubbed: Callable[[Answer], TestClient]) -> None:
+    extra = {"code": "123456", "created_by": "person-1", "voters": ["pseudonym-1"]}
+
+    def answer(service: str, envelope: RawEnvelope) -> RawReply:
+        return {
+            commands.RequestLoginCode.TYPE: replied({"channel": "email", "expires_in": 600,
+                                                     **extra}),
+            commands.GetPoll.TYPE: replied({**POLL, **extra}),
+            commands.ListConsultations.TYPE: replied({"items": [{**CONSULTATION, **extra}],
+                                                      **extra}),
+        }[envelope["type"]]
+
+    client = stubbed(answer)
+    r = client.post("/v1/auth/codes", json={"email": "alice@example.org"})
+    assert (r.status_code, r.json()) == (202, {"channel": "email", "expires_in": 600})
+    assert client.get("/v1/polls/p1").json() == POLL
+    assert client.get("/v1/consultations").json() == {"items": [CONSULTATION]}
+
+
+@pytest.mark.parametrize(("error", "status", "code"), [
+    ({"status": 409, "code": "poll_closed", "detail": "poll p1 is closed"}, 409, "poll_closed"),
+    ({"status": 429, "code": "code_rate_limited", "detail": "later"}, 429, "code_rate_limited"),
+    # An error without its status and code is a bug somewhere: a 500, never a success.
+    ({"detail": "no status, no code"}, 500, "internal_error"),
+])
+def test_a_service_error_reply_becomes_its_problem(
+        stubbed: Callable[[Answer], TestClient], error: dict[str, Any], status: int,
+        code: str) -> None:
+    client = stubbed(lambda service, envelope: {"ok": False, "error": error})
+    assert problem(client.get("/v1/polls/p1"), status, code)["detail"] == error["detail"]
+
+
+def test_a_401_from_a_service_asks_for_a_bearer_token(
+        stubbed: Callable[[Answer], TestClient]) -> None:
+    error = {"status": 401, "code": "code_invalid", "detail": "wrong code"}
+    client = stubbed(lambda service, envelope: {"ok": False, "error": error})
+    r = client.post("/v1/auth/tokens", json={"email": "alice@example.org", "code": "123456"})
+    assert problem(r, 401, "code_invalid")["detail"] == "wrong code"
+    assert r.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(("as_organiser", "path", "kwargs", "status", "code"), [
+    (False, "/v1/polls/p1/ballots", {"json": {"choice": {"answer": "yes"}}}, 401,
+     "missing_token"),
+    (True, "/v1/consultations", {"json": {"title": "t" * (max_length(Title) + 1)}}, 422,
+     "invalid_request"),
+    (True, "/v1/consultations", {"content": b'{"title": '}, 400, "malformed_json"),
+    (True, f"/v1/polls/{'p' * (max_length(Id) + 1)}/open", {}, 422, "invalid_request"),
+], ids=["no-voting-token", "title", "malformed", "id"])
+def test_bad_requests_are_refused_before_any_service_is_asked(
+        stubbed: Callable[[Answer], TestClient], stub_organiser: dict[str, str],
+        as_organiser: bool, path: str, kwargs: dict[str, Any], status: int, code: str) -> None:
+    asked: list[str] = []
+
+    def answer(service: str, envelope: RawEnvelope) -> RawReply:
+        asked.append(envelope["type"])
+        return replied({})
+
+    headers = {"content-type": "application/json", **(stub_organiser if as_organiser else {})}
+    problem(stubbed(answer).post(path, headers=headers, **kwargs), status, code)
+    assert asked == []
+
+
+def test_a_service_that_does_not_answer_is_a_503_naming_it(
+        stubbed: Callable[[Answer], TestClient], stub_organiser: dict[str, str]) -> None:
+    def answer(service: str, envelope: RawEnvelope) -> RawReply:
+        raise ServiceUnavailable(f"{service}: no reply within 10 s")
+
+    client = stubbed(answer)
+    body = problem(client.post("/v1/consultations", headers=stub_organiser, json={"title": "x"}),
+                   503, "service_unavailable")
+    assert "proposal" in body["detail"]
+
+
+def test_readyz_is_503_not_ready_naming_the_services_that_are_not(
+        stubbed: Callable[[Answer], TestClient]) -> None:
+    def answer(service: str, envelope: RawEnvelope) -> RawReply:
+        if service == "vote":
+            raise ServiceUnavailable("vote: no reply")
+        ready = service != "tally"
+        return replied({"service": service, "ready": ready,
+                        "detail": "" if ready else "store unreachable"})
+
+    body = problem(stubbed(answer).get("/readyz"), 503, "not_ready")
+    assert body["services"] == {
+        "identity": {"ready": True, "detail": ""},
+        "proposal": {"ready": True, "detail": ""},
+        "vote": {"ready": False, "detail": "ServiceUnavailable"},
+        "tally": {"ready": False, "detail": "store unreachable"},
+    }
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b'{"email": ', b"\xa4c\x01\x8b"], ids=["truncated", "latin"])
+def test_a_body_that_is_not_json_is_400_malformed_json(
+        client: TestClient, outbox: Path, content: bytes) -> None:
+    # Bytes that are not even UTF-8 used to come back as an undocumented "http_400".
+    r = client.post("/v1/auth/codes", content=content, headers={"content-type": "application/json"})
+    problem(r, 400, "malformed_json")
+    assert not outbox.exists()  # no code was sent
+
+
+def test_unknown_body_fields_are_refused_and_nothing_is_sent(
+        client: TestClient, outbox: Path) -> None:
+    r = client.post("/v1/auth/codes", json={"email": "alice@example.org", "send_to": "eve"})
+    assert problem(r, 422, "invalid_request")["errors"][0]["loc"] == ["body", "send_to"]
+    assert not outbox.exists()
+
+
+@pytest.mark.parametrize("email", ["alice@example.test", "bob@mail.invalid", "eve@printer.local"])
+def test_sign_in_refuses_addresses_no_code_could_reach(
+        client: TestClient, outbox: Path, email: str) -> None:
+    # Deliberate (docs/api.md, "Fuzzing"): special-use domains (RFC 6761) never receive mail.
+    for route, body in (("/v1/auth/codes", {"email": email}),
+                        ("/v1/auth/tokens", {"email": email, "code": "123456"})):
+        assert problem(client.post(route, json=body), 422, "invalid_request")["errors"][0][
+            "loc"] == ["body", "email"]
+    assert not outbox.exists()
+
+
+QUESTION = YesNoAbstainRules.model_json_schema()["properties"]["question"]["maxLength"]
+REFUSED = [
+    ("/v1/consultations", {"title": "t" * (max_length(Title) + 1)}, ["body", "title"]),
+    ("/v1/consultations", {"title": "t", "description": "d" * (max_length(Description) + 1)},
+     ["body", "description"]),
+    ("/v1/consultations", {"title": "t", "owner": "me"}, ["body", "owner"]),
+    (f"/v1/consultations/{UNKNOWN}/proposals", {"title": "t",
+                                                "body": "b" * (max_length(ProposalBody) + 1)},
+     ["body", "body"]),
+    (f"/v1/consultations/{UNKNOWN}/polls", {"rules": {**RULES, "question": "q" * (QUESTION + 1)}},
+     ["body", "rules", "yes_no_abstain", "question"]),
+    (f"/v1/consultations/{'c' * (max_length(Id) + 1)}/polls", {"rules": RULES},
+     ["path", "consultation_id"]),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "loc"), REFUSED,
+                         ids=["title", "description", "unknown", "proposal", "question", "id"])
+def test_bad_organiser_input_is_422_and_creates_nothing(
+        client: TestClient, organiser: dict[str, str], path: str, body: dict[str, Any],
+        loc: list[str]) -> None:
+    # Refused at the edge: where the consultation does not even exist, this is still a 422.
+    assert problem(client.post(path, headers=organiser, json=body), 422,
+                   "invalid_request")["errors"][0]["loc"] == loc
+    assert client.get("/v1/consultations").json() == {"items": []}
+
+
+def test_fields_at_their_limits_are_accepted(client: TestClient, organiser: dict[str, str]) -> None:
+    body = {"title": "t" * max_length(Title), "description": "d" * max_length(Description)}
+    r = client.post("/v1/consultations", headers=organiser, json=body)
+    assert r.status_code == 201 and r.json()["title"] == body["title"], r.text
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "loc"), [
+    ("POST", "/v1/auth/tokens",
+     {"json": {"email": ORGANISER, "code": "1" * (max_length(LoginCodeText) + 1)}},
+     ["body", "code"]),
+    ("GET", f"/v1/polls/{'p' * (max_length(Id) + 1)}", {}, ["path", "poll_id"]),
+    ("GET", f"/v1/audit/polls/{UNKNOWN}/trackers/{'t' * (max_length(Tracker) + 1)}", {},
+     ["path", "tracker"]),
+    ("GET", "/v1/consultations", {"params": {"limit": 501}}, ["query", "limit"]),
+    ("GET", "/v1/consultations", {"params": {"limit": "lots"}}, ["query", "limit"]),
+], ids=["code", "poll-id", "tracker", "limit-high", "limit-text"])
+def test_bad_public_input_is_422(
+        client: TestClient, method: str, path: str, kwargs: dict[str, Any],
+        loc: list[str]) -> None:
+    r = client.request(method, path, **kwargs)
+    assert problem(r, 422, "invalid_request")["errors"][0]["loc"] == loc
+
+
+def forged_token(tmp_path: Path) -> str:
+    """An access token for an organiser, signed with a key the gateway does not trust."""
+    generate_keys(tmp_path / "foreign")
+    issuer = TokenIssuer(load_signing_key(tmp_path / "foreign", IDENTITY_TOKEN_KEY))
+    return issuer.access_token("person-1", "organiser")[0]
+
+
+@pytest.mark.parametrize(("authorization", "code"), [
+    (None, "missing_token"),
+    ("Bearer", "missing_token"),
+    ("Basic b3JnYW5pc2VyOnNlY3JldA==", "missing_token"),
+    ("Bearer not.a.jwt", "invalid_token"),
+    ("forged", "invalid_token"),
+], ids=["none", "empty", "basic", "garbage", "forged"])
+def test_a_missing_or_invalid_bearer_token_is_401(
+        client: TestClient, tmp_path: Path, authorization: str | None, code: str) -> None:
+    if authorization == "forged":
+        authorization = f"Bearer {forged_token(tmp_path)}"
+    headers = {"Authorization": authorization} if authorization else {}
+    r = client.post("/v1/consultations", headers=headers, json={"title": "x"})
+    problem(r, 401, code)
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert client.get("/v1/consultations").json() == {"items": []}
+
+
+def test_a_voting_token_is_not_an_access_token(
+        client: TestClient, organiser: dict[str, str], participant: dict[str, str]) -> None:
+    pid = create_poll(client, organiser)
+    assert client.post(f"/v1/polls/{pid}/open", headers=organiser).status_code == 200
+    ticket = client.post(f"/v1/polls/{pid}/voting-token", headers=participant).json()
+    problem(client.post(f"/v1/polls/{pid}/close", headers=bearer(ticket["voting_token"])),
+            401, "invalid_token")
+    assert client.get(f"/v1/polls/{pid}").json()["status"] == "open"
+
+
+def test_a_participant_on_an_organiser_route_is_403_and_changes_nothing(
+        client: TestClient, organiser: dict[str, str], participant: dict[str, str]) -> None:
+    pid = create_poll(client, organiser)
+    before = client.get("/v1/consultations").json()
+    problem(client.post("/v1/consultations", headers=participant, json={"title": "x"}),
+            403, "forbidden")
+    problem(client.post(f"/v1/polls/{pid}/open", headers=participant), 403, "forbidden")
+    assert client.get("/v1/consultations").json() == before
+    assert client.get(f"/v1/polls/{pid}").json()["status"] == "draft"
+
+
+@pytest.mark.parametrize("path", ["/v1/nowhere", "/v2/polls", "/"])
+def test_an_unknown_route_is_404_route_not_found(client: TestClient, path: str) -> None:
+    assert problem(client.get(path), 404, "route_not_found")["detail"] == f"no route GET {path}"
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    # Two routes serve this path; Starlette alone would name the methods of one of them.
+    ("OPTIONS", "/v1/consultations", "GET, POST"),
+    ("DELETE", f"/v1/consultations/{UNKNOWN}", "GET"),
+    ("PUT", "/v1/auth/codes", "POST"),
+    ("GET", f"/v1/polls/{UNKNOWN}/ballots", "POST"),
+    ("POST", "/healthz", "GET"),
+])
+def test_a_wrong_method_is_405_with_every_method_of_the_path(
+        client: TestClient, method: str, path: str, allow: str) -> None:
+    r = client.request(method, path)
+    problem(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == allow
+
+
+# --- request ids ------------------------------------------------------------------------------
+
+
+def test_a_valid_request_id_is_echoed_even_on_errors(client: TestClient) -> None:
+    for path in ("/healthz", "/v1/nowhere"):
+        assert client.get(path, headers={"X-Request-ID": "req-42"}).headers["x-request-id"] \
+            == "req-42"
+
+
+@pytest.mark.parametrize("incoming", [None, "", "r" * 65, "tab\there"],
+                         ids=["absent", "empty", "too-long", "control-character"])
+def test_a_missing_or_invalid_request_id_is_replaced(
+        client: TestClient, incoming: str | None) -> None:
+    headers = {} if incoming is None else {"X-Request-ID": incoming}
+    given = client.get("/healthz", headers=headers).headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", given), given
+
+
+# --- probes, metrics and the OpenAPI document ----------------------------------------------
+
+
+def test_healthz_and_readyz(client: TestClient) -> None:
+    r = client.get("/healthz")
+    assert (r.status_code, r.json()) == (200, {"status": "ok"})
+    r = client.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "ready",
+                        "services": {s: {"ready": True, "detail": ""} for s in SERVICES}}
+
+
+def test_metrics_count_requests_by_route_template_not_by_id(client: TestClient) -> None:
+    client.get(f"/v1/polls/{UNKNOWN}")
+    client.get("/v1/nowhere")
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    # Label values stay bounded: templates, never the ids a client sent.
+    assert 'urne_http_requests_total{method="GET",route="/v1/polls/{poll_id}",status="404"}' \
+        in r.text
+    assert 'route="unmatched",status="404"' in r.text
+    assert UNKNOWN not in r.text and "nowhere" not in r.text
+
+
+def test_openapi_document(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert all(p.startswith("/v1/") or p in ("/healthz", "/readyz") for p in spec["paths"])
+    operations = [op for ops in spec["paths"].values() for op in ops.values()]
+    # Stable ids "<tag>-<function>", so generated clients keep their method names.
+    routes = [rc.original_route for rc in iter_route_contexts(client.app.routes)]
+    assert sorted(op["operationId"] for op in operations) == sorted(
+        f"{r.tags[0]}-{r.name}" for r in routes if isinstance(r, APIRoute) and r.include_in_schema)
+    assert all(op["operationId"].startswith(f"{op['tags'][0]}-") for op in operations)
+    problem_content = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for op in operations:
+        assert set(PROBLEM_RESPONSES) <= {int(s) for s in op["responses"]}, op["operationId"]
+        for status, response in op["responses"].items():
+            if int(status) >= 400:  # no FastAPI default left: every error is problem+json
+                assert response["content"] == problem_content, (op["operationId"], status)
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    assert set(spec["components"]["schemas"]["Problem"]["required"]) >= \
+        {"type", "title", "status", "code", "detail"}

@@ -1,0 +1,215 @@
+"""The nameko services of the distributed profile, tested with nameko's own tools:
+``worker_factory`` for the service bodies, ``container_factory`` with
+``entrypoint_hook`` / ``entrypoint_waiter`` against a real RabbitMQ and Cassandra."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest.mock import Mock, call
+
+import pytest
+from nameko.events import EventHandler
+from nameko.standalone.events import event_dispatcher
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter, worker_factory
+
+from tests.support.servers import (
+    cassandra_address,
+    drop_keyspaces,
+    require_cassandra,
+    require_rabbitmq,
+)
+from urne.contracts import wrap
+from urne.contracts.commands import CastBallot, CheckHealth
+from urne.contracts.events import PollClosed, PollOpened
+from urne.counting import YesNoAbstainRules, rules_hash
+from urne.crypto.keys import IDENTITY_TOKEN_KEY, generate_keys, load_signing_key
+from urne.crypto.tokens import TokenIssuer
+from urne.messaging.nameko_adapter import MAX_EVENT_ATTEMPTS, CoreProvider, Parking
+from urne.platform.settings import EmbeddedSettings, ServiceSettings
+from urne.runtime.distributed import nameko_config
+from urne.runtime.embedded import embedded_cores
+from urne.runtime.nameko_services import NAMEKO_SERVICES, TallyService, VoteService
+from urne.runtime.registry import SERVICES
+
+pytestmark = pytest.mark.integration
+
+RULES = YesNoAbstainRules(method="yes_no_abstain", question="Open the library on Sundays?")
+
+
+def opened(poll_id: str) -> PollOpened:
+    return PollOpened(poll_id=poll_id, consultation_id="c1", rules=RULES,
+                      rules_hash=rules_hash(RULES), opened_at="2026-06-01T08:00:00Z")
+
+
+def event_handlers(service_cls: type) -> dict[str, tuple[str, str]]:
+    """method name -> (source service, event type) of the class's nameko event handlers."""
+    found = {}
+    for name in dir(service_cls):
+        for entrypoint in getattr(getattr(service_cls, name), "nameko_entrypoints", ()):
+            if isinstance(entrypoint, EventHandler):
+                found[name] = (entrypoint.source_service, entrypoint.event_type)
+    return found
+
+
+# --- the classes, read as a reader would -------------------------------------------
+
+def test_one_class_per_registered_service() -> None:
+    assert set(NAMEKO_SERVICES) == set(SERVICES)
+    for name, cls in NAMEKO_SERVICES.items():
+        assert cls.name == name
+        assert isinstance(cls.__dict__["core"], CoreProvider)
+
+
+def test_each_class_listens_to_exactly_what_its_core_subscribes_to(tmp_path: Path) -> None:
+    cores = embedded_cores(EmbeddedSettings(data_dir=tmp_path, environment="test"))
+    for name, cls in NAMEKO_SERVICES.items():
+        subscribed = {(e.PRODUCER, e.TYPE) for e in cores[name].event_types}
+        handlers = event_handlers(cls)
+        assert set(handlers.values()) == subscribed, name
+        # Named for what they handle, so a reader finds them.
+        for method, (_, event_type) in handlers.items():
+            assert method == "on_" + event_type.removesuffix(".v1").replace(".", "_"), method
+
+
+# --- the service bodies, with worker_factory ----------------------------------------
+
+def test_handle_returns_the_reply_and_dispatches_the_events_in_order() -> None:
+    service = worker_factory(VoteService)
+    events = [{"type": "ballot.recorded.v1", "id": "e1"}, {"type": "ballot.recorded.v1",
+                                                           "id": "e2"}]
+    service.core.handle.return_value = ({"ok": True, "data": {"x": 1}}, events)
+    service.core.name = "vote"
+    command = {"type": "ballot.cast.v1"}
+    assert service.handle(command) == {"ok": True, "data": {"x": 1}}
+    service.core.handle.assert_called_once_with(command)
+    assert service.dispatch.call_args_list == [call("ballot.recorded.v1", e) for e in events]
+
+
+def test_a_refused_command_dispatches_nothing() -> None:
+    service = worker_factory(VoteService)
+    service.core.handle.return_value = ({"ok": False, "error": {"code": "poll_closed"}}, [])
+    assert service.handle({"type": "ballot.cast.v1"})["ok"] is False
+    service.dispatch.assert_not_called()
+
+
+def test_an_event_handler_publishes_what_the_core_emitted() -> None:
+    service = worker_factory(VoteService)
+    seal = {"type": "ballot_box.sealed.v1", "id": "s1"}
+    service.core.on_event.return_value = [seal]
+    service.core.name = "vote"
+    envelope = wrap(PollClosed(poll_id="p1", closed_at="2026-06-02T08:00:00Z"), "proposal")
+    service.on_poll_closed(envelope)
+    service.core.on_event.assert_called_once_with(envelope)
+    service.dispatch.assert_called_once_with("ballot_box.sealed.v1", seal)
+
+
+def test_a_failing_event_is_requeued_then_parked_with_its_error() -> None:
+    publish = Mock()
+    service = worker_factory(TallyService, dead_letters=Parking("tally", Counter(), publish))
+    service.core.on_event.side_effect = RuntimeError("store down")
+    envelope = wrap(opened("p1"), "proposal")
+    for _ in range(MAX_EVENT_ATTEMPTS - 1):
+        with pytest.raises(RuntimeError):  # raising makes nameko requeue it
+            service.on_poll_opened(envelope)
+    publish.assert_not_called()
+    service.on_poll_opened(envelope)  # the last attempt: parked, so acked
+    [(parked,), _] = publish.call_args
+    assert parked == {"service": "tally", "error_type": "RuntimeError", "error": "store down",
+                      "attempts": MAX_EVENT_ATTEMPTS, "envelope": envelope}
+    with pytest.raises(RuntimeError):  # a new delivery starts counting afresh
+        service.on_poll_opened(envelope)
+
+
+def test_a_success_forgets_earlier_failures() -> None:
+    publish = Mock()
+    service = worker_factory(TallyService, dead_letters=Parking("tally", Counter(), publish))
+    envelope = wrap(opened("p1"), "proposal")
+    service.core.on_event.side_effect = RuntimeError("blip")
+    for _ in range(MAX_EVENT_ATTEMPTS - 1):
+        with pytest.raises(RuntimeError):
+            service.on_poll_opened(envelope)
+    service.core.on_event.side_effect = None
+    service.core.on_event.return_value = []
+    service.on_poll_opened(envelope)
+    service.core.on_event.side_effect = RuntimeError("another blip")
+    with pytest.raises(RuntimeError):  # attempt 1 again, not attempt 5
+        service.on_poll_opened(envelope)
+    publish.assert_not_called()
+
+
+# --- running containers, on a real RabbitMQ and Cassandra ---------------------------
+
+@pytest.fixture(scope="module")
+def keyspace_prefix() -> Iterator[str]:
+    require_cassandra()
+    prefix = f"nk_{uuid.uuid4().hex[:8]}_"
+    yield prefix
+    drop_keyspaces(prefix)
+
+
+@pytest.fixture
+def urne_config(rabbit_config: dict[str, Any], keyspace_prefix: str,
+                tmp_path: Path) -> dict[str, Any]:
+    """nameko's config for a test: its own RabbitMQ vhost (nameko's ``rabbit_config``),
+    the run's Cassandra keyspaces, keys in a temporary folder."""
+    require_rabbitmq()
+    generate_keys(tmp_path / "keys")
+    host, port = cassandra_address()
+    settings = ServiceSettings(
+        environment="test", amqp_url=rabbit_config["AMQP_URI"], cassandra_hosts=host,
+        cassandra_port=port, cassandra_keyspace_prefix=keyspace_prefix,
+        keys_dir=tmp_path / "keys", outbox_dir=tmp_path / "outbox")
+    return nameko_config(settings)
+
+
+def voting_token(config: dict[str, Any], poll_id: str) -> str:
+    settings: ServiceSettings = config["URNE_SETTINGS"]
+    issuer = TokenIssuer(load_signing_key(settings.keys_dir, IDENTITY_TOKEN_KEY))
+    return issuer.voting_token(uuid.uuid4().hex * 2, poll_id)[0]
+
+
+@pytest.mark.distributed
+def test_events_and_rpc_flow_through_real_containers(container_factory: Any,
+                                                     urne_config: dict[str, Any]) -> None:
+    vote = container_factory(VoteService, urne_config)
+    tally = container_factory(TallyService, urne_config)
+    vote.start()
+    tally.start()
+    poll_id = uuid.uuid4().hex
+
+    # poll.opened from the proposal service reaches both subscribers.
+    with entrypoint_waiter(vote, "on_poll_opened"), entrypoint_waiter(tally, "on_poll_opened"):
+        event_dispatcher(urne_config)("proposal", PollOpened.TYPE,
+                                      wrap(opened(poll_id), "proposal"))
+
+    # A ballot through the vote service's RPC: stored, and its event reaches the tally.
+    cast = CastBallot(poll_id=poll_id, voting_token=voting_token(urne_config, poll_id),
+                      choice={"answer": "yes"})
+    with entrypoint_waiter(tally, "on_ballot_recorded") as recorded, \
+            entrypoint_hook(vote, "handle") as handle:
+        reply = handle(wrap(cast, "gateway"))
+    assert reply["ok"] is True, reply
+    assert reply["data"]["poll_id"] == poll_id and reply["data"]["sequence"] == 1
+    assert recorded.get() is None  # the tally's handler returned without error
+
+    with entrypoint_hook(tally, "handle") as handle:
+        health = handle(wrap(CheckHealth(), "gateway"))
+    assert health == {"ok": True, "data": {"service": "tally", "ready": True, "detail": ""}}
+
+
+@pytest.mark.distributed
+def test_stopping_a_container_closes_its_cassandra_session(container_factory: Any,
+                                                          urne_config: dict[str, Any]) -> None:
+    container = container_factory(VoteService, urne_config)
+    container.start()
+    [provider] = [d for d in container.dependencies if isinstance(d, CoreProvider)]
+    assert provider.running is not None
+    cluster = provider.running.close.__self__  # session.cluster.shutdown
+    assert not cluster.is_shutdown
+    container.stop()
+    assert cluster.is_shutdown
+    assert provider.running is None
