@@ -16,6 +16,7 @@ from urne import __version__
 from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_public_key
 from urne.crypto.tokens import TokenVerifier
 from urne.gateway import problems
+from urne.gateway.ballots import BallotDesk
 from urne.gateway.clients import ServiceClient
 from urne.gateway.deps import GatewayState
 from urne.gateway.routes import audit, auth, consultations, health, polls
@@ -67,8 +68,9 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...])
         lifespan=lifespan,
         responses=problems.PROBLEM_RESPONSES,
     )
-    app.state.urne = GatewayState(client=client, tokens=TokenVerifier(identity_key),
-                                  public_keys=public_keys, services=services)
+    tokens = TokenVerifier(identity_key)
+    app.state.urne = GatewayState(client=client, tokens=tokens, public_keys=public_keys,
+                                  services=services, ballots=BallotDesk(client, tokens))
     problems.install(app)
 
     v1 = APIRouter(prefix="/v1")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 import anyio
 
 from urne.messaging.embedded_bus import EmbeddedBus
+from urne.messaging.group_commit import GroupCommit
 from urne.messaging.kernel import RawEnvelope, RawReply
 
 
@@ -15,20 +17,38 @@ class ServiceUnavailable(Exception):
 
 
 class ServiceClient(Protocol):
-    async def call(self, service: str, envelope: RawEnvelope) -> RawReply: ...
+    async def call(self, service: str, envelope: RawEnvelope) -> RawReply:
+        """A command or query to the service that owns it."""
+        ...
+
+    async def cast(self, envelope: RawEnvelope, voter_key: str) -> RawReply:
+        """A ballot into the intake (the shard of ``voter_key``); the reply comes once
+        the ballot is stored, or refused."""
+        ...
+
     async def close(self) -> None: ...
 
 
 class EmbeddedClient:
-    def __init__(self, bus: EmbeddedBus):
+    def __init__(self, bus: EmbeddedBus, ballots: GroupCommit[RawEnvelope, RawReply | None]):
         self.bus = bus
+        self.ballots = ballots
 
     async def call(self, service: str, envelope: RawEnvelope) -> RawReply:
         # SQLite calls block: run them off the event loop. No timeout: a command
         # cannot be taken back from its thread, so the caller waits for its outcome.
         return await anyio.to_thread.run_sync(self.bus.call, service, envelope)
 
+    async def cast(self, envelope: RawEnvelope, voter_key: str) -> RawReply:
+        try:
+            reply = await asyncio.wrap_future(self.ballots.submit(envelope))
+        except Exception as exc:  # the batch was rolled back: nothing of it is stored
+            raise ServiceUnavailable(f"ballot batch failed: {type(exc).__name__}") from exc
+        assert reply is not None  # only close markers get no reply
+        return reply
+
     async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.ballots.close)
         await anyio.to_thread.run_sync(self.bus.close)
 
 
@@ -62,6 +82,15 @@ class AmqpClient:
         await self._ensure()
         try:
             return await self.rpc.call(service, envelope, self.timeout)
+        except RpcUnavailable as exc:
+            raise ServiceUnavailable(str(exc)) from exc
+
+    async def cast(self, envelope: RawEnvelope, voter_key: str) -> RawReply:
+        from urne.messaging.amqp_rpc import RpcUnavailable
+
+        await self._ensure()
+        try:
+            return await self.rpc.cast(envelope, voter_key, self.timeout)
         except RpcUnavailable as exc:
             raise ServiceUnavailable(str(exc)) from exc
 

@@ -10,8 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from urne.contracts.envelope import Command, wrap
 from urne.crypto.tokens import AccessClaims, InvalidToken, TokenVerifier
+from urne.gateway.ballots import BallotDesk
 from urne.gateway.clients import ServiceClient, ServiceUnavailable
-from urne.gateway.problems import ProblemError
+from urne.gateway.problems import ProblemError, reply_data
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -22,6 +23,7 @@ class GatewayState:
     tokens: TokenVerifier
     public_keys: list[dict[str, str]]
     services: tuple[str, ...]  # what /readyz checks
+    ballots: BallotDesk
 
 
 def state(request: Request) -> GatewayState:
@@ -43,11 +45,7 @@ class Services:
         except ServiceUnavailable as exc:
             raise ProblemError(503, "service_unavailable",
                                f"the {target} service is not answering; retry shortly") from exc
-        if not reply.get("ok"):
-            err = reply.get("error") or {}
-            raise ProblemError(int(err.get("status", 500)), str(err.get("code", "internal_error")),
-                               str(err.get("detail", "")))
-        return reply["data"]
+        return reply_data(reply)
 
 
 def _token(creds: HTTPAuthorizationCredentials | None) -> str:
@@ -72,7 +70,7 @@ def organiser(user: Annotated[AccessClaims, Depends(current_user)]) -> AccessCla
 
 
 def voting_token(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
-    # Not checked here: the vote service verifies it, and it names no person.
+    # Checked by the ballot path (gateway/ballots.py), then again by the vote service.
     return _token(creds)
 
 

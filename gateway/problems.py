@@ -55,6 +55,15 @@ class ProblemError(Exception):
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
 
 
+def reply_data(reply: dict[str, Any]) -> dict[str, Any]:
+    """A service's reply: its data, or the domain error it carries, as a problem."""
+    if reply.get("ok"):
+        return dict(reply["data"])
+    err = reply.get("error") or {}
+    raise ProblemError(int(err.get("status", 500)), str(err.get("code", "internal_error")),
+                       str(err.get("detail", "")))
+
+
 def problem(status: int, code: str, detail: str, instance: str | None = None,
             headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body = {"type": f"urn:urne:problem:{code}", "title": TITLES.get(status, "Error"),

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, status
 
 from urne.contracts.commands import (
-    CastBallot,
     ClosePoll,
     GetPoll,
     GetResult,
     IssueVotingToken,
     OpenPoll,
 )
-from urne.contracts.fields import Id
-from urne.gateway.deps import CurrentUser, Organiser, ServicesDep, VotingTokenDep
+from urne.contracts.fields import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, Id
+from urne.gateway.deps import CurrentUser, Organiser, ServicesDep, VotingTokenDep, state
 from urne.gateway.public import PollPublic, ReceiptPublic, ResultPublic, VotingTokenPublic
 from urne.gateway.requests import BallotCast
 
 router = APIRouter(prefix="/polls", tags=["polls"])
+
+IdempotencyKeyHeader = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
+    pattern=IDEMPOTENCY_KEY_PATTERN,
+    description="Makes the request safe to retry: the same key and body give the same "
+                "receipt.")]
 
 
 @router.get("/{poll_id}", response_model=PollPublic)
@@ -46,15 +53,17 @@ async def issue_voting_token(poll_id: Id, user: CurrentUser, services: ServicesD
 
 @router.post("/{poll_id}/ballots", status_code=status.HTTP_201_CREATED,
              response_model=ReceiptPublic)
-async def cast_ballot(poll_id: Id, body: BallotCast, token: VotingTokenDep,
-                      services: ServicesDep) -> dict:
+async def cast_ballot(request: Request, poll_id: Id, body: BallotCast, token: VotingTokenDep,
+                      idempotency_key: IdempotencyKeyHeader = None) -> dict:
     """Cast, or replace, your ballot (``Authorization: Bearer <voting token>``).
 
-    201 means the ballot is stored durably; the receipt's tracker lets you find it
-    in the public record once the result is published.
+    201 means the ballot is stored durably and will be counted; the receipt's tracker
+    lets you find it in the public record. Send an ``Idempotency-Key``: a retry with the
+    same key and body returns the first receipt (a 503 means the outcome is unknown:
+    retry with the same key); the same key with another body is a 422.
     """
-    return await services.send(CastBallot(poll_id=poll_id, voting_token=token,
-                                          choice=body.choice))
+    return await state(request).ballots.cast(poll_id, token, body.choice, idempotency_key,
+                                             request.state.trace_id)
 
 
 @router.get("/{poll_id}/results", response_model=ResultPublic)

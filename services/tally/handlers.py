@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from urne import __version__
 from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
-from urne.contracts.events import BallotBoxSealed, BallotRecorded, PollOpened, ResultPublished
+from urne.contracts.events import BallotBoxSealed, BallotsRecorded, PollOpened, ResultPublished
 from urne.contracts.replies import BallotRecord, InclusionProof, RecordEntry, SignedResult
 from urne.crypto.keys import SigningKey, b64url
 from urne.messaging.kernel import Context, ServiceCore
@@ -38,12 +38,13 @@ class TallyHandlers:
         self.store.save_sheet(TallySheet(event.poll_id, event.rules, event.rules_hash, *sealed))
         self._try_publish(event.poll_id, ctx)
 
-    def on_ballot_recorded(self, event: BallotRecorded, ctx: Context) -> None:
-        self.store.add_ballot(StoredBallot(
-            poll_id=event.poll_id, voter_key=event.voter_key, sequence=event.sequence,
-            ballot_id=event.ballot_id, tracker=event.tracker, choice=event.choice,
-            channel=event.channel, recorded_at=event.recorded_at))
-        self._try_publish(event.poll_id, ctx)
+    def on_ballots_recorded(self, event: BallotsRecorded, ctx: Context) -> None:
+        self.store.add_ballots([StoredBallot(
+            poll_id=b.poll_id, voter_key=b.voter_key, sequence=b.sequence,
+            ballot_id=b.ballot_id, tracker=b.tracker, choice=b.choice, channel=b.channel,
+            recorded_at=b.recorded_at) for b in event.ballots])
+        for poll_id in sorted({b.poll_id for b in event.ballots}):
+            self._try_publish(poll_id, ctx)
 
     def on_ballot_box_sealed(self, event: BallotBoxSealed, ctx: Context) -> None:
         known = self.store.sheet(event.poll_id) or TallySheet(event.poll_id, None, None)
@@ -132,7 +133,7 @@ class TallyHandlers:
             commands={GetResult: self.get_result, GetRecord: self.get_record,
                       ProveInclusion: self.prove_inclusion},
             subscriptions={PollOpened: self.on_poll_opened,
-                           BallotRecorded: self.on_ballot_recorded,
+                           BallotsRecorded: self.on_ballots_recorded,
                            BallotBoxSealed: self.on_ballot_box_sealed},
             ping=self.store.ping,
         )

@@ -1,25 +1,26 @@
-"""Ballot boxes and the ballots in them. No I/O here."""
+"""Ballot boxes, ballots, and the rule that admits a ballot. No I/O here."""
 
 from __future__ import annotations
 
-import base64
-import secrets
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from urne.counting.rules import PollRules
+from urne.record.canonical import canonical_json
 
-# Ballots of a poll are spread over this many storage partitions by voter key,
-# so no partition grows with the size of the electorate. Changing it needs a
-# data migration: it is part of the storage layout, not a tuning knob.
-BALLOT_BUCKETS = 16
+# Ballots are enumerated (for the seal) by bucket of the voter key: at 1,000,000
+# voters each of the 128 buckets holds ~7,800 voters, ~8,600 rows with 10 % revotes,
+# under the ~10,000 rows we allow a partition. Part of the storage layout: changing
+# it needs a data migration, not a restart.
+ENUMERATION_BUCKETS = 128
 
 
 @dataclass(frozen=True)
 class BallotBox:
     """The vote service's view of a poll: the frozen rules ballots are checked
-    against, and whether ballots are still accepted."""
+    against, and whether the close has been asked for."""
 
     poll_id: str
     rules: PollRules | None  # None when "closed" arrived before "opened"
@@ -37,13 +38,82 @@ class Ballot:
     choice: dict[str, Any]
     channel: str
     recorded_at: datetime
+    idempotency_key: str | None = None
+    request_digest: str = ""  # of what the voter asked (choice, channel): see Admission
 
 
-def bucket(voter_key: str) -> int:
-    return int(voter_key[:8], 16) % BALLOT_BUCKETS
+@dataclass(frozen=True)
+class Seal:
+    """What the ballot box held when every shard had passed the close marker."""
+
+    poll_id: str
+    ballots_recorded: int
+    ballots_digest: str
+    sealed_at: datetime
 
 
-def new_tracker() -> str:
-    """A 60-bit random receipt code, grouped for reading aloud: ``K7Q2-M9XD-4RTA``."""
-    raw = base64.b32encode(secrets.token_bytes(8)).decode()[:12]
-    return "-".join(raw[i : i + 4] for i in range(0, 12, 4))
+def request_digest(choice: dict[str, Any], channel: str) -> str:
+    """Identifies what a request asked for, so a retry with the same idempotency key
+    and another body is told apart from a true retry."""
+    return hashlib.sha256(canonical_json({"channel": channel, "choice": choice})).hexdigest()
+
+
+@dataclass(frozen=True)
+class Request:
+    """A ballot request, its token already checked: what the admission rule needs."""
+
+    ballot_id: str
+    tracker: str
+    choice: dict[str, Any]
+    channel: str
+    received_at: datetime
+    idempotency_key: str | None
+    digest: str
+
+
+@dataclass(frozen=True)
+class Admitted:
+    ballot: Ballot
+    new: bool  # False: this very ballot, or the one its idempotency key names, is stored
+
+
+@dataclass(frozen=True)
+class Refused:
+    code: str
+    detail: str
+    status: int
+
+
+def admit(poll_id: str, voter_key: str, stored: list[Ballot], request: Request,
+          max_ballots: int) -> Admitted | Refused:
+    """Decide one request of a voter given the voter's stored ballots (in any order).
+
+    Deterministic: whoever decides, from the same stored ballots and the same request,
+    writes the same row. That is what lets a message be processed twice (a worker
+    paused while its shard moved on, a redelivery after a crash) without a second
+    current ballot: the second write is the first one again.
+    """
+    for ballot in stored:
+        if ballot.ballot_id == request.ballot_id:
+            return Admitted(ballot, new=False)  # redelivered: already recorded
+        if request.idempotency_key is not None and \
+                ballot.idempotency_key == request.idempotency_key:
+            if ballot.request_digest != request.digest:
+                return Refused("idempotency_key_reused", "this Idempotency-Key was used for "
+                               "another ballot; use a new key for a new ballot", 422)
+            return Admitted(ballot, new=False)  # the client's retry: same receipt
+    sequence = max((b.sequence for b in stored), default=0) + 1
+    if sequence > max_ballots:
+        return Refused("ballot_limit_reached", f"a voter may cast {max_ballots} ballots in "
+                       "this poll (the first and the revotes); the last one counts", 409)
+    return Admitted(Ballot(
+        poll_id=poll_id, voter_key=voter_key, sequence=sequence, ballot_id=request.ballot_id,
+        tracker=request.tracker, choice=request.choice, channel=request.channel,
+        recorded_at=request.received_at, idempotency_key=request.idempotency_key,
+        request_digest=request.digest), new=True)
+
+
+def enumeration_bucket(voter_key: str) -> int:
+    """The first 32 bits of the (hex) voter key, modulo ``ENUMERATION_BUCKETS``."""
+    return int(voter_key[:8], 16) % ENUMERATION_BUCKETS
+

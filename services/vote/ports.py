@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from urne.services.vote.domain import Ballot, BallotBox
+from urne.services.vote.domain import Ballot, BallotBox, Seal
 
 
 class VoteStore(Protocol):
-    def save_ballot_box(self, poll: BallotBox) -> None: ...
+    def save_ballot_box(self, box: BallotBox) -> None: ...
     def ballot_box(self, poll_id: str) -> BallotBox | None: ...
-    def latest_sequence(self, poll_id: str, voter_key: str) -> int:
-        """Highest stored sequence for this voter in this poll, 0 if none."""
+
+    def ballots_of(self, poll_id: str, voter_keys: Iterable[str]) -> dict[str, list[Ballot]]:
+        """Every stored ballot of each of these voters (voters with none are absent)."""
         ...
-    def insert_ballot(self, ballot: Ballot) -> bool:
-        """Store the ballot unless (poll, voter, sequence) exists; False on that conflict."""
+
+    def add_ballots(self, ballots: list[Ballot]) -> None:
+        """Store the ballots; storing one again writes the same row (idempotent)."""
         ...
-    def ballot_ids(self, poll_id: str) -> Iterator[str]: ...
+
+    def closed_shards(self, poll_id: str) -> set[int]:
+        """The shards that have passed the poll's close marker."""
+        ...
+
+    def close_shards(self, poll_id: str, shards: Iterable[int]) -> None: ...
+
+    def save_seal(self, seal: Seal) -> Seal:
+        """Keep the first seal of a poll; returns the one kept."""
+        ...
+
+    def ballot_ids(self, poll_id: str) -> Iterator[str]:
+        """The ids of every stored ballot of the poll (revotes included)."""
+        ...
+
     def ping(self) -> None: ...

@@ -180,6 +180,9 @@ class StubServices:
     async def call(self, service: str, envelope: RawEnvelope) -> RawReply:
         return self.answer(service, envelope)
 
+    async def cast(self, envelope: RawEnvelope, voter_key: str) -> RawReply:
+        return self.answer(f"ballots:{voter_key}", envelope)
+
     async def close(self) -> None:
         pass
 
@@ -507,3 +510,125 @@ def test_openapi_document(client: TestClient) -> None:
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     assert set(spec["components"]["schemas"]["Problem"]["required"]) >= \
         {"type", "title", "status", "code", "detail"}
+
+
+# --- the ballot path: what the gateway decides before a ballot joins its shard --------
+
+OPEN_POLL = {**POLL, "status": "open", "rules_hash": rules_hash(rules_adapter.validate_python(
+    RULES)), "opened_at": "2026-01-01T00:00:00Z"}
+RECEIPT = {"poll_id": "p1", "ballot_id": "b" * 32, "tracker": "AAAA-BBBB-CCCC", "sequence": 1,
+           "replaces_previous": False, "recorded_at": "2026-01-01T00:00:00Z"}
+
+
+class Intake:
+    """Answers poll.get with ``poll`` and ballots with ``reply``; keeps what it was sent."""
+
+    def __init__(self, poll: dict[str, Any], reply: RawReply | None = None):
+        self.poll, self.reply = poll, reply or replied(RECEIPT)
+        self.gets: list[str] = []
+        self.cast: list[tuple[str, RawEnvelope]] = []
+
+    def __call__(self, service: str, envelope: RawEnvelope) -> RawReply:
+        if service.startswith("ballots:"):
+            self.cast.append((service.removeprefix("ballots:"), envelope))
+            return self.reply
+        assert envelope["type"] == "poll.get.v1", envelope
+        self.gets.append(envelope["payload"]["poll_id"])
+        return replied(self.poll)
+
+
+def voting(keys_dir: Path, poll_id: str = "p1", voter_key: str = "ab" * 32) -> dict[str, str]:
+    issuer = TokenIssuer(load_signing_key(keys_dir, IDENTITY_TOKEN_KEY))
+    return bearer(issuer.voting_token(voter_key, poll_id)[0])
+
+
+def test_a_ballot_is_named_checked_and_routed_by_its_voter_key(
+        stubbed: Callable[[Answer], TestClient], keys_dir: Path) -> None:
+    intake = Intake(OPEN_POLL)
+    client = stubbed(intake)
+    r = client.post("/v1/polls/p1/ballots", headers={**voting(keys_dir), "Idempotency-Key": "k-1"},
+                    json={"choice": {"answer": "yes"}})
+    assert (r.status_code, r.json()) == (201, RECEIPT)
+    [(voter_key, envelope)] = intake.cast
+    assert voter_key == "ab" * 32  # the shard is chosen by the voter, not the request
+    sent = envelope["payload"]
+    assert envelope["type"] == "ballot.cast.v2" and sent["idempotency_key"] == "k-1"
+    assert re.fullmatch(r"[0-9a-f]{32}", sent["ballot_id"])
+    assert re.fullmatch(r"[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}", sent["tracker"])
+    assert sent["choice"] == {"answer": "yes"}
+
+
+def test_the_rules_of_an_open_poll_are_fetched_once(
+        stubbed: Callable[[Answer], TestClient], keys_dir: Path) -> None:
+    intake = Intake(OPEN_POLL)
+    client = stubbed(intake)
+    for answer in ("yes", "no", "abstain"):
+        assert client.post("/v1/polls/p1/ballots", headers=voting(keys_dir),
+                           json={"choice": {"answer": answer}}).status_code == 201
+    assert intake.gets == ["p1"] and len(intake.cast) == 3
+
+
+@pytest.mark.parametrize(("status", "code", "cached"), [
+    ("draft", "poll_not_open", False), ("closed", "poll_closed", True),
+    ("published", "poll_closed", True)])
+def test_a_poll_not_open_is_refused_at_the_edge(
+        stubbed: Callable[[Answer], TestClient], keys_dir: Path, status: str, code: str,
+        cached: bool) -> None:
+    intake = Intake({**OPEN_POLL, "status": status})
+    client = stubbed(intake)
+    for _ in range(2):
+        problem(client.post("/v1/polls/p1/ballots", headers=voting(keys_dir),
+                            json={"choice": {"answer": "yes"}}), 409, code)
+    assert intake.cast == []
+    # A draft may open at any moment: asked again. A closed poll stays closed: cached.
+    assert intake.gets == (["p1"] if cached else ["p1", "p1"])
+
+
+@pytest.mark.parametrize(("headers", "body", "status", "code"), [
+    ({"Authorization": "Bearer not-a-token"}, {"choice": {"answer": "yes"}}, 401,
+     "voting_token_invalid"),
+    ("other-poll", {"choice": {"answer": "yes"}}, 403, "voting_token_wrong_poll"),
+    ("p1", {"choice": {"answer": "maybe"}}, 422, "ballot_invalid"),
+    ("p1", {"choice": {"answer": "yes"}, "extra": 1}, 422, "invalid_request"),
+])
+def test_a_bad_ballot_never_reaches_the_intake(
+        stubbed: Callable[[Answer], TestClient], keys_dir: Path, headers: Any,
+        body: dict[str, Any], status: int, code: str) -> None:
+    intake = Intake(OPEN_POLL)
+    if isinstance(headers, str):
+        headers = voting(keys_dir, poll_id=headers)
+    problem(stubbed(intake).post("/v1/polls/p1/ballots", headers=headers, json=body),
+            status, code)
+    assert intake.cast == []
+
+
+@pytest.mark.parametrize("key", ["", "k" * 129, "has space", "tab\tkey"])
+def test_a_malformed_idempotency_key_is_422(
+        stubbed: Callable[[Answer], TestClient], keys_dir: Path, key: str) -> None:
+    intake = Intake(OPEN_POLL)
+    r = stubbed(intake).post("/v1/polls/p1/ballots",
+                             headers={**voting(keys_dir), "Idempotency-Key": key},
+                             json={"choice": {"answer": "yes"}})
+    problem(r, 422, "invalid_request")
+    assert intake.cast == []
+
+
+def test_the_intakes_refusal_is_the_clients_problem(
+        stubbed: Callable[[Answer], TestClient], keys_dir: Path) -> None:
+    refused = {"ok": False, "error": {"code": "poll_closed", "status": 409, "detail": "closed"}}
+    client = stubbed(Intake(OPEN_POLL, refused))
+    problem(client.post("/v1/polls/p1/ballots", headers=voting(keys_dir),
+                        json={"choice": {"answer": "yes"}}), 409, "poll_closed")
+
+
+def test_an_unconfirmed_ballot_is_a_503_that_says_how_to_retry(
+        stubbed: Callable[[Answer], TestClient], keys_dir: Path) -> None:
+    def down(service: str, envelope: RawEnvelope) -> RawReply:
+        if service.startswith("ballots:"):
+            raise ServiceUnavailable("no confirmation")
+        return replied(OPEN_POLL)
+
+    body = problem(stubbed(down).post("/v1/polls/p1/ballots", headers=voting(keys_dir),
+                                      json={"choice": {"answer": "yes"}}),
+                   503, "service_unavailable")
+    assert "Idempotency-Key" in body["detail"]

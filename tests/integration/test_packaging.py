@@ -18,12 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    # Built from a copy of the tracked files (links kept as links), so the build leaves
-    # nothing in the checkout; no build isolation, so no network: setuptools is a dev pin.
+    # Built from a copy of the working tree's files that git would commit (links kept as
+    # links), so the build leaves nothing in the checkout; no build isolation, so no
+    # network: setuptools is a dev pin.
     source = tmp_path_factory.mktemp("source")
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
-                             check=True).stdout.decode().split("\0")
-    for name in filter(None, tracked):
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if not (ROOT / name).is_symlink() and not (ROOT / name).exists():
+            continue  # deleted, not committed yet
         target = source / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target, follow_symlinks=False)

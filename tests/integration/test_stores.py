@@ -24,7 +24,14 @@ from urne.runtime.registry import SERVICES
 from urne.services.identity.domain import LoginCode, Person
 from urne.services.proposal.domain import Consultation, Poll, Proposal
 from urne.services.tally.domain import StoredBallot, TallySheet
-from urne.services.vote.domain import BALLOT_BUCKETS, Ballot, BallotBox, bucket
+from urne.services.vote.domain import (
+    ENUMERATION_BUCKETS,
+    Ballot,
+    BallotBox,
+    Seal,
+    enumeration_bucket,
+    request_digest,
+)
 from urne.storage.migrations import migration_files
 from urne.storage.sqlite import SqliteDb
 
@@ -42,7 +49,7 @@ def new_id() -> str:
 
 
 def voter(i: int) -> str:
-    """A 64-hex voter key whose storage bucket is ``i % 16``."""
+    """A 64-hex voter key whose enumeration bucket is ``i % 128``."""
     return (f"{i:08x}" + uuid.uuid5(uuid.NAMESPACE_OID, str(i)).hex * 2)[:64]
 
 
@@ -163,8 +170,10 @@ def test_proposal_polls(backend: Any) -> None:
 
 
 def _ballot(poll_id: str, voter_key: str, sequence: int, answer: str = "yes") -> Ballot:
-    return Ballot(poll_id, voter_key, sequence, new_id(), new_id()[:14], {"answer": answer},
-                  "online", NOW)
+    choice = {"answer": answer}
+    return Ballot(poll_id, voter_key, sequence, new_id(), new_id()[:14], choice, "online", NOW,
+                  idempotency_key=f"key-{sequence}",
+                  request_digest=request_digest(choice, "online"))
 
 
 def test_vote_polls(backend: Any) -> None:
@@ -181,43 +190,48 @@ def test_vote_polls(backend: Any) -> None:
     store.ping()
 
 
-def test_vote_ballots_revotes_and_conflicts(backend: Any) -> None:
+def test_vote_ballots_of_voters(backend: Any) -> None:
     store = backend("vote")
-    pid, v = new_id(), voter(0)
-    assert store.latest_sequence(pid, v) == 0
-    assert store.insert_ballot(_ballot(pid, v, 1))
-    assert not store.insert_ballot(_ballot(pid, v, 1, "no"))  # the race loser
-    assert store.latest_sequence(pid, v) == 1
-    for seq in (2, 3):
-        assert store.insert_ballot(_ballot(pid, v, seq))
-    assert store.latest_sequence(pid, v) == 3
-    # A gap (never produced by the handler) still reports the highest, not the count.
-    assert store.insert_ballot(_ballot(pid, v, 11))
-    assert store.latest_sequence(pid, v) == 11
-    assert store.latest_sequence(pid, voter(16)) == 0  # same bucket (0), other voter
-    assert store.latest_sequence(new_id(), v) == 0
-    assert len(list(store.ballot_ids(pid))) == 4
+    pid, a, b = new_id(), voter(0), voter(16)  # same enumeration bucket, other voter
+    assert store.ballots_of(pid, [a, b]) == {}
+    first, second, other = _ballot(pid, a, 1), _ballot(pid, a, 2, "no"), _ballot(pid, b, 1)
+    store.add_ballots([first, second, other])
+    found = store.ballots_of(pid, [a, b, voter(3)])
+    assert sorted(found[a], key=lambda x: x.sequence) == [first, second]  # every field back
+    assert found[b] == [other] and voter(3) not in found
+    assert store.ballots_of(new_id(), [a]) == {}
+    assert sorted(store.ballot_ids(pid)) == sorted(x.ballot_id for x in (first, second, other))
 
 
-def test_vote_insert_race_has_one_winner(backend: Any) -> None:
-    store = backend("vote")
-    pid, v = new_id(), voter(7)
-    wins = race(6, lambda i: store.insert_ballot(_ballot(pid, v, 1)))
-    assert sorted(wins) == [False] * 5 + [True]
-    assert store.latest_sequence(pid, v) == 1 and len(list(store.ballot_ids(pid))) == 1
-
-
-def test_vote_count_spans_every_bucket(backend: Any) -> None:
+def test_vote_ballot_ids_span_every_enumeration_bucket(backend: Any) -> None:
     store = backend("vote")
     pid = new_id()
-    voters = [voter(i) for i in range(50)]
-    assert {bucket(v) for v in voters} == set(range(BALLOT_BUCKETS))
-    firsts = [_ballot(pid, v, 1) for v in voters]
-    revotes = [_ballot(pid, v, 2) for v in voters[:5]]  # revotes are rows too
-    race(8, lambda k: [store.insert_ballot(b) for b in firsts[k::8]])
-    assert all(store.insert_ballot(b) for b in revotes)
-    assert sorted(store.ballot_ids(pid)) == sorted(b.ballot_id for b in firsts + revotes)
-    assert len(list(store.ballot_ids(new_id()))) == 0
+    voters = [voter(i) for i in range(300)]
+    assert {enumeration_bucket(v) for v in voters} == set(range(ENUMERATION_BUCKETS))
+    ballots = [_ballot(pid, v, 1) for v in voters] + [_ballot(pid, v, 2) for v in voters[:5]]
+    race(4, lambda k: store.add_ballots(ballots[k::4]))
+    assert sorted(store.ballot_ids(pid)) == sorted(b.ballot_id for b in ballots)
+    assert list(store.ballot_ids(new_id())) == []
+
+
+def test_vote_closed_shards_and_the_first_seal(backend: Any) -> None:
+    store = backend("vote")
+    pid = new_id()
+    assert store.closed_shards(pid) == set()
+    store.close_shards(pid, [0, 3])
+    store.close_shards(pid, [3, 5])  # again: idempotent
+    assert store.closed_shards(pid) == {0, 3, 5}
+    assert store.closed_shards(new_id()) == set()
+    first = Seal(pid, 7, "d" * 64, NOW)
+    assert store.save_seal(first) == first
+    assert store.save_seal(Seal(pid, 8, "e" * 64, NOW + timedelta(minutes=1))) == first
+
+
+def test_vote_racing_seals_keep_one(backend: Any) -> None:
+    store = backend("vote")
+    pid = new_id()
+    kept = race(6, lambda i: store.save_seal(Seal(pid, i, f"{i:064x}", NOW)))
+    assert len(set(kept)) == 1
 
 
 # --- tally ----------------------------------------------------------------------------
@@ -257,10 +271,9 @@ def test_tally_ballots_are_idempotent(backend: Any) -> None:
     rows = [StoredBallot(pid, voter(i), 1 + i % 2, new_id(), new_id()[:14],
                          {"answer": "no", "i": i}, "online", NOW + timedelta(milliseconds=i))
             for i in range(50)]
-    for row in rows:
-        store.add_ballot(row)
-    store.add_ballot(rows[0])  # a redelivered event: no second row
-    store.add_ballot(replace(rows[1]))
+    store.add_ballots(rows[:30])
+    store.add_ballots(rows[30:])
+    store.add_ballots([rows[0], replace(rows[1])])  # a redelivered event: no second row
     assert store.count_ballots(pid) == 50
     got = sorted(store.ballots(pid), key=lambda b: b.voter_key)
     assert got == sorted(rows, key=lambda b: b.voter_key)
@@ -328,11 +341,12 @@ def test_cassandra_concurrent_migrations(cassandra: CassandraRun) -> None:
         keyspaces = race(3, lambda i: ensure_schema(sessions[i], settings, "vote", folder))
         assert set(keyspaces) == {f"{settings.cassandra_keyspace_prefix}vote"}
         rows = list(sessions[0].execute(f"SELECT version FROM {keyspaces[0]}.schema_migrations"))
-        assert [r.version for r in rows] == [1]
+        assert sorted(r.version for r in rows) == [1, 2]
         tables = {r.table_name for r in sessions[0].execute(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
             (keyspaces[0],))}
-        assert tables == {"schema_migrations", "polls", "ballots"}
+        assert tables == {"schema_migrations", "ballot_boxes", "voter_ballots", "ballot_ids",
+                          "closed_shards", "seals"}
     finally:
         for s in sessions:
             s.cluster.shutdown()
@@ -386,8 +400,8 @@ def test_driver_runs_under_eventlet_and_without(cassandra: CassandraRun) -> None
         store = CassandraTallyStore(session, sys.argv[2])
         poll = uuid.uuid4().hex
         def add(i):
-            store.add_ballot(StoredBallot(poll, uuid.uuid4().hex, 1, uuid.uuid4().hex, "t",
-                                          {"answer": "yes"}, "online", datetime.now(UTC)))
+            store.add_ballots([StoredBallot(poll, uuid.uuid4().hex, 1, uuid.uuid4().hex, "t",
+                                            {"answer": "yes"}, "online", datetime.now(UTC))])
         pool = eventlet.GreenPool(20)
         list(pool.imap(add, range(40)))
         store.ping()

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import Mock, call
 
+import pika
 import pytest
 from nameko.events import EventHandler
 from nameko.standalone.events import event_dispatcher
@@ -23,15 +25,23 @@ from tests.support.servers import (
     require_rabbitmq,
 )
 from urne.contracts import wrap
-from urne.contracts.commands import CastBallot, CheckHealth
-from urne.contracts.events import PollClosed, PollOpened
+from urne.contracts.commands import CheckHealth, GetResult
+from urne.contracts.events import (
+    BallotBoxClosed,
+    BallotBoxSealed,
+    BallotsRecorded,
+    PollClosed,
+    PollOpened,
+    RecordedBallot,
+)
 from urne.counting import YesNoAbstainRules, rules_hash
-from urne.crypto.keys import IDENTITY_TOKEN_KEY, generate_keys, load_signing_key
-from urne.crypto.tokens import TokenIssuer
+from urne.crypto.keys import generate_keys
+from urne.messaging.ballot_stream import shard_queue
 from urne.messaging.nameko_adapter import MAX_EVENT_ATTEMPTS, CoreProvider, Parking
 from urne.platform.settings import EmbeddedSettings, ServiceSettings
+from urne.record.canonical import ballot_set_digest
 from urne.runtime.distributed import nameko_config
-from urne.runtime.embedded import embedded_cores
+from urne.runtime.embedded import embedded
 from urne.runtime.nameko_services import NAMEKO_SERVICES, TallyService, VoteService
 from urne.runtime.registry import SERVICES
 
@@ -65,34 +75,36 @@ def test_one_class_per_registered_service() -> None:
 
 
 def test_each_class_listens_to_exactly_what_its_core_subscribes_to(tmp_path: Path) -> None:
-    cores = embedded_cores(EmbeddedSettings(data_dir=tmp_path, environment="test"))
+    system = embedded(EmbeddedSettings(data_dir=tmp_path, environment="test"))
     for name, cls in NAMEKO_SERVICES.items():
-        subscribed = {(e.PRODUCER, e.TYPE) for e in cores[name].event_types}
+        core = system.bus.members[name].core
+        subscribed = {(e.PRODUCER, e.TYPE) for e in core.event_types}
         handlers = event_handlers(cls)
         assert set(handlers.values()) == subscribed, name
         # Named for what they handle, so a reader finds them.
         for method, (_, event_type) in handlers.items():
             assert method == "on_" + event_type.removesuffix(".v1").replace(".", "_"), method
+    system.close()
 
 
 # --- the service bodies, with worker_factory ----------------------------------------
 
 def test_handle_returns_the_reply_and_dispatches_the_events_in_order() -> None:
     service = worker_factory(VoteService)
-    events = [{"type": "ballot.recorded.v1", "id": "e1"}, {"type": "ballot.recorded.v1",
-                                                           "id": "e2"}]
+    events = [{"type": "ballot_box.closed.v1", "id": "e1"}, {"type": "ballot_box.closed.v1",
+                                                             "id": "e2"}]
     service.core.handle.return_value = ({"ok": True, "data": {"x": 1}}, events)
     service.core.name = "vote"
-    command = {"type": "ballot.cast.v1"}
+    command = {"type": "poll.close.v1"}
     assert service.handle(command) == {"ok": True, "data": {"x": 1}}
     service.core.handle.assert_called_once_with(command)
-    assert service.dispatch.call_args_list == [call("ballot.recorded.v1", e) for e in events]
+    assert service.dispatch.call_args_list == [call("ballot_box.closed.v1", e) for e in events]
 
 
 def test_a_refused_command_dispatches_nothing() -> None:
     service = worker_factory(VoteService)
     service.core.handle.return_value = ({"ok": False, "error": {"code": "poll_closed"}}, [])
-    assert service.handle({"type": "ballot.cast.v1"})["ok"] is False
+    assert service.handle({"type": "poll.close.v1"})["ok"] is False
     service.dispatch.assert_not_called()
 
 
@@ -159,17 +171,13 @@ def urne_config(rabbit_config: dict[str, Any], keyspace_prefix: str,
     require_rabbitmq()
     generate_keys(tmp_path / "keys")
     host, port = cassandra_address()
+    # nameko's fixture names the scheme for kombu (pyamqp://); urne's URL is plain AMQP.
+    amqp_url = "amqp://" + rabbit_config["AMQP_URI"].split("://", 1)[1]
     settings = ServiceSettings(
-        environment="test", amqp_url=rabbit_config["AMQP_URI"], cassandra_hosts=host,
-        cassandra_port=port, cassandra_keyspace_prefix=keyspace_prefix,
-        keys_dir=tmp_path / "keys", outbox_dir=tmp_path / "outbox")
+        environment="test", amqp_url=amqp_url, cassandra_hosts=host, cassandra_port=port,
+        cassandra_keyspace_prefix=keyspace_prefix, keys_dir=tmp_path / "keys",
+        outbox_dir=tmp_path / "outbox", ballot_shards=4)
     return nameko_config(settings)
-
-
-def voting_token(config: dict[str, Any], poll_id: str) -> str:
-    settings: ServiceSettings = config["URNE_SETTINGS"]
-    issuer = TokenIssuer(load_signing_key(settings.keys_dir, IDENTITY_TOKEN_KEY))
-    return issuer.voting_token(uuid.uuid4().hex * 2, poll_id)[0]
 
 
 @pytest.mark.distributed
@@ -180,25 +188,57 @@ def test_events_and_rpc_flow_through_real_containers(container_factory: Any,
     vote.start()
     tally.start()
     poll_id = uuid.uuid4().hex
+    dispatch = event_dispatcher(urne_config)
 
     # poll.opened from the proposal service reaches both subscribers.
     with entrypoint_waiter(vote, "on_poll_opened"), entrypoint_waiter(tally, "on_poll_opened"):
-        event_dispatcher(urne_config)("proposal", PollOpened.TYPE,
-                                      wrap(opened(poll_id), "proposal"))
+        dispatch("proposal", PollOpened.TYPE, wrap(opened(poll_id), "proposal"))
 
-    # A ballot through the vote service's RPC: stored, and its event reaches the tally.
-    cast = CastBallot(poll_id=poll_id, voting_token=voting_token(urne_config, poll_id),
-                      choice={"answer": "yes"})
-    with entrypoint_waiter(tally, "on_ballot_recorded") as recorded, \
-            entrypoint_hook(vote, "handle") as handle:
-        reply = handle(wrap(cast, "gateway"))
-    assert reply["ok"] is True, reply
-    assert reply["data"]["poll_id"] == poll_id and reply["data"]["sequence"] == 1
-    assert recorded.get() is None  # the tally's handler returned without error
+    # A batch of recorded ballots, then the seal, as the vote workers send them.
+    ballot = RecordedBallot(poll_id=poll_id, ballot_id="b" * 32, tracker="AAAA-BBBB-CCCC",
+                            voter_key="ab" * 32, sequence=1, choice={"answer": "yes"},
+                            channel="online", recorded_at="2026-06-01T09:00:00Z")
+    with entrypoint_waiter(tally, "on_ballots_recorded"):
+        dispatch("vote", BallotsRecorded.TYPE, wrap(BallotsRecorded(ballots=[ballot]), "vote"))
+    seal = BallotBoxSealed(poll_id=poll_id, ballots_recorded=1,
+                           ballots_digest=ballot_set_digest(["b" * 32]),
+                           sealed_at="2026-06-01T10:00:00Z")
+    with entrypoint_waiter(tally, "on_ballot_box_sealed"):
+        dispatch("vote", BallotBoxSealed.TYPE, wrap(seal, "vote"))
 
     with entrypoint_hook(tally, "handle") as handle:
+        result = handle(wrap(GetResult(poll_id=poll_id), "gateway"))
+    assert result["ok"] is True, result
+    assert result["data"]["result"]["tally"]["counts"] == {"yes": 1, "no": 0, "abstain": 0}
+
+    with entrypoint_hook(vote, "handle") as handle:
         health = handle(wrap(CheckHealth(), "gateway"))
-    assert health == {"ok": True, "data": {"service": "tally", "ready": True, "detail": ""}}
+    assert health == {"ok": True, "data": {"service": "vote", "ready": True, "detail": ""}}
+
+
+@pytest.mark.distributed
+def test_a_closed_poll_sends_its_marker_into_every_ballot_shard(
+        container_factory: Any, urne_config: dict[str, Any]) -> None:
+    """The vote service declares the shard queues when it starts (no worker needed), so
+    the close marker it emits lands in every one of them."""
+    vote = container_factory(VoteService, urne_config)
+    vote.start()
+    poll_id = uuid.uuid4().hex
+    with entrypoint_waiter(vote, "on_poll_closed"):
+        event_dispatcher(urne_config)("proposal", PollClosed.TYPE, wrap(
+            PollClosed(poll_id=poll_id, closed_at="2026-06-02T08:00:00Z"), "proposal"))
+    settings: ServiceSettings = urne_config["URNE_SETTINGS"]
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    try:
+        channel = connection.channel()
+        for shard in range(settings.ballot_shards):
+            method, _, body = channel.basic_get(shard_queue(shard), auto_ack=True)
+            assert method is not None, f"no marker in shard {shard}"
+            marker = json.loads(body)
+            assert (marker["type"], marker["payload"]["poll_id"]) == (BallotBoxClosed.TYPE,
+                                                                      poll_id)
+    finally:
+        connection.close()
 
 
 @pytest.mark.distributed

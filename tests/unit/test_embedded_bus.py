@@ -1,5 +1,6 @@
-"""The embedded bus: commands to their owner, events through a durable outbox, and
-``recover()`` delivering what a crash left in it."""
+"""The embedded bus: commands to their owner, their events in an outbox of the owner's
+own SQLite file (same transaction as its writes), and ``recover()`` delivering what a
+crash left there."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from urne.contracts.commands import OpenPoll
 from urne.contracts.events import PollClosed, PollOpened
 from urne.contracts.replies import Health
 from urne.counting import YesNoAbstainRules, rules_hash
-from urne.messaging.embedded_bus import EmbeddedBus
+from urne.messaging.embedded_bus import EmbeddedBus, Member
 from urne.messaging.kernel import Context, ServiceCore
+from urne.platform.errors import Conflict
+from urne.storage.sqlite import SqliteDb
 
 pytestmark = pytest.mark.unit
 
@@ -51,23 +54,39 @@ class Subscriber:
                            subscriptions={PollOpened: self.on_opened, PollClosed: self.on_closed})
 
 
-def proposal_core() -> ServiceCore:
+def proposal_core(db: SqliteDb) -> ServiceCore:
+    """Opens a poll: writes a row, emits poll.opened; refuses "p-bad" after writing."""
+
     def open_poll(cmd: OpenPoll, ctx: Context) -> Health:
+        with db.tx() as tx:
+            tx.execute("INSERT INTO opened VALUES (?)", (cmd.poll_id,))
         ctx.emit(opened(cmd.poll_id))
+        if cmd.poll_id == "p-bad":
+            raise Conflict("refused after writing")
         return Health(service="proposal", ready=True)
 
     return ServiceCore("proposal", commands={OpenPoll: open_poll})
 
 
 def make_bus(path: Path, vote: Subscriber, tally: Subscriber) -> EmbeddedBus:
-    return EmbeddedBus({"proposal": proposal_core(), "vote": vote.core(),
-                        "tally": tally.core()}, path / "bus.db")
+    proposal = SqliteDb(path / "proposal.db")
+    with proposal.tx() as tx:
+        tx.execute("CREATE TABLE IF NOT EXISTS opened (poll_id TEXT)")
+    return EmbeddedBus({"proposal": Member(proposal_core(proposal), proposal),
+                        "vote": Member(vote.core(), SqliteDb(path / "vote.db")),
+                        "tally": Member(tally.core(), SqliteDb(path / "tally.db"))})
 
 
 def outbox_rows(path: Path) -> list[str]:
-    with sqlite3.connect(path / "bus.db") as db:
+    """Events waiting in the outbox of the proposal service's own file."""
+    with sqlite3.connect(path / "proposal.db") as db:
         return [json.loads(r[0])["payload"]["poll_id"]
                 for r in db.execute("SELECT envelope FROM outbox ORDER BY seq")]
+
+
+def opened_rows(path: Path) -> list[str]:
+    with sqlite3.connect(path / "proposal.db") as db:
+        return [r[0] for r in db.execute("SELECT poll_id FROM opened")]
 
 
 def test_a_command_reaches_its_owner_and_its_events_every_subscriber(tmp_path: Path) -> None:
@@ -101,9 +120,10 @@ def test_recover_delivers_events_a_crash_left_in_the_outbox_in_order(tmp_path: P
     # A crash after the events were written to the outbox and before delivery: write
     # them as the bus does, then start a new bus on the same file.
     make_bus(tmp_path, Subscriber("vote"), Subscriber("tally")).close()
+    # (as the bus writes them: in the producer's own file)
     left = [wrap(opened("p1"), "proposal"), wrap(PollClosed(poll_id="p1", closed_at=AT),
                                                  "proposal"), wrap(opened("p2"), "proposal")]
-    with sqlite3.connect(tmp_path / "bus.db") as db:
+    with sqlite3.connect(tmp_path / "proposal.db") as db:
         db.executemany("INSERT INTO outbox (envelope) VALUES (?)",
                        [(json.dumps(env),) for env in left])
     vote, tally = Subscriber("vote"), Subscriber("tally")
@@ -121,3 +141,27 @@ def test_a_subscriber_still_failing_at_recovery_keeps_the_event(tmp_path: Path) 
     bus = make_bus(tmp_path, Subscriber("vote"), Subscriber("tally", failing=True))
     assert bus.recover() == 1
     assert outbox_rows(tmp_path) == ["p1"]  # not dropped: tried again at the next start
+
+
+def test_a_refused_command_commits_neither_its_writes_nor_its_events(tmp_path: Path) -> None:
+    vote, tally = Subscriber("vote"), Subscriber("tally")
+    bus = make_bus(tmp_path, vote, tally)
+    reply = bus.call("proposal", wrap(OpenPoll(poll_id="p-bad"), "test"))
+    assert reply["error"]["code"] == "conflict"
+    assert opened_rows(tmp_path) == [] and outbox_rows(tmp_path) == []
+    assert vote.heard == tally.heard == []
+
+
+def test_a_write_never_commits_without_its_events(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The events are written in the transaction of the command's writes: if writing
+    them fails (a crash, a full disk), the command's write is rolled back with them."""
+    bus = make_bus(tmp_path, Subscriber("vote"), Subscriber("tally"))
+
+    def disk_full(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bus, "_persist", disk_full)
+    with pytest.raises(OSError):
+        bus.call("proposal", wrap(OpenPoll(poll_id="p1"), "test"))
+    assert opened_rows(tmp_path) == [] and outbox_rows(tmp_path) == []

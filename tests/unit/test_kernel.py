@@ -9,7 +9,7 @@ import pytest
 from tests.unit.helpers import deliver, send
 from urne.contracts import wrap
 from urne.contracts.commands import CheckHealth, ClosePoll, GetPoll, GetResult, OpenPoll
-from urne.contracts.events import BallotRecorded, PollClosed, ResultPublished
+from urne.contracts.events import BallotsRecorded, PollClosed, ResultPublished
 from urne.contracts.replies import Health
 from urne.messaging.kernel import Context, ServiceCore
 from urne.platform.errors import Conflict, DomainError
@@ -23,9 +23,8 @@ def closed(poll_id: str = "p1") -> PollClosed:
     return PollClosed(poll_id=poll_id, closed_at=NOW)
 
 
-def foreign_event() -> BallotRecorded:
-    return BallotRecorded(poll_id="p1", ballot_id="b", tracker="T", voter_key="k", sequence=1,
-                          choice={"answer": "yes"}, channel="online", recorded_at=NOW)
+def foreign_event() -> BallotsRecorded:
+    return BallotsRecorded(ballots=[])  # the vote service's, not the proposal service's
 
 
 def core(**commands) -> ServiceCore:
@@ -111,7 +110,7 @@ def test_an_unexpected_exception_is_an_opaque_500_without_events() -> None:
 
 def test_emitting_another_producers_event_raises() -> None:
     ctx = Context(producer="proposal", trace_id="t")
-    with pytest.raises(RuntimeError, match=r"proposal may not emit ballot\.recorded\.v1"):
+    with pytest.raises(RuntimeError, match=r"proposal may not emit ballots\.recorded\.v1"):
         ctx.emit(foreign_event())
     assert ctx.events == []
 

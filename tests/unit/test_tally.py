@@ -17,7 +17,7 @@ from tests.unit.helpers import Clock, deliver, ok, refused, service_db, types
 from urne import __version__
 from urne.contracts import Event
 from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
-from urne.contracts.events import BallotBoxSealed, BallotRecorded, PollOpened
+from urne.contracts.events import BallotBoxSealed, BallotsRecorded, PollOpened, RecordedBallot
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey, b64url_decode
 from urne.messaging.kernel import ServiceCore
@@ -40,11 +40,16 @@ def opened(poll_id: str = POLL) -> PollOpened:
                       rules_hash=rules_hash(RULES), opened_at=AT)
 
 
-def ballot(voter: str, sequence: int, answer: str, poll_id: str = POLL) -> BallotRecorded:
-    return BallotRecorded(poll_id=poll_id, ballot_id=f"{voter}-{sequence}",
+def recorded(voter: str, sequence: int, answer: str, poll_id: str = POLL) -> RecordedBallot:
+    return RecordedBallot(poll_id=poll_id, ballot_id=f"{voter}-{sequence}",
                           tracker=f"T{voter.upper()}{sequence}", voter_key=voter * 16,
                           sequence=sequence, choice={"answer": answer}, channel="online",
                           recorded_at=AT)
+
+
+def ballot(voter: str, sequence: int, answer: str, poll_id: str = POLL) -> BallotsRecorded:
+    """One ballot in its own batch event, so tests can order ballots one by one."""
+    return BallotsRecorded(ballots=[recorded(voter, sequence, answer, poll_id)])
 
 
 def sealed(n: int, poll_id: str = POLL) -> BallotBoxSealed:
@@ -177,6 +182,13 @@ def test_queries_before_publication_and_for_unknown_polls(tally: Tally) -> None:
         assert (error["code"], error["status"]) == ("result_not_published", 409)
 
 
+def test_one_event_may_carry_a_whole_batch_of_ballots(tally: Tally) -> None:
+    batch = BallotsRecorded(ballots=[b.ballots[0] for b in BALLOTS])
+    events = tally.feed(opened(), batch, batch, sealed(4))  # redelivered too
+    assert types(events) == ["result.published.v1"]
+    assert events[0]["payload"]["record_root"] == EXPECTED_ROOT
+
+
 def test_seal_before_ballots(tally: Tally) -> None:
     assert tally.feed(opened(), sealed(4), *BALLOTS[:3]) == []
     events = tally.feed(BALLOTS[3])
@@ -252,7 +264,7 @@ def test_any_interleaving_with_redeliveries_publishes_once(
 
 
 def test_publishes_when_the_sealed_digest_matches(tally: Tally) -> None:
-    digest = ballot_set_digest(b.ballot_id for b in BALLOTS)
+    digest = ballot_set_digest(b.ballots[0].ballot_id for b in BALLOTS)
     tally.feed(opened(), *BALLOTS)
     events = tally.feed(sealed(len(BALLOTS)).model_copy(update={"ballots_digest": digest}))
     assert types(events) == ["result.published.v1"]
@@ -261,8 +273,9 @@ def test_publishes_when_the_sealed_digest_matches(tally: Tally) -> None:
 
 def test_same_count_other_ballots_is_not_published(tally: Tally) -> None:
     """One ballot lost and a stranger in its place: the count matches, the set does not."""
-    stranger = BALLOTS[0].model_copy(update={"ballot_id": "not-in-the-store"})
-    sealed_digest = ballot_set_digest(b.ballot_id for b in BALLOTS)
+    stranger = BallotsRecorded(ballots=[
+        BALLOTS[0].ballots[0].model_copy(update={"ballot_id": "not-in-the-store"})])
+    sealed_digest = ballot_set_digest(b.ballots[0].ballot_id for b in BALLOTS)
     tally.feed(opened(), stranger, *BALLOTS[1:])
     seal = sealed(len(BALLOTS)).model_copy(update={"ballots_digest": sealed_digest})
     assert tally.feed(seal) == []

@@ -1,31 +1,38 @@
-"""Vote: ballot intake, revotes, refusals and the seal at close."""
+"""Vote: the ballot intake (batches of one shard: ballots and close markers), the
+admission rule, and the control plane that follows the polls."""
 
 from __future__ import annotations
 
 import re
-import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.unit.helpers import Clock, deliver, ok, refused, service_db, types
+from tests.unit.helpers import Clock, deliver, service_db, types
 from urne.contracts import wrap
 from urne.contracts.commands import CastBallot
-from urne.contracts.events import PollClosed, PollOpened
+from urne.contracts.events import BallotBoxClosed, PollClosed, PollOpened
+from urne.contracts.ids import new_ballot_id, new_tracker
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
-from urne.messaging.kernel import ServiceCore
+from urne.messaging.kernel import RawEnvelope, ServiceCore
+from urne.record.canonical import ballot_set_digest
 from urne.services.vote import domain
 from urne.services.vote.adapters.sqlite_store import SqliteVoteStore
-from urne.services.vote.handlers import MAX_SEQUENCE_RETRIES, VoteHandlers
-from urne.storage.sqlite import SqliteDb
+from urne.services.vote.handlers import VoteHandlers
+from urne.services.vote.intake import BallotIntake, Outcome
 
 pytestmark = pytest.mark.unit
 
 RULES = YesNoAbstainRules(method="yes_no_abstain", question="Extend the opening hours of the pool?")
 YES, NO = {"answer": "yes"}, {"answer": "no"}
+ALICE, BOB = "aa" * 32, "bb" * 32
+AT = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -33,9 +40,15 @@ class Vote:
     core: ServiceCore
     store: SqliteVoteStore
     issuer: TokenIssuer
+    verifier: TokenVerifier
     clock: Clock
+    shards: int = 1
 
-    def token(self, poll_id: str, voter_key: str = "a1" * 32) -> str:
+    def intake(self, max_ballots: int = 20) -> BallotIntake:
+        return BallotIntake(self.store, self.verifier, shards=self.shards,
+                            max_ballots=max_ballots, clock=self.clock)
+
+    def token(self, poll_id: str, voter_key: str = ALICE) -> str:
         return self.issuer.voting_token(voter_key, poll_id)[0]
 
     def open(self, poll_id: str) -> None:
@@ -43,222 +56,258 @@ class Vote:
                                              rules_hash=rules_hash(RULES),
                                              opened_at=self.clock())) == []
 
-    def close(self, poll_id: str) -> list[dict]:
-        return deliver(self.core, PollClosed(poll_id=poll_id, closed_at=self.clock()))
+    def ballot(self, poll_id: str, choice: dict, voter_key: str = ALICE, *,
+               token: str | None = None, key: str | None = None,
+               ballot_id: str | None = None) -> RawEnvelope:
+        token = token or self.token(poll_id, voter_key)
+        return wrap(CastBallot(poll_id=poll_id, voting_token=token, choice=choice,
+                               ballot_id=ballot_id or new_ballot_id(), tracker=new_tracker(),
+                               received_at=self.clock(), idempotency_key=key), "gateway")
 
-    def cast(self, poll_id: str, choice: dict, token: str | None = None) -> tuple[dict, list]:
-        return ok(self.core, CastBallot(poll_id=poll_id, voting_token=token or self.token(poll_id),
-                                        choice=choice))
+    def record(self, *items: RawEnvelope, shard: int = 0, max_ballots: int = 20) -> Outcome:
+        return self.intake(max_ballots).record(list(items), shard)
 
-    def refused(self, poll_id: str, choice: dict, token: str | None = None) -> dict:
-        return refused(self.core, CastBallot(poll_id=poll_id,
-                                             voting_token=token or self.token(poll_id),
-                                             choice=choice))
+    def stored(self, poll_id: str) -> list[str]:
+        return sorted(self.store.ballot_ids(poll_id))
 
 
-def make_vote(tmp_path: Path, identity_key: SigningKey, clock: Clock,
-              store: SqliteVoteStore | None = None) -> Vote:
-    store = store or SqliteVoteStore(service_db(tmp_path / "vote.db", "vote"))
-    core = VoteHandlers(store, TokenVerifier(identity_key.public), clock=clock).core()
-    return Vote(core, store, TokenIssuer(identity_key), clock)
+def marker(poll_id: str) -> RawEnvelope:
+    return wrap(BallotBoxClosed(poll_id=poll_id, closed_at=AT), "vote")
+
+
+def error(reply: dict | None) -> tuple[str, int]:
+    assert reply is not None and reply["ok"] is False, reply
+    return reply["error"]["code"], reply["error"]["status"]
+
+
+def receipt(reply: dict | None) -> dict:
+    assert reply is not None and reply["ok"] is True, reply
+    return reply["data"]
 
 
 @pytest.fixture
 def vote(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> Vote:
-    return make_vote(tmp_path, identity_key, clock)
+    store = SqliteVoteStore(service_db(tmp_path / "vote.db", "vote"))
+    return Vote(VoteHandlers(store).core(), store, TokenIssuer(identity_key),
+                TokenVerifier(identity_key.public), clock)
 
+
+# --- casting ---------------------------------------------------------------------
 
 def test_cast_then_revote(vote: Vote) -> None:
     vote.open("p1")
-    token = vote.token("p1", voter_key="k" * 64)
-    first, events = vote.cast("p1", YES, token)
-    assert first["sequence"] == 1
-    assert first["replaces_previous"] is False
-    assert first["poll_id"] == "p1"
-    assert re.fullmatch(r"[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}", first["tracker"])
-    assert types(events) == ["ballot.recorded.v1"]
-    recorded = events[0]["payload"]
-    assert events[0]["producer"] == "vote"
-    assert recorded["voter_key"] == "k" * 64  # the token's sub
-    assert {k: recorded[k] for k in ("ballot_id", "tracker", "sequence", "choice", "channel")} == {
-        "ballot_id": first["ballot_id"], "tracker": first["tracker"], "sequence": 1,
-        "choice": YES, "channel": "online"}
-    assert recorded["recorded_at"] == first["recorded_at"]
+    first = vote.ballot("p1", YES)
+    out = vote.record(first)
+    r1 = receipt(out.replies[0])
+    assert (r1["sequence"], r1["replaces_previous"]) == (1, False)
+    assert r1["ballot_id"] == first["payload"]["ballot_id"]  # named at the edge
+    assert r1["tracker"] == first["payload"]["tracker"]
+    assert re.fullmatch(r"[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}", r1["tracker"])
+    assert types(out.events) == ["ballots.recorded.v1"]
+    [recorded] = out.events[0]["payload"]["ballots"]
+    assert recorded["voter_key"] == ALICE and recorded["sequence"] == 1
+    assert recorded["choice"] == YES and recorded["ballot_id"] == r1["ballot_id"]
 
-    second, events = vote.cast("p1", NO, token)
-    assert (second["sequence"], second["replaces_previous"]) == (2, True)
-    assert second["tracker"] != first["tracker"]
-    assert second["ballot_id"] != first["ballot_id"]
-    assert events[0]["payload"]["sequence"] == 2
-    assert events[0]["payload"]["choice"] == NO
-    assert len(list(vote.store.ballot_ids("p1"))) == 2  # immutable rows: the first one is kept
+    out = vote.record(vote.ballot("p1", NO))
+    r2 = receipt(out.replies[0])
+    assert (r2["sequence"], r2["replaces_previous"]) == (2, True)
+    assert vote.stored("p1") == sorted([r1["ballot_id"], r2["ballot_id"]])  # rows immutable
 
 
-def test_voters_are_independent(vote: Vote) -> None:
+def test_one_batch_many_voters_and_revotes_in_arrival_order(vote: Vote) -> None:
     vote.open("p1")
-    a, _ = vote.cast("p1", YES, vote.token("p1", "aa" * 32))
-    b, _ = vote.cast("p1", YES, vote.token("p1", "bb" * 32))
-    assert (a["sequence"], b["sequence"]) == (1, 1)
+    items = [vote.ballot("p1", YES, ALICE), vote.ballot("p1", NO, BOB),
+             vote.ballot("p1", NO, ALICE), vote.ballot("p1", YES, ALICE)]
+    out = vote.record(*items)
+    assert [receipt(r)["sequence"] for r in out.replies] == [1, 1, 2, 3]
+    [event] = out.events  # one event for the whole batch
+    assert [(b["voter_key"], b["sequence"]) for b in event["payload"]["ballots"]] == [
+        (ALICE, 1), (BOB, 1), (ALICE, 2), (ALICE, 3)]
+    assert len(vote.stored("p1")) == 4
 
 
-def test_a_token_for_another_poll_is_forbidden(vote: Vote) -> None:
-    vote.open("p1")
-    vote.open("p2")
-    error = vote.refused("p1", YES, token=vote.token("p2"))
-    assert (error["code"], error["status"]) == ("voting_token_wrong_poll", 403)
-    assert len(list(vote.store.ballot_ids("p1"))) == len(list(vote.store.ballot_ids("p2"))) == 0
-
-
-def test_invalid_tokens_are_unauthorized(vote: Vote, identity_key: SigningKey) -> None:
-    vote.open("p1")
-    error = vote.refused("p1", YES, token="not-a-token")
-    assert (error["code"], error["status"]) == ("voting_token_invalid", 401)
-    access = TokenIssuer(identity_key).access_token("person-1", "participant")[0]
-    assert vote.refused("p1", YES, token=access)["code"] == "voting_token_invalid"
-    expired = TokenIssuer(identity_key, voting_ttl=-5).voting_token("k" * 64, "p1")[0]
-    assert vote.refused("p1", YES, token=expired)["code"] == "voting_token_invalid"
-
-
-def test_unknown_or_not_yet_opened_poll(vote: Vote) -> None:
-    error = vote.refused("p1", YES)
-    assert (error["code"], error["status"]) == ("poll_not_open", 409)
-
-
-def test_closed_poll(vote: Vote) -> None:
-    vote.open("p1")
-    token = vote.token("p1")
-    vote.cast("p1", YES, token)
-    vote.close("p1")
-    error = vote.refused("p1", NO, token)
-    assert (error["code"], error["status"]) == ("poll_closed", 409)
-    assert len(list(vote.store.ballot_ids("p1"))) == 1
-
-
-@pytest.mark.parametrize(
-    "choice", [{}, {"answer": "maybe"}, {"answer": "yes", "extra": 1}, {"answer": 1}], ids=repr)
-def test_invalid_choice_stores_nothing(vote: Vote, choice: dict) -> None:
-    vote.open("p1")
-    error = vote.refused("p1", choice)
-    assert (error["code"], error["status"]) == ("ballot_invalid", 422)
-    assert len(list(vote.store.ballot_ids("p1"))) == 0
-
-
-def test_only_the_online_channel_is_accepted_by_the_contract(vote: Vote) -> None:
-    vote.open("p1")
-    raw = wrap(CastBallot(poll_id="p1", voting_token=vote.token("p1"), choice=YES), "test")
-    raw["payload"]["channel"] = "paper"
-    reply, events = vote.core.handle(raw)
-    assert (reply["error"]["code"], events) == ("invalid_message", [])
-    assert len(list(vote.store.ballot_ids("p1"))) == 0
-
-
-def test_seal_counts_every_stored_ballot_idempotently(vote: Vote) -> None:
+def test_refusals_are_per_ballot_and_store_nothing(vote: Vote, identity_key: SigningKey) -> None:
     vote.open("p1")
     vote.open("p2")
-    alice, bob = vote.token("p1", "aa" * 32), vote.token("p1", "bb" * 32)
-    vote.cast("p1", YES, alice)
-    vote.cast("p1", NO, alice)  # a revote is a stored row too
-    vote.cast("p1", YES, bob)
-    vote.cast("p2", YES)  # another poll is not counted
-    events = vote.close("p1")
-    assert types(events) == ["ballot_box.sealed.v1"]
-    assert events[0]["producer"] == "vote"
-    assert events[0]["payload"]["poll_id"] == "p1"
-    assert events[0]["payload"]["ballots_recorded"] == 3
-    vote.clock.advance(minutes=1)
-    again = vote.close("p1")  # redelivery: same count, nothing else changes
-    assert again[0]["payload"]["ballots_recorded"] == 3
+    expired = TokenIssuer(identity_key, voting_ttl=-5).voting_token(ALICE, "p1")[0]
+    out = vote.record(
+        vote.ballot("p1", YES, token="not-a-token"),
+        vote.ballot("p1", YES, token=expired),
+        vote.ballot("p1", YES, token=vote.token("p2")),
+        vote.ballot("p1", {"answer": "maybe"}),
+        vote.ballot("p9", YES),  # never opened here
+        vote.ballot("p1", YES, BOB),  # the one good ballot of the batch
+    )
+    assert [error(r) for r in out.replies[:5]] == [
+        ("voting_token_invalid", 401), ("voting_token_invalid", 401),
+        ("voting_token_wrong_poll", 403), ("ballot_invalid", 422), ("poll_not_open", 409)]
+    assert receipt(out.replies[5])["sequence"] == 1
+    assert len(vote.stored("p1")) == 1 and vote.stored("p9") == []
+
+
+def test_an_unreadable_message_is_refused_alone(vote: Vote) -> None:
+    vote.open("p1")
+    bad = vote.ballot("p1", YES)
+    bad["payload"]["channel"] = "paper"  # the contract takes only "online" ballots here
+    out = vote.record(bad, {"not": "an envelope"}, vote.ballot("p1", YES, BOB))
+    assert error(out.replies[0]) == ("invalid_message", 422)
+    assert error(out.replies[1]) == ("invalid_message", 422)
+    assert receipt(out.replies[2])["sequence"] == 1
+
+
+def test_a_redelivered_ballot_is_the_same_ballot(vote: Vote) -> None:
+    """A crash after the commit and before the ack: the batch comes again."""
+    vote.open("p1")
+    item = vote.ballot("p1", YES)
+    first = vote.record(item)
+    again = vote.record(item)
+    assert receipt(again.replies[0]) == receipt(first.replies[0])
+    assert len(vote.stored("p1")) == 1
+    # Its event again: the first one may be what the crash lost.
+    assert again.events[0]["payload"]["ballots"] == first.events[0]["payload"]["ballots"]
+
+
+def test_the_same_idempotency_key_and_body_give_the_same_receipt(vote: Vote) -> None:
+    vote.open("p1")
+    first = receipt(vote.record(vote.ballot("p1", YES, key="k-1")).replies[0])
+    retry = receipt(vote.record(vote.ballot("p1", YES, key="k-1")).replies[0])
+    assert retry == first  # another ballot_id was sent, the first receipt comes back
+    assert len(vote.stored("p1")) == 1
+    other = vote.record(vote.ballot("p1", NO, key="k-1"))
+    assert error(other.replies[0]) == ("idempotency_key_reused", 422)
+    assert other.events == [] and len(vote.stored("p1")) == 1
+    # Keys are per voter: Bob may use the same one.
+    assert receipt(vote.record(vote.ballot("p1", NO, BOB, key="k-1")).replies[0])["sequence"] == 1
+
+
+def test_the_number_of_ballots_per_voter_is_bounded(vote: Vote) -> None:
+    vote.open("p1")
+    for _ in range(3):
+        receipt(vote.record(vote.ballot("p1", YES), max_ballots=3).replies[0])
+    out = vote.record(vote.ballot("p1", NO), max_ballots=3)
+    assert error(out.replies[0]) == ("ballot_limit_reached", 409)
+    assert len(vote.stored("p1")) == 3
+
+
+# --- closing -----------------------------------------------------------------------
+
+def test_poll_closed_sends_the_close_marker(vote: Vote) -> None:
+    vote.open("p1")
+    events = deliver(vote.core, PollClosed(poll_id="p1", closed_at=AT))
+    assert types(events) == ["ballot_box.closed.v1"]
+    assert events[0]["payload"] == {"poll_id": "p1", "closed_at": "2026-06-01T09:00:00Z"}
     assert vote.store.ballot_box("p1").status == "closed"
-    assert vote.store.ballot_box("p1").rules == RULES
+    vote.open("p1")  # a late "opened" does not reopen it
+    assert vote.store.ballot_box("p1").status == "closed"
+
+
+def test_ballots_ahead_of_the_marker_count_and_those_behind_are_refused(vote: Vote) -> None:
+    vote.open("p1")
+    vote.open("p2")
+    ahead = vote.ballot("p1", YES)
+    out = vote.record(ahead, marker("p1"), vote.ballot("p1", NO, BOB),
+                      vote.ballot("p2", NO, BOB))
+    kept = receipt(out.replies[0])["ballot_id"]
+    assert out.replies[1] is None  # the marker gets no reply
+    assert error(out.replies[2]) == ("poll_closed", 409)
+    assert receipt(out.replies[3])["sequence"] == 1  # another poll: still open
+    seal = next(e for e in out.events if e["type"] == "ballot_box.sealed.v1")["payload"]
+    assert seal["poll_id"] == "p1"
+    assert (seal["ballots_recorded"], seal["ballots_digest"]) == (1, ballot_set_digest([kept]))
+    # Later batches too: the shard stays closed.
+    assert error(vote.record(vote.ballot("p1", NO)).replies[0]) == ("poll_closed", 409)
+
+
+def test_the_seal_waits_for_every_shard(vote: Vote) -> None:
+    vote.shards = 3
+    vote.open("p1")
+    ids = [receipt(vote.record(vote.ballot("p1", YES, key), shard=shard).replies[0])["ballot_id"]
+           for shard, key in enumerate((ALICE, BOB, "cc" * 32))]
+    assert types(vote.record(marker("p1"), shard=0).events) == []
+    assert types(vote.record(marker("p1"), shard=2).events) == []
+    # Shard 1 has not passed the marker: its ballots are still taken.
+    late = receipt(vote.record(vote.ballot("p1", NO, "dd" * 32), shard=1).replies[0])
+    out = vote.record(marker("p1"), shard=1)
+    [seal] = [e["payload"] for e in out.events if e["type"] == "ballot_box.sealed.v1"]
+    assert seal["ballots_recorded"] == 4
+    assert seal["ballots_digest"] == ballot_set_digest([*ids, late["ballot_id"]])
+
+
+def test_a_repeated_marker_repeats_the_first_seal(vote: Vote, clock: Clock) -> None:
+    vote.open("p1")
+    vote.record(vote.ballot("p1", YES))
+    [first] = [e for e in vote.record(marker("p1")).events if e["type"] == "ballot_box.sealed.v1"]
+    clock.advance(minutes=5)
+    [again] = [e for e in vote.record(marker("p1")).events if e["type"] == "ballot_box.sealed.v1"]
+    assert again["payload"] == first["payload"]  # same count, digest and time
 
 
 def test_closed_before_opened(vote: Vote) -> None:
-    events = vote.close("p1")
-    assert events[0]["payload"]["ballots_recorded"] == 0
-    vote.open("p1")  # late: must not reopen
-    assert vote.store.ballot_box("p1").status == "closed"
-    assert vote.refused("p1", YES)["code"] == "poll_closed"
-
-
-def test_late_poll_opened_does_not_reopen(vote: Vote) -> None:
+    assert types(deliver(vote.core, PollClosed(poll_id="p1", closed_at=AT))) == [
+        "ballot_box.closed.v1"]
+    out = vote.record(marker("p1"))
+    [seal] = [e["payload"] for e in out.events if e["type"] == "ballot_box.sealed.v1"]
+    assert seal["ballots_recorded"] == 0
     vote.open("p1")
-    vote.close("p1")
+    assert error(vote.record(vote.ballot("p1", YES)).replies[0]) == ("poll_not_open", 409)
+
+
+# --- a shard that moved: two deciders, one history ------------------------------------
+
+def test_a_paused_worker_resuming_writes_nothing_new(vote: Vote) -> None:
+    """Worker A read the voters, then paused; its shard went to worker B, which took the
+    same messages and more. A resumes and writes its decisions: they are B's rows."""
     vote.open("p1")
-    assert vote.refused("p1", YES)["code"] == "poll_closed"
+    queue = [vote.ballot("p1", YES), vote.ballot("p1", NO, BOB), vote.ballot("p1", NO)]
+    # What A decided from the store as it was (its writes never landed) ...
+    decided_by_a = BallotIntake(_ReadOnly(vote.store), vote.verifier, shards=1,  # type: ignore[arg-type]
+                                max_ballots=20).record(queue[:2], 0)
+    by_b = vote.record(*queue)  # ... B takes the whole queue and commits it ...
+    # ... so A's rows are B's rows (same ballot, sequence, tracker): an upsert of the
+    # same values. And A processing its batch again finds them stored.
+    assert [receipt(r) for r in decided_by_a.replies] == [receipt(r) for r in by_b.replies[:2]]
+    replay = vote.record(*queue[:2])
+    assert [receipt(r) for r in replay.replies] == [receipt(r) for r in by_b.replies[:2]]
+    assert len(vote.stored("p1")) == 3  # nothing doubled, no second current ballot
 
 
-class LosingStore(SqliteVoteStore):
-    """Every insert loses the race to a concurrent request of the same voter."""
+class _ReadOnly:
+    """The store as worker A saw it before pausing: reads only, writes dropped."""
 
-    def insert_ballot(self, ballot: domain.Ballot) -> bool:
-        self.attempts = getattr(self, "attempts", 0) + 1
-        return False
+    def __init__(self, store: SqliteVoteStore):
+        self.store = store
 
-
-def test_a_lost_sequence_race_is_retried_then_refused(tmp_path: Path, identity_key: SigningKey,
-                                                      clock: Clock) -> None:
-    store = LosingStore(service_db(tmp_path / "vote.db", "vote"))
-    vote = make_vote(tmp_path, identity_key, clock, store)
-    vote.open("p1")
-    error = vote.refused("p1", YES)
-    assert (error["code"], error["status"]) == ("ballot_race", 409)
-    assert store.attempts == MAX_SEQUENCE_RETRIES
+    def __getattr__(self, name: str) -> object:
+        if name in ("add_ballots", "close_shards"):
+            return lambda *a, **k: None
+        return getattr(self.store, name)
 
 
-def test_store_refuses_a_duplicate_sequence(vote: Vote, clock: Clock) -> None:
-    ballot = domain.Ballot("p1", "k" * 64, 1, "b1", "T", YES, "online", clock())
-    assert vote.store.insert_ballot(ballot)
-    assert not vote.store.insert_ballot(replace(ballot, ballot_id="b2"))
-    assert vote.store.latest_sequence("p1", "k" * 64) == 1
-    assert vote.store.latest_sequence("p1", "x" * 64) == 0
+# --- the admission rule, as a property -----------------------------------------------
+
+REQUESTS = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["yes", "no"]),
+                              st.sampled_from([None, "k1", "k2"])), max_size=25)
 
 
-def test_bucket_is_the_first_32_bits_of_the_voter_key_modulo_16() -> None:
-    # The storage layout: changing it strands stored ballots, so it is pinned by value.
-    assert domain.BALLOT_BUCKETS == 16
-    assert domain.bucket("00000000" + "f" * 56) == 0
-    assert domain.bucket("0000000f" + "0" * 56) == 15
-    assert domain.bucket("00000010" + "f" * 56) == 0
-    assert domain.bucket("ffffffff" + "0" * 56) == 15
-    assert domain.bucket("1234abcd" + "0" * 56) == 0x1234ABCD % 16 == 13
-
-
-class PausingStore(SqliteVoteStore):
-    """Holds a cast between its "is the poll open?" check and its insert, as a slow
-    store would, so another thread can handle PollClosed meanwhile."""
-
-    def __init__(self, db: SqliteDb):
-        super().__init__(db)
-        self.reached, self.release = threading.Event(), threading.Event()
-
-    def latest_sequence(self, poll_id: str, voter_key: str) -> int:
-        self.reached.set()
-        assert self.release.wait(10)
-        return super().latest_sequence(poll_id, voter_key)
-
-
-def test_a_ballot_accepted_during_close_is_in_the_seal(tmp_path: Path, identity_key: SigningKey,
-                                                       clock: Clock) -> None:
-    store = PausingStore(service_db(tmp_path / "vote.db", "vote"))
-    vote = make_vote(tmp_path, identity_key, clock, store)
-    vote.open("p1")
-    token = vote.token("p1")
-    replies: list[dict] = []
-    caster = threading.Thread(target=lambda: replies.append(vote.core.handle(
-        wrap(CastBallot(poll_id="p1", voting_token=token, choice=YES), "test"))[0]))
-    caster.start()
-    assert store.reached.wait(10)  # the cast passed its status check
-    seals: list[dict] = []
-    closer = threading.Thread(target=lambda: seals.extend(vote.close("p1")))
-    closer.start()
-    closer.join(0.3)
-    assert closer.is_alive(), "the close must wait for the cast in flight"
-    store.release.set()
-    caster.join(10)
-    closer.join(10)
-    [seal], [reply] = seals, replies
-    assert reply["ok"], reply
-    # Accepted, so counted in the seal; and no ballot gets in after the seal.
-    assert seal["payload"]["ballots_recorded"] == len(list(store.ballot_ids("p1"))) == 1
-    error = vote.refused("p1", NO)
-    assert error["code"] == "poll_closed"
+@settings(max_examples=60, deadline=None)
+@given(requests=REQUESTS, replays=st.lists(st.integers(0, 24), max_size=8))
+def test_admission_keeps_sequences_dense_and_retries_stable(
+        requests: list[tuple[int, str, str | None]], replays: list[int]) -> None:
+    """Any stream of one voter's requests, some delivered twice: the stored sequences
+    are 1..n with no gap or duplicate, and a replay never changes what is stored."""
+    stored: list[domain.Ballot] = []
+    sent: list[domain.Request] = []
+    for n, (_, answer, key) in enumerate(requests):
+        choice = {"answer": answer}
+        sent.append(domain.Request(f"{n:032x}", f"T{n}", choice, "online",
+                                   AT + timedelta(seconds=n), key,
+                                   domain.request_digest(choice, "online")))
+    stream = list(sent) + [sent[i] for i in replays if i < len(sent)]
+    for request in stream:
+        decision = domain.admit("p", ALICE, stored, request, max_ballots=100)
+        if isinstance(decision, domain.Admitted) and decision.new:
+            stored.append(decision.ballot)
+    assert [b.sequence for b in stored] == list(range(1, len(stored) + 1))
+    keys = [b.idempotency_key for b in stored if b.idempotency_key]
+    assert len(keys) == len(set(keys))  # a key names one ballot
+    assert len({b.ballot_id for b in stored}) == len(stored)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import EmailStr
 
 from urne.contracts.envelope import Command, Query, message
 from urne.contracts.fields import (
+    BallotId,
     Description,
     Id,
+    IdempotencyKey,
     LoginCodeText,
     PageLimit,
     ProposalBody,
@@ -99,15 +102,25 @@ class GetPoll(_ProposalQuery):
 
 
 # --- vote ------------------------------------------------------------------
-@message("ballot.cast.v1")
+@message("ballot.cast.v2")
 class CastBallot(Command):
-    """Cast or replace the ballot of the voter the token names."""
+    """Cast or replace the ballot of the voter the token names.
+
+    v2 (v1 was never released): the edge that takes the request names the ballot
+    (``ballot_id``, ``tracker``, ``received_at``), so whoever records it, and however
+    often it is redelivered, writes the very same row; ``idempotency_key`` makes a
+    client's retry return the first receipt instead of casting again.
+    """
 
     OWNER = "vote"
     poll_id: Id
     voting_token: VotingTokenText
     choice: dict[str, Any]
     channel: Literal["online"] = "online"
+    ballot_id: BallotId
+    tracker: Tracker
+    received_at: datetime
+    idempotency_key: IdempotencyKey | None = None
 
 
 # --- tally -----------------------------------------------------------------

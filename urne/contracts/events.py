@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from urne.contracts.envelope import Event, message
 from urne.counting.rules import PollRules
 
@@ -26,16 +28,16 @@ class PollClosed(Event):
     closed_at: datetime
 
 
-@message("ballot.recorded.v1")
-class BallotRecorded(Event):
-    """A ballot stored durably by the vote service.
+class RecordedBallot(BaseModel):
+    """One ballot as the vote service stored it.
 
     ``voter_key`` is the poll-scoped pseudonym from the voting token: it lets the
     tally keep one ballot per voter (the highest ``sequence``) and never leaves
     the vote and tally stores; the public record shows only ``tracker``.
     """
 
-    PRODUCER = "vote"
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
     poll_id: str
     ballot_id: str
     tracker: str
@@ -44,6 +46,29 @@ class BallotRecorded(Event):
     choice: dict[str, Any]
     channel: str
     recorded_at: datetime
+
+
+@message("ballots.recorded.v1")
+class BallotsRecorded(Event):
+    """Ballots stored durably by the vote service, one message per intake batch
+    (a ballot already stored may appear again: consumers are idempotent)."""
+
+    PRODUCER = "vote"
+    ballots: list[RecordedBallot]
+
+
+@message("ballot_box.closed.v1")
+class BallotBoxClosed(Event):
+    """The close marker: the vote service stops taking ballots for a poll.
+
+    It travels through every ballot shard, in order with the ballots: a ballot ahead
+    of it in its shard is recorded, one behind it is refused (``poll_closed``). Once
+    every shard has passed it, the vote service seals the box.
+    """
+
+    PRODUCER = "vote"
+    poll_id: str
+    closed_at: datetime
 
 
 @message("ballot_box.sealed.v1")

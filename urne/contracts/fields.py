@@ -14,4 +14,11 @@ ProposalBody = Annotated[str, Field(max_length=50_000)]
 LoginCodeText = Annotated[str, Field(min_length=1, max_length=32)]
 VotingTokenText = Annotated[str, Field(min_length=1, max_length=4096)]
 Tracker = Annotated[str, Field(min_length=1, max_length=64)]
+BallotId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]  # uuid4 hex, named at the edge
+# The "Idempotency-Key" header (IETF httpapi draft): printable ASCII, bounded. The
+# gateway's header and the contract share these limits.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
+IDEMPOTENCY_KEY_MAX = 128
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
+                                      pattern=IDEMPOTENCY_KEY_PATTERN)]
 PageLimit = Annotated[int, Field(ge=1, le=500)]

@@ -1,9 +1,13 @@
-"""An asyncio RPC client speaking nameko's wire protocol, for the gateway.
+"""The gateway's asyncio AMQP client: nameko RPC for commands, the ballot stream for ballots.
 
 nameko's own client is eventlet-bound; the gateway runs on asyncio (uvloop), so it
 publishes ``{"args": [envelope], "kwargs": {}}`` to the ``nameko-rpc`` topic
 exchange with routing key ``<service>.handle`` and a ``reply_to`` routing key bound
 to its own exclusive reply queue, exactly as nameko's proxies do.
+
+Ballots skip RPC: ``cast`` publishes the envelope to the ballot exchange (consistent
+hash on the voter key, see ``urne.messaging.ballot_stream``) with the same
+``reply_to``; the vote worker of that shard replies once the ballot is stored.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from urne.messaging.ballot_stream import BALLOTS_EXCHANGE, BALLOTS_EXCHANGE_TYPE
 from urne.messaging.kernel import RawEnvelope, RawReply
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,7 @@ class AmqpRpcClient:
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._ballots: aio_pika.abc.AbstractExchange | None = None
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self.amqp_url,
@@ -43,6 +49,10 @@ class AmqpRpcClient:
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._exchange = await channel.declare_exchange(RPC_EXCHANGE, aio_pika.ExchangeType.TOPIC,
                                                         durable=True)
+        # The vote workers bind their shard queues to it; until one has, a ballot is
+        # returned unroutable (mandatory) and answered 503.
+        self._ballots = await channel.declare_exchange(BALLOTS_EXCHANGE, BALLOTS_EXCHANGE_TYPE,
+                                                       durable=True)
         queue = await channel.declare_queue(f"rpc.reply-gateway-{self.reply_key}",
                                             exclusive=True, auto_delete=True)
         await queue.bind(self._exchange, routing_key=self.reply_key)
@@ -89,6 +99,32 @@ class AmqpRpcClient:
             return {"ok": False, "error": {"code": "internal_error", "status": 500,
                                            "detail": f"the {service} service failed"}}
         return body["result"]
+
+    async def cast(self, envelope: RawEnvelope, voter_key: str, timeout: float) -> RawReply:
+        """Send a ballot to its shard; the reply is the intake's, sent after its commit."""
+        if self._ballots is None:
+            raise RpcUnavailable("not connected to the broker")
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        message = aio_pika.Message(
+            body=json.dumps(envelope).encode(), content_type="application/json",
+            correlation_id=correlation_id, reply_to=self.reply_key,
+            # Transient: a 201 comes from the worker after its commit, not from the
+            # broker, so a ballot lost in a broker restart was never answered 201 (the
+            # client retries with its Idempotency-Key). Expires with the gateway's wait.
+            delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT, expiration=timeout,
+            headers={"urne.trace_id": str(envelope.get("trace_id", ""))},
+        )
+        try:
+            # mandatory: no shard queue bound (no vote worker ever started) is a fast 503.
+            await self._ballots.publish(message, routing_key=voter_key, mandatory=True,
+                                        timeout=timeout)
+            return await asyncio.wait_for(future, timeout)
+        except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
+            raise RpcUnavailable(f"ballot intake: {type(exc).__name__}") from exc
+        finally:
+            self._pending.pop(correlation_id, None)
 
     async def close(self) -> None:
         if self._connection is not None:

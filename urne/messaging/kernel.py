@@ -47,6 +47,14 @@ CommandHandler = Callable[[Any, Context], Reply]
 EventHandler = Callable[[Any, Context], None]
 
 
+@dataclass
+class RunningCore:
+    """A core and how to release what was opened for it (its store sessions)."""
+
+    core: ServiceCore
+    close: Callable[[], None]
+
+
 def ok(reply: Reply) -> RawReply:
     return {"ok": True, "data": reply.model_dump(mode="json")}
 

@@ -19,7 +19,8 @@ from kombu import Exchange, Queue
 from nameko.extensions import DependencyProvider
 from nameko.messaging import Publisher
 
-from urne.messaging.kernel import RawEnvelope, RawReply, ServiceCore
+from urne.messaging.ballot_stream import ensure_topology
+from urne.messaging.kernel import RawEnvelope, RawReply, RunningCore, ServiceCore
 from urne.platform.logging import log_fields
 from urne.platform.metrics import EVENTS_PUBLISHED
 
@@ -35,14 +36,6 @@ DEAD_LETTER_QUEUE = Queue("urne.dead-letters", exchange=DEAD_LETTER_EXCHANGE, du
 MAX_EVENT_ATTEMPTS = 5
 
 Dispatch = Callable[[str, RawEnvelope], None]
-
-
-@dataclass
-class RunningCore:
-    """A core and how to release what was opened for it (its store sessions)."""
-
-    core: ServiceCore
-    close: Callable[[], None]
 
 
 class CoreProvider(DependencyProvider):
@@ -67,6 +60,15 @@ class CoreProvider(DependencyProvider):
     def get_dependency(self, worker_ctx: Any) -> ServiceCore:
         assert self.running is not None, "the core is built in setup()"
         return self.running.core
+
+
+class BallotTopology(DependencyProvider):
+    """Declares the ballot stream's shard queues when the container starts, so the
+    close markers this service emits always have somewhere to go."""
+
+    def setup(self) -> None:
+        settings = self.container.config[SETTINGS_KEY]
+        ensure_topology(settings.amqp_url, settings.ballot_shards)
 
 
 @dataclass

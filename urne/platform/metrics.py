@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 COMMANDS = Counter(
     "urne_commands_total", "Commands and queries handled, by outcome.",
@@ -21,6 +21,14 @@ EVENTS_PUBLISHED = Counter(
 BALLOTS = Counter(
     "urne_ballots_recorded_total", "Ballots stored durably by the vote service.",
     ["channel", "kind"],
+)
+BALLOT_BATCH_SIZE = Histogram(
+    "urne_ballot_batch_size", "Ballots and close markers handled per intake batch.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
+SHARDS_ACTIVE = Gauge(
+    "urne_vote_worker_active_shards", "Ballot shards this vote worker has consumed from "
+    "since it last stepped back from any.",
 )
 RESULTS = Counter("urne_results_published_total", "Signed results published by the tally.")
 HTTP_REQUESTS = Counter(

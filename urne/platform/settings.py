@@ -20,6 +20,9 @@ class CommonSettings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
+    # Ballots one voter may cast in a poll (the first and the revotes): each is a
+    # public record entry, so it is bounded.
+    max_ballots_per_voter: int = Field(default=20, ge=1, le=1000)
     # Ed25519 keys: identity-token.pem (identity), tally-result.pem (tally) and
     # their .pub.pem; generated on first start in development only.
     keys_dir: Path = Path("urne-data/keys")
@@ -34,6 +37,10 @@ class BrokerSettings(BaseSettings):
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     rpc_timeout_seconds: float = 10.0
+    # The ballot stream is split into this many shard queues (ARCHITECTURE.md D7): the
+    # most vote workers that can be busy at once. Part of the broker topology: every
+    # process must agree, and changing it needs the shard queues drained first.
+    ballot_shards: int = Field(default=16, ge=1, le=256)
 
 
 class StoreSettings(BaseSettings):
@@ -55,6 +62,9 @@ class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings):
     organiser_emails: str = "organiser@urne.example"
     outbox_dir: Path = Path("urne-data/outbox")
     max_workers: int = 10
+    # urne vote-worker: deliveries in flight per shard consumer, and ballots per batch.
+    vote_worker_prefetch: int = Field(default=500, ge=1, le=10_000)
+    vote_worker_batch: int = Field(default=500, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> ServiceSettings:

@@ -54,6 +54,15 @@ def service(name: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVIC
     run_service(name)
 
 
+@app.command("vote-worker")
+def vote_worker() -> None:
+    """Take ballots from their shard queues, in batches (distributed profile): run as
+    many as you like; each actively consumes its share of the shards."""
+    from urne.runtime.distributed import run_vote_worker
+
+    run_vote_worker()
+
+
 @app.command()
 def gateway(
     port: Annotated[int | None, typer.Option(help="HTTP port (default URNE_PORT or 8000).")]

@@ -1,33 +1,47 @@
 """The distributed profile: ``urne service NAME`` (nameko over RabbitMQ, Cassandra
-storage) and ``urne gateway`` (the HTTP API over RabbitMQ)."""
+storage), ``urne vote-worker`` (the ballot shards) and ``urne gateway`` (the HTTP API
+over RabbitMQ)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from urne.messaging.nameko_adapter import SETTINGS_KEY, RunningCore
+from cassandra.cluster import Session
+
+from urne.messaging.kernel import RawEnvelope, RunningCore
 from urne.platform.logging import configure_logging
 from urne.platform.settings import GatewaySettings, ServiceSettings
-from urne.runtime.registry import SERVICES, ServiceSpec
+from urne.runtime.registry import SERVICES, VOTE, ServiceSpec
 from urne.storage.cassandra import connect, ensure_schema
 
 log = logging.getLogger(__name__)
 
 
-def running_core(spec: ServiceSpec[Any], settings: ServiceSettings) -> RunningCore:
-    """The service's core on its Cassandra keyspace (migrated), and how to close it."""
+def open_store(spec: ServiceSpec[Any], settings: ServiceSettings) -> tuple[Any, Session]:
+    """The service's store on its Cassandra keyspace (migrated), and the session to close."""
     session = connect(settings)
     try:
         keyspace = ensure_schema(session, settings, spec.name, spec.migrations.cassandra)
-        core = spec.core(spec.cassandra_store(session, keyspace), settings)
+        return spec.cassandra_store(session, keyspace), session
     except BaseException:
         session.cluster.shutdown()
         raise
-    return RunningCore(core, session.cluster.shutdown)
+
+
+def running_core(spec: ServiceSpec[Any], settings: ServiceSettings) -> RunningCore:
+    """The service's core on its Cassandra keyspace, and how to close it."""
+    store, session = open_store(spec, settings)
+    try:
+        return RunningCore(spec.core(store, settings), session.cluster.shutdown)
+    except BaseException:
+        session.cluster.shutdown()
+        raise
 
 
 def nameko_config(settings: ServiceSettings) -> dict[str, Any]:
+    from urne.messaging.nameko_adapter import SETTINGS_KEY
+
     return {"AMQP_URI": settings.amqp_url, "max_workers": settings.max_workers,
             "serializer": "json", SETTINGS_KEY: settings}
 
@@ -48,6 +62,36 @@ def run_service(name: str) -> None:
     serve_metrics(settings.metrics_port, settings.metrics_host)
     log.info("service starting", extra={"fields": {"service": name}})
     run([NAMEKO_SERVICES[name]], nameko_config(settings))
+
+
+def run_vote_worker() -> None:
+    """Consume the ballot shards until SIGTERM or SIGINT: plain threads, no eventlet."""
+    import signal
+    import threading
+
+    from urne.messaging.ballot_stream import Batch, ShardWorker
+    from urne.platform.metrics import serve_metrics
+
+    settings = ServiceSettings()
+    configure_logging("urne-vote-worker", settings.log_level)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
+    assert VOTE.intake is not None
+    store, session = open_store(VOTE, settings)  # the vote service's keyspace
+    intake = VOTE.intake(store, settings, settings.ballot_shards)
+
+    def handle(items: list[RawEnvelope], shard: int) -> Batch:
+        outcome = intake.record(items, shard)
+        return Batch(outcome.replies, outcome.events)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        ShardWorker(settings.amqp_url, settings.ballot_shards, handle,
+                    prefetch=settings.vote_worker_prefetch,
+                    max_batch=settings.vote_worker_batch).run(stop)
+    finally:
+        session.cluster.shutdown()
 
 
 def run_gateway(host: str | None = None, port: int | None = None) -> None:

@@ -1,42 +1,98 @@
 """``urne up``: the embedded profile, every service and the gateway in one process.
 
-Each service gets its own SQLite file in the data folder (``<name>.db``); the
-in-process bus joins them, with its durable outbox in ``bus.db``.
+Each service gets its own SQLite file in the data folder (``<name>.db``), with its
+own outbox; the in-process bus joins them. Ballots take the same intake as in the
+distributed profile, one shard, in group commits: every ballot that arrived while
+the previous batch was being written goes into the next transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
 from fastapi import FastAPI
 
+from urne.contracts.envelope import Event
+from urne.contracts.events import BallotBoxClosed
 from urne.crypto.keys import generate_keys
 from urne.gateway.app import create_app
 from urne.gateway.clients import EmbeddedClient
-from urne.messaging.embedded_bus import EmbeddedBus
-from urne.messaging.kernel import ServiceCore
+from urne.messaging.embedded_bus import EmbeddedBus, Member
+from urne.messaging.group_commit import GroupCommit
+from urne.messaging.kernel import RawEnvelope, RawReply
 from urne.platform.settings import EmbeddedSettings
-from urne.runtime.registry import SERVICES
+from urne.runtime.registry import SERVICES, VOTE
+from urne.services.vote.intake import BallotIntake
 from urne.storage.sqlite import SqliteDb
 
+SHARD = 0  # one process, one shard
 
-def embedded_cores(settings: EmbeddedSettings) -> dict[str, ServiceCore]:
-    """Every service's core on its own SQLite file, migrated."""
+
+@dataclass
+class CloseMarkers:
+    """Hands the close marker to the intake, as a bus subscriber of the vote service.
+
+    The bus runs one unit of work at a time, so the marker falls between two ballot
+    batches: ballots committed before it are sealed in, later ones are refused.
+    """
+
+    intake: BallotIntake
+    name: str = "vote"
+
+    @property
+    def event_types(self) -> Iterable[type[Event]]:
+        return [BallotBoxClosed]
+
+    def on_event(self, raw: RawEnvelope) -> list[RawEnvelope]:
+        return self.intake.record([raw], SHARD).events
+
+
+@dataclass
+class Embedded:
+    bus: EmbeddedBus
+    ballots: GroupCommit[RawEnvelope, RawReply | None]
+
+    def close(self) -> None:
+        self.ballots.close()
+        self.bus.close()
+
+
+def embedded(settings: EmbeddedSettings) -> Embedded:
+    """Every service on its SQLite file (migrated), joined by the bus, after delivering
+    what a crash left in the outboxes; and the group commit of ballots."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.is_development:
         generate_keys(settings.keys_dir)  # never overwrites; production brings its own
-    cores = {}
+    members: dict[str, Member] = {}
+    intake: BallotIntake | None = None
     for name, spec in SERVICES.items():
         db = SqliteDb(settings.data_dir / f"{name}.db", spec.migrations.sqlite)
-        cores[name] = spec.core(spec.sqlite_store(db), settings)
-    return cores
-
-
-def embedded_bus(settings: EmbeddedSettings) -> EmbeddedBus:
-    """The cores joined by the in-process bus, after delivering what a crash left behind."""
-    bus = EmbeddedBus(embedded_cores(settings), settings.data_dir / "bus.db")
+        store: Any = spec.sqlite_store(db)
+        members[name] = Member(spec.core(store, settings), db)
+        if spec.intake is not None:
+            intake = spec.intake(store, settings, 1)
+            members[name].extra_subscribers.append(CloseMarkers(intake))
+    assert intake is not None, "no service takes ballots"
+    bus = EmbeddedBus(members)
     bus.recover()
-    return bus
+    return Embedded(bus, GroupCommit(_ballot_batches(bus, intake), name="ballots"))
+
+
+def _ballot_batches(bus: EmbeddedBus, intake: BallotIntake
+                    ) -> Callable[[list[RawEnvelope]], list[RawReply | None]]:
+    def record(batch: list[RawEnvelope]) -> list[RawReply | None]:
+        def work() -> tuple[list[RawReply | None], list[RawEnvelope], bool]:
+            outcome = intake.record(batch, SHARD)
+            return outcome.replies, outcome.events, True
+
+        return bus.run(VOTE.name, work)
+
+    return record
 
 
 def build_app(settings: EmbeddedSettings) -> FastAPI:
-    return create_app(EmbeddedClient(embedded_bus(settings)), settings.keys_dir,
+    system = embedded(settings)
+    return create_app(EmbeddedClient(system.bus, system.ballots), settings.keys_dir,
                       services=tuple(SERVICES))

@@ -16,13 +16,14 @@ from nameko.rpc import rpc
 
 from urne.contracts.events import (
     BallotBoxSealed,
-    BallotRecorded,
+    BallotsRecorded,
     PollClosed,
     PollOpened,
     ResultPublished,
 )
 from urne.messaging.kernel import RawEnvelope, RawReply
 from urne.messaging.nameko_adapter import (
+    BallotTopology,
     CoreProvider,
     DeadLetters,
     consume_event,
@@ -70,14 +71,16 @@ class ProposalService:
 
 
 class VoteService:
-    """Ballot intake. The batched ballot path of ARCHITECTURE.md D4 replaces the
-    ``handle`` RPC for ballots with the intake issue."""
+    """The vote service's control plane: ballot boxes follow the polls, and a closed
+    poll sends its close marker through every ballot shard. Ballots do not come here:
+    the vote workers (``urne vote-worker``) take them from their shards."""
 
     name = "vote"
 
     core: Any = CoreProvider(lambda settings: running_core(VOTE, settings))
     dispatch: Any = EventDispatcher()
     dead_letters: Any = DeadLetters()
+    ballot_topology: Any = BallotTopology()
 
     @rpc
     def handle(self, envelope: RawEnvelope) -> RawReply:
@@ -107,9 +110,9 @@ class TallyService:
     def on_poll_opened(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.dead_letters, envelope)
 
-    @event_handler(BallotRecorded.PRODUCER, BallotRecorded.TYPE,
+    @event_handler(BallotsRecorded.PRODUCER, BallotsRecorded.TYPE,
                    requeue_on_error=True)
-    def on_ballot_recorded(self, envelope: RawEnvelope) -> None:
+    def on_ballots_recorded(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.dead_letters, envelope)
 
     @event_handler(BallotBoxSealed.PRODUCER, BallotBoxSealed.TYPE,

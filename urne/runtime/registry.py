@@ -39,6 +39,7 @@ from urne.services.tally.ports import TallyStore
 from urne.services.vote.adapters.cassandra_store import CassandraVoteStore
 from urne.services.vote.adapters.sqlite_store import SqliteVoteStore
 from urne.services.vote.handlers import VoteHandlers
+from urne.services.vote.intake import BallotIntake
 from urne.services.vote.ports import VoteStore
 from urne.storage.migrations import Migrations
 from urne.storage.sqlite import SqliteDb
@@ -60,6 +61,8 @@ class ServiceConfig(Protocol):
     def organiser_emails(self) -> str: ...
     @property
     def is_development(self) -> bool: ...
+    @property
+    def max_ballots_per_voter(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class ServiceSpec(Generic[StoreT]):
     sqlite_store: Callable[[SqliteDb], StoreT]
     cassandra_store: Callable[[Session, str], StoreT]  # (session, keyspace)
     core: Callable[[StoreT, ServiceConfig], ServiceCore]
+    # The batched ballot path, for the one service that has it: (store, config, shards).
+    intake: Callable[[StoreT, ServiceConfig, int], BallotIntake] | None = None
 
 
 def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
@@ -88,9 +93,13 @@ def proposal_core(store: ProposalStore, config: ServiceConfig) -> ServiceCore:
 
 
 def vote_core(store: VoteStore, config: ServiceConfig) -> ServiceCore:
+    return VoteHandlers(store).core()
+
+
+def vote_intake(store: VoteStore, config: ServiceConfig, shards: int) -> BallotIntake:
     # vote holds only identity's public key: it can check tokens, never mint them.
     verifier = TokenVerifier(load_public_key(config.keys_dir, IDENTITY_TOKEN_KEY))
-    return VoteHandlers(store, verifier).core()
+    return BallotIntake(store, verifier, shards=shards, max_ballots=config.max_ballots_per_voter)
 
 
 def tally_core(store: TallyStore, config: ServiceConfig) -> ServiceCore:
@@ -104,7 +113,8 @@ PROPOSAL = ServiceSpec[ProposalStore](
     "proposal", Migrations.of(urne.services.proposal), SqliteProposalStore,
     CassandraProposalStore, proposal_core)
 VOTE = ServiceSpec[VoteStore](
-    "vote", Migrations.of(urne.services.vote), SqliteVoteStore, CassandraVoteStore, vote_core)
+    "vote", Migrations.of(urne.services.vote), SqliteVoteStore, CassandraVoteStore, vote_core,
+    intake=vote_intake)
 TALLY = ServiceSpec[TallyStore](
     "tally", Migrations.of(urne.services.tally), SqliteTallyStore, CassandraTallyStore,
     tally_core)

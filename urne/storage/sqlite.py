@@ -30,6 +30,7 @@ class SqliteDb:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.lock = threading.RLock()
+        self._depth = 0  # transactions open on the thread holding the lock
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -57,8 +58,18 @@ class SqliteDb:
 
     @contextmanager
     def tx(self) -> Iterator[_Tx]:
+        """A transaction; nested in another one on this thread, it joins it, so a unit of
+        work (a command and its outbox events, a batch of ballots) commits as one."""
         with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield _Tx(self.conn)
+                finally:
+                    self._depth -= 1
+                return
             self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield _Tx(self.conn)
             except BaseException:
@@ -66,6 +77,8 @@ class SqliteDb:
                 raise
             else:
                 self.conn.execute("COMMIT")
+            finally:
+                self._depth = 0
 
     def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         with self.lock:
@@ -89,3 +102,6 @@ class _Tx:
 
     def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: list[tuple]) -> sqlite3.Cursor:
+        return self.conn.executemany(sql, rows)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
 
 from urne.counting.rules import rules_adapter
 from urne.services.tally.domain import StoredBallot, TallySheet
@@ -58,10 +59,12 @@ class CassandraTallyStore:
         return TallySheet(r.poll_id, rules, r.rules_hash, r.sealed_count, r.sealed_digest)
 
     @guarded
-    def add_ballot(self, b: StoredBallot) -> None:
-        self.s.execute(self._add, (b.poll_id, _bucket(b.voter_key), b.voter_key, b.sequence,
-                                   b.ballot_id, b.tracker, json.dumps(b.choice), b.channel,
-                                   b.recorded_at))
+    def add_ballots(self, ballots: list[StoredBallot]) -> None:
+        execute_concurrent_with_args(
+            self.s, self._add,
+            [(b.poll_id, _bucket(b.voter_key), b.voter_key, b.sequence, b.ballot_id, b.tracker,
+              json.dumps(b.choice), b.channel, b.recorded_at) for b in ballots],
+            concurrency=64, raise_on_first_error=True)
 
     def ballots(self, poll_id: str) -> Iterator[StoredBallot]:
         return map(_ballot, scan_buckets(self.s, self._ballots, poll_id, BUCKETS))

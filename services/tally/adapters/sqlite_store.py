@@ -33,11 +33,12 @@ class SqliteTallyStore:
         return TallySheet(r["poll_id"], rules, r["rules_hash"], r["sealed_count"],
                          r["sealed_digest"])
 
-    def add_ballot(self, b: StoredBallot) -> None:
+    def add_ballots(self, ballots: list[StoredBallot]) -> None:
         with self.db.tx() as tx:
-            tx.execute("INSERT OR IGNORE INTO ballots VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
-                        json.dumps(b.choice), b.channel, b.recorded_at.isoformat()))
+            tx.executemany("INSERT OR IGNORE INTO ballots VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
+                             json.dumps(b.choice), b.channel, b.recorded_at.isoformat())
+                            for b in ballots])
 
     def ballots(self, poll_id: str) -> Iterator[StoredBallot]:
         for r in self.db.query("SELECT * FROM ballots WHERE poll_id = ?", (poll_id,)):

@@ -1,15 +1,31 @@
-"""VoteStore on Cassandra (distributed profile)."""
+"""VoteStore on Cassandra (distributed profile).
+
+A batch reads the partitions of its voters and writes its ballots concurrently: one
+round of reads, one round of writes, whatever the batch size. Every statement is
+idempotent (the edge names the ballot), so the driver may retry it, and a batch
+redelivered after a crash writes the same rows again.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 
 from urne.counting.rules import rules_adapter
-from urne.services.vote.domain import BALLOT_BUCKETS, Ballot, BallotBox, bucket
-from urne.storage.cassandra import guarded, ping, scan_buckets
+from urne.services.vote.domain import (
+    ENUMERATION_BUCKETS,
+    Ballot,
+    BallotBox,
+    Seal,
+    enumeration_bucket,
+)
+from urne.storage.cassandra import guard, guarded, ping, scan_buckets, utc
+
+CONCURRENCY = 128  # requests in flight per batch
 
 
 class CassandraVoteStore:
@@ -17,48 +33,95 @@ class CassandraVoteStore:
         self.s = session
         ks = keyspace
         p = session.prepare
-        self._save_poll = p(f"INSERT INTO {ks}.polls (poll_id, rules, rules_hash, status) "
-                            "VALUES (?, ?, ?, ?)")
-        self._poll = p(f"SELECT * FROM {ks}.polls WHERE poll_id = ?")
-        self._latest = p(f"SELECT sequence FROM {ks}.ballots WHERE poll_id = ? AND bucket = ? "
-                         "AND voter_key = ? LIMIT 1")
-        # The lightweight transaction is what keeps one ballot per (voter, sequence)
-        # across vote processes: of two racing casts, one gets applied=False and retries.
-        self._insert = p(
-            f"INSERT INTO {ks}.ballots (poll_id, bucket, voter_key, sequence, ballot_id, tracker, "
-            "choice, channel, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS")
-        self._ids = p(f"SELECT ballot_id FROM {ks}.ballots WHERE poll_id = ? AND bucket = ?")
-        for stmt in (self._save_poll, self._poll, self._latest, self._ids):
+        self._save_box = p(f"INSERT INTO {ks}.ballot_boxes (poll_id, rules, rules_hash, status) "
+                           "VALUES (?, ?, ?, ?)")
+        self._box = p(f"SELECT * FROM {ks}.ballot_boxes WHERE poll_id = ?")
+        self._voter = p(f"SELECT * FROM {ks}.voter_ballots WHERE poll_id = ? AND voter_key = ?")
+        self._add = p(
+            f"INSERT INTO {ks}.voter_ballots (poll_id, voter_key, sequence, ballot_id, tracker, "
+            "choice, channel, recorded_at, idempotency_key, request_digest) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        self._add_id = p(f"INSERT INTO {ks}.ballot_ids (poll_id, bucket, ballot_id) "
+                         "VALUES (?, ?, ?)")
+        self._ids = p(f"SELECT ballot_id FROM {ks}.ballot_ids WHERE poll_id = ? AND bucket = ?")
+        self._closed = p(f"SELECT shard FROM {ks}.closed_shards WHERE poll_id = ?")
+        self._close = p(f"INSERT INTO {ks}.closed_shards (poll_id, shard) VALUES (?, ?)")
+        # The only lightweight transaction, once per poll: two workers passing the last
+        # markers together both seal, and both publish the seal stored first.
+        self._save_seal = p(f"INSERT INTO {ks}.seals (poll_id, ballots_recorded, ballots_digest, "
+                            "sealed_at) VALUES (?, ?, ?, ?) IF NOT EXISTS")
+        for stmt in (self._save_box, self._box, self._voter, self._add, self._add_id, self._ids,
+                     self._closed, self._close):
             stmt.is_idempotent = True
 
     @guarded
-    def save_ballot_box(self, poll: BallotBox) -> None:
-        rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
-        self.s.execute(self._save_poll, (poll.poll_id, rules, poll.rules_hash, poll.status))
+    def save_ballot_box(self, box: BallotBox) -> None:
+        rules = rules_adapter.dump_json(box.rules).decode() if box.rules else None
+        self.s.execute(self._save_box, (box.poll_id, rules, box.rules_hash, box.status))
 
     @guarded
     def ballot_box(self, poll_id: str) -> BallotBox | None:
-        r = self.s.execute(self._poll, (poll_id,)).one()
+        r = self.s.execute(self._box, (poll_id,)).one()
         if r is None:
             return None
         rules = rules_adapter.validate_json(r.rules) if r.rules else None
         return BallotBox(r.poll_id, rules, r.rules_hash, r.status)
 
     @guarded
-    def latest_sequence(self, poll_id: str, voter_key: str) -> int:
-        r = self.s.execute(self._latest, (poll_id, bucket(voter_key), voter_key)).one()
-        return int(r.sequence) if r else 0
+    def ballots_of(self, poll_id: str, voter_keys: Iterable[str]) -> dict[str, list[Ballot]]:
+        results = execute_concurrent_with_args(
+            self.s, self._voter, [(poll_id, key) for key in voter_keys],
+            concurrency=CONCURRENCY, raise_on_first_error=True)
+        found: dict[str, list[Ballot]] = {}
+        for _, rows in results:
+            for r in rows:
+                found.setdefault(r.voter_key, []).append(_ballot(r))
+        return found
 
     @guarded
-    def insert_ballot(self, b: Ballot) -> bool:
-        result = self.s.execute(self._insert, (
-            b.poll_id, bucket(b.voter_key), b.voter_key, b.sequence, b.ballot_id, b.tracker,
-            json.dumps(b.choice), b.channel, b.recorded_at))
-        return bool(result.was_applied)
+    def add_ballots(self, ballots: list[Ballot]) -> None:
+        statements: list[tuple[Any, tuple[Any, ...]]] = []
+        for b in ballots:
+            statements.append((self._add, (
+                b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
+                json.dumps(b.choice), b.channel, b.recorded_at, b.idempotency_key,
+                b.request_digest)))
+            statements.append((self._add_id, (b.poll_id, enumeration_bucket(b.voter_key),
+                                              b.ballot_id)))
+        # Not atomic across the two tables, and need not be: the batch is acked only
+        # after every write succeeded, and a redelivered batch writes both again.
+        execute_concurrent(self.s, statements, concurrency=CONCURRENCY,
+                           raise_on_first_error=True)
+
+    @guarded
+    def closed_shards(self, poll_id: str) -> set[int]:
+        return {int(r.shard) for r in self.s.execute(self._closed, (poll_id,))}
+
+    @guarded
+    def close_shards(self, poll_id: str, shards: Iterable[int]) -> None:
+        execute_concurrent_with_args(self.s, self._close, [(poll_id, s) for s in shards],
+                                     raise_on_first_error=True)
+
+    @guarded
+    def save_seal(self, seal: Seal) -> Seal:
+        result = self.s.execute(self._save_seal, (seal.poll_id, seal.ballots_recorded,
+                                                  seal.ballots_digest, seal.sealed_at))
+        if result.was_applied:
+            return seal
+        row = result.one()  # the seal another worker stored first
+        return Seal(seal.poll_id, row.ballots_recorded, row.ballots_digest, utc(row.sealed_at))
 
     def ballot_ids(self, poll_id: str) -> Iterator[str]:
-        return (r.ballot_id for r in scan_buckets(self.s, self._ids, poll_id, BALLOT_BUCKETS))
+        with guard():
+            yield from (r.ballot_id for r in scan_buckets(self.s, self._ids, poll_id,
+                                                          ENUMERATION_BUCKETS))
 
     @guarded
     def ping(self) -> None:
         ping(self.s)
+
+
+def _ballot(r: Any) -> Ballot:
+    return Ballot(r.poll_id, r.voter_key, r.sequence, r.ballot_id, r.tracker,
+                  json.loads(r.choice), r.channel, utc(r.recorded_at), r.idempotency_key,
+                  r.request_digest)

@@ -1,13 +1,18 @@
-"""VoteStore on SQLite (embedded profile)."""
+"""VoteStore on SQLite (embedded profile).
+
+Every method runs in a transaction that joins the caller's: the group commit wraps a
+whole batch (its ballots, its closed shards and the events they produce) in one.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 from urne.counting.rules import rules_adapter
-from urne.services.vote.domain import Ballot, BallotBox
+from urne.services.vote.domain import Ballot, BallotBox, Seal
 from urne.storage.sqlite import SqliteDb
 
 
@@ -15,33 +20,59 @@ class SqliteVoteStore:
     def __init__(self, db: SqliteDb):
         self.db = db
 
-    def save_ballot_box(self, poll: BallotBox) -> None:
-        rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
+    def save_ballot_box(self, box: BallotBox) -> None:
+        rules = rules_adapter.dump_json(box.rules).decode() if box.rules else None
         with self.db.tx() as tx:
-            tx.execute("INSERT OR REPLACE INTO polls VALUES (?, ?, ?, ?)",
-                       (poll.poll_id, rules, poll.rules_hash, poll.status))
+            tx.execute("INSERT OR REPLACE INTO ballot_boxes VALUES (?, ?, ?, ?)",
+                       (box.poll_id, rules, box.rules_hash, box.status))
 
     def ballot_box(self, poll_id: str) -> BallotBox | None:
-        r = self.db.one("SELECT * FROM polls WHERE poll_id = ?", (poll_id,))
+        r = self.db.one("SELECT * FROM ballot_boxes WHERE poll_id = ?", (poll_id,))
         if r is None:
             return None
         rules = rules_adapter.validate_json(r["rules"]) if r["rules"] else None
         return BallotBox(r["poll_id"], rules, r["rules_hash"], r["status"])
 
-    def latest_sequence(self, poll_id: str, voter_key: str) -> int:
-        r = self.db.one("SELECT MAX(sequence) AS s FROM ballots "
-                        "WHERE poll_id = ? AND voter_key = ?", (poll_id, voter_key))
-        return int(r["s"] or 0) if r else 0
+    def ballots_of(self, poll_id: str, voter_keys: Iterable[str]) -> dict[str, list[Ballot]]:
+        keys = list(voter_keys)
+        found: dict[str, list[Ballot]] = {}
+        for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self.db.query(f"SELECT * FROM ballots WHERE poll_id = ? AND voter_key IN "
+                                   f"({marks})", (poll_id, *chunk)):
+                found.setdefault(r["voter_key"], []).append(_ballot(r))
+        return found
 
-    def insert_ballot(self, b: Ballot) -> bool:
-        try:
-            with self.db.tx() as tx:
-                tx.execute("INSERT INTO ballots VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           (b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
-                            json.dumps(b.choice), b.channel, b.recorded_at.isoformat()))
-        except sqlite3.IntegrityError:
-            return False
-        return True
+    def add_ballots(self, ballots: list[Ballot]) -> None:
+        if not ballots:
+            return
+        # A plain INSERT: admit() only writes ballots that are not stored, and the batch
+        # read them in this same transaction, so a conflict is a bug to surface.
+        with self.db.tx() as tx:
+            tx.executemany(
+                "INSERT INTO ballots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
+                  json.dumps(b.choice), b.channel, b.recorded_at.isoformat(),
+                  b.idempotency_key, b.request_digest) for b in ballots])
+
+    def closed_shards(self, poll_id: str) -> set[int]:
+        rows = self.db.query("SELECT shard FROM closed_shards WHERE poll_id = ?", (poll_id,))
+        return {int(r["shard"]) for r in rows}
+
+    def close_shards(self, poll_id: str, shards: Iterable[int]) -> None:
+        with self.db.tx() as tx:
+            tx.executemany("INSERT OR IGNORE INTO closed_shards VALUES (?, ?)",
+                                [(poll_id, s) for s in shards])
+
+    def save_seal(self, seal: Seal) -> Seal:
+        with self.db.tx() as tx:
+            tx.execute("INSERT OR IGNORE INTO seals VALUES (?, ?, ?, ?)",
+                       (seal.poll_id, seal.ballots_recorded, seal.ballots_digest,
+                        seal.sealed_at.isoformat()))
+            r = tx.execute("SELECT * FROM seals WHERE poll_id = ?", (seal.poll_id,)).fetchone()
+        return Seal(r["poll_id"], r["ballots_recorded"], r["ballots_digest"],
+                    datetime.fromisoformat(r["sealed_at"]))
 
     def ballot_ids(self, poll_id: str) -> Iterator[str]:
         for r in self.db.query("SELECT ballot_id FROM ballots WHERE poll_id = ?", (poll_id,)):
@@ -49,3 +80,9 @@ class SqliteVoteStore:
 
     def ping(self) -> None:
         self.db.ping()
+
+
+def _ballot(r: sqlite3.Row) -> Ballot:
+    return Ballot(r["poll_id"], r["voter_key"], r["sequence"], r["ballot_id"], r["tracker"],
+                  json.loads(r["choice"]), r["channel"], datetime.fromisoformat(r["recorded_at"]),
+                  r["idempotency_key"], r["request_digest"])

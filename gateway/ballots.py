@@ -1,0 +1,102 @@
+"""The gateway's side of the ballot path (ARCHITECTURE.md D4): everything it can check
+alone is checked here, without a round trip, before the ballot joins its shard.
+
+- the voting token, with identity's public key (the vote service checks it again);
+- the ballot against the poll's rules, cached per poll: rules are frozen once the
+  poll is open, so a cached copy can never be stale (one ``poll.get`` per poll and
+  gateway process);
+- the edge names the ballot (``ballot_id``, ``tracker``, ``received_at``).
+
+Whether the poll is still open is *not* decided here: the close marker decides it,
+in the ballot's shard, in order with the ballots (a 201 is given only once stored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from urne.contracts.commands import CastBallot, GetPoll
+from urne.contracts.envelope import wrap
+from urne.contracts.ids import new_ballot_id, new_tracker
+from urne.counting import InvalidBallot, PollRules, validate_choice
+from urne.counting.rules import rules_adapter
+from urne.crypto.tokens import InvalidToken, TokenVerifier
+from urne.gateway.clients import ServiceClient, ServiceUnavailable
+from urne.gateway.problems import ProblemError, reply_data
+
+CLOSED = "closed"
+
+
+@dataclass
+class RulesCache:
+    """poll id -> its frozen rules, or CLOSED once a poll is known to be closed."""
+
+    known: dict[str, PollRules | str] = field(default_factory=dict)
+    limit: int = 10_000  # polls; ids come from requests, so the cache is bounded
+
+    def get(self, poll_id: str) -> PollRules | str | None:
+        return self.known.get(poll_id)
+
+    def put(self, poll_id: str, value: PollRules | str) -> None:
+        if len(self.known) >= self.limit:
+            self.known.pop(next(iter(self.known)))  # oldest first
+        self.known[poll_id] = value
+
+
+@dataclass
+class BallotDesk:
+    client: ServiceClient
+    tokens: TokenVerifier
+    rules: RulesCache = field(default_factory=RulesCache)
+
+    async def cast(self, poll_id: str, token: str, choice: dict[str, Any],
+                   idempotency_key: str | None, trace_id: str) -> dict[str, Any]:
+        try:
+            claims = self.tokens.voting(token)
+        except InvalidToken as exc:
+            raise ProblemError(401, "voting_token_invalid",
+                               f"voting token refused: {exc}") from exc
+        if claims.poll_id != poll_id:
+            raise ProblemError(403, "voting_token_wrong_poll",
+                               "this voting token is for another poll")
+        rules = await self._rules(poll_id, trace_id)
+        try:
+            normalised = validate_choice(rules, choice)
+        except InvalidBallot as exc:
+            raise ProblemError(422, "ballot_invalid", str(exc)) from exc
+        cast = CastBallot(poll_id=poll_id, voting_token=token, choice=normalised,
+                          ballot_id=new_ballot_id(), tracker=new_tracker(),
+                          received_at=datetime.now(UTC), idempotency_key=idempotency_key)
+        try:
+            reply = await self.client.cast(wrap(cast, "gateway", trace_id), claims.voter_key)
+        except ServiceUnavailable as exc:
+            raise ProblemError(503, "service_unavailable",
+                               "the ballot was not confirmed in time; send it again with the "
+                               "same Idempotency-Key to learn its outcome") from exc
+        return reply_data(reply)
+
+    async def _rules(self, poll_id: str, trace_id: str) -> PollRules:
+        cached = self.rules.get(poll_id)
+        if cached is None:
+            cached = await self._fetch(poll_id, trace_id)
+        if cached == CLOSED:
+            raise ProblemError(409, "poll_closed", f"poll {poll_id} is closed")
+        assert not isinstance(cached, str)
+        return cached
+
+    async def _fetch(self, poll_id: str, trace_id: str) -> PollRules | str:
+        try:
+            query = GetPoll(poll_id=poll_id)
+            reply = await self.client.call(query.OWNER, wrap(query, "gateway", trace_id))
+        except ServiceUnavailable as exc:
+            raise ProblemError(503, "service_unavailable",
+                               "the proposal service is not answering; retry shortly") from exc
+        poll = reply_data(reply)
+        if poll["status"] == "draft":  # not cached: it may open at any moment
+            raise ProblemError(409, "poll_not_open", f"poll {poll_id} is not open for voting")
+        value: PollRules | str = (CLOSED if poll["status"] in ("closed", "published")
+                                  else rules_adapter.validate_python(poll["rules"]))
+        self.rules.put(poll_id, value)
+        return value

@@ -1,0 +1,91 @@
+"""CPU time of the server processes on this machine, from /proc (Linux).
+
+A benchmark snapshots it before and after a run; the difference, divided by the
+ballots accepted, is the CPU each ballot cost across every server process: urne's own
+processes, RabbitMQ (``beam.smp``) and Cassandra (``CassandraDaemon``). Unlike a
+throughput figure it barely moves when the shared machine is busy with something else.
+
+    python -m loadtests.cpu            # the processes it finds, and their CPU so far
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    role: str
+
+
+def role_of(cmdline: list[str]) -> str | None:
+    """What a server process is, from its command line; None for anything else."""
+    joined = " ".join(cmdline)
+    if "beam.smp" in joined and "rabbit" in joined:
+        return "rabbitmq"
+    if "CassandraDaemon" in joined:
+        return "cassandra"
+    args = cmdline[1:]
+    for i, arg in enumerate(args):
+        if arg.endswith("/urne") or (arg == "-m" and args[i + 1:i + 2] == ["urne"]):
+            rest = args[i + 1:] if arg.endswith("/urne") else args[i + 2:]
+            if rest[:1] == ["service"] and len(rest) > 1:
+                return f"service:{rest[1]}"
+            return rest[0] if rest else None
+    if cmdline and cmdline[0].endswith("/urne"):
+        rest = cmdline[1:]
+        if rest[:1] == ["service"] and len(rest) > 1:
+            return f"service:{rest[1]}"
+        return rest[0] if rest else None
+    return None
+
+
+def servers(only: set[int] | None = None) -> list[Process]:
+    """The server processes running now (or among ``only``, when given)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or (only is not None and int(entry.name) not in only):
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        role = role_of([c.decode(errors="replace") for c in cmdline if c])
+        if role:
+            found.append(Process(int(entry.name), role))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (and its reaped children), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime, stime, cutime, cstime: fields 14-17 of proc(5), 11-14 after the ")".
+    return sum(int(v) for v in fields[11:15]) / TICKS
+
+
+def snapshot(processes: list[Process]) -> dict[str, float]:
+    """CPU seconds by role (several processes of one role are summed)."""
+    by_role: dict[str, float] = {}
+    for p in processes:
+        by_role[p.role] = by_role.get(p.role, 0.0) + cpu_seconds(p.pid)
+    return by_role
+
+
+def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {role: round(after.get(role, 0.0) - before.get(role, 0.0), 3)
+            for role in sorted(set(before) | set(after))}
+
+
+if __name__ == "__main__":
+    procs = servers()
+    print(json.dumps({"processes": [p.__dict__ for p in procs], "cpu_s": snapshot(procs)},
+                     indent=2))

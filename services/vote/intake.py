@@ -1,0 +1,227 @@
+"""Ballot intake: a batch of one shard's stream (ballots and close markers, in order)
+in, replies and events out.
+
+Both profiles run this same code: the embedded profile's group commit hands it what
+arrived in the last few milliseconds, a distributed vote worker a batch of one shard
+queue. The caller commits what ``record`` wrote, then sends the replies and publishes
+the events; a 201 therefore means stored. If anything fails, nothing is replied and
+the caller redelivers the batch: every write is idempotent (``domain.admit``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from urne.contracts import unwrap, wrap
+from urne.contracts.commands import CastBallot
+from urne.contracts.envelope import Envelope
+from urne.contracts.events import (
+    BallotBoxClosed,
+    BallotBoxSealed,
+    BallotsRecorded,
+    RecordedBallot,
+)
+from urne.contracts.replies import Receipt
+from urne.counting import InvalidBallot, validate_choice
+from urne.crypto.tokens import InvalidToken, TokenVerifier, VotingClaims
+from urne.messaging.kernel import RawEnvelope, RawReply, failed, ok
+from urne.platform.errors import DomainError
+from urne.platform.logging import log_fields
+from urne.platform.metrics import BALLOTS
+from urne.record.canonical import ballot_set_digest
+from urne.services.vote import domain
+from urne.services.vote.domain import Admitted, Ballot, BallotBox, Request, Seal
+from urne.services.vote.ports import VoteStore
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "vote"
+
+
+@dataclass
+class Outcome:
+    """``replies[i]`` answers ``items[i]`` (None for a close marker); ``events`` are
+    published after the caller committed."""
+
+    replies: list[RawReply | None]
+    events: list[RawEnvelope]
+
+
+@dataclass
+class _Cast:
+    index: int
+    env: Envelope
+    cmd: CastBallot
+    claims: VotingClaims
+
+
+@dataclass
+class _Batch:
+    """What one batch learnt and will write."""
+
+    store: VoteStore
+    boxes: dict[str, BallotBox | None] = field(default_factory=dict)
+    closed: dict[str, set[int]] = field(default_factory=dict)
+    stored: dict[tuple[str, str], list[Ballot]] = field(default_factory=dict)
+    to_write: list[Ballot] = field(default_factory=list)
+    to_close: dict[str, set[int]] = field(default_factory=dict)
+
+    def box(self, poll_id: str) -> BallotBox | None:
+        if poll_id not in self.boxes:
+            self.boxes[poll_id] = self.store.ballot_box(poll_id)
+        return self.boxes[poll_id]
+
+    def closed_shards(self, poll_id: str) -> set[int]:
+        # Read once per batch, never cached across batches: after a shard moved to
+        # another worker and back, only the store knows what was closed meanwhile.
+        if poll_id not in self.closed:
+            self.closed[poll_id] = self.store.closed_shards(poll_id)
+        return self.closed[poll_id]
+
+
+@dataclass
+class BallotIntake:
+    store: VoteStore
+    tokens: TokenVerifier
+    shards: int  # how many shards the ballot stream is split into (1 when embedded)
+    max_ballots: int  # per voter and poll: the first ballot and the revotes
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def record(self, items: list[RawEnvelope], shard: int) -> Outcome:
+        replies: list[RawReply | None] = [None] * len(items)
+        events: list[RawEnvelope] = []
+        recorded: list[RecordedBallot] = []
+        batch = _Batch(self.store)
+        casts = self._parse(items, replies)
+        self._load_voters(casts, batch)
+        by_index = {c.index: c for c in casts}
+        for index, raw in enumerate(items):
+            if index in by_index:
+                replies[index] = self._decide(by_index[index], shard, batch, recorded)
+            elif replies[index] is None:
+                self._marker(raw, shard, batch)
+        self.store.add_ballots(batch.to_write)
+        if recorded:
+            # Also ballots already stored: their first event may be the one a crash lost.
+            events.append(wrap(BallotsRecorded(ballots=recorded), PRODUCER,
+                               casts[0].env.trace_id if len(casts) == 1 else None))
+        for poll_id, shards in batch.to_close.items():
+            self.store.close_shards(poll_id, shards)
+        for poll_id in batch.to_close:
+            self._seal_if_complete(poll_id, events)
+        return Outcome(replies, events)
+
+    # --- steps ---------------------------------------------------------------
+    def _parse(self, items: list[RawEnvelope], replies: list[RawReply | None]) -> list[_Cast]:
+        casts = []
+        for index, raw in enumerate(items):
+            if isinstance(raw, dict) and raw.get("type") == BallotBoxClosed.TYPE:
+                continue  # a marker: handled in order, in record()
+            try:
+                env, cmd = unwrap(raw)
+                if not isinstance(cmd, CastBallot):
+                    raise DomainError(f"the ballot stream does not take {env.type!r}",
+                                      code="unknown_message_type")
+                claims = self._claims(cmd)
+            except (ValidationError, KeyError) as exc:
+                replies[index] = failed(DomainError(f"invalid ballot message: {exc}"[:300],
+                                                    code="invalid_message", status=422))
+            except DomainError as exc:
+                replies[index] = failed(exc)
+            else:
+                casts.append(_Cast(index, env, cmd, claims))
+        return casts
+
+    def _claims(self, cmd: CastBallot) -> VotingClaims:
+        # The vote service checks the identity-signed token itself, whoever relayed it.
+        try:
+            claims = self.tokens.voting(cmd.voting_token)
+        except InvalidToken as exc:
+            raise DomainError(f"voting token refused: {exc}", code="voting_token_invalid",
+                              status=401) from exc
+        if claims.poll_id != cmd.poll_id:
+            raise DomainError("this voting token is for another poll",
+                              code="voting_token_wrong_poll", status=403)
+        return claims
+
+    def _load_voters(self, casts: list[_Cast], batch: _Batch) -> None:
+        wanted: dict[str, set[str]] = {}
+        for c in casts:
+            wanted.setdefault(c.cmd.poll_id, set()).add(c.claims.voter_key)
+        for poll_id, keys in wanted.items():
+            found = self.store.ballots_of(poll_id, keys)
+            for key in keys:
+                batch.stored[(poll_id, key)] = list(found.get(key, []))
+
+    def _decide(self, cast: _Cast, shard: int, batch: _Batch,
+                recorded: list[RecordedBallot]) -> RawReply:
+        cmd, voter_key = cast.cmd, cast.claims.voter_key
+        box = batch.box(cmd.poll_id)
+        if box is None or box.rules is None:
+            return failed(DomainError(f"poll {cmd.poll_id} is not open for voting",
+                                      code="poll_not_open", status=409))
+        if shard in batch.closed_shards(cmd.poll_id):
+            return failed(DomainError(f"poll {cmd.poll_id} is closed", code="poll_closed",
+                                      status=409))
+        try:
+            choice = validate_choice(box.rules, cmd.choice)
+        except InvalidBallot as exc:
+            return failed(DomainError(str(exc), code="ballot_invalid", status=422))
+        request = Request(ballot_id=cmd.ballot_id, tracker=cmd.tracker, choice=choice,
+                          channel=cmd.channel, received_at=cmd.received_at,
+                          idempotency_key=cmd.idempotency_key,
+                          digest=domain.request_digest(choice, cmd.channel))
+        stored = batch.stored.setdefault((cmd.poll_id, voter_key), [])
+        decision = domain.admit(cmd.poll_id, voter_key, stored, request, self.max_ballots)
+        if not isinstance(decision, Admitted):
+            return failed(DomainError(decision.detail, code=decision.code,
+                                      status=decision.status))
+        ballot = decision.ballot
+        if decision.new:
+            stored.append(ballot)
+            batch.to_write.append(ballot)
+            BALLOTS.labels(ballot.channel, "revote" if ballot.sequence > 1 else "first").inc()
+        recorded.append(_recorded(ballot))
+        return ok(Receipt(poll_id=ballot.poll_id, ballot_id=ballot.ballot_id,
+                          tracker=ballot.tracker, sequence=ballot.sequence,
+                          replaces_previous=ballot.sequence > 1,
+                          recorded_at=ballot.recorded_at))
+
+    def _marker(self, raw: Any, shard: int, batch: _Batch) -> None:
+        try:
+            _, marker = unwrap(raw)
+        except (ValidationError, KeyError):
+            log.error("unreadable close marker dropped", extra=log_fields(marker=str(raw)[:300]))
+            return
+        assert isinstance(marker, BallotBoxClosed)
+        batch.closed_shards(marker.poll_id).add(shard)  # ballots behind it are refused
+        batch.to_close.setdefault(marker.poll_id, set()).add(shard)
+
+    def _seal_if_complete(self, poll_id: str, events: list[RawEnvelope]) -> None:
+        waiting = set(range(self.shards)) - self.store.closed_shards(poll_id)
+        if waiting:
+            log.info("close marker passed; waiting for other shards",
+                     extra=log_fields(poll_id=poll_id, waiting=len(waiting)))
+            return
+        # Every shard has passed the marker, so every ballot admitted before it is
+        # stored (each shard commits its ballots before its marker). Another worker may
+        # seal at the same time: the first seal stored is the one both publish.
+        ids = list(self.store.ballot_ids(poll_id))
+        seal = self.store.save_seal(Seal(poll_id, len(ids), ballot_set_digest(ids),
+                                         self.clock()))
+        events.append(wrap(BallotBoxSealed(poll_id=poll_id,
+                                           ballots_recorded=seal.ballots_recorded,
+                                           ballots_digest=seal.ballots_digest,
+                                           sealed_at=seal.sealed_at), PRODUCER))
+
+
+def _recorded(b: Ballot) -> RecordedBallot:
+    return RecordedBallot(poll_id=b.poll_id, ballot_id=b.ballot_id, tracker=b.tracker,
+                          voter_key=b.voter_key, sequence=b.sequence, choice=b.choice,
+                          channel=b.channel, recorded_at=b.recorded_at)

@@ -1,0 +1,254 @@
+"""The ballot stream of the distributed profile (ARCHITECTURE.md D4, D7).
+
+Topology, declared by every vote worker (idempotent):
+
+- ``urne.ballots``: a consistent-hash exchange. The gateway publishes each ballot with
+  the voter key as routing key, so all of one voter's ballots land in one shard.
+- ``urne.ballots.shard-NNN`` (``ballot_shards`` of them): durable queues with a single
+  active consumer, so one worker at a time takes a shard, in order. Each is also bound
+  to ``vote.events`` for ``ballot_box.closed.v1``: the close marker lands in every
+  shard, behind the ballots already there.
+- ``urne.vote-workers``: a fanout exchange on which workers announce themselves every
+  second, so each knows who is alive and which shards are its own (rendezvous hashing).
+
+A ``ShardWorker`` consumes every shard queue (so a shard always has a waiting
+consumer when its worker dies), takes what arrived as one batch, hands it to the
+intake, publishes the replies and the events (events with publisher confirms), and
+only then acks. When it finds itself active on a shard that another live worker owns,
+it finishes its batch and steps back (cancel, subscribe again at the end of the line),
+so each worker actively consumes its share. A crash anywhere before the ack means
+redelivery, which the intake's idempotent writes absorb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+from urne.messaging.kernel import RawEnvelope, RawReply
+from urne.platform.logging import log_fields
+from urne.platform.metrics import BALLOT_BATCH_SIZE, EVENTS_PUBLISHED, SHARDS_ACTIVE
+
+log = logging.getLogger(__name__)
+
+BALLOTS_EXCHANGE = "urne.ballots"
+BALLOTS_EXCHANGE_TYPE = "x-consistent-hash"  # the rabbitmq_consistent_hash_exchange plugin
+EVENTS_EXCHANGE = "vote.events"  # nameko's <service>.events: where vote's events go
+REPLY_EXCHANGE = "nameko-rpc"  # the gateway's reply queue is bound there
+MARKER_TYPE = "ballot_box.closed.v1"
+WORKERS_EXCHANGE = "urne.vote-workers"
+HEARTBEAT_SECONDS = 1.0
+PEER_TIMEOUT_SECONDS = 3.5
+
+
+def shard_queue(shard: int) -> str:
+    return f"urne.ballots.shard-{shard:03d}"
+
+
+def declare_topology(channel: BlockingChannel, shards: int) -> None:
+    """Exchanges, shard queues and bindings; every declaration is idempotent."""
+    channel.exchange_declare(BALLOTS_EXCHANGE, BALLOTS_EXCHANGE_TYPE, durable=True)
+    channel.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True)
+    for shard in range(shards):
+        name = shard_queue(shard)
+        channel.queue_declare(name, durable=True,
+                              arguments={"x-single-active-consumer": True})
+        channel.queue_bind(name, BALLOTS_EXCHANGE, routing_key="1")  # equal weights
+        channel.queue_bind(name, EVENTS_EXCHANGE, routing_key=MARKER_TYPE)
+
+
+@dataclass
+class Batch:
+    """What the handler returns for a batch of one shard: a reply per item (None for
+    a close marker) and the events to publish before the ack."""
+
+    replies: list[RawReply | None]
+    events: list[RawEnvelope]
+
+
+Handler = Callable[[list[RawEnvelope], int], Batch]
+
+
+@dataclass
+class _Delivery:
+    shard: int
+    tag: int
+    reply_to: str | None
+    correlation_id: str | None
+    body: Any
+
+
+@dataclass
+class Membership:
+    """Who is alive, from the workers' announcements; who owns which shard."""
+
+    me: str
+    seen: dict[str, float] = field(default_factory=dict)
+
+    def heard(self, worker: str, now: float) -> None:
+        self.seen[worker] = now
+
+    def live(self, now: float) -> list[str]:
+        return sorted({self.me, *(w for w, t in self.seen.items()
+                                  if now - t < PEER_TIMEOUT_SECONDS)})
+
+    def owner(self, shard: int, now: float) -> str:
+        # Rendezvous hashing: a worker joining or leaving moves only its own shards.
+        return max(self.live(now), key=lambda w: hashlib.sha256(
+            f"{w}:{shard}".encode()).digest())
+
+
+class ShardWorker:
+    def __init__(self, amqp_url: str, shards: int, handle: Handler, *, prefetch: int = 500,
+                 max_batch: int = 500, heartbeat: int = 30):
+        self.amqp_url, self.shards, self.handle = amqp_url, shards, handle
+        self.prefetch, self.max_batch, self.heartbeat = prefetch, max_batch, heartbeat
+        self.membership = Membership(uuid.uuid4().hex[:12])
+        self._pending: list[_Delivery] = []
+        self._consumers: dict[int, str] = {}  # shard -> consumer tag
+        self._active: set[int] = set()
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; reconnects after a broker outage."""
+        while not stop.is_set():
+            try:
+                self._session(stop)
+            except pika.exceptions.AMQPError as exc:
+                log.warning("broker connection lost; reconnecting",
+                            extra=log_fields(error=repr(exc)))
+                self._pending.clear()  # unacked: the broker redelivers them
+                self._consumers.clear()
+                self._active.clear()
+                SHARDS_ACTIVE.set(0)
+                stop.wait(1.0)
+
+    # --- one connection ----------------------------------------------------------
+    def _session(self, stop: threading.Event) -> None:
+        params = pika.URLParameters(self.amqp_url)
+        params.heartbeat = self.heartbeat
+        params.client_properties = {"connection_name": f"urne-vote-worker-{self.membership.me}"}
+        connection = pika.BlockingConnection(params)
+        try:
+            consume = connection.channel()
+            events = connection.channel()
+            events.confirm_delivery()
+            declare_topology(consume, self.shards)
+            consume.basic_qos(prefetch_count=self.prefetch)
+            self._join(consume)
+            for shard in range(self.shards):
+                self._subscribe(consume, shard)
+            log.info("vote worker consuming", extra=log_fields(
+                worker=self.membership.me, shards=self.shards))
+            next_beat, backoff = 0.0, 0.0
+            while not stop.is_set():
+                now = time.monotonic()
+                if now >= next_beat:
+                    self._announce(events)
+                    next_beat = now + HEARTBEAT_SECONDS
+                connection.process_data_events(time_limit=0.01 if not self._pending else 0)
+                if not self._pending:
+                    continue
+                try:
+                    self._flush(consume, events)
+                    backoff = 0.0
+                except pika.exceptions.AMQPError:
+                    raise
+                except Exception as exc:
+                    # The store is down, most likely: nothing was acked, so nothing is
+                    # lost; wait (serving heartbeats) and try the same batch again,
+                    # never dead-letter it for a passing fault.
+                    backoff = min(max(backoff * 2, 0.25), 10.0)
+                    log.warning("batch failed; retrying", extra=log_fields(
+                        error=repr(exc)[:300], retry_in_s=backoff))
+                    connection.sleep(backoff)
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def _join(self, channel: BlockingChannel) -> None:
+        channel.exchange_declare(WORKERS_EXCHANGE, "fanout", durable=True)
+        peers = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        channel.queue_bind(peers, WORKERS_EXCHANGE)
+
+        def heard(ch: Any, method: Any, props: Any, body: bytes) -> None:
+            self.membership.heard(json.loads(body)["worker"], time.monotonic())
+
+        channel.basic_consume(peers, heard, auto_ack=True)
+
+    def _announce(self, channel: BlockingChannel) -> None:
+        channel.basic_publish(WORKERS_EXCHANGE, "", json.dumps(
+            {"worker": self.membership.me, "active": sorted(self._active)}).encode(),
+            pika.BasicProperties(delivery_mode=1, expiration="3000"))
+
+    def _subscribe(self, channel: BlockingChannel, shard: int) -> None:
+        def received(ch: Any, method: Any, props: Any, body: bytes) -> None:
+            try:
+                envelope = json.loads(body)
+            except ValueError:
+                envelope = {"unreadable": body[:200].decode(errors="replace")}
+            self._pending.append(_Delivery(shard, method.delivery_tag, props.reply_to,
+                                           props.correlation_id, envelope))
+
+        self._consumers[shard] = channel.basic_consume(shard_queue(shard), received)
+
+    def _flush(self, consume: BlockingChannel, events: BlockingChannel) -> None:
+        batch = self._pending[:self.max_batch]
+        by_shard: dict[int, list[_Delivery]] = {}
+        for d in batch:
+            by_shard.setdefault(d.shard, []).append(d)
+        results = {shard: self.handle([d.body for d in deliveries], shard)
+                   for shard, deliveries in by_shard.items()}  # raises: nothing is sent
+        del self._pending[:len(batch)]
+        for shard, deliveries in by_shard.items():
+            result = results[shard]
+            BALLOT_BATCH_SIZE.observe(len(deliveries))
+            # Events first, confirmed: the tally hears of every stored ballot before
+            # the ballots' messages are acked (a crash in between redelivers them).
+            for env in result.events:
+                events.basic_publish(EVENTS_EXCHANGE, env["type"], json.dumps(env).encode(),
+                                     pika.BasicProperties(content_type="application/json",
+                                                          delivery_mode=2))
+                EVENTS_PUBLISHED.labels("vote", env["type"]).inc()
+            for d, reply in zip(deliveries, result.replies, strict=True):
+                if reply is not None and d.reply_to:
+                    consume.basic_publish(REPLY_EXCHANGE, d.reply_to, json.dumps(reply).encode(),
+                                          pika.BasicProperties(
+                                              content_type="application/json", delivery_mode=1,
+                                              correlation_id=d.correlation_id))
+        consume.basic_ack(max(d.tag for d in batch), multiple=True)
+        self._step_back(consume, set(by_shard))
+
+    def _step_back(self, channel: BlockingChannel, shards: set[int]) -> None:
+        """Leave the shards another live worker owns: ``channel`` has acked everything."""
+        now = time.monotonic()
+        self._active |= shards
+        for shard in sorted(shards):
+            if self.membership.owner(shard, now) == self.membership.me:
+                continue
+            channel.basic_cancel(self._consumers.pop(shard))  # undispatched: requeued
+            for d in [d for d in self._pending if d.shard == shard]:
+                channel.basic_nack(d.tag, requeue=True)  # dispatched, not processed yet
+            self._pending = [d for d in self._pending if d.shard != shard]
+            self._active.discard(shard)
+            self._subscribe(channel, shard)  # back at the end of the line: a spare
+        SHARDS_ACTIVE.set(len(self._active))
+
+
+def ensure_topology(amqp_url: str, shards: int) -> None:
+    """Declare the ballot stream on its own short connection (the vote service does it at
+    start, so a close marker finds its shard queues even before any worker ran)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        declare_topology(connection.channel(), shards)
+    finally:
+        connection.close()
