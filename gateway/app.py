@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -19,11 +17,8 @@ from urne.gateway import problems
 from urne.gateway.ballots import BallotDesk
 from urne.gateway.clients import ServiceClient
 from urne.gateway.deps import GatewayState
+from urne.gateway.middleware import TraceAndMeasure
 from urne.gateway.routes import audit, auth, consultations, health, polls
-from urne.platform.logging import trace_id_var
-from urne.platform.metrics import HTTP_REQUESTS, HTTP_SECONDS
-
-TRACE_HEADER = "X-Request-ID"
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -46,7 +41,8 @@ def _register_problem_schema(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...]) -> FastAPI:
+def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
+               tokens: TokenVerifier | None = None) -> FastAPI:
     """The gateway over ``client``; ``services`` are the ones ``/readyz`` checks."""
     identity_key = load_public_key(keys_dir, IDENTITY_TOKEN_KEY)
     public_keys = [
@@ -68,7 +64,8 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...])
         lifespan=lifespan,
         responses=problems.PROBLEM_RESPONSES,
     )
-    tokens = TokenVerifier(identity_key)
+    # Given when a vote service in this process checks the same tokens: one cache.
+    tokens = tokens or TokenVerifier(identity_key)
     app.state.urne = GatewayState(client=client, tokens=tokens, public_keys=public_keys,
                                   services=services, ballots=BallotDesk(client, tokens))
     problems.install(app)
@@ -86,25 +83,9 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...])
 
     # FastAPI keeps included routers as they are, so a matched route's own ``path`` lacks
     # their prefixes ("/polls/{poll_id}"): label metrics with the full template instead.
-    templates = {id(rc.original_route): rc.path_format for rc in iter_route_contexts(app.routes)}
+    templates = {id(rc.original_route): rc.path_format or ""
+                 for rc in iter_route_contexts(app.routes)}
 
-    @app.middleware("http")
-    async def trace_and_measure(request: Request,
-                                call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        incoming = request.headers.get(TRACE_HEADER, "")
-        trace_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() \
-            else uuid.uuid4().hex
-        request.state.trace_id = trace_id
-        token = trace_id_var.set(trace_id)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            trace_id_var.reset(token)
-        template = templates.get(id(request.scope.get("route")), "unmatched")
-        HTTP_REQUESTS.labels(request.method, template, str(response.status_code)).inc()
-        HTTP_SECONDS.labels(request.method, template).observe(time.perf_counter() - started)
-        response.headers[TRACE_HEADER] = trace_id
-        return response
+    app.add_middleware(TraceAndMeasure, templates=templates)
 
     return app

@@ -1,11 +1,13 @@
-"""Ballot intake: a batch of one shard's stream (ballots and close markers, in order)
-in, replies and events out.
+"""Ballot intake: a batch of the ballot stream (ballots and close markers, each tagged
+with its shard, in order within each shard) in, replies and events out.
 
 Both profiles run this same code: the embedded profile's group commit hands it what
-arrived in the last few milliseconds, a distributed vote worker a batch of one shard
-queue. The caller commits what ``record`` wrote, then sends the replies and publishes
-the events; a 201 therefore means stored. If anything fails, nothing is replied and
-the caller redelivers the batch: every write is idempotent (``domain.admit``).
+arrived in the last few milliseconds (one shard), a distributed vote worker what its
+shard queues delivered since its last batch (one round of reads and one of writes for
+all of it, whatever the number of shards). The caller commits what ``record`` wrote,
+then sends the replies and publishes the events; a 201 therefore means stored. If
+anything fails, nothing is replied and the caller redelivers the batch: every write is
+idempotent (``domain.admit``).
 """
 
 from __future__ import annotations
@@ -93,7 +95,9 @@ class BallotIntake:
     max_ballots: int  # per voter and poll: the first ballot and the revotes
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-    def record(self, items: list[RawEnvelope], shard: int) -> Outcome:
+    def record(self, items: list[RawEnvelope], shard: int | list[int]) -> Outcome:
+        """``shard``: the shard of every item, or of each item."""
+        shards = [shard] * len(items) if isinstance(shard, int) else shard
         replies: list[RawReply | None] = [None] * len(items)
         events: list[RawEnvelope] = []
         recorded: list[RecordedBallot] = []
@@ -103,16 +107,16 @@ class BallotIntake:
         by_index = {c.index: c for c in casts}
         for index, raw in enumerate(items):
             if index in by_index:
-                replies[index] = self._decide(by_index[index], shard, batch, recorded)
+                replies[index] = self._decide(by_index[index], shards[index], batch, recorded)
             elif replies[index] is None:
-                self._marker(raw, shard, batch)
+                self._marker(raw, shards[index], batch)
         self.store.add_ballots(batch.to_write)
         if recorded:
             # Also ballots already stored: their first event may be the one a crash lost.
             events.append(wrap(BallotsRecorded(ballots=recorded), PRODUCER,
                                casts[0].env.trace_id if len(casts) == 1 else None))
-        for poll_id, shards in batch.to_close.items():
-            self.store.close_shards(poll_id, shards)
+        for poll_id, closing in batch.to_close.items():
+            self.store.close_shards(poll_id, closing)
         for poll_id in batch.to_close:
             self._seal_if_complete(poll_id, events)
         return Outcome(replies, events)

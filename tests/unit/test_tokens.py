@@ -171,3 +171,34 @@ def test_issuer_claims(issuer: TokenIssuer) -> None:
     assert claims["iss"] == ISSUER
     assert claims["aud"] == API_AUDIENCE
     assert set(claims) >= {"sub", "role", "iat", "exp", "jti"}
+
+
+def test_a_remembered_token_still_expires(identity_key: SigningKey,
+                                          verifier: TokenVerifier) -> None:
+    expired, exp = TokenIssuer(identity_key, voting_ttl=-5).voting_token("k", "p1")
+    # As if it had been verified (and remembered) while it was still valid:
+    verifier._verified[(VOTE_AUDIENCE, expired)] = {"sub": "k", "poll": "p1", "exp": exp}
+    with pytest.raises(InvalidToken):
+        verifier.voting(expired)
+    assert (VOTE_AUDIENCE, expired) not in verifier._verified
+
+
+def test_a_verified_token_is_remembered(issuer: TokenIssuer, verifier: TokenVerifier,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    token, _ = issuer.voting_token("k", "p1")
+    assert verifier.voting(token).voter_key == "k"
+    monkeypatch.setattr(verifier, "public", None)  # no key: only memory can answer now
+    assert verifier.voting(token).voter_key == "k"
+
+
+def test_a_refused_token_is_not_remembered(identity_key: SigningKey,
+                                           verifier: TokenVerifier) -> None:
+    token = TokenIssuer(identity_key).voting_token("k", "p1")[0]
+    tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    for _ in range(2):
+        with pytest.raises(InvalidToken):
+            verifier.voting(tampered)
+    assert verifier.voting(token).poll_id == "p1"
+    # Remembered per audience: a voting token is still no access token.
+    with pytest.raises(InvalidToken):
+        verifier.access(token)

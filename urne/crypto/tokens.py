@@ -60,15 +60,35 @@ class TokenIssuer:
 
 
 class TokenVerifier:
-    def __init__(self, public: PublicKey):
+    """Checks tokens; remembers the ones it has checked.
+
+    An Ed25519 verification is the costliest step of a ballot (a voter's revotes, and
+    in the embedded profile the gateway and the vote service, present the same token),
+    so a token verified once is remembered, by its exact text, until it expires: the
+    same bytes cannot verify differently, and expiry is checked on every use.
+    """
+
+    def __init__(self, public: PublicKey, remember: int = 100_000):
         self.public = public
+        self.remember = remember
+        self._verified: dict[tuple[str, str], dict[str, Any]] = {}
 
     def _decode(self, token: str, audience: str) -> dict[str, Any]:
+        known = self._verified.get((audience, token))
+        if known is not None:
+            if known["exp"] > time.time():
+                return known
+            del self._verified[(audience, token)]
         try:
-            return jwt.decode(token, self.public.key, algorithms=ALGORITHMS, audience=audience,
-                              issuer=ISSUER, options={"require": ["exp", "iat", "sub", "aud"]})
+            claims = jwt.decode(token, self.public.key, algorithms=ALGORITHMS,
+                                audience=audience, issuer=ISSUER,
+                                options={"require": ["exp", "iat", "sub", "aud"]})
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
+        if len(self._verified) >= self.remember:
+            self._verified.pop(next(iter(self._verified)))  # the oldest
+        self._verified[(audience, token)] = claims
+        return claims
 
     def access(self, token: str) -> AccessClaims:
         claims = self._decode(token, API_AUDIENCE)

@@ -69,14 +69,16 @@ def declare_topology(channel: BlockingChannel, shards: int) -> None:
 
 @dataclass
 class Batch:
-    """What the handler returns for a batch of one shard: a reply per item (None for
-    a close marker) and the events to publish before the ack."""
+    """What the handler returns for a batch: a reply per item (None for a close marker)
+    and the events to publish before the ack."""
 
     replies: list[RawReply | None]
     events: list[RawEnvelope]
 
 
-Handler = Callable[[list[RawEnvelope], int], Batch]
+# (items, the shard of each item): all the worker's shards in one batch, so a busy worker
+# pays one round of store reads and writes per batch, not one per shard.
+Handler = Callable[[list[RawEnvelope], list[int]], Batch]
 
 
 @dataclass
@@ -203,30 +205,25 @@ class ShardWorker:
 
     def _flush(self, consume: BlockingChannel, events: BlockingChannel) -> None:
         batch = self._pending[:self.max_batch]
-        by_shard: dict[int, list[_Delivery]] = {}
-        for d in batch:
-            by_shard.setdefault(d.shard, []).append(d)
-        results = {shard: self.handle([d.body for d in deliveries], shard)
-                   for shard, deliveries in by_shard.items()}  # raises: nothing is sent
+        # If this raises, nothing was sent and nothing acked: the loop retries the batch.
+        result = self.handle([d.body for d in batch], [d.shard for d in batch])
         del self._pending[:len(batch)]
-        for shard, deliveries in by_shard.items():
-            result = results[shard]
-            BALLOT_BATCH_SIZE.observe(len(deliveries))
-            # Events first, confirmed: the tally hears of every stored ballot before
-            # the ballots' messages are acked (a crash in between redelivers them).
-            for env in result.events:
-                events.basic_publish(EVENTS_EXCHANGE, env["type"], json.dumps(env).encode(),
-                                     pika.BasicProperties(content_type="application/json",
-                                                          delivery_mode=2))
-                EVENTS_PUBLISHED.labels("vote", env["type"]).inc()
-            for d, reply in zip(deliveries, result.replies, strict=True):
-                if reply is not None and d.reply_to:
-                    consume.basic_publish(REPLY_EXCHANGE, d.reply_to, json.dumps(reply).encode(),
-                                          pika.BasicProperties(
-                                              content_type="application/json", delivery_mode=1,
-                                              correlation_id=d.correlation_id))
+        BALLOT_BATCH_SIZE.observe(len(batch))
+        # Events first, confirmed: the tally hears of every stored ballot before the
+        # ballots' messages are acked (a crash in between redelivers them).
+        for env in result.events:
+            events.basic_publish(EVENTS_EXCHANGE, env["type"], json.dumps(env).encode(),
+                                 pika.BasicProperties(content_type="application/json",
+                                                      delivery_mode=2))
+            EVENTS_PUBLISHED.labels("vote", env["type"]).inc()
+        for d, reply in zip(batch, result.replies, strict=True):
+            if reply is not None and d.reply_to:
+                consume.basic_publish(REPLY_EXCHANGE, d.reply_to, json.dumps(reply).encode(),
+                                      pika.BasicProperties(content_type="application/json",
+                                                           delivery_mode=1,
+                                                           correlation_id=d.correlation_id))
         consume.basic_ack(max(d.tag for d in batch), multiple=True)
-        self._step_back(consume, set(by_shard))
+        self._step_back(consume, {d.shard for d in batch})
 
     def _step_back(self, channel: BlockingChannel, shards: set[int]) -> None:
         """Leave the shards another live worker owns: ``channel`` has acked everything."""

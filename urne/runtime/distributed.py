@@ -79,8 +79,8 @@ def run_vote_worker() -> None:
     store, session = open_store(VOTE, settings)  # the vote service's keyspace
     intake = VOTE.intake(store, settings, settings.ballot_shards)
 
-    def handle(items: list[RawEnvelope], shard: int) -> Batch:
-        outcome = intake.record(items, shard)
+    def handle(items: list[RawEnvelope], shards: list[int]) -> Batch:
+        outcome = intake.record(items, shards)
         return Batch(outcome.replies, outcome.events)
 
     stop = threading.Event()

@@ -52,6 +52,7 @@ class CloseMarkers:
 @dataclass
 class Embedded:
     bus: EmbeddedBus
+    intake: BallotIntake
     ballots: GroupCommit[RawEnvelope, RawReply | None]
 
     def close(self) -> None:
@@ -77,7 +78,7 @@ def embedded(settings: EmbeddedSettings) -> Embedded:
     assert intake is not None, "no service takes ballots"
     bus = EmbeddedBus(members)
     bus.recover()
-    return Embedded(bus, GroupCommit(_ballot_batches(bus, intake), name="ballots"))
+    return Embedded(bus, intake, GroupCommit(_ballot_batches(bus, intake), name="ballots"))
 
 
 def _ballot_batches(bus: EmbeddedBus, intake: BallotIntake
@@ -94,5 +95,6 @@ def _ballot_batches(bus: EmbeddedBus, intake: BallotIntake
 
 def build_app(settings: EmbeddedSettings) -> FastAPI:
     system = embedded(settings)
+    # The gateway and the vote service check the same voting tokens: one verifier.
     return create_app(EmbeddedClient(system.bus, system.ballots), settings.keys_dir,
-                      services=tuple(SERVICES))
+                      services=tuple(SERVICES), tokens=system.intake.tokens)

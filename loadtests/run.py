@@ -1,0 +1,376 @@
+"""``urne loadtest``: an open-loop ballot load against either profile, measured as a user
+and an operator would measure it, printed as JSON.
+
+    urne loadtest --profile distributed --participants 20000 --rate 400 --duration 30
+    urne loadtest --profile embedded --participants 20000 --rate 600 --duration 30 --json out.json
+    urne loadtest --url http://127.0.0.1:8000 --outbox urne-data/outbox/email.jsonl ...
+
+It starts the system itself (in a temporary folder; its own RabbitMQ virtual host and
+Cassandra keyspaces) unless ``--url`` names a running one on this machine. Steps:
+
+1. participants sign in through the real path (e-mail code, access token, voting token);
+2. ballots are sent on an open-loop schedule (``loadtests/schedule.py``): latency is
+   measured from each request's *scheduled* time, so a backlog shows;
+3. the poll is closed and the signed result awaited;
+4. accepted = stored = counted is checked by id: the distinct ballot ids of every 201
+   against the ballots the vote service stored (the result's ``ballots_received``), and
+   the trackers of each voter's last accepted ballot against the published record.
+
+CPU: the user and system time of every server process (urne's, RabbitMQ's, Cassandra's)
+from ``/proc``, from the first ballot until the result is published, divided by the
+ballots accepted; the load generator's own CPU is reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import aiohttp
+
+from loadtests import cpu
+from loadtests.schedule import Mix, Send, arrival_times, plan
+from loadtests.system import System, start_distributed, start_embedded
+
+ORGANISER = "organiser@urne.example"
+SIGN_IN_CONCURRENCY = 16
+
+
+class Outbox:
+    """Sign-in codes from the development outbox (JSON lines), read incrementally."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.codes = path, 0, {}
+
+    async def code(self, email: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while email not in self.codes:
+            if self.path.exists():
+                with self.path.open("rb") as fh:
+                    fh.seek(self.offset)
+                    for line in fh.readlines():
+                        if line.endswith(b"\n"):
+                            message = json.loads(line)
+                            self.codes[message["to"]] = str(message["code"])
+                            self.offset += len(line)
+            if email in self.codes:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no sign-in code for {email} in {self.path}")
+            await asyncio.sleep(0.01)
+        return self.codes.pop(email)
+
+
+@dataclass
+class Result:
+    status: int
+    body: dict[str, Any]
+    latency: float  # from the scheduled time
+
+
+@dataclass
+class Run:
+    base: str
+    outbox: Outbox
+    session: aiohttp.ClientSession
+    poll_id: str = ""
+    organiser: dict[str, str] = field(default_factory=dict)
+
+    async def post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None,
+                   ) -> tuple[int, dict[str, Any]]:
+        async with self.session.post(self.base + path, json=body, headers=headers) as r:
+            return r.status, await r.json(content_type=None)
+
+    async def get(self, path: str) -> tuple[int, dict[str, Any]]:
+        async with self.session.get(self.base + path) as r:
+            return r.status, await r.json(content_type=None)
+
+    async def sign_in(self, email: str) -> dict[str, str]:
+        status, body = await self.post("/v1/auth/codes", {"email": email})
+        if status != 202:
+            raise RuntimeError(f"code for {email}: {status} {body}")
+        code = await self.outbox.code(email)
+        status, body = await self.post("/v1/auth/tokens", {"email": email, "code": code})
+        if status != 200:
+            raise RuntimeError(f"token for {email}: {status} {body}")
+        return {"Authorization": f"Bearer {body['access_token']}"}
+
+    async def setup(self) -> None:
+        self.organiser = await self.sign_in(ORGANISER)
+        _, c = await self.post("/v1/consultations", {"title": "load test"}, self.organiser)
+        _, p = await self.post(f"/v1/consultations/{c['id']}/polls", {
+            "rules": {"method": "yes_no_abstain", "question": "Load?"}}, self.organiser)
+        self.poll_id = p["id"]
+        status, body = await self.post(f"/v1/polls/{self.poll_id}/open", {}, self.organiser)
+        if status != 200:
+            raise RuntimeError(f"open: {status} {body}")
+
+    async def voting_tokens(self, participants: int, progress: Progress) -> list[str]:
+        run = uuid.uuid4().hex[:8]
+        gate = asyncio.Semaphore(SIGN_IN_CONCURRENCY)
+        tokens: list[str] = [""] * participants
+
+        async def one(i: int) -> None:
+            async with gate:
+                user = await self.sign_in(f"load-{run}-{i}@example.org")
+                status, body = await self.post(f"/v1/polls/{self.poll_id}/voting-token", {},
+                                               user)
+                if status != 201:
+                    raise RuntimeError(f"voting token: {status} {body}")
+                tokens[i] = body["voting_token"]
+                progress.step()
+
+        await asyncio.gather(*(one(i) for i in range(participants)))
+        return tokens
+
+    async def ballots(self, sends: list[Send], tokens: list[str], progress: Progress
+                      ) -> list[Result]:
+        results: list[Result | None] = [None] * len(sends)
+        start = time.perf_counter() + 0.2
+
+        async def fire(i: int, send: Send) -> None:
+            scheduled = start + send.at
+            headers = {"Authorization": f"Bearer {tokens[send.voter]}",
+                       "Idempotency-Key": send.key}
+            try:
+                status, body = await self.post(f"/v1/polls/{self.poll_id}/ballots",
+                                               {"choice": {"answer": send.answer}}, headers)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                status, body = 0, {"code": f"client_{type(exc).__name__}"}
+            results[i] = Result(status, body, time.perf_counter() - scheduled)
+            progress.step()
+
+        tasks = []
+        for i, send in enumerate(sends):
+            delay = start + send.at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(fire(i, send)))
+        await asyncio.gather(*tasks)
+        return [r for r in results if r is not None]
+
+    async def close_and_publish(self, timeout: float = 600) -> dict[str, Any]:
+        status, body = await self.post(f"/v1/polls/{self.poll_id}/close", {}, self.organiser)
+        if status != 200:
+            raise RuntimeError(f"close: {status} {body}")
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = await self.get(f"/v1/audit/polls/{self.poll_id}/result")
+            if status == 200:
+                return body
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no result after {timeout}s: {status} {body}")
+            await asyncio.sleep(0.1)
+
+
+class Progress:
+    """A one-line progress bar on stderr (only on a terminal)."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.done = label, total, 0
+        self.tty = sys.stderr.isatty()
+        self._shown = -1
+
+    def step(self) -> None:
+        self.done += 1
+        percent = self.done * 100 // max(self.total, 1)
+        if self.tty and percent != self._shown:
+            self._shown = percent
+            bar = "#" * (percent // 4)
+            print(f"\r{self.label:<12} [{bar:<25}] {self.done}/{self.total}", end="",
+                  file=sys.stderr, flush=True)
+            if self.done >= self.total:
+                print(file=sys.stderr)
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1]
+
+
+async def broker_confirm_rate(amqp_url: str, messages: int = 5000) -> float:
+    """Persistent messages per second one Python client publishes with pipelined
+    confirms (aio-pika, 256 in flight): the raw building block of the ballot path."""
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(f"urne.bench-{uuid.uuid4().hex[:8]}", durable=True)
+        body = b"x" * 600  # about the size of a ballot message
+        gate = asyncio.Semaphore(256)
+
+        async def publish() -> None:
+            async with gate:
+                await channel.default_exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key=queue.name)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(publish() for _ in range(messages)))
+        rate = messages / (time.perf_counter() - started)
+        await queue.delete(if_unused=False, if_empty=False)
+        return rate
+    finally:
+        await connection.close()
+
+
+def reconcile(sends: list[Send], results: list[Result], result_doc: dict[str, Any],
+              record: dict[str, Any]) -> dict[str, Any]:
+    """accepted = stored = counted, by id."""
+    accepted_ids: set[str] = set()
+    last: dict[int, tuple[int, str]] = {}  # voter -> (sequence, tracker) of the last 201
+    for send, r in zip(sends, results, strict=True):
+        if r.status == 201:
+            accepted_ids.add(r.body["ballot_id"])
+            seq, tracker = r.body["sequence"], r.body["tracker"]
+            if seq >= last.get(send.voter, (0, ""))[0]:
+                last[send.voter] = (seq, tracker)
+    stored = int(result_doc["result"]["ballots_received"])
+    counted = {e["tracker"] for e in record["entries"]}
+    expected = {tracker for _, tracker in last.values()}
+    return {"accepted": len(accepted_ids), "stored": stored, "counted": len(counted),
+            "voters": len(last), "accepted_equals_stored": len(accepted_ids) == stored,
+            "counted_trackers_equal_last_accepted": counted == expected}
+
+
+async def measure(args: argparse.Namespace, system: System | None) -> dict[str, Any]:
+    base = args.url or (system.base if system else "")
+    outbox = Outbox(args.outbox if args.url else system.outbox)  # type: ignore[union-attr]
+    connector = aiohttp.TCPConnector(limit=args.connections)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        run = Run(base, outbox, session)
+        await run.setup()
+        servers = cpu.servers()
+        if system is not None:  # this run's urne processes, and the servers it uses
+            shared = ("rabbitmq", "cassandra") if system.profile == "distributed" else ()
+            servers = [p for p in servers if p.pid in system.pids or p.role in shared]
+        me = os.getpid()
+
+        before_signin = cpu.snapshot(servers)
+        tokens = await run.voting_tokens(args.participants,
+                                         Progress("sign-in", args.participants))
+        signin_cpu = cpu.spent(before_signin, cpu.snapshot(servers))
+
+        confirm_rate = None
+        if system is not None and system.profile == "distributed" and system.vhost:
+            confirm_rate = await broker_confirm_rate(
+                f"amqp://guest:guest@127.0.0.1:5672/{system.vhost}")
+
+        times = arrival_times(args.rate, args.duration, args.surge_rate or 0.0,
+                              args.surge_seconds, __import__("random").Random(args.seed))
+        sends = plan(args.participants, times, Mix(args.revotes, args.invalid,
+                                                   args.duplicates), args.seed)
+        before = cpu.snapshot(servers)
+        client_before = cpu.cpu_seconds(me)
+        started = time.perf_counter()
+        results = await run.ballots(sends, tokens, Progress("ballots", len(sends)))
+        sent_seconds = time.perf_counter() - started
+        intake_cpu = cpu.spent(before, cpu.snapshot(servers))
+        client_cpu = cpu.cpu_seconds(me) - client_before
+        result_doc = await run.close_and_publish()
+        total_cpu = cpu.spent(before, cpu.snapshot(servers))
+        _, record = await run.get(f"/v1/audit/polls/{run.poll_id}/record")
+
+    accepted = [r for r in results if r.status == 201]
+    latencies = [r.latency * 1000 for r in accepted]
+    check = reconcile(sends, results, result_doc, record)
+    n = max(check["accepted"], 1)
+    rejected = Counter(str(r.body.get("code", r.status)) for r in results if r.status != 201)
+    return {
+        "benchmark": "urne_loadtest",
+        "profile": system.profile if system else "running",
+        "participants": args.participants, "rate": args.rate, "duration_s": args.duration,
+        "surge_rate": args.surge_rate, "surge_seconds": args.surge_seconds,
+        "requests": len(sends), "kinds": dict(Counter(s.kind for s in sends)),
+        **check,
+        "rejected": dict(rejected),
+        "ballots_per_s": round(len(accepted) / sent_seconds, 1),
+        "p50_ms": round(quantile(latencies, 0.50), 1),
+        "p95_ms": round(quantile(latencies, 0.95), 1),
+        "p99_ms": round(quantile(latencies, 0.99), 1),
+        "tally_lag_p99_s": None,  # live counting comes with the counting issue
+        "cpu_ms_per_ballot": round(sum(total_cpu.values()) * 1000 / n, 3),
+        "cpu_ms_per_ballot_intake": round(sum(intake_cpu.values()) * 1000 / n, 3),
+        "cpu_ms_per_ballot_by_process": {k: round(v * 1000 / n, 3)
+                                         for k, v in total_cpu.items()},
+        "cpu_ms_per_signin": round(sum(signin_cpu.values()) * 1000
+                                   / max(args.participants, 1), 3),
+        "client_cpu_ms_per_request": round(client_cpu * 1000 / max(len(sends), 1), 3),
+        "broker_confirm_rate": round(confirm_rate, 1) if confirm_rate else None,
+        "ratio": round(len(accepted) / sent_seconds / confirm_rate, 3) if confirm_rate else None,
+    }
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="urne loadtest", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", choices=("embedded", "distributed"), default="embedded")
+    p.add_argument("--participants", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=100.0, help="ballots per second (Poisson)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
+    p.add_argument("--surge-rate", type=float, default=None,
+                   help="rate during the last --surge-seconds (a deadline surge)")
+    p.add_argument("--surge-seconds", type=float, default=0.0)
+    p.add_argument("--deadline-surge", action="store_true",
+                   help="half the ballots in the last tenth of the time")
+    p.add_argument("--revotes", type=float, default=0.10)
+    p.add_argument("--invalid", type=float, default=0.02)
+    p.add_argument("--duplicates", type=float, default=0.02)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--connections", type=int, default=256, help="HTTP connections at most")
+    p.add_argument("--vote-workers", type=int, default=2, help="distributed: vote workers")
+    p.add_argument("--shards", type=int, default=16, help="distributed: ballot shards")
+    p.add_argument("--url", help="a running urne on this machine (else one is started)")
+    p.add_argument("--outbox", type=Path, help="with --url: its development e-mail outbox")
+    p.add_argument("--json", type=Path, help="also write the report to this file")
+    args = p.parse_args(argv)
+    if args.deadline_surge:
+        args.surge_seconds = args.duration / 10
+        args.surge_rate = args.rate * 9  # as many ballots in the last tenth as before it
+    if args.url:
+        if urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+            p.error("load is only sent to this machine (loopback)")
+        if not args.outbox:
+            p.error("--url needs --outbox (sign-in codes of the development mailer)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    system = None
+    if not args.url:
+        workdir = Path(tempfile.mkdtemp(prefix="urne-loadtest-"))
+        system = (start_distributed(workdir, args.vote_workers, args.shards)
+                  if args.profile == "distributed" else start_embedded(workdir))
+    try:
+        report = asyncio.run(measure(args, system))
+    finally:
+        if system:
+            system.stop()
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    ok = report["accepted_equals_stored"] and report["counted_trackers_equal_last_accepted"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Start urne on this machine for a benchmark: the embedded profile (one process), or
+the distributed one (four services, vote workers and a gateway, on the RabbitMQ and
+Cassandra that ``infra/`` starts), each run in its own RabbitMQ virtual host and
+Cassandra keyspaces, removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+MANAGEMENT = "http://127.0.0.1:15672/api"
+GUEST = ("guest", "guest")
+SERVICES = ("identity", "proposal", "vote", "tally")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class System:
+    profile: str
+    base: str
+    outbox: Path
+    workdir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    vhost: str | None = None
+    keyspace_prefix: str | None = None
+
+    @property
+    def pids(self) -> set[int]:
+        return {p.pid for p in self.processes.values()}
+
+    def stop(self) -> None:
+        for p in self.processes.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.processes.values():
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if self.vhost:
+            httpx.delete(f"{MANAGEMENT}/vhosts/{self.vhost}", auth=GUEST, timeout=30)
+        if self.keyspace_prefix:
+            _drop_keyspaces(self.keyspace_prefix)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _start(system: System, name: str, args: list[str], env: dict[str, str]) -> None:
+    log = open(system.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+    system.processes[name] = subprocess.Popen(
+        [sys.executable, "-m", "urne", *args], env={**os.environ, **env}, cwd=ROOT,
+        stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_ready(system: System, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, p in system.processes.items():
+            if p.poll() is not None:
+                tail = (system.workdir / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} exited with {p.returncode}:\n{tail}")
+        try:
+            if httpx.get(f"{system.base}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{system.base} not ready after {timeout}s")
+
+
+def start_embedded(workdir: Path) -> System:
+    port = free_port()
+    system = System("embedded", f"http://127.0.0.1:{port}", workdir / "data" / "outbox" /
+                    "email.jsonl", workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    _start(system, "urne-up", ["up", "--port", str(port), "--data-dir", str(workdir / "data")],
+           {"URNE_ENVIRONMENT": "test", "URNE_LOG_LEVEL": "WARNING"})
+    _wait_ready(system)
+    return system
+
+
+def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16) -> System:
+    from urne.crypto.keys import generate_keys
+
+    run = uuid.uuid4().hex[:8]
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    system = System("distributed", f"http://127.0.0.1:{port}", workdir / "outbox" /
+                    "email.jsonl", workdir, vhost=f"urne-load-{run}",
+                    keyspace_prefix=f"load_{run}_")
+    httpx.put(f"{MANAGEMENT}/vhosts/{system.vhost}", auth=GUEST, timeout=30).raise_for_status()
+    httpx.put(f"{MANAGEMENT}/permissions/{system.vhost}/guest", auth=GUEST, timeout=30,
+              json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    generate_keys(workdir / "keys")
+    env = {
+        "URNE_ENVIRONMENT": "test", "URNE_LOG_LEVEL": "WARNING",
+        "URNE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{system.vhost}",
+        "URNE_CASSANDRA_KEYSPACE_PREFIX": system.keyspace_prefix or "",
+        "URNE_KEYS_DIR": str(workdir / "keys"), "URNE_OUTBOX_DIR": str(workdir / "outbox"),
+        "URNE_PORT": str(port), "URNE_BALLOT_SHARDS": str(shards),
+    }
+    try:
+        for name in SERVICES:
+            _start(system, name, ["service", name], env)
+        for i in range(vote_workers):
+            _start(system, f"vote-worker-{i + 1}", ["vote-worker"], env)
+        _start(system, "gateway", ["gateway"], env)
+        _wait_ready(system)
+    except BaseException:
+        system.stop()
+        raise
+    return system
+
+
+def _drop_keyspaces(prefix: str) -> None:
+    from urne.platform.settings import StoreSettings
+    from urne.storage.cassandra import connect
+
+    session = connect(StoreSettings())
+    try:
+        for name in SERVICES:
+            session.execute(f"DROP KEYSPACE IF EXISTS {prefix}{name}", timeout=60)
+    finally:
+        session.cluster.shutdown()
