@@ -79,6 +79,11 @@ class _Batch:
             self.boxes[poll_id] = self.store.ballot_box(poll_id)
         return self.boxes[poll_id]
 
+    def known(self, boxes: dict[str, BallotBox]) -> None:
+        """Boxes whose rules an earlier batch read: rules never change once set."""
+        for poll_id, box in boxes.items():
+            self.boxes.setdefault(poll_id, box)
+
     def closed_shards(self, poll_id: str) -> set[int]:
         # Read once per batch, never cached across batches: after a shard moved to
         # another worker and back, only the store knows what was closed meanwhile.
@@ -94,6 +99,8 @@ class BallotIntake:
     shards: int  # how many shards the ballot stream is split into (1 when embedded)
     max_ballots: int  # per voter and poll: the first ballot and the revotes
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Ballot boxes with their rules, kept across batches: rules are frozen once set.
+    _open_boxes: dict[str, BallotBox] = field(default_factory=dict)
 
     def record(self, items: list[RawEnvelope], shard: int | list[int]) -> Outcome:
         """``shard``: the shard of every item, or of each item."""
@@ -102,6 +109,7 @@ class BallotIntake:
         events: list[RawEnvelope] = []
         recorded: list[RecordedBallot] = []
         batch = _Batch(self.store)
+        batch.known(self._open_boxes)
         casts = self._parse(items, replies)
         self._load_voters(casts, batch)
         by_index = {c.index: c for c in casts}
@@ -110,6 +118,8 @@ class BallotIntake:
                 replies[index] = self._decide(by_index[index], shards[index], batch, recorded)
             elif replies[index] is None:
                 self._marker(raw, shards[index], batch)
+        self._open_boxes.update({p: b for p, b in batch.boxes.items()
+                                 if b is not None and b.rules is not None})
         self.store.add_ballots(batch.to_write)
         if recorded:
             # Also ballots already stored: their first event may be the one a crash lost.

@@ -49,9 +49,12 @@ class AmqpRpcClient:
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._exchange = await channel.declare_exchange(RPC_EXCHANGE, aio_pika.ExchangeType.TOPIC,
                                                         durable=True)
-        # The vote workers bind their shard queues to it; until one has, a ballot is
-        # returned unroutable (mandatory) and answered 503.
-        self._ballots = await channel.declare_exchange(BALLOTS_EXCHANGE, BALLOTS_EXCHANGE_TYPE,
+        # Ballots on a channel of their own, without publisher confirms: a ballot's 201
+        # comes from the worker after its commit, so a confirm would prove nothing more
+        # and cost a round trip per ballot. One lost on the way is answered 503 when the
+        # wait runs out (the vote service declares the shard queues when it starts).
+        ballots = await self._connection.channel(publisher_confirms=False)
+        self._ballots = await ballots.declare_exchange(BALLOTS_EXCHANGE, BALLOTS_EXCHANGE_TYPE,
                                                        durable=True)
         queue = await channel.declare_queue(f"rpc.reply-gateway-{self.reply_key}",
                                             exclusive=True, auto_delete=True)
@@ -117,9 +120,7 @@ class AmqpRpcClient:
             headers={"urne.trace_id": str(envelope.get("trace_id", ""))},
         )
         try:
-            # mandatory: no shard queue bound (no vote worker ever started) is a fast 503.
-            await self._ballots.publish(message, routing_key=voter_key, mandatory=True,
-                                        timeout=timeout)
+            await self._ballots.publish(message, routing_key=voter_key, timeout=timeout)
             return await asyncio.wait_for(future, timeout)
         except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
             raise RpcUnavailable(f"ballot intake: {type(exc).__name__}") from exc

@@ -42,7 +42,7 @@ from cassandra.cluster import (
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import PreparedStatement, SimpleStatement
+from cassandra.query import PreparedStatement, SimpleStatement, named_tuple_factory
 
 from urne.platform.errors import DomainError
 from urne.platform.logging import log_fields
@@ -130,6 +130,28 @@ def connection_class() -> type | None:
     return None
 
 
+@functools.lru_cache(maxsize=512)
+def _row_class(colnames: tuple[str, ...]) -> Any:
+    # The driver's own factory on one dummy row builds the class (same cleaned names,
+    # same fallbacks); we keep the class.
+    probe = named_tuple_factory(list(colnames), [tuple(None for _ in colnames)])
+    return type(probe[0])
+
+
+def cached_named_tuple_factory(colnames: list[str], rows: list[Any]) -> list[Any]:
+    """The driver's default rows (named tuples, same names), without building a new
+    namedtuple class for every result: that alone cost more than the read."""
+    row = _row_class(tuple(colnames))
+    return [row(*r) for r in rows]
+
+
+def applied(result: Any) -> bool:
+    """Whether a lightweight transaction (``IF NOT EXISTS``...) was applied: its first
+    column, ``[applied]`` (the driver's ``was_applied`` accepts only its own factories)."""
+    row = result.one()
+    return bool(row[0]) if row is not None else False
+
+
 def connect(settings: StoreSettings) -> Session:
     """A connected session; the caller ends it with ``session.cluster.shutdown()``."""
     profile = ExecutionProfile(
@@ -137,6 +159,7 @@ def connect(settings: StoreSettings) -> Session:
         consistency_level=ConsistencyLevel.LOCAL_QUORUM,
         serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
         request_timeout=REQUEST_TIMEOUT,
+        row_factory=cached_named_tuple_factory,
     )
     kwargs: dict[str, Any] = {}
     if (cls := connection_class()) is not None:

@@ -11,7 +11,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 
 from urne.counting.rules import rules_adapter
 from urne.services.tally.domain import StoredBallot, TallySheet
-from urne.storage.cassandra import count_buckets, guarded, ping, scan_buckets, utc
+from urne.storage.cassandra import applied, count_buckets, guarded, ping, scan_buckets, utc
 
 # Same storage layout as the vote service's ballots (16 partitions per poll, by the
 # first 32 bits of the voter key), but computed here: the tally must not import the
@@ -75,7 +75,7 @@ class CassandraTallyStore:
 
     @guarded
     def save_result(self, poll_id: str, signed: dict[str, Any]) -> bool:
-        return bool(self.s.execute(self._save_result, (poll_id, json.dumps(signed))).was_applied)
+        return applied(self.s.execute(self._save_result, (poll_id, json.dumps(signed))))
 
     @guarded
     def result(self, poll_id: str) -> dict[str, Any] | None:

@@ -23,9 +23,11 @@ from urne.services.vote.domain import (
     Seal,
     enumeration_bucket,
 )
-from urne.storage.cassandra import guard, guarded, ping, scan_buckets, utc
+from urne.storage.cassandra import applied, guard, guarded, ping, scan_buckets, utc
 
 CONCURRENCY = 128  # requests in flight per batch
+# Voters per read: a multi-partition IN is a coordinator's fan-out, so it stays small.
+VOTERS_PER_READ = 32
 
 
 class CassandraVoteStore:
@@ -36,7 +38,10 @@ class CassandraVoteStore:
         self._save_box = p(f"INSERT INTO {ks}.ballot_boxes (poll_id, rules, rules_hash, status) "
                            "VALUES (?, ?, ?, ?)")
         self._box = p(f"SELECT * FROM {ks}.ballot_boxes WHERE poll_id = ?")
-        self._voter = p(f"SELECT * FROM {ks}.voter_ballots WHERE poll_id = ? AND voter_key = ?")
+        # One request for many voters' partitions (a batch's voters): the Python driver's
+        # cost is per request, far more than per row.
+        self._voters = p(f"SELECT * FROM {ks}.voter_ballots WHERE poll_id = ? "
+                         "AND voter_key IN ?")
         self._add = p(
             f"INSERT INTO {ks}.voter_ballots (poll_id, voter_key, sequence, ballot_id, tracker, "
             "choice, channel, recorded_at, idempotency_key, request_digest) "
@@ -50,7 +55,7 @@ class CassandraVoteStore:
         # markers together both seal, and both publish the seal stored first.
         self._save_seal = p(f"INSERT INTO {ks}.seals (poll_id, ballots_recorded, ballots_digest, "
                             "sealed_at) VALUES (?, ?, ?, ?) IF NOT EXISTS")
-        for stmt in (self._save_box, self._box, self._voter, self._add, self._add_id, self._ids,
+        for stmt in (self._save_box, self._box, self._voters, self._add, self._add_id, self._ids,
                      self._closed, self._close):
             stmt.is_idempotent = True
 
@@ -69,9 +74,11 @@ class CassandraVoteStore:
 
     @guarded
     def ballots_of(self, poll_id: str, voter_keys: Iterable[str]) -> dict[str, list[Ballot]]:
-        results = execute_concurrent_with_args(
-            self.s, self._voter, [(poll_id, key) for key in voter_keys],
-            concurrency=CONCURRENCY, raise_on_first_error=True)
+        keys = list(voter_keys)
+        chunks = [(poll_id, keys[i:i + VOTERS_PER_READ])
+                  for i in range(0, len(keys), VOTERS_PER_READ)]
+        results = execute_concurrent_with_args(self.s, self._voters, chunks,
+                                               concurrency=CONCURRENCY, raise_on_first_error=True)
         found: dict[str, list[Ballot]] = {}
         for _, rows in results:
             for r in rows:
@@ -106,7 +113,7 @@ class CassandraVoteStore:
     def save_seal(self, seal: Seal) -> Seal:
         result = self.s.execute(self._save_seal, (seal.poll_id, seal.ballots_recorded,
                                                   seal.ballots_digest, seal.sealed_at))
-        if result.was_applied:
+        if applied(result):
             return seal
         row = result.one()  # the seal another worker stored first
         return Seal(seal.poll_id, row.ballots_recorded, row.ballots_digest, utc(row.sealed_at))
