@@ -31,18 +31,21 @@ def role_of(cmdline: list[str]) -> str | None:
         return "rabbitmq"
     if "CassandraDaemon" in joined:
         return "cassandra"
-    args = cmdline[1:]
-    for i, arg in enumerate(args):
-        if arg.endswith("/urne") or (arg == "-m" and args[i + 1:i + 2] == ["urne"]):
-            rest = args[i + 1:] if arg.endswith("/urne") else args[i + 2:]
-            if rest[:1] == ["service"] and len(rest) > 1:
-                return f"service:{rest[1]}"
-            return rest[0] if rest else None
-    if cmdline and cmdline[0].endswith("/urne"):
-        rest = cmdline[1:]
-        if rest[:1] == ["service"] and len(rest) > 1:
-            return f"service:{rest[1]}"
-        return rest[0] if rest else None
+    args = _urne_arguments(cmdline)
+    if not args:
+        return None
+    if args[0] == "service" and len(args) > 1:
+        return f"service:{args[1]}"
+    return args[0]
+
+
+def _urne_arguments(cmdline: list[str]) -> list[str] | None:
+    """What follows ``urne`` (the console script, or ``python -m urne``), if it is urne."""
+    for i, arg in enumerate(cmdline):
+        if arg == "urne" or arg.endswith("/urne"):
+            return cmdline[i + 1:]
+        if arg == "-m" and cmdline[i + 1:i + 2] == ["urne"]:
+            return cmdline[i + 2:]
     return None
 
 

@@ -52,7 +52,8 @@ class Outbox:
     """Sign-in codes from the development outbox (JSON lines), read incrementally."""
 
     def __init__(self, path: Path):
-        self.path, self.offset, self.codes = path, 0, {}
+        self.path, self.offset = path, 0
+        self.codes: dict[str, str] = {}
 
     async def code(self, email: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout

@@ -39,7 +39,8 @@ def arrival_times(rate: float, duration: float, surge_rate: float, surge_seconds
                   rng: random.Random) -> list[float]:
     """Poisson arrivals at ``rate`` over ``duration`` seconds, at ``surge_rate`` instead
     during its last ``surge_seconds`` (a deadline surge)."""
-    times, t = [], 0.0
+    times: list[float] = []
+    t = 0.0
     surge_from = duration - surge_seconds if surge_seconds > 0 else duration
     while True:
         current = surge_rate if t >= surge_from and surge_rate > 0 else rate
@@ -77,12 +78,12 @@ def plan(participants: int, times: list[float], mix: Mix, seed: int = 7) -> list
                               replay_of=index))
             continue
         roll -= mix.duplicates
-        voter = None if roll < mix.revotes and voted else next(fresh, None)
-        if voter is None:  # a revote, or everyone has voted once already
+        chosen = None if roll < mix.revotes and voted else next(fresh, None)
+        if chosen is None:  # a revote, or everyone has voted once already
             if not voted:
                 continue
             sends.append(Send(at, rng.choice(voted), "revote", answer(), uuid.uuid4().hex))
         else:
-            voted.append(voter)
-            sends.append(Send(at, voter, "first", answer(), uuid.uuid4().hex))
+            voted.append(chosen)
+            sends.append(Send(at, chosen, "first", answer(), uuid.uuid4().hex))
     return sends

@@ -102,6 +102,26 @@ def migrate(
         session.cluster.shutdown()
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                "help_option_names": []})
+def loadtest(ctx: typer.Context) -> None:
+    """Open-loop ballot load against either profile; prints JSON (see --help)."""
+    import sys
+
+    import urne
+
+    # The benchmark lives in the checkout's loadtests/, beside urne/; not in a wheel.
+    checkout = Path(urne.__file__).resolve().parents[1]
+    if (checkout / "loadtests" / "run.py").exists() and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    try:
+        from loadtests.run import main as run_loadtest
+    except ImportError as exc:
+        raise typer.BadParameter("urne loadtest runs from a checkout of urne (loadtests/ is "
+                                 "not installed with the package)") from exc
+    raise typer.Exit(run_loadtest(ctx.args))
+
+
 @keys_app.command("generate")
 def keys_generate(
     keys_dir: Annotated[Path, typer.Argument(help="Folder for the PEM files.")] = Path(

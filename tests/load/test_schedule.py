@@ -1,0 +1,74 @@
+"""The load test's plan and its CPU accounting (the benchmark itself runs in
+test_loadtest.py): what it sends must be what it claims to send."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from loadtests.cpu import role_of
+from loadtests.schedule import ANSWERS, Mix, arrival_times, plan
+
+pytestmark = pytest.mark.unit
+
+
+def test_arrivals_follow_the_rate_and_the_surge() -> None:
+    steady = arrival_times(100, 60, 0, 0, random.Random(1))
+    assert 5400 < len(steady) < 6600  # Poisson around rate x duration
+    assert steady == sorted(steady) and steady[0] > 0 and steady[-1] < 60
+    surge = arrival_times(100, 60, 900, 6, random.Random(1))
+    last_tenth = [t for t in surge if t >= 54]
+    # "Half the ballots in the last tenth": 900/s for 6 s against 100/s for 54 s.
+    assert 0.4 < len(last_tenth) / len(surge) < 0.6
+
+
+def test_the_mix_is_first_ballots_revotes_invalid_and_true_duplicates() -> None:
+    times = arrival_times(200, 30, 0, 0, random.Random(2))
+    sends = plan(10_000, times, Mix(revotes=0.1, invalid=0.02, duplicates=0.02), seed=3)
+    assert [s.at for s in sends] == times[:len(sends)]
+    kinds = {k: sum(s.kind == k for s in sends) / len(sends)
+             for k in ("first", "revote", "invalid", "duplicate")}
+    assert 0.07 < kinds["revote"] < 0.13 and 0.01 < kinds["invalid"] < 0.04
+    assert 0.01 < kinds["duplicate"] < 0.04 and kinds["first"] > 0.8
+    firsts = [s.voter for s in sends if s.kind == "first"]
+    assert len(firsts) == len(set(firsts)) and all(0 <= v < 10_000 for v in firsts)
+    voted_at = {s.voter: s.at for s in sends if s.kind == "first"}
+    for i, s in enumerate(sends):
+        if s.kind == "revote":
+            assert voted_at[s.voter] < s.at and s.answer in ANSWERS
+        elif s.kind == "invalid":
+            assert s.answer not in ANSWERS
+        elif s.kind == "duplicate":
+            original = sends[s.replay_of]  # type: ignore[index]
+            assert s.replay_of < i and original.kind in ("first", "revote")
+            assert (s.voter, s.answer, s.key) == (original.voter, original.answer, original.key)
+    assert len({s.key for s in sends if s.kind != "duplicate"}) == sum(
+        s.kind != "duplicate" for s in sends)
+
+
+def test_when_everyone_has_voted_the_rest_are_revotes() -> None:
+    sends = plan(10, arrival_times(100, 2, 0, 0, random.Random(4)), Mix(0, 0, 0))
+    assert sum(s.kind == "first" for s in sends) == 10
+    assert all(s.kind == "revote" for s in sends[10:])
+
+
+def test_answers_are_zipf_distributed() -> None:
+    sends = plan(50_000, arrival_times(1000, 40, 0, 0, random.Random(5)), Mix(0, 0, 0))
+    share = {a: sum(s.answer == a for s in sends) / len(sends) for a in ANSWERS}
+    # Weights 1, 1/2, 1/3: about 55 %, 27 %, 18 %.
+    assert 0.52 < share["yes"] < 0.58 and 0.25 < share["no"] < 0.30
+
+
+@pytest.mark.parametrize(("cmdline", "role"), [
+    (["/usr/lib/erlang/erts-12/bin/beam.smp", "-W", "w", "--", "-s", "rabbit", "boot"],
+     "rabbitmq"),
+    (["java", "-Xmx768m", "org.apache.cassandra.service.CassandraDaemon"], "cassandra"),
+    (["/w/.venv/bin/python", "-m", "urne", "service", "vote"], "service:vote"),
+    (["/w/.venv/bin/python3", "/w/.venv/bin/urne", "vote-worker"], "vote-worker"),
+    (["/w/.venv/bin/python", "-m", "urne", "up", "--port", "1"], "up"),
+    (["/w/.venv/bin/python", "-m", "pytest"], None),
+    (["bash", "-c", "echo urne"], None),
+])
+def test_server_processes_are_recognised(cmdline: list[str], role: str | None) -> None:
+    assert role_of(cmdline) == role
