@@ -108,8 +108,9 @@ class Run:
             raise RuntimeError(f"token for {email}: {status} {body}")
         return {"Authorization": f"Bearer {body['access_token']}"}
 
-    async def setup(self) -> None:
-        self.organiser = await self.sign_in(ORGANISER)
+    async def setup(self, organiser: dict[str, str] | None = None) -> None:
+        """A consultation with an open poll; ``organiser``: headers of a signed-in one."""
+        self.organiser = organiser or await self.sign_in(ORGANISER)
         _, c = await self.post("/v1/consultations", {"title": "load test"}, self.organiser)
         _, p = await self.post(f"/v1/consultations/{c['id']}/polls", {
             "rules": {"method": "yes_no_abstain", "question": "Load?"}}, self.organiser)

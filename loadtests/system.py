@@ -40,6 +40,17 @@ class System:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     vhost: str | None = None
     keyspace_prefix: str | None = None
+    bases: list[str] = field(default_factory=list)  # every gateway
+    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
+
+    def restart(self, name: str) -> None:
+        """Start ``name`` again (after a test killed or stopped it)."""
+        old = self.processes[name]
+        if old.poll() is None:
+            old.kill()
+            old.wait()
+        args, env = self.commands[name]
+        _start(self, name, args, env)
 
     @property
     def pids(self) -> set[int]:
@@ -58,10 +69,14 @@ class System:
             httpx.delete(f"{MANAGEMENT}/vhosts/{self.vhost}", auth=GUEST, timeout=30)
         if self.keyspace_prefix:
             _drop_keyspaces(self.keyspace_prefix)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if os.environ.get("URNE_KEEP_LOGS"):  # to read the processes' logs afterwards
+            print(f"logs kept in {self.workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _start(system: System, name: str, args: list[str], env: dict[str, str]) -> None:
+    system.commands[name] = (args, env)
     log = open(system.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
     system.processes[name] = subprocess.Popen(
         [sys.executable, "-m", "urne", *args], env={**os.environ, **env}, cwd=ROOT,
@@ -70,18 +85,22 @@ def _start(system: System, name: str, args: list[str], env: dict[str, str]) -> N
 
 def _wait_ready(system: System, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
+    waiting = list(system.bases or [system.base])
     while time.monotonic() < deadline:
         for name, p in system.processes.items():
             if p.poll() is not None:
                 tail = (system.workdir / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{name} exited with {p.returncode}:\n{tail}")
         try:
-            if httpx.get(f"{system.base}/readyz", timeout=5).status_code == 200:
-                return
+            if httpx.get(f"{waiting[0]}/readyz", timeout=5).status_code == 200:
+                waiting.pop(0)
+                if not waiting:
+                    return
+                continue
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"{system.base} not ready after {timeout}s")
+    raise RuntimeError(f"{waiting[0]} not ready after {timeout}s")
 
 
 def start_embedded(workdir: Path) -> System:
@@ -91,11 +110,13 @@ def start_embedded(workdir: Path) -> System:
     workdir.mkdir(parents=True, exist_ok=True)
     _start(system, "urne-up", ["up", "--port", str(port), "--data-dir", str(workdir / "data")],
            {"URNE_ENVIRONMENT": "test", "URNE_LOG_LEVEL": "WARNING"})
+    system.bases.append(system.base)
     _wait_ready(system)
     return system
 
 
-def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16) -> System:
+def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16,
+                      gateways: int = 1, env: dict[str, str] | None = None) -> System:
     from urne.crypto.keys import generate_keys
 
     run = uuid.uuid4().hex[:8]
@@ -109,6 +130,7 @@ def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16) ->
               json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
     generate_keys(workdir / "keys")
     env = {
+        **(env or {}),
         "URNE_ENVIRONMENT": "test", "URNE_LOG_LEVEL": "WARNING",
         "URNE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{system.vhost}",
         "URNE_CASSANDRA_KEYSPACE_PREFIX": system.keyspace_prefix or "",
@@ -121,6 +143,11 @@ def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16) ->
         for i in range(vote_workers):
             _start(system, f"vote-worker-{i + 1}", ["vote-worker"], env)
         _start(system, "gateway", ["gateway"], env)
+        system.bases.append(system.base)
+        for i in range(1, gateways):
+            other = free_port()
+            _start(system, f"gateway-{i + 1}", ["gateway"], {**env, "URNE_PORT": str(other)})
+            system.bases.append(f"http://127.0.0.1:{other}")
         _wait_ready(system)
     except BaseException:
         system.stop()

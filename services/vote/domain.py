@@ -109,8 +109,14 @@ def admit(poll_id: str, voter_key: str, stored: list[Ballot], request: Request,
     return Admitted(Ballot(
         poll_id=poll_id, voter_key=voter_key, sequence=sequence, ballot_id=request.ballot_id,
         tracker=request.tracker, choice=request.choice, channel=request.channel,
-        recorded_at=request.received_at, idempotency_key=request.idempotency_key,
-        request_digest=request.digest), new=True)
+        recorded_at=to_millisecond(request.received_at),
+        idempotency_key=request.idempotency_key, request_digest=request.digest), new=True)
+
+
+def to_millisecond(t: datetime) -> datetime:
+    """What every store keeps of a time (Cassandra: milliseconds), so a receipt read back
+    from the store is the receipt first given."""
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 def enumeration_bucket(voter_key: str) -> int:

@@ -311,3 +311,12 @@ def test_admission_keeps_sequences_dense_and_retries_stable(
     keys = [b.idempotency_key for b in stored if b.idempotency_key]
     assert len(keys) == len(set(keys))  # a key names one ballot
     assert len({b.ballot_id for b in stored}) == len(stored)
+
+
+def test_a_receipt_is_the_same_read_back_from_a_store_that_keeps_milliseconds(
+        vote: Vote, clock: Clock) -> None:
+    vote.open("p1")
+    clock.now = clock.now.replace(microsecond=123_456)
+    first = receipt(vote.record(vote.ballot("p1", YES, key="k")).replies[0])
+    assert first["recorded_at"] == clock.now.strftime("%Y-%m-%dT%H:%M:%S.123000Z")
+    assert receipt(vote.record(vote.ballot("p1", YES, key="k")).replies[0]) == first

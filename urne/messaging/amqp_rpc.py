@@ -19,6 +19,7 @@ import uuid
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
 from urne.messaging.ballot_stream import BALLOTS_EXCHANGE, BALLOTS_EXCHANGE_TYPE
@@ -31,6 +32,14 @@ RPC_EXCHANGE = "nameko-rpc"
 
 class RpcUnavailable(Exception):
     pass
+
+
+# What "the broker is not answering now" looks like from aio-pika: while the robust
+# connection is reconnecting, a publish on its channel raises ChannelInvalidStateError
+# (a RuntimeError, not an AMQPError). All of these are a 503, never a 500.
+BROKER_DOWN: tuple[type[BaseException], ...] = (
+    TimeoutError, ConnectionError, aio_pika.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError)
 
 
 class AmqpRpcClient:
@@ -92,7 +101,7 @@ class AmqpRpcClient:
             await self._exchange.publish(message, routing_key=f"{service}.handle",
                                          mandatory=True, timeout=timeout)
             body = await asyncio.wait_for(future, timeout)
-        except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
+        except BROKER_DOWN as exc:
             raise RpcUnavailable(f"{service}: {type(exc).__name__}") from exc
         finally:
             self._pending.pop(correlation_id, None)
@@ -122,7 +131,7 @@ class AmqpRpcClient:
         try:
             await self._ballots.publish(message, routing_key=voter_key, timeout=timeout)
             return await asyncio.wait_for(future, timeout)
-        except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
+        except BROKER_DOWN as exc:
             raise RpcUnavailable(f"ballot intake: {type(exc).__name__}") from exc
         finally:
             self._pending.pop(correlation_id, None)

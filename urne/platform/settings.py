@@ -65,6 +65,9 @@ class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings):
     # urne vote-worker: deliveries in flight per shard consumer, and ballots per batch.
     vote_worker_prefetch: int = Field(default=500, ge=1, le=10_000)
     vote_worker_batch: int = Field(default=500, ge=1, le=10_000)
+    # AMQP heartbeat of a vote worker: a worker that stops answering (paused, cut off)
+    # loses its shards to another after about twice this.
+    vote_worker_heartbeat_seconds: int = Field(default=10, ge=1, le=600)
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> ServiceSettings:

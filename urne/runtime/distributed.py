@@ -89,7 +89,8 @@ def run_vote_worker() -> None:
     try:
         ShardWorker(settings.amqp_url, settings.ballot_shards, handle,
                     prefetch=settings.vote_worker_prefetch,
-                    max_batch=settings.vote_worker_batch).run(stop)
+                    max_batch=settings.vote_worker_batch,
+                    heartbeat=settings.vote_worker_heartbeat_seconds).run(stop)
     finally:
         session.cluster.shutdown()
 

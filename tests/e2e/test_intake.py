@@ -1,0 +1,265 @@
+"""The distributed ballot intake under races and faults, with two gateways and two vote
+workers on a real RabbitMQ and Cassandra. Every test ends the same way: the poll is
+closed, the signed result published, and what got a 201 is compared, by id, with what
+was stored and counted (loadtests.run.reconcile).
+
+Clients behave as the API asks them to: a ballot answered 503 (or not answered) is sent
+again with the same Idempotency-Key until it gets a final answer. The faults last
+seconds; this module runs in series with the rest of the suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+
+from loadtests.run import Outbox, Result, Run, reconcile
+from loadtests.schedule import Send
+from loadtests.system import System, start_distributed
+from tests.support.servers import require_cassandra, require_rabbitmq
+
+pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 4  # seconds a gateway waits for a ballot's reply (then 503)
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    require_rabbitmq()
+    require_cassandra()
+    s = start_distributed(tmp_path_factory.mktemp("intake"), vote_workers=2, shards=8,
+                          gateways=2, env={"URNE_RPC_TIMEOUT_SECONDS": str(TIMEOUT),
+                                           "URNE_VOTE_WORKER_HEARTBEAT_SECONDS": "2",
+                                           # 50 racing ballots of one voter, all allowed
+                                           "URNE_MAX_BALLOTS_PER_VOTER": "60"})
+    yield s
+    s.stop()
+
+
+@dataclass
+class Poll:
+    """An open poll with signed-in voters, reachable through every gateway."""
+
+    system: System
+    session: aiohttp.ClientSession
+    run: Run
+    tokens: list[str]
+    sends: list[Send] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def poll_id(self) -> str:
+        return self.run.poll_id
+
+    async def cast(self, voter: int, answer: str, key: str | None = None, gateway: int = 0,
+                   retry_for: float = 60) -> Result:
+        """One ballot, sent again with its key until a final answer; recorded."""
+        key = key or uuid.uuid4().hex
+        base = self.system.bases[gateway % len(self.system.bases)]
+        started = time.perf_counter()
+        while True:
+            try:
+                async with self.session.post(
+                        f"{base}/v1/polls/{self.poll_id}/ballots",
+                        json={"choice": {"answer": answer}},
+                        headers={"Authorization": f"Bearer {self.tokens[voter]}",
+                                 "Idempotency-Key": key}) as r:
+                    status, body = r.status, await r.json(content_type=None)
+            except (aiohttp.ClientError, TimeoutError):
+                status, body = 0, {}
+            if status not in (0, 502, 503) or time.perf_counter() - started > retry_for:
+                break
+            await asyncio.sleep(0.3)
+        result = Result(status, body, time.perf_counter() - started)
+        self.sends.append(Send(0.0, voter, "first", answer, key))
+        self.results.append(result)
+        return result
+
+    async def close_and_reconcile(self) -> dict[str, Any]:
+        published = await self.run.close_and_publish(timeout=120)
+        _, record = await self.run.get(f"/v1/audit/polls/{self.poll_id}/record")
+        return {**reconcile(self.sends, self.results, published, record), "record": record,
+                "published": published}
+
+
+ORGANISER: dict[str, str] = {}  # signed in once: codes are rate limited per address
+
+
+async def open_poll(system: System, voters: int) -> tuple[aiohttp.ClientSession, Poll]:
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT + 6))
+    run = Run(system.base, Outbox(system.outbox), session)
+    if not ORGANISER:
+        ORGANISER.update(await run.sign_in("organiser@urne.example"))
+    await run.setup(ORGANISER)
+
+    class Quiet:
+        def step(self) -> None:
+            pass
+
+    tokens = await run.voting_tokens(voters, Quiet())  # type: ignore[arg-type]
+    return session, Poll(system, session, run, tokens)
+
+
+def go(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def expect_all_counted(check: dict[str, Any]) -> None:
+    assert check["accepted_equals_stored"], check
+    assert check["counted_trackers_equal_last_accepted"], check
+
+
+# --- races ---------------------------------------------------------------------------
+
+def test_fifty_racing_ballots_of_one_voter_leave_one_counted(system: System) -> None:
+    async def scenario() -> dict[str, Any]:
+        session, poll = await open_poll(system, 1)
+        async with session:
+            results = await asyncio.gather(*(
+                poll.cast(0, ("yes", "no", "abstain")[i % 3], gateway=i) for i in range(50)))
+            assert [r.status for r in results] == [201] * 50, [r.body for r in results]
+            sequences = sorted(r.body["sequence"] for r in results)
+            assert sequences == list(range(1, 51))  # one voter, one history, no duplicate
+            return await poll.close_and_reconcile()
+
+    check = go(scenario())
+    expect_all_counted(check)
+    assert (check["accepted"], check["stored"], check["counted"]) == (50, 50, 1)
+
+
+def test_a_thousand_replays_of_one_key_store_one_ballot(system: System) -> None:
+    async def scenario() -> dict[str, Any]:
+        session, poll = await open_poll(system, 1)
+        async with session:
+            first = await poll.cast(0, "yes", key="the-key")
+            assert first.status == 201
+            replays = await asyncio.gather(*(poll.cast(0, "yes", key="the-key", gateway=i)
+                                             for i in range(1000)))
+            assert {r.status for r in replays} == {201}
+            assert all(r.body == first.body for r in replays)  # the very same receipt
+            other = await poll.cast(0, "no", key="the-key")
+            assert (other.status, other.body["code"]) == (422, "idempotency_key_reused")
+            return await poll.close_and_reconcile()
+
+    check = go(scenario())
+    expect_all_counted(check)
+    assert (check["accepted"], check["stored"], check["counted"]) == (1, 1, 1)
+
+
+def test_two_hundred_ballots_racing_the_close(system: System) -> None:
+    async def scenario() -> dict[str, Any]:
+        session, poll = await open_poll(system, 200)
+        async with session:
+            async def close_midway() -> None:
+                await asyncio.sleep(0.15)
+                status, _ = await poll.run.post(f"/v1/polls/{poll.poll_id}/close", {},
+                                                poll.run.organiser)
+                assert status == 200
+
+            async def voter(i: int) -> Result:
+                await asyncio.sleep(i * 0.0015)  # spread over ~0.3 s, across the close
+                return await poll.cast(i, "yes", gateway=i)
+
+            *results, _ = await asyncio.gather(*(voter(i) for i in range(200)),
+                                               close_midway())
+            statuses = {r.status for r in results}
+            assert statuses <= {201, 409}, [r.body for r in results if r.status not in (201, 409)]
+            assert {r.body["code"] for r in results if r.status == 409} <= {"poll_closed"}
+            assert 0 < sum(r.status == 201 for r in results) < 200, "the close raced nothing"
+            deadline = time.monotonic() + 120
+            while True:  # the close was already sent: wait for the result
+                status, published = await poll.run.get(
+                    f"/v1/audit/polls/{poll.poll_id}/result")
+                if status == 200 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            assert status == 200, published
+            _, record = await poll.run.get(f"/v1/audit/polls/{poll.poll_id}/record")
+            return reconcile(poll.sends, poll.results, published, record)
+
+    check = go(scenario())
+    expect_all_counted(check)  # every 201 counted, nothing refused slipped in
+
+
+# --- faults ----------------------------------------------------------------------------
+
+async def stream(poll: Poll, ballots: int, rate: float) -> list[Result]:
+    """Ballots at ``rate``/s from distinct voters, one revote in ten."""
+    tasks = []
+    for i in range(ballots):
+        voter = i if i % 10 else max(0, i - 5)
+        tasks.append(asyncio.create_task(poll.cast(voter, ("yes", "no")[i % 2], gateway=i)))
+        await asyncio.sleep(1 / rate)
+    return await asyncio.gather(*tasks)
+
+
+def run_with_fault(system: System, fault: Any, ballots: int = 300,
+                   rate: float = 60) -> dict[str, Any]:
+    async def scenario() -> dict[str, Any]:
+        session, poll = await open_poll(system, ballots)
+        async with session:
+            flowing = asyncio.create_task(stream(poll, ballots, rate))
+            await fault()
+            results = await flowing
+            assert {r.status for r in results} == {201}, [r.body for r in results
+                                                          if r.status != 201][:5]
+            return await poll.close_and_reconcile()
+
+    check = go(scenario())
+    expect_all_counted(check)
+    return check
+
+
+def test_a_vote_worker_killed_mid_stream_loses_nothing(system: System) -> None:
+    async def kill() -> None:
+        await asyncio.sleep(1.5)
+        system.processes["vote-worker-1"].send_signal(signal.SIGKILL)
+        await asyncio.sleep(1.5)
+        system.restart("vote-worker-1")
+
+    run_with_fault(system, kill)
+
+
+def test_a_paused_vote_worker_resuming_after_its_shards_moved(system: System) -> None:
+    async def pause() -> None:
+        await asyncio.sleep(1.0)
+        worker = system.processes["vote-worker-1"]
+        os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(6)  # the broker drops it after ~2 heartbeats: shards move
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+
+    log = system.workdir / "vote-worker-1.log"
+    before = log.read_text(errors="replace").count("broker connection lost")
+    run_with_fault(system, pause, ballots=500)
+    # The broker did drop it while it was paused (so its shards went to the other
+    # worker), and it came back by itself.
+    deadline = time.monotonic() + 15
+    while log.read_text(errors="replace").count("broker connection lost") == before:
+        assert time.monotonic() < deadline, "the paused worker never lost its connection"
+        time.sleep(0.2)
+    assert system.processes["vote-worker-1"].poll() is None
+
+
+def test_rabbitmq_restarted_mid_stream(system: System) -> None:
+    async def restart_broker() -> None:
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "-q", "stop_app"], check=True)
+        await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "-q", "start_app"], check=True)
+
+    run_with_fault(system, restart_broker, ballots=400)
+    assert httpx.get(f"{system.base}/readyz", timeout=10).status_code == 200
