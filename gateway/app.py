@@ -19,6 +19,7 @@ from urne.gateway.clients import ServiceClient
 from urne.gateway.deps import GatewayState
 from urne.gateway.middleware import TraceAndMeasure
 from urne.gateway.routes import audit, auth, consultations, health, polls
+from urne.gateway.routes import testing as testing_routes
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -42,7 +43,7 @@ def _register_problem_schema(app: FastAPI) -> None:
 
 
 def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
-               tokens: TokenVerifier | None = None) -> FastAPI:
+               tokens: TokenVerifier | None = None, testing: bool = False) -> FastAPI:
     """The gateway over ``client``; ``services`` are the ones ``/readyz`` checks."""
     identity_key = load_public_key(keys_dir, IDENTITY_TOKEN_KEY)
     public_keys = [
@@ -73,6 +74,8 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
     v1 = APIRouter(prefix="/v1")
     for module in (auth, consultations, polls, audit):
         v1.include_router(module.router)
+    if testing:  # development and test only: synthetic voters for load tests
+        v1.include_router(testing_routes.router)
     app.include_router(v1)
     app.include_router(health.router)
     _register_problem_schema(app)

@@ -7,12 +7,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from urne.contracts.commands import IssueVotingToken, RequestLoginCode, VerifyLoginCode
+from urne.contracts.commands import (
+    IssueSyntheticVotingTokens,
+    IssueVotingToken,
+    RequestLoginCode,
+    VerifyLoginCode,
+)
 from urne.contracts.events import PollClosed, PollOpened
-from urne.contracts.replies import AccessToken, LoginCodeSent, VotingToken
+from urne.contracts.replies import (
+    AccessToken,
+    LoginCodeSent,
+    SyntheticVotingTokens,
+    VotingToken,
+)
 from urne.crypto.tokens import TokenIssuer
 from urne.messaging.kernel import Context, ServiceCore
-from urne.platform.errors import Conflict, NotFound, TooManyRequests, Unauthorized
+from urne.platform.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from urne.services.identity import domain
 from urne.services.identity.ports import CodeSender, IdentityStore
 
@@ -26,6 +36,8 @@ class IdentityHandlers:
     organisers: frozenset[str]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     new_code: Callable[[], str] = domain.new_code
+    # Load tests may ask for tokens of made-up voters: development and test only.
+    synthetic_voters: bool = False
 
     def request_login_code(self, cmd: RequestLoginCode, ctx: Context) -> LoginCodeSent:
         email = domain.normalise_email(cmd.email)
@@ -63,16 +75,30 @@ class IdentityHandlers:
         return AccessToken(access_token=token, expires_in=exp - int(now.timestamp()),
                            role=person.role, person_id=person.person_id)
 
-    def issue_voting_token(self, cmd: IssueVotingToken, ctx: Context) -> VotingToken:
-        status = self.store.voting_status(cmd.poll_id)
+    def _ensure_open(self, poll_id: str) -> None:
+        status = self.store.voting_status(poll_id)
         if status is None:
-            raise NotFound(f"poll {cmd.poll_id} is not open for voting", code="poll_not_found")
+            raise NotFound(f"poll {poll_id} is not open for voting", code="poll_not_found")
         if status != "open":
-            raise Conflict(f"poll {cmd.poll_id} is {status}", code="poll_not_open")
+            raise Conflict(f"poll {poll_id} is {status}", code="poll_not_open")
+
+    def issue_voting_token(self, cmd: IssueVotingToken, ctx: Context) -> VotingToken:
+        self._ensure_open(cmd.poll_id)
         voter_key = domain.pseudonym(self.secret, cmd.person_id, cmd.poll_id)
         token, exp = self.tokens.voting_token(voter_key, cmd.poll_id)
         return VotingToken(poll_id=cmd.poll_id, voting_token=token,
                            expires_at=datetime.fromtimestamp(exp, UTC))
+
+    def issue_synthetic_voting_tokens(self, cmd: IssueSyntheticVotingTokens,
+                                      ctx: Context) -> SyntheticVotingTokens:
+        if not self.synthetic_voters:
+            raise Forbidden("synthetic voters exist only in development and test",
+                            code="synthetic_voters_refused")
+        self._ensure_open(cmd.poll_id)
+        tokens = [self.tokens.voting_token(
+            domain.pseudonym(self.secret, f"synthetic-{uuid.uuid4().hex}", cmd.poll_id),
+            cmd.poll_id)[0] for _ in range(cmd.count)]
+        return SyntheticVotingTokens(poll_id=cmd.poll_id, voting_tokens=tokens)
 
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
         # A late redelivery of "opened" must not reopen a closed poll.
@@ -89,6 +115,7 @@ class IdentityHandlers:
                 RequestLoginCode: self.request_login_code,
                 VerifyLoginCode: self.verify_login_code,
                 IssueVotingToken: self.issue_voting_token,
+                IssueSyntheticVotingTokens: self.issue_synthetic_voting_tokens,
             },
             subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed},
             ping=self.store.ping,

@@ -632,3 +632,23 @@ def test_an_unconfirmed_ballot_is_a_503_that_says_how_to_retry(
                                       json={"choice": {"answer": "yes"}}),
                    503, "service_unavailable")
     assert "Idempotency-Key" in body["detail"]
+
+
+def test_synthetic_voters_exist_only_where_the_gateway_says_so(
+        stubbed: Callable[[Answer], TestClient], stub_organiser: dict[str, str],
+        client: TestClient, organiser: dict[str, str], participant: dict[str, str]) -> None:
+    # Not mounted at all unless the gateway runs in development or test...
+    problem(stubbed(lambda s, e: replied({})).post(
+        "/v1/testing/polls/p1/voting-tokens", headers=stub_organiser, json={"count": 2}),
+        404, "route_not_found")
+    # ... and never in the public API document.
+    assert not any(p.startswith("/v1/testing") for p in client.get("/openapi.json").json()[
+        "paths"])
+    cid = client.post("/v1/consultations", headers=organiser, json={"title": "t"}).json()["id"]
+    pid = client.post(f"/v1/consultations/{cid}/polls", headers=organiser,
+                      json={"rules": RULES}).json()["id"]
+    client.post(f"/v1/polls/{pid}/open", headers=organiser)
+    path = f"/v1/testing/polls/{pid}/voting-tokens"
+    problem(client.post(path, headers=participant, json={"count": 2}), 403, "forbidden")
+    r = client.post(path, headers=organiser, json={"count": 2})
+    assert r.status_code == 201 and len(r.json()["voting_tokens"]) == 2

@@ -10,7 +10,12 @@ import pytest
 
 from tests.unit.helpers import Clock, deliver, ok, refused, service_db
 from urne.contracts import wrap
-from urne.contracts.commands import IssueVotingToken, RequestLoginCode, VerifyLoginCode
+from urne.contracts.commands import (
+    IssueSyntheticVotingTokens,
+    IssueVotingToken,
+    RequestLoginCode,
+    VerifyLoginCode,
+)
 from urne.contracts.events import PollClosed, PollOpened
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey
@@ -275,3 +280,17 @@ def test_domain_issue_code_window() -> None:
     spent = domain.spent(code, now)
     assert not domain.code_matches("s", spent, "123456")
     assert spent.window_started_at == code.window_started_at
+
+
+def test_synthetic_voters_only_in_development(identity: Identity) -> None:
+    identity.open_poll("poll-1")
+    error = refused(identity.core, IssueSyntheticVotingTokens(poll_id="poll-1", count=3))
+    assert (error["code"], error["status"]) == ("synthetic_voters_refused", 403)
+    allowed = replace(identity.handlers, synthetic_voters=True).core()
+    data, events = ok(allowed, IssueSyntheticVotingTokens(poll_id="poll-1", count=3))
+    assert events == [] and len(data["voting_tokens"]) == 3
+    keys = {identity.verifier.voting(t).voter_key for t in data["voting_tokens"]}
+    assert len(keys) == 3  # three different made-up voters
+    identity.close_poll("poll-1")
+    error = refused(allowed, IssueSyntheticVotingTokens(poll_id="poll-1", count=1))
+    assert error["code"] == "poll_not_open"

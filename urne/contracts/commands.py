@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import EmailStr
+from pydantic import EmailStr, Field
 
 from urne.contracts.envelope import Command, Query, message
 from urne.contracts.fields import (
@@ -43,6 +43,15 @@ class VerifyLoginCode(_Identity):
 class IssueVotingToken(_Identity):
     person_id: Id
     poll_id: Id
+
+
+@message("voting_token.issue_synthetic.v1")
+class IssueSyntheticVotingTokens(_Identity):
+    """Voting tokens for made-up voters, for load tests: refused by identity outside
+    development and test (it would mint ballots for people who do not exist)."""
+
+    poll_id: Id
+    count: int = Field(ge=1, le=1000)
 
 
 # --- proposal --------------------------------------------------------------

@@ -35,6 +35,11 @@ class VotingToken(Reply):
     expires_at: datetime
 
 
+class SyntheticVotingTokens(Reply):
+    poll_id: str
+    voting_tokens: list[str]
+
+
 class ProposalView(Reply):
     id: str
     consultation_id: str

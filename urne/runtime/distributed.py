@@ -104,6 +104,7 @@ def run_gateway(host: str | None = None, port: int | None = None) -> None:
     settings = GatewaySettings()
     configure_logging("urne-gateway", settings.log_level)
     client = AmqpClient(settings.amqp_url, settings.rpc_timeout_seconds)
-    app = create_app(client, settings.keys_dir, services=tuple(SERVICES))
+    app = create_app(client, settings.keys_dir, services=tuple(SERVICES),
+                     testing=settings.is_development)
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, loop="uvloop",
                 http="httptools", log_config=None, access_log=False)

@@ -97,4 +97,5 @@ def build_app(settings: EmbeddedSettings) -> FastAPI:
     system = embedded(settings)
     # The gateway and the vote service check the same voting tokens: one verifier.
     return create_app(EmbeddedClient(system.bus, system.ballots), settings.keys_dir,
-                      services=tuple(SERVICES), tokens=system.intake.tokens)
+                      services=tuple(SERVICES), tokens=system.intake.tokens,
+                      testing=settings.is_development)

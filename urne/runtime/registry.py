@@ -85,6 +85,7 @@ def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
         tokens=TokenIssuer(load_signing_key(config.keys_dir, IDENTITY_TOKEN_KEY)),
         secret=config.pseudonym_secret,
         organisers=organisers,
+        synthetic_voters=config.is_development,
     ).core()
 
 
