@@ -46,6 +46,8 @@ BALLOTS_EXCHANGE_TYPE = "x-consistent-hash"  # the rabbitmq_consistent_hash_exch
 EVENTS_EXCHANGE = "vote.events"  # nameko's <service>.events: where vote's events go
 REPLY_EXCHANGE = "nameko-rpc"  # the gateway's reply queue is bound there
 MARKER_TYPE = "ballot_box.closed.v1"
+# The AMQP type of a message carrying several replies: [[correlation id, reply], ...].
+REPLIES_TYPE = "urne.replies"
 WORKERS_EXCHANGE = "urne.vote-workers"
 HEARTBEAT_SECONDS = 1.0
 PEER_TIMEOUT_SECONDS = 3.5
@@ -216,12 +218,16 @@ class ShardWorker:
                                  pika.BasicProperties(content_type="application/json",
                                                       delivery_mode=2))
             EVENTS_PUBLISHED.labels("vote", env["type"]).inc()
+        # One reply message per gateway per batch, not one per ballot: for the broker
+        # and for both ends, a message costs far more than its size.
+        replies: dict[str, list[tuple[str, RawReply]]] = {}
         for d, reply in zip(batch, result.replies, strict=True):
-            if reply is not None and d.reply_to:
-                consume.basic_publish(REPLY_EXCHANGE, d.reply_to, json.dumps(reply).encode(),
-                                      pika.BasicProperties(content_type="application/json",
-                                                           delivery_mode=1,
-                                                           correlation_id=d.correlation_id))
+            if reply is not None and d.reply_to and d.correlation_id:
+                replies.setdefault(d.reply_to, []).append((d.correlation_id, reply))
+        for reply_to, answered in replies.items():
+            consume.basic_publish(REPLY_EXCHANGE, reply_to, json.dumps(answered).encode(),
+                                  pika.BasicProperties(content_type="application/json",
+                                                       delivery_mode=1, type=REPLIES_TYPE))
         consume.basic_ack(max(d.tag for d in batch), multiple=True)
         self._step_back(consume, {d.shard for d in batch})
 
