@@ -13,14 +13,14 @@ from urne.runtime.registry import SERVICES
 pytestmark = pytest.mark.unit
 
 COMPOSE = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
-URNE_PROCESSES = {name: spec for name, spec in COMPOSE["services"].items()
-                  if name in (*SERVICES, "gateway")}
+ROLES = (*SERVICES, "vote-worker", "gateway")
+URNE_PROCESSES = {name: spec for name, spec in COMPOSE["services"].items() if name in ROLES}
 
 
-def test_every_service_and_the_gateway_are_composed() -> None:
-    assert set(URNE_PROCESSES) == {*SERVICES, "gateway"}
+def test_every_service_the_vote_workers_and_the_gateway_are_composed() -> None:
+    assert set(URNE_PROCESSES) == set(ROLES)
     for name, spec in URNE_PROCESSES.items():
-        expected = ["service", name] if name in SERVICES else ["gateway"]
+        expected = ["service", name] if name in SERVICES else [name]
         assert spec["command"][: len(expected)] == expected, name
 
 
