@@ -49,6 +49,7 @@ MARKER_TYPE = "ballot_box.closed.v1"
 # The AMQP type of a message carrying several replies: [[correlation id, reply], ...].
 REPLIES_TYPE = "urne.replies"
 WORKERS_EXCHANGE = "urne.vote-workers"
+DEAD_LETTERS = "urne.dead-letters"  # the same fanout exchange and queue as nameko's side
 HEARTBEAT_SECONDS = 1.0
 PEER_TIMEOUT_SECONDS = 3.5
 
@@ -67,6 +68,9 @@ def declare_topology(channel: BlockingChannel, shards: int) -> None:
                               arguments={"x-single-active-consumer": True})
         channel.queue_bind(name, BALLOTS_EXCHANGE, routing_key="1")  # equal weights
         channel.queue_bind(name, EVENTS_EXCHANGE, routing_key=MARKER_TYPE)
+    channel.exchange_declare(DEAD_LETTERS, "fanout", durable=True)
+    channel.queue_declare(DEAD_LETTERS, durable=True)
+    channel.queue_bind(DEAD_LETTERS, DEAD_LETTERS)
 
 
 @dataclass
@@ -113,9 +117,14 @@ class Membership:
 
 
 class ShardWorker:
-    def __init__(self, amqp_url: str, shards: int, handle: Handler, *, prefetch: int = 500,
+    def __init__(self, amqp_url: str, shards: int, handle: Handler, *,
+                 transient: Callable[[Exception], bool], prefetch: int = 500,
                  max_batch: int = 500, heartbeat: int = 30):
+        """``transient(exc)``: whether a failure is a passing fault (a store that is
+        down): such a batch is retried, with backoff, for as long as it takes; any
+        other failure is looked for message by message, and the culprit parked."""
         self.amqp_url, self.shards, self.handle = amqp_url, shards, handle
+        self.transient = transient
         self.prefetch, self.max_batch, self.heartbeat = prefetch, max_batch, heartbeat
         self.membership = Membership(uuid.uuid4().hex[:12])
         self._pending: list[_Delivery] = []
@@ -162,12 +171,25 @@ class ShardWorker:
                 connection.process_data_events(time_limit=0.01 if not self._pending else 0)
                 if not self._pending:
                     continue
+                size = len(self._pending[:self.max_batch])
                 try:
                     self._flush(consume, events)
                     backoff = 0.0
                 except pika.exceptions.AMQPError:
                     raise
                 except Exception as exc:
+                    if not self.transient(exc):
+                        # Not a passing fault: take the batch one message at a time, so
+                        # one bad message is parked and the others go through.
+                        log.error("batch failed; isolating", extra=log_fields(
+                            error=repr(exc)[:300], messages=size))
+                        try:
+                            self._isolate(consume, events, size)
+                            continue
+                        except pika.exceptions.AMQPError:
+                            raise
+                        except Exception as again:
+                            exc = again  # transient after all: back off below
                     # The store is down, most likely: nothing was acked, so nothing is
                     # lost; wait (serving heartbeats) and try the same batch again,
                     # never dead-letter it for a passing fault.
@@ -205,8 +227,39 @@ class ShardWorker:
 
         self._consumers[shard] = channel.basic_consume(shard_queue(shard), received)
 
-    def _flush(self, consume: BlockingChannel, events: BlockingChannel) -> None:
-        batch = self._pending[:self.max_batch]
+    def _isolate(self, consume: BlockingChannel, events: BlockingChannel, count: int) -> None:
+        """The next ``count`` messages one by one; a message that fails alone (and not for
+        a passing fault) is parked in the dead-letter queue, with its error."""
+        for _ in range(min(count, len(self._pending))):
+            delivery = self._pending[0]
+            try:
+                self._flush(consume, events, size=1)
+            except pika.exceptions.AMQPError:
+                raise
+            except Exception as exc:
+                if self.transient(exc):
+                    raise
+                self._park(consume, delivery, exc)
+
+    def _park(self, channel: BlockingChannel, d: _Delivery, exc: Exception) -> None:
+        log.error("ballot message dead-lettered", extra=log_fields(error=repr(exc)[:300]))
+        channel.basic_publish(DEAD_LETTERS, "", json.dumps({
+            "service": "vote", "error_type": type(exc).__name__, "error": str(exc)[:2000],
+            "attempts": 1, "envelope": d.body}).encode(),
+            pika.BasicProperties(content_type="application/json", delivery_mode=2))
+        if d.reply_to and d.correlation_id:  # the client learns now, not by timing out
+            failure = {"ok": False, "error": {"code": "internal_error", "status": 500,
+                                              "detail": "the vote service failed"}}
+            channel.basic_publish(REPLY_EXCHANGE, d.reply_to,
+                                  json.dumps([(d.correlation_id, failure)]).encode(),
+                                  pika.BasicProperties(content_type="application/json",
+                                                       delivery_mode=1, type=REPLIES_TYPE))
+        channel.basic_ack(d.tag)
+        self._pending.remove(d)
+
+    def _flush(self, consume: BlockingChannel, events: BlockingChannel,
+               size: int | None = None) -> None:
+        batch = self._pending[:size or self.max_batch]
         # If this raises, nothing was sent and nothing acked: the loop retries the batch.
         result = self.handle([d.body for d in batch], [d.shard for d in batch])
         del self._pending[:len(batch)]

@@ -13,7 +13,7 @@ from urne.messaging.kernel import RawEnvelope, RunningCore
 from urne.platform.logging import configure_logging
 from urne.platform.settings import GatewaySettings, ServiceSettings
 from urne.runtime.registry import SERVICES, VOTE, ServiceSpec
-from urne.storage.cassandra import connect, ensure_schema
+from urne.storage.cassandra import StoreUnavailable, connect, ensure_schema
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def run_vote_worker() -> None:
         signal.signal(sig, lambda *_: stop.set())
     try:
         ShardWorker(settings.amqp_url, settings.ballot_shards, handle,
+                    transient=lambda exc: isinstance(exc, StoreUnavailable),
                     prefetch=settings.vote_worker_prefetch,
                     max_batch=settings.vote_worker_batch,
                     heartbeat=settings.vote_worker_heartbeat_seconds).run(stop)

@@ -1,0 +1,201 @@
+"""The vote workers' transport (urne.messaging.ballot_stream.ShardWorker) on a real
+RabbitMQ: batches replied and acked, passing faults retried, a poison message parked
+alone, and the shards shared between workers. The handler is the test's own: the
+intake behind it is tested elsewhere."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pika
+import pytest
+
+from tests.support.servers import require_rabbitmq
+from urne.messaging.ballot_stream import (
+    DEAD_LETTERS,
+    EVENTS_EXCHANGE,
+    REPLY_EXCHANGE,
+    Batch,
+    ShardWorker,
+    declare_topology,
+    shard_queue,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.distributed]
+
+MANAGEMENT = "http://127.0.0.1:15672/api"
+GUEST = ("guest", "guest")
+SHARDS = 4
+
+
+class Transient(Exception):
+    pass
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    require_rabbitmq()
+    vhost = f"urne-stream-{uuid.uuid4().hex[:8]}"
+    httpx.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST).raise_for_status()
+    httpx.put(f"{MANAGEMENT}/permissions/{vhost}/guest", auth=GUEST,
+              json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    declare_topology(connection.channel(), SHARDS)
+    connection.close()
+    yield url
+    httpx.delete(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST)
+
+
+class Client:
+    """Publishes into shard queues as a gateway would, and collects the replies and
+    the events the workers publish."""
+
+    def __init__(self, url: str):
+        self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        self.channel = self.connection.channel()
+        self.channel.exchange_declare(REPLY_EXCHANGE, "topic", durable=True)
+        self.reply_key = uuid.uuid4().hex
+        self.replies_queue = self.channel.queue_declare("", exclusive=True).method.queue
+        self.channel.queue_bind(self.replies_queue, REPLY_EXCHANGE, self.reply_key)
+        self.events_queue = self.channel.queue_declare("", exclusive=True).method.queue
+        self.channel.queue_bind(self.events_queue, EVENTS_EXCHANGE, "test.done.v1")
+
+    def send(self, shard: int, body: dict[str, Any]) -> str:
+        correlation_id = uuid.uuid4().hex
+        self.channel.basic_publish("", shard_queue(shard), json.dumps(body).encode(),
+                                   pika.BasicProperties(reply_to=self.reply_key,
+                                                        correlation_id=correlation_id))
+        return correlation_id
+
+    def drain(self, queue: str) -> list[Any]:
+        got = []
+        while True:
+            method, _, body = self.channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return got
+            got.append(json.loads(body))
+
+    def replies(self, want: int, timeout: float = 20) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        while len(found) < want and time.monotonic() < deadline:
+            for batch in self.drain(self.replies_queue):
+                found.update({cid: reply for cid, reply in batch})
+            time.sleep(0.05)
+        return found
+
+    def depth(self, queue: str) -> int:
+        return self.channel.queue_declare(queue, passive=True).method.message_count
+
+
+def echo(seen: list[tuple[dict[str, Any], int]]) -> Callable[[list[Any], list[int]], Batch]:
+    def handle(items: list[Any], shards: list[int]) -> Batch:
+        seen.extend(zip(items, shards, strict=True))
+        return Batch([{"ok": True, "data": item} for item in items],
+                     [{"type": "test.done.v1", "count": len(items)}])
+    return handle
+
+
+def running(worker: ShardWorker) -> Callable[[], None]:
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(10)
+    return halt
+
+
+def test_a_batch_is_replied_its_events_published_and_acked(amqp_url: str) -> None:
+    client, seen = Client(amqp_url), []
+    sent = {client.send(i % SHARDS, {"n": i}): i for i in range(40)}
+    halt = running(ShardWorker(amqp_url, SHARDS, echo(seen), transient=lambda e: False))
+    try:
+        replies = client.replies(40)
+    finally:
+        halt()
+    assert {cid: r["data"]["n"] for cid, r in replies.items()} == sent
+    assert sum(e["count"] for e in client.drain(client.events_queue)) >= 40
+    assert all(shard == item["n"] % SHARDS for item, shard in seen)
+    assert [client.depth(shard_queue(s)) for s in range(SHARDS)] == [0] * SHARDS  # acked
+
+
+def test_a_passing_fault_is_retried_never_parked(amqp_url: str) -> None:
+    client, seen, failures = Client(amqp_url), [], [2]
+
+    def flaky(items: list[Any], shards: list[int]) -> Batch:
+        if failures[0]:
+            failures[0] -= 1
+            raise Transient("store down")
+        return echo(seen)(items, shards)
+
+    sent = [client.send(0, {"n": i}) for i in range(5)]
+    halt = running(ShardWorker(amqp_url, SHARDS, flaky,
+                               transient=lambda e: isinstance(e, Transient)))
+    try:
+        replies = client.replies(5)
+    finally:
+        halt()
+    assert set(replies) == set(sent) and all(r["ok"] for r in replies.values())
+    assert client.drain(DEAD_LETTERS) == []
+
+
+def test_a_poison_message_is_parked_alone_and_answered(amqp_url: str) -> None:
+    client, seen = Client(amqp_url), []
+
+    def picky(items: list[Any], shards: list[int]) -> Batch:
+        if any(item.get("poison") for item in items):
+            raise ValueError("cannot ever handle this")
+        return echo(seen)(items, shards)
+
+    good = [client.send(1, {"n": i}) for i in range(3)]
+    bad = client.send(1, {"poison": True})
+    good += [client.send(1, {"n": i}) for i in range(3, 6)]
+    halt = running(ShardWorker(amqp_url, SHARDS, picky, transient=lambda e: False))
+    try:
+        replies = client.replies(7)
+    finally:
+        halt()
+    assert all(replies[cid]["ok"] for cid in good)
+    assert replies[bad] == {"ok": False, "error": {"code": "internal_error", "status": 500,
+                                                   "detail": "the vote service failed"}}
+    [parked] = client.drain(DEAD_LETTERS)
+    assert parked["envelope"] == {"poison": True} and parked["error_type"] == "ValueError"
+    assert client.depth(shard_queue(1)) == 0
+
+
+def test_workers_share_the_shards(amqp_url: str) -> None:
+    """With single active consumers alone, the first worker would take every shard;
+    the workers step back from the shards the other owns."""
+    client = Client(amqp_url)
+    seen: dict[int, list[tuple[dict[str, Any], int]]] = {1: [], 2: []}
+    halts = [running(ShardWorker(amqp_url, SHARDS, echo(seen[w]), transient=lambda e: False,
+                                 heartbeat=5)) for w in (1, 2)]
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # keep every shard busy while they settle
+            for shard in range(SHARDS):
+                client.send(shard, {"shard": shard, "at": time.monotonic()})
+            time.sleep(0.05)
+        time.sleep(1)
+    finally:
+        for halt in halts:
+            halt()
+    late = time.monotonic() - 5  # what each worker took in the last seconds
+    took: dict[int, set[int]] = defaultdict(set)
+    for worker, items in seen.items():
+        for item, shard in items:
+            if item["at"] > late:
+                took[worker].add(shard)
+    assert took[1] and took[2], dict(took)  # both work
+    assert took[1].isdisjoint(took[2]), dict(took)  # one active consumer per shard
+    assert took[1] | took[2] == set(range(SHARDS))
