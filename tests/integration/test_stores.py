@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -419,3 +420,13 @@ def test_driver_runs_under_eventlet_and_without(cassandra: CassandraRun) -> None
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {
         "reactor": "EventletConnection", "count": 40, "listed": 40, "saved": True}
+
+
+def test_connecting_patiently_gives_up_after_its_delay() -> None:
+    from urne.storage.cassandra import StoreUnavailable, connect_patiently
+
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        connect_patiently(StoreSettings(cassandra_hosts="127.0.0.1", cassandra_port=1),
+                          within=1.5)
+    assert 1.0 < time.monotonic() - started < 10  # it tried again, then stopped

@@ -13,14 +13,14 @@ from urne.messaging.kernel import RawEnvelope, RunningCore
 from urne.platform.logging import configure_logging
 from urne.platform.settings import GatewaySettings, ServiceSettings
 from urne.runtime.registry import SERVICES, VOTE, ServiceSpec
-from urne.storage.cassandra import StoreUnavailable, connect, ensure_schema
+from urne.storage.cassandra import StoreUnavailable, connect_patiently, ensure_schema
 
 log = logging.getLogger(__name__)
 
 
 def open_store(spec: ServiceSpec[Any], settings: ServiceSettings) -> tuple[Any, Session]:
     """The service's store on its Cassandra keyspace (migrated), and the session to close."""
-    session = connect(settings)
+    session = connect_patiently(settings)
     try:
         keyspace = ensure_schema(session, settings, spec.name, spec.migrations.cassandra)
         return spec.cassandra_store(session, keyspace), session

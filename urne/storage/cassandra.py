@@ -18,6 +18,7 @@ import functools
 import logging
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -181,6 +182,24 @@ def connect(settings: StoreSettings) -> Session:
     except BaseException:
         cluster.shutdown()
         raise
+
+
+def connect_patiently(settings: StoreSettings, within: float = 60.0) -> Session:
+    """``connect``, trying again with backoff for up to ``within`` seconds: a service that
+    starts while Cassandra is still starting (or briefly away) waits, it does not exit."""
+    deadline = time.monotonic() + within
+    pause = 0.5
+    while True:
+        try:
+            return connect(settings)
+        except StoreUnavailable:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise
+            log.warning("Cassandra not reachable yet; trying again",
+                        extra=log_fields(retry_in_s=min(pause, remaining)))
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 5.0)
 
 
 def keyspace_name(settings: StoreSettings, service: str) -> str:
