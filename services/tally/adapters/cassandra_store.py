@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from cassandra.cluster import Session
-from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.concurrent import execute_concurrent
+from cassandra.query import BatchStatement, BatchType
 
 from urne.counting.rules import rules_adapter
 from urne.services.tally.domain import StoredBallot, TallySheet
@@ -60,11 +61,19 @@ class CassandraTallyStore:
 
     @guarded
     def add_ballots(self, ballots: list[StoredBallot]) -> None:
-        execute_concurrent_with_args(
-            self.s, self._add,
-            [(b.poll_id, _bucket(b.voter_key), b.voter_key, b.sequence, b.ballot_id, b.tracker,
-              json.dumps(b.choice), b.channel, b.recorded_at) for b in ballots],
-            concurrency=64, raise_on_first_error=True)
+        # One unlogged batch per partition: a single-partition batch is applied as one
+        # mutation (atomic, no batch log), so a batch of ballots costs one request per
+        # bucket it touches rather than one per ballot.
+        by_partition: dict[tuple[str, int], BatchStatement] = {}
+        for b in ballots:
+            key = (b.poll_id, _bucket(b.voter_key))
+            batch = by_partition.setdefault(key, BatchStatement(BatchType.UNLOGGED))
+            batch.add(self._add, (b.poll_id, key[1], b.voter_key, b.sequence, b.ballot_id,
+                                  b.tracker, json.dumps(b.choice), b.channel, b.recorded_at))
+        for batch in by_partition.values():
+            batch.is_idempotent = True
+        execute_concurrent(self.s, [(batch, ()) for batch in by_partition.values()],
+                           concurrency=64, raise_on_first_error=True)
 
     def ballots(self, poll_id: str) -> Iterator[StoredBallot]:
         return map(_ballot, scan_buckets(self.s, self._ballots, poll_id, BUCKETS))
