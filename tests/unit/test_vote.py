@@ -320,3 +320,12 @@ def test_a_receipt_is_the_same_read_back_from_a_store_that_keeps_milliseconds(
     first = receipt(vote.record(vote.ballot("p1", YES, key="k")).replies[0])
     assert first["recorded_at"] == clock.now.strftime("%Y-%m-%dT%H:%M:%S.123000Z")
     assert receipt(vote.record(vote.ballot("p1", YES, key="k")).replies[0]) == first
+
+
+def test_the_enumeration_bucket_is_the_first_32_bits_of_the_voter_key_modulo_128() -> None:
+    # The storage layout: changing it strands stored ballot ids, so it is pinned by value.
+    assert domain.ENUMERATION_BUCKETS == 128
+    assert domain.enumeration_bucket("00000000" + "f" * 56) == 0
+    assert domain.enumeration_bucket("0000007f" + "0" * 56) == 127
+    assert domain.enumeration_bucket("00000080" + "f" * 56) == 0
+    assert domain.enumeration_bucket("1234abcd" + "0" * 56) == 0x1234ABCD % 128 == 77
