@@ -130,12 +130,12 @@ def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16,
               json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
     generate_keys(workdir / "keys")
     env = {
-        **(env or {}),
         "URNE_ENVIRONMENT": "test", "URNE_LOG_LEVEL": "WARNING",
         "URNE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{system.vhost}",
         "URNE_CASSANDRA_KEYSPACE_PREFIX": system.keyspace_prefix or "",
         "URNE_KEYS_DIR": str(workdir / "keys"), "URNE_OUTBOX_DIR": str(workdir / "outbox"),
         "URNE_PORT": str(port), "URNE_BALLOT_SHARDS": str(shards),
+        **(env or {}),  # the caller's settings win
     }
     try:
         for name in SERVICES:
