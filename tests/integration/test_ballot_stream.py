@@ -175,15 +175,16 @@ def test_a_poison_message_is_parked_alone_and_answered(amqp_url: str) -> None:
 
 def test_workers_share_the_shards(amqp_url: str) -> None:
     """With single active consumers alone, the first worker would take every shard;
-    the workers step back from the shards the other owns."""
-    client = Client(amqp_url)
+    the workers step back from the shards the other owns. Sixteen shards: with four,
+    rendezvous hashing gives one of two workers every shard one time in eight."""
+    client, shards = Client(amqp_url), 16
     seen: dict[int, list[tuple[dict[str, Any], int]]] = {1: [], 2: []}
-    halts = [running(ShardWorker(amqp_url, SHARDS, echo(seen[w]), transient=lambda e: False,
+    halts = [running(ShardWorker(amqp_url, shards, echo(seen[w]), transient=lambda e: False,
                                  heartbeat=5)) for w in (1, 2)]
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:  # keep every shard busy while they settle
-            for shard in range(SHARDS):
+            for shard in range(shards):
                 client.send(shard, {"shard": shard, "at": time.monotonic()})
             time.sleep(0.05)
         time.sleep(1)
@@ -198,4 +199,44 @@ def test_workers_share_the_shards(amqp_url: str) -> None:
                 took[worker].add(shard)
     assert took[1] and took[2], dict(took)  # both work
     assert took[1].isdisjoint(took[2]), dict(took)  # one active consumer per shard
-    assert took[1] | took[2] == set(range(SHARDS))
+    assert took[1] | took[2] == set(range(shards))
+
+
+def test_a_shard_that_moves_keeps_its_order(amqp_url: str) -> None:
+    """One voter's ballots are sequenced by the order their shard hands them out: when a
+    second worker joins and the first steps back, what the first had received but not
+    yet handled must come to the second before anything sent later."""
+    client, lock = Client(amqp_url), threading.Lock()
+    handled: list[tuple[int, int]] = []  # (shard, n) in the order handled, both workers
+
+    def slow(items: list[Any], shards: list[int]) -> Batch:
+        time.sleep(0.02)  # so deliveries wait, received but not handled, at the move
+        with lock:
+            handled.extend((shard, item["n"]) for item, shard in zip(items, shards,
+                                                                      strict=True))
+        return Batch([{"ok": True}] * len(items), [])
+
+    halts = [running(ShardWorker(amqp_url, SHARDS, slow, transient=lambda e: False,
+                                 heartbeat=5))]
+    sent = 0
+    try:
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            if len(halts) == 1 and time.monotonic() > deadline - 6:
+                halts.append(running(ShardWorker(amqp_url, SHARDS, slow,
+                                                 transient=lambda e: False, heartbeat=5)))
+            for _ in range(20):
+                client.send(sent % SHARDS, {"n": sent})
+                sent += 1
+            time.sleep(0.01)
+        settle = time.monotonic() + 20
+        while len({n for _, n in handled}) < sent and time.monotonic() < settle:
+            time.sleep(0.1)
+    finally:
+        for halt in halts:
+            halt()
+    assert {n for _, n in handled} == set(range(sent))
+    for shard in range(SHARDS):
+        order = [n for s, n in handled if s == shard]
+        breaks = [(a, b) for a, b in zip(order, order[1:], strict=False) if b < a]
+        assert not breaks, f"shard {shard} out of order: {breaks[:5]}, {len(order)}, dups {len(order) - len(set(order))}"

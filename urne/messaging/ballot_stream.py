@@ -15,9 +15,13 @@ A ``ShardWorker`` consumes every shard queue (so a shard always has a waiting
 consumer when its worker dies), takes what arrived as one batch, hands it to the
 intake, publishes the replies and the events (events with publisher confirms), and
 only then acks. When it finds itself active on a shard that another live worker owns,
-it finishes its batch and steps back (cancel, subscribe again at the end of the line),
-so each worker actively consumes its share. A crash anywhere before the ack means
-redelivery, which the intake's idempotent writes absorb.
+it finishes its batch and steps back, so each worker actively consumes its share.
+Each shard has a channel of its own, and stepping back closes it: the broker then
+returns that shard's unprocessed deliveries to the head of the queue and hands the
+queue to the next consumer in one step, so the next worker sees one voter's ballots
+in the order they came (a cancel followed by nacks would let it start on later ones
+first). A crash anywhere before the ack means redelivery, which the intake's
+idempotent writes absorb.
 """
 
 from __future__ import annotations
@@ -90,6 +94,7 @@ Handler = Callable[[list[RawEnvelope], list[int]], Batch]
 @dataclass
 class _Delivery:
     shard: int
+    channel: BlockingChannel  # tags are per channel: acks go back on this one
     tag: int
     reply_to: str | None
     correlation_id: str | None
@@ -128,7 +133,7 @@ class ShardWorker:
         self.prefetch, self.max_batch, self.heartbeat = prefetch, max_batch, heartbeat
         self.membership = Membership(uuid.uuid4().hex[:12])
         self._pending: list[_Delivery] = []
-        self._consumers: dict[int, str] = {}  # shard -> consumer tag
+        self._channels: dict[int, BlockingChannel] = {}  # shard -> its channel
         self._active: set[int] = set()
 
     def run(self, stop: threading.Event) -> None:
@@ -140,7 +145,7 @@ class ShardWorker:
                 log.warning("broker connection lost; reconnecting",
                             extra=log_fields(error=repr(exc)))
                 self._pending.clear()  # unacked: the broker redelivers them
-                self._consumers.clear()
+                self._channels.clear()
                 self._active.clear()
                 SHARDS_ACTIVE.set(0)
                 stop.wait(1.0)
@@ -152,14 +157,15 @@ class ShardWorker:
         params.client_properties = {"connection_name": f"urne-vote-worker-{self.membership.me}"}
         connection = pika.BlockingConnection(params)
         try:
-            consume = connection.channel()
+            # Replies, heartbeats and parked messages go out on ``control``, events on
+            # ``events`` (confirmed); each shard is consumed on a channel of its own.
+            control = connection.channel()
             events = connection.channel()
             events.confirm_delivery()
-            declare_topology(consume, self.shards)
-            consume.basic_qos(prefetch_count=self.prefetch)
-            self._join(consume)
+            declare_topology(control, self.shards)
+            self._join(control)
             for shard in range(self.shards):
-                self._subscribe(consume, shard)
+                self._subscribe(connection, shard)
             log.info("vote worker consuming", extra=log_fields(
                 worker=self.membership.me, shards=self.shards))
             next_beat, backoff = 0.0, 0.0
@@ -173,7 +179,7 @@ class ShardWorker:
                     continue
                 size = len(self._pending[:self.max_batch])
                 try:
-                    self._flush(consume, events)
+                    self._flush(connection, control, events)
                     backoff = 0.0
                 except pika.exceptions.AMQPError:
                     raise
@@ -184,7 +190,7 @@ class ShardWorker:
                         log.error("batch failed; isolating", extra=log_fields(
                             error=repr(exc)[:300], messages=size))
                         try:
-                            self._isolate(consume, events, size)
+                            self._isolate(connection, control, events, size)
                             continue
                         except pika.exceptions.AMQPError:
                             raise
@@ -199,6 +205,11 @@ class ShardWorker:
                     connection.sleep(backoff)
         finally:
             if connection.is_open:
+                # Shard channels first, without cancelling (see _drop): a worker that
+                # stops hands its shards over in order, like one that steps back.
+                for channel in list(self._channels.values()):
+                    _drop(connection, channel)
+                self._channels.clear()
                 connection.close()
 
     def _join(self, channel: BlockingChannel) -> None:
@@ -216,30 +227,38 @@ class ShardWorker:
             {"worker": self.membership.me, "active": sorted(self._active)}).encode(),
             pika.BasicProperties(delivery_mode=1, expiration="3000"))
 
-    def _subscribe(self, channel: BlockingChannel, shard: int) -> None:
-        def received(ch: Any, method: Any, props: Any, body: bytes) -> None:
+    def _subscribe(self, connection: pika.BlockingConnection, shard: int) -> None:
+        channel = connection.channel()
+        # A worker's share of the prefetch window, per shard it may be active on.
+        channel.basic_qos(prefetch_count=max(32, self.prefetch // self.shards))
+
+        def received(ch: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
+            if not ch.is_open:  # stepped back from: the broker has requeued it
+                return
             try:
                 envelope = json.loads(body)
             except ValueError:
                 envelope = {"unreadable": body[:200].decode(errors="replace")}
-            self._pending.append(_Delivery(shard, method.delivery_tag, props.reply_to,
+            self._pending.append(_Delivery(shard, ch, method.delivery_tag, props.reply_to,
                                            props.correlation_id, envelope))
 
-        self._consumers[shard] = channel.basic_consume(shard_queue(shard), received)
+        channel.basic_consume(shard_queue(shard), received)
+        self._channels[shard] = channel
 
-    def _isolate(self, consume: BlockingChannel, events: BlockingChannel, count: int) -> None:
+    def _isolate(self, connection: pika.BlockingConnection, control: BlockingChannel,
+                 events: BlockingChannel, count: int) -> None:
         """The next ``count`` messages one by one; a message that fails alone (and not for
         a passing fault) is parked in the dead-letter queue, with its error."""
         for _ in range(min(count, len(self._pending))):
             delivery = self._pending[0]
             try:
-                self._flush(consume, events, size=1)
+                self._flush(connection, control, events, size=1)
             except pika.exceptions.AMQPError:
                 raise
             except Exception as exc:
                 if self.transient(exc):
                     raise
-                self._park(consume, delivery, exc)
+                self._park(control, delivery, exc)
 
     def _park(self, channel: BlockingChannel, d: _Delivery, exc: Exception) -> None:
         log.error("ballot message dead-lettered", extra=log_fields(error=repr(exc)[:300]))
@@ -254,11 +273,11 @@ class ShardWorker:
                                   json.dumps([(d.correlation_id, failure)]).encode(),
                                   pika.BasicProperties(content_type="application/json",
                                                        delivery_mode=1, type=REPLIES_TYPE))
-        channel.basic_ack(d.tag)
+        d.channel.basic_ack(d.tag)
         self._pending.remove(d)
 
-    def _flush(self, consume: BlockingChannel, events: BlockingChannel,
-               size: int | None = None) -> None:
+    def _flush(self, connection: pika.BlockingConnection, control: BlockingChannel,
+               events: BlockingChannel, size: int | None = None) -> None:
         batch = self._pending[:size or self.max_batch]
         # If this raises, nothing was sent and nothing acked: the loop retries the batch.
         result = self.handle([d.body for d in batch], [d.shard for d in batch])
@@ -278,26 +297,52 @@ class ShardWorker:
             if reply is not None and d.reply_to and d.correlation_id:
                 replies.setdefault(d.reply_to, []).append((d.correlation_id, reply))
         for reply_to, answered in replies.items():
-            consume.basic_publish(REPLY_EXCHANGE, reply_to, json.dumps(answered).encode(),
+            control.basic_publish(REPLY_EXCHANGE, reply_to, json.dumps(answered).encode(),
                                   pika.BasicProperties(content_type="application/json",
                                                        delivery_mode=1, type=REPLIES_TYPE))
-        consume.basic_ack(max(d.tag for d in batch), multiple=True)
-        self._step_back(consume, {d.shard for d in batch})
+        # Each shard's deliveries are taken in order, so its newest tag acks them all.
+        last: dict[int, _Delivery] = {}
+        for d in batch:
+            last[d.shard] = d
+        for d in last.values():
+            d.channel.basic_ack(d.tag, multiple=True)
+        self._step_back(connection, set(last))
 
-    def _step_back(self, channel: BlockingChannel, shards: set[int]) -> None:
-        """Leave the shards another live worker owns: ``channel`` has acked everything."""
+    def _step_back(self, connection: pika.BlockingConnection, shards: set[int]) -> None:
+        """Leave the shards another live worker owns (their batch is acked)."""
         now = time.monotonic()
         self._active |= shards
         for shard in sorted(shards):
             if self.membership.owner(shard, now) == self.membership.me:
                 continue
-            channel.basic_cancel(self._consumers.pop(shard))  # undispatched: requeued
-            for d in [d for d in self._pending if d.shard == shard]:
-                channel.basic_nack(d.tag, requeue=True)  # dispatched, not processed yet
-            self._pending = [d for d in self._pending if d.shard != shard]
+            # Closing the channel requeues its unprocessed deliveries, in order, and
+            # removes the consumer at once: the next consumer starts where we stopped.
+            closed = self._channels.pop(shard)
+            _drop(connection, closed)
+            self._pending = [d for d in self._pending if d.channel is not closed]
             self._active.discard(shard)
-            self._subscribe(channel, shard)  # back at the end of the line: a spare
+            self._subscribe(connection, shard)  # back at the end of the line: a spare
         SHARDS_ACTIVE.set(len(self._active))
+
+
+def _drop(connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+    """Close a shard's channel *without* cancelling its consumer first.
+
+    pika's ``close()`` (blocking or not) sends ``basic.cancel`` before
+    ``channel.close``: on the cancel, the broker hands the queue to the next consumer,
+    which starts on messages behind those this channel still holds unacked (measured in
+    ``test_a_shard_that_moves_keeps_its_order``: a later message overtook the held
+    ones). On a bare ``channel.close`` the broker requeues what the channel held and
+    passes the queue on in one step (as when a connection dies), so the next consumer
+    starts exactly where this one stopped. pika has no public call for a bare close:
+    marking its consumers as already cancelled makes ``close`` skip the cancels.
+    """
+    impl = channel._impl
+    if impl.is_open:
+        impl._cancelled.update(impl._consumers)
+        impl.close()
+    while not channel.is_closed:
+        connection.process_data_events(time_limit=0.01)
 
 
 def ensure_topology(amqp_url: str, shards: int) -> None:
