@@ -63,10 +63,13 @@ class BallotDesk:
                                "this voting token is for another poll")
         rules = await self._rules(poll_id, trace_id)
         try:
-            normalised = validate_choice(rules, choice)
+            # Refused here already, without a round trip; the vote service decides again
+            # (with the district of the token it checks itself) and stores the normal form.
+            validate_choice(rules, choice, district=claims.district)
         except InvalidBallot as exc:
             raise ProblemError(422, "ballot_invalid", str(exc)) from exc
-        cast = CastBallot(poll_id=poll_id, voting_token=token, choice=normalised,
+        voters_choice = {k: v for k, v in choice.items() if k != "method"}
+        cast = CastBallot(poll_id=poll_id, voting_token=token, choice=voters_choice,
                           ballot_id=new_ballot_id(), tracker=new_tracker(),
                           received_at=datetime.now(UTC), idempotency_key=idempotency_key)
         try:

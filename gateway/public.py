@@ -33,6 +33,17 @@ class AccessTokenPublic(Public):
     person_id: str
 
 
+class PersonPublic(Public):
+    """The signed-in person. ``district`` is the one they declared (null until they do);
+    ``district_verified`` stays false until districts are checked against a census."""
+
+    person_id: str
+    email: str
+    role: str
+    district: str | None
+    district_verified: bool
+
+
 class VotingTokenPublic(Public):
     poll_id: str
     voting_token: str

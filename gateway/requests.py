@@ -3,11 +3,10 @@ field limits of ``urne.contracts.fields``, the same the services enforce."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, EmailStr
 
-from urne.contracts.fields import Description, Id, LoginCodeText, ProposalBody, Title
+from urne.contracts.fields import Description, District, Id, LoginCodeText, ProposalBody, Title
+from urne.counting import Choice
 from urne.counting.rules import PollRules
 
 
@@ -22,6 +21,10 @@ class CodeRequest(Body):
 class CodeVerify(Body):
     email: EmailStr
     code: LoginCodeText
+
+
+class DistrictDeclare(Body):
+    district: District
 
 
 class ConsultationCreate(Body):
@@ -40,4 +43,6 @@ class PollCreate(Body):
 
 
 class BallotCast(Body):
-    choice: dict[str, Any]
+    # Tagged by ``method``, required: a client generated from the OpenAPI document gets
+    # one typed ballot per voting method.
+    choice: Choice

@@ -162,8 +162,9 @@ class Run:
             headers = {"Authorization": f"Bearer {tokens[send.voter]}",
                        "Idempotency-Key": send.key}
             try:
+                choice = {"method": "yes_no_abstain", "answer": send.answer}
                 status, body = await self.post(f"/v1/polls/{self.poll_id}/ballots",
-                                               {"choice": {"answer": send.answer}}, headers)
+                                               {"choice": choice}, headers)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 status, body = 0, {"code": f"client_{type(exc).__name__}"}
             results[i] = Result(status, body, time.perf_counter() - scheduled)

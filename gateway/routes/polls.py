@@ -64,7 +64,8 @@ async def cast_ballot(request: Request, poll_id: Id, body: BallotCast, token: Vo
     same key and body returns the first receipt (a 503 means the outcome is unknown:
     retry with the same key); the same key with another body is a 422.
     """
-    receipt = await state(request).ballots.cast(poll_id, token, body.choice, idempotency_key,
+    receipt = await state(request).ballots.cast(poll_id, token, body.choice.model_dump(),
+                                                idempotency_key,
                                                 request.state.trace_id)
     # The hot path skips FastAPI's validation of the response (a receipt the vote service
     # built from its own model); only the public fields go out, as ReceiptPublic says.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -34,6 +35,10 @@ class Person:
     email: str
     role: str
     created_at: datetime
+    # Declared by the person (None until they do), and put as it is into their voting
+    # tokens: a declared district is the person's word, nothing more, until the
+    # electorate issue verifies it against a census.
+    district: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,18 @@ def burn_attempt(code: LoginCode) -> LoginCode:
 def spent(code: LoginCode, now: datetime) -> LoginCode:
     """A used code: unusable, but keeps the send window so limits still hold."""
     return replace(code, code_hash="", expires_at=now, attempts_left=0)
+
+
+def declare_district(person: Person, district: str) -> Person:
+    """The person, living in ``district`` by their own word (a new declaration replaces
+    the previous one)."""
+    return replace(person, district=district)
+
+
+def spread(districts: Sequence[str], count: int) -> list[str | None]:
+    """Districts of ``count`` made-up voters: round-robin over ``districts``; none
+    (None each) when there are no districts."""
+    return [districts[i % len(districts)] if districts else None for i in range(count)]
 
 
 def pseudonym(secret: str, person_id: str, poll_id: str) -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from urne.contracts.commands import (
+    DeclareDistrict,
+    GetPerson,
     IssueSyntheticVotingTokens,
     IssueVotingToken,
     RequestLoginCode,
@@ -17,6 +19,7 @@ from urne.contracts.events import PollClosed, PollOpened
 from urne.contracts.replies import (
     AccessToken,
     LoginCodeSent,
+    PersonView,
     SyntheticVotingTokens,
     VotingToken,
 )
@@ -75,6 +78,24 @@ class IdentityHandlers:
         return AccessToken(access_token=token, expires_in=exp - int(now.timestamp()),
                            role=person.role, person_id=person.person_id)
 
+    def _person(self, person_id: str) -> domain.Person:
+        person = self.store.person(person_id)
+        if person is None:
+            raise NotFound(f"no person {person_id}", code="person_not_found")
+        return person
+
+    def get_person(self, query: GetPerson, ctx: Context) -> PersonView:
+        return _view(self._person(query.person_id))
+
+    def declare_district(self, cmd: DeclareDistrict, ctx: Context) -> PersonView:
+        # Stored as declared: the person's word until the electorate issue verifies it
+        # against a census (then ``district_verified`` can become true).
+        person = self._person(cmd.person_id)
+        declared = domain.declare_district(person, cmd.district)
+        if declared != person:
+            self.store.save_district(declared)
+        return _view(declared)
+
     def _ensure_open(self, poll_id: str) -> None:
         status = self.store.voting_status(poll_id)
         if status is None:
@@ -85,7 +106,11 @@ class IdentityHandlers:
     def issue_voting_token(self, cmd: IssueVotingToken, ctx: Context) -> VotingToken:
         self._ensure_open(cmd.poll_id)
         voter_key = domain.pseudonym(self.secret, cmd.person_id, cmd.poll_id)
-        token, exp = self.tokens.voting_token(voter_key, cmd.poll_id)
+        # The declared district, if any (see Person.district); vote and tally learn the
+        # district from the token, never who the person is.
+        person = self.store.person(cmd.person_id)
+        district = person.district if person is not None else None
+        token, exp = self.tokens.voting_token(voter_key, cmd.poll_id, district)
         return VotingToken(poll_id=cmd.poll_id, voting_token=token,
                            expires_at=datetime.fromtimestamp(exp, UTC))
 
@@ -97,7 +122,7 @@ class IdentityHandlers:
         self._ensure_open(cmd.poll_id)
         tokens = [self.tokens.voting_token(
             domain.pseudonym(self.secret, f"synthetic-{uuid.uuid4().hex}", cmd.poll_id),
-            cmd.poll_id)[0] for _ in range(cmd.count)]
+            cmd.poll_id, district)[0] for district in domain.spread(cmd.districts, cmd.count)]
         return SyntheticVotingTokens(poll_id=cmd.poll_id, voting_tokens=tokens)
 
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
@@ -114,9 +139,16 @@ class IdentityHandlers:
             commands={
                 RequestLoginCode: self.request_login_code,
                 VerifyLoginCode: self.verify_login_code,
+                GetPerson: self.get_person,
+                DeclareDistrict: self.declare_district,
                 IssueVotingToken: self.issue_voting_token,
                 IssueSyntheticVotingTokens: self.issue_synthetic_voting_tokens,
             },
             subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed},
             ping=self.store.ping,
         )
+
+
+def _view(person: domain.Person) -> PersonView:
+    return PersonView(person_id=person.person_id, email=person.email, role=person.role,
+                      district=person.district, district_verified=False)

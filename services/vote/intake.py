@@ -184,7 +184,8 @@ class BallotIntake:
             return failed(DomainError(f"poll {cmd.poll_id} is closed", code="poll_closed",
                                       status=409))
         try:
-            choice = validate_choice(box.rules, cmd.choice)
+            # The district, for a budget per district, is the token's: never the voter's word.
+            choice = validate_choice(box.rules, cmd.choice, district=cast.claims.district)
         except InvalidBallot as exc:
             return failed(DomainError(str(exc), code="ballot_invalid", status=422))
         request = Request(ballot_id=cmd.ballot_id, tracker=cmd.tracker, choice=choice,

@@ -72,7 +72,7 @@ def run_bad_input(http: httpx.Client, outbox: Path) -> None:
            404, "poll_not_found")
     expect(http.post(f"/v1/polls/{pid}/voting-token"), 401, "missing_token")
     token = http.post(f"/v1/polls/{pid}/voting-token", headers=participant).json()["voting_token"]
-    ballot = {"choice": {"answer": "yes"}}
+    ballot = {"choice": {"method": "yes_no_abstain", "answer": "yes"}}
     expect(http.post(f"/v1/polls/{pid}/ballots", json=ballot), 401, "missing_token")
     expect(http.post(f"/v1/polls/{pid}/ballots", json=ballot, headers=bearer("x.y.z")),
            401, "voting_token_invalid")
@@ -81,9 +81,14 @@ def run_bad_input(http: httpx.Client, outbox: Path) -> None:
            401, "voting_token_invalid")
     expect(http.post(f"/v1/polls/{UNKNOWN}/ballots", json=ballot, headers=bearer(token)),
            403, "voting_token_wrong_poll")
-    expect(http.post(f"/v1/polls/{pid}/ballots", json={"choice": {"answer": "maybe"}},
-                     headers=bearer(token)), 422, "ballot_invalid")
-    expect(http.post(f"/v1/polls/{pid}/ballots", json={"choice": {"answer": "yes", "x": 1}},
+    # The shape of a ballot is the edge's to check; its fit with the rules, the poll's.
+    for choice in ({"answer": "yes"}, {"method": "yes_no_abstain", "answer": "maybe"},
+                   {"method": "yes_no_abstain", "answer": "yes", "x": 1},
+                   {"method": "plurality", "answer": "yes"}):
+        expect(http.post(f"/v1/polls/{pid}/ballots", json={"choice": choice},
+                         headers=bearer(token)), 422, "invalid_request")
+    expect(http.post(f"/v1/polls/{pid}/ballots",
+                     json={"choice": {"method": "approval", "approved": ["p1"]}},
                      headers=bearer(token)), 422, "ballot_invalid")
     expect(http.post(f"/v1/polls/{pid}/ballots", json={}, headers=bearer(token)),
            422, "invalid_request")

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.bad_input import run_bad_input
+from tests.e2e.methods import METHODS
 from tests.e2e.scenario import close_and_verify, open_poll, run_slice, vote
 from tests.support.processes import Proc, free_port, start, wait_http
 from tests.support.servers import (
@@ -114,6 +115,12 @@ def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:
         assert handled, f"{name} handled nothing:\n{metrics[:2000]}"
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_every_voting_method(distributed: Distributed, method: str) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        METHODS[method](http, distributed.outbox)
+
+
 def test_bad_input(distributed: Distributed) -> None:
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         run_bad_input(http, distributed.outbox)
@@ -192,7 +199,7 @@ def test_concurrent_revotes_count_once(distributed: Distributed) -> None:
         def cast(answer: str) -> httpx.Response:
             return http.post(f"/v1/polls/{state.poll_id}/ballots",
                              headers={"Authorization": f"Bearer {token}"},
-                             json={"choice": {"answer": answer}})
+                             json={"choice": {"method": "yes_no_abstain", "answer": answer}})
 
         answers = ["yes", "abstain"] * 8
         with ThreadPoolExecutor(8) as pool:

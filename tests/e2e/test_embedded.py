@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.bad_input import run_bad_input
+from tests.e2e.methods import METHODS
 from tests.e2e.scenario import close_and_verify, open_poll, run_slice, vote
 from tests.support.processes import Proc, free_port, start, wait_http
 
@@ -49,6 +50,12 @@ def test_slice(embedded: Embedded) -> None:
     with httpx.Client(base_url=embedded.base, timeout=10) as http:
         summary = run_slice(http, embedded.outbox)
     assert summary["tally"]["outcome"] == "adopted"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_voting_method(embedded: Embedded, method: str) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        METHODS[method](http, embedded.outbox)
 
 
 def test_bad_input(embedded: Embedded) -> None:

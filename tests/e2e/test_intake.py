@@ -75,7 +75,7 @@ class Poll:
             try:
                 async with self.session.post(
                         f"{base}/v1/polls/{self.poll_id}/ballots",
-                        json={"choice": {"answer": answer}},
+                        json={"choice": {"method": "yes_no_abstain", "answer": answer}},
                         headers={"Authorization": f"Bearer {self.tokens[voter]}",
                                  "Idempotency-Key": key}) as r:
                     status, body = r.status, await r.json(content_type=None)

@@ -37,6 +37,8 @@ pytestmark = pytest.mark.unit
 
 RULES = {"method": "yes_no_abstain", "question": "Faut-il planter 200 arbres ?"}
 UNKNOWN = "0" * 32
+YES = {"method": "yes_no_abstain", "answer": "yes"}
+NO = {"method": "yes_no_abstain", "answer": "no"}
 
 
 def max_length(field: Any) -> int:
@@ -128,9 +130,9 @@ def test_happy_path_answers_documented_statuses_and_exactly_the_public_fields(
                 201, public.VotingTokenPublic)
     vote = bearer(ticket["voting_token"])
     first = ok(client.post(f"/v1/polls/{pid}/ballots", headers=vote,
-                           json={"choice": {"answer": "no"}}), 201, public.ReceiptPublic)
+                           json={"choice": NO}), 201, public.ReceiptPublic)
     revote = ok(client.post(f"/v1/polls/{pid}/ballots", headers=vote,
-                            json={"choice": {"answer": "yes"}}), 201, public.ReceiptPublic)
+                            json={"choice": YES}), 201, public.ReceiptPublic)
     assert (first["sequence"], first["replaces_previous"]) == (1, False)
     assert (revote["sequence"], revote["replaces_previous"]) == (2, True)
     problem(client.get(f"/v1/polls/{pid}/results"), 409, "result_not_published")
@@ -254,7 +256,7 @@ def test_a_401_from_a_service_asks_for_a_bearer_token(
 
 
 @pytest.mark.parametrize(("as_organiser", "path", "kwargs", "status", "code"), [
-    (False, "/v1/polls/p1/ballots", {"json": {"choice": {"answer": "yes"}}}, 401,
+    (False, "/v1/polls/p1/ballots", {"json": {"choice": YES}}, 401,
      "missing_token"),
     (True, "/v1/consultations", {"json": {"title": "t" * (max_length(Title) + 1)}}, 422,
      "invalid_request"),
@@ -547,7 +549,7 @@ def test_a_ballot_is_named_checked_and_routed_by_its_voter_key(
     intake = Intake(OPEN_POLL)
     client = stubbed(intake)
     r = client.post("/v1/polls/p1/ballots", headers={**voting(keys_dir), "Idempotency-Key": "k-1"},
-                    json={"choice": {"answer": "yes"}})
+                    json={"choice": YES})
     assert (r.status_code, r.json()) == (201, RECEIPT)
     [(voter_key, envelope)] = intake.cast
     assert voter_key == "ab" * 32  # the shard is chosen by the voter, not the request
@@ -563,8 +565,9 @@ def test_the_rules_of_an_open_poll_are_fetched_once(
     intake = Intake(OPEN_POLL)
     client = stubbed(intake)
     for answer in ("yes", "no", "abstain"):
+        choice = {"method": "yes_no_abstain", "answer": answer}
         assert client.post("/v1/polls/p1/ballots", headers=voting(keys_dir),
-                           json={"choice": {"answer": answer}}).status_code == 201
+                           json={"choice": choice}).status_code == 201
     assert intake.gets == ["p1"] and len(intake.cast) == 3
 
 
@@ -578,18 +581,19 @@ def test_a_poll_not_open_is_refused_at_the_edge(
     client = stubbed(intake)
     for _ in range(2):
         problem(client.post("/v1/polls/p1/ballots", headers=voting(keys_dir),
-                            json={"choice": {"answer": "yes"}}), 409, code)
+                            json={"choice": YES}), 409, code)
     assert intake.cast == []
     # A draft may open at any moment: asked again. A closed poll stays closed: cached.
     assert intake.gets == (["p1"] if cached else ["p1", "p1"])
 
 
 @pytest.mark.parametrize(("headers", "body", "status", "code"), [
-    ({"Authorization": "Bearer not-a-token"}, {"choice": {"answer": "yes"}}, 401,
-     "voting_token_invalid"),
-    ("other-poll", {"choice": {"answer": "yes"}}, 403, "voting_token_wrong_poll"),
-    ("p1", {"choice": {"answer": "maybe"}}, 422, "ballot_invalid"),
-    ("p1", {"choice": {"answer": "yes"}, "extra": 1}, 422, "invalid_request"),
+    ({"Authorization": "Bearer not-a-token"}, {"choice": YES}, 401, "voting_token_invalid"),
+    ("other-poll", {"choice": YES}, 403, "voting_token_wrong_poll"),
+    ("p1", {"choice": {"method": "yes_no_abstain", "answer": "maybe"}}, 422, "invalid_request"),
+    ("p1", {"choice": {"answer": "yes"}}, 422, "invalid_request"),  # method is required
+    ("p1", {"choice": YES, "extra": 1}, 422, "invalid_request"),
+    ("p1", {"choice": {"method": "ranking", "ranking": ["a"]}}, 422, "ballot_invalid"),
 ])
 def test_a_bad_ballot_never_reaches_the_intake(
         stubbed: Callable[[Answer], TestClient], keys_dir: Path, headers: Any,
@@ -608,7 +612,7 @@ def test_a_malformed_idempotency_key_is_422(
     intake = Intake(OPEN_POLL)
     r = stubbed(intake).post("/v1/polls/p1/ballots",
                              headers={**voting(keys_dir), "Idempotency-Key": key},
-                             json={"choice": {"answer": "yes"}})
+                             json={"choice": YES})
     problem(r, 422, "invalid_request")
     assert intake.cast == []
 
@@ -618,7 +622,7 @@ def test_the_intakes_refusal_is_the_clients_problem(
     refused = {"ok": False, "error": {"code": "poll_closed", "status": 409, "detail": "closed"}}
     client = stubbed(Intake(OPEN_POLL, refused))
     problem(client.post("/v1/polls/p1/ballots", headers=voting(keys_dir),
-                        json={"choice": {"answer": "yes"}}), 409, "poll_closed")
+                        json={"choice": YES}), 409, "poll_closed")
 
 
 def test_an_unconfirmed_ballot_is_a_503_that_says_how_to_retry(
@@ -629,7 +633,7 @@ def test_an_unconfirmed_ballot_is_a_503_that_says_how_to_retry(
         return replied(OPEN_POLL)
 
     body = problem(stubbed(down).post("/v1/polls/p1/ballots", headers=voting(keys_dir),
-                                      json={"choice": {"answer": "yes"}}),
+                                      json={"choice": YES}),
                    503, "service_unavailable")
     assert "Idempotency-Key" in body["detail"]
 

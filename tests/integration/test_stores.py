@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -87,6 +88,27 @@ def test_identity_add_person_race_makes_one_person(backend: Any) -> None:
     got = race(len(candidates), lambda i: store.add_person(candidates[i]))
     assert len(set(got)) == 1 and got[0] in candidates
     assert store.person_by_email(email) == got[0]
+
+
+def test_identity_persons_by_id_and_their_district(backend: Any) -> None:
+    store = backend("identity")
+    email, other = f"{new_id()}@example.org", f"{new_id()}@example.org"
+    person = store.add_person(Person(new_id(), email, "participant", NOW))
+    bystander = store.add_person(Person(new_id(), other, "participant", NOW))
+    assert person.district is None
+    assert store.person(person.person_id) == person
+    assert store.person(new_id()) is None
+    north = replace(person, district="north")
+    store.save_district(north)
+    assert store.person(person.person_id) == north == store.person_by_email(email)
+    store.save_district(replace(person, district="Quartier-2.sud"))  # a new declaration
+    assert store.person(person.person_id).district == "Quartier-2.sud"
+    assert store.person(bystander.person_id) == bystander  # nobody else's changed
+    # Signing in again (add_person on a taken address) keeps the declared district.
+    again = store.add_person(Person(new_id(), email, "participant", NOW))
+    assert again.district == "Quartier-2.sud"
+    declared = Person(new_id(), f"{new_id()}@example.org", "participant", NOW, "east")
+    assert store.add_person(declared) == declared == store.person(declared.person_id)
 
 
 def test_identity_login_codes_and_voting_status(backend: Any) -> None:
@@ -306,6 +328,62 @@ def test_sqlite_migrations_apply_once(tmp_path: Path) -> None:
         assert db.migrate(spec.migrations.sqlite) == [
             f.stem for f in migration_files(spec.migrations.sqlite)]
         assert db.migrate(spec.migrations.sqlite) == []
+
+
+def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Path) -> None:
+    folder = SERVICES["identity"].migrations.sqlite
+    before = tmp_path / "before"
+    before.mkdir()
+    shutil.copy(folder / "001_init.sql", before)
+    db = SqliteDb(tmp_path / "identity.db", before)
+    pid = new_id()
+    with db.tx() as c:
+        c.execute("INSERT INTO persons VALUES (?, ?, ?, ?)",
+                  (pid, "old@example.org", "participant", NOW.isoformat()))
+    assert db.migrate(folder) == ["002_district"]
+    store = SERVICES["identity"].sqlite_store(db)
+    old = Person(pid, "old@example.org", "participant", NOW, None)
+    assert store.person(pid) == old == store.person_by_email("old@example.org")
+    store.save_district(replace(old, district="north"))
+    assert store.person(pid).district == "north"
+
+
+def test_cassandra_district_migration_keeps_the_persons_already_there(
+        cassandra: CassandraRun, tmp_path: Path) -> None:
+    from urne.storage.cassandra import StoreUnavailable, migrate
+
+    settings = cassandra.settings.model_copy(update={
+        "cassandra_keyspace_prefix": f"{cassandra.settings.cassandra_keyspace_prefix}up_"})
+    folder = SERVICES["identity"].migrations.cassandra
+    before = tmp_path / "before"
+    before.mkdir()
+    shutil.copy(folder / "001_init.cql", before)
+    session = cassandra.session
+    assert migrate(session, settings, "identity", before) == ["001_init"]
+    ks = f"{settings.cassandra_keyspace_prefix}identity"
+    people = [(f"{i}-{new_id()}@example.org", new_id()) for i in range(20)]
+    for email, pid in people:
+        session.execute(f"INSERT INTO {ks}.persons_by_email (email, person_id, role, "
+                        "created_at) VALUES (%s, %s, %s, %s)", (email, pid, "participant", NOW))
+    assert migrate(session, settings, "identity", folder) == ["002_district"]
+    store = SERVICES["identity"].cassandra_store(session, ks)
+    # The index on person_id is built over the rows already there, in the background:
+    # until it is, a read by id is a 503 (store_unavailable, retry), never a wrong answer.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            found = [store.person(pid) for _, pid in people]
+            break
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    assert found == [Person(pid, email, "participant", NOW) for email, pid in people]
+    email, pid = people[0]
+    store.save_district(replace(found[0], district="north"))
+    assert store.person(pid) == replace(found[0], district="north") == store.person_by_email(
+        email)
+    session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
 
 
 def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:

@@ -6,11 +6,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import jwt
 import pytest
 
 from tests.unit.helpers import Clock, deliver, ok, refused, service_db
 from urne.contracts import wrap
 from urne.contracts.commands import (
+    DeclareDistrict,
+    GetPerson,
     IssueSyntheticVotingTokens,
     IssueVotingToken,
     RequestLoginCode,
@@ -294,3 +297,101 @@ def test_synthetic_voters_only_in_development(identity: Identity) -> None:
     identity.close_poll("poll-1")
     error = refused(allowed, IssueSyntheticVotingTokens(poll_id="poll-1", count=1))
     assert error["code"] == "poll_not_open"
+
+
+# --- districts: declared by the person, carried by their voting tokens ------------------
+
+
+def test_a_new_person_has_no_district_until_they_declare_one(identity: Identity) -> None:
+    signed_in, _ = identity.sign_in(CITIZEN)
+    person = signed_in["person_id"]
+    data, events = ok(identity.core, GetPerson(person_id=person))
+    assert data == {"person_id": person, "email": CITIZEN, "role": "participant",
+                    "district": None, "district_verified": False}
+    assert events == []
+
+
+def test_declaring_a_district_stores_it_and_a_new_declaration_replaces_it(
+        identity: Identity) -> None:
+    person = identity.sign_in(CITIZEN)[0]["person_id"]
+    data, events = ok(identity.core, DeclareDistrict(person_id=person, district="north"))
+    assert data == {"person_id": person, "email": CITIZEN, "role": "participant",
+                    "district": "north", "district_verified": False}  # taken at their word
+    assert events == []  # nobody else is told: the district travels in voting tokens only
+    assert identity.store.person(person).district == "north"
+    ok(identity.core, DeclareDistrict(person_id=person, district="north"))  # again: the same
+    assert ok(identity.core, DeclareDistrict(person_id=person, district="Quartier-2.sud"))[0][
+        "district"] == "Quartier-2.sud"
+    assert ok(identity.core, GetPerson(person_id=person))[0]["district"] == "Quartier-2.sud"
+    # Signing in again keeps it.
+    identity.sign_in(CITIZEN)
+    assert identity.store.person_by_email(CITIZEN).district == "Quartier-2.sud"
+
+
+@pytest.mark.parametrize("district", ["", "*", " north", "north ", "nord/est", "-north",
+                                      "n" * 65, "north\n", 7, None])
+def test_an_invalid_district_is_refused_and_changes_nothing(
+        identity: Identity, district: object) -> None:
+    person = identity.sign_in(CITIZEN)[0]["person_id"]
+    ok(identity.core, DeclareDistrict(person_id=person, district="north"))
+    raw = wrap(DeclareDistrict(person_id=person, district="south"), "test")
+    raw["payload"]["district"] = district
+    reply, events = identity.core.handle(raw)
+    assert (reply["error"]["code"], reply["error"]["status"]) == ("invalid_message", 422)
+    assert events == []
+    assert identity.store.person(person).district == "north"
+
+
+def test_a_district_at_its_limits_is_accepted(identity: Identity) -> None:
+    person = identity.sign_in(CITIZEN)[0]["person_id"]
+    for district in ("n", "N" * 64, "0", "a_b.c:d-e"):
+        assert ok(identity.core, DeclareDistrict(person_id=person, district=district))[0][
+            "district"] == district
+
+
+def test_an_unknown_person_has_no_profile_and_no_district(identity: Identity) -> None:
+    for cmd in (GetPerson(person_id="nobody"),
+                DeclareDistrict(person_id="nobody", district="north")):
+        error = refused(identity.core, cmd)
+        assert (error["code"], error["status"]) == ("person_not_found", 404)
+    assert identity.store.person("nobody") is None
+
+
+def test_the_voting_token_carries_the_declared_district(identity: Identity) -> None:
+    person = identity.sign_in(CITIZEN)[0]["person_id"]
+    identity.open_poll("poll-1")
+    before = identity.voting_token(person, "poll-1")
+    assert identity.verifier.voting(before).district is None
+    assert "district" not in jwt.decode(before, options={"verify_signature": False})
+    ok(identity.core, DeclareDistrict(person_id=person, district="north"))
+    after = identity.verifier.voting(identity.voting_token(person, "poll-1"))
+    assert (after.district, after.poll_id) == ("north", "poll-1")
+    # The same pseudonym: the district is an attribute of the voter, not a new voter.
+    assert after.voter_key == identity.verifier.voting(before).voter_key
+    ok(identity.core, DeclareDistrict(person_id=person, district="south"))
+    assert identity.verifier.voting(identity.voting_token(person, "poll-1")).district == "south"
+
+
+def test_synthetic_voters_are_spread_round_robin_over_districts(identity: Identity) -> None:
+    identity.open_poll("poll-1")
+    allowed = replace(identity.handlers, synthetic_voters=True).core()
+    data, _ = ok(allowed, IssueSyntheticVotingTokens(poll_id="poll-1", count=5,
+                                                     districts=["north", "south"]))
+    claims = [identity.verifier.voting(t) for t in data["voting_tokens"]]
+    assert [c.district for c in claims] == ["north", "south", "north", "south", "north"]
+    assert len({c.voter_key for c in claims}) == 5
+    data, _ = ok(allowed, IssueSyntheticVotingTokens(poll_id="poll-1", count=2))
+    assert [identity.verifier.voting(t).district for t in data["voting_tokens"]] == [None, None]
+    raw = wrap(IssueSyntheticVotingTokens(poll_id="poll-1", count=1), "test")
+    raw["payload"]["districts"] = ["north", "*"]
+    reply, _ = allowed.handle(raw)
+    assert reply["error"]["code"] == "invalid_message"
+
+
+def test_domain_spread_and_declare() -> None:
+    assert domain.spread(["a", "b", "c"], 4) == ["a", "b", "c", "a"]
+    assert domain.spread([], 2) == [None, None]
+    assert domain.spread(["a"], 0) == []
+    person = domain.Person("p", CITIZEN, "participant", datetime(2025, 1, 1, tzinfo=UTC))
+    assert person.district is None
+    assert domain.declare_district(person, "north") == replace(person, district="north")

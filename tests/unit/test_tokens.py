@@ -202,3 +202,61 @@ def test_a_refused_token_is_not_remembered(identity_key: SigningKey,
     # Remembered per audience: a voting token is still no access token.
     with pytest.raises(InvalidToken):
         verifier.access(token)
+
+
+# --- the district claim -----------------------------------------------------------------
+
+
+def test_a_voting_token_carries_the_district_it_was_issued_with(
+        issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    token, _ = issuer.voting_token("k", "p1", "north")
+    assert jwt.decode(token, options={"verify_signature": False})["district"] == "north"
+    claims = verifier.voting(token)
+    assert (claims.voter_key, claims.poll_id, claims.district) == ("k", "p1", "north")
+    assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
+
+
+def test_without_a_district_the_token_has_no_district_claim(
+        issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    for token in (issuer.voting_token("k", "p1")[0], issuer.voting_token("k", "p1", None)[0]):
+        assert "district" not in jwt.decode(token, options={"verify_signature": False})
+        assert verifier.voting(token).district is None
+
+
+def test_a_district_claim_is_read_tolerantly(identity_key: SigningKey,
+                                           verifier: TokenVerifier) -> None:
+    def signed(**extra: object) -> str:
+        return jwt.encode(voting_claims(**extra), identity_key.key, algorithm="EdDSA")
+
+    assert verifier.voting(signed()).district is None  # a token from before districts
+    assert verifier.voting(signed(district=None)).district is None
+    assert verifier.voting(signed(district="sud")).district == "sud"
+
+
+@pytest.mark.parametrize("district", [7, 1.5, True, ["north"], {"name": "north"}])
+def test_a_district_that_is_not_a_string_makes_the_token_invalid(
+        identity_key: SigningKey, verifier: TokenVerifier, district: object) -> None:
+    token = jwt.encode(voting_claims(district=district), identity_key.key, algorithm="EdDSA")
+    for _ in range(2):  # refused again when its signature is already known to be good
+        with pytest.raises(InvalidToken, match="district"):
+            verifier.voting(token)
+
+
+def test_a_remembered_token_keeps_its_district(issuer: TokenIssuer, verifier: TokenVerifier,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    token, _ = issuer.voting_token("k", "p1", "north")
+    assert verifier.voting(token).district == "north"
+    monkeypatch.setattr(verifier, "public", None)  # only memory can answer now
+    assert verifier.voting(token) == verifier.voting(token)
+    assert verifier.voting(token).district == "north"
+
+
+def test_a_district_claim_does_not_survive_tampering(identity_key: SigningKey,
+                                                     verifier: TokenVerifier) -> None:
+    genuine = craft({"alg": "EdDSA", "typ": "JWT"}, voting_claims(district="north"),
+                    identity_key.sign)
+    head, _, sig = genuine.split(".")
+    moved = b64url(json.dumps(voting_claims(district="south")).encode())
+    with pytest.raises(InvalidToken):
+        verifier.voting(f"{head}.{moved}.{sig}")
+    assert verifier.voting(genuine).district == "north"

@@ -11,6 +11,7 @@ from urne.contracts.envelope import Command, Query, message
 from urne.contracts.fields import (
     BallotId,
     Description,
+    District,
     Id,
     IdempotencyKey,
     LoginCodeText,
@@ -20,7 +21,7 @@ from urne.contracts.fields import (
     Tracker,
     VotingTokenText,
 )
-from urne.counting.rules import PollRules
+from urne.counting.rules import MAX_OPTIONS, PollRules
 
 
 # --- identity --------------------------------------------------------------
@@ -52,6 +53,27 @@ class IssueSyntheticVotingTokens(_Identity):
 
     poll_id: Id
     count: int = Field(ge=1, le=1000)
+    # Made-up voters are spread round-robin over these (none: no district in the
+    # tokens), so load tests can exercise a budget per district.
+    districts: list[District] = Field(default_factory=list, max_length=MAX_OPTIONS)
+
+
+@message("person.declare_district.v1")
+class DeclareDistrict(_Identity):
+    """The district a person says they live in, stored as declared (unverified): it goes
+    into their voting tokens from then on. Declaring again replaces it."""
+
+    person_id: Id
+    district: District
+
+
+class _IdentityQuery(Query):
+    OWNER = "identity"
+
+
+@message("person.get.v1")
+class GetPerson(_IdentityQuery):
+    person_id: Id
 
 
 # --- proposal --------------------------------------------------------------
@@ -118,7 +140,9 @@ class CastBallot(Command):
     v2 (v1 was never released): the edge that takes the request names the ballot
     (``ballot_id``, ``tracker``, ``received_at``), so whoever records it, and however
     often it is redelivered, writes the very same row; ``idempotency_key`` makes a
-    client's retry return the first receipt instead of casting again.
+    client's retry return the first receipt instead of casting again. ``choice`` is
+    the voter's, as sent, without ``method``: the vote service checks it against the
+    frozen rules, with the district of the voting token, and stores its normal form.
     """
 
     OWNER = "vote"

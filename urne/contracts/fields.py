@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import Field
 
+from urne.counting.rules import Identifier
+
 Id = Annotated[str, Field(min_length=1, max_length=64)]  # opaque (uuid4 hex in practice)
 Title = Annotated[str, Field(min_length=1, max_length=300)]
 Description = Annotated[str, Field(max_length=20_000)]
@@ -22,3 +24,6 @@ IDEMPOTENCY_KEY_MAX = 128
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
                                       pattern=IDEMPOTENCY_KEY_PATTERN)]
 PageLimit = Annotated[int, Field(ge=1, le=500)]
+# A district's name: the shape the rules give district keys (``budgets``), so whatever a
+# person declares can name a district of a poll, and never the result's "*" key.
+District = Identifier

@@ -40,6 +40,18 @@ class SyntheticVotingTokens(Reply):
     voting_tokens: list[str]
 
 
+class PersonView(Reply):
+    """A person as they see themselves. ``district`` is what they declared (None until
+    they do); ``district_verified`` stays false until the electorate issue checks it
+    against a census."""
+
+    person_id: str
+    email: str
+    role: str
+    district: str | None
+    district_verified: bool = False
+
+
 class ProposalView(Reply):
     id: str
     consultation_id: str

@@ -35,6 +35,9 @@ class AccessClaims:
 class VotingClaims:
     voter_key: str  # the poll-scoped pseudonym
     poll_id: str
+    # The voter's district, for rules with a budget per district; None when the person
+    # declared none (or the token predates districts).
+    district: str | None = None
 
 
 class TokenIssuer:
@@ -52,11 +55,14 @@ class TokenIssuer:
     def access_token(self, person_id: str, role: str) -> tuple[str, int]:
         return self._sign({"sub": person_id, "role": role, "aud": API_AUDIENCE}, self.access_ttl)
 
-    def voting_token(self, voter_key: str, poll_id: str) -> tuple[str, int]:
-        # Only what the vote service needs: no person, and (until the rules need
-        # one, such as a district) no attribute either.
-        return self._sign({"sub": voter_key, "poll": poll_id, "aud": VOTE_AUDIENCE},
-                          self.voting_ttl)
+    def voting_token(self, voter_key: str, poll_id: str,
+                     district: str | None = None) -> tuple[str, int]:
+        # Only what the vote service needs: no person, and of the person's attributes
+        # only those the rules use: the district (a claim only when there is one).
+        claims = {"sub": voter_key, "poll": poll_id, "aud": VOTE_AUDIENCE}
+        if district is not None:
+            claims["district"] = district
+        return self._sign(claims, self.voting_ttl)
 
 
 class TokenVerifier:
@@ -98,4 +104,10 @@ class TokenVerifier:
         claims = self._decode(token, VOTE_AUDIENCE)
         if not isinstance(claims.get("poll"), str):
             raise InvalidToken("voting token names no poll")
-        return VotingClaims(voter_key=str(claims["sub"]), poll_id=claims["poll"])
+        # Tolerant of tokens without a district (absent or null: none), not of a
+        # district that is no name.
+        district = claims.get("district")
+        if district is not None and not isinstance(district, str):
+            raise InvalidToken("voting token's district is not a string")
+        return VotingClaims(voter_key=str(claims["sub"]), poll_id=claims["poll"],
+                            district=district)

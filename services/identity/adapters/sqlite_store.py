@@ -17,15 +17,25 @@ class SqliteIdentityStore:
         row = self.db.one("SELECT * FROM persons WHERE email = ?", (email,))
         return _person(row) if row else None
 
+    def person(self, person_id: str) -> Person | None:
+        row = self.db.one("SELECT * FROM persons WHERE person_id = ?", (person_id,))
+        return _person(row) if row else None
+
     def add_person(self, person: Person) -> Person:
         with self.db.tx() as c:
             # The e-mail is unique: on a race the first person stays, and is returned.
-            c.execute("INSERT OR IGNORE INTO persons VALUES (?, ?, ?, ?)",
+            c.execute("INSERT OR IGNORE INTO persons (person_id, email, role, created_at, "
+                      "district) VALUES (?, ?, ?, ?, ?)",
                       (person.person_id, person.email, person.role,
-                       person.created_at.isoformat()))
+                       person.created_at.isoformat(), person.district))
         found = self.person_by_email(person.email)
         assert found is not None
         return found
+
+    def save_district(self, person: Person) -> None:
+        with self.db.tx() as c:
+            c.execute("UPDATE persons SET district = ? WHERE person_id = ?",
+                      (person.district, person.person_id))
 
     def login_code(self, email: str) -> LoginCode | None:
         row = self.db.one("SELECT * FROM login_codes WHERE email = ?", (email,))
@@ -56,4 +66,4 @@ class SqliteIdentityStore:
 
 def _person(row: sqlite3.Row) -> Person:
     return Person(row["person_id"], row["email"], row["role"],
-                  datetime.fromisoformat(row["created_at"]))
+                  datetime.fromisoformat(row["created_at"]), row["district"])
