@@ -17,6 +17,7 @@ from urne.gateway import problems
 from urne.gateway.ballots import BallotDesk
 from urne.gateway.clients import ServiceClient
 from urne.gateway.deps import GatewayState
+from urne.gateway.fastpath import BallotFastPath
 from urne.gateway.middleware import TraceAndMeasure
 from urne.gateway.routes import audit, auth, consultations, health, me, polls
 from urne.gateway.routes import testing as testing_routes
@@ -43,8 +44,10 @@ def _register_problem_schema(app: FastAPI) -> None:
 
 
 def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
-               tokens: TokenVerifier | None = None, testing: bool = False) -> FastAPI:
-    """The gateway over ``client``; ``services`` are the ones ``/readyz`` checks."""
+               tokens: TokenVerifier | None = None, testing: bool = False,
+               fast_path: bool = True) -> FastAPI:
+    """The gateway over ``client``; ``services`` are the ones ``/readyz`` checks.
+    ``fast_path=False`` leaves every ballot to the FastAPI route (tests compare both)."""
     identity_key = load_public_key(keys_dir, IDENTITY_TOKEN_KEY)
     public_keys = [
         {"name": k.name, "kid": k.kid, "algorithm": "Ed25519", "public_key": k.raw_b64url(),
@@ -86,9 +89,15 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
 
     # FastAPI keeps included routers as they are, so a matched route's own ``path`` lacks
     # their prefixes ("/polls/{poll_id}"): label metrics with the full template instead.
-    templates = {id(rc.original_route): rc.path_format or ""
-                 for rc in iter_route_contexts(app.routes)}
+    contexts = list(iter_route_contexts(app.routes))
+    templates = {id(rc.original_route): rc.path_format or "" for rc in contexts}
+    [cast_route] = [rc.original_route for rc in contexts
+                    if rc.path_format == "/v1/polls/{poll_id}/ballots"]
 
+    # The later a middleware is added, the earlier it runs: the trace id and the metrics
+    # cover the ballot fast path too.
+    if fast_path:
+        app.add_middleware(BallotFastPath, desk=app.state.urne.ballots, route=cast_route)
     app.add_middleware(TraceAndMeasure, templates=templates)
 
     return app

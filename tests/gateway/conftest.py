@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.e2e.scenario import ORGANISER, login
+from urne.crypto.keys import generate_keys
 from urne.platform.settings import EmbeddedSettings
 from urne.runtime.embedded import build_app
 
@@ -16,6 +17,13 @@ from urne.runtime.embedded import build_app
 @pytest.fixture
 def settings(tmp_path: Path) -> EmbeddedSettings:
     return EmbeddedSettings(data_dir=tmp_path / "data", environment="test")
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path) -> Path:
+    """Fresh signing keys, for a gateway built over stubbed services."""
+    generate_keys(tmp_path / "keys")
+    return tmp_path / "keys"
 
 
 @pytest.fixture

@@ -190,12 +190,6 @@ class StubServices:
 
 
 @pytest.fixture
-def keys_dir(tmp_path: Path) -> Path:
-    generate_keys(tmp_path / "keys")
-    return tmp_path / "keys"
-
-
-@pytest.fixture
 def stubbed(keys_dir: Path) -> Iterator[Callable[[Answer], TestClient]]:
     """Builds the gateway over a ``StubServices``; the clients are closed after the test."""
     with ExitStack() as stack:
