@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from cassandra.cluster import Session
-from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
+from cassandra.concurrent import execute_concurrent_with_args
 
 from urne.counting.rules import rules_adapter
 from urne.services.vote.domain import (
@@ -23,7 +23,15 @@ from urne.services.vote.domain import (
     Seal,
     enumeration_bucket,
 )
-from urne.storage.cassandra import applied, guard, guarded, ping, scan_buckets, utc
+from urne.storage.cassandra import (
+    applied,
+    guard,
+    guarded,
+    ping,
+    scan_buckets,
+    utc,
+    write_grouped,
+)
 
 CONCURRENCY = 128  # requests in flight per batch
 # Voters per read: a multi-partition IN is a coordinator's fan-out, so it stays small.
@@ -97,8 +105,7 @@ class CassandraVoteStore:
                                               b.ballot_id)))
         # Not atomic across the two tables, and need not be: the batch is acked only
         # after every write succeeded, and a redelivered batch writes both again.
-        execute_concurrent(self.s, statements, concurrency=CONCURRENCY,
-                           raise_on_first_error=True)
+        write_grouped(self.s, statements, concurrency=CONCURRENCY)
 
     @guarded
     def closed_shards(self, poll_id: str) -> set[int]:
