@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from urne.contracts.commands import Actor
 from urne.contracts.envelope import Command, wrap
+from urne.contracts.roles import STAFF
 from urne.crypto.tokens import AccessClaims, InvalidToken, TokenVerifier
 from urne.gateway.ballots import BallotDesk
 from urne.gateway.clients import ServiceClient, ServiceUnavailable
 from urne.gateway.problems import ProblemError, reply_data
 
 bearer = HTTPBearer(auto_error=False)
+# For ``openapi_extra`` of routes that take ``OptionalUser``: FastAPI declares the bearer
+# scheme as required; the empty alternative tells clients (and the fuzzer) it is optional.
+OPTIONAL_AUTH: dict[str, Any] = {"security": [{}]}
 
 
 @dataclass
@@ -65,10 +70,31 @@ async def current_user(request: Request,
         raise ProblemError(401, "invalid_token", f"access token refused: {exc}") from exc
 
 
+async def optional_user(request: Request,
+                        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                        ) -> AccessClaims | None:
+    """The signed-in person, or None when no token is sent: public routes that show
+    drafts to their organisers. A token sent but refused is still a 401, never anonymous."""
+    if creds is None:
+        return None
+    return await current_user(request, creds)
+
+
 async def organiser(user: Annotated[AccessClaims, Depends(current_user)]) -> AccessClaims:
-    if user.role != "organiser":
-        raise ProblemError(403, "forbidden", "this route is for organisers")
+    # Only the role, here: which consultations they may act on is the proposal
+    # service's to decide, from the actor the route passes on.
+    if user.role not in STAFF:
+        raise ProblemError(403, "forbidden", "this route is for organisers and admins")
     return user
+
+
+@overload
+def actor(user: AccessClaims) -> Actor: ...
+@overload
+def actor(user: AccessClaims | None) -> Actor | None: ...
+def actor(user: AccessClaims | None) -> Actor | None:
+    """Who asks, for a command's ``actor``: from the verified access token only."""
+    return None if user is None else Actor(person_id=user.person_id, role=user.role)
 
 
 async def voting_token(creds: Annotated[HTTPAuthorizationCredentials | None,
@@ -83,5 +109,6 @@ async def services(request: Request) -> Services:
 
 ServicesDep = Annotated[Services, Depends(services)]
 CurrentUser = Annotated[AccessClaims, Depends(current_user)]
-Organiser = Annotated[AccessClaims, Depends(organiser)]
+OptionalUser = Annotated[AccessClaims | None, Depends(optional_user)]
+Organiser = Annotated[AccessClaims, Depends(organiser)]  # an organiser or an admin
 VotingTokenDep = Annotated[str, Depends(voting_token)]

@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from urne.contracts.replies import PollStatus
+from urne.contracts.replies import ConsultationStatus, PollStatus
+from urne.contracts.steps import StepKind
 from urne.counting.rules import PollRules
 
 
@@ -70,22 +71,38 @@ class PollPublic(Public):
     published_at: datetime | None
 
 
-class ConsultationPublic(Public):
-    id: str
-    title: str
-    description: str
-    created_at: datetime
-    proposals: list[ProposalPublic]
-    polls: list[PollPublic]
+class StepPublic(Public):
+    """A step of a consultation, from ``starts_at`` (included) to ``ends_at`` (excluded), UTC."""
+
+    kind: StepKind
+    starts_at: datetime
+    ends_at: datetime
 
 
 class ConsultationSummaryPublic(Public):
-    """A consultation in a listing (its proposals and polls are on its own page)."""
+    """A consultation in a listing (its proposals and polls are on its own page).
+    ``current_step``: the kind of the step under way now, null outside every step;
+    ``time_zone``: where its times are to be shown (IANA name)."""
 
     id: str
     title: str
     description: str
+    status: ConsultationStatus
+    time_zone: str
+    steps: list[StepPublic]
+    current_step: StepKind | None
     created_at: datetime
+    published_at: datetime | None
+
+
+class ConsultationPublic(ConsultationSummaryPublic):
+    """A consultation with its proposals and polls (the draft polls for its organisers
+    only); ``organisers`` (person ids, the creator first) for its organisers and admins,
+    null for anyone else."""
+
+    organisers: list[str] | None
+    proposals: list[ProposalPublic]
+    polls: list[PollPublic]
 
 
 class ConsultationsPublic(Public):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, EmailStr
 
 from urne.contracts.fields import Description, District, Id, LoginCodeText, ProposalBody, Title
+from urne.contracts.steps import DEFAULT_TIME_ZONE, Steps, TimeZone
 from urne.counting import Choice
 from urne.counting.rules import PollRules
 
@@ -30,6 +31,24 @@ class DistrictDeclare(Body):
 class ConsultationCreate(Body):
     title: Title
     description: Description = ""
+    # An IANA name, for showing the steps' times; the times themselves are in UTC.
+    time_zone: TimeZone = DEFAULT_TIME_ZONE
+    steps: Steps = ()
+
+
+class ConsultationUpdate(Body):
+    """What to change; a field left out (or null) stays as it is. ``steps`` replaces
+    the whole calendar."""
+
+    title: Title | None = None
+    description: Description | None = None
+    time_zone: TimeZone | None = None
+    steps: Steps | None = None
+
+
+class OrganiserAdd(Body):
+    # The person's id, which they read at GET /v1/me: e-mail addresses stay in identity.
+    person_id: Id
 
 
 class ProposalCreate(Body):
@@ -40,6 +59,10 @@ class ProposalCreate(Body):
 class PollCreate(Body):
     proposal_id: Id | None = None
     rules: PollRules
+
+
+class PollUpdate(Body):
+    rules: PollRules  # while the poll is a draft only
 
 
 class BallotCast(Body):

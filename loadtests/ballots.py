@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from urne.contracts.commands import (
+    Actor,
     CastBallot,
     ClosePoll,
     CreateConsultation,
@@ -29,6 +30,7 @@ from urne.contracts.commands import (
     GetResult,
     IssueVotingToken,
     OpenPoll,
+    PublishConsultation,
 )
 from urne.contracts.envelope import Command, wrap
 from urne.contracts.ids import new_ballot_id, new_tracker
@@ -52,10 +54,12 @@ def bench(voters: int, revotes: float, in_flight: int) -> dict:
     system = embedded(settings)
     bus = system.bus
 
-    cid = _send(bus, CreateConsultation(title="bench", created_by="bench"))["id"]
+    organiser = Actor(person_id="bench", role="organiser")
+    cid = _send(bus, CreateConsultation(title="bench", actor=organiser))["id"]
+    _send(bus, PublishConsultation(consultation_id=cid, actor=organiser))
     rules = YesNoAbstainRules(method="yes_no_abstain", question="bench?")
-    pid = _send(bus, CreatePoll(consultation_id=cid, rules=rules))["id"]
-    _send(bus, OpenPoll(poll_id=pid))
+    pid = _send(bus, CreatePoll(consultation_id=cid, rules=rules, actor=organiser))["id"]
+    _send(bus, OpenPoll(poll_id=pid, actor=organiser))
     tokens = [_send(bus, IssueVotingToken(person_id=f"p{i}", poll_id=pid))["voting_token"]
               for i in range(voters)]
     rng = random.Random(7)
@@ -73,7 +77,7 @@ def bench(voters: int, revotes: float, in_flight: int) -> dict:
     cast_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    _send(bus, ClosePoll(poll_id=pid))
+    _send(bus, ClosePoll(poll_id=pid, actor=organiser))
     close_seconds = time.perf_counter() - started
     result = _send(bus, GetResult(poll_id=pid))["result"]
     assert result["record"]["size"] == voters, result["record"]

@@ -114,6 +114,10 @@ class Run:
         """A consultation with an open poll; ``organiser``: headers of a signed-in one."""
         self.organiser = organiser or await self.sign_in(ORGANISER)
         _, c = await self.post("/v1/consultations", {"title": "load test"}, self.organiser)
+        status, body = await self.post(f"/v1/consultations/{c['id']}/publish", {},
+                                       self.organiser)
+        if status != 200:  # a poll opens only in a published consultation
+            raise RuntimeError(f"publish: {status} {body}")
         _, p = await self.post(f"/v1/consultations/{c['id']}/polls", {
             "rules": {"method": "yes_no_abstain", "question": "Load?"}}, self.organiser)
         self.poll_id = p["id"]

@@ -1,18 +1,29 @@
-"""Consultations, their proposals and their polls."""
+"""Consultations, their organisers, their proposals and their polls.
+
+Every command carries its ``actor`` (the access token's person and role): the proposal
+service decides from it who may see a draft and who may act on a consultation. The
+routes check the role only, so a participant is refused before any service is asked.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, status
 
 from urne.contracts.commands import (
+    AddOrganiser,
     AddProposal,
     CreateConsultation,
     CreatePoll,
     GetConsultation,
+    GetPerson,
     ListConsultations,
+    PublishConsultation,
+    UpdateConsultation,
 )
 from urne.contracts.fields import Id
-from urne.gateway.deps import Organiser, ServicesDep
+from urne.contracts.roles import STAFF
+from urne.gateway.deps import OPTIONAL_AUTH, OptionalUser, Organiser, ServicesDep, actor
+from urne.gateway.problems import ProblemError
 from urne.gateway.public import (
     ConsultationPublic,
     ConsultationsPublic,
@@ -20,7 +31,13 @@ from urne.gateway.public import (
     PollPublic,
     ProposalPublic,
 )
-from urne.gateway.requests import ConsultationCreate, PollCreate, ProposalCreate
+from urne.gateway.requests import (
+    ConsultationCreate,
+    ConsultationUpdate,
+    OrganiserAdd,
+    PollCreate,
+    ProposalCreate,
+)
 
 router = APIRouter(prefix="/consultations", tags=["consultations"])
 
@@ -28,19 +45,56 @@ router = APIRouter(prefix="/consultations", tags=["consultations"])
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ConsultationSummaryPublic)
 async def create_consultation(body: ConsultationCreate, user: Organiser,
                               services: ServicesDep) -> dict:
-    return await services.send(CreateConsultation(title=body.title, description=body.description,
-                                                  created_by=user.person_id))
+    """Create a consultation in draft: only its organisers (you, for a start) and admins
+    see it until it is published."""
+    return await services.send(CreateConsultation(
+        title=body.title, description=body.description, time_zone=body.time_zone,
+        steps=body.steps, actor=actor(user)))
 
 
-@router.get("", response_model=ConsultationsPublic)
-async def list_consultations(services: ServicesDep,
+@router.get("", response_model=ConsultationsPublic, openapi_extra=OPTIONAL_AUTH)
+async def list_consultations(services: ServicesDep, user: OptionalUser,
                              limit: int = Query(default=50, ge=1, le=500)) -> dict:
-    return await services.send(ListConsultations(limit=limit))
+    """The newest consultations: the published ones, and the drafts you organise."""
+    return await services.send(ListConsultations(limit=limit, actor=actor(user)))
 
 
-@router.get("/{consultation_id}", response_model=ConsultationPublic)
-async def get_consultation(consultation_id: Id, services: ServicesDep) -> dict:
-    return await services.send(GetConsultation(consultation_id=consultation_id))
+@router.get("/{consultation_id}", response_model=ConsultationPublic, openapi_extra=OPTIONAL_AUTH)
+async def get_consultation(consultation_id: Id, services: ServicesDep,
+                           user: OptionalUser) -> dict:
+    return await services.send(GetConsultation(consultation_id=consultation_id,
+                                               actor=actor(user)))
+
+
+@router.patch("/{consultation_id}", response_model=ConsultationPublic)
+async def update_consultation(consultation_id: Id, body: ConsultationUpdate, user: Organiser,
+                              services: ServicesDep) -> dict:
+    """Change its title, description, time zone or steps (its organisers, or an admin)."""
+    return await services.send(UpdateConsultation(
+        consultation_id=consultation_id, title=body.title, description=body.description,
+        time_zone=body.time_zone, steps=body.steps, actor=actor(user)))
+
+
+@router.post("/{consultation_id}/publish", response_model=ConsultationPublic)
+async def publish_consultation(consultation_id: Id, user: Organiser,
+                               services: ServicesDep) -> dict:
+    """Make it public; its polls may open from then on."""
+    return await services.send(PublishConsultation(consultation_id=consultation_id,
+                                                   actor=actor(user)))
+
+
+@router.post("/{consultation_id}/organisers", response_model=ConsultationPublic)
+async def add_organiser(consultation_id: Id, body: OrganiserAdd, user: Organiser,
+                        services: ServicesDep) -> dict:
+    """Make another organiser (or an admin) one of its organisers, by their person id
+    (theirs at ``GET /v1/me``). Adding one already there changes nothing."""
+    # Identity knows roles, proposal knows consultations: ask the first, then the second.
+    person = await services.send(GetPerson(person_id=body.person_id))
+    if person["role"] not in STAFF:
+        raise ProblemError(422, "person_not_an_organiser",
+                           f"person {body.person_id} is not an organiser")
+    return await services.send(AddOrganiser(consultation_id=consultation_id,
+                                            person_id=body.person_id, actor=actor(user)))
 
 
 @router.post("/{consultation_id}/proposals", status_code=status.HTTP_201_CREATED,
@@ -48,12 +102,14 @@ async def get_consultation(consultation_id: Id, services: ServicesDep) -> dict:
 async def add_proposal(consultation_id: Id, body: ProposalCreate, user: Organiser,
                        services: ServicesDep) -> dict:
     return await services.send(AddProposal(consultation_id=consultation_id, title=body.title,
-                                           body=body.body, author_id=user.person_id))
+                                           body=body.body, actor=actor(user)))
 
 
 @router.post("/{consultation_id}/polls", status_code=status.HTTP_201_CREATED,
              response_model=PollPublic)
 async def create_poll(consultation_id: Id, body: PollCreate, user: Organiser,
                       services: ServicesDep) -> dict:
+    """Create a poll in draft: its rules may change until it opens."""
     return await services.send(CreatePoll(consultation_id=consultation_id,
-                                          proposal_id=body.proposal_id, rules=body.rules))
+                                          proposal_id=body.proposal_id, rules=body.rules,
+                                          actor=actor(user)))

@@ -13,11 +13,21 @@ from urne.contracts.commands import (
     GetResult,
     IssueVotingToken,
     OpenPoll,
+    UpdatePoll,
 )
 from urne.contracts.fields import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, Id
-from urne.gateway.deps import CurrentUser, Organiser, ServicesDep, VotingTokenDep, state
+from urne.gateway.deps import (
+    OPTIONAL_AUTH,
+    CurrentUser,
+    OptionalUser,
+    Organiser,
+    ServicesDep,
+    VotingTokenDep,
+    actor,
+    state,
+)
 from urne.gateway.public import PollPublic, ReceiptPublic, ResultPublic, VotingTokenPublic
-from urne.gateway.requests import BallotCast
+from urne.gateway.requests import BallotCast, PollUpdate
 
 router = APIRouter(prefix="/polls", tags=["polls"])
 RECEIPT_FIELDS = tuple(ReceiptPublic.model_fields)
@@ -29,21 +39,30 @@ IdempotencyKeyHeader = Annotated[str | None, Header(
                 "receipt.")]
 
 
-@router.get("/{poll_id}", response_model=PollPublic)
-async def get_poll(poll_id: Id, services: ServicesDep) -> dict:
-    """A poll and its rules (frozen, with their hash, once the poll is open)."""
-    return await services.send(GetPoll(poll_id=poll_id))
+@router.get("/{poll_id}", response_model=PollPublic, openapi_extra=OPTIONAL_AUTH)
+async def get_poll(poll_id: Id, services: ServicesDep, user: OptionalUser) -> dict:
+    """A poll and its rules (frozen, with their hash, once the poll is open); a draft
+    only for the organisers of its consultation."""
+    return await services.send(GetPoll(poll_id=poll_id, actor=actor(user)))
+
+
+@router.patch("/{poll_id}", response_model=PollPublic)
+async def update_poll(poll_id: Id, body: PollUpdate, user: Organiser,
+                      services: ServicesDep) -> dict:
+    """Replace the rules of a poll in draft (409 ``poll_rules_frozen`` once it opened)."""
+    return await services.send(UpdatePoll(poll_id=poll_id, rules=body.rules, actor=actor(user)))
 
 
 @router.post("/{poll_id}/open", response_model=PollPublic)
 async def open_poll(poll_id: Id, user: Organiser, services: ServicesDep) -> dict:
-    return await services.send(OpenPoll(poll_id=poll_id))
+    """Open the poll (its consultation must be published): its rules are frozen."""
+    return await services.send(OpenPoll(poll_id=poll_id, actor=actor(user)))
 
 
 @router.post("/{poll_id}/close", response_model=PollPublic)
 async def close_poll(poll_id: Id, user: Organiser, services: ServicesDep) -> dict:
     """Close the poll; the tally publishes the signed result once every ballot is counted."""
-    return await services.send(ClosePoll(poll_id=poll_id))
+    return await services.send(ClosePoll(poll_id=poll_id, actor=actor(user)))
 
 
 @router.post("/{poll_id}/voting-token", status_code=status.HTTP_201_CREATED,

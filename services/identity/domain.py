@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
+
+from urne.contracts.roles import ADMIN, ORGANISER, PARTICIPANT
 
 CODE_DIGITS = 6
 CODE_TTL = timedelta(minutes=10)
@@ -88,6 +90,14 @@ def burn_attempt(code: LoginCode) -> LoginCode:
 def spent(code: LoginCode, now: datetime) -> LoginCode:
     """A used code: unusable, but keeps the send window so limits still hold."""
     return replace(code, code_hash="", expires_at=now, attempts_left=0)
+
+
+def role_for(email: str, organisers: Collection[str], admins: Collection[str]) -> str:
+    """The role an address registers with: from the operator's lists (the highest one
+    it is on), a participant otherwise. Given once, at registration."""
+    if email in admins:
+        return ADMIN
+    return ORGANISER if email in organisers else PARTICIPANT
 
 
 def declare_district(person: Person, district: str) -> Person:

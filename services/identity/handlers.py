@@ -36,7 +36,8 @@ class IdentityHandlers:
     sender: CodeSender
     tokens: TokenIssuer
     secret: str  # keys both code hashes and pseudonyms
-    organisers: frozenset[str]
+    organisers: frozenset[str]  # e-mail addresses that register as organisers
+    admins: frozenset[str] = frozenset()  # ... as admins, above the organisers
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     new_code: Callable[[], str] = domain.new_code
     # Load tests may ask for tokens of made-up voters: development and test only.
@@ -72,7 +73,7 @@ class IdentityHandlers:
         self.store.save_login_code(domain.spent(stored, now))
         person = self.store.person_by_email(email)
         if person is None:
-            role = "organiser" if email in self.organisers else "participant"
+            role = domain.role_for(email, self.organisers, self.admins)
             person = self.store.add_person(domain.Person(uuid.uuid4().hex, email, role, now))
         token, exp = self.tokens.access_token(person.person_id, person.role)
         return AccessToken(access_token=token, expires_in=exp - int(now.timestamp()),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.scenario import PROBLEM, bearer, login, open_poll
+from tests.e2e.scenario import PROBLEM, YES_NO, bearer, login, open_poll
 
 UNKNOWN = "0" * 32
 
@@ -24,6 +24,8 @@ def run_bad_input(http: httpx.Client, outbox: Path) -> None:
     state = open_poll(http, outbox)
     org, pid = state.organiser, state.poll_id
     poll_before = http.get(f"/v1/polls/{pid}").json()
+    cid = poll_before["consultation_id"]
+    consultation_before = http.get(f"/v1/consultations/{cid}", headers=org).json()
     malformed = {"content": b'{"title": ', "headers": {"content-type": "application/json"}}
 
     # auth
@@ -60,12 +62,55 @@ def run_bad_input(http: httpx.Client, outbox: Path) -> None:
     expect(http.post(f"/v1/consultations/{UNKNOWN}/polls", headers=org,
                      json={"rules": {"method": "plurality", "question": "?"}}),
            422, "invalid_request")
+    # a consultation's calendar, edits, publication and organisers
+    step = {"kind": "vote", "starts_at": "2030-01-02T00:00:00Z", "ends_at": "2030-01-03T00:00:00Z"}
+    for bad in ({"time_zone": "Mars/Olympus"}, {"steps": [{**step, "ends_at": step["starts_at"]}]},
+                {"steps": [{**step, "starts_at": "2030-01-02T00:00:00"}]},
+                {"steps": [step, {**step, "kind": "proposals"}]}, {"steps": [{**step, "x": 1}]},
+                {"status": "draft"}):
+        expect(http.post("/v1/consultations", headers=org, json={"title": "x", **bad}),
+               422, "invalid_request")
+        expect(http.patch(f"/v1/consultations/{cid}", headers=org, json=bad),
+               422, "invalid_request")
+    expect(http.patch(f"/v1/consultations/{cid}", headers={**org, **malformed["headers"]},
+                      content=malformed["content"]), 400, "malformed_json")
+    expect(http.patch(f"/v1/consultations/{UNKNOWN}", headers=org, json={"title": "x"}),
+           404, "consultation_not_found")
+    expect(http.patch(f"/v1/consultations/{cid}", json={"title": "x"}), 401, "missing_token")
+    expect(http.patch(f"/v1/consultations/{cid}", headers=participant, json={"title": "x"}),
+           403, "forbidden")
+    expect(http.post(f"/v1/consultations/{UNKNOWN}/publish", headers=org),
+           404, "consultation_not_found")
+    expect(http.post(f"/v1/consultations/{cid}/publish", headers=participant), 403, "forbidden")
+    expect(http.post(f"/v1/consultations/{cid}/publish", headers=org),
+           409, "consultation_published")
+    organisers = f"/v1/consultations/{cid}/organisers"
+    expect(http.post(organisers, headers=org, json={}), 422, "invalid_request")
+    expect(http.post(organisers, headers=org, json={"person_id": UNKNOWN}),
+           404, "person_not_found")
+    dora = http.get("/v1/me", headers=participant).json()["person_id"]
+    expect(http.post(organisers, headers=org, json={"person_id": dora}),
+           422, "person_not_an_organiser")
+    expect(http.post(organisers, headers=participant, json={"person_id": dora}), 403, "forbidden")
+    expect(http.get(organisers), 405, "method_not_allowed")
+    assert http.get(f"/v1/consultations/{cid}", headers=org).json() == consultation_before
 
     # polls
     expect(http.get(f"/v1/polls/{UNKNOWN}"), 404, "poll_not_found")
     expect(http.delete(f"/v1/polls/{pid}"), 405, "method_not_allowed")
     expect(http.post(f"/v1/polls/{UNKNOWN}/open", headers=org), 404, "poll_not_found")
     expect(http.post(f"/v1/polls/{pid}/open", headers=org), 409, "poll_open")
+    expect(http.patch(f"/v1/polls/{pid}", headers=org, json={"rules": YES_NO}),
+           409, "poll_rules_frozen")
+    expect(http.patch(f"/v1/polls/{pid}", headers=org,
+                      json={"rules": {"method": "approval", "question": "?", "options": []}}),
+           422, "invalid_request")
+    expect(http.patch(f"/v1/polls/{pid}", headers=org, json={"rules": YES_NO, "status": "draft"}),
+           422, "invalid_request")
+    expect(http.patch(f"/v1/polls/{UNKNOWN}", headers=org, json={"rules": YES_NO}),
+           404, "poll_not_found")
+    expect(http.patch(f"/v1/polls/{pid}", headers=participant, json={"rules": YES_NO}),
+           403, "forbidden")
     expect(http.post(f"/v1/polls/{pid}/close", headers=participant), 403, "forbidden")
     expect(http.post(f"/v1/polls/{pid}/close"), 401, "missing_token")
     expect(http.post(f"/v1/polls/{UNKNOWN}/voting-token", headers=participant),
@@ -110,5 +155,6 @@ def run_bad_input(http: httpx.Client, outbox: Path) -> None:
     # Nothing above changed anything: the poll is as it was, and the participant's
     # first real ballot is their first.
     assert http.get(f"/v1/polls/{pid}").json() == poll_before
+    assert http.get(f"/v1/consultations/{cid}", headers=org).json() == consultation_before
     r = http.post(f"/v1/polls/{pid}/ballots", json=ballot, headers=bearer(token))
     assert r.status_code == 201 and r.json()["sequence"] == 1, r.text

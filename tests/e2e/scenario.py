@@ -23,6 +23,12 @@ from urne.record import merkle
 from urne.record.canonical import canonical_json
 
 ORGANISER = "organiser@urne.example"
+ORGANISER_B = "organiser.b@urne.example"
+ADMIN = "admin@urne.example"
+# The roles every system under test gives (the settings URNE_ORGANISER_EMAILS and
+# URNE_ADMIN_EMAILS): two organisers, to show one cannot act on the other's
+# consultations, and an admin.
+ROLES_ENV = {"URNE_ORGANISER_EMAILS": f"{ORGANISER},{ORGANISER_B}", "URNE_ADMIN_EMAILS": ADMIN}
 YES_NO = {"method": "yes_no_abstain", "question": "Faut-il planter 200 arbres ?"}
 PROBLEM = "application/problem+json"
 
@@ -90,6 +96,9 @@ def open_poll(http: httpx.Client, outbox: Path,
                   json={"title": "Parc des Gayeulles", "description": "Que planter ?"})
     assert r.status_code == 201, r.text
     cid = r.json()["id"]
+    # A poll opens only in a published consultation.
+    r = http.post(f"/v1/consultations/{cid}/publish", headers=org)
+    assert r.status_code == 200 and r.json()["status"] == "published", r.text
     r = http.post(f"/v1/consultations/{cid}/proposals", headers=org,
                   json={"title": "Planter 200 arbres", "body": "Le long de l'allée nord."})
     assert r.status_code == 201, r.text

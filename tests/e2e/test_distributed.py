@@ -18,8 +18,9 @@ import httpx
 import pytest
 
 from tests.e2e.bad_input import run_bad_input
+from tests.e2e.consultations import run_consultations
 from tests.e2e.methods import METHODS
-from tests.e2e.scenario import close_and_verify, open_poll, run_slice, vote
+from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
 from tests.support.processes import Proc, free_port, start, wait_http
 from tests.support.servers import (
     cassandra_address,
@@ -79,6 +80,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
         "URNE_OUTBOX_DIR": str(root / "outbox"),
         "URNE_PORT": str(gateway_port),
         "URNE_BALLOT_SHARDS": "8",
+        **ROLES_ENV,
     }
     log_dir = root / "logs"
     metrics_ports = {name: free_port() for name in SERVICES}
@@ -119,6 +121,11 @@ def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:
 def test_every_voting_method(distributed: Distributed, method: str) -> None:
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         METHODS[method](http, distributed.outbox)
+
+
+def test_consultations_belong_to_their_organisers(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        run_consultations(http, distributed.outbox)
 
 
 def test_bad_input(distributed: Distributed) -> None:

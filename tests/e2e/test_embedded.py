@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from tests.e2e.bad_input import run_bad_input
+from tests.e2e.consultations import run_consultations
 from tests.e2e.methods import METHODS
-from tests.e2e.scenario import close_and_verify, open_poll, run_slice, vote
+from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
 from tests.support.processes import Proc, free_port, start, wait_http
 
 pytestmark = pytest.mark.e2e
@@ -29,8 +30,8 @@ class Embedded:
 
     def start(self) -> None:
         self.proc = start("urne-up", ["up", "--port", str(self.port), "--data-dir",
-                                      str(self.data_dir)], {"URNE_ENVIRONMENT": "test"},
-                          self.data_dir.parent / "logs")
+                                      str(self.data_dir)],
+                          {"URNE_ENVIRONMENT": "test", **ROLES_ENV}, self.data_dir.parent / "logs")
         wait_http(f"{self.base}/readyz", [self.proc])
 
     def stop(self) -> None:
@@ -56,6 +57,11 @@ def test_slice(embedded: Embedded) -> None:
 def test_every_voting_method(embedded: Embedded, method: str) -> None:
     with httpx.Client(base_url=embedded.base, timeout=10) as http:
         METHODS[method](http, embedded.outbox)
+
+
+def test_consultations_belong_to_their_organisers(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        run_consultations(http, embedded.outbox)
 
 
 def test_bad_input(embedded: Embedded) -> None:

@@ -83,8 +83,9 @@ def ok(r: httpx.Response, status: int, model: type[BaseModel]) -> dict[str, Any]
 
 
 def create_poll(client: TestClient, organiser: dict[str, str]) -> str:
-    """A draft poll in a new consultation; returns its id."""
+    """A draft poll in a new, published consultation (so the poll may open); returns its id."""
     cid = client.post("/v1/consultations", headers=organiser, json={"title": "Parc"}).json()["id"]
+    assert client.post(f"/v1/consultations/{cid}/publish", headers=organiser).status_code == 200
     r = client.post(f"/v1/consultations/{cid}/polls", headers=organiser, json={"rules": RULES})
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
@@ -113,12 +114,23 @@ def test_happy_path_answers_documented_statuses_and_exactly_the_public_fields(
               201, public.PollPublic)
     assert (poll["status"], poll["rules_hash"]) == ("draft", None)
     pid = poll["id"]
+    edited = ok(client.patch(f"/v1/polls/{pid}", headers=org, json={"rules": RULES}),
+                200, public.PollPublic)
+    assert edited == poll
+    ok(client.patch(f"/v1/consultations/{cid}", headers=org, json={"time_zone": "Europe/Paris"}),
+       200, public.ConsultationPublic)
+    # A draft: its organisers only see it.
+    assert client.get("/v1/consultations").json() == {"items": []}
+    published = ok(client.post(f"/v1/consultations/{cid}/publish", headers=org),
+                   200, public.ConsultationPublic)
+    assert (published["status"], published["time_zone"]) == ("published", "Europe/Paris")
     # The service's listing carries each consultation's proposals and polls; the API's does not.
     listing = ok(client.get("/v1/consultations"), 200, public.ConsultationsPublic)
     assert [c["id"] for c in listing["items"]] == [cid]
-    page = ok(client.get(f"/v1/consultations/{cid}"), 200, public.ConsultationPublic)
+    page = ok(client.get(f"/v1/consultations/{cid}", headers=org), 200, public.ConsultationPublic)
     assert ([p["id"] for p in page["proposals"]], [p["id"] for p in page["polls"]]) == \
         ([proposal["id"]], [pid])
+    assert page["organisers"] == [token["person_id"]]
 
     opened = ok(client.post(f"/v1/polls/{pid}/open", headers=org), 200, public.PollPublic)
     assert opened["status"] == "open"
@@ -162,8 +174,9 @@ def test_happy_path_answers_documented_statuses_and_exactly_the_public_fields(
 # --- a stub ServiceClient: the unit under test is the gateway, not a service ----------------
 
 Answer = Callable[[str, RawEnvelope], RawReply]
-CONSULTATION = {"id": "c1", "title": "Parc", "description": "",
-                "created_at": "2026-01-01T00:00:00Z"}
+CONSULTATION = {"id": "c1", "title": "Parc", "description": "", "status": "published",
+                "time_zone": "UTC", "steps": [], "current_step": None,
+                "created_at": "2026-01-01T00:00:00Z", "published_at": "2026-01-01T00:00:00Z"}
 POLL = {"id": "p1", "consultation_id": "c1", "proposal_id": None, "rules": RULES,
         "status": "draft", "rules_hash": None, "opened_at": None, "closed_at": None,
         "published_at": None}
@@ -354,7 +367,7 @@ def test_bad_organiser_input_is_422_and_creates_nothing(
     # Refused at the edge: where the consultation does not even exist, this is still a 422.
     assert problem(client.post(path, headers=organiser, json=body), 422,
                    "invalid_request")["errors"][0]["loc"] == loc
-    assert client.get("/v1/consultations").json() == {"items": []}
+    assert client.get("/v1/consultations", headers=organiser).json() == {"items": []}
 
 
 def test_fields_at_their_limits_are_accepted(client: TestClient, organiser: dict[str, str]) -> None:
@@ -418,12 +431,12 @@ def test_a_voting_token_is_not_an_access_token(
 def test_a_participant_on_an_organiser_route_is_403_and_changes_nothing(
         client: TestClient, organiser: dict[str, str], participant: dict[str, str]) -> None:
     pid = create_poll(client, organiser)
-    before = client.get("/v1/consultations").json()
+    before = client.get("/v1/consultations", headers=organiser).json()
     problem(client.post("/v1/consultations", headers=participant, json={"title": "x"}),
             403, "forbidden")
     problem(client.post(f"/v1/polls/{pid}/open", headers=participant), 403, "forbidden")
-    assert client.get("/v1/consultations").json() == before
-    assert client.get(f"/v1/polls/{pid}").json()["status"] == "draft"
+    assert client.get("/v1/consultations", headers=organiser).json() == before
+    assert client.get(f"/v1/polls/{pid}", headers=organiser).json()["status"] == "draft"
 
 
 @pytest.mark.parametrize("path", ["/v1/nowhere", "/v2/polls", "/"])
@@ -434,7 +447,7 @@ def test_an_unknown_route_is_404_route_not_found(client: TestClient, path: str) 
 @pytest.mark.parametrize(("method", "path", "allow"), [
     # Two routes serve this path; Starlette alone would name the methods of one of them.
     ("OPTIONS", "/v1/consultations", "GET, POST"),
-    ("DELETE", f"/v1/consultations/{UNKNOWN}", "GET"),
+    ("DELETE", f"/v1/consultations/{UNKNOWN}", "GET, PATCH"),
     ("PUT", "/v1/auth/codes", "POST"),
     ("GET", f"/v1/polls/{UNKNOWN}/ballots", "POST"),
     ("POST", "/healthz", "GET"),
@@ -642,9 +655,7 @@ def test_synthetic_voters_exist_only_where_the_gateway_says_so(
     # ... and never in the public API document.
     assert not any(p.startswith("/v1/testing") for p in client.get("/openapi.json").json()[
         "paths"])
-    cid = client.post("/v1/consultations", headers=organiser, json={"title": "t"}).json()["id"]
-    pid = client.post(f"/v1/consultations/{cid}/polls", headers=organiser,
-                      json={"rules": RULES}).json()["id"]
+    pid = create_poll(client, organiser)
     client.post(f"/v1/polls/{pid}/open", headers=organiser)
     path = f"/v1/testing/polls/{pid}/voting-tokens"
     problem(client.post(path, headers=participant, json={"count": 2}), 403, "forbidden")

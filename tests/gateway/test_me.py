@@ -191,6 +191,7 @@ BUDGETS = {"method": "budget", "question": "Which projects?",
 def test_a_budget_per_district_counts_each_ballot_in_its_voters_declared_district(
         client: TestClient, organiser: dict[str, str], participant: dict[str, str]) -> None:
     cid = client.post("/v1/consultations", headers=organiser, json={"title": "B"}).json()["id"]
+    assert client.post(f"/v1/consultations/{cid}/publish", headers=organiser).status_code == 200
     pid = client.post(f"/v1/consultations/{cid}/polls", headers=organiser,
                       json={"rules": BUDGETS}).json()["id"]
     assert client.post(f"/v1/polls/{pid}/open", headers=organiser).status_code == 200

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.integration.conftest import CassandraRun
+from urne.contracts.steps import Step
 from urne.counting.rules import YesNoAbstainRules, rules_hash
 from urne.platform.settings import StoreSettings
 from urne.runtime.registry import SERVICES
@@ -140,6 +141,7 @@ def test_proposal_consultations_and_proposals(backend: Any) -> None:
     c = Consultation(new_id(), "Budget 2027", "Ideas for the parks", new_id(), NOW)
     store.add_consultation(c)
     assert store.consultation(c.consultation_id) == c
+    assert c.status == "draft" and c.organisers == (c.created_by,)
     assert aware_utc(store.consultation(c.consultation_id).created_at)
     assert store.consultation(new_id()) is None
     assert c in store.consultations(500)
@@ -165,6 +167,50 @@ def test_proposal_consultations_newest_first_up_to_limit(backend: Any) -> None:
         store.add_consultation(c)
     assert store.consultations(2) == [made[2], made[1]]
     assert store.consultations(3) == [made[2], made[1], made[0]]
+    # The limit counts what the filter keeps, however far down the listing that is.
+    assert store.consultations(2, lambda c: c.title != "C1") == [made[2], made[0]]
+    assert store.consultations(1, lambda c: c.title == "C0") == [made[0]]
+
+
+STEPS = (Step(kind="proposals", starts_at=NOW, ends_at=NOW + timedelta(days=7)),
+         Step(kind="vote", starts_at=NOW + timedelta(days=7, microseconds=1),
+              ends_at=NOW + timedelta(days=9)))
+
+
+def test_proposal_consultation_edits_write_what_changed(backend: Any) -> None:
+    store = backend("proposal")
+    base = datetime(2998, 1, 1, tzinfo=UTC)  # its own place at the head of the listing
+    c = Consultation(new_id(), "Parks", "Trees", new_id(), base, time_zone="Europe/Paris",
+                     steps=STEPS)
+    store.add_consultation(c)
+    assert store.consultation(c.consultation_id) == c  # steps to the microsecond (JSON)
+    # Two edits from the same stored state, of different fields: both stay.
+    renamed, changed = c.edit(title="Parks and gardens")
+    store.save_consultation(renamed, changed)
+    rescheduled, changed = c.edit(steps=STEPS[1:], time_zone="UTC")
+    store.save_consultation(rescheduled, changed)
+    published = c.publish(NOW)
+    store.save_consultation(published, ("status", "published_at"))
+    expected = replace(c, title="Parks and gardens", steps=STEPS[1:], time_zone="UTC",
+                       status="published", published_at=NOW)
+    assert store.consultation(c.consultation_id) == expected
+    assert store.consultations(1, lambda found: found.consultation_id == c.consultation_id) == [
+        expected]  # the listing's copy too (Cassandra keeps one)
+    store.save_consultation(expected, ())  # nothing to write
+
+
+def test_proposal_organisers_added_concurrently_all_stay(backend: Any) -> None:
+    store = backend("proposal")
+    c = Consultation(new_id(), "Parks", "", "creator", NOW)
+    store.add_consultation(c)
+    people = [f"organiser-{i}" for i in range(6)]
+    race(6, lambda i: store.add_organiser(c, people[i], NOW + timedelta(seconds=1 + i)))
+    store.add_organiser(c, people[0], NOW + timedelta(hours=1))  # already there: no effect
+    got = store.consultation(c.consultation_id)
+    assert got.organisers[0] == "creator"
+    assert sorted(got.organisers[1:]) == people and len(got.organisers) == 7
+    assert store.consultations(500, lambda f: f.consultation_id == c.consultation_id)[
+        0].organisers == got.organisers
 
 
 def test_proposal_polls(backend: Any) -> None:
@@ -173,20 +219,42 @@ def test_proposal_polls(backend: Any) -> None:
     store.add_consultation(Consultation(cid, "Parks", "", new_id(), NOW))
     poll = Poll(new_id(), cid, new_id(), RULES)
     assert store.poll(poll.poll_id) is None
-    store.save_poll(poll)
+    store.add_poll(poll)
     assert store.poll(poll.poll_id) == poll
-    opened = poll.open(NOW)
-    store.save_poll(opened)  # an upsert: the life cycle rewrites the poll
+    edited = poll.edit_rules(YesNoAbstainRules(method="yes_no_abstain", question="Mondays?"))
+    assert store.replace_poll(edited, "draft")
+    opened = edited.open(NOW)
+    assert not store.replace_poll(opened, "open")  # not what is stored: nothing written
+    assert store.poll(poll.poll_id) == edited
+    assert store.replace_poll(opened, "draft")
     got = store.poll(poll.poll_id)
-    assert got == opened and got.rules_hash == rules_hash(RULES) and aware_utc(got.opened_at)
-    done = opened.close(NOW + timedelta(hours=1)).publish(NOW + timedelta(hours=2))
-    store.save_poll(done)
+    assert got == opened and got.rules_hash == rules_hash(edited.rules)
+    assert aware_utc(got.opened_at)
+    assert not store.replace_poll(poll.edit_rules(RULES), "draft")  # frozen: too late
+    closed = opened.close(NOW + timedelta(hours=1))
+    assert store.replace_poll(closed, "open")
+    done = closed.publish(NOW + timedelta(hours=2))
+    assert store.replace_poll(done, "closed")
     assert store.poll(poll.poll_id) == done
+    assert not store.replace_poll(Poll(new_id(), cid, None, RULES), "draft")  # no such poll
     other = Poll(new_id(), cid, None, RULES)
-    store.save_poll(other)
+    store.add_poll(other)
     assert store.polls(cid) == sorted([done, other], key=lambda p: p.poll_id)
     assert store.polls(new_id()) == []
     store.ping()
+
+
+def test_proposal_racing_openings_one_wins(backend: Any) -> None:
+    store = backend("proposal")
+    cid = new_id()
+    store.add_consultation(Consultation(cid, "Parks", "", new_id(), NOW))
+    poll = Poll(new_id(), cid, None, RULES)
+    store.add_poll(poll)
+    rivals = [poll.edit_rules(YesNoAbstainRules(method="yes_no_abstain", question=f"Q{i}?"))
+              .open(NOW + timedelta(seconds=i)) for i in range(4)]
+    won = race(4, lambda i: store.replace_poll(rivals[i], "draft"))
+    assert won.count(True) == 1
+    assert store.poll(poll.poll_id) == rivals[won.index(True)]
 
 
 # --- vote -----------------------------------------------------------------------------
@@ -383,6 +451,57 @@ def test_cassandra_district_migration_keeps_the_persons_already_there(
     store.save_district(replace(found[0], district="north"))
     assert store.person(pid) == replace(found[0], district="north") == store.person_by_email(
         email)
+    session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
+
+
+def test_sqlite_organisers_migration_keeps_consultations_public(tmp_path: Path) -> None:
+    folder = SERVICES["proposal"].migrations.sqlite
+    before = tmp_path / "before"
+    before.mkdir()
+    shutil.copy(folder / "001_init.sql", before)
+    db = SqliteDb(tmp_path / "proposal.db", before)
+    cid, creator = new_id(), new_id()
+    with db.tx() as c:
+        c.execute("INSERT INTO consultations VALUES (?, ?, ?, ?, ?)",
+                  (cid, "Old", "From before", creator, NOW.isoformat()))
+    assert db.migrate(folder) == ["002_organisers_and_steps"]
+    store = SERVICES["proposal"].sqlite_store(db)
+    # Public before, public still (since its creation), its creator its one organiser.
+    old = Consultation(cid, "Old", "From before", creator, NOW, (creator,), "published",
+                       "UTC", (), NOW)
+    assert store.consultation(cid) == old and store.consultations(10) == [old]
+
+
+def test_cassandra_organisers_migration_keeps_consultations_public(
+        cassandra: CassandraRun, tmp_path: Path) -> None:
+    from urne.storage.cassandra import migrate
+
+    settings = cassandra.settings.model_copy(update={
+        "cassandra_keyspace_prefix": f"{cassandra.settings.cassandra_keyspace_prefix}org_"})
+    folder = SERVICES["proposal"].migrations.cassandra
+    before = tmp_path / "before"
+    before.mkdir()
+    shutil.copy(folder / "001_init.cql", before)
+    session = cassandra.session
+    assert migrate(session, settings, "proposal", before) == ["001_init"]
+    ks = f"{settings.cassandra_keyspace_prefix}proposal"
+    cid, creator = new_id(), new_id()
+    session.execute(f"INSERT INTO {ks}.consultations (consultation_id, title, description, "
+                    "created_by, created_at) VALUES (%s, %s, %s, %s, %s)",
+                    (cid, "Old", "From before", creator, NOW))
+    session.execute(f"INSERT INTO {ks}.consultations_by_created (bucket, created_at, "
+                    "consultation_id, title, description, created_by) "
+                    "VALUES (0, %s, %s, %s, %s, %s)", (NOW, cid, "Old", "From before", creator))
+    assert migrate(session, settings, "proposal", folder) == ["002_organisers_and_steps"]
+    store = SERVICES["proposal"].cassandra_store(session, ks)
+    old = Consultation(cid, "Old", "From before", creator, NOW, (creator,), "published",
+                       "UTC", (), NOW)
+    assert store.consultation(cid) == old and store.consultations(10) == [old]
+    # Then it lives on as any other: an organiser added, an edit.
+    store.add_organiser(old, "newcomer", NOW + timedelta(minutes=1))
+    store.save_consultation(*old.edit(title="Renamed"))
+    assert store.consultations(10) == [store.consultation(cid)] == [
+        replace(old, title="Renamed", organisers=(creator, "newcomer"))]
     session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
 
 

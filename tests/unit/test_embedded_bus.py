@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from urne.contracts import wrap
-from urne.contracts.commands import OpenPoll
+from urne.contracts.commands import Actor, OpenPoll
 from urne.contracts.events import PollClosed, PollOpened
 from urne.contracts.replies import Health
 from urne.counting import YesNoAbstainRules, rules_hash
@@ -23,6 +23,8 @@ from urne.platform.errors import Conflict
 from urne.storage.sqlite import SqliteDb
 
 pytestmark = pytest.mark.unit
+
+ORGANISER = Actor(person_id="org", role="organiser")
 
 RULES = YesNoAbstainRules(method="yes_no_abstain", question="Plant trees on the square?")
 AT = datetime(2026, 5, 1, tzinfo=UTC)
@@ -92,7 +94,7 @@ def opened_rows(path: Path) -> list[str]:
 def test_a_command_reaches_its_owner_and_its_events_every_subscriber(tmp_path: Path) -> None:
     vote, tally = Subscriber("vote"), Subscriber("tally")
     bus = make_bus(tmp_path, vote, tally)
-    reply = bus.call("proposal", wrap(OpenPoll(poll_id="p1"), "test"))
+    reply = bus.call("proposal", wrap(OpenPoll(poll_id="p1", actor=ORGANISER), "test"))
     assert reply["ok"] is True
     assert vote.heard == tally.heard == [("opened", "p1")]
     assert outbox_rows(tmp_path) == []  # delivered everywhere, so removed
@@ -101,7 +103,7 @@ def test_a_command_reaches_its_owner_and_its_events_every_subscriber(tmp_path: P
 def test_a_failed_delivery_stays_in_the_outbox_until_the_next_start(tmp_path: Path) -> None:
     vote, tally = Subscriber("vote"), Subscriber("tally", failing=True)
     bus = make_bus(tmp_path, vote, tally)
-    assert bus.call("proposal", wrap(OpenPoll(poll_id="p1"), "test"))["ok"] is True
+    assert bus.call("proposal", wrap(OpenPoll(poll_id="p1", actor=ORGANISER), "test"))["ok"] is True
     assert vote.heard == [("opened", "p1")] and tally.heard == []
     assert outbox_rows(tmp_path) == ["p1"]
     bus.close()
@@ -137,7 +139,7 @@ def test_recover_delivers_events_a_crash_left_in_the_outbox_in_order(tmp_path: P
 
 def test_a_subscriber_still_failing_at_recovery_keeps_the_event(tmp_path: Path) -> None:
     make_bus(tmp_path, Subscriber("vote"), Subscriber("tally", failing=True)).call(
-        "proposal", wrap(OpenPoll(poll_id="p1"), "test"))
+        "proposal", wrap(OpenPoll(poll_id="p1", actor=ORGANISER), "test"))
     bus = make_bus(tmp_path, Subscriber("vote"), Subscriber("tally", failing=True))
     assert bus.recover() == 1
     assert outbox_rows(tmp_path) == ["p1"]  # not dropped: tried again at the next start
@@ -146,7 +148,7 @@ def test_a_subscriber_still_failing_at_recovery_keeps_the_event(tmp_path: Path) 
 def test_a_refused_command_commits_neither_its_writes_nor_its_events(tmp_path: Path) -> None:
     vote, tally = Subscriber("vote"), Subscriber("tally")
     bus = make_bus(tmp_path, vote, tally)
-    reply = bus.call("proposal", wrap(OpenPoll(poll_id="p-bad"), "test"))
+    reply = bus.call("proposal", wrap(OpenPoll(poll_id="p-bad", actor=ORGANISER), "test"))
     assert reply["error"]["code"] == "conflict"
     assert opened_rows(tmp_path) == [] and outbox_rows(tmp_path) == []
     assert vote.heard == tally.heard == []
@@ -163,5 +165,5 @@ def test_a_write_never_commits_without_its_events(tmp_path: Path,
 
     monkeypatch.setattr(bus, "_persist", disk_full)
     with pytest.raises(OSError):
-        bus.call("proposal", wrap(OpenPoll(poll_id="p1"), "test"))
+        bus.call("proposal", wrap(OpenPoll(poll_id="p1", actor=ORGANISER), "test"))
     assert opened_rows(tmp_path) == [] and outbox_rows(tmp_path) == []

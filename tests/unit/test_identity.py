@@ -31,6 +31,7 @@ from urne.services.identity.handlers import IdentityHandlers
 pytestmark = pytest.mark.unit
 
 ORGANISER = "mayor@town.example.org"
+ADMIN = "clerk@town.example.org"
 CITIZEN = "ada@example.org"
 RULES = YesNoAbstainRules(method="yes_no_abstain", question="New library?")
 
@@ -87,7 +88,7 @@ def identity(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> Identity
     sender = CapturingSender()
     handlers = IdentityHandlers(store=store, sender=sender, tokens=TokenIssuer(identity_key),
                                 secret="test-secret", organisers=frozenset({ORGANISER}),
-                                clock=clock)
+                                admins=frozenset({ADMIN}), clock=clock)
     return Identity(handlers, handlers.core(), sender, store, TokenVerifier(identity_key.public),
                     clock)
 
@@ -122,6 +123,24 @@ def test_organiser_email_is_matched_case_insensitively(identity: Identity) -> No
     again, events = identity.sign_in(ORGANISER.upper())
     assert again["person_id"] == data["person_id"]
     assert events == []
+
+
+def test_admin_email_registers_as_admin(identity: Identity) -> None:
+    data, _ = identity.sign_in("Clerk@Town.Example.org")
+    assert data["role"] == "admin"
+    assert identity.verifier.access(data["access_token"]).role == "admin"
+    assert ok(identity.core, GetPerson(person_id=data["person_id"]))[0]["role"] == "admin"
+
+
+@pytest.mark.parametrize(("organisers", "admins", "role"), [
+    (set(), set(), "participant"),
+    ({CITIZEN}, set(), "organiser"),
+    (set(), {CITIZEN}, "admin"),
+    ({CITIZEN}, {CITIZEN}, "admin"),  # the higher role wins
+])
+def test_the_role_an_address_registers_with(organisers: set[str], admins: set[str],
+                                            role: str) -> None:
+    assert domain.role_for(CITIZEN, organisers, admins) == role
 
 
 def test_codes_are_per_address_and_tolerate_surrounding_spaces(identity: Identity) -> None:

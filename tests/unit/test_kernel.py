@@ -8,13 +8,15 @@ import pytest
 
 from tests.unit.helpers import deliver, send
 from urne.contracts import wrap
-from urne.contracts.commands import CheckHealth, ClosePoll, GetPoll, GetResult, OpenPoll
+from urne.contracts.commands import Actor, CheckHealth, ClosePoll, GetPoll, GetResult, OpenPoll
 from urne.contracts.events import BallotsRecorded, PollClosed, ResultPublished
 from urne.contracts.replies import Health
 from urne.messaging.kernel import Context, ServiceCore
 from urne.platform.errors import Conflict, DomainError
 
 pytestmark = pytest.mark.unit
+
+ORGANISER = Actor(person_id="org", role="organiser")
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -40,7 +42,8 @@ def _emit_closed(cmd, ctx: Context) -> Health:
 
 
 def test_a_command_returns_its_view_and_events_in_envelopes() -> None:
-    reply, events = core().handle(wrap(OpenPoll(poll_id="p1"), "test", trace_id="trace-1"))
+    reply, events = core().handle(wrap(OpenPoll(poll_id="p1", actor=ORGANISER), "test",
+                                       trace_id="trace-1"))
     assert reply == {"ok": True, "data": {"service": "proposal", "ready": True, "detail": "p1"}}
     assert [e["type"] for e in events] == ["poll.closed.v1"]
     assert events[0]["producer"] == "proposal"
@@ -53,7 +56,7 @@ def test_unknown_message_type() -> None:
     assert reply["ok"] is False
     assert reply["error"]["code"] == "unknown_message_type"
     assert events == []
-    raw = wrap(OpenPoll(poll_id="p1"), "test") | {"type": "poll.explode.v1"}
+    raw = wrap(OpenPoll(poll_id="p1", actor=ORGANISER), "test") | {"type": "poll.explode.v1"}
     assert core().handle(raw)[0]["error"]["code"] == "unknown_message_type"
 
 
@@ -63,7 +66,9 @@ def test_unknown_message_type() -> None:
     ids=repr,
 )
 def test_invalid_payload_is_a_422(payload: dict) -> None:
-    raw = wrap(OpenPoll(poll_id="p1"), "test") | {"payload": payload}
+    # With its actor: the payload is refused for its poll id alone.
+    raw = wrap(OpenPoll(poll_id="p1", actor=ORGANISER), "test") | {
+        "payload": {"actor": ORGANISER.model_dump(), **payload}}
     reply, events = core().handle(raw)
     assert reply["ok"] is False
     assert reply["error"]["code"] == "invalid_message"
@@ -72,7 +77,7 @@ def test_invalid_payload_is_a_422(payload: dict) -> None:
 
 
 def test_invalid_envelope_is_a_422() -> None:
-    raw = wrap(OpenPoll(poll_id="p1"), "test")
+    raw = wrap(OpenPoll(poll_id="p1", actor=ORGANISER), "test")
     del raw["producer"]
     reply, _ = core().handle(raw)
     assert (reply["error"]["code"], reply["error"]["status"]) == ("invalid_message", 422)
@@ -83,7 +88,7 @@ def test_a_domain_error_becomes_its_code_and_drops_the_events() -> None:
         ctx.emit(closed())  # emitted before the failure: must not escape
         raise Conflict("poll p1 is open", code="poll_open")
 
-    reply, events = send(core(open=fail), OpenPoll(poll_id="p1"))
+    reply, events = send(core(open=fail), OpenPoll(poll_id="p1", actor=ORGANISER))
     assert reply == {"ok": False,
                      "error": {"code": "poll_open", "status": 409, "detail": "poll p1 is open"}}
     assert events == []
@@ -93,7 +98,7 @@ def test_a_plain_domain_error_defaults_to_400() -> None:
     def fail(cmd, ctx: Context) -> Health:
         raise DomainError("nope")
 
-    reply, _ = send(core(open=fail), OpenPoll(poll_id="p1"))
+    reply, _ = send(core(open=fail), OpenPoll(poll_id="p1", actor=ORGANISER))
     assert reply["error"] == {"code": "bad_request", "status": 400, "detail": "nope"}
 
 
@@ -102,7 +107,7 @@ def test_an_unexpected_exception_is_an_opaque_500_without_events() -> None:
         ctx.emit(closed())
         raise ZeroDivisionError("secret detail")
 
-    reply, events = send(core(open=crash), OpenPoll(poll_id="p1"))
+    reply, events = send(core(open=crash), OpenPoll(poll_id="p1", actor=ORGANISER))
     assert reply == {"ok": False, "error": {"code": "internal_error", "status": 500,
                                             "detail": "internal error"}}
     assert events == []
@@ -120,7 +125,7 @@ def test_a_command_emitting_a_foreign_event_fails_without_events() -> None:
         ctx.emit(foreign_event())
         return Health(service="proposal", ready=True)
 
-    reply, events = send(core(open=cheat), OpenPoll(poll_id="p1"))
+    reply, events = send(core(open=cheat), OpenPoll(poll_id="p1", actor=ORGANISER))
     assert reply["error"]["code"] == "internal_error"
     assert events == []
 

@@ -9,6 +9,7 @@ import pytest
 
 from tests.unit.helpers import Clock, deliver, ok, refused, service_db, types
 from urne.contracts.commands import (
+    Actor,
     AddProposal,
     ClosePoll,
     CreateConsultation,
@@ -17,6 +18,7 @@ from urne.contracts.commands import (
     GetPoll,
     ListConsultations,
     OpenPoll,
+    PublishConsultation,
 )
 from urne.contracts.events import ResultPublished
 from urne.counting import YesNoAbstainRules, rules_hash
@@ -27,6 +29,7 @@ from urne.services.proposal.handlers import ProposalHandlers
 pytestmark = pytest.mark.unit
 
 RULES = YesNoAbstainRules(method="yes_no_abstain", question="Build a cycle lane on Main Street?")
+ORG = Actor(person_id="org", role="organiser")
 
 
 @dataclass
@@ -35,8 +38,9 @@ class Proposals:
     clock: Clock
 
     def consultation(self) -> str:
-        data, events = ok(self.core, CreateConsultation(title="Mobility 2030", created_by="org"))
+        data, events = ok(self.core, CreateConsultation(title="Mobility 2030", actor=ORG))
         assert events == []
+        ok(self.core, PublishConsultation(consultation_id=data["id"], actor=ORG))
         return data["id"]
 
     def poll(self, proposal: bool = False) -> tuple[str, str]:
@@ -44,9 +48,9 @@ class Proposals:
         pid = None
         if proposal:
             pid = ok(self.core, AddProposal(consultation_id=cid, title="Cycle lane",
-                                            author_id="ada"))[0]["id"]
+                                            actor=ORG))[0]["id"]
         data, events = ok(self.core, CreatePoll(consultation_id=cid, proposal_id=pid,
-                                                rules=RULES))
+                                                rules=RULES, actor=ORG))
         assert events == []
         assert data["status"] == "draft"
         return cid, data["id"]
@@ -57,7 +61,7 @@ class Proposals:
                                                   published_at=self.clock()))
 
     def status(self, poll_id: str) -> str:
-        return ok(self.core, GetPoll(poll_id=poll_id))[0]["status"]
+        return ok(self.core, GetPoll(poll_id=poll_id, actor=ORG))[0]["status"]
 
 
 @pytest.fixture
@@ -68,11 +72,14 @@ def proposals(tmp_path: Path, clock: Clock) -> Proposals:
 
 def test_consultation_with_proposals_and_polls(proposals: Proposals) -> None:
     cid, poll_id = proposals.poll(proposal=True)
-    view = ok(proposals.core, GetConsultation(consultation_id=cid))[0]
+    view = ok(proposals.core, GetConsultation(consultation_id=cid, actor=ORG))[0]
     assert view["title"] == "Mobility 2030"
     assert [p["title"] for p in view["proposals"]] == ["Cycle lane"]
     assert [p["id"] for p in view["polls"]] == [poll_id]
     assert view["polls"][0]["proposal_id"] == view["proposals"][0]["id"]
+    # The poll is a draft: the public sees the consultation and its proposals, not the poll.
+    public = ok(proposals.core, GetConsultation(consultation_id=cid))[0]
+    assert (public["proposals"], public["polls"]) == (view["proposals"], [])
     listed = ok(proposals.core, ListConsultations())[0]["items"]
     assert [c["id"] for c in listed] == [cid]
 
@@ -80,11 +87,12 @@ def test_consultation_with_proposals_and_polls(proposals: Proposals) -> None:
 def test_unknown_consultation_and_poll(proposals: Proposals) -> None:
     error = refused(proposals.core, GetConsultation(consultation_id="nope"))
     assert (error["code"], error["status"]) == ("consultation_not_found", 404)
-    error = refused(proposals.core, AddProposal(consultation_id="nope", title="t", author_id="a"))
+    error = refused(proposals.core, AddProposal(consultation_id="nope", title="t", actor=ORG))
     assert error["code"] == "consultation_not_found"
-    error = refused(proposals.core, CreatePoll(consultation_id="nope", rules=RULES))
+    error = refused(proposals.core, CreatePoll(consultation_id="nope", rules=RULES, actor=ORG))
     assert error["code"] == "consultation_not_found"
-    for cmd in (GetPoll(poll_id="nope"), OpenPoll(poll_id="nope"), ClosePoll(poll_id="nope")):
+    for cmd in (GetPoll(poll_id="nope"), OpenPoll(poll_id="nope", actor=ORG),
+                ClosePoll(poll_id="nope", actor=ORG)):
         error = refused(proposals.core, cmd)
         assert (error["code"], error["status"]) == ("poll_not_found", 404)
 
@@ -92,25 +100,26 @@ def test_unknown_consultation_and_poll(proposals: Proposals) -> None:
 def test_create_poll_with_unknown_proposal(proposals: Proposals) -> None:
     cid = proposals.consultation()
     error = refused(proposals.core, CreatePoll(consultation_id=cid, proposal_id="nope",
-                                               rules=RULES))
+                                               rules=RULES, actor=ORG))
     assert (error["code"], error["status"]) == ("proposal_not_found", 404)
 
 
 def test_create_poll_with_a_proposal_of_another_consultation(proposals: Proposals) -> None:
     other = proposals.consultation()
-    pid = ok(proposals.core, AddProposal(consultation_id=other, title="t", author_id="a"))[0]["id"]
+    pid = ok(proposals.core, AddProposal(consultation_id=other, title="t", actor=ORG))[0]["id"]
     cid = proposals.consultation()
-    error = refused(proposals.core, CreatePoll(consultation_id=cid, proposal_id=pid, rules=RULES))
+    error = refused(proposals.core, CreatePoll(consultation_id=cid, proposal_id=pid, rules=RULES,
+                                               actor=ORG))
     assert error["code"] == "proposal_not_found"
 
 
 def test_lifecycle_draft_open_closed_published(proposals: Proposals) -> None:
     cid, poll_id = proposals.poll(proposal=True)
-    draft = ok(proposals.core, GetPoll(poll_id=poll_id))[0]
+    draft = ok(proposals.core, GetPoll(poll_id=poll_id, actor=ORG))[0]
     assert draft["rules_hash"] is None and draft["opened_at"] is None
 
     opened_at = proposals.clock()
-    view, events = ok(proposals.core, OpenPoll(poll_id=poll_id))
+    view, events = ok(proposals.core, OpenPoll(poll_id=poll_id, actor=ORG))
     assert view["status"] == "open"
     assert view["rules_hash"] == rules_hash(RULES)  # frozen at opening
     assert types(events) == ["poll.opened.v1"]
@@ -124,14 +133,14 @@ def test_lifecycle_draft_open_closed_published(proposals: Proposals) -> None:
     assert view["opened_at"].startswith(opened_at.isoformat()[:19])
 
     proposals.clock.advance(hours=2)
-    view, events = ok(proposals.core, ClosePoll(poll_id=poll_id))
+    view, events = ok(proposals.core, ClosePoll(poll_id=poll_id, actor=ORG))
     assert view["status"] == "closed"
     assert view["rules_hash"] == rules_hash(RULES)
     assert types(events) == ["poll.closed.v1"]
     assert events[0]["payload"] == {"poll_id": poll_id, "closed_at": view["closed_at"]}
 
     assert proposals.published(poll_id) == []
-    view = ok(proposals.core, GetPoll(poll_id=poll_id))[0]
+    view = ok(proposals.core, GetPoll(poll_id=poll_id, actor=ORG))[0]
     assert view["status"] == "published"
     assert view["published_at"] is not None
 
@@ -150,27 +159,27 @@ def test_lifecycle_draft_open_closed_published(proposals: Proposals) -> None:
 def test_invalid_transitions_are_conflicts(proposals: Proposals, reach: str, cmd: type,
                                            code: str) -> None:
     _, poll_id = proposals.poll()
-    moves = {"open": lambda: ok(proposals.core, OpenPoll(poll_id=poll_id)),
-             "closed": lambda: ok(proposals.core, ClosePoll(poll_id=poll_id)),
+    moves = {"open": lambda: ok(proposals.core, OpenPoll(poll_id=poll_id, actor=ORG)),
+             "closed": lambda: ok(proposals.core, ClosePoll(poll_id=poll_id, actor=ORG)),
              "published": lambda: proposals.published(poll_id)}
     order = ["draft", *moves]
     for step in order[1 : order.index(reach) + 1]:
         moves[step]()
     assert proposals.status(poll_id) == reach
-    error = refused(proposals.core, cmd(poll_id=poll_id))
+    error = refused(proposals.core, cmd(poll_id=poll_id, actor=ORG))
     assert (error["code"], error["status"]) == (code, 409)
     assert proposals.status(poll_id) == reach  # nothing changed
 
 
 def test_result_published_is_idempotent(proposals: Proposals) -> None:
     _, poll_id = proposals.poll()
-    ok(proposals.core, OpenPoll(poll_id=poll_id))
-    ok(proposals.core, ClosePoll(poll_id=poll_id))
+    ok(proposals.core, OpenPoll(poll_id=poll_id, actor=ORG))
+    ok(proposals.core, ClosePoll(poll_id=poll_id, actor=ORG))
     assert proposals.published(poll_id) == []
-    first = ok(proposals.core, GetPoll(poll_id=poll_id))[0]
+    first = ok(proposals.core, GetPoll(poll_id=poll_id, actor=ORG))[0]
     proposals.clock.advance(minutes=5)
     assert proposals.published(poll_id) == []  # redelivery: no second effect
-    assert ok(proposals.core, GetPoll(poll_id=poll_id))[0] == first
+    assert ok(proposals.core, GetPoll(poll_id=poll_id, actor=ORG))[0] == first
 
 
 def test_result_published_for_an_unknown_poll_is_ignored(proposals: Proposals) -> None:
@@ -179,7 +188,7 @@ def test_result_published_for_an_unknown_poll_is_ignored(proposals: Proposals) -
 
 def test_result_published_while_open_raises_for_redelivery(proposals: Proposals) -> None:
     _, poll_id = proposals.poll()
-    ok(proposals.core, OpenPoll(poll_id=poll_id))
+    ok(proposals.core, OpenPoll(poll_id=poll_id, actor=ORG))
     with pytest.raises(Exception, match="published while open"):
         proposals.published(poll_id)
     assert proposals.status(poll_id) == "open"

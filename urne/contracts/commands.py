@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from urne.contracts.envelope import Command, Query, message
 from urne.contracts.fields import (
@@ -21,6 +21,8 @@ from urne.contracts.fields import (
     Tracker,
     VotingTokenText,
 )
+from urne.contracts.roles import Role
+from urne.contracts.steps import DEFAULT_TIME_ZONE, Steps, TimeZone
 from urne.counting.rules import MAX_OPTIONS, PollRules
 
 
@@ -77,15 +79,63 @@ class GetPerson(_IdentityQuery):
 
 
 # --- proposal --------------------------------------------------------------
+class Actor(BaseModel):
+    """Who asks: the person and role of the access token the gateway verified. The
+    proposal service decides from it alone what they may see and do (their role, and
+    whether they are one of the consultation's organisers)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    person_id: Id
+    role: Role
+
+
 class _Proposal(Command):
     OWNER = "proposal"
 
 
+# Every proposal command carries its ``actor`` (required): added before the first
+# release, so within v1. The creator (``consultation.create``) and the author
+# (``proposal.add``) are the actor.
 @message("consultation.create.v1")
 class CreateConsultation(_Proposal):
+    """A consultation in draft, seen only by its organisers (the actor, first) and
+    admins until it is published."""
+
     title: Title
     description: Description = ""
-    created_by: Id
+    time_zone: TimeZone = DEFAULT_TIME_ZONE
+    steps: Steps = ()
+    actor: Actor
+
+
+@message("consultation.update.v1")
+class UpdateConsultation(_Proposal):
+    """Change what is given (a field left out, or null, stays as it is); ``steps``
+    replaces the whole calendar."""
+
+    consultation_id: Id
+    title: Title | None = None
+    description: Description | None = None
+    time_zone: TimeZone | None = None
+    steps: Steps | None = None
+    actor: Actor
+
+
+@message("consultation.publish.v1")
+class PublishConsultation(_Proposal):
+    consultation_id: Id
+    actor: Actor
+
+
+@message("consultation.add_organiser.v1")
+class AddOrganiser(_Proposal):
+    """Make ``person_id`` one of the consultation's organisers (the gateway has checked
+    with identity that they are an organiser or an admin)."""
+
+    consultation_id: Id
+    person_id: Id
+    actor: Actor
 
 
 @message("proposal.add.v1")
@@ -93,7 +143,7 @@ class AddProposal(_Proposal):
     consultation_id: Id
     title: Title
     body: ProposalBody = ""
-    author_id: Id
+    actor: Actor
 
 
 @message("poll.create.v1")
@@ -101,35 +151,51 @@ class CreatePoll(_Proposal):
     consultation_id: Id
     proposal_id: Id | None = None
     rules: PollRules
+    actor: Actor
+
+
+@message("poll.update.v1")
+class UpdatePoll(_Proposal):
+    """New rules for a poll still in draft (frozen from its opening on)."""
+
+    poll_id: Id
+    rules: PollRules
+    actor: Actor
 
 
 @message("poll.open.v1")
 class OpenPoll(_Proposal):
     poll_id: Id
+    actor: Actor
 
 
 @message("poll.close.v1")
 class ClosePoll(_Proposal):
     poll_id: Id
+    actor: Actor
 
 
 class _ProposalQuery(Query):
     OWNER = "proposal"
 
 
+# Queries take an optional ``actor``: without one (anonymous), drafts do not exist.
 @message("consultation.get.v1")
 class GetConsultation(_ProposalQuery):
     consultation_id: Id
+    actor: Actor | None = None
 
 
 @message("consultation.list.v1")
 class ListConsultations(_ProposalQuery):
     limit: PageLimit = 50
+    actor: Actor | None = None
 
 
 @message("poll.get.v1")
 class GetPoll(_ProposalQuery):
     poll_id: Id
+    actor: Actor | None = None
 
 
 # --- vote ------------------------------------------------------------------

@@ -7,9 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from urne.contracts.steps import Step, StepKind
 from urne.counting.rules import PollRules
 
 PollStatus = Literal["draft", "open", "closed", "published"]
+ConsultationStatus = Literal["draft", "published"]
 
 
 class Reply(BaseModel):
@@ -73,10 +75,20 @@ class PollView(Reply):
 
 
 class ConsultationView(Reply):
+    """A consultation as its reader may see it: ``organisers`` (person ids, the creator
+    first) only for its organisers and admins, None for anyone else; ``polls`` without
+    the drafts, except for them; ``current_step`` as of the reply (None between steps)."""
+
     id: str
     title: str
     description: str
+    status: ConsultationStatus
+    time_zone: str
+    steps: list[Step]
+    current_step: StepKind | None
     created_at: datetime
+    published_at: datetime | None
+    organisers: list[str] | None = None
     proposals: list[ProposalView] = []
     polls: list[PollView] = []
 

@@ -53,13 +53,25 @@ class StoreSettings(BaseSettings):
     cassandra_replication_factor: int = 1
 
 
-class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings):
+class RoleSettings(BaseSettings):
+    """Who registers with more than the participant's role (identity reads it)."""
+
+    model_config = SettingsConfigDict(env_prefix="URNE_", extra="ignore")
+
+    # Comma-separated addresses that register as organisers, and as admins (who may act
+    # on every consultation); everyone else registers as a participant. A role is given at
+    # registration (the first sign-in). urne.example cannot receive mail: the defaults
+    # sign in only where codes go to the development outbox.
+    organiser_emails: str = "organiser@urne.example"
+    admin_emails: str = "admin@urne.example"
+
+
+class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSettings):
     """``urne service NAME``: one service, nameko over RabbitMQ, Cassandra storage."""
 
     metrics_port: int = 0  # 0: no metrics server (tests start several services)
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus to scrape
     pseudonym_secret: str = DEV_PSEUDONYM_SECRET
-    organiser_emails: str = "organiser@urne.example"
     outbox_dir: Path = Path("urne-data/outbox")
     max_workers: int = 10
     # urne vote-worker: deliveries in flight per shard consumer, and ballots per batch.
@@ -83,14 +95,13 @@ class GatewaySettings(CommonSettings, BrokerSettings):
     port: int = 8000
 
 
-class EmbeddedSettings(CommonSettings):
+class EmbeddedSettings(CommonSettings, RoleSettings):
     """``urne up``: every service and the gateway in one process, SQLite files."""
 
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("urne-data")
     pseudonym_secret: str = DEV_PSEUDONYM_SECRET
-    organiser_emails: str = "organiser@urne.example"
     keys_dir: Path = Field(default=Path(""))  # empty: <data_dir>/keys
     outbox_dir: Path = Field(default=Path(""))  # empty: <data_dir>/outbox
 

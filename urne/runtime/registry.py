@@ -60,6 +60,8 @@ class ServiceConfig(Protocol):
     @property
     def organiser_emails(self) -> str: ...
     @property
+    def admin_emails(self) -> str: ...
+    @property
     def is_development(self) -> bool: ...
     @property
     def max_ballots_per_voter(self) -> int: ...
@@ -76,15 +78,18 @@ class ServiceSpec(Generic[StoreT]):
     intake: Callable[[StoreT, ServiceConfig, int], BallotIntake] | None = None
 
 
+def _emails(listed: str) -> frozenset[str]:
+    return frozenset(e.strip().lower() for e in listed.split(",") if e.strip())
+
+
 def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
-    organisers = frozenset(e.strip().lower() for e in config.organiser_emails.split(",")
-                           if e.strip())
     return IdentityHandlers(
         store=store,
         sender=FileOutboxSender(config.outbox_dir, echo_codes=config.is_development),
         tokens=TokenIssuer(load_signing_key(config.keys_dir, IDENTITY_TOKEN_KEY)),
         secret=config.pseudonym_secret,
-        organisers=organisers,
+        organisers=_emails(config.organiser_emails),
+        admins=_emails(config.admin_emails),
         synthetic_voters=config.is_development,
     ).core()
 

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable, Collection
 from datetime import datetime
+from itertools import islice
 
+from urne.contracts.replies import PollStatus
+from urne.contracts.steps import steps_adapter
 from urne.counting.rules import rules_adapter
-from urne.services.proposal.domain import Consultation, Poll, Proposal
+from urne.services.proposal.domain import Changed, Consultation, Poll, Proposal
 from urne.storage.sqlite import SqliteDb
+
+# Column -> how a consultation's field is written there (the names are the fields').
+_WRITE: dict[Changed, Callable[[Consultation], object]] = {
+    "title": lambda c: c.title,
+    "description": lambda c: c.description,
+    "time_zone": lambda c: c.time_zone,
+    "steps": lambda c: steps_adapter.dump_json(c.steps).decode(),
+    "status": lambda c: c.status,
+    "published_at": lambda c: _iso(c.published_at),
+}
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -24,19 +39,45 @@ class SqliteProposalStore:
 
     def add_consultation(self, c: Consultation) -> None:
         with self.db.tx() as tx:
-            tx.execute("INSERT INTO consultations VALUES (?, ?, ?, ?, ?)",
+            tx.execute("INSERT INTO consultations (consultation_id, title, description, "
+                       "created_by, created_at, status, time_zone, steps, published_at, "
+                       "organisers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (c.consultation_id, c.title, c.description, c.created_by,
-                        c.created_at.isoformat()))
+                        c.created_at.isoformat(), c.status, c.time_zone,
+                        _WRITE["steps"](c), _iso(c.published_at), json.dumps(c.organisers)))
 
     def consultation(self, consultation_id: str) -> Consultation | None:
         row = self.db.one("SELECT * FROM consultations WHERE consultation_id = ?",
                           (consultation_id,))
         return _consultation(row) if row else None
 
-    def consultations(self, limit: int) -> list[Consultation]:
-        rows = self.db.query("SELECT * FROM consultations ORDER BY created_at DESC LIMIT ?",
-                             (limit,))
-        return [_consultation(r) for r in rows]
+    def consultations(self, limit: int,
+                      include: Callable[[Consultation], bool] = lambda c: True,
+                      ) -> list[Consultation]:
+        # Filtered here, not in SQL: who may see a draft is the core's to say. A city has
+        # hundreds of consultations, not millions.
+        rows = self.db.query("SELECT * FROM consultations "
+                             "ORDER BY created_at DESC, consultation_id")
+        return list(islice((c for c in map(_consultation, rows) if include(c)), limit))
+
+    def save_consultation(self, c: Consultation, changed: Collection[Changed]) -> None:
+        columns = [name for name in _WRITE if name in changed]
+        if not columns:
+            return
+        with self.db.tx() as tx:
+            tx.execute(f"UPDATE consultations SET {', '.join(f'{n} = ?' for n in columns)} "
+                       "WHERE consultation_id = ?",
+                       (*(_WRITE[n](c) for n in columns), c.consultation_id))
+
+    def add_organiser(self, c: Consultation, person_id: str, added_at: datetime) -> None:
+        # Appended in one statement, unless already there: the array keeps the order
+        # they were added in, so added_at has no column here.
+        with self.db.tx() as tx:
+            tx.execute("UPDATE consultations SET organisers = "
+                       "json_insert(organisers, '$[#]', ?) WHERE consultation_id = ? "
+                       "AND NOT EXISTS (SELECT 1 FROM json_each(consultations.organisers) "
+                       "WHERE value = ?)",
+                       (person_id, c.consultation_id, person_id))
 
     def add_proposal(self, p: Proposal) -> None:
         with self.db.tx() as tx:
@@ -50,12 +91,22 @@ class SqliteProposalStore:
         return [Proposal(r["proposal_id"], r["consultation_id"], r["title"], r["body"],
                          r["author_id"], datetime.fromisoformat(r["created_at"])) for r in rows]
 
-    def save_poll(self, p: Poll) -> None:
+    def add_poll(self, p: Poll) -> None:
         with self.db.tx() as tx:
-            tx.execute("INSERT OR REPLACE INTO polls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            tx.execute("INSERT INTO polls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (p.poll_id, p.consultation_id, p.proposal_id,
                         rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash,
                         _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at)))
+
+    def replace_poll(self, p: Poll, expected_status: PollStatus) -> bool:
+        with self.db.tx() as tx:
+            cursor = tx.execute(
+                "UPDATE polls SET rules = ?, status = ?, rules_hash = ?, opened_at = ?, "
+                "closed_at = ?, published_at = ? WHERE poll_id = ? AND status = ?",
+                (rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash,
+                 _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at), p.poll_id,
+                 expected_status))
+            return cursor.rowcount == 1
 
     def poll(self, poll_id: str) -> Poll | None:
         row = self.db.one("SELECT * FROM polls WHERE poll_id = ?", (poll_id,))
@@ -72,7 +123,10 @@ class SqliteProposalStore:
 
 def _consultation(r: sqlite3.Row) -> Consultation:
     return Consultation(r["consultation_id"], r["title"], r["description"], r["created_by"],
-                        datetime.fromisoformat(r["created_at"]))
+                        datetime.fromisoformat(r["created_at"]),
+                        organisers=tuple(json.loads(r["organisers"])), status=r["status"],
+                        time_zone=r["time_zone"], steps=steps_adapter.validate_json(r["steps"]),
+                        published_at=_dt(r["published_at"]))
 
 
 def _poll(r: sqlite3.Row) -> Poll:
