@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from urne.contracts.replies import ConsultationStatus, PollStatus
+from urne.contracts.fields import ResultsVisibility
+from urne.contracts.replies import ConsultationStatus, PollStatus, ProposalStatus
 from urne.contracts.steps import StepKind
 from urne.counting.rules import PollRules
 
@@ -51,12 +52,57 @@ class VotingTokenPublic(Public):
     expires_at: datetime
 
 
+class ModerationPublic(Public):
+    """Why, by whom (a person id) and since when a proposal is hidden."""
+
+    reason: str
+    hidden_by: str
+    hidden_at: datetime
+
+
 class ProposalPublic(Public):
+    """A proposal. ``body`` is its Markdown as written (escape it if you show it raw);
+    ``body_html`` its rendering, sanitised, safe to put in a page. ``author_id`` is a
+    person id. ``rejection_reason`` is public; ``moderation`` (while ``hidden``) and
+    ``report_count`` are for the organisers of its consultation and admins, null for
+    anyone else."""
+
     id: str
     consultation_id: str
     title: str
     body: str
+    body_html: str
+    author_id: str
+    category: str | None
+    district: str | None
+    estimated_cost: int | None
+    status: ProposalStatus
+    rejection_reason: str | None
+    status_changed_at: datetime | None
+    hidden: bool
+    moderation: ModerationPublic | None
+    report_count: int | None
     created_at: datetime
+
+
+class ProposalsPublic(Public):
+    """A page of proposals, oldest first. ``next_cursor``: pass it as ``cursor`` for the
+    next page; null on the last. A page may hold fewer than ``limit`` (even none) and
+    still have a next one: go on until ``next_cursor`` is null."""
+
+    items: list[ProposalPublic]
+    next_cursor: str | None
+
+
+class ReportPublic(Public):
+    proposal_id: str
+    reporter_id: str
+    reason: str
+    reported_at: datetime
+
+
+class ReportsPublic(Public):
+    items: list[ReportPublic]
 
 
 class PollPublic(Public):
@@ -69,6 +115,8 @@ class PollPublic(Public):
     opened_at: datetime | None
     closed_at: datetime | None
     published_at: datetime | None
+    results_visibility: ResultsVisibility
+    result_signed_at: datetime | None
 
 
 class StepPublic(Public):
@@ -98,7 +146,8 @@ class ConsultationSummaryPublic(Public):
 class ConsultationPublic(ConsultationSummaryPublic):
     """A consultation with its proposals and polls (the draft polls for its organisers
     only); ``organisers`` (person ids, the creator first) for its organisers and admins,
-    null for anyone else."""
+    null for anyone else. ``proposals``: the first 100 you may see, oldest first (all of
+    them, filtered and paged, at ``GET /v1/consultations/{id}/proposals``)."""
 
     organisers: list[str] | None
     proposals: list[ProposalPublic]
@@ -125,6 +174,35 @@ class ResultPublic(Public):
     ballots_counted: int
     rules_hash: str
     computed_at: str
+
+
+class LiveResultPublic(Public):
+    """Running counts of a live poll: ``tally`` as if it closed at ``as_of``, over
+    ``ballots`` counted (one per voter, their last) of ``ballots_received`` stored."""
+
+    poll_id: str
+    tally: dict[str, Any]
+    ballots: int
+    ballots_received: int
+    as_of: datetime
+
+
+class ResultsExportPublic(Public):
+    """The published tally as flat rows (the CSV export's, as JSON): ``columns`` names
+    the keys of every row, in the CSV's order."""
+
+    format: Literal["urne.results-export.v1"]
+    poll_id: str
+    method: str
+    question: str
+    ballots: int
+    outcome: str
+    winners: list[str]
+    rules_hash: str
+    record_root: str
+    computed_at: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
 
 
 class SignedResultPublic(Public):
@@ -160,10 +238,14 @@ class InclusionProofPublic(Public):
 
 
 class FrozenRulesPublic(Public):
+    """The rules frozen at opening, their hash, and when the results may be seen (frozen
+    with them, but not hashed: it decides when a result is shown, never what it is)."""
+
     poll_id: str
     rules: PollRules
     rules_hash: str
     opened_at: datetime
+    results_visibility: ResultsVisibility
 
 
 class PublicKeyPublic(Public):

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, EmailStr
 
-from urne.contracts.fields import Description, District, Id, LoginCodeText, ProposalBody, Title
+from urne.contracts.fields import (
+    Category,
+    Description,
+    District,
+    EstimatedCost,
+    Id,
+    LoginCodeText,
+    ProposalBody,
+    Reason,
+    ResultsVisibility,
+    Title,
+)
 from urne.contracts.steps import DEFAULT_TIME_ZONE, Steps, TimeZone
 from urne.counting import Choice
 from urne.counting.rules import PollRules
@@ -53,16 +64,28 @@ class OrganiserAdd(Body):
 
 class ProposalCreate(Body):
     title: Title
-    body: ProposalBody = ""
+    body: ProposalBody = ""  # Markdown, stored as written; served with a sanitised body_html
+    category: Category | None = None
+    district: District | None = None
+    estimated_cost: EstimatedCost | None = None  # whole currency units
+
+
+class ReasonGiven(Body):
+    """Why: a proposal rejected (public), hidden (its moderators'), reported (theirs)."""
+
+    reason: Reason
 
 
 class PollCreate(Body):
     proposal_id: Id | None = None
     rules: PollRules
+    # When its results may be seen; frozen with the rules when the poll opens.
+    results_visibility: ResultsVisibility = "after_close"
 
 
 class PollUpdate(Body):
     rules: PollRules  # while the poll is a draft only
+    results_visibility: ResultsVisibility | None = None  # left out or null: unchanged
 
 
 class BallotCast(Body):

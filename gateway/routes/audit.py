@@ -31,11 +31,16 @@ async def frozen_rules(poll_id: Id, services: ServicesDep) -> dict:
     if poll["rules_hash"] is None:
         raise ProblemError(409, "poll_not_opened", "rules are frozen and published at opening")
     return {"poll_id": poll_id, "rules": poll["rules"], "rules_hash": poll["rules_hash"],
-            "opened_at": poll["opened_at"]}
+            "opened_at": poll["opened_at"],
+            "results_visibility": poll.get("results_visibility", "after_close")}
 
 
+# The tally decides, for each of the routes below, whether anything may be shown:
+# 409 result_embargoed until an organiser publishes an embargoed result, 409
+# result_not_published until the result is signed.
 @router.get("/polls/{poll_id}/result", response_model=SignedResultPublic)
 async def signed_result(poll_id: Id, services: ServicesDep) -> dict:
+    """The signed result document, its signature and the signing key's id."""
     return await services.send(GetResult(poll_id=poll_id))
 
 

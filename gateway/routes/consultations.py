@@ -2,10 +2,13 @@
 
 Every command carries its ``actor`` (the access token's person and role): the proposal
 service decides from it who may see a draft and who may act on a consultation. The
-routes check the role only, so a participant is refused before any service is asked.
+routes check the role only, so a participant is refused before any service is asked
+(except where anyone signed in may act: submitting a proposal).
 """
 
 from __future__ import annotations
+
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
@@ -17,12 +20,22 @@ from urne.contracts.commands import (
     GetConsultation,
     GetPerson,
     ListConsultations,
+    ListProposals,
     PublishConsultation,
     UpdateConsultation,
 )
 from urne.contracts.fields import Id
+from urne.contracts.replies import ProposalStatus
 from urne.contracts.roles import STAFF
-from urne.gateway.deps import OPTIONAL_AUTH, OptionalUser, Organiser, ServicesDep, actor
+from urne.counting.rules import IDENTIFIER
+from urne.gateway.deps import (
+    OPTIONAL_AUTH,
+    CurrentUser,
+    OptionalUser,
+    Organiser,
+    ServicesDep,
+    actor,
+)
 from urne.gateway.problems import ProblemError
 from urne.gateway.public import (
     ConsultationPublic,
@@ -30,6 +43,7 @@ from urne.gateway.public import (
     ConsultationSummaryPublic,
     PollPublic,
     ProposalPublic,
+    ProposalsPublic,
 )
 from urne.gateway.requests import (
     ConsultationCreate,
@@ -99,10 +113,38 @@ async def add_organiser(consultation_id: Id, body: OrganiserAdd, user: Organiser
 
 @router.post("/{consultation_id}/proposals", status_code=status.HTTP_201_CREATED,
              response_model=ProposalPublic)
-async def add_proposal(consultation_id: Id, body: ProposalCreate, user: Organiser,
+async def add_proposal(consultation_id: Id, body: ProposalCreate, user: CurrentUser,
                        services: ServicesDep) -> dict:
-    return await services.send(AddProposal(consultation_id=consultation_id, title=body.title,
-                                           body=body.body, actor=actor(user)))
+    """Its organisers (and admins) add a proposal, published at once, at any time. Anyone
+    else signed in submits one while the consultation's current step is ``proposals``
+    (409 ``proposals_closed`` otherwise), up to a number per person (409
+    ``proposal_limit_reached``); it stays ``submitted``, seen by the organisers and you
+    only, until they publish or reject it."""
+    return await services.send(AddProposal(
+        consultation_id=consultation_id, title=body.title, body=body.body,
+        category=body.category, district=body.district, estimated_cost=body.estimated_cost,
+        actor=actor(user)))
+
+
+Identifier = Annotated[str | None, Query(min_length=1, max_length=64,
+                                         pattern=IDENTIFIER)]
+
+
+@router.get("/{consultation_id}/proposals", response_model=ProposalsPublic,
+            openapi_extra=OPTIONAL_AUTH)
+async def list_proposals(
+        consultation_id: Id, services: ServicesDep, user: OptionalUser,
+        status: ProposalStatus | None = None, category: Identifier = None,
+        district: Identifier = None,
+        q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None) -> dict:
+    """Its proposals you may see, oldest first, a page at a time: every filter given must
+    hold; ``q`` is a case-insensitive substring of the title or the body. Pass the
+    ``next_cursor`` of a page as ``cursor`` for the next one."""
+    return await services.send(ListProposals(
+        consultation_id=consultation_id, status=status, category=category, district=district,
+        q=q, limit=limit, cursor=cursor, actor=actor(user)))
 
 
 @router.post("/{consultation_id}/polls", status_code=status.HTTP_201_CREATED,
@@ -112,4 +154,5 @@ async def create_poll(consultation_id: Id, body: PollCreate, user: Organiser,
     """Create a poll in draft: its rules may change until it opens."""
     return await services.send(CreatePoll(consultation_id=consultation_id,
                                           proposal_id=body.proposal_id, rules=body.rules,
+                                          results_visibility=body.results_visibility,
                                           actor=actor(user)))

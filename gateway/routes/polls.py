@@ -1,4 +1,11 @@
-"""Polls: their rules, opening and closing, voting tokens, ballots and results."""
+"""Polls: their rules, opening and closing, voting tokens, ballots and results.
+
+Whether a result may be shown is the tally's to decide (the gateway is not trusted
+to): every route here that shows one asks the tally, which refuses with 409
+``result_embargoed`` until an organiser publishes an embargoed result, 409
+``result_not_published`` until it is signed, and 409 ``results_hidden`` for live counts
+of a poll whose results are not live.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,16 @@ from fastapi.responses import JSONResponse, Response
 
 from urne.contracts.commands import (
     ClosePoll,
+    GetLiveResult,
     GetPoll,
     GetResult,
     IssueVotingToken,
     OpenPoll,
+    PublishPoll,
     UpdatePoll,
 )
 from urne.contracts.fields import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, Id
+from urne.gateway import exports
 from urne.gateway.deps import (
     OPTIONAL_AUTH,
     CurrentUser,
@@ -26,7 +36,14 @@ from urne.gateway.deps import (
     actor,
     state,
 )
-from urne.gateway.public import PollPublic, ReceiptPublic, ResultPublic, VotingTokenPublic
+from urne.gateway.public import (
+    LiveResultPublic,
+    PollPublic,
+    ReceiptPublic,
+    ResultPublic,
+    ResultsExportPublic,
+    VotingTokenPublic,
+)
 from urne.gateway.requests import BallotCast, PollUpdate
 
 router = APIRouter(prefix="/polls", tags=["polls"])
@@ -49,8 +66,11 @@ async def get_poll(poll_id: Id, services: ServicesDep, user: OptionalUser) -> di
 @router.patch("/{poll_id}", response_model=PollPublic)
 async def update_poll(poll_id: Id, body: PollUpdate, user: Organiser,
                       services: ServicesDep) -> dict:
-    """Replace the rules of a poll in draft (409 ``poll_rules_frozen`` once it opened)."""
-    return await services.send(UpdatePoll(poll_id=poll_id, rules=body.rules, actor=actor(user)))
+    """Replace the rules of a poll in draft, and its results visibility when given (409
+    ``poll_rules_frozen`` once it opened: both are frozen then)."""
+    return await services.send(UpdatePoll(poll_id=poll_id, rules=body.rules,
+                                          results_visibility=body.results_visibility,
+                                          actor=actor(user)))
 
 
 @router.post("/{poll_id}/open", response_model=PollPublic)
@@ -61,8 +81,18 @@ async def open_poll(poll_id: Id, user: Organiser, services: ServicesDep) -> dict
 
 @router.post("/{poll_id}/close", response_model=PollPublic)
 async def close_poll(poll_id: Id, user: Organiser, services: ServicesDep) -> dict:
-    """Close the poll; the tally publishes the signed result once every ballot is counted."""
+    """Close the poll; the tally signs the result once every ballot is counted, and
+    publishes it then, unless its results are embargoed (see ``/publish``)."""
     return await services.send(ClosePoll(poll_id=poll_id, actor=actor(user)))
+
+
+@router.post("/{poll_id}/publish", response_model=PollPublic)
+async def publish_poll(poll_id: Id, user: Organiser, services: ServicesDep) -> dict:
+    """Publish the embargoed result of a closed poll: from then on every results and
+    audit route shows it (as soon as the tally has signed it). 409 ``poll_not_embargoed``
+    for a poll whose results are published without an organiser; publishing again
+    changes nothing."""
+    return await services.send(PublishPoll(poll_id=poll_id, actor=actor(user)))
 
 
 @router.post("/{poll_id}/voting-token", status_code=status.HTTP_201_CREATED,
@@ -93,9 +123,38 @@ async def cast_ballot(request: Request, poll_id: Id, body: BallotCast, token: Vo
 
 @router.get("/{poll_id}/results", response_model=ResultPublic)
 async def get_results(poll_id: Id, services: ServicesDep) -> dict:
-    """The published result (409 ``result_not_published`` before that: results are embargoed)."""
+    """The published result (409 ``result_not_published`` before it is signed, 409
+    ``result_embargoed`` before an organiser publishes an embargoed one)."""
     signed = await services.send(GetResult(poll_id=poll_id))
     result = signed["result"]
     return {"poll_id": poll_id, "tally": result["tally"], "record_root": result["record"]["root"],
             "ballots_counted": result["record"]["size"], "rules_hash": result["rules_hash"],
             "computed_at": result["computed_at"]}
+
+
+@router.get("/{poll_id}/results/live", response_model=LiveResultPublic)
+async def get_live_results(poll_id: Id, services: ServicesDep) -> dict:
+    """Running counts of a poll whose results are ``live``, while it is open and after:
+    recounted from the ballots the tally holds, at most once a second; ``as_of`` says
+    when (409 ``results_hidden`` for any other poll)."""
+    return await services.send(GetLiveResult(poll_id=poll_id))
+
+
+@router.get("/{poll_id}/results.csv", response_class=Response, responses={200: {
+    "description": "One row per option (or project), with a header row",
+    "content": {"text/csv": {"schema": {"type": "string"}}}}})
+async def export_results_csv(poll_id: Id, services: ServicesDep) -> Response:
+    """The published result as CSV, one row per option (per project and district for a
+    budget); shown under the same conditions as ``/results``."""
+    signed = await services.send(GetResult(poll_id=poll_id))
+    return Response(exports.as_csv(signed["result"]), media_type=exports.CSV_MEDIA_TYPE,
+                    headers=exports.disposition(poll_id, "csv"))
+
+
+@router.get("/{poll_id}/results.json", response_model=ResultsExportPublic)
+async def export_results_json(poll_id: Id, services: ServicesDep, response: Response) -> dict:
+    """The published result as JSON: the CSV's rows, and what they are about; shown under
+    the same conditions as ``/results``."""
+    signed = await services.send(GetResult(poll_id=poll_id))
+    response.headers.update(exports.disposition(poll_id, "json"))
+    return exports.as_json(poll_id, signed["result"])

@@ -1,4 +1,4 @@
-"""Who may see and who may act on a consultation and its polls. No I/O here.
+"""Who may see and who may act on a consultation, its polls and its proposals. No I/O here.
 
 A consultation belongs to its organisers; admins stand above every organiser. What a
 reader may not see does not exist for them (a 404, as for an unknown id), so a draft
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urne.contracts.commands import Actor
 from urne.contracts.roles import ADMIN, ORGANISER, STAFF
-from urne.services.proposal.domain import Consultation, Poll
+from urne.services.proposal.domain import PUBLIC_STATUSES, Consultation, Poll, Proposal
 
 
 def may_create(actor: Actor) -> bool:
@@ -36,3 +36,18 @@ def may_see_poll(consultation: Consultation, poll: Poll, actor: Actor | None) ->
     if may_act(consultation, actor):
         return True
     return consultation.status == "published" and poll.status != "draft"
+
+
+def may_see_proposal(consultation: Consultation, proposal: Proposal, actor: Actor | None
+                     ) -> bool:
+    """Its consultation's organisers (its moderators) and admins see every proposal, its
+    author sees their own; anyone else who sees the consultation, the public ones that
+    are not hidden (a submitted one waits for the organisers; a rejected one is public,
+    with its reason)."""
+    if not may_see(consultation, actor):
+        return False
+    if may_act(consultation, actor):
+        return True
+    if actor is not None and actor.person_id == proposal.author_id:
+        return True
+    return proposal.status in PUBLIC_STATUSES and not proposal.hidden

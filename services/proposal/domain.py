@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
-from urne.contracts.replies import ConsultationStatus, PollStatus
+from urne.contracts.fields import ResultsVisibility
+from urne.contracts.replies import ConsultationStatus, PollStatus, ProposalStatus
 from urne.contracts.steps import DEFAULT_TIME_ZONE, Step
 from urne.counting.rules import PollRules, rules_hash
-from urne.platform.errors import Conflict
+from urne.platform.errors import Conflict, Invalid
 
 # A poll moves one way only: draft -> open -> closed -> published. Rules may
 # change only in draft; from "open" on they are frozen.
@@ -72,14 +75,144 @@ class Consultation:
         return next((s for s in self.steps if s.covers(now)), None)
 
 
+# --- proposals ------------------------------------------------------------------------
+
+# Who moves a proposal is the organisers' (access.py); where it may go is here. A
+# rejection may come before publication or after it (the analysis step finds a published
+# proposal unfeasible), never after selection; rejected and implemented are final.
+PROPOSAL_MOVES: dict[ProposalStatus, frozenset[ProposalStatus]] = {
+    "submitted": frozenset({"published", "rejected"}),
+    "published": frozenset({"selected", "rejected"}),
+    "selected": frozenset({"implemented"}),
+    "rejected": frozenset(),
+    "implemented": frozenset(),
+}
+# Seen by everyone who sees its consultation (unless hidden); "submitted" only by the
+# consultation's organisers and the proposal's author.
+PUBLIC_STATUSES: frozenset[ProposalStatus] = frozenset(
+    {"published", "rejected", "selected", "implemented"})
+
+# A proposal's place in its consultation's listing: oldest first, then by id.
+ProposalKey = tuple[datetime, str]
+
+
+def submissions_open(consultation: Consultation, now: datetime) -> bool:
+    """Whether participants may submit proposals: the consultation is published and
+    ``now`` is in its ``proposals`` step (organisers add proposals at any time)."""
+    step = consultation.current_step(now)
+    return consultation.status == "published" and step is not None and step.kind == "proposals"
+
+
+@dataclass(frozen=True)
+class Moderation:
+    """Why a proposal is hidden, by whom and since when (its moderators see it)."""
+
+    reason: str
+    hidden_by: str
+    hidden_at: datetime
+
+
 @dataclass(frozen=True)
 class Proposal:
     proposal_id: str
     consultation_id: str
     title: str
-    body: str
-    author_id: str
+    body: str  # Markdown, as its author wrote it (rendered and sanitised on the way out)
+    author_id: str  # a person id; identity alone knows who that is
     created_at: datetime
+    category: str | None = None
+    district: str | None = None
+    estimated_cost: int | None = None  # whole currency units
+    status: ProposalStatus = "published"
+    rejection_reason: str | None = None  # public, given with the rejection
+    status_changed_at: datetime | None = None  # None: as it was created
+    moderation: Moderation | None = None  # set while hidden
+
+    @property
+    def hidden(self) -> bool:
+        return self.moderation is not None
+
+    @property
+    def key(self) -> ProposalKey:
+        return self.created_at, self.proposal_id
+
+    def move(self, to: ProposalStatus, now: datetime, reason: str | None = None) -> Proposal:
+        """The proposal in status ``to``; a 409 ``proposal_<its status>`` if it may not go
+        there from where it is. A rejection needs its ``reason``."""
+        if to not in PROPOSAL_MOVES[self.status]:
+            raise Conflict(f"proposal {self.proposal_id} is {self.status}; it cannot become {to}",
+                           code=f"proposal_{self.status}")
+        if (to == "rejected") != (reason is not None):
+            raise ValueError("a rejection, and only a rejection, gives a reason")
+        return replace(self, status=to, status_changed_at=now,
+                       rejection_reason=reason if to == "rejected" else None)
+
+    def hide(self, reason: str, by: str, now: datetime) -> Proposal:
+        if self.moderation is not None:
+            raise Conflict(f"proposal {self.proposal_id} is already hidden",
+                           code="proposal_hidden")
+        return replace(self, moderation=Moderation(reason, by, now))
+
+    def unhide(self) -> Proposal:
+        if self.moderation is None:
+            raise Conflict(f"proposal {self.proposal_id} is not hidden",
+                           code="proposal_not_hidden")
+        return replace(self, moderation=None)
+
+
+@dataclass(frozen=True)
+class Report:
+    """Someone's report of a proposal to its moderators (one per person and proposal)."""
+
+    proposal_id: str
+    consultation_id: str
+    reporter_id: str
+    reason: str
+    reported_at: datetime
+
+
+@dataclass(frozen=True)
+class ProposalFilter:
+    """What a listing asks for: every criterion given must hold. ``q`` is a
+    case-insensitive substring of the title or the body (Unicode case folding: "É"
+    finds "é"); a full-text index is for later."""
+
+    status: ProposalStatus | None = None
+    category: str | None = None
+    district: str | None = None
+    q: str | None = None
+
+    def matches(self, p: Proposal) -> bool:
+        if self.status is not None and p.status != self.status:
+            return False
+        if self.category is not None and p.category != self.category:
+            return False
+        if self.district is not None and p.district != self.district:
+            return False
+        if self.q is not None:
+            needle = self.q.casefold()
+            return needle in p.title.casefold() or needle in p.body.casefold()
+        return True
+
+
+def encode_cursor(key: ProposalKey) -> str:
+    """Where a page stopped, opaque to clients (they send it back as it is)."""
+    created_at, proposal_id = key
+    raw = f"{created_at.isoformat()}|{proposal_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> ProposalKey:
+    """The key ``encode_cursor`` made; a 422 ``invalid_cursor`` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, _, proposal_id = raw.partition("|")
+        created_at = datetime.fromisoformat(when)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        created_at, proposal_id = None, ""
+    if created_at is None or created_at.utcoffset() is None or not proposal_id:
+        raise Invalid("this cursor was not given by this listing", code="invalid_cursor")
+    return created_at, proposal_id
 
 
 @dataclass(frozen=True)
@@ -93,14 +226,22 @@ class Poll:
     opened_at: datetime | None = None
     closed_at: datetime | None = None
     published_at: datetime | None = None
+    # Beside the rules, not in them (it changes when a result is seen, never what it
+    # is), but frozen with them at the opening: an embargo lifted mid-vote would leak.
+    results_visibility: ResultsVisibility = "after_close"
+    # When the tally signed the result (result.published): for an embargoed poll, the
+    # organisers learn from it that the result is ready to publish.
+    result_signed_at: datetime | None = None
 
-    def edit_rules(self, rules: PollRules) -> Poll:
+    def edit_rules(self, rules: PollRules,
+                   results_visibility: ResultsVisibility | None = None) -> Poll:
         # Rules edited mid-vote (CONSUL #5321) would make ballots cast under the old
         # ones count under the new: from the opening on, they are frozen.
         if self.status != "draft":
             raise Conflict(f"poll {self.poll_id} is {self.status}: its rules are frozen",
                            code="poll_rules_frozen")
-        return replace(self, rules=rules)
+        return replace(self, rules=rules,
+                       results_visibility=results_visibility or self.results_visibility)
 
     def _ensure_next(self, status: PollStatus) -> None:
         """Raise unless ``status`` is the one that follows the current one."""
@@ -120,3 +261,11 @@ class Poll:
     def publish(self, now: datetime) -> Poll:
         self._ensure_next("published")
         return replace(self, status="published", published_at=now)
+
+    def release(self, now: datetime) -> Poll:
+        """An organiser publishes the embargoed result of the closed poll. Once published,
+        the poll as it is (publishing again only repeats the release)."""
+        if self.results_visibility != "embargoed":
+            raise Conflict(f"poll {self.poll_id}'s results are not embargoed: they are "
+                           "published without an organiser", code="poll_not_embargoed")
+        return self if self.status == "published" else self.publish(now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,34 +17,94 @@ from urne.contracts.commands import (
     CreatePoll,
     GetConsultation,
     GetPoll,
+    GetProposal,
+    HideProposal,
+    ImplementProposal,
     ListConsultations,
+    ListProposalReports,
+    ListProposals,
     OpenPoll,
     PublishConsultation,
+    PublishPoll,
+    PublishProposal,
+    RejectProposal,
+    ReportProposal,
+    SelectProposal,
+    UnhideProposal,
     UpdateConsultation,
     UpdatePoll,
 )
-from urne.contracts.events import PollClosed, PollOpened, ResultPublished
-from urne.contracts.replies import ConsultationsView, ConsultationView, PollView, ProposalView
+from urne.contracts.events import PollClosed, PollOpened, PollResultReleased, ResultPublished
+from urne.contracts.replies import (
+    ConsultationsView,
+    ConsultationView,
+    ModerationView,
+    PollView,
+    ProposalsView,
+    ProposalView,
+    ReportsView,
+    ReportView,
+)
 from urne.messaging.kernel import Context, ServiceCore
 from urne.platform.errors import Conflict, DomainError, Forbidden, NotFound
-from urne.services.proposal import access
-from urne.services.proposal.domain import Consultation, Poll, Proposal
+from urne.services.proposal import access, markdown
+from urne.services.proposal.domain import (
+    Consultation,
+    Poll,
+    Proposal,
+    ProposalFilter,
+    ProposalKey,
+    Report,
+    decode_cursor,
+    encode_cursor,
+    submissions_open,
+)
 from urne.services.proposal.ports import ProposalStore
 
 # A poll's status moves one way through four values, so a compare-and-set lost to a
 # concurrent change can only be lost this many times before the change is refused.
 POLL_CAS_ATTEMPTS = 4
+# A proposal's status and moderation may be changed by several organisers at once; one
+# that keeps losing its compare-and-set this often is told to retry (503).
+PROPOSAL_CAS_ATTEMPTS = 4
+# A consultation's page shows its first proposals; the listing pages through them all.
+EMBEDDED_PROPOSALS = 100
+# Rows one listing request reads at most, whatever its filters keep: a page that stops
+# there is shorter than asked, with a cursor to go on (the cost of a request is bounded).
+SCAN_LIMIT = 1000
 
 
 def poll_view(p: Poll) -> PollView:
     return PollView(id=p.poll_id, consultation_id=p.consultation_id, proposal_id=p.proposal_id,
                     rules=p.rules, status=p.status, rules_hash=p.rules_hash,
-                    opened_at=p.opened_at, closed_at=p.closed_at, published_at=p.published_at)
+                    opened_at=p.opened_at, closed_at=p.closed_at, published_at=p.published_at,
+                    results_visibility=p.results_visibility, result_signed_at=p.result_signed_at)
 
 
-def proposal_view(p: Proposal) -> ProposalView:
-    return ProposalView(id=p.proposal_id, consultation_id=p.consultation_id, title=p.title,
-                        body=p.body, created_at=p.created_at)
+def proposal_view(p: Proposal, moderator: bool = False, reports: int = 0) -> ProposalView:
+    """``moderator``: the reader is one of its consultation's organisers, or an admin, who
+    sees why it is hidden and how often it was reported."""
+    hidden = p.moderation if moderator else None
+    return ProposalView(
+        id=p.proposal_id, consultation_id=p.consultation_id, title=p.title, body=p.body,
+        body_html=markdown.render(p.body), author_id=p.author_id, category=p.category,
+        district=p.district, estimated_cost=p.estimated_cost, status=p.status,
+        rejection_reason=p.rejection_reason, status_changed_at=p.status_changed_at,
+        created_at=p.created_at, hidden=p.hidden,
+        moderation=None if hidden is None else ModerationView(
+            reason=hidden.reason, hidden_by=hidden.hidden_by, hidden_at=hidden.hidden_at),
+        report_count=reports if moderator else None)
+
+
+def report_view(r: Report) -> ReportView:
+    return ReportView(proposal_id=r.proposal_id, reporter_id=r.reporter_id, reason=r.reason,
+                      reported_at=r.reported_at)
+
+
+def _to_millis(t: datetime) -> datetime:
+    # What both stores keep (Cassandra's timestamps are milliseconds): a proposal's
+    # reply, and the cursors made from it, equal what is read back.
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 def _not_an_organiser(c: Consultation) -> Forbidden:
@@ -55,6 +116,9 @@ def _not_an_organiser(c: Consultation) -> Forbidden:
 class ProposalHandlers:
     store: ProposalStore
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Proposals one person may submit to one consultation (URNE_MAX_PROPOSALS_PER_PERSON);
+    # those its organisers add do not count.
+    max_proposals_per_person: int = 5
 
     # --- what the actor may see, and act on ---------------------------------------------
     def _consultation(self, consultation_id: str, actor: Actor | None) -> Consultation:
@@ -105,7 +169,7 @@ class ProposalHandlers:
             current_step=step.kind if step else None, created_at=c.created_at,
             published_at=c.published_at,
             organisers=list(c.organisers) if organiser else None,
-            proposals=[proposal_view(p) for p in self.store.proposals(c.consultation_id)]
+            proposals=self._page(c, actor, ProposalFilter(), EMBEDDED_PROPOSALS)[0]
             if full else [],
             polls=[poll_view(p) for p in self.store.polls(c.consultation_id)
                    if access.may_see_poll(c, p, actor)] if full else [],
@@ -153,26 +217,43 @@ class ProposalHandlers:
 
     # --- proposals and polls ------------------------------------------------------------
     def add_proposal(self, cmd: AddProposal, ctx: Context) -> ProposalView:
-        self._consultation_to_change(cmd.consultation_id, cmd.actor)
-        p = Proposal(uuid.uuid4().hex, cmd.consultation_id, cmd.title, cmd.body,
-                     cmd.actor.person_id, self.clock())
-        self.store.add_proposal(p)
-        return proposal_view(p)
+        """Its organisers add a proposal, published at once, whenever they like; anyone
+        else who sees the consultation submits one during its proposals step, up to
+        ``max_proposals_per_person``, and it waits, submitted, for the organisers."""
+        c = self._consultation(cmd.consultation_id, cmd.actor)
+        now = _to_millis(self.clock())
+        organiser = access.may_act(c, cmd.actor)
+        if not organiser and not submissions_open(c, now):
+            raise Conflict(f"consultation {c.consultation_id} takes proposals during its "
+                           "proposals step only", code="proposals_closed")
+        p = Proposal(uuid.uuid4().hex, c.consultation_id, cmd.title, cmd.body,
+                     cmd.actor.person_id, now, category=cmd.category, district=cmd.district,
+                     estimated_cost=cmd.estimated_cost,
+                     status="published" if organiser else "submitted")
+        if organiser:
+            self.store.add_proposal(p)
+        elif not self.store.add_proposal(p, limit=self.max_proposals_per_person):
+            raise Conflict(f"you have submitted {self.max_proposals_per_person} proposals to "
+                           "this consultation, as many as one person may",
+                           code="proposal_limit_reached")
+        return self._proposal_view(p, c, cmd.actor)
 
     def create_poll(self, cmd: CreatePoll, ctx: Context) -> PollView:
         self._consultation_to_change(cmd.consultation_id, cmd.actor)
-        if cmd.proposal_id is not None and cmd.proposal_id not in {
-            p.proposal_id for p in self.store.proposals(cmd.consultation_id)
-        }:
+        proposal = None if cmd.proposal_id is None else self.store.proposal(cmd.proposal_id)
+        if cmd.proposal_id is not None and (
+                proposal is None or proposal.consultation_id != cmd.consultation_id):
             raise NotFound(f"no proposal {cmd.proposal_id} in this consultation",
                            code="proposal_not_found")
-        poll = Poll(uuid.uuid4().hex, cmd.consultation_id, cmd.proposal_id, cmd.rules)
+        poll = Poll(uuid.uuid4().hex, cmd.consultation_id, cmd.proposal_id, cmd.rules,
+                    results_visibility=cmd.results_visibility)
         self.store.add_poll(poll)
         return poll_view(poll)
 
     def update_poll(self, cmd: UpdatePoll, ctx: Context) -> PollView:
         poll = self._change_poll(cmd.poll_id, cmd.actor,
-                                 lambda poll, _: poll.edit_rules(cmd.rules))
+                                 lambda poll, _: poll.edit_rules(cmd.rules,
+                                                                 cmd.results_visibility))
         return poll_view(poll)
 
     def open_poll(self, cmd: OpenPoll, ctx: Context) -> PollView:
@@ -190,7 +271,8 @@ class ProposalHandlers:
         assert poll.rules_hash and poll.opened_at
         ctx.emit(PollOpened(poll_id=poll.poll_id, consultation_id=poll.consultation_id,
                             rules=poll.rules, rules_hash=poll.rules_hash,
-                            opened_at=poll.opened_at))
+                            opened_at=poll.opened_at,
+                            results_visibility=poll.results_visibility))
         return poll_view(poll)
 
     def close_poll(self, cmd: ClosePoll, ctx: Context) -> PollView:
@@ -200,15 +282,148 @@ class ProposalHandlers:
         ctx.emit(PollClosed(poll_id=poll.poll_id, closed_at=poll.closed_at))
         return poll_view(poll)
 
+    def publish_poll(self, cmd: PublishPoll, ctx: Context) -> PollView:
+        """Lift the embargo of a closed poll. The tally shows the result once it holds
+        both the release and its signed result, in whichever order they come; publishing
+        again sends the release again (a lost event is repaired by asking twice)."""
+        now = self.clock()
+        # In milliseconds, what every store keeps: the release sent again (read back from
+        # the store) carries the very time the first one did.
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        poll = self._change_poll(cmd.poll_id, cmd.actor, lambda poll, _: poll.release(now))
+        assert poll.published_at
+        ctx.emit(PollResultReleased(poll_id=poll.poll_id, released_at=poll.published_at))
+        return poll_view(poll)
+
     def get_poll(self, q: GetPoll, ctx: Context) -> PollView:
         return poll_view(self._poll(q.poll_id, q.actor)[0])
 
+    # --- proposals: reading, statuses, moderation -------------------------------------
+    def _proposal(self, proposal_id: str, actor: Actor | None) -> tuple[Proposal, Consultation]:
+        """The proposal and its consultation if ``actor`` may see the proposal; a 404
+        otherwise (a submitted or hidden proposal does not exist for the public)."""
+        found = self.store.proposal(proposal_id)
+        if found is not None:
+            consultation = self.store.consultation(found.consultation_id)
+            if consultation is not None and access.may_see_proposal(consultation, found, actor):
+                return found, consultation
+        raise NotFound(f"no proposal {proposal_id}", code="proposal_not_found")
+
+    def _proposal_view(self, p: Proposal, c: Consultation, actor: Actor | None
+                       ) -> ProposalView:
+        if not access.may_act(c, actor):
+            return proposal_view(p)
+        return proposal_view(p, moderator=True,
+                             reports=len(self.store.reports(c.consultation_id, p.proposal_id)))
+
+    def _page(self, c: Consultation, actor: Actor | None, wanted: ProposalFilter, limit: int,
+              after: ProposalKey | None = None) -> tuple[list[ProposalView], str | None]:
+        """Up to ``limit`` proposals after ``after`` that ``actor`` may see and ``wanted``
+        keeps, and the cursor of the next page (None: there is none). Filtered here, in
+        order, reading at most SCAN_LIMIT rows: the same in both stores."""
+        found: list[Proposal] = []
+        cursor = None
+        for scanned, p in enumerate(self.store.proposals(c.consultation_id, after), start=1):
+            if access.may_see_proposal(c, p, actor) and wanted.matches(p):
+                if len(found) == limit:  # one more exists: there is a next page
+                    cursor = encode_cursor(found[-1].key)
+                    break
+                found.append(p)
+            if scanned == SCAN_LIMIT:
+                cursor = encode_cursor(p.key)
+                break
+        if not access.may_act(c, actor):
+            return [proposal_view(p) for p in found], cursor
+        counts = Counter(r.proposal_id for r in self.store.reports(c.consultation_id)
+                         ) if found else Counter[str]()
+        return [proposal_view(p, moderator=True, reports=counts[p.proposal_id])
+                for p in found], cursor
+
+    def _change_proposal(self, proposal_id: str, actor: Actor,
+                         change: Callable[[Proposal], Proposal]) -> ProposalView:
+        """Apply ``change`` (which raises to refuse) if the actor moderates the proposal's
+        consultation, and store it unless its status or moderation moved meanwhile; if
+        they did, decide again on the newer proposal (two organisers, one publishing and
+        one rejecting at once: one wins, the other is told where it now is)."""
+        for _ in range(PROPOSAL_CAS_ATTEMPTS):
+            p, c = self._proposal(proposal_id, actor)
+            if not access.may_act(c, actor):
+                raise _not_an_organiser(c)
+            changed = change(p)
+            if self.store.replace_proposal(changed, expected=p):
+                return self._proposal_view(changed, c, actor)
+        raise DomainError(f"proposal {proposal_id} kept changing; retry",
+                          code="store_unavailable", status=503)
+
+    def get_proposal(self, q: GetProposal, ctx: Context) -> ProposalView:
+        p, c = self._proposal(q.proposal_id, q.actor)
+        return self._proposal_view(p, c, q.actor)
+
+    def list_proposals(self, q: ListProposals, ctx: Context) -> ProposalsView:
+        c = self._consultation(q.consultation_id, q.actor)
+        after = decode_cursor(q.cursor) if q.cursor is not None else None
+        wanted = ProposalFilter(status=q.status, category=q.category, district=q.district,
+                                q=q.q)
+        items, cursor = self._page(c, q.actor, wanted, q.limit, after)
+        return ProposalsView(items=items, next_cursor=cursor)
+
+    def publish_proposal(self, cmd: PublishProposal, ctx: Context) -> ProposalView:
+        now = _to_millis(self.clock())
+        return self._change_proposal(cmd.proposal_id, cmd.actor,
+                                     lambda p: p.move("published", now))
+
+    def reject_proposal(self, cmd: RejectProposal, ctx: Context) -> ProposalView:
+        now = _to_millis(self.clock())
+        return self._change_proposal(cmd.proposal_id, cmd.actor,
+                                     lambda p: p.move("rejected", now, cmd.reason))
+
+    def select_proposal(self, cmd: SelectProposal, ctx: Context) -> ProposalView:
+        now = _to_millis(self.clock())
+        return self._change_proposal(cmd.proposal_id, cmd.actor,
+                                     lambda p: p.move("selected", now))
+
+    def implement_proposal(self, cmd: ImplementProposal, ctx: Context) -> ProposalView:
+        now = _to_millis(self.clock())
+        return self._change_proposal(cmd.proposal_id, cmd.actor,
+                                     lambda p: p.move("implemented", now))
+
+    def hide_proposal(self, cmd: HideProposal, ctx: Context) -> ProposalView:
+        now = _to_millis(self.clock())
+        return self._change_proposal(cmd.proposal_id, cmd.actor,
+                                     lambda p: p.hide(cmd.reason, cmd.actor.person_id, now))
+
+    def unhide_proposal(self, cmd: UnhideProposal, ctx: Context) -> ProposalView:
+        return self._change_proposal(cmd.proposal_id, cmd.actor, lambda p: p.unhide())
+
+    def report_proposal(self, cmd: ReportProposal, ctx: Context) -> ReportView:
+        p, _ = self._proposal(cmd.proposal_id, cmd.actor)
+        report = Report(p.proposal_id, p.consultation_id, cmd.actor.person_id, cmd.reason,
+                        _to_millis(self.clock()))
+        if not self.store.add_report(report):
+            raise Conflict(f"you have already reported proposal {p.proposal_id}",
+                           code="proposal_already_reported")
+        return report_view(report)
+
+    def list_proposal_reports(self, q: ListProposalReports, ctx: Context) -> ReportsView:
+        p, c = self._proposal(q.proposal_id, q.actor)
+        if not access.may_act(c, q.actor):
+            raise _not_an_organiser(c)
+        return ReportsView(items=[report_view(r) for r in
+                                  self.store.reports(c.consultation_id, p.proposal_id)])
+
+    # --- events ---------------------------------------------------------------------------
     def on_result_published(self, event: ResultPublished, ctx: Context) -> None:
         poll = self.store.poll(event.poll_id)
-        if poll is None or poll.status == "published":
-            return  # redelivery, or a poll this deployment never had
-        if poll.status != "closed":
+        if poll is None:
+            return  # a poll this deployment never had
+        if poll.status in ("draft", "open"):
             raise Conflict(f"result for poll {poll.poll_id} published while {poll.status}")
+        if poll.result_signed_at is None:
+            self.store.mark_signed(poll.poll_id, event.published_at)  # once; the first stays
+        if poll.status == "published" or poll.results_visibility == "embargoed":
+            # A redelivery; or an embargo, which an organiser lifts (publish_poll), before
+            # or after the signature.
+            return
         # Lost to a concurrent write: raise, and the redelivery decides again.
         if not self.store.replace_poll(poll.publish(event.published_at),
                                        expected_status="closed"):
@@ -227,9 +442,20 @@ class ProposalHandlers:
                 UpdatePoll: self.update_poll,
                 OpenPoll: self.open_poll,
                 ClosePoll: self.close_poll,
+                PublishPoll: self.publish_poll,
                 GetConsultation: self.get_consultation,
                 ListConsultations: self.list_consultations,
                 GetPoll: self.get_poll,
+                GetProposal: self.get_proposal,
+                ListProposals: self.list_proposals,
+                PublishProposal: self.publish_proposal,
+                RejectProposal: self.reject_proposal,
+                SelectProposal: self.select_proposal,
+                ImplementProposal: self.implement_proposal,
+                HideProposal: self.hide_proposal,
+                UnhideProposal: self.unhide_proposal,
+                ReportProposal: self.report_proposal,
+                ListProposalReports: self.list_proposal_reports,
             },
             subscriptions={ResultPublished: self.on_result_published},
             ping=self.store.ping,

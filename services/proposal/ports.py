@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from typing import Protocol
 
 from urne.contracts.replies import PollStatus
-from urne.services.proposal.domain import Changed, Consultation, Poll, Proposal
+from urne.services.proposal.domain import (
+    Changed,
+    Consultation,
+    Poll,
+    Proposal,
+    ProposalKey,
+    Report,
+)
 
 
 class ProposalStore(Protocol):
@@ -28,12 +35,35 @@ class ProposalStore(Protocol):
         """Add ``person_id`` to its organisers (no effect if already there); concurrent
         additions all stay."""
         ...
-    def add_proposal(self, proposal: Proposal) -> None: ...
-    def proposals(self, consultation_id: str) -> list[Proposal]: ...
+    def add_proposal(self, proposal: Proposal, limit: int | None = None) -> bool:
+        """Store a new proposal. With a ``limit``, it counts toward its author's
+        submissions to its consultation, and is stored only if they had fewer than
+        ``limit`` (exactly, however many of theirs race): False, nothing stored, if not."""
+        ...
+    def proposal(self, proposal_id: str) -> Proposal | None: ...
+    def proposals(self, consultation_id: str, after: ProposalKey | None = None
+                  ) -> Iterator[Proposal]:
+        """A consultation's proposals in order (oldest first, then by id), from the one
+        after ``after``, read a page at a time as they are iterated."""
+        ...
+    def replace_proposal(self, proposal: Proposal, expected: Proposal) -> bool:
+        """Store ``proposal``'s status and moderation over the stored ones if those are
+        still ``expected``'s (compare and set); False, and nothing written, otherwise."""
+        ...
+    def add_report(self, report: Report) -> bool:
+        """Store a report unless its reporter already reported that proposal (False)."""
+        ...
+    def reports(self, consultation_id: str, proposal_id: str | None = None) -> list[Report]:
+        """The reports of a consultation's proposals (of one, if given), oldest first."""
+        ...
     def add_poll(self, poll: Poll) -> None: ...
     def replace_poll(self, poll: Poll, expected_status: PollStatus) -> bool:
         """Store ``poll`` over the stored one if that is still ``expected_status``
         (compare and set); False, and nothing written, otherwise."""
+        ...
+    def mark_signed(self, poll_id: str, signed_at: datetime) -> None:
+        """Record when the tally signed the poll's result, if not recorded yet; nothing
+        else of the poll changes (``replace_poll`` never writes it)."""
         ...
     def poll(self, poll_id: str) -> Poll | None: ...
     def polls(self, consultation_id: str) -> list[Poll]: ...

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from urne import __version__
-from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
-from urne.contracts.events import BallotBoxSealed, BallotsRecorded, PollOpened, ResultPublished
-from urne.contracts.replies import BallotRecord, InclusionProof, RecordEntry, SignedResult
+from urne.contracts.commands import GetLiveResult, GetRecord, GetResult, ProveInclusion
+from urne.contracts.events import (
+    BallotBoxSealed,
+    BallotsRecorded,
+    PollOpened,
+    PollResultReleased,
+    ResultPublished,
+)
+from urne.contracts.replies import (
+    BallotRecord,
+    InclusionProof,
+    LiveResult,
+    RecordEntry,
+    SignedResult,
+)
 from urne.crypto.keys import SigningKey, b64url
 from urne.messaging.kernel import Context, ServiceCore
-from urne.platform.errors import Conflict, NotFound
+from urne.platform.errors import NotFound
 from urne.platform.logging import log_fields
 from urne.platform.metrics import RESULTS
 from urne.record import merkle
 from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.services.tally import domain
-from urne.services.tally.domain import StoredBallot, TallySheet
+from urne.services.tally.domain import StoredBallot
 from urne.services.tally.ports import TallyStore
 
 log = logging.getLogger(__name__)
@@ -30,12 +42,17 @@ class TallyHandlers:
     store: TallyStore
     signer: SigningKey
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Live counts are recounted from the stored ballots at most this often per poll
+    # (and process): a reader asking more often gets the last count, with its as_of.
+    live_max_age: timedelta = timedelta(seconds=1)
+    _live: dict[str, LiveResult] = field(default_factory=dict, init=False, repr=False)
 
     # --- events -----------------------------------------------------------
+    # Each event writes its own part of the poll's sheet and nothing else, so they may
+    # come in any order, again, or at once, and none undoes another.
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
-        known = self.store.sheet(event.poll_id)
-        sealed = (known.sealed_count, known.sealed_digest) if known else (None, None)
-        self.store.save_sheet(TallySheet(event.poll_id, event.rules, event.rules_hash, *sealed))
+        self.store.save_rules(event.poll_id, event.rules, event.rules_hash,
+                              event.results_visibility)
         self._try_publish(event.poll_id, ctx)
 
     def on_ballots_recorded(self, event: BallotsRecorded, ctx: Context) -> None:
@@ -47,10 +64,15 @@ class TallyHandlers:
             self._try_publish(poll_id, ctx)
 
     def on_ballot_box_sealed(self, event: BallotBoxSealed, ctx: Context) -> None:
-        known = self.store.sheet(event.poll_id) or TallySheet(event.poll_id, None, None)
-        self.store.save_sheet(replace(known, sealed_count=event.ballots_recorded,
-                                     sealed_digest=event.ballots_digest))
+        self.store.save_seal(event.poll_id, event.ballots_recorded, event.ballots_digest)
         self._try_publish(event.poll_id, ctx)
+
+    def on_poll_result_released(self, event: PollResultReleased, ctx: Context) -> None:
+        """Lift the embargo. Signing is another matter (``_try_publish``, at the close):
+        a release may come before the seal, even before the poll's rules, and is kept
+        until the result is signed; after that, it shows the result at once. Nothing is
+        emitted: the result was announced (result.published) when it was signed."""
+        self.store.release(event.poll_id, event.released_at)
 
     def _try_publish(self, poll_id: str, ctx: Context) -> None:
         """Publish once the poll is sealed and every sealed ballot has arrived.
@@ -92,13 +114,12 @@ class TallyHandlers:
 
     # --- queries ----------------------------------------------------------
     def _published(self, poll_id: str) -> dict:
+        """The signed result, if it may be shown: every query that shows anything about
+        the ballots (result, record, proofs; the gateway's exports use the result) asks
+        here, so the tally enforces the visibility itself, whatever asks."""
         stored = self.store.result(poll_id)
-        if stored is None:
-            if self.store.sheet(poll_id) is None:
-                raise NotFound(f"no poll {poll_id} is known to the tally", code="poll_not_found")
-            # Embargo: nothing about the ballots is shown before publication.
-            raise Conflict("the result of this poll is not published yet",
-                           code="result_not_published")
+        domain.check_shown(self.store.sheet(poll_id), poll_id, signed=stored is not None)
+        assert stored is not None
         return stored
 
     def get_result(self, q: GetResult, ctx: Context) -> SignedResult:
@@ -127,13 +148,30 @@ class TallyHandlers:
                               leaf=leaves[index].hex(),
                               path=[h.hex() for h in merkle.inclusion_proof(index, leaves)])
 
+    def get_live_result(self, q: GetLiveResult, ctx: Context) -> LiveResult:
+        """Running counts of a live poll, recounted from the stored ballots (never from
+        counters, D5) at most every ``live_max_age``; ``as_of`` says when."""
+        rules = domain.check_live(self.store.sheet(q.poll_id), q.poll_id)
+        now = self.clock()
+        last = self._live.get(q.poll_id)
+        if last is not None and now - last.as_of < self.live_max_age:
+            return last
+        live = domain.LiveCount(rules)
+        for b in self.store.ballots(q.poll_id):
+            live.add(b)
+        reply = LiveResult(poll_id=q.poll_id, tally=live.result(), ballots=live.ballots,
+                           ballots_received=live.received, as_of=now)
+        self._live[q.poll_id] = reply
+        return reply
+
     def core(self) -> ServiceCore:
         return ServiceCore(
             name="tally",
             commands={GetResult: self.get_result, GetRecord: self.get_record,
-                      ProveInclusion: self.prove_inclusion},
+                      ProveInclusion: self.prove_inclusion, GetLiveResult: self.get_live_result},
             subscriptions={PollOpened: self.on_poll_opened,
                            BallotsRecorded: self.on_ballots_recorded,
-                           BallotBoxSealed: self.on_ballot_box_sealed},
+                           BallotBoxSealed: self.on_ballot_box_sealed,
+                           PollResultReleased: self.on_poll_result_released},
             ping=self.store.ping,
         )

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, Protocol
 
+from urne.contracts.fields import ResultsVisibility
+from urne.counting.rules import PollRules
 from urne.services.tally.domain import StoredBallot, TallySheet
 
 
 class TallyStore(Protocol):
-    def save_sheet(self, poll: TallySheet) -> None: ...
+    """A poll's sheet is written in three parts, each by the event that brings it, and
+    each write leaves the other parts as they are: the events may come in any order, and
+    at once, without one undoing another."""
+
+    def save_rules(self, poll_id: str, rules: PollRules, rules_hash: str,
+                   visibility: ResultsVisibility) -> None:
+        """The frozen rules and results visibility (poll.opened)."""
+        ...
+    def save_seal(self, poll_id: str, sealed_count: int, sealed_digest: str | None) -> None:
+        """What the vote service sealed (ballot_box.sealed)."""
+        ...
+    def release(self, poll_id: str, released_at: datetime) -> None:
+        """The organiser released the result (poll.result_released). Every delivery of a
+        release carries the same time, so writing it again changes nothing."""
+        ...
     def sheet(self, poll_id: str) -> TallySheet | None: ...
     def add_ballots(self, ballots: list[StoredBallot]) -> None:
         """Idempotent on (poll, voter, sequence)."""

@@ -95,6 +95,46 @@ def run_bad_input(http: httpx.Client, outbox: Path) -> None:
     expect(http.get(organisers), 405, "method_not_allowed")
     assert http.get(f"/v1/consultations/{cid}", headers=org).json() == consultation_before
 
+    # proposals: submission, listing, statuses, moderation, reports
+    prop = consultation_before["proposals"][0]["id"]  # the organiser's: published
+    proposals = f"/v1/consultations/{cid}/proposals"
+    expect(http.post(proposals, json={"title": "x"}), 401, "missing_token")
+    expect(http.post(proposals, headers=participant, json={"title": "x"}), 409,
+           "proposals_closed")  # no proposals step in its calendar
+    for bad in ({}, {"title": "x", "estimated_cost": -5}, {"title": "x", "estimated_cost": 9.99},
+                {"title": "x", "estimated_cost": "10"}, {"title": "x", "category": "with space"},
+                {"title": "x", "district": "*"}, {"title": "x", "status": "published"}):
+        expect(http.post(proposals, headers=org, json=bad), 422, "invalid_request")
+    expect(http.post(proposals, headers={**org, **malformed["headers"]},
+                     content=malformed["content"]), 400, "malformed_json")
+    for params in ({"status": "hidden"}, {"limit": 0}, {"limit": 101}, {"q": ""},
+                   {"category": "a b"}, {"cursor": ""}):
+        expect(http.get(proposals, params=params), 422, "invalid_request")
+    expect(http.get(proposals, params={"cursor": "nope"}), 422, "invalid_cursor")
+    expect(http.get(f"/v1/consultations/{UNKNOWN}/proposals"), 404, "consultation_not_found")
+    expect(http.get(f"/v1/proposals/{UNKNOWN}"), 404, "proposal_not_found")
+    expect(http.delete(f"/v1/proposals/{prop}"), 405, "method_not_allowed")
+    for action in ("publish", "select", "implement", "unhide"):
+        expect(http.post(f"/v1/proposals/{UNKNOWN}/{action}", headers=org), 404,
+               "proposal_not_found")
+        expect(http.post(f"/v1/proposals/{prop}/{action}", headers=participant), 403,
+               "forbidden")
+        expect(http.post(f"/v1/proposals/{prop}/{action}"), 401, "missing_token")
+    expect(http.post(f"/v1/proposals/{prop}/publish", headers=org), 409, "proposal_published")
+    expect(http.post(f"/v1/proposals/{prop}/implement", headers=org), 409, "proposal_published")
+    expect(http.post(f"/v1/proposals/{prop}/unhide", headers=org), 409, "proposal_not_hidden")
+    for action in ("reject", "hide", "reports"):
+        for bad in ({}, {"reason": ""}, {"reason": "x" * 2001}, {"reason": "x", "extra": 1}):
+            expect(http.post(f"/v1/proposals/{prop}/{action}", headers=org, json=bad),
+                   422, "invalid_request")
+        expect(http.post(f"/v1/proposals/{UNKNOWN}/{action}", headers=org,
+                         json={"reason": "x"}), 404, "proposal_not_found")
+    expect(http.post(f"/v1/proposals/{prop}/reports", json={"reason": "x"}), 401,
+           "missing_token")
+    expect(http.get(f"/v1/proposals/{prop}/reports", headers=participant), 403, "forbidden")
+    expect(http.get(f"/v1/proposals/{UNKNOWN}/reports", headers=org), 404, "proposal_not_found")
+    assert http.get(f"/v1/consultations/{cid}", headers=org).json() == consultation_before
+
     # polls
     expect(http.get(f"/v1/polls/{UNKNOWN}"), 404, "poll_not_found")
     expect(http.delete(f"/v1/polls/{pid}"), 405, "method_not_allowed")
@@ -143,6 +183,28 @@ def run_bad_input(http: httpx.Client, outbox: Path) -> None:
     expect(http.get(f"/v1/polls/{pid}/ballots"), 405, "method_not_allowed")
     expect(http.get(f"/v1/polls/{pid}/results"), 409, "result_not_published")
     expect(http.get(f"/v1/polls/{UNKNOWN}/results"), 404, "poll_not_found")
+    # results visibility: the setting, the organiser's publication, live counts, exports
+    expect(http.patch(f"/v1/polls/{pid}", headers=org,
+                      json={"rules": YES_NO, "results_visibility": "sometimes"}),
+           422, "invalid_request")
+    expect(http.patch(f"/v1/polls/{pid}", headers=org,
+                      json={"rules": YES_NO, "results_visibility": "embargoed"}),
+           409, "poll_rules_frozen")
+    expect(http.post(f"/v1/consultations/{cid}/polls", headers=org,
+                     json={"rules": YES_NO, "results_visibility": "never"}),
+           422, "invalid_request")
+    expect(http.post(f"/v1/polls/{pid}/publish"), 401, "missing_token")
+    expect(http.post(f"/v1/polls/{pid}/publish", headers=participant), 403, "forbidden")
+    expect(http.post(f"/v1/polls/{UNKNOWN}/publish", headers=org), 404, "poll_not_found")
+    expect(http.post(f"/v1/polls/{pid}/publish", headers=org), 409, "poll_not_embargoed")
+    expect(http.get(f"/v1/polls/{pid}/publish"), 405, "method_not_allowed")
+    expect(http.get(f"/v1/polls/{pid}/results/live"), 409, "results_hidden")
+    expect(http.get(f"/v1/polls/{UNKNOWN}/results/live"), 404, "poll_not_found")
+    expect(http.post(f"/v1/polls/{pid}/results/live"), 405, "method_not_allowed")
+    for export in ("results.csv", "results.json"):
+        expect(http.get(f"/v1/polls/{pid}/{export}"), 409, "result_not_published")
+        expect(http.get(f"/v1/polls/{UNKNOWN}/{export}"), 404, "poll_not_found")
+    expect(http.get(f"/v1/polls/{pid}/results.xlsx"), 404, "route_not_found")
 
     # audit
     expect(http.get(f"/v1/audit/polls/{pid}/record"), 409, "result_not_published")

@@ -90,7 +90,7 @@ class OpenPoll:
 
 
 def open_poll(http: httpx.Client, outbox: Path,
-              rules: dict[str, Any] = YES_NO) -> OpenPoll:
+              rules: dict[str, Any] = YES_NO, results_visibility: str | None = None) -> OpenPoll:
     org = login(http, outbox, ORGANISER)
     r = http.post("/v1/consultations", headers=org,
                   json={"title": "Parc des Gayeulles", "description": "Que planter ?"})
@@ -103,10 +103,12 @@ def open_poll(http: httpx.Client, outbox: Path,
                   json={"title": "Planter 200 arbres", "body": "Le long de l'allée nord."})
     assert r.status_code == 201, r.text
     pid = r.json()["id"]
+    visibility = {"results_visibility": results_visibility} if results_visibility else {}
     r = http.post(f"/v1/consultations/{cid}/polls", headers=org,
-                  json={"proposal_id": pid, "rules": rules})
+                  json={"proposal_id": pid, "rules": rules, **visibility})
     assert r.status_code == 201, r.text
     poll = r.json()
+    assert poll["results_visibility"] == (results_visibility or "after_close")
     assert poll["status"] == "draft" and poll["rules_hash"] is None
     r = http.post(f"/v1/polls/{poll['id']}/open", headers=org)
     assert r.status_code == 200, r.text
@@ -166,7 +168,14 @@ def close_and_verify(http: httpx.Client, state: OpenPoll,
         assert summary["tally"][key] == value, (key, summary["tally"])
     assert wait_until(lambda: http.get(f"/v1/polls/{pid}").json()["status"] == "published"), \
         "the proposal service never saw the result published"
+    audit(http, state, summary, expected)
+    return summary
 
+
+def audit(http: httpx.Client, state: OpenPoll, summary: dict[str, Any],
+          expected: dict[str, int] | None = None) -> None:
+    """Check a published result as an auditor would (``summary``: its ``/results``)."""
+    pid = state.poll_id
     # The auditor's view: rules, record, signed result, proofs, keys.
     rules = http.get(f"/v1/audit/polls/{pid}/rules").json()
     record = http.get(f"/v1/audit/polls/{pid}/record").json()
@@ -208,7 +217,6 @@ def close_and_verify(http: httpx.Client, state: OpenPoll,
     r = http.post(f"/v1/polls/{pid}/ballots", headers=bearer(state.tokens[voter]),
                   json={"choice": choice})
     assert r.status_code == 409 and r.json()["code"] == "poll_closed", r.text
-    return summary
 
 
 def run_slice(http: httpx.Client, outbox: Path) -> dict[str, Any]:

@@ -20,7 +20,9 @@ import pytest
 from tests.e2e.bad_input import run_bad_input
 from tests.e2e.consultations import run_consultations
 from tests.e2e.methods import METHODS
+from tests.e2e.proposals import run_proposals
 from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
+from tests.e2e.visibility import run_visibility
 from tests.support.processes import Proc, free_port, start, wait_http
 from tests.support.servers import (
     cassandra_address,
@@ -128,9 +130,19 @@ def test_consultations_belong_to_their_organisers(distributed: Distributed) -> N
         run_consultations(http, distributed.outbox)
 
 
+def test_proposals_as_cities_run_them(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        run_proposals(http, distributed.outbox)
+
+
 def test_bad_input(distributed: Distributed) -> None:
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         run_bad_input(http, distributed.outbox)
+
+
+def test_results_visibility(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        run_visibility(http, distributed.outbox)
 
 
 def test_tally_down_loses_nothing(distributed: Distributed) -> None:

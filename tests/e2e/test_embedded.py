@@ -11,7 +11,9 @@ import pytest
 from tests.e2e.bad_input import run_bad_input
 from tests.e2e.consultations import run_consultations
 from tests.e2e.methods import METHODS
+from tests.e2e.proposals import run_proposals
 from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
+from tests.e2e.visibility import run_visibility
 from tests.support.processes import Proc, free_port, start, wait_http
 
 pytestmark = pytest.mark.e2e
@@ -64,9 +66,19 @@ def test_consultations_belong_to_their_organisers(embedded: Embedded) -> None:
         run_consultations(http, embedded.outbox)
 
 
+def test_proposals_as_cities_run_them(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        run_proposals(http, embedded.outbox)
+
+
 def test_bad_input(embedded: Embedded) -> None:
     with httpx.Client(base_url=embedded.base, timeout=10) as http:
         run_bad_input(http, embedded.outbox)
+
+
+def test_results_visibility(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        run_visibility(http, embedded.outbox)
 
 
 def test_service_docs(embedded: Embedded) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -48,3 +50,19 @@ def organiser(client: TestClient, outbox: Path) -> dict[str, str]:
 @pytest.fixture
 def participant(client: TestClient, outbox: Path) -> dict[str, str]:
     return login(client, outbox, "dora@example.org")
+
+
+@pytest.fixture
+def stubbed(keys_dir: Path) -> Iterator[Callable[[Any], TestClient]]:
+    """Builds the gateway over a ``StubServices`` (tests/gateway/test_app.py) answering
+    with the test's function; the clients are closed after the test."""
+    from tests.gateway.test_app import StubServices
+    from urne.gateway.app import create_app
+    from urne.runtime.registry import SERVICES
+
+    with ExitStack() as stack:
+        def build(answer: Any) -> TestClient:
+            app = create_app(StubServices(answer), keys_dir, services=tuple(SERVICES))
+            return stack.enter_context(TestClient(app))
+
+        yield build

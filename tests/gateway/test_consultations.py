@@ -129,11 +129,13 @@ def test_another_organiser_can_neither_edit_nor_run_its_polls(
             ("POST", f"/v1/consultations/{cid}/publish", None),
             ("POST", f"/v1/consultations/{cid}/organisers",
              {"person_id": person_id(client, other)}),
-            ("POST", f"/v1/consultations/{cid}/proposals", {"title": "Mine"}),
             ("POST", f"/v1/consultations/{cid}/polls", {"rules": RULES}),
             ("POST", f"/v1/polls/{open_poll}/close", None),
             ("PATCH", f"/v1/polls/{open_poll}", {"rules": RULES})):
         problem(client.request(method, path, headers=other, json=body), *not_theirs)
+    # A proposal they submit as anyone else does: in the proposals step only (it has none).
+    problem(client.post(f"/v1/consultations/{cid}/proposals", headers=other,
+                        json={"title": "Mine"}), 409, "proposals_closed")
     # A draft poll is not theirs to see: as if it did not exist.
     problem(client.post(f"/v1/polls/{draft_poll}/open", headers=other), 404, "poll_not_found")
     problem(client.patch(f"/v1/polls/{draft_poll}", headers=other, json={"rules": RULES}),

@@ -25,7 +25,7 @@ from urne.counting.rules import YesNoAbstainRules, rules_hash
 from urne.platform.settings import StoreSettings
 from urne.runtime.registry import SERVICES
 from urne.services.identity.domain import LoginCode, Person
-from urne.services.proposal.domain import Consultation, Poll, Proposal
+from urne.services.proposal.domain import Consultation, Moderation, Poll, Proposal, Report
 from urne.services.tally.domain import StoredBallot, TallySheet
 from urne.services.vote.domain import (
     ENUMERATION_BUCKETS,
@@ -150,10 +150,10 @@ def test_proposal_consultations_and_proposals(backend: Any) -> None:
                           NOW + timedelta(seconds=i)) for i in range(3)]
     for p in reversed(proposals):
         store.add_proposal(p)
-    got = store.proposals(c.consultation_id)
+    got = list(store.proposals(c.consultation_id))
     assert got == proposals  # oldest first
     assert all(aware_utc(p.created_at) for p in got)
-    assert store.proposals(new_id()) == []
+    assert list(store.proposals(new_id())) == []
     store.ping()
 
 
@@ -257,6 +257,132 @@ def test_proposal_racing_openings_one_wins(backend: Any) -> None:
     assert store.poll(poll.poll_id) == rivals[won.index(True)]
 
 
+def test_proposal_results_visibility_and_signature(backend: Any) -> None:
+    store = backend("proposal")
+    cid = new_id()
+    store.add_consultation(Consultation(cid, "Parks", "", new_id(), NOW))
+    poll = Poll(new_id(), cid, None, RULES, results_visibility="embargoed")
+    store.add_poll(poll)
+    assert store.poll(poll.poll_id) == poll
+    live = poll.edit_rules(RULES, "live")
+    assert store.replace_poll(live, "draft")
+    assert store.poll(poll.poll_id).results_visibility == "live"
+    embargoed = live.edit_rules(RULES, "embargoed").open(NOW).close(NOW)
+    assert store.replace_poll(embargoed, "draft")
+    # The signature is its own write, kept by later status changes and written once.
+    store.mark_signed(poll.poll_id, NOW + timedelta(seconds=1))
+    store.mark_signed(poll.poll_id, NOW + timedelta(seconds=2))
+    signed = replace(embargoed, result_signed_at=NOW + timedelta(seconds=1))
+    assert store.poll(poll.poll_id) == signed
+    released = embargoed.release(NOW + timedelta(hours=1))  # read before the signature
+    assert store.replace_poll(released, "closed")
+    assert store.poll(poll.poll_id) == replace(released, result_signed_at=signed.result_signed_at)
+    assert aware_utc(store.poll(poll.poll_id).result_signed_at)
+
+
+def _consultation(store: Any) -> str:
+    c = Consultation(new_id(), "Budget", "", new_id(), NOW)
+    store.add_consultation(c)
+    return c.consultation_id
+
+
+def _proposal(cid: str, i: int, author: str | None = None, **fields: Any) -> Proposal:
+    return Proposal(new_id(), cid, f"P{i}", f"Body {i}", author or new_id(),
+                    NOW + timedelta(seconds=i), **fields)
+
+
+def test_proposal_fields_status_and_moderation(backend: Any) -> None:
+    store = backend("proposal")
+    cid = _consultation(store)
+    p = _proposal(cid, 0, category="parks", district="nord", estimated_cost=120_000,
+                  status="submitted")
+    assert store.add_proposal(p)
+    assert store.proposal(p.proposal_id) == p and store.proposal(new_id()) is None
+    published = p.move("published", NOW + timedelta(hours=1))
+    assert not store.replace_proposal(published, expected=published)  # not what is stored
+    assert store.replace_proposal(published, expected=p)
+    hidden = published.hide("Insults", "moderator-1", NOW + timedelta(hours=2))
+    assert store.replace_proposal(hidden, expected=published)
+    got = store.proposal(p.proposal_id)
+    assert got == hidden and got.moderation == Moderation("Insults", "moderator-1",
+                                                          NOW + timedelta(hours=2))
+    assert aware_utc(got.status_changed_at) and aware_utc(got.moderation.hidden_at)
+    rejected = hidden.unhide().move("rejected", NOW + timedelta(hours=3), "Not feasible")
+    assert store.replace_proposal(rejected, expected=hidden)
+    assert store.proposal(p.proposal_id) == rejected
+    assert list(store.proposals(cid)) == [rejected]
+    # No such proposal: nothing written.
+    assert not store.replace_proposal(_proposal(cid, 1), expected=_proposal(cid, 1))
+
+
+def test_proposal_pages_in_order_after_a_key(backend: Any) -> None:
+    store = backend("proposal")
+    cid = _consultation(store)
+    # Two at the same instant: ordered by id.
+    made = [_proposal(cid, i // 2 if i < 2 else i) for i in range(250)]
+    for p in reversed(made):
+        store.add_proposal(p)
+    ordered = sorted(made, key=lambda p: p.key)
+    assert list(store.proposals(cid)) == ordered  # across the stores' own pages
+    assert list(store.proposals(cid, after=ordered[0].key)) == ordered[1:]
+    assert list(store.proposals(cid, after=ordered[210].key)) == ordered[211:]
+    assert list(store.proposals(cid, after=ordered[-1].key)) == []
+    first = next(iter(store.proposals(cid)))  # a reader may stop whenever it likes
+    assert first == ordered[0]
+
+
+def test_proposal_limit_holds_under_racing_submissions(backend: Any) -> None:
+    store = backend("proposal")
+    cid, author = _consultation(store), new_id()
+    racing = [_proposal(cid, i, author, status="submitted") for i in range(8)]
+    won = race(8, lambda i: store.add_proposal(racing[i], limit=3))
+    assert won.count(True) == 3
+    stored = {p.proposal_id for p in store.proposals(cid)}
+    assert stored == {p.proposal_id for p, ok in zip(racing, won, strict=True) if ok}
+    assert not store.add_proposal(_proposal(cid, 9, author, status="submitted"), limit=3)
+    # An organiser's proposals do not count; another author, another consultation have
+    # their own quota; a higher limit leaves room again.
+    assert store.add_proposal(_proposal(cid, 10, author))
+    assert store.add_proposal(_proposal(cid, 11, new_id(), status="submitted"), limit=3)
+    assert store.add_proposal(_proposal(_consultation(store), 12, author, status="submitted"),
+                              limit=3)
+    assert store.add_proposal(_proposal(cid, 13, author, status="submitted"), limit=4)
+    assert len(list(store.proposals(cid))) == 6
+
+
+def test_proposal_racing_moves_one_wins(backend: Any) -> None:
+    store = backend("proposal")
+    p = _proposal(_consultation(store), 0, status="submitted")
+    store.add_proposal(p)
+    rivals = [p.move("published", NOW), p.move("rejected", NOW, "No"),
+              p.hide("Spam", "m", NOW), p.move("published", NOW + timedelta(seconds=1))]
+    won = race(4, lambda i: store.replace_proposal(rivals[i], expected=p))
+    assert won.count(True) == 1
+    assert store.proposal(p.proposal_id) == rivals[won.index(True)]
+
+
+def test_proposal_reports_once_per_person(backend: Any) -> None:
+    store = backend("proposal")
+    cid = _consultation(store)
+    a, b = _proposal(cid, 0), _proposal(cid, 1)
+    for p in (a, b):
+        store.add_proposal(p)
+    first = Report(a.proposal_id, cid, "rita", "Offensive", NOW)
+    assert store.add_report(first)
+    assert not store.add_report(Report(a.proposal_id, cid, "rita", "Again", NOW))
+    racing = race(4, lambda i: store.add_report(
+        Report(a.proposal_id, cid, "sam", f"Spam {i}", NOW + timedelta(seconds=1))))
+    assert racing.count(True) == 1
+    other = Report(b.proposal_id, cid, "rita", "Off topic", NOW + timedelta(seconds=2))
+    assert store.add_report(other)
+    of_a = store.reports(cid, a.proposal_id)
+    assert [(r.reporter_id, r.reason) for r in of_a] == [
+        ("rita", "Offensive"), ("sam", f"Spam {racing.index(True)}")]
+    assert all(aware_utc(r.reported_at) for r in of_a)
+    assert store.reports(cid) == [*of_a, other]  # oldest first
+    assert store.reports(new_id()) == []
+
+
 # --- vote -----------------------------------------------------------------------------
 
 
@@ -332,12 +458,19 @@ def test_tally_polls_and_results(backend: Any) -> None:
     store = backend("tally")
     pid = new_id()
     assert store.sheet(pid) is None
-    store.save_sheet(TallySheet(pid, None, None, 7))  # sealed before the rules arrived
+    store.save_seal(pid, 7, None)  # sealed before the rules arrived
     assert store.sheet(pid) == TallySheet(pid, None, None, 7)
-    store.save_sheet(TallySheet(pid, RULES, rules_hash(RULES)))
-    assert store.sheet(pid) == TallySheet(pid, RULES, rules_hash(RULES), None)
-    store.save_sheet(TallySheet(pid, RULES, rules_hash(RULES), 7, "d" * 64))
-    assert store.sheet(pid) == TallySheet(pid, RULES, rules_hash(RULES), 7, "d" * 64)
+    store.save_rules(pid, RULES, rules_hash(RULES), "embargoed")  # the seal stays
+    assert store.sheet(pid) == TallySheet(pid, RULES, rules_hash(RULES), 7, None, "embargoed")
+    store.save_seal(pid, 7, "d" * 64)  # the rules stay
+    assert store.sheet(pid) == TallySheet(pid, RULES, rules_hash(RULES), 7, "d" * 64,
+                                          "embargoed")
+    store.release(pid, NOW)
+    store.release(pid, NOW)  # redelivered
+    store.save_rules(pid, RULES, rules_hash(RULES), "embargoed")  # redelivered: release stays
+    assert store.sheet(pid) == TallySheet(pid, RULES, rules_hash(RULES), 7, "d" * 64,
+                                          "embargoed", NOW)
+    assert aware_utc(store.sheet(pid).released_at)
 
     signed = {"result": {"tally": {"yes": 3}, "poll_id": pid}, "signature": "s", "n": [1, 2]}
     assert store.result(pid) is None
@@ -346,6 +479,21 @@ def test_tally_polls_and_results(backend: Any) -> None:
     assert store.result(pid) == signed
     assert store.result(new_id()) is None
     store.ping()
+
+
+def test_tally_sheet_parts_in_any_order_and_at_once(backend: Any) -> None:
+    store = backend("tally")
+    parts = [lambda pid: store.release(pid, NOW), lambda pid: store.save_seal(pid, 3, "e" * 64),
+             lambda pid: store.save_rules(pid, RULES, rules_hash(RULES), "live")]
+    whole = TallySheet("", RULES, rules_hash(RULES), 3, "e" * 64, "live", NOW)
+    for order in ([0, 1, 2], [2, 1, 0], [1, 0, 2]):
+        pid = new_id()
+        for i in order:
+            parts[i](pid)
+        assert store.sheet(pid) == replace(whole, poll_id=pid)
+    pid = new_id()
+    race(3, lambda i: parts[i](pid))  # three events handled at once, in three workers
+    assert store.sheet(pid) == replace(whole, poll_id=pid)
 
 
 def test_tally_save_result_race_has_one_winner(backend: Any) -> None:
@@ -464,7 +612,7 @@ def test_sqlite_organisers_migration_keeps_consultations_public(tmp_path: Path) 
     with db.tx() as c:
         c.execute("INSERT INTO consultations VALUES (?, ?, ?, ?, ?)",
                   (cid, "Old", "From before", creator, NOW.isoformat()))
-    assert db.migrate(folder) == ["002_organisers_and_steps"]
+    assert db.migrate(folder) == [f.stem for f in migration_files(folder)][1:]
     store = SERVICES["proposal"].sqlite_store(db)
     # Public before, public still (since its creation), its creator its one organiser.
     old = Consultation(cid, "Old", "From before", creator, NOW, (creator,), "published",
@@ -492,7 +640,8 @@ def test_cassandra_organisers_migration_keeps_consultations_public(
     session.execute(f"INSERT INTO {ks}.consultations_by_created (bucket, created_at, "
                     "consultation_id, title, description, created_by) "
                     "VALUES (0, %s, %s, %s, %s, %s)", (NOW, cid, "Old", "From before", creator))
-    assert migrate(session, settings, "proposal", folder) == ["002_organisers_and_steps"]
+    assert migrate(session, settings, "proposal", folder) == [
+        f.stem for f in migration_files(folder)][1:]
     store = SERVICES["proposal"].cassandra_store(session, ks)
     old = Consultation(cid, "Old", "From before", creator, NOW, (creator,), "published",
                        "UTC", (), NOW)
@@ -505,6 +654,52 @@ def test_cassandra_organisers_migration_keeps_consultations_public(
     session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
 
 
+def test_sqlite_proposals_migration_keeps_proposals_published(tmp_path: Path) -> None:
+    folder = SERVICES["proposal"].migrations.sqlite
+    before = tmp_path / "before"
+    before.mkdir()
+    for f in ("001_init.sql", "002_organisers_and_steps.sql"):
+        shutil.copy(folder / f, before)
+    db = SqliteDb(tmp_path / "proposal.db", before)
+    cid, pid, author = new_id(), new_id(), new_id()
+    with db.tx() as c:
+        c.execute("INSERT INTO consultations (consultation_id, title, description, created_by, "
+                  "created_at) VALUES (?, ?, ?, ?, ?)", (cid, "Old", "", author, NOW.isoformat()))
+        c.execute("INSERT INTO proposals VALUES (?, ?, ?, ?, ?, ?)",
+                  (pid, cid, "Trees", "Plant them", author, NOW.isoformat()))
+    assert "003_proposals_as_cities_run_them" in db.migrate(folder)
+    store = SERVICES["proposal"].sqlite_store(db)
+    # Added by an organiser before statuses existed: published, shown, counted in no quota.
+    old = Proposal(pid, cid, "Trees", "Plant them", author, NOW)
+    assert store.proposal(pid) == old and list(store.proposals(cid)) == [old]
+    assert store.add_proposal(replace(old, proposal_id=new_id(), status="submitted"), limit=1)
+
+
+def test_cassandra_proposals_migration_keeps_proposals_published(
+        cassandra: CassandraRun, tmp_path: Path) -> None:
+    from urne.storage.cassandra import migrate
+
+    settings = cassandra.settings.model_copy(update={
+        "cassandra_keyspace_prefix": f"{cassandra.settings.cassandra_keyspace_prefix}prop_"})
+    folder = SERVICES["proposal"].migrations.cassandra
+    before = tmp_path / "before"
+    before.mkdir()
+    for f in ("001_init.cql", "002_organisers_and_steps.cql"):
+        shutil.copy(folder / f, before)
+    session = cassandra.session
+    migrate(session, settings, "proposal", before)
+    ks = f"{settings.cassandra_keyspace_prefix}proposal"
+    cid, pid, author = new_id(), new_id(), new_id()
+    session.execute(f"INSERT INTO {ks}.proposals (consultation_id, created_at, proposal_id, "
+                    "title, body, author_id) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (cid, NOW, pid, "Trees", "Plant them", author))
+    assert "003_proposals_as_cities_run_them" in migrate(session, settings, "proposal", folder)
+    store = SERVICES["proposal"].cassandra_store(session, ks)
+    # Listed as it was: published, shown (reached by id only if added from 003 on).
+    assert list(store.proposals(cid)) == [Proposal(pid, cid, "Trees", "Plant them", author, NOW)]
+    session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
+
+
 def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     from urne.storage.cassandra import ensure_schema, migrate
 
@@ -512,7 +707,8 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     files = {name: [f.stem for f in migration_files(spec.migrations.cassandra)]
              for name, spec in SERVICES.items()}
     assert run.applied == files
-    assert files["tally"] == ["001_init", "002_sealed_digest"]  # an ALTER TABLE migration
+    # ALTER TABLE migrations
+    assert files["tally"] == ["001_init", "002_sealed_digest", "003_results_visibility"]
     for name, ks in run.keyspaces.items():
         before = list(run.session.execute(f"SELECT * FROM {ks}.schema_migrations"))
         assert sorted((r.version, r.name) for r in before) == [

@@ -150,6 +150,8 @@ def expected(action: str, consultation: str, who: str) -> Outcome:
         return 404, "poll_not_found"
     if consultation == "draft":
         return 404, "consultation_not_found"
+    if action == "add a proposal":  # anyone else submits, in its proposals step only
+        return 409, "proposals_closed"
     return 403, "not_an_organiser_of_this_consultation"
 
 

@@ -10,17 +10,25 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from urne.contracts.envelope import Command, Query, message
 from urne.contracts.fields import (
     BallotId,
+    Category,
+    Cursor,
     Description,
     District,
+    EstimatedCost,
     Id,
     IdempotencyKey,
     LoginCodeText,
     PageLimit,
     ProposalBody,
+    ProposalPageLimit,
+    Reason,
+    ResultsVisibility,
+    SearchText,
     Title,
     Tracker,
     VotingTokenText,
 )
+from urne.contracts.replies import ProposalStatus
 from urne.contracts.roles import Role
 from urne.contracts.steps import DEFAULT_TIME_ZONE, Steps, TimeZone
 from urne.counting.rules import MAX_OPTIONS, PollRules
@@ -140,9 +148,70 @@ class AddOrganiser(_Proposal):
 
 @message("proposal.add.v1")
 class AddProposal(_Proposal):
+    """A proposal to a consultation. Its organisers (and admins) add one at any time,
+    published at once; anyone else who may see it submits one while its current step is
+    ``proposals``, up to a number per person, and it waits, ``submitted``, for them.
+    ``body`` is Markdown, stored as written. The fields after ``body`` were added, optional,
+    within v1."""
+
     consultation_id: Id
     title: Title
     body: ProposalBody = ""
+    actor: Actor
+    category: Category | None = None
+    district: District | None = None
+    estimated_cost: EstimatedCost | None = None
+
+
+# A proposal's status, moved by its consultation's organisers (and admins) only:
+# submitted -> published | rejected; published -> selected | rejected; selected ->
+# implemented. A rejection gives its reason, shown to everyone who sees the proposal.
+@message("proposal.publish.v1")
+class PublishProposal(_Proposal):
+    proposal_id: Id
+    actor: Actor
+
+
+@message("proposal.reject.v1")
+class RejectProposal(_Proposal):
+    proposal_id: Id
+    reason: Reason
+    actor: Actor
+
+
+@message("proposal.select.v1")
+class SelectProposal(_Proposal):
+    proposal_id: Id
+    actor: Actor
+
+
+@message("proposal.implement.v1")
+class ImplementProposal(_Proposal):
+    proposal_id: Id
+    actor: Actor
+
+
+# Moderation, by the organisers of its consultation (and admins): a hidden proposal is
+# kept, but only they (and its author) see it; the reason is theirs only.
+@message("proposal.hide.v1")
+class HideProposal(_Proposal):
+    proposal_id: Id
+    reason: Reason
+    actor: Actor
+
+
+@message("proposal.unhide.v1")
+class UnhideProposal(_Proposal):
+    proposal_id: Id
+    actor: Actor
+
+
+@message("proposal.report.v1")
+class ReportProposal(_Proposal):
+    """Anyone who sees a proposal may report it to its moderators, once."""
+
+    proposal_id: Id
+    reason: Reason
     actor: Actor
 
 
@@ -152,15 +221,19 @@ class CreatePoll(_Proposal):
     proposal_id: Id | None = None
     rules: PollRules
     actor: Actor
+    # When its results may be seen; frozen with the rules when the poll opens.
+    results_visibility: ResultsVisibility = "after_close"
 
 
 @message("poll.update.v1")
 class UpdatePoll(_Proposal):
-    """New rules for a poll still in draft (frozen from its opening on)."""
+    """New rules for a poll still in draft (frozen from its opening on), and, when
+    given, its results visibility (None: unchanged)."""
 
     poll_id: Id
     rules: PollRules
     actor: Actor
+    results_visibility: ResultsVisibility | None = None
 
 
 @message("poll.open.v1")
@@ -171,6 +244,16 @@ class OpenPoll(_Proposal):
 
 @message("poll.close.v1")
 class ClosePoll(_Proposal):
+    poll_id: Id
+    actor: Actor
+
+
+@message("poll.publish.v1")
+class PublishPoll(_Proposal):
+    """Release the embargoed result of a closed poll (``results_visibility`` embargoed):
+    the poll becomes ``published`` and the tally shows its result from then on. Again,
+    once published: nothing changes, and the release is sent again."""
+
     poll_id: Id
     actor: Actor
 
@@ -196,6 +279,36 @@ class ListConsultations(_ProposalQuery):
 class GetPoll(_ProposalQuery):
     poll_id: Id
     actor: Actor | None = None
+
+
+@message("proposal.get.v1")
+class GetProposal(_ProposalQuery):
+    proposal_id: Id
+    actor: Actor | None = None
+
+
+@message("proposal.list.v1")
+class ListProposals(_ProposalQuery):
+    """The proposals of a consultation its reader may see, oldest first, filtered (every
+    filter given must hold; ``q``: a case-insensitive substring of the title or the body),
+    a page at a time: ``cursor`` is the previous page's ``next_cursor``."""
+
+    consultation_id: Id
+    status: ProposalStatus | None = None
+    category: Category | None = None
+    district: District | None = None
+    q: SearchText | None = None
+    limit: ProposalPageLimit = 20
+    cursor: Cursor | None = None
+    actor: Actor | None = None
+
+
+@message("proposal.list_reports.v1")
+class ListProposalReports(_ProposalQuery):
+    """The reports of a proposal, for the organisers of its consultation (and admins)."""
+
+    proposal_id: Id
+    actor: Actor
 
 
 # --- vote ------------------------------------------------------------------
@@ -234,6 +347,13 @@ class GetResult(_TallyQuery):
 
 @message("record.get.v1")
 class GetRecord(_TallyQuery):
+    poll_id: Id
+
+
+@message("live_result.get.v1")
+class GetLiveResult(_TallyQuery):
+    """The running counts of a poll whose results are ``live``."""
+
     poll_id: Id
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from urne.contracts.envelope import Event, message
+from urne.contracts.fields import ResultsVisibility
 from urne.counting.rules import PollRules
 
 
@@ -19,6 +20,20 @@ class PollOpened(Event):
     rules: PollRules
     rules_hash: str
     opened_at: datetime
+    # Frozen with the rules; absent (an event from before the setting): after_close.
+    results_visibility: ResultsVisibility = "after_close"
+
+
+@message("poll.result_released.v1")
+class PollResultReleased(Event):
+    """An organiser published the embargoed result of a poll: the tally may show it
+    (the signed result, the record and the proofs) once it has signed it. Sent again,
+    with the same ``released_at`` (the poll's publication), when the organiser publishes
+    again, which repairs a release lost on the way; the tally's copy does not change."""
+
+    PRODUCER = "proposal"
+    poll_id: str
+    released_at: datetime
 
 
 @message("poll.closed.v1")

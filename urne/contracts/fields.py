@@ -3,11 +3,11 @@ request bodies both use them, so the edge and the services cannot disagree."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from urne.counting.rules import Identifier
+from urne.counting.rules import MAX_SAFE_INTEGER, Identifier
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]  # opaque (uuid4 hex in practice)
 Title = Annotated[str, Field(min_length=1, max_length=300)]
@@ -27,3 +27,21 @@ PageLimit = Annotated[int, Field(ge=1, le=500)]
 # A district's name: the shape the rules give district keys (``budgets``), so whatever a
 # person declares can name a district of a poll, and never the result's "*" key.
 District = Identifier
+# When a poll's results may be seen (a setting of the poll beside its rules, frozen with
+# them when it opens): ``after_close``, once signed after the close; ``embargoed``, signed
+# at the close but shown only once an organiser publishes it; ``live``, running counts
+# while the poll is open, then as ``after_close``.
+ResultsVisibility = Literal["after_close", "embargoed", "live"]
+# A proposal's category ("mobility", "parks"): the organisers' vocabulary, free but
+# shaped like every other identifier, so it can name a filter in a URL.
+Category = Identifier
+# Why a proposal is rejected (public), hidden (seen by its moderators) or reported.
+Reason = Annotated[str, Field(min_length=1, max_length=2000)]
+# Whole currency units (the consultation's currency; no cents): what an organiser or a
+# budget rule compares, never a float. Strict, as the counting rules' numbers are.
+EstimatedCost = Annotated[int, Field(strict=True, ge=0, le=MAX_SAFE_INTEGER)]
+# A page of proposals, and what a search may look for (a substring of title or body).
+ProposalPageLimit = Annotated[int, Field(ge=1, le=100)]
+SearchText = Annotated[str, Field(min_length=1, max_length=200)]
+# Opaque to clients: where the previous page stopped (see urne.services.proposal.domain).
+Cursor = Annotated[str, Field(min_length=1, max_length=200)]

@@ -7,11 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from urne.contracts.fields import ResultsVisibility
 from urne.contracts.steps import Step, StepKind
 from urne.counting.rules import PollRules
 
 PollStatus = Literal["draft", "open", "closed", "published"]
 ConsultationStatus = Literal["draft", "published"]
+ProposalStatus = Literal["submitted", "published", "rejected", "selected", "implemented"]
 
 
 class Reply(BaseModel):
@@ -54,12 +56,55 @@ class PersonView(Reply):
     district_verified: bool = False
 
 
+class ModerationView(Reply):
+    """Why and by whom a proposal is hidden: for its moderators only."""
+
+    reason: str
+    hidden_by: str
+    hidden_at: datetime
+
+
 class ProposalView(Reply):
+    """A proposal as its reader may see it. ``body`` is the Markdown as written;
+    ``body_html`` its rendering, sanitised (no script, no raw HTML, safe links only).
+    ``rejection_reason`` is public; ``moderation`` and ``report_count`` are for the
+    organisers of its consultation and admins (None for anyone else)."""
+
     id: str
     consultation_id: str
     title: str
     body: str
     created_at: datetime
+    body_html: str = ""
+    author_id: str = ""
+    category: str | None = None
+    district: str | None = None
+    estimated_cost: int | None = None
+    status: ProposalStatus = "published"
+    rejection_reason: str | None = None
+    status_changed_at: datetime | None = None
+    hidden: bool = False
+    moderation: ModerationView | None = None
+    report_count: int | None = None
+
+
+class ProposalsView(Reply):
+    """A page of proposals; ``next_cursor`` None on the last one. A page may hold fewer
+    than asked, even none, and still not be the last: follow ``next_cursor`` to the end."""
+
+    items: list[ProposalView]
+    next_cursor: str | None
+
+
+class ReportView(Reply):
+    proposal_id: str
+    reporter_id: str
+    reason: str
+    reported_at: datetime
+
+
+class ReportsView(Reply):
+    items: list[ReportView]
 
 
 class PollView(Reply):
@@ -72,12 +117,16 @@ class PollView(Reply):
     opened_at: datetime | None
     closed_at: datetime | None
     published_at: datetime | None
+    results_visibility: ResultsVisibility = "after_close"
+    result_signed_at: datetime | None = None  # when the tally signed its result
 
 
 class ConsultationView(Reply):
     """A consultation as its reader may see it: ``organisers`` (person ids, the creator
     first) only for its organisers and admins, None for anyone else; ``polls`` without
-    the drafts, except for them; ``current_step`` as of the reply (None between steps)."""
+    the drafts, except for them; ``current_step`` as of the reply (None between steps);
+    ``proposals``: the first ones (oldest first) the reader may see, up to 100 (all of
+    them, filtered and a page at a time: ``proposal.list.v1``)."""
 
     id: str
     title: str
@@ -113,6 +162,18 @@ class SignedResult(Reply):
     signature: str
     key_id: str
     algorithm: Literal["Ed25519"] = "Ed25519"
+
+
+class LiveResult(Reply):
+    """The running counts of a live poll: ``tally`` (the published format, as if the
+    poll closed at ``as_of``) over ``ballots`` counted ballots (one per voter, the last
+    one each cast), out of ``ballots_received`` stored (revotes included)."""
+
+    poll_id: str
+    tally: dict[str, Any]
+    ballots: int
+    ballots_received: int
+    as_of: datetime
 
 
 class RecordEntry(Reply):

@@ -23,6 +23,9 @@ class CommonSettings(BaseSettings):
     # Ballots one voter may cast in a poll (the first and the revotes): each is a
     # public record entry, so it is bounded.
     max_ballots_per_voter: int = Field(default=20, ge=1, le=1000)
+    # Proposals one person may submit to one consultation (those its organisers add do
+    # not count): moderators read every one, so it is bounded.
+    max_proposals_per_person: int = Field(default=5, ge=1, le=1000)
     # Ed25519 keys: identity-token.pem (identity), tally-result.pem (tally) and
     # their .pub.pem; generated on first start in development only.
     keys_dir: Path = Path("urne-data/keys")
@@ -74,7 +77,8 @@ class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSetting
     pseudonym_secret: str = DEV_PSEUDONYM_SECRET
     outbox_dir: Path = Path("urne-data/outbox")
     max_workers: int = 10
-    # urne vote-worker: deliveries in flight per shard consumer, and ballots per batch.
+    # urne vote-worker: deliveries in flight per worker (shared by its shard consumers,
+    # at least 32 each), and ballots per batch.
     vote_worker_prefetch: int = Field(default=500, ge=1, le=10_000)
     vote_worker_batch: int = Field(default=500, ge=1, le=10_000)
     # AMQP heartbeat of a vote worker: a worker that stops answering (paused, cut off)

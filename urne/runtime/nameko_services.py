@@ -19,6 +19,7 @@ from urne.contracts.events import (
     BallotsRecorded,
     PollClosed,
     PollOpened,
+    PollResultReleased,
     ResultPublished,
 )
 from urne.messaging.kernel import RawEnvelope, RawReply
@@ -118,6 +119,11 @@ class TallyService:
     @event_handler(BallotBoxSealed.PRODUCER, BallotBoxSealed.TYPE,
                    requeue_on_error=True)
     def on_ballot_box_sealed(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
+    @event_handler(PollResultReleased.PRODUCER, PollResultReleased.TYPE,
+                   requeue_on_error=True)
+    def on_poll_result_released(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.dead_letters, envelope)
 
 

@@ -65,6 +65,8 @@ class ServiceConfig(Protocol):
     def is_development(self) -> bool: ...
     @property
     def max_ballots_per_voter(self) -> int: ...
+    @property
+    def max_proposals_per_person(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
 
 
 def proposal_core(store: ProposalStore, config: ServiceConfig) -> ServiceCore:
-    return ProposalHandlers(store).core()
+    return ProposalHandlers(store, max_proposals_per_person=config.max_proposals_per_person
+                            ).core()
 
 
 def vote_core(store: VoteStore, config: ServiceConfig) -> ServiceCore:

@@ -8,12 +8,16 @@ at once, so no write here depends on a read made before it:
 - a poll changes by compare-and-set on its status (a lightweight transaction), so an
   edit of its rules and its opening cannot both win. Every write to ``polls`` is one
   (its creation included, ``IF NOT EXISTS``): mixing them with plain writes on the same
-  rows would let the two kinds of timestamps disagree.
+  rows would let the two kinds of timestamps disagree;
+- so does a proposal, on its status and whether it is hidden (every write to its row a
+  lightweight transaction too); a participant's submission first claims a slot of their
+  quota (``IF NOT EXISTS``), so the per-person limit holds across processes, and a
+  report is stored ``IF NOT EXISTS``, once per person.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +28,25 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from urne.contracts.replies import PollStatus
 from urne.contracts.steps import DEFAULT_TIME_ZONE, steps_adapter
 from urne.counting.rules import rules_adapter
-from urne.services.proposal.domain import Changed, Consultation, Poll, Proposal
+from urne.services.proposal.domain import (
+    Changed,
+    Consultation,
+    Moderation,
+    Poll,
+    Proposal,
+    ProposalKey,
+    Report,
+)
 from urne.storage.cassandra import applied, guard, guarded, ping, utc
 
 LISTING_BUCKET = 0  # one partition lists all consultations (hundreds, not millions)
 LISTING_PAGE = 100  # rows per page while the listing looks for what its reader may see
+PROPOSAL_PAGE = 200  # likewise, while a listing of proposals iterates their partition
+# What a proposal's status and moderation change (replace_proposal), and every column.
+_MUTABLE = ("status", "rejection_reason", "status_changed_at", "hidden", "hidden_reason",
+            "hidden_by", "hidden_at")
+_PROPOSAL_COLUMNS = ("consultation_id, created_at, proposal_id, title, body, author_id, "
+                     "category, district, estimated_cost, " + ", ".join(_MUTABLE))
 
 # Column -> how a consultation's field is written there (the names are the fields').
 _WRITE: dict[Changed, Callable[[Consultation], object]] = {
@@ -65,17 +83,18 @@ class CassandraProposalStore:
             p(f"UPDATE {ks}.consultations SET organisers[?] = ? WHERE consultation_id = ?"),
             p(f"UPDATE {ks}.consultations_by_created SET organisers[?] = ? "
               "WHERE bucket = ? AND created_at = ? AND consultation_id = ?"))
-        self._add_proposal = p(
-            f"INSERT INTO {ks}.proposals (consultation_id, created_at, proposal_id, title, body, "
-            "author_id) VALUES (?, ?, ?, ?, ?, ?)")
-        self._proposals = p(f"SELECT * FROM {ks}.proposals WHERE consultation_id = ?")
+        self._prepare_proposals(ks)
         self._add_poll = p(
             f"INSERT INTO {ks}.polls (poll_id, consultation_id, proposal_id, rules, status, "
-            "rules_hash, opened_at, closed_at, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "IF NOT EXISTS")
+            "rules_hash, opened_at, closed_at, published_at, results_visibility) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS")
         self._replace_poll = p(
             f"UPDATE {ks}.polls SET rules = ?, status = ?, rules_hash = ?, opened_at = ?, "
-            "closed_at = ?, published_at = ? WHERE poll_id = ? IF status = ?")
+            "closed_at = ?, published_at = ?, results_visibility = ? WHERE poll_id = ? "
+            "IF status = ?")
+        # A lightweight transaction too, as every write to polls: the first signature stays.
+        self._mark_signed = p(f"UPDATE {ks}.polls SET result_signed_at = ? WHERE poll_id = ? "
+                              "IF result_signed_at = null")
         self._index_poll = p(f"INSERT INTO {ks}.polls_by_consultation (consultation_id, poll_id) "
                              "VALUES (?, ?)")
         self._poll = p(f"SELECT * FROM {ks}.polls WHERE poll_id = ?")
@@ -85,7 +104,7 @@ class CassandraProposalStore:
         # marked (a timed-out one has an unknown outcome: a 503, the client asks again).
         for stmt in (self._add_consultation, self._list_entry, self._consultation, self._listing,
                      *(s for pair in self._set.values() for s in pair), *self._add_organiser,
-                     self._add_proposal, self._proposals, self._index_poll, self._poll,
+                     self._index_poll, self._poll,
                      self._poll_ids):
             stmt.is_idempotent = True
 
@@ -144,16 +163,102 @@ class CassandraProposalStore:
                      (listed, (person_id, added_at, LISTING_BUCKET, c.created_at,
                                c.consultation_id)))
 
-    @guarded
-    def add_proposal(self, p: Proposal) -> None:
-        self.s.execute(self._add_proposal, (p.consultation_id, p.created_at, p.proposal_id,
-                                            p.title, p.body, p.author_id))
+    # --- proposals ------------------------------------------------------------------------
+    def _prepare_proposals(self, ks: str) -> None:
+        p = self.s.prepare
+        where = "WHERE consultation_id = ? AND created_at = ? AND proposal_id = ?"
+        self._add_proposal = p(f"INSERT INTO {ks}.proposals ({_PROPOSAL_COLUMNS}) VALUES "
+                               f"({', '.join('?' * len(_PROPOSAL_COLUMNS.split(', ')))}) "
+                               "IF NOT EXISTS")
+        self._replace_proposal = p(
+            f"UPDATE {ks}.proposals SET {', '.join(f'{n} = ?' for n in _MUTABLE)} {where} "
+            "IF status = ? AND hidden = ?")
+        self._proposal = p(f"SELECT * FROM {ks}.proposals {where}")
+        self._proposals = p(f"SELECT * FROM {ks}.proposals WHERE consultation_id = ?")
+        self._proposals_after = p(f"SELECT * FROM {ks}.proposals WHERE consultation_id = ? "
+                                  "AND (created_at, proposal_id) > (?, ?)")
+        for stmt in (self._proposals, self._proposals_after):
+            stmt.fetch_size = PROPOSAL_PAGE
+        self._index_proposal = p(f"INSERT INTO {ks}.proposals_by_id (proposal_id, "
+                                 "consultation_id, created_at) VALUES (?, ?, ?)")
+        self._proposal_place = p(f"SELECT consultation_id, created_at FROM {ks}.proposals_by_id "
+                                 "WHERE proposal_id = ?")
+        self._quota = p(f"SELECT slot FROM {ks}.proposal_quota WHERE consultation_id = ? "
+                        "AND author_id = ?")
+        self._claim_slot = p(f"INSERT INTO {ks}.proposal_quota (consultation_id, author_id, slot, "
+                             "proposal_id, claimed_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")
+        self._add_report = p(f"INSERT INTO {ks}.proposal_reports (consultation_id, proposal_id, "
+                             "reporter_id, reason, reported_at) VALUES (?, ?, ?, ?, ?) "
+                             "IF NOT EXISTS")
+        self._reports = p(f"SELECT * FROM {ks}.proposal_reports WHERE consultation_id = ?")
+        self._reports_of = p(f"SELECT * FROM {ks}.proposal_reports WHERE consultation_id = ? "
+                             "AND proposal_id = ?")
+        for stmt in (self._proposal, self._proposals, self._proposals_after,
+                     self._index_proposal, self._proposal_place, self._quota, self._reports,
+                     self._reports_of):
+            stmt.is_idempotent = True
 
     @guarded
-    def proposals(self, consultation_id: str) -> list[Proposal]:
-        return [Proposal(r.proposal_id, r.consultation_id, r.title, r.body, r.author_id,
-                         utc(r.created_at))
-                for r in self.s.execute(self._proposals, (consultation_id,))]
+    def add_proposal(self, p: Proposal, limit: int | None = None) -> bool:
+        if limit is not None and not self._claim_quota(p, limit):
+            return False
+        # The lookup row first: a proposal is never stored without it; a lookup row whose
+        # proposal write failed finds nothing (proposal() skips it).
+        self.s.execute(self._index_proposal, (p.proposal_id, p.consultation_id, p.created_at))
+        if not applied(self.s.execute(self._add_proposal, _proposal_values(p))):
+            raise RuntimeError(f"proposal id {p.proposal_id} is taken")  # 128 random bits
+        return True
+
+    def _claim_quota(self, p: Proposal, limit: int) -> bool:
+        """Claim the first free slot of the author's quota, racing submissions included
+        (a slot another one took is not applied: try the next). A claimed slot whose
+        proposal then fails to be written (a 503) stays taken: the author may submit one
+        proposal fewer; that is the price of never letting one more through."""
+        key = (p.consultation_id, p.author_id)
+        taken = {r.slot for r in self.s.execute(self._quota, key)}
+        for slot in range(limit):
+            if slot not in taken and applied(self.s.execute(
+                    self._claim_slot, (*key, slot, p.proposal_id, p.created_at))):
+                return True
+        return False
+
+    @guarded
+    def proposal(self, proposal_id: str) -> Proposal | None:
+        place = self.s.execute(self._proposal_place, (proposal_id,)).one()
+        if place is None:
+            return None
+        r = self.s.execute(self._proposal, (place.consultation_id, place.created_at,
+                                            proposal_id)).one()
+        return _proposal(r) if r else None
+
+    def proposals(self, consultation_id: str, after: ProposalKey | None = None
+                  ) -> Iterator[Proposal]:
+        # The consultation's partition, in clustering order, a page at a time as the
+        # caller iterates (and stops).
+        with guard():  # pages are fetched as the rows are iterated
+            rows = (self.s.execute(self._proposals, (consultation_id,)) if after is None else
+                    self.s.execute(self._proposals_after, (consultation_id, *after)))
+            for r in rows:
+                yield _proposal(r)
+
+    @guarded
+    def replace_proposal(self, p: Proposal, expected: Proposal) -> bool:
+        return applied(self.s.execute(self._replace_proposal, (
+            *_mutable_values(p), p.consultation_id, p.created_at, p.proposal_id,
+            expected.status, expected.hidden)))
+
+    @guarded
+    def add_report(self, r: Report) -> bool:
+        return applied(self.s.execute(self._add_report, (
+            r.consultation_id, r.proposal_id, r.reporter_id, r.reason, r.reported_at)))
+
+    @guarded
+    def reports(self, consultation_id: str, proposal_id: str | None = None) -> list[Report]:
+        rows = (self.s.execute(self._reports, (consultation_id,)) if proposal_id is None else
+                self.s.execute(self._reports_of, (consultation_id, proposal_id)))
+        found = [Report(r.proposal_id, r.consultation_id, r.reporter_id, r.reason,
+                        utc(r.reported_at)) for r in rows]
+        return sorted(found, key=lambda r: (r.reported_at, r.proposal_id, r.reporter_id))
 
     @guarded
     def add_poll(self, p: Poll) -> None:
@@ -162,7 +267,8 @@ class CassandraProposalStore:
         self.s.execute(self._index_poll, (p.consultation_id, p.poll_id))
         result = self.s.execute(self._add_poll, (
             p.poll_id, p.consultation_id, p.proposal_id, rules_adapter.dump_json(p.rules).decode(),
-            p.status, p.rules_hash, p.opened_at, p.closed_at, p.published_at))
+            p.status, p.rules_hash, p.opened_at, p.closed_at, p.published_at,
+            p.results_visibility))
         if not applied(result):
             raise RuntimeError(f"poll id {p.poll_id} is taken")  # 128 random bits: never
 
@@ -170,7 +276,11 @@ class CassandraProposalStore:
     def replace_poll(self, p: Poll, expected_status: PollStatus) -> bool:
         return applied(self.s.execute(self._replace_poll, (
             rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash, p.opened_at,
-            p.closed_at, p.published_at, p.poll_id, expected_status)))
+            p.closed_at, p.published_at, p.results_visibility, p.poll_id, expected_status)))
+
+    @guarded
+    def mark_signed(self, poll_id: str, signed_at: datetime) -> None:
+        self.s.execute(self._mark_signed, (signed_at, poll_id))
 
     @guarded
     def poll(self, poll_id: str) -> Poll | None:
@@ -203,6 +313,31 @@ def _consultation(r: Any) -> Consultation:
                         published_at=utc(r.published_at) if r.status else created_at)
 
 
+def _mutable_values(p: Proposal) -> tuple[Any, ...]:
+    m = p.moderation
+    hidden = (None, None, None) if m is None else (m.reason, m.hidden_by, m.hidden_at)
+    return (p.status, p.rejection_reason, p.status_changed_at, p.hidden, *hidden)
+
+
+def _proposal_values(p: Proposal) -> tuple[Any, ...]:
+    return (p.consultation_id, p.created_at, p.proposal_id, p.title, p.body, p.author_id,
+            p.category, p.district, p.estimated_cost, *_mutable_values(p))
+
+
+def _proposal(r: Any) -> Proposal:
+    # Nulls are rows from before migration 003: added by an organiser, published, shown.
+    moderation = (Moderation(r.hidden_reason, r.hidden_by, utc(r.hidden_at))
+                  if r.hidden else None)
+    return Proposal(r.proposal_id, r.consultation_id, r.title, r.body, r.author_id,
+                    utc(r.created_at), category=r.category, district=r.district,
+                    estimated_cost=r.estimated_cost, status=r.status or "published",
+                    rejection_reason=r.rejection_reason,
+                    status_changed_at=utc(r.status_changed_at), moderation=moderation)
+
+
 def _poll(r: Any) -> Poll:
     return Poll(r.poll_id, r.consultation_id, r.proposal_id, rules_adapter.validate_json(r.rules),
-                r.status, r.rules_hash, utc(r.opened_at), utc(r.closed_at), utc(r.published_at))
+                r.status, r.rules_hash, utc(r.opened_at), utc(r.closed_at), utc(r.published_at),
+                # Null: a poll from before migration 004, shown after its close as then.
+                results_visibility=r.results_visibility or "after_close",
+                result_signed_at=utc(r.result_signed_at))

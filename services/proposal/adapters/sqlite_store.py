@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from itertools import islice
 
 from urne.contracts.replies import PollStatus
 from urne.contracts.steps import steps_adapter
 from urne.counting.rules import rules_adapter
-from urne.services.proposal.domain import Changed, Consultation, Poll, Proposal
+from urne.services.proposal.domain import (
+    Changed,
+    Consultation,
+    Moderation,
+    Poll,
+    Proposal,
+    ProposalKey,
+    Report,
+)
 from urne.storage.sqlite import SqliteDb
 
 # Column -> how a consultation's field is written there (the names are the fields').
@@ -23,6 +31,26 @@ _WRITE: dict[Changed, Callable[[Consultation], object]] = {
     "status": lambda c: c.status,
     "published_at": lambda c: _iso(c.published_at),
 }
+
+
+PROPOSAL_PAGE = 200  # rows per read while a listing iterates a consultation's proposals
+# What a proposal's status and moderation change (replace_proposal), and the rest.
+_MUTABLE = ("status", "rejection_reason", "status_changed_at", "hidden", "hidden_reason",
+            "hidden_by", "hidden_at")
+_PROPOSAL_COLUMNS = ("proposal_id, consultation_id, title, body, author_id, created_at, "
+                     "category, district, estimated_cost, " + ", ".join(_MUTABLE))
+
+
+def _mutable_values(p: Proposal) -> tuple[object, ...]:
+    m = p.moderation
+    hidden = (None, None, None) if m is None else (m.reason, m.hidden_by, _iso(m.hidden_at))
+    return (p.status, p.rejection_reason, _iso(p.status_changed_at), p.hidden, *hidden)
+
+
+def _proposal_values(p: Proposal) -> tuple[object, ...]:
+    return (p.proposal_id, p.consultation_id, p.title, p.body, p.author_id,
+            p.created_at.isoformat(), p.category, p.district, p.estimated_cost,
+            *_mutable_values(p))
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -79,34 +107,94 @@ class SqliteProposalStore:
                        "WHERE value = ?)",
                        (person_id, c.consultation_id, person_id))
 
-    def add_proposal(self, p: Proposal) -> None:
+    def add_proposal(self, p: Proposal, limit: int | None = None) -> bool:
+        # One transaction (BEGIN IMMEDIATE: one writer at a time) counts the author's
+        # submissions and adds this one: racing submissions cannot overrun the limit.
         with self.db.tx() as tx:
-            tx.execute("INSERT INTO proposals VALUES (?, ?, ?, ?, ?, ?)",
-                       (p.proposal_id, p.consultation_id, p.title, p.body, p.author_id,
-                        p.created_at.isoformat()))
+            slot = None
+            if limit is not None:
+                [taken] = tx.execute(
+                    "SELECT COUNT(*) FROM proposals WHERE consultation_id = ? AND author_id = ? "
+                    "AND quota_slot IS NOT NULL", (p.consultation_id, p.author_id)).fetchone()
+                if taken >= limit:
+                    return False
+                slot = taken
+            tx.execute(f"INSERT INTO proposals ({_PROPOSAL_COLUMNS}, quota_slot) "
+                       f"VALUES ({', '.join('?' * (len(_proposal_values(p)) + 1))})",
+                       (*_proposal_values(p), slot))
+        return True
 
-    def proposals(self, consultation_id: str) -> list[Proposal]:
-        rows = self.db.query("SELECT * FROM proposals WHERE consultation_id = ? "
-                             "ORDER BY created_at", (consultation_id,))
-        return [Proposal(r["proposal_id"], r["consultation_id"], r["title"], r["body"],
-                         r["author_id"], datetime.fromisoformat(r["created_at"])) for r in rows]
+    def proposal(self, proposal_id: str) -> Proposal | None:
+        row = self.db.one("SELECT * FROM proposals WHERE proposal_id = ?", (proposal_id,))
+        return _proposal(row) if row else None
+
+    def proposals(self, consultation_id: str, after: ProposalKey | None = None
+                  ) -> Iterator[Proposal]:
+        # Keyset pages, the lock taken per page only: a reader never holds up the writers.
+        position = None if after is None else (after[0].isoformat(), after[1])
+        while True:
+            rows = self.db.query(
+                "SELECT * FROM proposals WHERE consultation_id = ? "
+                + ("" if position is None else "AND (created_at, proposal_id) > (?, ?) ")
+                + "ORDER BY created_at, proposal_id LIMIT ?",
+                (consultation_id, *(position or ()), PROPOSAL_PAGE))
+            yield from map(_proposal, rows)
+            if len(rows) < PROPOSAL_PAGE:
+                return
+            position = (rows[-1]["created_at"], rows[-1]["proposal_id"])
+
+    def replace_proposal(self, p: Proposal, expected: Proposal) -> bool:
+        with self.db.tx() as tx:
+            cursor = tx.execute(
+                f"UPDATE proposals SET {', '.join(f'{n} = ?' for n in _MUTABLE)} "
+                "WHERE proposal_id = ? AND status = ? AND hidden = ?",
+                (*_mutable_values(p), p.proposal_id, expected.status, expected.hidden))
+            return cursor.rowcount == 1
+
+    def add_report(self, r: Report) -> bool:
+        with self.db.tx() as tx:
+            cursor = tx.execute(
+                "INSERT OR IGNORE INTO proposal_reports (proposal_id, reporter_id, "
+                "consultation_id, reason, reported_at) VALUES (?, ?, ?, ?, ?)",
+                (r.proposal_id, r.reporter_id, r.consultation_id, r.reason,
+                 r.reported_at.isoformat()))
+            return cursor.rowcount == 1
+
+    def reports(self, consultation_id: str, proposal_id: str | None = None) -> list[Report]:
+        rows = self.db.query(
+            "SELECT * FROM proposal_reports WHERE consultation_id = ? "
+            + ("" if proposal_id is None else "AND proposal_id = ? ")
+            + "ORDER BY reported_at, proposal_id, reporter_id",
+            (consultation_id,) if proposal_id is None else (consultation_id, proposal_id))
+        return [Report(r["proposal_id"], r["consultation_id"], r["reporter_id"], r["reason"],
+                       datetime.fromisoformat(r["reported_at"])) for r in rows]
 
     def add_poll(self, p: Poll) -> None:
         with self.db.tx() as tx:
-            tx.execute("INSERT INTO polls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            tx.execute("INSERT INTO polls (poll_id, consultation_id, proposal_id, rules, status, "
+                       "rules_hash, opened_at, closed_at, published_at, results_visibility) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (p.poll_id, p.consultation_id, p.proposal_id,
                         rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash,
-                        _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at)))
+                        _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at),
+                        p.results_visibility))
 
     def replace_poll(self, p: Poll, expected_status: PollStatus) -> bool:
         with self.db.tx() as tx:
             cursor = tx.execute(
                 "UPDATE polls SET rules = ?, status = ?, rules_hash = ?, opened_at = ?, "
-                "closed_at = ?, published_at = ? WHERE poll_id = ? AND status = ?",
+                "closed_at = ?, published_at = ?, results_visibility = ? "
+                "WHERE poll_id = ? AND status = ?",
                 (rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash,
-                 _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at), p.poll_id,
-                 expected_status))
+                 _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at),
+                 p.results_visibility, p.poll_id, expected_status))
             return cursor.rowcount == 1
+
+    def mark_signed(self, poll_id: str, signed_at: datetime) -> None:
+        with self.db.tx() as tx:
+            tx.execute("UPDATE polls SET result_signed_at = ? "
+                       "WHERE poll_id = ? AND result_signed_at IS NULL",
+                       (signed_at.isoformat(), poll_id))
 
     def poll(self, poll_id: str) -> Poll | None:
         row = self.db.one("SELECT * FROM polls WHERE poll_id = ?", (poll_id,))
@@ -129,7 +217,20 @@ def _consultation(r: sqlite3.Row) -> Consultation:
                         published_at=_dt(r["published_at"]))
 
 
+def _proposal(r: sqlite3.Row) -> Proposal:
+    moderation = Moderation(r["hidden_reason"], r["hidden_by"],
+                            datetime.fromisoformat(r["hidden_at"])) if r["hidden"] else None
+    return Proposal(r["proposal_id"], r["consultation_id"], r["title"], r["body"],
+                    r["author_id"], datetime.fromisoformat(r["created_at"]),
+                    category=r["category"], district=r["district"],
+                    estimated_cost=r["estimated_cost"], status=r["status"],
+                    rejection_reason=r["rejection_reason"],
+                    status_changed_at=_dt(r["status_changed_at"]), moderation=moderation)
+
+
 def _poll(r: sqlite3.Row) -> Poll:
     return Poll(r["poll_id"], r["consultation_id"], r["proposal_id"],
                 rules_adapter.validate_json(r["rules"]), r["status"], r["rules_hash"],
-                _dt(r["opened_at"]), _dt(r["closed_at"]), _dt(r["published_at"]))
+                _dt(r["opened_at"]), _dt(r["closed_at"]), _dt(r["published_at"]),
+                results_visibility=r["results_visibility"],
+                result_signed_at=_dt(r["result_signed_at"]))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from cassandra.cluster import Session
 
-from urne.counting.rules import rules_adapter
+from urne.contracts.fields import ResultsVisibility
+from urne.counting.rules import PollRules, rules_adapter
 from urne.services.tally.domain import StoredBallot, TallySheet
 from urne.storage.cassandra import (
     applied,
@@ -35,8 +37,14 @@ class CassandraTallyStore:
         self.s = session
         ks = keyspace
         p = session.prepare
-        self._save_poll = p(f"INSERT INTO {ks}.polls (poll_id, rules, rules_hash, sealed_count, "
-                            "sealed_digest) VALUES (?, ?, ?, ?, ?)")
+        # A sheet's three parts are written apart, each its own cells (plain upserts
+        # commute): poll.opened, ballot_box.sealed and poll.result_released may come in
+        # any order, even at once in two processes, and none undoes another.
+        self._save_rules = p(f"UPDATE {ks}.polls SET rules = ?, rules_hash = ?, "
+                             "results_visibility = ? WHERE poll_id = ?")
+        self._save_seal = p(f"UPDATE {ks}.polls SET sealed_count = ?, sealed_digest = ? "
+                            "WHERE poll_id = ?")
+        self._release = p(f"UPDATE {ks}.polls SET released_at = ? WHERE poll_id = ?")
         self._poll = p(f"SELECT * FROM {ks}.polls WHERE poll_id = ?")
         # A plain upsert of an immutable row: a redelivered event rewrites the same values.
         self._add = p(
@@ -47,15 +55,25 @@ class CassandraTallyStore:
         self._save_result = p(f"INSERT INTO {ks}.results (poll_id, signed) VALUES (?, ?) "
                               "IF NOT EXISTS")
         self._result = p(f"SELECT signed FROM {ks}.results WHERE poll_id = ?")
-        for stmt in (self._save_poll, self._poll, self._add, self._ballots, self._count,
-                     self._result):
+        for stmt in (self._save_rules, self._save_seal, self._release, self._poll, self._add,
+                     self._ballots, self._count, self._result):
             stmt.is_idempotent = True
 
     @guarded
-    def save_sheet(self, poll: TallySheet) -> None:
-        rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
-        self.s.execute(self._save_poll, (poll.poll_id, rules, poll.rules_hash, poll.sealed_count,
-                                         poll.sealed_digest))
+    def save_rules(self, poll_id: str, rules: PollRules, rules_hash: str,
+                   visibility: ResultsVisibility) -> None:
+        self.s.execute(self._save_rules, (rules_adapter.dump_json(rules).decode(), rules_hash,
+                                          visibility, poll_id))
+
+    @guarded
+    def save_seal(self, poll_id: str, sealed_count: int, sealed_digest: str | None) -> None:
+        self.s.execute(self._save_seal, (sealed_count, sealed_digest, poll_id))
+
+    @guarded
+    def release(self, poll_id: str, released_at: datetime) -> None:
+        # Every delivery of a release carries the same time (the poll's publication), so
+        # writing it again changes nothing.
+        self.s.execute(self._release, (released_at, poll_id))
 
     @guarded
     def sheet(self, poll_id: str) -> TallySheet | None:
@@ -63,7 +81,9 @@ class CassandraTallyStore:
         if r is None:
             return None
         rules = rules_adapter.validate_json(r.rules) if r.rules else None
-        return TallySheet(r.poll_id, rules, r.rules_hash, r.sealed_count, r.sealed_digest)
+        return TallySheet(r.poll_id, rules, r.rules_hash, r.sealed_count, r.sealed_digest,
+                          r.results_visibility or "after_close",
+                          utc(r.released_at))
 
     @guarded
     def add_ballots(self, ballots: list[StoredBallot]) -> None:

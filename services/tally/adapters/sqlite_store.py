@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from urne.counting.rules import rules_adapter
+from urne.contracts.fields import ResultsVisibility
+from urne.counting.rules import PollRules, rules_adapter
 from urne.services.tally.domain import StoredBallot, TallySheet
 from urne.storage.sqlite import SqliteDb
 
@@ -17,13 +18,26 @@ class SqliteTallyStore:
     def __init__(self, db: SqliteDb):
         self.db = db
 
-    def save_sheet(self, poll: TallySheet) -> None:
-        rules = rules_adapter.dump_json(poll.rules).decode() if poll.rules else None
+    def _upsert(self, poll_id: str, values: dict[str, Any]) -> None:
+        """Write these columns of the poll's row, creating it if need be, and no other."""
+        names = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        updates = ", ".join(f"{n} = excluded.{n}" for n in values)
         with self.db.tx() as tx:
-            tx.execute("INSERT OR REPLACE INTO polls (poll_id, rules, rules_hash, sealed_count, "
-                       "sealed_digest) VALUES (?, ?, ?, ?, ?)",
-                       (poll.poll_id, rules, poll.rules_hash, poll.sealed_count,
-                        poll.sealed_digest))
+            tx.execute(f"INSERT INTO polls (poll_id, {names}) VALUES (?, {marks}) "
+                       f"ON CONFLICT (poll_id) DO UPDATE SET {updates}",
+                       (poll_id, *values.values()))
+
+    def save_rules(self, poll_id: str, rules: PollRules, rules_hash: str,
+                   visibility: ResultsVisibility) -> None:
+        self._upsert(poll_id, {"rules": rules_adapter.dump_json(rules).decode(),
+                               "rules_hash": rules_hash, "results_visibility": visibility})
+
+    def save_seal(self, poll_id: str, sealed_count: int, sealed_digest: str | None) -> None:
+        self._upsert(poll_id, {"sealed_count": sealed_count, "sealed_digest": sealed_digest})
+
+    def release(self, poll_id: str, released_at: datetime) -> None:
+        self._upsert(poll_id, {"released_at": released_at.isoformat()})
 
     def sheet(self, poll_id: str) -> TallySheet | None:
         r = self.db.one("SELECT * FROM polls WHERE poll_id = ?", (poll_id,))
@@ -31,7 +45,8 @@ class SqliteTallyStore:
             return None
         rules = rules_adapter.validate_json(r["rules"]) if r["rules"] else None
         return TallySheet(r["poll_id"], rules, r["rules_hash"], r["sealed_count"],
-                         r["sealed_digest"])
+                          r["sealed_digest"], r["results_visibility"] or "after_close",
+                          datetime.fromisoformat(r["released_at"]) if r["released_at"] else None)
 
     def add_ballots(self, ballots: list[StoredBallot]) -> None:
         with self.db.tx() as tx:
