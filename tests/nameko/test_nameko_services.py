@@ -37,13 +37,19 @@ from urne.contracts.events import (
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import generate_keys
 from urne.messaging.ballot_stream import shard_queue
-from urne.messaging.nameko_adapter import MAX_EVENT_ATTEMPTS, CoreProvider, Parking
+from urne.messaging.nameko_adapter import (
+    MAX_BACKOFF_SECONDS,
+    MAX_EVENT_ATTEMPTS,
+    CoreProvider,
+    Parking,
+)
 from urne.platform.settings import EmbeddedSettings, ServiceSettings
 from urne.record.canonical import ballot_set_digest
 from urne.runtime.distributed import nameko_config
 from urne.runtime.embedded import embedded
 from urne.runtime.nameko_services import NAMEKO_SERVICES, TallyService, VoteService
 from urne.runtime.registry import SERVICES
+from urne.storage.cassandra import StoreUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -134,6 +140,23 @@ def test_a_failing_event_is_requeued_then_parked_with_its_error() -> None:
                       "attempts": MAX_EVENT_ATTEMPTS, "envelope": envelope}
     with pytest.raises(RuntimeError):  # a new delivery starts counting afresh
         service.on_poll_opened(envelope)
+
+
+def test_a_store_that_does_not_answer_delays_an_event_and_never_parks_it() -> None:
+    publish, slept = Mock(), []
+    service = worker_factory(TallyService, dead_letters=Parking(
+        "tally", Counter(), publish, sleep=slept.append))
+    service.core.on_event.side_effect = StoreUnavailable("the store did not answer")
+    envelope = wrap(opened("p1"), "proposal")
+    for _ in range(3 * MAX_EVENT_ATTEMPTS):
+        with pytest.raises(StoreUnavailable):  # requeued, every time
+            service.on_poll_opened(envelope)
+    publish.assert_not_called()
+    assert slept[:4] == [0.25, 0.5, 1.0, 2.0] and max(slept) == MAX_BACKOFF_SECONDS
+    service.core.on_event.side_effect = RuntimeError("a real failure")
+    with pytest.raises(RuntimeError):  # counted from 1: the waits were not attempts
+        service.on_poll_opened(envelope)
+    publish.assert_not_called()
 
 
 def test_a_success_forgets_earlier_failures() -> None:

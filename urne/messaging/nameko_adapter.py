@@ -10,9 +10,10 @@ on green threads), which ``urne/__main__.py`` does first thing.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kombu import Exchange, Queue
@@ -21,6 +22,7 @@ from nameko.messaging import Publisher
 
 from urne.messaging.ballot_stream import ensure_topology
 from urne.messaging.kernel import RawEnvelope, RawReply, RunningCore, ServiceCore
+from urne.platform.errors import DomainError
 from urne.platform.logging import log_fields
 from urne.platform.metrics import EVENTS_PUBLISHED
 
@@ -31,9 +33,12 @@ SETTINGS_KEY = "URNE_SETTINGS"
 
 DEAD_LETTER_EXCHANGE = Exchange("urne.dead-letters", type="fanout", durable=True)
 DEAD_LETTER_QUEUE = Queue("urne.dead-letters", exchange=DEAD_LETTER_EXCHANGE, durable=True)
-# A failing event is requeued (transient faults: store down) up to this many times
-# in one process, then parked in the dead-letter queue instead of looping forever.
+# A failing event is requeued up to this many times in one process, then parked in the
+# dead-letter queue instead of looping forever. A passing fault (a store that does not
+# answer: a 503 DomainError) is not counted: the event waits, with backoff, and is
+# requeued for as long as it takes, never parked (issue 8: transient is not poison).
 MAX_EVENT_ATTEMPTS = 5
+MAX_BACKOFF_SECONDS = 10.0
 
 Dispatch = Callable[[str, RawEnvelope], None]
 
@@ -78,10 +83,19 @@ class Parking:
     service: str
     failures: Counter[str]
     publish: Callable[..., None]
+    waits: Counter[str] = field(default_factory=Counter)  # passing faults, for the backoff
+    sleep: Callable[[float], None] = time.sleep  # green under nameko: other workers go on
 
     def failed(self, envelope: Any, exc: Exception) -> bool:
         """Record a failure; True when the event was parked (ack it), False to requeue."""
         event_id = str(envelope.get("id", "?")) if isinstance(envelope, dict) else "?"
+        if isinstance(exc, DomainError) and exc.status == 503:
+            self.waits[event_id] += 1
+            delay = min(0.25 * 2 ** (self.waits[event_id] - 1), MAX_BACKOFF_SECONDS)
+            log.warning("event waits for its store; requeued", extra=log_fields(
+                event_id=event_id, retry_in_s=delay, error=repr(exc)[:300]))
+            self.sleep(delay)  # holding the delivery: consumption slows down, nothing lost
+            return False
         self.failures[event_id] += 1
         if self.failures[event_id] < MAX_EVENT_ATTEMPTS:
             log.warning("event failed; requeued", extra=log_fields(
@@ -96,6 +110,7 @@ class Parking:
     def succeeded(self, envelope: Any) -> None:
         if isinstance(envelope, dict):
             self.failures.pop(str(envelope.get("id", "?")), None)
+            self.waits.pop(str(envelope.get("id", "?")), None)
 
 
 class DeadLetters(Publisher):
@@ -105,10 +120,11 @@ class DeadLetters(Publisher):
     def __init__(self) -> None:
         super().__init__(exchange=DEAD_LETTER_EXCHANGE, declare=[DEAD_LETTER_QUEUE])
         self.failures: Counter[str] = Counter()
+        self.waits: Counter[str] = Counter()
 
     def get_dependency(self, worker_ctx: Any) -> Parking:
         return Parking(self.container.service_name, self.failures,
-                       super().get_dependency(worker_ctx))
+                       super().get_dependency(worker_ctx), self.waits)
 
 
 def publish(service: str, dispatch: Dispatch, events: list[RawEnvelope]) -> None:
