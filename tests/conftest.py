@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -39,6 +40,27 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if collection_path == NAMEKO_TESTS and not _green():
         return True
     return None
+
+
+LOG_TAIL = 40  # lines of each process's log shown under a failed end-to-end test
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Any:
+    """A failed end-to-end test shows the end of each server process's log: the system's
+    folder is gone by the time anyone reads a CI log."""
+    report = yield
+    if report.failed and call.when == "call":
+        for value in getattr(item, "funcargs", {}).values():
+            folder = getattr(value, "log_dir", None) or getattr(value, "workdir", None)
+            if not isinstance(folder, Path) or not folder.is_dir():
+                continue
+            for log in sorted(folder.glob("*.log")):
+                lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+                report.sections.append((f"log of {log.stem} (last {LOG_TAIL} lines)",
+                                        "\n".join(lines)))
+    return report
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
