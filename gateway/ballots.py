@@ -25,8 +25,12 @@ from urne.counting.rules import rules_adapter
 from urne.crypto.tokens import InvalidToken, TokenVerifier
 from urne.gateway.clients import ServiceClient, ServiceUnavailable
 from urne.gateway.problems import ProblemError, reply_data
+from urne.gateway.public import ReceiptPublic
 
 CLOSED = "closed"
+# The receipt a voter gets: the vote service's reply, public fields only (it is built
+# from the service's own model, so it is not validated again on the hot path).
+RECEIPT_FIELDS = tuple(ReceiptPublic.model_fields)
 
 
 @dataclass
@@ -78,7 +82,8 @@ class BallotDesk:
             raise ProblemError(503, "service_unavailable",
                                "the ballot was not confirmed in time; send it again with the "
                                "same Idempotency-Key to learn its outcome") from exc
-        return reply_data(reply)
+        receipt = reply_data(reply)
+        return {k: receipt[k] for k in RECEIPT_FIELDS}
 
     async def _rules(self, poll_id: str, trace_id: str) -> PollRules:
         cached = self.rules.get(poll_id)

@@ -13,29 +13,20 @@ the application as it is served, so both paths answer them.
 
 from __future__ import annotations
 
-import json
-import logging
 import re
-from collections.abc import Callable
 from typing import Any
 
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from urne.contracts.fields import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
 from urne.gateway.ballots import BallotDesk
-from urne.gateway.problems import PROBLEM_JSON, TITLES, ProblemError
-from urne.gateway.public import ReceiptPublic
+from urne.gateway.problems import ProblemError, crashed, problem_for
 from urne.gateway.requests import BallotCast
-
-log = logging.getLogger(__name__)
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-ASGIApp = Callable[..., Any]
 
 BALLOTS = re.compile(r"^/v1/polls/([^/]{1,64})/ballots$")
 IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
-RECEIPT_FIELDS = tuple(ReceiptPublic.model_fields)
 MAX_BODY = 256 * 1024
 
 
@@ -45,8 +36,7 @@ class BallotFastPath:
         # and logs name the same route template whichever path answered.
         self.app, self.desk, self.route = app, desk, route
 
-    async def __call__(self, scope: Scope, receive: Callable[..., Any],
-                       send: Callable[[Message], Any]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = (BALLOTS.match(scope["path"])
                  if scope["type"] == "http" and scope["method"] == "POST" else None)
         if match is None:
@@ -62,16 +52,13 @@ class BallotFastPath:
         try:
             receipt = await self.desk.cast(match.group(1), token, choice, key,
                                            scope.get("state", {}).get("trace_id", ""))
+            response = JSONResponse(receipt, status_code=201)
         except ProblemError as exc:
-            await _problem(send, scope["path"], exc.status, exc.code, exc.detail, exc.extra)
-            return
+            response = problem_for(exc, scope["path"])
         except Exception:
-            log.exception("unhandled error")
-            await _problem(send, scope["path"], 500, "internal_error",
-                           "an unexpected error occurred; it was logged", {})
-            return
-        await _respond(send, 201, b"application/json",
-                       {k: receipt[k] for k in RECEIPT_FIELDS})
+            response = crashed(scope["path"])
+        # The very responses the route and its exception handlers give.
+        await response(scope, receive, send)
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -88,7 +75,7 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
 PARTIAL: Message = {"type": "http.request", "more_body": True}
 
 
-async def _read(receive: Callable[..., Any]) -> tuple[bytes, Message | None]:
+async def _read(receive: Receive) -> tuple[bytes, Message | None]:
     """The body, and None once it is whole; else what was read and what stopped it (the
     client leaving, or ``PARTIAL``), for the route to carry on from."""
     chunks: list[bytes] = []
@@ -105,8 +92,7 @@ async def _read(receive: Callable[..., Any]) -> tuple[bytes, Message | None]:
             return b"".join(chunks), PARTIAL
 
 
-def _replay(body: bytes, rest: Message | None, receive: Callable[..., Any]
-            ) -> Callable[..., Any]:
+def _replay(body: bytes, rest: Message | None, receive: Receive) -> Receive:
     """A ``receive`` that gives the route what was already read, then the rest."""
     queue: list[Message] = [{"type": "http.request", "body": body,
                              "more_body": rest is PARTIAL}]
@@ -138,24 +124,3 @@ def _parse(headers: dict[bytes, bytes], body: bytes
     except ValidationError:
         return None
     return token, request.choice.model_dump(), key
-
-
-async def _problem(send: Callable[[Message], Any], path: str, status: int, code: str,
-                   detail: str, extra: dict[str, Any]) -> None:
-    # The same document as urne.gateway.problems.problem(), field for field.
-    body = {"type": f"urn:urne:problem:{code}", "title": TITLES.get(status, "Error"),
-            "status": status, "code": code, "detail": detail, **extra, "instance": path}
-    headers = [(b"www-authenticate", b"Bearer")] if status == 401 else []
-    await _respond(send, status, PROBLEM_JSON.encode(), body, headers)
-
-
-async def _respond(send: Callable[[Message], Any], status: int, content_type: bytes,
-                   body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
-                   ) -> None:
-    # As Starlette's JSONResponse renders it.
-    raw = json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None,
-                     separators=(",", ":")).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-length", str(len(raw)).encode()), (b"content-type", content_type),
-        *(headers or [])]})
-    await send({"type": "http.response.body", "body": raw})

@@ -73,6 +73,19 @@ def problem(status: int, code: str, detail: str, instance: str | None = None,
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def problem_for(exc: ProblemError, instance: str) -> JSONResponse:
+    """The answer to a ``ProblemError`` (the ballot fast path answers with it too)."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return problem(exc.status, exc.code, exc.detail, instance, headers, **exc.extra)
+
+
+def crashed(instance: str) -> JSONResponse:
+    """The answer to an unexpected error, logged with its traceback (call it in ``except``)."""
+    log.exception("unhandled error")
+    return problem(500, "internal_error", "an unexpected error occurred; it was logged",
+                   instance)
+
+
 def _allowed_methods(app: FastAPI, path: str) -> list[str]:
     """Methods the OpenAPI document declares for ``path`` (its templates as patterns)."""
     templates = getattr(app.state, "path_templates", None)
@@ -87,8 +100,7 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _domain(request: Request, exc: ProblemError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return problem(exc.status, exc.code, exc.detail, request.url.path, headers, **exc.extra)
+        return problem_for(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -118,6 +130,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return problem(500, "internal_error", "an unexpected error occurred; it was logged",
-                       request.url.path)
+        return crashed(request.url.path)
