@@ -42,13 +42,31 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
-LOG_TAIL = 40  # lines of each process's log shown under a failed end-to-end test
+LOG_TAIL = 6  # last lines of each process's log shown under a failed end-to-end test
+LOG_PROBLEMS = 12  # and its last distinct warnings and errors, which say most
+LOG_WIDTH = 300  # characters of a line: CI shows only part of a long output
+
+
+def _digest(log: Path) -> str:
+    """What matters in one process's log, short enough that every process fits in the
+    part of the output CI keeps: its distinct warnings and errors (with how many times
+    each came), then its last lines."""
+    lines = log.read_text(errors="replace").splitlines()
+    problems: Counter[str] = Counter()
+    for line in lines:
+        if '"level": "warning"' in line or '"level": "error"' in line or "Traceback" in line:
+            # The message, without the time stamp, so repeats fold into one line.
+            problems[line.split('"level"', 1)[-1][:LOG_WIDTH]] += 1
+    shown = [f"{n} x {text}" for text, n in list(problems.items())[-LOG_PROBLEMS:]]
+    tail = [line[:LOG_WIDTH] for line in lines[-LOG_TAIL:]]
+    return "\n".join(["warnings and errors:", *(shown or ["none"]),
+                      f"last {LOG_TAIL} lines:", *tail])
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Any:
-    """A failed end-to-end test shows the end of each server process's log: the system's
+    """A failed end-to-end test shows each server process's log in brief: the system's
     folder is gone by the time anyone reads a CI log."""
     report = yield
     if report.failed and call.when == "call":
@@ -57,9 +75,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
             if not isinstance(folder, Path) or not folder.is_dir():
                 continue
             for log in sorted(folder.glob("*.log")):
-                lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL:]
-                report.sections.append((f"log of {log.stem} (last {LOG_TAIL} lines)",
-                                        "\n".join(lines)))
+                report.sections.append((f"log of {log.stem}", _digest(log)))
     return report
 
 
