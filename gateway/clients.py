@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 import anyio
@@ -30,9 +31,13 @@ class ServiceClient(Protocol):
 
 
 class EmbeddedClient:
-    def __init__(self, bus: EmbeddedBus, ballots: GroupCommit[RawEnvelope, RawReply | None]):
+    def __init__(self, bus: EmbeddedBus, ballots: GroupCommit[RawEnvelope, RawReply | None],
+                 stop_first: Callable[[], None] = lambda: None):
+        """``stop_first``: what else sends commands through the bus (the profile's
+        ticker), stopped before the bus closes."""
         self.bus = bus
         self.ballots = ballots
+        self.stop_first = stop_first
 
     async def call(self, service: str, envelope: RawEnvelope) -> RawReply:
         # SQLite calls block: run them off the event loop. No timeout: a command
@@ -48,6 +53,7 @@ class EmbeddedClient:
         return reply
 
     async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.stop_first)
         await anyio.to_thread.run_sync(self.ballots.close)
         await anyio.to_thread.run_sync(self.bus.close)
 

@@ -117,6 +117,20 @@ class PollPublic(Public):
     published_at: datetime | None
     results_visibility: ResultsVisibility
     result_signed_at: datetime | None
+    # Defaults: a service from before the schedule does not send them.
+    opens_at: datetime | None = None  # when it opens by itself (null: by hand)
+    closes_at: datetime | None = None  # when it closes by itself, extensions included
+    amendments: list[AmendmentPublic] = []  # the extensions of its close, oldest first
+
+
+class AmendmentPublic(Public):
+    """A recorded change to an open poll: only its close time, only later."""
+
+    kind: Literal["close_extended"]
+    closes_at: datetime
+    previous_closes_at: datetime | None
+    reason: str
+    at: datetime
 
 
 class StepPublic(Public):

@@ -3,6 +3,8 @@ field limits of ``urne.contracts.fields``, the same the services enforce."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, EmailStr
 
 from urne.contracts.fields import (
@@ -17,7 +19,7 @@ from urne.contracts.fields import (
     ResultsVisibility,
     Title,
 )
-from urne.contracts.steps import DEFAULT_TIME_ZONE, Steps, TimeZone
+from urne.contracts.steps import DEFAULT_TIME_ZONE, Steps, TimeZone, UtcDateTime
 from urne.counting import Choice
 from urne.counting.rules import PollRules
 
@@ -81,11 +83,27 @@ class PollCreate(Body):
     rules: PollRules
     # When its results may be seen; frozen with the rules when the poll opens.
     results_visibility: ResultsVisibility = "after_close"
+    # When it opens and closes by itself, in RFC 3339 with an offset (left out: by hand).
+    opens_at: UtcDateTime | None = None
+    closes_at: UtcDateTime | None = None
 
 
 class PollUpdate(Body):
     rules: PollRules  # while the poll is a draft only
     results_visibility: ResultsVisibility | None = None  # left out or null: unchanged
+    # Left out: unchanged; null: removed (opened or closed by hand then).
+    opens_at: UtcDateTime | None = None
+    closes_at: UtcDateTime | None = None
+
+    def cleared(self) -> frozenset[Literal["opens_at", "closes_at"]]:
+        """The schedule fields sent as null: to remove."""
+        return frozenset(f for f in ("opens_at", "closes_at")
+                         if f in self.model_fields_set and getattr(self, f) is None)
+
+
+class PollExtension(Body):
+    closes_at: UtcDateTime  # later than the current close time, itself still to come
+    reason: Reason  # public: shown with the poll's amendments
 
 
 class BallotCast(Body):

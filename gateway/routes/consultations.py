@@ -151,8 +151,11 @@ async def list_proposals(
              response_model=PollPublic)
 async def create_poll(consultation_id: Id, body: PollCreate, user: Organiser,
                       services: ServicesDep) -> dict:
-    """Create a poll in draft: its rules may change until it opens."""
+    """Create a poll in draft: its rules may change until it opens. With ``opens_at``
+    and ``closes_at`` (times to come), it opens and closes by itself; ballots received
+    after ``closes_at`` are refused."""
     return await services.send(CreatePoll(consultation_id=consultation_id,
                                           proposal_id=body.proposal_id, rules=body.rules,
                                           results_visibility=body.results_visibility,
+                                          opens_at=body.opens_at, closes_at=body.closes_at,
                                           actor=actor(user)))

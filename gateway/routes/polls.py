@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from urne.contracts.commands import (
     ClosePoll,
+    ExtendPoll,
     GetLiveResult,
     GetPoll,
     GetResult,
@@ -44,7 +45,7 @@ from urne.gateway.public import (
     ResultsExportPublic,
     VotingTokenPublic,
 )
-from urne.gateway.requests import BallotCast, PollUpdate
+from urne.gateway.requests import BallotCast, PollExtension, PollUpdate
 
 router = APIRouter(prefix="/polls", tags=["polls"])
 
@@ -65,11 +66,13 @@ async def get_poll(poll_id: Id, services: ServicesDep, user: OptionalUser) -> di
 @router.patch("/{poll_id}", response_model=PollPublic)
 async def update_poll(poll_id: Id, body: PollUpdate, user: Organiser,
                       services: ServicesDep) -> dict:
-    """Replace the rules of a poll in draft, and its results visibility when given (409
-    ``poll_rules_frozen`` once it opened: both are frozen then)."""
+    """Replace the rules of a poll in draft, and its results visibility and schedule
+    when given (409 ``poll_rules_frozen`` once it opened: all are frozen then; an open
+    poll's close may only be extended, ``/extension``)."""
     return await services.send(UpdatePoll(poll_id=poll_id, rules=body.rules,
                                           results_visibility=body.results_visibility,
-                                          actor=actor(user)))
+                                          opens_at=body.opens_at, closes_at=body.closes_at,
+                                          clear=body.cleared(), actor=actor(user)))
 
 
 @router.post("/{poll_id}/open", response_model=PollPublic)
@@ -83,6 +86,17 @@ async def close_poll(poll_id: Id, user: Organiser, services: ServicesDep) -> dic
     """Close the poll; the tally signs the result once every ballot is counted, and
     publishes it then, unless its results are embargoed (see ``/publish``)."""
     return await services.send(ClosePoll(poll_id=poll_id, actor=actor(user)))
+
+
+@router.post("/{poll_id}/extension", response_model=PollPublic)
+async def extend_poll(poll_id: Id, body: PollExtension, user: Organiser,
+                      services: ServicesDep) -> dict:
+    """Move the close of an open poll later, before its close time comes: a public
+    amendment (listed in ``amendments``, announced as ``poll.close_extended.v1``).
+    422 ``extension_not_later`` for a time not after the current one; 409 ``poll_closed``
+    once the close time has passed (closing is final)."""
+    return await services.send(ExtendPoll(poll_id=poll_id, closes_at=body.closes_at,
+                                          reason=body.reason, actor=actor(user)))
 
 
 @router.post("/{poll_id}/publish", response_model=PollPublic)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from urne.contracts.fields import ResultsVisibility
@@ -216,6 +217,42 @@ def decode_cursor(cursor: str) -> ProposalKey:
 
 
 @dataclass(frozen=True)
+class Amendment:
+    """A recorded change to an open poll: only its close time, only later."""
+
+    kind: Literal["close_extended"]
+    closes_at: datetime
+    previous_closes_at: datetime | None
+    reason: str
+    at: datetime
+
+
+def _ms(t: datetime) -> datetime:
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def _millis(t: datetime | None) -> datetime | None:
+    return None if t is None else _ms(t)
+
+
+def dump_amendments(amendments: tuple[Amendment, ...]) -> str:
+    """How the stores keep a poll's amendments: a JSON list, oldest first."""
+    return json.dumps([{"kind": a.kind, "closes_at": a.closes_at.isoformat(),
+                        "previous_closes_at": a.previous_closes_at and
+                        a.previous_closes_at.isoformat(),
+                        "reason": a.reason, "at": a.at.isoformat()} for a in amendments])
+
+
+def load_amendments(text: str | None) -> tuple[Amendment, ...]:
+    def when(value: str | None) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value)
+
+    return tuple(Amendment(a["kind"], datetime.fromisoformat(a["closes_at"]),
+                           when(a["previous_closes_at"]), a["reason"],
+                           datetime.fromisoformat(a["at"])) for a in json.loads(text or "[]"))
+
+
+@dataclass(frozen=True)
 class Poll:
     poll_id: str
     consultation_id: str
@@ -232,6 +269,55 @@ class Poll:
     # When the tally signed the result (result.published): for an embargoed poll, the
     # organisers learn from it that the result is ready to publish.
     result_signed_at: datetime | None = None
+    # Its schedule (None: by hand only). The close time includes the amendments.
+    opens_at: datetime | None = None
+    closes_at: datetime | None = None
+    amendments: tuple[Amendment, ...] = ()
+
+    def schedule(self, now: datetime, opens_at: datetime | None,
+                 closes_at: datetime | None) -> Poll:
+        """The poll with this schedule, set while it is a draft: times to come, and a
+        close after the opening (in milliseconds, as every store keeps them)."""
+        opens_at, closes_at = _millis(opens_at), _millis(closes_at)
+        if self.status != "draft":
+            raise Conflict(f"poll {self.poll_id} is {self.status}: its schedule is frozen "
+                           "(an open poll's close may only be extended)",
+                           code="poll_rules_frozen")
+        for name, when in (("opens_at", opens_at), ("closes_at", closes_at)):
+            if when is not None and when <= now:
+                raise Invalid(f"{name} {when.isoformat()} is not in the future",
+                              code="schedule_in_past")
+        if opens_at is not None and closes_at is not None and closes_at <= opens_at:
+            raise Invalid("closes_at must come after opens_at", code="schedule_invalid")
+        return replace(self, opens_at=opens_at, closes_at=closes_at)
+
+    def extend(self, now: datetime, closes_at: datetime, reason: str) -> Poll:
+        """The open poll with its close moved later (or set, if it had none), before
+        the current close time came: closing is final, and a close brought forward
+        would shut out voters who planned on the published time."""
+        closes_at, now = _ms(closes_at), _ms(now)
+        if self.status != "open":
+            raise Conflict(f"poll {self.poll_id} is {self.status}: only an open poll's "
+                           "close may be extended", code=f"poll_{self.status}")
+        if self.closes_at is not None and now >= self.closes_at:
+            raise Conflict(f"poll {self.poll_id} closed at {self.closes_at.isoformat()}: "
+                           "closing is final", code="poll_closed")
+        if closes_at <= now or (self.closes_at is not None and closes_at <= self.closes_at):
+            raise Invalid("an extension moves the close later, to a time to come",
+                          code="extension_not_later")
+        amendment = Amendment("close_extended", closes_at, self.closes_at, reason, now)
+        return replace(self, closes_at=closes_at, amendments=(*self.amendments, amendment))
+
+    def due(self, now: datetime, grace: timedelta) -> Literal["open", "close"] | None:
+        """What the schedule asks of the poll at ``now``. The close is sent ``grace``
+        after its time: ballots received before it, still on their way, are then
+        counted, and those received after it are refused by the vote service anyway."""
+        if self.status == "draft" and self.opens_at is not None and self.opens_at <= now:
+            return "open"
+        if self.status == "open" and self.closes_at is not None and \
+                self.closes_at + grace <= now:
+            return "close"
+        return None
 
     def edit_rules(self, rules: PollRules,
                    results_visibility: ResultsVisibility | None = None) -> Poll:

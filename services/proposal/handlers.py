@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from urne.contracts.commands import (
     Actor,
@@ -15,6 +16,7 @@ from urne.contracts.commands import (
     ClosePoll,
     CreateConsultation,
     CreatePoll,
+    ExtendPoll,
     GetConsultation,
     GetPoll,
     GetProposal,
@@ -29,13 +31,22 @@ from urne.contracts.commands import (
     PublishProposal,
     RejectProposal,
     ReportProposal,
+    RunSchedule,
     SelectProposal,
     UnhideProposal,
     UpdateConsultation,
     UpdatePoll,
 )
-from urne.contracts.events import PollClosed, PollOpened, PollResultReleased, ResultPublished
+from urne.contracts.envelope import Event
+from urne.contracts.events import (
+    PollClosed,
+    PollCloseExtended,
+    PollOpened,
+    PollResultReleased,
+    ResultPublished,
+)
 from urne.contracts.replies import (
+    Amendment,
     ConsultationsView,
     ConsultationView,
     ModerationView,
@@ -44,9 +55,11 @@ from urne.contracts.replies import (
     ProposalView,
     ReportsView,
     ReportView,
+    ScheduleRun,
 )
-from urne.messaging.kernel import Context, ServiceCore
+from urne.messaging.kernel import Context, RawEnvelope, ServiceCore
 from urne.platform.errors import Conflict, DomainError, Forbidden, NotFound
+from urne.platform.logging import log_fields
 from urne.services.proposal import access, markdown
 from urne.services.proposal.domain import (
     Consultation,
@@ -61,6 +74,8 @@ from urne.services.proposal.domain import (
 )
 from urne.services.proposal.ports import ProposalStore
 
+log = logging.getLogger(__name__)
+
 # A poll's status moves one way through four values, so a compare-and-set lost to a
 # concurrent change can only be lost this many times before the change is refused.
 POLL_CAS_ATTEMPTS = 4
@@ -69,6 +84,11 @@ POLL_CAS_ATTEMPTS = 4
 PROPOSAL_CAS_ATTEMPTS = 4
 # A consultation's page shows its first proposals; the listing pages through them all.
 EMBEDDED_PROPOSALS = 100
+# A scheduled close is sent this long after its time; ballots received after the time
+# are refused by the vote service whenever the close reaches it (ARCHITECTURE D4).
+CLOSE_GRACE = timedelta(seconds=2)
+# An event still in a poll's outbox this long after it occurred is sent again.
+RESEND_AFTER = timedelta(seconds=10)
 # Rows one listing request reads at most, whatever its filters keep: a page that stops
 # there is shorter than asked, with a cursor to go on (the cost of a request is bounded).
 SCAN_LIMIT = 1000
@@ -78,7 +98,11 @@ def poll_view(p: Poll) -> PollView:
     return PollView(id=p.poll_id, consultation_id=p.consultation_id, proposal_id=p.proposal_id,
                     rules=p.rules, status=p.status, rules_hash=p.rules_hash,
                     opened_at=p.opened_at, closed_at=p.closed_at, published_at=p.published_at,
-                    results_visibility=p.results_visibility, result_signed_at=p.result_signed_at)
+                    results_visibility=p.results_visibility, result_signed_at=p.result_signed_at,
+                    opens_at=p.opens_at, closes_at=p.closes_at,
+                    amendments=[Amendment(kind=a.kind, closes_at=a.closes_at,
+                                          previous_closes_at=a.previous_closes_at,
+                                          reason=a.reason, at=a.at) for a in p.amendments])
 
 
 def proposal_view(p: Proposal, moderator: bool = False, reports: int = 0) -> ProposalView:
@@ -101,6 +125,10 @@ def report_view(r: Report) -> ReportView:
                       reported_at=r.reported_at)
 
 
+def _occurred(env: RawEnvelope) -> datetime:
+    return datetime.fromisoformat(str(env.get("occurred_at")).replace("Z", "+00:00"))
+
+
 def _to_millis(t: datetime) -> datetime:
     # What both stores keep (Cassandra's timestamps are milliseconds): a proposal's
     # reply, and the cursors made from it, equal what is read back.
@@ -119,6 +147,10 @@ class ProposalHandlers:
     # Proposals one person may submit to one consultation (URNE_MAX_PROPOSALS_PER_PERSON);
     # those its organisers add do not count.
     max_proposals_per_person: int = 5
+    # How long after its close time a scheduled close is sent (Poll.due).
+    close_grace: timedelta = CLOSE_GRACE
+    # Scheduled changes refused, already logged: said once, not every second.
+    _said: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
 
     # --- what the actor may see, and act on ---------------------------------------------
     def _consultation(self, consultation_id: str, actor: Actor | None) -> Consultation:
@@ -143,18 +175,35 @@ class ProposalHandlers:
                 return found, consultation
         raise NotFound(f"no poll {poll_id}", code="poll_not_found")
 
-    def _change_poll(self, poll_id: str, actor: Actor,
-                     change: Callable[[Poll, Consultation], Poll]) -> Poll:
+    def _change_poll(self, poll_id: str, actor: Actor | None,
+                     change: Callable[[Poll, Consultation], Poll],
+                     announce: Callable[[Poll], Event] | None = None,
+                     ctx: Context | None = None) -> Poll:
         """Apply ``change`` (which raises to refuse) and store the result if the poll's
         status did not move meanwhile; if it did, decide again on the newer poll. With
         Cassandra, two gateways may ask at once: opening and editing the rules cannot
-        both win (D8: rules are frozen when the poll opens)."""
+        both win (D8: rules are frozen when the poll opens). ``announce`` makes the
+        change's event, written in the poll's outbox with the change and sent after it
+        (``actor`` None: the schedule acts, on no one's behalf)."""
         for _ in range(POLL_CAS_ATTEMPTS):
-            poll, consultation = self._poll(poll_id, actor)
-            if not access.may_act(consultation, actor):
-                raise _not_an_organiser(consultation)
+            found = self.store.poll(poll_id) if actor is None else None
+            if actor is None and found is None:
+                raise NotFound(f"no poll {poll_id}", code="poll_not_found")
+            if actor is None:
+                assert found is not None
+                poll = found
+                consultation = self.store.consultation(poll.consultation_id)
+                if consultation is None:
+                    raise NotFound(f"no poll {poll_id}", code="poll_not_found")
+            else:
+                poll, consultation = self._poll(poll_id, actor)
+                if not access.may_act(consultation, actor):
+                    raise _not_an_organiser(consultation)
             changed = change(poll, consultation)
-            if self.store.replace_poll(changed, expected_status=poll.status):
+            events = [] if announce is None or ctx is None else [ctx.envelope(announce(changed))]
+            if self.store.replace_poll(changed, expected_status=poll.status, announce=events):
+                for env in events:
+                    ctx.send(env)  # type: ignore[union-attr]
                 return changed
         raise DomainError(f"poll {poll_id} kept changing; retry", code="store_unavailable",
                           status=503)
@@ -247,16 +296,24 @@ class ProposalHandlers:
                            code="proposal_not_found")
         poll = Poll(uuid.uuid4().hex, cmd.consultation_id, cmd.proposal_id, cmd.rules,
                     results_visibility=cmd.results_visibility)
+        poll = poll.schedule(self.clock(), cmd.opens_at, cmd.closes_at)
         self.store.add_poll(poll)
         return poll_view(poll)
 
     def update_poll(self, cmd: UpdatePoll, ctx: Context) -> PollView:
-        poll = self._change_poll(cmd.poll_id, cmd.actor,
-                                 lambda poll, _: poll.edit_rules(cmd.rules,
-                                                                 cmd.results_visibility))
-        return poll_view(poll)
+        now = self.clock()
 
-    def open_poll(self, cmd: OpenPoll, ctx: Context) -> PollView:
+        def edit(poll: Poll, _: Consultation) -> Poll:
+            edited = poll.edit_rules(cmd.rules, cmd.results_visibility)
+            opens_at = None if "opens_at" in cmd.clear else cmd.opens_at or poll.opens_at
+            closes_at = None if "closes_at" in cmd.clear else cmd.closes_at or poll.closes_at
+            if (opens_at, closes_at) == (poll.opens_at, poll.closes_at):
+                return edited  # a schedule already passed is not checked again
+            return edited.schedule(now, opens_at, closes_at)
+
+        return poll_view(self._change_poll(cmd.poll_id, cmd.actor, edit))
+
+    def _open(self, poll_id: str, actor: Actor | None, ctx: Context) -> Poll:
         now = self.clock()
 
         def open_it(poll: Poll, consultation: Consultation) -> Poll:
@@ -265,22 +322,77 @@ class ProposalHandlers:
                 raise Conflict(f"consultation {consultation.consultation_id} is a draft: "
                                "publish it before opening its polls",
                                code="consultation_draft")
+            if poll.closes_at is not None and poll.closes_at <= now:
+                raise Conflict(f"poll {poll.poll_id} was due to close at "
+                               f"{poll.closes_at.isoformat()}: it can no longer open",
+                               code="schedule_in_past")
             return opened
 
-        poll = self._change_poll(cmd.poll_id, cmd.actor, open_it)
-        assert poll.rules_hash and poll.opened_at
-        ctx.emit(PollOpened(poll_id=poll.poll_id, consultation_id=poll.consultation_id,
-                            rules=poll.rules, rules_hash=poll.rules_hash,
-                            opened_at=poll.opened_at,
-                            results_visibility=poll.results_visibility))
-        return poll_view(poll)
+        def opened(poll: Poll) -> Event:
+            assert poll.rules_hash and poll.opened_at
+            return PollOpened(poll_id=poll.poll_id, consultation_id=poll.consultation_id,
+                              rules=poll.rules, rules_hash=poll.rules_hash,
+                              opened_at=poll.opened_at,
+                              results_visibility=poll.results_visibility,
+                              closes_at=poll.closes_at)
+
+        return self._change_poll(poll_id, actor, open_it, opened, ctx)
+
+    def _close(self, poll_id: str, actor: Actor | None, ctx: Context) -> Poll:
+        now = self.clock()
+
+        def closed(poll: Poll) -> Event:
+            assert poll.closed_at
+            return PollClosed(poll_id=poll.poll_id, closed_at=poll.closed_at)
+
+        return self._change_poll(poll_id, actor, lambda poll, _: poll.close(now), closed, ctx)
+
+    def open_poll(self, cmd: OpenPoll, ctx: Context) -> PollView:
+        return poll_view(self._open(cmd.poll_id, cmd.actor, ctx))
 
     def close_poll(self, cmd: ClosePoll, ctx: Context) -> PollView:
+        return poll_view(self._close(cmd.poll_id, cmd.actor, ctx))
+
+    def extend_poll(self, cmd: ExtendPoll, ctx: Context) -> PollView:
         now = self.clock()
-        poll = self._change_poll(cmd.poll_id, cmd.actor, lambda poll, _: poll.close(now))
-        assert poll.closed_at
-        ctx.emit(PollClosed(poll_id=poll.poll_id, closed_at=poll.closed_at))
-        return poll_view(poll)
+
+        def extended(poll: Poll) -> Event:
+            last = poll.amendments[-1]
+            return PollCloseExtended(poll_id=poll.poll_id, closes_at=last.closes_at,
+                                     previous_closes_at=last.previous_closes_at,
+                                     reason=last.reason, extended_at=last.at)
+
+        return poll_view(self._change_poll(
+            cmd.poll_id, cmd.actor, lambda poll, _: poll.extend(now, cmd.closes_at, cmd.reason),
+            extended, ctx))
+
+    def run_schedule(self, cmd: RunSchedule, ctx: Context) -> ScheduleRun:
+        """Open and close the polls whose time has come; send again the poll events
+        still in an outbox a while after their change (a crash came between the write
+        and the broker's confirm: their consumers take a repeat as a no-op)."""
+        now = self.clock()
+        opened, closed, resent = [], [], 0
+        for poll, pending in self.store.agenda():
+            for env in pending:
+                if now - _occurred(env) >= RESEND_AFTER:
+                    ctx.send(env)
+                    resent += 1
+            due = poll.due(now, self.close_grace)
+            try:
+                if due == "open":
+                    self._open(poll.poll_id, None, ctx)
+                    opened.append(poll.poll_id)
+                elif due == "close":
+                    self._close(poll.poll_id, None, ctx)
+                    closed.append(poll.poll_id)
+            except DomainError as exc:  # e.g. its consultation still a draft: said once
+                if (poll.poll_id, exc.code) not in self._said:
+                    self._said.add((poll.poll_id, exc.code))
+                    log.warning("scheduled change refused", extra=log_fields(
+                        poll_id=poll.poll_id, change=due, code=exc.code, detail=exc.detail))
+            if not pending and due is None and poll.status not in ("draft", "open"):
+                self.store.leave_agenda(poll.poll_id)
+        return ScheduleRun(opened=opened, closed=closed, resent=resent)
 
     def publish_poll(self, cmd: PublishPoll, ctx: Context) -> PollView:
         """Lift the embargo of a closed poll. The tally shows the result once it holds
@@ -290,10 +402,12 @@ class ProposalHandlers:
         # In milliseconds, what every store keeps: the release sent again (read back from
         # the store) carries the very time the first one did.
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        poll = self._change_poll(cmd.poll_id, cmd.actor, lambda poll, _: poll.release(now))
-        assert poll.published_at
-        ctx.emit(PollResultReleased(poll_id=poll.poll_id, released_at=poll.published_at))
-        return poll_view(poll)
+        def released(poll: Poll) -> Event:
+            assert poll.published_at
+            return PollResultReleased(poll_id=poll.poll_id, released_at=poll.published_at)
+
+        return poll_view(self._change_poll(cmd.poll_id, cmd.actor,
+                                           lambda poll, _: poll.release(now), released, ctx))
 
     def get_poll(self, q: GetPoll, ctx: Context) -> PollView:
         return poll_view(self._poll(q.poll_id, q.actor)[0])
@@ -443,6 +557,8 @@ class ProposalHandlers:
                 OpenPoll: self.open_poll,
                 ClosePoll: self.close_poll,
                 PublishPoll: self.publish_poll,
+                ExtendPoll: self.extend_poll,
+                RunSchedule: self.run_schedule,
                 GetConsultation: self.get_consultation,
                 ListConsultations: self.list_consultations,
                 GetPoll: self.get_poll,
@@ -459,4 +575,5 @@ class ProposalHandlers:
             },
             subscriptions={ResultPublished: self.on_result_published},
             ping=self.store.ping,
+            published=self.store.published,
         )

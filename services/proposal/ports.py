@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from urne.contracts.replies import PollStatus
+from urne.messaging.kernel import RawEnvelope
 from urne.services.proposal.domain import (
     Changed,
     Consultation,
@@ -57,9 +58,21 @@ class ProposalStore(Protocol):
         """The reports of a consultation's proposals (of one, if given), oldest first."""
         ...
     def add_poll(self, poll: Poll) -> None: ...
-    def replace_poll(self, poll: Poll, expected_status: PollStatus) -> bool:
+    def replace_poll(self, poll: Poll, expected_status: PollStatus,
+                     announce: Sequence[RawEnvelope] = ()) -> bool:
         """Store ``poll`` over the stored one if that is still ``expected_status``
-        (compare and set); False, and nothing written, otherwise."""
+        (compare and set); False, and nothing written, otherwise. ``announce``: the
+        events of this change, kept with it in the poll's outbox until ``published``
+        (a store whose transport commits events with its writes keeps none)."""
+        ...
+    def agenda(self) -> list[tuple[Poll, list[RawEnvelope]]]:
+        """The polls with a schedule or with events in their outbox, and those events."""
+        ...
+    def leave_agenda(self, poll_id: str) -> None:
+        """Nothing is left to do for this poll: the schedule's run may forget it."""
+        ...
+    def published(self, events: Sequence[RawEnvelope]) -> None:
+        """The broker confirmed these events: out of their polls' outboxes."""
         ...
     def mark_signed(self, poll_id: str, signed_at: datetime) -> None:
         """Record when the tally signed the poll's result, if not recorded yet; nothing

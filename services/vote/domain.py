@@ -26,6 +26,9 @@ class BallotBox:
     rules: PollRules | None  # None when "closed" arrived before "opened"
     rules_hash: str | None
     status: Literal["open", "closed"]
+    # Ballots received after it are refused (None: closed by hand only). Only ever
+    # moved later (an extension), so the latest one known is the right one.
+    closes_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from urne.contracts.events import BallotBoxClosed, PollClosed, PollOpened
+from urne.contracts.events import BallotBoxClosed, PollClosed, PollCloseExtended, PollOpened
 from urne.messaging.kernel import Context, ServiceCore
 from urne.services.vote.domain import BallotBox
 from urne.services.vote.ports import VoteStore
@@ -20,10 +20,19 @@ class VoteHandlers:
     store: VoteStore
 
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
-        # A late redelivery of "opened" must not reopen a closed box.
-        if self.store.ballot_box(event.poll_id) is None:
-            box = BallotBox(event.poll_id, event.rules, event.rules_hash, "open")
-            self.store.save_ballot_box(box)
+        # A late redelivery of "opened" must not reopen a closed box. A box without
+        # rules that is not closed was made by an extension that came first.
+        box = self.store.ballot_box(event.poll_id)
+        if box is None or (box.rules is None and box.status == "open"):
+            self.store.save_ballot_box(BallotBox(event.poll_id, event.rules,
+                                                 event.rules_hash, "open"))
+        if event.closes_at is not None:
+            self.store.extend_close(event.poll_id, event.closes_at)
+
+    def on_poll_close_extended(self, event: PollCloseExtended, ctx: Context) -> None:
+        # Extensions only move the close later: the latest one kept is the right one,
+        # whatever order they (and "opened") come in.
+        self.store.extend_close(event.poll_id, event.closes_at)
 
     def on_poll_closed(self, event: PollClosed, ctx: Context) -> None:
         box = self.store.ballot_box(event.poll_id)
@@ -39,6 +48,7 @@ class VoteHandlers:
         return ServiceCore(
             name="vote",
             commands={},
-            subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed},
+            subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed,
+                           PollCloseExtended: self.on_poll_close_extended},
             ping=self.store.ping,
         )

@@ -73,10 +73,17 @@ class _Batch:
     stored: dict[tuple[str, str], list[Ballot]] = field(default_factory=dict)
     to_write: list[Ballot] = field(default_factory=list)
     to_close: dict[str, set[int]] = field(default_factory=dict)
+    refreshed: set[str] = field(default_factory=set)  # boxes read again (refresh)
 
     def box(self, poll_id: str) -> BallotBox | None:
         if poll_id not in self.boxes:
             self.boxes[poll_id] = self.store.ballot_box(poll_id)
+        return self.boxes[poll_id]
+
+    def refresh(self, poll_id: str) -> BallotBox | None:
+        """The box as stored now (its close time may have moved since it was read)."""
+        self.boxes[poll_id] = self.store.ballot_box(poll_id)
+        self.refreshed.add(poll_id)
         return self.boxes[poll_id]
 
     def known(self, boxes: dict[str, BallotBox]) -> None:
@@ -120,6 +127,8 @@ class BallotIntake:
                 self._marker(raw, shards[index], batch)
         self._open_boxes.update({p: b for p, b in batch.boxes.items()
                                  if b is not None and b.rules is not None})
+        for poll_id in batch.refreshed - {p for p, b in batch.boxes.items() if b is not None}:
+            self._open_boxes.pop(poll_id, None)
         self.store.add_ballots(batch.to_write)
         if recorded:
             # Also ballots already stored: their first event may be the one a crash lost.
@@ -183,9 +192,23 @@ class BallotIntake:
         if shard in batch.closed_shards(cmd.poll_id):
             return failed(DomainError(f"poll {cmd.poll_id} is closed", code="poll_closed",
                                       status=409))
+        if box.closes_at is not None and cmd.received_at > box.closes_at:
+            # Past the close time, by the gateway's clock when the ballot came in, even if
+            # the close marker has not come yet. An extension may have moved the time:
+            # read the box again before refusing (rare: near the close only).
+            fresh = batch.refresh(cmd.poll_id)
+            if fresh is None or fresh.rules is None or (
+                    fresh.closes_at is not None and cmd.received_at > fresh.closes_at):
+                return failed(DomainError(
+                    f"poll {cmd.poll_id} closed at {box.closes_at.isoformat()}; this ballot "
+                    f"came in at {cmd.received_at.isoformat()}", code="poll_closed",
+                    status=409))
+            box = fresh
         try:
             # The district, for a budget per district, is the token's: never the voter's word.
-            choice = validate_choice(box.rules, cmd.choice, district=cast.claims.district)
+            rules = box.rules
+            assert rules is not None  # checked above, on the box first read or on the fresh one
+            choice = validate_choice(rules, cmd.choice, district=cast.claims.district)
         except InvalidBallot as exc:
             return failed(DomainError(str(exc), code="ballot_invalid", status=422))
         request = Request(ballot_id=cmd.ballot_id, tracker=cmd.tracker, choice=choice,

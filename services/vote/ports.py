@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Protocol
 
 from urne.services.vote.domain import Ballot, BallotBox, Seal
 
 
 class VoteStore(Protocol):
-    def save_ballot_box(self, box: BallotBox) -> None: ...
+    def save_ballot_box(self, box: BallotBox) -> None:
+        """Its rules and status (not its close time: ``extend_close``)."""
+        ...
+    def extend_close(self, poll_id: str, closes_at: datetime) -> None:
+        """Keep ``closes_at`` as the box's close time unless a later one is kept."""
+        ...
     def ballot_box(self, poll_id: str) -> BallotBox | None: ...
 
     def ballots_of(self, poll_id: str, voter_keys: Iterable[str]) -> dict[str, list[Ballot]]:

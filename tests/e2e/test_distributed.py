@@ -22,6 +22,7 @@ from tests.e2e.consultations import run_consultations
 from tests.e2e.methods import METHODS
 from tests.e2e.proposals import run_proposals
 from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
+from tests.e2e.schedule import run_schedule
 from tests.e2e.visibility import run_visibility
 from tests.support.processes import Proc, free_port, start, wait_http
 from tests.support.servers import (
@@ -143,6 +144,11 @@ def test_bad_input(distributed: Distributed) -> None:
 def test_results_visibility(distributed: Distributed) -> None:
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         run_visibility(http, distributed.outbox)
+
+
+def test_polls_open_and_close_on_schedule(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        run_schedule(http, distributed.outbox)
 
 
 def test_tally_down_loses_nothing(distributed: Distributed) -> None:

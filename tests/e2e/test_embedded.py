@@ -13,6 +13,7 @@ from tests.e2e.consultations import run_consultations
 from tests.e2e.methods import METHODS
 from tests.e2e.proposals import run_proposals
 from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
+from tests.e2e.schedule import run_schedule
 from tests.e2e.visibility import run_visibility
 from tests.support.processes import Proc, free_port, start, wait_http
 
@@ -79,6 +80,11 @@ def test_bad_input(embedded: Embedded) -> None:
 def test_results_visibility(embedded: Embedded) -> None:
     with httpx.Client(base_url=embedded.base, timeout=10) as http:
         run_visibility(http, embedded.outbox)
+
+
+def test_polls_open_and_close_on_schedule(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        run_schedule(http, embedded.outbox)
 
 
 def test_service_docs(embedded: Embedded) -> None:

@@ -3,7 +3,7 @@ rules frozen at opening. The core is driven through envelopes, on a SQLite store
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -33,7 +33,7 @@ from urne.contracts.replies import PollStatus
 from urne.contracts.steps import Step
 from urne.counting import ApprovalRules, YesNoAbstainRules, rules_hash
 from urne.counting.rules import Option
-from urne.messaging.kernel import ServiceCore
+from urne.messaging.kernel import RawEnvelope, ServiceCore
 from urne.services.proposal.adapters.sqlite_store import SqliteProposalStore
 from urne.services.proposal.domain import Poll
 from urne.services.proposal.handlers import ProposalHandlers
@@ -382,14 +382,15 @@ class RacingStore(SqliteProposalStore):
         self.rival: Callable[[Poll], Poll] | None = rival
         self.attempts = 0
 
-    def replace_poll(self, p: Poll, expected_status: PollStatus) -> bool:
+    def replace_poll(self, p: Poll, expected_status: PollStatus,
+                     announce: Sequence[RawEnvelope] = ()) -> bool:
         self.attempts += 1
         if self.rival is not None:
             rival, self.rival = self.rival, None
             current = self.poll(p.poll_id)
             assert current is not None
             assert super().replace_poll(rival(current), current.status)
-        return super().replace_poll(p, expected_status)
+        return super().replace_poll(p, expected_status, announce)
 
 
 @pytest.mark.parametrize(("command", "rival", "code"), [

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.unit.helpers import Clock, deliver, service_db, types
 from urne.contracts import wrap
 from urne.contracts.commands import CastBallot
-from urne.contracts.events import BallotBoxClosed, PollClosed, PollOpened
+from urne.contracts.events import BallotBoxClosed, PollClosed, PollCloseExtended, PollOpened
 from urne.contracts.ids import new_ballot_id, new_tracker
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.unit
 
 RULES = YesNoAbstainRules(method="yes_no_abstain", question="Extend the opening hours of the pool?")
 YES, NO = {"answer": "yes"}, {"answer": "no"}
-ALICE, BOB = "aa" * 32, "bb" * 32
+ALICE, BOB, CHLOE = "aa" * 32, "bb" * 32, "cc" * 32
 AT = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
 
@@ -329,3 +329,58 @@ def test_the_enumeration_bucket_is_the_first_32_bits_of_the_voter_key_modulo_128
     assert domain.enumeration_bucket("0000007f" + "0" * 56) == 127
     assert domain.enumeration_bucket("00000080" + "f" * 56) == 0
     assert domain.enumeration_bucket("1234abcd" + "0" * 56) == 0x1234ABCD % 128 == 77
+
+
+# --- the close time ----------------------------------------------------------------
+
+def test_a_ballot_received_after_the_close_time_is_refused_before_the_marker(vote: Vote
+                                                                            ) -> None:
+    closes_at = vote.clock() + timedelta(minutes=10)
+    vote.open("p1")
+    assert deliver(vote.core, PollOpened(poll_id="p1", consultation_id="c", rules=RULES,
+                                         rules_hash=rules_hash(RULES), opened_at=vote.clock(),
+                                         closes_at=closes_at)) == []
+    intake = vote.intake()
+    vote.clock.now = closes_at  # received at the very close time: still in
+    in_time = vote.ballot("p1", YES)
+    vote.clock.advance(milliseconds=1)  # received after it, no marker yet
+    late = vote.ballot("p1", NO, voter_key=BOB)
+    out = intake.record([in_time, late], 0)
+    receipt(out.replies[0])
+    assert error(out.replies[1]) == ("poll_closed", 409)
+    assert vote.stored("p1") == [in_time["payload"]["ballot_id"]]  # the late one changed nothing
+
+
+def test_an_extension_is_seen_by_an_intake_that_cached_the_box(vote: Vote) -> None:
+    closes_at = vote.clock() + timedelta(minutes=10)
+    deliver(vote.core, PollOpened(poll_id="p1", consultation_id="c", rules=RULES,
+                                  rules_hash=rules_hash(RULES), opened_at=vote.clock(),
+                                  closes_at=closes_at))
+    intake = vote.intake()
+    receipt(intake.record([vote.ballot("p1", YES)], 0).replies[0])  # the box is cached now
+    later = closes_at + timedelta(minutes=5)
+    # Extensions only move the close later, in whatever order they come.
+    assert deliver(vote.core, PollCloseExtended(poll_id="p1", closes_at=later,
+                                                previous_closes_at=closes_at, reason="r",
+                                                extended_at=vote.clock())) == []
+    assert deliver(vote.core, PollCloseExtended(poll_id="p1", closes_at=closes_at,
+                                                previous_closes_at=None, reason="r",
+                                                extended_at=vote.clock())) == []
+    vote.clock.now = closes_at + timedelta(minutes=1)
+    receipt(intake.record([vote.ballot("p1", NO, voter_key=BOB)], 0).replies[0])
+    vote.clock.now = later + timedelta(seconds=1)
+    late = intake.record([vote.ballot("p1", NO, voter_key=CHLOE)], 0).replies[0]
+    assert error(late) == ("poll_closed", 409)
+
+
+def test_an_extension_before_opened_keeps_the_rules_coming(vote: Vote) -> None:
+    closes_at = vote.clock() + timedelta(minutes=10)
+    deliver(vote.core, PollCloseExtended(poll_id="p1", closes_at=closes_at + timedelta(hours=1),
+                                         previous_closes_at=closes_at, reason="r",
+                                         extended_at=vote.clock()))
+    deliver(vote.core, PollOpened(poll_id="p1", consultation_id="c", rules=RULES,
+                                  rules_hash=rules_hash(RULES), opened_at=vote.clock(),
+                                  closes_at=closes_at))
+    box = vote.store.ballot_box("p1")
+    assert box is not None and box.rules == RULES and box.status == "open"
+    assert box.closes_at == closes_at + timedelta(hours=1)  # the later one stays

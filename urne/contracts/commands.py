@@ -30,7 +30,7 @@ from urne.contracts.fields import (
 )
 from urne.contracts.replies import ProposalStatus
 from urne.contracts.roles import Role
-from urne.contracts.steps import DEFAULT_TIME_ZONE, Steps, TimeZone
+from urne.contracts.steps import DEFAULT_TIME_ZONE, Steps, TimeZone, UtcDateTime
 from urne.counting.rules import MAX_OPTIONS, PollRules
 
 
@@ -223,6 +223,9 @@ class CreatePoll(_Proposal):
     actor: Actor
     # When its results may be seen; frozen with the rules when the poll opens.
     results_visibility: ResultsVisibility = "after_close"
+    # When it opens and closes by itself (None: by hand only); see ``poll.extend.v1``.
+    opens_at: UtcDateTime | None = None
+    closes_at: UtcDateTime | None = None
 
 
 @message("poll.update.v1")
@@ -234,6 +237,11 @@ class UpdatePoll(_Proposal):
     rules: PollRules
     actor: Actor
     results_visibility: ResultsVisibility | None = None
+    # Its schedule, while a draft: each one given replaces the stored one; ``clear``
+    # names those to remove ("opens_at", "closes_at").
+    opens_at: UtcDateTime | None = None
+    closes_at: UtcDateTime | None = None
+    clear: frozenset[Literal["opens_at", "closes_at"]] = frozenset()
 
 
 @message("poll.open.v1")
@@ -246,6 +254,24 @@ class OpenPoll(_Proposal):
 class ClosePoll(_Proposal):
     poll_id: Id
     actor: Actor
+
+
+@message("poll.extend.v1")
+class ExtendPoll(_Proposal):
+    """Move the close of an open poll later, before it comes: a recorded and published
+    amendment (``poll.close_extended.v1``) that changes nothing but the close time."""
+
+    poll_id: Id
+    closes_at: UtcDateTime
+    reason: Reason
+    actor: Actor
+
+
+@message("poll.run_schedule.v1")
+class RunSchedule(_Proposal):
+    """Open and close the polls whose time has come, and send again the poll events a
+    crash may have kept from the broker. Sent by the proposal service's own timer,
+    never through the gateway."""
 
 
 @message("poll.publish.v1")

@@ -22,6 +22,10 @@ class PollOpened(Event):
     opened_at: datetime
     # Frozen with the rules; absent (an event from before the setting): after_close.
     results_visibility: ResultsVisibility = "after_close"
+    # When it is due to close (None: by hand only): the vote service refuses ballots
+    # received after it, even those still on their way when the close marker comes.
+    # Only ``poll.close_extended.v1`` moves it, and only later.
+    closes_at: datetime | None = None
 
 
 @message("poll.result_released.v1")
@@ -41,6 +45,20 @@ class PollClosed(Event):
     PRODUCER = "proposal"
     poll_id: str
     closed_at: datetime
+
+
+@message("poll.close_extended.v1")
+class PollCloseExtended(Event):
+    """An organiser moved an open poll's close later, before it came (an amendment,
+    public, listed with the poll). ``closes_at`` only ever grows, so a reader keeps the
+    latest of the ones it received, whatever their order."""
+
+    PRODUCER = "proposal"
+    poll_id: str
+    closes_at: datetime
+    previous_closes_at: datetime | None
+    reason: str
+    extended_at: datetime
 
 
 class RecordedBallot(BaseModel):

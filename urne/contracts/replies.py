@@ -119,6 +119,27 @@ class PollView(Reply):
     published_at: datetime | None
     results_visibility: ResultsVisibility = "after_close"
     result_signed_at: datetime | None = None  # when the tally signed its result
+    opens_at: datetime | None = None  # when it opens by itself (None: by hand)
+    closes_at: datetime | None = None  # when it closes by itself, amendments included
+    amendments: list[Amendment] = []  # oldest first
+
+
+class Amendment(Reply):
+    """A change made to an open poll: only its close time may move, and only later."""
+
+    kind: Literal["close_extended"]
+    closes_at: datetime
+    previous_closes_at: datetime | None
+    reason: str
+    at: datetime
+
+
+class ScheduleRun(Reply):
+    """What one run of the schedule did (``poll.run_schedule.v1``)."""
+
+    opened: list[str]
+    closed: list[str]
+    resent: int  # poll events sent again, a crash having perhaps kept them from the broker
 
 
 class ConsultationView(Reply):

@@ -35,12 +35,21 @@ class Context:
 
     producer: str
     trace_id: str
-    events: list[Event] = field(default_factory=list)
+    events: list[RawEnvelope] = field(default_factory=list)
 
     def emit(self, event: Event) -> None:
+        self.send(self.envelope(event))
+
+    def envelope(self, event: Event) -> RawEnvelope:
+        """``event`` in its envelope, not sent: a handler that keeps its events in an
+        outbox of its own stores this very envelope (same id), then ``send``s it."""
         if self.producer != event.PRODUCER:
             raise RuntimeError(f"{self.producer} may not emit {event.TYPE}")
-        self.events.append(event)
+        return wrap(event, self.producer, self.trace_id)
+
+    def send(self, envelope: RawEnvelope) -> None:
+        """Publish an envelope as it is, after the handler returned (and committed)."""
+        self.events.append(envelope)
 
 
 CommandHandler = Callable[[Any, Context], Reply]
@@ -69,6 +78,10 @@ class ServiceCore:
     commands: Mapping[type[Command], CommandHandler]
     subscriptions: Mapping[type[Event], EventHandler] = field(default_factory=dict)
     ping: Callable[[], None] = lambda: None
+    # Told which events the broker confirmed, after a transport published them: a core
+    # that keeps an outbox of its own (the proposal service's poll events, in Cassandra)
+    # clears them there. Best effort: if this is never called, the events go again.
+    published: Callable[[list[RawEnvelope]], None] = lambda events: None
 
     def __post_init__(self) -> None:
         self._by_type = {cls.TYPE: h for cls, h in self.commands.items()}
@@ -112,7 +125,7 @@ class ServiceCore:
             trace_id_var.reset(token)
         COMMANDS.labels(self.name, msg_type, outcome).inc()
         COMMAND_SECONDS.labels(self.name, msg_type).observe(time.perf_counter() - started)
-        return reply, [wrap(e, self.name, env.trace_id) for e in ctx.events]
+        return reply, ctx.events
 
     def on_event(self, raw: RawEnvelope) -> list[RawEnvelope]:
         """Handle one event. Raises on failure so the transport redelivers it;
@@ -131,7 +144,7 @@ class ServiceCore:
         finally:
             trace_id_var.reset(token)
         EVENTS_HANDLED.labels(self.name, env.type, "ok").inc()
-        return [wrap(e, self.name, env.trace_id) for e in ctx.events]
+        return ctx.events
 
     def _health(self) -> Health:
         try:

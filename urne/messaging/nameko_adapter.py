@@ -127,16 +127,22 @@ class DeadLetters(Publisher):
                        super().get_dependency(worker_ctx), self.waits)
 
 
-def publish(service: str, dispatch: Dispatch, events: list[RawEnvelope]) -> None:
+def publish(core: ServiceCore, dispatch: Dispatch, events: list[RawEnvelope]) -> None:
     for env in events:
         dispatch(env["type"], env)  # waits for the broker's confirm
-        EVENTS_PUBLISHED.labels(service, env["type"]).inc()
+        EVENTS_PUBLISHED.labels(core.name, env["type"]).inc()
+    if events:
+        try:
+            core.published(events)
+        except Exception as exc:  # the outbox keeps them: they go again, no harm
+            log.warning("published events not cleared from the outbox", extra=log_fields(
+                service=core.name, error=repr(exc)[:300]))
 
 
 def serve_command(core: ServiceCore, dispatch: Dispatch, envelope: RawEnvelope) -> RawReply:
     """The body of every ``handle`` RPC: run the command, then publish its events."""
     reply, events = core.handle(envelope)
-    publish(core.name, dispatch, events)
+    publish(core, dispatch, events)
     return reply
 
 
@@ -145,7 +151,7 @@ def consume_event(core: ServiceCore, dispatch: Dispatch, parking: Parking,
     """The body of every event handler. Raising requeues the event (the handlers are
     idempotent); after ``MAX_EVENT_ATTEMPTS`` failures it is parked instead."""
     try:
-        publish(core.name, dispatch, core.on_event(envelope))
+        publish(core, dispatch, core.on_event(envelope))
     except Exception as exc:
         if not parking.failed(envelope, exc):
             raise

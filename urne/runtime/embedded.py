@@ -8,13 +8,15 @@ the previous batch was being written goes into the next transaction.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 
-from urne.contracts.envelope import Event
+from urne.contracts.envelope import Command, Event, wrap
 from urne.contracts.events import BallotBoxClosed
 from urne.crypto.keys import generate_keys
 from urne.gateway.app import create_app
@@ -22,10 +24,13 @@ from urne.gateway.clients import EmbeddedClient
 from urne.messaging.embedded_bus import EmbeddedBus, Member
 from urne.messaging.group_commit import GroupCommit
 from urne.messaging.kernel import RawEnvelope, RawReply
+from urne.platform.logging import log_fields
 from urne.platform.settings import EmbeddedSettings
-from urne.runtime.registry import SERVICES, VOTE
+from urne.runtime.registry import SCHEDULE_INTERVAL_SECONDS, SERVICES, VOTE
 from urne.services.vote.intake import BallotIntake
 from urne.storage.sqlite import SqliteDb
+
+log = logging.getLogger(__name__)
 
 SHARD = 0  # one process, one shard
 
@@ -49,13 +54,47 @@ class CloseMarkers:
         return self.intake.record([raw], SHARD).events
 
 
+class Ticker:
+    """Sends each service its periodic command (``ServiceSpec.periodic``) every
+    ``SCHEDULE_INTERVAL_SECONDS``, on a thread of its own, through the bus like any
+    command: its writes and events commit together."""
+
+    def __init__(self, bus: EmbeddedBus, commands: dict[str, type[Command]]):
+        self.bus, self.commands = bus, commands
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="urne-ticker", daemon=True)
+
+    def start(self) -> Ticker:
+        if self.commands:
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(SCHEDULE_INTERVAL_SECONDS):
+            for service, command in self.commands.items():
+                try:
+                    reply = self.bus.call(service, wrap(command(), "embedded"))
+                    if not reply.get("ok"):
+                        log.warning("periodic command refused", extra=log_fields(
+                            service=service, error=reply.get("error")))
+                except Exception:  # the next tick tries again
+                    log.exception("periodic command failed", extra=log_fields(service=service))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+
 @dataclass
 class Embedded:
     bus: EmbeddedBus
     intake: BallotIntake
     ballots: GroupCommit[RawEnvelope, RawReply | None]
+    ticker: Ticker
 
     def close(self) -> None:
+        self.ticker.close()  # first: it sends commands through the bus
         self.ballots.close()
         self.bus.close()
 
@@ -78,7 +117,10 @@ def embedded(settings: EmbeddedSettings) -> Embedded:
     assert intake is not None, "no service takes ballots"
     bus = EmbeddedBus(members)
     bus.recover()
-    return Embedded(bus, intake, GroupCommit(_ballot_batches(bus, intake), name="ballots"))
+    ticker = Ticker(bus, {name: spec.periodic for name, spec in SERVICES.items()
+                          if spec.periodic is not None}).start()
+    return Embedded(bus, intake, GroupCommit(_ballot_batches(bus, intake), name="ballots"),
+                    ticker)
 
 
 def _ballot_batches(bus: EmbeddedBus, intake: BallotIntake
@@ -96,6 +138,7 @@ def _ballot_batches(bus: EmbeddedBus, intake: BallotIntake
 def build_app(settings: EmbeddedSettings) -> FastAPI:
     system = embedded(settings)
     # The gateway and the vote service check the same voting tokens: one verifier.
-    return create_app(EmbeddedClient(system.bus, system.ballots), settings.keys_dir,
-                      services=tuple(SERVICES), tokens=system.intake.tokens,
+    client = EmbeddedClient(system.bus, system.ballots, stop_first=system.ticker.close)
+    return create_app(client, settings.keys_dir, services=tuple(SERVICES),
+                      tokens=system.intake.tokens,
                       testing=settings.is_development)

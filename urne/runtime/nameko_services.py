@@ -13,11 +13,15 @@ from typing import Any
 
 from nameko.events import EventDispatcher, event_handler
 from nameko.rpc import rpc
+from nameko.timer import timer
 
+from urne.contracts.commands import RunSchedule
+from urne.contracts.envelope import wrap
 from urne.contracts.events import (
     BallotBoxSealed,
     BallotsRecorded,
     PollClosed,
+    PollCloseExtended,
     PollOpened,
     PollResultReleased,
     ResultPublished,
@@ -31,7 +35,7 @@ from urne.messaging.nameko_adapter import (
     serve_command,
 )
 from urne.runtime.distributed import running_core
-from urne.runtime.registry import IDENTITY, PROPOSAL, TALLY, VOTE
+from urne.runtime.registry import IDENTITY, PROPOSAL, SCHEDULE_INTERVAL_SECONDS, TALLY, VOTE
 
 
 class IdentityService:
@@ -70,6 +74,12 @@ class ProposalService:
     def on_result_published(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.dead_letters, envelope)
 
+    @timer(interval=SCHEDULE_INTERVAL_SECONDS)
+    def run_schedule(self) -> None:
+        """Polls open and close at their times; events a crash held back go again.
+        Every proposal process runs it: a poll's compare-and-set lets one of them act."""
+        serve_command(self.core, self.dispatch, wrap(RunSchedule(), "proposal"))
+
 
 class VoteService:
     """The vote service's control plane: ballot boxes follow the polls, and a closed
@@ -93,6 +103,11 @@ class VoteService:
 
     @event_handler(PollClosed.PRODUCER, PollClosed.TYPE, requeue_on_error=True)
     def on_poll_closed(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
+    @event_handler(PollCloseExtended.PRODUCER, PollCloseExtended.TYPE,
+                   requeue_on_error=True)
+    def on_poll_close_extended(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.dead_letters, envelope)
 
 

@@ -20,6 +20,8 @@ import urne.services.identity
 import urne.services.proposal
 import urne.services.tally
 import urne.services.vote
+from urne.contracts.commands import RunSchedule
+from urne.contracts.envelope import Command
 from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_public_key, load_signing_key
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
 from urne.messaging.kernel import ServiceCore
@@ -78,6 +80,14 @@ class ServiceSpec(Generic[StoreT]):
     core: Callable[[StoreT, ServiceConfig], ServiceCore]
     # The batched ballot path, for the one service that has it: (store, config, shards).
     intake: Callable[[StoreT, ServiceConfig, int], BallotIntake] | None = None
+    # A command the runtime sends the service every SCHEDULE_INTERVAL_SECONDS (the
+    # embedded profile's ticker, a nameko timer), for work no request starts.
+    periodic: type[Command] | None = None
+
+
+# How often a service's periodic command runs: a scheduled poll opens or closes within
+# about this long after its time (plus the close's grace, ProposalHandlers.close_grace).
+SCHEDULE_INTERVAL_SECONDS = 1.0
 
 
 def _emails(listed: str) -> frozenset[str]:
@@ -120,7 +130,7 @@ IDENTITY = ServiceSpec[IdentityStore](
     CassandraIdentityStore, identity_core)
 PROPOSAL = ServiceSpec[ProposalStore](
     "proposal", Migrations.of(urne.services.proposal), SqliteProposalStore,
-    CassandraProposalStore, proposal_core)
+    CassandraProposalStore, proposal_core, periodic=RunSchedule)
 VOTE = ServiceSpec[VoteStore](
     "vote", Migrations.of(urne.services.vote), SqliteVoteStore, CassandraVoteStore, vote_core,
     intake=vote_intake)

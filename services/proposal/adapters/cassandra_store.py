@@ -17,7 +17,8 @@ at once, so no write here depends on a read made before it:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+import json
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from urne.contracts.replies import PollStatus
 from urne.contracts.steps import DEFAULT_TIME_ZONE, steps_adapter
 from urne.counting.rules import rules_adapter
+from urne.messaging.kernel import RawEnvelope
 from urne.services.proposal.domain import (
     Changed,
     Consultation,
@@ -36,6 +38,8 @@ from urne.services.proposal.domain import (
     Proposal,
     ProposalKey,
     Report,
+    dump_amendments,
+    load_amendments,
 )
 from urne.storage.cassandra import applied, guard, guarded, ping, utc
 
@@ -86,12 +90,19 @@ class CassandraProposalStore:
         self._prepare_proposals(ks)
         self._add_poll = p(
             f"INSERT INTO {ks}.polls (poll_id, consultation_id, proposal_id, rules, status, "
-            "rules_hash, opened_at, closed_at, published_at, results_visibility) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS")
+            "rules_hash, opened_at, closed_at, published_at, results_visibility, opens_at, "
+            "closes_at, amendments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "IF NOT EXISTS")
         self._replace_poll = p(
             f"UPDATE {ks}.polls SET rules = ?, status = ?, rules_hash = ?, opened_at = ?, "
-            "closed_at = ?, published_at = ?, results_visibility = ? WHERE poll_id = ? "
+            "closed_at = ?, published_at = ?, results_visibility = ?, opens_at = ?, "
+            "closes_at = ?, amendments = ?, outbox = outbox + ? WHERE poll_id = ? "
             "IF status = ?")
+        self._unbox = p(f"UPDATE {ks}.polls SET outbox = outbox - ? WHERE poll_id = ? "
+                        "IF EXISTS")
+        self._enter_agenda = p(f"INSERT INTO {ks}.poll_agenda (shelf, poll_id) VALUES (0, ?)")
+        self._leave_agenda = p(f"DELETE FROM {ks}.poll_agenda WHERE shelf = 0 AND poll_id = ?")
+        self._agenda = p(f"SELECT poll_id FROM {ks}.poll_agenda WHERE shelf = 0")
         # A lightweight transaction too, as every write to polls: the first signature stays.
         self._mark_signed = p(f"UPDATE {ks}.polls SET result_signed_at = ? WHERE poll_id = ? "
                               "IF result_signed_at = null")
@@ -104,8 +115,8 @@ class CassandraProposalStore:
         # marked (a timed-out one has an unknown outcome: a 503, the client asks again).
         for stmt in (self._add_consultation, self._list_entry, self._consultation, self._listing,
                      *(s for pair in self._set.values() for s in pair), *self._add_organiser,
-                     self._index_poll, self._poll,
-                     self._poll_ids):
+                     self._index_poll, self._poll, self._poll_ids, self._enter_agenda,
+                     self._leave_agenda, self._agenda):
             stmt.is_idempotent = True
 
     def _logged(self, *statements: tuple[PreparedStatement, tuple[Any, ...]]) -> None:
@@ -265,18 +276,53 @@ class CassandraProposalStore:
         # The index row first: a poll is never stored without being listed; an index row
         # whose poll write failed is skipped by polls().
         self.s.execute(self._index_poll, (p.consultation_id, p.poll_id))
+        if p.opens_at or p.closes_at:
+            self.s.execute(self._enter_agenda, (p.poll_id,))
         result = self.s.execute(self._add_poll, (
             p.poll_id, p.consultation_id, p.proposal_id, rules_adapter.dump_json(p.rules).decode(),
             p.status, p.rules_hash, p.opened_at, p.closed_at, p.published_at,
-            p.results_visibility))
+            p.results_visibility, p.opens_at, p.closes_at, dump_amendments(p.amendments)))
         if not applied(result):
             raise RuntimeError(f"poll id {p.poll_id} is taken")  # 128 random bits: never
 
     @guarded
-    def replace_poll(self, p: Poll, expected_status: PollStatus) -> bool:
+    def replace_poll(self, p: Poll, expected_status: PollStatus,
+                     announce: Sequence[RawEnvelope] = ()) -> bool:
+        # On the agenda first: an outbox entry or a schedule is never out of its sight.
+        if announce or p.opens_at or p.closes_at:
+            self.s.execute(self._enter_agenda, (p.poll_id,))
+        outbox = {env["id"]: json.dumps(env) for env in announce}
         return applied(self.s.execute(self._replace_poll, (
             rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash, p.opened_at,
-            p.closed_at, p.published_at, p.results_visibility, p.poll_id, expected_status)))
+            p.closed_at, p.published_at, p.results_visibility, p.opens_at, p.closes_at,
+            dump_amendments(p.amendments), outbox, p.poll_id, expected_status)))
+
+    @guarded
+    def agenda(self) -> list[tuple[Poll, list[RawEnvelope]]]:
+        ids = [(r.poll_id,) for r in self.s.execute(self._agenda)]
+        results = execute_concurrent_with_args(self.s, self._poll, ids, concurrency=32,
+                                               raise_on_first_error=True)
+        found = []
+        for _, result in results:
+            r = result.one()
+            if r is not None:
+                found.append((_poll(r), [json.loads(v) for _, v in
+                                         sorted((r.outbox or {}).items())]))
+        return found
+
+    @guarded
+    def leave_agenda(self, poll_id: str) -> None:
+        self.s.execute(self._leave_agenda, (poll_id,))
+
+    @guarded
+    def published(self, events: Sequence[RawEnvelope]) -> None:
+        by_poll: dict[str, set[str]] = {}
+        for env in events:
+            poll_id = env.get("payload", {}).get("poll_id")
+            if poll_id and env.get("type", "").startswith("poll."):
+                by_poll.setdefault(poll_id, set()).add(str(env["id"]))
+        for poll_id, ids in by_poll.items():
+            self.s.execute(self._unbox, (ids, poll_id))
 
     @guarded
     def mark_signed(self, poll_id: str, signed_at: datetime) -> None:
@@ -340,4 +386,5 @@ def _poll(r: Any) -> Poll:
                 r.status, r.rules_hash, utc(r.opened_at), utc(r.closed_at), utc(r.published_at),
                 # Null: a poll from before migration 004, shown after its close as then.
                 results_visibility=r.results_visibility or "after_close",
-                result_signed_at=utc(r.result_signed_at))
+                result_signed_at=utc(r.result_signed_at), opens_at=utc(r.opens_at),
+                closes_at=utc(r.closes_at), amendments=load_amendments(r.amendments))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from itertools import islice
 
 from urne.contracts.replies import PollStatus
 from urne.contracts.steps import steps_adapter
 from urne.counting.rules import rules_adapter
+from urne.messaging.kernel import RawEnvelope
 from urne.services.proposal.domain import (
     Changed,
     Consultation,
@@ -19,6 +20,8 @@ from urne.services.proposal.domain import (
     Proposal,
     ProposalKey,
     Report,
+    dump_amendments,
+    load_amendments,
 )
 from urne.storage.sqlite import SqliteDb
 
@@ -172,23 +175,41 @@ class SqliteProposalStore:
     def add_poll(self, p: Poll) -> None:
         with self.db.tx() as tx:
             tx.execute("INSERT INTO polls (poll_id, consultation_id, proposal_id, rules, status, "
-                       "rules_hash, opened_at, closed_at, published_at, results_visibility) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "rules_hash, opened_at, closed_at, published_at, results_visibility, "
+                       "opens_at, closes_at, amendments) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (p.poll_id, p.consultation_id, p.proposal_id,
                         rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash,
                         _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at),
-                        p.results_visibility))
+                        p.results_visibility, _iso(p.opens_at), _iso(p.closes_at),
+                        dump_amendments(p.amendments)))
 
-    def replace_poll(self, p: Poll, expected_status: PollStatus) -> bool:
+    def replace_poll(self, p: Poll, expected_status: PollStatus,
+                     announce: Sequence[RawEnvelope] = ()) -> bool:
+        # ``announce`` is not kept: the embedded bus writes the events to its outbox in
+        # this very transaction.
         with self.db.tx() as tx:
             cursor = tx.execute(
                 "UPDATE polls SET rules = ?, status = ?, rules_hash = ?, opened_at = ?, "
-                "closed_at = ?, published_at = ?, results_visibility = ? "
-                "WHERE poll_id = ? AND status = ?",
+                "closed_at = ?, published_at = ?, results_visibility = ?, opens_at = ?, "
+                "closes_at = ?, amendments = ? WHERE poll_id = ? AND status = ?",
                 (rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash,
                  _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at),
-                 p.results_visibility, p.poll_id, expected_status))
+                 p.results_visibility, _iso(p.opens_at), _iso(p.closes_at),
+                 dump_amendments(p.amendments), p.poll_id, expected_status))
             return cursor.rowcount == 1
+
+    def agenda(self) -> list[tuple[Poll, list[RawEnvelope]]]:
+        rows = self.db.query("SELECT * FROM polls WHERE (opens_at IS NOT NULL OR "
+                             "closes_at IS NOT NULL) AND status IN ('draft', 'open') "
+                             "ORDER BY poll_id")
+        return [(_poll(r), []) for r in rows]
+
+    def leave_agenda(self, poll_id: str) -> None:
+        pass  # the agenda is a query on the polls' status
+
+    def published(self, events: Sequence[RawEnvelope]) -> None:
+        pass  # nothing kept (replace_poll)
 
     def mark_signed(self, poll_id: str, signed_at: datetime) -> None:
         with self.db.tx() as tx:
@@ -233,4 +254,5 @@ def _poll(r: sqlite3.Row) -> Poll:
                 rules_adapter.validate_json(r["rules"]), r["status"], r["rules_hash"],
                 _dt(r["opened_at"]), _dt(r["closed_at"]), _dt(r["published_at"]),
                 results_visibility=r["results_visibility"],
-                result_signed_at=_dt(r["result_signed_at"]))
+                result_signed_at=_dt(r["result_signed_at"]), opens_at=_dt(r["opens_at"]),
+                closes_at=_dt(r["closes_at"]), amendments=load_amendments(r["amendments"]))

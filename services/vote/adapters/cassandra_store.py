@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from cassandra.cluster import Session
@@ -46,6 +47,8 @@ class CassandraVoteStore:
         self._save_box = p(f"INSERT INTO {ks}.ballot_boxes (poll_id, rules, rules_hash, status) "
                            "VALUES (?, ?, ?, ?)")
         self._box = p(f"SELECT * FROM {ks}.ballot_boxes WHERE poll_id = ?")
+        self._extend = p(f"UPDATE {ks}.ballot_boxes USING TIMESTAMP ? SET closes_at = ? "
+                         "WHERE poll_id = ?")
         # One request for many voters' partitions (a batch's voters): the Python driver's
         # cost is per request, far more than per row.
         self._voters = p(f"SELECT * FROM {ks}.voter_ballots WHERE poll_id = ? "
@@ -63,8 +66,8 @@ class CassandraVoteStore:
         # markers together both seal, and both publish the seal stored first.
         self._save_seal = p(f"INSERT INTO {ks}.seals (poll_id, ballots_recorded, ballots_digest, "
                             "sealed_at) VALUES (?, ?, ?, ?) IF NOT EXISTS")
-        for stmt in (self._save_box, self._box, self._voters, self._add, self._add_id, self._ids,
-                     self._closed, self._close):
+        for stmt in (self._save_box, self._box, self._extend, self._voters, self._add,
+                     self._add_id, self._ids, self._closed, self._close):
             stmt.is_idempotent = True
 
     @guarded
@@ -78,7 +81,14 @@ class CassandraVoteStore:
         if r is None:
             return None
         rules = rules_adapter.validate_json(r.rules) if r.rules else None
-        return BallotBox(r.poll_id, rules, r.rules_hash, r.status)
+        # No status: only an extension arrived yet, before "opened".
+        return BallotBox(r.poll_id, rules, r.rules_hash, r.status or "open", utc(r.closes_at))
+
+    @guarded
+    def extend_close(self, poll_id: str, closes_at: datetime) -> None:
+        # The close time as the write's timestamp (microseconds): the latest one wins.
+        micros = int(closes_at.timestamp() * 1_000_000)
+        self.s.execute(self._extend, (micros, closes_at, poll_id))
 
     @guarded
     def ballots_of(self, poll_id: str, voter_keys: Iterable[str]) -> dict[str, list[Ballot]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 from urne.counting.rules import rules_adapter
 from urne.services.vote.domain import Ballot, BallotBox, Seal
@@ -23,15 +23,28 @@ class SqliteVoteStore:
     def save_ballot_box(self, box: BallotBox) -> None:
         rules = rules_adapter.dump_json(box.rules).decode() if box.rules else None
         with self.db.tx() as tx:
-            tx.execute("INSERT OR REPLACE INTO ballot_boxes VALUES (?, ?, ?, ?)",
+            tx.execute("INSERT INTO ballot_boxes (poll_id, rules, rules_hash, status) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT (poll_id) DO UPDATE SET "
+                       "rules = excluded.rules, rules_hash = excluded.rules_hash, "
+                       "status = excluded.status",
                        (box.poll_id, rules, box.rules_hash, box.status))
+
+    def extend_close(self, poll_id: str, closes_at: datetime) -> None:
+        when = closes_at.astimezone(UTC).isoformat()
+        with self.db.tx() as tx:
+            tx.execute("INSERT INTO ballot_boxes (poll_id, status, closes_at) "
+                       "VALUES (?, 'open', ?) ON CONFLICT (poll_id) DO UPDATE SET "
+                       "closes_at = excluded.closes_at "
+                       "WHERE closes_at IS NULL OR closes_at < excluded.closes_at",
+                       (poll_id, when))
 
     def ballot_box(self, poll_id: str) -> BallotBox | None:
         r = self.db.one("SELECT * FROM ballot_boxes WHERE poll_id = ?", (poll_id,))
         if r is None:
             return None
         rules = rules_adapter.validate_json(r["rules"]) if r["rules"] else None
-        return BallotBox(r["poll_id"], rules, r["rules_hash"], r["status"])
+        closes_at = datetime.fromisoformat(r["closes_at"]) if r["closes_at"] else None
+        return BallotBox(r["poll_id"], rules, r["rules_hash"], r["status"], closes_at)
 
     def ballots_of(self, poll_id: str, voter_keys: Iterable[str]) -> dict[str, list[Ballot]]:
         keys = list(voter_keys)
