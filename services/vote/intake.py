@@ -109,8 +109,11 @@ class BallotIntake:
     # Ballot boxes with their rules, kept across batches: rules are frozen once set.
     _open_boxes: dict[str, BallotBox] = field(default_factory=dict)
 
-    def record(self, items: list[RawEnvelope], shard: int | list[int]) -> Outcome:
-        """``shard``: the shard of every item, or of each item."""
+    def record(self, items: list[RawEnvelope], shard: int | list[int],
+               fence: Callable[[], None] = lambda: None) -> Outcome:
+        """``shard``: the shard of every item, or of each item. ``fence`` is called right
+        before the writes, and raises if the caller may no longer write (a vote worker
+        that stalled: ``ballot_stream.Stalled``)."""
         shards = [shard] * len(items) if isinstance(shard, int) else shard
         replies: list[RawReply | None] = [None] * len(items)
         events: list[RawEnvelope] = []
@@ -129,6 +132,7 @@ class BallotIntake:
                                  if b is not None and b.rules is not None})
         for poll_id in batch.refreshed - {p for p, b in batch.boxes.items() if b is not None}:
             self._open_boxes.pop(poll_id, None)
+        fence()
         self.store.add_ballots(batch.to_write)
         if recorded:
             # Also ballots already stored: their first event may be the one a crash lost.
@@ -225,7 +229,7 @@ class BallotIntake:
             stored.append(ballot)
             batch.to_write.append(ballot)
             BALLOTS.labels(ballot.channel, "revote" if ballot.sequence > 1 else "first").inc()
-        recorded.append(_recorded(ballot))
+        recorded.append(as_recorded(ballot))
         return ok(Receipt(poll_id=ballot.poll_id, ballot_id=ballot.ballot_id,
                           tracker=ballot.tracker, sequence=ballot.sequence,
                           replaces_previous=ballot.sequence > 1,
@@ -259,7 +263,7 @@ class BallotIntake:
                                            sealed_at=seal.sealed_at), PRODUCER))
 
 
-def _recorded(b: Ballot) -> RecordedBallot:
+def as_recorded(b: Ballot) -> RecordedBallot:
     return RecordedBallot(poll_id=b.poll_id, ballot_id=b.ballot_id, tracker=b.tracker,
                           voter_key=b.voter_key, sequence=b.sequence, choice=b.choice,
                           channel=b.channel, recorded_at=b.recorded_at)

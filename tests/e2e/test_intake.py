@@ -89,9 +89,19 @@ class Poll:
         self.results.append(result)
         return result
 
+    async def record(self, timeout: float = 60) -> dict[str, Any]:
+        """The published record, asked again after a 503, as the API says to."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, record = await self.run.get(f"/v1/audit/polls/{self.poll_id}/record")
+            if status != 503 or time.monotonic() > deadline:
+                assert status == 200, record
+                return record
+            await asyncio.sleep(0.5)
+
     async def close_and_reconcile(self) -> dict[str, Any]:
         published = await self.run.close_and_publish(timeout=120)
-        _, record = await self.run.get(f"/v1/audit/polls/{self.poll_id}/record")
+        record = await self.record()
         return {**reconcile(self.sends, self.results, published, record), "record": record,
                 "published": published}
 
@@ -188,7 +198,7 @@ def test_two_hundred_ballots_racing_the_close(system: System) -> None:
                     break
                 await asyncio.sleep(0.2)
             assert status == 200, published
-            _, record = await poll.run.get(f"/v1/audit/polls/{poll.poll_id}/record")
+            record = await poll.record()
             return reconcile(poll.sends, poll.results, published, record)
 
     check = go(scenario())

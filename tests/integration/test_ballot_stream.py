@@ -24,12 +24,20 @@ from urne.messaging.ballot_stream import (
     EVENTS_EXCHANGE,
     REPLY_EXCHANGE,
     Batch,
+    Handler,
     ShardWorker,
     declare_topology,
     shard_queue,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed]
+
+Fence = Callable[[], None]
+
+
+def no_fence() -> None:
+    pass
+
 
 MANAGEMENT = "http://127.0.0.1:15672/api"
 GUEST = ("guest", "guest")
@@ -97,8 +105,8 @@ class Client:
         return self.channel.queue_declare(queue, passive=True).method.message_count
 
 
-def echo(seen: list[tuple[dict[str, Any], int]]) -> Callable[[list[Any], list[int]], Batch]:
-    def handle(items: list[Any], shards: list[int]) -> Batch:
+def echo(seen: list[tuple[dict[str, Any], int]]) -> Handler:
+    def handle(items: list[Any], shards: list[int], fence: Fence = no_fence) -> Batch:
         seen.extend(zip(items, shards, strict=True))
         return Batch([{"ok": True, "data": item} for item in items],
                      [{"type": "test.done.v1", "count": len(items)}])
@@ -133,7 +141,7 @@ def test_a_batch_is_replied_its_events_published_and_acked(amqp_url: str) -> Non
 def test_a_passing_fault_is_retried_never_parked(amqp_url: str) -> None:
     client, seen, failures = Client(amqp_url), [], [2]
 
-    def flaky(items: list[Any], shards: list[int]) -> Batch:
+    def flaky(items: list[Any], shards: list[int], fence: Fence) -> Batch:
         if failures[0]:
             failures[0] -= 1
             raise Transient("store down")
@@ -150,10 +158,39 @@ def test_a_passing_fault_is_retried_never_parked(amqp_url: str) -> None:
     assert client.drain(DEAD_LETTERS) == []
 
 
+def test_a_worker_that_stalled_writes_nothing_it_held(amqp_url: str) -> None:
+    """A batch held up longer than the broker's patience (as by a paused process) is not
+    written: the fence refuses, the worker drops its session and reconnects, and the
+    batch is handled again, once, from the queue."""
+    client, seen, stalls, stale_writes = Client(amqp_url), [], [1], []
+
+    def stalling(items: list[Any], shards: list[int], fence: Fence) -> Batch:
+        stalled = bool(stalls[0])
+        if stalled:
+            stalls[0] -= 1
+            time.sleep(1.6)  # past the stall limit: 0.75 of the 2 s heartbeat
+        fence()  # right before the writes, as the intake does
+        if stalled:
+            stale_writes.append(items)  # what the fence must prevent
+        return echo(seen)(items, shards)
+
+    sent = [client.send(0, {"n": i}) for i in range(5)]
+    halt = running(ShardWorker(amqp_url, SHARDS, stalling, transient=lambda e: False,
+                               heartbeat=2))
+    try:
+        replies = client.replies(5)
+    finally:
+        halt()
+    assert set(replies) == set(sent) and all(r["ok"] for r in replies.values())
+    assert sorted(item["n"] for item, _ in seen) == list(range(5))  # each written once
+    assert stale_writes == [] and stalls == [0]
+    assert client.drain(DEAD_LETTERS) == []
+
+
 def test_a_poison_message_is_parked_alone_and_answered(amqp_url: str) -> None:
     client, seen = Client(amqp_url), []
 
-    def picky(items: list[Any], shards: list[int]) -> Batch:
+    def picky(items: list[Any], shards: list[int], fence: Fence) -> Batch:
         if any(item.get("poison") for item in items):
             raise ValueError("cannot ever handle this")
         return echo(seen)(items, shards)
@@ -210,7 +247,7 @@ def test_a_shard_that_moves_keeps_its_order(amqp_url: str) -> None:
     client, lock = Client(amqp_url), threading.Lock()
     handled: list[tuple[int, int]] = []  # (shard, n) in the order handled, both workers
 
-    def slow(items: list[Any], shards: list[int]) -> Batch:
+    def slow(items: list[Any], shards: list[int], fence: Fence) -> Batch:
         time.sleep(0.02)  # so deliveries wait, received but not handled, at the move
         with lock:
             handled.extend((shard, item["n"]) for item, shard in zip(items, shards,

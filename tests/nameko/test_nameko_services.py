@@ -276,3 +276,24 @@ def test_stopping_a_container_closes_its_cassandra_session(container_factory: An
     container.stop()
     assert cluster.is_shutdown
     assert provider.running is None
+
+
+def test_a_container_that_died_is_started_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nameko kills a container when a worker fails outside its handler (an ack over a
+    connection the broker just reset): the service process starts it again instead of
+    exiting; a container stopped by SIGTERM is not restarted."""
+    import nameko.cli.run
+
+    from urne.runtime import distributed
+
+    runs: list[list[type]] = []
+
+    def run(services: list[type], config: dict[str, Any]) -> None:
+        runs.append(services)
+        if len(runs) == 1:
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr(nameko.cli.run, "run", run)
+    monkeypatch.setattr(distributed, "RESTART_DELAY_SECONDS", 0.0)
+    distributed.run_service("tally")
+    assert [s[0].name for s in runs] == ["tally", "tally"]  # died once, ran again, stopped

@@ -86,9 +86,21 @@ class Batch:
     events: list[RawEnvelope]
 
 
-# (items, the shard of each item): all the worker's shards in one batch, so a busy worker
-# pays one round of store reads and writes per batch, not one per shard.
-Handler = Callable[[list[RawEnvelope], list[int]], Batch]
+# (items, the shard of each item, the fence): all the worker's shards in one batch, so a
+# busy worker pays one round of store reads and writes per batch, not one per shard.
+# The handler calls the fence right before it writes (see ``Stalled``).
+Handler = Callable[[list[RawEnvelope], list[int], Callable[[], None]], Batch]
+
+
+class Stalled(pika.exceptions.AMQPError):
+    """This worker stopped for longer than the broker waits for a silent connection (a
+    paused or starved process): the broker may have handed its shards, and the
+    deliveries it holds, to another worker, which may be recording them right now. Its
+    session is over: it writes nothing more of what it holds (whoever has the shard now
+    records them), drops it, and reconnects as a newcomer. Without this, a worker
+    resuming after such a pause wrote ballots decided on what it had read before, beside
+    the other worker's decisions for the same voters (two ballot ids for one voter's
+    sequence, so a seal counting one ballot more than the record)."""
 
 
 @dataclass
@@ -132,6 +144,9 @@ class ShardWorker:
         self.transient = transient
         self.prefetch, self.max_batch, self.heartbeat = prefetch, max_batch, heartbeat
         self.membership = Membership(uuid.uuid4().hex[:12])
+        # Past this, a stop of the process may have outlasted the broker's patience
+        # (about ``heartbeat`` seconds of silence): see Stalled.
+        self.stall_limit = heartbeat * 0.75
         self._pending: list[_Delivery] = []
         self._channels: dict[int, BlockingChannel] = {}  # shard -> its channel
         self._active: set[int] = set()
@@ -174,7 +189,10 @@ class ShardWorker:
                 if now >= next_beat:
                     self._announce(events)
                     next_beat = now + HEARTBEAT_SECONDS
-                connection.process_data_events(time_limit=0.01 if not self._pending else 0)
+                waited = 0.01 if not self._pending else 0
+                connection.process_data_events(time_limit=waited)
+                if time.monotonic() - now - waited > self.stall_limit:
+                    raise Stalled(f"stopped for {time.monotonic() - now:.1f} s")
                 if not self._pending:
                     continue
                 size = len(self._pending[:self.max_batch])
@@ -279,8 +297,15 @@ class ShardWorker:
     def _flush(self, connection: pika.BlockingConnection, control: BlockingChannel,
                events: BlockingChannel, size: int | None = None) -> None:
         batch = self._pending[:size or self.max_batch]
+        started = time.monotonic()
+
+        def fence() -> None:
+            if time.monotonic() - started > self.stall_limit:
+                raise Stalled(f"a batch stopped for {time.monotonic() - started:.1f} s "
+                              "before its writes")
+
         # If this raises, nothing was sent and nothing acked: the loop retries the batch.
-        result = self.handle([d.body for d in batch], [d.shard for d in batch])
+        result = self.handle([d.body for d in batch], [d.shard for d in batch], fence)
         del self._pending[:len(batch)]
         BALLOT_BATCH_SIZE.observe(len(batch))
         # Events first, confirmed: the tally hears of every stored ballot before the

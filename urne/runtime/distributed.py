@@ -5,6 +5,7 @@ over RabbitMQ)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from cassandra.cluster import Session
@@ -46,6 +47,9 @@ def nameko_config(settings: ServiceSettings) -> dict[str, Any]:
             "serializer": "json", SETTINGS_KEY: settings}
 
 
+RESTART_DELAY_SECONDS = 1.0  # before a container that died is started again
+
+
 def run_service(name: str) -> None:
     # eventlet patched the standard library in urne/__main__.py, before any import.
     import eventlet
@@ -61,7 +65,17 @@ def run_service(name: str) -> None:
     configure_logging(f"urne-{name}", settings.log_level)
     serve_metrics(settings.metrics_port, settings.metrics_host)
     log.info("service starting", extra={"fields": {"service": name}})
-    run([NAMEKO_SERVICES[name]], nameko_config(settings))
+    while True:
+        try:
+            run([NAMEKO_SERVICES[name]], nameko_config(settings))
+            return  # stopped: SIGTERM
+        except Exception:
+            # nameko kills its container when a worker fails outside the handler, e.g.
+            # acking over a connection the broker just reset (a RabbitMQ restart): start
+            # it again, as a supervisor would, rather than leave the service down.
+            log.exception("service container died; starting it again",
+                          extra={"fields": {"service": name}})
+            eventlet.sleep(RESTART_DELAY_SECONDS)
 
 
 def run_vote_worker() -> None:
@@ -79,8 +93,9 @@ def run_vote_worker() -> None:
     store, session = open_store(VOTE, settings)  # the vote service's keyspace
     intake = VOTE.intake(store, settings, settings.ballot_shards)
 
-    def handle(items: list[RawEnvelope], shards: list[int]) -> Batch:
-        outcome = intake.record(items, shards)
+    def handle(items: list[RawEnvelope], shards: list[int], fence: Callable[[], None]
+               ) -> Batch:
+        outcome = intake.record(items, shards, fence)
         return Batch(outcome.replies, outcome.events)
 
     stop = threading.Event()
