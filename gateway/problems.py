@@ -64,12 +64,19 @@ def reply_data(reply: dict[str, Any]) -> dict[str, Any]:
                        str(err.get("detail", "")))
 
 
+RETRY_AFTER_SECONDS = 1
+
+
 def problem(status: int, code: str, detail: str, instance: str | None = None,
             headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body = {"type": f"urn:urne:problem:{code}", "title": TITLES.get(status, "Error"),
             "status": status, "code": code, "detail": detail, **extra}
     if instance:
         body["instance"] = instance
+    if status == 503:
+        # "Not now": a service, the broker or a store is briefly away. Clients retry
+        # (a ballot with its Idempotency-Key) after this many seconds.
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -336,7 +336,25 @@ class ProposalHandlers:
                               results_visibility=poll.results_visibility,
                               closes_at=poll.closes_at)
 
-        return self._change_poll(poll_id, actor, open_it, opened, ctx)
+        return self._again_if_reached(
+            lambda: self._change_poll(poll_id, actor, open_it, opened, ctx),
+            poll_id, ("poll_open",), opened, ctx)
+
+    def _again_if_reached(self, change: Callable[[], Poll], poll_id: str,
+                          reached: tuple[str, ...], announce: Callable[[Poll], Event],
+                          ctx: Context) -> Poll:
+        """``change``, or, if the poll is already where it leads (a retry whose first
+        answer or event was lost), the poll as it is, with its event sent again: the
+        same payload, rebuilt from the stored poll. Who may act was checked first."""
+        try:
+            return change()
+        except Conflict as exc:
+            if exc.code not in reached:
+                raise
+            poll = self.store.poll(poll_id)
+            assert poll is not None  # it was just read
+            ctx.emit(announce(poll))
+            return poll
 
     def _close(self, poll_id: str, actor: Actor | None, ctx: Context) -> Poll:
         now = self.clock()
@@ -345,7 +363,10 @@ class ProposalHandlers:
             assert poll.closed_at
             return PollClosed(poll_id=poll.poll_id, closed_at=poll.closed_at)
 
-        return self._change_poll(poll_id, actor, lambda poll, _: poll.close(now), closed, ctx)
+        return self._again_if_reached(
+            lambda: self._change_poll(poll_id, actor, lambda poll, _: poll.close(now),
+                                      closed, ctx),
+            poll_id, ("poll_closed", "poll_published"), closed, ctx)
 
     def open_poll(self, cmd: OpenPoll, ctx: Context) -> PollView:
         return poll_view(self._open(cmd.poll_id, cmd.actor, ctx))

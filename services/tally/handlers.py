@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from urne import __version__
-from urne.contracts.commands import GetLiveResult, GetRecord, GetResult, ProveInclusion
+from urne.contracts.commands import (
+    CheckPolls,
+    GetLiveResult,
+    GetRecord,
+    GetResult,
+    ProveInclusion,
+)
 from urne.contracts.events import (
     BallotBoxSealed,
+    BallotsMissing,
     BallotsRecorded,
     PollOpened,
     PollResultReleased,
@@ -20,14 +28,15 @@ from urne.contracts.replies import (
     BallotRecord,
     InclusionProof,
     LiveResult,
+    PollsChecked,
     RecordEntry,
     SignedResult,
 )
 from urne.crypto.keys import SigningKey, b64url
-from urne.messaging.kernel import Context, ServiceCore
-from urne.platform.errors import NotFound
+from urne.messaging.kernel import Context, RawEnvelope, ServiceCore
+from urne.platform.errors import DomainError, NotFound
 from urne.platform.logging import log_fields
-from urne.platform.metrics import RESULTS
+from urne.platform.metrics import POLLS_AWAITING, RESULTS
 from urne.record import merkle
 from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.services.tally import domain
@@ -35,6 +44,36 @@ from urne.services.tally.domain import StoredBallot
 from urne.services.tally.ports import TallyStore
 
 log = logging.getLogger(__name__)
+
+# A sealed poll still short of its ballots whose count has not moved for this long has
+# lost an event on the way: the vote service is asked to send them again (and again,
+# as often, until they are all here). A tally that is merely behind keeps counting.
+ASK_AFTER = timedelta(seconds=10)
+# A signed result whose result.published the broker has not confirmed this long after
+# the check first saw it is announced again.
+RESEND_AFTER = timedelta(seconds=10)
+# A sealed poll unpublished this long is an operator's matter (log error; the metric
+# urne_tally_polls_awaiting shows how many wait).
+ALERT_AFTER = timedelta(minutes=2)
+
+
+def _announcement(poll_id: str, signed: dict) -> ResultPublished:
+    """The result.published of a signed result, the same whenever it is sent."""
+    result = signed["result"]
+    return ResultPublished(poll_id=poll_id, record_root=result["record"]["root"],
+                           ballots_counted=result["record"]["size"],
+                           published_at=datetime.fromisoformat(result["computed_at"]))
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A sealed poll the check found unpublished: since when, when its count last
+    moved (and to what), when its ballots were last asked for again."""
+
+    since: datetime
+    moved_at: datetime
+    received: int
+    asked_at: datetime | None
 
 
 @dataclass
@@ -46,6 +85,9 @@ class TallyHandlers:
     # (and process): a reader asking more often gets the last count, with its as_of.
     live_max_age: timedelta = timedelta(seconds=1)
     _live: dict[str, LiveResult] = field(default_factory=dict, init=False, repr=False)
+    # Sealed polls seen waiting by check_polls (in this process).
+    _waiting: dict[str, _Waiting] = field(default_factory=dict, init=False, repr=False)
+    _alerted: set[str] = field(default_factory=set, init=False, repr=False)
 
     # --- events -----------------------------------------------------------
     # Each event writes its own part of the poll's sheet and nothing else, so they may
@@ -74,43 +116,120 @@ class TallyHandlers:
         emitted: the result was announced (result.published) when it was signed."""
         self.store.release(event.poll_id, event.released_at)
 
-    def _try_publish(self, poll_id: str, ctx: Context) -> None:
+    def check_polls(self, cmd: CheckPolls, ctx: Context) -> PollsChecked:
+        """The sealed polls not published yet: publish those that can be (a piece came
+        while another worker was busy with it); for one still short of its seal whose
+        count has not moved for ``ASK_AFTER`` (a tally merely behind keeps counting),
+        ask the vote service for its ballots again, at most every ``ASK_AFTER``. A poll
+        waiting longer than ``ALERT_AFTER`` is logged as an error, once."""
+        now = self.clock()
+        published, asked, waiting = [], [], 0
+        for poll_id in self.store.awaiting():
+            try:
+                state = self._check_poll(poll_id, now, ctx)
+            except DomainError:
+                raise  # the store is away: the next check tries again
+            except Exception:  # one poll's fault must not stop the others' checks
+                if poll_id not in self._alerted:
+                    self._alerted.add(poll_id)
+                    log.exception("checking a sealed poll failed", extra=log_fields(
+                        poll_id=poll_id))
+                continue
+            if state == "signed":
+                published.append(poll_id)
+            elif state == "asked":
+                asked.append(poll_id)
+            if state != "signed":
+                waiting += 1
+        POLLS_AWAITING.set(waiting)
+        return PollsChecked(published=published, asked=asked, waiting=waiting)
+
+    def _check_poll(self, poll_id: str, now: datetime, ctx: Context
+                    ) -> Literal["signed", "asked", "waiting"]:
+        """One sealed poll of ``check_polls``."""
+        signed_now = self._try_publish(poll_id, ctx, quiet=True)
+        stored = self.store.result(poll_id)
+        if stored is not None:
+            # Signed, but its result.published not confirmed yet (the transport clears
+            # it from the list once confirmed): sent again RESEND_AFTER after this
+            # check first saw it, then as often, until confirmed. Without an outbox of
+            # its own (SQLite: the bus's), a store lists no signed poll.
+            if signed_now or poll_id not in self._waiting:
+                self._waiting[poll_id] = _Waiting(now, now, -1, now)  # as if just sent
+            sent = self._waiting[poll_id]
+            if sent.asked_at is not None and now - sent.asked_at >= RESEND_AFTER:
+                ctx.emit(_announcement(poll_id, stored))
+                self._waiting[poll_id] = replace(sent, asked_at=now)
+                log.warning("result.published sent again", extra=log_fields(
+                    poll_id=poll_id))
+            return "signed"
+        sheet = self.store.sheet(poll_id)
+        received = self.store.count_ballots(poll_id)
+        sealed = sheet.sealed_count if sheet and sheet.sealed_count is not None else 0
+        seen = self._waiting.get(poll_id)
+        if seen is None or seen.received != received:
+            seen = _Waiting(seen.since if seen else now, now, received,
+                            seen.asked_at if seen else None)
+        state: Literal["asked", "waiting"] = "waiting"
+        if received < sealed and now - seen.moved_at >= ASK_AFTER and (
+                seen.asked_at is None or now - seen.asked_at >= ASK_AFTER):
+            ctx.emit(BallotsMissing(poll_id=poll_id, received=received, sealed=sealed))
+            seen = replace(seen, asked_at=now)
+            state = "asked"
+            log.warning("ballots missing; asked the vote service for them again",
+                        extra=log_fields(poll_id=poll_id, received=received,
+                                         sealed=sealed))
+        self._waiting[poll_id] = seen
+        if now - seen.since >= ALERT_AFTER and poll_id not in self._alerted:
+            self._alerted.add(poll_id)
+            log.error("sealed poll still unpublished", extra=log_fields(
+                poll_id=poll_id, received=received, sealed=sealed,
+                rules=bool(sheet and sheet.rules), waiting_s=(now - seen.since).seconds))
+        return state
+
+    def _try_publish(self, poll_id: str, ctx: Context, quiet: bool = False) -> bool:
         """Publish once the poll is sealed and every sealed ballot has arrived.
 
         Events may arrive in any order (ballots after the seal, the seal before
         "opened"), so every handler ends here and only the last piece publishes.
+        True if this call signed the result. ``quiet``: the check's call, every second,
+        which logs nothing of what the events' calls already logged.
         """
         poll = self.store.sheet(poll_id)
         if poll is None or poll.rules is None or poll.sealed_count is None:
-            return
+            return False
         if self.store.result(poll_id) is not None:
-            return
+            return False
         received = self.store.count_ballots(poll_id)
         if received < poll.sealed_count:
-            log.info("waiting for ballots", extra=log_fields(
-                poll_id=poll_id, received=received, sealed=poll.sealed_count))
-            return
+            if not quiet:
+                log.info("waiting for ballots", extra=log_fields(
+                    poll_id=poll_id, received=received, sealed=poll.sealed_count))
+            return False
         if received > poll.sealed_count:
             # More ballots than the vote service sealed: never publish a count that
             # disagrees with the ballot store; an operator must look (metric + log).
-            log.error("more ballots than sealed", extra=log_fields(
-                poll_id=poll_id, received=received, sealed=poll.sealed_count))
-            return
+            if not quiet:
+                log.error("more ballots than sealed", extra=log_fields(
+                    poll_id=poll_id, received=received, sealed=poll.sealed_count))
+            return False
         ballots = list(self.store.ballots(poll_id))
         digest = ballot_set_digest(b.ballot_id for b in ballots)
         if poll.sealed_digest is not None and digest != poll.sealed_digest:
             # Same number, other ballots: the copy disagrees with the ballot store.
-            log.error("ballots differ from the sealed set", extra=log_fields(
-                poll_id=poll_id, received=received, digest=digest, sealed=poll.sealed_digest))
-            return
+            if not quiet:
+                log.error("ballots differ from the sealed set", extra=log_fields(
+                    poll_id=poll_id, received=received, digest=digest,
+                    sealed=poll.sealed_digest))
+            return False
         result = domain.build_result(poll, ballots, __version__, self.clock())
         signed = SignedResult(result=result, signature=b64url(self.signer.sign(
             canonical_json(result))), key_id=self.signer.public.kid)
         if self.store.save_result(poll_id, signed.model_dump(mode="json")):
             RESULTS.inc()
-            ctx.emit(ResultPublished(poll_id=poll_id, record_root=result["record"]["root"],
-                                     ballots_counted=result["record"]["size"],
-                                     published_at=self.clock()))
+            ctx.emit(_announcement(poll_id, signed.model_dump(mode="json")))
+            return True
+        return False
 
     # --- queries ----------------------------------------------------------
     def _published(self, poll_id: str) -> dict:
@@ -164,14 +283,25 @@ class TallyHandlers:
         self._live[q.poll_id] = reply
         return reply
 
+    def published(self, events: list[RawEnvelope]) -> None:
+        """The broker confirmed these events: a signed poll whose announcement went out
+        leaves the check's list."""
+        for env in events:
+            if env.get("type") == ResultPublished.TYPE:
+                poll_id = env["payload"]["poll_id"]
+                self.store.done_awaiting(poll_id)
+                self._waiting.pop(poll_id, None)
+
     def core(self) -> ServiceCore:
         return ServiceCore(
             name="tally",
-            commands={GetResult: self.get_result, GetRecord: self.get_record,
+            commands={CheckPolls: self.check_polls,
+                      GetResult: self.get_result, GetRecord: self.get_record,
                       ProveInclusion: self.prove_inclusion, GetLiveResult: self.get_live_result},
             subscriptions={PollOpened: self.on_poll_opened,
                            BallotsRecorded: self.on_ballots_recorded,
                            BallotBoxSealed: self.on_ballot_box_sealed,
                            PollResultReleased: self.on_poll_result_released},
             ping=self.store.ping,
+            published=self.published,
         )

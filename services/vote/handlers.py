@@ -7,12 +7,27 @@ marker, which every shard processes in order with its ballots.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from urne.contracts.events import BallotBoxClosed, PollClosed, PollCloseExtended, PollOpened
+from urne.contracts.events import (
+    BallotBoxClosed,
+    BallotsMissing,
+    BallotsRecorded,
+    PollClosed,
+    PollCloseExtended,
+    PollOpened,
+)
 from urne.messaging.kernel import Context, ServiceCore
+from urne.platform.logging import log_fields
 from urne.services.vote.domain import BallotBox
+from urne.services.vote.intake import as_recorded
 from urne.services.vote.ports import VoteStore
+
+log = logging.getLogger(__name__)
+
+# Ballots per event when a poll's ballots are sent again (as an intake batch at most).
+REPLAY_CHUNK = 500
 
 
 @dataclass
@@ -44,11 +59,23 @@ class VoteHandlers:
         # Sent again on redelivery: shards that passed it already ignore the repeat.
         ctx.emit(BallotBoxClosed(poll_id=event.poll_id, closed_at=event.closed_at))
 
+    def on_ballots_missing(self, event: BallotsMissing, ctx: Context) -> None:
+        """The tally lost some of this poll's ballot events: send every stored ballot
+        again, in events of ``REPLAY_CHUNK`` (the tally's copy is idempotent)."""
+        sent = 0
+        for chunk in self.store.stored_ballots(event.poll_id, REPLAY_CHUNK):
+            ctx.emit(BallotsRecorded(ballots=[as_recorded(b) for b in chunk]))
+            sent += len(chunk)
+        log.warning("ballots sent again to the tally", extra=log_fields(
+            poll_id=event.poll_id, sent=sent, tally_had=event.received,
+            sealed=event.sealed))
+
     def core(self) -> ServiceCore:
         return ServiceCore(
             name="vote",
             commands={},
             subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed,
-                           PollCloseExtended: self.on_poll_close_extended},
+                           PollCloseExtended: self.on_poll_close_extended,
+                           BallotsMissing: self.on_ballots_missing},
             ping=self.store.ping,
         )

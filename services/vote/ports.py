@@ -40,4 +40,9 @@ class VoteStore(Protocol):
         """The ids of every stored ballot of the poll (revotes included)."""
         ...
 
+    def stored_ballots(self, poll_id: str, chunk: int) -> Iterator[list[Ballot]]:
+        """Every stored ballot of the poll (revotes included), about ``chunk`` at a time,
+        a voter's ballots in one chunk, in order."""
+        ...
+
     def ping(self) -> None: ...

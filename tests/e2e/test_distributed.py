@@ -164,6 +164,31 @@ def test_tally_down_loses_nothing(distributed: Distributed) -> None:
         close_and_verify(http, state, {"yes": 1, "no": 1, "abstain": 0})
 
 
+def test_a_lost_ballot_event_heals(distributed: Distributed) -> None:
+    """Two ``ballots.recorded`` events vanish (the tally's queue is unbound while they are
+    published, so the broker drops them): after the close the tally, short of two
+    ballots and counting no further, asks the vote service for the poll's ballots again,
+    and publishes a result with every ballot that got a receipt (close_and_verify checks
+    the record against the receipts, tracker by tracker)."""
+    vhost = distributed.env["URNE_AMQP_URL"].rsplit("/", 1)[-1]
+    queue = "evt-vote-ballots.recorded.v1--tally.on_ballots_recorded"
+    binding = f"{MANAGEMENT}/bindings/{vhost}/e/vote.events/q/{queue}"
+    with httpx.Client(base_url=distributed.base, timeout=15) as http, \
+            httpx.Client(auth=AUTH, timeout=10) as admin:
+        state = open_poll(http, distributed.outbox)
+        vote(http, distributed.outbox, state, "hugo@example.org", "yes")
+        admin.delete(f"{binding}/ballots.recorded.v1").raise_for_status()
+        try:
+            vote(http, distributed.outbox, state, "iris@example.org", "no")
+            vote(http, distributed.outbox, state, "hugo@example.org", "no")  # a revote, lost
+        finally:
+            admin.post(binding, json={"routing_key": "ballots.recorded.v1"}).raise_for_status()
+        vote(http, distributed.outbox, state, "jade@example.org", "abstain")
+        close_and_verify(http, state, {"yes": 0, "no": 2, "abstain": 1})
+    log = (distributed.log_dir / "tally.log").read_text(errors="replace")
+    assert "ballots missing; asked the vote service for them again" in log
+
+
 def test_service_down_is_503_not_500(distributed: Distributed) -> None:
     with httpx.Client(base_url=distributed.base, timeout=30) as http:
         distributed.procs["proposal"].kill()

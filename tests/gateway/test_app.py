@@ -279,9 +279,10 @@ def test_a_service_that_does_not_answer_is_a_503_naming_it(
         raise ServiceUnavailable(f"{service}: no reply within 10 s")
 
     client = stubbed(answer)
-    body = problem(client.post("/v1/consultations", headers=stub_organiser, json={"title": "x"}),
-                   503, "service_unavailable")
+    r = client.post("/v1/consultations", headers=stub_organiser, json={"title": "x"})
+    body = problem(r, 503, "service_unavailable")
     assert "proposal" in body["detail"]
+    assert r.headers["retry-after"] == "1"  # when to try again
 
 
 def test_readyz_is_503_not_ready_naming_the_services_that_are_not(
@@ -628,10 +629,11 @@ def test_an_unconfirmed_ballot_is_a_503_that_says_how_to_retry(
             raise ServiceUnavailable("no confirmation")
         return replied(OPEN_POLL)
 
-    body = problem(stubbed(down).post("/v1/polls/p1/ballots", headers=voting(keys_dir),
-                                      json={"choice": YES}),
-                   503, "service_unavailable")
+    r = stubbed(down).post("/v1/polls/p1/ballots", headers=voting(keys_dir),
+                           json={"choice": YES})
+    body = problem(r, 503, "service_unavailable")
     assert "Idempotency-Key" in body["detail"]
+    assert r.headers["retry-after"] == "1"  # the fast path says when, too
 
 
 def test_synthetic_voters_exist_only_where_the_gateway_says_so(

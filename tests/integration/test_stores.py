@@ -708,7 +708,8 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
              for name, spec in SERVICES.items()}
     assert run.applied == files
     # ALTER TABLE migrations
-    assert files["tally"] == ["001_init", "002_sealed_digest", "003_results_visibility"]
+    assert files["tally"] == ["001_init", "002_sealed_digest", "003_results_visibility",
+                              "004_awaiting"]
     for name, ks in run.keyspaces.items():
         before = list(run.session.execute(f"SELECT * FROM {ks}.schema_migrations"))
         assert sorted((r.version, r.name) for r in before) == [
@@ -735,7 +736,7 @@ def test_cassandra_concurrent_migrations(cassandra: CassandraRun) -> None:
         keyspaces = race(3, lambda i: ensure_schema(sessions[i], settings, "vote", folder))
         assert set(keyspaces) == {f"{settings.cassandra_keyspace_prefix}vote"}
         rows = list(sessions[0].execute(f"SELECT version FROM {keyspaces[0]}.schema_migrations"))
-        assert sorted(r.version for r in rows) == [1, 2, 3]
+        assert sorted(r.version for r in rows) == [1, 2, 3, 4]
         tables = {r.table_name for r in sessions[0].execute(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
             (keyspaces[0],))}

@@ -151,11 +151,8 @@ def test_lifecycle_draft_open_closed_published(proposals: Proposals) -> None:
     ("reach", "cmd", "code"),
     [
         ("draft", ClosePoll, "poll_draft"),
-        ("open", OpenPoll, "poll_open"),
         ("closed", OpenPoll, "poll_closed"),
-        ("closed", ClosePoll, "poll_closed"),
         ("published", OpenPoll, "poll_published"),
-        ("published", ClosePoll, "poll_published"),
     ],
 )
 def test_invalid_transitions_are_conflicts(proposals: Proposals, reach: str, cmd: type,
@@ -171,6 +168,31 @@ def test_invalid_transitions_are_conflicts(proposals: Proposals, reach: str, cmd
     error = refused(proposals.core, cmd(poll_id=poll_id, actor=ORG))
     assert (error["code"], error["status"]) == (code, 409)
     assert proposals.status(poll_id) == reach  # nothing changed
+
+
+@pytest.mark.parametrize(("reach", "cmd", "event"), [
+    ("open", OpenPoll, "poll.opened.v1"),
+    ("closed", ClosePoll, "poll.closed.v1"),
+    ("published", ClosePoll, "poll.closed.v1"),
+])
+def test_a_retried_open_or_close_sends_its_event_again(proposals: Proposals, reach: str,
+                                                        cmd: type, event: str) -> None:
+    """The state is already reached (the first answer, or its event, was lost on the
+    way): the same 200 and the same event again, and nothing changes."""
+    _, poll_id = proposals.poll()
+    _, opened = ok(proposals.core, OpenPoll(poll_id=poll_id, actor=ORG))
+    first = {"open": opened}
+    if reach in ("closed", "published"):
+        first["closed"] = ok(proposals.core, ClosePoll(poll_id=poll_id, actor=ORG))[1]
+    if reach == "published":
+        proposals.published(poll_id)
+    before = ok(proposals.core, GetPoll(poll_id=poll_id, actor=ORG))[0]
+    proposals.clock.advance(minutes=5)
+    view, again = ok(proposals.core, cmd(poll_id=poll_id, actor=ORG))
+    assert view == before
+    assert types(again) == [event]
+    assert again[0]["payload"] == first["open" if cmd is OpenPoll else "closed"][0]["payload"]
+    assert ok(proposals.core, GetPoll(poll_id=poll_id, actor=ORG))[0] == before
 
 
 def test_result_published_is_idempotent(proposals: Proposals) -> None:

@@ -366,6 +366,15 @@ class _TallyQuery(Query):
     OWNER = "tally"
 
 
+@message("tally.check_polls.v1")
+class CheckPolls(Command):
+    """Publish the sealed polls that can be, and ask the vote service again for the
+    ballots of those still short of their seal (``ballots.missing.v1``). Sent by the
+    tally's own timer, never through the gateway."""
+
+    OWNER = "tally"
+
+
 @message("result.get.v1")
 class GetResult(_TallyQuery):
     poll_id: Id

@@ -118,6 +118,19 @@ class BallotBoxSealed(Event):
     ballots_digest: str | None = None
 
 
+@message("ballots.missing.v1")
+class BallotsMissing(Event):
+    """The tally holds fewer of a sealed poll's ballots than the seal counts, a while
+    after the seal: an event on the way was lost. The vote service answers by sending
+    every stored ballot of the poll again (``ballots.recorded.v1``); the tally keeps one
+    copy of each, so the repeats change nothing and the lost ones arrive."""
+
+    PRODUCER = "tally"
+    poll_id: str
+    received: int
+    sealed: int
+
+
 @message("result.published.v1")
 class ResultPublished(Event):
     PRODUCER = "tally"

@@ -134,6 +134,14 @@ class Amendment(Reply):
     at: datetime
 
 
+class PollsChecked(Reply):
+    """What one check of the sealed, unpublished polls did (``tally.check_polls.v1``)."""
+
+    published: list[str]
+    asked: list[str]  # polls whose missing ballots were asked for again (ballots.missing)
+    waiting: int  # sealed polls still unpublished after the check
+
+
 class ScheduleRun(Reply):
     """What one run of the schedule did (``poll.run_schedule.v1``)."""
 

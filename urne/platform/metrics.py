@@ -31,6 +31,8 @@ SHARDS_ACTIVE = Gauge(
     "since it last stepped back from any.",
 )
 RESULTS = Counter("urne_results_published_total", "Signed results published by the tally.")
+POLLS_AWAITING = Gauge("urne_tally_polls_awaiting",
+                       "Sealed polls the tally has not published yet, as of its last check.")
 HTTP_REQUESTS = Counter(
     "urne_http_requests_total", "HTTP requests served by the gateway.",
     ["method", "route", "status"],

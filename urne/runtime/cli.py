@@ -13,6 +13,41 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="urne: citizen votes and consultations, verifiable end to end.")
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys.")
 app.add_typer(keys_app, name="keys")
+dlq_app = typer.Typer(no_args_is_help=True, help=(
+    "The dead-letter queue (distributed profile): what no handler could process, parked "
+    "with its reason. Reads URNE_AMQP_URL."))
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(limit: Annotated[int, typer.Option(help="Records to show at most.")] = 1000
+             ) -> None:
+    """Print the parked records, one JSON object per line, and leave them in the queue."""
+    import json
+
+    from urne.messaging.dead_letters import list_parked
+    from urne.platform.settings import BrokerSettings
+
+    for parked in list_parked(BrokerSettings().amqp_url, limit):
+        typer.echo(json.dumps(parked.summary()))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    event_id: Annotated[str | None, typer.Option(
+        "--id", help="Replay only the event with this envelope id.")] = None,
+    limit: Annotated[int, typer.Option(help="Records to look at at most.")] = 1000,
+) -> None:
+    """Publish parked events again, unchanged, to where they first went (after the cause
+    is fixed: a consumer takes a repeat as a no-op); ballots stay parked."""
+    from urne.messaging.dead_letters import replay
+    from urne.platform.settings import BrokerSettings
+
+    replayed, left = replay(BrokerSettings().amqp_url,
+                            lambda p: event_id is None or p.event_id == event_id, limit)
+    for parked in replayed:
+        typer.echo(f"replayed {parked.summary()['type']} {parked.event_id}")
+    typer.echo(f"{len(replayed)} replayed, {len(left)} left in the queue")
 
 
 @app.command()

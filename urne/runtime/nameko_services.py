@@ -15,10 +15,11 @@ from nameko.events import EventDispatcher, event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from urne.contracts.commands import RunSchedule
+from urne.contracts.commands import CheckPolls, RunSchedule
 from urne.contracts.envelope import wrap
 from urne.contracts.events import (
     BallotBoxSealed,
+    BallotsMissing,
     BallotsRecorded,
     PollClosed,
     PollCloseExtended,
@@ -110,6 +111,10 @@ class VoteService:
     def on_poll_close_extended(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.dead_letters, envelope)
 
+    @event_handler(BallotsMissing.PRODUCER, BallotsMissing.TYPE, requeue_on_error=True)
+    def on_ballots_missing(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
 
 class TallyService:
     name = "tally"
@@ -140,6 +145,12 @@ class TallyService:
                    requeue_on_error=True)
     def on_poll_result_released(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
+    @timer(interval=SCHEDULE_INTERVAL_SECONDS)
+    def check_polls(self) -> None:
+        """Sealed polls publish even if the piece that completed them came to another
+        process; one short of ballots asks the vote service for them again."""
+        serve_command(self.core, self.dispatch, wrap(CheckPolls(), "tally"))
 
 
 NAMEKO_SERVICES: dict[str, type] = {

@@ -20,7 +20,7 @@ import urne.services.identity
 import urne.services.proposal
 import urne.services.tally
 import urne.services.vote
-from urne.contracts.commands import RunSchedule
+from urne.contracts.commands import CheckPolls, RunSchedule
 from urne.contracts.envelope import Command
 from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_public_key, load_signing_key
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
@@ -136,6 +136,6 @@ VOTE = ServiceSpec[VoteStore](
     intake=vote_intake)
 TALLY = ServiceSpec[TallyStore](
     "tally", Migrations.of(urne.services.tally), SqliteTallyStore, CassandraTallyStore,
-    tally_core)
+    tally_core, periodic=CheckPolls)
 
 SERVICES: dict[str, ServiceSpec[Any]] = {s.name: s for s in (IDENTITY, PROPOSAL, VOTE, TALLY)}

@@ -42,7 +42,11 @@ from cassandra.cluster import (
 )
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.connection import ConnectionException
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.query import (
     BatchStatement,
     BatchType,
@@ -65,6 +69,7 @@ R = TypeVar("R")
 REQUEST_TIMEOUT = 10.0  # seconds, client side, per request
 DDL_TIMEOUT = 60.0  # schema changes are slow on small machines
 SCHEMA_AGREEMENT_WAIT = 30.0  # seconds the driver waits for all nodes after a schema change
+RECONNECT_BASE, RECONNECT_MAX = 0.5, 5.0  # seconds between tries to reach a node marked down
 
 # "Not now" rather than "wrong request": a retry later may succeed. CoordinationFailure
 # covers ReadFailure and WriteFailure (a replica failed the request).
@@ -181,6 +186,10 @@ def connect(settings: StoreSettings) -> Session:
         connect_timeout=REQUEST_TIMEOUT,
         control_connection_timeout=REQUEST_TIMEOUT,
         max_schema_agreement_wait=SCHEMA_AGREEMENT_WAIT,
+        # A node marked down is tried again within seconds: the driver's default waits
+        # up to 10 minutes between attempts, which kept a service out for ~30 s after a
+        # one-second blip (issue 8). Its requests meanwhile get a quick 503.
+        reconnection_policy=ExponentialReconnectionPolicy(RECONNECT_BASE, RECONNECT_MAX),
         **kwargs,
     )
     try:

@@ -8,7 +8,10 @@ at once, so no write here depends on a read made before it:
 - a poll changes by compare-and-set on its status (a lightweight transaction), so an
   edit of its rules and its opening cannot both win. Every write to ``polls`` is one
   (its creation included, ``IF NOT EXISTS``): mixing them with plain writes on the same
-  rows would let the two kinds of timestamps disagree;
+  rows would let the two kinds of timestamps disagree. A change that announces an
+  event writes the event into the row's ``outbox`` map in that same compare-and-set
+  (cleared by ``published`` once the broker confirmed it), after putting the poll on
+  ``poll_agenda``, where the schedule's run finds what to open, close or send again;
 - so does a proposal, on its status and whether it is hidden (every write to its row a
   lightweight transaction too); a participant's submission first claims a slot of their
   quota (``IF NOT EXISTS``), so the per-person limit holds across processes, and a

@@ -55,8 +55,12 @@ class CassandraTallyStore:
         self._save_result = p(f"INSERT INTO {ks}.results (poll_id, signed) VALUES (?, ?) "
                               "IF NOT EXISTS")
         self._result = p(f"SELECT signed FROM {ks}.results WHERE poll_id = ?")
+        self._await = p(f"INSERT INTO {ks}.awaiting (shelf, poll_id) VALUES (0, ?)")
+        self._awaiting = p(f"SELECT poll_id FROM {ks}.awaiting WHERE shelf = 0")
+        self._done = p(f"DELETE FROM {ks}.awaiting WHERE shelf = 0 AND poll_id = ?")
         for stmt in (self._save_rules, self._save_seal, self._release, self._poll, self._add,
-                     self._ballots, self._count, self._result):
+                     self._ballots, self._count, self._result, self._await, self._awaiting,
+                     self._done):
             stmt.is_idempotent = True
 
     @guarded
@@ -67,6 +71,7 @@ class CassandraTallyStore:
 
     @guarded
     def save_seal(self, poll_id: str, sealed_count: int, sealed_digest: str | None) -> None:
+        self.s.execute(self._await, (poll_id,))  # first: a seal is never out of its sight
         self.s.execute(self._save_seal, (sealed_count, sealed_digest, poll_id))
 
     @guarded
@@ -109,6 +114,14 @@ class CassandraTallyStore:
     def result(self, poll_id: str) -> dict[str, Any] | None:
         r = self.s.execute(self._result, (poll_id,)).one()
         return json.loads(r.signed) if r else None
+
+    @guarded
+    def awaiting(self) -> list[str]:
+        return sorted(r.poll_id for r in self.s.execute(self._awaiting))
+
+    @guarded
+    def done_awaiting(self, poll_id: str) -> None:
+        self.s.execute(self._done, (poll_id,))
 
     @guarded
     def ping(self) -> None:

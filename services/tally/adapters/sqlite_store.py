@@ -75,6 +75,14 @@ class SqliteTallyStore:
         r = self.db.one("SELECT signed FROM results WHERE poll_id = ?", (poll_id,))
         return json.loads(r["signed"]) if r else None
 
+    def awaiting(self) -> list[str]:
+        rows = self.db.query("SELECT poll_id FROM polls WHERE sealed_count IS NOT NULL AND "
+                             "poll_id NOT IN (SELECT poll_id FROM results) ORDER BY poll_id")
+        return [r["poll_id"] for r in rows]
+
+    def done_awaiting(self, poll_id: str) -> None:
+        pass  # awaiting() asks the results table itself
+
     def ping(self) -> None:
         self.db.ping()
 

@@ -9,6 +9,7 @@ redelivered after a crash writes the same rows again.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
 from urne.counting.rules import rules_adapter
+from urne.platform.logging import log_fields
 from urne.services.vote.domain import (
     ENUMERATION_BUCKETS,
     Ballot,
@@ -38,6 +40,8 @@ CONCURRENCY = 128  # requests in flight per batch
 # Voters per read: a multi-partition IN is a coordinator's fan-out, so it stays small.
 VOTERS_PER_READ = 32
 
+log = logging.getLogger(__name__)
+
 
 class CassandraVoteStore:
     def __init__(self, session: Session, keyspace: str):
@@ -57,9 +61,10 @@ class CassandraVoteStore:
             f"INSERT INTO {ks}.voter_ballots (poll_id, voter_key, sequence, ballot_id, tracker, "
             "choice, channel, recorded_at, idempotency_key, request_digest) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        self._add_id = p(f"INSERT INTO {ks}.ballot_ids (poll_id, bucket, ballot_id) "
-                         "VALUES (?, ?, ?)")
-        self._ids = p(f"SELECT ballot_id FROM {ks}.ballot_ids WHERE poll_id = ? AND bucket = ?")
+        self._add_id = p(f"INSERT INTO {ks}.ballot_ids (poll_id, bucket, ballot_id, voter_key) "
+                         "VALUES (?, ?, ?, ?)")
+        self._ids = p(f"SELECT ballot_id, voter_key FROM {ks}.ballot_ids WHERE poll_id = ? "
+                      "AND bucket = ?")
         self._closed = p(f"SELECT shard FROM {ks}.closed_shards WHERE poll_id = ?")
         self._close = p(f"INSERT INTO {ks}.closed_shards (poll_id, shard) VALUES (?, ?)")
         # The only lightweight transaction, once per poll: two workers passing the last
@@ -112,7 +117,7 @@ class CassandraVoteStore:
                 json.dumps(b.choice), b.channel, b.recorded_at, b.idempotency_key,
                 b.request_digest)))
             statements.append((self._add_id, (b.poll_id, enumeration_bucket(b.voter_key),
-                                              b.ballot_id)))
+                                              b.ballot_id, b.voter_key)))
         # Not atomic across the two tables, and need not be: the batch is acked only
         # after every write succeeded, and a redelivered batch writes both again.
         write_grouped(self.s, statements, concurrency=CONCURRENCY)
@@ -134,6 +139,20 @@ class CassandraVoteStore:
             return seal
         row = result.one()  # the seal another worker stored first
         return Seal(seal.poll_id, row.ballots_recorded, row.ballots_digest, utc(row.sealed_at))
+
+    def stored_ballots(self, poll_id: str, chunk: int) -> Iterator[list[Ballot]]:
+        keys: set[str] = set()
+        with guard():
+            for r in scan_buckets(self.s, self._ids, poll_id, ENUMERATION_BUCKETS):
+                if r.voter_key is None:  # written before migration 004
+                    log.error("a ballot id without its voter key cannot be sent again",
+                              extra=log_fields(poll_id=poll_id, ballot_id=r.ballot_id))
+                else:
+                    keys.add(r.voter_key)
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), chunk):
+            found = self.ballots_of(poll_id, ordered[start:start + chunk])
+            yield [b for key in sorted(found) for b in found[key]]
 
     def ballot_ids(self, poll_id: str) -> Iterator[str]:
         with guard():

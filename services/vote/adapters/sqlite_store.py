@@ -87,6 +87,12 @@ class SqliteVoteStore:
         return Seal(r["poll_id"], r["ballots_recorded"], r["ballots_digest"],
                     datetime.fromisoformat(r["sealed_at"]))
 
+    def stored_ballots(self, poll_id: str, chunk: int) -> Iterator[list[Ballot]]:
+        rows = self.db.query("SELECT * FROM ballots WHERE poll_id = ? "
+                             "ORDER BY voter_key, sequence", (poll_id,))
+        for start in range(0, len(rows), chunk):
+            yield [_ballot(r) for r in rows[start:start + chunk]]
+
     def ballot_ids(self, poll_id: str) -> Iterator[str]:
         for r in self.db.query("SELECT ballot_id FROM ballots WHERE poll_id = ?", (poll_id,)):
             yield r["ballot_id"]

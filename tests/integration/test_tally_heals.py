@@ -1,0 +1,142 @@
+"""A lost ``ballots.recorded`` heals by itself, on both stores: the tally's check finds
+the sealed poll short of ballots, asks the vote service (``ballots.missing``), which
+sends every stored ballot again; the tally keeps one copy of each and publishes, and
+the published ballot ids are exactly those that got a receipt."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.unit.helpers import Clock, deliver, ok, types
+from urne.contracts import unwrap, wrap
+from urne.contracts.commands import CastBallot, CheckPolls, GetRecord
+from urne.contracts.events import BallotBoxSealed, PollClosed, PollOpened
+from urne.counting import YesNoAbstainRules, rules_hash
+from urne.crypto.keys import generate_keys, load_signing_key
+from urne.crypto.tokens import TokenIssuer, TokenVerifier
+from urne.messaging.kernel import RawEnvelope, ServiceCore
+from urne.record.canonical import ballot_set_digest
+from urne.services.tally.handlers import ASK_AFTER, RESEND_AFTER, TallyHandlers
+from urne.services.vote.handlers import VoteHandlers
+from urne.services.vote.intake import BallotIntake
+
+RULES = YesNoAbstainRules(method="yes_no_abstain", question="A cycle lane on Main Street?")
+
+
+def _to(core: ServiceCore, events: list[RawEnvelope]) -> list[RawEnvelope]:
+    """Deliver events to a core, and publish what it emits in turn, as a transport would
+    (telling the core they were published); returns those."""
+    produced = [out for env in events for out in core.on_event(env)]
+    core.published(produced)
+    return produced
+
+
+def test_a_lost_ballots_recorded_is_fetched_again(backend: Callable[[str], Any],
+                                                   tmp_path: Path) -> None:
+    generate_keys(tmp_path)
+    identity, signer = load_signing_key(tmp_path, "identity-token"), \
+        load_signing_key(tmp_path, "tally-result")
+    clock = Clock()
+    vote_store, tally_store = backend("vote"), backend("tally")
+    vote = VoteHandlers(vote_store).core()
+    tally = TallyHandlers(tally_store, signer, clock=clock).core()
+    intake = BallotIntake(vote_store, TokenVerifier(identity.public), shards=1, max_ballots=5,
+                          clock=clock)
+    poll_id = uuid.uuid4().hex
+    opened = PollOpened(poll_id=poll_id, consultation_id="c", rules=RULES,
+                        rules_hash=rules_hash(RULES), opened_at=clock())
+    deliver(vote, opened)
+    deliver(tally, opened)
+    issuer = TokenIssuer(identity)
+
+    receipts: list[dict[str, Any]] = []
+    lost: list[list[RawEnvelope]] = []
+    for i in range(30):  # thirty voters, a batch each; the tally never hears of three
+        token = issuer.voting_token(f"{i:064x}", poll_id)[0]
+        cast = wrap(CastBallot(poll_id=poll_id, voting_token=token,
+                               choice={"answer": ("yes", "no")[i % 2]},
+                               ballot_id=uuid.uuid4().hex, tracker=uuid.uuid4().hex[:16],
+                               received_at=clock()), "gateway")
+        outcome = intake.record([cast], 0)
+        assert outcome.replies[0] is not None and outcome.replies[0]["ok"]
+        receipts.append(outcome.replies[0]["data"])
+        if i % 10 == 3:
+            lost.append(outcome.events)  # a ballots.recorded lost on the way
+        else:
+            _to(tally, outcome.events)
+    [closed_marker] = deliver(vote, PollClosed(poll_id=poll_id, closed_at=clock()))
+    sealed = intake.record([closed_marker], 0).events
+    assert types(sealed) == ["ballot_box.sealed.v1"]
+    assert _to(tally, sealed) == []  # short of three ballots: nothing published
+
+    def check() -> tuple[dict[str, Any], list[RawEnvelope]]:
+        """One check, as it concerns this poll (Cassandra's keyspace is shared)."""
+        checked, events = ok(tally, CheckPolls())
+        return ({k: [p for p in checked[k] if p == poll_id] for k in ("published", "asked")},
+                [e for e in events if e["payload"]["poll_id"] == poll_id])
+
+    assert check() == ({"published": [], "asked": []}, [])
+    _to(tally, lost.pop(0))  # one comes late: a tally behind, not one that lost any
+    clock.advance(seconds=ASK_AFTER.total_seconds())
+    assert check()[1] == []  # it counted on meanwhile: no asking yet
+    clock.advance(seconds=ASK_AFTER.total_seconds() - 1)
+    assert check()[1] == []
+    clock.advance(seconds=1)  # stuck for ASK_AFTER: two are lost
+    checked, asks = check()
+    assert checked["asked"] == [poll_id] and types(asks) == ["ballots.missing.v1"]
+    assert unwrap(asks[0])[1].model_dump(include={"received", "sealed"}) == \
+        {"received": 28, "sealed": 30}
+    assert check()[1] == []  # asked again only ASK_AFTER later
+    again = _to(vote, asks)  # every stored ballot, sent again
+    assert {b["ballot_id"] for env in again for b in env["payload"]["ballots"]} == \
+        {r["ballot_id"] for r in receipts}
+    published = _to(tally, again)
+    assert types(published) == ["result.published.v1"]
+    record = ok(tally, GetRecord(poll_id=poll_id))[0]
+    assert sorted(e["tracker"] for e in record["entries"]) == \
+        sorted(r["tracker"] for r in receipts)
+    assert sorted(b.ballot_id for b in tally_store.ballots(poll_id)) == \
+        sorted(r["ballot_id"] for r in receipts)
+    assert check()[1] == []  # the result is there: nothing asked (it leaves the list)
+    assert check() == ({"published": [], "asked": []}, [])  # off the list
+    assert _to(tally, again) == []  # a late repeat publishes nothing twice
+    assert len(lost) == 2
+
+
+def test_a_result_announcement_a_crash_kept_from_the_broker_goes_again(
+        cassandra: Any, tmp_path: Path) -> None:
+    """The result is signed and stored, and the process dies before the broker confirmed
+    its ``result.published``: the check announces it again, the same, until a transport
+    confirms it. (SQLite needs none of this: the embedded bus commits the event with the
+    result.)"""
+    from urne.services.tally.adapters.cassandra_store import CassandraTallyStore
+
+    generate_keys(tmp_path)
+    clock = Clock()
+    store = CassandraTallyStore(cassandra.session, cassandra.keyspaces["tally"])
+    tally = TallyHandlers(store, load_signing_key(tmp_path, "tally-result"), clock=clock).core()
+    poll_id = uuid.uuid4().hex
+    deliver(tally, PollOpened(poll_id=poll_id, consultation_id="c", rules=RULES,
+                              rules_hash=rules_hash(RULES), opened_at=clock()))
+    lost = deliver(tally, BallotBoxSealed(poll_id=poll_id, ballots_recorded=0,
+                                          ballots_digest=ballot_set_digest([]),
+                                          sealed_at=clock()))
+    assert types(lost) == ["result.published.v1"]  # ... and the process dies
+
+    def announced() -> list[RawEnvelope]:  # this poll's, of one check (shared keyspace)
+        return [e for e in ok(tally, CheckPolls())[1] if e["payload"]["poll_id"] == poll_id]
+
+    assert announced() == []  # not yet: its confirmation may be on its way
+    clock.advance(seconds=RESEND_AFTER.total_seconds())
+    [again] = announced()
+    assert again["payload"] == lost[0]["payload"]  # the same announcement
+    assert announced() == []  # sent again only RESEND_AFTER later
+    clock.advance(seconds=RESEND_AFTER.total_seconds())
+    [third] = announced()
+    tally.published([third])  # the broker confirmed it
+    clock.advance(seconds=RESEND_AFTER.total_seconds())
+    assert announced() == []
+    assert poll_id not in store.awaiting()
