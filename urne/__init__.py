@@ -8,7 +8,8 @@ below (on floor 3, only from its own package)
 3. ``urne.gateway`` (folder ``gateway/``) and ``urne.services.<name>`` (folder
    ``services/``): siblings that never import each other; they meet only in messages
 2. ``urne.messaging``, ``urne.storage``  the message kernel and its transports; storage helpers
-1. ``urne.platform``, ``urne.crypto``    settings, logging, metrics, errors; keys and tokens
+1. ``urne.platform``, ``urne.crypto``, ``urne.audit``   settings, logging, metrics, errors;
+   keys and tokens; the auditor's verifier
 0. ``urne.contracts``, ``urne.counting``, ``urne.record``: public formats, pure counting
 """
 

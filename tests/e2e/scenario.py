@@ -16,11 +16,13 @@ from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typer.testing import CliRunner
 
 from urne.counting import count
 from urne.counting.rules import rules_adapter, rules_hash
 from urne.record import merkle
 from urne.record.canonical import canonical_json
+from urne.runtime.cli import app
 
 ORGANISER = "organiser@urne.example"
 ORGANISER_B = "organiser.b@urne.example"
@@ -212,6 +214,16 @@ def audit(http: httpx.Client, state: OpenPoll, summary: dict[str, Any],
         for old in replaced:
             r = http.get(f"/v1/audit/polls/{pid}/trackers/{old['tracker']}")
             assert r.status_code == 404 and r.json()["code"] == "tracker_not_found"
+    # The open verifier, as an auditor runs it, agrees: every check holds.
+    last_tracker = next(iter(state.receipts.values()))[-1]["tracker"]
+    verified = CliRunner().invoke(app, ["audit", "verify", str(http.base_url), pid,
+                                        "--tracker", last_tracker, "--kid", tally_key["kid"],
+                                        "--json"])
+    assert verified.exit_code == 0, verified.output
+    report = json.loads(verified.output)
+    assert report["ok"] and [c["name"] for c in report["checks"] if c["ok"]] == [
+        "signature", "rules", "record", "tally", "inclusion"], report
+
     # A closed poll takes no more ballots.
     voter, choice = state.last_ballot
     r = http.post(f"/v1/polls/{pid}/ballots", headers=bearer(state.tokens[voter]),

@@ -19,7 +19,7 @@ FOLDERS = {"urne": ROOT / "urne", "urne.services": ROOT / "services",
            "urne.gateway": ROOT / "gateway"}
 FLOORS = {
     "urne": 0, "urne.contracts": 0, "urne.counting": 0, "urne.record": 0,
-    "urne.platform": 1, "urne.crypto": 1,
+    "urne.platform": 1, "urne.crypto": 1, "urne.audit": 1,
     "urne.messaging": 2, "urne.storage": 2,
     "urne.gateway": 3, "urne.services": 3,
     "urne.runtime": 4, "urne.__main__": 4,

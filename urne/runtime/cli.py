@@ -19,6 +19,57 @@ dlq_app = typer.Typer(no_args_is_help=True, help=(
 app.add_typer(dlq_app, name="dlq")
 
 
+audit_app = typer.Typer(no_args_is_help=True, help="Check published results.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    base_url: Annotated[str, typer.Argument(help="The urne API, e.g. https://vote.example.org")],
+    poll_id: Annotated[str, typer.Argument(help="The poll whose result to check.")],
+    tracker: Annotated[str | None, typer.Option(
+        help="Also check that the ballot with this tracker (a receipt's) is counted.")] = None,
+    kid: Annotated[str | None, typer.Option(
+        help="The id of the tally-result key, as obtained elsewhere than from this server "
+             "(without it, the served key is used: the documents then only agree with "
+             "each other).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+    = False,
+) -> None:
+    """Re-check a published result from the public audit routes: its signature, its
+    rules hash, the record's Merkle root, and the tally recounted from the record.
+    Exit status 0 only if every check holds."""
+    import json
+
+    import httpx
+
+    from urne.audit.verify import Documents, verify
+
+    base = f"{base_url.rstrip('/')}/v1/audit"
+    with httpx.Client(timeout=60) as http:
+        def get(path: str) -> dict[str, Any]:
+            r = http.get(f"{base}/{path}")
+            if r.status_code != 200:
+                typer.echo(f"GET {path}: {r.status_code} {r.text[:300]}", err=True)
+                raise typer.Exit(2)
+            return dict(r.json())
+
+        docs = Documents(keys=get("keys"), rules=get(f"polls/{poll_id}/rules"),
+                         record=get(f"polls/{poll_id}/record"),
+                         signed=get(f"polls/{poll_id}/result"),
+                         proof=get(f"polls/{poll_id}/trackers/{tracker}") if tracker else None)
+    checks = verify(docs, pinned_kid=kid)
+    holds = all(c.ok for c in checks)
+    if as_json:
+        typer.echo(json.dumps({"poll_id": poll_id, "ok": holds, "checks": [
+            {"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]}))
+    else:
+        for c in checks:
+            typer.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
+        typer.echo("the result holds" if holds else "the result does NOT hold")
+    raise typer.Exit(0 if holds else 1)
+
+
 @dlq_app.command("list")
 def dlq_list(limit: Annotated[int, typer.Option(help="Records to show at most.")] = 1000
              ) -> None:

@@ -1,0 +1,103 @@
+"""The auditor's verifier (``urne audit verify``) on the documents a real tally serves:
+they hold as served, and each kind of tampering fails the check it should, and only
+the checks it should."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.helpers import ok
+from tests.unit.test_tally import BALLOTS, POLL, RULES, make_tally, opened, sealed
+from urne.audit.verify import Documents, verify
+from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
+from urne.crypto.keys import SigningKey, generate_keys, load_signing_key
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def served(tmp_path: Path, tally_key: SigningKey) -> Documents:
+    """What the audit routes serve for a published poll (the gateway passes the tally's
+    replies through), and the keys route."""
+    tally = make_tally(tmp_path, tally_key)
+    tally.feed(opened(), *BALLOTS, sealed(4))
+    record = ok(tally.core, GetRecord(poll_id=POLL))[0]
+    signed = ok(tally.core, GetResult(poll_id=POLL))[0]
+    proof = ok(tally.core, ProveInclusion(poll_id=POLL, tracker="TC1"))[0]
+    public = tally_key.public
+    keys = {"keys": [{"name": "tally-result", "kid": public.kid, "algorithm": "Ed25519",
+                      "public_key": public.raw_b64url(), "pem": public.pem()}]}
+    rules = {"poll_id": POLL, "rules": RULES.model_dump(mode="json"),
+             "rules_hash": signed["result"]["rules_hash"]}
+    return Documents(keys=keys, rules=rules, record=record, signed=signed, proof=proof)
+
+
+def failing(docs: Documents, pinned: str | None = None) -> list[str]:
+    return [c.name for c in verify(docs, pinned) if not c.ok]
+
+
+def test_the_served_documents_hold(served: Documents, tally_key: SigningKey) -> None:
+    checks = verify(served, pinned_kid=tally_key.public.kid)
+    assert [(c.name, c.ok) for c in checks] == [
+        ("signature", True), ("rules", True), ("record", True), ("tally", True),
+        ("inclusion", True)]
+    assert "pinned" in checks[0].detail
+
+
+def tampered(docs: Documents, **changes: Any) -> Documents:
+    fields = {f: copy.deepcopy(getattr(docs, f)) for f in
+              ("keys", "rules", "record", "signed", "proof")}
+    for name, change in changes.items():
+        change(fields[name])
+    return Documents(**fields)
+
+
+def test_a_changed_choice_in_the_record_fails_the_root_and_the_tally(served: Documents
+                                                                    ) -> None:
+    def flip(record: dict) -> None:
+        record["entries"][0]["choice"] = {"answer": "no"}
+
+    assert failing(tampered(served, record=flip)) == ["record", "tally"]
+
+
+def test_a_dropped_ballot_fails_the_record(served: Documents) -> None:
+    def drop(record: dict) -> None:
+        del record["entries"][0]
+
+    assert "record" in failing(tampered(served, record=drop))
+
+
+def test_a_changed_tally_fails_the_signature_and_the_recount(served: Documents) -> None:
+    def inflate(signed: dict) -> None:
+        signed["result"]["tally"]["counts"]["yes"] += 1
+
+    assert failing(tampered(served, signed=inflate)) == ["signature", "tally"]
+
+
+def test_other_rules_fail_the_rules_hash(served: Documents) -> None:
+    def other(rules: dict) -> None:
+        rules["rules"]["question"] = "Another question?"
+
+    assert failing(tampered(served, rules=other)) == ["rules"]
+
+
+def test_a_key_other_than_the_pinned_one_fails(served: Documents, tmp_path: Path) -> None:
+    generate_keys(tmp_path / "other")
+    other = load_signing_key(tmp_path / "other", "tally-result").public
+    assert failing(served, pinned=other.kid) == ["signature"]
+
+    def swap(keys: dict) -> None:  # a server serving another key under the same id
+        keys["keys"][0]["public_key"] = other.raw_b64url()
+
+    assert failing(tampered(served, keys=swap)) == ["signature"]
+
+
+def test_a_proof_for_another_place_fails(served: Documents) -> None:
+    def move(proof: dict) -> None:
+        proof["index"] = (proof["index"] + 1) % proof["size"]
+
+    assert failing(tampered(served, proof=move)) == ["inclusion"]

@@ -1,0 +1,1 @@
+"""What an auditor runs: re-checking a published result from its public documents."""

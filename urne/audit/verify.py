@@ -1,0 +1,127 @@
+"""Re-check a published result from its public documents alone (``urne audit verify``).
+
+Pure: it takes the documents the audit routes serve (``/v1/audit/keys``, and for the
+poll ``/rules``, ``/record``, ``/result``, and a tracker's inclusion proof) and answers,
+check by check, whether they agree. It trusts none of them: the signature is checked
+with the key whose id the auditor pins (or, failing that, the one served, which only
+proves the documents agree with each other), the rules hash, the Merkle root and the
+tally are recomputed here, with the counting auditors share (``urne.counting``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
+
+from urne.counting import InvalidBallot, TallyError, count
+from urne.counting.rules import rules_adapter, rules_hash
+from urne.crypto.keys import TALLY_RESULT_KEY, b64url_decode
+from urne.record import merkle
+from urne.record.canonical import canonical_json
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Documents:
+    """The public documents of one poll, as served."""
+
+    keys: dict[str, Any]  # /v1/audit/keys
+    rules: dict[str, Any]  # /v1/audit/polls/{id}/rules
+    record: dict[str, Any]  # /v1/audit/polls/{id}/record
+    signed: dict[str, Any]  # /v1/audit/polls/{id}/result
+    proof: dict[str, Any] | None = None  # /v1/audit/polls/{id}/trackers/{tracker}
+
+
+def verify(docs: Documents, pinned_kid: str | None = None) -> list[Check]:
+    """Every check, in order; the result holds only if all are ``ok``."""
+    result = docs.signed.get("result", {})
+    checks = [_signature(docs, result, pinned_kid), _rules(docs, result),
+              _record(docs, result), _tally(docs, result)]
+    if docs.proof is not None:
+        checks.append(_inclusion(docs))
+    return checks
+
+
+def _signature(docs: Documents, result: dict[str, Any], pinned_kid: str | None) -> Check:
+    kid = docs.signed.get("key_id")
+    if pinned_kid is not None and kid != pinned_kid:
+        return Check("signature", False, f"signed with key {kid}, not the pinned {pinned_kid}")
+    key = next((k for k in docs.keys.get("keys", [])
+                if k.get("kid") == kid and k.get("name") == TALLY_RESULT_KEY), None)
+    if key is None:
+        return Check("signature", False, f"no {TALLY_RESULT_KEY} key with id {kid}")
+    try:
+        public = Ed25519PublicKey.from_public_bytes(b64url_decode(key["public_key"]))
+        public.verify(b64url_decode(docs.signed["signature"]), canonical_json(result))
+    except (InvalidSignature, ValueError, KeyError) as exc:
+        return Check("signature", False, f"the signature does not verify ({type(exc).__name__})")
+    pinned = "pinned" if pinned_kid else "as served, not pinned"
+    return Check("signature", True, f"Ed25519 signature by key {kid} ({pinned})")
+
+
+def _rules(docs: Documents, result: dict[str, Any]) -> Check:
+    try:
+        frozen = rules_adapter.validate_python(docs.rules["rules"])
+    except (ValidationError, KeyError) as exc:
+        return Check("rules", False, f"the rules do not read: {exc}"[:300])
+    computed = rules_hash(frozen)
+    if computed != docs.rules.get("rules_hash") or computed != result.get("rules_hash"):
+        return Check("rules", False, f"rules hash {computed} differs from the served "
+                     f"{docs.rules.get('rules_hash')} or the signed {result.get('rules_hash')}")
+    return Check("rules", True, f"rules hash {computed}")
+
+
+def _leaves(docs: Documents) -> list[bytes]:
+    return [merkle.leaf_hash(canonical_json(e)) for e in docs.record.get("entries", [])]
+
+
+def _record(docs: Documents, result: dict[str, Any]) -> Check:
+    leaves = _leaves(docs)
+    root = merkle.root(leaves).hex()
+    signed = result.get("record", {})
+    if (root, len(leaves)) != (signed.get("root"), signed.get("size")) or \
+            (root, len(leaves)) != (docs.record.get("root"), docs.record.get("size")):
+        return Check("record", False, f"{len(leaves)} entries with root {root}; signed: "
+                     f"{signed.get('size')} with {signed.get('root')}")
+    return Check("record", True, f"{len(leaves)} counted ballots, Merkle root {root}")
+
+
+def _tally(docs: Documents, result: dict[str, Any]) -> Check:
+    try:
+        frozen = rules_adapter.validate_python(docs.rules["rules"])
+        recount = count(frozen, [e["choice"] for e in docs.record.get("entries", [])])
+    except (ValidationError, InvalidBallot, TallyError, KeyError, TypeError, ValueError) as exc:
+        return Check("tally", False, f"the record does not count: {exc}"[:300])
+    if recount != result.get("tally"):
+        return Check("tally", False, "counting the record's choices with the frozen rules "
+                     f"gives {recount}, the signed tally is {result.get('tally')}")
+    return Check("tally", True, "the record's choices, counted with the frozen rules, give "
+                 "the signed tally")
+
+
+def _inclusion(docs: Documents) -> Check:
+    proof = docs.proof or {}
+    tracker = proof.get("tracker")
+    entry = next((e for e in docs.record.get("entries", []) if e.get("tracker") == tracker),
+                 None)
+    try:
+        leaf = bytes.fromhex(proof["leaf"])
+        ok = entry is not None and merkle.leaf_hash(canonical_json(entry)) == leaf and \
+            merkle.verify_inclusion(leaf, proof["index"], proof["size"],
+                                    [bytes.fromhex(h) for h in proof["path"]],
+                                    bytes.fromhex(docs.record["root"]))
+    except (KeyError, ValueError, TypeError):
+        ok = False
+    if not ok:
+        return Check("inclusion", False, f"tracker {tracker}: no valid proof of inclusion")
+    return Check("inclusion", True, f"tracker {tracker} is counted, at index {proof['index']}")
