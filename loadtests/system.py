@@ -41,6 +41,8 @@ class System:
     vhost: str | None = None
     keyspace_prefix: str | None = None
     bases: list[str] = field(default_factory=list)  # every gateway
+    # Where the tally's Prometheus metrics are served (the counting lag is there).
+    tally_metrics: str | None = None
     commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
 
     def restart(self, name: str) -> None:
@@ -111,6 +113,7 @@ def start_embedded(workdir: Path) -> System:
     _start(system, "urne-up", ["up", "--port", str(port), "--data-dir", str(workdir / "data")],
            {"URNE_ENVIRONMENT": "test", "URNE_LOG_LEVEL": "WARNING"})
     system.bases.append(system.base)
+    system.tally_metrics = f"{system.base}/metrics"  # one process: one registry
     _wait_ready(system)
     return system
 
@@ -138,8 +141,11 @@ def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16,
         **(env or {}),  # the caller's settings win
     }
     try:
+        tally_port = free_port()
+        system.tally_metrics = f"http://127.0.0.1:{tally_port}/metrics"
         for name in SERVICES:
-            _start(system, name, ["service", name], env)
+            _start(system, name, ["service", name],
+                   {**env, "URNE_METRICS_PORT": str(tally_port)} if name == "tally" else env)
         for i in range(vote_workers):
             _start(system, f"vote-worker-{i + 1}", ["vote-worker"], env)
         _start(system, "gateway", ["gateway"], env)

@@ -36,7 +36,7 @@ from urne.crypto.keys import SigningKey, b64url
 from urne.messaging.kernel import Context, RawEnvelope, ServiceCore
 from urne.platform.errors import DomainError, NotFound
 from urne.platform.logging import log_fields
-from urne.platform.metrics import POLLS_AWAITING, RESULTS
+from urne.platform.metrics import POLLS_AWAITING, RESULTS, TALLY_LAG
 from urne.record import merkle
 from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.services.tally import domain
@@ -102,6 +102,9 @@ class TallyHandlers:
             poll_id=b.poll_id, voter_key=b.voter_key, sequence=b.sequence,
             ballot_id=b.ballot_id, tracker=b.tracker, choice=b.choice, channel=b.channel,
             recorded_at=b.recorded_at) for b in event.ballots])
+        now = self.clock()
+        for b in event.ballots:  # the counting lag, as the tally sees it (issue 8)
+            TALLY_LAG.observe(max((now - b.recorded_at).total_seconds(), 0.0))
         for poll_id in sorted({b.poll_id for b in event.ballots}):
             self._try_publish(poll_id, ctx)
 

@@ -31,6 +31,12 @@ SHARDS_ACTIVE = Gauge(
     "since it last stepped back from any.",
 )
 RESULTS = Counter("urne_results_published_total", "Signed results published by the tally.")
+TALLY_LAG = Histogram(
+    "urne_tally_lag_seconds",
+    "From a ballot's recording by the vote service to the tally holding it (the clocks of "
+    "two processes: on several hosts, their skew adds in).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+)
 POLLS_AWAITING = Gauge("urne_tally_polls_awaiting",
                        "Sealed polls the tally has not published yet, as of its last check.")
 HTTP_REQUESTS = Counter(
