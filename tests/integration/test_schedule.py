@@ -147,3 +147,20 @@ def test_an_event_a_crash_kept_from_the_broker_goes_again(cassandra: Any, comman
     assert run() == again  # still unconfirmed: sent again
     core.published(again)  # the broker confirmed it
     assert run() == []
+
+
+def test_an_open_poll_without_a_close_time_gets_one_by_an_extension(
+        backend: Callable[[str], Any]) -> None:
+    clock = Clock()
+    core = _core(backend("proposal"), clock)
+    pid = ok(core, CreatePoll(consultation_id=_consultation(core), rules=RULES,
+                              actor=ORGANISER))[0]["id"]
+    ok(core, OpenPoll(poll_id=pid, actor=ORGANISER))
+    closes_at = clock() + timedelta(hours=1)
+    view, events = ok(core, ExtendPoll(poll_id=pid, closes_at=closes_at, reason="a date",
+                                       actor=ORGANISER))
+    assert datetime.fromisoformat(view["closes_at"]) == closes_at
+    assert view["amendments"][0]["previous_closes_at"] is None
+    assert types(events) == ["poll.close_extended.v1"]
+    clock.now = closes_at + CLOSE_GRACE
+    assert pid in _run(core)[0]["closed"]  # and it closes by itself then (shared keyspace)
