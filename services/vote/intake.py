@@ -44,6 +44,7 @@ from urne.services.vote.ports import VoteStore
 log = logging.getLogger(__name__)
 
 PRODUCER = "vote"
+SEAL_CHUNK = 500  # voters read at once while sealing
 
 
 @dataclass
@@ -254,7 +255,11 @@ class BallotIntake:
         # Every shard has passed the marker, so every ballot admitted before it is
         # stored (each shard commits its ballots before its marker). Another worker may
         # seal at the same time: the first seal stored is the one both publish.
-        ids = list(self.store.ballot_ids(poll_id))
+        # Counted from the voters' own rows, which is what the tally receives and what
+        # ``ballots.missing`` sends again (the id index may hold an id no row has: the
+        # store logs it).
+        ids = [b.ballot_id for chunk in self.store.stored_ballots(poll_id, SEAL_CHUNK)
+               for b in chunk]
         seal = self.store.save_seal(Seal(poll_id, len(ids), ballot_set_digest(ids),
                                          self.clock()))
         events.append(wrap(BallotBoxSealed(poll_id=poll_id,

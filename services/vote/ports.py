@@ -41,8 +41,9 @@ class VoteStore(Protocol):
         ...
 
     def stored_ballots(self, poll_id: str, chunk: int) -> Iterator[list[Ballot]]:
-        """Every stored ballot of the poll (revotes included), about ``chunk`` at a time,
-        a voter's ballots in one chunk, in order."""
+        """Every stored ballot of the poll (revotes included), in lists of about
+        ``chunk`` (voters, or rows): what the seal counts, and what ``ballots.missing``
+        sends again."""
         ...
 
     def ping(self) -> None: ...

@@ -140,3 +140,37 @@ def test_a_result_announcement_a_crash_kept_from_the_broker_goes_again(
     clock.advance(seconds=RESEND_AFTER.total_seconds())
     assert announced() == []
     assert poll_id not in store.awaiting()
+
+
+def test_an_indexed_id_without_its_row_is_not_sealed(cassandra: Any, tmp_path: Path,
+                                                      caplog: Any) -> None:
+    """The seal counts the voters' own rows (what the tally receives and what is sent
+    again), not the id index: an id the index holds but no row does is left out, and
+    said, so the tally is never left waiting for a ballot that does not exist."""
+    from urne.services.vote.adapters.cassandra_store import CassandraVoteStore
+    from urne.services.vote.domain import enumeration_bucket
+
+    generate_keys(tmp_path)
+    identity = load_signing_key(tmp_path, "identity-token")
+    clock = Clock()
+    store = CassandraVoteStore(cassandra.session, cassandra.keyspaces["vote"])
+    vote = VoteHandlers(store).core()
+    intake = BallotIntake(store, TokenVerifier(identity.public), shards=1, max_ballots=5,
+                          clock=clock)
+    poll_id = uuid.uuid4().hex
+    deliver(vote, PollOpened(poll_id=poll_id, consultation_id="c", rules=RULES,
+                             rules_hash=rules_hash(RULES), opened_at=clock()))
+    voter = f"{7:064x}"
+    token = TokenIssuer(identity).voting_token(voter, poll_id)[0]
+    cast = wrap(CastBallot(poll_id=poll_id, voting_token=token, choice={"answer": "yes"},
+                           ballot_id=uuid.uuid4().hex, tracker="T1", received_at=clock()),
+                "gateway")
+    assert intake.record([cast], 0).replies[0]["ok"]  # type: ignore[index]
+    orphan = uuid.uuid4().hex  # an id in the index whose row was never written
+    store.s.execute(store._add_id, (poll_id, enumeration_bucket(voter), orphan, voter))
+    [marker] = deliver(vote, PollClosed(poll_id=poll_id, closed_at=clock()))
+    with caplog.at_level("ERROR"):
+        [seal] = intake.record([marker], 0).events
+    assert seal["payload"]["ballots_recorded"] == 1
+    said = [r for r in caplog.records if "has no ballot row" in r.getMessage()]
+    assert [getattr(r, "fields", {}).get("ballot_id") for r in said] == [orphan]

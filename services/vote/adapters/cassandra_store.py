@@ -141,18 +141,26 @@ class CassandraVoteStore:
         return Seal(seal.poll_id, row.ballots_recorded, row.ballots_digest, utc(row.sealed_at))
 
     def stored_ballots(self, poll_id: str, chunk: int) -> Iterator[list[Ballot]]:
-        keys: set[str] = set()
+        indexed: dict[str, str] = {}  # ballot id -> voter key, from the id index
         with guard():
             for r in scan_buckets(self.s, self._ids, poll_id, ENUMERATION_BUCKETS):
                 if r.voter_key is None:  # written before migration 004
-                    log.error("a ballot id without its voter key cannot be sent again",
+                    log.error("a ballot id without its voter key cannot be read back",
                               extra=log_fields(poll_id=poll_id, ballot_id=r.ballot_id))
                 else:
-                    keys.add(r.voter_key)
-        ordered = sorted(keys)
+                    indexed[r.ballot_id] = r.voter_key
+        ordered = sorted(set(indexed.values()))
+        rows: set[str] = set()
         for start in range(0, len(ordered), chunk):
             found = self.ballots_of(poll_id, ordered[start:start + chunk])
-            yield [b for key in sorted(found) for b in found[key]]
+            ballots = [b for key in sorted(found) for b in found[key]]
+            rows.update(b.ballot_id for b in ballots)
+            yield ballots
+        for ballot_id in sorted(set(indexed) - rows):
+            # An id whose voter's rows do not hold it: its row was never written, or
+            # another decision overwrote it. Not counted; said, with what to look for.
+            log.error("a ballot id in the index has no ballot row", extra=log_fields(
+                poll_id=poll_id, ballot_id=ballot_id, voter_key=indexed[ballot_id]))
 
     def ballot_ids(self, poll_id: str) -> Iterator[str]:
         with guard():
