@@ -125,6 +125,11 @@ def report_view(r: Report) -> ReportView:
                       reported_at=r.reported_at)
 
 
+def _need(ctx: Context | None) -> Context:
+    assert ctx is not None, "an announced change needs the handler's context"
+    return ctx
+
+
 def _occurred(env: RawEnvelope) -> datetime:
     return datetime.fromisoformat(str(env.get("occurred_at")).replace("Z", "+00:00"))
 
@@ -186,27 +191,29 @@ class ProposalHandlers:
         change's event, written in the poll's outbox with the change and sent after it
         (``actor`` None: the schedule acts, on no one's behalf)."""
         for _ in range(POLL_CAS_ATTEMPTS):
-            found = self.store.poll(poll_id) if actor is None else None
-            if actor is None and found is None:
-                raise NotFound(f"no poll {poll_id}", code="poll_not_found")
-            if actor is None:
-                assert found is not None
-                poll = found
-                consultation = self.store.consultation(poll.consultation_id)
-                if consultation is None:
-                    raise NotFound(f"no poll {poll_id}", code="poll_not_found")
-            else:
-                poll, consultation = self._poll(poll_id, actor)
-                if not access.may_act(consultation, actor):
-                    raise _not_an_organiser(consultation)
+            poll, consultation = self._poll_to_change(poll_id, actor)
             changed = change(poll, consultation)
-            events = [] if announce is None or ctx is None else [ctx.envelope(announce(changed))]
+            events = [] if announce is None else [_need(ctx).envelope(announce(changed))]
             if self.store.replace_poll(changed, expected_status=poll.status, announce=events):
                 for env in events:
-                    ctx.send(env)  # type: ignore[union-attr]
+                    _need(ctx).send(env)
                 return changed
         raise DomainError(f"poll {poll_id} kept changing; retry", code="store_unavailable",
                           status=503)
+
+    def _poll_to_change(self, poll_id: str, actor: Actor | None) -> tuple[Poll, Consultation]:
+        """The poll and its consultation, if ``actor`` may act on it; the schedule
+        (``actor`` None) acts on every poll there is."""
+        if actor is not None:
+            poll, consultation = self._poll(poll_id, actor)
+            if not access.may_act(consultation, actor):
+                raise _not_an_organiser(consultation)
+            return poll, consultation
+        found = self.store.poll(poll_id)
+        owner = None if found is None else self.store.consultation(found.consultation_id)
+        if found is None or owner is None:
+            raise NotFound(f"no poll {poll_id}", code="poll_not_found")
+        return found, owner
 
     def _view(self, c: Consultation, actor: Actor | None, full: bool = True
               ) -> ConsultationView:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.support.servers import cassandra_address, require_cassandra
+from tests.support.servers import cassandra_address, require_cassandra, require_rabbitmq
 from urne.platform.settings import StoreSettings
 from urne.runtime.registry import SERVICES
 from urne.storage.sqlite import SqliteDb
@@ -55,3 +56,19 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], A
             SqliteDb(tmp_path / f"{service}.db", SERVICES[service].migrations.sqlite))
     run: CassandraRun = request.getfixturevalue("cassandra")
     return lambda service: SERVICES[service].cassandra_store(run.session, run.keyspaces[service])
+
+
+MANAGEMENT = "http://127.0.0.1:15672/api"
+GUEST = ("guest", "guest")
+
+
+@pytest.fixture
+def vhost_url() -> Iterator[str]:
+    """An AMQP URL on a RabbitMQ virtual host of this test's own, deleted after it."""
+    require_rabbitmq()
+    vhost = f"urne-it-{uuid.uuid4().hex[:8]}"
+    httpx.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST).raise_for_status()
+    httpx.put(f"{MANAGEMENT}/permissions/{vhost}/guest", auth=GUEST,
+              json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    httpx.delete(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST)

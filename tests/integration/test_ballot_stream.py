@@ -11,14 +11,12 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pika
 import pytest
 
-from tests.support.servers import require_rabbitmq
 from urne.messaging.ballot_stream import (
     DEAD_LETTERS,
     EVENTS_EXCHANGE,
@@ -39,8 +37,6 @@ def no_fence() -> None:
     pass
 
 
-MANAGEMENT = "http://127.0.0.1:15672/api"
-GUEST = ("guest", "guest")
 SHARDS = 4
 
 
@@ -49,18 +45,11 @@ class Transient(Exception):
 
 
 @pytest.fixture
-def amqp_url() -> Iterator[str]:
-    require_rabbitmq()
-    vhost = f"urne-stream-{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST).raise_for_status()
-    httpx.put(f"{MANAGEMENT}/permissions/{vhost}/guest", auth=GUEST,
-              json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-    url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+def amqp_url(vhost_url: str) -> str:
+    connection = pika.BlockingConnection(pika.URLParameters(vhost_url))
     declare_topology(connection.channel(), SHARDS)
     connection.close()
-    yield url
-    httpx.delete(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST)
+    return vhost_url
 
 
 class Client:

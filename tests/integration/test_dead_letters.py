@@ -6,37 +6,25 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pika
 import pytest
 from typer.testing import CliRunner
 
-from tests.support.servers import require_rabbitmq
 from urne.messaging.ballot_stream import DEAD_LETTERS, declare_topology
 from urne.runtime.cli import app
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed]
 
-MANAGEMENT = "http://127.0.0.1:15672/api"
-GUEST = ("guest", "guest")
 
 
 @pytest.fixture
-def amqp_url() -> Iterator[str]:
-    require_rabbitmq()
-    vhost = f"urne-dlq-{uuid.uuid4().hex[:8]}"
-    httpx.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST).raise_for_status()
-    httpx.put(f"{MANAGEMENT}/permissions/{vhost}/guest", auth=GUEST,
-              json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-    url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+def amqp_url(vhost_url: str) -> str:
+    connection = pika.BlockingConnection(pika.URLParameters(vhost_url))
     declare_topology(connection.channel(), 1)  # the dead-letter exchange and queue
     connection.close()
-    yield url
-    httpx.delete(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST)
+    return vhost_url
 
 
 def _park(channel: Any, record: Any) -> None:
