@@ -1,6 +1,7 @@
 """The counting lag from the tally's own histogram (``urne_tally_lag_seconds``): from a
-ballot's recording by the vote service to the tally holding it, read from its
-Prometheus endpoint before and after a run."""
+ballot's recording by the vote service to the tally counting it, read from the
+Prometheus endpoints of the processes that count (the tally workers; embedded, the one
+process) before and after a run."""
 
 from __future__ import annotations
 
@@ -12,16 +13,22 @@ from prometheus_client.parser import text_string_to_metric_families
 METRIC = "urne_tally_lag_seconds"
 
 
-def buckets(metrics_url: str) -> dict[float, float]:
-    """Cumulative count per upper bound (``le``) of the lag histogram, as served now."""
-    text = httpx.get(metrics_url, timeout=30).text
+def buckets(metrics_urls: list[str]) -> dict[float, float]:
+    """Cumulative count per upper bound (``le``) of the lag histogram, as served now,
+    summed over the processes that count (every tally worker)."""
     found: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != METRIC:
+    for url in metrics_urls:
+        try:
+            text = httpx.get(url, timeout=30).text
+        except httpx.HTTPError:  # a worker stopped since: its counts went with it
             continue
-        for sample in family.samples:
-            if sample.name == f"{METRIC}_bucket":
-                found[float(sample.labels["le"])] = sample.value
+        for family in text_string_to_metric_families(text):
+            if family.name != METRIC:
+                continue
+            for sample in family.samples:
+                if sample.name == f"{METRIC}_bucket":
+                    le = float(sample.labels["le"])
+                    found[le] = found.get(le, 0.0) + sample.value
     return found
 
 

@@ -41,8 +41,8 @@ class System:
     vhost: str | None = None
     keyspace_prefix: str | None = None
     bases: list[str] = field(default_factory=list)  # every gateway
-    # Where the tally's Prometheus metrics are served (the counting lag is there).
-    tally_metrics: str | None = None
+    # Where the counting processes serve their Prometheus metrics (the lag is there).
+    tally_metrics: list[str] = field(default_factory=list)
     commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
 
     def restart(self, name: str) -> None:
@@ -53,6 +53,15 @@ class System:
             old.wait()
         args, env = self.commands[name]
         _start(self, name, args, env)
+
+    def start_tally_worker(self, name: str, env: dict[str, str] | None = None) -> None:
+        """Start one more tally worker (``env``: the system's, taken from a running
+        process if not given), serving its metrics on a port of its own."""
+        if env is None:
+            env = next(e for args, e in self.commands.values() if args == ["tally-worker"])
+        port = free_port()
+        self.tally_metrics.append(f"http://127.0.0.1:{port}/metrics")
+        _start(self, name, ["tally-worker"], {**env, "URNE_METRICS_PORT": str(port)})
 
     @property
     def pids(self) -> set[int]:
@@ -113,13 +122,14 @@ def start_embedded(workdir: Path) -> System:
     _start(system, "urne-up", ["up", "--port", str(port), "--data-dir", str(workdir / "data")],
            {"URNE_ENVIRONMENT": "test", "URNE_LOG_LEVEL": "WARNING"})
     system.bases.append(system.base)
-    system.tally_metrics = f"{system.base}/metrics"  # one process: one registry
+    system.tally_metrics = [f"{system.base}/metrics"]  # one process: one registry
     _wait_ready(system)
     return system
 
 
 def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16,
-                      gateways: int = 1, env: dict[str, str] | None = None) -> System:
+                      gateways: int = 1, env: dict[str, str] | None = None,
+                      tally_workers: int = 1) -> System:
     from urne.crypto.keys import generate_keys
 
     run = uuid.uuid4().hex[:8]
@@ -141,13 +151,12 @@ def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16,
         **(env or {}),  # the caller's settings win
     }
     try:
-        tally_port = free_port()
-        system.tally_metrics = f"http://127.0.0.1:{tally_port}/metrics"
         for name in SERVICES:
-            _start(system, name, ["service", name],
-                   {**env, "URNE_METRICS_PORT": str(tally_port)} if name == "tally" else env)
+            _start(system, name, ["service", name], env)
         for i in range(vote_workers):
             _start(system, f"vote-worker-{i + 1}", ["vote-worker"], env)
+        for i in range(tally_workers):
+            system.start_tally_worker(f"tally-worker-{i + 1}", env)
         _start(system, "gateway", ["gateway"], env)
         system.bases.append(system.base)
         for i in range(1, gateways):

@@ -37,7 +37,8 @@ async def frozen_rules(poll_id: Id, services: ServicesDep) -> dict:
 
 # The tally decides, for each of the routes below, whether anything may be shown:
 # 409 result_embargoed until an organiser publishes an embargoed result, 409
-# result_not_published until the result is signed.
+# result_not_published until the result is signed, 409 result_withheld while the
+# tally's counts disagree.
 @router.get("/polls/{poll_id}/result", response_model=SignedResultPublic)
 async def signed_result(poll_id: Id, services: ServicesDep) -> dict:
     """The signed result document, its signature and the signing key's id."""

@@ -3,7 +3,8 @@
 Whether a result may be shown is the tally's to decide (the gateway is not trusted
 to): every route here that shows one asks the tally, which refuses with 409
 ``result_embargoed`` until an organiser publishes an embargoed result, 409
-``result_not_published`` until it is signed, and 409 ``results_hidden`` for live counts
+``result_not_published`` until it is signed (``result_withheld`` while the tally's
+counts disagree), and 409 ``results_hidden`` for live counts
 of a poll whose results are not live.
 """
 
@@ -136,7 +137,8 @@ async def cast_ballot(request: Request, poll_id: Id, body: BallotCast, token: Vo
 @router.get("/{poll_id}/results", response_model=ResultPublic)
 async def get_results(poll_id: Id, services: ServicesDep) -> dict:
     """The published result (409 ``result_not_published`` before it is signed, 409
-    ``result_embargoed`` before an organiser publishes an embargoed one)."""
+    ``result_embargoed`` before an organiser publishes an embargoed one, 409
+    ``result_withheld`` while the tally's counts disagree)."""
     signed = await services.send(GetResult(poll_id=poll_id))
     result = signed["result"]
     return {"poll_id": poll_id, "tally": result["tally"], "record_root": result["record"]["root"],

@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from urne.contracts.fields import ResultsVisibility
-from urne.counting import count, new_tally
+from urne.counting import count, new_tally, tally_from_state
 from urne.counting.rules import PollRules
+from urne.counting.tally import Tally
 from urne.platform.errors import Conflict, NotFound
 from urne.record import merkle
 from urne.record.canonical import canonical_json
@@ -33,6 +34,9 @@ class TallySheet:
     # When an organiser released an embargoed result (poll.result_released); it may
     # come before anything else, and is kept whatever comes after.
     released_at: datetime | None = None
+    # Why the tally will not sign (the merged shard counts, the recount of its copy and
+    # the seal disagree), as of its last check; None when nothing is withheld.
+    withheld: str | None = None
 
     @property
     def embargoed(self) -> bool:
@@ -52,6 +56,10 @@ def check_shown(sheet: TallySheet | None, poll_id: str, signed: bool) -> None:
     if sheet.embargoed:
         raise Conflict("the result of this poll is embargoed until an organiser publishes it",
                        code="result_embargoed")
+    if not signed and sheet.withheld:
+        raise Conflict("the result of this poll is withheld: its counts do not agree "
+                       f"({sheet.withheld}); an operator has been alerted",
+                       code="result_withheld")
     if not signed:
         raise Conflict("the result of this poll is not published yet",
                        code="result_not_published")
@@ -77,6 +85,9 @@ class StoredBallot:
     choice: dict[str, Any]
     channel: str
     recorded_at: datetime
+    # Distributed: the offset of the counting-stream message that brought it (its
+    # first); a shard's partial counts the ballots before its checkpoint's offset.
+    position: int = 0
 
 
 def counted(ballots: Iterable[StoredBallot]) -> list[StoredBallot]:
@@ -89,38 +100,92 @@ def counted(ballots: Iterable[StoredBallot]) -> list[StoredBallot]:
     return list(latest.values())
 
 
-class LiveCount:
-    """Running counts: one ballot per voter, the one with the highest sequence.
+class ShardCount:
+    """One shard's running count of one poll: a partial tally (ARCHITECTURE.md D7).
 
-    Ballots may come in any order and any number of times: a voter's ballot replaces
-    the one counted for them only if its sequence is higher (the replaced one is
-    removed from the tally), and a ballot seen again changes nothing. So the counts are
-    those of ``counted(ballots)``, whatever the order.
+    Every ballot of a voter travels in the voter's shard, so a shard alone decides
+    which of a voter's ballots counts: the one with the highest sequence. Ballots may
+    come in any order and any number of times (a redelivery, the vote service sending a
+    poll's ballots again): a ballot replaces the one counted for its voter only if its
+    sequence is higher, the replaced one is removed from the tally first, and a ballot
+    seen again changes nothing. So the counts are those of ``counted(ballots)``,
+    whatever the order, and partial counts of disjoint shards merge into the count of
+    the whole poll.
+
+    ``tally`` and ``received`` are the checkpoint (``state``); the voters' map is not:
+    whoever restores a checkpoint gives back the ballots it covers (``remember``).
     """
 
-    def __init__(self, rules: PollRules) -> None:
-        self._tally = new_tally(rules)
-        self._current: dict[str, tuple[int, dict[str, Any]]] = {}  # voter -> (sequence, choice)
-        self.received = 0  # ballots added, replaced and repeated ones included
+    def __init__(self, rules: PollRules, tally: Tally[Any] | None = None,
+                 received: int = 0) -> None:
+        self.rules = rules
+        self.tally = tally if tally is not None else new_tally(rules)
+        self.received = received  # distinct ballots seen, replaced ones included
+        # voter -> (sequence counted, its choice, bit mask of the sequences seen)
+        self._voters: dict[str, tuple[int, dict[str, Any], int]] = {}
 
-    def add(self, ballot: StoredBallot) -> None:
+    def add(self, ballot: StoredBallot) -> bool:
+        """Count a ballot; False if it was seen before (nothing changes)."""
+        kept = self._voters.get(ballot.voter_key)
+        bit = 1 << ballot.sequence
+        if kept is not None and kept[2] & bit:
+            return False
+        if kept is None or ballot.sequence > kept[0]:
+            self.tally.add(ballot.choice)  # first: a ballot that fails to count changes nothing
+            if kept is not None:
+                self.tally.remove(kept[1])
+            self._voters[ballot.voter_key] = (ballot.sequence, ballot.choice,
+                                              (kept[2] if kept else 0) | bit)
+        else:  # an older ballot of this voter, come late: seen, not counted
+            self._voters[ballot.voter_key] = (kept[0], kept[1], kept[2] | bit)
         self.received += 1
-        kept = self._current.get(ballot.voter_key)
-        if kept is not None and kept[0] >= ballot.sequence:
-            return  # an older ballot of this voter, or this one again
-        self._tally.add(ballot.choice)  # first: a ballot that fails to count changes nothing
-        if kept is not None:
-            self._tally.remove(kept[1])
-        self._current[ballot.voter_key] = (ballot.sequence, ballot.choice)
+        return True
+
+    def remember(self, ballot: StoredBallot) -> None:
+        """A ballot the checkpoint already counts: back into the voters' map only."""
+        kept = self._voters.get(ballot.voter_key)
+        bit = 1 << ballot.sequence
+        if kept is None or ballot.sequence > kept[0]:
+            self._voters[ballot.voter_key] = (ballot.sequence, ballot.choice,
+                                              (kept[2] if kept else 0) | bit)
+        else:
+            self._voters[ballot.voter_key] = (kept[0], kept[1], kept[2] | bit)
 
     @property
     def ballots(self) -> int:
         """Counted ballots: one per voter."""
-        return self._tally.ballots
+        return self.tally.ballots
+
+    def state(self) -> dict[str, Any]:
+        return {"tally": self.tally.state(), "received": self.received}
+
+    @classmethod
+    def from_state(cls, rules: PollRules, state: dict[str, Any]) -> ShardCount:
+        return cls(rules, tally_from_state(rules, state["tally"]), int(state["received"]))
 
     def result(self) -> dict[str, Any]:
         """The tally in the published format, as if the poll closed now."""
-        return self._tally.result()
+        return self.tally.result()
+
+
+@dataclass(frozen=True)
+class Merged:
+    """Every shard's partial count of a poll, added up."""
+
+    tally: Tally[Any]
+    received: int
+    shards: int  # partials found
+
+
+def merge(rules: PollRules, states: Iterable[dict[str, Any]]) -> Merged:
+    """Add up the shards' checkpointed partials (in any order: tallies are sums)."""
+    total, received, shards = new_tally(rules), 0, 0
+    for state in states:
+        part = ShardCount.from_state(rules, state)
+        total.merge(part.tally)
+        received += part.received
+        shards += 1
+    return Merged(total, received, shards)
 
 
 def record_entries(ballots: Iterable[StoredBallot]) -> list[dict[str, Any]]:

@@ -36,10 +36,10 @@ from urne.crypto.keys import SigningKey, b64url
 from urne.messaging.kernel import Context, RawEnvelope, ServiceCore
 from urne.platform.errors import DomainError, NotFound
 from urne.platform.logging import log_fields
-from urne.platform.metrics import POLLS_AWAITING, RESULTS, TALLY_LAG
+from urne.platform.metrics import POLLS_AWAITING, RESULTS, RESULTS_WITHHELD
 from urne.record import merkle
 from urne.record.canonical import ballot_set_digest, canonical_json
-from urne.services.tally import domain
+from urne.services.tally import domain, shards
 from urne.services.tally.domain import StoredBallot
 from urne.services.tally.ports import TallyStore
 
@@ -55,6 +55,8 @@ RESEND_AFTER = timedelta(seconds=10)
 # A sealed poll unpublished this long is an operator's matter (log error; the metric
 # urne_tally_polls_awaiting shows how many wait).
 ALERT_AFTER = timedelta(minutes=2)
+# A withheld result is counted again this often, in case what disagreed was still moving.
+RECHECK_WITHHELD = timedelta(seconds=30)
 
 
 def _announcement(poll_id: str, signed: dict) -> ResultPublished:
@@ -84,10 +86,20 @@ class TallyHandlers:
     # Live counts are recounted from the stored ballots at most this often per poll
     # (and process): a reader asking more often gets the last count, with its as_of.
     live_max_age: timedelta = timedelta(seconds=1)
+    # Whose checkpoints are this tally's partials: the broker's virtual host (its
+    # counting streams), or "embedded"; and how many counting shards there are.
+    stream: str = "embedded"
+    shards: int = 1
+    # Distributed: ballots reach the tally through its workers' counting streams, not
+    # through this core's event handler.
+    counted_by_workers: bool = False
     _live: dict[str, LiveResult] = field(default_factory=dict, init=False, repr=False)
     # Sealed polls seen waiting by check_polls (in this process).
     _waiting: dict[str, _Waiting] = field(default_factory=dict, init=False, repr=False)
     _alerted: set[str] = field(default_factory=set, init=False, repr=False)
+    _alerted_withheld: set[str] = field(default_factory=set, init=False, repr=False)
+    _withheld_checked: dict[str, datetime] = field(default_factory=dict, init=False,
+                                                   repr=False)
 
     # --- events -----------------------------------------------------------
     # Each event writes its own part of the poll's sheet and nothing else, so they may
@@ -95,16 +107,16 @@ class TallyHandlers:
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
         self.store.save_rules(event.poll_id, event.rules, event.rules_hash,
                               event.results_visibility)
+        if not self.counted_by_workers:  # ballots that came first wait in the copy
+            shards.count_copy(self.store, self.stream, event.poll_id, event.rules,
+                              self.shards)
         self._try_publish(event.poll_id, ctx)
 
     def on_ballots_recorded(self, event: BallotsRecorded, ctx: Context) -> None:
-        self.store.add_ballots([StoredBallot(
-            poll_id=b.poll_id, voter_key=b.voter_key, sequence=b.sequence,
-            ballot_id=b.ballot_id, tracker=b.tracker, choice=b.choice, channel=b.channel,
-            recorded_at=b.recorded_at) for b in event.ballots])
-        now = self.clock()
-        for b in event.ballots:  # the counting lag, as the tally sees it (issue 8)
-            TALLY_LAG.observe(max((now - b.recorded_at).total_seconds(), 0.0))
+        """Embedded: count the ballots into the partials, in the transaction of the copy
+        (a redelivered event finds its ballots in the copy and changes nothing)."""
+        shards.count_event(self.store, self.stream, event, self.shards)
+        shards.observe_lag(event.ballots, self.clock())
         for poll_id in sorted({b.poll_id for b in event.ballots}):
             self._try_publish(poll_id, ctx)
 
@@ -126,7 +138,7 @@ class TallyHandlers:
         ask the vote service for its ballots again, at most every ``ASK_AFTER``. A poll
         waiting longer than ``ALERT_AFTER`` is logged as an error, once."""
         now = self.clock()
-        published, asked, waiting = [], [], 0
+        published, asked, waiting, withheld = [], [], 0, 0
         for poll_id in self.store.awaiting():
             try:
                 state = self._check_poll(poll_id, now, ctx)
@@ -144,11 +156,13 @@ class TallyHandlers:
                 asked.append(poll_id)
             if state != "signed":
                 waiting += 1
+            withheld += state == "withheld"
         POLLS_AWAITING.set(waiting)
+        RESULTS_WITHHELD.set(withheld)
         return PollsChecked(published=published, asked=asked, waiting=waiting)
 
     def _check_poll(self, poll_id: str, now: datetime, ctx: Context
-                    ) -> Literal["signed", "asked", "waiting"]:
+                    ) -> Literal["signed", "asked", "waiting", "withheld"]:
         """One sealed poll of ``check_polls``."""
         signed_now = self._try_publish(poll_id, ctx, quiet=True)
         stored = self.store.result(poll_id)
@@ -167,7 +181,9 @@ class TallyHandlers:
                     poll_id=poll_id))
             return "signed"
         sheet = self.store.sheet(poll_id)
-        received = self.store.count_ballots(poll_id)
+        if sheet is not None and sheet.withheld is not None:
+            return "withheld"  # _try_publish alerted; it signs once the counts agree
+        received = self._merged(sheet).received if sheet and sheet.rules else 0
         sealed = sheet.sealed_count if sheet and sheet.sealed_count is not None else 0
         seen = self._waiting.get(poll_id)
         if seen is None or seen.received != received:
@@ -190,8 +206,15 @@ class TallyHandlers:
                 rules=bool(sheet and sheet.rules), waiting_s=(now - seen.since).seconds))
         return state
 
+    def _merged(self, sheet: domain.TallySheet) -> domain.Merged:
+        assert sheet.rules is not None
+        return domain.merge(sheet.rules, self.store.partials(self.stream, self.shards,
+                                                             sheet.poll_id))
+
     def _try_publish(self, poll_id: str, ctx: Context, quiet: bool = False) -> bool:
-        """Publish once the poll is sealed and every sealed ballot has arrived.
+        """Publish once the poll is sealed and every shard has counted every sealed
+        ballot, if the merged shard counts equal a full recount of the tally's copy and
+        the copy is the sealed set; otherwise withhold it, with an alert.
 
         Events may arrive in any order (ballots after the seal, the seal before
         "opened"), so every handler ends here and only the last piece publishes.
@@ -203,29 +226,30 @@ class TallyHandlers:
             return False
         if self.store.result(poll_id) is not None:
             return False
-        received = self.store.count_ballots(poll_id)
-        if received < poll.sealed_count:
+        if poll.withheld is not None and quiet:
+            # Counted again (a full recount) at most every RECHECK_WITHHELD, not every
+            # check: it disagreed, and an operator was told.
+            last = self._withheld_checked.get(poll_id)
+            if last is not None and self.clock() - last < RECHECK_WITHHELD:
+                return False
+            self._withheld_checked[poll_id] = self.clock()
+        merged = self._merged(poll)
+        if merged.received < poll.sealed_count:
             if not quiet:
                 log.info("waiting for ballots", extra=log_fields(
-                    poll_id=poll_id, received=received, sealed=poll.sealed_count))
+                    poll_id=poll_id, received=merged.received, sealed=poll.sealed_count))
             return False
-        if received > poll.sealed_count:
-            # More ballots than the vote service sealed: never publish a count that
-            # disagrees with the ballot store; an operator must look (metric + log).
-            if not quiet:
-                log.error("more ballots than sealed", extra=log_fields(
-                    poll_id=poll_id, received=received, sealed=poll.sealed_count))
-            return False
+        # Every shard has counted as many ballots as were sealed: recount the copy.
         ballots = list(self.store.ballots(poll_id))
-        digest = ballot_set_digest(b.ballot_id for b in ballots)
-        if poll.sealed_digest is not None and digest != poll.sealed_digest:
-            # Same number, other ballots: the copy disagrees with the ballot store.
-            if not quiet:
-                log.error("ballots differ from the sealed set", extra=log_fields(
-                    poll_id=poll_id, received=received, digest=digest,
-                    sealed=poll.sealed_digest))
-            return False
         result = domain.build_result(poll, ballots, __version__, self.clock())
+        reason = self._disagreement(poll, merged, ballots, result)
+        if reason is not None:
+            self._withhold(poll, reason, quiet)
+            return False
+        if poll.withheld is not None:
+            self.store.withhold(poll_id, None)
+            log.warning("withheld result now agrees; signing", extra=log_fields(
+                poll_id=poll_id, was=poll.withheld))
         signed = SignedResult(result=result, signature=b64url(self.signer.sign(
             canonical_json(result))), key_id=self.signer.public.kid)
         if self.store.save_result(poll_id, signed.model_dump(mode="json")):
@@ -233,6 +257,35 @@ class TallyHandlers:
             ctx.emit(_announcement(poll_id, signed.model_dump(mode="json")))
             return True
         return False
+
+    @staticmethod
+    def _disagreement(poll: domain.TallySheet, merged: domain.Merged,
+                      ballots: list[StoredBallot], result: dict) -> str | None:
+        """Why the counts of a sealed poll disagree, or None: the merged shard counts, the
+        recount of the copy and the vote service's seal must tell one story."""
+        if merged.received != poll.sealed_count:
+            return (f"the shards counted {merged.received} ballots, the vote service "
+                    f"sealed {poll.sealed_count}")
+        if len(ballots) != poll.sealed_count:
+            return f"the copy holds {len(ballots)} ballots, the seal {poll.sealed_count}"
+        digest = ballot_set_digest(b.ballot_id for b in ballots)
+        if poll.sealed_digest is not None and digest != poll.sealed_digest:
+            return "the copy holds other ballots than the sealed set (digest)"
+        try:
+            streamed = merged.tally.result()
+        except ValueError as exc:  # a negative count: a ballot removed, never added
+            return f"the merged shard counts are impossible: {exc}"
+        if streamed != result["tally"] or merged.tally.ballots != result["record"]["size"]:
+            return "the merged shard counts differ from the recount of the copy"
+        return None
+
+    def _withhold(self, poll: domain.TallySheet, reason: str, quiet: bool) -> None:
+        if poll.withheld != reason:
+            self.store.withhold(poll.poll_id, reason)
+        if poll.poll_id not in self._alerted_withheld or not quiet:
+            self._alerted_withheld.add(poll.poll_id)
+            log.error("result withheld: the counts disagree", extra=log_fields(
+                poll_id=poll.poll_id, reason=reason))
 
     # --- queries ----------------------------------------------------------
     def _published(self, poll_id: str) -> dict:
@@ -271,18 +324,20 @@ class TallyHandlers:
                               path=[h.hex() for h in merkle.inclusion_proof(index, leaves)])
 
     def get_live_result(self, q: GetLiveResult, ctx: Context) -> LiveResult:
-        """Running counts of a live poll, recounted from the stored ballots (never from
-        counters, D5) at most every ``live_max_age``; ``as_of`` says when."""
-        rules = domain.check_live(self.store.sheet(q.poll_id), q.poll_id)
+        """Running counts of a live poll: the shards' checkpointed partials, merged (the
+        counts of immutable rows, D5, never counters), at most every ``live_max_age``;
+        ``as_of`` says when."""
+        sheet = self.store.sheet(q.poll_id)
+        domain.check_live(sheet, q.poll_id)
+        assert sheet is not None
         now = self.clock()
         last = self._live.get(q.poll_id)
         if last is not None and now - last.as_of < self.live_max_age:
             return last
-        live = domain.LiveCount(rules)
-        for b in self.store.ballots(q.poll_id):
-            live.add(b)
-        reply = LiveResult(poll_id=q.poll_id, tally=live.result(), ballots=live.ballots,
-                           ballots_received=live.received, as_of=now)
+        merged = self._merged(sheet)
+        reply = LiveResult(poll_id=q.poll_id, tally=merged.tally.result(),
+                           ballots=merged.tally.ballots, ballots_received=merged.received,
+                           as_of=now)
         self._live[q.poll_id] = reply
         return reply
 
@@ -302,7 +357,8 @@ class TallyHandlers:
                       GetResult: self.get_result, GetRecord: self.get_record,
                       ProveInclusion: self.prove_inclusion, GetLiveResult: self.get_live_result},
             subscriptions={PollOpened: self.on_poll_opened,
-                           BallotsRecorded: self.on_ballots_recorded,
+                           **({} if self.counted_by_workers else
+                              {BallotsRecorded: self.on_ballots_recorded}),
                            BallotBoxSealed: self.on_ballot_box_sealed,
                            PollResultReleased: self.on_poll_result_released},
             ping=self.store.ping,

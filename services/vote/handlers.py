@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from urne.contracts.events import (
     BallotBoxClosed,
     BallotsMissing,
-    BallotsRecorded,
     PollClosed,
     PollCloseExtended,
     PollOpened,
@@ -21,7 +20,7 @@ from urne.contracts.events import (
 from urne.messaging.kernel import Context, ServiceCore
 from urne.platform.logging import log_fields
 from urne.services.vote.domain import BallotBox
-from urne.services.vote.intake import as_recorded
+from urne.services.vote.intake import as_recorded, recorded_events
 from urne.services.vote.ports import VoteStore
 
 log = logging.getLogger(__name__)
@@ -33,6 +32,7 @@ REPLAY_CHUNK = 500
 @dataclass
 class VoteHandlers:
     store: VoteStore
+    shards: int = 1  # counting shards: a ballot sent again goes to its voter's stream
 
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
         # A late redelivery of "opened" must not reopen a closed box. A box without
@@ -64,7 +64,9 @@ class VoteHandlers:
         again, in events of ``REPLAY_CHUNK`` (the tally's copy is idempotent)."""
         sent = 0
         for chunk in self.store.stored_ballots(event.poll_id, REPLAY_CHUNK):
-            ctx.emit(BallotsRecorded(ballots=[as_recorded(b) for b in chunk]))
+            for env in recorded_events([as_recorded(b) for b in chunk], self.shards,
+                                       ctx.trace_id):
+                ctx.send(env)
             sent += len(chunk)
         log.warning("ballots sent again to the tally", extra=log_fields(
             poll_id=event.poll_id, sent=sent, tally_had=event.received,

@@ -32,6 +32,7 @@ from urne.contracts.events import (
 from urne.contracts.replies import Receipt
 from urne.counting import InvalidBallot, validate_choice
 from urne.crypto.tokens import InvalidToken, TokenVerifier, VotingClaims
+from urne.messaging.counting_stream import counting_shard
 from urne.messaging.kernel import RawEnvelope, RawReply, failed, ok
 from urne.platform.errors import DomainError
 from urne.platform.logging import log_fields
@@ -135,10 +136,9 @@ class BallotIntake:
             self._open_boxes.pop(poll_id, None)
         fence()
         self.store.add_ballots(batch.to_write)
-        if recorded:
-            # Also ballots already stored: their first event may be the one a crash lost.
-            events.append(wrap(BallotsRecorded(ballots=recorded), PRODUCER,
-                               casts[0].env.trace_id if len(casts) == 1 else None))
+        # Also ballots already stored: their first event may be the one a crash lost.
+        events += recorded_events(recorded, self.shards,
+                                  casts[0].env.trace_id if len(casts) == 1 else None)
         for poll_id, closing in batch.to_close.items():
             self.store.close_shards(poll_id, closing)
         for poll_id in batch.to_close:
@@ -266,6 +266,17 @@ class BallotIntake:
                                            ballots_recorded=seal.ballots_recorded,
                                            ballots_digest=seal.ballots_digest,
                                            sealed_at=seal.sealed_at), PRODUCER))
+
+
+def recorded_events(ballots: list[RecordedBallot], shards: int,
+                    trace_id: str | None = None) -> list[RawEnvelope]:
+    """``ballots.recorded`` events for these ballots: one per counting shard, each to
+    travel on its shard's counting stream (``counting_stream.counting_shard``)."""
+    by_shard: dict[int, list[RecordedBallot]] = {}
+    for b in ballots:
+        by_shard.setdefault(counting_shard(b.voter_key, shards), []).append(b)
+    return [wrap(BallotsRecorded(ballots=chunk, shard=shard), PRODUCER, trace_id)
+            for shard, chunk in sorted(by_shard.items())]
 
 
 def as_recorded(b: Ballot) -> RecordedBallot:

@@ -213,7 +213,7 @@ def audit(http: httpx.Client, state: OpenPoll, summary: dict[str, Any],
                                        bytes.fromhex(record["root"]))
         for old in replaced:
             r = http.get(f"/v1/audit/polls/{pid}/trackers/{old['tracker']}")
-            assert r.status_code == 404 and r.json()["code"] == "tracker_not_found"
+            assert r.status_code == 404 and r.json()["code"] == "tracker_not_found", r.text
     # The open verifier, as an auditor runs it, agrees: every check holds.
     last_tracker = next(iter(state.receipts.values()))[-1]["tracker"]
     verified = CliRunner().invoke(app, ["audit", "verify", str(http.base_url), pid,

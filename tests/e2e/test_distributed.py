@@ -52,7 +52,8 @@ class Distributed:
 
     def restart(self, name: str) -> None:
         args = (["service", name] if name in SERVICES else
-                ["vote-worker"] if name.startswith("vote-worker") else ["gateway"])
+                ["vote-worker"] if name.startswith("vote-worker") else
+                ["tally-worker"] if name.startswith("tally-worker") else ["gateway"])
         env = {**self.env, "URNE_METRICS_PORT": str(self.metrics_ports.get(name, 0))}
         self.procs[name].kill()
         self.procs[name] = start(name, args, env, self.log_dir)
@@ -92,6 +93,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
              for name in SERVICES}
     for worker in VOTE_WORKERS:
         procs[worker] = start(worker, ["vote-worker"], env, log_dir)
+    procs["tally-worker"] = start("tally-worker", ["tally-worker"], env, log_dir)
     procs["gateway"] = start("gateway", ["gateway"], env, log_dir)
     system = Distributed(f"http://127.0.0.1:{gateway_port}", root / "outbox" / "email.jsonl",
                          env, procs, log_dir, metrics_ports)
@@ -152,37 +154,43 @@ def test_polls_open_and_close_on_schedule(distributed: Distributed) -> None:
 
 
 def test_tally_down_loses_nothing(distributed: Distributed) -> None:
-    """Ballots recorded while the tally is stopped wait in its durable queue."""
+    """Ballots recorded while the tally and its worker are stopped wait in the counting
+    streams; the worker, started again, counts them from its checkpoints."""
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         state = open_poll(http, distributed.outbox)
         distributed.procs["tally"].kill()
+        distributed.procs["tally-worker"].kill()
         vote(http, distributed.outbox, state, "eve@example.org", "no")
         vote(http, distributed.outbox, state, "finn@example.org", "no")
         vote(http, distributed.outbox, state, "eve@example.org", "yes")
+        distributed.restart("tally-worker")
         distributed.restart("tally")
         wait_http(f"{distributed.base}/readyz", list(distributed.procs.values()), timeout=120)
         close_and_verify(http, state, {"yes": 1, "no": 1, "abstain": 0})
 
 
 def test_a_lost_ballot_event_heals(distributed: Distributed) -> None:
-    """Two ``ballots.recorded`` events vanish (the tally's queue is unbound while they are
-    published, so the broker drops them): after the close the tally, short of two
-    ballots and counting no further, asks the vote service for the poll's ballots again,
-    and publishes a result with every ballot that got a receipt (close_and_verify checks
-    the record against the receipts, tracker by tracker)."""
+    """Two ``ballots.recorded`` events vanish (the counting streams are unbound while
+    they are published, so the broker drops them): after the close the tally, short of
+    two ballots and counting no further, asks the vote service for the poll's ballots
+    again, and publishes a result with every ballot that got a receipt (close_and_verify
+    checks the record against the receipts, tracker by tracker)."""
     vhost = distributed.env["URNE_AMQP_URL"].rsplit("/", 1)[-1]
-    queue = "evt-vote-ballots.recorded.v1--tally.on_ballots_recorded"
-    binding = f"{MANAGEMENT}/bindings/{vhost}/e/vote.events/q/{queue}"
+    shards = [f"{s:03d}" for s in range(int(distributed.env["URNE_BALLOT_SHARDS"]))]
+    binding = f"{MANAGEMENT}/bindings/{vhost}/e/urne.counting/q/urne.counting.shard-"
     with httpx.Client(base_url=distributed.base, timeout=15) as http, \
             httpx.Client(auth=AUTH, timeout=10) as admin:
         state = open_poll(http, distributed.outbox)
         vote(http, distributed.outbox, state, "hugo@example.org", "yes")
-        admin.delete(f"{binding}/ballots.recorded.v1").raise_for_status()
+        for shard in shards:
+            admin.delete(f"{binding}{shard}/{shard}").raise_for_status()
         try:
             vote(http, distributed.outbox, state, "iris@example.org", "no")
             vote(http, distributed.outbox, state, "hugo@example.org", "no")  # a revote, lost
         finally:
-            admin.post(binding, json={"routing_key": "ballots.recorded.v1"}).raise_for_status()
+            for shard in shards:
+                admin.post(f"{binding}{shard}", json={"routing_key": shard}
+                           ).raise_for_status()
         vote(http, distributed.outbox, state, "jade@example.org", "abstain")
         close_and_verify(http, state, {"yes": 0, "no": 2, "abstain": 1})
     log = (distributed.log_dir / "tally.log").read_text(errors="replace")

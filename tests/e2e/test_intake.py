@@ -274,3 +274,44 @@ def test_rabbitmq_restarted_mid_stream(system: System) -> None:
 
     run_with_fault(system, restart_broker, ballots=400)
     assert httpx.get(f"{system.base}/readyz", timeout=10).status_code == 200
+
+
+# --- counting by shard: tally workers come and go --------------------------------------
+
+
+def test_tally_workers_scaled_one_to_four_to_two_count_as_one(system: System) -> None:
+    """While ballots flow, three tally workers join the one running, then two of them
+    stop: the shards move between them, each resuming from the shard's checkpoint, and
+    the result is the one a single worker gives (the tally signs only if the merged
+    shard counts equal its recount, and the record holds every 201's tracker)."""
+    names = [f"tally-worker-{i}" for i in (2, 3, 4)]
+
+    def counting(name: str) -> bool:
+        log = system.workdir / f"{name}.log"
+        return log.exists() and "counting shard taken" in log.read_text(errors="replace")
+
+    async def scale() -> None:
+        await asyncio.sleep(1.0)
+        for name in names:
+            system.start_tally_worker(name)
+        deadline = time.monotonic() + 30  # they start, hear each other, take shards
+        while not all(map(counting, names)):
+            assert time.monotonic() < deadline, "the new tally workers took no shard"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
+        for name in names[1:]:
+            system.processes[name].send_signal(signal.SIGTERM)
+
+    run_with_fault(system, scale, ballots=900)
+
+
+def test_a_tally_worker_killed_mid_stream_counts_from_its_checkpoints(system: System) -> None:
+    """SIGKILL between a batch's copy writes and its checkpoint, or anywhere else: the
+    worker started again counts from the checkpoints, and nothing is counted twice."""
+    async def kill() -> None:
+        await asyncio.sleep(1.5)
+        system.processes["tally-worker-1"].send_signal(signal.SIGKILL)
+        await asyncio.sleep(1.5)
+        system.restart("tally-worker-1")
+
+    run_with_fault(system, kill)

@@ -13,11 +13,11 @@ from urne.runtime.registry import SERVICES
 pytestmark = pytest.mark.unit
 
 COMPOSE = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
-ROLES = (*SERVICES, "vote-worker", "gateway")
+ROLES = (*SERVICES, "vote-worker", "tally-worker", "gateway")
 URNE_PROCESSES = {name: spec for name, spec in COMPOSE["services"].items() if name in ROLES}
 
 
-def test_every_service_the_vote_workers_and_the_gateway_are_composed() -> None:
+def test_every_service_the_workers_and_the_gateway_are_composed() -> None:
     assert set(URNE_PROCESSES) == set(ROLES)
     for name, spec in URNE_PROCESSES.items():
         expected = ["service", name] if name in SERVICES else [name]

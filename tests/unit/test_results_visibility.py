@@ -6,7 +6,6 @@ poll to ``published`` when an organiser publishes it."""
 from __future__ import annotations
 
 import itertools
-import random
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,6 @@ from hypothesis import strategies as st
 
 from tests.unit.helpers import Clock, deliver, ok, refused, service_db, types
 from tests.unit.test_tally import (
-    AT,
     BALLOTS,
     POLL,
     RULES,
@@ -27,7 +25,6 @@ from tests.unit.test_tally import (
     expected_entries,
     make_tally,
     opened,
-    recorded,
     sealed,
 )
 from urne.contracts import Event, wrap
@@ -48,12 +45,10 @@ from urne.contracts.commands import (
 )
 from urne.contracts.events import PollOpened, PollResultReleased, ResultPublished
 from urne.contracts.fields import ResultsVisibility
-from urne.counting import ApprovalRules, Option, count
 from urne.crypto.keys import SigningKey
 from urne.messaging.kernel import ServiceCore
 from urne.services.proposal.adapters.sqlite_store import SqliteProposalStore
 from urne.services.proposal.handlers import ProposalHandlers
-from urne.services.tally.domain import LiveCount, StoredBallot, counted
 
 pytestmark = pytest.mark.unit
 
@@ -253,45 +248,6 @@ def test_live_counts_are_hidden_unless_the_poll_is_live(tally: Tally,
 def test_live_counts_need_the_rules(tally: Tally) -> None:
     tally.feed(*BALLOTS, sealed(4))  # the seal and ballots before poll.opened
     assert refused(tally.core, GetLiveResult(poll_id=POLL))["code"] == "poll_not_found"
-
-
-APPROVAL = ApprovalRules(method="approval", question="Quels bancs ?", max_choices=2,
-                         options=(Option(id="a", title="A"), Option(id="b", title="B"),
-                                  Option(id="c", title="C")))
-CHOICES = [["a"], ["b"], ["c"], ["a", "b"], ["a", "c"], ["b", "c"]]
-
-
-def stored(voter: str, sequence: int, choice: list[str]) -> StoredBallot:
-    return StoredBallot(POLL, voter * 16, sequence, f"{voter}-{sequence}", f"T{voter}{sequence}",
-                        {"approved": choice}, "online", AT)
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("abcd"), st.integers(1, 4),
-                          st.sampled_from(range(len(CHOICES)))), max_size=14),
-       st.randoms(use_true_random=False))
-def test_live_count_is_the_count_of_the_counted_ballots_in_any_order(
-        specs: list[tuple[str, int, int]], rng: random.Random) -> None:
-    # One choice per (voter, sequence): a ballot is immutable once stored.
-    ballots = list({(v, s): stored(v, s, CHOICES[c]) for v, s, c in specs}.values())
-    shuffled = ballots + ballots[: len(ballots) // 2]  # some delivered twice
-    rng.shuffle(shuffled)
-    running = LiveCount(APPROVAL)
-    for b in shuffled:
-        running.add(b)
-    expected = count(APPROVAL, [b.choice for b in counted(ballots)])
-    assert running.result() == expected
-    assert running.ballots == expected["ballots"] == len({b.voter_key for b in ballots})
-
-
-def test_a_revote_removes_the_replaced_ballot_and_an_older_one_counts_nothing() -> None:
-    running = LiveCount(RULES)
-    b1, b2 = (StoredBallot(**recorded("b", s, a).model_dump()) for s, a in ((1, "yes"), (2, "no")))
-    running.add(b2)
-    running.add(b1)  # late, and older: ignored
-    assert running.result()["counts"] == {"yes": 0, "no": 1, "abstain": 0}
-    running.add(b2)  # again: nothing changes
-    assert (running.ballots, running.received) == (1, 3)
 
 
 # --- the proposal service: the setting, frozen, and publication ----------------------------

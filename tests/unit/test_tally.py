@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import tempfile
 from dataclasses import dataclass
@@ -16,11 +17,12 @@ from hypothesis import strategies as st
 from tests.unit.helpers import Clock, deliver, ok, refused, service_db, types
 from urne import __version__
 from urne.contracts import Event
-from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
+from urne.contracts.commands import CheckPolls, GetRecord, GetResult, ProveInclusion
 from urne.contracts.events import BallotBoxSealed, BallotsRecorded, PollOpened, RecordedBallot
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey, b64url_decode
 from urne.messaging.kernel import ServiceCore
+from urne.platform.metrics import RESULTS_WITHHELD
 from urne.record import merkle
 from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.services.tally.adapters.sqlite_store import SqliteTallyStore
@@ -40,9 +42,14 @@ def opened(poll_id: str = POLL) -> PollOpened:
                       rules_hash=rules_hash(RULES), opened_at=AT)
 
 
+def voter_key(voter: str) -> str:
+    """A pseudonym as identity makes them: hex (its first bits pick the shard)."""
+    return hashlib.sha256(voter.encode()).hexdigest()
+
+
 def recorded(voter: str, sequence: int, answer: str, poll_id: str = POLL) -> RecordedBallot:
     return RecordedBallot(poll_id=poll_id, ballot_id=f"{voter}-{sequence}",
-                          tracker=f"T{voter.upper()}{sequence}", voter_key=voter * 16,
+                          tracker=f"T{voter.upper()}{sequence}", voter_key=voter_key(voter),
                           sequence=sequence, choice={"answer": answer}, channel="online",
                           recorded_at=AT)
 
@@ -209,12 +216,39 @@ def test_duplicate_deliveries_publish_exactly_once(tally: Tally) -> None:
                         opened(), BALLOTS[0])
     assert types(events) == ["result.published.v1"]
     assert events[0]["payload"]["ballots_counted"] == 3
-    assert tally.store.count_ballots(POLL) == 4
+    assert len(list(tally.store.ballots(POLL))) == 4
 
 
 def test_more_ballots_than_sealed_is_never_published(tally: Tally) -> None:
     assert tally.feed(opened(), *BALLOTS, sealed(3)) == []
-    assert refused(tally.core, GetResult(poll_id=POLL))["code"] == "result_not_published"
+    withheld = refused(tally.core, GetResult(poll_id=POLL))
+    assert withheld["code"] == "result_withheld"
+    assert "the shards counted 4 ballots, the vote service sealed 3" in withheld["detail"]
+
+
+def test_shard_counts_that_differ_from_the_recount_withhold_the_result(tally: Tally,
+                                                                     clock: Clock) -> None:
+    """The partials say one thing, the copy another (a partial damaged, a ballot
+    counted twice): nothing is signed, the result routes say why, and the check alerts."""
+    tally.feed(opened(), *BALLOTS)
+    [state] = tally.store.partials("embedded", 1, POLL)
+    yes = state["tally"]["counts"]
+    state["tally"]["counts"] = {**yes, "yes": yes["yes"] - 1, "no": yes["no"] + 1}
+    tally.store.save_partials("embedded", 0, None, 0, {POLL: state})
+    assert tally.feed(sealed(4)) == []
+    withheld = refused(tally.core, GetResult(poll_id=POLL))
+    assert withheld == {**withheld, "code": "result_withheld", "status": 409}
+    assert "differ from the recount" in withheld["detail"]
+    checked = ok(tally.core, CheckPolls())[0]
+    assert checked["published"] == [] and checked["waiting"] == 1
+    assert RESULTS_WITHHELD._value.get() == 1
+    # Mended (here by hand): the next recheck signs it, and nothing is withheld.
+    state["tally"]["counts"] = yes
+    tally.store.save_partials("embedded", 0, None, 0, {POLL: state})
+    clock.advance(seconds=31)
+    assert ok(tally.core, CheckPolls())[0]["published"] == [POLL]
+    assert ok(tally.core, GetResult(poll_id=POLL))[0]["result"]["tally"]["counts"] == yes
+    assert tally.store.sheet(POLL).withheld is None
 
 
 def test_an_empty_poll_publishes_the_empty_tree(tally: Tally) -> None:
@@ -279,4 +313,5 @@ def test_same_count_other_ballots_is_not_published(tally: Tally) -> None:
     tally.feed(opened(), stranger, *BALLOTS[1:])
     seal = sealed(len(BALLOTS)).model_copy(update={"ballots_digest": sealed_digest})
     assert tally.feed(seal) == []
-    assert refused(tally.core, GetResult(poll_id=POLL))["code"] == "result_not_published"
+    withheld = refused(tally.core, GetResult(poll_id=POLL))
+    assert withheld["code"] == "result_withheld" and "digest" in withheld["detail"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from urne.contracts.envelope import Event, message
 from urne.contracts.fields import ResultsVisibility
@@ -83,11 +83,17 @@ class RecordedBallot(BaseModel):
 
 @message("ballots.recorded.v1")
 class BallotsRecorded(Event):
-    """Ballots stored durably by the vote service, one message per intake batch
-    (a ballot already stored may appear again: consumers are idempotent)."""
+    """Ballots stored durably by the vote service (a ballot already stored may appear
+    again: consumers are idempotent).
+
+    One message per intake batch and counting shard (``shard``: every ballot in it is
+    of a voter of that shard), which in the distributed profile travels on that shard's
+    counting stream. Without ``shard`` (an older producer), the tally finds each
+    ballot's shard from its voter key."""
 
     PRODUCER = "vote"
     ballots: list[RecordedBallot]
+    shard: int | None = Field(default=None, ge=0)
 
 
 @message("ballot_box.closed.v1")

@@ -26,20 +26,22 @@ idempotent writes absorb.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
+from urne.messaging.channels import close_without_cancel
+from urne.messaging.counting_stream import declare_counting, event_route
 from urne.messaging.kernel import RawEnvelope, RawReply
+from urne.messaging.membership import HEARTBEAT_SECONDS, Membership
 from urne.platform.logging import log_fields
 from urne.platform.metrics import BALLOT_BATCH_SIZE, EVENTS_PUBLISHED, SHARDS_ACTIVE
 
@@ -54,8 +56,6 @@ MARKER_TYPE = "ballot_box.closed.v1"
 REPLIES_TYPE = "urne.replies"
 WORKERS_EXCHANGE = "urne.vote-workers"
 DEAD_LETTERS = "urne.dead-letters"  # the same fanout exchange and queue as nameko's side
-HEARTBEAT_SECONDS = 1.0
-PEER_TIMEOUT_SECONDS = 3.5
 
 
 def shard_queue(shard: int) -> str:
@@ -75,6 +75,7 @@ def declare_topology(channel: BlockingChannel, shards: int) -> None:
     channel.exchange_declare(DEAD_LETTERS, "fanout", durable=True)
     channel.queue_declare(DEAD_LETTERS, durable=True)
     channel.queue_bind(DEAD_LETTERS, DEAD_LETTERS)
+    declare_counting(channel, shards)  # where the recorded ballots go
 
 
 @dataclass
@@ -111,26 +112,6 @@ class _Delivery:
     reply_to: str | None
     correlation_id: str | None
     body: Any
-
-
-@dataclass
-class Membership:
-    """Who is alive, from the workers' announcements; who owns which shard."""
-
-    me: str
-    seen: dict[str, float] = field(default_factory=dict)
-
-    def heard(self, worker: str, now: float) -> None:
-        self.seen[worker] = now
-
-    def live(self, now: float) -> list[str]:
-        return sorted({self.me, *(w for w, t in self.seen.items()
-                                  if now - t < PEER_TIMEOUT_SECONDS)})
-
-    def owner(self, shard: int, now: float) -> str:
-        # Rendezvous hashing: a worker joining or leaving moves only its own shards.
-        return max(self.live(now), key=lambda w: hashlib.sha256(
-            f"{w}:{shard}".encode()).digest())
 
 
 class ShardWorker:
@@ -178,7 +159,7 @@ class ShardWorker:
             events = connection.channel()
             events.confirm_delivery()
             declare_topology(control, self.shards)
-            self._join(control)
+            self.membership.join(control, WORKERS_EXCHANGE)
             for shard in range(self.shards):
                 self._subscribe(connection, shard)
             log.info("vote worker consuming", extra=log_fields(
@@ -187,7 +168,7 @@ class ShardWorker:
             while not stop.is_set():
                 now = time.monotonic()
                 if now >= next_beat:
-                    self._announce(events)
+                    self.membership.announce(events, WORKERS_EXCHANGE, self._active)
                     next_beat = now + HEARTBEAT_SECONDS
                 waited = 0.01 if not self._pending else 0
                 connection.process_data_events(time_limit=waited)
@@ -223,27 +204,12 @@ class ShardWorker:
                     connection.sleep(backoff)
         finally:
             if connection.is_open:
-                # Shard channels first, without cancelling (see _drop): a worker that
+                # Shard channels first, without cancelling (see close_without_cancel): a worker that
                 # stops hands its shards over in order, like one that steps back.
                 for channel in list(self._channels.values()):
-                    _drop(connection, channel)
+                    close_without_cancel(connection, channel)
                 self._channels.clear()
                 connection.close()
-
-    def _join(self, channel: BlockingChannel) -> None:
-        channel.exchange_declare(WORKERS_EXCHANGE, "fanout", durable=True)
-        peers = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-        channel.queue_bind(peers, WORKERS_EXCHANGE)
-
-        def heard(ch: Any, method: Any, props: Any, body: bytes) -> None:
-            self.membership.heard(json.loads(body)["worker"], time.monotonic())
-
-        channel.basic_consume(peers, heard, auto_ack=True)
-
-    def _announce(self, channel: BlockingChannel) -> None:
-        channel.basic_publish(WORKERS_EXCHANGE, "", json.dumps(
-            {"worker": self.membership.me, "active": sorted(self._active)}).encode(),
-            pika.BasicProperties(delivery_mode=1, expiration="3000"))
 
     def _subscribe(self, connection: pika.BlockingConnection, shard: int) -> None:
         channel = connection.channel()
@@ -309,9 +275,11 @@ class ShardWorker:
         del self._pending[:len(batch)]
         BALLOT_BATCH_SIZE.observe(len(batch))
         # Events first, confirmed: the tally hears of every stored ballot before the
-        # ballots' messages are acked (a crash in between redelivers them).
+        # ballots' messages are acked (a crash in between redelivers them). Recorded
+        # ballots go to their counting streams, anything else to vote.events.
         for env in result.events:
-            events.basic_publish(EVENTS_EXCHANGE, env["type"], json.dumps(env).encode(),
+            exchange, key = event_route(env)
+            events.basic_publish(exchange, key, json.dumps(env).encode(),
                                  pika.BasicProperties(content_type="application/json",
                                                       delivery_mode=2))
             EVENTS_PUBLISHED.labels("vote", env["type"]).inc()
@@ -343,31 +311,11 @@ class ShardWorker:
             # Closing the channel requeues its unprocessed deliveries, in order, and
             # removes the consumer at once: the next consumer starts where we stopped.
             closed = self._channels.pop(shard)
-            _drop(connection, closed)
+            close_without_cancel(connection, closed)
             self._pending = [d for d in self._pending if d.channel is not closed]
             self._active.discard(shard)
             self._subscribe(connection, shard)  # back at the end of the line: a spare
         SHARDS_ACTIVE.set(len(self._active))
-
-
-def _drop(connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
-    """Close a shard's channel *without* cancelling its consumer first.
-
-    pika's ``close()`` (blocking or not) sends ``basic.cancel`` before
-    ``channel.close``: on the cancel, the broker hands the queue to the next consumer,
-    which starts on messages behind those this channel still holds unacked (measured in
-    ``test_a_shard_that_moves_keeps_its_order``: a later message overtook the held
-    ones). On a bare ``channel.close`` the broker requeues what the channel held and
-    passes the queue on in one step (as when a connection dies), so the next consumer
-    starts exactly where this one stopped. pika has no public call for a bare close:
-    marking its consumers as already cancelled makes ``close`` skip the cancels.
-    """
-    impl = channel._impl
-    if impl.is_open:
-        impl._cancelled.update(impl._consumers)
-        impl.close()
-    while not channel.is_closed:
-        connection.process_data_events(time_limit=0.01)
 
 
 def ensure_topology(amqp_url: str, shards: int) -> None:

@@ -21,6 +21,7 @@ from nameko.extensions import DependencyProvider
 from nameko.messaging import Publisher
 
 from urne.messaging.ballot_stream import ensure_topology
+from urne.messaging.counting_stream import COUNTING_EXCHANGE, event_route
 from urne.messaging.kernel import RawEnvelope, RawReply, RunningCore, ServiceCore
 from urne.platform.errors import DomainError
 from urne.platform.logging import log_fields
@@ -41,6 +42,25 @@ MAX_EVENT_ATTEMPTS = 5
 MAX_BACKOFF_SECONDS = 10.0
 
 Dispatch = Callable[[str, RawEnvelope], None]
+
+# Recorded ballots sent again by the vote service go to their counting streams.
+COUNTING = Exchange(COUNTING_EXCHANGE, type="direct", durable=True)
+
+
+def counting_publisher() -> Publisher:
+    return Publisher(exchange=COUNTING)  # confirmed, persistent: nameko's defaults
+
+
+def routed(dispatch: Dispatch, counting: Callable[..., None]) -> Dispatch:
+    """``dispatch`` (to ``<service>.events`` by type), but a shard's recorded ballots to
+    their counting stream (``counting_stream.event_route``)."""
+    def send(event_type: str, env: RawEnvelope) -> None:
+        exchange, key = event_route(env)
+        if exchange == COUNTING_EXCHANGE:
+            counting(env, routing_key=key)
+        else:
+            dispatch(event_type, env)
+    return send
 
 
 class CoreProvider(DependencyProvider):

@@ -39,6 +39,14 @@ TALLY_LAG = Histogram(
 )
 POLLS_AWAITING = Gauge("urne_tally_polls_awaiting",
                        "Sealed polls the tally has not published yet, as of its last check.")
+RESULTS_WITHHELD = Gauge(
+    "urne_tally_results_withheld",
+    "Sealed polls whose result the tally will not sign, as of its last check: the merged "
+    "shard counts, the recount of its copy and the vote service's seal disagree.")
+COUNTING_SHARDS_OWNED = Gauge("urne_tally_worker_shards",
+                              "Counting shards this tally worker consumes.")
+COUNTING_POSITION = Gauge("urne_tally_worker_checkpoint",
+                          "The offset a counting shard's checkpoint has reached.", ["shard"])
 HTTP_REQUESTS = Counter(
     "urne_http_requests_total", "HTTP requests served by the gateway.",
     ["method", "route", "status"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlparse
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,10 +41,29 @@ class BrokerSettings(BaseSettings):
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     rpc_timeout_seconds: float = 10.0
-    # The ballot stream is split into this many shard queues (ARCHITECTURE.md D7): the
-    # most vote workers that can be busy at once. Part of the broker topology: every
-    # process must agree, and changing it needs the shard queues drained first.
-    ballot_shards: int = Field(default=16, ge=1, le=256)
+    # The ballot stream is split into this many shard queues (ARCHITECTURE.md D7), and
+    # the counting stream into as many: the most vote workers, and tally workers, that
+    # can be busy at once. Part of the broker topology and of the tally's storage layout
+    # (a shard's ballots are whole partitions of its copy: a power of two up to 128):
+    # every process must agree, and changing it needs the streams drained first.
+    ballot_shards: int = Field(default=16, ge=1, le=128)
+
+    @model_validator(mode="after")
+    def _shards_divide_buckets(self) -> BrokerSettings:
+        if self.ballot_shards & (self.ballot_shards - 1):
+            raise ValueError("URNE_BALLOT_SHARDS must be a power of two (1, 2, 4 … 128)")
+        return self
+
+    @property
+    def counting_stream(self) -> str:
+        """Which broker's counting streams the tally's checkpoints are positions in: the
+        virtual host (a checkpoint means nothing in another broker's streams)."""
+        return unquote(urlparse(self.amqp_url).path[1:]) or "/"
+
+    @property
+    def counted_by_workers(self) -> bool:
+        """Ballots reach the tally through its workers (``urne tally-worker``)."""
+        return True
 
 
 class StoreSettings(BaseSettings):
@@ -118,3 +138,17 @@ class EmbeddedSettings(CommonSettings, RoleSettings):
         if not self.is_development and self.pseudonym_secret == DEV_PSEUDONYM_SECRET:
             raise ValueError("URNE_PSEUDONYM_SECRET must be set outside development")
         return self
+
+    # One process: one shard, counted by the tally's event handler in the same SQLite
+    # transaction as its copy of the ballots (no stream, no position).
+    @property
+    def ballot_shards(self) -> int:
+        return 1
+
+    @property
+    def counting_stream(self) -> str:
+        return "embedded"
+
+    @property
+    def counted_by_workers(self) -> bool:
+        return False

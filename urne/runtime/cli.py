@@ -149,6 +149,16 @@ def vote_worker() -> None:
     run_vote_worker()
 
 
+@app.command("tally-worker")
+def tally_worker() -> None:
+    """Count the recorded ballots from their counting streams, shard by shard, with a
+    checkpoint per shard (distributed profile): run as many as you like, up to the
+    shard count; each counts the shards it owns."""
+    from urne.runtime.distributed import run_tally_worker
+
+    run_tally_worker()
+
+
 @app.command()
 def gateway(
     port: Annotated[int | None, typer.Option(help="HTTP port (default URNE_PORT or 8000).")]

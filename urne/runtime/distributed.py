@@ -13,7 +13,7 @@ from cassandra.cluster import Session
 from urne.messaging.kernel import RawEnvelope, RunningCore
 from urne.platform.logging import configure_logging
 from urne.platform.settings import GatewaySettings, ServiceSettings
-from urne.runtime.registry import SERVICES, VOTE, ServiceSpec
+from urne.runtime.registry import SERVICES, TALLY, VOTE, ServiceSpec
 from urne.storage.cassandra import StoreUnavailable, connect_patiently, ensure_schema
 
 log = logging.getLogger(__name__)
@@ -124,3 +124,29 @@ def run_gateway(host: str | None = None, port: int | None = None) -> None:
                      testing=settings.is_development)
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, loop="uvloop",
                 http="httptools", log_config=None, access_log=False)
+
+
+def run_tally_worker() -> None:
+    """Count the counting streams this worker owns until SIGTERM or SIGINT: plain
+    threads, no eventlet."""
+    import signal
+    import threading
+
+    from urne.messaging.counting_stream import CountingWorker
+    from urne.platform.metrics import serve_metrics
+    from urne.services.tally.shards import RulesUnknown, ShardCounters
+
+    settings = ServiceSettings()
+    configure_logging("urne-tally-worker", settings.log_level)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
+    store, session = open_store(TALLY, settings)  # the tally's keyspace
+    counters = ShardCounters(store, settings.counting_stream, settings.ballot_shards)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        CountingWorker(settings.amqp_url, settings.ballot_shards, counters,
+                       transient=lambda exc: isinstance(exc, StoreUnavailable | RulesUnknown),
+                       heartbeat=settings.vote_worker_heartbeat_seconds).run(stop)
+    finally:
+        session.cluster.shutdown()

@@ -20,7 +20,6 @@ from urne.contracts.envelope import wrap
 from urne.contracts.events import (
     BallotBoxSealed,
     BallotsMissing,
-    BallotsRecorded,
     PollClosed,
     PollCloseExtended,
     PollOpened,
@@ -33,6 +32,8 @@ from urne.messaging.nameko_adapter import (
     CoreProvider,
     DeadLetters,
     consume_event,
+    counting_publisher,
+    routed,
     serve_command,
 )
 from urne.runtime.distributed import running_core
@@ -91,6 +92,7 @@ class VoteService:
 
     core: Any = CoreProvider(lambda settings: running_core(VOTE, settings))
     dispatch: Any = EventDispatcher()
+    counting: Any = counting_publisher()
     dead_letters: Any = DeadLetters()
     ballot_topology: Any = BallotTopology()
 
@@ -113,10 +115,16 @@ class VoteService:
 
     @event_handler(BallotsMissing.PRODUCER, BallotsMissing.TYPE, requeue_on_error=True)
     def on_ballots_missing(self, envelope: RawEnvelope) -> None:
-        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+        # The ballots go again to their counting streams.
+        consume_event(self.core, routed(self.dispatch, self.counting), self.dead_letters,
+                      envelope)
 
 
 class TallyService:
+    """The tally's control plane: rules, seals, releases, the check, the queries.
+    Ballots do not come here: the tally workers (``urne tally-worker``) count them from
+    the counting streams."""
+
     name = "tally"
 
     core: Any = CoreProvider(lambda settings: running_core(TALLY, settings))
@@ -129,11 +137,6 @@ class TallyService:
 
     @event_handler(PollOpened.PRODUCER, PollOpened.TYPE, requeue_on_error=True)
     def on_poll_opened(self, envelope: RawEnvelope) -> None:
-        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
-
-    @event_handler(BallotsRecorded.PRODUCER, BallotsRecorded.TYPE,
-                   requeue_on_error=True)
-    def on_ballots_recorded(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.dead_letters, envelope)
 
     @event_handler(BallotBoxSealed.PRODUCER, BallotBoxSealed.TYPE,

@@ -69,6 +69,12 @@ class ServiceConfig(Protocol):
     def max_ballots_per_voter(self) -> int: ...
     @property
     def max_proposals_per_person(self) -> int: ...
+    @property
+    def ballot_shards(self) -> int: ...
+    @property
+    def counting_stream(self) -> str: ...
+    @property
+    def counted_by_workers(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ def proposal_core(store: ProposalStore, config: ServiceConfig) -> ServiceCore:
 
 
 def vote_core(store: VoteStore, config: ServiceConfig) -> ServiceCore:
-    return VoteHandlers(store).core()
+    return VoteHandlers(store, shards=config.ballot_shards).core()
 
 
 def vote_intake(store: VoteStore, config: ServiceConfig, shards: int) -> BallotIntake:
@@ -122,7 +128,9 @@ def vote_intake(store: VoteStore, config: ServiceConfig, shards: int) -> BallotI
 
 
 def tally_core(store: TallyStore, config: ServiceConfig) -> ServiceCore:
-    return TallyHandlers(store, load_signing_key(config.keys_dir, TALLY_RESULT_KEY)).core()
+    return TallyHandlers(store, load_signing_key(config.keys_dir, TALLY_RESULT_KEY),
+                         stream=config.counting_stream, shards=config.ballot_shards,
+                         counted_by_workers=config.counted_by_workers).core()
 
 
 IDENTITY = ServiceSpec[IdentityStore](

@@ -177,8 +177,13 @@ def connect(settings: StoreSettings) -> Session:
     kwargs: dict[str, Any] = {}
     if (cls := connection_class()) is not None:
         kwargs["connection_class"] = cls
-    # No protocol_version: the driver starts at v5 (Cassandra 4.0+) and steps down
-    # by itself against an older cluster.
+        # Under eventlet, protocol v5's checksummed segments broke when a nameko worker
+        # read 32 partitions at once: "ConnectionShutdown('CRC mismatch on header')"
+        # (seen on the tally's record reads, 128 buckets). v4 frames have no such
+        # segments; every feature urne uses is in v4.
+        kwargs["protocol_version"] = 4
+    # Otherwise no protocol_version: the driver starts at v5 (Cassandra 4.0+) and steps
+    # down by itself against an older cluster.
     cluster = Cluster(
         [h.strip() for h in settings.cassandra_hosts.split(",") if h.strip()],
         port=settings.cassandra_port,
@@ -336,26 +341,18 @@ def _size(values: tuple[Any, ...]) -> int:
 
 
 def scan_buckets(session: Session, select: PreparedStatement, poll_id: str,
-                 buckets: int) -> Iterator[Any]:
-    """Rows of ``select`` (``... WHERE poll_id = ? AND bucket = ?``) over every bucket
-    partition of a poll, first pages read concurrently, later pages as iteration goes."""
+                 buckets: int | range) -> Iterator[Any]:
+    """Rows of ``select`` (``... WHERE poll_id = ? AND bucket = ?``) over the bucket
+    partitions of a poll (``buckets``: all of them, 0 … n-1, or these), first pages
+    read concurrently (at most 32 partitions at a time), later pages as iteration goes."""
+    which = range(buckets) if isinstance(buckets, int) else buckets
     # A generator: the guard sits inside, where the pages are fetched.
     with guard():
         results = execute_concurrent_with_args(
-            session, select, [(poll_id, b) for b in range(buckets)],
-            concurrency=buckets, raise_on_first_error=True)
+            session, select, [(poll_id, b) for b in which],
+            concurrency=min(len(which), 32) or 1, raise_on_first_error=True)
         for _, rows in results:
             yield from rows
-
-
-def count_buckets(session: Session, count: PreparedStatement, poll_id: str,
-                  buckets: int) -> int:
-    """Sum ``count`` (``SELECT COUNT(*) ... WHERE poll_id = ? AND bucket = ?``) over
-    every bucket partition of a poll, the partitions read concurrently."""
-    results = execute_concurrent_with_args(
-        session, count, [(poll_id, b) for b in range(buckets)],
-        concurrency=buckets, raise_on_first_error=True)
-    return sum(int(result.one()[0]) for _, result in results)
 
 
 @overload

@@ -8,13 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import BatchStatement, BatchType
 
 from urne.contracts.fields import ResultsVisibility
 from urne.counting.rules import PollRules, rules_adapter
 from urne.services.tally.domain import StoredBallot, TallySheet
 from urne.storage.cassandra import (
     applied,
-    count_buckets,
     guarded,
     ping,
     scan_buckets,
@@ -22,10 +23,11 @@ from urne.storage.cassandra import (
     write_grouped,
 )
 
-# Same storage layout as the vote service's ballots (16 partitions per poll, by the
-# first 32 bits of the voter key), but computed here: the tally must not import the
-# vote service's code. Changing it needs a data migration, as in vote.
-BUCKETS = 16
+# The copy's partitions per poll, by the first 32 bits of the voter key: the bits that
+# also pick a voter's counting shard (modulo the shard count, a power of two up to 128),
+# so a shard's ballots are the buckets b with b % shards == shard. Changing it needs a
+# data migration.
+BUCKETS = 128
 
 
 def _bucket(voter_key: str) -> int:
@@ -46,12 +48,28 @@ class CassandraTallyStore:
                             "WHERE poll_id = ?")
         self._release = p(f"UPDATE {ks}.polls SET released_at = ? WHERE poll_id = ?")
         self._poll = p(f"SELECT * FROM {ks}.polls WHERE poll_id = ?")
-        # A plain upsert of an immutable row: a redelivered event rewrites the same values.
+        # A plain upsert of an immutable row: counted again from a checkpoint, a ballot is
+        # written again with the same values (its position is the same offset).
         self._add = p(
-            f"INSERT INTO {ks}.ballots (poll_id, bucket, voter_key, sequence, ballot_id, tracker, "
-            "choice, channel, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        self._ballots = p(f"SELECT * FROM {ks}.ballots WHERE poll_id = ? AND bucket = ?")
-        self._count = p(f"SELECT COUNT(*) FROM {ks}.ballots WHERE poll_id = ? AND bucket = ?")
+            f"INSERT INTO {ks}.counted (poll_id, bucket, voter_key, sequence, position, "
+            "ballot_id, tracker, choice, channel, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        self._ballots = p(f"SELECT * FROM {ks}.counted WHERE poll_id = ? AND bucket = ?")
+        self._voter = p(f"SELECT * FROM {ks}.counted WHERE poll_id = ? AND bucket = ? "
+                        "AND voter_key = ?")
+        self._checkpoint = p(f"SELECT position, poll_id, state FROM {ks}.checkpoints "
+                             "WHERE stream = ? AND shard = ?")
+        self._partial = p(f"SELECT state FROM {ks}.checkpoints WHERE stream = ? AND "
+                          "shard = ? AND poll_id = ?")
+        # The compare-and-set of a checkpoint: on its static position, the first time
+        # on its absence (a position is never stored as 0).
+        self._move = p(f"UPDATE {ks}.checkpoints SET position = ? WHERE stream = ? AND "
+                       "shard = ? IF position = ?")
+        self._first = p(f"UPDATE {ks}.checkpoints SET position = ? WHERE stream = ? AND "
+                        "shard = ? IF position = null")
+        self._state = p(f"INSERT INTO {ks}.checkpoints (stream, shard, poll_id, state) "
+                        "VALUES (?, ?, ?, ?)")
+        self._withhold = p(f"UPDATE {ks}.polls SET withheld = ? WHERE poll_id = ?")
         self._save_result = p(f"INSERT INTO {ks}.results (poll_id, signed) VALUES (?, ?) "
                               "IF NOT EXISTS")
         self._result = p(f"SELECT signed FROM {ks}.results WHERE poll_id = ?")
@@ -59,8 +77,8 @@ class CassandraTallyStore:
         self._awaiting = p(f"SELECT poll_id FROM {ks}.awaiting WHERE shelf = 0")
         self._done = p(f"DELETE FROM {ks}.awaiting WHERE shelf = 0 AND poll_id = ?")
         for stmt in (self._save_rules, self._save_seal, self._release, self._poll, self._add,
-                     self._ballots, self._count, self._result, self._await, self._awaiting,
-                     self._done):
+                     self._ballots, self._voter, self._checkpoint, self._partial,
+                     self._withhold, self._result, self._await, self._awaiting, self._done):
             stmt.is_idempotent = True
 
     @guarded
@@ -88,23 +106,69 @@ class CassandraTallyStore:
         rules = rules_adapter.validate_json(r.rules) if r.rules else None
         return TallySheet(r.poll_id, rules, r.rules_hash, r.sealed_count, r.sealed_digest,
                           r.results_visibility or "after_close",
-                          utc(r.released_at))
+                          utc(r.released_at), r.withheld)
 
     @guarded
     def add_ballots(self, ballots: list[StoredBallot]) -> None:
         # Rows that share replicas travel together (write_grouped): a batch of ballots
         # costs a request per 32 rows or so, not one per ballot. Every insert is
-        # idempotent, and the event is acked only once all of them are written.
+        # idempotent, and the checkpoint moves only once all of them are written.
         write_grouped(self.s, [(self._add, (
-            b.poll_id, _bucket(b.voter_key), b.voter_key, b.sequence, b.ballot_id, b.tracker,
-            json.dumps(b.choice), b.channel, b.recorded_at)) for b in ballots])
+            b.poll_id, _bucket(b.voter_key), b.voter_key, b.sequence, b.position,
+            b.ballot_id, b.tracker, json.dumps(b.choice), b.channel, b.recorded_at))
+            for b in ballots])
 
     def ballots(self, poll_id: str) -> Iterator[StoredBallot]:
-        return map(_ballot, scan_buckets(self.s, self._ballots, poll_id, BUCKETS))
+        return map(_ballot, scan_buckets(self.s, self._ballots, poll_id, range(BUCKETS)))
 
     @guarded
-    def count_ballots(self, poll_id: str) -> int:
-        return count_buckets(self.s, self._count, poll_id, BUCKETS)
+    def voter_ballots(self, poll_id: str, voter_keys: set[str]) -> list[StoredBallot]:
+        results = execute_concurrent_with_args(
+            self.s, self._voter, [(poll_id, _bucket(k), k) for k in sorted(voter_keys)],
+            concurrency=64, raise_on_first_error=True)
+        return [_ballot(r) for _, rows in results for r in rows]
+
+    def shard_ballots(self, poll_id: str, shard: int, shards: int) -> Iterator[StoredBallot]:
+        return map(_ballot, scan_buckets(self.s, self._ballots, poll_id,
+                                         range(shard, BUCKETS, shards)))
+
+    @guarded
+    def checkpoint(self, stream: str, shard: int) -> tuple[int, dict[str, dict[str, Any]]]:
+        position, states = 0, {}
+        for r in self.s.execute(self._checkpoint, (stream, shard)):
+            position = r.position or 0
+            if r.poll_id is not None and r.state is not None:
+                states[r.poll_id] = json.loads(r.state)
+        return position, states
+
+    @guarded
+    def save_partials(self, stream: str, shard: int, previous: int | None, position: int,
+                      states: dict[str, dict[str, Any]]) -> bool:
+        if previous is None:
+            raise ValueError("a checkpoint in Cassandra always moves by compare-and-set")
+        batch = BatchStatement(BatchType.LOGGED)  # one partition: applied as one
+        batch.add(self._first if previous == 0 else self._move,
+                  (position, stream, shard) if previous == 0 else
+                  (position, stream, shard, previous))
+        for poll_id, state in states.items():
+            batch.add(self._state, (stream, shard, poll_id, json.dumps(state)))
+        return applied(self.s.execute(batch))
+
+    @guarded
+    def partial(self, stream: str, shard: int, poll_id: str) -> dict[str, Any] | None:
+        r = self.s.execute(self._partial, (stream, shard, poll_id)).one()
+        return json.loads(r.state) if r and r.state else None
+
+    @guarded
+    def partials(self, stream: str, shards: int, poll_id: str) -> list[dict[str, Any]]:
+        results = execute_concurrent_with_args(
+            self.s, self._partial, [(stream, shard, poll_id) for shard in range(shards)],
+            concurrency=shards, raise_on_first_error=True)
+        return [json.loads(r.state) for _, rows in results for r in rows if r.state]
+
+    @guarded
+    def withhold(self, poll_id: str, reason: str | None) -> None:
+        self.s.execute(self._withhold, (reason, poll_id))
 
     @guarded
     def save_result(self, poll_id: str, signed: dict[str, Any]) -> bool:
@@ -130,4 +194,4 @@ class CassandraTallyStore:
 
 def _ballot(r: Any) -> StoredBallot:
     return StoredBallot(r.poll_id, r.voter_key, r.sequence, r.ballot_id, r.tracker,
-                        json.loads(r.choice), r.channel, utc(r.recorded_at))
+                        json.loads(r.choice), r.channel, utc(r.recorded_at), r.position or 0)

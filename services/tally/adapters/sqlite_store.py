@@ -46,22 +46,71 @@ class SqliteTallyStore:
         rules = rules_adapter.validate_json(r["rules"]) if r["rules"] else None
         return TallySheet(r["poll_id"], rules, r["rules_hash"], r["sealed_count"],
                           r["sealed_digest"], r["results_visibility"] or "after_close",
-                          datetime.fromisoformat(r["released_at"]) if r["released_at"] else None)
+                          datetime.fromisoformat(r["released_at"]) if r["released_at"] else None,
+                          r["withheld"])
 
     def add_ballots(self, ballots: list[StoredBallot]) -> None:
         with self.db.tx() as tx:
-            tx.executemany("INSERT OR IGNORE INTO ballots VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            tx.executemany("INSERT OR IGNORE INTO ballots (poll_id, voter_key, sequence, "
+                           "ballot_id, tracker, choice, channel, recorded_at, position) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            [(b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
-                             json.dumps(b.choice), b.channel, b.recorded_at.isoformat())
-                            for b in ballots])
+                             json.dumps(b.choice), b.channel, b.recorded_at.isoformat(),
+                             b.position) for b in ballots])
 
     def ballots(self, poll_id: str) -> Iterator[StoredBallot]:
         for r in self.db.query("SELECT * FROM ballots WHERE poll_id = ?", (poll_id,)):
             yield _ballot(r)
 
-    def count_ballots(self, poll_id: str) -> int:
-        r = self.db.one("SELECT COUNT(*) AS n FROM ballots WHERE poll_id = ?", (poll_id,))
-        return int(r["n"]) if r else 0
+    def voter_ballots(self, poll_id: str, voter_keys: set[str]) -> list[StoredBallot]:
+        keys = sorted(voter_keys)
+        found: list[StoredBallot] = []
+        for i in range(0, len(keys), 500):  # SQLite's bound parameters are limited
+            chunk = keys[i:i + 500]
+            found += map(_ballot, self.db.query(
+                f"SELECT * FROM ballots WHERE poll_id = ? AND voter_key IN "
+                f"({', '.join('?' for _ in chunk)})", (poll_id, *chunk)))
+        return found
+
+    def shard_ballots(self, poll_id: str, shard: int, shards: int) -> Iterator[StoredBallot]:
+        return (b for b in self.ballots(poll_id) if int(b.voter_key[:8], 16) % shards == shard)
+
+    def checkpoint(self, stream: str, shard: int) -> tuple[int, dict[str, dict[str, Any]]]:
+        r = self.db.one("SELECT position FROM checkpoints WHERE stream = ? AND shard = ?",
+                        (stream, shard))
+        rows = self.db.query("SELECT poll_id, state FROM partials WHERE stream = ? AND "
+                             "shard = ?", (stream, shard))
+        return (int(r["position"]) if r else 0,
+                {row["poll_id"]: json.loads(row["state"]) for row in rows})
+
+    def save_partials(self, stream: str, shard: int, previous: int | None, position: int,
+                      states: dict[str, dict[str, Any]]) -> bool:
+        with self.db.tx() as tx:
+            if previous is not None:
+                r = tx.execute("SELECT position FROM checkpoints WHERE stream = ? AND "
+                               "shard = ?", (stream, shard)).fetchone()
+                if (int(r[0]) if r else 0) != previous:
+                    return False
+                tx.execute("INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT (stream, "
+                           "shard) DO UPDATE SET position = excluded.position",
+                           (stream, shard, position))
+            tx.executemany("INSERT INTO partials VALUES (?, ?, ?, ?) ON CONFLICT (stream, "
+                           "shard, poll_id) DO UPDATE SET state = excluded.state",
+                           [(stream, shard, p, json.dumps(st)) for p, st in states.items()])
+        return True
+
+    def partial(self, stream: str, shard: int, poll_id: str) -> dict[str, Any] | None:
+        r = self.db.one("SELECT state FROM partials WHERE stream = ? AND shard = ? AND "
+                        "poll_id = ?", (stream, shard, poll_id))
+        return json.loads(r["state"]) if r else None
+
+    def partials(self, stream: str, shards: int, poll_id: str) -> list[dict[str, Any]]:
+        return [json.loads(r["state"]) for r in self.db.query(
+            "SELECT state FROM partials WHERE stream = ? AND poll_id = ? AND shard < ?",
+            (stream, poll_id, shards))]
+
+    def withhold(self, poll_id: str, reason: str | None) -> None:
+        self._upsert(poll_id, {"withheld": reason})
 
     def save_result(self, poll_id: str, signed: dict[str, Any]) -> bool:
         try:
@@ -90,4 +139,4 @@ class SqliteTallyStore:
 def _ballot(r: sqlite3.Row) -> StoredBallot:
     return StoredBallot(r["poll_id"], r["voter_key"], r["sequence"], r["ballot_id"], r["tracker"],
                         json.loads(r["choice"]), r["channel"],
-                        datetime.fromisoformat(r["recorded_at"]))
+                        datetime.fromisoformat(r["recorded_at"]), r["position"])

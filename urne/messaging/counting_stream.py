@@ -1,0 +1,267 @@
+"""The counting streams of the distributed profile (ARCHITECTURE.md D7).
+
+Topology, declared by every vote and tally worker and the vote service (idempotent):
+
+- ``urne.counting``: a direct exchange; a ``ballots.recorded`` event for counting shard
+  ``k`` is published with routing key ``NNN`` (``shard_key(k)``).
+- ``urne.counting.shard-NNN``: RabbitMQ *streams* (append-only logs), one per shard. A
+  ballot's counting shard is a modulus of its voter key (``counting_shard``), so every
+  ballot of one voter, first sent or sent again, is in one stream, and one shard alone
+  decides which of a voter's ballots counts. A stream gives each message a fixed
+  offset: the tally checkpoints "applied up to here" and a restarted worker resumes
+  exactly there, which a queue (messages gone once acked) cannot offer.
+- ``urne.tally-workers``: a fanout exchange on which tally workers announce themselves
+  every second, so each knows which shards are its own (rendezvous hashing, as the vote
+  workers do).
+
+A ``CountingWorker`` consumes the streams of the shards it owns, from each shard's
+checkpoint, and hands what arrived to a ``Counter`` (the tally's ``ShardCounter``s),
+which counts and moves the checkpoint by compare-and-set: two workers briefly on one
+shard (a worker joining, one thought dead) compute the same thing, and the one whose
+compare-and-set fails lets the shard go. Acks only give the stream consumer credit: the
+checkpoint, not the broker, says what was applied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+from urne.messaging.channels import close_without_cancel
+from urne.messaging.kernel import RawEnvelope
+from urne.messaging.membership import HEARTBEAT_SECONDS, Membership
+from urne.platform.logging import log_fields
+from urne.platform.metrics import COUNTING_SHARDS_OWNED
+
+log = logging.getLogger(__name__)
+
+COUNTING_EXCHANGE = "urne.counting"
+TALLY_WORKERS_EXCHANGE = "urne.tally-workers"
+RECORDED_TYPE = "ballots.recorded.v1"
+# How long a stream keeps what it was given: the tally needs a message only until its
+# shard's checkpoint passed it, so this bounds how long every tally worker may be down
+# without the vote service having to send a poll's ballots again (ballots.missing).
+STREAM_MAX_AGE = "30D"
+STREAM_SEGMENT_BYTES = 64 * 1024 * 1024
+
+
+def counting_shard(voter_key: str, shards: int) -> int:
+    """The counting shard of a voter: the first 32 bits of the (hex) voter key, modulo
+    the shard count. ``shards`` is a power of two, so a shard's ballots are whole
+    bucket partitions of the tally's copy (its buckets are the same bits modulo 128)."""
+    return int(voter_key[:8], 16) % shards
+
+
+def shard_key(shard: int) -> str:
+    return f"{shard:03d}"
+
+
+def stream_name(shard: int) -> str:
+    return f"urne.counting.shard-{shard_key(shard)}"
+
+
+def event_route(env: RawEnvelope) -> tuple[str, str]:
+    """Where an event goes: a shard's ballots to its counting stream, anything else to
+    its producer's events exchange (nameko's ``<service>.events``) by type."""
+    if env.get("type") == RECORDED_TYPE:
+        shard = env.get("payload", {}).get("shard")
+        if shard is not None:
+            return COUNTING_EXCHANGE, shard_key(int(shard))
+    return f"{env['producer']}.events", env["type"]
+
+
+def declare_counting(channel: BlockingChannel, shards: int) -> None:
+    channel.exchange_declare(COUNTING_EXCHANGE, "direct", durable=True)
+    for shard in range(shards):
+        name = stream_name(shard)
+        channel.queue_declare(name, durable=True, arguments={
+            "x-queue-type": "stream", "x-max-age": STREAM_MAX_AGE,
+            "x-stream-max-segment-size-bytes": STREAM_SEGMENT_BYTES})
+        channel.queue_bind(name, COUNTING_EXCHANGE, routing_key=shard_key(shard))
+
+
+def ensure_counting(amqp_url: str, shards: int) -> None:
+    """Declare the counting streams on a short connection of its own."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        declare_counting(connection.channel(), shards)
+    finally:
+        connection.close()
+
+
+class Counter(Protocol):
+    """What a counting worker drives, shard by shard (``services/tally/shards.py``)."""
+
+    def take(self, shard: int) -> int:
+        """Load the shard's checkpoint; the offset to consume from."""
+        ...
+
+    def apply(self, shard: int, items: list[tuple[int, RawEnvelope]]) -> bool:
+        """Count these messages (offset, envelope), in offset order, and move the
+        checkpoint past them; False if another worker moved it first (let go). If it
+        raises, nothing moved: the same messages are given again, and it counts them
+        from the checkpoint."""
+        ...
+
+    def drop(self, shard: int) -> None:
+        """Forget what was loaded for the shard."""
+        ...
+
+
+@dataclass
+class _Delivery:
+    shard: int
+    channel: BlockingChannel
+    tag: int
+    offset: int
+    body: Any
+
+
+class CountingWorker:
+    def __init__(self, amqp_url: str, shards: int, counter: Counter, *,
+                 transient: Callable[[Exception], bool], prefetch: int = 1000,
+                 max_batch: int = 2000, heartbeat: int = 30):
+        self.amqp_url, self.shards, self.counter = amqp_url, shards, counter
+        self.transient = transient
+        self.prefetch, self.max_batch, self.heartbeat = prefetch, max_batch, heartbeat
+        self.membership = Membership(uuid.uuid4().hex[:12])
+        self._pending: list[_Delivery] = []
+        self._channels: dict[int, BlockingChannel] = {}  # the shards being consumed
+        self._connection: pika.BlockingConnection | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Count until ``stop`` is set; reconnects after a broker outage."""
+        while not stop.is_set():
+            try:
+                self._session(stop)
+            except pika.exceptions.AMQPError as exc:
+                log.warning("broker connection lost; reconnecting",
+                            extra=log_fields(error=repr(exc)))
+                self._forget_all()
+                stop.wait(1.0)
+
+    def _forget_all(self) -> None:
+        for shard in list(self._channels):
+            self.counter.drop(shard)
+        self._channels.clear()
+        self._pending.clear()
+        COUNTING_SHARDS_OWNED.set(0)
+
+    def _session(self, stop: threading.Event) -> None:
+        params = pika.URLParameters(self.amqp_url)
+        params.heartbeat = self.heartbeat
+        params.client_properties = {
+            "connection_name": f"urne-tally-worker-{self.membership.me}"}
+        connection = pika.BlockingConnection(params)
+        self._connection = connection
+        try:
+            control = connection.channel()
+            declare_counting(control, self.shards)
+            self.membership.join(control, TALLY_WORKERS_EXCHANGE)
+            # Hear the others before taking any shard: a newcomer that took every shard
+            # at once would only have to give most of them back.
+            settle = time.monotonic() + HEARTBEAT_SECONDS * 1.5
+            next_beat = next_owners = 0.0
+            backoff = 0.0
+            log.info("tally worker counting", extra=log_fields(
+                worker=self.membership.me, shards=self.shards))
+            while not stop.is_set():
+                now = time.monotonic()
+                if now >= next_beat:
+                    self.membership.announce(control, TALLY_WORKERS_EXCHANGE, set(self._channels))
+                    next_beat = now + HEARTBEAT_SECONDS
+                if now >= settle and now >= next_owners:
+                    self._rebalance(connection, now)
+                    next_owners = now + 0.5
+                connection.process_data_events(time_limit=0.01 if not self._pending else 0)
+                if not self._pending:
+                    continue
+                try:
+                    self._flush(connection)
+                    backoff = 0.0
+                except pika.exceptions.AMQPError:
+                    raise
+                except Exception as exc:
+                    # Nothing moved the checkpoint: what was held is counted again from
+                    # it once the store answers (or the bug is fixed). Never skipped.
+                    backoff = min(max(backoff * 2, 0.25), 10.0)
+                    level = logging.WARNING if self.transient(exc) else logging.ERROR
+                    log.log(level, "counting failed; retrying from the checkpoint",
+                            exc_info=level == logging.ERROR, extra=log_fields(
+                                error=repr(exc)[:300], retry_in_s=backoff))
+                    connection.sleep(backoff)
+        finally:
+            if connection.is_open:
+                # Stream channels first, without pika's reject of what they hold (see
+                # _release), then the connection.
+                for channel in list(self._channels.values()):
+                    close_without_cancel(connection, channel)
+                connection.close()
+            self._forget_all()
+
+    def _rebalance(self, connection: pika.BlockingConnection, now: float) -> None:
+        """Consume exactly the shards this worker owns among the live ones."""
+        mine = {s for s in range(self.shards)
+                if self.membership.owner(s, now) == self.membership.me}
+        for shard in sorted(set(self._channels) - mine):
+            self._release(shard)
+        for shard in sorted(mine - set(self._channels)):
+            self._acquire(connection, shard)
+        COUNTING_SHARDS_OWNED.set(len(self._channels))
+
+    def _acquire(self, connection: pika.BlockingConnection, shard: int) -> None:
+        offset = self.counter.take(shard)
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=self.prefetch)  # streams need a window
+
+        def received(ch: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
+            if not ch.is_open:
+                return
+            try:
+                envelope = json.loads(body)
+            except ValueError:
+                envelope = {"unreadable": body[:200].decode(errors="replace")}
+            self._pending.append(_Delivery(shard, ch, method.delivery_tag,
+                                           int(props.headers["x-stream-offset"]), envelope))
+
+        channel.basic_consume(stream_name(shard), received,
+                              arguments={"x-stream-offset": offset})
+        self._channels[shard] = channel
+        log.info("counting shard taken", extra=log_fields(shard=shard, offset=offset))
+
+    def _release(self, shard: int) -> None:
+        channel = self._channels.pop(shard)
+        self._pending = [d for d in self._pending if d.shard != shard]
+        self.counter.drop(shard)
+        # pika's close() would first reject what the channel holds, which a stream
+        # refuses by closing the whole connection (540 NOT_IMPLEMENTED).
+        assert self._connection is not None
+        close_without_cancel(self._connection, channel)
+        log.info("counting shard let go", extra=log_fields(shard=shard))
+
+    def _flush(self, connection: pika.BlockingConnection) -> None:
+        batch = self._pending[:self.max_batch]
+        by_shard: dict[int, list[_Delivery]] = {}
+        for d in batch:
+            by_shard.setdefault(d.shard, []).append(d)
+        for shard, deliveries in by_shard.items():
+            kept = self.counter.apply(shard, [(d.offset, d.body) for d in deliveries])
+            done = set(map(id, deliveries))
+            self._pending = [d for d in self._pending if id(d) not in done]
+            if not kept:
+                log.warning("another worker moved this shard's checkpoint; letting it go",
+                            extra=log_fields(shard=shard))
+                self._release(shard)
+                continue
+            last = deliveries[-1]
+            if last.channel.is_open:
+                last.channel.basic_ack(last.tag, multiple=True)
