@@ -278,7 +278,7 @@ class ShardWorker:
         # ballots' messages are acked (a crash in between redelivers them). Recorded
         # ballots go to their counting streams, anything else to vote.events.
         for env in result.events:
-            exchange, key = event_route(env)
+            exchange, key = event_route(env, EVENTS_EXCHANGE)
             events.basic_publish(exchange, key, json.dumps(env).encode(),
                                  pika.BasicProperties(content_type="application/json",
                                                       delivery_mode=2))

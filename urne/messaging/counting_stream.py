@@ -69,14 +69,14 @@ def stream_name(shard: int) -> str:
     return f"urne.counting.shard-{shard_key(shard)}"
 
 
-def event_route(env: RawEnvelope) -> tuple[str, str]:
+def event_route(env: RawEnvelope, events_exchange: str) -> tuple[str, str]:
     """Where an event goes: a shard's ballots to its counting stream, anything else to
-    its producer's events exchange (nameko's ``<service>.events``) by type."""
+    ``events_exchange`` (its producer's ``<service>.events``) by type."""
     if env.get("type") == RECORDED_TYPE:
         shard = env.get("payload", {}).get("shard")
         if shard is not None:
             return COUNTING_EXCHANGE, shard_key(int(shard))
-    return f"{env['producer']}.events", env["type"]
+    return events_exchange, env["type"]
 
 
 def declare_counting(channel: BlockingChannel, shards: int) -> None:

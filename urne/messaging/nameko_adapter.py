@@ -55,7 +55,7 @@ def routed(dispatch: Dispatch, counting: Callable[..., None]) -> Dispatch:
     """``dispatch`` (to ``<service>.events`` by type), but a shard's recorded ballots to
     their counting stream (``counting_stream.event_route``)."""
     def send(event_type: str, env: RawEnvelope) -> None:
-        exchange, key = event_route(env)
+        exchange, key = event_route(env, "")
         if exchange == COUNTING_EXCHANGE:
             counting(env, routing_key=key)
         else:
