@@ -51,6 +51,12 @@ class TallyStore(Protocol):
         worker moved it). ``previous`` None: no position, write the partials (embedded,
         inside the caller's transaction)."""
         ...
+    def save_checkpoints(self, stream: str,
+                         moves: list[tuple[int, int, int, dict[str, dict[str, Any]]]]
+                         ) -> list[bool]:
+        """``save_partials`` for several shards at once: (shard, previous, position,
+        states) each; whether each moved."""
+        ...
     def partial(self, stream: str, shard: int, poll_id: str) -> dict[str, Any] | None: ...
     def partials(self, stream: str, shards: int, poll_id: str) -> list[dict[str, Any]]:
         """The checkpointed partials of a poll, every shard that has one."""

@@ -136,41 +136,50 @@ class ShardCounters:
     def drop(self, shard: int) -> None:
         self._held.pop(shard, None)
 
-    def apply(self, shard: int, items: list[tuple[int, RawEnvelope]]) -> bool:
-        held = self._held.get(shard)
-        if held is None:  # a failed batch left it unloaded: from the checkpoint again
-            self.take(shard)
-            held = self._held[shard]
-        todo = [(offset, env) for offset, env in items if offset >= held.position]
-        if not todo:
-            return True
-        start, touched = held.position, set()
+    def apply(self, batches: dict[int, list[tuple[int, RawEnvelope]]]) -> set[int]:
+        """Count each shard's messages; one write of the copy for all of them, then every
+        shard's compare-and-set at once (a Paxos round each: in turn, they made the
+        batch's latency). Returns the shards another worker moved first."""
+        moves: list[tuple[int, int, int, dict[str, dict]]] = []
         seen: list[RecordedBallot] = []
         new: list[StoredBallot] = []
         try:
-            for offset, env in todo:
-                for b in self._ballots(shard, offset, env):
-                    seen.append(b)
-                    s = stored(b, offset)
-                    if self._count(held, shard, b.poll_id, offset).add(s):
-                        new.append(s)
-                        touched.add(b.poll_id)
+            for shard, items in batches.items():
+                held = self._held.get(shard)
+                if held is None:  # a failed batch left it unloaded: from its checkpoint
+                    self.take(shard)
+                    held = self._held[shard]
+                todo = [(offset, env) for offset, env in items if offset >= held.position]
+                if not todo:
+                    continue
+                touched: set[str] = set()
+                for offset, env in todo:
+                    for b in self._ballots(shard, offset, env):
+                        seen.append(b)
+                        s = stored(b, offset)
+                        if self._count(held, shard, b.poll_id, offset).add(s):
+                            new.append(s)
+                            touched.add(b.poll_id)
+                moves.append((shard, held.position, todo[-1][0] + 1,
+                              {p: held.counts[p].state() for p in touched}))
             self.store.add_ballots(new)
-            end = todo[-1][0] + 1
-            kept = self.store.save_partials(self.stream, shard, start, end,
-                                            {p: held.counts[p].state() for p in touched})
+            kept = self.store.save_checkpoints(self.stream, moves)
         except BaseException:
-            # The partials in memory may be ahead of the checkpoint: the next batch
-            # loads the shard from its checkpoint again.
-            self._held.pop(shard, None)
+            # The partials in memory may be ahead of the checkpoints: the next batch
+            # loads these shards from their checkpoints again.
+            for shard in batches:
+                self._held.pop(shard, None)
             raise
-        if not kept:
-            self.drop(shard)
-            return False
-        held.position = end
-        COUNTING_POSITION.labels(str(shard)).set(end)
+        lost = set()
+        for (shard, _, end, _), ok in zip(moves, kept, strict=True):
+            if ok:
+                self._held[shard].position = end
+                COUNTING_POSITION.labels(str(shard)).set(end)
+            else:
+                self.drop(shard)
+                lost.add(shard)
         observe_lag(seen, self.clock())
-        return True
+        return lost
 
     def _count(self, held: _Shard, shard: int, poll_id: str, offset: int) -> ShardCount:
         """The partial of a poll in this shard, as of ``offset``: from the checkpoint,

@@ -318,3 +318,68 @@ def test_a_tally_worker_killed_mid_stream_counts_from_its_checkpoints(system: Sy
         system.restart("tally-worker-1")
 
     run_with_fault(system, kill)
+
+
+# --- the store out of reach ------------------------------------------------------------
+
+
+def cassandra_unreachable(seconds: float) -> None:
+    """Close Cassandra's client port for ``seconds`` (``nodetool disablebinary``): every
+    process loses its connections and cannot open new ones, as when the store is down,
+    without the minute a restart of the node takes on this machine."""
+    nodetool = str(ROOT / "infra" / "cassandra" / "nodetool.sh")
+    subprocess.run([nodetool, "disablebinary"], check=True, capture_output=True, timeout=60)
+    try:
+        time.sleep(seconds)
+    finally:
+        subprocess.run([nodetool, "enablebinary"], check=True, capture_output=True,
+                       timeout=60)
+
+
+def test_cassandra_unreachable_for_ten_seconds_mid_stream(system: System) -> None:
+    """Ballots keep coming while the store is out of reach: clients get 503 and send
+    again with their key, never a 500; every 201 is counted and the poll publishes with
+    no manual step."""
+    async def outage() -> None:
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(cassandra_unreachable, 10)
+
+    run_with_fault(system, outage, ballots=400, rate=40)
+
+
+def test_cassandra_unreachable_for_ten_seconds_at_the_close(system: System) -> None:
+    """The store goes out of reach as the organiser closes the poll: the close is
+    answered 503 (sent again, as the API asks) or taken, the seal and the counting wait
+    for the store, and the poll publishes by itself with every 201 in the record."""
+    async def scenario() -> dict[str, Any]:
+        session, poll = await open_poll(system, 200)
+        async with session:
+            results = await stream(poll, 200, 80)
+            assert {r.status for r in results} == {201}
+            outage = asyncio.create_task(asyncio.to_thread(cassandra_unreachable, 10))
+            await asyncio.sleep(2.5)  # nodetool starts a JVM: the port is closed by now
+            statuses = []
+            deadline = time.monotonic() + 120
+            while True:
+                status, body = await poll.run.post(f"/v1/polls/{poll.poll_id}/close", {},
+                                                   poll.run.organiser)
+                statuses.append(status)
+                if status == 200:
+                    break
+                assert status == 503 and time.monotonic() < deadline, (status, body)
+                await asyncio.sleep(1.0)
+            await outage
+            while True:
+                status, published = await poll.run.get(
+                    f"/v1/audit/polls/{poll.poll_id}/result")
+                statuses.append(status)
+                if status == 200:
+                    break
+                assert status in (409, 503) and time.monotonic() < deadline, (status,
+                                                                               published)
+                await asyncio.sleep(0.5)
+            assert 500 not in statuses
+            record = await poll.record()
+            return reconcile(poll.sends, poll.results, published, record)
+
+    expect_all_counted(go(scenario()))

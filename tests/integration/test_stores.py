@@ -547,6 +547,12 @@ def test_tally_checkpoints_move_by_compare_and_set(backend: Any) -> None:
         sorted([{"n": 2}, {"n": won}], key=str)
     assert store.partial(stream, 1, poll) == {"n": 2} and store.partial(stream, 2, poll) is None
     assert store.partials(f"test-{new_id()}", 4, poll) == []  # another broker's streams
+    # Several shards at once: each moves, or not, on its own condition.
+    assert store.save_checkpoints(stream, [(3, 20, 25, {poll: {"n": 25}}),
+                                           (1, 0, 9, {poll: {"n": 9}}),  # at 2, not 0
+                                           (0, 0, 4, {})]) == [True, False, True]
+    assert store.checkpoint(stream, 3)[0] == 25 and store.checkpoint(stream, 1)[0] == 2
+    assert store.checkpoint(stream, 0) == (4, {})
 
 
 # --- datetimes, schema, availability ------------------------------------------------

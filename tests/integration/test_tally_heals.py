@@ -59,7 +59,7 @@ class Counting:
                 stream.append(env)
                 if len(stream) == 1:
                     assert self.counters.take(shard) == 0
-                assert self.counters.apply(shard, [(len(stream) - 1, env)])
+                assert self.counters.apply({shard: [(len(stream) - 1, env)]}) == set()
         return _to(self.core, [e for e in events if e["type"] != BallotsRecorded.TYPE])
 
 

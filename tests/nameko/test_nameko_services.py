@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import Mock, call
 
+import eventlet
 import pika
 import pytest
 from nameko.events import EventHandler
@@ -37,6 +39,7 @@ from urne.contracts.events import (
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import generate_keys
 from urne.messaging.ballot_stream import shard_queue
+from urne.messaging.counting_stream import counting_shard
 from urne.messaging.nameko_adapter import (
     MAX_BACKOFF_SECONDS,
     MAX_EVENT_ATTEMPTS,
@@ -45,10 +48,11 @@ from urne.messaging.nameko_adapter import (
 )
 from urne.platform.settings import EmbeddedSettings, ServiceSettings
 from urne.record.canonical import ballot_set_digest
-from urne.runtime.distributed import nameko_config
+from urne.runtime.distributed import nameko_config, open_store
 from urne.runtime.embedded import embedded
 from urne.runtime.nameko_services import NAMEKO_SERVICES, TallyService, VoteService
-from urne.runtime.registry import SERVICES
+from urne.runtime.registry import SERVICES, TALLY
+from urne.services.tally.shards import ShardCounters
 from urne.storage.cassandra import StoreUnavailable
 
 pytestmark = pytest.mark.integration
@@ -85,6 +89,11 @@ def test_each_class_listens_to_exactly_what_its_core_subscribes_to(tmp_path: Pat
     for name, cls in NAMEKO_SERVICES.items():
         core = system.bus.members[name].core
         subscribed = {(e.PRODUCER, e.TYPE) for e in core.event_types}
+        if name == "tally":
+            # The one difference: in the distributed profile, the tally workers count the
+            # recorded ballots from the counting streams, not the tally's event handler.
+            assert (BallotsRecorded.PRODUCER, BallotsRecorded.TYPE) in subscribed
+            subscribed.discard((BallotsRecorded.PRODUCER, BallotsRecorded.TYPE))
         handlers = event_handlers(cls)
         assert set(handlers.values()) == subscribed, name
         # Named for what they handle, so a reader finds them.
@@ -217,20 +226,34 @@ def test_events_and_rpc_flow_through_real_containers(container_factory: Any,
     with entrypoint_waiter(vote, "on_poll_opened"), entrypoint_waiter(tally, "on_poll_opened"):
         dispatch("proposal", PollOpened.TYPE, wrap(opened(poll_id), "proposal"))
 
-    # A batch of recorded ballots, then the seal, as the vote workers send them.
+    # A batch of recorded ballots, counted as a tally worker counts its shard's stream
+    # (the stream itself is exercised end to end), then the seal, to the container.
     ballot = RecordedBallot(poll_id=poll_id, ballot_id="b" * 32, tracker="AAAA-BBBB-CCCC",
                             voter_key="ab" * 32, sequence=1, choice={"answer": "yes"},
                             channel="online", recorded_at="2026-06-01T09:00:00Z")
-    with entrypoint_waiter(tally, "on_ballots_recorded"):
-        dispatch("vote", BallotsRecorded.TYPE, wrap(BallotsRecorded(ballots=[ballot]), "vote"))
+    settings: ServiceSettings = urne_config["URNE_SETTINGS"]
+    store, session = open_store(TALLY, settings)
+    try:
+        counters = ShardCounters(store, settings.counting_stream, settings.ballot_shards)
+        shard = counting_shard(ballot.voter_key, settings.ballot_shards)
+        offset = counters.take(shard)
+        recorded = wrap(BallotsRecorded(ballots=[ballot], shard=shard), "vote")
+        assert counters.apply({shard: [(offset, recorded)]}) == set()
+    finally:
+        session.cluster.shutdown()
     seal = BallotBoxSealed(poll_id=poll_id, ballots_recorded=1,
                            ballots_digest=ballot_set_digest(["b" * 32]),
                            sealed_at="2026-06-01T10:00:00Z")
     with entrypoint_waiter(tally, "on_ballot_box_sealed"):
         dispatch("vote", BallotBoxSealed.TYPE, wrap(seal, "vote"))
 
-    with entrypoint_hook(tally, "handle") as handle:
-        result = handle(wrap(GetResult(poll_id=poll_id), "gateway"))
+    deadline = time.monotonic() + 30  # the seal's handler, or the check every second
+    while True:
+        with entrypoint_hook(tally, "handle") as handle:
+            result = handle(wrap(GetResult(poll_id=poll_id), "gateway"))
+        if result["ok"] or time.monotonic() > deadline:
+            break
+        eventlet.sleep(0.2)
     assert result["ok"] is True, result
     assert result["data"]["result"]["tally"]["counts"] == {"yes": 1, "no": 0, "abstain": 0}
 

@@ -105,11 +105,11 @@ class Counter(Protocol):
         """Load the shard's checkpoint; the offset to consume from."""
         ...
 
-    def apply(self, shard: int, items: list[tuple[int, RawEnvelope]]) -> bool:
-        """Count these messages (offset, envelope), in offset order, and move the
-        checkpoint past them; False if another worker moved it first (let go). If it
-        raises, nothing moved: the same messages are given again, and it counts them
-        from the checkpoint."""
+    def apply(self, batches: dict[int, list[tuple[int, RawEnvelope]]]) -> set[int]:
+        """Count each shard's messages (offset, envelope), in offset order, and move each
+        shard's checkpoint past them; returns the shards another worker moved first
+        (let them go). If it raises, nothing moved: the same messages are given again,
+        and it counts them from the checkpoints."""
         ...
 
     def drop(self, shard: int) -> None:
@@ -129,10 +129,16 @@ class _Delivery:
 class CountingWorker:
     def __init__(self, amqp_url: str, shards: int, counter: Counter, *,
                  transient: Callable[[Exception], bool], prefetch: int = 1000,
-                 max_batch: int = 2000, heartbeat: int = 30):
+                 max_batch: int = 2000, heartbeat: int = 30, linger: float = 0.1):
+        """``linger``: how long what arrived may wait for more before it is counted. A
+        batch costs a compare-and-set (a Paxos round in Cassandra) per shard it touches,
+        whatever its size: under live traffic, messages of a few ballots each come every
+        few milliseconds, and counting each at once cost more than the counting."""
         self.amqp_url, self.shards, self.counter = amqp_url, shards, counter
         self.transient = transient
         self.prefetch, self.max_batch, self.heartbeat = prefetch, max_batch, heartbeat
+        self.linger = linger
+        self._since = 0.0  # when the oldest pending delivery arrived
         self.membership = Membership(uuid.uuid4().hex[:12])
         self._pending: list[_Delivery] = []
         self._channels: dict[int, BlockingChannel] = {}  # the shards being consumed
@@ -182,12 +188,15 @@ class CountingWorker:
                 if now >= settle and now >= next_owners:
                     self._rebalance(connection, now)
                     next_owners = now + 0.5
-                connection.process_data_events(time_limit=0.01 if not self._pending else 0)
-                if not self._pending:
+                connection.process_data_events(
+                    time_limit=0.01 if len(self._pending) < self.max_batch else 0)
+                if not self._pending or (len(self._pending) < self.max_batch and
+                                         time.monotonic() - self._since < self.linger):
                     continue
                 try:
                     self._flush(connection)
                     backoff = 0.0
+                    self._since = time.monotonic() - self.linger  # a backlog: at once
                 except pika.exceptions.AMQPError:
                     raise
                 except Exception as exc:
@@ -230,6 +239,8 @@ class CountingWorker:
                 envelope = json.loads(body)
             except ValueError:
                 envelope = {"unreadable": body[:200].decode(errors="replace")}
+            if not self._pending:
+                self._since = time.monotonic()
             self._pending.append(_Delivery(shard, ch, method.delivery_tag,
                                            int(props.headers["x-stream-offset"]), envelope))
 
@@ -253,11 +264,12 @@ class CountingWorker:
         by_shard: dict[int, list[_Delivery]] = {}
         for d in batch:
             by_shard.setdefault(d.shard, []).append(d)
+        lost = self.counter.apply({shard: [(d.offset, d.body) for d in deliveries]
+                                   for shard, deliveries in by_shard.items()})
+        done = set(map(id, batch))
+        self._pending = [d for d in self._pending if id(d) not in done]
         for shard, deliveries in by_shard.items():
-            kept = self.counter.apply(shard, [(d.offset, d.body) for d in deliveries])
-            done = set(map(id, deliveries))
-            self._pending = [d for d in self._pending if id(d) not in done]
-            if not kept:
+            if shard in lost:
                 log.warning("another worker moved this shard's checkpoint; letting it go",
                             extra=log_fields(shard=shard))
                 self._release(shard)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from cassandra.cluster import Session
-from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
 
 from urne.contracts.fields import ResultsVisibility
@@ -63,8 +63,8 @@ class CassandraTallyStore:
                           "shard = ? AND poll_id = ?")
         # The compare-and-set of a checkpoint: on its static position, the first time
         # on its absence (a position is never stored as 0).
-        self._move = p(f"UPDATE {ks}.checkpoints SET position = ? WHERE stream = ? AND "
-                       "shard = ? IF position = ?")
+        self._move_from = p(f"UPDATE {ks}.checkpoints SET position = ? WHERE stream = ? "
+                            "AND shard = ? IF position = ?")
         self._first = p(f"UPDATE {ks}.checkpoints SET position = ? WHERE stream = ? AND "
                         "shard = ? IF position = null")
         self._state = p(f"INSERT INTO {ks}.checkpoints (stream, shard, poll_id, state) "
@@ -141,18 +141,31 @@ class CassandraTallyStore:
                 states[r.poll_id] = json.loads(r.state)
         return position, states
 
+    def _move(self, stream: str, shard: int, previous: int, position: int,
+              states: dict[str, dict[str, Any]]) -> BatchStatement:
+        batch = BatchStatement(BatchType.LOGGED)  # one partition: applied as one
+        batch.add(self._first if previous == 0 else self._move_from,
+                  (position, stream, shard) if previous == 0 else
+                  (position, stream, shard, previous))
+        for poll_id, state in states.items():
+            batch.add(self._state, (stream, shard, poll_id, json.dumps(state)))
+        return batch
+
     @guarded
     def save_partials(self, stream: str, shard: int, previous: int | None, position: int,
                       states: dict[str, dict[str, Any]]) -> bool:
         if previous is None:
             raise ValueError("a checkpoint in Cassandra always moves by compare-and-set")
-        batch = BatchStatement(BatchType.LOGGED)  # one partition: applied as one
-        batch.add(self._first if previous == 0 else self._move,
-                  (position, stream, shard) if previous == 0 else
-                  (position, stream, shard, previous))
-        for poll_id, state in states.items():
-            batch.add(self._state, (stream, shard, poll_id, json.dumps(state)))
-        return applied(self.s.execute(batch))
+        return applied(self.s.execute(self._move(stream, shard, previous, position, states)))
+
+    @guarded
+    def save_checkpoints(self, stream: str,
+                         moves: list[tuple[int, int, int, dict[str, dict[str, Any]]]]
+                         ) -> list[bool]:
+        results = execute_concurrent(
+            self.s, [(self._move(stream, *move), ()) for move in moves],
+            concurrency=max(len(moves), 1), raise_on_first_error=True)
+        return [applied(result) for _, result in results]
 
     @guarded
     def partial(self, stream: str, shard: int, poll_id: str) -> dict[str, Any] | None:

@@ -99,6 +99,12 @@ class SqliteTallyStore:
                            [(stream, shard, p, json.dumps(st)) for p, st in states.items()])
         return True
 
+    def save_checkpoints(self, stream: str,
+                         moves: list[tuple[int, int, int, dict[str, dict[str, Any]]]]
+                         ) -> list[bool]:
+        return [self.save_partials(stream, shard, previous, position, states)
+                for shard, previous, position, states in moves]
+
     def partial(self, stream: str, shard: int, poll_id: str) -> dict[str, Any] | None:
         r = self.db.one("SELECT state FROM partials WHERE stream = ? AND shard = ? AND "
                         "poll_id = ?", (stream, shard, poll_id))
