@@ -383,3 +383,55 @@ def test_cassandra_unreachable_for_ten_seconds_at_the_close(system: System) -> N
             return reconcile(poll.sends, poll.results, published, record)
 
     expect_all_counted(go(scenario()))
+
+
+def test_rabbitmq_restarted_at_the_close(system: System) -> None:
+    """The broker restarts just as the organiser closes the poll: the close is answered
+    (200, or 503 and sent again, as the API asks), the markers, the seal and the last
+    counting messages go through once the broker is back, and the poll publishes by
+    itself with every 201 in the record; no client gets a 500."""
+    async def scenario() -> dict[str, Any]:
+        session, poll = await open_poll(system, 200)
+        async with session:
+            results = await stream(poll, 200, 80)
+            assert {r.status for r in results} == {201}
+            stopping = asyncio.create_task(asyncio.to_thread(
+                subprocess.run, ["rabbitmqctl", "-q", "stop_app"], check=True))
+            restarted = False
+
+            async def restart_once() -> None:
+                nonlocal restarted
+                if not restarted:
+                    await stopping
+                    await asyncio.to_thread(subprocess.run,
+                                            ["rabbitmqctl", "-q", "start_app"], check=True)
+                    restarted = True
+
+            statuses = []
+            deadline = time.monotonic() + 120
+            while True:
+                status, body = await poll.run.post(f"/v1/polls/{poll.poll_id}/close", {},
+                                                   poll.run.organiser)
+                statuses.append(status)
+                if status == 200:
+                    break
+                assert status == 503 and time.monotonic() < deadline, (status, body)
+                if stopping.done():
+                    await restart_once()
+                await asyncio.sleep(1.0)
+            await restart_once()  # the close may have gone through before the stop
+            while True:
+                status, published = await poll.run.get(
+                    f"/v1/audit/polls/{poll.poll_id}/result")
+                statuses.append(status)
+                if status == 200:
+                    break
+                assert status in (409, 503) and time.monotonic() < deadline, (status,
+                                                                               published)
+                await asyncio.sleep(0.5)
+            assert 500 not in statuses, statuses
+            record = await poll.record()
+            return reconcile(poll.sends, poll.results, published, record)
+
+    expect_all_counted(go(scenario()))
+    assert httpx.get(f"{system.base}/readyz", timeout=10).status_code == 200
