@@ -239,6 +239,8 @@ class BallotRecordPublic(Public):
     root: str
     leaf_encoding: str
     entries: list[RecordEntryPublic]
+    start: int  # the position of the first entry of this page
+    next: str | None  # the next page's address; null on the last page
 
 
 class InclusionProofPublic(Public):

@@ -100,6 +100,17 @@ class Run:
         async with self.session.get(self.base + path) as r:
             return r.status, await r.json(content_type=None)
 
+    async def record(self) -> tuple[int, dict[str, Any]]:
+        """The whole published record, from its NDJSON download: ``size``, ``root`` (from
+        its headers) and ``entries`` (or the problem, if it is refused)."""
+        path = f"/v1/audit/polls/{self.poll_id}/record.ndjson"
+        async with self.session.get(self.base + path) as r:
+            if r.status != 200:
+                return r.status, await r.json(content_type=None)
+            entries = [json.loads(line) for line in (await r.read()).splitlines()]
+            return r.status, {"size": int(r.headers["Urne-Record-Size"]),
+                              "root": r.headers["Urne-Record-Root"], "entries": entries}
+
     async def sign_in(self, email: str) -> dict[str, str]:
         status, body = await self.post("/v1/auth/codes", {"email": email})
         if status != 202:
@@ -314,7 +325,7 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
         total_cpu = cpu.spent(before, cpu.snapshot(servers))
         lag_p99 = lag.quantile_bound(lag_before, lag.buckets(metrics_url), 0.99) \
             if metrics_url else None
-        _, record = await run.get(f"/v1/audit/polls/{run.poll_id}/record")
+        _, record = await run.record()
 
     accepted = [r for r in results if r.status == 201]
     latencies = [r.latency * 1000 for r in accepted]

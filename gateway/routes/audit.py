@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from urne.contracts.commands import GetPoll, GetRecord, GetResult, ProveInclusion
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from urne.contracts.commands import (
+    GetPoll,
+    GetRecord,
+    GetRecordLines,
+    GetResult,
+    ProveInclusion,
+)
 from urne.contracts.fields import Id, Tracker
 from urne.gateway.deps import ServicesDep, state
 from urne.gateway.problems import ProblemError
@@ -45,10 +56,43 @@ async def signed_result(poll_id: Id, services: ServicesDep) -> dict:
     return await services.send(GetResult(poll_id=poll_id))
 
 
+NDJSON_MEDIA_TYPE = "application/x-ndjson"
+
+
 @router.get("/polls/{poll_id}/record", response_model=BallotRecordPublic)
-async def ballot_record(poll_id: Id, services: ServicesDep) -> dict:
-    """Every counted ballot by tracker, and the Merkle root over them."""
-    return await services.send(GetRecord(poll_id=poll_id))
+async def ballot_record(
+        poll_id: Id, request: Request, services: ServicesDep,
+        start: Annotated[int, Query(ge=0, le=2**40)] = 0,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict:
+    """A page of the counted ballots by tracker (``limit`` from position ``start``), the
+    record's size and its Merkle root; ``next`` links the following page (null on the
+    last). The whole record in one download: ``record.ndjson``."""
+    page = await services.send(GetRecord(poll_id=poll_id, start=start, limit=limit))
+    following = page.pop("next")
+    page["next"] = None if following is None else \
+        f"{request.url.path}?{urlencode({'start': following, 'limit': limit})}"
+    return page
+
+
+@router.get("/polls/{poll_id}/record.ndjson", response_class=StreamingResponse, responses={
+    200: {"description": "Every entry's canonical JSON, one a line, in record order: each "
+                         "line's bytes are the data of its Merkle leaf.",
+          "content": {NDJSON_MEDIA_TYPE: {"schema": {"type": "string"}}}}})
+async def ballot_record_ndjson(poll_id: Id, services: ServicesDep) -> StreamingResponse:
+    """The whole record, streamed page by page from the stored record (memory stays flat
+    at any size). ``Urne-Record-Size`` and ``Urne-Record-Root`` give the record it is;
+    a download cut short has fewer lines than the size."""
+    first = await services.send(GetRecordLines(poll_id=poll_id))  # a refusal is a problem
+
+    async def lines(page: dict[str, Any]) -> AsyncIterator[bytes]:
+        while True:
+            yield page["lines"].encode()
+            if page["next"] is None:
+                return
+            page = await services.send(GetRecordLines(poll_id=poll_id, start=page["next"]))
+
+    return StreamingResponse(lines(first), media_type=NDJSON_MEDIA_TYPE, headers={
+        "Urne-Record-Size": str(first["size"]), "Urne-Record-Root": first["root"]})
 
 
 @router.get("/polls/{poll_id}/trackers/{tracker}", response_model=InclusionProofPublic)

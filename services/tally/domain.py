@@ -12,7 +12,7 @@ from urne.counting import count, new_tally, tally_from_state
 from urne.counting.rules import PollRules
 from urne.counting.tally import Tally
 from urne.platform.errors import Conflict, NotFound
-from urne.record import merkle
+from urne.record import merkle, tiles
 from urne.record.canonical import canonical_json
 
 RESULT_FORMAT = "urne.result.v1"
@@ -198,20 +198,75 @@ def leaf_hashes(entries: list[dict[str, Any]]) -> list[bytes]:
     return [merkle.leaf_hash(canonical_json(e)) for e in entries]
 
 
-def build_result(poll: TallySheet, ballots: list[StoredBallot], software_version: str,
-                 now: datetime) -> dict[str, Any]:
-    """The result document that gets signed: everything a verifier needs to recompute."""
+# A stored chunk of the record holds the entries of one level-0 tile of its tree.
+RECORD_CHUNK = 1 << tiles.HEIGHT
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What publishing a poll stores: the result to sign, and the record it commits to in
+    the form it is served from (chunks of NDJSON lines, the tree's tiles, each tracker's
+    position), so no request ever rebuilds it."""
+
+    result: dict[str, Any]
+    chunks: dict[int, bytes]  # chunk index -> its entries' canonical JSON, a line each
+    tiles: dict[tuple[int, int], bytes]
+    trackers: list[tuple[str, int]]
+
+    @property
+    def size(self) -> int:
+        return int(self.result["record"]["size"])
+
+    @property
+    def root(self) -> str:
+        return str(self.result["record"]["root"])
+
+
+def _no_tiles(level: int, index: int) -> bytes:
+    raise KeyError((level, index))  # a new tree reads nothing
+
+
+def publication(poll: TallySheet, ballots: list[StoredBallot], software_version: str,
+                now: datetime) -> Publication:
+    """The result document that gets signed (everything a verifier needs to recompute)
+    and the stored record behind it. CPU-bound at scale: callers run it off their event
+    loop."""
     assert poll.rules is not None
     entries = record_entries(ballots)
-    return {
+    lines = [canonical_json(e) for e in entries]
+    tree = tiles.append(0, [merkle.leaf_hash(line) for line in lines], _no_tiles)
+    # The signed root is the stored tiles' root: what proofs will be read from.
+    root = tiles.TiledTree(len(lines), lambda level, index: tree[(level, index)]).root()
+    result = {
         "format": RESULT_FORMAT,
         "poll_id": poll.poll_id,
         "rules": poll.rules.model_dump(mode="json"),
         "rules_hash": poll.rules_hash,
         "software_version": software_version,
-        "record": {"size": len(entries), "root": merkle.root(leaf_hashes(entries)).hex(),
-                   "leaf_encoding": LEAF_ENCODING},
+        "record": {"size": len(entries), "root": root.hex(), "leaf_encoding": LEAF_ENCODING},
         "ballots_received": len(ballots),
         "tally": count(poll.rules, (e["choice"] for e in entries)),
         "computed_at": now.isoformat(),
     }
+    chunks = {i // RECORD_CHUNK: b"".join(line + b"\n" for line in lines[i:i + RECORD_CHUNK])
+              for i in range(0, len(lines), RECORD_CHUNK)}
+    return Publication(result, chunks, tree,
+                       [(e["tracker"], i) for i, e in enumerate(entries)])
+
+
+def build_result(poll: TallySheet, ballots: list[StoredBallot], software_version: str,
+                 now: datetime) -> dict[str, Any]:
+    return publication(poll, ballots, software_version, now).result
+
+
+def chunk_span(start: int, stop: int) -> range:
+    """The stored chunks that hold the entries [start, stop)."""
+    return range(start // RECORD_CHUNK, (stop - 1) // RECORD_CHUNK + 1) if stop > start \
+        else range(0)
+
+
+def chunk_lines(chunks: list[bytes], first_chunk: int, start: int, stop: int) -> list[bytes]:
+    """The lines of entries [start, stop) from the chunks ``first_chunk`` onward."""
+    lines = [line for chunk in chunks for line in chunk.split(b"\n")[:-1]]
+    offset = start - first_chunk * RECORD_CHUNK
+    return lines[offset:offset + stop - start]

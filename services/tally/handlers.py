@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from functools import partial
+from typing import Any, Literal
 
 from urne import __version__
 from urne.contracts.commands import (
     CheckPolls,
     GetLiveResult,
     GetRecord,
+    GetRecordLines,
     GetResult,
     ProveInclusion,
 )
@@ -30,6 +33,7 @@ from urne.contracts.replies import (
     LiveResult,
     PollsChecked,
     RecordEntry,
+    RecordLines,
     SignedResult,
 )
 from urne.crypto.keys import SigningKey, b64url
@@ -37,7 +41,8 @@ from urne.messaging.kernel import Context, RawEnvelope, ServiceCore
 from urne.platform.errors import DomainError, NotFound
 from urne.platform.logging import log_fields
 from urne.platform.metrics import POLLS_AWAITING, RESULTS, RESULTS_WITHHELD
-from urne.record import merkle
+from urne.platform.offload import cpu_bound
+from urne.record import tiles
 from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.services.tally import domain, shards
 from urne.services.tally.domain import StoredBallot
@@ -78,6 +83,35 @@ class _Waiting:
     asked_at: datetime | None
 
 
+def _disagreement(poll: domain.TallySheet, merged: domain.Merged,
+                 ballots: list[StoredBallot], result: dict) -> str | None:
+    """Why the counts of a sealed poll disagree, or None: the merged shard counts, the
+    recount of the copy and the vote service's seal must tell one story."""
+    if merged.received != poll.sealed_count:
+        return (f"the shards counted {merged.received} ballots, the vote service "
+                f"sealed {poll.sealed_count}")
+    if len(ballots) != poll.sealed_count:
+        return f"the copy holds {len(ballots)} ballots, the seal {poll.sealed_count}"
+    digest = ballot_set_digest(b.ballot_id for b in ballots)
+    if poll.sealed_digest is not None and digest != poll.sealed_digest:
+        return "the copy holds other ballots than the sealed set (digest)"
+    try:
+        streamed = merged.tally.result()
+    except ValueError as exc:  # a negative count: a ballot removed, never added
+        return f"the merged shard counts are impossible: {exc}"
+    if streamed != result["tally"] or merged.tally.ballots != result["record"]["size"]:
+        return "the merged shard counts differ from the recount of the copy"
+    return None
+
+
+def _prepare(poll: domain.TallySheet, merged: domain.Merged, ballots: list[StoredBallot],
+             now: datetime) -> tuple[domain.Publication, str | None]:
+    """The publication of a sealed poll from the copy, and why it may not be signed (or
+    None). CPU-bound: the recount, the record and its tree."""
+    publication = domain.publication(poll, ballots, __version__, now)
+    return publication, _disagreement(poll, merged, ballots, publication.result)
+
+
 @dataclass
 class TallyHandlers:
     store: TallyStore
@@ -93,6 +127,9 @@ class TallyHandlers:
     # Distributed: ballots reach the tally through its workers' counting streams, not
     # through this core's event handler.
     counted_by_workers: bool = False
+    # Where CPU-bound work runs (the recount and the record of a large poll): off the
+    # event loop under eventlet (urne/platform/offload.py).
+    offload: Callable[..., Any] = cpu_bound
     _live: dict[str, LiveResult] = field(default_factory=dict, init=False, repr=False)
     # Sealed polls seen waiting by check_polls (in this process).
     _waiting: dict[str, _Waiting] = field(default_factory=dict, init=False, repr=False)
@@ -241,8 +278,7 @@ class TallyHandlers:
             return False
         # Every shard has counted as many ballots as were sealed: recount the copy.
         ballots = list(self.store.ballots(poll_id))
-        result = domain.build_result(poll, ballots, __version__, self.clock())
-        reason = self._disagreement(poll, merged, ballots, result)
+        publication, reason = self.offload(_prepare, poll, merged, ballots, self.clock())
         if reason is not None:
             self._withhold(poll, reason, quiet)
             return False
@@ -250,6 +286,10 @@ class TallyHandlers:
             self.store.withhold(poll_id, None)
             log.warning("withheld result now agrees; signing", extra=log_fields(
                 poll_id=poll_id, was=poll.withheld))
+        # The record first, whole, then the result that commits to it: whoever sees the
+        # result finds the record (written again if this stops in between: same bytes).
+        self._save_record(poll_id, publication)
+        result = publication.result
         signed = SignedResult(result=result, signature=b64url(self.signer.sign(
             canonical_json(result))), key_id=self.signer.public.kid)
         if self.store.save_result(poll_id, signed.model_dump(mode="json")):
@@ -258,26 +298,9 @@ class TallyHandlers:
             return True
         return False
 
-    @staticmethod
-    def _disagreement(poll: domain.TallySheet, merged: domain.Merged,
-                      ballots: list[StoredBallot], result: dict) -> str | None:
-        """Why the counts of a sealed poll disagree, or None: the merged shard counts, the
-        recount of the copy and the vote service's seal must tell one story."""
-        if merged.received != poll.sealed_count:
-            return (f"the shards counted {merged.received} ballots, the vote service "
-                    f"sealed {poll.sealed_count}")
-        if len(ballots) != poll.sealed_count:
-            return f"the copy holds {len(ballots)} ballots, the seal {poll.sealed_count}"
-        digest = ballot_set_digest(b.ballot_id for b in ballots)
-        if poll.sealed_digest is not None and digest != poll.sealed_digest:
-            return "the copy holds other ballots than the sealed set (digest)"
-        try:
-            streamed = merged.tally.result()
-        except ValueError as exc:  # a negative count: a ballot removed, never added
-            return f"the merged shard counts are impossible: {exc}"
-        if streamed != result["tally"] or merged.tally.ballots != result["record"]["size"]:
-            return "the merged shard counts differ from the recount of the copy"
-        return None
+    def _save_record(self, poll_id: str, publication: domain.Publication) -> None:
+        self.store.save_record(poll_id, publication.chunks, publication.tiles,
+                               publication.trackers, publication.size, publication.root)
 
     def _withhold(self, poll: domain.TallySheet, reason: str, quiet: bool) -> None:
         if poll.withheld != reason:
@@ -300,28 +323,74 @@ class TallyHandlers:
     def get_result(self, q: GetResult, ctx: Context) -> SignedResult:
         return SignedResult.model_validate(self._published(q.poll_id))
 
-    def _entries(self, poll_id: str) -> list[dict]:
-        self._published(poll_id)
-        return domain.record_entries(self.store.ballots(poll_id))
+    def _record(self, poll_id: str) -> tuple[int, str]:
+        """The published record's size and root. A result whose record is not stored
+        (signed before records were stored) gets it stored now, from the copy, if it is
+        the record the result commits to."""
+        signed = self._published(poll_id)
+        head = self.store.record_head(poll_id)
+        if head is not None:
+            return head
+        result = signed["result"]
+        sheet = self.store.sheet(poll_id)
+        assert sheet is not None and sheet.rules is not None
+        publication = self.offload(domain.publication, sheet, list(self.store.ballots(poll_id)),
+                                   result["software_version"],
+                                   datetime.fromisoformat(result["computed_at"]))
+        if (publication.size, publication.root) != (result["record"]["size"],
+                                                    result["record"]["root"]):
+            log.error("the tally's copy is not the record its signed result commits to",
+                      extra=log_fields(poll_id=poll_id, signed=result["record"]["root"],
+                                       copy=publication.root))
+            raise DomainError("the record cannot be served: the stored ballots differ from "
+                              "the record the signed result commits to",
+                              code="record_unavailable", status=503)
+        self._save_record(poll_id, publication)
+        log.warning("record stored from the copy", extra=log_fields(
+            poll_id=poll_id, size=publication.size))
+        return publication.size, publication.root
+
+    def _lines(self, poll_id: str, size: int, start: int, limit: int
+               ) -> tuple[list[bytes], int | None]:
+        """Lines [start, start + limit) of the record, and where the next page starts."""
+        stop = min(start + limit, size)
+        span = domain.chunk_span(start, stop)
+        lines = domain.chunk_lines(self.store.record_chunks(poll_id, span), span.start,
+                                   start, stop) if span else []
+        return lines, stop if stop < size else None
 
     def get_record(self, q: GetRecord, ctx: Context) -> BallotRecord:
-        entries = self._entries(q.poll_id)
-        return BallotRecord(poll_id=q.poll_id, size=len(entries),
-                            root=merkle.root(domain.leaf_hashes(entries)).hex(),
+        size, root = self._record(q.poll_id)
+        lines, next_start = self._lines(q.poll_id, size, q.start, q.limit)
+        return BallotRecord(poll_id=q.poll_id, size=size, root=root,
                             leaf_encoding=domain.LEAF_ENCODING,
-                            entries=[RecordEntry(**e) for e in entries])
+                            entries=[RecordEntry(**json.loads(line)) for line in lines],
+                            start=q.start, next=next_start)
+
+    def get_record_lines(self, q: GetRecordLines, ctx: Context) -> RecordLines:
+        size, root = self._record(q.poll_id)
+        lines, next_start = self._lines(q.poll_id, size, q.start, q.limit)
+        return RecordLines(poll_id=q.poll_id, size=size, root=root, start=q.start,
+                           next=next_start,
+                           lines=b"".join(line + b"\n" for line in lines).decode())
 
     def prove_inclusion(self, q: ProveInclusion, ctx: Context) -> InclusionProof:
-        entries = self._entries(q.poll_id)
-        index = next((i for i, e in enumerate(entries) if e["tracker"] == q.tracker), None)
-        if index is None:
+        """From the stored tree: a few tiles read, whatever the record's size."""
+        size, root = self._record(q.poll_id)
+        index = self.store.tracker_position(q.poll_id, q.tracker)
+        if index is None or index >= size:
             raise NotFound("no counted ballot has this tracker (a replaced ballot is not counted)",
                            code="tracker_not_found")
-        leaves = domain.leaf_hashes(entries)
-        return InclusionProof(poll_id=q.poll_id, tracker=q.tracker, index=index,
-                              size=len(leaves), root=merkle.root(leaves).hex(),
-                              leaf=leaves[index].hex(),
-                              path=[h.hex() for h in merkle.inclusion_proof(index, leaves)])
+        tree = tiles.TiledTree(size, partial(self.store.record_tile, q.poll_id))
+        if tree.root().hex() != root:
+            log.error("the stored tree's root is not the record's", extra=log_fields(
+                poll_id=q.poll_id, size=size))
+            raise DomainError("the inclusion proof cannot be served: the stored tree "
+                              "disagrees with the record's root",
+                              code="record_unavailable", status=503)
+        return InclusionProof(poll_id=q.poll_id, tracker=q.tracker, index=index, size=size,
+                              root=root, leaf=tree.leaf(index).hex(),
+                              path=[h.hex() for h in tree.inclusion_proof(index)])
 
     def get_live_result(self, q: GetLiveResult, ctx: Context) -> LiveResult:
         """Running counts of a live poll: the shards' checkpointed partials, merged (the
@@ -355,6 +424,7 @@ class TallyHandlers:
             name="tally",
             commands={CheckPolls: self.check_polls,
                       GetResult: self.get_result, GetRecord: self.get_record,
+                      GetRecordLines: self.get_record_lines,
                       ProveInclusion: self.prove_inclusion, GetLiveResult: self.get_live_result},
             subscriptions={PollOpened: self.on_poll_opened,
                            **({} if self.counted_by_workers else

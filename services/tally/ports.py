@@ -64,6 +64,25 @@ class TallyStore(Protocol):
     def withhold(self, poll_id: str, reason: str | None) -> None:
         """Record why the result is not signed (None: nothing withheld any more)."""
         ...
+    def save_record(self, poll_id: str, chunks: dict[int, bytes],
+                    tiles: dict[tuple[int, int], bytes], trackers: list[tuple[str, int]],
+                    size: int, root: str) -> None:
+        """Store the record (``domain.Publication``): its chunks, its tree's tiles and its
+        trackers' positions, then its head (size and root) last, so a head is only ever
+        seen over a whole record. Idempotent: written again, the same bytes."""
+        ...
+    def record_head(self, poll_id: str) -> tuple[int, str] | None:
+        """The stored record's size and root, once it is whole."""
+        ...
+    def record_chunks(self, poll_id: str, chunks: range) -> list[bytes]:
+        """These chunks of the record, in order (those stored)."""
+        ...
+    def record_tile(self, poll_id: str, level: int, index: int) -> bytes:
+        """One tile of the record's tree; KeyError if there is none."""
+        ...
+    def tracker_position(self, poll_id: str, tracker: str) -> int | None:
+        """The position of this tracker's entry in the record."""
+        ...
     def save_result(self, poll_id: str, signed: dict[str, Any]) -> bool:
         """Store the signed result once; False if one is already stored."""
         ...

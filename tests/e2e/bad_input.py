@@ -211,6 +211,10 @@ def run_bad_input(http: httpx.Client, outbox: Path) -> None:
     # audit
     expect(http.get(f"/v1/audit/polls/{pid}/record"), 409, "result_not_published")
     expect(http.get(f"/v1/audit/polls/{UNKNOWN}/record"), 404, "poll_not_found")
+    expect(http.get(f"/v1/audit/polls/{pid}/record.ndjson"), 409, "result_not_published")
+    expect(http.get(f"/v1/audit/polls/{UNKNOWN}/record.ndjson"), 404, "poll_not_found")
+    for query in ("limit=0", "limit=10001", "start=-1", "start=x", "limit="):
+        expect(http.get(f"/v1/audit/polls/{pid}/record?{query}"), 422, "invalid_request")
     expect(http.get(f"/v1/audit/polls/{UNKNOWN}/result"), 404, "poll_not_found")
     expect(http.get(f"/v1/audit/polls/{UNKNOWN}/rules"), 404, "poll_not_found")
     expect(http.get(f"/v1/audit/polls/{pid}/trackers/NOPE"), 409, "result_not_published")

@@ -201,6 +201,24 @@ def audit(http: httpx.Client, state: OpenPoll, summary: dict[str, Any],
         base64.urlsafe_b64decode(tally_key["public_key"] + "=="))
     public.verify(base64.urlsafe_b64decode(signed["signature"] + "=="), canonical_json(result))
 
+    # The same record whole as NDJSON (each line the canonical bytes of its leaf), and
+    # page by page, following the ``next`` links.
+    download = http.get(f"/v1/audit/polls/{pid}/record.ndjson")
+    assert download.status_code == 200, download.text
+    assert download.headers["content-type"].startswith("application/x-ndjson")
+    assert (int(download.headers["urne-record-size"]), download.headers["urne-record-root"]) \
+        == (record["size"], record["root"])
+    lines = download.content.split(b"\n")
+    assert lines[-1] == b"" and lines[:-1] == [canonical_json(e) for e in record["entries"]]
+    assert [merkle.leaf_hash(line) for line in lines[:-1]] == leaves
+    paged, url = [], f"/v1/audit/polls/{pid}/record?limit=2"
+    while url is not None:
+        page = http.get(url).json()
+        assert page["start"] == len(paged) and len(page["entries"]) <= 2, page
+        paged += page["entries"]
+        url = page["next"]
+    assert paged == record["entries"]
+
     # Only each voter's last ballot is counted; every counted tracker has a proof.
     trackers = {e["tracker"] for e in record["entries"]}
     for receipts in state.receipts.values():

@@ -93,7 +93,7 @@ class Poll:
         """The published record, asked again after a 503, as the API says to."""
         deadline = time.monotonic() + timeout
         while True:
-            status, record = await self.run.get(f"/v1/audit/polls/{self.poll_id}/record")
+            status, record = await self.run.record()
             if status != 503 or time.monotonic() > deadline:
                 assert status == 200, record
                 return record
@@ -345,6 +345,44 @@ def test_cassandra_unreachable_for_ten_seconds_mid_stream(system: System) -> Non
         await asyncio.to_thread(cassandra_unreachable, 10)
 
     run_with_fault(system, outage, ballots=400, rate=40)
+
+
+def drop_store_connections() -> int:
+    """Reset every open client connection to Cassandra (``ss -K``), while the node stays
+    up, as a network path or a load balancer dropping them would; how many."""
+    listed = ["ss", "-tnH", "state", "established", "( dport = :9042 )"]
+    before = subprocess.run(listed, check=True, capture_output=True, text=True).stdout
+    subprocess.run(["ss", "-K", *listed[1:]], check=True, capture_output=True, timeout=30)
+    return len(before.splitlines())
+
+
+def test_store_connections_dropped_mid_stream(system: System) -> None:
+    """Every process's store connections reset three times while ballots flow: the
+    drivers reconnect within a second or two, what failed meanwhile is retried (vote
+    batches, counting batches) or answered 503 and sent again, never a 500; every 201
+    is counted and the poll publishes by itself."""
+    async def drops() -> None:
+        await asyncio.sleep(1.5)
+        for _ in range(3):
+            assert await asyncio.to_thread(drop_store_connections) > 0
+            await asyncio.sleep(1.5)
+
+    run_with_fault(system, drops, ballots=400)
+    deadline = time.monotonic() + 15
+    while httpx.get(f"{system.base}/readyz", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, "not ready again after the connections dropped"
+        time.sleep(0.5)
+
+
+def test_store_connections_dropped_at_the_close(system: System) -> None:
+    """The store connections reset as the organiser closes the poll, and again while
+    the seal and the counting run: the poll publishes by itself."""
+    def drops() -> None:
+        for _ in range(3):
+            drop_store_connections()
+            time.sleep(0.4)
+
+    close_through(system, drops, lead=0.1)
 
 
 def close_through(system: System, outage: Callable[[], None], lead: float) -> None:

@@ -36,6 +36,7 @@ from urne.contracts.commands import (
     GetLiveResult,
     GetPoll,
     GetRecord,
+    GetRecordLines,
     GetResult,
     OpenPoll,
     ProveInclusion,
@@ -53,7 +54,7 @@ from urne.services.proposal.handlers import ProposalHandlers
 pytestmark = pytest.mark.unit
 
 RELEASED_AT = datetime(2025, 3, 2, 9, 0, tzinfo=UTC)
-SHOWING = (GetResult(poll_id=POLL), GetRecord(poll_id=POLL),
+SHOWING = (GetResult(poll_id=POLL), GetRecord(poll_id=POLL), GetRecordLines(poll_id=POLL),
            ProveInclusion(poll_id=POLL, tracker="TA1"))
 
 

@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 from tests.unit.helpers import Clock, deliver, ok, refused, service_db, types
 from urne import __version__
 from urne.contracts import Event
-from urne.contracts.commands import CheckPolls, GetRecord, GetResult, ProveInclusion
+from urne.contracts.commands import (
+    CheckPolls,
+    GetRecord,
+    GetRecordLines,
+    GetResult,
+    ProveInclusion,
+)
 from urne.contracts.events import BallotBoxSealed, BallotsRecorded, PollOpened, RecordedBallot
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey, b64url_decode
@@ -169,6 +175,72 @@ def test_record_and_inclusion_proofs(tally: Tally) -> None:
                                        bytes.fromhex(proof["root"]))
 
 
+def many(n: int) -> BallotsRecorded:
+    """``n`` voters' ballots in one event: yes from the even ones, no from the odd."""
+    return BallotsRecorded(ballots=[recorded(f"v{i:04d}", 1, ("yes", "no")[i % 2])
+                                    for i in range(n)])
+
+
+def test_the_record_pages_cross_its_stored_chunks(tally: Tally) -> None:
+    tally.feed(opened(), many(600), sealed(600))  # three chunks of 256 entries
+    whole = ok(tally.core, GetRecord(poll_id=POLL, limit=10_000))[0]
+    assert (whole["size"], whole["start"], whole["next"]) == (600, 0, None)
+    assert [e["tracker"] for e in whole["entries"]] == sorted(
+        f"TV{i:04d}1" for i in range(600))
+    leaves = [merkle.leaf_hash(canonical_json(e)) for e in whole["entries"]]
+    assert whole["root"] == merkle.root(leaves).hex()
+    paged, start = [], 0
+    while start is not None:
+        page = ok(tally.core, GetRecord(poll_id=POLL, start=start, limit=250))[0]
+        assert page["start"] == start and (page["root"], page["size"]) == (whole["root"], 600)
+        paged += page["entries"]
+        start = page["next"]
+    assert paged == whole["entries"]
+    beyond = ok(tally.core, GetRecord(poll_id=POLL, start=600))[0]
+    assert (beyond["entries"], beyond["next"]) == ([], None)
+    lines = ok(tally.core, GetRecordLines(poll_id=POLL, start=255, limit=3))[0]
+    assert lines["lines"].encode() == b"".join(
+        canonical_json(e) + b"\n" for e in whole["entries"][255:258])
+    assert lines["next"] == 258
+    # Proofs come from the stored tree: the plain tree's paths, for any entry.
+    for index in (0, 255, 256, 511, 599):
+        tracker = whole["entries"][index]["tracker"]
+        proof = ok(tally.core, ProveInclusion(poll_id=POLL, tracker=tracker))[0]
+        assert (proof["index"], proof["leaf"]) == (index, leaves[index].hex())
+        assert proof["path"] == [h.hex() for h in merkle.inclusion_proof(index, leaves)]
+
+
+def test_a_result_without_its_stored_record_gets_it_from_the_copy(tally: Tally) -> None:
+    """A result signed before records were stored (or whose record was lost) is served
+    again from the copy, if the copy is what the result commits to; else refused."""
+    tally.feed(opened(), *BALLOTS, sealed(4))
+    with tally.store.db.tx() as tx:
+        for table in ("record_heads", "record_chunks", "record_tiles", "record_trackers"):
+            tx.execute(f"DELETE FROM {table}")
+    record = ok(tally.core, GetRecord(poll_id=POLL))[0]
+    assert (record["entries"], record["root"]) == (expected_entries(), EXPECTED_ROOT)
+    assert tally.store.record_head(POLL) == (3, EXPECTED_ROOT)
+    proof = ok(tally.core, ProveInclusion(poll_id=POLL, tracker="TB2"))[0]
+    assert proof["leaf"] == EXPECTED_LEAVES[1]
+    # The copy no longer holds what was signed: nothing is served from it.
+    with tally.store.db.tx() as tx:
+        tx.execute("DELETE FROM record_heads")
+        tx.execute("UPDATE ballots SET choice = '{\"answer\": \"no\"}' WHERE tracker = 'TA1'")
+    for query in (GetRecord(poll_id=POLL), GetRecordLines(poll_id=POLL),
+                  ProveInclusion(poll_id=POLL, tracker="TA1")):
+        error = refused(tally.core, query)
+        assert (error["code"], error["status"]) == ("record_unavailable", 503)
+    assert tally.store.record_head(POLL) is None
+
+
+def test_a_damaged_stored_tree_proves_nothing(tally: Tally) -> None:
+    tally.feed(opened(), *BALLOTS, sealed(4))
+    with tally.store.db.tx() as tx:
+        tx.execute("UPDATE record_tiles SET hashes = zeroblob(96)")
+    error = refused(tally.core, ProveInclusion(poll_id=POLL, tracker="TA1"))
+    assert (error["code"], error["status"]) == ("record_unavailable", 503)
+
+
 def test_a_replaced_ballot_has_no_inclusion_proof(tally: Tally) -> None:
     tally.feed(opened(), *BALLOTS, sealed(4))
     for tracker in (REPLACED_TRACKER, "NOPE"):
@@ -178,13 +250,13 @@ def test_a_replaced_ballot_has_no_inclusion_proof(tally: Tally) -> None:
 
 def test_queries_before_publication_and_for_unknown_polls(tally: Tally) -> None:
     for query in (GetResult(poll_id="nope"), GetRecord(poll_id="nope"),
-                  ProveInclusion(poll_id="nope", tracker="TA1")):
+                  GetRecordLines(poll_id="nope"), ProveInclusion(poll_id="nope", tracker="TA1")):
         error = refused(tally.core, query)
         assert (error["code"], error["status"]) == ("poll_not_found", 404)
     tally.feed(opened(), *BALLOTS)
     # The embargo covers the record and the proofs too.
     for query in (GetResult(poll_id=POLL), GetRecord(poll_id=POLL),
-                  ProveInclusion(poll_id=POLL, tracker="TA1")):
+                  GetRecordLines(poll_id=POLL), ProveInclusion(poll_id=POLL, tracker="TA1")):
         error = refused(tally.core, query)
         assert (error["code"], error["status"]) == ("result_not_published", 409)
 

@@ -37,7 +37,9 @@ class Documents:
 
     keys: dict[str, Any]  # /v1/audit/keys
     rules: dict[str, Any]  # /v1/audit/polls/{id}/rules
-    record: dict[str, Any]  # /v1/audit/polls/{id}/record
+    # /v1/audit/polls/{id}/record.ndjson: its entries, and the size and root its headers
+    # give (or every page of /record).
+    record: dict[str, Any]
     signed: dict[str, Any]  # /v1/audit/polls/{id}/result
     proof: dict[str, Any] | None = None  # /v1/audit/polls/{id}/trackers/{tracker}
 

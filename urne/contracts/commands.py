@@ -22,6 +22,8 @@ from urne.contracts.fields import (
     ProposalBody,
     ProposalPageLimit,
     Reason,
+    RecordPageLimit,
+    RecordStart,
     ResultsVisibility,
     SearchText,
     Title,
@@ -382,7 +384,22 @@ class GetResult(_TallyQuery):
 
 @message("record.get.v1")
 class GetRecord(_TallyQuery):
+    """A page of the record: its entries from position ``start`` (the record only grows,
+    so a position is a stable cursor)."""
+
     poll_id: Id
+    start: RecordStart = 0
+    limit: RecordPageLimit = 1000
+
+
+@message("record.lines.get.v1")
+class GetRecordLines(_TallyQuery):
+    """Entries of the record as stored, canonical JSON a line each (the leaves' bytes):
+    what the NDJSON download streams, page after page, without decoding anything."""
+
+    poll_id: Id
+    start: RecordStart = 0
+    limit: RecordPageLimit = 4096
 
 
 @message("live_result.get.v1")

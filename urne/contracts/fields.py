@@ -42,6 +42,10 @@ Reason = Annotated[str, Field(min_length=1, max_length=2000)]
 EstimatedCost = Annotated[int, Field(strict=True, ge=0, le=MAX_SAFE_INTEGER)]
 # A page of proposals, and what a search may look for (a substring of title or body).
 ProposalPageLimit = Annotated[int, Field(ge=1, le=100)]
+# A page of the public record: entries from a position (the record only grows, so a
+# position is a stable cursor), at most this many at a time.
+RecordStart = Annotated[int, Field(ge=0, le=2**40)]
+RecordPageLimit = Annotated[int, Field(ge=1, le=10_000)]
 SearchText = Annotated[str, Field(min_length=1, max_length=200)]
 # Opaque to clients: where the previous page stopped (see urne.services.proposal.domain).
 Cursor = Annotated[str, Field(min_length=1, max_length=200)]

@@ -216,6 +216,17 @@ class BallotRecord(Reply):
     root: str
     leaf_encoding: str
     entries: list[RecordEntry]
+    start: int = 0  # the position of the first entry
+    next: int | None = None  # the start of the next page; None at the end
+
+
+class RecordLines(Reply):
+    poll_id: str
+    size: int
+    root: str
+    start: int
+    next: int | None
+    lines: str  # NDJSON: an entry's canonical JSON per line
 
 
 class InclusionProof(Reply):

@@ -300,7 +300,7 @@ GROUP_BYTES = 24 * 1024
 
 
 def write_grouped(session: Session, rows: list[tuple[PreparedStatement, tuple[Any, ...]]],
-                  concurrency: int = 64) -> None:
+                  concurrency: int = 64, group_rows: int = GROUP_ROWS) -> None:
     """Write ``rows`` (idempotent inserts) in unlogged batches of rows that live on the
     same replicas.
 
@@ -319,25 +319,39 @@ def write_grouped(session: Session, rows: list[tuple[PreparedStatement, tuple[An
         replicas = metadata.get_replicas(bound.keyspace, bound.routing_key)
         key = tuple(sorted(str(host.endpoint) for host in replicas))
         groups.setdefault(key, []).append((bound, _size(values)))
-    batches: list[BatchStatement] = []
+    requests: list[BatchStatement | BoundStatement] = []
     for group in groups.values():
-        batch, size = BatchStatement(BatchType.UNLOGGED), 0
+        batch: list[BoundStatement] = []
+        size = 0
         for bound, row_size in group:
-            if len(batch) and (len(batch) >= GROUP_ROWS or size + row_size > GROUP_BYTES):
-                batches.append(batch)
-                batch, size = BatchStatement(BatchType.UNLOGGED), 0
-            batch.add(bound)
+            if batch and (len(batch) >= group_rows or size + row_size > GROUP_BYTES):
+                requests.append(_batch(batch))
+                batch, size = [], 0
+            batch.append(bound)
             size += row_size
-        batches.append(batch)
-    for batch in batches:
-        batch.is_idempotent = True
-    execute_concurrent(session, [(batch, ()) for batch in batches], concurrency=concurrency,
-                       raise_on_first_error=True)
+        requests.append(_batch(batch))
+    for request in requests:
+        request.is_idempotent = True
+    execute_concurrent(session, [(request, ()) for request in requests],
+                       concurrency=concurrency, raise_on_first_error=True)
+
+
+def _batch(rows: list[BoundStatement]) -> BatchStatement | BoundStatement:
+    # A row alone goes as itself: a batch of one large row (a chunk of the record) would
+    # still meet the batch size thresholds.
+    if len(rows) == 1:
+        return rows[0]
+    batch = BatchStatement(BatchType.UNLOGGED)
+    for bound in rows:
+        batch.add(bound)
+    return batch
 
 
 def _size(values: tuple[Any, ...]) -> int:
-    # Generous: text counted as up to 4 bytes a character, anything else as 16 bytes.
-    return sum(4 * len(v) if isinstance(v, str) else 16 for v in values) + 32
+    # Generous: text counted as up to 4 bytes a character, blobs as their length,
+    # anything else as 16 bytes.
+    return sum(4 * len(v) if isinstance(v, str) else len(v) if isinstance(v, bytes)
+               else 16 for v in values) + 32
 
 
 def scan_buckets(session: Session, select: PreparedStatement, poll_id: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,17 @@ BUCKETS = 128
 
 def _bucket(voter_key: str) -> int:
     return int(voter_key[:8], 16) % BUCKETS
+
+
+# The record's partitions (migration 006): chunks and tiles by ranges of their index,
+# trackers by a hash of the tracker. Changing any of these needs a data migration.
+CHUNKS_PER_PARTITION = 256
+TILES_PER_PARTITION = 1024
+TRACKER_BUCKETS = 1024
+
+
+def _tracker_bucket(tracker: str) -> int:
+    return zlib.crc32(tracker.encode()) % TRACKER_BUCKETS
 
 
 class CassandraTallyStore:
@@ -73,12 +85,28 @@ class CassandraTallyStore:
         self._save_result = p(f"INSERT INTO {ks}.results (poll_id, signed) VALUES (?, ?) "
                               "IF NOT EXISTS")
         self._result = p(f"SELECT signed FROM {ks}.results WHERE poll_id = ?")
+        self._chunk = p(f"INSERT INTO {ks}.record_chunks (poll_id, bucket, chunk, lines) "
+                        "VALUES (?, ?, ?, ?)")
+        self._chunks = p(f"SELECT chunk, lines FROM {ks}.record_chunks WHERE poll_id = ? "
+                         "AND bucket = ? AND chunk >= ? AND chunk < ?")
+        self._tile = p(f"INSERT INTO {ks}.record_tiles (poll_id, level, bucket, tile, hashes) "
+                       "VALUES (?, ?, ?, ?, ?)")
+        self._read_tile = p(f"SELECT hashes FROM {ks}.record_tiles WHERE poll_id = ? AND "
+                            "level = ? AND bucket = ? AND tile = ?")
+        self._trackers = p(f"INSERT INTO {ks}.record_trackers (poll_id, bucket, start, lines) "
+                           "VALUES (?, ?, ?, ?)")
+        self._tracker_lines = p(f"SELECT lines FROM {ks}.record_trackers WHERE poll_id = ? "
+                                "AND bucket = ?")
+        self._head = p(f"INSERT INTO {ks}.record_heads (poll_id, size, root) VALUES (?, ?, ?)")
+        self._read_head = p(f"SELECT size, root FROM {ks}.record_heads WHERE poll_id = ?")
         self._await = p(f"INSERT INTO {ks}.awaiting (shelf, poll_id) VALUES (0, ?)")
         self._awaiting = p(f"SELECT poll_id FROM {ks}.awaiting WHERE shelf = 0")
         self._done = p(f"DELETE FROM {ks}.awaiting WHERE shelf = 0 AND poll_id = ?")
         for stmt in (self._save_rules, self._save_seal, self._release, self._poll, self._add,
                      self._ballots, self._voter, self._checkpoint, self._partial,
-                     self._withhold, self._result, self._await, self._awaiting, self._done):
+                     self._withhold, self._result, self._await, self._awaiting, self._done,
+                     self._chunk, self._chunks, self._tile, self._read_tile, self._trackers,
+                     self._tracker_lines, self._head, self._read_head):
             stmt.is_idempotent = True
 
     @guarded
@@ -182,6 +210,60 @@ class CassandraTallyStore:
     @guarded
     def withhold(self, poll_id: str, reason: str | None) -> None:
         self.s.execute(self._withhold, (reason, poll_id))
+
+    @guarded
+    def save_record(self, poll_id: str, chunks: dict[int, bytes],
+                    tiles: dict[tuple[int, int], bytes], trackers: list[tuple[str, int]],
+                    size: int, root: str) -> None:
+        write_grouped(self.s, [(self._chunk, (poll_id, i // CHUNKS_PER_PARTITION, i, lines))
+                               for i, lines in chunks.items()])
+        write_grouped(self.s, [(self._tile, (poll_id, level, i // TILES_PER_PARTITION, i, h))
+                               for (level, i), h in tiles.items()])
+        # Sorted by partition, so a batch's rows mostly share one.
+        # One row per tracker partition this record touches, keyed by the record's
+        # first position (an append of later entries adds rows beside it).
+        buckets: dict[int, list[str]] = {}
+        for tracker, position in trackers:
+            # The tracker as a JSON string: whatever it holds, no tab or newline.
+            buckets.setdefault(_tracker_bucket(tracker), []).append(
+                f"{json.dumps(tracker)}\t{position}\n")
+        start = min((position for _, position in trackers), default=0)
+        write_grouped(self.s, [(self._trackers, (poll_id, b, start, "".join(lines).encode()))
+                               for b, lines in buckets.items()])
+        self.s.execute(self._head, (poll_id, size, root))  # last: the record is whole
+
+    @guarded
+    def record_head(self, poll_id: str) -> tuple[int, str] | None:
+        r = self.s.execute(self._read_head, (poll_id,)).one()
+        return (int(r.size), r.root) if r else None
+
+    @guarded
+    def record_chunks(self, poll_id: str, chunks: range) -> list[bytes]:
+        if not chunks:
+            return []
+        buckets = range(chunks.start // CHUNKS_PER_PARTITION,
+                        (chunks.stop - 1) // CHUNKS_PER_PARTITION + 1)
+        results = execute_concurrent_with_args(
+            self.s, self._chunks, [(poll_id, b, chunks.start, chunks.stop) for b in buckets],
+            concurrency=len(buckets), raise_on_first_error=True)
+        return [bytes(r.lines) for _, rows in results for r in rows]
+
+    @guarded
+    def record_tile(self, poll_id: str, level: int, index: int) -> bytes:
+        r = self.s.execute(self._read_tile, (poll_id, level, index // TILES_PER_PARTITION,
+                                             index)).one()
+        if r is None:
+            raise KeyError((level, index))
+        return bytes(r.hashes)
+
+    @guarded
+    def tracker_position(self, poll_id: str, tracker: str) -> int | None:
+        prefix = f"{json.dumps(tracker)}\t".encode()
+        for r in self.s.execute(self._tracker_lines, (poll_id, _tracker_bucket(tracker))):
+            for line in bytes(r.lines).split(b"\n"):
+                if line.startswith(prefix):
+                    return int(line[len(prefix):])
+        return None
 
     @guarded
     def save_result(self, poll_id: str, signed: dict[str, Any]) -> bool:

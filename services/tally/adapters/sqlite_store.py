@@ -118,6 +118,43 @@ class SqliteTallyStore:
     def withhold(self, poll_id: str, reason: str | None) -> None:
         self._upsert(poll_id, {"withheld": reason})
 
+    def save_record(self, poll_id: str, chunks: dict[int, bytes],
+                    tiles: dict[tuple[int, int], bytes], trackers: list[tuple[str, int]],
+                    size: int, root: str) -> None:
+        # One transaction: SQLite has no partial record to fear; the head still goes last.
+        with self.db.tx() as tx:
+            tx.executemany("INSERT OR REPLACE INTO record_chunks VALUES (?, ?, ?)",
+                           [(poll_id, i, lines) for i, lines in chunks.items()])
+            tx.executemany("INSERT OR REPLACE INTO record_tiles VALUES (?, ?, ?, ?)",
+                           [(poll_id, lv, i, h) for (lv, i), h in tiles.items()])
+            tx.executemany("INSERT OR REPLACE INTO record_trackers VALUES (?, ?, ?)",
+                           [(poll_id, t, pos) for t, pos in trackers])
+            tx.execute("INSERT OR REPLACE INTO record_heads VALUES (?, ?, ?)",
+                       (poll_id, size, root))
+
+    def record_head(self, poll_id: str) -> tuple[int, str] | None:
+        r = self.db.one("SELECT size, root FROM record_heads WHERE poll_id = ?", (poll_id,))
+        return (int(r["size"]), r["root"]) if r else None
+
+    def record_chunks(self, poll_id: str, chunks: range) -> list[bytes]:
+        if not chunks:
+            return []
+        return [bytes(r["lines"]) for r in self.db.query(
+            "SELECT lines FROM record_chunks WHERE poll_id = ? AND chunk >= ? AND chunk < ? "
+            "ORDER BY chunk", (poll_id, chunks.start, chunks.stop))]
+
+    def record_tile(self, poll_id: str, level: int, index: int) -> bytes:
+        r = self.db.one("SELECT hashes FROM record_tiles WHERE poll_id = ? AND level = ? AND "
+                        "tile = ?", (poll_id, level, index))
+        if r is None:
+            raise KeyError((level, index))
+        return bytes(r["hashes"])
+
+    def tracker_position(self, poll_id: str, tracker: str) -> int | None:
+        r = self.db.one("SELECT position FROM record_trackers WHERE poll_id = ? AND "
+                        "tracker = ?", (poll_id, tracker))
+        return int(r["position"]) if r else None
+
     def save_result(self, poll_id: str, signed: dict[str, Any]) -> bool:
         try:
             with self.db.tx() as tx:
