@@ -337,6 +337,8 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
         "profile": system.profile if system else "running",
         "participants": args.participants, "rate": args.rate, "duration_s": args.duration,
         "surge_rate": args.surge_rate, "surge_seconds": args.surge_seconds,
+        **({"shards": args.shards, "counting_shards": args.counting_shards}
+           if args.profile == "distributed" and not args.url else {}),
         "requests": len(sends), "kinds": dict(Counter(s.kind for s in sends)),
         **check,
         "rejected": dict(rejected),
@@ -380,6 +382,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "others get tokens from the development-only bulk path")
     p.add_argument("--vote-workers", type=int, default=2, help="distributed: vote workers")
     p.add_argument("--shards", type=int, default=16, help="distributed: ballot shards")
+    p.add_argument("--counting-shards", type=int, default=4,
+                   help="distributed: counting shards (a power of two)")
     p.add_argument("--url", help="a running urne on this machine (else one is started)")
     p.add_argument("--outbox", type=Path, help="with --url: its development e-mail outbox")
     p.add_argument("--json", type=Path, help="also write the report to this file")
@@ -400,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     system = None
     if not args.url:
         workdir = Path(tempfile.mkdtemp(prefix="urne-loadtest-"))
-        system = (start_distributed(workdir, args.vote_workers, args.shards)
+        system = (start_distributed(workdir, args.vote_workers, args.shards,
+                                    counting_shards=args.counting_shards)
                   if args.profile == "distributed" else start_embedded(workdir))
     try:
         report = asyncio.run(measure(args, system))

@@ -129,7 +129,7 @@ def start_embedded(workdir: Path) -> System:
 
 def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16,
                       gateways: int = 1, env: dict[str, str] | None = None,
-                      tally_workers: int = 1) -> System:
+                      tally_workers: int = 1, counting_shards: int = 4) -> System:
     from urne.crypto.keys import generate_keys
 
     run = uuid.uuid4().hex[:8]
@@ -148,6 +148,7 @@ def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16,
         "URNE_CASSANDRA_KEYSPACE_PREFIX": system.keyspace_prefix or "",
         "URNE_KEYS_DIR": str(workdir / "keys"), "URNE_OUTBOX_DIR": str(workdir / "outbox"),
         "URNE_PORT": str(port), "URNE_BALLOT_SHARDS": str(shards),
+        "URNE_COUNTING_SHARDS": str(counting_shards),
         **(env or {}),  # the caller's settings win
     }
     try:

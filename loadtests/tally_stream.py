@@ -141,7 +141,7 @@ def main() -> None:
 
         env = {**os.environ, "URNE_ENVIRONMENT": "test", "URNE_LOG_LEVEL": "WARNING",
                "URNE_AMQP_URL": url, "URNE_CASSANDRA_KEYSPACE_PREFIX": prefix,
-               "URNE_BALLOT_SHARDS": str(args.shards)}
+               "URNE_COUNTING_SHARDS": str(args.shards)}
         for _ in range(args.workers):
             workers.append(subprocess.Popen([sys.executable, "-m", "urne", "tally-worker"],
                                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL,

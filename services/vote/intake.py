@@ -106,6 +106,7 @@ class BallotIntake:
     store: VoteStore
     tokens: TokenVerifier
     shards: int  # how many shards the ballot stream is split into (1 when embedded)
+    counting_shards: int  # how many counting streams the recorded ballots go to
     max_ballots: int  # per voter and poll: the first ballot and the revotes
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # Ballot boxes with their rules, kept across batches: rules are frozen once set.
@@ -137,7 +138,7 @@ class BallotIntake:
         fence()
         self.store.add_ballots(batch.to_write)
         # Also ballots already stored: their first event may be the one a crash lost.
-        events += recorded_events(recorded, self.shards,
+        events += recorded_events(recorded, self.counting_shards,
                                   casts[0].env.trace_id if len(casts) == 1 else None)
         for poll_id, closing in batch.to_close.items():
             self.store.close_shards(poll_id, closing)

@@ -84,6 +84,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
         "URNE_OUTBOX_DIR": str(root / "outbox"),
         "URNE_PORT": str(gateway_port),
         "URNE_BALLOT_SHARDS": "8",
+        "URNE_COUNTING_SHARDS": "4",
         **ROLES_ENV,
     }
     log_dir = root / "logs"
@@ -176,7 +177,7 @@ def test_a_lost_ballot_event_heals(distributed: Distributed) -> None:
     again, and publishes a result with every ballot that got a receipt (close_and_verify
     checks the record against the receipts, tracker by tracker)."""
     vhost = distributed.env["URNE_AMQP_URL"].rsplit("/", 1)[-1]
-    shards = [f"{s:03d}" for s in range(int(distributed.env["URNE_BALLOT_SHARDS"]))]
+    shards = [f"{s:03d}" for s in range(int(distributed.env["URNE_COUNTING_SHARDS"]))]
     binding = f"{MANAGEMENT}/bindings/{vhost}/e/urne.counting/q/urne.counting.shard-"
     with httpx.Client(base_url=distributed.base, timeout=15) as http, \
             httpx.Client(auth=AUTH, timeout=10) as admin:

@@ -41,11 +41,12 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     require_rabbitmq()
     require_cassandra()
     s = start_distributed(tmp_path_factory.mktemp("intake"), vote_workers=2, shards=8,
-                          gateways=2, env={"URNE_RPC_TIMEOUT_SECONDS": str(TIMEOUT),
-                                           "URNE_VOTE_WORKER_HEARTBEAT_SECONDS": "2",
-                                           "URNE_LOG_LEVEL": "INFO",  # kept logs tell more
-                                           # 50 racing ballots of one voter, all allowed
-                                           "URNE_MAX_BALLOTS_PER_VOTER": "60"})
+                          counting_shards=8, gateways=2,
+                          env={"URNE_RPC_TIMEOUT_SECONDS": str(TIMEOUT),
+                               "URNE_VOTE_WORKER_HEARTBEAT_SECONDS": "2",
+                               "URNE_LOG_LEVEL": "INFO",  # kept logs tell more
+                               # 50 racing ballots of one voter, all allowed
+                               "URNE_MAX_BALLOTS_PER_VOTER": "60"})
     yield s
     s.stop()
 

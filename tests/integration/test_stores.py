@@ -794,7 +794,7 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     assert run.applied == files
     # ALTER TABLE migrations
     assert files["tally"] == ["001_init", "002_sealed_digest", "003_results_visibility",
-                              "004_awaiting", "005_partials"]
+                              "004_awaiting", "005_partials", "006_record"]
     for name, ks in run.keyspaces.items():
         before = list(run.session.execute(f"SELECT * FROM {ks}.schema_migrations"))
         assert sorted((r.version, r.name) for r in before) == [

@@ -76,8 +76,8 @@ def test_a_lost_ballots_recorded_is_fetched_again(backend: Callable[[str], Any],
     tally = TallyHandlers(tally_store, signer, clock=clock, stream=stream,
                           counted_by_workers=streamed).core()
     counting = Counting(tally, ShardCounters(tally_store, stream, 1) if streamed else None)
-    intake = BallotIntake(vote_store, TokenVerifier(identity.public), shards=1, max_ballots=5,
-                          clock=clock)
+    intake = BallotIntake(vote_store, TokenVerifier(identity.public), shards=1,
+                          counting_shards=1, max_ballots=5, clock=clock)
     poll_id = uuid.uuid4().hex
     opened = PollOpened(poll_id=poll_id, consultation_id="c", rules=RULES,
                         rules_hash=rules_hash(RULES), opened_at=clock())
@@ -191,8 +191,8 @@ def test_an_indexed_id_without_its_row_is_not_sealed(cassandra: Any, tmp_path: P
     clock = Clock()
     store = CassandraVoteStore(cassandra.session, cassandra.keyspaces["vote"])
     vote = VoteHandlers(store).core()
-    intake = BallotIntake(store, TokenVerifier(identity.public), shards=1, max_ballots=5,
-                          clock=clock)
+    intake = BallotIntake(store, TokenVerifier(identity.public), shards=1, counting_shards=1,
+                          max_ballots=5, clock=clock)
     poll_id = uuid.uuid4().hex
     deliver(vote, PollOpened(poll_id=poll_id, consultation_id="c", rules=RULES,
                              rules_hash=rules_hash(RULES), opened_at=clock()))

@@ -208,7 +208,7 @@ def urne_config(rabbit_config: dict[str, Any], keyspace_prefix: str,
     settings = ServiceSettings(
         environment="test", amqp_url=amqp_url, cassandra_hosts=host, cassandra_port=port,
         cassandra_keyspace_prefix=keyspace_prefix, keys_dir=tmp_path / "keys",
-        outbox_dir=tmp_path / "outbox", ballot_shards=4)
+        outbox_dir=tmp_path / "outbox", ballot_shards=4, counting_shards=2)
     return nameko_config(settings)
 
 
@@ -234,8 +234,8 @@ def test_events_and_rpc_flow_through_real_containers(container_factory: Any,
     settings: ServiceSettings = urne_config["URNE_SETTINGS"]
     store, session = open_store(TALLY, settings)
     try:
-        counters = ShardCounters(store, settings.counting_stream, settings.ballot_shards)
-        shard = counting_shard(ballot.voter_key, settings.ballot_shards)
+        counters = ShardCounters(store, settings.counting_stream, settings.counting_shards)
+        shard = counting_shard(ballot.voter_key, settings.counting_shards)
         offset = counters.take(shard)
         recorded = wrap(BallotsRecorded(ballots=[ballot], shard=shard), "vote")
         assert counters.apply({shard: [(offset, recorded)]}) == set()

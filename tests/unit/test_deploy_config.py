@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from urne.platform.settings import GatewaySettings, ServiceSettings
 from urne.runtime.registry import SERVICES
@@ -38,3 +39,14 @@ def test_compose_runs_production_with_its_own_secrets() -> None:
         assert env["URNE_ENVIRONMENT"] == "production"
         assert "${URNE_PSEUDONYM_SECRET:?" in env["URNE_PSEUDONYM_SECRET"]
         assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
+
+
+def test_counting_shards_are_a_power_of_two_and_vote_shards_any_count() -> None:
+    # A voter's counting shard is bits of the voter key modulo the count, and a shard's
+    # ballots must be whole partitions of the tally's 128-bucket copy.
+    for bad in (3, 6, 12, 0, 256):
+        with pytest.raises(ValidationError):
+            ServiceSettings(environment="test", counting_shards=bad)
+    settings = ServiceSettings(environment="test", counting_shards=8, ballot_shards=12)
+    assert (settings.counting_shards, settings.ballot_shards) == (8, 12)
+    assert ServiceSettings(environment="test").counting_shards == 4

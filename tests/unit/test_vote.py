@@ -46,7 +46,8 @@ class Vote:
 
     def intake(self, max_ballots: int = 20) -> BallotIntake:
         return BallotIntake(self.store, self.verifier, shards=self.shards,
-                            max_ballots=max_ballots, clock=self.clock)
+                            counting_shards=self.shards, max_ballots=max_ballots,
+                            clock=self.clock)
 
     def token(self, poll_id: str, voter_key: str = ALICE) -> str:
         return self.issuer.voting_token(voter_key, poll_id)[0]
@@ -261,7 +262,7 @@ def test_a_paused_worker_resuming_writes_nothing_new(vote: Vote) -> None:
     queue = [vote.ballot("p1", YES), vote.ballot("p1", NO, BOB), vote.ballot("p1", NO)]
     # What A decided from the store as it was (its writes never landed) ...
     decided_by_a = BallotIntake(_ReadOnly(vote.store), vote.verifier, shards=1,  # type: ignore[arg-type]
-                                max_ballots=20).record(queue[:2], 0)
+                                counting_shards=1, max_ballots=20).record(queue[:2], 0)
     by_b = vote.record(*queue)  # ... B takes the whole queue and commits it ...
     # ... so A's rows are B's rows (same ballot, sequence, tracker): an upsert of the
     # same values. And A processing its batch again finds them stored.

@@ -62,8 +62,9 @@ def shard_queue(shard: int) -> str:
     return f"urne.ballots.shard-{shard:03d}"
 
 
-def declare_topology(channel: BlockingChannel, shards: int) -> None:
-    """Exchanges, shard queues and bindings; every declaration is idempotent."""
+def declare_topology(channel: BlockingChannel, shards: int, counting_shards: int = 1) -> None:
+    """Exchanges, shard queues and bindings, and the counting streams the vote workers
+    publish to; every declaration is idempotent."""
     channel.exchange_declare(BALLOTS_EXCHANGE, BALLOTS_EXCHANGE_TYPE, durable=True)
     channel.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True)
     for shard in range(shards):
@@ -75,7 +76,7 @@ def declare_topology(channel: BlockingChannel, shards: int) -> None:
     channel.exchange_declare(DEAD_LETTERS, "fanout", durable=True)
     channel.queue_declare(DEAD_LETTERS, durable=True)
     channel.queue_bind(DEAD_LETTERS, DEAD_LETTERS)
-    declare_counting(channel, shards)  # where the recorded ballots go
+    declare_counting(channel, counting_shards)  # where the recorded ballots go
 
 
 @dataclass
@@ -117,11 +118,13 @@ class _Delivery:
 class ShardWorker:
     def __init__(self, amqp_url: str, shards: int, handle: Handler, *,
                  transient: Callable[[Exception], bool], prefetch: int = 500,
-                 max_batch: int = 500, heartbeat: int = 30):
+                 max_batch: int = 500, heartbeat: int = 30, counting_shards: int = 1):
         """``transient(exc)``: whether a failure is a passing fault (a store that is
         down): such a batch is retried, with backoff, for as long as it takes; any
-        other failure is looked for message by message, and the culprit parked."""
+        other failure is looked for message by message, and the culprit parked.
+        ``counting_shards``: the counting streams the handler's events go to."""
         self.amqp_url, self.shards, self.handle = amqp_url, shards, handle
+        self.counting_shards = counting_shards
         self.transient = transient
         self.prefetch, self.max_batch, self.heartbeat = prefetch, max_batch, heartbeat
         self.membership = Membership(uuid.uuid4().hex[:12])
@@ -158,7 +161,7 @@ class ShardWorker:
             control = connection.channel()
             events = connection.channel()
             events.confirm_delivery()
-            declare_topology(control, self.shards)
+            declare_topology(control, self.shards, self.counting_shards)
             self.membership.join(control, WORKERS_EXCHANGE)
             for shard in range(self.shards):
                 self._subscribe(connection, shard)
@@ -318,11 +321,11 @@ class ShardWorker:
         SHARDS_ACTIVE.set(len(self._active))
 
 
-def ensure_topology(amqp_url: str, shards: int) -> None:
+def ensure_topology(amqp_url: str, shards: int, counting_shards: int) -> None:
     """Declare the ballot stream on its own short connection (the vote service does it at
     start, so a close marker finds its shard queues even before any worker ran)."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
-        declare_topology(connection.channel(), shards)
+        declare_topology(connection.channel(), shards, counting_shards)
     finally:
         connection.close()

@@ -93,7 +93,7 @@ class BallotTopology(DependencyProvider):
 
     def setup(self) -> None:
         settings = self.container.config[SETTINGS_KEY]
-        ensure_topology(settings.amqp_url, settings.ballot_shards)
+        ensure_topology(settings.amqp_url, settings.ballot_shards, settings.counting_shards)
 
 
 @dataclass

@@ -41,17 +41,22 @@ class BrokerSettings(BaseSettings):
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     rpc_timeout_seconds: float = 10.0
-    # The ballot stream is split into this many shard queues (ARCHITECTURE.md D7), and
-    # the counting stream into as many: the most vote workers, and tally workers, that
-    # can be busy at once. Part of the broker topology and of the tally's storage layout
-    # (a shard's ballots are whole partitions of its copy: a power of two up to 128):
-    # every process must agree, and changing it needs the streams drained first.
+    # The ballot stream is split into this many shard queues (ARCHITECTURE.md D4): the
+    # most vote workers that can be busy at once. Part of the broker topology: every
+    # process must agree, and changing it needs the shard queues drained first.
     ballot_shards: int = Field(default=16, ge=1, le=128)
+    # The counting streams (D7): the most tally workers that can be busy at once. A
+    # worker counts ~9,000 ballots/s (docs/performance.md), so a few suffice; each shard
+    # costs a compare-and-set per counting batch and an event per vote batch it appears
+    # in. Part of the tally's storage layout (a shard's ballots are whole partitions of
+    # its copy: a power of two up to 128) and fixed for the lifetime of the data: a
+    # voter's ballots must stay in one shard.
+    counting_shards: int = Field(default=4, ge=1, le=128)
 
     @model_validator(mode="after")
     def _shards_divide_buckets(self) -> BrokerSettings:
-        if self.ballot_shards & (self.ballot_shards - 1):
-            raise ValueError("URNE_BALLOT_SHARDS must be a power of two (1, 2, 4 … 128)")
+        if self.counting_shards & (self.counting_shards - 1):
+            raise ValueError("URNE_COUNTING_SHARDS must be a power of two (1, 2, 4 … 128)")
         return self
 
     @property
@@ -143,6 +148,10 @@ class EmbeddedSettings(CommonSettings, RoleSettings):
     # transaction as its copy of the ballots (no stream, no position).
     @property
     def ballot_shards(self) -> int:
+        return 1
+
+    @property
+    def counting_shards(self) -> int:
         return 1
 
     @property

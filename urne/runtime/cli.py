@@ -163,8 +163,8 @@ def vote_worker() -> None:
 @app.command("tally-worker")
 def tally_worker() -> None:
     """Count the recorded ballots from their counting streams, shard by shard, with a
-    checkpoint per shard (distributed profile): run as many as you like, up to the
-    shard count; each counts the shards it owns."""
+    checkpoint per shard (distributed profile): run as many as you like, up to
+    URNE_COUNTING_SHARDS; each counts the shards it owns."""
     from urne.runtime.distributed import run_tally_worker
 
     run_tally_worker()

@@ -103,6 +103,7 @@ def run_vote_worker() -> None:
         signal.signal(sig, lambda *_: stop.set())
     try:
         ShardWorker(settings.amqp_url, settings.ballot_shards, handle,
+                    counting_shards=settings.counting_shards,
                     transient=lambda exc: isinstance(exc, StoreUnavailable),
                     prefetch=settings.vote_worker_prefetch,
                     max_batch=settings.vote_worker_batch,
@@ -140,12 +141,12 @@ def run_tally_worker() -> None:
     configure_logging("urne-tally-worker", settings.log_level)
     serve_metrics(settings.metrics_port, settings.metrics_host)
     store, session = open_store(TALLY, settings)  # the tally's keyspace
-    counters = ShardCounters(store, settings.counting_stream, settings.ballot_shards)
+    counters = ShardCounters(store, settings.counting_stream, settings.counting_shards)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        CountingWorker(settings.amqp_url, settings.ballot_shards, counters,
+        CountingWorker(settings.amqp_url, settings.counting_shards, counters,
                        transient=lambda exc: isinstance(exc, StoreUnavailable | RulesUnknown),
                        heartbeat=settings.vote_worker_heartbeat_seconds).run(stop)
     finally:

@@ -72,6 +72,8 @@ class ServiceConfig(Protocol):
     @property
     def ballot_shards(self) -> int: ...
     @property
+    def counting_shards(self) -> int: ...
+    @property
     def counting_stream(self) -> str: ...
     @property
     def counted_by_workers(self) -> bool: ...
@@ -118,18 +120,19 @@ def proposal_core(store: ProposalStore, config: ServiceConfig) -> ServiceCore:
 
 
 def vote_core(store: VoteStore, config: ServiceConfig) -> ServiceCore:
-    return VoteHandlers(store, shards=config.ballot_shards).core()
+    return VoteHandlers(store, shards=config.counting_shards).core()
 
 
 def vote_intake(store: VoteStore, config: ServiceConfig, shards: int) -> BallotIntake:
     # vote holds only identity's public key: it can check tokens, never mint them.
     verifier = TokenVerifier(load_public_key(config.keys_dir, IDENTITY_TOKEN_KEY))
-    return BallotIntake(store, verifier, shards=shards, max_ballots=config.max_ballots_per_voter)
+    return BallotIntake(store, verifier, shards=shards, counting_shards=config.counting_shards,
+                        max_ballots=config.max_ballots_per_voter)
 
 
 def tally_core(store: TallyStore, config: ServiceConfig) -> ServiceCore:
     return TallyHandlers(store, load_signing_key(config.keys_dir, TALLY_RESULT_KEY),
-                         stream=config.counting_stream, shards=config.ballot_shards,
+                         stream=config.counting_stream, shards=config.counting_shards,
                          counted_by_workers=config.counted_by_workers).core()
 
 
