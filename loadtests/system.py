@@ -7,6 +7,7 @@ Cassandra keyspaces, removed at the end.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -44,6 +45,8 @@ class System:
     # Where the counting processes serve their Prometheus metrics (the lag is there).
     tally_metrics: list[str] = field(default_factory=list)
     commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
+    # Distributed: each role's own broker user (urne/messaging/permissions.py).
+    amqp_urls: dict[str, str] = field(default_factory=dict)
 
     def restart(self, name: str) -> None:
         """Start ``name`` again (after a test killed or stopped it)."""
@@ -78,6 +81,9 @@ class System:
                 p.kill()
         if self.vhost:
             httpx.delete(f"{MANAGEMENT}/vhosts/{self.vhost}", auth=GUEST, timeout=30)
+        for url in self.amqp_urls.values():
+            user = url.split("://", 1)[1].split(":", 1)[0]
+            httpx.delete(f"{MANAGEMENT}/users/{user}", auth=GUEST, timeout=30)
         if self.keyspace_prefix:
             _drop_keyspaces(self.keyspace_prefix)
         if os.environ.get("URNE_KEEP_LOGS"):  # to read the processes' logs afterwards
@@ -87,6 +93,9 @@ class System:
 
 
 def _start(system: System, name: str, args: list[str], env: dict[str, str]) -> None:
+    if system.amqp_urls:  # the process connects as the user of its role
+        env = {**env, "URNE_AMQP_URL": system.amqp_urls[args[1] if args[0] == "service"
+                                                        else args[0]]}
     system.commands[name] = (args, env)
     log = open(system.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
     system.processes[name] = subprocess.Popen(
@@ -131,16 +140,22 @@ def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16,
                       gateways: int = 1, env: dict[str, str] | None = None,
                       tally_workers: int = 1, counting_shards: int = 4) -> System:
     from urne.crypto.keys import generate_keys
+    from urne.messaging.permissions import ROLES, grant
 
     run = uuid.uuid4().hex[:8]
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
+    vhost = f"urne-load-{run}"
     system = System("distributed", f"http://127.0.0.1:{port}", workdir / "outbox" /
-                    "email.jsonl", workdir, vhost=f"urne-load-{run}",
-                    keyspace_prefix=f"load_{run}_")
+                    "email.jsonl", workdir, vhost=vhost, keyspace_prefix=f"load_{run}_")
     httpx.put(f"{MANAGEMENT}/vhosts/{system.vhost}", auth=GUEST, timeout=30).raise_for_status()
     httpx.put(f"{MANAGEMENT}/permissions/{system.vhost}/guest", auth=GUEST, timeout=30,
               json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    for role in ROLES:  # least privilege, as in production (guest: the test's own calls)
+        password = secrets.token_urlsafe(16)
+        grant(MANAGEMENT.removesuffix("/api"), vhost, role, f"load-{run}-{role}", password,
+              GUEST)
+        system.amqp_urls[role] = f"amqp://load-{run}-{role}:{password}@127.0.0.1:5672/{vhost}"
     generate_keys(workdir / "keys")
     env = {
         "URNE_ENVIRONMENT": "test", "URNE_LOG_LEVEL": "WARNING",

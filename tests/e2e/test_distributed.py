@@ -2,17 +2,21 @@
 separate processes, talking over a real RabbitMQ and storing in a real Cassandra.
 
 Each test run gets its own RabbitMQ virtual host and its own Cassandra keyspaces,
-so runs never see each other's queues or rows.
+so runs never see each other's queues or rows. Every process connects to RabbitMQ as
+the user of its role, with that role's permissions only (urne/messaging/permissions.py):
+the whole suite runs under least privilege.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -32,6 +36,7 @@ from tests.support.servers import (
     require_rabbitmq,
 )
 from urne.crypto.keys import generate_keys
+from urne.messaging.permissions import ROLES, Role, grant
 from urne.runtime.registry import SERVICES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
@@ -49,14 +54,26 @@ class Distributed:
     procs: dict[str, Proc]
     log_dir: Path
     metrics_ports: dict[str, int]
+    amqp_urls: dict[Role, str]  # each role's own user
+
+    def env_of(self, name: str) -> dict[str, str]:
+        """The settings of process ``name``: its role's broker user, its metrics port."""
+        return {**self.env, "URNE_AMQP_URL": self.amqp_urls[role_of(name)],
+                "URNE_METRICS_PORT": str(self.metrics_ports.get(name, 0))}
 
     def restart(self, name: str) -> None:
         args = (["service", name] if name in SERVICES else
                 ["vote-worker"] if name.startswith("vote-worker") else
                 ["tally-worker"] if name.startswith("tally-worker") else ["gateway"])
-        env = {**self.env, "URNE_METRICS_PORT": str(self.metrics_ports.get(name, 0))}
         self.procs[name].kill()
-        self.procs[name] = start(name, args, env, self.log_dir)
+        self.procs[name] = start(name, args, self.env_of(name), self.log_dir)
+
+
+def role_of(name: str) -> Role:
+    for role in ROLES:
+        if name == role or (name.startswith(f"{role}-") and role.endswith("worker")):
+            return role
+    raise ValueError(name)
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +85,14 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
     vhost = f"urne-e2e-{run}"
     with httpx.Client(auth=AUTH, timeout=10) as admin:
         admin.put(f"{MANAGEMENT}/vhosts/{vhost}").raise_for_status()
+        # guest: the tests' own administration (bindings, the dead letters)
         admin.put(f"{MANAGEMENT}/permissions/{vhost}/guest",
                   json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    amqp_urls: dict[Role, str] = {}
+    for role in ROLES:
+        user, password = f"urne-{run}-{role}", secrets.token_urlsafe(16)
+        grant(MANAGEMENT.removesuffix("/api"), vhost, role, user, password, AUTH)
+        amqp_urls[role] = f"amqp://{user}:{password}@127.0.0.1:5672/{vhost}"
     keys = root / "keys"
     generate_keys(keys)
     host, port = cassandra_address()
@@ -89,15 +112,16 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
     }
     log_dir = root / "logs"
     metrics_ports = {name: free_port() for name in SERVICES}
-    procs = {name: start(name, ["service", name],
-                         {**env, "URNE_METRICS_PORT": str(metrics_ports[name])}, log_dir)
-             for name in SERVICES}
-    for worker in VOTE_WORKERS:
-        procs[worker] = start(worker, ["vote-worker"], env, log_dir)
-    procs["tally-worker"] = start("tally-worker", ["tally-worker"], env, log_dir)
-    procs["gateway"] = start("gateway", ["gateway"], env, log_dir)
+    procs: dict[str, Proc] = {}
     system = Distributed(f"http://127.0.0.1:{gateway_port}", root / "outbox" / "email.jsonl",
-                         env, procs, log_dir, metrics_ports)
+                         env, procs, log_dir, metrics_ports, amqp_urls)
+    for name in SERVICES:
+        procs[name] = start(name, ["service", name], system.env_of(name), log_dir)
+    for worker in VOTE_WORKERS:
+        procs[worker] = start(worker, ["vote-worker"], system.env_of(worker), log_dir)
+    procs["tally-worker"] = start("tally-worker", ["tally-worker"],
+                                  system.env_of("tally-worker"), log_dir)
+    procs["gateway"] = start("gateway", ["gateway"], system.env_of("gateway"), log_dir)
     try:
         wait_http(f"{system.base}/readyz", list(procs.values()), timeout=180)
         yield system
@@ -107,6 +131,24 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
         drop_keyspaces(env["URNE_CASSANDRA_KEYSPACE_PREFIX"])
         with httpx.Client(auth=AUTH, timeout=10) as admin:
             admin.delete(f"{MANAGEMENT}/vhosts/{vhost}")
+            for role in ROLES:
+                admin.delete(f"{MANAGEMENT}/users/urne-{run}-{role}")
+
+
+def test_every_process_connects_as_the_user_of_its_role(distributed: Distributed) -> None:
+    """The suite runs under least privilege: the broker sees each role's user, and no
+    process of urne connected as guest (the tests' own administration aside)."""
+    vhost = distributed.env["URNE_AMQP_URL"].rsplit("/", 1)[-1]
+    expected = {urlsplit(url).username for url in distributed.amqp_urls.values()}
+    deadline = time.monotonic() + 15
+    while True:  # the management API's view lags a few seconds behind the broker
+        with httpx.Client(auth=AUTH, timeout=10) as admin:
+            users = {c["user"] for c in admin.get(
+                f"{MANAGEMENT}/vhosts/{vhost}/connections").raise_for_status().json()}
+        if users >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert users - {"guest"} == expected, users
 
 
 def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:

@@ -41,6 +41,18 @@ def test_compose_runs_production_with_its_own_secrets() -> None:
         assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
 
 
+def test_compose_gives_each_process_the_broker_user_of_its_role() -> None:
+    setup = COMPOSE["services"]["broker-users"]
+    assert setup["command"][:2] == ["broker", "users"]
+    for name, spec in URNE_PROCESSES.items():
+        variable = "URNE_BROKER_PASSWORD_" + name.upper().replace("-", "_")
+        assert spec["environment"]["URNE_AMQP_URL"].startswith(
+            f"amqp://urne-{name}:${{{variable}:?"), name
+        assert variable in setup["environment"], name
+        assert spec["depends_on"]["broker-users"] == {
+            "condition": "service_completed_successfully"}
+
+
 def test_counting_shards_are_a_power_of_two_and_vote_shards_any_count() -> None:
     # A voter's counting shard is bits of the voter key modulo the count, and a shard's
     # ballots must be whole partitions of the tally's 128-bucket copy.
@@ -50,3 +62,17 @@ def test_counting_shards_are_a_power_of_two_and_vote_shards_any_count() -> None:
     settings = ServiceSettings(environment="test", counting_shards=8, ballot_shards=12)
     assert (settings.counting_shards, settings.ballot_shards) == (8, 12)
     assert ServiceSettings(environment="test").counting_shards == 4
+
+
+def test_the_broker_guest_is_refused_outside_development() -> None:
+    secret = {"pseudonym_secret": "s" * 40}
+    for url in ("amqp://guest:guest@rabbitmq:5672/", "amqp://rabbitmq:5672/",
+                "amqp://urne-vote@rabbitmq:5672/", "amqp://urne-vote:guest@rabbitmq/"):
+        with pytest.raises(ValidationError, match="broker user"):
+            ServiceSettings(environment="production", amqp_url=url, **secret)
+        with pytest.raises(ValidationError, match="broker user"):
+            GatewaySettings(environment="production", amqp_url=url)
+        ServiceSettings(environment="test", amqp_url=url)  # development: as it comes
+    ok = ServiceSettings(environment="production", amqp_url="amqp://urne-vote:x7@rabbitmq/",
+                         **secret)
+    assert ok.amqp_url.startswith("amqp://urne-vote:")

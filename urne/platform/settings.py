@@ -59,6 +59,20 @@ class BrokerSettings(BaseSettings):
             raise ValueError("URNE_COUNTING_SHARDS must be a power of two (1, 2, 4 … 128)")
         return self
 
+    @model_validator(mode="after")
+    def _refuse_default_user(self) -> BrokerSettings:
+        # Outside development every process has a broker user of its own (`urne broker
+        # users`); RabbitMQ's default guest account, or a user without a password, is
+        # refused (issue 10).
+        url = urlparse(self.amqp_url)
+        if not getattr(self, "is_development", True) and (
+                url.username in (None, "", "guest") or not url.password
+                or url.password == "guest"):
+            raise ValueError("URNE_AMQP_URL must name a broker user of this process's role "
+                             "with a password (`urne broker users`), not guest, outside "
+                             "development")
+        return self
+
     @property
     def counting_stream(self) -> str:
         """Which broker's counting streams the tally's checkpoints are positions in: the

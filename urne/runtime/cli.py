@@ -21,6 +21,41 @@ app.add_typer(dlq_app, name="dlq")
 
 audit_app = typer.Typer(no_args_is_help=True, help="Check published results.")
 app.add_typer(audit_app, name="audit")
+broker_app = typer.Typer(no_args_is_help=True, help="RabbitMQ: a user per process role.")
+app.add_typer(broker_app, name="broker")
+
+
+@broker_app.command("users")
+def broker_users(
+    management_url: Annotated[str, typer.Argument(
+        help="The management API with an administrator's credentials, e.g. "
+             "http://admin:secret@rabbitmq:15672")],
+    vhost: Annotated[str, typer.Option(help="The virtual host urne runs in.")] = "/",
+    prefix: Annotated[str, typer.Option(help="User names: <prefix><role>.")] = "urne-",
+) -> None:
+    """Create (or update) one user per process role (gateway, identity, proposal, vote,
+    tally, vote-worker, tally-worker) with that role's permissions only
+    (urne/messaging/permissions.py). Each password comes from
+    URNE_BROKER_PASSWORD_<ROLE> (e.g. URNE_BROKER_PASSWORD_VOTE_WORKER), or is generated
+    and printed in the URNE_AMQP_URL line of its role. Run it again to change them."""
+    import os
+    import secrets
+    from urllib.parse import quote, urlsplit
+
+    from urne.messaging.permissions import ROLES, grant
+
+    parts = urlsplit(management_url)
+    if not parts.username or not parts.password:
+        raise typer.BadParameter("give the administrator's credentials in the URL")
+    base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}"
+    for role in ROLES:
+        variable = "URNE_BROKER_PASSWORD_" + role.upper().replace("-", "_")
+        password = os.environ.get(variable) or secrets.token_urlsafe(24)
+        user = f"{prefix}{role}"
+        grant(base, vhost, role, user, password, (parts.username, parts.password))
+        shown = "${" + variable + "}" if variable in os.environ else quote(password, safe="")
+        typer.echo(f"{role}: URNE_AMQP_URL=amqp://{user}:{shown}@{parts.hostname}:5672/"
+                   f"{quote(vhost, safe='')}")
 
 
 @audit_app.command("verify")
