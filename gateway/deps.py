@@ -103,6 +103,13 @@ async def voting_token(creds: Annotated[HTTPAuthorizationCredentials | None,
     return _token(creds)
 
 
+async def access_token_text(creds: Annotated[HTTPAuthorizationCredentials | None,
+                                            Depends(bearer)]) -> str:
+    # The access token as sent, for a service that checks it itself (identity, when it
+    # issues a voting token).
+    return _token(creds)
+
+
 async def services(request: Request) -> Services:
     return Services(request)
 
@@ -112,3 +119,4 @@ CurrentUser = Annotated[AccessClaims, Depends(current_user)]
 OptionalUser = Annotated[AccessClaims | None, Depends(optional_user)]
 Organiser = Annotated[AccessClaims, Depends(organiser)]  # an organiser or an admin
 VotingTokenDep = Annotated[str, Depends(voting_token)]
+AccessTokenText = Annotated[str, Depends(access_token_text)]

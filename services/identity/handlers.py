@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from urne.contracts.commands import (
@@ -12,6 +12,7 @@ from urne.contracts.commands import (
     GetPerson,
     IssueSyntheticVotingTokens,
     IssueVotingToken,
+    IssueVotingTokenV2,
     RequestLoginCode,
     VerifyLoginCode,
 )
@@ -23,7 +24,7 @@ from urne.contracts.replies import (
     SyntheticVotingTokens,
     VotingToken,
 )
-from urne.crypto.tokens import TokenIssuer
+from urne.crypto.tokens import InvalidToken, TokenIssuer, TokenVerifier
 from urne.messaging.kernel import Context, ServiceCore
 from urne.platform.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from urne.services.identity import domain
@@ -42,6 +43,12 @@ class IdentityHandlers:
     new_code: Callable[[], str] = domain.new_code
     # Load tests may ask for tokens of made-up voters: development and test only.
     synthetic_voters: bool = False
+    _access: TokenVerifier = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Identity checks access tokens with its own key: whoever asks for a voting
+        # token proves whose it is, whatever carried the request.
+        self._access = TokenVerifier(self.tokens.key.public)
 
     def request_login_code(self, cmd: RequestLoginCode, ctx: Context) -> LoginCodeSent:
         email = domain.normalise_email(cmd.email)
@@ -104,12 +111,21 @@ class IdentityHandlers:
         if status != "open":
             raise Conflict(f"poll {poll_id} is {status}", code="poll_not_open")
 
-    def issue_voting_token(self, cmd: IssueVotingToken, ctx: Context) -> VotingToken:
+    def refuse_unproven_voting_token(self, cmd: IssueVotingToken, ctx: Context) -> VotingToken:
+        raise Forbidden("voting_token.issue.v1 is retired: a voting token is issued only "
+                        "against the person's own access token (voting_token.issue.v2)",
+                        code="access_token_required")
+
+    def issue_voting_token(self, cmd: IssueVotingTokenV2, ctx: Context) -> VotingToken:
+        try:
+            person_id = self._access.access(cmd.access_token).person_id
+        except InvalidToken as exc:
+            raise Unauthorized(f"access token refused: {exc}", code="invalid_token") from exc
         self._ensure_open(cmd.poll_id)
-        voter_key = domain.pseudonym(self.secret, cmd.person_id, cmd.poll_id)
+        voter_key = domain.pseudonym(self.secret, person_id, cmd.poll_id)
         # The declared district, if any (see Person.district); vote and tally learn the
         # district from the token, never who the person is.
-        person = self.store.person(cmd.person_id)
+        person = self.store.person(person_id)
         district = person.district if person is not None else None
         token, exp = self.tokens.voting_token(voter_key, cmd.poll_id, district)
         return VotingToken(poll_id=cmd.poll_id, voting_token=token,
@@ -142,7 +158,8 @@ class IdentityHandlers:
                 VerifyLoginCode: self.verify_login_code,
                 GetPerson: self.get_person,
                 DeclareDistrict: self.declare_district,
-                IssueVotingToken: self.issue_voting_token,
+                IssueVotingToken: self.refuse_unproven_voting_token,
+                IssueVotingTokenV2: self.issue_voting_token,
                 IssueSyntheticVotingTokens: self.issue_synthetic_voting_tokens,
             },
             subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed},

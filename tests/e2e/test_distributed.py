@@ -9,6 +9,7 @@ the whole suite runs under least privilege.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -19,7 +20,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.e2e.bad_input import run_bad_input
 from tests.e2e.consultations import run_consultations
@@ -35,7 +38,10 @@ from tests.support.servers import (
     require_cassandra,
     require_rabbitmq,
 )
+from urne.contracts import wrap
+from urne.contracts.commands import IssueVotingToken, IssueVotingTokenV2
 from urne.crypto.keys import generate_keys
+from urne.messaging.amqp_rpc import AmqpRpcClient
 from urne.messaging.permissions import ROLES, Role, grant
 from urne.runtime.registry import SERVICES
 
@@ -149,6 +155,35 @@ def test_every_process_connects_as_the_user_of_its_role(distributed: Distributed
             break
         time.sleep(1)
     assert users - {"guest"} == expected, users
+
+
+def test_broker_access_does_not_buy_a_voting_token(distributed: Distributed) -> None:
+    """With the gateway's own broker credentials, straight over RPC: the retired request
+    that named a person is refused, and so is one with a forged access token; only the
+    person's own access token (as signed in) gets a voting token."""
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        state = open_poll(http, distributed.outbox)
+    forged = jwt.encode({"sub": "someone", "role": "participant", "aud": "urne-api",
+                         "iss": "urne-identity", "iat": int(time.time()),
+                         "exp": int(time.time()) + 600}, Ed25519PrivateKey.generate(),
+                         algorithm="EdDSA")
+
+    async def ask() -> list[dict]:
+        client = AmqpRpcClient(distributed.amqp_urls["gateway"])
+        await client.connect()
+        try:
+            return [await client.call("identity", wrap(command, "gateway"), 15) for command in (
+                IssueVotingToken(person_id="someone", poll_id=state.poll_id),
+                IssueVotingTokenV2(poll_id=state.poll_id, access_token=forged),
+                IssueVotingTokenV2(poll_id=state.poll_id,
+                                   access_token=state.organiser["Authorization"][7:]))]
+        finally:
+            await client.close()
+
+    named, forged_reply, own = asyncio.run(ask())
+    assert (named["ok"], named["error"]["code"]) == (False, "access_token_required"), named
+    assert (forged_reply["ok"], forged_reply["error"]["code"]) == (False, "invalid_token")
+    assert own["ok"] and own["data"]["poll_id"] == state.poll_id, own
 
 
 def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:

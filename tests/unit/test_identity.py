@@ -16,12 +16,13 @@ from urne.contracts.commands import (
     GetPerson,
     IssueSyntheticVotingTokens,
     IssueVotingToken,
+    IssueVotingTokenV2,
     RequestLoginCode,
     VerifyLoginCode,
 )
 from urne.contracts.events import PollClosed, PollOpened
 from urne.counting import YesNoAbstainRules, rules_hash
-from urne.crypto.keys import SigningKey
+from urne.crypto.keys import SigningKey, generate_keys, load_signing_key
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
 from urne.messaging.kernel import ServiceCore
 from urne.services.identity import domain
@@ -75,8 +76,15 @@ class Identity:
     def close_poll(self, poll_id: str) -> None:
         assert deliver(self.core, PollClosed(poll_id=poll_id, closed_at=self.clock())) == []
 
+    def access(self, person_id: str) -> str:
+        """An access token of this person, as sign-in gives it."""
+        return self.handlers.tokens.access_token(person_id, "participant")[0]
+
+    def ask(self, person_id: str, poll_id: str) -> IssueVotingTokenV2:
+        return IssueVotingTokenV2(poll_id=poll_id, access_token=self.access(person_id))
+
     def voting_token(self, person_id: str, poll_id: str) -> str:
-        data, events = ok(self.core, IssueVotingToken(person_id=person_id, poll_id=poll_id))
+        data, events = ok(self.core, self.ask(person_id, poll_id))
         assert events == []
         assert data["poll_id"] == poll_id
         return data["voting_token"]
@@ -239,7 +247,7 @@ def test_invalid_addresses_are_refused_by_the_contract(identity: Identity) -> No
 
 
 def test_voting_token_for_an_unknown_poll(identity: Identity) -> None:
-    error = refused(identity.core, IssueVotingToken(person_id="p", poll_id="nope"))
+    error = refused(identity.core, identity.ask("p", "nope"))
     assert (error["code"], error["status"]) == ("poll_not_found", 404)
 
 
@@ -251,8 +259,30 @@ def test_voting_token_for_open_then_closed_poll(identity: Identity) -> None:
     assert claims.poll_id == "poll-1"
     assert claims.voter_key != person  # a pseudonym, never the person id
     identity.close_poll("poll-1")
-    error = refused(identity.core, IssueVotingToken(person_id=person, poll_id="poll-1"))
+    error = refused(identity.core, identity.ask(person, "poll-1"))
     assert (error["code"], error["status"]) == ("poll_not_open", 409)
+
+
+def test_a_voting_token_is_issued_only_against_the_persons_own_access_token(
+        identity: Identity, tmp_path: Path) -> None:
+    """Whoever can send RPC cannot name a person: the retired v1, which did, is refused;
+    v2 needs an access token identity signed, for the API, still valid."""
+    identity.open_poll("poll-1")
+    error = refused(identity.core, IssueVotingToken(person_id="alice", poll_id="poll-1"))
+    assert (error["code"], error["status"]) == ("access_token_required", 403)
+    token = identity.voting_token("alice", "poll-1")
+    assert identity.verifier.voting(token).voter_key == domain.pseudonym(
+        "test-secret", "alice", "poll-1")
+    generate_keys(tmp_path / "other")
+    forger = TokenIssuer(load_signing_key(tmp_path / "other", "identity-token"))
+    expired = TokenIssuer(identity.handlers.tokens.key, access_ttl=-60)
+    voting = identity.handlers.tokens.voting_token("alice-key", "poll-1")[0]
+    for bad in (forger.access_token("alice", "participant")[0],  # not identity's key
+                expired.access_token("alice", "participant")[0],
+                voting,  # a voting token is no access token (audience)
+                identity.access("alice")[:-4] + "AAAA"):  # tampered signature
+        error = refused(identity.core, IssueVotingTokenV2(poll_id="poll-1", access_token=bad))
+        assert (error["code"], error["status"]) == ("invalid_token", 401), bad
 
 
 def test_pseudonyms_differ_per_poll_and_person_and_are_stable(identity: Identity) -> None:
@@ -274,8 +304,7 @@ def test_late_poll_opened_does_not_reopen_a_closed_poll(identity: Identity) -> N
     identity.close_poll("poll-1")
     identity.open_poll("poll-1")  # redelivered late
     assert identity.store.voting_status("poll-1") == "closed"
-    assert refused(identity.core, IssueVotingToken(person_id="p", poll_id="poll-1"))["code"] == (
-        "poll_not_open")
+    assert refused(identity.core, identity.ask("p", "poll-1"))["code"] == "poll_not_open"
 
 
 def test_poll_closed_before_opened_stays_closed(identity: Identity) -> None:

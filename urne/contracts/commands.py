@@ -54,8 +54,21 @@ class VerifyLoginCode(_Identity):
 
 @message("voting_token.issue.v1")
 class IssueVotingToken(_Identity):
+    """Retired: identity refuses it (``access_token_required``). Anyone who could send
+    RPC could name any person; ``voting_token.issue.v2`` carries the proof instead."""
+
     person_id: Id
     poll_id: Id
+
+
+@message("voting_token.issue.v2")
+class IssueVotingTokenV2(_Identity):
+    """A voting token for the person whose access token this is: identity checks the
+    token itself (its own signature), so neither the gateway nor anyone on the broker
+    can ask for a voting token in someone else's name."""
+
+    poll_id: Id
+    access_token: VotingTokenText
 
 
 @message("voting_token.issue_synthetic.v1")
