@@ -18,8 +18,10 @@ import pika
 import pytest
 
 from urne.messaging.ballot_stream import (
+    BALLOTS_EXCHANGE,
     DEAD_LETTERS,
     EVENTS_EXCHANGE,
+    MARKER_TYPE,
     REPLY_EXCHANGE,
     Batch,
     Handler,
@@ -268,3 +270,25 @@ def test_a_shard_that_moves_keeps_its_order(amqp_url: str) -> None:
         overtaken = [(a, b) for a, b in itertools.pairwise(order) if b < a]
         assert not overtaken, f"shard {shard}: handled (later, earlier) {overtaken[:5]}"
         assert len(order) == len(set(order))  # and none twice
+
+
+def test_a_close_marker_counts_only_from_vote_events(amqp_url: str) -> None:
+    """The gateway may publish to urne.ballots: a close marker sent that way (a forgery
+    that would close the poll early) reaches the handler refused; through vote.events,
+    where only the vote service may publish, it reaches every shard as it is."""
+    client, seen = Client(amqp_url), []
+    marker = {"type": MARKER_TYPE, "payload": {"poll_id": "p1"}}
+    client.channel.basic_publish(BALLOTS_EXCHANGE, "voter-key", json.dumps(marker).encode())
+    client.channel.basic_publish("", shard_queue(1), json.dumps(marker).encode())
+    client.channel.basic_publish(EVENTS_EXCHANGE, MARKER_TYPE, json.dumps(marker).encode())
+    halt = running(ShardWorker(amqp_url, SHARDS, echo(seen), transient=lambda e: False))
+    try:
+        deadline = time.monotonic() + 20
+        while len(seen) < 2 + SHARDS and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        halt()
+    items = [item for item, _ in seen]
+    assert items.count(marker) == SHARDS  # one per shard, from vote.events
+    assert items.count({"refused": "a close marker may come only from vote.events"}) == 2
+    assert len(items) == 2 + SHARDS

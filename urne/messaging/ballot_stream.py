@@ -226,6 +226,15 @@ class ShardWorker:
                 envelope = json.loads(body)
             except ValueError:
                 envelope = {"unreadable": body[:200].decode(errors="replace")}
+            if method.exchange != EVENTS_EXCHANGE and isinstance(envelope, dict) and \
+                    envelope.get("type") == MARKER_TYPE:
+                # A close marker counts only from vote.events, where only the vote
+                # service's users may publish; through urne.ballots (the gateway's) it
+                # is a forgery that would close the poll early: refused, never applied.
+                log.error("close marker refused: it came through the ballot exchange",
+                          extra=log_fields(exchange=method.exchange,
+                                           poll_id=str(envelope.get("payload"))[:100]))
+                envelope = {"refused": "a close marker may come only from vote.events"}
             self._pending.append(_Delivery(shard, ch, method.delivery_tag, props.reply_to,
                                            props.correlation_id, envelope))
 
