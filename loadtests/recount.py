@@ -120,6 +120,7 @@ def main() -> None:
         else:
             assert all(store.save_checkpoints(stream, moves))
         store.save_seal(poll_id, len(ids), ballot_set_digest(ids))
+        store.close(poll_id, datetime.now(UTC))  # poll.closed, which signing also needs
         seed_s = time.perf_counter() - started
         del ids
 

@@ -37,6 +37,8 @@ class TallySheet:
     # Why the tally will not sign (the merged shard counts, the recount of its copy and
     # the seal disagree), as of its last check; None when nothing is withheld.
     withheld: str | None = None
+    # When the proposal service closed the poll (poll.closed): signing needs it too.
+    closed_at: datetime | None = None
 
     @property
     def embargoed(self) -> bool:

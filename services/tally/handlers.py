@@ -23,6 +23,7 @@ from urne.contracts.events import (
     BallotBoxSealed,
     BallotsMissing,
     BallotsRecorded,
+    PollClosed,
     PollOpened,
     PollResultReleased,
     ResultPublished,
@@ -157,6 +158,13 @@ class TallyHandlers:
         for poll_id in sorted({b.poll_id for b in event.ballots}):
             self._try_publish(poll_id, ctx)
 
+    def on_poll_closed(self, event: PollClosed, ctx: Context) -> None:
+        """The organiser's service closed the poll: with the vote service's seal, the
+        second of the two facts signing needs (neither service alone can make the tally
+        sign; issue 10)."""
+        self.store.close(event.poll_id, event.closed_at)
+        self._try_publish(event.poll_id, ctx)
+
     def on_ballot_box_sealed(self, event: BallotBoxSealed, ctx: Context) -> None:
         self.store.save_seal(event.poll_id, event.ballots_recorded, event.ballots_digest)
         self._try_publish(event.poll_id, ctx)
@@ -260,6 +268,10 @@ class TallyHandlers:
         """
         poll = self.store.sheet(poll_id)
         if poll is None or poll.rules is None or poll.sealed_count is None:
+            return False
+        if poll.closed_at is None:
+            if not quiet:
+                log.info("sealed; waiting for poll.closed", extra=log_fields(poll_id=poll_id))
             return False
         if self.store.result(poll_id) is not None:
             return False
@@ -426,7 +438,7 @@ class TallyHandlers:
                       GetResult: self.get_result, GetRecord: self.get_record,
                       GetRecordLines: self.get_record_lines,
                       ProveInclusion: self.prove_inclusion, GetLiveResult: self.get_live_result},
-            subscriptions={PollOpened: self.on_poll_opened,
+            subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed,
                            **({} if self.counted_by_workers else
                               {BallotsRecorded: self.on_ballots_recorded}),
                            BallotBoxSealed: self.on_ballot_box_sealed,

@@ -27,6 +27,10 @@ class TallyStore(Protocol):
         """The organiser released the result (poll.result_released). Every delivery of a
         release carries the same time, so writing it again changes nothing."""
         ...
+    def close(self, poll_id: str, closed_at: datetime) -> None:
+        """The proposal service closed the poll (poll.closed; the same time on every
+        delivery)."""
+        ...
     def sheet(self, poll_id: str) -> TallySheet | None: ...
     def add_ballots(self, ballots: list[StoredBallot]) -> None:
         """The tally's copy. Idempotent on (poll, voter, sequence)."""

@@ -488,15 +488,16 @@ def test_tally_polls_and_results(backend: Any) -> None:
 def test_tally_sheet_parts_in_any_order_and_at_once(backend: Any) -> None:
     store = backend("tally")
     parts = [lambda pid: store.release(pid, NOW), lambda pid: store.save_seal(pid, 3, "e" * 64),
-             lambda pid: store.save_rules(pid, RULES, rules_hash(RULES), "live")]
-    whole = TallySheet("", RULES, rules_hash(RULES), 3, "e" * 64, "live", NOW)
-    for order in ([0, 1, 2], [2, 1, 0], [1, 0, 2]):
+             lambda pid: store.save_rules(pid, RULES, rules_hash(RULES), "live"),
+             lambda pid: store.close(pid, NOW)]
+    whole = TallySheet("", RULES, rules_hash(RULES), 3, "e" * 64, "live", NOW, closed_at=NOW)
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]):
         pid = new_id()
         for i in order:
             parts[i](pid)
         assert store.sheet(pid) == replace(whole, poll_id=pid)
     pid = new_id()
-    race(3, lambda i: parts[i](pid))  # three events handled at once, in three workers
+    race(4, lambda i: parts[i](pid))  # four events handled at once, in four workers
     assert store.sheet(pid) == replace(whole, poll_id=pid)
 
 
@@ -794,7 +795,7 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     assert run.applied == files
     # ALTER TABLE migrations
     assert files["tally"] == ["001_init", "002_sealed_digest", "003_results_visibility",
-                              "004_awaiting", "005_partials", "006_record"]
+                              "004_awaiting", "005_partials", "006_record", "007_closed"]
     for name, ks in run.keyspaces.items():
         before = list(run.session.execute(f"SELECT * FROM {ks}.schema_migrations"))
         assert sorted((r.version, r.name) for r in before) == [

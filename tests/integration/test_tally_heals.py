@@ -100,7 +100,9 @@ def test_a_lost_ballots_recorded_is_fetched_again(backend: Callable[[str], Any],
             lost.append(outcome.events)  # a ballots.recorded lost on the way
         else:
             counting(outcome.events)
-    [closed_marker] = deliver(vote, PollClosed(poll_id=poll_id, closed_at=clock()))
+    poll_closed = PollClosed(poll_id=poll_id, closed_at=clock())
+    assert deliver(tally, poll_closed) == []  # the tally hears the close too
+    [closed_marker] = deliver(vote, poll_closed)
     sealed = intake.record([closed_marker], 0).events
     assert types(sealed) == ["ballot_box.sealed.v1"]
     assert _to(tally, sealed) == []  # short of three ballots: nothing published
@@ -157,6 +159,7 @@ def test_a_result_announcement_a_crash_kept_from_the_broker_goes_again(
     poll_id = uuid.uuid4().hex
     deliver(tally, PollOpened(poll_id=poll_id, consultation_id="c", rules=RULES,
                               rules_hash=rules_hash(RULES), opened_at=clock()))
+    deliver(tally, PollClosed(poll_id=poll_id, closed_at=clock()))
     lost = deliver(tally, BallotBoxSealed(poll_id=poll_id, ballots_recorded=0,
                                           ballots_digest=ballot_set_digest([]),
                                           sealed_at=clock()))

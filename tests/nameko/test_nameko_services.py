@@ -246,6 +246,10 @@ def test_events_and_rpc_flow_through_real_containers(container_factory: Any,
                            sealed_at="2026-06-01T10:00:00Z")
     with entrypoint_waiter(tally, "on_ballot_box_sealed"):
         dispatch("vote", BallotBoxSealed.TYPE, wrap(seal, "vote"))
+    # The proposal service's close: with the seal, what signing needs.
+    with entrypoint_waiter(tally, "on_poll_closed"):
+        dispatch("proposal", PollClosed.TYPE, wrap(
+            PollClosed(poll_id=poll_id, closed_at="2026-06-01T10:00:00Z"), "proposal"))
 
     deadline = time.monotonic() + 30  # the seal's handler, or the check every second
     while True:

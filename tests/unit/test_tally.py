@@ -24,7 +24,13 @@ from urne.contracts.commands import (
     GetResult,
     ProveInclusion,
 )
-from urne.contracts.events import BallotBoxSealed, BallotsRecorded, PollOpened, RecordedBallot
+from urne.contracts.events import (
+    BallotBoxSealed,
+    BallotsRecorded,
+    PollClosed,
+    PollOpened,
+    RecordedBallot,
+)
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey, b64url_decode
 from urne.messaging.kernel import ServiceCore
@@ -65,6 +71,10 @@ def ballot(voter: str, sequence: int, answer: str, poll_id: str = POLL) -> Ballo
     return BallotsRecorded(ballots=[recorded(voter, sequence, answer, poll_id)])
 
 
+def closed(poll_id: str = POLL) -> PollClosed:
+    return PollClosed(poll_id=poll_id, closed_at=AT)
+
+
 def sealed(n: int, poll_id: str = POLL) -> BallotBoxSealed:
     return BallotBoxSealed(poll_id=poll_id, ballots_recorded=n, sealed_at=AT)
 
@@ -88,10 +98,19 @@ class Tally:
         return out
 
 
-def make_tally(path: Path, key: SigningKey, clock: Clock | None = None) -> Tally:
+# The polls these tests use, closed by the proposal service (poll.closed) before
+# anything else reaches the tally: the order of the other events is what they vary.
+# Signing waits for poll.closed too: test_a_sealed_poll_is_signed_only_once_closed.
+CLOSED_FIRST = (POLL, "poll-2")
+
+
+def make_tally(path: Path, key: SigningKey, clock: Clock | None = None,
+               closed_first: tuple[str, ...] = CLOSED_FIRST) -> Tally:
     store = SqliteTallyStore(service_db(path / "tally.db", "tally"))
     handlers = TallyHandlers(store, key, **({"clock": clock} if clock else {}))
-    return Tally(handlers.core(), store)
+    tally = Tally(handlers.core(), store)
+    assert tally.feed(*(closed(p) for p in closed_first)) == []
+    return tally
 
 
 @pytest.fixture
@@ -341,9 +360,10 @@ def test_polls_are_kept_apart(tally: Tally) -> None:
     assert ok(tally.core, GetResult(poll_id="poll-2"))[0]["result"]["tally"]["counts"]["no"] == 1
 
 
-def _publications(events: list[Event], key: SigningKey) -> list[dict]:
+def _publications(events: list[Event], key: SigningKey,
+                  closed_first: tuple[str, ...] = CLOSED_FIRST) -> list[dict]:
     with tempfile.TemporaryDirectory() as d:
-        t = make_tally(Path(d), key)
+        t = make_tally(Path(d), key, closed_first=closed_first)
         out = t.feed(*events)
         t.store.db.close()
     return [e for e in out if e["type"] == "result.published.v1"]
@@ -360,13 +380,30 @@ def test_every_order_of_opened_ballots_and_seal(order: tuple[int, ...],
 
 
 @settings(max_examples=25, deadline=None)
-@given(events=st.permutations([opened(), *BALLOTS, sealed(4)]),
-       redelivered=st.lists(st.sampled_from([opened(), *BALLOTS, sealed(4)]), max_size=4))
+@given(events=st.permutations([opened(), *BALLOTS, sealed(4), closed()]),
+       redelivered=st.lists(st.sampled_from([opened(), *BALLOTS, sealed(4), closed()]),
+                            max_size=4))
 def test_any_interleaving_with_redeliveries_publishes_once(
         events: list[Event], redelivered: list[Event], tally_key: SigningKey) -> None:
-    [published] = _publications([*events, *redelivered], tally_key)
+    [published] = _publications([*events, *redelivered], tally_key, closed_first=())
     assert published["payload"]["ballots_counted"] == 3
     assert published["payload"]["record_root"] == EXPECTED_ROOT
+
+
+def test_a_sealed_poll_is_signed_only_once_closed(tmp_path: Path, tally_key: SigningKey,
+                                                   clock: Clock) -> None:
+    """The vote service's seal alone does not make the tally sign, nor does the proposal
+    service's close alone: each service's broker user can forge only its own events
+    (issue 10)."""
+    tally = make_tally(tmp_path, tally_key, clock, closed_first=())
+    assert tally.feed(opened(), *BALLOTS, sealed(4)) == []
+    assert ok(tally.core, CheckPolls())[1] == []
+    assert refused(tally.core, GetResult(poll_id=POLL))["code"] == "result_not_published"
+    assert types(tally.feed(closed())) == ["result.published.v1"]
+    assert tally.feed(closed()) == []  # redelivered: signed once
+    other = make_tally(tmp_path / "other", tally_key, clock, closed_first=())
+    assert other.feed(opened(), closed(), *BALLOTS) == []  # closed, not sealed: waits
+    assert types(other.feed(sealed(4))) == ["result.published.v1"]
 
 
 def test_publishes_when_the_sealed_digest_matches(tally: Tally) -> None:

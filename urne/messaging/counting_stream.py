@@ -154,6 +154,15 @@ class CountingWorker:
                             extra=log_fields(error=repr(exc)))
                 self._forget_all()
                 stop.wait(1.0)
+            except Exception as exc:
+                # A passing fault the session did not absorb (the store, as a shard was
+                # taken) starts it over, from the checkpoints; it never ends the worker.
+                if not self.transient(exc):
+                    raise
+                log.warning("store unavailable; starting the session over",
+                            extra=log_fields(error=repr(exc)[:300]))
+                self._forget_all()
+                stop.wait(1.0)
 
     def _forget_all(self) -> None:
         for shard in list(self._channels):
@@ -176,7 +185,7 @@ class CountingWorker:
             # Hear the others before taking any shard: a newcomer that took every shard
             # at once would only have to give most of them back.
             settle = time.monotonic() + HEARTBEAT_SECONDS * 1.5
-            next_beat = next_owners = 0.0
+            next_beat = next_owners = retry_at = 0.0
             backoff = 0.0
             log.info("tally worker counting", extra=log_fields(
                 worker=self.membership.me, shards=self.shards))
@@ -186,12 +195,22 @@ class CountingWorker:
                     self.membership.announce(control, TALLY_WORKERS_EXCHANGE, set(self._channels))
                     next_beat = now + HEARTBEAT_SECONDS
                 if now >= settle and now >= next_owners:
-                    self._rebalance(connection, now)
+                    try:
+                        self._rebalance(connection, now)  # reads the checkpoints it takes
+                    except pika.exceptions.AMQPError:
+                        raise
+                    except Exception as exc:
+                        if not self.transient(exc):
+                            raise
+                        log.warning("taking a shard failed; trying again",
+                                    extra=log_fields(error=repr(exc)[:300]))
                     next_owners = now + 0.5
+                waiting = now < retry_at
                 connection.process_data_events(
-                    time_limit=0.01 if len(self._pending) < self.max_batch else 0)
-                if not self._pending or (len(self._pending) < self.max_batch and
-                                         time.monotonic() - self._since < self.linger):
+                    time_limit=0.01 if waiting or len(self._pending) < self.max_batch else 0)
+                if waiting or not self._pending or (
+                        len(self._pending) < self.max_batch and
+                        time.monotonic() - self._since < self.linger):
                     continue
                 try:
                     self._flush(connection)
@@ -207,7 +226,9 @@ class CountingWorker:
                     log.log(level, "counting failed; retrying from the checkpoint",
                             exc_info=level == logging.ERROR, extra=log_fields(
                                 error=repr(exc)[:300], retry_in_s=backoff))
-                    connection.sleep(backoff)
+                    # Not a sleep: the loop goes on announcing this worker, so the
+                    # others do not take its shards while the store is away.
+                    retry_at = time.monotonic() + backoff
         finally:
             if connection.is_open:
                 # Stream channels first, without pika's reject of what they hold (see

@@ -144,6 +144,10 @@ class TallyService:
     def on_ballot_box_sealed(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.dead_letters, envelope)
 
+    @event_handler(PollClosed.PRODUCER, PollClosed.TYPE, requeue_on_error=True)
+    def on_poll_closed(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+
     @event_handler(PollResultReleased.PRODUCER, PollResultReleased.TYPE,
                    requeue_on_error=True)
     def on_poll_result_released(self, envelope: RawEnvelope) -> None:

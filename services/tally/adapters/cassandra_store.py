@@ -59,6 +59,7 @@ class CassandraTallyStore:
         self._save_seal = p(f"UPDATE {ks}.polls SET sealed_count = ?, sealed_digest = ? "
                             "WHERE poll_id = ?")
         self._release = p(f"UPDATE {ks}.polls SET released_at = ? WHERE poll_id = ?")
+        self._close = p(f"UPDATE {ks}.polls SET closed_at = ? WHERE poll_id = ?")
         self._poll = p(f"SELECT * FROM {ks}.polls WHERE poll_id = ?")
         # A plain upsert of an immutable row: counted again from a checkpoint, a ballot is
         # written again with the same values (its position is the same offset).
@@ -102,7 +103,8 @@ class CassandraTallyStore:
         self._await = p(f"INSERT INTO {ks}.awaiting (shelf, poll_id) VALUES (0, ?)")
         self._awaiting = p(f"SELECT poll_id FROM {ks}.awaiting WHERE shelf = 0")
         self._done = p(f"DELETE FROM {ks}.awaiting WHERE shelf = 0 AND poll_id = ?")
-        for stmt in (self._save_rules, self._save_seal, self._release, self._poll, self._add,
+        for stmt in (self._save_rules, self._save_seal, self._release, self._close, self._poll,
+                     self._add,
                      self._ballots, self._voter, self._checkpoint, self._partial,
                      self._withhold, self._result, self._await, self._awaiting, self._done,
                      self._chunk, self._chunks, self._tile, self._read_tile, self._trackers,
@@ -127,6 +129,10 @@ class CassandraTallyStore:
         self.s.execute(self._release, (released_at, poll_id))
 
     @guarded
+    def close(self, poll_id: str, closed_at: datetime) -> None:
+        self.s.execute(self._close, (closed_at, poll_id))
+
+    @guarded
     def sheet(self, poll_id: str) -> TallySheet | None:
         r = self.s.execute(self._poll, (poll_id,)).one()
         if r is None:
@@ -134,7 +140,7 @@ class CassandraTallyStore:
         rules = rules_adapter.validate_json(r.rules) if r.rules else None
         return TallySheet(r.poll_id, rules, r.rules_hash, r.sealed_count, r.sealed_digest,
                           r.results_visibility or "after_close",
-                          utc(r.released_at), r.withheld)
+                          utc(r.released_at), r.withheld, utc(r.closed_at))
 
     @guarded
     def add_ballots(self, ballots: list[StoredBallot]) -> None:

@@ -39,6 +39,9 @@ class SqliteTallyStore:
     def release(self, poll_id: str, released_at: datetime) -> None:
         self._upsert(poll_id, {"released_at": released_at.isoformat()})
 
+    def close(self, poll_id: str, closed_at: datetime) -> None:
+        self._upsert(poll_id, {"closed_at": closed_at.isoformat()})
+
     def sheet(self, poll_id: str) -> TallySheet | None:
         r = self.db.one("SELECT * FROM polls WHERE poll_id = ?", (poll_id,))
         if r is None:
@@ -47,7 +50,8 @@ class SqliteTallyStore:
         return TallySheet(r["poll_id"], rules, r["rules_hash"], r["sealed_count"],
                           r["sealed_digest"], r["results_visibility"] or "after_close",
                           datetime.fromisoformat(r["released_at"]) if r["released_at"] else None,
-                          r["withheld"])
+                          r["withheld"],
+                          datetime.fromisoformat(r["closed_at"]) if r["closed_at"] else None)
 
     def add_ballots(self, ballots: list[StoredBallot]) -> None:
         with self.db.tx() as tx:
