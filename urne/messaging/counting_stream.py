@@ -154,15 +154,6 @@ class CountingWorker:
                             extra=log_fields(error=repr(exc)))
                 self._forget_all()
                 stop.wait(1.0)
-            except Exception as exc:
-                # A passing fault the session did not absorb (the store, as a shard was
-                # taken) starts it over, from the checkpoints; it never ends the worker.
-                if not self.transient(exc):
-                    raise
-                log.warning("store unavailable; starting the session over",
-                            extra=log_fields(error=repr(exc)[:300]))
-                self._forget_all()
-                stop.wait(1.0)
 
     def _forget_all(self) -> None:
         for shard in list(self._channels):

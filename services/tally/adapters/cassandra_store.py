@@ -225,7 +225,6 @@ class CassandraTallyStore:
                                for i, lines in chunks.items()])
         write_grouped(self.s, [(self._tile, (poll_id, level, i // TILES_PER_PARTITION, i, h))
                                for (level, i), h in tiles.items()])
-        # Sorted by partition, so a batch's rows mostly share one.
         # One row per tracker partition this record touches, keyed by the record's
         # first position (an append of later entries adds rows beside it).
         buckets: dict[int, list[str]] = {}
