@@ -13,6 +13,7 @@ in the ballot's shard, in order with the ballots (a 201 is given only once store
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,10 @@ CLOSED = "closed"
 # The receipt a voter gets: the vote service's reply, public fields only (it is built
 # from the service's own model, so it is not validated again on the hot path).
 RECEIPT_FIELDS = tuple(ReceiptPublic.model_fields)
+# Pauses (seconds) before a ballot refused "poll_opening" is sent again: "poll.opened"
+# reaches the ballot box within milliseconds of reaching identity, unless the vote
+# service is backed up; past these 1.5 s the client gets the 503 and its Retry-After.
+OPENING_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.75)
 
 
 @dataclass
@@ -76,12 +81,19 @@ class BallotDesk:
         cast = CastBallot(poll_id=poll_id, voting_token=token, choice=voters_choice,
                           ballot_id=new_ballot_id(), tracker=new_tracker(),
                           received_at=datetime.now(UTC), idempotency_key=idempotency_key)
-        try:
-            reply = await self.client.cast(wrap(cast, "gateway", trace_id), claims.voter_key)
-        except ServiceUnavailable as exc:
-            raise ProblemError(503, "service_unavailable",
-                               "the ballot was not confirmed in time; send it again with the "
-                               "same Idempotency-Key to learn its outcome") from exc
+        envelope = wrap(cast, "gateway", trace_id)
+        for pause in (*OPENING_PAUSES, None):
+            try:
+                reply = await self.client.cast(envelope, claims.voter_key)
+            except ServiceUnavailable as exc:
+                raise ProblemError(503, "service_unavailable",
+                                   "the ballot was not confirmed in time; send it again with "
+                                   "the same Idempotency-Key to learn its outcome") from exc
+            if pause is None or _error_code(reply) != "poll_opening":
+                break
+            # The poll has just opened and its rules are on their way to the ballot box:
+            # nothing was stored, so the same ballot is sent again after a short pause.
+            await asyncio.sleep(pause)
         receipt = reply_data(reply)
         return {k: receipt[k] for k in RECEIPT_FIELDS}
 
@@ -108,3 +120,7 @@ class BallotDesk:
                                   else rules_adapter.validate_python(poll["rules"]))
         self.rules.put(poll_id, value)
         return value
+
+
+def _error_code(reply: dict[str, Any]) -> str | None:
+    return None if reply.get("ok") else (reply.get("error") or {}).get("code")

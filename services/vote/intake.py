@@ -193,8 +193,16 @@ class BallotIntake:
         cmd, voter_key = cast.cmd, cast.claims.voter_key
         box = batch.box(cmd.poll_id)
         if box is None or box.rules is None:
-            return failed(DomainError(f"poll {cmd.poll_id} is not open for voting",
-                                      code="poll_not_open", status=409))
+            if box is not None and box.status == "closed":  # closed before it opened here
+                return failed(DomainError(f"poll {cmd.poll_id} is closed", code="poll_closed",
+                                          status=409))
+            # The voting token is valid, so identity saw the poll open, but "poll.opened"
+            # has not reached this box yet (each service takes it from its own queue):
+            # not now rather than no. Nothing is stored; the same ballot may come again.
+            return failed(DomainError(
+                f"the opening of poll {cmd.poll_id} has not reached the ballot box yet; "
+                "send the ballot again shortly with the same Idempotency-Key",
+                code="poll_opening", status=503))
         if shard in batch.closed_shards(cmd.poll_id):
             return failed(DomainError(f"poll {cmd.poll_id} is closed", code="poll_closed",
                                       status=409))

@@ -26,6 +26,7 @@ from urne.counting.rules import YesNoAbstainRules, rules_adapter, rules_hash
 from urne.crypto.keys import IDENTITY_TOKEN_KEY, generate_keys, load_signing_key
 from urne.crypto.tokens import TokenIssuer
 from urne.gateway import public
+from urne.gateway.ballots import OPENING_PAUSES
 from urne.gateway.clients import ServiceUnavailable
 from urne.gateway.problems import PROBLEM_RESPONSES
 from urne.messaging.kernel import RawEnvelope, RawReply
@@ -620,6 +621,35 @@ def test_the_intakes_refusal_is_the_clients_problem(
     client = stubbed(Intake(OPEN_POLL, refused))
     problem(client.post("/v1/polls/p1/ballots", headers=voting(keys_dir),
                         json={"choice": YES}), 409, "poll_closed")
+
+
+OPENING = {"ok": False, "error": {"code": "poll_opening", "status": 503,
+                                  "detail": "the opening has not reached the ballot box"}}
+
+
+@pytest.mark.parametrize(("refusals", "status"), [(1, 201), (len(OPENING_PAUSES), 201),
+                                                  (len(OPENING_PAUSES) + 1, 503)])
+def test_a_ballot_that_outruns_the_poll_opening_is_sent_again(
+        stubbed: Callable[[Answer], TestClient], keys_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        refusals: int, status: int) -> None:
+    """Identity issued the token, but "poll.opened" has not reached the ballot box: the
+    gateway sends the same ballot again a few times, then gives the client a 503."""
+    monkeypatch.setattr("urne.gateway.ballots.OPENING_PAUSES", (0.0,) * len(OPENING_PAUSES))
+    intake = Intake(OPEN_POLL)
+    replies = [OPENING] * refusals + [replied(RECEIPT)]
+
+    def answer(service: str, envelope: RawEnvelope) -> RawReply:
+        reply = intake(service, envelope)
+        return replies.pop(0) if service.startswith("ballots:") else reply
+
+    r = stubbed(answer).post("/v1/polls/p1/ballots", headers=voting(keys_dir),
+                             json={"choice": YES})
+    assert r.status_code == status, r.text
+    if status == 503:
+        assert problem(r, 503, "poll_opening") and r.headers["retry-after"] == "1"
+    sent = [envelope for _, envelope in intake.cast]
+    assert len(sent) == min(refusals + 1, len(OPENING_PAUSES) + 1)
+    assert all(e == sent[0] for e in sent)  # the same ballot: same id, tracker, envelope
 
 
 def test_an_unconfirmed_ballot_is_a_503_that_says_how_to_retry(

@@ -136,12 +136,12 @@ def test_refusals_are_per_ballot_and_store_nothing(vote: Vote, identity_key: Sig
         vote.ballot("p1", YES, token=expired),
         vote.ballot("p1", YES, token=vote.token("p2")),
         vote.ballot("p1", {"answer": "maybe"}),
-        vote.ballot("p9", YES),  # never opened here
+        vote.ballot("p9", YES),  # its opening has not reached the box yet
         vote.ballot("p1", YES, BOB),  # the one good ballot of the batch
     )
     assert [error(r) for r in out.replies[:5]] == [
         ("voting_token_invalid", 401), ("voting_token_invalid", 401),
-        ("voting_token_wrong_poll", 403), ("ballot_invalid", 422), ("poll_not_open", 409)]
+        ("voting_token_wrong_poll", 403), ("ballot_invalid", 422), ("poll_opening", 503)]
     assert receipt(out.replies[5])["sequence"] == 1
     assert len(vote.stored("p1")) == 1 and vote.stored("p9") == []
 
@@ -243,6 +243,17 @@ def test_a_repeated_marker_repeats_the_first_seal(vote: Vote, clock: Clock) -> N
     assert again["payload"] == first["payload"]  # same count, digest and time
 
 
+def test_a_ballot_ahead_of_the_opening_is_not_now_and_the_same_ballot_counts_later(
+        vote: Vote) -> None:
+    ballot = vote.ballot("p1", YES)
+    early = vote.record(ballot)
+    assert error(early.replies[0]) == ("poll_opening", 503)
+    assert early.events == [] and vote.stored("p1") == []
+    vote.open("p1")
+    assert receipt(vote.record(ballot).replies[0])["sequence"] == 1
+    assert len(vote.stored("p1")) == 1
+
+
 def test_closed_before_opened(vote: Vote) -> None:
     assert types(deliver(vote.core, PollClosed(poll_id="p1", closed_at=AT))) == [
         "ballot_box.closed.v1"]
@@ -250,7 +261,7 @@ def test_closed_before_opened(vote: Vote) -> None:
     [seal] = [e["payload"] for e in out.events if e["type"] == "ballot_box.sealed.v1"]
     assert seal["ballots_recorded"] == 0
     vote.open("p1")
-    assert error(vote.record(vote.ballot("p1", YES)).replies[0]) == ("poll_not_open", 409)
+    assert error(vote.record(vote.ballot("p1", YES)).replies[0]) == ("poll_closed", 409)
 
 
 # --- a shard that moved: two deciders, one history ------------------------------------
