@@ -62,10 +62,11 @@ class AmqpClient:
     """Calls services over RabbitMQ; connects lazily so the gateway starts (and answers
     /healthz, and 503 elsewhere) while the broker is still coming up."""
 
-    def __init__(self, amqp_url: str, timeout: float):
+    def __init__(self, amqp_url: str, timeout: float,
+                 sign: Callable[[RawEnvelope], RawEnvelope] = lambda envelope: envelope):
         from urne.messaging.amqp_rpc import AmqpRpcClient
 
-        self.rpc = AmqpRpcClient(amqp_url)
+        self.rpc = AmqpRpcClient(amqp_url, sign)
         self.timeout = timeout  # also the requests' TTL in the broker
         self._connected = False
         self._lock: anyio.Lock | None = None

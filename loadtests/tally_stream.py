@@ -18,8 +18,10 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,12 +35,14 @@ from loadtests import cpu
 from urne.contracts import wrap
 from urne.contracts.events import BallotsRecorded, RecordedBallot
 from urne.counting import YesNoAbstainRules, rules_hash
+from urne.crypto.keys import generate_keys
 from urne.messaging.counting_stream import (
     COUNTING_EXCHANGE,
     counting_shard,
     declare_counting,
     shard_key,
 )
+from urne.messaging.signatures import Signer, load_signer
 from urne.platform.settings import StoreSettings
 from urne.runtime.registry import TALLY
 from urne.services.tally.adapters.cassandra_store import CassandraTallyStore
@@ -81,7 +85,8 @@ def expected(recorded: list[RecordedBallot]) -> dict[str, int]:
     return counts
 
 
-def publish(url: str, shards: int, recorded: list[RecordedBallot], per_event: int) -> int:
+def publish(url: str, shards: int, recorded: list[RecordedBallot], per_event: int,
+            sign: Signer) -> int:
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     declare_counting(channel, shards)
@@ -92,7 +97,9 @@ def publish(url: str, shards: int, recorded: list[RecordedBallot], per_event: in
     events = 0
     for shard, items in by_shard.items():
         for i in range(0, len(items), per_event):
-            env = wrap(BallotsRecorded(ballots=items[i:i + per_event], shard=shard), "vote")
+            # Signed as a vote worker signs them: the tally worker checks every one.
+            env = sign.sign(wrap(BallotsRecorded(ballots=items[i:i + per_event], shard=shard),
+                                 "vote"))
             channel.basic_publish(COUNTING_EXCHANGE, shard_key(shard), json.dumps(env).encode(),
                                   pika.BasicProperties(delivery_mode=2))
             events += 1
@@ -129,6 +136,8 @@ def main() -> None:
     settings = StoreSettings(cassandra_keyspace_prefix=prefix)
     session = connect(settings)
     workers: list[subprocess.Popen[bytes]] = []
+    keys = Path(tempfile.mkdtemp(prefix="urne-bench-keys-"))
+    generate_keys(keys)
     try:
         keyspace = ensure_schema(session, settings, "tally", TALLY.migrations.cassandra)
         store = CassandraTallyStore(session, keyspace)
@@ -136,11 +145,12 @@ def main() -> None:
         store.save_rules(poll_id, RULES, rules_hash(RULES), "after_close")
         recorded = ballots(args.ballots, poll_id, random.Random(args.seed))
         t0 = time.perf_counter()
-        events = publish(url, args.shards, recorded, args.per_event)
+        events = publish(url, args.shards, recorded, args.per_event, load_signer(keys, "vote"))
         publish_s = time.perf_counter() - t0
 
         env = {**os.environ, "URNE_ENVIRONMENT": "test", "URNE_LOG_LEVEL": "WARNING",
                "URNE_AMQP_URL": url, "URNE_CASSANDRA_KEYSPACE_PREFIX": prefix,
+               "URNE_KEYS_DIR": str(keys),
                "URNE_COUNTING_SHARDS": str(args.shards)}
         for _ in range(args.workers):
             workers.append(subprocess.Popen([sys.executable, "-m", "urne", "tally-worker"],
@@ -183,6 +193,7 @@ def main() -> None:
                 w.wait(15)
             except subprocess.TimeoutExpired:
                 w.kill()
+        shutil.rmtree(keys, ignore_errors=True)
         session.execute(f"DROP KEYSPACE IF EXISTS {prefix}tally", timeout=60)
         session.cluster.shutdown()
         httpx.delete(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST, timeout=30)

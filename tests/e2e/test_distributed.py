@@ -30,6 +30,7 @@ from tests.e2e.methods import METHODS
 from tests.e2e.proposals import run_proposals
 from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
 from tests.e2e.schedule import run_schedule
+from tests.e2e.signed_messages import System, run_signed_messages
 from tests.e2e.visibility import run_visibility
 from tests.support.processes import Proc, free_port, start, wait_http
 from tests.support.servers import (
@@ -43,6 +44,7 @@ from urne.contracts.commands import IssueVotingToken, IssueVotingTokenV2
 from urne.crypto.keys import generate_keys
 from urne.messaging.amqp_rpc import AmqpRpcClient
 from urne.messaging.permissions import ROLES, Role, grant
+from urne.messaging.signatures import load_signer
 from urne.runtime.registry import SERVICES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
@@ -61,6 +63,7 @@ class Distributed:
     log_dir: Path
     metrics_ports: dict[str, int]
     amqp_urls: dict[Role, str]  # each role's own user
+    keys: Path
 
     def env_of(self, name: str) -> dict[str, str]:
         """The settings of process ``name``: its role's broker user, its metrics port."""
@@ -120,7 +123,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
     metrics_ports = {name: free_port() for name in SERVICES}
     procs: dict[str, Proc] = {}
     system = Distributed(f"http://127.0.0.1:{gateway_port}", root / "outbox" / "email.jsonl",
-                         env, procs, log_dir, metrics_ports, amqp_urls)
+                         env, procs, log_dir, metrics_ports, amqp_urls, keys)
     for name in SERVICES:
         procs[name] = start(name, ["service", name], system.env_of(name), log_dir)
     for worker in VOTE_WORKERS:
@@ -158,9 +161,9 @@ def test_every_process_connects_as_the_user_of_its_role(distributed: Distributed
 
 
 def test_broker_access_does_not_buy_a_voting_token(distributed: Distributed) -> None:
-    """With the gateway's own broker credentials, straight over RPC: the retired request
-    that named a person is refused, and so is one with a forged access token; only the
-    person's own access token (as signed in) gets a voting token."""
+    """With the gateway's own broker credentials and envelope key, straight over RPC: the
+    retired request that named a person is refused, and so is one with a forged access
+    token; only the person's own access token (as signed in) gets a voting token."""
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         state = open_poll(http, distributed.outbox)
     forged = jwt.encode({"sub": "someone", "role": "participant", "aud": "urne-api",
@@ -169,7 +172,8 @@ def test_broker_access_does_not_buy_a_voting_token(distributed: Distributed) -> 
                          algorithm="EdDSA")
 
     async def ask() -> list[dict]:
-        client = AmqpRpcClient(distributed.amqp_urls["gateway"])
+        client = AmqpRpcClient(distributed.amqp_urls["gateway"],
+                               load_signer(distributed.keys, "gateway").sign)
         await client.connect()
         try:
             return [await client.call("identity", wrap(command, "gateway"), 15) for command in (
@@ -184,6 +188,28 @@ def test_broker_access_does_not_buy_a_voting_token(distributed: Distributed) -> 
     assert (named["ok"], named["error"]["code"]) == (False, "access_token_required"), named
     assert (forged_reply["ok"], forged_reply["error"]["code"]) == (False, "invalid_token")
     assert own["ok"] and own["data"]["poll_id"] == state.poll_id, own
+
+
+def test_forged_unsigned_and_replayed_envelopes(distributed: Distributed) -> None:
+    vhost = distributed.env["URNE_AMQP_URL"].rsplit("/", 1)[-1]
+
+    def metrics(service: str) -> str:
+        port = distributed.metrics_ports[service]
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+
+    def dead_letters() -> list[dict]:
+        with httpx.Client(auth=AUTH, timeout=10) as admin:
+            r = admin.post(f"{MANAGEMENT}/queues/{vhost}/urne.dead-letters/get",
+                           json={"count": 100, "ackmode": "ack_requeue_false",
+                                 "encoding": "auto"})
+            return [json.loads(m["payload"]) for m in r.raise_for_status().json()]
+
+    run_signed_messages(System(
+        distributed.base, distributed.outbox, distributed.keys,
+        admin_url=distributed.env["URNE_AMQP_URL"],
+        proposal_url=distributed.amqp_urls["proposal"],
+        gateway_url=distributed.amqp_urls["gateway"], metrics=metrics,
+        dead_letters=dead_letters))
 
 
 def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:
@@ -290,16 +316,21 @@ def test_service_down_is_503_not_500(distributed: Distributed) -> None:
 
 
 def test_poison_event_is_dead_lettered(distributed: Distributed) -> None:
-    """An event no handler can ever process is parked, with its error, after a bounded
-    number of attempts; it is neither dropped nor retried forever."""
+    """An event no handler can ever process (signed by its producer, so it is tried) is
+    parked, with its error, after a bounded number of attempts; it is neither dropped
+    nor retried forever."""
     import pika
+
+    poison = load_signer(distributed.keys, "proposal").sign(
+        {"id": str(uuid.uuid4()), "type": "poll.opened.v1", "producer": "proposal",
+         "payload": {"not": "a poll"}})
 
     vhost = distributed.env["URNE_AMQP_URL"].rsplit("/", 1)[-1]
     connection = pika.BlockingConnection(pika.URLParameters(distributed.env["URNE_AMQP_URL"]))
     try:
         channel = connection.channel()
         channel.confirm_delivery()
-        channel.basic_publish("proposal.events", "poll.opened.v1", b'{"not": "an envelope"}',
+        channel.basic_publish("proposal.events", "poll.opened.v1", json.dumps(poison).encode(),
                               pika.BasicProperties(content_type="application/json",
                                                    delivery_mode=2))
     finally:
@@ -316,7 +347,7 @@ def test_poison_event_is_dead_lettered(distributed: Distributed) -> None:
             time.sleep(0.5)
     # identity, vote and tally each subscribe to poll.opened.v1: each parks its copy.
     assert sorted(p["service"] for p in parked) == ["identity", "tally", "vote"], parked
-    assert all(p["envelope"] == {"not": "an envelope"} and p["error_type"] == "ValidationError"
+    assert all(p["envelope"] == poison and p["error_type"] == "ValidationError"
                and p["attempts"] == 5 for p in parked), parked
     assert httpx.get(f"{distributed.base}/readyz", timeout=15).status_code == 200
 

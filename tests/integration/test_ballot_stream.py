@@ -12,11 +12,17 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pika
 import pytest
 
+from urne.contracts import wrap
+from urne.contracts.commands import GetPoll
+from urne.contracts.events import BallotBoxSealed
+from urne.crypto.keys import ENVELOPE_KEY_NAMES, generate_keys
 from urne.messaging.ballot_stream import (
     BALLOTS_EXCHANGE,
     DEAD_LETTERS,
@@ -29,6 +35,7 @@ from urne.messaging.ballot_stream import (
     declare_topology,
     shard_queue,
 )
+from urne.messaging.signatures import load_signer, load_verifier
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed]
 
@@ -274,21 +281,67 @@ def test_a_shard_that_moves_keeps_its_order(amqp_url: str) -> None:
 
 def test_a_close_marker_counts_only_from_vote_events(amqp_url: str) -> None:
     """The gateway may publish to urne.ballots: a close marker sent that way (a forgery
-    that would close the poll early) reaches the handler refused; through vote.events,
-    where only the vote service may publish, it reaches every shard as it is."""
+    that would close the poll early) never reaches the handler, and is parked with its
+    reason; through vote.events, where only the vote service may publish, it reaches
+    every shard as it is."""
     client, seen = Client(amqp_url), []
     marker = {"type": MARKER_TYPE, "payload": {"poll_id": "p1"}}
     client.channel.basic_publish(BALLOTS_EXCHANGE, "voter-key", json.dumps(marker).encode())
     client.channel.basic_publish("", shard_queue(1), json.dumps(marker).encode())
     client.channel.basic_publish(EVENTS_EXCHANGE, MARKER_TYPE, json.dumps(marker).encode())
     halt = running(ShardWorker(amqp_url, SHARDS, echo(seen), transient=lambda e: False))
+    parked: list[dict[str, Any]] = []
     try:
         deadline = time.monotonic() + 20
-        while len(seen) < 2 + SHARDS and time.monotonic() < deadline:
+        while (len(seen) < SHARDS or len(parked) < 2) and time.monotonic() < deadline:
+            parked += client.drain(DEAD_LETTERS)
             time.sleep(0.05)
     finally:
         halt()
     items = [item for item, _ in seen]
-    assert items.count(marker) == SHARDS  # one per shard, from vote.events
-    assert items.count({"refused": "a close marker may come only from vote.events"}) == 2
-    assert len(items) == 2 + SHARDS
+    assert items == [marker] * SHARDS  # one per shard, from vote.events, and nothing else
+    assert [(p["envelope"], p["reason"]) for p in parked] == [(marker, "not_allowed")] * 2
+
+
+def test_a_refused_message_is_parked_answered_and_the_batch_goes_on(
+        amqp_url: str, tmp_path: Path) -> None:
+    """With signed envelopes: an unsigned or forged ballot never reaches the handler; it
+    is parked with its reason and its sender answered 403 at once, while the signed
+    ballots around it go through, and the events published are signed."""
+    generate_keys(tmp_path, ENVELOPE_KEY_NAMES)
+    gateway, verifier = load_signer(tmp_path, "gateway"), load_verifier(tmp_path, "vote")
+    client, seen = Client(amqp_url), []
+    client.channel.queue_bind(client.events_queue, EVENTS_EXCHANGE, "ballot_box.sealed.v1")
+
+    def sealing(items: list[Any], shards: list[int], fence: Fence = no_fence) -> Batch:
+        seen.extend(items)
+        return Batch([{"ok": True, "data": item["id"]} for item in items],
+                     [wrap(BallotBoxSealed(poll_id="p1", ballots_recorded=len(items),
+                                           sealed_at=datetime.now(UTC)),
+                           "vote")])
+
+    def ballot(n: int) -> dict[str, Any]:
+        return wrap(GetPoll(poll_id=f"p{n}"), "gateway")  # any command of the gateway's
+
+    good = [gateway.sign(ballot(n)) for n in range(4)]
+    forged = {**gateway.sign(ballot(9)), "trace_id": "x" * 32}
+    sent = [client.send(1, good[0]), client.send(1, ballot(8)), client.send(1, good[1]),
+            client.send(1, forged), client.send(1, good[2]), client.send(1, good[3])]
+    halt = running(ShardWorker(amqp_url, SHARDS, sealing, transient=lambda e: False,
+                               admit=verifier.admit, sign=load_signer(tmp_path, "vote").sign))
+    try:
+        replies = client.replies(6)
+    finally:
+        halt()
+    assert seen == good  # in order, the refused ones left out
+    assert [replies[cid]["ok"] for cid in sent] == [True, False, True, False, True, True]
+    for cid, why in ((sent[1], "unsigned"), (sent[3], "bad_signature")):
+        error = replies[cid]["error"]
+        assert (error["code"], error["status"]) == ("message_refused", 403)
+        assert why in error["detail"]
+    parked = client.drain(DEAD_LETTERS)
+    assert sorted(p["reason"] for p in parked) == ["bad_signature", "unsigned"]
+    assert all(p["error_type"] == "Refused" for p in parked)
+    events = client.drain(client.events_queue)
+    assert events and all(verifier.admit(e) is None for e in events)
+    assert client.depth(shard_queue(1)) == 0

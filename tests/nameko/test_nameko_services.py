@@ -44,8 +44,10 @@ from urne.messaging.nameko_adapter import (
     MAX_BACKOFF_SECONDS,
     MAX_EVENT_ATTEMPTS,
     CoreProvider,
+    Envelopes,
     Parking,
 )
+from urne.messaging.signatures import Signer, load_signer, load_verifier
 from urne.platform.settings import EmbeddedSettings, ServiceSettings
 from urne.record.canonical import ballot_set_digest
 from urne.runtime.distributed import nameko_config, open_store
@@ -104,34 +106,83 @@ def test_each_class_listens_to_exactly_what_its_core_subscribes_to(tmp_path: Pat
 
 # --- the service bodies, with worker_factory ----------------------------------------
 
-def test_handle_returns_the_reply_and_dispatches_the_events_in_order() -> None:
-    service = worker_factory(VoteService)
-    events = [{"type": "ballot_box.closed.v1", "id": "e1"}, {"type": "ballot_box.closed.v1",
-                                                             "id": "e2"}]
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys")
+    generate_keys(path)
+    return path
+
+
+def signer(keys: Path, role: str) -> Signer:
+    return load_signer(keys, role)
+
+
+def trust(keys: Path, service: str) -> Envelopes:
+    return Envelopes(load_signer(keys, service), load_verifier(keys, service))
+
+
+def test_handle_returns_the_reply_and_dispatches_the_events_signed_in_order(keys: Path) -> None:
+    service = worker_factory(VoteService, trust=trust(keys, "vote"))
+    events = [{"type": "ballot_box.closed.v1", "id": "e1", "producer": "vote"},
+              {"type": "ballot_box.closed.v1", "id": "e2", "producer": "vote"}]
     service.core.handle.return_value = ({"ok": True, "data": {"x": 1}}, events)
     service.core.name = "vote"
-    command = {"type": "poll.close.v1"}
+    command = signer(keys, "gateway").sign({"type": "poll.close.v1", "producer": "gateway"})
     assert service.handle(command) == {"ok": True, "data": {"x": 1}}
     service.core.handle.assert_called_once_with(command)
-    assert service.dispatch.call_args_list == [call("ballot_box.closed.v1", e) for e in events]
+    vote = signer(keys, "vote")
+    assert service.dispatch.call_args_list == [
+        call("ballot_box.closed.v1", vote.sign(e)) for e in events]
 
 
-def test_a_refused_command_dispatches_nothing() -> None:
-    service = worker_factory(VoteService)
+def test_a_refused_command_dispatches_nothing(keys: Path) -> None:
+    service = worker_factory(VoteService, trust=trust(keys, "vote"))
     service.core.handle.return_value = ({"ok": False, "error": {"code": "poll_closed"}}, [])
-    assert service.handle({"type": "poll.close.v1"})["ok"] is False
+    command = signer(keys, "gateway").sign({"type": "poll.close.v1", "producer": "gateway"})
+    assert service.handle(command)["ok"] is False
     service.dispatch.assert_not_called()
 
 
-def test_an_event_handler_publishes_what_the_core_emitted() -> None:
-    service = worker_factory(VoteService)
-    seal = {"type": "ballot_box.sealed.v1", "id": "s1"}
+@pytest.mark.parametrize(("sender", "reason"), [(None, "unsigned"), ("vote", "not_allowed")])
+def test_a_command_not_signed_by_the_gateway_is_parked_and_never_run(
+        keys: Path, sender: str | None, reason: str) -> None:
+    publish = Mock()
+    service = worker_factory(VoteService, trust=trust(keys, "vote"),
+                             dead_letters=Parking("vote", Counter(), publish))
+    command = {"type": "poll.close.v1", "producer": sender or "gateway", "id": "c1"}
+    if sender:
+        command = signer(keys, sender).sign(command)
+    reply = service.handle(command)
+    assert (reply["ok"], reply["error"]["code"], reply["error"]["status"]) == (
+        False, "message_refused", 403)
+    service.core.handle.assert_not_called()
+    [(parked,), _] = publish.call_args
+    assert (parked["reason"], parked["envelope"], parked["attempts"]) == (reason, command, 1)
+
+
+def test_an_event_handler_publishes_what_the_core_emitted(keys: Path) -> None:
+    service = worker_factory(VoteService, trust=trust(keys, "vote"))
+    seal = {"type": "ballot_box.sealed.v1", "id": "s1", "producer": "vote"}
     service.core.on_event.return_value = [seal]
     service.core.name = "vote"
-    envelope = wrap(PollClosed(poll_id="p1", closed_at="2026-06-02T08:00:00Z"), "proposal")
+    envelope = signer(keys, "proposal").sign(
+        wrap(PollClosed(poll_id="p1", closed_at="2026-06-02T08:00:00Z"), "proposal"))
     service.on_poll_closed(envelope)
     service.core.on_event.assert_called_once_with(envelope)
-    service.dispatch.assert_called_once_with("ballot_box.sealed.v1", seal)
+    service.dispatch.assert_called_once_with("ballot_box.sealed.v1",
+                                             signer(keys, "vote").sign(seal))
+
+
+def test_an_event_its_producer_did_not_sign_is_parked_at_once(keys: Path) -> None:
+    publish = Mock()
+    service = worker_factory(VoteService, trust=trust(keys, "vote"),
+                             dead_letters=Parking("vote", Counter(), publish))
+    forged = signer(keys, "gateway").sign(
+        wrap(PollClosed(poll_id="p1", closed_at="2026-06-02T08:00:00Z"), "gateway"))
+    service.on_poll_closed(forged)  # returns: acked, never requeued
+    service.core.on_event.assert_not_called()
+    [(parked,), _] = publish.call_args
+    assert (parked["reason"], parked["error_type"]) == ("not_allowed", "Refused")
 
 
 def test_a_failing_event_is_requeued_then_parked_with_its_error() -> None:
@@ -220,7 +271,13 @@ def test_events_and_rpc_flow_through_real_containers(container_factory: Any,
     vote.start()
     tally.start()
     poll_id = uuid.uuid4().hex
-    dispatch = event_dispatcher(urne_config)
+    keys = urne_config["URNE_SETTINGS"].keys_dir
+    proposal, vote_key = signer(keys, "proposal"), signer(keys, "vote")
+    standalone = event_dispatcher(urne_config)
+
+    def dispatch(service: str, event_type: str, envelope: dict[str, Any]) -> None:
+        standalone(service, event_type, {"proposal": proposal, "vote": vote_key}[service].sign(
+            envelope))
 
     # poll.opened from the proposal service reaches both subscribers.
     with entrypoint_waiter(vote, "on_poll_opened"), entrypoint_waiter(tally, "on_poll_opened"):
@@ -254,7 +311,8 @@ def test_events_and_rpc_flow_through_real_containers(container_factory: Any,
     deadline = time.monotonic() + 30  # the seal's handler, or the check every second
     while True:
         with entrypoint_hook(tally, "handle") as handle:
-            result = handle(wrap(GetResult(poll_id=poll_id), "gateway"))
+            result = handle(signer(keys, "gateway").sign(wrap(GetResult(poll_id=poll_id),
+                                                              "gateway")))
         if result["ok"] or time.monotonic() > deadline:
             break
         eventlet.sleep(0.2)
@@ -262,7 +320,7 @@ def test_events_and_rpc_flow_through_real_containers(container_factory: Any,
     assert result["data"]["result"]["tally"]["counts"] == {"yes": 1, "no": 0, "abstain": 0}
 
     with entrypoint_hook(vote, "handle") as handle:
-        health = handle(wrap(CheckHealth(), "gateway"))
+        health = handle(signer(keys, "gateway").sign(wrap(CheckHealth(), "gateway")))
     assert health == {"ok": True, "data": {"service": "vote", "ready": True, "detail": ""}}
 
 
@@ -275,8 +333,9 @@ def test_a_closed_poll_sends_its_marker_into_every_ballot_shard(
     vote.start()
     poll_id = uuid.uuid4().hex
     with entrypoint_waiter(vote, "on_poll_closed"):
-        event_dispatcher(urne_config)("proposal", PollClosed.TYPE, wrap(
-            PollClosed(poll_id=poll_id, closed_at="2026-06-02T08:00:00Z"), "proposal"))
+        event_dispatcher(urne_config)("proposal", PollClosed.TYPE, signer(
+            urne_config["URNE_SETTINGS"].keys_dir, "proposal").sign(wrap(
+                PollClosed(poll_id=poll_id, closed_at="2026-06-02T08:00:00Z"), "proposal")))
     settings: ServiceSettings = urne_config["URNE_SETTINGS"]
     connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
     try:

@@ -29,9 +29,11 @@ class Message(BaseModel):
 
 
 class Command(Message):
-    """Something a service is asked to do; ``OWNER`` is the service that handles it."""
+    """Something a service is asked to do; ``OWNER`` is the service that handles it,
+    ``SENDERS`` the roles that may ask it over the broker (signed envelopes)."""
 
     OWNER: ClassVar[str]
+    SENDERS: ClassVar[frozenset[str]] = frozenset({"gateway"})
 
 
 class Query(Command):

@@ -1,8 +1,10 @@
 """Ed25519 signing keys, kept as PEM files in ``URNE_KEYS_DIR``.
 
-Two key pairs, each private half readable only by the service that signs:
-``identity-token`` (access and voting tokens) and ``tally-result`` (results).
-Every other process gets the ``.pub.pem`` files only (least privilege).
+Key pairs, each private half needed only by the service that signs:
+``identity-token`` (access and voting tokens), ``tally-result`` (results) and, in the
+distributed profile, ``envelope-<role>`` (the messages each role publishes:
+``urne/messaging/signatures.py``). Every other process needs the ``.pub.pem`` files
+only (least privilege).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 IDENTITY_TOKEN_KEY = "identity-token"
 TALLY_RESULT_KEY = "tally-result"
-KEY_NAMES = (IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY)
+ENVELOPE_KEY_NAMES = tuple(f"envelope-{role}" for role in
+                           ("gateway", "identity", "proposal", "vote", "tally"))
+KEY_NAMES = (IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, *ENVELOPE_KEY_NAMES)
 
 
 def key_id(public: Ed25519PublicKey) -> str:

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aio_pika
@@ -43,8 +44,10 @@ BROKER_DOWN: tuple[type[BaseException], ...] = (
 
 
 class AmqpRpcClient:
-    def __init__(self, amqp_url: str):
-        self.amqp_url = amqp_url
+    def __init__(self, amqp_url: str,
+                 sign: Callable[[RawEnvelope], RawEnvelope] = lambda envelope: envelope):
+        """``sign``: the gateway's envelope signature, put on every command and ballot."""
+        self.amqp_url, self.sign = amqp_url, sign
         self.reply_key = uuid.uuid4().hex
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
@@ -95,7 +98,7 @@ class AmqpRpcClient:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         message = aio_pika.Message(
-            body=json.dumps({"args": [envelope], "kwargs": {}}).encode(),
+            body=json.dumps({"args": [self.sign(envelope)], "kwargs": {}}).encode(),
             content_type="application/json", correlation_id=correlation_id,
             reply_to=self.reply_key,
             # A request nobody took in time is dropped by the broker, so a command the
@@ -141,7 +144,7 @@ class AmqpRpcClient:
             # Straight on aio-pika's channel (the one it restores after a reconnection):
             # its Message and Exchange wrappers cost more than the publish itself.
             channel = await self._ballot_channel.get_underlay_channel()
-            await channel.basic_publish(json.dumps(envelope).encode(),
+            await channel.basic_publish(json.dumps(self.sign(envelope)).encode(),
                                         exchange=BALLOTS_EXCHANGE, routing_key=voter_key,
                                         properties=properties, timeout=timeout)
             return await asyncio.wait_for(future, timeout)

@@ -39,7 +39,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from urne.messaging.channels import close_without_cancel
-from urne.messaging.counting_stream import declare_counting, event_route
+from urne.messaging.counting_stream import DEAD_LETTERS, declare_counting, event_route
 from urne.messaging.kernel import RawEnvelope, RawReply
 from urne.messaging.membership import HEARTBEAT_SECONDS, Membership
 from urne.platform.logging import log_fields
@@ -55,7 +55,6 @@ MARKER_TYPE = "ballot_box.closed.v1"
 # The AMQP type of a message carrying several replies: [[correlation id, reply], ...].
 REPLIES_TYPE = "urne.replies"
 WORKERS_EXCHANGE = "urne.vote-workers"
-DEAD_LETTERS = "urne.dead-letters"  # the same fanout exchange and queue as nameko's side
 
 
 def shard_queue(shard: int) -> str:
@@ -113,17 +112,27 @@ class _Delivery:
     reply_to: str | None
     correlation_id: str | None
     body: Any
+    refused: str | None = None  # why the message is not handed to the intake
+
+
+Admit = Callable[[Any], "str | None"]  # None: the message may go in; else why not
+Sign = Callable[[RawEnvelope], RawEnvelope]
 
 
 class ShardWorker:
     def __init__(self, amqp_url: str, shards: int, handle: Handler, *,
                  transient: Callable[[Exception], bool], prefetch: int = 500,
-                 max_batch: int = 500, heartbeat: int = 30, counting_shards: int = 1):
+                 max_batch: int = 500, heartbeat: int = 30, counting_shards: int = 1,
+                 admit: Admit = lambda envelope: None, sign: Sign = lambda env: env):
         """``transient(exc)``: whether a failure is a passing fault (a store that is
         down): such a batch is retried, with backoff, for as long as it takes; any
         other failure is looked for message by message, and the culprit parked.
-        ``counting_shards``: the counting streams the handler's events go to."""
+        ``counting_shards``: the counting streams the handler's events go to.
+        ``admit``: whether a message may reach the handler (signed envelopes); one
+        refused is parked with its reason and its sender told. ``sign``: applied to
+        every event published."""
         self.amqp_url, self.shards, self.handle = amqp_url, shards, handle
+        self.admit, self.sign = admit, sign
         self.counting_shards = counting_shards
         self.transient = transient
         self.prefetch, self.max_batch, self.heartbeat = prefetch, max_batch, heartbeat
@@ -226,17 +235,15 @@ class ShardWorker:
                 envelope = json.loads(body)
             except ValueError:
                 envelope = {"unreadable": body[:200].decode(errors="replace")}
-            if method.exchange != EVENTS_EXCHANGE and isinstance(envelope, dict) and \
-                    envelope.get("type") == MARKER_TYPE:
+            refused = self.admit(envelope)
+            if refused is None and method.exchange != EVENTS_EXCHANGE and \
+                    isinstance(envelope, dict) and envelope.get("type") == MARKER_TYPE:
                 # A close marker counts only from vote.events, where only the vote
                 # service's users may publish; through urne.ballots (the gateway's) it
                 # is a forgery that would close the poll early: refused, never applied.
-                log.error("close marker refused: it came through the ballot exchange",
-                          extra=log_fields(exchange=method.exchange,
-                                           poll_id=str(envelope.get("payload"))[:100]))
-                envelope = {"refused": "a close marker may come only from vote.events"}
+                refused = "not_allowed: a close marker may come only from vote.events"
             self._pending.append(_Delivery(shard, ch, method.delivery_tag, props.reply_to,
-                                           props.correlation_id, envelope))
+                                           props.correlation_id, envelope, refused))
 
         channel.basic_consume(shard_queue(shard), received)
         self._channels[shard] = channel
@@ -258,19 +265,35 @@ class ShardWorker:
 
     def _park(self, channel: BlockingChannel, d: _Delivery, exc: Exception) -> None:
         log.error("ballot message dead-lettered", extra=log_fields(error=repr(exc)[:300]))
-        channel.basic_publish(DEAD_LETTERS, "", json.dumps({
-            "service": "vote", "error_type": type(exc).__name__, "error": str(exc)[:2000],
-            "attempts": 1, "envelope": d.body}).encode(),
-            pika.BasicProperties(content_type="application/json", delivery_mode=2))
-        if d.reply_to and d.correlation_id:  # the client learns now, not by timing out
-            failure = {"ok": False, "error": {"code": "internal_error", "status": 500,
-                                              "detail": "the vote service failed"}}
-            channel.basic_publish(REPLY_EXCHANGE, d.reply_to,
-                                  json.dumps([(d.correlation_id, failure)]).encode(),
-                                  pika.BasicProperties(content_type="application/json",
-                                                       delivery_mode=1, type=REPLIES_TYPE))
+        self._dead_letter(channel, d, {"error_type": type(exc).__name__,
+                                       "error": str(exc)[:2000]},
+                          {"code": "internal_error", "status": 500,
+                           "detail": "the vote service failed"})
         d.channel.basic_ack(d.tag)
         self._pending.remove(d)
+
+    def _refuse(self, channel: BlockingChannel, d: _Delivery) -> None:
+        """Park a message refused on arrival; acked with the rest of its batch."""
+        reason = str(d.refused)
+        log.error("ballot message refused and dead-lettered", extra=log_fields(
+            reason=reason[:300], type=str(d.body.get("type") if isinstance(
+                d.body, dict) else "?")[:100]))
+        self._dead_letter(channel, d, {"error_type": "Refused", "reason": reason.split(":")[0],
+                                       "error": reason[:2000]},
+                          {"code": "message_refused", "status": 403,
+                           "detail": f"message refused: {reason}"[:300]})
+
+    def _dead_letter(self, channel: BlockingChannel, d: _Delivery, why: dict[str, Any],
+                     failure: dict[str, Any]) -> None:
+        channel.basic_publish(DEAD_LETTERS, "", json.dumps({
+            "service": "vote", **why, "attempts": 1, "envelope": d.body}).encode(),
+            pika.BasicProperties(content_type="application/json", delivery_mode=2))
+        if d.reply_to and d.correlation_id:  # the client learns now, not by timing out
+            channel.basic_publish(REPLY_EXCHANGE, d.reply_to,
+                                  json.dumps([(d.correlation_id,
+                                               {"ok": False, "error": failure})]).encode(),
+                                  pika.BasicProperties(content_type="application/json",
+                                                       delivery_mode=1, type=REPLIES_TYPE))
 
     def _flush(self, connection: pika.BlockingConnection, control: BlockingChannel,
                events: BlockingChannel, size: int | None = None) -> None:
@@ -283,7 +306,8 @@ class ShardWorker:
                               "before its writes")
 
         # If this raises, nothing was sent and nothing acked: the loop retries the batch.
-        result = self.handle([d.body for d in batch], [d.shard for d in batch], fence)
+        taken = [d for d in batch if d.refused is None]
+        result = self.handle([d.body for d in taken], [d.shard for d in taken], fence)
         del self._pending[:len(batch)]
         BALLOT_BATCH_SIZE.observe(len(batch))
         # Events first, confirmed: the tally hears of every stored ballot before the
@@ -291,14 +315,17 @@ class ShardWorker:
         # ballots go to their counting streams, anything else to vote.events.
         for env in result.events:
             exchange, key = event_route(env, EVENTS_EXCHANGE)
-            events.basic_publish(exchange, key, json.dumps(env).encode(),
+            events.basic_publish(exchange, key, json.dumps(self.sign(env)).encode(),
                                  pika.BasicProperties(content_type="application/json",
                                                       delivery_mode=2))
             EVENTS_PUBLISHED.labels("vote", env["type"]).inc()
         # One reply message per gateway per batch, not one per ballot: for the broker
         # and for both ends, a message costs far more than its size.
+        for d in batch:
+            if d.refused is not None:
+                self._refuse(control, d)
         replies: dict[str, list[tuple[str, RawReply]]] = {}
-        for d, reply in zip(batch, result.replies, strict=True):
+        for d, reply in zip(taken, result.replies, strict=True):
             if reply is not None and d.reply_to and d.correlation_id:
                 replies.setdefault(d.reply_to, []).append((d.correlation_id, reply))
         for reply_to, answered in replies.items():

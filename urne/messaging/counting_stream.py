@@ -45,6 +45,7 @@ from urne.platform.metrics import COUNTING_SHARDS_OWNED
 log = logging.getLogger(__name__)
 
 COUNTING_EXCHANGE = "urne.counting"
+DEAD_LETTERS = "urne.dead-letters"  # the same fanout exchange and queue as nameko's side
 TALLY_WORKERS_EXCHANGE = "urne.tally-workers"
 RECORDED_TYPE = "ballots.recorded.v1"
 # How long a stream keeps what it was given: the tally needs a message only until its
@@ -126,10 +127,14 @@ class _Delivery:
     body: Any
 
 
+Admit = Callable[[Any], "str | None"]  # None: the message may be counted; else why not
+
+
 class CountingWorker:
     def __init__(self, amqp_url: str, shards: int, counter: Counter, *,
                  transient: Callable[[Exception], bool], prefetch: int = 1000,
-                 max_batch: int = 2000, heartbeat: int = 30, linger: float = 0.1):
+                 max_batch: int = 2000, heartbeat: int = 30, linger: float = 0.1,
+                 admit: Admit = lambda envelope: None):
         """``linger``: how long what arrived may wait for more before it is counted. A
         batch costs a compare-and-set (a Paxos round in Cassandra) per shard it touches,
         whatever its size: under live traffic, messages of a few ballots each come every
@@ -138,6 +143,12 @@ class CountingWorker:
         self.transient = transient
         self.prefetch, self.max_batch, self.heartbeat = prefetch, max_batch, heartbeat
         self.linger = linger
+        # ``admit``: whether a message may be counted (signed envelopes). One refused
+        # stays in its stream (a stream is never rewritten) but is passed over, as any
+        # message that is not a readable ballots.recorded, and a copy is parked in the
+        # dead letters with its reason.
+        self.admit = admit
+        self._control: BlockingChannel | None = None
         self._since = 0.0  # when the oldest pending delivery arrived
         self.membership = Membership(uuid.uuid4().hex[:12])
         self._pending: list[_Delivery] = []
@@ -170,8 +181,10 @@ class CountingWorker:
         connection = pika.BlockingConnection(params)
         self._connection = connection
         try:
-            control = connection.channel()
+            control = self._control = connection.channel()
             declare_counting(control, self.shards)
+            # Where refused messages go (the services declare the queue bound to it).
+            control.exchange_declare(DEAD_LETTERS, "fanout", durable=True)
             self.membership.join(control, TALLY_WORKERS_EXCHANGE)
             # Hear the others before taking any shard: a newcomer that took every shard
             # at once would only have to give most of them back.
@@ -251,6 +264,10 @@ class CountingWorker:
                 envelope = json.loads(body)
             except ValueError:
                 envelope = {"unreadable": body[:200].decode(errors="replace")}
+            refused = self.admit(envelope)
+            if refused is not None:
+                envelope = self._refuse(shard, int(props.headers["x-stream-offset"]),
+                                        envelope, refused)
             if not self._pending:
                 self._since = time.monotonic()
             self._pending.append(_Delivery(shard, ch, method.delivery_tag,
@@ -260,6 +277,19 @@ class CountingWorker:
                               arguments={"x-stream-offset": offset})
         self._channels[shard] = channel
         log.info("counting shard taken", extra=log_fields(shard=shard, offset=offset))
+
+    def _refuse(self, shard: int, offset: int, envelope: Any, reason: str) -> dict[str, str]:
+        """What is counted in place of a refused message (nothing: it is passed over).
+        A redelivery after a restart is parked again: a stream cannot forget it."""
+        log.error("counting message refused and dead-lettered", extra=log_fields(
+            shard=shard, offset=offset, reason=reason[:300]))
+        if self._control is not None:
+            self._control.basic_publish(DEAD_LETTERS, "", json.dumps({
+                "service": "tally", "error_type": "Refused", "reason": reason.split(":")[0],
+                "error": reason[:2000], "attempts": 1, "envelope": envelope,
+                "stream": stream_name(shard), "offset": offset}).encode(),
+                pika.BasicProperties(content_type="application/json", delivery_mode=2))
+        return {"refused": reason}
 
     def _release(self, shard: int) -> None:
         channel = self._channels.pop(shard)

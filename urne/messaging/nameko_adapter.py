@@ -22,7 +22,8 @@ from nameko.messaging import Publisher
 
 from urne.messaging.ballot_stream import ensure_topology
 from urne.messaging.counting_stream import COUNTING_EXCHANGE, event_route
-from urne.messaging.kernel import RawEnvelope, RawReply, RunningCore, ServiceCore
+from urne.messaging.kernel import RawEnvelope, RawReply, RunningCore, ServiceCore, failed
+from urne.messaging.signatures import Refused, Signer, Verifier, load_signer, load_verifier
 from urne.platform.errors import DomainError
 from urne.platform.logging import log_fields
 from urne.platform.metrics import EVENTS_PUBLISHED
@@ -87,6 +88,26 @@ class CoreProvider(DependencyProvider):
         return self.running.core
 
 
+@dataclass(frozen=True)
+class Envelopes:
+    """The service's signer (what it publishes) and verifier (what it consumes)."""
+
+    signer: Signer
+    verifier: Verifier
+
+
+class Trust(DependencyProvider):
+    """Loads the service's envelope key and the producers' public keys at start."""
+
+    def setup(self) -> None:
+        keys_dir = self.container.config[SETTINGS_KEY].keys_dir
+        name = self.container.service_name
+        self.envelopes = Envelopes(load_signer(keys_dir, name), load_verifier(keys_dir, name))
+
+    def get_dependency(self, worker_ctx: Any) -> Envelopes:
+        return self.envelopes
+
+
 class BallotTopology(DependencyProvider):
     """Declares the ballot stream's shard queues when the container starts, so the
     close markers this service emits always have somewhere to go."""
@@ -127,6 +148,15 @@ class Parking:
                       "error": str(exc), "attempts": MAX_EVENT_ATTEMPTS, "envelope": envelope})
         return True
 
+    def refuse(self, envelope: Any, exc: Refused) -> None:
+        """Park a message refused before handling (not signed by whom it names, or not
+        theirs to send): once, with its reason, never retried."""
+        log.error("message refused and dead-lettered", extra=log_fields(
+            reason=exc.reason, detail=exc.detail, type=str(
+                envelope.get("type") if isinstance(envelope, dict) else "?")[:100]))
+        self.publish({"service": self.service, "error_type": "Refused", "reason": exc.reason,
+                      "error": str(exc), "attempts": 1, "envelope": envelope})
+
     def succeeded(self, envelope: Any) -> None:
         if isinstance(envelope, dict):
             self.failures.pop(str(envelope.get("id", "?")), None)
@@ -147,9 +177,10 @@ class DeadLetters(Publisher):
                        super().get_dependency(worker_ctx), self.waits)
 
 
-def publish(core: ServiceCore, dispatch: Dispatch, events: list[RawEnvelope]) -> None:
+def publish(core: ServiceCore, dispatch: Dispatch, envelopes: Envelopes,
+            events: list[RawEnvelope]) -> None:
     for env in events:
-        dispatch(env["type"], env)  # waits for the broker's confirm
+        dispatch(env["type"], envelopes.signer.sign(env))  # waits for the broker's confirm
         EVENTS_PUBLISHED.labels(core.name, env["type"]).inc()
     if events:
         try:
@@ -159,19 +190,40 @@ def publish(core: ServiceCore, dispatch: Dispatch, events: list[RawEnvelope]) ->
                 service=core.name, error=repr(exc)[:300]))
 
 
-def serve_command(core: ServiceCore, dispatch: Dispatch, envelope: RawEnvelope) -> RawReply:
-    """The body of every ``handle`` RPC: run the command, then publish its events."""
+def serve_command(core: ServiceCore, dispatch: Dispatch, envelopes: Envelopes,
+                  envelope: RawEnvelope) -> RawReply:
+    """Run a command, then publish its events: the body of the ``handle`` RPC once the
+    envelope passed (``serve_rpc``), and of the timers, which build their own."""
     reply, events = core.handle(envelope)
-    publish(core, dispatch, events)
+    publish(core, dispatch, envelopes, events)
     return reply
 
 
-def consume_event(core: ServiceCore, dispatch: Dispatch, parking: Parking,
-                  envelope: RawEnvelope) -> None:
-    """The body of every event handler. Raising requeues the event (the handlers are
-    idempotent); after ``MAX_EVENT_ATTEMPTS`` failures it is parked instead."""
+def serve_rpc(core: ServiceCore, dispatch: Dispatch, envelopes: Envelopes, parking: Parking,
+              envelope: RawEnvelope) -> RawReply:
+    """The body of every ``handle`` RPC: a command from the broker runs only if its
+    sender signed it and may send it."""
     try:
-        publish(core, dispatch, core.on_event(envelope))
+        envelopes.verifier.check(envelope)
+    except Refused as exc:
+        parking.refuse(envelope, exc)
+        return failed(DomainError(f"message refused: {exc}"[:300], code="message_refused",
+                                  status=403))
+    return serve_command(core, dispatch, envelopes, envelope)
+
+
+def consume_event(core: ServiceCore, dispatch: Dispatch, envelopes: Envelopes,
+                  parking: Parking, envelope: RawEnvelope) -> None:
+    """The body of every event handler. An event not signed by its producer is parked
+    at once. Raising requeues the event (the handlers are idempotent); after
+    ``MAX_EVENT_ATTEMPTS`` failures it is parked instead."""
+    try:
+        envelopes.verifier.check(envelope)
+    except Refused as exc:
+        parking.refuse(envelope, exc)
+        return
+    try:
+        publish(core, dispatch, envelopes, core.on_event(envelope))
     except Exception as exc:
         if not parking.failed(envelope, exc):
             raise

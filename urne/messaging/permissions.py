@@ -16,8 +16,9 @@ from the code that touches it (``amqp_rpc``, ``ballot_stream``, ``counting_strea
   exchange of every event it listens to, so a service has *configure* on those too:
   that would let it delete one (a denial of service, seen at once), never publish to it.
 - A vote worker is the vote service's ballot path: it publishes vote's events, its
-  replies, and recorded ballots to the counting streams. A tally worker only reads
-  the counting streams.
+  replies, and recorded ballots to the counting streams. A tally worker reads the
+  counting streams, and parks there what it refuses (a message not signed by the vote
+  service) in the dead letters.
 - Membership queues (``urne.vote-workers``, ``urne.tally-workers``) are server-named
   (``amq.gen-…``) and exclusive: only the connection that made one can use it.
 
@@ -112,9 +113,9 @@ PERMISSIONS: dict[Role, Permissions] = {
         read=_names(BALLOT_SHARDS, BALLOTS, _events("vote"), DEAD, COUNTING,
                     _literal(WORKERS_EXCHANGE), SERVER_NAMED)),
     "tally-worker": Permissions(
-        configure=_names(COUNTING, COUNTING_STREAMS, _literal(TALLY_WORKERS_EXCHANGE),
+        configure=_names(COUNTING, COUNTING_STREAMS, _literal(TALLY_WORKERS_EXCHANGE), DEAD,
                          SERVER_NAMED),
-        write=_names(COUNTING_STREAMS, _literal(TALLY_WORKERS_EXCHANGE), SERVER_NAMED),
+        write=_names(COUNTING_STREAMS, _literal(TALLY_WORKERS_EXCHANGE), DEAD, SERVER_NAMED),
         read=_names(COUNTING_STREAMS, COUNTING, _literal(TALLY_WORKERS_EXCHANGE),
                     SERVER_NAMED)),
 }

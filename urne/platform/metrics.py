@@ -18,6 +18,11 @@ EVENTS_HANDLED = Counter(
 EVENTS_PUBLISHED = Counter(
     "urne_events_published_total", "Domain events published after commit.", ["service", "type"],
 )
+MESSAGES_REFUSED = Counter(
+    "urne_messages_refused_total",
+    "Messages a consumer refused before handling them (unsigned, mis-signed, not allowed), "
+    "by reason; each is dead-lettered with its reason.", ["consumer", "reason"],
+)
 BALLOTS = Counter(
     "urne_ballots_recorded_total", "Ballots stored durably by the vote service.",
     ["channel", "kind"],

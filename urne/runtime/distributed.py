@@ -11,6 +11,7 @@ from typing import Any
 from cassandra.cluster import Session
 
 from urne.messaging.kernel import RawEnvelope, RunningCore
+from urne.messaging.signatures import load_signer, load_verifier
 from urne.platform.logging import configure_logging
 from urne.platform.settings import GatewaySettings, ServiceSettings
 from urne.runtime.registry import SERVICES, TALLY, VOTE, ServiceSpec
@@ -105,6 +106,8 @@ def run_vote_worker() -> None:
         ShardWorker(settings.amqp_url, settings.ballot_shards, handle,
                     counting_shards=settings.counting_shards,
                     transient=lambda exc: isinstance(exc, StoreUnavailable),
+                    admit=load_verifier(settings.keys_dir, "vote-worker").admit,
+                    sign=load_signer(settings.keys_dir, "vote").sign,
                     prefetch=settings.vote_worker_prefetch,
                     max_batch=settings.vote_worker_batch,
                     heartbeat=settings.vote_worker_heartbeat_seconds).run(stop)
@@ -120,7 +123,8 @@ def run_gateway(host: str | None = None, port: int | None = None) -> None:
 
     settings = GatewaySettings()
     configure_logging("urne-gateway", settings.log_level)
-    client = AmqpClient(settings.amqp_url, settings.rpc_timeout_seconds)
+    client = AmqpClient(settings.amqp_url, settings.rpc_timeout_seconds,
+                        sign=load_signer(settings.keys_dir, "gateway").sign)
     app = create_app(client, settings.keys_dir, services=tuple(SERVICES),
                      testing=settings.is_development)
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, loop="uvloop",
@@ -148,6 +152,7 @@ def run_tally_worker() -> None:
     try:
         CountingWorker(settings.amqp_url, settings.counting_shards, counters,
                        transient=lambda exc: isinstance(exc, StoreUnavailable | RulesUnknown),
+                       admit=load_verifier(settings.keys_dir, "tally-worker").admit,
                        heartbeat=settings.vote_worker_heartbeat_seconds).run(stop)
     finally:
         session.cluster.shutdown()

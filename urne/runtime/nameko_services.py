@@ -31,10 +31,12 @@ from urne.messaging.nameko_adapter import (
     BallotTopology,
     CoreProvider,
     DeadLetters,
+    Trust,
     consume_event,
     counting_publisher,
     routed,
     serve_command,
+    serve_rpc,
 )
 from urne.runtime.distributed import running_core
 from urne.runtime.registry import IDENTITY, PROPOSAL, SCHEDULE_INTERVAL_SECONDS, TALLY, VOTE
@@ -46,18 +48,19 @@ class IdentityService:
     core: Any = CoreProvider(lambda settings: running_core(IDENTITY, settings))
     dispatch: Any = EventDispatcher()
     dead_letters: Any = DeadLetters()
+    trust: Any = Trust()
 
     @rpc
     def handle(self, envelope: RawEnvelope) -> RawReply:
-        return serve_command(self.core, self.dispatch, envelope)
+        return serve_rpc(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @event_handler(PollOpened.PRODUCER, PollOpened.TYPE, requeue_on_error=True)
     def on_poll_opened(self, envelope: RawEnvelope) -> None:
-        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @event_handler(PollClosed.PRODUCER, PollClosed.TYPE, requeue_on_error=True)
     def on_poll_closed(self, envelope: RawEnvelope) -> None:
-        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
 
 class ProposalService:
@@ -66,21 +69,22 @@ class ProposalService:
     core: Any = CoreProvider(lambda settings: running_core(PROPOSAL, settings))
     dispatch: Any = EventDispatcher()
     dead_letters: Any = DeadLetters()
+    trust: Any = Trust()
 
     @rpc
     def handle(self, envelope: RawEnvelope) -> RawReply:
-        return serve_command(self.core, self.dispatch, envelope)
+        return serve_rpc(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @event_handler(ResultPublished.PRODUCER, ResultPublished.TYPE,
                    requeue_on_error=True)
     def on_result_published(self, envelope: RawEnvelope) -> None:
-        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @timer(interval=SCHEDULE_INTERVAL_SECONDS)
     def run_schedule(self) -> None:
         """Polls open and close at their times; events a crash held back go again.
         Every proposal process runs it: a poll's compare-and-set lets one of them act."""
-        serve_command(self.core, self.dispatch, wrap(RunSchedule(), "proposal"))
+        serve_command(self.core, self.dispatch, self.trust, wrap(RunSchedule(), "proposal"))
 
 
 class VoteService:
@@ -94,30 +98,31 @@ class VoteService:
     dispatch: Any = EventDispatcher()
     counting: Any = counting_publisher()
     dead_letters: Any = DeadLetters()
+    trust: Any = Trust()
     ballot_topology: Any = BallotTopology()
 
     @rpc
     def handle(self, envelope: RawEnvelope) -> RawReply:
-        return serve_command(self.core, self.dispatch, envelope)
+        return serve_rpc(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @event_handler(PollOpened.PRODUCER, PollOpened.TYPE, requeue_on_error=True)
     def on_poll_opened(self, envelope: RawEnvelope) -> None:
-        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @event_handler(PollClosed.PRODUCER, PollClosed.TYPE, requeue_on_error=True)
     def on_poll_closed(self, envelope: RawEnvelope) -> None:
-        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @event_handler(PollCloseExtended.PRODUCER, PollCloseExtended.TYPE,
                    requeue_on_error=True)
     def on_poll_close_extended(self, envelope: RawEnvelope) -> None:
-        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @event_handler(BallotsMissing.PRODUCER, BallotsMissing.TYPE, requeue_on_error=True)
     def on_ballots_missing(self, envelope: RawEnvelope) -> None:
         # The ballots go again to their counting streams.
-        consume_event(self.core, routed(self.dispatch, self.counting), self.dead_letters,
-                      envelope)
+        consume_event(self.core, routed(self.dispatch, self.counting), self.trust,
+                      self.dead_letters, envelope)
 
 
 class TallyService:
@@ -130,34 +135,35 @@ class TallyService:
     core: Any = CoreProvider(lambda settings: running_core(TALLY, settings))
     dispatch: Any = EventDispatcher()
     dead_letters: Any = DeadLetters()
+    trust: Any = Trust()
 
     @rpc
     def handle(self, envelope: RawEnvelope) -> RawReply:
-        return serve_command(self.core, self.dispatch, envelope)
+        return serve_rpc(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @event_handler(PollOpened.PRODUCER, PollOpened.TYPE, requeue_on_error=True)
     def on_poll_opened(self, envelope: RawEnvelope) -> None:
-        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @event_handler(BallotBoxSealed.PRODUCER, BallotBoxSealed.TYPE,
                    requeue_on_error=True)
     def on_ballot_box_sealed(self, envelope: RawEnvelope) -> None:
-        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @event_handler(PollClosed.PRODUCER, PollClosed.TYPE, requeue_on_error=True)
     def on_poll_closed(self, envelope: RawEnvelope) -> None:
-        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @event_handler(PollResultReleased.PRODUCER, PollResultReleased.TYPE,
                    requeue_on_error=True)
     def on_poll_result_released(self, envelope: RawEnvelope) -> None:
-        consume_event(self.core, self.dispatch, self.dead_letters, envelope)
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @timer(interval=SCHEDULE_INTERVAL_SECONDS)
     def check_polls(self) -> None:
         """Sealed polls publish even if the piece that completed them came to another
         process; one short of ballots asks the vote service for them again."""
-        serve_command(self.core, self.dispatch, wrap(CheckPolls(), "tally"))
+        serve_command(self.core, self.dispatch, self.trust, wrap(CheckPolls(), "tally"))
 
 
 NAMEKO_SERVICES: dict[str, type] = {

@@ -1,0 +1,155 @@
+"""Signed envelopes (distributed profile): who sent a message, and may they send it.
+
+Whoever can publish to RabbitMQ could otherwise write any ``producer`` in an envelope.
+Each process role signs what it publishes with its service's Ed25519 key
+(``envelope-<service>`` in ``URNE_KEYS_DIR``), and each consumer checks, before the
+message reaches a core, that the signature is good, that the key is the named
+producer's, and that this producer may send this type: an event only by the service
+that owns it (``Event.PRODUCER``), a command only by its ``Command.SENDERS``.
+
+The signature is a member of the envelope::
+
+    "signature": {"kid": "<key id>", "sig": "<base64url, unpadded>"}
+
+over ``SIGNED_PREFIX`` followed by the envelope *without* its ``signature`` member as
+RFC 8785 canonical JSON (members sorted, no whitespace, UTF-8). Envelopes carry no
+floating-point numbers (a test checks every contract schema), and for strings,
+integers, booleans, null, arrays and objects with ASCII member names, Python's
+``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` writes exactly
+the RFC 8785 bytes, at C speed (a test checks the two against the ``rfc8785`` package).
+The signature covers every member, known or not, so a reader tolerant of new optional
+fields still verifies what was sent. Ed25519 is the only algorithm: there is no ``alg``
+member to choose another.
+
+A replayed envelope verifies (it is the same message): consumers are idempotent on
+what it carries (an event's effect, a ballot's id), so it has no second effect.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+
+from urne.contracts.envelope import REGISTRY, Command, Event
+from urne.crypto.keys import (
+    ENVELOPE_KEY_NAMES,
+    PublicKey,
+    SigningKey,
+    b64url,
+    b64url_decode,
+    load_public_key,
+    load_signing_key,
+)
+from urne.platform.metrics import MESSAGES_REFUSED
+
+SIGNED_PREFIX = b"urne-envelope-v1\n"  # a signature made for an envelope means nothing else
+SIGNATURE = "signature"
+KEY_PREFIX = "envelope-"
+# The roles that sign what they publish (ENVELOPE_KEY_NAMES): the gateway (commands and
+# ballots) and the four services (their events; a vote worker signs with its service's
+# key).
+
+
+def signed_bytes(raw: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in raw.items() if k != SIGNATURE}
+    return SIGNED_PREFIX + json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                      ensure_ascii=False).encode()
+
+
+class Refused(Exception):
+    """A message its consumer does not take: ``reason`` is a stable word."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class Signer:
+    producer: str
+    key: SigningKey
+    kid: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kid", self.key.public.kid)
+
+    def sign(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """``raw`` with its signature (a new dict; a signature already there is replaced)."""
+        if raw.get("producer") != self.producer:
+            raise ValueError(f"{self.producer} may not sign for {raw.get('producer')!r}")
+        sig = b64url(self.key.sign(signed_bytes(raw)))
+        return {**{k: v for k, v in raw.items() if k != SIGNATURE},
+                SIGNATURE: {"kid": self.kid, "sig": sig}}
+
+
+def allowed(msg_type: str, producer: str) -> bool:
+    cls = REGISTRY.get(msg_type)
+    if cls is None:
+        return True  # not ours to refuse: the consumer answers unknown_message_type
+    if issubclass(cls, Event):
+        return producer == cls.PRODUCER
+    if issubclass(cls, Command):
+        return producer in cls.SENDERS
+    return False
+
+
+@dataclass
+class Verifier:
+    """Checks envelopes against the producers' public keys, selected by ``kid``."""
+
+    keys: dict[str, PublicKey]  # kid -> the key, named envelope-<producer>
+    consumer: str  # for the refusals' metric
+
+    @classmethod
+    def of(cls, keys: Iterable[PublicKey], consumer: str) -> Verifier:
+        return cls({k.kid: k for k in keys}, consumer)
+
+    def check(self, raw: Any) -> None:
+        """Raises ``Refused`` (counted) unless ``raw`` is signed by its producer, who may
+        send its type."""
+        try:
+            self._check(raw)
+        except Refused as exc:
+            MESSAGES_REFUSED.labels(self.consumer, exc.reason).inc()
+            raise
+
+    def _check(self, raw: Any) -> None:
+        if not isinstance(raw, dict):
+            raise Refused("unreadable", "not a JSON object")
+        signature = raw.get(SIGNATURE)
+        if not isinstance(signature, dict):
+            raise Refused("unsigned", "the envelope carries no signature")
+        producer, msg_type = raw.get("producer"), raw.get("type")
+        key = self.keys.get(str(signature.get("kid")))
+        if key is None:
+            raise Refused("unknown_key", f"no key {str(signature.get('kid'))[:40]!r}")
+        if key.name != f"{KEY_PREFIX}{producer}":
+            raise Refused("wrong_producer",
+                          f"signed with {key.name}, not the key of {str(producer)[:40]!r}")
+        try:
+            key.key.verify(b64url_decode(str(signature.get("sig"))), signed_bytes(raw))
+        except (InvalidSignature, ValueError) as exc:
+            raise Refused("bad_signature", "the signature does not match") from exc
+        if not allowed(str(msg_type), str(producer)):
+            raise Refused("not_allowed", f"{producer} may not send {str(msg_type)[:80]}")
+
+    def admit(self, raw: Any) -> str | None:
+        """None if ``raw`` passes, else why not (counted)."""
+        try:
+            self.check(raw)
+        except Refused as exc:
+            return str(exc)
+        return None
+
+
+def load_signer(keys_dir: Path, producer: str) -> Signer:
+    return Signer(producer, load_signing_key(keys_dir, f"{KEY_PREFIX}{producer}"))
+
+
+def load_verifier(keys_dir: Path, consumer: str) -> Verifier:
+    return Verifier.of((load_public_key(keys_dir, name) for name in ENVELOPE_KEY_NAMES), consumer)
