@@ -45,8 +45,10 @@ class System:
     # Where the counting processes serve their Prometheus metrics (the lag is there).
     tally_metrics: list[str] = field(default_factory=list)
     commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
-    # Distributed: each role's own broker user (urne/messaging/permissions.py).
+    # Distributed: each role's own broker user (urne/messaging/permissions.py), and each
+    # service's own Cassandra role (urne/storage/roles.py): (role, password).
     amqp_urls: dict[str, str] = field(default_factory=dict)
+    store_logins: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def restart(self, name: str) -> None:
         """Start ``name`` again (after a test killed or stopped it)."""
@@ -93,9 +95,12 @@ class System:
 
 
 def _start(system: System, name: str, args: list[str], env: dict[str, str]) -> None:
+    role = args[1] if args[0] == "service" else args[0]
     if system.amqp_urls:  # the process connects as the user of its role
-        env = {**env, "URNE_AMQP_URL": system.amqp_urls[args[1] if args[0] == "service"
-                                                        else args[0]]}
+        env = {**env, "URNE_AMQP_URL": system.amqp_urls[role]}
+    login = system.store_logins.get(role.removesuffix("-worker"))
+    if login:  # and to Cassandra as its service's role
+        env = {**env, "URNE_CASSANDRA_USERNAME": login[0], "URNE_CASSANDRA_PASSWORD": login[1]}
     system.commands[name] = (args, env)
     log = open(system.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
     system.processes[name] = subprocess.Popen(
@@ -156,6 +161,7 @@ def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16,
         grant(MANAGEMENT.removesuffix("/api"), vhost, role, f"load-{run}-{role}", password,
               GUEST)
         system.amqp_urls[role] = f"amqp://load-{run}-{role}:{password}@127.0.0.1:5672/{vhost}"
+    system.store_logins = _store_roles(system.keyspace_prefix or "")
     generate_keys(workdir / "keys")
     env = {
         "URNE_ENVIRONMENT": "test", "URNE_LOG_LEVEL": "WARNING",
@@ -186,6 +192,19 @@ def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16,
     return system
 
 
+def _store_roles(prefix: str) -> dict[str, tuple[str, str]]:
+    """Each service's keyspace and Cassandra role, as ``urne store roles`` makes them."""
+    from urne.platform.settings import StoreSettings
+    from urne.storage.cassandra import connect
+    from urne.storage.roles import grant_all
+
+    session = connect(StoreSettings())  # the administrator's login
+    try:
+        return grant_all(session, StoreSettings(cassandra_keyspace_prefix=prefix))
+    finally:
+        session.cluster.shutdown()
+
+
 def _drop_keyspaces(prefix: str) -> None:
     from urne.platform.settings import StoreSettings
     from urne.storage.cassandra import connect
@@ -194,5 +213,6 @@ def _drop_keyspaces(prefix: str) -> None:
     try:
         for name in SERVICES:
             session.execute(f"DROP KEYSPACE IF EXISTS {prefix}{name}", timeout=60)
+            session.execute(f"DROP ROLE IF EXISTS {prefix}{name}")
     finally:
         session.cluster.shutdown()

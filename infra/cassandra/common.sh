@@ -69,9 +69,13 @@ CASSANDRA_CHECK_PYTHON="${URNE_CASSANDRA_CHECK_PYTHON:-$CASSANDRA_SCRIPT_DIR/../
 # True when the node answers a real CQL query; prints the release version.
 cql_ready() {
     "$CASSANDRA_CHECK_PYTHON" - "$CASSANDRA_HOST" "$CASSANDRA_PORT" 2>/dev/null <<'PY'
-import sys
+import os, sys
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster
-cluster = Cluster([sys.argv[1]], port=int(sys.argv[2]), connect_timeout=5)
+# Ready means: the superuser can log in (urne's migrations and roles need it).
+login = PlainTextAuthProvider(os.environ.get("URNE_CASSANDRA_USERNAME", "cassandra"),
+                              os.environ.get("URNE_CASSANDRA_PASSWORD", "cassandra"))
+cluster = Cluster([sys.argv[1]], port=int(sys.argv[2]), connect_timeout=5, auth_provider=login)
 try:
     print(cluster.connect().execute("SELECT release_version FROM system.local", timeout=5).one()[0])
 finally:

@@ -131,6 +131,8 @@ jvm_opts+=(
     "-Dcassandra.logdir=$CASSANDRA_LOG_DIR"
     "-Dcassandra.storagedir=$CASSANDRA_DATA_DIR"
     "-Dcassandra.triggers_dir=$CASSANDRA_DATA_DIR/triggers"
+    # The default superuser at once, not 10 s after startup: readiness logs in with it.
+    "-Dcassandra.superuser_setup_delay_ms=0"
 )
 if ((CASSANDRA_JMX_PORT > 0)); then
     # Local-only JMX (Cassandra binds it to loopback) so nodetool works; the

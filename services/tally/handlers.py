@@ -20,7 +20,7 @@ from urne.contracts.commands import (
     ProveInclusion,
 )
 from urne.contracts.events import (
-    BallotBoxSealed,
+    BallotBoxSealedV2,
     BallotsMissing,
     BallotsRecorded,
     PollClosed,
@@ -93,8 +93,9 @@ def _disagreement(poll: domain.TallySheet, merged: domain.Merged,
                 f"sealed {poll.sealed_count}")
     if len(ballots) != poll.sealed_count:
         return f"the copy holds {len(ballots)} ballots, the seal {poll.sealed_count}"
-    digest = ballot_set_digest(b.ballot_id for b in ballots)
-    if poll.sealed_digest is not None and digest != poll.sealed_digest:
+    if poll.sealed_digest is None:  # a seal stored from a retired v1 without its digest
+        return "the seal carries no digest of the sealed ballots"
+    if ballot_set_digest(b.ballot_id for b in ballots) != poll.sealed_digest:
         return "the copy holds other ballots than the sealed set (digest)"
     try:
         streamed = merged.tally.result()
@@ -165,7 +166,7 @@ class TallyHandlers:
         self.store.close(event.poll_id, event.closed_at)
         self._try_publish(event.poll_id, ctx)
 
-    def on_ballot_box_sealed(self, event: BallotBoxSealed, ctx: Context) -> None:
+    def on_ballot_box_sealed(self, event: BallotBoxSealedV2, ctx: Context) -> None:
         self.store.save_seal(event.poll_id, event.ballots_recorded, event.ballots_digest)
         self._try_publish(event.poll_id, ctx)
 
@@ -441,7 +442,7 @@ class TallyHandlers:
             subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed,
                            **({} if self.counted_by_workers else
                               {BallotsRecorded: self.on_ballots_recorded}),
-                           BallotBoxSealed: self.on_ballot_box_sealed,
+                           BallotBoxSealedV2: self.on_ballot_box_sealed,
                            PollResultReleased: self.on_poll_result_released},
             ping=self.store.ping,
             published=self.published,

@@ -25,7 +25,7 @@ from urne.contracts.commands import CastBallot
 from urne.contracts.envelope import Envelope
 from urne.contracts.events import (
     BallotBoxClosed,
-    BallotBoxSealed,
+    BallotBoxSealedV2,
     BallotsRecorded,
     RecordedBallot,
 )
@@ -271,10 +271,10 @@ class BallotIntake:
                for b in chunk]
         seal = self.store.save_seal(Seal(poll_id, len(ids), ballot_set_digest(ids),
                                          self.clock()))
-        events.append(wrap(BallotBoxSealed(poll_id=poll_id,
-                                           ballots_recorded=seal.ballots_recorded,
-                                           ballots_digest=seal.ballots_digest,
-                                           sealed_at=seal.sealed_at), PRODUCER))
+        events.append(wrap(BallotBoxSealedV2(poll_id=poll_id,
+                                             ballots_recorded=seal.ballots_recorded,
+                                             ballots_digest=seal.ballots_digest,
+                                             sealed_at=seal.sealed_at), PRODUCER))
 
 
 def recorded_events(ballots: list[RecordedBallot], shards: int,

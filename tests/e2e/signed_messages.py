@@ -162,7 +162,7 @@ def run_signed_messages(system: System) -> None:
     assert r.status_code == 201 and r.json()["sequence"] == 2, r.text  # after the replayed one
 
     # 3. Closed for real, published; the real poll.closed sent again has no second effect.
-    # A capture (from now: the forgeries went before) of the real poll.closed, for the replay at the end.
+    # Captured from now on (the forgeries went before), to be sent again.
     capture = pika.BlockingConnection(pika.URLParameters(system.admin_url))
     channel = capture.channel()
     captured = channel.queue_declare("", exclusive=True).method.queue

@@ -38,6 +38,7 @@ from tests.support.servers import (
     drop_keyspaces,
     require_cassandra,
     require_rabbitmq,
+    store_roles,
 )
 from urne.contracts import wrap
 from urne.contracts.commands import IssueVotingToken, IssueVotingTokenV2
@@ -64,10 +65,16 @@ class Distributed:
     metrics_ports: dict[str, int]
     amqp_urls: dict[Role, str]  # each role's own user
     keys: Path
+    store_logins: dict[str, tuple[str, str]]  # service -> its Cassandra role, password
 
     def env_of(self, name: str) -> dict[str, str]:
-        """The settings of process ``name``: its role's broker user, its metrics port."""
-        return {**self.env, "URNE_AMQP_URL": self.amqp_urls[role_of(name)],
+        """The settings of process ``name``: its role's broker user, its service's
+        Cassandra role, its metrics port."""
+        role = role_of(name)
+        login = self.store_logins.get(role.removesuffix("-worker"))
+        store = {"URNE_CASSANDRA_USERNAME": login[0],
+                 "URNE_CASSANDRA_PASSWORD": login[1]} if login else {}
+        return {**self.env, "URNE_AMQP_URL": self.amqp_urls[role], **store,
                 "URNE_METRICS_PORT": str(self.metrics_ports.get(name, 0))}
 
     def restart(self, name: str) -> None:
@@ -123,7 +130,8 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
     metrics_ports = {name: free_port() for name in SERVICES}
     procs: dict[str, Proc] = {}
     system = Distributed(f"http://127.0.0.1:{gateway_port}", root / "outbox" / "email.jsonl",
-                         env, procs, log_dir, metrics_ports, amqp_urls, keys)
+                         env, procs, log_dir, metrics_ports, amqp_urls, keys,
+                         store_roles(env["URNE_CASSANDRA_KEYSPACE_PREFIX"]))
     for name in SERVICES:
         procs[name] = start(name, ["service", name], system.env_of(name), log_dir)
     for worker in VOTE_WORKERS:
@@ -158,6 +166,23 @@ def test_every_process_connects_as_the_user_of_its_role(distributed: Distributed
             break
         time.sleep(1)
     assert users - {"guest"} == expected, users
+
+
+def test_every_service_logs_in_to_cassandra_as_its_own_role(distributed: Distributed) -> None:
+    """Each service's processes (the vote and tally workers too) hold a connection as
+    their service's role (Cassandra's own list of its clients), which may use its own
+    keyspace only (tests/integration/test_store_roles.py)."""
+    from urne.platform.settings import StoreSettings
+    from urne.storage.cassandra import connect
+
+    host, port = cassandra_address()
+    session = connect(StoreSettings(cassandra_hosts=host, cassandra_port=port))
+    try:
+        users = {r.username for r in session.execute(
+            "SELECT username FROM system_views.clients")}
+    finally:
+        session.cluster.shutdown()
+    assert {role for role, _ in distributed.store_logins.values()} <= users, users
 
 
 def test_broker_access_does_not_buy_a_voting_token(distributed: Distributed) -> None:

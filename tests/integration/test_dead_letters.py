@@ -34,7 +34,7 @@ def _park(channel: Any, record: Any) -> None:
 
 def test_list_and_replay(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("URNE_AMQP_URL", amqp_url)
-    event = {"id": str(uuid.uuid4()), "type": "ballot_box.sealed.v1", "producer": "vote",
+    event = {"id": str(uuid.uuid4()), "type": "ballot_box.sealed.v2", "producer": "vote",
              "occurred_at": "2026-11-30T00:00:00Z", "trace_id": "t",
              "payload": {"poll_id": "p1", "ballots_recorded": 3}}
     ballot = {"id": str(uuid.uuid4()), "type": "ballot.cast.v2", "producer": "gateway",
@@ -45,7 +45,7 @@ def test_list_and_replay(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> None
     # Where the event first went: a consumer's queue bound to the producer's exchange.
     channel.exchange_declare("vote.events", "topic", durable=True)
     channel.queue_declare("tally-seals", durable=True)
-    channel.queue_bind("tally-seals", "vote.events", "ballot_box.sealed.v1")
+    channel.queue_bind("tally-seals", "vote.events", "ballot_box.sealed.v2")
     _park(channel, {"service": "tally", "error_type": "RuntimeError", "error": "a bug",
                     "attempts": 5, "envelope": event})
     _park(channel, {"service": "vote", "error_type": "RuntimeError", "error": "a bug",
@@ -58,7 +58,7 @@ def test_list_and_replay(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> None
         assert listed.exit_code == 0, listed.output
         rows = [json.loads(line) for line in listed.output.splitlines()]
         assert [(r["type"], r["replayable"]) for r in rows] == [
-            ("ballot_box.sealed.v1", True), ("ballot.cast.v2", False), (None, False)]
+            ("ballot_box.sealed.v2", True), ("ballot.cast.v2", False), (None, False)]
         assert rows[0]["id"] == event["id"] and rows[0]["service"] == "tally"
 
     other = cli.invoke(app, ["dlq", "replay", "--id", str(uuid.uuid4())])

@@ -18,7 +18,7 @@ from typing import Any
 from tests.unit.helpers import Clock, deliver, ok, types
 from urne.contracts import unwrap, wrap
 from urne.contracts.commands import CastBallot, CheckPolls, GetRecord
-from urne.contracts.events import BallotBoxSealed, BallotsRecorded, PollClosed, PollOpened
+from urne.contracts.events import BallotBoxSealedV2, BallotsRecorded, PollClosed, PollOpened
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import generate_keys, load_signing_key
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
@@ -104,7 +104,7 @@ def test_a_lost_ballots_recorded_is_fetched_again(backend: Callable[[str], Any],
     assert deliver(tally, poll_closed) == []  # the tally hears the close too
     [closed_marker] = deliver(vote, poll_closed)
     sealed = intake.record([closed_marker], 0).events
-    assert types(sealed) == ["ballot_box.sealed.v1"]
+    assert types(sealed) == ["ballot_box.sealed.v2"]
     assert _to(tally, sealed) == []  # short of three ballots: nothing published
 
     def check() -> tuple[dict[str, Any], list[RawEnvelope]]:
@@ -160,7 +160,7 @@ def test_a_result_announcement_a_crash_kept_from_the_broker_goes_again(
     deliver(tally, PollOpened(poll_id=poll_id, consultation_id="c", rules=RULES,
                               rules_hash=rules_hash(RULES), opened_at=clock()))
     deliver(tally, PollClosed(poll_id=poll_id, closed_at=clock()))
-    lost = deliver(tally, BallotBoxSealed(poll_id=poll_id, ballots_recorded=0,
+    lost = deliver(tally, BallotBoxSealedV2(poll_id=poll_id, ballots_recorded=0,
                                           ballots_digest=ballot_set_digest([]),
                                           sealed_at=clock()))
     assert types(lost) == ["result.published.v1"]  # ... and the process dies

@@ -30,7 +30,7 @@ from urne.contracts import wrap
 from urne.contracts.commands import CheckHealth, GetResult
 from urne.contracts.events import (
     BallotBoxClosed,
-    BallotBoxSealed,
+    BallotBoxSealedV2,
     BallotsRecorded,
     PollClosed,
     PollOpened,
@@ -298,11 +298,11 @@ def test_events_and_rpc_flow_through_real_containers(container_factory: Any,
         assert counters.apply({shard: [(offset, recorded)]}) == set()
     finally:
         session.cluster.shutdown()
-    seal = BallotBoxSealed(poll_id=poll_id, ballots_recorded=1,
+    seal = BallotBoxSealedV2(poll_id=poll_id, ballots_recorded=1,
                            ballots_digest=ballot_set_digest(["b" * 32]),
                            sealed_at="2026-06-01T10:00:00Z")
-    with entrypoint_waiter(tally, "on_ballot_box_sealed"):
-        dispatch("vote", BallotBoxSealed.TYPE, wrap(seal, "vote"))
+    with entrypoint_waiter(tally, "on_ballot_box_sealed_v2"):
+        dispatch("vote", BallotBoxSealedV2.TYPE, wrap(seal, "vote"))
     # The proposal service's close: with the seal, what signing needs.
     with entrypoint_waiter(tally, "on_poll_closed"):
         dispatch("proposal", PollClosed.TYPE, wrap(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 import pytest
 
@@ -49,16 +50,37 @@ def require_rabbitmq() -> None:
     _require("RabbitMQ", "127.0.0.1", 5672, "infra/rabbitmq/start.sh")
 
 
-def drop_keyspaces(prefix: str) -> None:
-    """Drop every service keyspace a test run created under ``prefix``."""
+def _admin_session() -> Any:
     from urne.platform.settings import StoreSettings
-    from urne.runtime.registry import SERVICES
     from urne.storage.cassandra import connect
 
     host, port = cassandra_address()
-    session = connect(StoreSettings(cassandra_hosts=host, cassandra_port=port))
+    return connect(StoreSettings(cassandra_hosts=host, cassandra_port=port))
+
+
+def store_roles(prefix: str) -> dict[str, tuple[str, str]]:
+    """A Cassandra role per service for a test run under ``prefix`` (keyspaces made):
+    service -> (role, password), as ``urne store roles`` makes them."""
+    from urne.platform.settings import StoreSettings
+    from urne.storage.roles import grant_all
+
+    host, port = cassandra_address()
+    session = _admin_session()
+    try:
+        return grant_all(session, StoreSettings(cassandra_hosts=host, cassandra_port=port,
+                                                cassandra_keyspace_prefix=prefix))
+    finally:
+        session.cluster.shutdown()
+
+
+def drop_keyspaces(prefix: str) -> None:
+    """Drop every service keyspace, and role, a test run created under ``prefix``."""
+    from urne.runtime.registry import SERVICES
+
+    session = _admin_session()
     try:
         for name in SERVICES:
             session.execute(f"DROP KEYSPACE IF EXISTS {prefix}{name}", timeout=60)
+            session.execute(f"DROP ROLE IF EXISTS {prefix}{name}")
     finally:
         session.cluster.shutdown()

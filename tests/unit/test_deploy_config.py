@@ -64,8 +64,11 @@ def test_counting_shards_are_a_power_of_two_and_vote_shards_any_count() -> None:
     assert ServiceSettings(environment="test").counting_shards == 4
 
 
+STORE_LOGIN = {"cassandra_username": "urne_vote", "cassandra_password": "pw"}
+
+
 def test_the_broker_guest_is_refused_outside_development() -> None:
-    secret = {"pseudonym_secret": "s" * 40}
+    secret = {"pseudonym_secret": "s" * 40, **STORE_LOGIN}
     for url in ("amqp://guest:guest@rabbitmq:5672/", "amqp://rabbitmq:5672/",
                 "amqp://urne-vote@rabbitmq:5672/", "amqp://urne-vote:guest@rabbitmq/"):
         with pytest.raises(ValidationError, match="broker user"):
@@ -76,3 +79,28 @@ def test_the_broker_guest_is_refused_outside_development() -> None:
     ok = ServiceSettings(environment="production", amqp_url="amqp://urne-vote:x7@rabbitmq/",
                          **secret)
     assert ok.amqp_url.startswith("amqp://urne-vote:")
+
+
+def test_the_cassandra_superuser_is_refused_outside_development() -> None:
+    base = {"environment": "production", "amqp_url": "amqp://urne-vote:pw@rabbitmq/",
+            "pseudonym_secret": "s" * 40}
+    for login in ({}, {"cassandra_username": "cassandra", "cassandra_password": "other"},
+                  {"cassandra_username": "urne_vote", "cassandra_password": ""},
+                  {"cassandra_username": "", "cassandra_password": "pw"}):
+        with pytest.raises(ValidationError, match="URNE_CASSANDRA_USERNAME"):
+            ServiceSettings(**base, **login)
+        ServiceSettings(**{**base, "environment": "test"}, **login)  # development: as it comes
+    assert ServiceSettings(**base, **STORE_LOGIN).cassandra_username == "urne_vote"
+
+
+def test_compose_logs_each_service_in_to_cassandra_as_its_own_role() -> None:
+    compose = COMPOSE["services"]
+    for name, service in (("identity", "identity"), ("proposal", "proposal"),
+                          ("vote", "vote"), ("tally", "tally"), ("vote-worker", "vote"),
+                          ("tally-worker", "tally")):
+        env = compose[name]["environment"]
+        assert env["URNE_CASSANDRA_USERNAME"] == f"urne_{service}", name
+        assert f"URNE_CASSANDRA_PASSWORD_{service.upper()}" in env["URNE_CASSANDRA_PASSWORD"]
+        assert "store-roles" in compose[name]["depends_on"], name
+    assert "URNE_CASSANDRA_USERNAME" not in compose["gateway"]["environment"]
+    assert compose["store-roles"]["command"] == ["store", "roles"]

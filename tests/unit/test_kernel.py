@@ -197,9 +197,10 @@ def test_development_secrets_are_refused_outside_development() -> None:
     from urne.platform.settings import EmbeddedSettings, ServiceSettings
 
     for settings in (ServiceSettings, EmbeddedSettings):
-        # (a service also needs a broker user of its own outside development)
-        broker = {"amqp_url": "amqp://urne-vote:pw@rabbitmq/"} \
-            if settings is ServiceSettings else {}
+        # (a service also needs a broker user and a store role of its own outside
+        # development)
+        broker = {"amqp_url": "amqp://urne-vote:pw@rabbitmq/", "cassandra_username": "urne_vote",
+                  "cassandra_password": "pw"} if settings is ServiceSettings else {}
         assert settings(environment="development")
         with pytest.raises(ValidationError, match="URNE_PSEUDONYM_SECRET"):
             settings(environment="production", **broker)

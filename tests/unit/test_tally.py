@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests.unit.helpers import Clock, deliver, ok, refused, service_db, types
 from urne import __version__
-from urne.contracts import Event
+from urne.contracts import Event, wrap
 from urne.contracts.commands import (
     CheckPolls,
     GetRecord,
@@ -26,6 +26,7 @@ from urne.contracts.commands import (
 )
 from urne.contracts.events import (
     BallotBoxSealed,
+    BallotBoxSealedV2,
     BallotsRecorded,
     PollClosed,
     PollOpened,
@@ -75,8 +76,17 @@ def closed(poll_id: str = POLL) -> PollClosed:
     return PollClosed(poll_id=poll_id, closed_at=AT)
 
 
-def sealed(n: int, poll_id: str = POLL) -> BallotBoxSealed:
-    return BallotBoxSealed(poll_id=poll_id, ballots_recorded=n, sealed_at=AT)
+def sealed(n: int, poll_id: str = POLL) -> BallotBoxSealedV2:
+    """The vote service's seal of the first ``n`` ballots these tests store in
+    ``poll_id``: BALLOTS (or ``many(n)``) in POLL, the one "z" ballot elsewhere."""
+    if poll_id != POLL:
+        ids = ["z-1"]
+    elif n <= len(BALLOTS):
+        ids = [b.ballots[0].ballot_id for b in BALLOTS]
+    else:
+        ids = [r.ballot_id for r in many(n).ballots]
+    return BallotBoxSealedV2(poll_id=poll_id, ballots_recorded=n,
+                             ballots_digest=ballot_set_digest(ids[:n]), sealed_at=AT)
 
 
 # Three voters; "b" changed their mind, so 4 stored ballots and 3 counted:
@@ -404,6 +414,21 @@ def test_a_sealed_poll_is_signed_only_once_closed(tmp_path: Path, tally_key: Sig
     other = make_tally(tmp_path / "other", tally_key, clock, closed_first=())
     assert other.feed(opened(), closed(), *BALLOTS) == []  # closed, not sealed: waits
     assert types(other.feed(sealed(4))) == ["result.published.v1"]
+
+
+def test_a_seal_without_its_digest_never_signs(tally: Tally) -> None:
+    """v1 seals had an optional digest, which a forger could leave out: they are no
+    longer taken, and a seal stored from one before the upgrade does not make the tally
+    sign on its count alone."""
+    legacy = wrap(BallotBoxSealed(poll_id=POLL, ballots_recorded=4, sealed_at=AT), "vote")
+    assert tally.core.on_event(legacy) == []  # not subscribed: nothing happens
+    assert tally.store.sheet(POLL) is None or tally.store.sheet(POLL).sealed_count is None
+    tally.feed(opened(), *BALLOTS)
+    tally.store.save_seal(POLL, 4, None)  # what a v1 seal without digest left behind
+    assert ok(tally.core, CheckPolls())[1] == []
+    withheld = refused(tally.core, GetResult(poll_id=POLL))
+    assert withheld["code"] == "result_withheld" and "no digest" in withheld["detail"]
+    assert types(tally.feed(sealed(4))) == ["result.published.v1"]  # the v2 seal signs
 
 
 def test_publishes_when_the_sealed_digest_matches(tally: Tally) -> None:

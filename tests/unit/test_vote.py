@@ -212,7 +212,7 @@ def test_ballots_ahead_of_the_marker_count_and_those_behind_are_refused(vote: Vo
     assert out.replies[1] is None  # the marker gets no reply
     assert error(out.replies[2]) == ("poll_closed", 409)
     assert receipt(out.replies[3])["sequence"] == 1  # another poll: still open
-    seal = next(e for e in out.events if e["type"] == "ballot_box.sealed.v1")["payload"]
+    seal = next(e for e in out.events if e["type"] == "ballot_box.sealed.v2")["payload"]
     assert seal["poll_id"] == "p1"
     assert (seal["ballots_recorded"], seal["ballots_digest"]) == (1, ballot_set_digest([kept]))
     # Later batches too: the shard stays closed.
@@ -229,7 +229,7 @@ def test_the_seal_waits_for_every_shard(vote: Vote) -> None:
     # Shard 1 has not passed the marker: its ballots are still taken.
     late = receipt(vote.record(vote.ballot("p1", NO, "dd" * 32), shard=1).replies[0])
     out = vote.record(marker("p1"), shard=1)
-    [seal] = [e["payload"] for e in out.events if e["type"] == "ballot_box.sealed.v1"]
+    [seal] = [e["payload"] for e in out.events if e["type"] == "ballot_box.sealed.v2"]
     assert seal["ballots_recorded"] == 4
     assert seal["ballots_digest"] == ballot_set_digest([*ids, late["ballot_id"]])
 
@@ -237,9 +237,9 @@ def test_the_seal_waits_for_every_shard(vote: Vote) -> None:
 def test_a_repeated_marker_repeats_the_first_seal(vote: Vote, clock: Clock) -> None:
     vote.open("p1")
     vote.record(vote.ballot("p1", YES))
-    [first] = [e for e in vote.record(marker("p1")).events if e["type"] == "ballot_box.sealed.v1"]
+    [first] = [e for e in vote.record(marker("p1")).events if e["type"] == "ballot_box.sealed.v2"]
     clock.advance(minutes=5)
-    [again] = [e for e in vote.record(marker("p1")).events if e["type"] == "ballot_box.sealed.v1"]
+    [again] = [e for e in vote.record(marker("p1")).events if e["type"] == "ballot_box.sealed.v2"]
     assert again["payload"] == first["payload"]  # same count, digest and time
 
 
@@ -258,7 +258,7 @@ def test_closed_before_opened(vote: Vote) -> None:
     assert types(deliver(vote.core, PollClosed(poll_id="p1", closed_at=AT))) == [
         "ballot_box.closed.v1"]
     out = vote.record(marker("p1"))
-    [seal] = [e["payload"] for e in out.events if e["type"] == "ballot_box.sealed.v1"]
+    [seal] = [e["payload"] for e in out.events if e["type"] == "ballot_box.sealed.v2"]
     assert seal["ballots_recorded"] == 0
     vote.open("p1")
     assert error(vote.record(vote.ballot("p1", YES)).replies[0]) == ("poll_closed", 409)

@@ -112,16 +112,29 @@ class BallotBoxClosed(Event):
 
 @message("ballot_box.sealed.v1")
 class BallotBoxSealed(Event):
-    """The vote service stopped accepting ballots for a poll; ``ballots_recorded``
-    counts every stored ballot (revotes included), so the tally knows when it has
-    received them all, and ``ballots_digest`` lets it check they are the same ones."""
+    """Retired: the seal with an optional digest, which a forger could leave out (the
+    tally then checked the count alone). Still read, never sent or taken: v2."""
 
     PRODUCER = "vote"
     poll_id: str
     ballots_recorded: int
     sealed_at: datetime
-    # urne.record.canonical.ballot_set_digest of every stored ballot id.
     ballots_digest: str | None = None
+
+
+@message("ballot_box.sealed.v2")
+class BallotBoxSealedV2(Event):
+    """The vote service stopped accepting ballots for a poll; ``ballots_recorded``
+    counts every stored ballot (revotes included), so the tally knows when it has
+    received them all, and ``ballots_digest`` (required: a new version, since v1 had
+    it optional) proves they are the same ones."""
+
+    PRODUCER = "vote"
+    poll_id: str
+    ballots_recorded: int
+    # urne.record.canonical.ballot_set_digest of every stored ballot id.
+    ballots_digest: str
+    sealed_at: datetime
 
 
 @message("ballots.missing.v1")

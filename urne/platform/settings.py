@@ -85,6 +85,9 @@ class BrokerSettings(BaseSettings):
         return True
 
 
+DEV_CASSANDRA_USER = "cassandra"  # Cassandra's default superuser, as the local server has it
+
+
 class StoreSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="URNE_", extra="ignore")
 
@@ -93,6 +96,20 @@ class StoreSettings(BaseSettings):
     # Every keyspace is "<prefix><service>", so test runs can use their own.
     cassandra_keyspace_prefix: str = "urne_"
     cassandra_replication_factor: int = 1
+    # Cassandra runs with PasswordAuthenticator: outside development each process logs in
+    # as its service's role, which may use its own keyspace only (`urne store roles`).
+    cassandra_username: str = DEV_CASSANDRA_USER
+    cassandra_password: str = DEV_CASSANDRA_USER
+
+    @model_validator(mode="after")
+    def _refuse_superuser(self) -> StoreSettings:
+        if not getattr(self, "is_development", True) and (
+                self.cassandra_username in ("", DEV_CASSANDRA_USER)
+                or not self.cassandra_password):
+            raise ValueError("URNE_CASSANDRA_USERNAME must name the role of this process's "
+                             "service with its password (`urne store roles`), not the "
+                             "cassandra superuser, outside development")
+        return self
 
 
 class RoleSettings(BaseSettings):

@@ -58,6 +58,38 @@ def broker_users(
                    f"{quote(vhost, safe='')}")
 
 
+store_app = typer.Typer(no_args_is_help=True, help="Cassandra: a role per service.")
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("roles")
+def store_roles() -> None:
+    """Create (or update) each service's keyspace and its role, which may use that
+    keyspace only (urne/storage/roles.py). Logs in with URNE_CASSANDRA_USERNAME and
+    URNE_CASSANDRA_PASSWORD (an administrator's, for this command); each role is named
+    <URNE_CASSANDRA_KEYSPACE_PREFIX><service> and its password comes from
+    URNE_CASSANDRA_PASSWORD_<SERVICE>, or is generated and printed. Run it again to
+    change them."""
+    import os
+
+    from urne.platform.settings import StoreSettings
+    from urne.storage.cassandra import connect
+    from urne.storage.roles import grant_all
+
+    def variable(service: str) -> str:
+        return f"URNE_CASSANDRA_PASSWORD_{service.upper()}"
+
+    settings = StoreSettings()
+    session = connect(settings)
+    try:
+        logins = grant_all(session, settings, lambda s: os.environ.get(variable(s)))
+    finally:
+        session.cluster.shutdown()
+    for service, (role, password) in logins.items():
+        shown = "${" + variable(service) + "}" if variable(service) in os.environ else password
+        typer.echo(f"{service}: URNE_CASSANDRA_USERNAME={role} URNE_CASSANDRA_PASSWORD={shown}")
+
+
 @audit_app.command("verify")
 def audit_verify(
     base_url: Annotated[str, typer.Argument(help="The urne API, e.g. https://vote.example.org")],

@@ -18,7 +18,7 @@ from nameko.timer import timer
 from urne.contracts.commands import CheckPolls, RunSchedule
 from urne.contracts.envelope import wrap
 from urne.contracts.events import (
-    BallotBoxSealed,
+    BallotBoxSealedV2,
     BallotsMissing,
     PollClosed,
     PollCloseExtended,
@@ -145,9 +145,9 @@ class TallyService:
     def on_poll_opened(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
-    @event_handler(BallotBoxSealed.PRODUCER, BallotBoxSealed.TYPE,
+    @event_handler(BallotBoxSealedV2.PRODUCER, BallotBoxSealedV2.TYPE,
                    requeue_on_error=True)
-    def on_ballot_box_sealed(self, envelope: RawEnvelope) -> None:
+    def on_ballot_box_sealed_v2(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @event_handler(PollClosed.PRODUCER, PollClosed.TYPE, requeue_on_error=True)

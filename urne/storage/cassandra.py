@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, overload
 
 from cassandra import (
+    AuthenticationFailed,
     ConsistencyLevel,
     CoordinationFailure,
     OperationTimedOut,
@@ -33,6 +34,7 @@ from cassandra import (
     Unavailable,
     WriteTimeout,
 )
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
@@ -85,6 +87,11 @@ _KEYSPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 class StoreUnavailable(DomainError):
     status = 503
     code = "store_unavailable"
+
+
+class LoginRefused(RuntimeError):
+    """Cassandra refused the process's role or password: a setting to fix, not a fault
+    to wait out."""
 
 
 @contextmanager
@@ -184,6 +191,9 @@ def connect(settings: StoreSettings) -> Session:
         kwargs["protocol_version"] = 4
     # Otherwise no protocol_version: the driver starts at v5 (Cassandra 4.0+) and steps
     # down by itself against an older cluster.
+    if settings.cassandra_username:
+        kwargs["auth_provider"] = PlainTextAuthProvider(settings.cassandra_username,
+                                                        settings.cassandra_password)
     cluster = Cluster(
         [h.strip() for h in settings.cassandra_hosts.split(",") if h.strip()],
         port=settings.cassandra_port,
@@ -199,7 +209,16 @@ def connect(settings: StoreSettings) -> Session:
     )
     try:
         with guard("Cassandra"):
-            return cluster.connect()
+            try:
+                return cluster.connect()
+            except NoHostAvailable as exc:
+                if exc.errors and all(isinstance(e, AuthenticationFailed)
+                                      for e in exc.errors.values()):
+                    # Wrong role or password: no retry will fix it.
+                    raise LoginRefused(f"Cassandra refused the login of "
+                                       f"{settings.cassandra_username!r}: check "
+                                       "URNE_CASSANDRA_USERNAME and _PASSWORD") from exc
+                raise
     except BaseException:
         cluster.shutdown()
         raise
@@ -246,8 +265,11 @@ def migrate(session: Session, settings: StoreSettings, service: str,
     rf = int(settings.cassandra_replication_factor)
     applied: list[str] = []
     with guard("Cassandra"):
-        _ddl(session, f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
-                      f"{{'class': 'SimpleStrategy', 'replication_factor': {rf}}}")
+        # Made by `urne store roles` in production, where a service's role may not create
+        # keyspaces (even with IF NOT EXISTS: the permission is checked first).
+        if keyspace not in session.cluster.metadata.keyspaces:
+            _ddl(session, f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+                          f"{{'class': 'SimpleStrategy', 'replication_factor': {rf}}}")
         _ddl(session, f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations ("
                       "version int PRIMARY KEY, name text, applied_at timestamp)")
         done = {r.version for r in session.execute(

@@ -1,0 +1,82 @@
+"""The building block of signed envelopes on the ballot path, alone: the CPU each
+ballot pays for them, measured with the process's own CPU clock.
+
+A ballot is signed once by the gateway and checked once by a vote worker; the events a
+vote worker publishes (``ballots.recorded``, one per counting shard and batch) are
+signed once and checked once by a tally worker, so they cost per ballot their price
+divided by the ballots they carry. This measures both with the real ``Signer`` and
+``Verifier`` on envelopes shaped like the ballot path's (a real voting token inside).
+
+    python -m loadtests.envelopes [--ballots 20000] [--per-event 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from urne.contracts import wrap
+from urne.contracts.commands import CastBallot
+from urne.contracts.events import BallotsRecorded, RecordedBallot
+from urne.contracts.ids import new_ballot_id, new_tracker
+from urne.crypto.keys import IDENTITY_TOKEN_KEY, generate_keys, load_signing_key
+from urne.crypto.tokens import TokenIssuer
+from urne.messaging.signatures import load_signer, load_verifier
+
+
+def cpu_per_item(fn, items: list) -> float:  # type: ignore[no-untyped-def]
+    started = time.process_time()
+    for item in items:
+        fn(item)
+    return (time.process_time() - started) / len(items)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ballots", type=int, default=20_000)
+    parser.add_argument("--per-event", type=int, default=50)
+    args = parser.parse_args()
+    keys = Path(tempfile.mkdtemp(prefix="urne-envelopes-"))
+    generate_keys(keys)
+    gateway, vote = load_signer(keys, "gateway"), load_signer(keys, "vote")
+    verifier = load_verifier(keys, "bench")
+    issuer = TokenIssuer(load_signing_key(keys, IDENTITY_TOKEN_KEY))
+    now = datetime.now(UTC)
+
+    casts = [wrap(CastBallot(poll_id="p1", voting_token=issuer.voting_token(
+        uuid.uuid4().hex * 2, "p1")[0], choice={"answer": "yes"}, ballot_id=new_ballot_id(),
+        tracker=new_tracker(), received_at=now), "gateway") for _ in range(args.ballots)]
+    signed_casts = [gateway.sign(c) for c in casts]
+    sign_cast = cpu_per_item(gateway.sign, casts)
+    check_cast = cpu_per_item(verifier.check, signed_casts)
+
+    recorded = [RecordedBallot(poll_id="p1", ballot_id=new_ballot_id(), tracker=new_tracker(),
+                               voter_key=uuid.uuid4().hex * 2, sequence=1,
+                               choice={"answer": "yes"}, channel="online", recorded_at=now)
+                for _ in range(args.per_event)]
+    events = [wrap(BallotsRecorded(ballots=recorded, shard=0), "vote")
+              for _ in range(max(1, args.ballots // args.per_event))]
+    signed_events = [vote.sign(e) for e in events]
+    sign_event = cpu_per_item(vote.sign, events)
+    check_event = cpu_per_item(verifier.check, signed_events)
+
+    per_ballot = sign_cast + check_cast + (sign_event + check_event) / args.per_event
+    print(json.dumps({
+        "benchmark": "signed_envelopes", "ballots": args.ballots,
+        "ballots_per_event": args.per_event,
+        "cast_bytes": len(json.dumps(signed_casts[0])),
+        "cpu_us": {"sign_cast": round(sign_cast * 1e6, 1),
+                   "check_cast": round(check_cast * 1e6, 1),
+                   "sign_event": round(sign_event * 1e6, 1),
+                   "check_event": round(check_event * 1e6, 1)},
+        "cpu_ms_per_ballot": round(per_ballot * 1e3, 3),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
