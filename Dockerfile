@@ -1,7 +1,9 @@
 # One image for every urne process; the command picks the role
 # (`urne service vote`, `urne gateway`, `urne up`).
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# Production unless told otherwise: development secrets and keys made on the fly are
+# refused (`-e URNE_ENVIRONMENT=development` for a throwaway demo).
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 URNE_ENVIRONMENT=production
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY urne ./urne

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from urne import __version__
-from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_public_key
+from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, jwk, load_key_set
 from urne.crypto.tokens import TokenVerifier
 from urne.gateway import problems
 from urne.gateway.ballots import BallotDesk
@@ -19,7 +19,7 @@ from urne.gateway.clients import ServiceClient
 from urne.gateway.deps import GatewayState
 from urne.gateway.fastpath import BallotFastPath
 from urne.gateway.middleware import TraceAndMeasure
-from urne.gateway.routes import audit, auth, consultations, health, me, polls, proposals
+from urne.gateway.routes import admin, audit, auth, consultations, health, me, polls, proposals
 from urne.gateway.routes import testing as testing_routes
 
 
@@ -48,12 +48,10 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
                fast_path: bool = True) -> FastAPI:
     """The gateway over ``client``; ``services`` are the ones ``/readyz`` checks.
     ``fast_path=False`` leaves every ballot to the FastAPI route (tests compare both)."""
-    identity_key = load_public_key(keys_dir, IDENTITY_TOKEN_KEY)
-    public_keys = [
-        {"name": k.name, "kid": k.kid, "algorithm": "Ed25519", "public_key": k.raw_b64url(),
-         "pem": k.pem()}
-        for k in (load_public_key(keys_dir, TALLY_RESULT_KEY), identity_key)
-    ]
+    identity_keys = load_key_set(keys_dir, IDENTITY_TOKEN_KEY)
+    public_keys = [jwk(key, status) for keys in (load_key_set(keys_dir, TALLY_RESULT_KEY),
+                                                 identity_keys)
+                   for key, status in keys.keys]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,13 +67,13 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
         responses=problems.PROBLEM_RESPONSES,
     )
     # Given when a vote service in this process checks the same tokens: one cache.
-    tokens = tokens or TokenVerifier(identity_key)
+    tokens = tokens or TokenVerifier(identity_keys)
     app.state.urne = GatewayState(client=client, tokens=tokens, public_keys=public_keys,
                                   services=services, ballots=BallotDesk(client, tokens))
     problems.install(app)
 
     v1 = APIRouter(prefix="/v1")
-    for module in (auth, me, consultations, proposals, polls, audit):
+    for module in (auth, me, consultations, proposals, polls, audit, admin):
         v1.include_router(module.router)
     if testing:  # development and test only: synthetic voters for load tests
         v1.include_router(testing_routes.router)

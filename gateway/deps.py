@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from urne.contracts.commands import Actor
 from urne.contracts.envelope import Command, wrap
-from urne.contracts.roles import STAFF
+from urne.contracts.roles import ADMIN, STAFF
 from urne.crypto.tokens import AccessClaims, InvalidToken, TokenVerifier
 from urne.gateway.ballots import BallotDesk
 from urne.gateway.clients import ServiceClient, ServiceUnavailable
@@ -88,6 +88,13 @@ async def organiser(user: Annotated[AccessClaims, Depends(current_user)]) -> Acc
     return user
 
 
+async def admin(user: Annotated[AccessClaims, Depends(current_user)]) -> AccessClaims:
+    # Checked again by the service, from the actor the route passes on.
+    if user.role != ADMIN:
+        raise ProblemError(403, "forbidden", "this route is for admins")
+    return user
+
+
 @overload
 def actor(user: AccessClaims) -> Actor: ...
 @overload
@@ -118,5 +125,6 @@ ServicesDep = Annotated[Services, Depends(services)]
 CurrentUser = Annotated[AccessClaims, Depends(current_user)]
 OptionalUser = Annotated[AccessClaims | None, Depends(optional_user)]
 Organiser = Annotated[AccessClaims, Depends(organiser)]  # an organiser or an admin
+Admin = Annotated[AccessClaims, Depends(admin)]
 VotingTokenDep = Annotated[str, Depends(voting_token)]
 AccessTokenText = Annotated[str, Depends(access_token_text)]

@@ -264,13 +264,43 @@ class FrozenRulesPublic(Public):
     results_visibility: ResultsVisibility
 
 
+class ActionPublic(Public):
+    """What an organiser or admin did: when, who (person id, role), which command, on
+    what (its fields, less its actor), and which service carried it out."""
+
+    service: str
+    at: datetime
+    id: str
+    actor: str
+    role: str
+    action: str
+    subject: dict[str, Any]
+
+
+class ActionLogPublic(Public):
+    month: str
+    actions: list[ActionPublic]
+
+
 class PublicKeyPublic(Public):
-    name: str
+    """A JSON Web Key (RFC 7517, OKP Ed25519 as in RFC 8037) with urne's members."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str  # the raw public key, base64url without padding
     kid: str
+    use: Literal["sig"]
+    alg: Literal["EdDSA"]
+    name: str  # tally-result (signs results) or identity-token (signs tokens)
+    # current: signs now; retired: signed before a rotation, still verifies; revoked:
+    # withdrawn, nothing it signed is to be trusted.
+    status: Literal["current", "retired", "revoked"]
     algorithm: Literal["Ed25519"]
-    public_key: str
+    public_key: str  # = x (served before the JWK members were)
     pem: str
 
 
 class PublicKeysPublic(Public):
+    """A JWK Set (RFC 7517 section 5): every key, current, retired and revoked."""
+
     keys: list[PublicKeyPublic]

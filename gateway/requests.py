@@ -59,6 +59,11 @@ class ConsultationUpdate(Body):
     steps: Steps | None = None
 
 
+class RoleGrant(Body):
+    email: EmailStr
+    role: Literal["participant", "organiser", "moderator", "agent", "admin"]
+
+
 class OrganiserAdd(Body):
     # The person's id, which they read at GET /v1/me: e-mail addresses stay in identity.
     person_id: Id

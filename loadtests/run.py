@@ -49,6 +49,8 @@ from loadtests.system import System, start_distributed, start_embedded
 ORGANISER = "organiser@urne.example"
 SIGN_IN_CONCURRENCY = 16
 
+RETRIES_503 = 5  # for setup requests; each waits Retry-After (1 s)
+
 
 class Outbox:
     """Sign-in codes from the development outbox (JSON lines), read incrementally."""
@@ -93,8 +95,17 @@ class Run:
 
     async def post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None,
                    ) -> tuple[int, dict[str, Any]]:
-        async with self.session.post(self.base + path, json=body, headers=headers) as r:
-            return r.status, await r.json(content_type=None)
+        """Setup requests (sign-in, the poll), sent again after a 503 as the API asks
+        (``Retry-After``), a few times: a store or service coming back is not a failure
+        of the setup. Ballots have their own path."""
+        for attempt in range(RETRIES_503 + 1):
+            async with self.session.post(self.base + path, json=body, headers=headers) as r:
+                status, answer = r.status, await r.json(content_type=None)
+                wait = float(r.headers.get("Retry-After", "1"))
+            if status != 503 or attempt == RETRIES_503:
+                return status, answer
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
 
     async def get(self, path: str) -> tuple[int, dict[str, Any]]:
         async with self.session.get(self.base + path) as r:

@@ -200,7 +200,7 @@ def _store_roles(prefix: str) -> dict[str, tuple[str, str]]:
 
     session = connect(StoreSettings())  # the administrator's login
     try:
-        return grant_all(session, StoreSettings(cassandra_keyspace_prefix=prefix))
+        return grant_all(session, StoreSettings(cassandra_keyspace_prefix=prefix), SERVICES)
     finally:
         session.cluster.shutdown()
 

@@ -32,7 +32,9 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 
 @router.get("/keys", response_model=PublicKeysPublic)
 async def public_keys(request: Request) -> dict:
-    """Public Ed25519 keys: ``tally-result`` signs results, ``identity-token`` signs tokens."""
+    """The public Ed25519 keys as a JWK Set (RFC 7517): ``tally-result`` signs results,
+    ``identity-token`` signs tokens; current, retired (what they signed still verifies)
+    and revoked (nothing they signed is to be trusted)."""
     return {"keys": state(request).public_keys}
 
 

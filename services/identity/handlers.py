@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from urne.contracts.commands import (
@@ -13,22 +13,28 @@ from urne.contracts.commands import (
     IssueSyntheticVotingTokens,
     IssueVotingToken,
     IssueVotingTokenV2,
+    ListIdentityActions,
     RequestLoginCode,
+    SetRole,
     VerifyLoginCode,
 )
 from urne.contracts.events import PollClosed, PollOpened
 from urne.contracts.replies import (
     AccessToken,
+    ActionLogView,
     LoginCodeSent,
     PersonView,
     SyntheticVotingTokens,
     VotingToken,
 )
+from urne.contracts.roles import ADMIN
+from urne.crypto.keys import KeySet
 from urne.crypto.tokens import InvalidToken, TokenIssuer, TokenVerifier
 from urne.messaging.kernel import Context, ServiceCore
 from urne.platform.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from urne.services.identity import domain
 from urne.services.identity.ports import CodeSender, IdentityStore
+from urne.storage.action_log import action_log_view, recorder
 
 
 @dataclass
@@ -43,12 +49,15 @@ class IdentityHandlers:
     new_code: Callable[[], str] = domain.new_code
     # Load tests may ask for tokens of made-up voters: development and test only.
     synthetic_voters: bool = False
+    # Its own token keys, past ones too (a key rotation does not sign everyone out);
+    # the current one only if not given.
+    token_keys: KeySet | None = None
     _access: TokenVerifier = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Identity checks access tokens with its own key: whoever asks for a voting
         # token proves whose it is, whatever carried the request.
-        self._access = TokenVerifier(self.tokens.key.public)
+        self._access = TokenVerifier(self.token_keys or self.tokens.key.public)
 
     def request_login_code(self, cmd: RequestLoginCode, ctx: Context) -> LoginCodeSent:
         email = domain.normalise_email(cmd.email)
@@ -94,6 +103,28 @@ class IdentityHandlers:
 
     def get_person(self, query: GetPerson, ctx: Context) -> PersonView:
         return _view(self._person(query.person_id))
+
+    def set_role(self, cmd: SetRole, ctx: Context) -> PersonView:
+        """An admin grants a role (or takes it back): to a person who signed in, or to
+        an address that has not yet, where it awaits them."""
+        if cmd.actor.role != ADMIN:
+            raise Forbidden("only admins grant roles", code="forbidden")
+        email = domain.normalise_email(cmd.email)
+        person = self.store.person_by_email(email)
+        if person is None:
+            person = self.store.add_person(domain.Person(uuid.uuid4().hex, email, cmd.role,
+                                                         self.clock()))
+        if person.person_id == cmd.actor.person_id:
+            # So that an admin cannot leave the service without one by mistake.
+            raise Conflict("an admin does not change their own role; ask another admin",
+                           code="own_role")
+        if person.role != cmd.role:
+            person = replace(person, role=cmd.role)
+            self.store.save_role(person)
+        return _view(person)
+
+    def list_actions(self, query: ListIdentityActions, ctx: Context) -> ActionLogView:
+        return action_log_view("identity", self.store.actions, query)
 
     def declare_district(self, cmd: DeclareDistrict, ctx: Context) -> PersonView:
         # Stored as declared: the person's word until the electorate issue verifies it
@@ -161,9 +192,12 @@ class IdentityHandlers:
                 IssueVotingToken: self.refuse_unproven_voting_token,
                 IssueVotingTokenV2: self.issue_voting_token,
                 IssueSyntheticVotingTokens: self.issue_synthetic_voting_tokens,
+                SetRole: self.set_role,
+                ListIdentityActions: self.list_actions,
             },
             subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed},
             ping=self.store.ping,
+            log_action=recorder(self.store.actions, self.clock),
         )
 
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Protocol
 
 from urne.services.identity.domain import LoginCode, Person, VotingStatus
+from urne.storage.action_log import ActionLog
 
 
 class IdentityStore(Protocol):
+    @property
+    def actions(self) -> ActionLog:
+        """What admins did here: appended, never changed."""
+        ...
     def person_by_email(self, email: str) -> Person | None: ...
     def person(self, person_id: str) -> Person | None: ...
     def add_person(self, person: Person) -> Person:
         """Insert, or return the person who already holds that e-mail (race-safe)."""
+        ...
+    def save_role(self, person: Person) -> None:
+        """Store ``person.role`` for that person, who is stored already."""
         ...
     def save_district(self, person: Person) -> None:
         """Store ``person.district`` for that person, who is stored already."""

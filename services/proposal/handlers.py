@@ -23,6 +23,7 @@ from urne.contracts.commands import (
     HideProposal,
     ImplementProposal,
     ListConsultations,
+    ListProposalActions,
     ListProposalReports,
     ListProposals,
     OpenPoll,
@@ -46,6 +47,7 @@ from urne.contracts.events import (
     ResultPublished,
 )
 from urne.contracts.replies import (
+    ActionLogView,
     Amendment,
     ConsultationsView,
     ConsultationView,
@@ -73,6 +75,7 @@ from urne.services.proposal.domain import (
     submissions_open,
 )
 from urne.services.proposal.ports import ProposalStore
+from urne.storage.action_log import action_log_view, recorder
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +266,9 @@ class ProposalHandlers:
 
     def get_consultation(self, q: GetConsultation, ctx: Context) -> ConsultationView:
         return self._view(self._consultation(q.consultation_id, q.actor), q.actor)
+
+    def list_actions(self, query: ListProposalActions, ctx: Context) -> ActionLogView:
+        return action_log_view("proposal", self.store.actions, query)
 
     def list_consultations(self, q: ListConsultations, ctx: Context) -> ConsultationsView:
         def visible(c: Consultation) -> bool:
@@ -589,6 +595,7 @@ class ProposalHandlers:
                 RunSchedule: self.run_schedule,
                 GetConsultation: self.get_consultation,
                 ListConsultations: self.list_consultations,
+                ListProposalActions: self.list_actions,
                 GetPoll: self.get_poll,
                 GetProposal: self.get_proposal,
                 ListProposals: self.list_proposals,
@@ -604,4 +611,5 @@ class ProposalHandlers:
             subscriptions={ResultPublished: self.on_result_published},
             ping=self.store.ping,
             published=self.store.published,
+            log_action=recorder(self.store.actions, self.clock),
         )

@@ -16,9 +16,14 @@ from urne.services.proposal.domain import (
     ProposalKey,
     Report,
 )
+from urne.storage.action_log import ActionLog
 
 
 class ProposalStore(Protocol):
+    @property
+    def actions(self) -> ActionLog:
+        """What organisers and admins did here: appended, never changed."""
+        ...
     def add_consultation(self, consultation: Consultation) -> None: ...
     def consultation(self, consultation_id: str) -> Consultation | None: ...
     def consultations(self, limit: int,

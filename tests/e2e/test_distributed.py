@@ -24,6 +24,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.e2e.admin import run_admin
 from tests.e2e.bad_input import run_bad_input
 from tests.e2e.consultations import run_consultations
 from tests.e2e.methods import METHODS
@@ -255,6 +256,11 @@ def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:
 def test_every_voting_method(distributed: Distributed, method: str) -> None:
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         METHODS[method](http, distributed.outbox)
+
+
+def test_admins_grant_roles_and_read_what_staff_did(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        run_admin(http, distributed.outbox)
 
 
 def test_consultations_belong_to_their_organisers(distributed: Distributed) -> None:

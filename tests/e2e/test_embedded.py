@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.admin import run_admin
 from tests.e2e.bad_input import run_bad_input
 from tests.e2e.consultations import run_consultations
 from tests.e2e.methods import METHODS
@@ -60,6 +61,11 @@ def test_slice(embedded: Embedded) -> None:
 def test_every_voting_method(embedded: Embedded, method: str) -> None:
     with httpx.Client(base_url=embedded.base, timeout=10) as http:
         METHODS[method](http, embedded.outbox)
+
+
+def test_admins_grant_roles_and_read_what_staff_did(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        run_admin(http, embedded.outbox)
 
 
 def test_consultations_belong_to_their_organisers(embedded: Embedded) -> None:

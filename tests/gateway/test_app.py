@@ -157,6 +157,7 @@ def test_happy_path_answers_documented_statuses_and_exactly_the_public_fields(
 
     keys = ok(client.get("/v1/audit/keys"), 200, public.PublicKeysPublic)
     assert {k["name"] for k in keys["keys"]} == {"tally-result", "identity-token"}
+    assert all(k["kty"] == "OKP" and k["status"] == "current" for k in keys["keys"])
     rules = ok(client.get(f"/v1/audit/polls/{pid}/rules"), 200, public.FrozenRulesPublic)
     assert rules["rules_hash"] == opened["rules_hash"]
     signed = ok(client.get(f"/v1/audit/polls/{pid}/result"), 200, public.SignedResultPublic)
@@ -682,3 +683,26 @@ def test_synthetic_voters_exist_only_where_the_gateway_says_so(
     problem(client.post(path, headers=participant, json={"count": 2}), 403, "forbidden")
     r = client.post(path, headers=organiser, json={"count": 2})
     assert r.status_code == 201 and len(r.json()["voting_tokens"]) == 2
+
+
+def test_the_keys_are_a_jwk_set_with_retired_and_revoked_keys(
+        stubbed: Callable[[Answer], TestClient], keys_dir: Path) -> None:
+    """After rotations, every key is served with its status; tokens signed with the
+    retired identity key are still taken, those of a revoked one refused."""
+    from urne.crypto.keys import TALLY_RESULT_KEY, revoke_key, rotate_key
+
+    issuer = TokenIssuer(load_signing_key(keys_dir, IDENTITY_TOKEN_KEY))
+    before = bearer(issuer.voting_token("ab" * 32, "p1")[0])
+    retired, _ = rotate_key(keys_dir, TALLY_RESULT_KEY)
+    revoked, _ = rotate_key(keys_dir, TALLY_RESULT_KEY)
+    revoke_key(keys_dir, TALLY_RESULT_KEY, revoked)
+    identity_old, _ = rotate_key(keys_dir, IDENTITY_TOKEN_KEY)
+    client = stubbed(Intake(OPEN_POLL))
+    keys = ok(client.get("/v1/audit/keys"), 200, public.PublicKeysPublic)["keys"]
+    statuses = {(k["name"], k["kid"]): k["status"] for k in keys}
+    assert statuses[(TALLY_RESULT_KEY, retired)] == "retired"
+    assert statuses[(TALLY_RESULT_KEY, revoked)] == "revoked"
+    assert statuses[(IDENTITY_TOKEN_KEY, identity_old)] == "retired"
+    assert sorted(statuses.values()) == ["current", "current", "retired", "retired", "revoked"]
+    assert client.post("/v1/polls/p1/ballots", headers=before,
+                       json={"choice": YES}).status_code == 201

@@ -642,7 +642,7 @@ def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Pat
     with db.tx() as c:
         c.execute("INSERT INTO persons VALUES (?, ?, ?, ?)",
                   (pid, "old@example.org", "participant", NOW.isoformat()))
-    assert db.migrate(folder) == ["002_district"]
+    assert db.migrate(folder) == ["002_district", "003_action_log"]
     store = SERVICES["identity"].sqlite_store(db)
     old = Person(pid, "old@example.org", "participant", NOW, None)
     assert store.person(pid) == old == store.person_by_email("old@example.org")
@@ -667,7 +667,7 @@ def test_cassandra_district_migration_keeps_the_persons_already_there(
     for email, pid in people:
         session.execute(f"INSERT INTO {ks}.persons_by_email (email, person_id, role, "
                         "created_at) VALUES (%s, %s, %s, %s)", (email, pid, "participant", NOW))
-    assert migrate(session, settings, "identity", folder) == ["002_district"]
+    assert migrate(session, settings, "identity", folder) == ["002_district", "003_action_log"]
     store = SERVICES["identity"].cassandra_store(session, ks)
     # The index on person_id is built over the rows already there, in the background:
     # until it is, a read by id is a 503 (store_unavailable, retry), never a wrong answer.

@@ -62,13 +62,14 @@ def store_roles(prefix: str) -> dict[str, tuple[str, str]]:
     """A Cassandra role per service for a test run under ``prefix`` (keyspaces made):
     service -> (role, password), as ``urne store roles`` makes them."""
     from urne.platform.settings import StoreSettings
+    from urne.runtime.registry import SERVICES
     from urne.storage.roles import grant_all
 
     host, port = cassandra_address()
     session = _admin_session()
     try:
         return grant_all(session, StoreSettings(cassandra_hosts=host, cassandra_port=port,
-                                                cassandra_keyspace_prefix=prefix))
+                                                cassandra_keyspace_prefix=prefix), SERVICES)
     finally:
         session.cluster.shutdown()
 

@@ -101,3 +101,14 @@ def test_a_proof_for_another_place_fails(served: Documents) -> None:
         proof["index"] = (proof["index"] + 1) % proof["size"]
 
     assert failing(tampered(served, proof=move)) == ["inclusion"]
+
+
+def test_a_result_signed_with_a_retired_key_holds_and_with_a_revoked_one_fails(
+        served: Documents) -> None:
+    retired = tampered(served, keys=lambda k: k["keys"][0].update(status="retired"))
+    [signature] = [c for c in verify(retired) if c.name == "signature"]
+    assert signature.ok and "retired" in signature.detail
+    revoked = tampered(served, keys=lambda k: k["keys"][0].update(status="revoked"))
+    assert failing(revoked) == ["signature"]
+    [signature] = [c for c in verify(revoked) if c.name == "signature"]
+    assert "revoked" in signature.detail

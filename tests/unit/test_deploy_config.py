@@ -34,10 +34,17 @@ def test_compose_sets_only_settings_that_exist() -> None:
 
 
 def test_compose_runs_production_with_its_own_secrets() -> None:
-    for spec in URNE_PROCESSES.values():
+    for name, spec in URNE_PROCESSES.items():
         env = spec["environment"]
         assert env["URNE_ENVIRONMENT"] == "production"
-        assert "${URNE_PSEUDONYM_SECRET:?" in env["URNE_PSEUDONYM_SECRET"]
+        # The pseudonym secret is identity's alone; each process mounts its own key
+        # folder (its private keys, everyone's public ones), read-only.
+        if name == "identity":
+            assert "${URNE_PSEUDONYM_SECRET:?" in env["URNE_PSEUDONYM_SECRET"]
+        else:
+            assert "URNE_PSEUDONYM_SECRET" not in env, name
+        folder = {"vote-worker": "vote", "tally-worker": "tally"}.get(name, name)
+        assert f"./secrets/keys/{folder}:/keys:ro" in spec["volumes"], name
         assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
 
 

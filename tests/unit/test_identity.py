@@ -92,6 +92,10 @@ class Identity:
 
 @pytest.fixture
 def identity(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> Identity:
+    return make_identity(tmp_path, identity_key, clock)
+
+
+def make_identity(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> Identity:
     store = SqliteIdentityStore(service_db(tmp_path / "identity.db", "identity"))
     sender = CapturingSender()
     handlers = IdentityHandlers(store=store, sender=sender, tokens=TokenIssuer(identity_key),

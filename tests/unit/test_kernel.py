@@ -194,14 +194,22 @@ def test_check_health_not_ready_when_ping_raises() -> None:
 def test_development_secrets_are_refused_outside_development() -> None:
     from pydantic import ValidationError
 
-    from urne.platform.settings import EmbeddedSettings, ServiceSettings
+    from urne.platform.settings import DEV_PSEUDONYM_SECRET, EmbeddedSettings, ServiceSettings
+    from urne.runtime.registry import pseudonym_secret
 
     for settings in (ServiceSettings, EmbeddedSettings):
         # (a service also needs a broker user and a store role of its own outside
         # development)
         broker = {"amqp_url": "amqp://urne-vote:pw@rabbitmq/", "cassandra_username": "urne_vote",
                   "cassandra_password": "pw"} if settings is ServiceSettings else {}
-        assert settings(environment="development")
+        assert pseudonym_secret(settings(environment="development")) == DEV_PSEUDONYM_SECRET
         with pytest.raises(ValidationError, match="URNE_PSEUDONYM_SECRET"):
-            settings(environment="production", **broker)
-        assert settings(environment="production", pseudonym_secret="s" * 32, **broker)
+            settings(environment="production", pseudonym_secret=DEV_PSEUDONYM_SECRET, **broker)
+        production = settings(environment="production", pseudonym_secret="s" * 32, **broker)
+        assert pseudonym_secret(production) == "s" * 32
+    # A service process may run without the secret (only identity makes pseudonyms);
+    # identity refuses to start without it.
+    vote = ServiceSettings(environment="production", amqp_url="amqp://urne-vote:pw@rabbitmq/",
+                           cassandra_username="urne_vote", cassandra_password="pw")
+    with pytest.raises(RuntimeError, match="URNE_PSEUDONYM_SECRET"):
+        pseudonym_secret(vote)

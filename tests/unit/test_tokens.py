@@ -148,9 +148,9 @@ def test_alg_tampered_on_a_real_signature_is_refused(identity_key: SigningKey,
 def test_hs256_with_the_public_key_as_secret_is_refused(secret: str,
                                                          verifier: TokenVerifier) -> None:
     # The classic key-confusion attack: HMAC "signed" with what the verifier holds.
-    key = {"pem": verifier.public.pem().encode(),
-           "raw": verifier.public.raw_b64url().encode(),
-           "kid": verifier.public.kid.encode()}[secret]
+    public = verifier.keys.current
+    key = {"pem": public.pem().encode(), "raw": public.raw_b64url().encode(),
+           "kid": public.kid.encode()}[secret]
     token = craft({"alg": "HS256", "typ": "JWT"}, voting_claims(),
                   lambda signing_input: hmac.new(key, signing_input, hashlib.sha256).digest())
     with pytest.raises(InvalidToken):
@@ -187,7 +187,7 @@ def test_a_verified_token_is_remembered(issuer: TokenIssuer, verifier: TokenVeri
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     token, _ = issuer.voting_token("k", "p1")
     assert verifier.voting(token).voter_key == "k"
-    monkeypatch.setattr(verifier, "public", None)  # no key: only memory can answer now
+    monkeypatch.setattr(verifier, "keys", None)  # no key: only memory can answer now
     assert verifier.voting(token).voter_key == "k"
 
 
@@ -246,7 +246,7 @@ def test_a_remembered_token_keeps_its_district(issuer: TokenIssuer, verifier: To
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     token, _ = issuer.voting_token("k", "p1", "north")
     assert verifier.voting(token).district == "north"
-    monkeypatch.setattr(verifier, "public", None)  # only memory can answer now
+    monkeypatch.setattr(verifier, "keys", None)  # only memory can answer now
     assert verifier.voting(token) == verifier.voting(token)
     assert verifier.voting(token).district == "north"
 

@@ -62,13 +62,19 @@ def _signature(docs: Documents, result: dict[str, Any], pinned_kid: str | None) 
                 if k.get("kid") == kid and k.get("name") == TALLY_RESULT_KEY), None)
     if key is None:
         return Check("signature", False, f"no {TALLY_RESULT_KEY} key with id {kid}")
+    if key.get("status") == "revoked":
+        return Check("signature", False, f"key {kid} is revoked: what it signed is not to be "
+                                         "trusted")
     try:
-        public = Ed25519PublicKey.from_public_bytes(b64url_decode(key["public_key"]))
+        # The JWK's x (RFC 8037); public_key, the same bytes, from servers before it.
+        public = Ed25519PublicKey.from_public_bytes(b64url_decode(key.get("x")
+                                                                  or key["public_key"]))
         public.verify(b64url_decode(docs.signed["signature"]), canonical_json(result))
     except (InvalidSignature, ValueError, KeyError) as exc:
         return Check("signature", False, f"the signature does not verify ({type(exc).__name__})")
     pinned = "pinned" if pinned_kid else "as served, not pinned"
-    return Check("signature", True, f"Ed25519 signature by key {kid} ({pinned})")
+    status = key.get("status", "current")
+    return Check("signature", True, f"Ed25519 signature by key {kid} ({status}, {pinned})")
 
 
 def _rules(docs: Documents, result: dict[str, Any]) -> Check:

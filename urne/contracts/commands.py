@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -426,6 +426,41 @@ class GetLiveResult(_TallyQuery):
 class ProveInclusion(_TallyQuery):
     poll_id: Id
     tracker: Tracker
+
+
+# --- accountable operators (issue 10) --------------------------------------
+MonthText = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+
+
+@message("person.role.set.v1")
+class SetRole(_Identity):
+    """An admin grants a role to the person with this e-mail address (made a person
+    now if they never signed in: the role awaits them), or takes it back
+    (``participant``). Access tokens carry the new role from the next sign-in."""
+
+    actor: Actor
+    email: EmailStr
+    role: Literal["participant", "organiser", "moderator", "agent", "admin"]
+
+
+class _MonthOfActions(BaseModel):
+    """One month of a service's action log (urne/storage/action_log.py): admins only."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    actor: Actor
+    month: MonthText
+    limit: int = Field(default=10_000, ge=1, le=10_000)
+
+
+@message("identity.actions.list.v1")
+class ListIdentityActions(_IdentityQuery, _MonthOfActions):
+    pass
+
+
+@message("proposal.actions.list.v1")
+class ListProposalActions(_ProposalQuery, _MonthOfActions):
+    pass
 
 
 # --- every service ---------------------------------------------------------

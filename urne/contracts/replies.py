@@ -56,6 +56,24 @@ class PersonView(Reply):
     district_verified: bool = False
 
 
+class ActionView(Reply):
+    """One entry of an action log: when, who (person id and role), which command, on
+    what (the command's fields, less its actor)."""
+
+    at: datetime
+    id: str
+    actor: str
+    role: str
+    action: str
+    subject: dict[str, Any]
+
+
+class ActionLogView(Reply):
+    service: str
+    month: str
+    actions: list[ActionView]
+
+
 class ModerationView(Reply):
     """Why and by whom a proposal is hidden: for its moderators only."""
 

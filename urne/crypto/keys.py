@@ -14,6 +14,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -97,12 +98,130 @@ def load_signing_key(keys_dir: Path, name: str) -> SigningKey:
     return SigningKey(name, key)
 
 
-def load_public_key(keys_dir: Path, name: str) -> PublicKey:
-    path = keys_dir / f"{name}.pub.pem"
-    try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise RuntimeError(f"missing public key {path}; run `urne keys generate`") from exc
+Status = Literal["current", "retired", "revoked"]
+
+
+def jwk(key: PublicKey, status: Status) -> dict[str, str]:
+    """A public key as a JSON Web Key (RFC 7517; an Ed25519 key is an OKP key, RFC
+    8037), with urne's own members beside the standard ones: which key it is
+    (``name``), whether it is current, retired or revoked (``status``), and the forms
+    urne served first (``algorithm``, ``public_key``, ``pem``)."""
+    return {"kty": "OKP", "crv": "Ed25519", "x": key.raw_b64url(), "kid": key.kid,
+            "use": "sig", "alg": "EdDSA", "name": key.name, "status": status,
+            "algorithm": "Ed25519", "public_key": key.raw_b64url(), "pem": key.pem()}
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """Every public key of one name: the current one (``<name>.pub.pem``), retired ones
+    (``<name>.retired-<kid>.pub.pem``: what they signed still verifies) and revoked
+    ones (``<name>.revoked-<kid>.pub.pem``: listed, never trusted). Verifiers select a
+    key by the ``kid`` a signature names, so a key can be rotated without invalidating
+    what its predecessor signed (``urne keys rotate``), and withdrawn (``urne keys
+    revoke``)."""
+
+    name: str
+    keys: tuple[tuple[PublicKey, Status], ...]
+
+    @property
+    def current(self) -> PublicKey:
+        return next(k for k, status in self.keys if status == "current")
+
+    def status(self, kid: str) -> Status | None:
+        return next((status for k, status in self.keys if k.kid == kid), None)
+
+    def trusted(self, kid: str) -> PublicKey | None:
+        """The key with this id, unless it is unknown or revoked."""
+        return next((k for k, status in self.keys if k.kid == kid and status != "revoked"),
+                    None)
+
+    @classmethod
+    def of(cls, key: PublicKey) -> KeySet:
+        return cls(key.name, ((key, "current"),))
+
+
+def load_key_set(keys_dir: Path, name: str) -> KeySet:
+    keys: list[tuple[PublicKey, Status]] = [(load_public_key(keys_dir, name), "current")]
+    for status in ("retired", "revoked"):
+        for path in sorted(keys_dir.glob(f"{name}.{status}-*.pub.pem")):
+            keys.append((_public_from(path, name), status))
+    return KeySet(name, tuple(keys))
+
+
+def rotate_key(keys_dir: Path, name: str) -> tuple[str, str]:
+    """Retire the current key pair of ``name`` and make a new one; returns (old kid,
+    new kid). The old private key is deleted: nothing signs with it again."""
+    old = load_public_key(keys_dir, name)
+    (keys_dir / f"{name}.retired-{old.kid}.pub.pem").write_text(old.pem())
+    (keys_dir / f"{name}.pem").unlink(missing_ok=True)
+    (keys_dir / f"{name}.pub.pem").unlink()
+    generate_keys(keys_dir, (name,))
+    return old.kid, load_public_key(keys_dir, name).kid
+
+
+def revoke_key(keys_dir: Path, name: str, kid: str) -> None:
+    """Mark a retired key of ``name`` revoked (rotate first to revoke the current one)."""
+    if load_public_key(keys_dir, name).kid == kid:
+        raise ValueError(f"{kid} is the current {name} key: rotate it first")
+    retired = keys_dir / f"{name}.retired-{kid}.pub.pem"
+    if not retired.exists():
+        raise ValueError(f"no retired {name} key {kid} in {keys_dir}")
+    retired.rename(keys_dir / f"{name}.revoked-{kid}.pub.pem")
+
+
+def _public_from(path: Path, name: str) -> PublicKey:
+    key = serialization.load_pem_public_key(path.read_bytes())
     if not isinstance(key, Ed25519PublicKey):
         raise RuntimeError(f"{path} is not an Ed25519 key")
     return PublicKey(name, key)
+
+
+def load_public_key(keys_dir: Path, name: str) -> PublicKey:
+    path = keys_dir / f"{name}.pub.pem"
+    try:
+        return _public_from(path, name)
+    except FileNotFoundError as exc:
+        raise RuntimeError(f"missing public key {path}; run `urne keys generate`") from exc
+
+
+# Per-service key folders (``urne keys generate DIR --per-service``): each role's folder
+# holds the private keys that role signs with, and every public key, so a process
+# given only its own folder can verify the others and sign as no one else.
+OWNED: dict[str, tuple[str, ...]] = {
+    "identity": (IDENTITY_TOKEN_KEY, "envelope-identity"),
+    "tally": (TALLY_RESULT_KEY, "envelope-tally"),
+    "proposal": ("envelope-proposal",),
+    "vote": ("envelope-vote",),  # the vote service and its vote workers
+    "gateway": ("envelope-gateway",),
+}
+
+
+def generate_per_service(root: Path) -> None:
+    """``root/<role>/`` for each role: its own private keys (made where missing, never
+    overwritten) and everyone's public keys."""
+    for role, names in OWNED.items():
+        generate_keys(root / role, names)
+    share_public_keys(root)
+
+
+def share_public_keys(root: Path) -> None:
+    """Copy each role's public keys (current, retired, revoked) into every other role's
+    folder, replacing what is there: after a rotation or a revocation."""
+    for owner, names in OWNED.items():
+        for name in names:
+            published = sorted((root / owner).glob(f"{name}.*pub.pem"))
+            for role in OWNED:
+                if role == owner:
+                    continue
+                for stale in (root / role).glob(f"{name}.*pub.pem"):
+                    stale.unlink()
+                for path in published:
+                    (root / role / path.name).write_bytes(path.read_bytes())
+
+
+def owner_folder(root: Path, name: str) -> Path:
+    """Where the private key ``name`` lives: ``root`` itself (one folder for all, as in
+    development), or the folder of the role that owns it."""
+    if (root / f"{name}.pem").exists() or not any((root / r).is_dir() for r in OWNED):
+        return root
+    return root / next(role for role, names in OWNED.items() if name in names)

@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from urne.crypto.keys import PublicKey, SigningKey
+from urne.crypto.keys import KeySet, PublicKey, SigningKey
 
 ALGORITHMS = ["EdDSA"]
 ISSUER = "urne-identity"
@@ -74,8 +74,10 @@ class TokenVerifier:
     same bytes cannot verify differently, and expiry is checked on every use.
     """
 
-    def __init__(self, public: PublicKey, remember: int = 100_000):
-        self.public = public
+    def __init__(self, public: PublicKey | KeySet, remember: int = 100_000):
+        # Selected by the token's kid: a token signed before a rotation stays valid until
+        # it expires, one signed with a revoked key is refused.
+        self.keys = public if isinstance(public, KeySet) else KeySet.of(public)
         self.remember = remember
         self._verified: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -86,7 +88,12 @@ class TokenVerifier:
                 return known
             del self._verified[(audience, token)]
         try:
-            claims = jwt.decode(token, self.public.key, algorithms=ALGORITHMS,
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self.keys.current if kid is None else self.keys.trusted(str(kid))
+            if key is None:
+                raise InvalidToken(f"signed with {self.keys.status(str(kid)) or 'an unknown'} "
+                                   f"key {str(kid)[:40]!r}")
+            claims = jwt.decode(token, key.key, algorithms=ALGORITHMS,
                                 audience=audience, issuer=ISSUER,
                                 options={"require": ["exp", "iat", "sub", "aud"]})
         except jwt.PyJWTError as exc:

@@ -8,6 +8,7 @@ publishes them only after the handler's writes are committed.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -17,11 +18,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from urne.contracts.commands import CheckHealth
-from urne.contracts.envelope import Command, Event, unwrap, wrap
+from urne.contracts.envelope import Command, Envelope, Event, unwrap, wrap
 from urne.contracts.replies import Health, Reply
 from urne.platform.errors import DomainError
 from urne.platform.logging import log_fields, trace_id_var
-from urne.platform.metrics import COMMAND_SECONDS, COMMANDS, EVENTS_HANDLED
+from urne.platform.metrics import (
+    ACTION_LOG_FAILURES,
+    COMMAND_SECONDS,
+    COMMANDS,
+    EVENTS_HANDLED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +88,9 @@ class ServiceCore:
     # that keeps an outbox of its own (the proposal service's poll events, in Cassandra)
     # clears them there. Best effort: if this is never called, the events go again.
     published: Callable[[list[RawEnvelope]], None] = lambda events: None
+    # Told of each command that succeeded, to append a staff member's doing to the
+    # service's action log (urne/storage/action_log.py).
+    log_action: Callable[[Envelope, Command], None] | None = None
 
     def __post_init__(self) -> None:
         self._by_type = {cls.TYPE: h for cls, h in self.commands.items()}
@@ -115,6 +124,8 @@ class ServiceCore:
                 view = self._by_type[msg_type](cmd, ctx)
             outcome = "ok"
             reply = ok(view)
+            if self.log_action is not None:
+                self._log_action(env, cmd)  # type: ignore[arg-type]  # a Command: _by_type
         except DomainError as exc:
             outcome, reply, ctx.events = exc.code, failed(exc), []
         except Exception:
@@ -145,6 +156,19 @@ class ServiceCore:
             trace_id_var.reset(token)
         EVENTS_HANDLED.labels(self.name, env.type, "ok").inc()
         return ctx.events
+
+    def _log_action(self, env: Envelope, cmd: Command) -> None:
+        # After the fact: the command's writes are committed and its events are to be
+        # published. An entry the store refuses is not worth undoing them for: it goes
+        # to the process's log instead, and is counted.
+        assert self.log_action is not None
+        try:
+            self.log_action(env, cmd)
+        except Exception as exc:
+            ACTION_LOG_FAILURES.labels(self.name).inc()
+            log.error("action log entry not stored", extra=log_fields(
+                type=env.type, command_id=str(env.id), error=repr(exc)[:300],
+                payload=json.dumps(env.payload, ensure_ascii=False)[:2000]))
 
     def _health(self) -> Health:
         try:

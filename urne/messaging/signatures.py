@@ -38,11 +38,12 @@ from cryptography.exceptions import InvalidSignature
 from urne.contracts.envelope import REGISTRY, Command, Event
 from urne.crypto.keys import (
     ENVELOPE_KEY_NAMES,
+    KeySet,
     PublicKey,
     SigningKey,
     b64url,
     b64url_decode,
-    load_public_key,
+    load_key_set,
     load_signing_key,
 )
 from urne.platform.metrics import MESSAGES_REFUSED
@@ -104,10 +105,20 @@ class Verifier:
 
     keys: dict[str, PublicKey]  # kid -> the key, named envelope-<producer>
     consumer: str  # for the refusals' metric
+    revoked: frozenset[str] = frozenset()  # kids withdrawn (urne keys revoke)
 
     @classmethod
     def of(cls, keys: Iterable[PublicKey], consumer: str) -> Verifier:
         return cls({k.kid: k for k in keys}, consumer)
+
+    @classmethod
+    def of_sets(cls, sets: Iterable[KeySet], consumer: str) -> Verifier:
+        """Current and retired keys are trusted (a message signed just before a
+        rotation still arrives); revoked ones are refused by name."""
+        sets = list(sets)
+        return cls({k.kid: k for s in sets for k, status in s.keys if status != "revoked"},
+                   consumer, frozenset(k.kid for s in sets for k, status in s.keys
+                                       if status == "revoked"))
 
     def check(self, raw: Any) -> None:
         """Raises ``Refused`` (counted) unless ``raw`` is signed by its producer, who may
@@ -125,6 +136,8 @@ class Verifier:
         if not isinstance(signature, dict):
             raise Refused("unsigned", "the envelope carries no signature")
         producer, msg_type = raw.get("producer"), raw.get("type")
+        if str(signature.get("kid")) in self.revoked:
+            raise Refused("revoked_key", f"key {str(signature.get('kid'))[:40]!r} is revoked")
         key = self.keys.get(str(signature.get("kid")))
         if key is None:
             raise Refused("unknown_key", f"no key {str(signature.get('kid'))[:40]!r}")
@@ -152,4 +165,5 @@ def load_signer(keys_dir: Path, producer: str) -> Signer:
 
 
 def load_verifier(keys_dir: Path, consumer: str) -> Verifier:
-    return Verifier.of((load_public_key(keys_dir, name) for name in ENVELOPE_KEY_NAMES), consumer)
+    return Verifier.of_sets((load_key_set(keys_dir, name) for name in ENVELOPE_KEY_NAMES),
+                            consumer)

@@ -23,6 +23,11 @@ MESSAGES_REFUSED = Counter(
     "Messages a consumer refused before handling them (unsigned, mis-signed, not allowed), "
     "by reason; each is dead-lettered with its reason.", ["consumer", "reason"],
 )
+ACTION_LOG_FAILURES = Counter(
+    "urne_action_log_failures_total",
+    "Staff actions carried out whose action-log entry the store refused (logged instead).",
+    ["service"],
+)
 BALLOTS = Counter(
     "urne_ballots_recorded_total", "Ballots stored durably by the vote service.",
     ["channel", "kind"],

@@ -6,6 +6,7 @@ Development defaults are refused when ``URNE_ENVIRONMENT`` is not ``development`
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
@@ -14,6 +15,15 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PSEUDONYM_SECRET = "dev-only-pseudonym-secret-change-me"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 class CommonSettings(BaseSettings):
@@ -130,7 +140,7 @@ class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSetting
 
     metrics_port: int = 0  # 0: no metrics server (tests start several services)
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus to scrape
-    pseudonym_secret: str = DEV_PSEUDONYM_SECRET
+    pseudonym_secret: str = ""  # identity's alone; the development one if unset there
     outbox_dir: Path = Path("urne-data/outbox")
     max_workers: int = 10
     # urne vote-worker: deliveries in flight per worker (shared by its shard consumers,
@@ -143,6 +153,9 @@ class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSetting
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> ServiceSettings:
+        # Only identity needs the secret (the pseudonyms are made there): the other
+        # services run without it, and identity refuses to start without a real one
+        # outside development (registry.identity_core).
         if not self.is_development and self.pseudonym_secret == DEV_PSEUDONYM_SECRET:
             raise ValueError("URNE_PSEUDONYM_SECRET must be set outside development")
         return self
@@ -161,7 +174,9 @@ class EmbeddedSettings(CommonSettings, RoleSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("urne-data")
-    pseudonym_secret: str = DEV_PSEUDONYM_SECRET
+    # Empty: in development, a random secret made for the data folder on its first start
+    # (<data_dir>/pseudonym-secret); outside development it must be given.
+    pseudonym_secret: str = ""
     keys_dir: Path = Field(default=Path(""))  # empty: <data_dir>/keys
     outbox_dir: Path = Field(default=Path(""))  # empty: <data_dir>/outbox
 
@@ -171,8 +186,12 @@ class EmbeddedSettings(CommonSettings, RoleSettings):
             self.keys_dir = self.data_dir / "keys"
         if self.outbox_dir == Path(""):
             self.outbox_dir = self.data_dir / "outbox"
-        if not self.is_development and self.pseudonym_secret == DEV_PSEUDONYM_SECRET:
+        if not self.is_development and self.pseudonym_secret in ("", DEV_PSEUDONYM_SECRET):
             raise ValueError("URNE_PSEUDONYM_SECRET must be set outside development")
+        if self.pseudonym_secret == DEV_PSEUDONYM_SECRET and not _loopback(self.host):
+            # Everyone knows it: with it, anyone could link voter keys to persons.
+            raise ValueError(f"the development pseudonym secret may not serve {self.host}: "
+                             "set URNE_PSEUDONYM_SECRET, or leave it unset for a random one")
         return self
 
     # One process: one shard, counted by the tally's event handler in the same SQLite

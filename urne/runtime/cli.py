@@ -82,7 +82,7 @@ def store_roles() -> None:
     settings = StoreSettings()
     session = connect(settings)
     try:
-        logins = grant_all(session, settings, lambda s: os.environ.get(variable(s)))
+        logins = grant_all(session, settings, SERVICES, lambda s: os.environ.get(variable(s)))
     finally:
         session.cluster.shutdown()
     for service, (role, password) in logins.items():
@@ -300,11 +300,54 @@ def loadtest(ctx: typer.Context) -> None:
 def keys_generate(
     keys_dir: Annotated[Path, typer.Argument(help="Folder for the PEM files.")] = Path(
         "urne-data/keys"),
+    per_service: Annotated[bool, typer.Option(
+        "--per-service", help="One folder per role (identity, proposal, vote, tally, "
+                              "gateway), each with its own private keys and every public "
+                              "key: give each process its own folder only.")] = False,
 ) -> None:
     """Create the Ed25519 key pairs that are missing (never overwrites)."""
-    from urne.crypto.keys import generate_keys
+    from urne.crypto.keys import generate_keys, generate_per_service
 
-    generate_keys(keys_dir)
-    for p in sorted(keys_dir.iterdir()):
+    if per_service:
+        generate_per_service(keys_dir)
+    else:
+        generate_keys(keys_dir)
+    for p in sorted(keys_dir.rglob("*.pem")):
         typer.echo(p)
 
+
+@keys_app.command("rotate")
+def keys_rotate(
+    keys_dir: Annotated[Path, typer.Argument(help="The keys folder (or per-service root).")],
+    name: Annotated[str, typer.Argument(help="The key to rotate, e.g. tally-result.")],
+) -> None:
+    """Retire the current key pair of NAME and make a new one: what the old key signed
+    still verifies (results, tokens until they expire, messages in flight); its private
+    half is deleted. Restart the processes that use it to load the new keys."""
+    from urne.crypto.keys import KEY_NAMES, OWNED, owner_folder, rotate_key, share_public_keys
+
+    if name not in KEY_NAMES:
+        raise typer.BadParameter(f"unknown key {name!r}; one of {', '.join(KEY_NAMES)}")
+    old, new = rotate_key(owner_folder(keys_dir, name), name)
+    if any((keys_dir / role).is_dir() for role in OWNED):
+        share_public_keys(keys_dir)
+    typer.echo(f"{name}: {old} retired, {new} current")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    keys_dir: Annotated[Path, typer.Argument(help="The keys folder (or per-service root).")],
+    name: Annotated[str, typer.Argument(help="The key's name, e.g. envelope-vote.")],
+    kid: Annotated[str, typer.Argument(help="The id of a retired key of that name.")],
+) -> None:
+    """Withdraw a retired key: nothing it signed is trusted any more, and /v1/audit/keys
+    lists it as revoked. To withdraw the current key, rotate it first."""
+    from urne.crypto.keys import OWNED, owner_folder, revoke_key, share_public_keys
+
+    try:
+        revoke_key(owner_folder(keys_dir, name), name, kid)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if any((keys_dir / role).is_dir() for role in OWNED):
+        share_public_keys(keys_dir)
+    typer.echo(f"{name}: {kid} revoked")

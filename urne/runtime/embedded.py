@@ -9,9 +9,12 @@ the previous batch was being written goes into the next transaction.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -25,7 +28,7 @@ from urne.messaging.embedded_bus import EmbeddedBus, Member
 from urne.messaging.group_commit import GroupCommit
 from urne.messaging.kernel import RawEnvelope, RawReply
 from urne.platform.logging import log_fields
-from urne.platform.settings import EmbeddedSettings
+from urne.platform.settings import DEV_PSEUDONYM_SECRET, EmbeddedSettings
 from urne.runtime.registry import SCHEDULE_INTERVAL_SECONDS, SERVICES, VOTE
 from urne.services.vote.intake import BallotIntake
 from urne.storage.sqlite import SqliteDb
@@ -99,12 +102,36 @@ class Embedded:
         self.bus.close()
 
 
+def folder_secret(data_dir: Path) -> str:
+    """The data folder's own pseudonym secret, made at random on its first start and
+    kept (readable by its owner only) in ``<data_dir>/pseudonym-secret``. A folder that
+    already holds an identity store from before kept the development secret: it keeps
+    it, or its voters would get new voter keys in a poll they voted in."""
+    path = data_dir / "pseudonym-secret"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return path.read_text().strip()
+    if (data_dir / "identity.db").exists():
+        log.warning("this data folder was made with the development pseudonym secret; it "
+                    "keeps it (move its polls to a new folder to change it)")
+        secret = DEV_PSEUDONYM_SECRET
+    else:
+        secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return secret
+
+
 def embedded(settings: EmbeddedSettings) -> Embedded:
     """Every service on its SQLite file (migrated), joined by the bus, after delivering
     what a crash left in the outboxes; and the group commit of ballots."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.is_development:
         generate_keys(settings.keys_dir)  # never overwrites; production brings its own
+    if not settings.pseudonym_secret:  # development (settings refuse it otherwise)
+        settings = settings.model_copy(update={"pseudonym_secret": folder_secret(
+            settings.data_dir)})
     members: dict[str, Member] = {}
     intake: BallotIntake | None = None
     for name, spec in SERVICES.items():

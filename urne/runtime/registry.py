@@ -22,9 +22,10 @@ import urne.services.tally
 import urne.services.vote
 from urne.contracts.commands import CheckPolls, RunSchedule
 from urne.contracts.envelope import Command
-from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_public_key, load_signing_key
+from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_key_set, load_signing_key
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
 from urne.messaging.kernel import ServiceCore
+from urne.platform.settings import DEV_PSEUDONYM_SECRET
 from urne.services.identity.adapters.cassandra_store import CassandraIdentityStore
 from urne.services.identity.adapters.outbox_sender import FileOutboxSender
 from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
@@ -102,15 +103,26 @@ def _emails(listed: str) -> frozenset[str]:
     return frozenset(e.strip().lower() for e in listed.split(",") if e.strip())
 
 
+def pseudonym_secret(config: ServiceConfig) -> str:
+    """Identity's secret: given, or the development one in development only."""
+    if config.pseudonym_secret:
+        return config.pseudonym_secret
+    if not config.is_development:
+        raise RuntimeError("URNE_PSEUDONYM_SECRET must be set for identity outside "
+                           "development")
+    return DEV_PSEUDONYM_SECRET
+
+
 def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
     return IdentityHandlers(
         store=store,
         sender=FileOutboxSender(config.outbox_dir, echo_codes=config.is_development),
         tokens=TokenIssuer(load_signing_key(config.keys_dir, IDENTITY_TOKEN_KEY)),
-        secret=config.pseudonym_secret,
+        secret=pseudonym_secret(config),
         organisers=_emails(config.organiser_emails),
         admins=_emails(config.admin_emails),
         synthetic_voters=config.is_development,
+        token_keys=load_key_set(config.keys_dir, IDENTITY_TOKEN_KEY),
     ).core()
 
 
@@ -125,7 +137,7 @@ def vote_core(store: VoteStore, config: ServiceConfig) -> ServiceCore:
 
 def vote_intake(store: VoteStore, config: ServiceConfig, shards: int) -> BallotIntake:
     # vote holds only identity's public key: it can check tokens, never mint them.
-    verifier = TokenVerifier(load_public_key(config.keys_dir, IDENTITY_TOKEN_KEY))
+    verifier = TokenVerifier(load_key_set(config.keys_dir, IDENTITY_TOKEN_KEY))
     return BallotIntake(store, verifier, shards=shards, counting_shards=config.counting_shards,
                         max_ballots=config.max_ballots_per_voter)
 

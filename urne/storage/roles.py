@@ -15,7 +15,7 @@ from ``URNE_CASSANDRA_PASSWORD_<SERVICE>``; running it again sets the passwords 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from cassandra.cluster import Session
 
@@ -53,15 +53,13 @@ def grant(session: Session, settings: StoreSettings, service: str, password: str
     return role
 
 
-def grant_all(session: Session, settings: StoreSettings,
+def grant_all(session: Session, settings: StoreSettings, services: Iterable[str],
               password_of: Callable[[str], str | None] = lambda service: None
               ) -> dict[str, tuple[str, str]]:
-    """``grant`` every service; service -> (role, password). ``password_of(service)``
-    gives a password, or None for a random one."""
-    from urne.runtime.registry import SERVICES
-
+    """``grant`` each of ``services``; service -> (role, password).
+    ``password_of(service)`` gives a password, or None for a random one."""
     logins = {}
-    for service in SERVICES:
+    for service in services:
         password = password_of(service) or secrets.token_urlsafe(24)
         logins[service] = (grant(session, settings, service, password), password)
     return logins

@@ -8,13 +8,18 @@ from cassandra.cluster import Session
 from cassandra.query import UNSET_VALUE
 
 from urne.services.identity.domain import LoginCode, Person, VotingStatus, voting_status
+from urne.storage.action_log import CassandraActionLog
 from urne.storage.cassandra import guarded, ping, utc
 
 
 class CassandraIdentityStore:
     def __init__(self, session: Session, keyspace: str):
         self.s = session
+        self.actions = CassandraActionLog(session, keyspace)
         ks = keyspace
+        self._save_role = session.prepare(
+            f"UPDATE {ks}.persons_by_email SET role = ? WHERE email = ?")
+        self._save_role.is_idempotent = True
         self._person = session.prepare(f"SELECT * FROM {ks}.persons_by_email WHERE email = ?")
         # Through the index on person_id (migration 002): at most one row.
         self._person_by_id = session.prepare(
@@ -55,6 +60,10 @@ class CassandraIdentityStore:
         found = self.person_by_email(person.email)
         assert found is not None
         return found
+
+    @guarded
+    def save_role(self, person: Person) -> None:
+        self.s.execute(self._save_role, (person.role, person.email))
 
     @guarded
     def save_district(self, person: Person) -> None:

@@ -6,12 +6,19 @@ import sqlite3
 from datetime import datetime
 
 from urne.services.identity.domain import LoginCode, Person, VotingStatus, voting_status
+from urne.storage.action_log import SqliteActionLog
 from urne.storage.sqlite import SqliteDb
 
 
 class SqliteIdentityStore:
     def __init__(self, db: SqliteDb):
         self.db = db
+        self.actions = SqliteActionLog(db)
+
+    def save_role(self, person: Person) -> None:
+        with self.db.tx() as c:
+            c.execute("UPDATE persons SET role = ? WHERE person_id = ?",
+                      (person.role, person.person_id))
 
     def person_by_email(self, email: str) -> Person | None:
         row = self.db.one("SELECT * FROM persons WHERE email = ?", (email,))

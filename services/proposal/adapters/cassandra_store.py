@@ -44,6 +44,7 @@ from urne.services.proposal.domain import (
     dump_amendments,
     load_amendments,
 )
+from urne.storage.action_log import CassandraActionLog
 from urne.storage.cassandra import applied, guard, guarded, ping, utc
 
 LISTING_BUCKET = 0  # one partition lists all consultations (hundreds, not millions)
@@ -71,6 +72,7 @@ _COLUMNS = ("consultation_id, title, description, created_by, created_at, status
 class CassandraProposalStore:
     def __init__(self, session: Session, keyspace: str):
         self.s = session
+        self.actions = CassandraActionLog(session, keyspace)
         ks = keyspace
         p = session.prepare
         self._add_consultation = p(f"INSERT INTO {ks}.consultations ({_COLUMNS}) "

@@ -23,6 +23,7 @@ from urne.services.proposal.domain import (
     dump_amendments,
     load_amendments,
 )
+from urne.storage.action_log import SqliteActionLog
 from urne.storage.sqlite import SqliteDb
 
 # Column -> how a consultation's field is written there (the names are the fields').
@@ -67,6 +68,7 @@ def _iso(value: datetime | None) -> str | None:
 class SqliteProposalStore:
     def __init__(self, db: SqliteDb):
         self.db = db
+        self.actions = SqliteActionLog(db)
 
     def add_consultation(self, c: Consultation) -> None:
         with self.db.tx() as tx:

@@ -1,0 +1,127 @@
+"""The log of what organisers and admins did (issue 10, "accountable operators").
+
+Every command a person with a staff role (organiser, moderator, agent, admin) has a
+service carry out is appended, once it succeeded, to that service's own log (the
+proposal service: consultations, proposals, polls; identity: roles): when, who, with
+which role, which command, and on what (the command's fields, less its actor). The
+code appends and reads, by month; it never updates or deletes an entry. An admin reads
+both services' logs through ``GET /v1/admin/actions``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from cassandra.cluster import Session
+
+from urne.contracts.commands import ListIdentityActions, ListProposalActions
+from urne.contracts.envelope import Envelope, Message, Query
+from urne.contracts.replies import ActionLogView, ActionView
+from urne.contracts.roles import ACCOUNTABLE, ADMIN
+from urne.platform.errors import Forbidden
+from urne.storage.cassandra import guarded, utc
+from urne.storage.sqlite import SqliteDb
+
+SUBJECT_LIMIT = 4000  # characters of a command's fields kept in its entry
+
+
+@dataclass(frozen=True)
+class Action:
+    at: datetime
+    id: str  # the command's envelope id: a retried command may be logged twice, once each
+    actor: str  # person id
+    role: str
+    action: str  # the command's type
+    subject: str  # the command's fields, less its actor, as JSON
+
+    @property
+    def month(self) -> str:
+        return self.at.strftime("%Y-%m")
+
+
+def staff_action(env: Envelope, cmd: Message, at: datetime) -> Action | None:
+    """The entry for ``cmd``, or None when it is not a staff member's doing (no actor, a
+    participant, or a query, which changes nothing)."""
+    actor = getattr(cmd, "actor", None)
+    if actor is None or isinstance(cmd, Query) or actor.role not in ACCOUNTABLE:
+        return None
+    fields = cmd.model_dump(mode="json", exclude={"actor"})
+    subject = json.dumps(fields, sort_keys=True, ensure_ascii=False)[:SUBJECT_LIMIT]
+    return Action(at.astimezone(UTC), str(env.id), actor.person_id, actor.role, env.type,
+                  subject)
+
+
+class ActionLog(Protocol):
+    def append(self, a: Action) -> None: ...
+    def month(self, month: str, limit: int) -> list[Action]: ...
+
+
+def recorder(log: ActionLog, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+             ) -> Callable[[Envelope, Message], None]:
+    """What a ``ServiceCore`` calls after each command that succeeded."""
+    def record(env: Envelope, cmd: Message) -> None:
+        action = staff_action(env, cmd, clock())
+        if action is not None:
+            log.append(action)
+    return record
+
+
+def action_log_view(service: str, log: ActionLog,
+                    query: ListIdentityActions | ListProposalActions) -> ActionLogView:
+    """The reply to a service's ``*.actions.list.v1``: admins only."""
+    if query.actor.role != ADMIN:
+        raise Forbidden("only admins read the action log", code="forbidden")
+    return ActionLogView(service=service, month=query.month,
+                         actions=[view(a) for a in log.month(query.month, query.limit)])
+
+
+def view(action: Action) -> ActionView:
+    try:
+        subject = json.loads(action.subject)
+    except ValueError:  # cut at SUBJECT_LIMIT
+        subject = {"truncated": action.subject}
+    return ActionView(at=action.at, id=action.id, actor=action.actor, role=action.role,
+                      action=action.action, subject=subject)
+
+
+class SqliteActionLog:
+    def __init__(self, db: SqliteDb):
+        self.db = db
+
+    def append(self, a: Action) -> None:
+        with self.db.tx() as c:
+            c.execute("INSERT OR IGNORE INTO action_log (month, at, id, actor, role, action, "
+                      "subject) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (a.month, a.at.isoformat(), a.id, a.actor, a.role, a.action, a.subject))
+
+    def month(self, month: str, limit: int) -> list[Action]:
+        rows = self.db.query("SELECT * FROM action_log WHERE month = ? ORDER BY at, id "
+                             "LIMIT ?", (month, limit))
+        return [Action(datetime.fromisoformat(r["at"]), r["id"], r["actor"], r["role"],
+                       r["action"], r["subject"]) for r in rows]
+
+
+class CassandraActionLog:
+    def __init__(self, session: Session, keyspace: str):
+        self.s = session
+        self._append = session.prepare(
+            f"INSERT INTO {keyspace}.action_log (month, at, id, actor, role, action, subject) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)")
+        self._append.is_idempotent = True  # the same entry, by its key
+        self._month = session.prepare(
+            f"SELECT * FROM {keyspace}.action_log WHERE month = ? LIMIT ?")
+        self._month.is_idempotent = True
+
+    @guarded
+    def append(self, a: Action) -> None:
+        self.s.execute(self._append, (a.month, a.at, a.id, a.actor, a.role, a.action,
+                                      a.subject))
+
+    @guarded
+    def month(self, month: str, limit: int) -> list[Action]:
+        return [Action(utc(r.at), r.id, r.actor, r.role, r.action, r.subject)
+                for r in self.s.execute(self._month, (month, limit))]
