@@ -24,6 +24,11 @@ RMQ_LOCK_FILE=/run/lock/urne-rabbitmq.lock
 # pointed at the copy with RABBITMQ_CONFIG_FILE (the wrappers keep the env).
 RMQ_CONF_SRC="$RMQ_DIR/rabbitmq.conf"
 RMQ_CONF_DST=/etc/rabbitmq/urne-loopback.conf
+# The TLS listener's certificates (made by start.sh): a local authority, whose
+# certificate clients trust (URNE_AMQP_URL=amqps://...:5671/?cafile=$RMQ_TLS_DIR/ca.pem),
+# and the server's, for localhost and 127.0.0.1.
+RMQ_TLS_DIR=/etc/rabbitmq/urne-tls
+RMQ_TLS_PORT=5671
 
 # epmd (started on demand by whichever Erlang VM needs it first — server or
 # CLI) listens on every interface unless told otherwise.

@@ -42,7 +42,8 @@ install_package() {
     # Finish any earlier interrupted install (e.g. a failed postinst).
     DEBIAN_FRONTEND=noninteractive dpkg --configure -a
     apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server
+    # openssl: start.sh makes the local TLS listener's certificates with it.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server openssl
 
     restore_policy_rc
     trap - EXIT

@@ -27,8 +27,38 @@ unset URNE_RMQ_START_LOCKED
 
 "$RMQ_DIR/install.sh"
 
+# A local certificate authority and a server certificate for the TLS listener, made once.
+make_tls_certificates() {
+    [ -s "$RMQ_TLS_DIR/server.pem" ] && return 0
+    log "making the TLS listener's certificates in $RMQ_TLS_DIR"
+    mkdir -p "$RMQ_TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=urne local CA" \
+        -keyout "$RMQ_TLS_DIR/ca.key" -out "$RMQ_TLS_DIR/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$RMQ_TLS_DIR/server.key" -out "$RMQ_TLS_DIR/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$RMQ_TLS_DIR/san.ext"
+    openssl x509 -req -in "$RMQ_TLS_DIR/server.csr" -CA "$RMQ_TLS_DIR/ca.pem" \
+        -CAkey "$RMQ_TLS_DIR/ca.key" -CAcreateserial -days 3650 -extfile "$RMQ_TLS_DIR/san.ext" \
+        -out "$RMQ_TLS_DIR/server.pem" 2>/dev/null
+    chown -R rabbitmq:rabbitmq "$RMQ_TLS_DIR"
+    chmod 0600 "$RMQ_TLS_DIR/ca.key" "$RMQ_TLS_DIR/server.key"
+    chmod 0644 "$RMQ_TLS_DIR/ca.pem" "$RMQ_TLS_DIR/server.pem"
+    chmod 0755 "$RMQ_TLS_DIR"
+}
+
 if [ "${RABBITMQ_SKIP_LOOPBACK:-0}" != 1 ]; then
+    make_tls_certificates
     install -m 0644 -o rabbitmq -g rabbitmq "$RMQ_CONF_SRC" "$RMQ_CONF_DST"
+    # TLS beside plain AMQP, on loopback too (urne's TLS setting is tested against it).
+    cat >>"$RMQ_CONF_DST" <<EOF
+
+listeners.ssl.default = 127.0.0.1:$RMQ_TLS_PORT
+ssl_options.cacertfile = $RMQ_TLS_DIR/ca.pem
+ssl_options.certfile = $RMQ_TLS_DIR/server.pem
+ssl_options.keyfile = $RMQ_TLS_DIR/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+EOF
     export RABBITMQ_CONFIG_FILE="$RMQ_CONF_DST"
     # Inter-node/CLI distribution port (25672) on loopback too.
     export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="${RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS:-} -kernel inet_dist_use_interface {127,0,0,1}"

@@ -38,6 +38,7 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
+from urne.messaging.amqp_tls import pika_parameters
 from urne.messaging.channels import close_without_cancel
 from urne.messaging.counting_stream import DEAD_LETTERS, declare_counting, event_route
 from urne.messaging.kernel import RawEnvelope, RawReply
@@ -160,7 +161,7 @@ class ShardWorker:
 
     # --- one connection ----------------------------------------------------------
     def _session(self, stop: threading.Event) -> None:
-        params = pika.URLParameters(self.amqp_url)
+        params = pika_parameters(self.amqp_url)
         params.heartbeat = self.heartbeat
         params.client_properties = {"connection_name": f"urne-vote-worker-{self.membership.me}"}
         connection = pika.BlockingConnection(params)
@@ -360,7 +361,7 @@ class ShardWorker:
 def ensure_topology(amqp_url: str, shards: int, counting_shards: int) -> None:
     """Declare the ballot stream on its own short connection (the vote service does it at
     start, so a close marker finds its shard queues even before any worker ran)."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(pika_parameters(amqp_url))
     try:
         declare_topology(connection.channel(), shards, counting_shards)
     finally:

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
+from urne.messaging.amqp_tls import pika_parameters
 from urne.messaging.channels import close_without_cancel
 from urne.messaging.kernel import RawEnvelope
 from urne.messaging.membership import HEARTBEAT_SECONDS, Membership
@@ -92,7 +93,7 @@ def declare_counting(channel: BlockingChannel, shards: int) -> None:
 
 def ensure_counting(amqp_url: str, shards: int) -> None:
     """Declare the counting streams on a short connection of its own."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(pika_parameters(amqp_url))
     try:
         declare_counting(connection.channel(), shards)
     finally:
@@ -174,7 +175,7 @@ class CountingWorker:
         COUNTING_SHARDS_OWNED.set(0)
 
     def _session(self, stop: threading.Event) -> None:
-        params = pika.URLParameters(self.amqp_url)
+        params = pika_parameters(self.amqp_url)
         params.heartbeat = self.heartbeat
         params.client_properties = {
             "connection_name": f"urne-tally-worker-{self.membership.me}"}

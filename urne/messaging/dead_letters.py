@@ -24,6 +24,7 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
+from urne.messaging.amqp_tls import pika_parameters
 from urne.messaging.ballot_stream import DEAD_LETTERS
 
 
@@ -84,7 +85,7 @@ def _each(channel: BlockingChannel, limit: int) -> list[tuple[int, Parked]]:
 
 def list_parked(amqp_url: str, limit: int = 1000) -> list[Parked]:
     """The first ``limit`` records, left in the queue, in order."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(pika_parameters(amqp_url))
     try:
         channel = connection.channel()
         return [parked for _, parked in _each(channel, limit)]
@@ -96,7 +97,7 @@ def replay(amqp_url: str, wanted: Callable[[Parked], bool] = lambda p: True,
            limit: int = 1000) -> tuple[list[Parked], list[Parked]]:
     """Publish again the events among the first ``limit`` records that ``wanted``
     accepts; returns (replayed, left in the queue)."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(pika_parameters(amqp_url))
     replayed, left = [], []
     try:
         channel = connection.channel()

@@ -42,9 +42,10 @@ def running_core(spec: ServiceSpec[Any], settings: ServiceSettings) -> RunningCo
 
 
 def nameko_config(settings: ServiceSettings) -> dict[str, Any]:
+    from urne.messaging.amqp_tls import kombu_settings
     from urne.messaging.nameko_adapter import SETTINGS_KEY
 
-    return {"AMQP_URI": settings.amqp_url, "max_workers": settings.max_workers,
+    return {**kombu_settings(settings.amqp_url), "max_workers": settings.max_workers,
             "serializer": "json", SETTINGS_KEY: settings}
 
 
