@@ -29,12 +29,14 @@ from urne.messaging.ballot_stream import (
     EVENTS_EXCHANGE,
     MARKER_TYPE,
     REPLY_EXCHANGE,
+    WORKERS_EXCHANGE,
     Batch,
     Handler,
     ShardWorker,
     declare_topology,
     shard_queue,
 )
+from urne.messaging.membership import PEER_TIMEOUT_SECONDS
 from urne.messaging.signatures import load_signer, load_verifier
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed]
@@ -154,6 +156,38 @@ def test_a_passing_fault_is_retried_never_parked(amqp_url: str) -> None:
         halt()
     assert set(replies) == set(sent) and all(r["ok"] for r in replies.values())
     assert client.drain(DEAD_LETTERS) == []
+
+
+def test_a_worker_backing_off_keeps_announcing_itself(amqp_url: str) -> None:
+    """While its store is away for longer than the others wait for a silent worker, a
+    worker retrying its batch still announces itself every heartbeat: the others do not
+    take its shards (and then find them held) for a passing fault."""
+    client, seen = Client(amqp_url), []
+    heard = client.channel.queue_declare("", exclusive=True).method.queue
+    client.channel.exchange_declare(WORKERS_EXCHANGE, "fanout", durable=True)
+    client.channel.queue_bind(heard, WORKERS_EXCHANGE)
+    down_until = time.monotonic() + 2.5 * PEER_TIMEOUT_SECONDS
+
+    def away(items: list[Any], shards: list[int], fence: Fence) -> Batch:
+        if time.monotonic() < down_until:
+            raise Transient("store down")
+        return echo(seen)(items, shards)
+
+    sent = client.send(0, {"n": 1})
+    worker = ShardWorker(amqp_url, SHARDS, away, transient=lambda e: isinstance(e, Transient))
+    halt = running(worker)
+    announced: list[float] = []
+    try:
+        while time.monotonic() < down_until:
+            announced += [time.monotonic() for m in client.drain(heard)
+                          if m["worker"] == worker.membership.me]
+            time.sleep(0.1)
+        replies = client.replies(1)
+    finally:
+        halt()
+    assert replies[sent]["ok"]  # the batch went through once the store was back
+    gaps = [b - a for a, b in itertools.pairwise(announced)]
+    assert len(announced) >= 6 and max(gaps) < PEER_TIMEOUT_SECONDS / 2, gaps
 
 
 def test_a_worker_that_stalled_writes_nothing_it_held(amqp_url: str) -> None:

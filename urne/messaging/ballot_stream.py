@@ -177,17 +177,18 @@ class ShardWorker:
                 self._subscribe(connection, shard)
             log.info("vote worker consuming", extra=log_fields(
                 worker=self.membership.me, shards=self.shards))
-            next_beat, backoff = 0.0, 0.0
+            next_beat, backoff, retry_at = 0.0, 0.0, 0.0
             while not stop.is_set():
                 now = time.monotonic()
                 if now >= next_beat:
                     self.membership.announce(events, WORKERS_EXCHANGE, self._active)
                     next_beat = now + HEARTBEAT_SECONDS
-                waited = 0.01 if not self._pending else 0
+                waiting = now < retry_at
+                waited = 0.01 if waiting or not self._pending else 0
                 connection.process_data_events(time_limit=waited)
                 if time.monotonic() - now - waited > self.stall_limit:
                     raise Stalled(f"stopped for {time.monotonic() - now:.1f} s")
-                if not self._pending:
+                if waiting or not self._pending:
                     continue
                 size = len(self._pending[:self.max_batch])
                 try:
@@ -214,7 +215,9 @@ class ShardWorker:
                     backoff = min(max(backoff * 2, 0.25), 10.0)
                     log.warning("batch failed; retrying", extra=log_fields(
                         error=repr(exc)[:300], retry_in_s=backoff))
-                    connection.sleep(backoff)
+                    # Not a sleep: the loop goes on announcing this worker (and serving
+                    # the broker), so the others do not take its shards meanwhile.
+                    retry_at = time.monotonic() + backoff
         finally:
             if connection.is_open:
                 # Shard channels first, without cancelling (see close_without_cancel): a worker that
