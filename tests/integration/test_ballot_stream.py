@@ -38,6 +38,7 @@ from urne.messaging.ballot_stream import (
 )
 from urne.messaging.membership import PEER_TIMEOUT_SECONDS
 from urne.messaging.signatures import load_signer, load_verifier
+from urne.platform.metrics import MESSAGES_REFUSED
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed]
 
@@ -323,6 +324,8 @@ def test_a_close_marker_counts_only_from_vote_events(amqp_url: str) -> None:
     client.channel.basic_publish(BALLOTS_EXCHANGE, "voter-key", json.dumps(marker).encode())
     client.channel.basic_publish("", shard_queue(1), json.dumps(marker).encode())
     client.channel.basic_publish(EVENTS_EXCHANGE, MARKER_TYPE, json.dumps(marker).encode())
+    refusals = MESSAGES_REFUSED.labels("vote-worker", "not_allowed")
+    before = refusals._value.get()
     halt = running(ShardWorker(amqp_url, SHARDS, echo(seen), transient=lambda e: False))
     parked: list[dict[str, Any]] = []
     try:
@@ -335,6 +338,7 @@ def test_a_close_marker_counts_only_from_vote_events(amqp_url: str) -> None:
     items = [item for item, _ in seen]
     assert items == [marker] * SHARDS  # one per shard, from vote.events, and nothing else
     assert [(p["envelope"], p["reason"]) for p in parked] == [(marker, "not_allowed")] * 2
+    assert refusals._value.get() == before + 2  # counted, as every refusal is
 
 
 def test_a_refused_message_is_parked_answered_and_the_batch_goes_on(

@@ -40,11 +40,16 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from urne.messaging.amqp_tls import pika_parameters
 from urne.messaging.channels import close_without_cancel
-from urne.messaging.counting_stream import DEAD_LETTERS, declare_counting, event_route
+from urne.messaging.counting_stream import DEAD_LETTERS, Admit, declare_counting, event_route
 from urne.messaging.kernel import RawEnvelope, RawReply
 from urne.messaging.membership import HEARTBEAT_SECONDS, Membership
 from urne.platform.logging import log_fields
-from urne.platform.metrics import BALLOT_BATCH_SIZE, EVENTS_PUBLISHED, SHARDS_ACTIVE
+from urne.platform.metrics import (
+    BALLOT_BATCH_SIZE,
+    EVENTS_PUBLISHED,
+    MESSAGES_REFUSED,
+    SHARDS_ACTIVE,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +121,6 @@ class _Delivery:
     refused: str | None = None  # why the message is not handed to the intake
 
 
-Admit = Callable[[Any], "str | None"]  # None: the message may go in; else why not
 Sign = Callable[[RawEnvelope], RawEnvelope]
 
 
@@ -246,6 +250,7 @@ class ShardWorker:
                 # service's users may publish; through urne.ballots (the gateway's) it
                 # is a forgery that would close the poll early: refused, never applied.
                 refused = "not_allowed: a close marker may come only from vote.events"
+                MESSAGES_REFUSED.labels("vote-worker", "not_allowed").inc()
             self._pending.append(_Delivery(shard, ch, method.delivery_tag, props.reply_to,
                                            props.correlation_id, envelope, refused))
 

@@ -128,7 +128,7 @@ class _Delivery:
     body: Any
 
 
-Admit = Callable[[Any], "str | None"]  # None: the message may be counted; else why not
+Admit = Callable[[Any], "str | None"]  # None: the message may be taken; else why not
 
 
 class CountingWorker:

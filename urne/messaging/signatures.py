@@ -108,10 +108,6 @@ class Verifier:
     revoked: frozenset[str] = frozenset()  # kids withdrawn (urne keys revoke)
 
     @classmethod
-    def of(cls, keys: Iterable[PublicKey], consumer: str) -> Verifier:
-        return cls({k.kid: k for k in keys}, consumer)
-
-    @classmethod
     def of_sets(cls, sets: Iterable[KeySet], consumer: str) -> Verifier:
         """Current and retired keys are trusted (a message signed just before a
         rotation still arrives); revoked ones are refused by name."""
@@ -135,12 +131,12 @@ class Verifier:
         signature = raw.get(SIGNATURE)
         if not isinstance(signature, dict):
             raise Refused("unsigned", "the envelope carries no signature")
-        producer, msg_type = raw.get("producer"), raw.get("type")
-        if str(signature.get("kid")) in self.revoked:
-            raise Refused("revoked_key", f"key {str(signature.get('kid'))[:40]!r} is revoked")
-        key = self.keys.get(str(signature.get("kid")))
+        producer, msg_type, kid = raw.get("producer"), raw.get("type"), str(signature.get("kid"))
+        if kid in self.revoked:
+            raise Refused("revoked_key", f"key {kid[:40]!r} is revoked")
+        key = self.keys.get(kid)
         if key is None:
-            raise Refused("unknown_key", f"no key {str(signature.get('kid'))[:40]!r}")
+            raise Refused("unknown_key", f"no key {kid[:40]!r}")
         if key.name != f"{KEY_PREFIX}{producer}":
             raise Refused("wrong_producer",
                           f"signed with {key.name}, not the key of {str(producer)[:40]!r}")
