@@ -50,9 +50,11 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class ProblemError(Exception):
-    def __init__(self, status: int, code: str, detail: str, **extra: Any):
+    def __init__(self, status: int, code: str, detail: str, *, retry_after: int | None = None,
+                 **extra: Any):
         super().__init__(detail)
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
+        self.retry_after = retry_after  # seconds: the answer's Retry-After
 
 
 def reply_data(reply: dict[str, Any]) -> dict[str, Any]:
@@ -60,8 +62,10 @@ def reply_data(reply: dict[str, Any]) -> dict[str, Any]:
     if reply.get("ok"):
         return dict(reply["data"])
     err = reply.get("error") or {}
+    wait = err.get("retry_after")
     raise ProblemError(int(err.get("status", 500)), str(err.get("code", "internal_error")),
-                       str(err.get("detail", "")))
+                       str(err.get("detail", "")),
+                       retry_after=wait if isinstance(wait, int) and wait > 0 else None)
 
 
 RETRY_AFTER_SECONDS = 1
@@ -82,8 +86,10 @@ def problem(status: int, code: str, detail: str, instance: str | None = None,
 
 def problem_for(exc: ProblemError, instance: str) -> JSONResponse:
     """The answer to a ``ProblemError`` (the ballot fast path answers with it too)."""
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return problem(exc.status, exc.code, exc.detail, instance, headers, **exc.extra)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return problem(exc.status, exc.code, exc.detail, instance, headers or None, **exc.extra)
 
 
 def crashed(instance: str) -> JSONResponse:

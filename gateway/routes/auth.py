@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from urne.contracts.commands import RequestLoginCode, VerifyLoginCode
 from urne.gateway.deps import ServicesDep
@@ -13,12 +13,23 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post("/codes", status_code=status.HTTP_202_ACCEPTED, response_model=LoginCodeSentPublic)
-async def request_code(body: CodeRequest, services: ServicesDep) -> dict:
-    """Send a one-time sign-in code to an e-mail address (rate limited per address)."""
-    return await services.send(RequestLoginCode(email=body.email))
+async def request_code(body: CodeRequest, request: Request, services: ServicesDep) -> dict:
+    """Send a one-time sign-in code to an e-mail address. Limited per address, and per
+    address and client: a stranger's requests leave the owner theirs (429 with
+    Retry-After). Earlier codes stay valid until they expire."""
+    return await services.send(RequestLoginCode(email=body.email, client=client(request)))
 
 
 @router.post("/tokens", response_model=AccessTokenPublic)
-async def verify_code(body: CodeVerify, services: ServicesDep) -> dict:
-    """Exchange a valid code for an access token; registers the person on first use."""
-    return await services.send(VerifyLoginCode(email=body.email, code=body.code))
+async def verify_code(body: CodeVerify, request: Request, services: ServicesDep) -> dict:
+    """Exchange a valid code for an access token; registers the person on first use.
+    Every failure gives the same 401; wrong codes are limited per client (429 with
+    Retry-After) and per address (five burn its pending codes)."""
+    return await services.send(VerifyLoginCode(email=body.email, code=body.code,
+                                               client=client(request)))
+
+
+def client(request: Request) -> str | None:
+    """The client's address: uvicorn has put the one a trusted proxy forwarded
+    (``URNE_TRUSTED_PROXIES``) in its place."""
+    return request.client.host if request.client else None

@@ -21,6 +21,10 @@ CASSANDRA_LIB_DIR="${URNE_CASSANDRA_LIB_DIR:-$CASSANDRA_STATE_DIR/lib}"
 CASSANDRA_DATA_DIR="$CASSANDRA_STATE_DIR/data"
 CASSANDRA_LOG_DIR="$CASSANDRA_STATE_DIR/logs"
 CASSANDRA_CONF_DIR="$CASSANDRA_STATE_DIR/conf"
+# The CQL port's TLS key (node.p12) and certificate (node.pem, what clients trust).
+CASSANDRA_TLS_DIR="$CASSANDRA_STATE_DIR/tls"
+# Guards a key that never leaves this machine's test server (Java wants a password).
+CASSANDRA_TLS_STOREPASS=urne-local-tls
 CASSANDRA_PID_FILE="$CASSANDRA_STATE_DIR/cassandra.pid"
 CASSANDRA_LOCK_FILE="$CASSANDRA_STATE_DIR/.lock"
 CASSANDRA_OUT_LOG="$CASSANDRA_LOG_DIR/stdout.log"

@@ -107,10 +107,36 @@ XMS_MIB=$((HEAP_MIB < 256 ? HEAP_MIB : 256))
 jamm_jar="$(compgen -G "$CASSANDRA_LIB_DIR/jamm-*.jar" | head -n1)"
 [[ -n "$jamm_jar" ]] || die "no jamm jar in $CASSANDRA_LIB_DIR (re-run install.sh)"
 
+# --- the TLS key and certificate of the CQL port, made once -------------------
+# With the JDK's keytool, which every Cassandra host has: a self-signed certificate for
+# the names clients connect with, which tests trust as their authority (tls/node.pem).
+make_tls_material() {
+    [[ -s "$CASSANDRA_TLS_DIR/node.p12" && -s "$CASSANDRA_TLS_DIR/node.pem" ]] && return 0
+    local keytool
+    keytool="$(dirname "$JAVA")/keytool"
+    [[ -x "$keytool" ]] || die "no keytool beside $JAVA (needed for the CQL port's TLS key)"
+    log "making the CQL port's TLS key and certificate in $CASSANDRA_TLS_DIR"
+    mkdir -p "$CASSANDRA_TLS_DIR"
+    chmod 0755 "$CASSANDRA_TLS_DIR"  # node.pem for every client; node.p12 is 0600
+    rm -f "$CASSANDRA_TLS_DIR/node.p12" "$CASSANDRA_TLS_DIR/node.pem"
+    "$keytool" -genkeypair -alias node -keyalg EC -groupname secp256r1 -validity 3650 \
+        -dname "CN=localhost, O=urne local Cassandra" -ext "SAN=dns:localhost,ip:127.0.0.1" \
+        -keystore "$CASSANDRA_TLS_DIR/node.p12" -storetype PKCS12 \
+        -storepass "$CASSANDRA_TLS_STOREPASS" >/dev/null 2>&1 \
+        || die "keytool could not make the TLS key"
+    "$keytool" -exportcert -rfc -alias node -keystore "$CASSANDRA_TLS_DIR/node.p12" \
+        -storepass "$CASSANDRA_TLS_STOREPASS" -file "$CASSANDRA_TLS_DIR/node.pem" >/dev/null 2>&1 \
+        || die "keytool could not export the TLS certificate"
+    chmod 0600 "$CASSANDRA_TLS_DIR/node.p12"
+    chmod 0644 "$CASSANDRA_TLS_DIR/node.pem"
+}
+make_tls_material
+
 # --- render config -----------------------------------------------------------
 mkdir -p "$CASSANDRA_CONF_DIR" "$CASSANDRA_LOG_DIR" \
     "$CASSANDRA_DATA_DIR"/{data,commitlog,saved_caches,hints,cdc_raw,triggers}
 sed -e "s|@STATE_DIR@|$CASSANDRA_STATE_DIR|g" \
+    -e "s|@TLS_STOREPASS@|$CASSANDRA_TLS_STOREPASS|g" \
     -e "s|@NATIVE_PORT@|$CASSANDRA_PORT|g" \
     -e "s|@STORAGE_PORT@|$CASSANDRA_STORAGE_PORT|g" \
     "$CASSANDRA_SCRIPT_DIR/cassandra.yaml" >"$CASSANDRA_CONF_DIR/cassandra.yaml"

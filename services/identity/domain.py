@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
@@ -14,9 +15,8 @@ from urne.contracts.roles import ADMIN, ORGANISER, PARTICIPANT
 
 CODE_DIGITS = 6
 CODE_TTL = timedelta(minutes=10)
-MAX_ATTEMPTS = 5  # wrong codes before the code is burnt (CONSUL #279: brute force)
-SEND_WINDOW = timedelta(hours=1)
-MAX_SENDS_PER_WINDOW = 5  # codes sent to one address per window (SMS/e-mail bombing)
+MAX_ATTEMPTS = 5  # wrong codes before the pending codes burn (CONSUL #279: brute force)
+MAX_PENDING = 15  # codes of one address pending at once (limits.SENDS_TO_ADDRESS)
 
 # Whether identity issues voting tokens for a poll (it follows poll.opened/closed).
 VotingStatus = Literal["open", "closed"]
@@ -44,13 +44,23 @@ class Person:
 
 
 @dataclass(frozen=True)
-class LoginCode:
-    email: str
+class PendingCode:
     code_hash: str
     expires_at: datetime
-    attempts_left: int
-    window_started_at: datetime
-    sent_in_window: int
+
+
+@dataclass(frozen=True)
+class LoginCodes:
+    """The codes sent to one address that are still pending: a new code does not void
+    the one its owner may be typing (a stranger can ask for codes too)."""
+
+    email: str
+    pending: tuple[PendingCode, ...]
+    attempts_left: int  # wrong codes until every pending one is burnt
+    version: int = 0  # each write adds one: writes are conditional on it
+
+    def live(self, now: datetime) -> tuple[PendingCode, ...]:
+        return tuple(p for p in self.pending if p.expires_at > now)
 
 
 def normalise_email(email: str) -> str:
@@ -66,30 +76,46 @@ def hash_code(secret: str, email: str, code: str) -> str:
     return hmac.new(secret.encode(), f"{email}\x00{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def code_matches(secret: str, stored: LoginCode, code: str) -> bool:
-    return hmac.compare_digest(stored.code_hash, hash_code(secret, stored.email, code.strip()))
+def with_new_code(secret: str, email: str, previous: LoginCodes | None, now: datetime,
+                  code: str) -> LoginCodes:
+    """``previous`` with one more pending code. The wrong codes already counted still
+    count while a code is pending (asking for codes buys no guesses); once none is
+    pending, a new code comes with every attempt."""
+    live = previous.live(now) if previous else ()
+    attempts = previous.attempts_left if previous and live else MAX_ATTEMPTS
+    pending = (*live, PendingCode(hash_code(secret, email, code), now + CODE_TTL))
+    return LoginCodes(email, pending[-MAX_PENDING:], attempts,
+                      previous.version + 1 if previous else 0)
 
 
-def issue_code(secret: str, email: str, previous: LoginCode | None, now: datetime,
-               code: str) -> LoginCode | None:
-    """The next code for ``email``, or None when the send limit is reached."""
-    window_start, sent = now, 0
-    if previous and now - previous.window_started_at < SEND_WINDOW:
-        window_start, sent = previous.window_started_at, previous.sent_in_window
-    if sent >= MAX_SENDS_PER_WINDOW:
-        return None
-    return LoginCode(email=email, code_hash=hash_code(secret, email, code),
-                     expires_at=now + CODE_TTL, attempts_left=MAX_ATTEMPTS,
-                     window_started_at=window_start, sent_in_window=sent + 1)
+def code_matches(secret: str, codes: LoginCodes, code: str, now: datetime) -> bool:
+    """Whether ``code`` is one of the pending codes (each compared in constant time)."""
+    candidate = hash_code(secret, codes.email, code.strip())
+    matches = [hmac.compare_digest(p.code_hash, candidate) for p in codes.live(now)]
+    return codes.attempts_left > 0 and any(matches)
 
 
-def burn_attempt(code: LoginCode) -> LoginCode:
-    return replace(code, attempts_left=code.attempts_left - 1)
+def after_wrong_code(codes: LoginCodes, now: datetime) -> LoginCodes:
+    """One attempt fewer; the last one burns every pending code."""
+    left = codes.attempts_left - 1
+    return replace(codes, pending=codes.live(now) if left > 0 else (), attempts_left=left,
+                   version=codes.version + 1)
 
 
-def spent(code: LoginCode, now: datetime) -> LoginCode:
-    """A used code: unusable, but keeps the send window so limits still hold."""
-    return replace(code, code_hash="", expires_at=now, attempts_left=0)
+def spent(codes: LoginCodes) -> LoginCodes:
+    """Signed in: no code of this address works any more."""
+    return replace(codes, pending=(), attempts_left=MAX_ATTEMPTS, version=codes.version + 1)
+
+
+def pending_json(pending: tuple[PendingCode, ...]) -> str:
+    """How stores keep pending codes: a JSON list, in the order they were sent."""
+    return json.dumps([{"hash": p.code_hash, "expires_at": p.expires_at.isoformat()}
+                       for p in pending])
+
+
+def pending_from_json(text: str) -> tuple[PendingCode, ...]:
+    return tuple(PendingCode(p["hash"], datetime.fromisoformat(p["expires_at"]))
+                 for p in json.loads(text or "[]"))
 
 
 def role_for(email: str, organisers: Collection[str], admins: Collection[str]) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Network, IPv6Network
 
 from urne.contracts.commands import (
     DeclareDistrict,
@@ -31,10 +32,20 @@ from urne.contracts.roles import ADMIN
 from urne.crypto.keys import KeySet
 from urne.crypto.tokens import InvalidToken, TokenIssuer, TokenVerifier
 from urne.messaging.kernel import Context, ServiceCore
-from urne.platform.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
-from urne.services.identity import domain
+from urne.platform.errors import (
+    Busy,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
+from urne.services.identity import domain, limits
 from urne.services.identity.ports import CodeSender, IdentityStore
 from urne.storage.action_log import action_log_view, recorder
+
+# Conditional writes lost to another process in a row before giving up (503).
+SWAP_TRIES = 8
 
 
 @dataclass
@@ -52,6 +63,8 @@ class IdentityHandlers:
     # Its own token keys, past ones too (a key rotation does not sign everyone out);
     # the current one only if not given.
     token_keys: KeySet | None = None
+    # Networks of agents' kiosks, which no per-client limit stops.
+    kiosks: tuple[IPv4Network | IPv6Network, ...] = ()
     _access: TokenVerifier = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -62,12 +75,17 @@ class IdentityHandlers:
     def request_login_code(self, cmd: RequestLoginCode, ctx: Context) -> LoginCodeSent:
         email = domain.normalise_email(cmd.email)
         now = self.clock()
+        client = self._client(cmd.client)
+        # The stranger's limit first: their refused requests use none of the address's.
+        for limit, parts in ((limits.SENDS_TO_ADDRESS_FROM_CLIENT, (client or "", email)),
+                             (limits.SENDS_TO_ADDRESS, (email,))):
+            if (wait := self._count(limit, now, *parts)) is not None:
+                raise TooManyRequests("too many codes were sent to this address; try again "
+                                      "later", code="code_rate_limited",
+                                      retry_after=limits.retry_after(wait))
         code = self.new_code()
-        issued = domain.issue_code(self.secret, email, self.store.login_code(email), now, code)
-        if issued is None:
-            raise TooManyRequests("too many codes were sent to this address; try again later",
-                                  code="code_rate_limited")
-        self.store.save_login_code(issued)
+        self._swap_codes(email, lambda codes: domain.with_new_code(self.secret, email, codes,
+                                                                   now, code))
         ttl = int(domain.CODE_TTL.total_seconds())
         self.sender.send(email, code, ttl)
         return LoginCodeSent(channel="email", expires_in=ttl)
@@ -75,18 +93,29 @@ class IdentityHandlers:
     def verify_login_code(self, cmd: VerifyLoginCode, ctx: Context) -> AccessToken:
         email = domain.normalise_email(cmd.email)
         now = self.clock()
-        stored = self.store.login_code(email)
-        if stored is None or stored.attempts_left <= 0 or stored.expires_at <= now:
-            raise Unauthorized("no valid code for this address; request a new one",
-                               code="code_invalid")
-        if not domain.code_matches(self.secret, stored, cmd.code):
-            burnt = domain.burn_attempt(stored)
-            self.store.save_login_code(burnt)
-            if burnt.attempts_left <= 0:
-                raise TooManyRequests("too many wrong codes; request a new one",
-                                      code="code_attempts_exhausted")
-            raise Unauthorized("wrong code", code="code_invalid")
-        self.store.save_login_code(domain.spent(stored, now))
+        client = self._client(cmd.client)
+        failures = limits.key(self.secret, limits.FAILURES_FROM_CLIENT, client or "")
+        if client is not None and (wait := limits.reached(
+                limits.FAILURES_FROM_CLIENT, self.store.counter(failures), now)) is not None:
+            raise TooManyRequests("too many wrong codes from this network; try again later",
+                                  code="too_many_attempts", retry_after=limits.retry_after(wait))
+
+        def verdict(codes: domain.LoginCodes | None) -> domain.LoginCodes | None:
+            if codes is None or not codes.live(now):
+                return None  # nothing to burn: the answer is the same
+            if domain.code_matches(self.secret, codes, cmd.code, now):
+                return domain.spent(codes)
+            return domain.after_wrong_code(codes, now)
+
+        written = self._swap_codes(email, verdict)
+        if written is None or written.pending or written.attempts_left < domain.MAX_ATTEMPTS:
+            # Wrong, expired, used, burnt or never sent: one answer for all, so that it
+            # tells a guesser nothing about the address.
+            if client is not None:
+                self._count(limits.FAILURES_FROM_CLIENT, now, client)
+            raise Unauthorized("this code is not valid (wrong, expired or already used); "
+                               "check it, or ask for a new one", code="code_invalid",
+                               keep_writes=True)  # the failure is counted, the code burnt
         person = self.store.person_by_email(email)
         if person is None:
             role = domain.role_for(email, self.organisers, self.admins)
@@ -94,6 +123,35 @@ class IdentityHandlers:
         token, exp = self.tokens.access_token(person.person_id, person.role)
         return AccessToken(access_token=token, expires_in=exp - int(now.timestamp()),
                            role=person.role, person_id=person.person_id)
+
+    def _client(self, address: str | None) -> str | None:
+        """The client the limits count, None for a kiosk's (or one unknown)."""
+        client = limits.client_of(address)
+        return None if limits.exempt(client, self.kiosks) else client
+
+    def _count(self, limit: limits.Limit, now: datetime, *parts: str) -> timedelta | None:
+        """Count one event; how long to wait instead if ``limit`` is reached."""
+        key = limits.key(self.secret, limit, *parts)
+        for _ in range(SWAP_TRIES):
+            previous = self.store.counter(key)
+            outcome = limits.counted(limit, previous, key, now)
+            if isinstance(outcome, timedelta):
+                return outcome
+            if self.store.swap_counter(previous, outcome, limit.window):
+                return None
+        raise Busy("sign-in limits are too busy to count; retry", code="sign_in_busy")
+
+    def _swap_codes(self, email: str, change: Callable[[domain.LoginCodes | None],
+                                                      domain.LoginCodes | None]
+                    ) -> domain.LoginCodes | None:
+        """Apply ``change`` to the address's codes as one conditional write, reading them
+        again if another process wrote first; what was written (None: nothing)."""
+        for _ in range(SWAP_TRIES):
+            previous = self.store.login_codes(email)
+            codes = change(previous)
+            if codes is None or self.store.swap_login_codes(previous, codes):
+                return codes
+        raise Busy("sign-in codes are too busy to change; retry", code="sign_in_busy")
 
     def _person(self, person_id: str) -> domain.Person:
         person = self.store.person(person_id)

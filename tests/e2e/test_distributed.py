@@ -31,6 +31,7 @@ from tests.e2e.methods import METHODS
 from tests.e2e.proposals import run_proposals
 from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
 from tests.e2e.schedule import run_schedule
+from tests.e2e.sign_in_limits import run_sign_in_limits
 from tests.e2e.signed_messages import System, run_signed_messages
 from tests.e2e.visibility import run_visibility
 from tests.support.processes import Proc, free_port, start, wait_http
@@ -256,6 +257,11 @@ def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:
 def test_every_voting_method(distributed: Distributed, method: str) -> None:
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         METHODS[method](http, distributed.outbox)
+
+
+def test_sign_in_limits_stop_strangers_not_owners(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        run_sign_in_limits(http, distributed.outbox)
 
 
 def test_admins_grant_roles_and_read_what_staff_did(distributed: Distributed) -> None:

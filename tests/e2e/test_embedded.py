@@ -15,6 +15,7 @@ from tests.e2e.methods import METHODS
 from tests.e2e.proposals import run_proposals
 from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
 from tests.e2e.schedule import run_schedule
+from tests.e2e.sign_in_limits import run_sign_in_limits
 from tests.e2e.visibility import run_visibility
 from tests.support.processes import Proc, free_port, start, wait_http
 
@@ -61,6 +62,11 @@ def test_slice(embedded: Embedded) -> None:
 def test_every_voting_method(embedded: Embedded, method: str) -> None:
     with httpx.Client(base_url=embedded.base, timeout=10) as http:
         METHODS[method](http, embedded.outbox)
+
+
+def test_sign_in_limits_stop_strangers_not_owners(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        run_sign_in_limits(http, embedded.outbox)
 
 
 def test_admins_grant_roles_and_read_what_staff_did(embedded: Embedded) -> None:

@@ -253,6 +253,29 @@ def test_a_401_from_a_service_asks_for_a_bearer_token(
     assert r.headers["www-authenticate"] == "Bearer"
 
 
+@pytest.mark.parametrize(("retry_after", "header"), [
+    (1800, "1800"),
+    (None, None),  # no wait given: no header on a 429
+    ("soon", None), (0, None),  # not a positive whole number: ignored, never echoed
+])
+def test_a_limit_from_a_service_says_when_to_retry(
+        stubbed: Callable[[Answer], TestClient], retry_after: Any, header: str | None) -> None:
+    error = {"status": 429, "code": "code_rate_limited", "detail": "later",
+             "retry_after": retry_after}
+    asked: list[RawEnvelope] = []
+
+    def answer(service: str, envelope: RawEnvelope) -> RawReply:
+        asked.append(envelope)
+        return {"ok": False, "error": error}
+
+    r = stubbed(answer).post("/v1/auth/codes", json={"email": "alice@example.org"})
+    assert problem(r, 429, "code_rate_limited")["detail"] == "later"
+    assert r.headers.get("retry-after") == header
+    # The client's address goes to identity for its per-client limits: the test
+    # client's is not an IP address, which identity counts as an unknown client.
+    assert asked[0]["payload"]["client"] == "testclient"
+
+
 @pytest.mark.parametrize(("as_organiser", "path", "kwargs", "status", "code"), [
     (False, "/v1/polls/p1/ballots", {"json": {"choice": YES}}, 401,
      "missing_token"),

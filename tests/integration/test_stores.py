@@ -27,7 +27,9 @@ from urne.platform.settings import StoreSettings
 from urne.record import merkle
 from urne.record.tiles import TiledTree
 from urne.runtime.registry import SERVICES
-from urne.services.identity.domain import LoginCode, Person
+from urne.services.identity import domain as identity_domain
+from urne.services.identity import limits
+from urne.services.identity.domain import Person
 from urne.services.proposal.domain import Consultation, Moderation, Poll, Proposal, Report
 from urne.services.tally import domain
 from urne.services.tally.domain import StoredBallot, TallySheet
@@ -119,14 +121,29 @@ def test_identity_persons_by_id_and_their_district(backend: Any) -> None:
 def test_identity_login_codes_and_voting_status(backend: Any) -> None:
     store = backend("identity")
     email = f"{new_id()}@example.org"
-    assert store.login_code(email) is None
-    code = LoginCode(email, "h" * 64, NOW + timedelta(minutes=10), 5, NOW, 1)
-    store.save_login_code(code)
-    got = store.login_code(email)
-    assert got == code and aware_utc(got.expires_at) and aware_utc(got.window_started_at)
-    spent = LoginCode(email, "", NOW, 0, NOW, 2)
-    store.save_login_code(spent)  # replaces
-    assert store.login_code(email) == spent
+    assert store.login_codes(email) is None
+    first = identity_domain.with_new_code("s", email, None, NOW, "123456")
+    assert store.swap_login_codes(None, first)
+    got = store.login_codes(email)
+    assert got == first and aware_utc(got.pending[0].expires_at)
+    second = identity_domain.with_new_code("s", email, first, NOW, "654321")
+    assert store.swap_login_codes(first, second)
+    assert store.login_codes(email) == second and len(second.pending) == 2
+    # Conditional: a write from a stale read (another process wrote since) is refused,
+    # and so is a second first write.
+    assert not store.swap_login_codes(first, identity_domain.spent(first))
+    assert not store.swap_login_codes(None, first)
+    assert store.login_codes(email) == second
+
+    counter = limits.Counter(f"t:{new_id()}", NOW, 1)
+    assert store.counter(counter.key) is None
+    assert store.swap_counter(None, counter, timedelta(hours=1))
+    assert not store.swap_counter(None, counter, timedelta(hours=1))
+    more = replace(counter, count=2, version=1)
+    assert store.swap_counter(counter, more, timedelta(hours=1))
+    assert not store.swap_counter(counter, replace(more, count=9), timedelta(hours=1))
+    got_counter = store.counter(counter.key)
+    assert got_counter == more and aware_utc(got_counter.window_started_at)
 
     poll = new_id()
     assert store.voting_status(poll) is None
@@ -618,8 +635,9 @@ def test_datetimes_come_back_aware_and_equal(backend: Any) -> None:
     assert got == local and got.utcoffset() is not None
     # Sub-millisecond digits: kept by SQLite, cut to the millisecond by Cassandra.
     precise = NOW + timedelta(microseconds=456)
-    store.save_login_code(LoginCode(email, "h", precise, 5, precise, 1))
-    expires = store.login_code(email).expires_at
+    key = f"t:{new_id()}"
+    store.swap_counter(None, limits.Counter(key, precise, 1), timedelta(hours=1))
+    expires = store.counter(key).window_started_at
     assert expires.utcoffset() is not None
     assert timedelta(0) <= precise - expires < timedelta(milliseconds=1)
 
@@ -642,7 +660,7 @@ def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Pat
     with db.tx() as c:
         c.execute("INSERT INTO persons VALUES (?, ?, ?, ?)",
                   (pid, "old@example.org", "participant", NOW.isoformat()))
-    assert db.migrate(folder) == ["002_district", "003_action_log"]
+    assert db.migrate(folder) == ["002_district", "003_action_log", "004_sign_in_limits"]
     store = SERVICES["identity"].sqlite_store(db)
     old = Person(pid, "old@example.org", "participant", NOW, None)
     assert store.person(pid) == old == store.person_by_email("old@example.org")
@@ -667,7 +685,8 @@ def test_cassandra_district_migration_keeps_the_persons_already_there(
     for email, pid in people:
         session.execute(f"INSERT INTO {ks}.persons_by_email (email, person_id, role, "
                         "created_at) VALUES (%s, %s, %s, %s)", (email, pid, "participant", NOW))
-    assert migrate(session, settings, "identity", folder) == ["002_district", "003_action_log"]
+    assert migrate(session, settings, "identity", folder) == [
+        "002_district", "003_action_log", "004_sign_in_limits"]
     store = SERVICES["identity"].cassandra_store(session, ks)
     # The index on person_id is built over the rows already there, in the background:
     # until it is, a read by id is a 503 (store_unavailable, retry), never a wrong answer.

@@ -37,6 +37,22 @@ def cassandra_address() -> tuple[str, int]:
             int(os.environ.get("URNE_CASSANDRA_PORT", "9042")))
 
 
+def cassandra_tls_cafile() -> str:
+    """What trusts the local node's TLS certificate (infra/cassandra/start.sh makes it)."""
+    require_cassandra()
+    state = os.environ.get("URNE_CASSANDRA_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"),
+        "urne", "cassandra")
+    cafile = os.path.join(state, "tls", "node.pem")
+    if not os.path.isfile(cafile):
+        message = f"no {cafile}: the local Cassandra predates its TLS port; restart it " \
+                  "with infra/cassandra/stop.sh and start.sh"
+        if IN_CI:
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    return cafile
+
+
 def amqp_url() -> str:
     return os.environ.get("URNE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

@@ -65,6 +65,8 @@ def proposal_core(db: SqliteDb) -> ServiceCore:
         ctx.emit(opened(cmd.poll_id))
         if cmd.poll_id == "p-bad":
             raise Conflict("refused after writing")
+        if cmd.poll_id == "p-counted":  # a refusal that is itself counted (a wrong code)
+            raise Conflict("refused, the attempt counted", keep_writes=True)
         return Health(service="proposal", ready=True)
 
     return ServiceCore("proposal", commands={OpenPoll: open_poll})
@@ -152,6 +154,16 @@ def test_a_refused_command_commits_neither_its_writes_nor_its_events(tmp_path: P
     assert reply["error"]["code"] == "conflict"
     assert opened_rows(tmp_path) == [] and outbox_rows(tmp_path) == []
     assert vote.heard == tally.heard == []
+
+
+def test_a_refusal_that_is_counted_keeps_its_writes_but_no_event(tmp_path: Path) -> None:
+    """Identity counts a wrong sign-in code before refusing it: that write must stay."""
+    vote, tally = Subscriber("vote"), Subscriber("tally")
+    bus = make_bus(tmp_path, vote, tally)
+    reply = bus.call("proposal", wrap(OpenPoll(poll_id="p-counted", actor=ORGANISER), "test"))
+    assert (reply["ok"], reply["error"]["code"]) == (False, "conflict")
+    assert opened_rows(tmp_path) == ["p-counted"]
+    assert outbox_rows(tmp_path) == [] and vote.heard == tally.heard == []
 
 
 def test_a_write_never_commits_without_its_events(tmp_path: Path,

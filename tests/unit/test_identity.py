@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
 import pytest
 
-from tests.unit.helpers import Clock, deliver, ok, refused, service_db
+from tests.unit.helpers import Clock, deliver, ok, refused, send, service_db
 from urne.contracts import wrap
 from urne.contracts.commands import (
     DeclareDistrict,
@@ -25,7 +25,7 @@ from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey, generate_keys, load_signing_key
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
 from urne.messaging.kernel import ServiceCore
-from urne.services.identity import domain
+from urne.services.identity import domain, limits
 from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
 from urne.services.identity.handlers import IdentityHandlers
 
@@ -34,6 +34,8 @@ pytestmark = pytest.mark.unit
 ORGANISER = "mayor@town.example.org"
 ADMIN = "clerk@town.example.org"
 CITIZEN = "ada@example.org"
+OWNER = "198.51.100.7"  # the address's owner, on their own network
+STRANGER = "203.0.113.9"
 RULES = YesNoAbstainRules(method="yes_no_abstain", question="New library?")
 
 
@@ -116,7 +118,8 @@ def test_sign_in_gives_a_participant_access_token(identity: Identity) -> None:
     assert (to, expires_in) == (CITIZEN, 600)
     assert len(code) == domain.CODE_DIGITS and code.isdigit()
     # Only a keyed hash of the code is stored.
-    assert code not in identity.store.login_code(CITIZEN).code_hash
+    [pending] = identity.store.login_codes(CITIZEN).pending
+    assert code not in pending.code_hash
 
     data, events = ok(identity.core, VerifyLoginCode(email=CITIZEN, code=code))
     assert data["role"] == "participant"
@@ -163,21 +166,38 @@ def test_codes_are_per_address_and_tolerate_surrounding_spaces(identity: Identit
     assert data["role"] == "participant"
 
 
-def test_wrong_codes_burn_attempts_until_exhausted(identity: Identity) -> None:
+def test_wrong_codes_burn_the_pending_codes(identity: Identity) -> None:
     identity.request(CITIZEN)
     code = identity.sender.last_code(CITIZEN)
-    for _ in range(domain.MAX_ATTEMPTS - 1):
+    for _ in range(domain.MAX_ATTEMPTS):
         error = identity.verify(CITIZEN, wrong(code))
         assert (error["code"], error["status"]) == ("code_invalid", 401)
-    error = identity.verify(CITIZEN, wrong(code))
-    assert (error["code"], error["status"]) == ("code_attempts_exhausted", 429)
     # Burnt: even the right code no longer works.
     assert identity.verify(CITIZEN, code)["code"] == "code_invalid"
     # A fresh code works again, with a full set of attempts.
     identity.request(CITIZEN)
     fresh = identity.sender.last_code(CITIZEN)
-    assert identity.store.login_code(CITIZEN).attempts_left == domain.MAX_ATTEMPTS
+    assert identity.store.login_codes(CITIZEN).attempts_left == domain.MAX_ATTEMPTS
     ok(identity.core, VerifyLoginCode(email=CITIZEN, code=fresh))
+
+
+def test_every_failure_gets_the_same_answer(identity: Identity) -> None:
+    """Wrong, expired, used, burnt, never sent: a guesser learns nothing of the address."""
+    answers = [identity.verify("nobody@example.org", "123456")]  # never sent
+    identity.request(CITIZEN)
+    code = identity.sender.last_code(CITIZEN)
+    answers.append(identity.verify(CITIZEN, wrong(code)))  # wrong
+    ok(identity.core, VerifyLoginCode(email=CITIZEN, code=code))
+    answers.append(identity.verify(CITIZEN, code))  # used
+    identity.request(CITIZEN)
+    identity.clock.advance(minutes=10)
+    answers.append(identity.verify(CITIZEN, identity.sender.last_code(CITIZEN)))  # expired
+    identity.request(CITIZEN)
+    code = identity.sender.last_code(CITIZEN)
+    answers += [identity.verify(CITIZEN, wrong(code)) for _ in range(domain.MAX_ATTEMPTS)]
+    answers.append(identity.verify(CITIZEN, code))  # burnt
+    assert len(answers) == 10 and all(a == answers[0] for a in answers)
+    assert (answers[0]["status"], answers[0]["code"]) == (401, "code_invalid")
 
 
 def test_an_expired_code_is_invalid(identity: Identity) -> None:
@@ -194,35 +214,169 @@ def test_a_code_just_before_expiry_still_works(identity: Identity) -> None:
     ok(identity.core, VerifyLoginCode(email=CITIZEN, code=identity.sender.last_code(CITIZEN)))
 
 
-def test_a_new_code_replaces_the_previous_one(identity: Identity) -> None:
+def test_a_new_code_leaves_the_one_being_typed_valid(identity: Identity) -> None:
     codes = iter(["111111", "222222"])  # the generator is injectable: no luck involved
     core = replace(identity.handlers, new_code=lambda: next(codes)).core()
     ok(core, RequestLoginCode(email=CITIZEN))
-    ok(core, RequestLoginCode(email=CITIZEN))
+    ok(core, RequestLoginCode(email=CITIZEN))  # a stranger's request, say
     assert identity.sender.last_code(CITIZEN) == "222222"
-    error = refused(core, VerifyLoginCode(email=CITIZEN, code="111111"))
-    assert error["code"] == "code_invalid"
-    ok(core, VerifyLoginCode(email=CITIZEN, code="222222"))
+    ok(core, VerifyLoginCode(email=CITIZEN, code="111111"))
+    # Signed in: every code of the address is spent.
+    assert refused(core, VerifyLoginCode(email=CITIZEN, code="222222"))["code"] == "code_invalid"
 
 
-def test_sixth_code_within_an_hour_is_rate_limited(identity: Identity) -> None:
-    for _ in range(domain.MAX_SENDS_PER_WINDOW):
-        identity.request(CITIZEN)
-        identity.clock.advance(minutes=5)
-    error = refused(identity.core, RequestLoginCode(email=CITIZEN))
-    assert (error["code"], error["status"]) == ("code_rate_limited", 429)
-    assert len(identity.sender.sent) == domain.MAX_SENDS_PER_WINDOW  # nothing sent
-    # Another address is not affected; the limited one recovers after the window.
-    identity.request("other@example.org")
-    identity.clock.advance(minutes=40)
-    identity.request(CITIZEN)
+def test_asking_for_codes_buys_no_guesses(identity: Identity) -> None:
+    codes = iter(f"{n:06d}" for n in range(100, 200))
+    core = replace(identity.handlers, new_code=lambda: next(codes)).core()
+    ok(core, RequestLoginCode(email=CITIZEN))
+    for _ in range(domain.MAX_ATTEMPTS - 1):
+        refused(core, VerifyLoginCode(email=CITIZEN, code="999999"))
+    ok(core, RequestLoginCode(email=CITIZEN))  # pending codes: the count goes on
+    refused(core, VerifyLoginCode(email=CITIZEN, code="999999"))
+    assert identity.store.login_codes(CITIZEN).pending == ()  # the fifth burnt both
+    assert refused(core, VerifyLoginCode(email=CITIZEN, code="000101"))["code"] == "code_invalid"
 
 
-def test_signing_in_does_not_reset_the_send_window(identity: Identity) -> None:
-    for _ in range(domain.MAX_SENDS_PER_WINDOW - 1):
-        identity.request(CITIZEN)
-    identity.sign_in(CITIZEN)  # the 5th code, used
-    assert refused(identity.core, RequestLoginCode(email=CITIZEN))["code"] == "code_rate_limited"
+def send_from(identity: Identity, client: str, email: str = CITIZEN) -> dict:
+    reply, events = send(identity.core, RequestLoginCode(email=email, client=client))
+    assert events == []
+    return reply
+
+
+def test_a_strangers_requests_do_not_stop_the_owner(identity: Identity) -> None:
+    """Issue 9's acceptance: five code requests by a stranger for an address."""
+    assert send_from(identity, OWNER)["ok"]
+    owners = identity.sender.last_code(CITIZEN)
+    for _ in range(limits.SENDS_TO_ADDRESS_FROM_CLIENT.most):
+        assert send_from(identity, STRANGER)["ok"]
+    stopped = send_from(identity, STRANGER)
+    assert (stopped["ok"], stopped["error"]["code"]) == (False, "code_rate_limited")
+    assert 3500 <= stopped["error"]["retry_after"] <= 3600
+    # The owner's code still works, and so does asking for another.
+    ok(identity.core, VerifyLoginCode(email=CITIZEN, code=owners, client=OWNER))
+    assert send_from(identity, OWNER)["ok"]
+    ok(identity.core, VerifyLoginCode(email=CITIZEN, code=identity.sender.last_code(CITIZEN),
+                                      client=OWNER))
+
+
+def test_codes_to_one_address_are_capped_across_clients(identity: Identity) -> None:
+    for n in range(limits.SENDS_TO_ADDRESS.most):
+        assert send_from(identity, f"198.51.100.{n}")["ok"]
+    sent = len(identity.sender.sent)
+    stopped = send_from(identity, "198.51.100.200")["error"]
+    assert (stopped["code"], stopped["status"]) == ("code_rate_limited", 429)
+    assert len(identity.sender.sent) == sent  # nothing sent
+    assert send_from(identity, "198.51.100.200", "other@example.org")["ok"]
+    identity.clock.advance(hours=1)
+    assert send_from(identity, "198.51.100.200")["ok"]
+
+
+def test_signing_in_does_not_reset_the_send_limits(identity: Identity) -> None:
+    for _ in range(limits.SENDS_TO_ADDRESS_FROM_CLIENT.most - 1):
+        send_from(identity, STRANGER)
+    ok(identity.core, VerifyLoginCode(email=CITIZEN, code=identity.sender.last_code(CITIZEN)))
+    send_from(identity, STRANGER)
+    assert send_from(identity, STRANGER)["error"]["code"] == "code_rate_limited"
+
+
+def guess(identity: Identity, client: str, email: str, code: str = "999999") -> dict:
+    return refused(identity.core, VerifyLoginCode(email=email, code=code, client=client))
+
+
+def test_one_clients_guesses_over_many_addresses_are_stopped(identity: Identity) -> None:
+    """Issue 9's acceptance: 100 wrong guesses by one client, spread over addresses."""
+    codes = iter(f"{n:06d}" for n in range(100, 200))
+    core = replace(identity.handlers, new_code=lambda: next(codes)).core()
+    for n in range(10):
+        ok(core, RequestLoginCode(email=f"voter{n}@example.org"))
+    answers = [guess(identity, STRANGER, f"voter{n % 50}@example.org") for n in range(100)]
+    most = limits.FAILURES_FROM_CLIENT.most
+    assert all(a["code"] == "code_invalid" for a in answers[:most])
+    assert all((a["code"], a["status"]) == ("too_many_attempts", 429) for a in answers[most:])
+    assert 0 < answers[-1]["retry_after"] <= 15 * 60
+    # Stopped means stopped: even the right code, from that client.
+    assert guess(identity, STRANGER, "voter9@example.org", "000109")["code"] == \
+        "too_many_attempts"
+    # Another client is not; and the window passes.
+    ok(core, VerifyLoginCode(email="voter9@example.org", code="000109", client=OWNER))
+    identity.clock.advance(minutes=15)
+    assert guess(identity, STRANGER, "voter1@example.org")["code"] == "code_invalid"
+
+
+def test_ipv6_clients_are_counted_by_their_64(identity: Identity) -> None:
+    for n in range(limits.FAILURES_FROM_CLIENT.most):
+        guess(identity, f"2001:db8:1:2::{n + 1:x}", f"voter{n}@example.org")
+    assert guess(identity, "2001:db8:1:2:ffff::9", CITIZEN)["code"] == "too_many_attempts"
+    assert guess(identity, "2001:db8:1:3::1", CITIZEN)["code"] == "code_invalid"
+
+
+def test_kiosks_are_not_limited_per_client(tmp_path: Path, identity_key: SigningKey,
+                                           clock: Clock) -> None:
+    identity = make_identity(tmp_path, identity_key, clock)
+    identity.handlers.kiosks = limits.networks("192.0.2.0/24, 2001:db8:ffff::/48")
+    core = identity.handlers.core()
+    for n in range(limits.FAILURES_FROM_CLIENT.most + 5):
+        error = refused(core, VerifyLoginCode(email=f"voter{n}@example.org", code="999999",
+                                              client="192.0.2.10"))
+        assert error["code"] == "code_invalid"
+    # The per-address limits still hold for them.
+    for _ in range(limits.SENDS_TO_ADDRESS.most):
+        send(core, RequestLoginCode(email=CITIZEN, client="192.0.2.10"))
+    assert refused(core, RequestLoginCode(email=CITIZEN, client="192.0.2.10"))["code"] == \
+        "code_rate_limited"
+
+
+def test_the_counters_name_no_address_and_no_client(identity: Identity) -> None:
+    send_from(identity, STRANGER)
+    guess(identity, STRANGER, CITIZEN)
+    keys = [r["key"] for r in identity.store.db.query("SELECT key FROM limit_counters")]
+    assert len(keys) == 3
+    assert not [k for k in keys if CITIZEN in k or STRANGER in k or "203.0.113" in k]
+
+
+@pytest.mark.parametrize(("address", "client"), [
+    ("203.0.113.7", "203.0.113.7"),
+    ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+    ("::ffff:203.0.113.7", "203.0.113.7"),  # an IPv4 client on a dual-stack socket
+    ("testclient", None), ("", None), (None, None),
+])
+def test_the_client_a_limit_counts(address: str | None, client: str | None) -> None:
+    assert limits.client_of(address) == client
+
+
+def test_a_write_lost_to_another_process_is_made_again(identity: Identity) -> None:
+    """Counters and codes are written on condition that nobody wrote since they were
+    read: a process that loses the race reads again, so no count is lost."""
+    other = replace(identity.handlers, store=SqliteIdentityStore(identity.store.db))
+    raced = RacingStore(identity.store.db, lambda: send(other.core(), RequestLoginCode(
+        email=CITIZEN, client=STRANGER)))
+    core = replace(identity.handlers, store=raced).core()
+    assert send(core, RequestLoginCode(email=CITIZEN, client=STRANGER))[0]["ok"]
+    assert raced.lost > 0
+    # Both requests were counted, and both codes are pending.
+    counts = sorted(r["count"] for r in identity.store.db.query(
+        "SELECT count FROM limit_counters"))
+    assert counts == [2, 2]
+    assert len(identity.store.login_codes(CITIZEN).pending) == 2
+
+
+class RacingStore(SqliteIdentityStore):
+    """Lets another process write once, between this one's first read and its write."""
+
+    def __init__(self, db: object, meanwhile: object) -> None:
+        super().__init__(db)  # type: ignore[arg-type]
+        self.meanwhile, self.lost, self.raced = meanwhile, 0, False
+
+    def _race(self) -> None:
+        if not self.raced:
+            self.raced = True
+            self.meanwhile()  # type: ignore[operator]
+
+    def swap_counter(self, previous, counter, keep):  # type: ignore[no-untyped-def]
+        self._race()
+        done = super().swap_counter(previous, counter, keep)
+        self.lost += not done
+        return done
 
 
 def test_a_code_cannot_be_reused(identity: Identity) -> None:
@@ -326,15 +480,41 @@ def test_poll_events_are_idempotent(identity: Identity) -> None:
     assert identity.store.voting_status("poll-1") == "closed"
 
 
-def test_domain_issue_code_window() -> None:
+def test_domain_pending_codes() -> None:
     now = datetime(2025, 1, 1, tzinfo=UTC)
-    code = domain.issue_code("s", CITIZEN, None, now, "123456")
-    assert code is not None and code.sent_in_window == 1
-    assert domain.code_matches("s", code, "123456")
-    assert not domain.code_matches("other", code, "123456")
-    spent = domain.spent(code, now)
-    assert not domain.code_matches("s", spent, "123456")
-    assert spent.window_started_at == code.window_started_at
+    codes = domain.with_new_code("s", CITIZEN, None, now, "123456")
+    assert (len(codes.pending), codes.attempts_left, codes.version) == (1, domain.MAX_ATTEMPTS, 0)
+    assert domain.code_matches("s", codes, " 123456 ", now)
+    assert not domain.code_matches("other", codes, "123456", now)  # keyed
+    assert not domain.code_matches("s", codes, "123456", now + domain.CODE_TTL)  # expired
+    later = domain.with_new_code("s", CITIZEN, codes, now + domain.CODE_TTL, "654321")
+    assert [p.code_hash for p in later.pending] == [domain.hash_code("s", CITIZEN, "654321")]
+    assert domain.pending_from_json(domain.pending_json(codes.pending)) == codes.pending
+    assert not domain.code_matches("s", domain.spent(codes), "123456", now)
+    many = None
+    for n in range(domain.MAX_PENDING + 3):
+        many = domain.with_new_code("s", CITIZEN, many, now, f"{n:06d}")
+    assert many is not None and len(many.pending) == domain.MAX_PENDING  # the newest
+    assert domain.code_matches("s", many, f"{domain.MAX_PENDING + 2:06d}", now)
+    assert not domain.code_matches("s", many, "000000", now)
+
+
+@pytest.mark.parametrize(("count", "elapsed", "outcome"), [
+    (None, 0, 1), (4, 10, 5), (5, 10, timedelta(minutes=50)),
+    (5, 60, 1),  # the window has passed: a new one starts
+])
+def test_a_limit_counts_in_windows(count: int | None, elapsed: int,
+                                   outcome: int | timedelta) -> None:
+    limit = limits.Limit("t", 5, timedelta(hours=1))
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    previous = None if count is None else limits.Counter("k", start, count, 3)
+    got = limits.counted(limit, previous, "k", start + timedelta(minutes=elapsed))
+    if isinstance(outcome, timedelta):
+        assert got == outcome
+        assert limits.reached(limit, previous, start + timedelta(minutes=elapsed)) == outcome
+    else:
+        assert isinstance(got, limits.Counter) and got.count == outcome
+        assert got.version == (0 if previous is None else 4)
 
 
 def test_synthetic_voters_only_in_development(identity: Identity) -> None:

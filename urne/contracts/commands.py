@@ -11,6 +11,7 @@ from urne.contracts.envelope import Command, Query, message
 from urne.contracts.fields import (
     BallotId,
     Category,
+    ClientAddress,
     Cursor,
     Description,
     District,
@@ -44,12 +45,16 @@ class _Identity(Command):
 @message("login_code.request.v1")
 class RequestLoginCode(_Identity):
     email: EmailStr
+    # The asker's IP address as the gateway saw it (after trusted proxies): what the
+    # per-client sign-in limits count, keyed; None when unknown.
+    client: ClientAddress | None = None
 
 
 @message("login_code.verify.v1")
 class VerifyLoginCode(_Identity):
     email: EmailStr
     code: LoginCodeText
+    client: ClientAddress | None = None
 
 
 @message("voting_token.issue.v1")

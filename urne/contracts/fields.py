@@ -14,6 +14,8 @@ Title = Annotated[str, Field(min_length=1, max_length=300)]
 Description = Annotated[str, Field(max_length=20_000)]
 ProposalBody = Annotated[str, Field(max_length=50_000)]
 LoginCodeText = Annotated[str, Field(min_length=1, max_length=32)]
+# A client's IP address as text (identity reads anything else as "unknown client").
+ClientAddress = Annotated[str, Field(min_length=1, max_length=64)]
 VotingTokenText = Annotated[str, Field(min_length=1, max_length=4096)]
 Tracker = Annotated[str, Field(min_length=1, max_length=64)]
 BallotId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]  # uuid4 hex, named at the edge

@@ -85,7 +85,8 @@ class EmbeddedBus:
 
         def command() -> tuple[RawReply, list[RawEnvelope], bool]:
             reply, events = core.handle(envelope)
-            return reply, events, bool(reply.get("ok"))
+            # A refusal rolls back, unless it is itself counted (DomainError.keep_writes).
+            return reply, events, bool(reply.get("ok") or reply.get("keep_writes"))
 
         return self.run(service, command)
 

@@ -75,6 +75,8 @@ def ok(reply: Reply) -> RawReply:
 
 
 def failed(error: DomainError) -> RawReply:
+    if error.keep_writes:  # see DomainError.keep_writes; readers ignore it otherwise
+        return {"ok": False, "error": error.as_dict(), "keep_writes": True}
     return {"ok": False, "error": error.as_dict()}
 
 

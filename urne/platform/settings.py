@@ -31,6 +31,10 @@ class CommonSettings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
+    # Proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips:
+    # addresses or CIDRs, comma-separated, "*" for any): the client address is what
+    # the per-client sign-in limits count.
+    trusted_proxies: str = "127.0.0.1"
     # Ballots one voter may cast in a poll (the first and the revotes): each is a
     # public record entry, so it is bounded.
     max_ballots_per_voter: int = Field(default=20, ge=1, le=1000)
@@ -110,6 +114,10 @@ class StoreSettings(BaseSettings):
     # as its service's role, which may use its own keyspace only (`urne store roles`).
     cassandra_username: str = DEV_CASSANDRA_USER
     cassandra_password: str = DEV_CASSANDRA_USER
+    # TLS to Cassandra: the file of the authorities that vouch for the nodes' certificates
+    # (PEM). Set, every connection is TLS, and the node's certificate must name the
+    # address the driver connects to (its host name or IP); empty, plain CQL.
+    cassandra_tls_cafile: str = ""
 
     @model_validator(mode="after")
     def _refuse_superuser(self) -> StoreSettings:
@@ -133,6 +141,9 @@ class RoleSettings(BaseSettings):
     # sign in only where codes go to the development outbox.
     organiser_emails: str = "organiser@urne.example"
     admin_emails: str = "admin@urne.example"
+    # Networks of agents' kiosks (town hall desks), comma-separated CIDRs: no per-client
+    # sign-in limit applies to them (urne/services/identity/limits.py).
+    kiosk_networks: str = ""
 
 
 class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSettings):

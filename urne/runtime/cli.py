@@ -205,7 +205,8 @@ def up(
     typer.echo(f"API docs: http://{settings.host}:{settings.port}/docs")
     typer.echo(f"Sign-in codes (development): {data / 'outbox' / 'email.jsonl'}")
     uvicorn.run(fastapi_app, host=settings.host, port=settings.port, loop="uvloop",
-                http="httptools", log_config=None, access_log=False)
+                http="httptools", log_config=None, access_log=False,
+                proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies)
 
 
 @app.command()

@@ -129,7 +129,8 @@ def run_gateway(host: str | None = None, port: int | None = None) -> None:
     app = create_app(client, settings.keys_dir, services=tuple(SERVICES),
                      testing=settings.is_development)
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, loop="uvloop",
-                http="httptools", log_config=None, access_log=False)
+                http="httptools", log_config=None, access_log=False,
+                proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies)
 
 
 def run_tally_worker() -> None:

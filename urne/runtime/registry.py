@@ -30,6 +30,7 @@ from urne.services.identity.adapters.cassandra_store import CassandraIdentitySto
 from urne.services.identity.adapters.outbox_sender import FileOutboxSender
 from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
 from urne.services.identity.handlers import IdentityHandlers
+from urne.services.identity.limits import networks
 from urne.services.identity.ports import IdentityStore
 from urne.services.proposal.adapters.cassandra_store import CassandraProposalStore
 from urne.services.proposal.adapters.sqlite_store import SqliteProposalStore
@@ -64,6 +65,8 @@ class ServiceConfig(Protocol):
     def organiser_emails(self) -> str: ...
     @property
     def admin_emails(self) -> str: ...
+    @property
+    def kiosk_networks(self) -> str: ...
     @property
     def is_development(self) -> bool: ...
     @property
@@ -123,6 +126,7 @@ def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
         admins=_emails(config.admin_emails),
         synthetic_voters=config.is_development,
         token_keys=load_key_set(config.keys_dir, IDENTITY_TOKEN_KEY),
+        kiosks=networks(config.kiosk_networks),
     ).core()
 
 

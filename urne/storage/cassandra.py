@@ -61,6 +61,7 @@ from cassandra.query import (
 from urne.platform.errors import DomainError
 from urne.platform.logging import log_fields
 from urne.platform.settings import StoreSettings
+from urne.storage.cassandra_tls import green_connection_class, tls_context, untrusted
 from urne.storage.migrations import migration_files, split_statements
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,8 @@ class StoreUnavailable(DomainError):
 
 
 class LoginRefused(RuntimeError):
-    """Cassandra refused the process's role or password: a setting to fix, not a fault
-    to wait out."""
+    """Cassandra refused the process's role or password, or the process refused
+    Cassandra's certificate: a setting to fix, not a fault to wait out."""
 
 
 @contextmanager
@@ -144,9 +145,7 @@ def connection_class() -> type | None:
     is never chosen otherwise: its ``initialize_reactor`` calls ``eventlet.monkey_patch()``.
     """
     if _eventlet_patched():
-        from cassandra.io.eventletreactor import EventletConnection
-
-        return EventletConnection
+        return green_connection_class()  # eventlet's, with the standard library's TLS
     return None
 
 
@@ -194,6 +193,8 @@ def connect(settings: StoreSettings) -> Session:
     if settings.cassandra_username:
         kwargs["auth_provider"] = PlainTextAuthProvider(settings.cassandra_username,
                                                         settings.cassandra_password)
+    if (context := tls_context(settings)) is not None:
+        kwargs["ssl_context"] = context
     cluster = Cluster(
         [h.strip() for h in settings.cassandra_hosts.split(",") if h.strip()],
         port=settings.cassandra_port,
@@ -218,6 +219,11 @@ def connect(settings: StoreSettings) -> Session:
                     raise LoginRefused(f"Cassandra refused the login of "
                                        f"{settings.cassandra_username!r}: check "
                                        "URNE_CASSANDRA_USERNAME and _PASSWORD") from exc
+                if untrusted(exc.errors):
+                    raise LoginRefused("Cassandra's certificate is not vouched for by "
+                                       f"{settings.cassandra_tls_cafile} or does not name "
+                                       "the node's address: check "
+                                       "URNE_CASSANDRA_TLS_CAFILE") from exc
                 raise
     except BaseException:
         cluster.shutdown()

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from cassandra.cluster import Session
-from cassandra.query import UNSET_VALUE
+from cassandra.query import UNSET_VALUE, PreparedStatement
 
-from urne.services.identity.domain import LoginCode, Person, VotingStatus, voting_status
+from urne.services.identity.domain import (
+    CODE_TTL,
+    LoginCodes,
+    Person,
+    VotingStatus,
+    pending_from_json,
+    pending_json,
+    voting_status,
+)
+from urne.services.identity.limits import Counter
 from urne.storage.action_log import CassandraActionLog
-from urne.storage.cassandra import guarded, ping, utc
+from urne.storage.cassandra import applied, guarded, ping, utc
 
 
 class CassandraIdentityStore:
@@ -30,15 +40,18 @@ class CassandraIdentityStore:
             "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")
         self._save_district = session.prepare(
             f"UPDATE {ks}.persons_by_email SET district = ? WHERE email = ?")
-        self._code = session.prepare(f"SELECT * FROM {ks}.login_codes WHERE email = ?")
-        self._save_code = session.prepare(
-            f"INSERT INTO {ks}.login_codes (email, code_hash, expires_at, attempts_left, "
-            "window_started_at, sent_in_window) VALUES (?, ?, ?, ?, ?, ?)")
+        self._codes = session.prepare(f"SELECT * FROM {ks}.sign_in_codes WHERE email = ?")
+        self._counter = session.prepare(f"SELECT * FROM {ks}.limit_counters WHERE key = ?")
+        # Lightweight transactions on `version`: limits hold across identity processes.
+        self._first_codes, self._next_codes = _swaps(
+            session, f"{ks}.sign_in_codes", "email", ("pending", "attempts_left", "version"))
+        self._first_count, self._next_count = _swaps(
+            session, f"{ks}.limit_counters", "key", ("window_started_at", "count", "version"))
         self._set_status = session.prepare(
             f"INSERT INTO {ks}.poll_status (poll_id, status) VALUES (?, ?)")
         self._status = session.prepare(f"SELECT status FROM {ks}.poll_status WHERE poll_id = ?")
-        for stmt in (self._person, self._person_by_id, self._save_district, self._code,
-                     self._save_code, self._set_status, self._status):
+        for stmt in (self._person, self._person_by_id, self._save_district, self._codes,
+                     self._counter, self._set_status, self._status):
             stmt.is_idempotent = True
 
     @guarded
@@ -71,18 +84,39 @@ class CassandraIdentityStore:
         self.s.execute(self._save_district, (person.district, person.email))
 
     @guarded
-    def login_code(self, email: str) -> LoginCode | None:
-        r = self.s.execute(self._code, (email,)).one()
+    def login_codes(self, email: str) -> LoginCodes | None:
+        r = self.s.execute(self._codes, (email,)).one()
         if r is None:
             return None
-        return LoginCode(r.email, r.code_hash, utc(r.expires_at), r.attempts_left,
-                         utc(r.window_started_at), r.sent_in_window)
+        return LoginCodes(r.email, pending_from_json(r.pending), r.attempts_left, r.version)
 
     @guarded
-    def save_login_code(self, code: LoginCode) -> None:
-        self.s.execute(self._save_code, (code.email, code.code_hash, code.expires_at,
-                                         code.attempts_left, code.window_started_at,
-                                         code.sent_in_window))
+    def swap_login_codes(self, previous: LoginCodes | None, codes: LoginCodes) -> bool:
+        # The row outlives its last code by nothing: every code expires CODE_TTL after
+        # it was sent, and each write comes after the last send.
+        return self._swap(self._first_codes, self._next_codes, codes.email, (
+            pending_json(codes.pending), codes.attempts_left, codes.version),
+            previous.version if previous else None, CODE_TTL)
+
+    @guarded
+    def counter(self, key: str) -> Counter | None:
+        r = self.s.execute(self._counter, (key,)).one()
+        return Counter(r.key, utc(r.window_started_at), r.count, r.version) if r else None
+
+    @guarded
+    def swap_counter(self, previous: Counter | None, counter: Counter, keep: timedelta) -> bool:
+        return self._swap(self._first_count, self._next_count, counter.key, (
+            counter.window_started_at, counter.count, counter.version),
+            previous.version if previous else None, keep)
+
+    def _swap(self, first: PreparedStatement, then: PreparedStatement, key: str,
+              row: tuple[Any, ...], previous: int | None, keep: timedelta) -> bool:
+        """A lightweight transaction: ``first`` inserts if there is no row, ``then``
+        updates if its version is still ``previous``; the row expires after ``keep``."""
+        ttl = max(1, int(keep.total_seconds()))
+        if previous is None:
+            return applied(self.s.execute(first, (key, *row, ttl)))
+        return applied(self.s.execute(then, (ttl, *row, key, previous)))
 
     @guarded
     def set_voting_status(self, poll_id: str, status: VotingStatus) -> None:
@@ -96,6 +130,17 @@ class CassandraIdentityStore:
     @guarded
     def ping(self) -> None:
         ping(self.s)
+
+
+def _swaps(session: Session, table: str, key: str, columns: tuple[str, ...]
+           ) -> tuple[PreparedStatement, PreparedStatement]:
+    """The insert-if-absent and the update-if-same-version of a row (``_swap``)."""
+    first = session.prepare(f"INSERT INTO {table} ({key}, {', '.join(columns)}) VALUES "
+                            f"({', '.join('?' * (len(columns) + 1))}) IF NOT EXISTS USING TTL ?")
+    then = session.prepare(f"UPDATE {table} USING TTL ? SET "
+                           f"{', '.join(f'{c} = ?' for c in columns)} "
+                           f"WHERE {key} = ? IF version = ?")
+    return first, then
 
 
 def _person(row: Any) -> Person:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from urne.services.identity.domain import LoginCode, Person, VotingStatus, voting_status
+from urne.services.identity.domain import (
+    LoginCodes,
+    Person,
+    VotingStatus,
+    pending_from_json,
+    pending_json,
+    voting_status,
+)
+from urne.services.identity.limits import Counter
 from urne.storage.action_log import SqliteActionLog
 from urne.storage.sqlite import SqliteDb
 
@@ -44,20 +52,48 @@ class SqliteIdentityStore:
             c.execute("UPDATE persons SET district = ? WHERE person_id = ?",
                       (person.district, person.person_id))
 
-    def login_code(self, email: str) -> LoginCode | None:
-        row = self.db.one("SELECT * FROM login_codes WHERE email = ?", (email,))
+    def login_codes(self, email: str) -> LoginCodes | None:
+        row = self.db.one("SELECT * FROM sign_in_codes WHERE email = ?", (email,))
         if row is None:
             return None
-        return LoginCode(row["email"], row["code_hash"], datetime.fromisoformat(row["expires_at"]),
-                         row["attempts_left"], datetime.fromisoformat(row["window_started_at"]),
-                         row["sent_in_window"])
+        return LoginCodes(row["email"], pending_from_json(row["pending"]), row["attempts_left"],
+                          row["version"])
 
-    def save_login_code(self, code: LoginCode) -> None:
+    def swap_login_codes(self, previous: LoginCodes | None, codes: LoginCodes) -> bool:
+        return self._swap("sign_in_codes", ("email", codes.email), {
+            "pending": pending_json(codes.pending), "attempts_left": codes.attempts_left,
+            "version": codes.version}, previous.version if previous else None)
+
+    def counter(self, key: str) -> Counter | None:
+        row = self.db.one("SELECT * FROM limit_counters WHERE key = ?", (key,))
+        if row is None:
+            return None
+        return Counter(row["key"], datetime.fromisoformat(row["window_started_at"]),
+                       row["count"], row["version"])
+
+    def swap_counter(self, previous: Counter | None, counter: Counter, keep: timedelta) -> bool:
+        # keep: how long the row matters (Cassandra's TTL); here old rows stay, one per
+        # key, until the retention job of the electorate issue.
+        return self._swap("limit_counters", ("key", counter.key), {
+            "window_started_at": counter.window_started_at.isoformat(),
+            "count": counter.count, "version": counter.version},
+            previous.version if previous else None)
+
+    def _swap(self, table: str, key: tuple[str, str], fields: dict[str, object],
+              previous: int | None) -> bool:
+        """Write the row if its version is still ``previous`` (None: if there is no row):
+        the statement itself checks, so two processes cannot both win."""
+        names, values = list(fields), list(fields.values())
         with self.db.tx() as c:
-            c.execute("INSERT OR REPLACE INTO login_codes VALUES (?, ?, ?, ?, ?, ?)",
-                      (code.email, code.code_hash, code.expires_at.isoformat(),
-                       code.attempts_left, code.window_started_at.isoformat(),
-                       code.sent_in_window))
+            if previous is None:
+                done = c.execute(f"INSERT OR IGNORE INTO {table} ({key[0]}, {', '.join(names)}) "
+                                 f"VALUES ({', '.join('?' * (len(names) + 1))})",
+                                 (key[1], *values))
+            else:
+                done = c.execute(f"UPDATE {table} SET {', '.join(f'{n} = ?' for n in names)} "
+                                 f"WHERE {key[0]} = ? AND version = ?",
+                                 (*values, key[1], previous))
+            return done.rowcount == 1
 
     def set_voting_status(self, poll_id: str, status: VotingStatus) -> None:
         with self.db.tx() as c:
