@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 
 from tests.e2e.admin import run_admin
 from tests.e2e.bad_input import run_bad_input
@@ -18,6 +19,7 @@ from tests.e2e.schedule import run_schedule
 from tests.e2e.sign_in_limits import run_sign_in_limits
 from tests.e2e.visibility import run_visibility
 from tests.support.processes import Proc, free_port, start, wait_http
+from tests.support.smtp import Mailbox
 
 pytestmark = pytest.mark.e2e
 
@@ -33,10 +35,11 @@ class Embedded:
     def outbox(self) -> Path:
         return self.data_dir / "outbox" / "email.jsonl"
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
         self.proc = start("urne-up", ["up", "--port", str(self.port), "--data-dir",
                                       str(self.data_dir)],
-                          {"URNE_ENVIRONMENT": "test", **ROLES_ENV}, self.data_dir.parent / "logs")
+                          {"URNE_ENVIRONMENT": "test", **ROLES_ENV, **(env or {})},
+                          self.data_dir.parent / "logs")
         wait_http(f"{self.base}/readyz", [self.proc])
 
     def stop(self) -> None:
@@ -50,6 +53,31 @@ def embedded(tmp_path: Path) -> Iterator[Embedded]:
     system.start()
     yield system
     system.stop()
+
+
+def test_sign_in_by_e_mail_over_smtp(tmp_path: Path) -> None:
+    """With URNE_SMTP_URL the code reaches a mail server, not the file outbox."""
+    mailbox, smtp_port = Mailbox(), free_port()
+    relay = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
+    relay.start()
+    system = Embedded(tmp_path / "data")
+    try:
+        system.start({"URNE_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}?tls=off",
+                      "URNE_MAIL_FROM": "codes@town.example.org"})
+        with httpx.Client(base_url=system.base, timeout=10) as http:
+            r = http.post("/v1/auth/codes", json={"email": "Ada@Example.org"})
+            assert r.status_code == 202, r.text
+            code = mailbox.code_for("ada@example.org")
+            assert code is not None, mailbox.messages
+            r = http.post("/v1/auth/tokens", json={"email": "ada@example.org", "code": code})
+            assert r.status_code == 200, r.text
+            # Nobody to take it: the person is told the address was refused.
+            r = http.post("/v1/auth/codes", json={"email": "nobody@example.org"})
+            assert (r.status_code, r.json()["code"]) == (422, "email_refused"), r.text
+        assert not system.outbox.exists()
+    finally:
+        system.stop()
+        relay.stop()
 
 
 def test_slice(embedded: Embedded) -> None:

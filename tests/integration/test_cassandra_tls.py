@@ -7,19 +7,15 @@ whether a connection is TLS (``system_views.clients``)."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.support.servers import cassandra_address, cassandra_tls_cafile
+from tests.support.tls import self_signed
 from urne.platform.settings import StoreSettings
 from urne.storage.cassandra import LoginRefused, connect
 
@@ -74,16 +70,7 @@ def in_eventlet(store: StoreSettings) -> dict[str, object]:
 @pytest.fixture
 def stranger(tmp_path: Path) -> str:
     """A self-signed certificate for the same names, which did not sign the node's."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    path = tmp_path / "stranger.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return str(path)
+    return str(self_signed(tmp_path, "stranger")[0])
 
 
 def test_the_workers_talk_to_cassandra_over_tls() -> None:

@@ -146,7 +146,21 @@ class RoleSettings(BaseSettings):
     kiosk_networks: str = ""
 
 
-class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSettings):
+class MailSettings(BaseSettings):
+    """How identity sends sign-in codes by e-mail."""
+
+    model_config = SettingsConfigDict(env_prefix="URNE_", extra="ignore")
+
+    # smtp://user:password@host:587 (STARTTLS required), smtps://host:465, or
+    # smtp://host:25?tls=off for a local relay; ?cafile= names the authority to trust
+    # (services/identity/adapters/smtp_sender.py). Empty: codes go to the file outbox
+    # (URNE_OUTBOX_DIR), for development and tests, or for a relay of the operator's.
+    smtp_url: str = ""
+    mail_from: str = ""  # the sender's address, required with smtp_url
+
+
+class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSettings,
+                      MailSettings):
     """``urne service NAME``: one service, nameko over RabbitMQ, Cassandra storage."""
 
     metrics_port: int = 0  # 0: no metrics server (tests start several services)
@@ -179,7 +193,7 @@ class GatewaySettings(CommonSettings, BrokerSettings):
     port: int = 8000
 
 
-class EmbeddedSettings(CommonSettings, RoleSettings):
+class EmbeddedSettings(CommonSettings, RoleSettings, MailSettings):
     """``urne up``: every service and the gateway in one process, SQLite files."""
 
     host: str = "127.0.0.1"

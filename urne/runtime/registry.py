@@ -28,10 +28,11 @@ from urne.messaging.kernel import ServiceCore
 from urne.platform.settings import DEV_PSEUDONYM_SECRET
 from urne.services.identity.adapters.cassandra_store import CassandraIdentityStore
 from urne.services.identity.adapters.outbox_sender import FileOutboxSender
+from urne.services.identity.adapters.smtp_sender import SmtpSender
 from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
 from urne.services.identity.handlers import IdentityHandlers
 from urne.services.identity.limits import networks
-from urne.services.identity.ports import IdentityStore
+from urne.services.identity.ports import CodeSender, IdentityStore
 from urne.services.proposal.adapters.cassandra_store import CassandraProposalStore
 from urne.services.proposal.adapters.sqlite_store import SqliteProposalStore
 from urne.services.proposal.handlers import ProposalHandlers
@@ -67,6 +68,10 @@ class ServiceConfig(Protocol):
     def admin_emails(self) -> str: ...
     @property
     def kiosk_networks(self) -> str: ...
+    @property
+    def smtp_url(self) -> str: ...
+    @property
+    def mail_from(self) -> str: ...
     @property
     def is_development(self) -> bool: ...
     @property
@@ -116,10 +121,17 @@ def pseudonym_secret(config: ServiceConfig) -> str:
     return DEV_PSEUDONYM_SECRET
 
 
+def code_sender(config: ServiceConfig) -> CodeSender:
+    """SMTP when configured, else the file outbox (development, tests, or a relay)."""
+    if config.smtp_url:
+        return SmtpSender(config.smtp_url, config.mail_from)
+    return FileOutboxSender(config.outbox_dir, echo_codes=config.is_development)
+
+
 def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
     return IdentityHandlers(
         store=store,
-        sender=FileOutboxSender(config.outbox_dir, echo_codes=config.is_development),
+        sender=code_sender(config),
         tokens=TokenIssuer(load_signing_key(config.keys_dir, IDENTITY_TOKEN_KEY)),
         secret=pseudonym_secret(config),
         organisers=_emails(config.organiser_emails),
