@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -234,13 +235,25 @@ def audit(http: httpx.Client, state: OpenPoll, summary: dict[str, Any],
             assert r.status_code == 404 and r.json()["code"] == "tracker_not_found", r.text
     # The open verifier, as an auditor runs it, agrees: every check holds.
     last_tracker = next(iter(state.receipts.values()))[-1]["tracker"]
-    verified = CliRunner().invoke(app, ["audit", "verify", str(http.base_url), pid,
-                                        "--tracker", last_tracker, "--kid", tally_key["kid"],
-                                        "--json"])
+    verified = CliRunner().invoke(app, ["audit", "verify", "--url", str(http.base_url),
+                                        "--poll", pid, "--receipt", last_tracker,
+                                        "--kid", tally_key["kid"], "--json"])
     assert verified.exit_code == 0, verified.output
     report = json.loads(verified.output)
     assert report["ok"] and [c["name"] for c in report["checks"] if c["ok"]] == [
         "signature", "rules", "record", "tally", "inclusion"], report
+    assert report["timings"]["download_s"] >= 0 and report["ballots"] == len(trackers)
+    # Saved as a bundle, the same documents verify offline.
+    with tempfile.TemporaryDirectory() as folder:
+        fetched = CliRunner().invoke(app, ["audit", "fetch", "--url", str(http.base_url),
+                                           "--poll", pid, "--out", folder,
+                                           "--receipt", last_tracker])
+        assert fetched.exit_code == 0, fetched.output
+        offline = CliRunner().invoke(app, ["audit", "verify", "--bundle", folder,
+                                           "--receipt", last_tracker, "--kid",
+                                           tally_key["kid"], "--json"])
+        assert offline.exit_code == 0, offline.output
+        assert json.loads(offline.output)["checks"] == report["checks"]
 
     # A closed poll takes no more ballots.
     voter, choice = state.last_ballot

@@ -5,16 +5,21 @@ the checks it should."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.unit.helpers import ok
 from tests.unit.test_tally import BALLOTS, POLL, RULES, make_tally, opened, sealed
+from urne.audit import bundle
 from urne.audit.verify import Documents, verify
 from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
 from urne.crypto.keys import SigningKey, generate_keys, load_signing_key
+from urne.record.canonical import canonical_json
+from urne.runtime.cli import app
 
 pytestmark = pytest.mark.unit
 
@@ -112,3 +117,85 @@ def test_a_result_signed_with_a_retired_key_holds_and_with_a_revoked_one_fails(
     assert failing(revoked) == ["signature"]
     [signature] = [c for c in verify(revoked) if c.name == "signature"]
     assert "revoked" in signature.detail
+
+
+# --- bundles: the same documents saved in a folder, verified offline -------------------
+
+
+def save(docs: Documents, folder: Path) -> Path:
+    """A bundle as `urne audit fetch` writes it (bundle.py's layout)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / bundle.KEYS).write_text(json.dumps(docs.keys))
+    (folder / bundle.RULES).write_text(json.dumps(docs.rules))
+    (folder / bundle.RESULT).write_text(json.dumps(docs.signed))
+    (folder / bundle.RECORD).write_bytes(b"".join(canonical_json(e) + b"\n"
+                                                  for e in docs.record["entries"]))
+    (folder / bundle.RECORD_HEADERS).write_text(json.dumps(
+        {"poll_id": POLL, "size": docs.record["size"], "root": docs.record["root"]}))
+    assert docs.proof is not None
+    receipt = bundle.receipt_path(folder, docs.proof["tracker"])
+    receipt.parent.mkdir()
+    receipt.write_text(json.dumps(docs.proof))
+    return folder
+
+
+def verify_bundle(folder: Path, *options: str) -> tuple[int, dict[str, Any] | str]:
+    done = CliRunner().invoke(app, ["audit", "verify", "--bundle", str(folder), "--json",
+                                    *options])
+    try:
+        return done.exit_code, json.loads(done.output)
+    except ValueError:
+        return done.exit_code, done.output
+
+
+def test_a_bundle_holds_offline(served: Documents, tmp_path: Path,
+                                tally_key: SigningKey) -> None:
+    folder = save(served, tmp_path / "bundle")
+    loaded = bundle.load(folder, "TC1")
+    assert (loaded.keys, loaded.rules, loaded.signed, loaded.proof) == (
+        served.keys, served.rules, served.signed, served.proof)
+    assert loaded.record == {k: served.record[k] for k in ("size", "root", "entries")}
+    code, report = verify_bundle(folder, "--receipt", "TC1", "--kid", tally_key.public.kid)
+    assert code == 0 and isinstance(report, dict), report
+    assert [(c["name"], c["ok"]) for c in report["checks"]] == [
+        ("signature", True), ("rules", True), ("record", True), ("tally", True),
+        ("inclusion", True)]
+    assert report["ballots"] == served.record["size"] and "download_s" not in report["timings"]
+
+
+def test_a_bundle_with_a_changed_line_fails_and_says_where(served: Documents,
+                                                          tmp_path: Path) -> None:
+    folder = save(served, tmp_path / "bundle")
+    lines = (folder / bundle.RECORD).read_bytes().splitlines(keepends=True)
+    entry = json.loads(lines[0])
+    entry["choice"] = {"answer": "no" if entry["choice"]["answer"] != "no" else "yes"}
+    (folder / bundle.RECORD).write_bytes(canonical_json(entry) + b"\n" + b"".join(lines[1:]))
+    code, report = verify_bundle(folder)
+    assert code == 1 and isinstance(report, dict)
+    assert [c["name"] for c in report["checks"] if not c["ok"]] == ["record", "tally"]
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda f: (f / bundle.RESULT).unlink(), "result.json is missing"),
+    (lambda f: (f / bundle.RULES).write_text("[1, 2"), "rules.json is not a JSON object"),
+    (lambda f: (f / bundle.RECORD).write_bytes(b'{"tracker": "T"}\nnot json\n'),
+     "record.ndjson, line 2: not JSON"),
+])
+def test_a_bundle_that_cannot_be_read_is_not_a_verdict(
+        served: Documents, tmp_path: Path, damage: Any, message: str) -> None:
+    folder = save(served, tmp_path / "bundle")
+    damage(folder)
+    code, output = verify_bundle(folder)
+    assert code == 2 and message in str(output)
+
+
+def test_a_tracker_cannot_name_a_file_outside_the_bundle(tmp_path: Path) -> None:
+    with pytest.raises(bundle.BundleError, match="not one urne gives"):
+        bundle.receipt_path(tmp_path, "../../etc/passwd")
+
+
+def test_verify_wants_a_bundle_or_a_server(tmp_path: Path) -> None:
+    for options in ([], ["--url", "http://127.0.0.1:9"],
+                    ["--url", "http://127.0.0.1:9", "--poll", "p", "--bundle", str(tmp_path)]):
+        done = CliRunner().invoke(app, ["audit", "verify", *options])
+        assert done.exit_code == 2 and "--bundle" in done.output

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -90,11 +94,39 @@ def store_roles() -> None:
         typer.echo(f"{service}: URNE_CASSANDRA_USERNAME={role} URNE_CASSANDRA_PASSWORD={shown}")
 
 
+@audit_app.command("fetch")
+def audit_fetch(
+    url: Annotated[str, typer.Option(help="The urne API, e.g. https://vote.example.org")],
+    poll: Annotated[str, typer.Option(help="The poll whose documents to save.")],
+    out: Annotated[Path, typer.Option(help="The bundle's folder (made if need be).")],
+    receipt: Annotated[list[str] | None, typer.Option(
+        help="Also save the inclusion proof of this tracker (repeat for more).")] = None,
+) -> None:
+    """Save a poll's public documents as a bundle, to verify offline (`verify --bundle`)
+    or archive: the keys, the rules, the signed result and the whole record."""
+    import httpx
+
+    from urne.audit.fetch import FetchError, fetch
+
+    started = time.perf_counter()
+    try:
+        with _progress("downloading the record", None) as advance:
+            fetch(url, poll, out, tuple(receipt or ()), advance)
+    except (FetchError, httpx.HTTPError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"saved in {out} ({time.perf_counter() - started:.1f} s)")
+
+
 @audit_app.command("verify")
 def audit_verify(
-    base_url: Annotated[str, typer.Argument(help="The urne API, e.g. https://vote.example.org")],
-    poll_id: Annotated[str, typer.Argument(help="The poll whose result to check.")],
-    tracker: Annotated[str | None, typer.Option(
+    url: Annotated[str | None, typer.Option(
+        help="The urne API, e.g. https://vote.example.org (with --poll).")] = None,
+    poll: Annotated[str | None, typer.Option(help="The poll whose result to check.")] = None,
+    bundle: Annotated[Path | None, typer.Option(
+        help="A bundle saved by `urne audit fetch`: checked offline.")] = None,
+    receipt: Annotated[str | None, typer.Option(
+        "--receipt", "--tracker",
         help="Also check that the ballot with this tracker (a receipt's) is counted.")] = None,
     kid: Annotated[str | None, typer.Option(
         help="The id of the tally-result key, as obtained elsewhere than from this server "
@@ -103,49 +135,67 @@ def audit_verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
     = False,
 ) -> None:
-    """Re-check a published result from the public audit routes: its signature, its
-    rules hash, the record's Merkle root, and the tally recounted from the record.
-    Exit status 0 only if every check holds."""
+    """Re-check a published result from its public documents: its signature, its rules
+    hash, the record's Merkle root, and the tally recounted from the record. From the
+    server (--url and --poll: downloaded first, the time reported apart) or from a
+    bundle (--bundle). Exit status 0 only if every check holds, 1 if one fails, 2 if
+    the documents cannot be had."""
     import json
+    import tempfile
 
     import httpx
 
-    from urne.audit.verify import Documents, verify
+    from urne.audit.bundle import RECORD, BundleError, load
+    from urne.audit.fetch import FetchError, fetch
+    from urne.audit.verify import verify
 
-    base = f"{base_url.rstrip('/')}/v1/audit"
-    with httpx.Client(timeout=60) as http:
-        def get(path: str) -> dict[str, Any]:
-            r = http.get(f"{base}/{path}")
-            if r.status_code != 200:
-                typer.echo(f"GET {path}: {r.status_code} {r.text[:300]}", err=True)
-                raise typer.Exit(2)
-            return dict(r.json())
-
-        def record() -> dict[str, Any]:
-            # The NDJSON download: one request, whatever the record's size.
-            with http.stream("GET", f"{base}/polls/{poll_id}/record.ndjson") as r:
-                if r.status_code != 200:
-                    r.read()
-                    typer.echo(f"GET record.ndjson: {r.status_code} {r.text[:300]}", err=True)
-                    raise typer.Exit(2)
-                return {"size": int(r.headers["Urne-Record-Size"]),
-                        "root": r.headers["Urne-Record-Root"],
-                        "entries": [json.loads(line) for line in r.iter_lines() if line]}
-
-        docs = Documents(keys=get("keys"), rules=get(f"polls/{poll_id}/rules"),
-                         record=record(),
-                         signed=get(f"polls/{poll_id}/result"),
-                         proof=get(f"polls/{poll_id}/trackers/{tracker}") if tracker else None)
-    checks = verify(docs, pinned_kid=kid)
+    if (bundle is None) == (url is None or poll is None):
+        typer.echo("give either --url and --poll, or --bundle", err=True)
+        raise typer.Exit(2)
+    timings: dict[str, float] = {}
+    show = not as_json
+    with tempfile.TemporaryDirectory(prefix="urne-audit-") as scratch:
+        folder = bundle or Path(scratch)
+        try:
+            if bundle is None:
+                started = time.perf_counter()
+                with _progress("downloading the record", None, show) as advance:
+                    fetch(str(url), str(poll), folder, (receipt,) if receipt else (), advance)
+                timings["download_s"] = round(time.perf_counter() - started, 3)
+            started = time.perf_counter()
+            size = (folder / RECORD).stat().st_size if (folder / RECORD).exists() else 0
+            with _progress("reading the record", size, show) as advance:
+                docs = load(folder, receipt, advance)
+            checks = verify(docs, pinned_kid=kid)
+            timings["verify_s"] = round(time.perf_counter() - started, 3)
+        except (BundleError, FetchError, httpx.HTTPError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
     holds = all(c.ok for c in checks)
+    poll_id = docs.signed.get("result", {}).get("poll_id", poll)
     if as_json:
         typer.echo(json.dumps({"poll_id": poll_id, "ok": holds, "checks": [
-            {"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]}))
+            {"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+            "ballots": len(docs.record.get("entries", [])), "timings": timings}))
     else:
         for c in checks:
             typer.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
-        typer.echo("the result holds" if holds else "the result does NOT hold")
+        spent = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in timings.items())
+        typer.echo(f"the result {'holds' if holds else 'does NOT hold'} ({spent})")
     raise typer.Exit(0 if holds else 1)
+
+
+@contextmanager
+def _progress(label: str, length: int | None, show: bool = True
+              ) -> Iterator[Callable[[int], None]]:
+    """A progress bar on the terminal (stderr), told how many bytes went by; nothing
+    when stderr is not a terminal, the report is JSON or the length is not known."""
+    if not (show and length and sys.stderr.isatty()):
+        yield lambda n: None
+        return
+    bar: Any
+    with typer.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
 
 
 @dlq_app.command("list")

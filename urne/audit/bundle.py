@@ -1,0 +1,77 @@
+"""An audit bundle: a poll's public documents saved in a folder, to verify offline.
+
+``urne audit fetch`` writes one; ``urne audit verify --bundle DIR`` reads it. Each file
+is what the audit route served, byte for byte, so a bundle can be archived, shared and
+checked again by anyone, with urne's verifier or another:
+
+- ``keys.json``: ``GET /v1/audit/keys``
+- ``rules.json``: ``GET /v1/audit/polls/{id}/rules``
+- ``result.json``: ``GET /v1/audit/polls/{id}/result``
+- ``record.ndjson``: ``GET /v1/audit/polls/{id}/record.ndjson``
+- ``record.json``: that download's ``Urne-Record-Size`` and ``Urne-Record-Root``
+  headers, as ``{"poll_id", "size", "root"}``
+- ``receipts/<tracker>.json``: ``GET /v1/audit/polls/{id}/trackers/{tracker}``, for
+  each receipt fetched
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from urne.audit.verify import Documents
+
+KEYS, RULES, RESULT = "keys.json", "rules.json", "result.json"
+RECORD, RECORD_HEADERS, RECEIPTS = "record.ndjson", "record.json", "receipts"
+# A tracker names a file: only what cannot climb out of the folder.
+_SAFE_TRACKER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class BundleError(Exception):
+    """A bundle that cannot be read: a file missing, or not what it should be."""
+
+
+def receipt_path(folder: Path, tracker: str) -> Path:
+    if not _SAFE_TRACKER.match(tracker):
+        raise BundleError(f"tracker {tracker!r} is not one urne gives")
+    return folder / RECEIPTS / f"{tracker}.json"
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_bytes()))
+    except FileNotFoundError as exc:
+        raise BundleError(f"{path.name} is missing from the bundle") from exc
+    except (ValueError, TypeError) as exc:
+        raise BundleError(f"{path.name} is not a JSON object: {exc}") from exc
+
+
+def entries(path: Path, progress: Callable[[int], None] = lambda n: None
+            ) -> Iterator[dict[str, Any]]:
+    """The record's entries, line by line (``progress`` is told the bytes read)."""
+    try:
+        with path.open("rb") as fh:
+            for number, line in enumerate(fh, 1):
+                progress(len(line))
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except ValueError as exc:
+                        raise BundleError(f"{path.name}, line {number}: not JSON ({exc})"
+                                          ) from exc
+    except FileNotFoundError as exc:
+        raise BundleError(f"{path.name} is missing from the bundle") from exc
+
+
+def load(folder: Path, tracker: str | None = None,
+         progress: Callable[[int], None] = lambda n: None) -> Documents:
+    """The documents of a bundle, as ``verify`` takes them."""
+    headers = _json(folder / RECORD_HEADERS)
+    record = {"size": headers.get("size"), "root": headers.get("root"),
+              "entries": list(entries(folder / RECORD, progress))}
+    return Documents(keys=_json(folder / KEYS), rules=_json(folder / RULES), record=record,
+                     signed=_json(folder / RESULT),
+                     proof=_json(receipt_path(folder, tracker)) if tracker else None)
