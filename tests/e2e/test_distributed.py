@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.e2e.admin import run_admin
 from tests.e2e.bad_input import run_bad_input
 from tests.e2e.consultations import run_consultations
+from tests.e2e.demo import run_demo
 from tests.e2e.methods import METHODS
 from tests.e2e.proposals import run_proposals
 from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
@@ -257,6 +258,11 @@ def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:
 def test_every_voting_method(distributed: Distributed, method: str) -> None:
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         METHODS[method](http, distributed.outbox)
+
+
+def test_urne_demo_then_every_poll_verifies(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        run_demo(http, distributed.outbox)
 
 
 def test_sign_in_limits_stop_strangers_not_owners(distributed: Distributed) -> None:

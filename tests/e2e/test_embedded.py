@@ -12,6 +12,7 @@ from aiosmtpd.controller import Controller
 from tests.e2e.admin import run_admin
 from tests.e2e.bad_input import run_bad_input
 from tests.e2e.consultations import run_consultations
+from tests.e2e.demo import run_demo
 from tests.e2e.methods import METHODS
 from tests.e2e.proposals import run_proposals
 from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
@@ -90,6 +91,16 @@ def test_slice(embedded: Embedded) -> None:
 def test_every_voting_method(embedded: Embedded, method: str) -> None:
     with httpx.Client(base_url=embedded.base, timeout=10) as http:
         METHODS[method](http, embedded.outbox)
+
+
+def test_urne_demo_then_every_poll_verifies(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        run_demo(http, embedded.outbox)
+
+
+def test_urne_demo_with_the_bulk_route(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=10) as http:
+        run_demo(http, embedded.outbox, bulk=True)
 
 
 def test_sign_in_limits_stop_strangers_not_owners(embedded: Embedded) -> None:

@@ -199,3 +199,17 @@ def test_verify_wants_a_bundle_or_a_server(tmp_path: Path) -> None:
                     ["--url", "http://127.0.0.1:9", "--poll", "p", "--bundle", str(tmp_path)]):
         done = CliRunner().invoke(app, ["audit", "verify", *options])
         assert done.exit_code == 2 and "--bundle" in done.output
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda e: e["choice"].update(note="x"), "not a valid recorded choice"),
+    (lambda e: e.update(seen_at="2026-11-30"), "is not {tracker, choice}"),
+    (lambda e: e["choice"].update(answer="maybe"), "not a valid recorded choice"),
+])
+def test_an_entry_the_tally_would_not_write_fails_the_tally(
+        served: Documents, change: Any, says: str) -> None:
+    """Even when it would count the same: the record holds recorded choices only."""
+    damaged = tampered(served, record=lambda r: change(r["entries"][1]))
+    assert failing(damaged) == ["record", "tally"]
+    [tally] = [c for c in verify(damaged) if c.name == "tally"]
+    assert says in tally.detail and "entry 1" in tally.detail

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from urne.counting import InvalidBallot, TallyError, count
+from urne.counting import InvalidBallot, TallyError, count, validate_recorded
 from urne.counting.rules import rules_adapter, rules_hash
 from urne.crypto.keys import TALLY_RESULT_KEY, b64url_decode
 from urne.record import merkle
@@ -107,7 +107,18 @@ def _record(docs: Documents, result: dict[str, Any]) -> Check:
 def _tally(docs: Documents, result: dict[str, Any]) -> Check:
     try:
         frozen = rules_adapter.validate_python(docs.rules["rules"])
-        recount = count(frozen, [e["choice"] for e in docs.record.get("entries", [])])
+        entries = docs.record.get("entries", [])
+        for index, entry in enumerate(entries):
+            # Exactly a tracker and a choice in its recorded form: an entry the tally
+            # would not have written is refused, even if it would count the same.
+            if not isinstance(entry, dict) or set(entry) != {"tracker", "choice"}:
+                return Check("tally", False, f"entry {index} is not {{tracker, choice}}")
+            try:
+                validate_recorded(frozen, entry["choice"])
+            except InvalidBallot as exc:
+                return Check("tally", False, f"entry {index} (tracker {entry['tracker']}) "
+                             f"is not a valid recorded choice: {exc}"[:300])
+        recount = count(frozen, [e["choice"] for e in entries])
     except (ValidationError, InvalidBallot, TallyError, KeyError, TypeError, ValueError) as exc:
         return Check("tally", False, f"the record does not count: {exc}"[:300])
     if recount != result.get("tally"):

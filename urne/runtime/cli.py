@@ -94,6 +94,44 @@ def store_roles() -> None:
         typer.echo(f"{service}: URNE_CASSANDRA_USERNAME={role} URNE_CASSANDRA_PASSWORD={shown}")
 
 
+@app.command()
+def demo(
+    url: Annotated[str, typer.Option(help="The urne to run it on, e.g. http://127.0.0.1:8000")]
+    = "http://127.0.0.1:8000",
+    participants: Annotated[int, typer.Option(min=1, max=10_000, help="Voters.")] = 20,
+    outbox: Annotated[Path, typer.Option(
+        help="The development outbox file, where the sign-in codes go.")]
+    = Path("urne-data/outbox/email.jsonl"),
+    organiser_email: Annotated[str, typer.Option(
+        help="Signs in as this organiser (URNE_ORGANISER_EMAILS).")] = "organiser@urne.example",
+    organiser_token: Annotated[str | None, typer.Option(
+        help="An organiser's access token, instead of signing in.")] = None,
+    bulk: Annotated[bool, typer.Option(
+        help="Voting tokens from the development-only bulk route, not by signing in.")]
+    = False,
+    seed: Annotated[int | None, typer.Option(help="Seed of the random ballots.")] = None,
+) -> None:
+    """Run a consultation with one poll per voting method on a running urne: sign in,
+    vote (one in ten votes again), close, and print JSON naming each poll, to check
+    with `urne audit verify --url URL --poll POLL_ID`."""
+    import json
+    import random
+
+    import httpx
+
+    from urne.runtime.demo import Demo, DemoError
+
+    with httpx.Client(base_url=url, timeout=30) as http:
+        run = Demo(http, participants, outbox, organiser_email, organiser_token, bulk,
+                   random.Random(seed))
+        try:
+            report = run(lambda line: typer.echo(line, err=True))
+        except (DemoError, httpx.HTTPError) as exc:
+            typer.echo(f"demo stopped: {exc}", err=True)
+            raise typer.Exit(1) from exc
+    typer.echo(json.dumps(report))
+
+
 @audit_app.command("fetch")
 def audit_fetch(
     url: Annotated[str, typer.Option(help="The urne API, e.g. https://vote.example.org")],

@@ -1,0 +1,37 @@
+"""``urne demo`` on a running urne, either profile, then ``urne audit verify`` on every
+poll it made (the audit issue's acceptance: a newcomer's first run, checked as an
+auditor would)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from tests.e2e.scenario import ORGANISER
+from urne.runtime.cli import app
+
+METHODS = ["yes_no_abstain", "approval", "ranking", "majority_judgment", "budget"]
+
+
+def run_demo(http: httpx.Client, outbox: Path, bulk: bool = False) -> None:
+    options = ["--bulk"] if bulk else []
+    done = CliRunner().invoke(app, ["demo", "--url", str(http.base_url), "--participants",
+                                    "8", "--outbox", str(outbox), "--organiser-email",
+                                    ORGANISER, "--seed", "7", *options])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert [p["method"] for p in report["polls"]] == METHODS
+    assert all(p["voters"] == 8 for p in report["polls"])
+    for poll in report["polls"]:
+        # Its result is public: every ballot counted once, the last of each voter.
+        summary = http.get(f"/v1/polls/{poll['poll_id']}/results").json()
+        assert summary["tally"]["ballots"] == 8 and summary["record_root"] == poll["record_root"]
+        verified = CliRunner().invoke(app, ["audit", "verify", "--url", str(http.base_url),
+                                            "--poll", poll["poll_id"], "--json"])
+        assert verified.exit_code == 0, verified.output
+        checks = json.loads(verified.stdout)["checks"]
+        assert [(c["name"], c["ok"]) for c in checks] == [
+            ("signature", True), ("rules", True), ("record", True), ("tally", True)], checks
