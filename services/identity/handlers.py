@@ -53,7 +53,8 @@ class IdentityHandlers:
     store: IdentityStore
     sender: CodeSender
     tokens: TokenIssuer
-    secret: str  # keys both code hashes and pseudonyms
+    secret: str  # keys the pseudonyms
+    code_secret: str  # keys the code hashes and the limits' counters: apart, on purpose
     organisers: frozenset[str]  # e-mail addresses that register as organisers
     admins: frozenset[str] = frozenset()  # ... as admins, above the organisers
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -84,7 +85,7 @@ class IdentityHandlers:
                                       "later", code="code_rate_limited",
                                       retry_after=limits.retry_after(wait))
         code = self.new_code()
-        self._swap_codes(email, lambda codes: domain.with_new_code(self.secret, email, codes,
+        self._swap_codes(email, lambda codes: domain.with_new_code(self.code_secret, email, codes,
                                                                    now, code))
         ttl = int(domain.CODE_TTL.total_seconds())
         self.sender.send(email, code, ttl)
@@ -94,7 +95,7 @@ class IdentityHandlers:
         email = domain.normalise_email(cmd.email)
         now = self.clock()
         client = self._client(cmd.client)
-        failures = limits.key(self.secret, limits.FAILURES_FROM_CLIENT, client or "")
+        failures = limits.key(self.code_secret, limits.FAILURES_FROM_CLIENT, client or "")
         if client is not None and (wait := limits.reached(
                 limits.FAILURES_FROM_CLIENT, self.store.counter(failures), now)) is not None:
             raise TooManyRequests("too many wrong codes from this network; try again later",
@@ -103,7 +104,7 @@ class IdentityHandlers:
         def verdict(codes: domain.LoginCodes | None) -> domain.LoginCodes | None:
             if codes is None or not codes.live(now):
                 return None  # nothing to burn: the answer is the same
-            if domain.code_matches(self.secret, codes, cmd.code, now):
+            if domain.code_matches(self.code_secret, codes, cmd.code, now):
                 return domain.spent(codes)
             return domain.after_wrong_code(codes, now)
 
@@ -131,7 +132,7 @@ class IdentityHandlers:
 
     def _count(self, limit: limits.Limit, now: datetime, *parts: str) -> timedelta | None:
         """Count one event; how long to wait instead if ``limit`` is reached."""
-        key = limits.key(self.secret, limit, *parts)
+        key = limits.key(self.code_secret, limit, *parts)
         for _ in range(SWAP_TRIES):
             previous = self.store.counter(key)
             outcome = limits.counted(limit, previous, key, now)

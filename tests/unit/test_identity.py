@@ -101,7 +101,8 @@ def make_identity(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> Ide
     store = SqliteIdentityStore(service_db(tmp_path / "identity.db", "identity"))
     sender = CapturingSender()
     handlers = IdentityHandlers(store=store, sender=sender, tokens=TokenIssuer(identity_key),
-                                secret="test-secret", organisers=frozenset({ORGANISER}),
+                                secret="test-secret", code_secret="test-code-secret",
+                                organisers=frozenset({ORGANISER}),
                                 admins=frozenset({ADMIN}), clock=clock)
     return Identity(handlers, handlers.core(), sender, store, TokenVerifier(identity_key.public),
                     clock)
@@ -324,6 +325,18 @@ def test_kiosks_are_not_limited_per_client(tmp_path: Path, identity_key: Signing
         send(core, RequestLoginCode(email=CITIZEN, client="192.0.2.10"))
     assert refused(core, RequestLoginCode(email=CITIZEN, client="192.0.2.10"))["code"] == \
         "code_rate_limited"
+
+
+def test_codes_and_counters_are_keyed_apart_from_the_pseudonyms(identity: Identity) -> None:
+    """Two secrets: the code hashes and counters change with the code secret only."""
+    identity.request(CITIZEN)
+    [pending] = identity.store.login_codes(CITIZEN).pending
+    code = identity.sender.last_code(CITIZEN)
+    assert pending.code_hash == domain.hash_code("test-code-secret", CITIZEN, code)
+    assert pending.code_hash != domain.hash_code("test-secret", CITIZEN, code)
+    keys = {r["key"] for r in identity.store.db.query("SELECT key FROM limit_counters")}
+    assert limits.key("test-code-secret", limits.SENDS_TO_ADDRESS, CITIZEN) in keys
+    assert limits.key("test-secret", limits.SENDS_TO_ADDRESS, CITIZEN) not in keys
 
 
 def test_the_counters_name_no_address_and_no_client(identity: Identity) -> None:

@@ -194,22 +194,36 @@ def test_check_health_not_ready_when_ping_raises() -> None:
 def test_development_secrets_are_refused_outside_development() -> None:
     from pydantic import ValidationError
 
-    from urne.platform.settings import DEV_PSEUDONYM_SECRET, EmbeddedSettings, ServiceSettings
-    from urne.runtime.registry import pseudonym_secret
+    from urne.platform.settings import (
+        DEV_CODE_SECRET,
+        DEV_PSEUDONYM_SECRET,
+        EmbeddedSettings,
+        ServiceSettings,
+    )
+    from urne.runtime.registry import code_secret, pseudonym_secret
 
+    secrets = {"pseudonym_secret": "s" * 32, "code_secret": "c" * 32}
     for settings in (ServiceSettings, EmbeddedSettings):
         # (a service also needs a broker user and a store role of its own outside
         # development)
         broker = {"amqp_url": "amqp://urne-vote:pw@rabbitmq/", "cassandra_username": "urne_vote",
                   "cassandra_password": "pw"} if settings is ServiceSettings else {}
-        assert pseudonym_secret(settings(environment="development")) == DEV_PSEUDONYM_SECRET
-        with pytest.raises(ValidationError, match="URNE_PSEUDONYM_SECRET"):
-            settings(environment="production", pseudonym_secret=DEV_PSEUDONYM_SECRET, **broker)
-        production = settings(environment="production", pseudonym_secret="s" * 32, **broker)
-        assert pseudonym_secret(production) == "s" * 32
-    # A service process may run without the secret (only identity makes pseudonyms);
-    # identity refuses to start without it.
+        development = settings(environment="development")
+        assert pseudonym_secret(development) == DEV_PSEUDONYM_SECRET
+        assert code_secret(development) == DEV_CODE_SECRET
+        for name, dev in (("pseudonym_secret", DEV_PSEUDONYM_SECRET),
+                          ("code_secret", DEV_CODE_SECRET)):
+            with pytest.raises(ValidationError, match=f"URNE_{name.upper()}"):
+                settings(environment="production", **{**secrets, name: dev}, **broker)
+        production = settings(environment="production", **secrets, **broker)
+        assert (pseudonym_secret(production), code_secret(production)) == ("s" * 32, "c" * 32)
+    with pytest.raises(ValidationError, match="URNE_CODE_SECRET"):  # urne up: both needed
+        EmbeddedSettings(environment="production", pseudonym_secret="s" * 32)
+    # A service process may run without the secrets (only identity makes pseudonyms and
+    # codes); identity refuses to start without them.
     vote = ServiceSettings(environment="production", amqp_url="amqp://urne-vote:pw@rabbitmq/",
                            cassandra_username="urne_vote", cassandra_password="pw")
+    with pytest.raises(RuntimeError, match="URNE_CODE_SECRET"):
+        code_secret(vote)
     with pytest.raises(RuntimeError, match="URNE_PSEUDONYM_SECRET"):
         pseudonym_secret(vote)

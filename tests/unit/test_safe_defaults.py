@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from urne.platform.settings import DEV_PSEUDONYM_SECRET, EmbeddedSettings
+from urne.platform.settings import DEV_CODE_SECRET, DEV_PSEUDONYM_SECRET, EmbeddedSettings
 from urne.runtime.embedded import embedded, folder_secret
 
 pytestmark = pytest.mark.unit
@@ -30,6 +30,8 @@ def test_a_folder_with_voters_from_before_keeps_the_development_secret(tmp_path:
     (tmp_path / "identity.db").touch()  # made before folders had secrets of their own
     assert folder_secret(tmp_path) == DEV_PSEUDONYM_SECRET
     assert folder_secret(tmp_path) == DEV_PSEUDONYM_SECRET
+    # Its code secret is a new one: pending codes are all that a new one costs.
+    assert folder_secret(tmp_path, "code-secret") not in (DEV_CODE_SECRET, "")
 
 
 def test_urne_up_pseudonyms_come_from_the_folder_secret(tmp_path: Path) -> None:
@@ -38,6 +40,10 @@ def test_urne_up_pseudonyms_come_from_the_folder_secret(tmp_path: Path) -> None:
         core = system.bus.members["identity"].core
         handlers = next(iter(core.commands.values())).__self__  # type: ignore[attr-defined]
         assert handlers.secret == folder_secret(tmp_path) != DEV_PSEUDONYM_SECRET
+        # The codes' secret: the folder's too, and another one.
+        assert handlers.code_secret == folder_secret(tmp_path, "code-secret") not in (
+            DEV_CODE_SECRET, handlers.secret)
+        assert stat.S_IMODE((tmp_path / "code-secret").stat().st_mode) == 0o600
     finally:
         system.close()
 
@@ -46,6 +52,8 @@ def test_urne_up_pseudonyms_come_from_the_folder_secret(tmp_path: Path) -> None:
 def test_the_development_secret_never_serves_beyond_loopback(host: str) -> None:
     with pytest.raises(ValidationError, match="development pseudonym secret"):
         EmbeddedSettings(host=host, pseudonym_secret=DEV_PSEUDONYM_SECRET)
+    with pytest.raises(ValidationError, match="development code secret"):
+        EmbeddedSettings(host=host, code_secret=DEV_CODE_SECRET)
     assert EmbeddedSettings(host=host).pseudonym_secret == ""  # unset: a random one
     for loopback in ("127.0.0.1", "localhost", "::1"):
         EmbeddedSettings(host=loopback, pseudonym_secret=DEV_PSEUDONYM_SECRET)

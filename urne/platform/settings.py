@@ -15,6 +15,9 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_PSEUDONYM_SECRET = "dev-only-pseudonym-secret-change-me"
+# Keys the sign-in codes' hashes and the limits' counters, apart from the pseudonyms:
+# a leak of one does not give the other.
+DEV_CODE_SECRET = "dev-only-code-secret-change-me"
 
 
 def _loopback(host: str) -> bool:
@@ -166,6 +169,7 @@ class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSetting
     metrics_port: int = 0  # 0: no metrics server (tests start several services)
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus to scrape
     pseudonym_secret: str = ""  # identity's alone; the development one if unset there
+    code_secret: str = ""  # identity's alone too (code hashes, limits' counters)
     outbox_dir: Path = Path("urne-data/outbox")
     max_workers: int = 10
     # urne vote-worker: deliveries in flight per worker (shared by its shard consumers,
@@ -183,6 +187,8 @@ class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSetting
         # outside development (registry.identity_core).
         if not self.is_development and self.pseudonym_secret == DEV_PSEUDONYM_SECRET:
             raise ValueError("URNE_PSEUDONYM_SECRET must be set outside development")
+        if not self.is_development and self.code_secret == DEV_CODE_SECRET:
+            raise ValueError("URNE_CODE_SECRET must be set outside development")
         return self
 
 
@@ -200,8 +206,10 @@ class EmbeddedSettings(CommonSettings, RoleSettings, MailSettings):
     port: int = 8000
     data_dir: Path = Path("urne-data")
     # Empty: in development, a random secret made for the data folder on its first start
-    # (<data_dir>/pseudonym-secret); outside development it must be given.
+    # (<data_dir>/pseudonym-secret, <data_dir>/code-secret); outside development they
+    # must be given.
     pseudonym_secret: str = ""
+    code_secret: str = ""
     keys_dir: Path = Field(default=Path(""))  # empty: <data_dir>/keys
     outbox_dir: Path = Field(default=Path(""))  # empty: <data_dir>/outbox
 
@@ -211,12 +219,17 @@ class EmbeddedSettings(CommonSettings, RoleSettings, MailSettings):
             self.keys_dir = self.data_dir / "keys"
         if self.outbox_dir == Path(""):
             self.outbox_dir = self.data_dir / "outbox"
-        if not self.is_development and self.pseudonym_secret in ("", DEV_PSEUDONYM_SECRET):
-            raise ValueError("URNE_PSEUDONYM_SECRET must be set outside development")
-        if self.pseudonym_secret == DEV_PSEUDONYM_SECRET and not _loopback(self.host):
-            # Everyone knows it: with it, anyone could link voter keys to persons.
-            raise ValueError(f"the development pseudonym secret may not serve {self.host}: "
-                             "set URNE_PSEUDONYM_SECRET, or leave it unset for a random one")
+        for value, dev, name, what in (
+                (self.pseudonym_secret, DEV_PSEUDONYM_SECRET, "URNE_PSEUDONYM_SECRET",
+                 "pseudonym"),
+                (self.code_secret, DEV_CODE_SECRET, "URNE_CODE_SECRET", "code")):
+            if not self.is_development and value in ("", dev):
+                raise ValueError(f"{name} must be set outside development")
+            if value == dev and not _loopback(self.host):
+                # Everyone knows it: with the pseudonym one, anyone could link voter keys
+                # to persons; with the code one, forge nothing but guess less blindly.
+                raise ValueError(f"the development {what} secret may not serve {self.host}: "
+                                 f"set {name}, or leave it unset for a random one")
         return self
 
     # One process: one shard, counted by the tally's event handler in the same SQLite

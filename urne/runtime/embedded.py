@@ -27,6 +27,7 @@ from urne.gateway.clients import EmbeddedClient
 from urne.messaging.embedded_bus import EmbeddedBus, Member
 from urne.messaging.group_commit import GroupCommit
 from urne.messaging.kernel import RawEnvelope, RawReply
+from urne.platform.files import private_folder
 from urne.platform.logging import log_fields
 from urne.platform.settings import DEV_PSEUDONYM_SECRET, EmbeddedSettings
 from urne.runtime.registry import SCHEDULE_INTERVAL_SECONDS, SERVICES, VOTE
@@ -102,16 +103,17 @@ class Embedded:
         self.bus.close()
 
 
-def folder_secret(data_dir: Path) -> str:
-    """The data folder's own pseudonym secret, made at random on its first start and
-    kept (readable by its owner only) in ``<data_dir>/pseudonym-secret``. A folder that
-    already holds an identity store from before kept the development secret: it keeps
-    it, or its voters would get new voter keys in a poll they voted in."""
-    path = data_dir / "pseudonym-secret"
-    data_dir.mkdir(parents=True, exist_ok=True)
+def folder_secret(data_dir: Path, name: str = "pseudonym-secret") -> str:
+    """A secret of the data folder's own (``pseudonym-secret``, ``code-secret``), made at
+    random on its first start and kept (readable by its owner only) in
+    ``<data_dir>/<name>``. A folder that already holds an identity store from before
+    kept the development pseudonym secret: it keeps it, or its voters would get new
+    voter keys in a poll they voted in (a new code secret costs only pending codes)."""
+    path = data_dir / name
+    private_folder(data_dir)
     if path.exists():
         return path.read_text().strip()
-    if (data_dir / "identity.db").exists():
+    if name == "pseudonym-secret" and (data_dir / "identity.db").exists():
         log.warning("this data folder was made with the development pseudonym secret; it "
                     "keeps it (move its polls to a new folder to change it)")
         secret = DEV_PSEUDONYM_SECRET
@@ -126,12 +128,13 @@ def folder_secret(data_dir: Path) -> str:
 def embedded(settings: EmbeddedSettings) -> Embedded:
     """Every service on its SQLite file (migrated), joined by the bus, after delivering
     what a crash left in the outboxes; and the group commit of ballots."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.data_dir)  # 0700: the files in it are 0600 (platform/files.py)
     if settings.is_development:
         generate_keys(settings.keys_dir)  # never overwrites; production brings its own
-    if not settings.pseudonym_secret:  # development (settings refuse it otherwise)
-        settings = settings.model_copy(update={"pseudonym_secret": folder_secret(
-            settings.data_dir)})
+    for secret in ("pseudonym_secret", "code_secret"):
+        if not getattr(settings, secret):  # development (settings refuse it otherwise)
+            settings = settings.model_copy(update={secret: folder_secret(
+                settings.data_dir, secret.replace("_", "-"))})
     members: dict[str, Member] = {}
     intake: BallotIntake | None = None
     for name, spec in SERVICES.items():

@@ -25,7 +25,7 @@ from urne.contracts.envelope import Command
 from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_key_set, load_signing_key
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
 from urne.messaging.kernel import ServiceCore
-from urne.platform.settings import DEV_PSEUDONYM_SECRET
+from urne.platform.settings import DEV_CODE_SECRET, DEV_PSEUDONYM_SECRET
 from urne.services.identity.adapters.cassandra_store import CassandraIdentityStore
 from urne.services.identity.adapters.outbox_sender import FileOutboxSender
 from urne.services.identity.adapters.smtp_sender import SmtpSender
@@ -62,6 +62,8 @@ class ServiceConfig(Protocol):
     def outbox_dir(self) -> Path: ...
     @property
     def pseudonym_secret(self) -> str: ...
+    @property
+    def code_secret(self) -> str: ...
     @property
     def organiser_emails(self) -> str: ...
     @property
@@ -112,13 +114,23 @@ def _emails(listed: str) -> frozenset[str]:
 
 
 def pseudonym_secret(config: ServiceConfig) -> str:
-    """Identity's secret: given, or the development one in development only."""
-    if config.pseudonym_secret:
-        return config.pseudonym_secret
-    if not config.is_development:
-        raise RuntimeError("URNE_PSEUDONYM_SECRET must be set for identity outside "
-                           "development")
-    return DEV_PSEUDONYM_SECRET
+    """Identity's secret of pseudonyms: given, or the development one in development."""
+    return _identity_secret(config.pseudonym_secret, "URNE_PSEUDONYM_SECRET",
+                            DEV_PSEUDONYM_SECRET, config.is_development)
+
+
+def code_secret(config: ServiceConfig) -> str:
+    """Identity's secret of code hashes and limits: given, or the development one."""
+    return _identity_secret(config.code_secret, "URNE_CODE_SECRET", DEV_CODE_SECRET,
+                            config.is_development)
+
+
+def _identity_secret(given: str, name: str, development: str, is_development: bool) -> str:
+    if given:
+        return given
+    if not is_development:
+        raise RuntimeError(f"{name} must be set for identity outside development")
+    return development
 
 
 def code_sender(config: ServiceConfig) -> CodeSender:
@@ -134,6 +146,7 @@ def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
         sender=code_sender(config),
         tokens=TokenIssuer(load_signing_key(config.keys_dir, IDENTITY_TOKEN_KEY)),
         secret=pseudonym_secret(config),
+        code_secret=code_secret(config),
         organisers=_emails(config.organiser_emails),
         admins=_emails(config.admin_emails),
         synthetic_voters=config.is_development,

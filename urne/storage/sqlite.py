@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from urne.platform.files import private_file
 from urne.storage.migrations import migration_files, split_statements
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -27,7 +28,9 @@ class SqliteDb:
     """
 
     def __init__(self, path: Path, migrations: Path | None = None):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # 0600 in 0700 (urne/platform/files.py); SQLite gives its -wal and -shm files
+        # the database file's mode.
+        private_file(path)
         self.path = path
         self.lock = threading.RLock()
         self._depth = 0  # transactions open on the thread holding the lock

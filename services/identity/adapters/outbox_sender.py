@@ -13,6 +13,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from urne.platform.files import FILE_MODE, private_folder
 from urne.platform.logging import log_fields
 
 log = logging.getLogger(__name__)
@@ -23,13 +24,14 @@ class FileOutboxSender:
         self.path = outbox_dir / "email.jsonl"
         self.echo_codes = echo_codes  # development only: print the code in the log
         self._lock = threading.Lock()
-        outbox_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(outbox_dir)  # 0700; the file is made 0600 by its first code
 
     def send(self, email: str, code: str, expires_in: int) -> None:
         line = json.dumps({"to": email, "subject": "Your urne sign-in code", "code": code,
                            "expires_in": expires_in,
                            "at": datetime.now(UTC).isoformat()}) + "\n"
-        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        with self._lock, open(fd, "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
