@@ -11,6 +11,7 @@ import httpx
 from typer.testing import CliRunner
 
 from tests.e2e.scenario import ORGANISER
+from tests.support.audit_schema import conforms
 from urne.runtime.cli import app
 
 METHODS = ["yes_no_abstain", "approval", "ranking", "majority_judgment", "budget"]
@@ -35,3 +36,13 @@ def run_demo(http: httpx.Client, outbox: Path, bulk: bool = False) -> None:
         checks = json.loads(verified.stdout)["checks"]
         assert [(c["name"], c["ok"]) for c in checks] == [
             ("signature", True), ("rules", True), ("record", True), ("tally", True)], checks
+        # Each document, as served, conforms to the published schema.
+        audit = f"/v1/audit/polls/{poll['poll_id']}"
+        page = http.get(f"{audit}/record").json()
+        served = {"frozen_rules": http.get(f"{audit}/rules").json(),
+                  "signed_result": http.get(f"{audit}/result").json(), "record_page": page,
+                  "inclusion_proof": http.get(
+                      f"{audit}/trackers/{page['entries'][0]['tracker']}").json(),
+                  "keys": http.get("/v1/audit/keys").json()}
+        assert {name: conforms(name, doc) for name, doc in served.items()} == {
+            name: [] for name in served}
