@@ -17,7 +17,9 @@ from tests.unit.test_tally import BALLOTS, POLL, RULES, make_tally, opened, seal
 from urne.audit import bundle
 from urne.audit.verify import Documents, verify
 from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
-from urne.crypto.keys import SigningKey, generate_keys, load_signing_key
+from urne.counting import count, rules_adapter
+from urne.crypto.keys import SigningKey, b64url, generate_keys, load_signing_key
+from urne.record import merkle
 from urne.record.canonical import canonical_json
 from urne.runtime.cli import app
 
@@ -213,3 +215,83 @@ def test_an_entry_the_tally_would_not_write_fails_the_tally(
     assert failing(damaged) == ["record", "tally"]
     [tally] = [c for c in verify(damaged) if c.name == "tally"]
     assert says in tally.detail and "entry 1" in tally.detail
+
+
+# --- tampering, by attacker: what each one changes, and what detects it -----------------
+
+
+def resign(docs: Documents, key: SigningKey) -> Documents:
+    """The operator holds the tally's key: the result made to match a rewritten record,
+    and signed again."""
+    out = tampered(docs)
+    leaves = [merkle.leaf_hash(canonical_json(e)) for e in out.record["entries"]]
+    root = merkle.root(leaves).hex()
+    out.record.update(size=len(leaves), root=root)
+    result = out.signed["result"]
+    result["record"].update(size=len(leaves), root=root)
+    frozen = rules_adapter.validate_python(out.rules["rules"])
+    result["tally"] = count(frozen, [e["choice"] for e in out.record["entries"]])
+    out.signed["signature"] = b64url(key.sign(canonical_json(result)))
+    return out
+
+
+def insert(record: dict) -> None:
+    record["entries"].insert(1, {"tracker": "TB0", "choice": {"answer": "yes"}})
+
+
+def reorder(record: dict) -> None:
+    entries = record["entries"]
+    entries[0], entries[1] = entries[1], entries[0]
+
+
+def duplicate(record: dict) -> None:
+    record["entries"].insert(1, copy.deepcopy(record["entries"][0]))
+
+
+def alter(record: dict) -> None:
+    record["entries"][2]["choice"] = {"answer": "no"}  # TC1: the voter holding the receipt
+
+
+def delete(record: dict) -> None:
+    del record["entries"][2]
+
+
+@pytest.mark.parametrize(("change", "fails", "says"), [
+    # An operator rewriting the stored record after the result was signed: the signed
+    # root and size (the record check), and the recount.
+    (alter, ["record", "tally", "inclusion"], "signed: 3 with"),
+    (delete, ["record", "tally", "inclusion"], "2 entries"),
+    (insert, ["record", "tally"], "4 entries"),
+    (reorder, ["record"], "not in tracker order (TB2, TA1)"),
+    (duplicate, ["record", "tally"], "tracker TA1 appears twice"),
+], ids=["altered", "deleted", "inserted", "reordered", "duplicated"])
+def test_a_rewritten_record_is_detected_by_the_signed_root(
+        served: Documents, change: Any, fails: list[str], says: str) -> None:
+    damaged = tampered(served, record=change)
+    assert failing(damaged) == fails
+    [record] = [c for c in verify(damaged) if c.name == "record"]
+    assert says in record.detail
+
+
+@pytest.mark.parametrize("change", [alter, delete], ids=["altered", "deleted"])
+def test_a_rewrite_signed_again_with_the_tallys_key_is_detected_by_the_receipt(
+        served: Documents, tally_key: SigningKey, change: Any) -> None:
+    """An operator holding the key rewrites the record and signs a matching result: the
+    documents agree with each other, and only the voter whose ballot changed, checking
+    their receipt's proof against the new root, sees it."""
+    forged = resign(tampered(served, record=change), tally_key)
+    assert failing(forged, tally_key.public.kid) == ["inclusion"]
+    unchanged = Documents(forged.keys, forged.rules, forged.record, forged.signed)
+    assert failing(unchanged, tally_key.public.kid) == []  # nobody else can tell
+
+
+def test_the_rules_changed_after_the_fact_are_detected_by_their_hash(served: Documents
+                                                                      ) -> None:
+    """An operator serving other rules than those frozen and signed."""
+    def widen(rules: dict) -> None:
+        rules["rules"]["question"] = "Faut-il NE PAS piétonniser la place ?"
+
+    damaged = tampered(served, rules=widen)
+    assert failing(damaged) == ["rules"]
+    [check] = [c for c in verify(damaged) if c.name == "rules"]
+    assert "differs from the served" in check.detail

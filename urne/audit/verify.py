@@ -94,6 +94,18 @@ def _leaves(docs: Documents) -> list[bytes]:
 
 
 def _record(docs: Documents, result: dict[str, Any]) -> Check:
+    entries = docs.record.get("entries", [])
+    trackers = [e.get("tracker") if isinstance(e, dict) else None for e in entries]
+    for index in range(1, len(trackers)):
+        before, after = trackers[index - 1], trackers[index]
+        if not (isinstance(before, str) and isinstance(after, str)):
+            continue  # not an entry: the tally check names it
+        if before == after:
+            return Check("record", False, f"tracker {after} appears twice (entries "
+                         f"{index - 1} and {index}): one ballot counted twice")
+        if before > after:
+            return Check("record", False, f"entries {index - 1} and {index} are not in "
+                         f"tracker order ({before}, {after}): the record was reordered")
     leaves = _leaves(docs)
     root = merkle.root(leaves).hex()
     signed = result.get("record", {})
