@@ -45,9 +45,10 @@ def _register_problem_schema(app: FastAPI) -> None:
 
 def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
                tokens: TokenVerifier | None = None, testing: bool = False,
-               fast_path: bool = True) -> FastAPI:
+               fast_path: bool = True, metrics: bool = True) -> FastAPI:
     """The gateway over ``client``; ``services`` are the ones ``/readyz`` checks.
-    ``fast_path=False`` leaves every ballot to the FastAPI route (tests compare both)."""
+    ``fast_path=False`` leaves every ballot to the FastAPI route (tests compare both);
+    ``metrics=False``: no /metrics on the API (``CommonSettings.api_metrics``)."""
     identity_keys = load_key_set(keys_dir, IDENTITY_TOKEN_KEY)
     public_keys = [jwk(key, status) for keys in (load_key_set(keys_dir, TALLY_RESULT_KEY),
                                                  identity_keys)
@@ -81,9 +82,10 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
     app.include_router(health.router)
     _register_problem_schema(app)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if metrics:
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics_text() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     # FastAPI keeps included routers as they are, so a matched route's own ``path`` lacks
     # their prefixes ("/polls/{poll_id}"): label metrics with the full template instead.

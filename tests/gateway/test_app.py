@@ -30,6 +30,8 @@ from urne.gateway.ballots import OPENING_PAUSES
 from urne.gateway.clients import ServiceUnavailable
 from urne.gateway.problems import PROBLEM_RESPONSES
 from urne.messaging.kernel import RawEnvelope, RawReply
+from urne.platform.settings import EmbeddedSettings
+from urne.runtime.embedded import build_app
 from urne.runtime.registry import SERVICES
 
 pytestmark = pytest.mark.unit
@@ -514,6 +516,20 @@ def test_metrics_count_requests_by_route_template_not_by_id(client: TestClient) 
         in r.text
     assert 'route="unmatched",status="404"' in r.text
     assert UNKNOWN not in r.text and "nowhere" not in r.text
+
+
+def test_metrics_leave_the_api_port_outside_development(settings: EmbeddedSettings) -> None:
+    """Ballot and request counters tell live turnout, embargo or not: in production
+    they are served on URNE_METRICS_PORT only, for the operator's Prometheus."""
+    production = settings.model_copy(update={"environment": "production",
+                                             "pseudonym_secret": "p" * 40,
+                                             "code_secret": "c" * 40})
+    assert (settings.api_metrics, production.api_metrics) == (True, False)
+    assert production.model_copy(update={"metrics_on_api": True}).api_metrics
+    generate_keys(production.keys_dir)  # production brings its own
+    with TestClient(build_app(production)) as prod:
+        problem(prod.get("/metrics"), 404, "route_not_found")
+        assert prod.get("/healthz").status_code == 200
 
 
 def test_openapi_document(client: TestClient) -> None:

@@ -47,10 +47,22 @@ class CommonSettings(BaseSettings):
     # Ed25519 keys: identity-token.pem (identity), tally-result.pem (tally) and
     # their .pub.pem; generated on first start in development only.
     keys_dir: Path = Path("urne-data/keys")
+    # Prometheus metrics on a port of their own (0: none), as every process serves them.
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus to scrape
+    # /metrics on the API's port too; unset: in development and test only. Its counters
+    # (ballots recorded, requests per route) tell live turnout, embargo or not: outside
+    # development they are for the operator's Prometheus, on URNE_METRICS_PORT.
+    metrics_on_api: bool | None = None
 
     @property
     def is_development(self) -> bool:
         return self.environment in ("development", "test")
+
+    @property
+    def api_metrics(self) -> bool:
+        """Whether the API's port serves /metrics."""
+        return self.is_development if self.metrics_on_api is None else self.metrics_on_api
 
 
 class BrokerSettings(BaseSettings):
@@ -166,8 +178,6 @@ class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSetting
                       MailSettings):
     """``urne service NAME``: one service, nameko over RabbitMQ, Cassandra storage."""
 
-    metrics_port: int = 0  # 0: no metrics server (tests start several services)
-    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for Prometheus to scrape
     pseudonym_secret: str = ""  # identity's alone; the development one if unset there
     code_secret: str = ""  # identity's alone too (code hashes, limits' counters)
     outbox_dir: Path = Path("urne-data/outbox")

@@ -280,6 +280,7 @@ def up(
     import uvicorn
 
     from urne.platform.logging import configure_logging
+    from urne.platform.metrics import serve_metrics
     from urne.platform.settings import EmbeddedSettings
     from urne.runtime.embedded import build_app
 
@@ -288,6 +289,7 @@ def up(
     settings = EmbeddedSettings(**{k: v for k, v in given.items() if v is not None})
     configure_logging("urne-up", settings.log_level)
     fastapi_app = build_app(settings)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     data = settings.data_dir.resolve()
     typer.echo(f"urne (embedded) — data in {data}")
     typer.echo(f"API docs: http://{settings.host}:{settings.port}/docs")

@@ -121,13 +121,15 @@ def run_gateway(host: str | None = None, port: int | None = None) -> None:
 
     from urne.gateway.app import create_app
     from urne.gateway.clients import AmqpClient
+    from urne.platform.metrics import serve_metrics
 
     settings = GatewaySettings()
     configure_logging("urne-gateway", settings.log_level)
     client = AmqpClient(settings.amqp_url, settings.rpc_timeout_seconds,
                         sign=load_signer(settings.keys_dir, "gateway").sign)
     app = create_app(client, settings.keys_dir, services=tuple(SERVICES),
-                     testing=settings.is_development)
+                     testing=settings.is_development, metrics=settings.api_metrics)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, loop="uvloop",
                 http="httptools", log_config=None, access_log=False,
                 proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies)

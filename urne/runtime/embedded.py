@@ -171,4 +171,4 @@ def build_app(settings: EmbeddedSettings) -> FastAPI:
     client = EmbeddedClient(system.bus, system.ballots, stop_first=system.ticker.close)
     return create_app(client, settings.keys_dir, services=tuple(SERVICES),
                       tokens=system.intake.tokens,
-                      testing=settings.is_development)
+                      testing=settings.is_development, metrics=settings.api_metrics)
