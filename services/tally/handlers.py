@@ -155,7 +155,7 @@ class TallyHandlers:
         """Embedded: count the ballots into the partials, in the transaction of the copy
         (a redelivered event finds its ballots in the copy and changes nothing)."""
         shards.count_event(self.store, self.stream, event, self.shards)
-        shards.observe_lag(event.ballots, self.clock())
+        shards.observe_lag(shards.stored_times(event, event.ballots), self.clock())
         for poll_id in sorted({b.poll_id for b in event.ballots}):
             self._try_publish(poll_id, ctx)
 

@@ -55,9 +55,15 @@ def stored(b: RecordedBallot, position: int = 0) -> StoredBallot:
                         channel=b.channel, recorded_at=b.recorded_at, position=position)
 
 
-def observe_lag(ballots: list[RecordedBallot], now: datetime) -> None:
-    for b in ballots:  # the counting lag, as the tally sees it
-        TALLY_LAG.observe(max((now - b.recorded_at).total_seconds(), 0.0))
+def stored_times(event: BallotsRecorded, ballots: list[RecordedBallot]) -> list[datetime]:
+    """When each ballot was stored, for the lag: the event's time (the ballots' own are
+    to the minute), or theirs from a producer older than ``stored_at``."""
+    return [event.stored_at or b.recorded_at for b in ballots]
+
+
+def observe_lag(times: list[datetime], now: datetime) -> None:
+    for at in times:  # the counting lag, as the tally sees it
+        TALLY_LAG.observe(max((now - at).total_seconds(), 0.0))
 
 
 def count_event(store: TallyStore, stream: str, event: BallotsRecorded, shards: int) -> int:
@@ -141,7 +147,7 @@ class ShardCounters:
         shard's compare-and-set at once (a Paxos round each: in turn, they made the
         batch's latency). Returns the shards another worker moved first."""
         moves: list[tuple[int, int, int, dict[str, dict]]] = []
-        seen: list[RecordedBallot] = []
+        seen: list[datetime] = []  # when each ballot was stored: the lag
         new: list[StoredBallot] = []
         try:
             for shard, items in batches.items():
@@ -154,8 +160,10 @@ class ShardCounters:
                     continue
                 touched: set[str] = set()
                 for offset, env in todo:
-                    for b in self._ballots(shard, offset, env):
-                        seen.append(b)
+                    event, mine = self._ballots(shard, offset, env)
+                    if event is not None:
+                        seen += stored_times(event, mine)
+                    for b in mine:
                         s = stored(b, offset)
                         if self._count(held, shard, b.poll_id, offset).add(s):
                             new.append(s)
@@ -198,7 +206,8 @@ class ShardCounters:
             held.counts[poll_id] = count
         return count
 
-    def _ballots(self, shard: int, offset: int, env: RawEnvelope) -> list[RecordedBallot]:
+    def _ballots(self, shard: int, offset: int, env: RawEnvelope
+                 ) -> tuple[BallotsRecorded | None, list[RecordedBallot]]:
         """The ballots of one stream message that belong to this shard. A message that
         is not a readable ``ballots.recorded`` can never be counted: it is logged and
         passed over (the seal's count and digest then keep the poll from publishing,
@@ -211,10 +220,10 @@ class ShardCounters:
         except (ValidationError, ValueError, KeyError, TypeError) as exc:
             log.error("unreadable message on a counting stream passed over",
                           extra=log_fields(shard=shard, offset=offset, error=str(exc)[:300]))
-            return []
+            return None, []
         mine = [b for b in event.ballots if counting_shard(b.voter_key, self.shards) == shard]
         if len(mine) != len(event.ballots):
             log.error("ballots of another shard on a counting stream passed over",
                       extra=log_fields(shard=shard, offset=offset,
                                        passed=len(event.ballots) - len(mine)))
-        return mine
+        return event, mine

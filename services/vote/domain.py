@@ -112,14 +112,16 @@ def admit(poll_id: str, voter_key: str, stored: list[Ballot], request: Request,
     return Admitted(Ballot(
         poll_id=poll_id, voter_key=voter_key, sequence=sequence, ballot_id=request.ballot_id,
         tracker=request.tracker, choice=request.choice, channel=request.channel,
-        recorded_at=to_millisecond(request.received_at),
+        recorded_at=to_minute(request.received_at),
         idempotency_key=request.idempotency_key, request_digest=request.digest), new=True)
 
 
-def to_millisecond(t: datetime) -> datetime:
-    """What every store keeps of a time (Cassandra: milliseconds), so a receipt read back
-    from the store is the receipt first given."""
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+def to_minute(t: datetime) -> datetime:
+    """What the vote and tally stores keep of a ballot's time: its minute (privacy by
+    default: a time to the millisecond, matched with identity's sign-in records, could
+    say whose ballot it is). Every store keeps it exactly, so a receipt read back from a
+    store is the receipt first given."""
+    return t.replace(second=0, microsecond=0)
 
 
 def enumeration_bucket(voter_key: str) -> int:

@@ -64,6 +64,7 @@ class VoteHandlers:
         again, in events of ``REPLAY_CHUNK`` (the tally's copy is idempotent)."""
         sent = 0
         for chunk in self.store.stored_ballots(event.poll_id, REPLAY_CHUNK):
+            # No stored_at: counted this late, their lag is from their own (minute) time.
             for env in recorded_events([as_recorded(b) for b in chunk], self.shards,
                                        ctx.trace_id):
                 ctx.send(env)

@@ -139,7 +139,8 @@ class BallotIntake:
         self.store.add_ballots(batch.to_write)
         # Also ballots already stored: their first event may be the one a crash lost.
         events += recorded_events(recorded, self.counting_shards,
-                                  casts[0].env.trace_id if len(casts) == 1 else None)
+                                  casts[0].env.trace_id if len(casts) == 1 else None,
+                                  stored_at=self.clock())
         for poll_id, closing in batch.to_close.items():
             self.store.close_shards(poll_id, closing)
         for poll_id in batch.to_close:
@@ -278,13 +279,15 @@ class BallotIntake:
 
 
 def recorded_events(ballots: list[RecordedBallot], shards: int,
-                    trace_id: str | None = None) -> list[RawEnvelope]:
+                    trace_id: str | None = None, stored_at: datetime | None = None
+                    ) -> list[RawEnvelope]:
     """``ballots.recorded`` events for these ballots: one per counting shard, each to
     travel on its shard's counting stream (``counting_stream.counting_shard``)."""
     by_shard: dict[int, list[RecordedBallot]] = {}
     for b in ballots:
         by_shard.setdefault(counting_shard(b.voter_key, shards), []).append(b)
-    return [wrap(BallotsRecorded(ballots=chunk, shard=shard), PRODUCER, trace_id)
+    return [wrap(BallotsRecorded(ballots=chunk, shard=shard, stored_at=stored_at), PRODUCER,
+                 trace_id)
             for shard, chunk in sorted(by_shard.items())]
 
 

@@ -325,12 +325,21 @@ def test_admission_keeps_sequences_dense_and_retries_stable(
     assert len({b.ballot_id for b in stored}) == len(stored)
 
 
-def test_a_receipt_is_the_same_read_back_from_a_store_that_keeps_milliseconds(
+def test_a_ballot_keeps_its_minute_only_and_its_receipt_reads_back_the_same(
         vote: Vote, clock: Clock) -> None:
+    """Privacy by default: no store keeps a ballot's time to the second, which matched
+    with identity's records could say whose it is; the lag is measured from the event's
+    ``stored_at``, which no store keeps."""
     vote.open("p1")
-    clock.now = clock.now.replace(microsecond=123_456)
-    first = receipt(vote.record(vote.ballot("p1", YES, key="k")).replies[0])
-    assert first["recorded_at"] == clock.now.strftime("%Y-%m-%dT%H:%M:%S.123000Z")
+    clock.now = clock.now.replace(second=41, microsecond=123_456)
+    outcome = vote.record(vote.ballot("p1", YES, key="k"))
+    first = receipt(outcome.replies[0])
+    assert first["recorded_at"] == clock.now.strftime("%Y-%m-%dT%H:%M:00Z")
+    [ballot] = vote.store.ballots_of("p1", {ALICE})[ALICE]
+    assert ballot.recorded_at == clock.now.replace(second=0, microsecond=0)
+    [event] = [e for e in outcome.events if e["type"] == "ballots.recorded.v1"]
+    assert event["payload"]["stored_at"] == clock.now.isoformat().replace("+00:00", "Z")
+    assert event["payload"]["ballots"][0]["recorded_at"] == first["recorded_at"]
     assert receipt(vote.record(vote.ballot("p1", YES, key="k")).replies[0]) == first
 
 

@@ -94,6 +94,10 @@ class BallotsRecorded(Event):
     PRODUCER = "vote"
     ballots: list[RecordedBallot]
     shard: int | None = Field(default=None, ge=0)
+    # When the vote service stored these ballots (or sent them again). The ballots' own
+    # times are kept to the minute only, so that no store can match a ballot with a
+    # sign-in; the tally measures its counting lag from this one, which it does not keep.
+    stored_at: datetime | None = None
 
 
 @message("ballot_box.closed.v1")
