@@ -95,21 +95,27 @@ class IdentityHandlers:
         email = domain.normalise_email(cmd.email)
         now = self.clock()
         client = self._client(cmd.client)
-        failures = limits.key(self.code_secret, limits.FAILURES_FROM_CLIENT, client or "")
-        if client is not None and (wait := limits.reached(
-                limits.FAILURES_FROM_CLIENT, self.store.counter(failures), now)) is not None:
-            raise TooManyRequests("too many wrong codes from this network; try again later",
-                                  code="too_many_attempts", retry_after=limits.retry_after(wait))
+        if client is not None:
+            failures = limits.key(self.code_secret, limits.FAILURES_FROM_CLIENT, client)
+            wait = limits.reached(limits.FAILURES_FROM_CLIENT, self.store.counter(failures),
+                                  now)
+            if wait is not None:
+                raise TooManyRequests("too many wrong codes from this network; try again "
+                                      "later", code="too_many_attempts",
+                                      retry_after=limits.retry_after(wait))
+        matched = False
 
         def verdict(codes: domain.LoginCodes | None) -> domain.LoginCodes | None:
+            # Called again if another process wrote first: ``matched`` is the last call's.
+            nonlocal matched
+            matched = codes is not None and domain.code_matches(self.code_secret, codes,
+                                                                cmd.code, now)
             if codes is None or not codes.live(now):
                 return None  # nothing to burn: the answer is the same
-            if domain.code_matches(self.code_secret, codes, cmd.code, now):
-                return domain.spent(codes)
-            return domain.after_wrong_code(codes, now)
+            return domain.spent(codes) if matched else domain.after_wrong_code(codes, now)
 
-        written = self._swap_codes(email, verdict)
-        if written is None or written.pending or written.attempts_left < domain.MAX_ATTEMPTS:
+        self._swap_codes(email, verdict)
+        if not matched:
             # Wrong, expired, used, burnt or never sent: one answer for all, so that it
             # tells a guesser nothing about the address.
             if client is not None:
