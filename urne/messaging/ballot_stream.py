@@ -354,7 +354,7 @@ class ShardWorker:
         now = time.monotonic()
         self._active |= shards
         for shard in sorted(shards):
-            if self.membership.owner(shard, now) == self.membership.me:
+            if self.membership.owner(shard, self.shards, now) == self.membership.me:
                 continue
             # Closing the channel requeues its unprocessed deliveries, in order, and
             # removes the consumer at once: the next consumer starts where we stopped.

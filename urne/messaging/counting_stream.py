@@ -246,7 +246,7 @@ class CountingWorker:
     def _rebalance(self, connection: pika.BlockingConnection, now: float) -> None:
         """Consume exactly the shards this worker owns among the live ones."""
         mine = {s for s in range(self.shards)
-                if self.membership.owner(s, now) == self.membership.me}
+                if self.membership.owner(s, self.shards, now) == self.membership.me}
         for shard in sorted(set(self._channels) - mine):
             self._release(shard)
         for shard in sorted(mine - set(self._channels)):
