@@ -19,7 +19,17 @@ from urne.gateway.clients import ServiceClient
 from urne.gateway.deps import GatewayState
 from urne.gateway.fastpath import BallotFastPath
 from urne.gateway.middleware import TraceAndMeasure
-from urne.gateway.routes import admin, audit, auth, consultations, health, me, polls, proposals
+from urne.gateway.routes import (
+    admin,
+    audit,
+    auth,
+    census,
+    consultations,
+    health,
+    me,
+    polls,
+    proposals,
+)
 from urne.gateway.routes import testing as testing_routes
 
 
@@ -74,7 +84,7 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
     problems.install(app)
 
     v1 = APIRouter(prefix="/v1")
-    for module in (auth, me, consultations, proposals, polls, audit, admin):
+    for module in (auth, me, consultations, census, proposals, polls, audit, admin):
         v1.include_router(module.router)
     if testing:  # development and test only: synthetic voters for load tests
         v1.include_router(testing_routes.router)

@@ -38,6 +38,11 @@ class Problem(BaseModel):
     services: dict[str, Any] | None = None
 
 
+def documented(status: int) -> dict[str, Any]:
+    """The OpenAPI response of a problem with this status (for a route's ``responses``)."""
+    return _documented(status)
+
+
 def _documented(status: int) -> dict[str, Any]:
     return {"description": TITLES[status],
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}

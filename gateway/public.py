@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from urne.contracts.fields import ResultsVisibility
+from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.contracts.replies import ConsultationStatus, PollStatus, ProposalStatus
 from urne.contracts.steps import StepKind
 from urne.counting.rules import PollRules
@@ -44,6 +44,18 @@ class PersonPublic(Public):
     role: str
     district: str | None
     district_verified: bool
+
+
+class CensusImportedPublic(Public):
+    consultation_id: str
+    rows: int  # people added or updated
+    eligible: int  # of whom eligible
+
+
+class CensusClaimPublic(Public):
+    consultation_id: str
+    district: str | None  # what your voting tokens for its census polls carry
+    eligible: bool
 
 
 class VotingTokenPublic(Public):
@@ -116,6 +128,9 @@ class PollPublic(Public):
     closed_at: datetime | None
     published_at: datetime | None
     results_visibility: ResultsVisibility
+    # Who may get a voting token. Default: a service from before the setting does not
+    # send it (its polls are open to anyone signed in).
+    electorate: Electorate = "open"
     result_signed_at: datetime | None
     # Defaults: a service from before the schedule does not send them.
     opens_at: datetime | None = None  # when it opens by itself (null: by hand)

@@ -3,6 +3,7 @@ field limits of ``urne.contracts.fields``, the same the services enforce."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr
@@ -11,9 +12,11 @@ from urne.contracts.fields import (
     Category,
     Description,
     District,
+    Electorate,
     EstimatedCost,
     Id,
     LoginCodeText,
+    PersonName,
     ProposalBody,
     Reason,
     ResultsVisibility,
@@ -64,6 +67,22 @@ class RoleGrant(Body):
     role: Literal["participant", "organiser", "moderator", "agent", "admin"]
 
 
+class CensusClaimByName(Body):
+    """Your names and birth date, as the organisers listed them."""
+
+    family_name: PersonName
+    given_name: PersonName
+    birth_date: date
+
+
+class CensusClaimByEmail(Body):
+    """Nothing: your entry is found by the e-mail address you signed in with."""
+
+
+# All three, or none: the schema says so, so a partial claim is refused at the edge.
+CensusClaimBody = CensusClaimByName | CensusClaimByEmail
+
+
 class OrganiserAdd(Body):
     # The person's id, which they read at GET /v1/me: e-mail addresses stay in identity.
     person_id: Id
@@ -88,6 +107,9 @@ class PollCreate(Body):
     rules: PollRules
     # When its results may be seen; frozen with the rules when the poll opens.
     results_visibility: ResultsVisibility = "after_close"
+    # Who may get a voting token ("census": only holders of a claimed, eligible entry of
+    # the consultation's census); frozen with the rules when the poll opens.
+    electorate: Electorate = "open"
     # When it opens and closes by itself, in RFC 3339 with an offset (left out: by hand).
     opens_at: UtcDateTime | None = None
     closes_at: UtcDateTime | None = None
@@ -96,6 +118,7 @@ class PollCreate(Body):
 class PollUpdate(Body):
     rules: PollRules  # while the poll is a draft only
     results_visibility: ResultsVisibility | None = None  # left out or null: unchanged
+    electorate: Electorate | None = None  # left out or null: unchanged
     # Left out: unchanged; null: removed (opened or closed by hand then).
     opens_at: UtcDateTime | None = None
     closes_at: UtcDateTime | None = None

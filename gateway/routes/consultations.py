@@ -157,5 +157,6 @@ async def create_poll(consultation_id: Id, body: PollCreate, user: Organiser,
     return await services.send(CreatePoll(consultation_id=consultation_id,
                                           proposal_id=body.proposal_id, rules=body.rules,
                                           results_visibility=body.results_visibility,
+                                          electorate=body.electorate,
                                           opens_at=body.opens_at, closes_at=body.closes_at,
                                           actor=actor(user)))

@@ -68,18 +68,20 @@ async def get_poll(poll_id: Id, services: ServicesDep, user: OptionalUser) -> di
 @router.patch("/{poll_id}", response_model=PollPublic)
 async def update_poll(poll_id: Id, body: PollUpdate, user: Organiser,
                       services: ServicesDep) -> dict:
-    """Replace the rules of a poll in draft, and its results visibility and schedule
-    when given (409 ``poll_rules_frozen`` once it opened: all are frozen then; an open
-    poll's close may only be extended, ``/extension``)."""
+    """Replace the rules of a poll in draft, and its results visibility, electorate and
+    schedule when given (409 ``poll_rules_frozen`` once it opened: all are frozen then;
+    an open poll's close may only be extended, ``/extension``)."""
     return await services.send(UpdatePoll(poll_id=poll_id, rules=body.rules,
                                           results_visibility=body.results_visibility,
+                                          electorate=body.electorate,
                                           opens_at=body.opens_at, closes_at=body.closes_at,
                                           clear=body.cleared(), actor=actor(user)))
 
 
 @router.post("/{poll_id}/open", response_model=PollPublic)
 async def open_poll(poll_id: Id, user: Organiser, services: ServicesDep) -> dict:
-    """Open the poll (its consultation must be published): its rules are frozen."""
+    """Open the poll (its consultation must be published): its rules, results
+    visibility and electorate are frozen."""
     return await services.send(OpenPoll(poll_id=poll_id, actor=actor(user)))
 
 

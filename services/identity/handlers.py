@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Network, IPv6Network
 
 from urne.contracts.commands import (
+    ClaimCensusEntry,
     DeclareDistrict,
     GetPerson,
+    ImportCensus,
     IssueSyntheticVotingTokens,
     IssueVotingToken,
     IssueVotingTokenV2,
@@ -23,24 +25,27 @@ from urne.contracts.events import PollClosed, PollOpened
 from urne.contracts.replies import (
     AccessToken,
     ActionLogView,
+    CensusClaim,
+    CensusImported,
     LoginCodeSent,
     PersonView,
     SyntheticVotingTokens,
     VotingToken,
 )
-from urne.contracts.roles import ADMIN
+from urne.contracts.roles import ADMIN, STAFF
 from urne.crypto.keys import KeySet
 from urne.crypto.tokens import InvalidToken, TokenIssuer, TokenVerifier
 from urne.messaging.kernel import Context, ServiceCore
 from urne.platform.errors import (
     Busy,
     Conflict,
+    DomainError,
     Forbidden,
     NotFound,
     TooManyRequests,
     Unauthorized,
 )
-from urne.services.identity import domain, limits
+from urne.services.identity import census, domain, limits
 from urne.services.identity.ports import CodeSender, IdentityStore
 from urne.storage.action_log import action_log_view, recorder
 
@@ -223,6 +228,10 @@ class IdentityHandlers:
         # district from the token, never who the person is.
         person = self.store.person(person_id)
         district = person.district if person is not None else None
+        frozen = self.store.electorate(cmd.poll_id)
+        if frozen is not None and frozen[1] == "census":
+            # Only a claimed, eligible census entry; the district is the census's.
+            district = self._census_entry(frozen[0], person_id).district
         token, exp = self.tokens.voting_token(voter_key, cmd.poll_id, district)
         return VotingToken(poll_id=cmd.poll_id, voting_token=token,
                            expires_at=datetime.fromtimestamp(exp, UTC))
@@ -238,10 +247,103 @@ class IdentityHandlers:
             cmd.poll_id, district)[0] for district in domain.spread(cmd.districts, cmd.count)]
         return SyntheticVotingTokens(poll_id=cmd.poll_id, voting_tokens=tokens)
 
+    def _census_entry(self, consultation_id: str, person_id: str) -> census.CensusEntry:
+        key = self.store.census_claim(consultation_id, person_id)
+        entry = self.store.census_entry(consultation_id, key) if key else None
+        if entry is None or entry.claimed_by != person_id:
+            raise Forbidden("this poll is open to the consultation's census only: claim your "
+                            f"entry first (POST /v1/consultations/{consultation_id}/census/"
+                            "claim)", code="census_claim_required")
+        if not entry.eligible:
+            raise Forbidden("your census entry is not eligible to vote in this poll (age "
+                            "or residence)", code="not_eligible")
+        return entry
+
+    # --- the census ------------------------------------------------------------------
+    def import_census(self, cmd: ImportCensus, ctx: Context) -> CensusImported:
+        if cmd.actor.role not in STAFF:  # the gateway checked more: that they organise it
+            raise Forbidden("only a consultation's organisers upload its census",
+                            code="forbidden")
+        entries: dict[str, census.CensusEntry] = {}  # by key: a person listed twice, once
+        emails: dict[str, str] = {}
+        for row in cmd.rows:
+            key = census.entry_key(self.code_secret, cmd.consultation_id, row.family_name,
+                                   row.given_name, row.birth_date)
+            entries[key] = census.CensusEntry(
+                cmd.consultation_id, key, row.district,
+                census.eligible(row.resident, row.birth_date, cmd.minimum_age, cmd.age_on))
+            if row.email is not None:
+                emails[census.email_key(self.code_secret, cmd.consultation_id,
+                                        domain.normalise_email(row.email))] = key
+        self.store.save_census(list(entries.values()), list(emails.items()))
+        return CensusImported(consultation_id=cmd.consultation_id, rows=len(entries),
+                              eligible=sum(e.eligible for e in entries.values()))
+
+    def claim_census_entry(self, cmd: ClaimCensusEntry, ctx: Context) -> CensusClaim:
+        try:
+            person_id = self._access.access(cmd.access_token).person_id
+        except InvalidToken as exc:
+            raise Unauthorized(f"access token refused: {exc}", code="invalid_token") from exc
+        given = (cmd.family_name, cmd.given_name, cmd.birth_date)
+        if any(v is not None for v in given) and any(v is None for v in given):
+            raise DomainError("give your family name, given name and birth date, or none of "
+                              "them (to be found by your e-mail address)",
+                              code="census_claim_incomplete", status=422)
+        now = self.clock()
+        client = self._client(cmd.client)
+        # Guesses are limited per account, and per client as wrong sign-in codes are
+        # (the same counter): many accounts on one client do not buy more.
+        counted = [(census.CLAIM_FAILURES, person_id)]
+        if client is not None:
+            counted.append((limits.FAILURES_FROM_CLIENT, client))
+        for limit, part in counted:
+            wait = limits.reached(limit, self.store.counter(
+                limits.key(self.code_secret, limit, part)), now)
+            if wait is not None:
+                raise TooManyRequests("too many claims found no census entry; try again "
+                                      "later", code="too_many_attempts",
+                                      retry_after=limits.retry_after(wait))
+        key = self._census_key(cmd, person_id)
+        entry = self.store.census_entry(cmd.consultation_id, key) if key else None
+        if key is None or entry is None:
+            for limit, part in counted:
+                self._count(limit, now, part)
+            raise NotFound("no entry of this consultation's census matches; check the "
+                           "spelling and the birth date, or ask the organisers",
+                           code="census_entry_not_found", keep_writes=True)
+        held = self.store.census_claim(cmd.consultation_id, person_id)
+        if held is not None and held != key:
+            raise Conflict("your account holds another entry of this census",
+                           code="census_already_claimed")
+        if held is None:
+            holder = self.store.claim_census_entry(cmd.consultation_id, key, person_id)
+            if holder != person_id:
+                raise Conflict("this census entry was claimed by another account; if it is "
+                               "yours, ask the organisers", code="census_entry_claimed")
+            if self.store.add_census_claim(cmd.consultation_id, person_id, key) != key:
+                # Another claim of this account won meanwhile: keep that one only.
+                self.store.release_census_entry(cmd.consultation_id, key, person_id)
+                raise Conflict("your account holds another entry of this census",
+                               code="census_already_claimed")
+        return CensusClaim(consultation_id=cmd.consultation_id, district=entry.district,
+                           eligible=entry.eligible)
+
+    def _census_key(self, cmd: ClaimCensusEntry, person_id: str) -> str | None:
+        if cmd.family_name is not None and cmd.given_name is not None \
+                and cmd.birth_date is not None:
+            return census.entry_key(self.code_secret, cmd.consultation_id, cmd.family_name,
+                                    cmd.given_name, cmd.birth_date)
+        person = self.store.person(person_id)
+        if person is None:
+            return None
+        return self.store.census_entry_key_by_email(
+            cmd.consultation_id, census.email_key(self.code_secret, cmd.consultation_id,
+                                                  person.email))
+
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
         # A late redelivery of "opened" must not reopen a closed poll.
         if self.store.voting_status(event.poll_id) != "closed":
-            self.store.set_voting_status(event.poll_id, "open")
+            self.store.open_poll(event.poll_id, event.consultation_id, event.electorate)
 
     def on_poll_closed(self, event: PollClosed, ctx: Context) -> None:
         self.store.set_voting_status(event.poll_id, "closed")
@@ -259,6 +361,8 @@ class IdentityHandlers:
                 IssueSyntheticVotingTokens: self.issue_synthetic_voting_tokens,
                 SetRole: self.set_role,
                 ListIdentityActions: self.list_actions,
+                ImportCensus: self.import_census,
+                ClaimCensusEntry: self.claim_census_entry,
             },
             subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed},
             ping=self.store.ping,

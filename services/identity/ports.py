@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Protocol
 
+from urne.services.identity.census import CensusEntry
 from urne.services.identity.domain import LoginCodes, Person, VotingStatus
 from urne.services.identity.limits import Counter
 from urne.storage.action_log import ActionLog
@@ -38,6 +39,35 @@ class IdentityStore(Protocol):
         ...
     def set_voting_status(self, poll_id: str, status: VotingStatus) -> None: ...
     def voting_status(self, poll_id: str) -> VotingStatus | None: ...
+    def open_poll(self, poll_id: str, consultation_id: str, electorate: str) -> None:
+        """The poll is open, to whom ``poll.opened`` froze: one write, so a census poll
+        is never seen open without its electorate."""
+        ...
+    def electorate(self, poll_id: str) -> tuple[str, str] | None:
+        """(consultation id, electorate) of the poll; None if not known."""
+        ...
+    # --- the census (services/identity/census.py) ---------------------------------
+    def save_census(self, entries: list[CensusEntry], emails: list[tuple[str, str]]) -> None:
+        """Add or update ``entries`` (their district and eligibility; who claimed one is
+        kept), and the (e-mail key, entry key) pairs of the same consultation."""
+        ...
+    def census_entry(self, consultation_id: str, entry_key: str) -> CensusEntry | None: ...
+    def census_entry_key_by_email(self, consultation_id: str, email_key: str) -> str | None: ...
+    def claim_census_entry(self, consultation_id: str, entry_key: str, person_id: str) -> str:
+        """Mark the entry claimed by ``person_id`` unless someone claimed it already;
+        who holds it now. Atomic across processes."""
+        ...
+    def release_census_entry(self, consultation_id: str, entry_key: str,
+                             person_id: str) -> None:
+        """Undo ``claim_census_entry`` if ``person_id`` still holds the entry."""
+        ...
+    def census_claim(self, consultation_id: str, person_id: str) -> str | None:
+        """The entry key the person claimed in the consultation's census."""
+        ...
+    def add_census_claim(self, consultation_id: str, person_id: str, entry_key: str) -> str:
+        """Record the person's claim unless they have one already; the entry key stored
+        now (another one if they claimed another entry first). Atomic across processes."""
+        ...
     def ping(self) -> None: ...
 
 

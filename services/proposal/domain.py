@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from urne.contracts.fields import ResultsVisibility
+from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.contracts.replies import ConsultationStatus, PollStatus, ProposalStatus
 from urne.contracts.steps import DEFAULT_TIME_ZONE, Step
 from urne.counting.rules import PollRules, rules_hash
@@ -266,6 +266,10 @@ class Poll:
     # Beside the rules, not in them (it changes when a result is seen, never what it
     # is), but frozen with them at the opening: an embargo lifted mid-vote would leak.
     results_visibility: ResultsVisibility = "after_close"
+    # Who may get a voting token (``open``: anyone signed in; ``census``: those holding a
+    # claimed, eligible entry of the consultation's census, which identity checks):
+    # frozen with the rules too, as a change mid-vote would let in, or shut out, voters.
+    electorate: Electorate = "open"
     # When the tally signed the result (result.published): for an embargoed poll, the
     # organisers learn from it that the result is ready to publish.
     result_signed_at: datetime | None = None
@@ -320,14 +324,16 @@ class Poll:
         return None
 
     def edit_rules(self, rules: PollRules,
-                   results_visibility: ResultsVisibility | None = None) -> Poll:
+                   results_visibility: ResultsVisibility | None = None,
+                   electorate: Electorate | None = None) -> Poll:
         # Rules edited mid-vote (CONSUL #5321) would make ballots cast under the old
         # ones count under the new: from the opening on, they are frozen.
         if self.status != "draft":
             raise Conflict(f"poll {self.poll_id} is {self.status}: its rules are frozen",
                            code="poll_rules_frozen")
         return replace(self, rules=rules,
-                       results_visibility=results_visibility or self.results_visibility)
+                       results_visibility=results_visibility or self.results_visibility,
+                       electorate=electorate or self.electorate)
 
     def _ensure_next(self, status: PollStatus) -> None:
         """Raise unless ``status`` is the one that follows the current one."""

@@ -101,7 +101,8 @@ def poll_view(p: Poll) -> PollView:
     return PollView(id=p.poll_id, consultation_id=p.consultation_id, proposal_id=p.proposal_id,
                     rules=p.rules, status=p.status, rules_hash=p.rules_hash,
                     opened_at=p.opened_at, closed_at=p.closed_at, published_at=p.published_at,
-                    results_visibility=p.results_visibility, result_signed_at=p.result_signed_at,
+                    results_visibility=p.results_visibility, electorate=p.electorate,
+                    result_signed_at=p.result_signed_at,
                     opens_at=p.opens_at, closes_at=p.closes_at,
                     amendments=[Amendment(kind=a.kind, closes_at=a.closes_at,
                                           previous_closes_at=a.previous_closes_at,
@@ -308,7 +309,7 @@ class ProposalHandlers:
             raise NotFound(f"no proposal {cmd.proposal_id} in this consultation",
                            code="proposal_not_found")
         poll = Poll(uuid.uuid4().hex, cmd.consultation_id, cmd.proposal_id, cmd.rules,
-                    results_visibility=cmd.results_visibility)
+                    results_visibility=cmd.results_visibility, electorate=cmd.electorate)
         poll = poll.schedule(self.clock(), cmd.opens_at, cmd.closes_at)
         self.store.add_poll(poll)
         return poll_view(poll)
@@ -317,7 +318,7 @@ class ProposalHandlers:
         now = self.clock()
 
         def edit(poll: Poll, _: Consultation) -> Poll:
-            edited = poll.edit_rules(cmd.rules, cmd.results_visibility)
+            edited = poll.edit_rules(cmd.rules, cmd.results_visibility, cmd.electorate)
             opens_at = None if "opens_at" in cmd.clear else cmd.opens_at or poll.opens_at
             closes_at = None if "closes_at" in cmd.clear else cmd.closes_at or poll.closes_at
             if (opens_at, closes_at) == (poll.opens_at, poll.closes_at):
@@ -347,7 +348,7 @@ class ProposalHandlers:
                               rules=poll.rules, rules_hash=poll.rules_hash,
                               opened_at=poll.opened_at,
                               results_visibility=poll.results_visibility,
-                              closes_at=poll.closes_at)
+                              electorate=poll.electorate, closes_at=poll.closes_at)
 
         return self._again_if_reached(
             lambda: self._change_poll(poll_id, actor, open_it, opened, ctx),

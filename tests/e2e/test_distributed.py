@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.e2e.admin import run_admin
 from tests.e2e.bad_input import run_bad_input
+from tests.e2e.census import run_census
 from tests.e2e.consultations import run_consultations
 from tests.e2e.demo import run_demo
 from tests.e2e.methods import METHODS
@@ -268,6 +269,11 @@ def test_urne_demo_then_every_poll_verifies(distributed: Distributed) -> None:
 def test_sign_in_limits_stop_strangers_not_owners(distributed: Distributed) -> None:
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         run_sign_in_limits(http, distributed.outbox)
+
+
+def test_a_census_poll_admits_claimed_eligible_entries_only(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        run_census(http, distributed.outbox)
 
 
 def test_admins_grant_roles_and_read_what_staff_did(distributed: Distributed) -> None:

@@ -11,6 +11,7 @@ from aiosmtpd.controller import Controller
 
 from tests.e2e.admin import run_admin
 from tests.e2e.bad_input import run_bad_input
+from tests.e2e.census import run_census
 from tests.e2e.consultations import run_consultations
 from tests.e2e.demo import run_demo
 from tests.e2e.methods import METHODS
@@ -106,6 +107,11 @@ def test_urne_demo_with_the_bulk_route(embedded: Embedded) -> None:
 def test_sign_in_limits_stop_strangers_not_owners(embedded: Embedded) -> None:
     with httpx.Client(base_url=embedded.base, timeout=10) as http:
         run_sign_in_limits(http, embedded.outbox)
+
+
+def test_a_census_poll_admits_claimed_eligible_entries_only(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=15) as http:
+        run_census(http, embedded.outbox)
 
 
 def test_admins_grant_roles_and_read_what_staff_did(embedded: Embedded) -> None:

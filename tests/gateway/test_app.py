@@ -182,8 +182,8 @@ CONSULTATION = {"id": "c1", "title": "Parc", "description": "", "status": "publi
                 "created_at": "2026-01-01T00:00:00Z", "published_at": "2026-01-01T00:00:00Z"}
 POLL = {"id": "p1", "consultation_id": "c1", "proposal_id": None, "rules": RULES,
         "status": "draft", "rules_hash": None, "opened_at": None, "closed_at": None,
-        "published_at": None, "results_visibility": "after_close", "result_signed_at": None,
-        "opens_at": None, "closes_at": None, "amendments": []}
+        "published_at": None, "results_visibility": "after_close", "electorate": "open",
+        "result_signed_at": None, "opens_at": None, "closes_at": None, "amendments": []}
 
 
 def replied(data: dict[str, Any]) -> RawReply:

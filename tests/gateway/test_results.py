@@ -1,6 +1,7 @@
 """Results visibility and exports at the edge: the routes that show a result (summary,
 exports, audit) refuse what the tally refuses, with its problem; the organiser's
-``/publish``; live counts; the flat export of each voting method, CSV and JSON."""
+``/publish``; live counts; the flat export of each voting method, CSV and JSON. And the
+electorate, a setting of the poll frozen at opening as its results visibility is."""
 
 from __future__ import annotations
 
@@ -283,3 +284,36 @@ def test_the_setting_is_checked_and_frozen(client: TestClient,
     assert edited["results_visibility"] == "live"
     assert client.patch(f"/v1/polls/{pid}", headers=organiser,
                         json={"rules": YES_NO}).json()["results_visibility"] == "live"
+
+
+def test_the_electorate_is_checked_changed_while_a_draft_and_frozen(
+        client: TestClient, organiser: dict[str, str]) -> None:
+    cid = client.post("/v1/consultations", headers=organiser, json={"title": "P"}).json()["id"]
+    assert client.post(f"/v1/consultations/{cid}/publish", headers=organiser).status_code == 200
+    problem(client.post(f"/v1/consultations/{cid}/polls", headers=organiser,
+                        json={"rules": YES_NO, "electorate": "residents"}),
+            422, "invalid_request")
+    poll = ok(client.post(f"/v1/consultations/{cid}/polls", headers=organiser,
+                          json={"rules": YES_NO}), 201, public.PollPublic)
+    assert poll["electorate"] == "open"
+    census = ok(client.post(f"/v1/consultations/{cid}/polls", headers=organiser,
+                            json={"rules": YES_NO, "electorate": "census"}),
+                201, public.PollPublic)
+    assert census["electorate"] == "census"
+    pid = poll["id"]
+    problem(client.patch(f"/v1/polls/{pid}", headers=organiser,
+                         json={"rules": YES_NO, "electorate": "residents"}),
+            422, "invalid_request")
+    edited = ok(client.patch(f"/v1/polls/{pid}", headers=organiser,
+                             json={"rules": YES_NO, "electorate": "census"}),
+                200, public.PollPublic)
+    assert edited["electorate"] == "census"
+    for body in ({"rules": YES_NO}, {"rules": YES_NO, "electorate": None}):  # unchanged
+        assert client.patch(f"/v1/polls/{pid}", headers=organiser,
+                            json=body).json()["electorate"] == "census"
+    opened = ok(client.post(f"/v1/polls/{pid}/open", headers=organiser), 200, public.PollPublic)
+    assert opened["electorate"] == "census"
+    problem(client.patch(f"/v1/polls/{pid}", headers=organiser,
+                         json={"rules": YES_NO, "electorate": "open"}),
+            409, "poll_rules_frozen")
+    assert ok(client.get(f"/v1/polls/{pid}"), 200, public.PollPublic)["electorate"] == "census"

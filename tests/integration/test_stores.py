@@ -22,6 +22,7 @@ import pytest
 
 from tests.integration.conftest import CassandraRun
 from urne.contracts.steps import Step
+from urne.counting import rules_adapter
 from urne.counting.rules import YesNoAbstainRules, rules_hash
 from urne.platform.settings import StoreSettings
 from urne.record import merkle
@@ -299,6 +300,35 @@ def test_proposal_results_visibility_and_signature(backend: Any) -> None:
     assert store.replace_poll(released, "closed")
     assert store.poll(poll.poll_id) == replace(released, result_signed_at=signed.result_signed_at)
     assert aware_utc(store.poll(poll.poll_id).result_signed_at)
+
+
+def test_proposal_electorate(backend: Any) -> None:
+    store = backend("proposal")
+    cid = new_id()
+    store.add_consultation(Consultation(cid, "Parks", "", new_id(), NOW))
+    default = Poll(new_id(), cid, None, RULES)
+    store.add_poll(default)
+    assert store.poll(default.poll_id) == default
+    assert store.poll(default.poll_id).electorate == "open"
+    poll = Poll(new_id(), cid, None, RULES, electorate="census")
+    store.add_poll(poll)
+    assert store.poll(poll.poll_id) == poll
+    to_all = poll.edit_rules(RULES, electorate="open")
+    assert store.replace_poll(to_all, "draft")
+    assert store.poll(poll.poll_id).electorate == "open"
+    census = to_all.edit_rules(RULES, "live", "census").open(NOW)
+    assert store.replace_poll(census, "draft")
+    got = store.poll(poll.poll_id)
+    assert got == census and (got.electorate, got.results_visibility) == ("census", "live")
+    closed = census.close(NOW + timedelta(hours=1))  # kept by later status changes
+    assert store.replace_poll(closed, "open")
+    assert store.poll(poll.poll_id) == closed
+    assert store.polls(cid) == sorted([closed, default], key=lambda p: p.poll_id)
+    # On the schedule's agenda too.
+    scheduled = Poll(new_id(), cid, None, RULES, electorate="census",
+                     opens_at=NOW + timedelta(days=1))
+    store.add_poll(scheduled)
+    assert [p for p, _ in store.agenda() if p.poll_id == scheduled.poll_id] == [scheduled]
 
 
 def _consultation(store: Any) -> str:
@@ -660,7 +690,8 @@ def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Pat
     with db.tx() as c:
         c.execute("INSERT INTO persons VALUES (?, ?, ?, ?)",
                   (pid, "old@example.org", "participant", NOW.isoformat()))
-    assert db.migrate(folder) == ["002_district", "003_action_log", "004_sign_in_limits"]
+    assert db.migrate(folder) == ["002_district", "003_action_log", "004_sign_in_limits",
+                                  "005_census"]
     store = SERVICES["identity"].sqlite_store(db)
     old = Person(pid, "old@example.org", "participant", NOW, None)
     assert store.person(pid) == old == store.person_by_email("old@example.org")
@@ -686,7 +717,7 @@ def test_cassandra_district_migration_keeps_the_persons_already_there(
         session.execute(f"INSERT INTO {ks}.persons_by_email (email, person_id, role, "
                         "created_at) VALUES (%s, %s, %s, %s)", (email, pid, "participant", NOW))
     assert migrate(session, settings, "identity", folder) == [
-        "002_district", "003_action_log", "004_sign_in_limits"]
+        "002_district", "003_action_log", "004_sign_in_limits", "005_census"]
     store = SERVICES["identity"].cassandra_store(session, ks)
     # The index on person_id is built over the rows already there, in the background:
     # until it is, a read by id is a 503 (store_unavailable, retry), never a wrong answer.
@@ -805,6 +836,57 @@ def test_cassandra_proposals_migration_keeps_proposals_published(
     session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
 
 
+def test_sqlite_electorate_migration_keeps_polls_open(tmp_path: Path) -> None:
+    folder = SERVICES["proposal"].migrations.sqlite
+    before = tmp_path / "before"
+    before.mkdir()
+    for f in migration_files(folder):
+        if f.stem < "007":
+            shutil.copy(f, before)
+    db = SqliteDb(tmp_path / "proposal.db", before)
+    cid, pid = new_id(), new_id()
+    SERVICES["proposal"].sqlite_store(db).add_consultation(
+        Consultation(cid, "Old", "", new_id(), NOW))
+    with db.tx() as c:
+        c.execute("INSERT INTO polls (poll_id, consultation_id, rules, status) "
+                  "VALUES (?, ?, ?, ?)", (pid, cid, rules_adapter.dump_json(RULES).decode(),
+                                          "draft"))
+    assert "007_poll_electorate" in db.migrate(folder)
+    store = SERVICES["proposal"].sqlite_store(db)
+    # Open to anyone signed in before, open still.
+    assert store.poll(pid) == Poll(pid, cid, None, RULES) and store.poll(pid).electorate == "open"
+    assert store.replace_poll(Poll(pid, cid, None, RULES, electorate="census"), "draft")
+    assert store.poll(pid).electorate == "census"
+
+
+def test_cassandra_electorate_migration_keeps_polls_open(
+        cassandra: CassandraRun, tmp_path: Path) -> None:
+    from urne.storage.cassandra import migrate
+
+    settings = cassandra.settings.model_copy(update={
+        "cassandra_keyspace_prefix": f"{cassandra.settings.cassandra_keyspace_prefix}el_"})
+    folder = SERVICES["proposal"].migrations.cassandra
+    before = tmp_path / "before"
+    before.mkdir()
+    for f in migration_files(folder):
+        if f.stem < "007":
+            shutil.copy(f, before)
+    session = cassandra.session
+    migrate(session, settings, "proposal", before)
+    ks = f"{settings.cassandra_keyspace_prefix}proposal"
+    cid, pid = new_id(), new_id()
+    session.execute(f"INSERT INTO {ks}.polls (poll_id, consultation_id, rules, status, "
+                    "results_visibility) VALUES (%s, %s, %s, %s, %s)",
+                    (pid, cid, rules_adapter.dump_json(RULES).decode(), "draft", "after_close"))
+    assert "007_poll_electorate" in migrate(session, settings, "proposal", folder)
+    store = SERVICES["proposal"].cassandra_store(session, ks)
+    # Null in the rows from before: read as open, as they were.
+    assert store.poll(pid) == Poll(pid, cid, None, RULES) and store.poll(pid).electorate == "open"
+    assert store.replace_poll(Poll(pid, cid, None, RULES, electorate="census"), "draft")
+    assert store.poll(pid).electorate == "census"
+    session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
+
+
 def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     from urne.storage.cassandra import ensure_schema, migrate
 
@@ -815,6 +897,9 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     # ALTER TABLE migrations
     assert files["tally"] == ["001_init", "002_sealed_digest", "003_results_visibility",
                               "004_awaiting", "005_partials", "006_record", "007_closed"]
+    assert files["proposal"] == ["001_init", "002_organisers_and_steps",
+                                 "003_proposals_as_cities_run_them", "004_results_visibility",
+                                 "005_schedule", "006_action_log", "007_poll_electorate"]
     for name, ks in run.keyspaces.items():
         before = list(run.session.execute(f"SELECT * FROM {ks}.schema_migrations"))
         assert sorted((r.version, r.name) for r in before) == [

@@ -1,15 +1,18 @@
 """Results visibility per poll: after the close (the default), embargoed until an
 organiser publishes, or live. The tally enforces it on every query that shows anything
 about the ballots; the proposal service freezes it at opening and moves an embargoed
-poll to ``published`` when an organiser publishes it."""
+poll to ``published`` when an organiser publishes it. The electorate (open, the default,
+or census) is a setting of the same kind: set beside the rules, frozen with them at
+opening and carried by ``poll.opened``."""
 
 from __future__ import annotations
 
 import itertools
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -42,10 +45,11 @@ from urne.contracts.commands import (
     ProveInclusion,
     PublishConsultation,
     PublishPoll,
+    RunSchedule,
     UpdatePoll,
 )
 from urne.contracts.events import PollOpened, PollResultReleased, ResultPublished
-from urne.contracts.fields import ResultsVisibility
+from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.crypto.keys import SigningKey
 from urne.messaging.kernel import ServiceCore
 from urne.services.proposal.adapters.sqlite_store import SqliteProposalStore
@@ -262,12 +266,12 @@ class Polls:
     core: ServiceCore
     clock: Clock
 
-    def poll(self, visibility: ResultsVisibility | None = None) -> str:
+    def poll(self, visibility: ResultsVisibility | None = None, **fields: Any) -> str:
         cid = ok(self.core, CreateConsultation(title="Budget 2027", actor=ORG))[0]["id"]
         ok(self.core, PublishConsultation(consultation_id=cid, actor=ORG))
         extra = {"results_visibility": visibility} if visibility else {}
         return str(ok(self.core, CreatePoll(consultation_id=cid, rules=RULES, actor=ORG,
-                                            **extra))[0]["id"])
+                                            **extra, **fields))[0]["id"])
 
     def get(self, poll_id: str) -> dict:
         return ok(self.core, GetPoll(poll_id=poll_id, actor=ORG))[0]
@@ -300,6 +304,60 @@ def test_the_setting_defaults_to_after_close_and_is_frozen_at_opening(polls: Pol
                                                results_visibility=visibility))
         assert error["code"] == "poll_rules_frozen"
     assert polls.get(pid)["results_visibility"] == "embargoed"
+
+
+def test_the_electorate_defaults_to_open(polls: Polls) -> None:
+    pid = polls.poll()
+    assert polls.get(pid)["electorate"] == "open"
+    view, events = ok(polls.core, OpenPoll(poll_id=pid, actor=ORG))
+    assert view["electorate"] == "open"
+    assert types(events) == ["poll.opened.v1"]
+    assert events[0]["payload"]["electorate"] == "open"
+    # An event from before the setting, without it: open, as its polls were.
+    payload = {k: v for k, v in events[0]["payload"].items() if k != "electorate"}
+    assert PollOpened.model_validate(payload).electorate == "open"
+
+
+def test_the_electorate_is_set_at_creation_changed_while_a_draft_and_frozen_at_opening(
+        polls: Polls) -> None:
+    pid = polls.poll(electorate="census")
+    assert polls.get(pid)["electorate"] == "census"
+    # Editing the rules, or another setting, leaves it unless it is given.
+    edited = ok(polls.core, UpdatePoll(poll_id=pid, rules=RULES, results_visibility="live",
+                                       actor=ORG))[0]
+    assert (edited["electorate"], edited["results_visibility"]) == ("census", "live")
+    assert ok(polls.core, UpdatePoll(poll_id=pid, rules=RULES, electorate="open", actor=ORG)
+              )[0]["electorate"] == "open"
+    edited = ok(polls.core, UpdatePoll(poll_id=pid, rules=RULES, electorate="census",
+                                       actor=ORG))[0]
+    assert (edited["electorate"], edited["results_visibility"]) == ("census", "live")
+    view, events = ok(polls.core, OpenPoll(poll_id=pid, actor=ORG))
+    assert view["electorate"] == "census"
+    assert types(events) == ["poll.opened.v1"]
+    assert events[0]["payload"]["electorate"] == "census"
+    for electorate in ("open", "census", None):
+        error = refused(polls.core, UpdatePoll(poll_id=pid, rules=RULES, actor=ORG,
+                                               electorate=electorate))
+        assert (error["code"], error["status"]) == ("poll_rules_frozen", 409)
+    assert polls.get(pid)["electorate"] == "census"
+    # Opened again (a retry whose answer was lost): the same event, from the stored poll.
+    polls.clock.advance(minutes=5)
+    again, resent = ok(polls.core, OpenPoll(poll_id=pid, actor=ORG))
+    assert again["electorate"] == "census"
+    assert types(resent) == ["poll.opened.v1"]
+    assert resent[0]["payload"] == events[0]["payload"]
+    assert resent[0]["payload"]["electorate"] == "census"
+
+
+@pytest.mark.parametrize("electorate", ["open", "census"])
+def test_a_scheduled_opening_carries_the_electorate(polls: Polls, clock: Clock,
+                                                    electorate: Electorate) -> None:
+    pid = polls.poll(electorate=electorate, opens_at=clock() + timedelta(hours=1))
+    clock.advance(hours=1)
+    ran, events = ok(polls.core, RunSchedule())
+    assert ran["opened"] == [pid] and types(events) == ["poll.opened.v1"]
+    assert events[0]["payload"]["electorate"] == electorate
+    assert polls.get(pid)["electorate"] == electorate
 
 
 def test_an_organiser_publishes_an_embargoed_result_after_the_close(

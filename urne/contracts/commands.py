@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -15,11 +15,13 @@ from urne.contracts.fields import (
     Cursor,
     Description,
     District,
+    Electorate,
     EstimatedCost,
     Id,
     IdempotencyKey,
     LoginCodeText,
     PageLimit,
+    PersonName,
     ProposalBody,
     ProposalPageLimit,
     Reason,
@@ -243,6 +245,8 @@ class CreatePoll(_Proposal):
     actor: Actor
     # When its results may be seen; frozen with the rules when the poll opens.
     results_visibility: ResultsVisibility = "after_close"
+    # Who may get a voting token; frozen with the rules when the poll opens.
+    electorate: Electorate = "open"
     # When it opens and closes by itself (None: by hand only); see ``poll.extend.v1``.
     opens_at: UtcDateTime | None = None
     closes_at: UtcDateTime | None = None
@@ -251,12 +255,13 @@ class CreatePoll(_Proposal):
 @message("poll.update.v1")
 class UpdatePoll(_Proposal):
     """New rules for a poll still in draft (frozen from its opening on), and, when
-    given, its results visibility (None: unchanged)."""
+    given, its results visibility and electorate (None: unchanged)."""
 
     poll_id: Id
     rules: PollRules
     actor: Actor
     results_visibility: ResultsVisibility | None = None
+    electorate: Electorate | None = None
     # Its schedule, while a draft: each one given replaces the stored one; ``clear``
     # names those to remove ("opens_at", "closes_at").
     opens_at: UtcDateTime | None = None
@@ -466,6 +471,57 @@ class ListIdentityActions(_IdentityQuery, _MonthOfActions):
 @message("proposal.actions.list.v1")
 class ListProposalActions(_ProposalQuery, _MonthOfActions):
     pass
+
+
+# --- the electorate (issue 9) ----------------------------------------------
+# At most this many census rows in one command: the gateway sends a large list in parts.
+CENSUS_ROWS_MAX = 2_000
+
+
+class CensusRow(BaseModel):
+    """One person of a census list, as the organiser's file gives them: identity keeps
+    keyed hashes of the identifying fields only (``services/identity/census.py``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    family_name: PersonName
+    given_name: PersonName
+    birth_date: date
+    district: District | None = None
+    email: EmailStr | None = None
+    resident: bool = True  # lives where the consultation is held
+
+
+@message("census.import.v1")
+class ImportCensus(_Identity):
+    """Add entries to a consultation's census, or update them (an entry is a person:
+    the same names and birth date); a claimed entry stays claimed. The gateway has
+    checked with the proposal service that ``actor`` organises the consultation.
+    Eligibility (residence, and ``minimum_age`` full years on ``age_on``) is decided
+    now and stored with the entry."""
+
+    # The action log records how many rows, never the rows (personal data).
+    NOT_LOGGED: ClassVar[frozenset[str]] = frozenset({"rows"})
+
+    consultation_id: Id
+    rows: list[CensusRow] = Field(min_length=1, max_length=CENSUS_ROWS_MAX)
+    minimum_age: int | None = Field(default=None, ge=0, le=130)
+    age_on: date
+    actor: Actor
+
+
+@message("census.claim.v1")
+class ClaimCensusEntry(_Identity):
+    """The person whose access token this is claims their entry of the consultation's
+    census: by their names and birth date, or, if none are given, by the e-mail
+    address they signed in with. Identity checks the token itself."""
+
+    consultation_id: Id
+    access_token: VotingTokenText
+    family_name: PersonName | None = None
+    given_name: PersonName | None = None
+    birth_date: date | None = None
+    client: ClientAddress | None = None
 
 
 # --- every service ---------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from urne.contracts.envelope import Event, message
-from urne.contracts.fields import ResultsVisibility
+from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.counting.rules import PollRules
 
 
@@ -22,6 +22,9 @@ class PollOpened(Event):
     opened_at: datetime
     # Frozen with the rules; absent (an event from before the setting): after_close.
     results_visibility: ResultsVisibility = "after_close"
+    # Who may get a voting token, frozen with the rules; absent (an event from before
+    # the setting): open.
+    electorate: Electorate = "open"
     # When it is due to close (None: by hand only): the vote service refuses ballots
     # received after it, even those still on their way when the close marker comes.
     # Only ``poll.close_extended.v1`` moves it, and only later.

@@ -14,6 +14,9 @@ Title = Annotated[str, Field(min_length=1, max_length=300)]
 Description = Annotated[str, Field(max_length=20_000)]
 ProposalBody = Annotated[str, Field(max_length=50_000)]
 LoginCodeText = Annotated[str, Field(min_length=1, max_length=32)]
+# A family or given name, as a census list or a person writes it (identity keeps only a
+# keyed hash of its normal form).
+PersonName = Annotated[str, Field(min_length=1, max_length=200)]
 # A client's IP address as text (identity reads anything else as "unknown client").
 ClientAddress = Annotated[str, Field(min_length=1, max_length=64)]
 VotingTokenText = Annotated[str, Field(min_length=1, max_length=4096)]
@@ -34,6 +37,10 @@ District = Identifier
 # at the close but shown only once an organiser publishes it; ``live``, running counts
 # while the poll is open, then as ``after_close``.
 ResultsVisibility = Literal["after_close", "embargoed", "live"]
+# Who may get a voting token for a poll (a setting of the poll, frozen with its rules at
+# the opening): ``open``, any signed-in person; ``census``, only people holding a
+# claimed, eligible entry of the census of the poll's consultation.
+Electorate = Literal["open", "census"]
 # A proposal's category ("mobility", "parks"): the organisers' vocabulary, free but
 # shaped like every other identifier, so it can name a filter in a URL.
 Category = Identifier

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from urne.contracts.fields import ResultsVisibility
+from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.contracts.steps import Step, StepKind
 from urne.counting.rules import PollRules
 
@@ -37,6 +37,21 @@ class VotingToken(Reply):
     poll_id: str
     voting_token: str
     expires_at: datetime
+
+
+class CensusImported(Reply):
+    consultation_id: str
+    rows: int  # entries added or updated
+    eligible: int  # of which eligible
+
+
+class CensusClaim(Reply):
+    """The entry the person holds: what their voting tokens for the consultation's
+    census polls will carry."""
+
+    consultation_id: str
+    district: str | None
+    eligible: bool
 
 
 class SyntheticVotingTokens(Reply):
@@ -136,6 +151,7 @@ class PollView(Reply):
     closed_at: datetime | None
     published_at: datetime | None
     results_visibility: ResultsVisibility = "after_close"
+    electorate: Electorate = "open"  # who may get a voting token
     result_signed_at: datetime | None = None  # when the tally signed its result
     opens_at: datetime | None = None  # when it opens by itself (None: by hand)
     closes_at: datetime | None = None  # when it closes by itself, amendments included

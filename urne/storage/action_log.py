@@ -49,7 +49,11 @@ def staff_action(env: Envelope, cmd: Message, at: datetime) -> Action | None:
     actor = getattr(cmd, "actor", None)
     if actor is None or isinstance(cmd, Query) or actor.role not in ACCOUNTABLE:
         return None
-    fields = cmd.model_dump(mode="json", exclude={"actor"})
+    # Personal data a command carries (a census's names and birth dates) is not
+    # logged: the entry says how many there were.
+    withheld: frozenset[str] = getattr(type(cmd), "NOT_LOGGED", frozenset())
+    fields = cmd.model_dump(mode="json", exclude={"actor", *withheld})
+    fields |= {f"{name}_count": len(getattr(cmd, name)) for name in withheld}
     subject = json.dumps(fields, sort_keys=True, ensure_ascii=False)[:SUBJECT_LIMIT]
     return Action(at.astimezone(UTC), str(env.id), actor.person_id, actor.role, env.type,
                   subject)

@@ -8,6 +8,7 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.query import UNSET_VALUE, PreparedStatement
 
+from urne.services.identity.census import CensusEntry
 from urne.services.identity.domain import (
     CODE_TTL,
     LoginCodes,
@@ -19,7 +20,7 @@ from urne.services.identity.domain import (
 )
 from urne.services.identity.limits import Counter
 from urne.storage.action_log import CassandraActionLog
-from urne.storage.cassandra import applied, guarded, ping, utc
+from urne.storage.cassandra import applied, guarded, ping, utc, write_grouped
 
 
 class CassandraIdentityStore:
@@ -50,8 +51,39 @@ class CassandraIdentityStore:
         self._set_status = session.prepare(
             f"INSERT INTO {ks}.poll_status (poll_id, status) VALUES (?, ?)")
         self._status = session.prepare(f"SELECT status FROM {ks}.poll_status WHERE poll_id = ?")
+        self._open_poll = session.prepare(
+            f"UPDATE {ks}.poll_status SET status = 'open', consultation_id = ?, electorate = ? "
+            "WHERE poll_id = ?")
+        self._electorate = session.prepare(
+            f"SELECT consultation_id, electorate FROM {ks}.poll_status WHERE poll_id = ?")
+        # The census (migration 005): plain writes leave ``claimed_by`` as it is; claims
+        # are lightweight transactions, so one entry goes to one account only.
+        self._save_entry = session.prepare(
+            f"UPDATE {ks}.census_entries SET district = ?, eligible = ? "
+            "WHERE consultation_id = ? AND entry_key = ?")
+        self._save_email = session.prepare(
+            f"INSERT INTO {ks}.census_emails (consultation_id, email_key, entry_key) "
+            "VALUES (?, ?, ?)")
+        self._entry = session.prepare(f"SELECT * FROM {ks}.census_entries "
+                                      "WHERE consultation_id = ? AND entry_key = ?")
+        self._entry_by_email = session.prepare(
+            f"SELECT entry_key FROM {ks}.census_emails WHERE consultation_id = ? "
+            "AND email_key = ?")
+        self._claim_entry = session.prepare(
+            f"UPDATE {ks}.census_entries SET claimed_by = ? WHERE consultation_id = ? "
+            "AND entry_key = ? IF claimed_by = null")
+        self._release_entry = session.prepare(
+            f"UPDATE {ks}.census_entries SET claimed_by = null WHERE consultation_id = ? "
+            "AND entry_key = ? IF claimed_by = ?")
+        self._claim = session.prepare(f"SELECT entry_key FROM {ks}.census_claims "
+                                      "WHERE consultation_id = ? AND person_id = ?")
+        self._add_claim = session.prepare(
+            f"INSERT INTO {ks}.census_claims (consultation_id, person_id, entry_key) "
+            "VALUES (?, ?, ?) IF NOT EXISTS")
         for stmt in (self._person, self._person_by_id, self._save_district, self._codes,
-                     self._counter, self._set_status, self._status):
+                     self._counter, self._set_status, self._status, self._open_poll,
+                     self._electorate, self._save_entry, self._save_email, self._entry,
+                     self._entry_by_email, self._claim):
             stmt.is_idempotent = True
 
     @guarded
@@ -126,6 +158,61 @@ class CassandraIdentityStore:
     def voting_status(self, poll_id: str) -> VotingStatus | None:
         row = self.s.execute(self._status, (poll_id,)).one()
         return voting_status(row.status) if row else None
+
+    @guarded
+    def open_poll(self, poll_id: str, consultation_id: str, electorate: str) -> None:
+        self.s.execute(self._open_poll, (consultation_id, electorate, poll_id))
+
+    @guarded
+    def electorate(self, poll_id: str) -> tuple[str, str] | None:
+        row = self.s.execute(self._electorate, (poll_id,)).one()
+        if row is None or row.consultation_id is None:
+            return None
+        return row.consultation_id, row.electorate or "open"
+
+    @guarded
+    def save_census(self, entries: list[CensusEntry], emails: list[tuple[str, str]]) -> None:
+        if not entries:
+            return
+        consultation_id = entries[0].consultation_id
+        write_grouped(self.s, [(self._save_entry, (e.district, e.eligible, e.consultation_id,
+                                                   e.entry_key)) for e in entries]
+                      + [(self._save_email, (consultation_id, email, entry))
+                         for email, entry in emails])
+
+    @guarded
+    def census_entry(self, consultation_id: str, entry_key: str) -> CensusEntry | None:
+        r = self.s.execute(self._entry, (consultation_id, entry_key)).one()
+        return CensusEntry(r.consultation_id, r.entry_key, r.district, bool(r.eligible),
+                           r.claimed_by) if r else None
+
+    @guarded
+    def census_entry_key_by_email(self, consultation_id: str, email_key: str) -> str | None:
+        r = self.s.execute(self._entry_by_email, (consultation_id, email_key)).one()
+        return r.entry_key if r else None
+
+    @guarded
+    def claim_census_entry(self, consultation_id: str, entry_key: str, person_id: str) -> str:
+        result = self.s.execute(self._claim_entry, (person_id, consultation_id, entry_key))
+        if applied(result):
+            return person_id
+        # Not applied: the row as it is shows who holds the entry.
+        return str(result.one().claimed_by)
+
+    @guarded
+    def release_census_entry(self, consultation_id: str, entry_key: str,
+                             person_id: str) -> None:
+        self.s.execute(self._release_entry, (consultation_id, entry_key, person_id))
+
+    @guarded
+    def census_claim(self, consultation_id: str, person_id: str) -> str | None:
+        r = self.s.execute(self._claim, (consultation_id, person_id)).one()
+        return r.entry_key if r else None
+
+    @guarded
+    def add_census_claim(self, consultation_id: str, person_id: str, entry_key: str) -> str:
+        result = self.s.execute(self._add_claim, (consultation_id, person_id, entry_key))
+        return entry_key if applied(result) else str(result.one().entry_key)
 
     @guarded
     def ping(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta
 
+from urne.services.identity.census import CensusEntry
 from urne.services.identity.domain import (
     LoginCodes,
     Person,
@@ -97,7 +98,77 @@ class SqliteIdentityStore:
 
     def set_voting_status(self, poll_id: str, status: VotingStatus) -> None:
         with self.db.tx() as c:
-            c.execute("INSERT OR REPLACE INTO poll_status VALUES (?, ?)", (poll_id, status))
+            c.execute("INSERT INTO poll_status (poll_id, status) VALUES (?, ?) "
+                      "ON CONFLICT (poll_id) DO UPDATE SET status = excluded.status",
+                      (poll_id, status))
+
+    def open_poll(self, poll_id: str, consultation_id: str, electorate: str) -> None:
+        with self.db.tx() as c:
+            c.execute("INSERT INTO poll_status (poll_id, status, consultation_id, electorate) "
+                      "VALUES (?, 'open', ?, ?) ON CONFLICT (poll_id) DO UPDATE SET "
+                      "status = 'open', consultation_id = excluded.consultation_id, "
+                      "electorate = excluded.electorate", (poll_id, consultation_id, electorate))
+
+    def electorate(self, poll_id: str) -> tuple[str, str] | None:
+        row = self.db.one("SELECT consultation_id, electorate FROM poll_status "
+                          "WHERE poll_id = ?", (poll_id,))
+        if row is None or row["consultation_id"] is None:
+            return None
+        return row["consultation_id"], row["electorate"] or "open"
+
+    def save_census(self, entries: list[CensusEntry], emails: list[tuple[str, str]]) -> None:
+        if not entries:
+            return
+        consultation_id = entries[0].consultation_id
+        with self.db.tx() as c:
+            c.executemany(
+                "INSERT INTO census_entries (consultation_id, entry_key, district, eligible) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (consultation_id, entry_key) DO UPDATE SET "
+                "district = excluded.district, eligible = excluded.eligible",
+                [(e.consultation_id, e.entry_key, e.district, int(e.eligible))
+                 for e in entries])
+            c.executemany("INSERT OR REPLACE INTO census_emails VALUES (?, ?, ?)",
+                          [(consultation_id, email, entry) for email, entry in emails])
+
+    def census_entry(self, consultation_id: str, entry_key: str) -> CensusEntry | None:
+        row = self.db.one("SELECT * FROM census_entries WHERE consultation_id = ? AND "
+                          "entry_key = ?", (consultation_id, entry_key))
+        return CensusEntry(row["consultation_id"], row["entry_key"], row["district"],
+                           bool(row["eligible"]), row["claimed_by"]) if row else None
+
+    def census_entry_key_by_email(self, consultation_id: str, email_key: str) -> str | None:
+        row = self.db.one("SELECT entry_key FROM census_emails WHERE consultation_id = ? AND "
+                          "email_key = ?", (consultation_id, email_key))
+        return row["entry_key"] if row else None
+
+    def claim_census_entry(self, consultation_id: str, entry_key: str, person_id: str) -> str:
+        with self.db.tx() as c:
+            c.execute("UPDATE census_entries SET claimed_by = ? WHERE consultation_id = ? "
+                      "AND entry_key = ? AND claimed_by IS NULL",
+                      (person_id, consultation_id, entry_key))
+            row = c.execute("SELECT claimed_by FROM census_entries WHERE consultation_id = ? "
+                            "AND entry_key = ?", (consultation_id, entry_key)).fetchone()
+        return str(row["claimed_by"])
+
+    def release_census_entry(self, consultation_id: str, entry_key: str,
+                             person_id: str) -> None:
+        with self.db.tx() as c:
+            c.execute("UPDATE census_entries SET claimed_by = NULL WHERE consultation_id = ? "
+                      "AND entry_key = ? AND claimed_by = ?",
+                      (consultation_id, entry_key, person_id))
+
+    def census_claim(self, consultation_id: str, person_id: str) -> str | None:
+        row = self.db.one("SELECT entry_key FROM census_claims WHERE consultation_id = ? AND "
+                          "person_id = ?", (consultation_id, person_id))
+        return row["entry_key"] if row else None
+
+    def add_census_claim(self, consultation_id: str, person_id: str, entry_key: str) -> str:
+        with self.db.tx() as c:
+            c.execute("INSERT OR IGNORE INTO census_claims VALUES (?, ?, ?)",
+                      (consultation_id, person_id, entry_key))
+            row = c.execute("SELECT entry_key FROM census_claims WHERE consultation_id = ? "
+                            "AND person_id = ?", (consultation_id, person_id)).fetchone()
+        return str(row["entry_key"])
 
     def voting_status(self, poll_id: str) -> VotingStatus | None:
         row = self.db.one("SELECT status FROM poll_status WHERE poll_id = ?", (poll_id,))

@@ -1,0 +1,78 @@
+"""The census in identity's stores, the same on SQLite and on Cassandra: entries are
+updated without losing their claim, and one entry goes to one account, one account to
+one entry, even when claims race (a lightweight transaction in Cassandra)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from urne.services.identity.census import CensusEntry
+
+pytestmark = pytest.mark.integration
+
+
+def test_entries_are_added_updated_and_keep_their_claim(backend: Any) -> None:
+    store = backend("identity")
+    c = uuid.uuid4().hex
+    store.save_census([CensusEntry(c, "k1", "nord", True), CensusEntry(c, "k2", None, False)],
+                      [("e1", "k1")])
+    assert store.census_entry(c, "k1") == CensusEntry(c, "k1", "nord", True, None)
+    assert store.census_entry(c, "k2") == CensusEntry(c, "k2", None, False, None)
+    assert store.census_entry(c, "k3") is None
+    assert store.census_entry("another", "k1") is None  # per consultation
+    assert store.census_entry_key_by_email(c, "e1") == "k1"
+    assert store.census_entry_key_by_email(c, "e2") is None
+
+    assert store.claim_census_entry(c, "k1", "p1") == "p1"
+    assert store.claim_census_entry(c, "k1", "p1") == "p1"  # again: still theirs
+    assert store.claim_census_entry(c, "k1", "p2") == "p1"  # taken
+    store.save_census([CensusEntry(c, "k1", "sud", False)], [])
+    assert store.census_entry(c, "k1") == CensusEntry(c, "k1", "sud", False, "p1")
+
+    store.release_census_entry(c, "k1", "p2")  # not theirs: nothing happens
+    assert store.census_entry(c, "k1").claimed_by == "p1"
+    store.release_census_entry(c, "k1", "p1")
+    assert store.census_entry(c, "k1").claimed_by is None
+
+    assert store.census_claim(c, "p1") is None
+    assert store.add_census_claim(c, "p1", "k1") == "k1"
+    assert store.add_census_claim(c, "p1", "k2") == "k1"  # one entry per account
+    assert store.census_claim(c, "p1") == "k1"
+
+
+def test_racing_claims_give_an_entry_to_one_account(backend: Any) -> None:
+    store = backend("identity")
+    c = uuid.uuid4().hex
+    store.save_census([CensusEntry(c, "k", "nord", True)], [])
+    with ThreadPoolExecutor(8) as pool:
+        holders = list(pool.map(lambda i: store.claim_census_entry(c, "k", f"p{i}"), range(8)))
+    assert len(set(holders)) == 1 and holders[0] in {f"p{i}" for i in range(8)}
+    assert Counter(holders)[holders[0]] == 8  # every racer learns who won
+    assert store.census_entry(c, "k").claimed_by == holders[0]
+
+
+def test_racing_claims_of_one_account_record_one_entry(backend: Any) -> None:
+    store = backend("identity")
+    c = uuid.uuid4().hex
+    with ThreadPoolExecutor(8) as pool:
+        kept = list(pool.map(lambda i: store.add_census_claim(c, "p", f"k{i}"), range(8)))
+    assert len(set(kept)) == 1
+    assert store.census_claim(c, "p") == kept[0]
+
+
+def test_a_poll_is_open_to_its_electorate(backend: Any) -> None:
+    store = backend("identity")
+    poll = uuid.uuid4().hex
+    assert store.electorate(poll) is None
+    store.open_poll(poll, "c1", "census")
+    assert (store.voting_status(poll), store.electorate(poll)) == ("open", ("c1", "census"))
+    store.set_voting_status(poll, "closed")
+    assert (store.voting_status(poll), store.electorate(poll)) == ("closed", ("c1", "census"))
+    older = uuid.uuid4().hex  # opened before electorates: status only
+    store.set_voting_status(older, "open")
+    assert store.electorate(older) is None

@@ -1,0 +1,246 @@
+"""The census of a consultation (issue 9): identity keeps keyed hashes of who is on it,
+one entry goes to one account, and a census poll issues voting tokens to claimed,
+eligible entries only, with the census's district."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.unit.helpers import Clock, deliver, ok, refused
+from tests.unit.test_identity import RULES, Identity, make_identity
+from urne.contracts.commands import (
+    Actor,
+    CensusRow,
+    ClaimCensusEntry,
+    ImportCensus,
+    IssueVotingTokenV2,
+)
+from urne.contracts.events import PollOpened
+from urne.counting import rules_hash
+from urne.crypto.keys import SigningKey
+from urne.services.identity import census
+
+pytestmark = pytest.mark.unit
+
+ORGANISER = Actor(person_id="org-1", role="organiser")
+ON = date(2026, 11, 30)
+
+
+def row(family: str, given: str, born: str, district: str | None = "nord",
+        email: str | None = None, resident: bool = True) -> CensusRow:
+    return CensusRow(family_name=family, given_name=given, birth_date=date.fromisoformat(born),
+                     district=district, email=email, resident=resident)
+
+
+ROWS = [row("Dupont-Léger", "Éloïse", "1990-05-17", "nord", email="eloise@example.org"),
+        row("Martin", "Paul", "2010-01-01", "sud"),  # 16 on ON: under age
+        row("Nguyen", "Anh", "1985-03-03", "est", resident=False),
+        row("O'Brien", "Sean", "1970-12-31", None)]
+
+
+@pytest.fixture
+def identity(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> Identity:
+    made = make_identity(tmp_path, identity_key, clock)
+    data, _ = ok(made.core, ImportCensus(consultation_id="c1", rows=ROWS, minimum_age=18,
+                                         age_on=ON, actor=ORGANISER))
+    assert (data["rows"], data["eligible"]) == (4, 2)
+    return made
+
+
+def signed_in(identity: Identity, email: str) -> str:
+    return identity.sign_in(email)[0]["person_id"]
+
+
+def claim(identity: Identity, person_id: str, family: str | None = None,
+          given: str | None = None, born: str | None = None,
+          consultation_id: str = "c1") -> ClaimCensusEntry:
+    return ClaimCensusEntry(consultation_id=consultation_id,
+                            access_token=identity.access(person_id), family_name=family,
+                            given_name=given,
+                            birth_date=date.fromisoformat(born) if born else None)
+
+
+def open_census_poll(identity: Identity, poll_id: str, electorate: str = "census") -> None:
+    assert deliver(identity.core, PollOpened(
+        poll_id=poll_id, consultation_id="c1", rules=RULES, rules_hash=rules_hash(RULES),
+        opened_at=identity.clock(), electorate=electorate)) == []
+
+
+# --- the pure part ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("a, b", [("Jean-Pierre", "jean pierre"), ("Éloïse", "ELOISE"),
+                                  ("O'Brien", "o brien"), ("  Anne  Marie ", "Anne-Marie"),
+                                  ("Straße", "STRASSE")])
+def test_names_are_matched_however_they_are_written(a: str, b: str) -> None:
+    assert census.normalise_name(a) == census.normalise_name(b)
+
+
+def test_different_names_stay_different() -> None:
+    assert census.normalise_name("Anne") != census.normalise_name("Anna")
+
+
+@pytest.mark.parametrize("born, on, age", [("2008-11-30", "2026-11-30", 18),
+                                           ("2008-12-01", "2026-11-30", 17),
+                                           ("2008-02-29", "2026-02-28", 17),
+                                           ("2008-02-29", "2026-03-01", 18)])
+def test_full_years_of_age(born: str, on: str, age: int) -> None:
+    assert census.age_on(date.fromisoformat(born), date.fromisoformat(on)) == age
+
+
+def test_keys_depend_on_the_consultation_and_the_secret() -> None:
+    born = date(1990, 5, 17)
+    one = census.entry_key("s", "c1", "Dupont", "Eloise", born)
+    assert one == census.entry_key("s", "c1", "DUPONT", "Éloïse", born)
+    assert one != census.entry_key("s", "c2", "Dupont", "Eloise", born)
+    assert one != census.entry_key("t", "c1", "Dupont", "Eloise", born)
+    assert one != census.entry_key("s", "c1", "Dupont", "Eloise", date(1990, 5, 18))
+
+
+# --- the service -----------------------------------------------------------------
+
+
+def test_the_store_holds_no_name_birth_date_or_address(identity: Identity,
+                                                       tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "identity.db") as db:
+        dumped = "\n".join(db.iterdump()).casefold()
+    for word in ("dupont", "eloise", "éloïse", "1990-05-17", "eloise@example.org", "martin",
+                 "o'brien", "obrien"):
+        assert word not in dumped, word
+    assert "nord" in dumped  # the district is kept in clear
+
+
+def test_only_staff_import_a_census(identity: Identity) -> None:
+    error = refused(identity.core, ImportCensus(
+        consultation_id="c1", rows=ROWS[:1], age_on=ON,
+        actor=Actor(person_id="p", role="participant")))
+    assert (error["status"], error["code"]) == (403, "forbidden")
+
+
+def test_a_person_claims_their_entry_by_name_as_they_write_it(identity: Identity) -> None:
+    person = signed_in(identity, "someone@example.org")
+    data, events = ok(identity.core, claim(identity, person, "dupont leger", "eloise",
+                                           "1990-05-17"))
+    assert data == {"consultation_id": "c1", "district": "nord", "eligible": True}
+    assert events == []
+    # Claiming again is the same answer.
+    again, _ = ok(identity.core, claim(identity, person, "DUPONT-LÉGER", "Éloïse",
+                                       "1990-05-17"))
+    assert again == data
+
+
+def test_a_person_claims_their_entry_by_the_address_they_signed_in_with(
+        identity: Identity) -> None:
+    person = signed_in(identity, "Eloise@Example.org")
+    data, _ = ok(identity.core, claim(identity, person))
+    assert (data["district"], data["eligible"]) == ("nord", True)
+
+
+def test_one_entry_goes_to_one_account(identity: Identity) -> None:
+    first, second = signed_in(identity, "a@example.org"), signed_in(identity, "b@example.org")
+    ok(identity.core, claim(identity, first, "Martin", "Paul", "2010-01-01"))
+    error = refused(identity.core, claim(identity, second, "Martin", "Paul", "2010-01-01"))
+    assert (error["status"], error["code"]) == (409, "census_entry_claimed")
+
+
+def test_one_account_claims_one_entry(identity: Identity) -> None:
+    person = signed_in(identity, "a@example.org")
+    ok(identity.core, claim(identity, person, "Martin", "Paul", "2010-01-01"))
+    error = refused(identity.core, claim(identity, person, "Nguyen", "Anh", "1985-03-03"))
+    assert (error["status"], error["code"]) == (409, "census_already_claimed")
+    # The other entry is still free for its owner.
+    other = signed_in(identity, "anh@example.org")
+    assert ok(identity.core, claim(identity, other, "Nguyen", "Anh", "1985-03-03"))[0][
+        "eligible"] is False
+
+
+def test_a_claim_gives_all_three_or_none(identity: Identity) -> None:
+    person = signed_in(identity, "a@example.org")
+    error = refused(identity.core, claim(identity, person, "Martin", "Paul"))
+    assert (error["status"], error["code"]) == (422, "census_claim_incomplete")
+
+
+def test_failed_claims_are_limited_per_account(identity: Identity) -> None:
+    person = signed_in(identity, "guesser@example.org")
+    for day in range(census.CLAIM_FAILURES.most):
+        error = refused(identity.core, claim(identity, person, "Dupont-Léger", "Éloïse",
+                                             f"1990-05-{day + 1:02d}"))
+        assert (error["status"], error["code"]) == (404, "census_entry_not_found")
+    # Even the right answer is refused now: guessing is over for the day.
+    error = refused(identity.core, claim(identity, person, "Dupont-Léger", "Éloïse",
+                                         "1990-05-17"))
+    assert (error["status"], error["code"]) == (429, "too_many_attempts")
+    assert 0 < error["retry_after"] <= 24 * 3600
+    # Another account is not stopped by this one's guesses.
+    owner = signed_in(identity, "eloise@example.org")
+    assert ok(identity.core, claim(identity, owner))[0]["district"] == "nord"
+
+
+def test_a_census_poll_issues_tokens_to_claimed_eligible_entries_only(
+        identity: Identity) -> None:
+    open_census_poll(identity, "p1")
+    eligible, minor, stranger = (signed_in(identity, f"{n}@example.org")
+                                 for n in ("e", "m", "s"))
+    ok(identity.core, claim(identity, eligible, "Dupont-Léger", "Éloïse", "1990-05-17"))
+    ok(identity.core, claim(identity, minor, "Martin", "Paul", "2010-01-01"))
+
+    error = refused(identity.core, IssueVotingTokenV2(poll_id="p1",
+                                                      access_token=identity.access(stranger)))
+    assert (error["status"], error["code"]) == (403, "census_claim_required")
+    error = refused(identity.core, IssueVotingTokenV2(poll_id="p1",
+                                                      access_token=identity.access(minor)))
+    assert (error["status"], error["code"]) == (403, "not_eligible")
+    token = identity.voting_token(eligible, "p1")
+    assert identity.verifier.voting(token).district == "nord"  # the census's, not declared
+
+
+def test_an_open_poll_and_an_event_without_electorate_stay_open_to_all(
+        identity: Identity) -> None:
+    open_census_poll(identity, "p-open", electorate="open")
+    identity.open_poll("p-old")  # a poll.opened without the field: open
+    stranger = signed_in(identity, "s@example.org")
+    for poll in ("p-open", "p-old"):
+        assert identity.voting_token(stranger, poll)
+
+
+def test_a_census_is_per_consultation(identity: Identity) -> None:
+    person = signed_in(identity, "eloise@example.org")
+    error = refused(identity.core, claim(identity, person, consultation_id="c2"))
+    assert (error["status"], error["code"]) == (404, "census_entry_not_found")
+
+
+def test_importing_again_updates_and_keeps_the_claim(identity: Identity) -> None:
+    person = signed_in(identity, "paul@example.org")
+    ok(identity.core, claim(identity, person, "Martin", "Paul", "2010-01-01"))
+    data, _ = ok(identity.core, ImportCensus(
+        consultation_id="c1", rows=[row("Martin", "Paul", "2010-01-01", "ouest")],
+        minimum_age=16, age_on=ON, actor=ORGANISER))
+    assert (data["rows"], data["eligible"]) == (1, 1)
+    assert ok(identity.core, claim(identity, person, "Martin", "Paul", "2010-01-01"))[0] == {
+        "consultation_id": "c1", "district": "ouest", "eligible": True}
+
+
+def test_failed_claims_from_one_client_count_with_its_wrong_codes(identity: Identity) -> None:
+    from urne.services.identity import limits
+
+    accounts = [signed_in(identity, f"g{i}@example.org") for i in range(4)]
+    tries = 0
+    while tries < limits.FAILURES_FROM_CLIENT.most:
+        for person in accounts:  # spread over accounts, each under its own limit
+            if tries == limits.FAILURES_FROM_CLIENT.most:
+                break
+            error = refused(identity.core, claim(identity, person, "X", "Y", "1990-01-01")
+                            .model_copy(update={"client": "203.0.113.50"}))
+            assert error["code"] == "census_entry_not_found"
+            tries += 1
+    error = refused(identity.core, claim(identity, accounts[0], "X", "Y", "1990-01-01")
+                    .model_copy(update={"client": "203.0.113.50"}))
+    assert (error["status"], error["code"]) == (429, "too_many_attempts")
+    # From another client the same account is not stopped by that client's guesses.
+    error = refused(identity.core, claim(identity, accounts[0], "X", "Y", "1990-01-01")
+                    .model_copy(update={"client": "198.51.100.1"}))
+    assert error["code"] == "census_entry_not_found"
