@@ -17,6 +17,7 @@ from urne.contracts.commands import (
     IssueVotingToken,
     IssueVotingTokenV2,
     ListIdentityActions,
+    PurgeExpired,
     RequestLoginCode,
     SetRole,
     VerifyLoginCode,
@@ -29,6 +30,7 @@ from urne.contracts.replies import (
     CensusImported,
     LoginCodeSent,
     PersonView,
+    Purged,
     SyntheticVotingTokens,
     VotingToken,
 )
@@ -51,6 +53,8 @@ from urne.storage.action_log import action_log_view, recorder
 
 # Conditional writes lost to another process in a row before giving up (503).
 SWAP_TRIES = 8
+# The purge runs at most this often, however often the timer asks.
+PURGE_EVERY = timedelta(minutes=10)
 
 
 @dataclass
@@ -72,6 +76,7 @@ class IdentityHandlers:
     # Networks of agents' kiosks, which no per-client limit stops.
     kiosks: tuple[IPv4Network | IPv6Network, ...] = ()
     _access: TokenVerifier = field(init=False, repr=False)
+    _purged_at: datetime | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Identity checks access tokens with its own key: whoever asks for a voting
@@ -340,6 +345,14 @@ class IdentityHandlers:
             cmd.consultation_id, census.email_key(self.code_secret, cmd.consultation_id,
                                                   person.email))
 
+    def purge_expired(self, cmd: PurgeExpired, ctx: Context) -> Purged:
+        now = self.clock()
+        if self._purged_at is not None and now - self._purged_at < PURGE_EVERY:
+            return Purged(removed={})
+        removed = self.store.purge_expired(now)
+        self._purged_at = now
+        return Purged(removed=removed)
+
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
         # A late redelivery of "opened" must not reopen a closed poll.
         if self.store.voting_status(event.poll_id) != "closed":
@@ -363,6 +376,7 @@ class IdentityHandlers:
                 ListIdentityActions: self.list_actions,
                 ImportCensus: self.import_census,
                 ClaimCensusEntry: self.claim_census_entry,
+                PurgeExpired: self.purge_expired,
             },
             subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed},
             ping=self.store.ping,

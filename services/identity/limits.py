@@ -38,6 +38,11 @@ SENDS_TO_ADDRESS = Limit("send-address", 15, timedelta(hours=1))
 FAILURES_FROM_CLIENT = Limit("fail-client", 30, timedelta(minutes=15))
 
 
+# The longest window of any limit (the census claims', services/identity/census.py): a
+# counter older than this counts nothing any more, whatever its limit.
+LONGEST_WINDOW = timedelta(hours=24)
+
+
 @dataclass(frozen=True)
 class Counter:
     key: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from urne.services.identity.census import CensusEntry
@@ -67,6 +67,10 @@ class IdentityStore(Protocol):
     def add_census_claim(self, consultation_id: str, person_id: str, entry_key: str) -> str:
         """Record the person's claim unless they have one already; the entry key stored
         now (another one if they claimed another entry first). Atomic across processes."""
+        ...
+    def purge_expired(self, now: datetime) -> dict[str, int]:
+        """Delete sign-in codes of which none is pending any more, and limit counters
+        whose window ended before ``now - LONGEST_WINDOW``; rows deleted, by table."""
         ...
     def ping(self) -> None: ...
 

@@ -640,3 +640,36 @@ def test_domain_spread_and_declare() -> None:
     person = domain.Person("p", CITIZEN, "participant", datetime(2025, 1, 1, tzinfo=UTC))
     assert person.district is None
     assert domain.declare_district(person, "north") == replace(person, district="north")
+
+
+# --- the purge of what expired (issue 9, retention) ---------------------------------
+
+
+def test_the_purge_deletes_spent_codes_and_old_counters_only(identity: Identity) -> None:
+    from urne.contracts.commands import PurgeExpired
+
+    identity.request("early@example.org")
+    identity.clock.advance(seconds=(domain.CODE_TTL + timedelta(minutes=1)).total_seconds())
+    identity.request("late@example.org")  # still pending
+    data, events = ok(identity.core, PurgeExpired())
+    assert events == []
+    assert data == {"removed": {"sign_in_codes": 1, "limit_counters": 0}}
+    assert identity.store.login_codes("early@example.org") is None
+    assert identity.store.login_codes("late@example.org") is not None
+    # Within ten minutes the timer's asking does nothing.
+    assert ok(identity.core, PurgeExpired())[0] == {"removed": {}}
+
+    identity.clock.advance(seconds=(limits.LONGEST_WINDOW + timedelta(minutes=1)).total_seconds())
+    data, _ = ok(identity.core, PurgeExpired())
+    # Both addresses' counters (two limits each) have outlived every window.
+    assert data == {"removed": {"sign_in_codes": 1, "limit_counters": 4}}
+    # The owner of an address may sign in again as if nothing had happened.
+    assert identity.request("early@example.org") == {"channel": "email", "expires_in": 600}
+
+
+def test_the_purge_is_no_command_anyone_may_send_over_the_broker() -> None:
+    from urne.contracts.commands import PurgeExpired
+    from urne.messaging.signatures import allowed
+
+    assert not any(allowed(PurgeExpired.TYPE, sender) for sender in
+                   ("gateway", "identity", "proposal", "vote", "tally"))

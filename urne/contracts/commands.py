@@ -103,6 +103,15 @@ class _IdentityQuery(Query):
     OWNER = "identity"
 
 
+@message("identity.purge_expired.v1")
+class PurgeExpired(_Identity):
+    """Delete what has expired in identity's stores (sign-in codes no longer pending,
+    limit counters past their window): sent by identity's own timer, never over the
+    broker (no sender may)."""
+
+    SENDERS: ClassVar[frozenset[str]] = frozenset()
+
+
 @message("person.get.v1")
 class GetPerson(_IdentityQuery):
     person_id: Id

@@ -39,6 +39,12 @@ class VotingToken(Reply):
     expires_at: datetime
 
 
+class Purged(Reply):
+    """Rows deleted, by table (none when the last purge was too recent to run again)."""
+
+    removed: dict[str, int]
+
+
 class CensusImported(Reply):
     consultation_id: str
     rows: int  # entries added or updated

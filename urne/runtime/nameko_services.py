@@ -15,7 +15,7 @@ from nameko.events import EventDispatcher, event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from urne.contracts.commands import CheckPolls, RunSchedule
+from urne.contracts.commands import CheckPolls, PurgeExpired, RunSchedule
 from urne.contracts.envelope import wrap
 from urne.contracts.events import (
     BallotBoxSealedV2,
@@ -61,6 +61,12 @@ class IdentityService:
     @event_handler(PollClosed.PRODUCER, PollClosed.TYPE, requeue_on_error=True)
     def on_poll_closed(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
+
+    @timer(interval=SCHEDULE_INTERVAL_SECONDS)
+    def purge_expired(self) -> None:
+        """Expired sign-in codes and counters go (at most every ten minutes: the core
+        decides; on Cassandra their TTL has done it already)."""
+        serve_command(self.core, self.dispatch, self.trust, wrap(PurgeExpired(), "identity"))
 
 
 class ProposalService:

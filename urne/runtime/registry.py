@@ -20,7 +20,7 @@ import urne.services.identity
 import urne.services.proposal
 import urne.services.tally
 import urne.services.vote
-from urne.contracts.commands import CheckPolls, RunSchedule
+from urne.contracts.commands import CheckPolls, PurgeExpired, RunSchedule
 from urne.contracts.envelope import Command
 from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_key_set, load_signing_key
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
@@ -179,7 +179,7 @@ def tally_core(store: TallyStore, config: ServiceConfig) -> ServiceCore:
 
 IDENTITY = ServiceSpec[IdentityStore](
     "identity", Migrations.of(urne.services.identity), SqliteIdentityStore,
-    CassandraIdentityStore, identity_core)
+    CassandraIdentityStore, identity_core, periodic=PurgeExpired)
 PROPOSAL = ServiceSpec[ProposalStore](
     "proposal", Migrations.of(urne.services.proposal), SqliteProposalStore,
     CassandraProposalStore, proposal_core, periodic=RunSchedule)

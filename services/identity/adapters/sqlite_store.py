@@ -14,7 +14,7 @@ from urne.services.identity.domain import (
     pending_json,
     voting_status,
 )
-from urne.services.identity.limits import Counter
+from urne.services.identity.limits import LONGEST_WINDOW, Counter
 from urne.storage.action_log import SqliteActionLog
 from urne.storage.sqlite import SqliteDb
 
@@ -173,6 +173,17 @@ class SqliteIdentityStore:
     def voting_status(self, poll_id: str) -> VotingStatus | None:
         row = self.db.one("SELECT status FROM poll_status WHERE poll_id = ?", (poll_id,))
         return voting_status(row["status"]) if row else None
+
+    def purge_expired(self, now: datetime) -> dict[str, int]:
+        # Cassandra's rows expire by themselves (TTL); here the job deletes them.
+        spent = [row["email"] for row in self.db.query("SELECT email, pending FROM sign_in_codes")
+                 if not any(p.expires_at > now for p in pending_from_json(row["pending"]))]
+        before = (now - LONGEST_WINDOW).isoformat()
+        with self.db.tx() as c:
+            c.executemany("DELETE FROM sign_in_codes WHERE email = ?", [(e,) for e in spent])
+            counters = c.execute("DELETE FROM limit_counters WHERE window_started_at < ?",
+                                 (before,)).rowcount
+        return {"sign_in_codes": len(spent), "limit_counters": counters}
 
     def ping(self) -> None:
         self.db.ping()
