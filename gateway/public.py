@@ -277,6 +277,9 @@ class FrozenRulesPublic(Public):
     rules_hash: str
     opened_at: datetime
     results_visibility: ResultsVisibility
+    # Who could get a voting token, frozen with the rules (not hashed either): anyone
+    # signed in, or the consultation's census only.
+    electorate: Electorate = "open"
 
 
 class ActionPublic(Public):

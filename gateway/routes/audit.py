@@ -45,7 +45,8 @@ async def frozen_rules(poll_id: Id, services: ServicesDep) -> dict:
         raise ProblemError(409, "poll_not_opened", "rules are frozen and published at opening")
     return {"poll_id": poll_id, "rules": poll["rules"], "rules_hash": poll["rules_hash"],
             "opened_at": poll["opened_at"],
-            "results_visibility": poll.get("results_visibility", "after_close")}
+            "results_visibility": poll.get("results_visibility", "after_close"),
+            "electorate": poll.get("electorate", "open")}
 
 
 # The tally decides, for each of the routes below, whether anything may be shown:

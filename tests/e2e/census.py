@@ -68,6 +68,8 @@ def run_census(http: httpx.Client, outbox: Path) -> None:
     poll_id = r.json()["id"]
     r = http.post(f"/v1/polls/{poll_id}/open", headers=org)
     assert r.status_code == 200 and r.json()["electorate"] == "census", r.text
+    # Auditors see it with the frozen rules.
+    assert http.get(f"/v1/audit/polls/{poll_id}/rules").json()["electorate"] == "census"
 
     users = {who: sign_in(http, outbox, who) for who in (eloise, paul, stranger, thief)}
 

@@ -40,6 +40,10 @@ def test_the_documents_of_a_real_tally_conform(served: Documents,  # noqa: F811
     frozen = {**served.rules, "opened_at": "2026-11-30T10:00:00+00:00",
               "results_visibility": "after_close"}
     assert conforms("frozen_rules", frozen) == []
+    # The electorate, frozen with the rules: optional (documents served before it).
+    for electorate in ("open", "census"):
+        assert conforms("frozen_rules", {**frozen, "electorate": electorate}) == []
+    assert conforms("frozen_rules", {**frozen, "electorate": "everyone"}) != []
 
 
 @pytest.mark.parametrize("rules", [*POLLS, PER_DISTRICT],
