@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from urne.contracts.commands import (
     CENSUS_ROWS_MAX,
@@ -53,8 +54,14 @@ async def import_census(
     if user.role != ADMIN and user.person_id not in (consultation.get("organisers") or []):
         raise ProblemError(403, "not_an_organiser",
                            "only this consultation's organisers upload its census")
+    if any(p.get("electorate") == "census" and p.get("status") == "open"
+           for p in consultation.get("polls") or []):
+        # Who may vote is frozen with the poll: not the mode only, the list too.
+        raise ProblemError(409, "census_frozen", "a census poll of this consultation is "
+                           "open: its census changes only before it opens or after it closes")
     try:
-        rows = census.read(data, columns)
+        # Off the event loop: some 12 s for the largest file, every request waiting else.
+        rows = await run_in_threadpool(census.read, data, columns)
     except census.CensusFileError as exc:
         raise ProblemError(422, "census_invalid", f"the census file was not imported: {exc}",
                            errors=exc.errors) from exc

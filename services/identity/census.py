@@ -35,7 +35,9 @@ from urne.services.identity.limits import Limit
 # ``limits.FAILURES_FROM_CLIENT``).
 CLAIM_FAILURES = Limit("census-claim-fail", 10, timedelta(hours=24))
 
-_SEPARATORS = re.compile(r"[^0-9a-z]+")
+# Whatever is not a letter or a digit, in any script: Cyrillic, Greek, Arabic or Han
+# names keep their letters ("Иванов" is not "Петров").
+_SEPARATORS = re.compile(r"[\W_]+")
 
 
 def normalise_name(name: str) -> str:
@@ -45,6 +47,11 @@ def normalise_name(name: str) -> str:
     decomposed = unicodedata.normalize("NFKD", name)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     return _SEPARATORS.sub(" ", bare).strip()
+
+
+def has_letters(name: str) -> bool:
+    """Whether a name keeps something once normalised (not only punctuation)."""
+    return bool(normalise_name(name))
 
 
 def age_on(birth_date: date, day: date) -> int:

@@ -271,6 +271,7 @@ class IdentityHandlers:
                             code="forbidden")
         entries: dict[str, census.CensusEntry] = {}  # by key: a person listed twice, once
         emails: dict[str, str] = {}
+        shared: set[str] = set()  # addresses of several people (a family's): no claim by them
         for row in cmd.rows:
             key = census.entry_key(self.code_secret, cmd.consultation_id, row.family_name,
                                    row.given_name, row.birth_date)
@@ -278,8 +279,12 @@ class IdentityHandlers:
                 cmd.consultation_id, key, row.district,
                 census.eligible(row.resident, row.birth_date, cmd.minimum_age, cmd.age_on))
             if row.email is not None:
-                emails[census.email_key(self.code_secret, cmd.consultation_id,
-                                        domain.normalise_email(row.email))] = key
+                email = census.email_key(self.code_secret, cmd.consultation_id,
+                                         domain.normalise_email(row.email))
+                if emails.setdefault(email, key) != key:
+                    shared.add(email)
+        for email in shared:
+            del emails[email]
         self.store.save_census(list(entries.values()), list(emails.items()))
         return CensusImported(consultation_id=cmd.consultation_id, rows=len(entries),
                               eligible=sum(e.eligible for e in entries.values()))
@@ -316,20 +321,26 @@ class IdentityHandlers:
             raise NotFound("no entry of this consultation's census matches; check the "
                            "spelling and the birth date, or ask the organisers",
                            code="census_entry_not_found", keep_writes=True)
-        held = self.store.census_claim(cmd.consultation_id, person_id)
+        c = cmd.consultation_id
+        # The account's reservation first, then the entry: a crash in between leaves a
+        # reservation of an entry it does not hold, which the next claim finishes (the
+        # same entry) or drops (another one); never an entry held with nothing pointing
+        # to it. A token needs both (``_census_entry``).
+        held = self.store.census_claim(c, person_id)
         if held is not None and held != key:
-            raise Conflict("your account holds another entry of this census",
-                           code="census_already_claimed")
-        if held is None:
-            holder = self.store.claim_census_entry(cmd.consultation_id, key, person_id)
-            if holder != person_id:
-                raise Conflict("this census entry was claimed by another account; if it is "
-                               "yours, ask the organisers", code="census_entry_claimed")
-            if self.store.add_census_claim(cmd.consultation_id, person_id, key) != key:
-                # Another claim of this account won meanwhile: keep that one only.
-                self.store.release_census_entry(cmd.consultation_id, key, person_id)
+            other = self.store.census_entry(c, held)
+            if other is not None and other.claimed_by == person_id:
                 raise Conflict("your account holds another entry of this census",
                                code="census_already_claimed")
+            self.store.drop_census_claim(c, person_id, held)  # a claim a crash cut short
+            held = None
+        if held is None and self.store.add_census_claim(c, person_id, key) != key:
+            raise Conflict("your account holds another entry of this census",
+                           code="census_already_claimed")  # another claim of it won
+        if self.store.claim_census_entry(c, key, person_id) != person_id:
+            self.store.drop_census_claim(c, person_id, key)
+            raise Conflict("this census entry was claimed by another account; if it is "
+                           "yours, ask the organisers", code="census_entry_claimed")
         return CensusClaim(consultation_id=cmd.consultation_id, district=entry.district,
                            eligible=entry.eligible)
 

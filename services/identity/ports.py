@@ -54,19 +54,19 @@ class IdentityStore(Protocol):
     def census_entry(self, consultation_id: str, entry_key: str) -> CensusEntry | None: ...
     def census_entry_key_by_email(self, consultation_id: str, email_key: str) -> str | None: ...
     def claim_census_entry(self, consultation_id: str, entry_key: str, person_id: str) -> str:
-        """Mark the entry claimed by ``person_id`` unless someone claimed it already;
-        who holds it now. Atomic across processes."""
+        """Mark the (existing) entry claimed by ``person_id`` unless someone claimed it
+        already; who holds it now. Atomic across processes."""
         ...
-    def release_census_entry(self, consultation_id: str, entry_key: str,
-                             person_id: str) -> None:
-        """Undo ``claim_census_entry`` if ``person_id`` still holds the entry."""
+    def drop_census_claim(self, consultation_id: str, person_id: str, entry_key: str) -> None:
+        """Undo ``add_census_claim`` if the person's claim is still ``entry_key``."""
         ...
     def census_claim(self, consultation_id: str, person_id: str) -> str | None:
         """The entry key the person claimed in the consultation's census."""
         ...
     def add_census_claim(self, consultation_id: str, person_id: str, entry_key: str) -> str:
-        """Record the person's claim unless they have one already; the entry key stored
-        now (another one if they claimed another entry first). Atomic across processes."""
+        """Reserve the entry for the person unless they have a claim already; the entry
+        key stored now (another one if they claimed another entry first). Atomic across
+        processes."""
         ...
     def purge_expired(self, now: datetime) -> dict[str, int]:
         """Delete sign-in codes of which none is pending any more, and limit counters

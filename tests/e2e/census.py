@@ -68,8 +68,11 @@ def run_census(http: httpx.Client, outbox: Path) -> None:
     poll_id = r.json()["id"]
     r = http.post(f"/v1/polls/{poll_id}/open", headers=org)
     assert r.status_code == 200 and r.json()["electorate"] == "census", r.text
-    # Auditors see it with the frozen rules.
+    # Auditors see it with the frozen rules; the list is frozen too while it is open.
     assert http.get(f"/v1/audit/polls/{poll_id}/rules").json()["electorate"] == "census"
+    r = http.post(f"/v1/consultations/{cid}/census", params=upload, headers=org | csv_type,
+                  content=csv)
+    assert (r.status_code, r.json()["code"]) == (409, "census_frozen"), r.text
 
     users = {who: sign_in(http, outbox, who) for who in (eloise, paul, stranger, thief)}
 

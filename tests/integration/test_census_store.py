@@ -34,15 +34,14 @@ def test_entries_are_added_updated_and_keep_their_claim(backend: Any) -> None:
     store.save_census([CensusEntry(c, "k1", "sud", False)], [])
     assert store.census_entry(c, "k1") == CensusEntry(c, "k1", "sud", False, "p1")
 
-    store.release_census_entry(c, "k1", "p2")  # not theirs: nothing happens
-    assert store.census_entry(c, "k1").claimed_by == "p1"
-    store.release_census_entry(c, "k1", "p1")
-    assert store.census_entry(c, "k1").claimed_by is None
-
     assert store.census_claim(c, "p1") is None
     assert store.add_census_claim(c, "p1", "k1") == "k1"
     assert store.add_census_claim(c, "p1", "k2") == "k1"  # one entry per account
     assert store.census_claim(c, "p1") == "k1"
+    store.drop_census_claim(c, "p1", "k2")  # not the one it holds: nothing happens
+    assert store.census_claim(c, "p1") == "k1"
+    store.drop_census_claim(c, "p1", "k1")
+    assert store.census_claim(c, "p1") is None
 
 
 def test_racing_claims_give_an_entry_to_one_account(backend: Any) -> None:

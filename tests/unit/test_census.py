@@ -82,6 +82,13 @@ def test_names_are_matched_however_they_are_written(a: str, b: str) -> None:
 
 def test_different_names_stay_different() -> None:
     assert census.normalise_name("Anne") != census.normalise_name("Anna")
+    # In any script: letters outside Latin are letters, not separators.
+    born = date(1980, 1, 1)
+    assert census.entry_key("s", "c1", "Ivanov", "Ivan", born) != census.entry_key(
+        "s", "c1", "Petrov", "Pyotr", born)
+    for a, b in (("\u0418\u0432\u0430\u043d\u043e\u0432", "\u041f\u0435\u0442\u0440\u043e\u0432"),
+                 ("\u674e", "\u738b"), ("\u0141ukasz", "ukasz")):
+        assert census.normalise_name(a) and census.normalise_name(a) != census.normalise_name(b)
 
 
 @pytest.mark.parametrize("born, on, age", [("2008-11-30", "2026-11-30", 18),
@@ -156,6 +163,42 @@ def test_one_account_claims_one_entry(identity: Identity) -> None:
     other = signed_in(identity, "anh@example.org")
     assert ok(identity.core, claim(identity, other, "Nguyen", "Anh", "1985-03-03"))[0][
         "eligible"] is False
+
+
+def test_a_claim_a_crash_cut_short_is_finished_or_dropped(identity: Identity) -> None:
+    person, other = signed_in(identity, "a@example.org"), signed_in(identity, "b@example.org")
+    paul = census.entry_key("test-code-secret", "c1", "Martin", "Paul", date(2010, 1, 1))
+    anh = census.entry_key("test-code-secret", "c1", "Nguyen", "Anh", date(1985, 3, 3))
+    # A crash after the reservation, before the entry was claimed:
+    identity.store.add_census_claim("c1", person, paul)
+    # Another account may still claim Paul's entry: a reservation alone holds nothing...
+    ok(identity.core, claim(identity, other, "Martin", "Paul", "2010-01-01"))
+    # ... and the cut-short claim does not stop its account from claiming its own entry.
+    ok(identity.core, claim(identity, person, "Nguyen", "Anh", "1985-03-03"))
+    assert identity.store.census_claim("c1", person) == anh
+    assert identity.store.census_entry("c1", paul).claimed_by == other
+
+
+def test_the_same_claim_again_finishes_what_a_crash_cut_short(identity: Identity) -> None:
+    person = signed_in(identity, "a@example.org")
+    paul = census.entry_key("test-code-secret", "c1", "Martin", "Paul", date(2010, 1, 1))
+    identity.store.add_census_claim("c1", person, paul)  # the crash, as above
+    assert identity.store.census_entry("c1", paul).claimed_by is None
+    ok(identity.core, claim(identity, person, "Martin", "Paul", "2010-01-01"))
+    assert identity.store.census_entry("c1", paul).claimed_by == person
+
+
+def test_an_address_of_several_people_claims_nobody(identity: Identity) -> None:
+    family = "famille@example.org"
+    ok(identity.core, ImportCensus(consultation_id="c3", age_on=ON, actor=ORGANISER, rows=[
+        row("Roux", "Anne", "1970-01-01", email=family),
+        row("Roux", "Leo", "2012-01-01", email=family)]))
+    person = signed_in(identity, family)
+    error = refused(identity.core, claim(identity, person, consultation_id="c3"))
+    assert (error["status"], error["code"]) == (404, "census_entry_not_found")
+    # Each claims by name instead.
+    assert ok(identity.core, claim(identity, person, "Roux", "Anne", "1970-01-01",
+                                   consultation_id="c3"))[0]["eligible"] is True
 
 
 def test_a_claim_gives_all_three_or_none(identity: Identity) -> None:

@@ -53,11 +53,25 @@ def test_every_wrong_line_is_named_and_nothing_is_taken() -> None:
     (b"nom,prenom,naissance\nA,B,1990-01-01\n", "family_name=nom", "no column for given_name"),
     (b"family_name,given_name,birth_date\nA,B,1990-01-01\n", "surname=nom", "not field=header"),
     (b"family_name,given_name,birth_date\n\xff\xfe,B,1990-01-01\n", None, "not UTF-8"),
+    # A header named in the mapping must be there: no column quietly left out.
+    (b"nom,prenom,naissance\nA,B,1990-01-01\n",
+     "family_name=nom,given_name=prenom,birth_date=naissance,resident=residant",
+     "no column for resident"),
+    (b"family_name,given_name,birth_date\n" + b"A" * 200_000 + b",B,1990-01-01\n", None,
+     "line 2: field larger than field limit"),
+    (b"family_name,given_name,birth_date\n---,B,1990-01-01\n", None, "line 2: family_name"),
 ])
 def test_a_file_that_cannot_be_read_says_why(data: bytes, columns: str | None,
                                             why: str) -> None:
     with pytest.raises(census.CensusFileError, match=why):
         census.read(data, columns)
+
+
+def test_names_in_any_script_are_taken() -> None:
+    # Cyrillic on purpose (ruff would take it for look-alike Latin letters).
+    rows = census.read("family_name,given_name,birth_date\nИванов,Иван,1980-01-01\n"  # noqa: RUF001
+                       "李,小龙,1940-11-27\n".encode())
+    assert [r.family_name for r in rows] == ["Иванов", "李"]
 
 
 def test_errors_stop_at_a_readable_number() -> None:

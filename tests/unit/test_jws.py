@@ -87,6 +87,8 @@ def test_a_changed_payload_is_refused() -> None:
     ("W10.e30." + "A" * 86, "not a JSON object"),  # [] as the header
     ("bm9wZQ.e30." + "A" * 86, "not JSON"),  # "nope"
     ("x" * 9000 + ".e30.e30", "three segments"),  # too large to be ours
+    ("eyJhbGciOiJFZERTQSJ9.é30." + "A" * 86, "payload is not base64url"),  # not ASCII
+    (b64url(b"[" * 3000) + ".e30." + "A" * 86, "header is not JSON"),  # nested too deep
 ])
 def test_malformed_tokens_say_why(token: str, why: str) -> None:
     with pytest.raises(jws.MalformedToken, match=why):
@@ -106,6 +108,11 @@ def test_only_plain_eddsa_headers_are_taken(head: dict) -> None:
     token = f"{signing_input}.{b64url(key.sign(signing_input.encode()))}"  # genuinely signed
     with pytest.raises(jws.MalformedToken):
         jws.verified_bytes(token, KeySet.of(key.public))
+
+
+def test_a_token_that_is_not_text_is_refused() -> None:
+    with pytest.raises(jws.MalformedToken):
+        jws.verified_bytes(b"a.b.c", KeySet.of(rfc8037_key().public))  # type: ignore[arg-type]
 
 
 def test_the_payload_of_a_good_signature_must_be_a_json_object() -> None:

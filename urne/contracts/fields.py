@@ -16,7 +16,8 @@ ProposalBody = Annotated[str, Field(max_length=50_000)]
 LoginCodeText = Annotated[str, Field(min_length=1, max_length=32)]
 # A family or given name, as a census list or a person writes it (identity keeps only a
 # keyed hash of its normal form).
-PersonName = Annotated[str, Field(min_length=1, max_length=200)]
+# At least one letter or digit, in any script: a name of punctuation alone is no name.
+PersonName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"[^\W_]")]
 # A client's IP address as text (identity reads anything else as "unknown client").
 ClientAddress = Annotated[str, Field(min_length=1, max_length=64)]
 VotingTokenText = Annotated[str, Field(min_length=1, max_length=4096)]

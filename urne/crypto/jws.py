@@ -50,7 +50,7 @@ def _segment(text: str, what: str) -> bytes:
 def _object(data: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # deep nesting too
         raise MalformedToken(f"the {what} is not JSON") from exc
     if not isinstance(value, dict):
         raise MalformedToken(f"the {what} is not a JSON object")
@@ -59,7 +59,7 @@ def _object(data: bytes, what: str) -> dict[str, Any]:
 
 def header(token: str) -> dict[str, Any]:
     """The protected header, unverified (to choose the key)."""
-    if len(token) > MAX_TOKEN or token.count(".") != 2:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN or token.count(".") != 2:
         raise MalformedToken("not a compact JWS (three segments)")
     return _object(_segment(token.split(".", 1)[0], "header"), "header")
 
@@ -90,6 +90,8 @@ def verified_bytes(token: str, keys: KeySet) -> bytes:
     """The payload of ``token`` once its signature is checked; ``MalformedToken`` else."""
     key = key_for(header(token), keys)
     head, payload, signature = token.split(".")
+    if not SEGMENT.fullmatch(payload):  # the signing input must be ASCII
+        raise MalformedToken("the payload is not base64url")
     raw_signature = _segment(signature, "signature")
     if len(raw_signature) != 64:
         raise MalformedToken("the signature is not 64 bytes")

@@ -72,9 +72,9 @@ class CassandraIdentityStore:
         self._claim_entry = session.prepare(
             f"UPDATE {ks}.census_entries SET claimed_by = ? WHERE consultation_id = ? "
             "AND entry_key = ? IF claimed_by = null")
-        self._release_entry = session.prepare(
-            f"UPDATE {ks}.census_entries SET claimed_by = null WHERE consultation_id = ? "
-            "AND entry_key = ? IF claimed_by = ?")
+        self._drop_claim = session.prepare(
+            f"DELETE FROM {ks}.census_claims WHERE consultation_id = ? AND person_id = ? "
+            "IF entry_key = ?")
         self._claim = session.prepare(f"SELECT entry_key FROM {ks}.census_claims "
                                       "WHERE consultation_id = ? AND person_id = ?")
         self._add_claim = session.prepare(
@@ -193,6 +193,8 @@ class CassandraIdentityStore:
 
     @guarded
     def claim_census_entry(self, consultation_id: str, entry_key: str, person_id: str) -> str:
+        # The caller has read the entry: on a missing row the condition (a null
+        # claimed_by) would hold, and the update would make a row of it.
         result = self.s.execute(self._claim_entry, (person_id, consultation_id, entry_key))
         if applied(result):
             return person_id
@@ -200,9 +202,8 @@ class CassandraIdentityStore:
         return str(result.one().claimed_by)
 
     @guarded
-    def release_census_entry(self, consultation_id: str, entry_key: str,
-                             person_id: str) -> None:
-        self.s.execute(self._release_entry, (consultation_id, entry_key, person_id))
+    def drop_census_claim(self, consultation_id: str, person_id: str, entry_key: str) -> None:
+        self.s.execute(self._drop_claim, (consultation_id, person_id, entry_key))
 
     @guarded
     def census_claim(self, consultation_id: str, person_id: str) -> str | None:

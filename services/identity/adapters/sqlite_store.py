@@ -148,14 +148,12 @@ class SqliteIdentityStore:
                       (person_id, consultation_id, entry_key))
             row = c.execute("SELECT claimed_by FROM census_entries WHERE consultation_id = ? "
                             "AND entry_key = ?", (consultation_id, entry_key)).fetchone()
-        return str(row["claimed_by"])
+        return str(row["claimed_by"]) if row else ""  # no such entry: nobody holds it
 
-    def release_census_entry(self, consultation_id: str, entry_key: str,
-                             person_id: str) -> None:
+    def drop_census_claim(self, consultation_id: str, person_id: str, entry_key: str) -> None:
         with self.db.tx() as c:
-            c.execute("UPDATE census_entries SET claimed_by = NULL WHERE consultation_id = ? "
-                      "AND entry_key = ? AND claimed_by = ?",
-                      (consultation_id, entry_key, person_id))
+            c.execute("DELETE FROM census_claims WHERE consultation_id = ? AND person_id = ? "
+                      "AND entry_key = ?", (consultation_id, person_id, entry_key))
 
     def census_claim(self, consultation_id: str, person_id: str) -> str | None:
         row = self.db.one("SELECT entry_key FROM census_claims WHERE consultation_id = ? AND "
