@@ -49,10 +49,6 @@ def normalise_name(name: str) -> str:
     return _SEPARATORS.sub(" ", bare).strip()
 
 
-def has_letters(name: str) -> bool:
-    """Whether a name keeps something once normalised (not only punctuation)."""
-    return bool(normalise_name(name))
-
 
 def age_on(birth_date: date, day: date) -> int:
     """Full years of age on ``day``."""

@@ -106,13 +106,8 @@ class IdentityHandlers:
         now = self.clock()
         client = self._client(cmd.client)
         if client is not None:
-            failures = limits.key(self.code_secret, limits.FAILURES_FROM_CLIENT, client)
-            wait = limits.reached(limits.FAILURES_FROM_CLIENT, self.store.counter(failures),
-                                  now)
-            if wait is not None:
-                raise TooManyRequests("too many wrong codes from this network; try again "
-                                      "later", code="too_many_attempts",
-                                      retry_after=limits.retry_after(wait))
+            self._refuse_if_reached(limits.FAILURES_FROM_CLIENT, now, client,
+                                    "too many wrong codes from this network")
         matched = False
 
         def verdict(codes: domain.LoginCodes | None) -> domain.LoginCodes | None:
@@ -145,6 +140,16 @@ class IdentityHandlers:
         """The client the limits count, None for a kiosk's (or one unknown)."""
         client = limits.client_of(address)
         return None if limits.exempt(client, self.kiosks) else client
+
+    def _refuse_if_reached(self, limit: limits.Limit, now: datetime, part: str,
+                           why: str) -> None:
+        """429 ``too_many_attempts`` if ``limit`` allows no more failures now (read only:
+        failures are counted by ``_count`` when they happen)."""
+        counter = self.store.counter(limits.key(self.code_secret, limit, part))
+        wait = limits.reached(limit, counter, now)
+        if wait is not None:
+            raise TooManyRequests(f"{why}; try again later", code="too_many_attempts",
+                                  retry_after=limits.retry_after(wait))
 
     def _count(self, limit: limits.Limit, now: datetime, *parts: str) -> timedelta | None:
         """Count one event; how long to wait instead if ``limit`` is reached."""
@@ -307,12 +312,7 @@ class IdentityHandlers:
         if client is not None:
             counted.append((limits.FAILURES_FROM_CLIENT, client))
         for limit, part in counted:
-            wait = limits.reached(limit, self.store.counter(
-                limits.key(self.code_secret, limit, part)), now)
-            if wait is not None:
-                raise TooManyRequests("too many claims found no census entry; try again "
-                                      "later", code="too_many_attempts",
-                                      retry_after=limits.retry_after(wait))
+            self._refuse_if_reached(limit, now, part, "too many claims found no census entry")
         key = self._census_key(cmd, person_id)
         entry = self.store.census_entry(cmd.consultation_id, key) if key else None
         if key is None or entry is None:
