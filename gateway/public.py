@@ -23,7 +23,7 @@ class Public(BaseModel):
 
 
 class LoginCodeSentPublic(Public):
-    channel: Literal["email"]
+    channel: Literal["email", "sms"]
     expires_in: int
 
 
@@ -40,7 +40,8 @@ class PersonPublic(Public):
     ``district_verified`` stays false until districts are checked against a census."""
 
     person_id: str
-    email: str
+    email: str | None  # null for a person registered by SMS,
+    phone: str | None = None  # who has a phone number (E.164) instead (absent: none)
     role: str
     district: str | None
     district_verified: bool

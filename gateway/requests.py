@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr
+from pydantic import BaseModel, ConfigDict, EmailStr, model_validator
 
 from urne.contracts.fields import (
     Category,
@@ -17,6 +17,7 @@ from urne.contracts.fields import (
     Id,
     LoginCodeText,
     PersonName,
+    PhoneNumber,
     ProposalBody,
     Reason,
     ResultsVisibility,
@@ -31,12 +32,32 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class CodeRequest(Body):
-    email: EmailStr
+# An e-mail address or a phone number, never both and never neither: the schema says
+# so (oneOf), and the check below holds it whoever ignores the schema.
+_ONE_ADDRESS = ConfigDict(extra="forbid", json_schema_extra={
+    "oneOf": [{"required": ["email"]}, {"required": ["phone"]}]})
 
 
-class CodeVerify(Body):
-    email: EmailStr
+class _SignInAddress(Body):
+    model_config = _ONE_ADDRESS
+
+    email: EmailStr | None = None
+    # For people without an e-mail address: a mobile number in international (E.164)
+    # form, of a country the operator texts (URNE_SMS_COUNTRIES).
+    phone: PhoneNumber | None = None
+
+    @model_validator(mode="after")
+    def _one_address(self) -> _SignInAddress:
+        if (self.email is None) == (self.phone is None):
+            raise ValueError("give an e-mail address or a phone number (E.164), not both")
+        return self
+
+
+class CodeRequest(_SignInAddress):
+    pass
+
+
+class CodeVerify(_SignInAddress):
     code: LoginCodeText
 
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from urne.contracts.commands import RequestLoginCode, VerifyLoginCode
+from urne.contracts.commands import (
+    RequestLoginCode,
+    RequestSmsCode,
+    VerifyLoginCode,
+    VerifySmsCode,
+)
 from urne.gateway.deps import ServicesDep
 from urne.gateway.public import AccessTokenPublic, LoginCodeSentPublic
 from urne.gateway.requests import CodeRequest, CodeVerify
@@ -14,19 +19,28 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 @router.post("/codes", status_code=status.HTTP_202_ACCEPTED, response_model=LoginCodeSentPublic)
 async def request_code(body: CodeRequest, request: Request, services: ServicesDep) -> dict:
-    """Send a one-time sign-in code to an e-mail address. Limited per address, and per
-    address and client: a stranger's requests leave the owner theirs (429 with
-    Retry-After). Earlier codes stay valid until they expire."""
-    return await services.send(RequestLoginCode(email=body.email, client=client(request)))
+    """Send a one-time sign-in code to an e-mail address, or by SMS to a mobile number
+    (E.164) of a country the operator texts (422 ``phone_refused`` otherwise). Limited
+    per address, and per address and client: a stranger's requests leave the owner
+    theirs (429 with Retry-After). Earlier codes stay valid until they expire."""
+    if body.email is not None:
+        return await services.send(RequestLoginCode(email=body.email, client=client(request)))
+    assert body.phone is not None  # one of them: CodeRequest
+    return await services.send(RequestSmsCode(phone=body.phone, client=client(request)))
 
 
 @router.post("/tokens", response_model=AccessTokenPublic)
 async def verify_code(body: CodeVerify, request: Request, services: ServicesDep) -> dict:
-    """Exchange a valid code for an access token; registers the person on first use.
-    Every failure gives the same 401; wrong codes are limited per client (429 with
-    Retry-After) and per address (five burn its pending codes)."""
-    return await services.send(VerifyLoginCode(email=body.email, code=body.code,
-                                               client=client(request)))
+    """Exchange a valid code (with the address or number it was sent to) for an access
+    token; registers the person on first use. Every failure gives the same 401; wrong
+    codes are limited per client (429 with Retry-After) and per address (five burn its
+    pending codes)."""
+    if body.email is not None:
+        return await services.send(VerifyLoginCode(email=body.email, code=body.code,
+                                                   client=client(request)))
+    assert body.phone is not None
+    return await services.send(VerifySmsCode(phone=body.phone, code=body.code,
+                                             client=client(request)))
 
 
 def client(request: Request) -> str | None:

@@ -34,13 +34,21 @@ def voting_status(stored: str) -> VotingStatus:
 @dataclass(frozen=True)
 class Person:
     person_id: str
-    email: str
+    email: str | None  # None for a person registered by SMS
     role: str
     created_at: datetime
     # Declared by the person (None until they do), and put as it is into their voting
     # tokens: a declared district is the person's word, nothing more, until the
     # electorate issue verifies it against a census.
     district: str | None = None
+    phone: str | None = None  # E.164, for a person registered by SMS (then no e-mail)
+
+    @property
+    def address(self) -> str:
+        """What they sign in with: their e-mail address, else their phone number."""
+        address = self.email or self.phone
+        assert address is not None, "a person has an e-mail address or a phone number"
+        return address
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,11 @@ class PendingCode:
 @dataclass(frozen=True)
 class LoginCodes:
     """The codes sent to one address that are still pending: a new code does not void
-    the one its owner may be typing (a stranger can ask for codes too)."""
+    the one its owner may be typing (a stranger can ask for codes too). The address is
+    a normalised e-mail address or an E.164 phone number (which has no "@": the two
+    never meet)."""
 
-    email: str
+    address: str
     pending: tuple[PendingCode, ...]
     attempts_left: int  # wrong codes until every pending one is burnt
     version: int = 0  # each write adds one: writes are conditional on it
@@ -71,26 +81,27 @@ def new_code() -> str:
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
 
 
-def hash_code(secret: str, email: str, code: str) -> str:
+def hash_code(secret: str, address: str, code: str) -> str:
     # Keyed so a leaked table does not give codes away by brute force offline.
-    return hmac.new(secret.encode(), f"{email}\x00{code}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(secret.encode(), f"{address}\x00{code}".encode(),
+                    hashlib.sha256).hexdigest()
 
 
-def with_new_code(secret: str, email: str, previous: LoginCodes | None, now: datetime,
+def with_new_code(secret: str, address: str, previous: LoginCodes | None, now: datetime,
                   code: str) -> LoginCodes:
     """``previous`` with one more pending code. The wrong codes already counted still
     count while a code is pending (asking for codes buys no guesses); once none is
     pending, a new code comes with every attempt."""
     live = previous.live(now) if previous else ()
     attempts = previous.attempts_left if previous and live else MAX_ATTEMPTS
-    pending = (*live, PendingCode(hash_code(secret, email, code), now + CODE_TTL))
-    return LoginCodes(email, pending[-MAX_PENDING:], attempts,
+    pending = (*live, PendingCode(hash_code(secret, address, code), now + CODE_TTL))
+    return LoginCodes(address, pending[-MAX_PENDING:], attempts,
                       previous.version + 1 if previous else 0)
 
 
 def code_matches(secret: str, codes: LoginCodes, code: str, now: datetime) -> bool:
     """Whether ``code`` is one of the pending codes (each compared in constant time)."""
-    candidate = hash_code(secret, codes.email, code.strip())
+    candidate = hash_code(secret, codes.address, code.strip())
     matches = [hmac.compare_digest(p.code_hash, candidate) for p in codes.live(now)]
     return codes.attempts_left > 0 and any(matches)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Network, IPv6Network
+from typing import Literal
 
 from urne.contracts.commands import (
     ClaimCensusEntry,
@@ -19,8 +20,10 @@ from urne.contracts.commands import (
     ListIdentityActions,
     PurgeExpired,
     RequestLoginCode,
+    RequestSmsCode,
     SetRole,
     VerifyLoginCode,
+    VerifySmsCode,
 )
 from urne.contracts.events import PollClosed, PollOpened
 from urne.contracts.replies import (
@@ -34,7 +37,7 @@ from urne.contracts.replies import (
     SyntheticVotingTokens,
     VotingToken,
 )
-from urne.contracts.roles import ADMIN, STAFF
+from urne.contracts.roles import ADMIN, PARTICIPANT, STAFF
 from urne.crypto.keys import KeySet
 from urne.crypto.tokens import InvalidToken, TokenIssuer, TokenVerifier
 from urne.messaging.kernel import Context, ServiceCore
@@ -47,7 +50,7 @@ from urne.platform.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from urne.services.identity import census, domain, limits
+from urne.services.identity import census, domain, limits, phones
 from urne.services.identity.ports import CodeSender, IdentityStore
 from urne.storage.action_log import action_log_view, recorder
 
@@ -75,6 +78,10 @@ class IdentityHandlers:
     token_keys: KeySet | None = None
     # Networks of agents' kiosks, which no per-client limit stops.
     kiosks: tuple[IPv4Network | IPv6Network, ...] = ()
+    # Sign-in by SMS: where codes go, and the countries whose mobiles may receive them
+    # (none: no SMS is sent). See phones.py on SMS pumping.
+    sms: CodeSender | None = None
+    sms_countries: frozenset[str] = frozenset()
     _access: TokenVerifier = field(init=False, repr=False)
     _purged_at: datetime | None = field(default=None, init=False, repr=False)
 
@@ -84,27 +91,59 @@ class IdentityHandlers:
         self._access = TokenVerifier(self.token_keys or self.tokens.key.public)
 
     def request_login_code(self, cmd: RequestLoginCode, ctx: Context) -> LoginCodeSent:
-        email = domain.normalise_email(cmd.email)
+        return self._send_code(domain.normalise_email(cmd.email), "email", self.sender,
+                               cmd.client)
+
+    def request_sms_code(self, cmd: RequestSmsCode, ctx: Context) -> LoginCodeSent:
+        phone = phones.textable(cmd.phone, self.sms_countries if self.sms else ())
+        assert self.sms is not None  # without a sender, textable refused every number
+        return self._send_code(phone, "sms", self.sms, cmd.client)
+
+    def _send_code(self, address: str, channel: Literal["email", "sms"], sender: CodeSender,
+                   client_address: str | None) -> LoginCodeSent:
         now = self.clock()
-        client = self._client(cmd.client)
+        client = self._client(client_address)
         # The stranger's limit first: their refused requests use none of the address's.
-        for limit, parts in ((limits.SENDS_TO_ADDRESS_FROM_CLIENT, (client or "", email)),
-                             (limits.SENDS_TO_ADDRESS, (email,))):
+        for limit, parts in ((limits.SENDS_TO_ADDRESS_FROM_CLIENT, (client or "", address)),
+                             (limits.SENDS_TO_ADDRESS, (address,))):
             if (wait := self._count(limit, now, *parts)) is not None:
                 raise TooManyRequests("too many codes were sent to this address; try again "
                                       "later", code="code_rate_limited",
                                       retry_after=limits.retry_after(wait))
         code = self.new_code()
-        self._swap_codes(email, lambda codes: domain.with_new_code(self.code_secret, email, codes,
-                                                                   now, code))
+        self._swap_codes(address, lambda codes: domain.with_new_code(
+            self.code_secret, address, codes, now, code))
         ttl = int(domain.CODE_TTL.total_seconds())
-        self.sender.send(email, code, ttl)
-        return LoginCodeSent(channel="email", expires_in=ttl)
+        sender.send(address, code, ttl)
+        return LoginCodeSent(channel=channel, expires_in=ttl)
 
     def verify_login_code(self, cmd: VerifyLoginCode, ctx: Context) -> AccessToken:
         email = domain.normalise_email(cmd.email)
+        now = self._check_code(email, cmd.code, cmd.client)
+        person = self.store.person_by_email(email)
+        if person is None:
+            role = domain.role_for(email, self.organisers, self.admins)
+            person = self.store.add_person(domain.Person(uuid.uuid4().hex, email, role, now))
+        return self._access_token(person, now)
+
+    def verify_sms_code(self, cmd: VerifySmsCode, ctx: Context) -> AccessToken:
+        try:
+            phone = phones.textable(cmd.phone, self.sms_countries)
+        except DomainError:
+            phone = cmd.phone  # no code was sent to it: the same 401 as any wrong code
+        now = self._check_code(phone, cmd.code, cmd.client)
+        person = self.store.person_by_phone(phone)
+        if person is None:
+            # A participant: organisers and admins are named by e-mail address.
+            person = self.store.add_person(domain.Person(uuid.uuid4().hex, None, PARTICIPANT,
+                                                         now, phone=phone))
+        return self._access_token(person, now)
+
+    def _check_code(self, address: str, code: str, client_address: str | None) -> datetime:
+        """Spend the matching pending code of ``address``; the time now. 401 for a wrong,
+        expired, used or burnt code, or one never sent."""
         now = self.clock()
-        client = self._client(cmd.client)
+        client = self._client(client_address)
         if client is not None:
             self._refuse_if_reached(limits.FAILURES_FROM_CLIENT, now, client,
                                     "too many wrong codes from this network")
@@ -114,12 +153,12 @@ class IdentityHandlers:
             # Called again if another process wrote first: ``matched`` is the last call's.
             nonlocal matched
             matched = codes is not None and domain.code_matches(self.code_secret, codes,
-                                                                cmd.code, now)
+                                                                code, now)
             if codes is None or not codes.live(now):
                 return None  # nothing to burn: the answer is the same
             return domain.spent(codes) if matched else domain.after_wrong_code(codes, now)
 
-        self._swap_codes(email, verdict)
+        self._swap_codes(address, verdict)
         if not matched:
             # Wrong, expired, used, burnt or never sent: one answer for all, so that it
             # tells a guesser nothing about the address.
@@ -128,10 +167,9 @@ class IdentityHandlers:
             raise Unauthorized("this code is not valid (wrong, expired or already used); "
                                "check it, or ask for a new one", code="code_invalid",
                                keep_writes=True)  # the failure is counted, the code burnt
-        person = self.store.person_by_email(email)
-        if person is None:
-            role = domain.role_for(email, self.organisers, self.admins)
-            person = self.store.add_person(domain.Person(uuid.uuid4().hex, email, role, now))
+        return now
+
+    def _access_token(self, person: domain.Person, now: datetime) -> AccessToken:
         token, exp = self.tokens.access_token(person.person_id, person.role)
         return AccessToken(access_token=token, expires_in=exp - int(now.timestamp()),
                            role=person.role, person_id=person.person_id)
@@ -163,13 +201,13 @@ class IdentityHandlers:
                 return None
         raise Busy("sign-in limits are too busy to count; retry", code="sign_in_busy")
 
-    def _swap_codes(self, email: str, change: Callable[[domain.LoginCodes | None],
+    def _swap_codes(self, address: str, change: Callable[[domain.LoginCodes | None],
                                                       domain.LoginCodes | None]
                     ) -> domain.LoginCodes | None:
         """Apply ``change`` to the address's codes as one conditional write, reading them
         again if another process wrote first; what was written (None: nothing)."""
         for _ in range(SWAP_TRIES):
-            previous = self.store.login_codes(email)
+            previous = self.store.login_codes(address)
             codes = change(previous)
             if codes is None or self.store.swap_login_codes(previous, codes):
                 return codes
@@ -350,7 +388,7 @@ class IdentityHandlers:
             return census.entry_key(self.code_secret, cmd.consultation_id, cmd.family_name,
                                     cmd.given_name, cmd.birth_date)
         person = self.store.person(person_id)
-        if person is None:
+        if person is None or person.email is None:
             return None
         return self.store.census_entry_key_by_email(
             cmd.consultation_id, census.email_key(self.code_secret, cmd.consultation_id,
@@ -378,6 +416,8 @@ class IdentityHandlers:
             commands={
                 RequestLoginCode: self.request_login_code,
                 VerifyLoginCode: self.verify_login_code,
+                RequestSmsCode: self.request_sms_code,
+                VerifySmsCode: self.verify_sms_code,
                 GetPerson: self.get_person,
                 DeclareDistrict: self.declare_district,
                 IssueVotingToken: self.refuse_unproven_voting_token,
@@ -396,5 +436,5 @@ class IdentityHandlers:
 
 
 def _view(person: domain.Person) -> PersonView:
-    return PersonView(person_id=person.person_id, email=person.email, role=person.role,
-                      district=person.district, district_verified=False)
+    return PersonView(person_id=person.person_id, email=person.email, phone=person.phone,
+                      role=person.role, district=person.district, district_verified=False)

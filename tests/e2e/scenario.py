@@ -28,10 +28,12 @@ from urne.runtime.cli import app
 ORGANISER = "organiser@urne.example"
 ORGANISER_B = "organiser.b@urne.example"
 ADMIN = "admin@urne.example"
-# The roles every system under test gives (the settings URNE_ORGANISER_EMAILS and
-# URNE_ADMIN_EMAILS): two organisers, to show one cannot act on the other's
-# consultations, and an admin.
-ROLES_ENV = {"URNE_ORGANISER_EMAILS": f"{ORGANISER},{ORGANISER_B}", "URNE_ADMIN_EMAILS": ADMIN}
+# What every system under test is given: its roles (the settings URNE_ORGANISER_EMAILS
+# and URNE_ADMIN_EMAILS): two organisers, to show one cannot act on the other's
+# consultations, and an admin; and the countries it texts sign-in codes to (tests/e2e/
+# sms.py).
+TEST_ENV = {"URNE_ORGANISER_EMAILS": f"{ORGANISER},{ORGANISER_B}", "URNE_ADMIN_EMAILS": ADMIN,
+            "URNE_SMS_COUNTRIES": "FR,BE"}
 YES_NO = {"method": "yes_no_abstain", "question": "Faut-il planter 200 arbres ?"}
 PROBLEM = "application/problem+json"
 

@@ -31,10 +31,11 @@ from tests.e2e.consultations import run_consultations
 from tests.e2e.demo import run_demo
 from tests.e2e.methods import METHODS
 from tests.e2e.proposals import run_proposals
-from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
+from tests.e2e.scenario import TEST_ENV, close_and_verify, open_poll, run_slice, vote
 from tests.e2e.schedule import run_schedule
 from tests.e2e.sign_in_limits import run_sign_in_limits
 from tests.e2e.signed_messages import System, run_signed_messages
+from tests.e2e.sms import run_sms
 from tests.e2e.visibility import run_visibility
 from tests.support.processes import Proc, free_port, start, wait_http
 from tests.support.servers import (
@@ -128,7 +129,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
         "URNE_PORT": str(gateway_port),
         "URNE_BALLOT_SHARDS": "8",
         "URNE_COUNTING_SHARDS": "4",
-        **ROLES_ENV,
+        **TEST_ENV,
     }
     log_dir = root / "logs"
     metrics_ports = {name: free_port() for name in SERVICES}
@@ -274,6 +275,11 @@ def test_sign_in_limits_stop_strangers_not_owners(distributed: Distributed) -> N
 def test_a_census_poll_admits_claimed_eligible_entries_only(distributed: Distributed) -> None:
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         run_census(http, distributed.outbox)
+
+
+def test_people_without_e_mail_sign_in_by_sms_and_vote(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        run_sms(http, distributed.outbox)
 
 
 def test_admins_grant_roles_and_read_what_staff_did(distributed: Distributed) -> None:

@@ -16,9 +16,10 @@ from tests.e2e.consultations import run_consultations
 from tests.e2e.demo import run_demo
 from tests.e2e.methods import METHODS
 from tests.e2e.proposals import run_proposals
-from tests.e2e.scenario import ROLES_ENV, close_and_verify, open_poll, run_slice, vote
+from tests.e2e.scenario import TEST_ENV, close_and_verify, open_poll, run_slice, vote
 from tests.e2e.schedule import run_schedule
 from tests.e2e.sign_in_limits import run_sign_in_limits
+from tests.e2e.sms import run_sms
 from tests.e2e.visibility import run_visibility
 from tests.support.processes import Proc, free_port, start, wait_http
 from tests.support.smtp import Mailbox
@@ -40,7 +41,7 @@ class Embedded:
     def start(self, env: dict[str, str] | None = None) -> None:
         self.proc = start("urne-up", ["up", "--port", str(self.port), "--data-dir",
                                       str(self.data_dir)],
-                          {"URNE_ENVIRONMENT": "test", **ROLES_ENV, **(env or {})},
+                          {"URNE_ENVIRONMENT": "test", **TEST_ENV, **(env or {})},
                           self.data_dir.parent / "logs")
         wait_http(f"{self.base}/readyz", [self.proc])
 
@@ -112,6 +113,11 @@ def test_sign_in_limits_stop_strangers_not_owners(embedded: Embedded) -> None:
 def test_a_census_poll_admits_claimed_eligible_entries_only(embedded: Embedded) -> None:
     with httpx.Client(base_url=embedded.base, timeout=15) as http:
         run_census(http, embedded.outbox)
+
+
+def test_people_without_e_mail_sign_in_by_sms_and_vote(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=15) as http:
+        run_sms(http, embedded.outbox)
 
 
 def test_admins_grant_roles_and_read_what_staff_did(embedded: Embedded) -> None:

@@ -35,7 +35,8 @@ def test_a_person_sees_their_profile_without_a_district_at_first(
     me = ok(client.get("/v1/me", headers=participant), 200, public.PersonPublic)
     assert me["person_id"]
     assert {k: v for k, v in me.items() if k != "person_id"} == {
-        "email": DORA, "role": "participant", "district": None, "district_verified": False}
+        "email": DORA, "role": "participant", "district": None, "district_verified": False,
+        "phone": None}
 
 
 def test_declaring_a_district_answers_the_profile_and_a_new_one_replaces_it(

@@ -54,4 +54,4 @@ def test_no_cassandra_table_of_vote_or_tally_names_a_person(cassandra: Cassandra
 def test_identitys_tables_show_the_check_sees_a_person(tmp_path: Path) -> None:
     """The same check on identity, which keeps persons, finds them: it can fail."""
     found = personal(sqlite_columns(tmp_path / "identity.db", "identity"))
-    assert {"person_id", "email"} <= set().union(*found.values())
+    assert {"person_id", "email", "phone"} <= set().union(*found.values())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -117,6 +119,29 @@ def test_identity_persons_by_id_and_their_district(backend: Any) -> None:
     assert again.district == "Quartier-2.sud"
     declared = Person(new_id(), f"{new_id()}@example.org", "participant", NOW, "east")
     assert store.add_person(declared) == declared == store.person(declared.person_id)
+
+
+def test_identity_persons_registered_by_phone(backend: Any) -> None:
+    store = backend("identity")
+    phone = f"+336{secrets.randbelow(10**8):08d}"
+    assert store.person_by_phone(phone) is None
+    person = Person(new_id(), None, "participant", NOW, phone=phone)
+    assert store.add_person(person) == person == store.person_by_phone(phone)
+    assert store.person(person.person_id) == person  # found by id, as e-mail people are
+    # A second first sign-in of the number, even racing, gets the first person back.
+    candidates = [Person(new_id(), None, "participant", NOW, phone=phone) for _ in range(4)]
+    assert set(race(len(candidates), lambda i: store.add_person(candidates[i]))) == {person}
+    # District and role are kept in the number's row; nobody else's changes.
+    bystander = store.add_person(Person(new_id(), f"{new_id()}@example.org", "participant",
+                                        NOW))
+    store.save_district(replace(person, district="sud"))
+    store.save_role(replace(person, district="sud", role="agent"))
+    assert store.person(person.person_id) == replace(person, district="sud", role="agent")
+    assert store.person(bystander.person_id) == bystander
+    assert store.person_by_email(phone) is None and store.person_by_phone("+33600000000") is None
+    # Codes are keyed by the number as by an address.
+    codes = identity_domain.with_new_code("s", phone, None, NOW, "123456")
+    assert store.swap_login_codes(None, codes) and store.login_codes(phone) == codes
 
 
 def test_identity_login_codes_and_voting_status(backend: Any) -> None:
@@ -691,12 +716,18 @@ def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Pat
         c.execute("INSERT INTO persons VALUES (?, ?, ?, ?)",
                   (pid, "old@example.org", "participant", NOW.isoformat()))
     assert db.migrate(folder) == ["002_district", "003_action_log", "004_sign_in_limits",
-                                  "005_census"]
+                                  "005_census", "006_phones"]
     store = SERVICES["identity"].sqlite_store(db)
     old = Person(pid, "old@example.org", "participant", NOW, None)
     assert store.person(pid) == old == store.person_by_email("old@example.org")
     store.save_district(replace(old, district="north"))
     assert store.person(pid).district == "north"
+    # 006 rebuilt the table: the address is still unique, and a person has one of the two.
+    assert store.add_person(Person(new_id(), "old@example.org", "participant", NOW)) == \
+        replace(old, district="north")
+    with pytest.raises(sqlite3.IntegrityError), db.tx() as c:
+        c.execute("INSERT INTO persons (person_id, role, created_at) VALUES (?, ?, ?)",
+                  (new_id(), "participant", NOW.isoformat()))
 
 
 def test_cassandra_district_migration_keeps_the_persons_already_there(
@@ -717,7 +748,7 @@ def test_cassandra_district_migration_keeps_the_persons_already_there(
         session.execute(f"INSERT INTO {ks}.persons_by_email (email, person_id, role, "
                         "created_at) VALUES (%s, %s, %s, %s)", (email, pid, "participant", NOW))
     assert migrate(session, settings, "identity", folder) == [
-        "002_district", "003_action_log", "004_sign_in_limits", "005_census"]
+        "002_district", "003_action_log", "004_sign_in_limits", "005_census", "006_phones"]
     store = SERVICES["identity"].cassandra_store(session, ks)
     # The index on person_id is built over the rows already there, in the background:
     # until it is, a read by id is a 503 (store_unavailable, retry), never a wrong answer.

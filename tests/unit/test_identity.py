@@ -552,7 +552,7 @@ def test_a_new_person_has_no_district_until_they_declare_one(identity: Identity)
     person = signed_in["person_id"]
     data, events = ok(identity.core, GetPerson(person_id=person))
     assert data == {"person_id": person, "email": CITIZEN, "role": "participant",
-                    "district": None, "district_verified": False}
+                    "district": None, "district_verified": False, "phone": None}
     assert events == []
 
 
@@ -561,7 +561,8 @@ def test_declaring_a_district_stores_it_and_a_new_declaration_replaces_it(
     person = identity.sign_in(CITIZEN)[0]["person_id"]
     data, events = ok(identity.core, DeclareDistrict(person_id=person, district="north"))
     assert data == {"person_id": person, "email": CITIZEN, "role": "participant",
-                    "district": "north", "district_verified": False}  # taken at their word
+                    # taken at their word
+                    "district": "north", "district_verified": False, "phone": None}
     assert events == []  # nobody else is told: the district travels in voting tokens only
     assert identity.store.person(person).district == "north"
     ok(identity.core, DeclareDistrict(person_id=person, district="north"))  # again: the same

@@ -22,6 +22,7 @@ from urne.contracts.fields import (
     LoginCodeText,
     PageLimit,
     PersonName,
+    PhoneNumber,
     ProposalBody,
     ProposalPageLimit,
     Reason,
@@ -55,6 +56,21 @@ class RequestLoginCode(_Identity):
 @message("login_code.verify.v1")
 class VerifyLoginCode(_Identity):
     email: EmailStr
+    code: LoginCodeText
+    client: ClientAddress | None = None
+
+
+@message("sms_code.request.v1")
+class RequestSmsCode(_Identity):
+    """A sign-in code by SMS, for people without an e-mail address."""
+
+    phone: PhoneNumber
+    client: ClientAddress | None = None
+
+
+@message("sms_code.verify.v1")
+class VerifySmsCode(_Identity):
+    phone: PhoneNumber
     code: LoginCodeText
     client: ClientAddress | None = None
 

@@ -20,6 +20,9 @@ LoginCodeText = Annotated[str, Field(min_length=1, max_length=32)]
 PersonName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"[^\W_]")]
 # A client's IP address as text (identity reads anything else as "unknown client").
 ClientAddress = Annotated[str, Field(min_length=1, max_length=64)]
+# A phone number in E.164 form (+, country code, number: 15 digits at most). Only the
+# form: identity checks the number is a mobile one of an allowed country.
+PhoneNumber = Annotated[str, Field(pattern=r"^\+[1-9][0-9]{5,14}$")]
 VotingTokenText = Annotated[str, Field(min_length=1, max_length=4096)]
 Tracker = Annotated[str, Field(min_length=1, max_length=64)]
 BallotId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]  # uuid4 hex, named at the edge

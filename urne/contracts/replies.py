@@ -21,7 +21,7 @@ class Reply(BaseModel):
 
 
 class LoginCodeSent(Reply):
-    channel: Literal["email"]
+    channel: Literal["email", "sms"]
     expires_in: int
 
 
@@ -71,10 +71,13 @@ class PersonView(Reply):
     against a census."""
 
     person_id: str
-    email: str
+    # How they sign in: an e-mail address, or (registered by SMS) a phone number in
+    # E.164 form and no e-mail.
+    email: str | None
     role: str
     district: str | None
     district_verified: bool = False
+    phone: str | None = None
 
 
 class ActionView(Reply):

@@ -162,7 +162,7 @@ class RoleSettings(BaseSettings):
 
 
 class MailSettings(BaseSettings):
-    """How identity sends sign-in codes by e-mail."""
+    """How identity sends sign-in codes: by e-mail, and by SMS."""
 
     model_config = SettingsConfigDict(env_prefix="URNE_", extra="ignore")
 
@@ -172,6 +172,16 @@ class MailSettings(BaseSettings):
     # (URNE_OUTBOX_DIR), for development and tests, or for a relay of the operator's.
     smtp_url: str = ""
     mail_from: str = ""  # the sender's address, required with smtp_url
+    # Sign-in by SMS, for people without an e-mail address: the countries whose mobile
+    # numbers may receive a code (ISO 3166 alpha-2, comma-separated, e.g. "FR,BE"; an
+    # allow-list against SMS pumping, services/identity/phones.py). Empty: none, no SMS.
+    sms_countries: str = ""
+    # The SMS provider's (or a relay's) HTTPS endpoint, its bearer token and the sender
+    # name (services/identity/adapters/sms_http_sender.py documents the request). Empty:
+    # codes go to the file outbox's sms.jsonl, as e-mail's go to email.jsonl.
+    sms_url: str = ""
+    sms_token: str = ""
+    sms_from: str = ""
 
 
 class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSettings,

@@ -26,8 +26,10 @@ from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_key_set,
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
 from urne.messaging.kernel import ServiceCore
 from urne.platform.settings import DEV_CODE_SECRET, DEV_PSEUDONYM_SECRET
+from urne.services.identity import phones
 from urne.services.identity.adapters.cassandra_store import CassandraIdentityStore
 from urne.services.identity.adapters.outbox_sender import FileOutboxSender
+from urne.services.identity.adapters.sms_http_sender import HttpSmsSender
 from urne.services.identity.adapters.smtp_sender import SmtpSender
 from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
 from urne.services.identity.handlers import IdentityHandlers
@@ -74,6 +76,14 @@ class ServiceConfig(Protocol):
     def smtp_url(self) -> str: ...
     @property
     def mail_from(self) -> str: ...
+    @property
+    def sms_countries(self) -> str: ...
+    @property
+    def sms_url(self) -> str: ...
+    @property
+    def sms_token(self) -> str: ...
+    @property
+    def sms_from(self) -> str: ...
     @property
     def is_development(self) -> bool: ...
     @property
@@ -140,6 +150,17 @@ def code_sender(config: ServiceConfig) -> CodeSender:
     return FileOutboxSender(config.outbox_dir, echo_codes=config.is_development)
 
 
+def sms_sender(config: ServiceConfig) -> CodeSender | None:
+    """The SMS provider's HTTP endpoint when configured, else the file outbox; none when
+    no country may receive codes."""
+    if not config.sms_countries:
+        return None
+    if config.sms_url:
+        return HttpSmsSender(config.sms_url, config.sms_token, config.sms_from)
+    return FileOutboxSender(config.outbox_dir, echo_codes=config.is_development,
+                            channel="sms")
+
+
 def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
     return IdentityHandlers(
         store=store,
@@ -152,6 +173,8 @@ def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
         synthetic_voters=config.is_development,
         token_keys=load_key_set(config.keys_dir, IDENTITY_TOKEN_KEY),
         kiosks=networks(config.kiosk_networks),
+        sms=sms_sender(config),
+        sms_countries=phones.countries(config.sms_countries),
     ).core()
 
 

@@ -41,6 +41,17 @@ class CassandraIdentityStore:
             "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")
         self._save_district = session.prepare(
             f"UPDATE {ks}.persons_by_email SET district = ? WHERE email = ?")
+        # People registered by SMS (migration 006): the same, keyed by phone number.
+        self._by_phone = session.prepare(f"SELECT * FROM {ks}.persons_by_phone WHERE phone = ?")
+        self._phone_person_by_id = session.prepare(
+            f"SELECT * FROM {ks}.persons_by_phone WHERE person_id = ?")
+        self._add_phone_person = session.prepare(
+            f"INSERT INTO {ks}.persons_by_phone (phone, person_id, role, created_at, "
+            "district) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")
+        self._save_phone_role = session.prepare(
+            f"UPDATE {ks}.persons_by_phone SET role = ? WHERE phone = ?")
+        self._save_phone_district = session.prepare(
+            f"UPDATE {ks}.persons_by_phone SET district = ? WHERE phone = ?")
         self._codes = session.prepare(f"SELECT * FROM {ks}.sign_in_codes WHERE email = ?")
         self._counter = session.prepare(f"SELECT * FROM {ks}.limit_counters WHERE key = ?")
         # Lightweight transactions on `version`: limits hold across identity processes.
@@ -80,7 +91,9 @@ class CassandraIdentityStore:
         self._add_claim = session.prepare(
             f"INSERT INTO {ks}.census_claims (consultation_id, person_id, entry_key) "
             "VALUES (?, ?, ?) IF NOT EXISTS")
-        for stmt in (self._person, self._person_by_id, self._save_district, self._codes,
+        for stmt in (self._person, self._person_by_id, self._save_district, self._by_phone,
+                     self._phone_person_by_id, self._save_phone_role,
+                     self._save_phone_district, self._codes,
                      self._counter, self._set_status, self._status, self._open_poll,
                      self._electorate, self._save_entry, self._save_email, self._entry,
                      self._entry_by_email, self._claim):
@@ -92,28 +105,44 @@ class CassandraIdentityStore:
         return _person(row) if row else None
 
     @guarded
+    def person_by_phone(self, phone: str) -> Person | None:
+        row = self.s.execute(self._by_phone, (phone,)).one()
+        return _person(row) if row else None
+
+    @guarded
     def person(self, person_id: str) -> Person | None:
-        row = self.s.execute(self._person_by_id, (person_id,)).one()
+        # Most people registered by e-mail: their table first.
+        row = self.s.execute(self._person_by_id, (person_id,)).one() \
+            or self.s.execute(self._phone_person_by_id, (person_id,)).one()
         return _person(row) if row else None
 
     @guarded
     def add_person(self, person: Person) -> Person:
         # No district (the usual case) is left unset rather than written as a null.
         district = UNSET_VALUE if person.district is None else person.district
-        self.s.execute(self._add_person, (person.email, person.person_id, person.role,
-                                          person.created_at, district))
-        found = self.person_by_email(person.email)
+        if person.email is None:
+            self.s.execute(self._add_phone_person, (person.address, person.person_id,
+                                                    person.role, person.created_at, district))
+            found = self.person_by_phone(person.address)
+        else:
+            self.s.execute(self._add_person, (person.email, person.person_id, person.role,
+                                              person.created_at, district))
+            found = self.person_by_email(person.email)
         assert found is not None
         return found
 
     @guarded
     def save_role(self, person: Person) -> None:
-        self.s.execute(self._save_role, (person.role, person.email))
+        by_phone = person.email is None
+        self.s.execute(self._save_phone_role if by_phone else self._save_role,
+                       (person.role, person.address))
 
     @guarded
     def save_district(self, person: Person) -> None:
-        # By e-mail, the row's key; a plain write: the last declaration wins.
-        self.s.execute(self._save_district, (person.district, person.email))
+        # By the row's key (e-mail or phone); a plain write: the last declaration wins.
+        by_phone = person.email is None
+        self.s.execute(self._save_phone_district if by_phone else self._save_district,
+                       (person.district, person.address))
 
     @guarded
     def login_codes(self, email: str) -> LoginCodes | None:
@@ -126,7 +155,8 @@ class CassandraIdentityStore:
     def swap_login_codes(self, previous: LoginCodes | None, codes: LoginCodes) -> bool:
         # The row outlives its last code by nothing: every code expires CODE_TTL after
         # it was sent, and each write comes after the last send.
-        return self._swap(self._first_codes, self._next_codes, codes.email, (
+        # Keyed by the sign-in address, in the column named when it was e-mail only.
+        return self._swap(self._first_codes, self._next_codes, codes.address, (
             pending_json(codes.pending), codes.attempts_left, codes.version),
             previous.version if previous else None, CODE_TTL)
 
@@ -237,4 +267,6 @@ def _swaps(session: Session, table: str, key: str, columns: tuple[str, ...]
 
 
 def _person(row: Any) -> Person:
-    return Person(row.person_id, row.email, row.role, utc(row.created_at), row.district)
+    # A row of persons_by_email or of persons_by_phone.
+    return Person(row.person_id, getattr(row, "email", None), row.role, utc(row.created_at),
+                  row.district, getattr(row, "phone", None))

@@ -20,14 +20,16 @@ log = logging.getLogger(__name__)
 
 
 class FileOutboxSender:
-    def __init__(self, outbox_dir: Path, echo_codes: bool):
-        self.path = outbox_dir / "email.jsonl"
+    """One file per channel: ``email.jsonl``, ``sms.jsonl``."""
+
+    def __init__(self, outbox_dir: Path, echo_codes: bool, channel: str = "email"):
+        self.path = outbox_dir / f"{channel}.jsonl"
         self.echo_codes = echo_codes  # development only: print the code in the log
         self._lock = threading.Lock()
         private_folder(outbox_dir)  # 0700; the file is made 0600 by its first code
 
-    def send(self, email: str, code: str, expires_in: int) -> None:
-        line = json.dumps({"to": email, "subject": "Your urne sign-in code", "code": code,
+    def send(self, to: str, code: str, expires_in: int) -> None:
+        line = json.dumps({"to": to, "subject": "Your urne sign-in code", "code": code,
                            "expires_in": expires_in,
                            "at": datetime.now(UTC).isoformat()}) + "\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
@@ -37,4 +39,4 @@ class FileOutboxSender:
             os.fsync(fh.fileno())
         if self.echo_codes:
             log.info("sign-in code written to the development outbox",
-                     extra=log_fields(to=email, code=code, outbox=str(self.path)))
+                     extra=log_fields(to=to, code=code, outbox=str(self.path)))

@@ -79,10 +79,10 @@ class SmtpSender:
         msg.set_content(BODY.format(code=code, minutes=max(1, expires_in // 60)))
         return msg
 
-    def send(self, email: str, code: str, expires_in: int) -> None:
+    def send(self, to: str, code: str, expires_in: int) -> None:
         try:
             with self._connect() as smtp:
-                smtp.send_message(self.message(email, code, expires_in))
+                smtp.send_message(self.message(to, code, expires_in))
         except smtplib.SMTPRecipientsRefused as exc:
             # The mail server will not take this address: retrying will not help.
             raise Invalid("the mail server refused this address", code="email_refused"

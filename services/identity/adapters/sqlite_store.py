@@ -37,14 +37,20 @@ class SqliteIdentityStore:
         row = self.db.one("SELECT * FROM persons WHERE person_id = ?", (person_id,))
         return _person(row) if row else None
 
+    def person_by_phone(self, phone: str) -> Person | None:
+        row = self.db.one("SELECT * FROM persons WHERE phone = ?", (phone,))
+        return _person(row) if row else None
+
     def add_person(self, person: Person) -> Person:
         with self.db.tx() as c:
-            # The e-mail is unique: on a race the first person stays, and is returned.
-            c.execute("INSERT OR IGNORE INTO persons (person_id, email, role, created_at, "
-                      "district) VALUES (?, ?, ?, ?, ?)",
-                      (person.person_id, person.email, person.role,
+            # The e-mail (or phone) is unique: on a race the first person stays, and is
+            # returned.
+            c.execute("INSERT OR IGNORE INTO persons (person_id, email, phone, role, "
+                      "created_at, district) VALUES (?, ?, ?, ?, ?, ?)",
+                      (person.person_id, person.email, person.phone, person.role,
                        person.created_at.isoformat(), person.district))
-        found = self.person_by_email(person.email)
+        found = (self.person_by_email(person.email) if person.email is not None
+                 else self.person_by_phone(person.address))
         assert found is not None
         return found
 
@@ -61,7 +67,8 @@ class SqliteIdentityStore:
                           row["version"])
 
     def swap_login_codes(self, previous: LoginCodes | None, codes: LoginCodes) -> bool:
-        return self._swap("sign_in_codes", ("email", codes.email), {
+        # Keyed by the sign-in address, in the column named when it was e-mail only.
+        return self._swap("sign_in_codes", ("email", codes.address), {
             "pending": pending_json(codes.pending), "attempts_left": codes.attempts_left,
             "version": codes.version}, previous.version if previous else None)
 
@@ -189,4 +196,4 @@ class SqliteIdentityStore:
 
 def _person(row: sqlite3.Row) -> Person:
     return Person(row["person_id"], row["email"], row["role"],
-                  datetime.fromisoformat(row["created_at"]), row["district"])
+                  datetime.fromisoformat(row["created_at"]), row["district"], row["phone"])
