@@ -25,6 +25,7 @@ from urne.gateway.routes import (
     auth,
     census,
     consultations,
+    desk,
     health,
     me,
     polls,
@@ -84,7 +85,7 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
     problems.install(app)
 
     v1 = APIRouter(prefix="/v1")
-    for module in (auth, me, consultations, census, proposals, polls, audit, admin):
+    for module in (auth, me, consultations, census, proposals, polls, audit, admin, desk):
         v1.include_router(module.router)
     if testing:  # development and test only: synthetic voters for load tests
         v1.include_router(testing_routes.router)

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from urne.contracts.commands import Actor
 from urne.contracts.envelope import Command, wrap
-from urne.contracts.roles import ADMIN, STAFF
+from urne.contracts.roles import ADMIN, AGENT, STAFF
 from urne.crypto.tokens import AccessClaims, InvalidToken, TokenVerifier
 from urne.gateway.ballots import BallotDesk
 from urne.gateway.clients import ServiceClient, ServiceUnavailable
@@ -95,6 +95,13 @@ async def admin(user: Annotated[AccessClaims, Depends(current_user)]) -> AccessC
     return user
 
 
+async def agent(user: Annotated[AccessClaims, Depends(current_user)]) -> AccessClaims:
+    # Checked again by identity, from the actor the route passes on.
+    if user.role not in (AGENT, ADMIN):
+        raise ProblemError(403, "forbidden", "this route is for agents and admins")
+    return user
+
+
 @overload
 def actor(user: AccessClaims) -> Actor: ...
 @overload
@@ -126,5 +133,6 @@ CurrentUser = Annotated[AccessClaims, Depends(current_user)]
 OptionalUser = Annotated[AccessClaims | None, Depends(optional_user)]
 Organiser = Annotated[AccessClaims, Depends(organiser)]  # an organiser or an admin
 Admin = Annotated[AccessClaims, Depends(admin)]
+Agent = Annotated[AccessClaims, Depends(agent)]  # an agent (or an admin) at a desk
 VotingTokenDep = Annotated[str, Depends(voting_token)]
 AccessTokenText = Annotated[str, Depends(access_token_text)]

@@ -27,6 +27,16 @@ class LoginCodeSentPublic(Public):
     expires_in: int
 
 
+class DeskCardPublic(Public):
+    """What an agent prints for someone registered at a desk: the code (shown once), and
+    the same code as a QR code (SVG) for a kiosk to scan."""
+
+    person_id: str
+    desk_code: str
+    expires_at: datetime
+    qr_svg: str
+
+
 class AccessTokenPublic(Public):
     access_token: str
     token_type: Literal["Bearer"]

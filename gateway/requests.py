@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, model_validator
 from urne.contracts.fields import (
     Category,
     Description,
+    DeskCodeText,
     District,
     Electorate,
     EstimatedCost,
@@ -57,8 +58,36 @@ class CodeRequest(_SignInAddress):
     pass
 
 
-class CodeVerify(_SignInAddress):
-    code: LoginCodeText
+class CodeVerify(Body):
+    """The code sent to an address or a number, with it; or the desk code printed on the
+    card an agent gave, alone."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["email", "code"]}, {"required": ["phone", "code"]},
+        {"required": ["desk_code"]}]})
+
+    email: EmailStr | None = None
+    phone: PhoneNumber | None = None
+    code: LoginCodeText | None = None
+    desk_code: DeskCodeText | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> CodeVerify:
+        by_address = (self.email is None) != (self.phone is None) and self.code is not None \
+            and self.desk_code is None
+        by_desk = self.email is None and self.phone is None and self.code is None \
+            and self.desk_code is not None
+        if not (by_address or by_desk):
+            raise ValueError("give an e-mail address or a phone number with its code, or a "
+                             "desk code alone")
+        return self
+
+
+class DeskRegistration(Body):
+    """Someone without an e-mail address or a phone, at an agent's desk. Their district,
+    if the agent checked it (their voting tokens carry it, as a declared one)."""
+
+    district: District | None = None
 
 
 class DistrictDeclare(Body):

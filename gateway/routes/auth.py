@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, status
 from urne.contracts.commands import (
     RequestLoginCode,
     RequestSmsCode,
+    VerifyDeskCode,
     VerifyLoginCode,
     VerifySmsCode,
 )
@@ -31,10 +32,14 @@ async def request_code(body: CodeRequest, request: Request, services: ServicesDe
 
 @router.post("/tokens", response_model=AccessTokenPublic)
 async def verify_code(body: CodeVerify, request: Request, services: ServicesDep) -> dict:
-    """Exchange a valid code (with the address or number it was sent to) for an access
-    token; registers the person on first use. Every failure gives the same 401; wrong
-    codes are limited per client (429 with Retry-After) and per address (five burn its
-    pending codes)."""
+    """Exchange a valid code (with the address or number it was sent to), or the desk code
+    of a card an agent printed, for an access token; registers the person on first use.
+    Every failure gives the same 401; wrong codes are limited per client (429 with
+    Retry-After) and per address (five burn its pending codes). A desk code signs in
+    once."""
+    if body.desk_code is not None:
+        return await services.send(VerifyDeskCode(code=body.desk_code, client=client(request)))
+    assert body.code is not None  # with an address or a number: CodeVerify
     if body.email is not None:
         return await services.send(VerifyLoginCode(email=body.email, code=body.code,
                                                    client=client(request)))

@@ -41,14 +41,9 @@ class Person:
     # tokens: a declared district is the person's word, nothing more, until the
     # electorate issue verifies it against a census.
     district: str | None = None
-    phone: str | None = None  # E.164, for a person registered by SMS (then no e-mail)
-
-    @property
-    def address(self) -> str:
-        """What they sign in with: their e-mail address, else their phone number."""
-        address = self.email or self.phone
-        assert address is not None, "a person has an e-mail address or a phone number"
-        return address
+    # E.164, for a person registered by SMS (then no e-mail). Someone an agent registered
+    # at a desk has neither, and signs in with a desk code (desk.py).
+    phone: str | None = None
 
 
 @dataclass(frozen=True)

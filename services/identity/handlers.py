@@ -7,21 +7,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Network, IPv6Network
-from typing import Literal
+from typing import Literal, NoReturn
 
 from urne.contracts.commands import (
+    Actor,
     ClaimCensusEntry,
     DeclareDistrict,
     GetPerson,
     ImportCensus,
+    IssueDeskCode,
     IssueSyntheticVotingTokens,
     IssueVotingToken,
     IssueVotingTokenV2,
     ListIdentityActions,
     PurgeExpired,
+    RegisterAtDesk,
     RequestLoginCode,
     RequestSmsCode,
     SetRole,
+    VerifyDeskCode,
     VerifyLoginCode,
     VerifySmsCode,
 )
@@ -31,13 +35,14 @@ from urne.contracts.replies import (
     ActionLogView,
     CensusClaim,
     CensusImported,
+    DeskCodeIssued,
     LoginCodeSent,
     PersonView,
     Purged,
     SyntheticVotingTokens,
     VotingToken,
 )
-from urne.contracts.roles import ADMIN, PARTICIPANT, STAFF
+from urne.contracts.roles import ADMIN, AGENT, PARTICIPANT, STAFF
 from urne.crypto.keys import KeySet
 from urne.crypto.tokens import InvalidToken, TokenIssuer, TokenVerifier
 from urne.messaging.kernel import Context, ServiceCore
@@ -50,7 +55,7 @@ from urne.platform.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from urne.services.identity import census, domain, limits, phones
+from urne.services.identity import census, desk, domain, limits, phones
 from urne.services.identity.ports import CodeSender, IdentityStore
 from urne.storage.action_log import action_log_view, recorder
 
@@ -160,14 +165,61 @@ class IdentityHandlers:
 
         self._swap_codes(address, verdict)
         if not matched:
-            # Wrong, expired, used, burnt or never sent: one answer for all, so that it
-            # tells a guesser nothing about the address.
-            if client is not None:
-                self._count(limits.FAILURES_FROM_CLIENT, now, client)
-            raise Unauthorized("this code is not valid (wrong, expired or already used); "
-                               "check it, or ask for a new one", code="code_invalid",
-                               keep_writes=True)  # the failure is counted, the code burnt
+            self._wrong_code(now, client)
         return now
+
+    def _wrong_code(self, now: datetime, client: str | None) -> NoReturn:
+        """Wrong, expired, used, burnt or never sent: one answer for all, so that it
+        tells a guesser nothing about the address; the failure counted."""
+        if client is not None:
+            self._count(limits.FAILURES_FROM_CLIENT, now, client)
+        raise Unauthorized("this code is not valid (wrong, expired or already used); "
+                           "check it, or ask for a new one", code="code_invalid",
+                           keep_writes=True)  # the failure is counted, the code burnt
+
+    # --- people registered at a desk (desk.py) -----------------------------------------
+    def register_at_desk(self, cmd: RegisterAtDesk, ctx: Context) -> DeskCodeIssued:
+        _agent_only(cmd.actor)
+        now = self.clock()
+        existing = self.store.person(cmd.person_id)
+        if existing is not None:
+            # The same registration again (a retry): a new card for the same person.
+            return self.issue_desk_code(IssueDeskCode(actor=cmd.actor,
+                                                      person_id=cmd.person_id), ctx)
+        code = desk.new_code()
+        person = domain.Person(cmd.person_id, None, PARTICIPANT, now, cmd.district)
+        issued = desk.issued(self.code_secret, person.person_id, code, now)
+        self.store.add_desk_person(person, issued)
+        return DeskCodeIssued(person_id=person.person_id, code=code,
+                              expires_at=issued.expires_at)
+
+    def issue_desk_code(self, cmd: IssueDeskCode, ctx: Context) -> DeskCodeIssued:
+        _agent_only(cmd.actor)
+        person = self._person(cmd.person_id)
+        if person.email is not None or person.phone is not None:
+            # Their account would become the agent's: they sign in by their own address.
+            raise Forbidden("this person signs in by e-mail or SMS; agents give desk codes "
+                            "only to people they registered at a desk",
+                            code="not_registered_at_desk")
+        code = desk.new_code()
+        issued = desk.issued(self.code_secret, person.person_id, code, self.clock())
+        self.store.save_desk_code(issued)
+        return DeskCodeIssued(person_id=person.person_id, code=code,
+                              expires_at=issued.expires_at)
+
+    def verify_desk_code(self, cmd: VerifyDeskCode, ctx: Context) -> AccessToken:
+        now = self.clock()
+        client = self._client(cmd.client)
+        if client is not None:
+            self._refuse_if_reached(limits.FAILURES_FROM_CLIENT, now, client,
+                                    "too many wrong codes from this network")
+        code = desk.normalise(cmd.code)
+        person_id = self.store.spend_desk_code(desk.code_hash(self.code_secret, code), now) \
+            if code is not None else None
+        person = self.store.person(person_id) if person_id is not None else None
+        if person is None:
+            self._wrong_code(now, client)
+        return self._access_token(person, now)
 
     def _access_token(self, person: domain.Person, now: datetime) -> AccessToken:
         token, exp = self.tokens.access_token(person.person_id, person.role)
@@ -418,6 +470,9 @@ class IdentityHandlers:
                 VerifyLoginCode: self.verify_login_code,
                 RequestSmsCode: self.request_sms_code,
                 VerifySmsCode: self.verify_sms_code,
+                RegisterAtDesk: self.register_at_desk,
+                IssueDeskCode: self.issue_desk_code,
+                VerifyDeskCode: self.verify_desk_code,
                 GetPerson: self.get_person,
                 DeclareDistrict: self.declare_district,
                 IssueVotingToken: self.refuse_unproven_voting_token,
@@ -433,6 +488,12 @@ class IdentityHandlers:
             ping=self.store.ping,
             log_action=recorder(self.store.actions, self.clock),
         )
+
+
+def _agent_only(actor: Actor) -> None:
+    if actor.role not in (AGENT, ADMIN):
+        raise Forbidden("only agents (and admins) register people at a desk",
+                        code="forbidden")
 
 
 def _view(person: domain.Person) -> PersonView:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from urne.services.identity.census import CensusEntry
+from urne.services.identity.desk import DeskCode
 from urne.services.identity.domain import LoginCodes, Person, VotingStatus
 from urne.services.identity.limits import Counter
 from urne.storage.action_log import ActionLog
@@ -22,6 +23,16 @@ class IdentityStore(Protocol):
     def add_person(self, person: Person) -> Person:
         """Insert, or return the person who already holds that e-mail address (or, with
         none, that phone number): race-safe."""
+        ...
+    def add_desk_person(self, person: Person, code: DeskCode) -> None:
+        """Insert a person an agent registered (no e-mail, no phone) with their code."""
+        ...
+    def save_desk_code(self, code: DeskCode) -> None:
+        """Make ``code`` the person's desk code, in place of any previous one."""
+        ...
+    def spend_desk_code(self, code_hash: str, now: datetime) -> str | None:
+        """The person whose current, unexpired desk code this is, their code cleared;
+        None otherwise. Atomic across processes: a code signs in once."""
         ...
     def save_role(self, person: Person) -> None:
         """Store ``person.role`` for that person, who is stored already."""
@@ -73,8 +84,9 @@ class IdentityStore(Protocol):
         processes."""
         ...
     def purge_expired(self, now: datetime) -> dict[str, int]:
-        """Delete sign-in codes of which none is pending any more, and limit counters
-        whose window ended before ``now - LONGEST_WINDOW``; rows deleted, by table."""
+        """Delete sign-in codes of which none is pending any more, limit counters whose
+        window ended before ``now - LONGEST_WINDOW``, and expired desk codes; rows
+        deleted, by table."""
         ...
     def ping(self) -> None: ...
 

@@ -29,6 +29,7 @@ from tests.e2e.bad_input import run_bad_input
 from tests.e2e.census import run_census
 from tests.e2e.consultations import run_consultations
 from tests.e2e.demo import run_demo
+from tests.e2e.desk import run_desk
 from tests.e2e.methods import METHODS
 from tests.e2e.proposals import run_proposals
 from tests.e2e.scenario import TEST_ENV, close_and_verify, open_poll, run_slice, vote
@@ -280,6 +281,11 @@ def test_a_census_poll_admits_claimed_eligible_entries_only(distributed: Distrib
 def test_people_without_e_mail_sign_in_by_sms_and_vote(distributed: Distributed) -> None:
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         run_sms(http, distributed.outbox)
+
+
+def test_an_agent_at_a_desk_registers_someone_who_votes(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        run_desk(http, distributed.outbox)
 
 
 def test_admins_grant_roles_and_read_what_staff_did(distributed: Distributed) -> None:

@@ -30,8 +30,8 @@ from urne.platform.settings import StoreSettings
 from urne.record import merkle
 from urne.record.tiles import TiledTree
 from urne.runtime.registry import SERVICES
+from urne.services.identity import desk, limits
 from urne.services.identity import domain as identity_domain
-from urne.services.identity import limits
 from urne.services.identity.domain import Person
 from urne.services.proposal.domain import Consultation, Moderation, Poll, Proposal, Report
 from urne.services.tally import domain
@@ -142,6 +142,30 @@ def test_identity_persons_registered_by_phone(backend: Any) -> None:
     # Codes are keyed by the number as by an address.
     codes = identity_domain.with_new_code("s", phone, None, NOW, "123456")
     assert store.swap_login_codes(None, codes) and store.login_codes(phone) == codes
+
+
+def test_identity_persons_registered_at_desk(backend: Any) -> None:
+    store = backend("identity")
+    person = Person(new_id(), None, "participant", NOW, "nord")
+    first = desk.issued("s", person.person_id, desk.new_code(), NOW)
+    store.add_desk_person(person, first)
+    assert store.person(person.person_id) == person
+    # A new card voids the previous code; the current one signs in once, racing or not.
+    second = desk.issued("s", person.person_id, desk.new_code(), NOW)
+    store.save_desk_code(second)
+    later = NOW + timedelta(minutes=1)
+    assert store.spend_desk_code(first.code_hash, later) is None
+    got = race(4, lambda _: store.spend_desk_code(second.code_hash, later))
+    assert (got.count(person.person_id), got.count(None)) == (1, 3)
+    assert store.spend_desk_code(second.code_hash, later) is None
+    # Expired: refused, even unused.
+    third = desk.issued("s", person.person_id, desk.new_code(), NOW)
+    store.save_desk_code(third)
+    assert store.spend_desk_code(third.code_hash, third.expires_at) is None
+    # District and role in their row; never found by an address.
+    store.save_district(replace(person, district="sud"))
+    store.save_role(replace(person, district="sud", role="agent"))
+    assert store.person(person.person_id) == replace(person, district="sud", role="agent")
 
 
 def test_identity_login_codes_and_voting_status(backend: Any) -> None:
@@ -716,18 +740,19 @@ def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Pat
         c.execute("INSERT INTO persons VALUES (?, ?, ?, ?)",
                   (pid, "old@example.org", "participant", NOW.isoformat()))
     assert db.migrate(folder) == ["002_district", "003_action_log", "004_sign_in_limits",
-                                  "005_census", "006_phones"]
+                                  "005_census", "006_phones", "007_desk"]
     store = SERVICES["identity"].sqlite_store(db)
     old = Person(pid, "old@example.org", "participant", NOW, None)
     assert store.person(pid) == old == store.person_by_email("old@example.org")
     store.save_district(replace(old, district="north"))
     assert store.person(pid).district == "north"
-    # 006 rebuilt the table: the address is still unique, and a person has one of the two.
+    # 006 rebuilt the table: the address is still unique.
     assert store.add_person(Person(new_id(), "old@example.org", "participant", NOW)) == \
         replace(old, district="north")
     with pytest.raises(sqlite3.IntegrityError), db.tx() as c:
-        c.execute("INSERT INTO persons (person_id, role, created_at) VALUES (?, ?, ?)",
-                  (new_id(), "participant", NOW.isoformat()))
+        c.execute("INSERT INTO persons (person_id, email, role, created_at) "
+                  "VALUES (?, ?, ?, ?)", (new_id(), "old@example.org", "participant",
+                                          NOW.isoformat()))
 
 
 def test_cassandra_district_migration_keeps_the_persons_already_there(
@@ -748,7 +773,8 @@ def test_cassandra_district_migration_keeps_the_persons_already_there(
         session.execute(f"INSERT INTO {ks}.persons_by_email (email, person_id, role, "
                         "created_at) VALUES (%s, %s, %s, %s)", (email, pid, "participant", NOW))
     assert migrate(session, settings, "identity", folder) == [
-        "002_district", "003_action_log", "004_sign_in_limits", "005_census", "006_phones"]
+        "002_district", "003_action_log", "004_sign_in_limits", "005_census", "006_phones",
+        "007_desk"]
     store = SERVICES["identity"].cassandra_store(session, ks)
     # The index on person_id is built over the rows already there, in the background:
     # until it is, a read by id is a 503 (store_unavailable, retry), never a wrong answer.

@@ -14,6 +14,7 @@ from urne.contracts.fields import (
     ClientAddress,
     Cursor,
     Description,
+    DeskCodeText,
     District,
     Electorate,
     EstimatedCost,
@@ -476,6 +477,33 @@ class SetRole(_Identity):
     actor: Actor
     email: EmailStr
     role: Literal["participant", "organiser", "moderator", "agent", "admin"]
+
+
+@message("desk.person.register.v1")
+class RegisterAtDesk(_Identity):
+    """An agent registers someone who has no e-mail address and no phone, and gets
+    their first desk code to print. ``person_id`` is chosen by the gateway: the same
+    command again (a retry after a lost answer) registers no second person, it gives
+    the same person a new code."""
+
+    actor: Actor
+    person_id: Id
+    district: District | None = None
+
+
+@message("desk.code.issue.v1")
+class IssueDeskCode(_Identity):
+    """An agent gives a person registered at a desk a new code (a lost card, a later
+    poll); their previous code stops working."""
+
+    actor: Actor
+    person_id: Id
+
+
+@message("desk_code.verify.v1")
+class VerifyDeskCode(_Identity):
+    code: DeskCodeText
+    client: ClientAddress | None = None
 
 
 class _MonthOfActions(BaseModel):

@@ -14,6 +14,8 @@ Title = Annotated[str, Field(min_length=1, max_length=300)]
 Description = Annotated[str, Field(max_length=20_000)]
 ProposalBody = Annotated[str, Field(max_length=50_000)]
 LoginCodeText = Annotated[str, Field(min_length=1, max_length=32)]
+# A desk code as a person types it from their card (services/identity/desk.py reads it).
+DeskCodeText = Annotated[str, Field(min_length=1, max_length=64)]
 # A family or given name, as a census list or a person writes it (identity keeps only a
 # keyed hash of its normal form).
 # At least one letter or digit, in any script: a name of punctuation alone is no name.

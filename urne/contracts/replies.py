@@ -25,6 +25,14 @@ class LoginCodeSent(Reply):
     expires_in: int
 
 
+class DeskCodeIssued(Reply):
+    """A desk code for the agent to print: the only time it is in clear."""
+
+    person_id: str
+    code: str
+    expires_at: datetime
+
+
 class AccessToken(Reply):
     access_token: str
     token_type: Literal["Bearer"] = "Bearer"

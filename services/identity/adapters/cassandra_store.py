@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cassandra.cluster import Session
 from cassandra.query import UNSET_VALUE, PreparedStatement
 
 from urne.services.identity.census import CensusEntry
+from urne.services.identity.desk import DeskCode
 from urne.services.identity.domain import (
     CODE_TTL,
     LoginCodes,
@@ -52,6 +53,28 @@ class CassandraIdentityStore:
             f"UPDATE {ks}.persons_by_phone SET role = ? WHERE phone = ?")
         self._save_phone_district = session.prepare(
             f"UPDATE {ks}.persons_by_phone SET district = ? WHERE phone = ?")
+        # People registered at a desk (migration 007): keyed by id, signed in by code.
+        self._desk_person = session.prepare(
+            f"SELECT * FROM {ks}.persons_at_desk WHERE person_id = ?")
+        self._add_desk_person = session.prepare(
+            f"INSERT INTO {ks}.persons_at_desk (person_id, role, created_at, district) "
+            "VALUES (?, ?, ?, ?)")
+        # The code's columns go when it expires (a TTL), the person stays.
+        self._save_desk_code = session.prepare(
+            f"UPDATE {ks}.persons_at_desk USING TTL ? SET desk_code_hash = ?, "
+            "desk_code_expires_at = ? WHERE person_id = ?")
+        self._add_desk_code = session.prepare(
+            f"INSERT INTO {ks}.desk_codes (code_hash, person_id) VALUES (?, ?) USING TTL ?")
+        self._desk_code = session.prepare(
+            f"SELECT person_id FROM {ks}.desk_codes WHERE code_hash = ?")
+        # Lightweight transaction: of two kiosks racing with one code, one signs in.
+        self._spend_desk_code = session.prepare(
+            f"UPDATE {ks}.persons_at_desk SET desk_code_hash = null WHERE person_id = ? "
+            "IF desk_code_hash = ? AND desk_code_expires_at > ?")
+        self._save_desk_role = session.prepare(
+            f"UPDATE {ks}.persons_at_desk SET role = ? WHERE person_id = ?")
+        self._save_desk_district = session.prepare(
+            f"UPDATE {ks}.persons_at_desk SET district = ? WHERE person_id = ?")
         self._codes = session.prepare(f"SELECT * FROM {ks}.sign_in_codes WHERE email = ?")
         self._counter = session.prepare(f"SELECT * FROM {ks}.limit_counters WHERE key = ?")
         # Lightweight transactions on `version`: limits hold across identity processes.
@@ -93,7 +116,9 @@ class CassandraIdentityStore:
             "VALUES (?, ?, ?) IF NOT EXISTS")
         for stmt in (self._person, self._person_by_id, self._save_district, self._by_phone,
                      self._phone_person_by_id, self._save_phone_role,
-                     self._save_phone_district, self._codes,
+                     self._save_phone_district, self._desk_person, self._add_desk_person,
+                     self._save_desk_code, self._add_desk_code, self._desk_code,
+                     self._save_desk_role, self._save_desk_district, self._codes,
                      self._counter, self._set_status, self._status, self._open_poll,
                      self._electorate, self._save_entry, self._save_email, self._entry,
                      self._entry_by_email, self._claim):
@@ -113,17 +138,44 @@ class CassandraIdentityStore:
     def person(self, person_id: str) -> Person | None:
         # Most people registered by e-mail: their table first.
         row = self.s.execute(self._person_by_id, (person_id,)).one() \
-            or self.s.execute(self._phone_person_by_id, (person_id,)).one()
+            or self.s.execute(self._phone_person_by_id, (person_id,)).one() \
+            or self.s.execute(self._desk_person, (person_id,)).one()
         return _person(row) if row else None
+
+    @guarded
+    def add_desk_person(self, person: Person, code: DeskCode) -> None:
+        district = UNSET_VALUE if person.district is None else person.district
+        self.s.execute(self._add_desk_person, (person.person_id, person.role,
+                                               person.created_at, district))
+        self.save_desk_code(code)
+
+    @guarded
+    def save_desk_code(self, code: DeskCode) -> None:
+        ttl = max(int((code.expires_at - datetime.now(UTC)).total_seconds()) + 1, 1)
+        # The lookup first: a crash in between leaves a code that finds no one current.
+        self.s.execute(self._add_desk_code, (code.code_hash, code.person_id, ttl))
+        self.s.execute(self._save_desk_code, (ttl, code.code_hash, code.expires_at,
+                                              code.person_id))
+
+    @guarded
+    def spend_desk_code(self, code_hash: str, now: datetime) -> str | None:
+        row = self.s.execute(self._desk_code, (code_hash,)).one()
+        if row is None:
+            return None
+        # Only the person's current code, unexpired, and once: a replaced code's lookup
+        # row outlives it, but no longer matches.
+        done = self.s.execute(self._spend_desk_code, (row.person_id, code_hash, now))
+        return row.person_id if applied(done) else None
 
     @guarded
     def add_person(self, person: Person) -> Person:
         # No district (the usual case) is left unset rather than written as a null.
         district = UNSET_VALUE if person.district is None else person.district
         if person.email is None:
-            self.s.execute(self._add_phone_person, (person.address, person.person_id,
+            assert person.phone is not None, "desk people: add_desk_person"
+            self.s.execute(self._add_phone_person, (person.phone, person.person_id,
                                                     person.role, person.created_at, district))
-            found = self.person_by_phone(person.address)
+            found = self.person_by_phone(person.phone)
         else:
             self.s.execute(self._add_person, (person.email, person.person_id, person.role,
                                               person.created_at, district))
@@ -133,16 +185,26 @@ class CassandraIdentityStore:
 
     @guarded
     def save_role(self, person: Person) -> None:
-        by_phone = person.email is None
-        self.s.execute(self._save_phone_role if by_phone else self._save_role,
-                       (person.role, person.address))
+        self.s.execute(*self._by_key(person, self._save_role, self._save_phone_role,
+                                     self._save_desk_role, person.role))
 
     @guarded
     def save_district(self, person: Person) -> None:
-        # By the row's key (e-mail or phone); a plain write: the last declaration wins.
-        by_phone = person.email is None
-        self.s.execute(self._save_phone_district if by_phone else self._save_district,
-                       (person.district, person.address))
+        # By the row's key; a plain write: the last declaration wins.
+        self.s.execute(*self._by_key(person, self._save_district, self._save_phone_district,
+                                     self._save_desk_district, person.district))
+
+    @staticmethod
+    def _by_key(person: Person, by_email: PreparedStatement, by_phone: PreparedStatement,
+                at_desk: PreparedStatement, value: object
+                ) -> tuple[PreparedStatement, tuple[object, str]]:
+        """The statement that sets ``value`` in the person's row, and its values: the
+        row is keyed by their e-mail, else their phone, else (registered at a desk) id."""
+        if person.email is not None:
+            return by_email, (value, person.email)
+        if person.phone is not None:
+            return by_phone, (value, person.phone)
+        return at_desk, (value, person.person_id)
 
     @guarded
     def login_codes(self, email: str) -> LoginCodes | None:

@@ -6,6 +6,7 @@ import sqlite3
 from datetime import datetime, timedelta
 
 from urne.services.identity.census import CensusEntry
+from urne.services.identity.desk import DeskCode
 from urne.services.identity.domain import (
     LoginCodes,
     Person,
@@ -49,10 +50,32 @@ class SqliteIdentityStore:
                       "created_at, district) VALUES (?, ?, ?, ?, ?, ?)",
                       (person.person_id, person.email, person.phone, person.role,
                        person.created_at.isoformat(), person.district))
+        assert person.email or person.phone, "desk people: add_desk_person"
         found = (self.person_by_email(person.email) if person.email is not None
-                 else self.person_by_phone(person.address))
+                 else self.person_by_phone(person.phone or ""))
         assert found is not None
         return found
+
+    def add_desk_person(self, person: Person, code: DeskCode) -> None:
+        with self.db.tx() as c:
+            c.execute("INSERT INTO persons (person_id, role, created_at, district, "
+                      "desk_code_hash, desk_code_expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                      (person.person_id, person.role, person.created_at.isoformat(),
+                       person.district, code.code_hash, code.expires_at.isoformat()))
+
+    def save_desk_code(self, code: DeskCode) -> None:
+        with self.db.tx() as c:
+            c.execute("UPDATE persons SET desk_code_hash = ?, desk_code_expires_at = ? "
+                      "WHERE person_id = ?",
+                      (code.code_hash, code.expires_at.isoformat(), code.person_id))
+
+    def spend_desk_code(self, code_hash: str, now: datetime) -> str | None:
+        # One statement: of two kiosks racing with one code, one signs in.
+        with self.db.tx() as c:
+            row = c.execute("UPDATE persons SET desk_code_hash = NULL, desk_code_expires_at = "
+                            "NULL WHERE desk_code_hash = ? AND desk_code_expires_at > ? "
+                            "RETURNING person_id", (code_hash, now.isoformat())).fetchone()
+        return row[0] if row else None
 
     def save_district(self, person: Person) -> None:
         with self.db.tx() as c:
@@ -188,7 +211,11 @@ class SqliteIdentityStore:
             c.executemany("DELETE FROM sign_in_codes WHERE email = ?", [(e,) for e in spent])
             counters = c.execute("DELETE FROM limit_counters WHERE window_started_at < ?",
                                  (before,)).rowcount
-        return {"sign_in_codes": len(spent), "limit_counters": counters}
+            desk_codes = c.execute("UPDATE persons SET desk_code_hash = NULL, "
+                                   "desk_code_expires_at = NULL WHERE desk_code_expires_at <= ?",
+                                   (now.isoformat(),)).rowcount
+        return {"sign_in_codes": len(spent), "limit_counters": counters,
+                "desk_codes": desk_codes}
 
     def ping(self) -> None:
         self.db.ping()

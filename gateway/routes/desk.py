@@ -1,0 +1,57 @@
+"""Agents' desks: registering people who have neither an e-mail address nor a phone.
+
+The agent registers them and prints a card with a one-time desk code and its QR code;
+they sign in with it at a kiosk (``POST /v1/auth/tokens`` ``{desk_code}``), or with
+the agent's help, once. A later visit gets a new card. Every registration and card is
+in identity's action log with the agent's id (``GET /v1/admin/actions``).
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import Any
+
+import segno
+from fastapi import APIRouter, status
+
+from urne.contracts.commands import IssueDeskCode, RegisterAtDesk
+from urne.contracts.fields import Id
+from urne.gateway.deps import Agent, ServicesDep, actor
+from urne.gateway.public import DeskCardPublic
+from urne.gateway.requests import DeskRegistration
+
+router = APIRouter(prefix="/desk", tags=["desk"])
+
+
+@router.post("/people", status_code=status.HTTP_201_CREATED, response_model=DeskCardPublic)
+async def register(body: DeskRegistration, user: Agent, services: ServicesDep) -> dict:
+    """Register someone who has no e-mail address and no phone: 201 with their
+    ``person_id`` and the card to print (``desk_code``, shown this once, valid 30 days,
+    and its QR code). They sign in with it once, and vote like anyone."""
+    issued = await services.send(RegisterAtDesk(actor=actor(user), person_id=uuid.uuid4().hex,
+                                                district=body.district))
+    return card(issued)
+
+
+@router.post("/people/{person_id}/codes", status_code=status.HTTP_201_CREATED,
+             response_model=DeskCardPublic)
+async def new_card(person_id: Id, user: Agent, services: ServicesDep) -> dict:
+    """A new card for someone registered at a desk (a lost card, a later poll): their
+    previous code stops working. 403 ``not_registered_at_desk`` for anyone who signs in
+    by e-mail or SMS: an agent never gets a way into their account."""
+    return card(await services.send(IssueDeskCode(actor=actor(user), person_id=person_id)))
+
+
+def card(issued: dict[str, Any]) -> dict[str, Any]:
+    return {"person_id": issued["person_id"], "desk_code": issued["code"],
+            "expires_at": issued["expires_at"], "qr_svg": qr_svg(issued["code"])}
+
+
+def qr_svg(code: str) -> str:
+    """The code as a QR code, an SVG to print beside it (medium error correction: a
+    card is handled, creased and scanned by a kiosk's camera)."""
+    out = io.BytesIO()
+    segno.make_qr(code, error="m").save(out, kind="svg", scale=4, border=4, xmldecl=False,
+                                        title="urne desk code")
+    return out.getvalue().decode()

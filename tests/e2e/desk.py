@@ -1,0 +1,90 @@
+"""An agent's desk over HTTP, either profile (issue 9's acceptance: agent registration):
+an admin makes someone an agent; the agent registers a person who has neither e-mail nor
+phone and prints their card; the person signs in with it at a kiosk, once, and votes;
+their ballot is counted; the action log names the agent."""
+
+from __future__ import annotations
+
+import uuid
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.scenario import (
+    ADMIN,
+    PROBLEM,
+    bearer,
+    close_and_verify,
+    login,
+    open_poll,
+    sign_in,
+    vote,
+)
+
+
+def run_desk(http: httpx.Client, outbox: Path) -> None:
+    state = open_poll(http, outbox)
+    admin = login(http, outbox, ADMIN)
+    clerk = f"desk-agent-{uuid.uuid4().hex[:8]}@example.org"
+    r = http.put("/v1/admin/roles", headers=admin, json={"email": clerk, "role": "agent"})
+    assert r.status_code == 200 and r.json()["role"] == "agent", r.text
+    agent = sign_in(http, outbox, clerk)
+
+    # Only agents (and admins) register; bad input changes nothing.
+    citizen = sign_in(http, outbox, f"desk-citizen-{uuid.uuid4().hex[:8]}@example.org")
+    for headers, body, status, code in (
+            (citizen, {}, 403, "forbidden"),
+            (agent, {"district": "nord", "email": "x@example.org"}, 422, "invalid_request"),
+            (agent, {"district": "*"}, 422, "invalid_request")):
+        r = http.post("/v1/desk/people", headers=headers, json=body)
+        assert (r.status_code, r.headers["content-type"], r.json()["code"]) == (
+            status, PROBLEM, code), r.text
+
+    r = http.post("/v1/desk/people", headers=agent, json={"district": "nord"})
+    assert r.status_code == 201, r.text
+    card = r.json()
+    assert set(card) == {"person_id", "desk_code", "expires_at", "qr_svg"}
+    svg = ET.fromstring(card["qr_svg"])
+    assert svg.tag.endswith("svg") and card["desk_code"] not in card["qr_svg"]
+
+    # At the kiosk: the code as typed from the card signs in, once.
+    typed = card["desk_code"].lower().replace("-", " ")
+    r = http.post("/v1/auth/tokens", json={"desk_code": typed})
+    assert r.status_code == 200 and r.json()["person_id"] == card["person_id"], r.text
+    person = bearer(r.json()["access_token"])
+    r = http.post("/v1/auth/tokens", json={"desk_code": card["desk_code"]})
+    assert (r.status_code, r.json()["code"]) == (401, "code_invalid"), r.text
+    for body in ({"desk_code": card["desk_code"], "code": "123456"},
+                 {"desk_code": card["desk_code"], "email": clerk}):
+        r = http.post("/v1/auth/tokens", json=body)
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), r.text
+    me = http.get("/v1/me", headers=person).json()
+    assert (me["email"], me["phone"], me["role"], me["district"]) == (
+        None, None, "participant", "nord")
+
+    # A new card for them voids the old; never a card for an e-mail account.
+    r = http.post(f"/v1/desk/people/{card['person_id']}/codes", headers=agent)
+    assert r.status_code == 201 and r.json()["desk_code"] != card["desk_code"], r.text
+    citizen_id = http.get("/v1/me", headers=citizen).json()["person_id"]
+    r = http.post(f"/v1/desk/people/{citizen_id}/codes", headers=agent)
+    assert (r.status_code, r.json()["code"]) == (403, "not_registered_at_desk"), r.text
+
+    # They vote like anyone, and their ballot is counted.
+    r = http.post(f"/v1/polls/{state.poll_id}/voting-token", headers=person)
+    assert r.status_code == 201, r.text
+    state.tokens[card["person_id"]] = r.json()["voting_token"]
+    vote(http, outbox, state, card["person_id"], "no")
+    close_and_verify(http, state, {"yes": 0, "no": 1, "abstain": 0})
+
+    # The admin reads who did it: the agent's id, never the code.
+    month = datetime.now(UTC).strftime("%Y-%m")
+    r = http.get("/v1/admin/actions", headers=admin, params={"month": month})
+    agent_id = http.get("/v1/me", headers=agent).json()["person_id"]
+    assert r.status_code == 200, r.text
+    mine = [a for a in r.json()["actions"] if a["actor"] == agent_id]
+    assert [(a["service"], a["action"]) for a in mine] == [
+        ("identity", "desk.person.register.v1"), ("identity", "desk.code.issue.v1")]
+    assert mine[0]["subject"] == {"person_id": card["person_id"], "district": "nord"}
+    assert card["desk_code"] not in r.text

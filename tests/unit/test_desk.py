@@ -1,0 +1,196 @@
+"""People an agent registers at a desk: the desk code (desk.py) and the identity core's
+desk channel (register, a new card, sign in once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.unit.helpers import Clock, ok, refused, service_db
+from tests.unit.test_identity import CapturingSender
+from urne.contracts.commands import (
+    Actor,
+    GetPerson,
+    IssueDeskCode,
+    ListIdentityActions,
+    PurgeExpired,
+    RegisterAtDesk,
+    RequestLoginCode,
+    VerifyDeskCode,
+    VerifyLoginCode,
+)
+from urne.crypto.keys import SigningKey
+from urne.crypto.tokens import TokenIssuer, TokenVerifier
+from urne.services.identity import desk, limits
+from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
+from urne.services.identity.handlers import IdentityHandlers
+
+pytestmark = pytest.mark.unit
+
+AGENT = Actor(person_id="agent-1", role="agent")
+ADMIN = Actor(person_id="admin-1", role="admin")
+KIOSK_NEIGHBOUR = "203.0.113.9"
+
+
+# --- the code --------------------------------------------------------------------------
+
+def test_a_desk_code_is_80_random_bits_in_groups_of_four() -> None:
+    codes = {desk.new_code() for _ in range(200)}
+    assert len(codes) == 200
+    for code in codes:
+        groups = code.split("-")
+        assert [len(g) for g in groups] == [4, 4, 4, 4]
+        assert set("".join(groups)) <= set(desk.ALPHABET)
+        assert desk.normalise(code) == code
+    assert len(desk.ALPHABET) ** desk.LENGTH == 2 ** 80
+
+
+@pytest.mark.parametrize(("typed", "meant"), [
+    ("7kq2 m9xd 4rtb h0we", "7KQ2-M9XD-4RTB-H0WE"),   # lower case, spaces
+    ("7KQ2M9XD4RTBH0WE", "7KQ2-M9XD-4RTB-H0WE"),      # no hyphens
+    ("7KQ2-M9XD-4RTB-HOWE", "7KQ2-M9XD-4RTB-H0WE"),   # O for 0
+    ("1Q2L-I9XD-4RTB-H0WE", "1Q21-19XD-4RTB-H0WE"),   # I and L for 1
+])
+def test_a_desk_code_is_read_as_people_write_it(typed: str, meant: str) -> None:
+    assert desk.normalise(typed) == meant
+
+
+@pytest.mark.parametrize("typed", ["", "7KQ2-M9XD-4RTB", "7KQ2-M9XD-4RTB-H0WE-X",
+                                   "7KQ2-M9XD-4RTB-H0WU", "7KQ2-M9XD-4RTB-H0W!"])
+def test_what_cannot_be_a_desk_code(typed: str) -> None:
+    assert desk.normalise(typed) is None
+
+
+# --- the identity core -----------------------------------------------------------------
+
+class Desk:
+    def __init__(self, tmp_path: Path, identity_key: SigningKey, clock: Clock):
+        self.store = SqliteIdentityStore(service_db(tmp_path / "identity.db", "identity"))
+        self.mail = CapturingSender()
+        self.handlers = IdentityHandlers(
+            store=self.store, sender=self.mail, tokens=TokenIssuer(identity_key),
+            secret="test-secret", code_secret="test-code-secret", organisers=frozenset(),
+            clock=clock)
+        self.core = self.handlers.core()
+        self.verifier = TokenVerifier(identity_key.public)
+
+    def register(self, person_id: str = "p-desk-1", district: str | None = None,
+                 actor: Actor = AGENT) -> dict:
+        return ok(self.core, RegisterAtDesk(actor=actor, person_id=person_id,
+                                            district=district))[0]
+
+    def sign_in(self, code: str, client: str | None = None) -> dict:
+        return ok(self.core, VerifyDeskCode(code=code, client=client))[0]
+
+
+@pytest.fixture
+def at_desk(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> Desk:
+    return Desk(tmp_path, identity_key, clock)
+
+
+def test_an_agent_registers_someone_who_signs_in_once_with_the_card(
+        at_desk: Desk, clock: Clock) -> None:
+    card = at_desk.register(district="nord")
+    assert card["person_id"] == "p-desk-1"
+    assert desk.normalise(card["code"]) == card["code"]
+    assert card["expires_at"] == (clock() + desk.DESK_CODE_TTL).isoformat().replace(
+        "+00:00", "Z")
+    person = ok(at_desk.core, GetPerson(person_id="p-desk-1"))[0]
+    assert (person["email"], person["phone"], person["role"], person["district"]) == (
+        None, None, "participant", "nord")
+    # Only a keyed hash is stored: the card's code is nowhere in the database.
+    raw = (at_desk.store.db.path).read_bytes()
+    assert card["code"].encode() not in raw and card["code"].replace("-", "").encode() \
+        not in raw
+
+    # Typed from the card, however written, it signs in once.
+    signed_in = at_desk.sign_in(card["code"].lower().replace("-", " "))
+    assert signed_in["person_id"] == "p-desk-1" and signed_in["role"] == "participant"
+    assert at_desk.verifier.access(signed_in["access_token"]).person_id == "p-desk-1"
+    again = refused(at_desk.core, VerifyDeskCode(code=card["code"]))
+    assert (again["status"], again["code"]) == (401, "code_invalid")
+
+
+def test_a_new_card_voids_the_previous_one(at_desk: Desk) -> None:
+    first = at_desk.register()
+    second = ok(at_desk.core, IssueDeskCode(actor=AGENT, person_id="p-desk-1"))[0]
+    assert second["code"] != first["code"]
+    assert refused(at_desk.core, VerifyDeskCode(code=first["code"]))["code"] == "code_invalid"
+    assert at_desk.sign_in(second["code"])["person_id"] == "p-desk-1"
+
+
+def test_the_same_registration_again_makes_no_second_person(at_desk: Desk) -> None:
+    first = at_desk.register(district="nord")
+    retried = at_desk.register(district="nord")  # the answer was lost: sent again
+    assert retried["person_id"] == first["person_id"] and retried["code"] != first["code"]
+    assert at_desk.sign_in(retried["code"])["person_id"] == first["person_id"]
+    assert refused(at_desk.core, VerifyDeskCode(code=first["code"]))["code"] == "code_invalid"
+
+
+def test_an_expired_card_does_not_sign_in(at_desk: Desk, clock: Clock) -> None:
+    card = at_desk.register()
+    clock.advance(seconds=desk.DESK_CODE_TTL.total_seconds())
+    assert refused(at_desk.core, VerifyDeskCode(code=card["code"]))["code"] == "code_invalid"
+    # The same card a second before its end still works.
+    other = at_desk.register(person_id="p-desk-2")
+    clock.advance(seconds=desk.DESK_CODE_TTL.total_seconds() - 1)
+    assert at_desk.sign_in(other["code"])["person_id"] == "p-desk-2"
+
+
+def test_only_agents_and_admins_register(at_desk: Desk) -> None:
+    for role in ("participant", "organiser", "moderator"):
+        problem = refused(at_desk.core, RegisterAtDesk(
+            actor=Actor(person_id="x", role=role), person_id=f"p-{role}"))
+        assert (problem["status"], problem["code"]) == (403, "forbidden"), role
+        assert at_desk.store.person(f"p-{role}") is None
+    assert at_desk.register(person_id="p-admin", actor=ADMIN)["person_id"] == "p-admin"
+
+
+def test_an_agent_never_gets_a_way_into_an_e_mail_account(at_desk: Desk) -> None:
+    ok(at_desk.core, RequestLoginCode(email="ada@example.org"))
+    ada = ok(at_desk.core, VerifyLoginCode(email="ada@example.org",
+                                           code=at_desk.mail.sent[-1][1]))[0]["person_id"]
+    for cmd in (IssueDeskCode(actor=AGENT, person_id=ada),
+                RegisterAtDesk(actor=AGENT, person_id=ada)):  # naming her id
+        problem = refused(at_desk.core, cmd)
+        assert (problem["status"], problem["code"]) == (403, "not_registered_at_desk")
+    assert refused(at_desk.core, IssueDeskCode(actor=AGENT, person_id="nobody"))["code"] \
+        == "person_not_found"
+
+
+def test_wrong_desk_codes_count_against_the_client(at_desk: Desk) -> None:
+    at_desk.register()
+    for _ in range(limits.FAILURES_FROM_CLIENT.most):
+        problem = refused(at_desk.core, VerifyDeskCode(code=desk.new_code(),
+                                                       client=KIOSK_NEIGHBOUR))
+        assert problem["code"] == "code_invalid"
+    problem = refused(at_desk.core, VerifyDeskCode(code="not a code", client=KIOSK_NEIGHBOUR))
+    assert (problem["status"], problem["code"]) == (429, "too_many_attempts")
+
+
+def test_every_desk_action_is_in_the_action_log_with_the_agent_and_no_code(
+        at_desk: Desk, clock: Clock) -> None:
+    card = at_desk.register(district="nord")
+    ok(at_desk.core, IssueDeskCode(actor=AGENT, person_id=card["person_id"]))
+    month = clock().strftime("%Y-%m")
+    log = ok(at_desk.core, ListIdentityActions(actor=ADMIN, month=month))[0]["actions"]
+    # Both at the same (test clock's) time: in any order.
+    assert sorted((a["action"], a["actor"], a["role"], a["subject"]) for a in log) == [
+        ("desk.code.issue.v1", "agent-1", "agent", {"person_id": "p-desk-1"}),
+        ("desk.person.register.v1", "agent-1", "agent",
+         {"person_id": "p-desk-1", "district": "nord"})]
+    assert card["code"] not in str(log)
+
+
+def test_the_purge_forgets_expired_desk_codes_not_the_people(at_desk: Desk,
+                                                             clock: Clock) -> None:
+    expired = at_desk.register(person_id="p-old")
+    clock.advance(seconds=desk.DESK_CODE_TTL.total_seconds())
+    current = at_desk.register(person_id="p-new")
+    assert ok(at_desk.core, PurgeExpired())[0]["removed"]["desk_codes"] == 1
+    row = at_desk.store.db.one("SELECT desk_code_hash FROM persons WHERE person_id = 'p-old'")
+    assert row["desk_code_hash"] is None
+    assert at_desk.store.person("p-old") is not None
+    assert refused(at_desk.core, VerifyDeskCode(code=expired["code"]))["code"] == "code_invalid"
+    assert at_desk.sign_in(current["code"])["person_id"] == "p-new"
