@@ -340,6 +340,12 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
 
     accepted = [r for r in results if r.status == 201]
     latencies = [r.latency * 1000 for r in accepted]
+    # Where in the run the slow answers were: p50/p99 per 5 s of the schedule (a tail
+    # from the first seconds is warm-up, one spread over the run is load).
+    windows: dict[int, list[float]] = {}
+    for send, r in zip(sends, results, strict=True):
+        if r.status == 201:
+            windows.setdefault(int(send.at // 5) * 5, []).append(r.latency * 1000)
     check = reconcile(sends, results, result_doc, record)
     n = max(check["accepted"], 1)
     rejected = Counter(str(r.body.get("code", r.status)) for r in results if r.status != 201)
@@ -357,6 +363,9 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
         "p50_ms": round(quantile(latencies, 0.50), 1),
         "p95_ms": round(quantile(latencies, 0.95), 1),
         "p99_ms": round(quantile(latencies, 0.99), 1),
+        "latency_by_5s": {str(t): {"p50_ms": round(quantile(w, 0.50), 1),
+                                   "p99_ms": round(quantile(w, 0.99), 1), "n": len(w)}
+                          for t, w in sorted(windows.items())},
         # The upper bound of the tally's lag histogram bucket holding the 99th percentile.
         "tally_lag_p99_s": lag_p99,
         "cpu_ms_per_ballot": round(sum(total_cpu.values()) * 1000 / n, 3),

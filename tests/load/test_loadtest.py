@@ -37,6 +37,12 @@ def check(report: dict) -> None:
     for field in ("ballots_per_s", "p50_ms", "p99_ms", "cpu_ms_per_ballot",
                   "cpu_ms_per_signin", "client_cpu_ms_per_request"):
         assert report[field] > 0, field
+    # Every 201 (each accepted ballot, and each duplicate answered with its receipt)
+    # falls in one 5 s window of the schedule.
+    windows = report["latency_by_5s"]
+    assert sum(w["n"] for w in windows.values()) == \
+        report["accepted"] + report["kinds"].get("duplicate", 0)
+    assert all(0 < w["p50_ms"] <= w["p99_ms"] for w in windows.values())
     # Read from the tally's own histogram: a bucket bound, and a short run keeps up.
     assert report["tally_lag_p99_s"] in (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
