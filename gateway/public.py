@@ -207,6 +207,23 @@ class ReceiptPublic(Public):
     recorded_at: datetime
 
 
+class PaperResultPublic(Public):
+    """One paper ballot of a batch: ``status`` 201 with its ``receipt``, or the problem
+    that refused it (``status``, ``code``, ``detail``), as the ballot route would give."""
+
+    serial: str
+    status: int
+    receipt: ReceiptPublic | None = None
+    code: str | None = None
+    detail: str | None = None
+
+
+class PaperBatchPublic(Public):
+    poll_id: str
+    accepted: int
+    results: list[PaperResultPublic]  # in the order of the batch
+
+
 class ResultPublic(Public):
     poll_id: str
     tally: dict[str, Any]

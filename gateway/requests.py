@@ -4,11 +4,12 @@ field limits of ``urne.contracts.fields``, the same the services enforce."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from urne.contracts.fields import (
+    PAPER_BATCH_MAX,
     Category,
     Description,
     DeskCodeText,
@@ -17,6 +18,7 @@ from urne.contracts.fields import (
     EstimatedCost,
     Id,
     LoginCodeText,
+    PaperSerial,
     PersonName,
     PhoneNumber,
     ProposalBody,
@@ -81,6 +83,19 @@ class CodeVerify(Body):
             raise ValueError("give an e-mail address or a phone number with its code, or a "
                              "desk code alone")
         return self
+
+
+class PaperBallot(Body):
+    serial: PaperSerial  # printed on the paper; the same serial twice is one ballot
+    choice: Choice
+
+
+class PaperBatch(Body):
+    """Paper ballots an agent enters, each with its serial; ``district``: where they
+    were cast, for rules with a budget per district."""
+
+    district: District | None = None
+    ballots: Annotated[list[PaperBallot], Field(min_length=1, max_length=PAPER_BATCH_MAX)]
 
 
 class DeskRegistration(Body):

@@ -1,25 +1,28 @@
-"""Agents' desks: registering people who have neither an e-mail address nor a phone.
+"""Agents' desks: people who have neither an e-mail address nor a phone, and paper.
 
 The agent registers them and prints a card with a one-time desk code and its QR code;
 they sign in with it at a kiosk (``POST /v1/auth/tokens`` ``{desk_code}``), or with
-the agent's help, once. A later visit gets a new card. Every registration and card is
-in identity's action log with the agent's id (``GET /v1/admin/actions``).
+the agent's help, once. A later visit gets a new card. The agent also enters paper
+ballots, in batches, each with its serial. Every registration, card and batch is in
+identity's action log with the agent's id (``GET /v1/admin/actions``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from typing import Any
 
 import segno
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
-from urne.contracts.commands import IssueDeskCode, RegisterAtDesk
+from urne.contracts.commands import IssueDeskCode, IssuePaperVotingTokens, RegisterAtDesk
 from urne.contracts.fields import Id
-from urne.gateway.deps import Agent, ServicesDep, actor
-from urne.gateway.public import DeskCardPublic
-from urne.gateway.requests import DeskRegistration
+from urne.gateway.deps import Agent, ServicesDep, actor, state
+from urne.gateway.problems import ProblemError
+from urne.gateway.public import DeskCardPublic, PaperBatchPublic
+from urne.gateway.requests import DeskRegistration, PaperBallot, PaperBatch
 
 router = APIRouter(prefix="/desk", tags=["desk"])
 
@@ -55,3 +58,33 @@ def qr_svg(code: str) -> str:
     segno.make_qr(code, error="m").save(out, kind="svg", scale=4, border=4, xmldecl=False,
                                         title="urne desk code")
     return out.getvalue().decode()
+
+
+@router.post("/polls/{poll_id}/paper-ballots", response_model=PaperBatchPublic)
+async def enter_paper_ballots(poll_id: Id, body: PaperBatch, request: Request, user: Agent,
+                              services: ServicesDep) -> dict:
+    """Enter a batch of paper ballots of an open poll (at most 500), each with the serial
+    printed on it: each goes through the same path as an online ballot, under a voter
+    key derived from its serial, its channel ``paper``. 200 with one result per ballot,
+    in order: 201 and its receipt, or the problem that refused it. The same serial
+    entered again with the same choice gives the same receipt; with another choice it is
+    refused (422 ``idempotency_key_reused``): a paper is counted once, as first entered."""
+    serials = [b.serial.upper() for b in body.ballots]  # serials are not case-sensitive
+    issued = await services.send(IssuePaperVotingTokens(
+        actor=actor(user), poll_id=poll_id, serials=serials, district=body.district))
+    ballots = state(request).ballots
+
+    async def enter(ballot: PaperBallot, serial: str, token: str) -> dict[str, Any]:
+        try:
+            receipt = await ballots.cast(poll_id, token, ballot.choice.model_dump(),
+                                         f"paper:{serial}", request.state.trace_id)
+        except ProblemError as refused:
+            return {"serial": ballot.serial, "status": refused.status, "code": refused.code,
+                    "detail": refused.detail}
+        return {"serial": ballot.serial, "status": 201, "receipt": receipt}
+
+    results = await asyncio.gather(*(
+        enter(b, s, t) for b, s, t in zip(body.ballots, serials, issued["voting_tokens"],
+                                          strict=True)))
+    return {"poll_id": poll_id, "accepted": sum(r["status"] == 201 for r in results),
+            "results": results}

@@ -149,3 +149,10 @@ def pseudonym(secret: str, person_id: str, poll_id: str) -> str:
     without the secret, which only identity holds."""
     return hmac.new(secret.encode(), f"{person_id}\x00{poll_id}".encode(),
                     hashlib.sha256).hexdigest()
+
+
+def paper_voter(serial: str) -> str:
+    """Who a paper ballot's voter key is derived from, in place of a person id: its
+    serial, in a form no person id takes (ids are hex), so a paper never shares a voter
+    key with a person."""
+    return f"paper:{serial}"

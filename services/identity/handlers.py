@@ -16,6 +16,7 @@ from urne.contracts.commands import (
     GetPerson,
     ImportCensus,
     IssueDeskCode,
+    IssuePaperVotingTokens,
     IssueSyntheticVotingTokens,
     IssueVotingToken,
     IssueVotingTokenV2,
@@ -37,6 +38,7 @@ from urne.contracts.replies import (
     CensusImported,
     DeskCodeIssued,
     LoginCodeSent,
+    PaperVotingTokens,
     PersonView,
     Purged,
     SyntheticVotingTokens,
@@ -336,6 +338,22 @@ class IdentityHandlers:
         return VotingToken(poll_id=cmd.poll_id, voting_token=token,
                            expires_at=datetime.fromtimestamp(exp, UTC))
 
+    def issue_paper_voting_tokens(self, cmd: IssuePaperVotingTokens,
+                                  ctx: Context) -> PaperVotingTokens:
+        """Tokens for the paper ballots an agent enters: one per serial, its voter key the
+        pseudonym of the serial (so the same paper entered twice is one voter, and never
+        a person's), its channel ``paper``."""
+        _agent_only(cmd.actor, "only agents (and admins) enter paper ballots")
+        self._ensure_open(cmd.poll_id)
+        serials = [serial.upper() for serial in cmd.serials]  # "a12" is the paper "A12"
+        if len(set(serials)) != len(serials):
+            raise DomainError("a serial appears twice in this batch", code="paper_serial_twice",
+                              status=422)
+        tokens = [self.tokens.voting_token(
+            domain.pseudonym(self.secret, domain.paper_voter(serial), cmd.poll_id),
+            cmd.poll_id, cmd.district, channel="paper")[0] for serial in serials]
+        return PaperVotingTokens(poll_id=cmd.poll_id, voting_tokens=tokens)
+
     def issue_synthetic_voting_tokens(self, cmd: IssueSyntheticVotingTokens,
                                       ctx: Context) -> SyntheticVotingTokens:
         if not self.synthetic_voters:
@@ -473,6 +491,7 @@ class IdentityHandlers:
                 RegisterAtDesk: self.register_at_desk,
                 IssueDeskCode: self.issue_desk_code,
                 VerifyDeskCode: self.verify_desk_code,
+                IssuePaperVotingTokens: self.issue_paper_voting_tokens,
                 GetPerson: self.get_person,
                 DeclareDistrict: self.declare_district,
                 IssueVotingToken: self.refuse_unproven_voting_token,
@@ -490,10 +509,10 @@ class IdentityHandlers:
         )
 
 
-def _agent_only(actor: Actor) -> None:
+def _agent_only(actor: Actor,
+                why: str = "only agents (and admins) register people at a desk") -> None:
     if actor.role not in (AGENT, ADMIN):
-        raise Forbidden("only agents (and admins) register people at a desk",
-                        code="forbidden")
+        raise Forbidden(why, code="forbidden")
 
 
 def _view(person: domain.Person) -> PersonView:

@@ -226,10 +226,12 @@ class BallotIntake:
             choice = validate_choice(rules, cmd.choice, district=cast.claims.district)
         except InvalidBallot as exc:
             return failed(DomainError(str(exc), code="ballot_invalid", status=422))
+        # The channel is the identity-signed token's (a paper ballot's token says so).
+        channel = cast.claims.channel
         request = Request(ballot_id=cmd.ballot_id, tracker=cmd.tracker, choice=choice,
-                          channel=cmd.channel, received_at=cmd.received_at,
+                          channel=channel, received_at=cmd.received_at,
                           idempotency_key=cmd.idempotency_key,
-                          digest=domain.request_digest(choice, cmd.channel))
+                          digest=domain.request_digest(choice, channel))
         stored = batch.stored.setdefault((cmd.poll_id, voter_key), [])
         decision = domain.admit(cmd.poll_id, voter_key, stored, request, self.max_ballots)
         if not isinstance(decision, Admitted):

@@ -1,7 +1,8 @@
-"""An agent's desk over HTTP, either profile (issue 9's acceptance: agent registration):
-an admin makes someone an agent; the agent registers a person who has neither e-mail nor
-phone and prints their card; the person signs in with it at a kiosk, once, and votes;
-their ballot is counted; the action log names the agent."""
+"""An agent's desk over HTTP, either profile (issue 9's acceptance: agent registration,
+paper batch entry): an admin makes someone an agent; the agent registers a person who
+has neither e-mail nor phone and prints their card; the person signs in with it at a
+kiosk, once, and votes; the agent enters a batch of paper ballots; every ballot is
+counted; the action log names the agent."""
 
 from __future__ import annotations
 
@@ -76,7 +77,41 @@ def run_desk(http: httpx.Client, outbox: Path) -> None:
     assert r.status_code == 201, r.text
     state.tokens[card["person_id"]] = r.json()["voting_token"]
     vote(http, outbox, state, card["person_id"], "no")
-    close_and_verify(http, state, {"yes": 0, "no": 1, "abstain": 0})
+
+    # Paper ballots, entered in a batch with their serials.
+    paper = f"/v1/desk/polls/{state.poll_id}/paper-ballots"
+    yes_no = {"method": "yes_no_abstain"}
+    batch = [{"serial": f"B7-{n}", "choice": yes_no | {"answer": answer}}
+             for n, answer in ((1, "yes"), (2, "no"), (3, "abstain"))]
+    r = http.post(paper, headers=agent, json={"ballots": batch})
+    assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+    entered = r.json()["results"]
+    assert [(e["serial"], e["status"]) for e in entered] == [
+        ("B7-1", 201), ("B7-2", 201), ("B7-3", 201)]
+    for e in entered:
+        state.receipts[e["serial"]] = [e["receipt"]]
+    # The same paper again (its serial in lower case) is the same ballot; with another
+    # choice it is refused, and counted as first entered.
+    r = http.post(paper, headers=agent, json={"ballots": [
+        {"serial": "b7-1", "choice": yes_no | {"answer": "yes"}},
+        {"serial": "B7-2", "choice": yes_no | {"answer": "yes"}}]})
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+    again, changed = r.json()["results"]
+    assert again["receipt"] == entered[0]["receipt"]
+    assert (changed["status"], changed["code"]) == (422, "idempotency_key_reused")
+    # Refused whole: twice the same serial, a wrong choice's method, someone not an agent.
+    for headers, body, status, code in (
+            (agent, {"ballots": [batch[0], batch[0] | {"serial": "b7-1"}]}, 422,
+             "paper_serial_twice"),
+            (agent, {"ballots": [{"serial": "B7-9", "choice": {"method": "approval"}}]}, 422,
+             "invalid_request"),
+            (agent, {"ballots": []}, 422, "invalid_request"),
+            (citizen, {"ballots": batch}, 403, "forbidden")):
+        r = http.post(paper, headers=headers, json=body)
+        assert (r.status_code, r.headers["content-type"], r.json()["code"]) == (
+            status, PROBLEM, code), r.text
+
+    close_and_verify(http, state, {"yes": 1, "no": 2, "abstain": 1})
 
     # The admin reads who did it: the agent's id, never the code.
     month = datetime.now(UTC).strftime("%Y-%m")
@@ -85,6 +120,8 @@ def run_desk(http: httpx.Client, outbox: Path) -> None:
     assert r.status_code == 200, r.text
     mine = [a for a in r.json()["actions"] if a["actor"] == agent_id]
     assert [(a["service"], a["action"]) for a in mine] == [
-        ("identity", "desk.person.register.v1"), ("identity", "desk.code.issue.v1")]
+        ("identity", "desk.person.register.v1"), ("identity", "desk.code.issue.v1"),
+        *[("identity", "paper_voting_tokens.issue.v1")] * 2]
+    assert mine[2]["subject"]["serials"] == ["B7-1", "B7-2", "B7-3"]
     assert mine[0]["subject"] == {"person_id": card["person_id"], "district": "nord"}
     assert card["desk_code"] not in r.text

@@ -3,16 +3,19 @@ desk channel (register, a new card, sign in once)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from tests.unit.helpers import Clock, ok, refused, service_db
+from tests.unit.helpers import Clock, deliver, ok, refused, service_db
 from tests.unit.test_identity import CapturingSender
 from urne.contracts.commands import (
     Actor,
     GetPerson,
     IssueDeskCode,
+    IssuePaperVotingTokens,
     ListIdentityActions,
     PurgeExpired,
     RegisterAtDesk,
@@ -20,9 +23,11 @@ from urne.contracts.commands import (
     VerifyDeskCode,
     VerifyLoginCode,
 )
+from urne.contracts.events import PollClosed, PollOpened
+from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
-from urne.services.identity import desk, limits
+from urne.services.identity import desk, domain, limits
 from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
 from urne.services.identity.handlers import IdentityHandlers
 
@@ -82,6 +87,16 @@ class Desk:
 
     def sign_in(self, code: str, client: str | None = None) -> dict:
         return ok(self.core, VerifyDeskCode(code=code, client=client))[0]
+
+    def open(self, poll_id: str) -> None:
+        rules = YesNoAbstainRules(method="yes_no_abstain", question="?")
+        assert deliver(self.core, PollOpened(poll_id=poll_id, consultation_id="c1",
+                                             rules=rules, rules_hash=rules_hash(rules),
+                                             opened_at=datetime.now(UTC))) == []
+
+    def close(self, poll_id: str) -> None:
+        assert deliver(self.core, PollClosed(poll_id=poll_id,
+                                             closed_at=datetime.now(UTC))) == []
 
 
 @pytest.fixture
@@ -194,3 +209,50 @@ def test_the_purge_forgets_expired_desk_codes_not_the_people(at_desk: Desk,
     assert at_desk.store.person("p-old") is not None
     assert refused(at_desk.core, VerifyDeskCode(code=expired["code"]))["code"] == "code_invalid"
     assert at_desk.sign_in(current["code"])["person_id"] == "p-new"
+
+
+# --- paper ballots' voting tokens ------------------------------------------------------
+
+def paper_tokens(at_desk: Desk, serials: list[str], actor: Actor = AGENT,
+                 district: str | None = None) -> dict:
+    return ok(at_desk.core, IssuePaperVotingTokens(actor=actor, poll_id="p1",
+                                                   serials=serials, district=district))[0]
+
+
+def test_paper_ballots_get_tokens_keyed_by_their_serials(at_desk: Desk, clock: Clock) -> None:
+    at_desk.open("p1")
+    first = paper_tokens(at_desk, ["A-1", "A-2"], district="nord")["voting_tokens"]
+    claims = [at_desk.verifier.voting(t) for t in first]
+    assert [(c.poll_id, c.channel, c.district) for c in claims] == [("p1", "paper", "nord")] * 2
+    assert claims[0].voter_key != claims[1].voter_key
+    # The same paper (its serial in any case) is the same voter, in a later batch too;
+    # never a person's voter key, nor the same key in another poll.
+    again = at_desk.verifier.voting(paper_tokens(at_desk, ["a-1"])["voting_tokens"][0])
+    assert again.voter_key == claims[0].voter_key
+    assert again.voter_key == domain.pseudonym("test-secret", "paper:A-1", "p1")
+    assert again.voter_key != domain.pseudonym("test-secret", "A-1", "p1")
+
+
+def test_paper_tokens_need_an_agent_an_open_poll_and_distinct_serials(at_desk: Desk) -> None:
+    refusal = refused(at_desk.core, IssuePaperVotingTokens(actor=AGENT, poll_id="p1",
+                                                           serials=["A-1"]))
+    assert (refusal["status"], refusal["code"]) == (404, "poll_not_found")
+    at_desk.open("p1")
+    for actor, serials, status, code in (
+            (Actor(person_id="x", role="participant"), ["A-1"], 403, "forbidden"),
+            (Actor(person_id="x", role="organiser"), ["A-1"], 403, "forbidden"),
+            (AGENT, ["A-1", "B-2", "a-1"], 422, "paper_serial_twice")):
+        problem = refused(at_desk.core, IssuePaperVotingTokens(actor=actor, poll_id="p1",
+                                                               serials=serials))
+        assert (problem["status"], problem["code"]) == (status, code)
+    assert len(paper_tokens(at_desk, ["A-1"], actor=ADMIN)["voting_tokens"]) == 1
+    at_desk.close("p1")
+    problem = refused(at_desk.core, IssuePaperVotingTokens(actor=AGENT, poll_id="p1",
+                                                           serials=["A-3"]))
+    assert (problem["status"], problem["code"]) == (409, "poll_not_open")
+
+
+@pytest.mark.parametrize("serial", ["", "-A1", "A 1", "A/1", "é1", "A" * 65])
+def test_a_serial_is_letters_digits_and_a_few_signs(serial: str) -> None:
+    with pytest.raises(ValidationError):
+        IssuePaperVotingTokens(actor=AGENT, poll_id="p1", serials=[serial])

@@ -260,3 +260,26 @@ def test_a_district_claim_does_not_survive_tampering(identity_key: SigningKey,
     with pytest.raises(InvalidToken):
         verifier.voting(f"{head}.{moved}.{sig}")
     assert verifier.voting(genuine).district == "north"
+
+
+# --- the channel claim ------------------------------------------------------------------
+
+
+def test_a_paper_ballots_token_says_paper_and_an_online_one_says_nothing(
+        issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    paper = issuer.voting_token("k", "p1", channel="paper")[0]
+    assert jwt.decode(paper, options={"verify_signature": False})["channel"] == "paper"
+    assert verifier.voting(paper).channel == "paper"
+    online = issuer.voting_token("k", "p1")[0]
+    assert "channel" not in jwt.decode(online, options={"verify_signature": False})
+    assert verifier.voting(online).channel == "online"
+    with pytest.raises(ValueError, match="channel"):
+        issuer.voting_token("k", "p1", channel="carrier-pigeon")
+
+
+@pytest.mark.parametrize("channel", ["carrier-pigeon", "", 7, None, ["paper"]])
+def test_a_channel_no_one_issues_makes_the_token_invalid(
+        identity_key: SigningKey, verifier: TokenVerifier, channel: object) -> None:
+    token = jwt.encode(voting_claims(channel=channel), identity_key.key, algorithm="EdDSA")
+    with pytest.raises(InvalidToken, match="channel"):
+        verifier.voting(token)

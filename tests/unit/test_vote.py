@@ -405,3 +405,15 @@ def test_an_extension_before_opened_keeps_the_rules_coming(vote: Vote) -> None:
     box = vote.store.ballot_box("p1")
     assert box is not None and box.rules == RULES and box.status == "open"
     assert box.closes_at == closes_at + timedelta(hours=1)  # the later one stays
+
+
+def test_a_ballot_takes_its_channel_from_the_token_not_the_request(vote: Vote) -> None:
+    vote.open("p1")
+    paper = vote.issuer.voting_token(BOB, "p1", channel="paper")[0]
+    out = vote.record(vote.ballot("p1", YES, BOB, token=paper), vote.ballot("p1", NO))
+    assert [receipt(r)["sequence"] for r in out.replies] == [1, 1]
+    recorded = {b["voter_key"]: b["channel"] for b in out.events[0]["payload"]["ballots"]}
+    assert recorded == {BOB: "paper", ALICE: "online"}
+    stored = {b.voter_key: b.channel for chunk in vote.store.stored_ballots("p1", 10)
+              for b in chunk}
+    assert stored == {BOB: "paper", ALICE: "online"}

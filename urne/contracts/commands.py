@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from urne.contracts.envelope import Command, Query, message
 from urne.contracts.fields import (
+    PAPER_BATCH_MAX,
     BallotId,
     Category,
     ClientAddress,
@@ -22,6 +23,7 @@ from urne.contracts.fields import (
     IdempotencyKey,
     LoginCodeText,
     PageLimit,
+    PaperSerial,
     PersonName,
     PhoneNumber,
     ProposalBody,
@@ -405,6 +407,8 @@ class CastBallot(Command):
     poll_id: Id
     voting_token: VotingTokenText
     choice: dict[str, Any]
+    # Kept for older readers; the ballot's channel is its voting token's (identity signs
+    # ``paper`` into the tokens of paper ballots), never the request's word.
     channel: Literal["online"] = "online"
     ballot_id: BallotId
     tracker: Tracker
@@ -498,6 +502,18 @@ class IssueDeskCode(_Identity):
 
     actor: Actor
     person_id: Id
+
+
+@message("paper_voting_tokens.issue.v1")
+class IssuePaperVotingTokens(_Identity):
+    """An agent asks voting tokens for paper ballots of an open poll, one per paper
+    serial: each token's voter key is derived from the serial (the same serial, the same
+    key: a paper entered twice is one ballot), and its channel is ``paper``."""
+
+    actor: Actor
+    poll_id: Id
+    serials: Annotated[list[PaperSerial], Field(min_length=1, max_length=PAPER_BATCH_MAX)]
+    district: District | None = None
 
 
 @message("desk_code.verify.v1")

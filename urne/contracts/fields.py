@@ -14,6 +14,11 @@ Title = Annotated[str, Field(min_length=1, max_length=300)]
 Description = Annotated[str, Field(max_length=20_000)]
 ProposalBody = Annotated[str, Field(max_length=50_000)]
 LoginCodeText = Annotated[str, Field(min_length=1, max_length=32)]
+# The serial printed on a paper ballot, as an agent enters it: letters, digits and
+# ". _ -", starting with a letter or digit. Paper ballots are entered in batches of at
+# most PAPER_BATCH_MAX.
+PaperSerial = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+PAPER_BATCH_MAX = 500
 # A desk code as a person types it from their card (services/identity/desk.py reads it).
 DeskCodeText = Annotated[str, Field(min_length=1, max_length=64)]
 # A family or given name, as a census list or a person writes it (identity keeps only a

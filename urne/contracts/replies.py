@@ -33,6 +33,11 @@ class DeskCodeIssued(Reply):
     expires_at: datetime
 
 
+class PaperVotingTokens(Reply):
+    poll_id: str
+    voting_tokens: list[str]  # in the order of the serials asked
+
+
 class AccessToken(Reply):
     access_token: str
     token_type: Literal["Bearer"] = "Bearer"

@@ -71,6 +71,14 @@ class VotingClaims:
     # The voter's district, for rules with a budget per district; None when the person
     # declared none (or the token predates districts).
     district: str | None = None
+    # How the ballot reaches the box: ``online`` (the voter's own), or ``paper`` (a
+    # paper ballot an agent entered, its voter key derived from the paper's serial). The
+    # ballot's channel is the token's, never the request's word.
+    channel: str = "online"
+
+
+# The channels a voting token may name (its "channel" claim; absent: online).
+CHANNELS = ("online", "paper")
 
 
 class TokenIssuer:
@@ -88,13 +96,18 @@ class TokenIssuer:
     def access_token(self, person_id: str, role: str) -> tuple[str, int]:
         return self._sign({"sub": person_id, "role": role, "aud": API_AUDIENCE}, self.access_ttl)
 
-    def voting_token(self, voter_key: str, poll_id: str,
-                     district: str | None = None) -> tuple[str, int]:
+    def voting_token(self, voter_key: str, poll_id: str, district: str | None = None,
+                     channel: str = "online") -> tuple[str, int]:
         # Only what the vote service needs: no person, and of the person's attributes
-        # only those the rules use: the district (a claim only when there is one).
+        # only those the rules use: the district (a claim only when there is one); the
+        # channel when it is not the usual one.
         claims = {"sub": voter_key, "poll": poll_id, "aud": VOTE_AUDIENCE}
         if district is not None:
             claims["district"] = district
+        if channel != "online":
+            if channel not in CHANNELS:
+                raise ValueError(f"no channel {channel!r}")
+            claims["channel"] = channel
         return self._sign(claims, self.voting_ttl)
 
 
@@ -143,5 +156,8 @@ class TokenVerifier:
         district = claims.get("district")
         if district is not None and not isinstance(district, str):
             raise InvalidToken("voting token's district is not a string")
+        channel = claims.get("channel", "online")
+        if channel not in CHANNELS:
+            raise InvalidToken("voting token names no known channel")
         return VotingClaims(voter_key=str(claims["sub"]), poll_id=claims["poll"],
-                            district=district)
+                            district=district, channel=channel)
