@@ -3,8 +3,9 @@ field limits of ``urne.contracts.fields``, the same the services enforce."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
@@ -35,38 +36,55 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# An e-mail address or a phone number, never both and never neither: the schema says
-# so (oneOf), and the check below holds it whoever ignores the schema.
-_ONE_ADDRESS = ConfigDict(extra="forbid", json_schema_extra={
-    "oneOf": [{"required": ["email"]}, {"required": ["phone"]}]})
+def _one_of(*ways: tuple[str, ...]) -> Callable[[dict[str, Any]], None]:
+    """A body given one way of several, each a set of fields, exactly (JSON Schema
+    ``oneOf``, each way excluding the others' fields); its fields are never null."""
+    names = {name for way in ways for name in way}
+
+    def schema(doc: dict[str, Any]) -> None:
+        for name in names:
+            prop = doc["properties"][name]
+            prop.pop("default", None)
+            options = [o for o in prop.pop("anyOf", []) if o.get("type") != "null"]
+            if options:
+                prop.update(options[0])
+        doc["oneOf"] = [{"required": list(way),
+                         "not": {"anyOf": [{"required": [n]} for n in sorted(names - set(way))]}}
+                        for way in ways]
+    return schema
 
 
-class _SignInAddress(Body):
-    model_config = _ONE_ADDRESS
+def _given_one_of(body: BaseModel, *ways: tuple[str, ...]) -> bool:
+    """Whether ``body`` was given exactly one of ``ways``, none of its fields null: the
+    schema's ``_one_of``, held whoever ignores the schema."""
+    given = {n for n in body.model_fields_set if n in {m for way in ways for m in way}}
+    return any(given == set(way) for way in ways) and \
+        all(getattr(body, name) is not None for name in given)
+
+
+class CodeRequest(Body):
+    """An e-mail address, or (for people without one) a mobile number in international
+    (E.164) form, of a country the operator texts (URNE_SMS_COUNTRIES)."""
+
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra=_one_of(("email",), ("phone",)))
 
     email: EmailStr | None = None
-    # For people without an e-mail address: a mobile number in international (E.164)
-    # form, of a country the operator texts (URNE_SMS_COUNTRIES).
     phone: PhoneNumber | None = None
 
     @model_validator(mode="after")
-    def _one_address(self) -> _SignInAddress:
-        if (self.email is None) == (self.phone is None):
-            raise ValueError("give an e-mail address or a phone number (E.164), not both")
+    def _one_address(self) -> CodeRequest:
+        if not _given_one_of(self, ("email",), ("phone",)):
+            raise ValueError("give either an e-mail address or a phone number (E.164)")
         return self
-
-
-class CodeRequest(_SignInAddress):
-    pass
 
 
 class CodeVerify(Body):
     """The code sent to an address or a number, with it; or the desk code printed on the
     card an agent gave, alone."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
-        {"required": ["email", "code"]}, {"required": ["phone", "code"]},
-        {"required": ["desk_code"]}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of(
+        ("email", "code"), ("phone", "code"), ("desk_code",)))
 
     email: EmailStr | None = None
     phone: PhoneNumber | None = None
@@ -75,11 +93,7 @@ class CodeVerify(Body):
 
     @model_validator(mode="after")
     def _one_way(self) -> CodeVerify:
-        by_address = (self.email is None) != (self.phone is None) and self.code is not None \
-            and self.desk_code is None
-        by_desk = self.email is None and self.phone is None and self.code is None \
-            and self.desk_code is not None
-        if not (by_address or by_desk):
+        if not _given_one_of(self, ("email", "code"), ("phone", "code"), ("desk_code",)):
             raise ValueError("give an e-mail address or a phone number with its code, or a "
                              "desk code alone")
         return self

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import segno
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Header, Request, status
 
 from urne.contracts.commands import IssueDeskCode, IssuePaperVotingTokens, RegisterAtDesk
-from urne.contracts.fields import Id
+from urne.contracts.fields import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, Id
 from urne.gateway.deps import Agent, ServicesDep, actor, state
 from urne.gateway.problems import ProblemError
 from urne.gateway.public import DeskCardPublic, PaperBatchPublic
@@ -27,12 +27,26 @@ from urne.gateway.requests import DeskRegistration, PaperBallot, PaperBatch
 router = APIRouter(prefix="/desk", tags=["desk"])
 
 
+RegistrationKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
+    pattern=IDEMPOTENCY_KEY_PATTERN,
+    description="Makes the registration safe to retry: the same agent and key register "
+                "one person (a retry gets them a new card, which voids the first).")]
+# Person ids of registrations sent with an Idempotency-Key: the same agent and key, the
+# same person.
+_REGISTRATIONS = uuid.UUID("9a4c3f0e-5d1b-4e8a-9f65-2b7d1c0a8e34")
+
+
 @router.post("/people", status_code=status.HTTP_201_CREATED, response_model=DeskCardPublic)
-async def register(body: DeskRegistration, user: Agent, services: ServicesDep) -> dict:
+async def register(body: DeskRegistration, user: Agent, services: ServicesDep,
+                   idempotency_key: RegistrationKey = None) -> dict:
     """Register someone who has no e-mail address and no phone: 201 with their
     ``person_id`` and the card to print (``desk_code``, shown this once, valid 30 days,
-    and its QR code). They sign in with it once, and vote like anyone."""
-    issued = await services.send(RegisterAtDesk(actor=actor(user), person_id=uuid.uuid4().hex,
+    and its QR code). They sign in with it once, and vote like anyone. Send an
+    ``Idempotency-Key``: a retry after a lost answer registers nobody twice."""
+    person_id = (uuid.uuid5(_REGISTRATIONS, f"{user.person_id}\x00{idempotency_key}").hex
+                 if idempotency_key else uuid.uuid4().hex)
+    issued = await services.send(RegisterAtDesk(actor=actor(user), person_id=person_id,
                                                 district=body.district))
     return card(issued)
 
@@ -42,7 +56,9 @@ async def register(body: DeskRegistration, user: Agent, services: ServicesDep) -
 async def new_card(person_id: Id, user: Agent, services: ServicesDep) -> dict:
     """A new card for someone registered at a desk (a lost card, a later poll): their
     previous code stops working. 403 ``not_registered_at_desk`` for anyone who signs in
-    by e-mail or SMS: an agent never gets a way into their account."""
+    by e-mail or SMS: an agent never gets a way into their account; 403
+    ``desk_card_used`` for an agent once the person has signed in with a card (an
+    admin gives that one: a card lets its holder replace the person's ballot)."""
     return card(await services.send(IssueDeskCode(actor=actor(user), person_id=person_id)))
 
 

@@ -203,6 +203,12 @@ class IdentityHandlers:
             raise Forbidden("this person signs in by e-mail or SMS; agents give desk codes "
                             "only to people they registered at a desk",
                             code="not_registered_at_desk")
+        if cmd.actor.role != ADMIN and self.store.desk_card_used(person.person_id):
+            # A card in clear lets its holder vote as the person, replacing their ballot:
+            # once they have signed in with one, a new one is an admin's to give (a lost
+            # card before its first use is the agent's: the usual case).
+            raise Forbidden("this person has signed in with a desk card already: an admin "
+                            "gives them a new one", code="desk_card_used")
         code = desk.new_code()
         issued = desk.issued(self.code_secret, person.person_id, code, self.clock())
         self.store.save_desk_code(issued)

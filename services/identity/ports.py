@@ -25,14 +25,19 @@ class IdentityStore(Protocol):
         none, that phone number): race-safe."""
         ...
     def add_desk_person(self, person: Person, code: DeskCode) -> None:
-        """Insert a person an agent registered (no e-mail, no phone) with their code."""
+        """Insert a person an agent registered (no e-mail, no phone) unless they are
+        there already, and make ``code`` theirs."""
         ...
     def save_desk_code(self, code: DeskCode) -> None:
         """Make ``code`` the person's desk code, in place of any previous one."""
         ...
     def spend_desk_code(self, code_hash: str, now: datetime) -> str | None:
         """The person whose current, unexpired desk code this is, their code cleared;
-        None otherwise. Atomic across processes: a code signs in once."""
+        None otherwise. Atomic across processes: a code signs in once. The person is
+        marked as having used a desk card (``desk_card_used``)."""
+        ...
+    def desk_card_used(self, person_id: str) -> bool:
+        """Whether the person has ever signed in with a desk card."""
         ...
     def save_role(self, person: Person) -> None:
         """Store ``person.role`` for that person, who is stored already."""

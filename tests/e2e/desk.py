@@ -43,9 +43,16 @@ def run_desk(http: httpx.Client, outbox: Path) -> None:
         assert (r.status_code, r.headers["content-type"], r.json()["code"]) == (
             status, PROBLEM, code), r.text
 
-    r = http.post("/v1/desk/people", headers=agent, json={"district": "nord"})
-    assert r.status_code == 201, r.text
+    # Sent twice with one Idempotency-Key (an answer lost): one person, the second card.
+    key = {"Idempotency-Key": f"desk-{uuid.uuid4().hex}"}
+    lost = http.post("/v1/desk/people", headers=agent | key, json={"district": "nord"})
+    r = http.post("/v1/desk/people", headers=agent | key, json={"district": "nord"})
+    assert lost.status_code == r.status_code == 201, r.text
     card = r.json()
+    assert card["person_id"] == lost.json()["person_id"]
+    assert card["desk_code"] != lost.json()["desk_code"]
+    r = http.post("/v1/auth/tokens", json={"desk_code": lost.json()["desk_code"]})
+    assert (r.status_code, r.json()["code"]) == (401, "code_invalid"), r.text
     assert set(card) == {"person_id", "desk_code", "expires_at", "qr_svg"}
     svg = ET.fromstring(card["qr_svg"])
     assert svg.tag.endswith("svg") and card["desk_code"] not in card["qr_svg"]
@@ -65,8 +72,11 @@ def run_desk(http: httpx.Client, outbox: Path) -> None:
     assert (me["email"], me["phone"], me["role"], me["district"]) == (
         None, None, "participant", "nord")
 
-    # A new card for them voids the old; never a card for an e-mail account.
+    # Once they have signed in with a card, a new one is an admin's to give (it voids
+    # the old); never a card for an e-mail account.
     r = http.post(f"/v1/desk/people/{card['person_id']}/codes", headers=agent)
+    assert (r.status_code, r.json()["code"]) == (403, "desk_card_used"), r.text
+    r = http.post(f"/v1/desk/people/{card['person_id']}/codes", headers=admin)
     assert r.status_code == 201 and r.json()["desk_code"] != card["desk_code"], r.text
     citizen_id = http.get("/v1/me", headers=citizen).json()["person_id"]
     r = http.post(f"/v1/desk/people/{citizen_id}/codes", headers=agent)
@@ -120,7 +130,7 @@ def run_desk(http: httpx.Client, outbox: Path) -> None:
     assert r.status_code == 200, r.text
     mine = [a for a in r.json()["actions"] if a["actor"] == agent_id]
     assert [(a["service"], a["action"]) for a in mine] == [
-        ("identity", "desk.person.register.v1"), ("identity", "desk.code.issue.v1"),
+        *[("identity", "desk.person.register.v1")] * 2,
         *[("identity", "paper_voting_tokens.issue.v1")] * 2]
     assert mine[2]["subject"]["serials"] == ["B7-1", "B7-2", "B7-3"]
     assert mine[0]["subject"] == {"person_id": card["person_id"], "district": "nord"}

@@ -349,6 +349,32 @@ def test_unknown_body_fields_are_refused_and_nothing_is_sent(
     assert not outbox.exists()
 
 
+@pytest.mark.parametrize(("route", "body"), [
+    ("/v1/auth/codes", {}),
+    ("/v1/auth/codes", {"email": "alice@example.org", "phone": "+33612345678"}),
+    ("/v1/auth/codes", {"email": None, "phone": "+33612345678"}),  # null is not "absent"
+    ("/v1/auth/codes", {"email": None}),
+    ("/v1/auth/tokens", {"email": "alice@example.org"}),
+    ("/v1/auth/tokens", {"code": "123456"}),
+    ("/v1/auth/tokens", {"desk_code": "7KQ2-M9XD-4RTB-H0WE", "code": "123456"}),
+    ("/v1/auth/tokens", {"desk_code": "7KQ2-M9XD-4RTB-H0WE", "phone": "+33612345678"}),
+    ("/v1/auth/tokens", {"phone": "+33612345678", "code": "123456", "email": None}),
+])
+def test_a_sign_in_body_is_one_way_exactly_and_its_schema_says_the_same(
+        client: TestClient, outbox: Path, route: str, body: dict) -> None:
+    assert problem(client.post(route, json=body), 422, "invalid_request")["errors"]
+    assert not outbox.exists()
+    # The OpenAPI document refuses the same bodies: exactly one of its ways matches none
+    # of them (each way names its fields and excludes the others').
+    name = "CodeRequest" if route.endswith("codes") else "CodeVerify"
+    schema = client.get("/openapi.json").json()["components"]["schemas"][name]
+    given = {k for k, v in body.items() if v is not None}
+    matching = [way for way in schema["oneOf"]
+                if set(way["required"]) <= set(body)
+                and not any(set(n["required"]) <= set(body) for n in way["not"]["anyOf"])]
+    assert matching == [] or given != set(body)  # a null breaks the type where it matches
+
+
 @pytest.mark.parametrize("email", ["alice@example.test", "bob@mail.invalid", "eve@printer.local"])
 def test_sign_in_refuses_addresses_no_code_could_reach(
         client: TestClient, outbox: Path, email: str) -> None:

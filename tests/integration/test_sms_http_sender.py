@@ -19,7 +19,7 @@ import pytest
 from tests.support.processes import free_port
 from urne.platform.errors import Busy, Invalid
 from urne.platform.logging import JsonFormatter
-from urne.services.identity.adapters.sms_http_sender import HttpSmsSender
+from urne.services.identity.adapters.sms_http_sender import HttpSmsSender, scrub
 
 pytestmark = pytest.mark.integration
 
@@ -241,3 +241,11 @@ def test_a_wrong_sms_url_stops_the_start(url: str) -> None:
 def test_a_sender_is_required() -> None:
     with pytest.raises(ValueError, match="URNE_SMS_FROM"):
         HttpSmsSender("https://sms.example.org/v1/send", TOKEN, "")
+
+
+def test_a_token_with_digits_in_it_is_scrubbed_whole() -> None:
+    # Digit runs are masked after the secrets: a token is never left half-masked.
+    detail = "bad key sk_live_20240517_Zq9 for +33612345678, code 123456"
+    scrubbed = scrub(detail, "sk_live_20240517_Zq9", "+33612345678", "123456")
+    assert scrubbed == "bad key *** for ***, code ***"
+    assert "Zq9" not in scrubbed and "sk_live" not in scrubbed

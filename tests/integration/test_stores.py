@@ -155,8 +155,15 @@ def test_identity_persons_registered_at_desk(backend: Any) -> None:
     store.save_desk_code(second)
     later = NOW + timedelta(minutes=1)
     assert store.spend_desk_code(first.code_hash, later) is None
+    assert not store.desk_card_used(person.person_id)
     got = race(4, lambda _: store.spend_desk_code(second.code_hash, later))
     assert (got.count(person.person_id), got.count(None)) == (1, 3)
+    assert store.desk_card_used(person.person_id)
+    # Registered again (a second delivery of the registration): the same person, a code.
+    fourth = desk.issued("s", person.person_id, desk.new_code(), NOW)
+    store.add_desk_person(replace(person, district="ailleurs"), fourth)
+    assert store.person(person.person_id) == person
+    assert store.spend_desk_code(fourth.code_hash, later) == person.person_id
     assert store.spend_desk_code(second.code_hash, later) is None
     # Expired: refused, even unused.
     third = desk.issued("s", person.person_id, desk.new_code(), NOW)
@@ -740,7 +747,7 @@ def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Pat
         c.execute("INSERT INTO persons VALUES (?, ?, ?, ?)",
                   (pid, "old@example.org", "participant", NOW.isoformat()))
     assert db.migrate(folder) == ["002_district", "003_action_log", "004_sign_in_limits",
-                                  "005_census", "006_phones", "007_desk"]
+                                  "005_census", "006_phones", "007_desk", "008_desk_cards"]
     store = SERVICES["identity"].sqlite_store(db)
     old = Person(pid, "old@example.org", "participant", NOW, None)
     assert store.person(pid) == old == store.person_by_email("old@example.org")
@@ -753,6 +760,10 @@ def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Pat
         c.execute("INSERT INTO persons (person_id, email, role, created_at) "
                   "VALUES (?, ?, ?, ?)", (new_id(), "old@example.org", "participant",
                                           NOW.isoformat()))
+    # 006 wanted an e-mail or a phone; 008 took that away for people registered at a desk.
+    walk_in = Person(new_id(), None, "participant", NOW)
+    store.add_desk_person(walk_in, desk.issued("s", walk_in.person_id, desk.new_code(), NOW))
+    assert store.person(walk_in.person_id) == walk_in
 
 
 def test_cassandra_district_migration_keeps_the_persons_already_there(
@@ -774,7 +785,7 @@ def test_cassandra_district_migration_keeps_the_persons_already_there(
                         "created_at) VALUES (%s, %s, %s, %s)", (email, pid, "participant", NOW))
     assert migrate(session, settings, "identity", folder) == [
         "002_district", "003_action_log", "004_sign_in_limits", "005_census", "006_phones",
-        "007_desk"]
+        "007_desk", "008_desk_cards"]
     store = SERVICES["identity"].cassandra_store(session, ks)
     # The index on person_id is built over the rows already there, in the background:
     # until it is, a read by id is a 503 (store_unavailable, retry), never a wrong answer.

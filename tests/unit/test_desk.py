@@ -135,6 +135,17 @@ def test_a_new_card_voids_the_previous_one(at_desk: Desk) -> None:
     assert at_desk.sign_in(second["code"])["person_id"] == "p-desk-1"
 
 
+def test_once_a_card_signed_in_a_new_one_is_an_admins_to_give(at_desk: Desk) -> None:
+    card = at_desk.register()
+    at_desk.sign_in(card["code"])
+    for cmd in (IssueDeskCode(actor=AGENT, person_id="p-desk-1"),
+                RegisterAtDesk(actor=AGENT, person_id="p-desk-1")):
+        problem = refused(at_desk.core, cmd)
+        assert (problem["status"], problem["code"]) == (403, "desk_card_used")
+    new = ok(at_desk.core, IssueDeskCode(actor=ADMIN, person_id="p-desk-1"))[0]
+    assert at_desk.sign_in(new["code"])["person_id"] == "p-desk-1"
+
+
 def test_the_same_registration_again_makes_no_second_person(at_desk: Desk) -> None:
     first = at_desk.register(district="nord")
     retried = at_desk.register(district="nord")  # the answer was lost: sent again

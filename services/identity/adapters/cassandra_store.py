@@ -56,21 +56,23 @@ class CassandraIdentityStore:
         # People registered at a desk (migration 007): keyed by id, signed in by code.
         self._desk_person = session.prepare(
             f"SELECT * FROM {ks}.persons_at_desk WHERE person_id = ?")
+        # Lightweight transactions on the row, all of them: the spend below is one, and
+        # plain writes mixed with those on the same cells would not be ordered with them.
         self._add_desk_person = session.prepare(
             f"INSERT INTO {ks}.persons_at_desk (person_id, role, created_at, district) "
-            "VALUES (?, ?, ?, ?)")
+            "VALUES (?, ?, ?, ?) IF NOT EXISTS")
         # The code's columns go when it expires (a TTL), the person stays.
         self._save_desk_code = session.prepare(
             f"UPDATE {ks}.persons_at_desk USING TTL ? SET desk_code_hash = ?, "
-            "desk_code_expires_at = ? WHERE person_id = ?")
+            "desk_code_expires_at = ? WHERE person_id = ? IF EXISTS")
         self._add_desk_code = session.prepare(
             f"INSERT INTO {ks}.desk_codes (code_hash, person_id) VALUES (?, ?) USING TTL ?")
         self._desk_code = session.prepare(
             f"SELECT person_id FROM {ks}.desk_codes WHERE code_hash = ?")
         # Lightweight transaction: of two kiosks racing with one code, one signs in.
         self._spend_desk_code = session.prepare(
-            f"UPDATE {ks}.persons_at_desk SET desk_code_hash = null WHERE person_id = ? "
-            "IF desk_code_hash = ? AND desk_code_expires_at > ?")
+            f"UPDATE {ks}.persons_at_desk SET desk_code_hash = null, desk_code_used = true "
+            "WHERE person_id = ? IF desk_code_hash = ? AND desk_code_expires_at > ?")
         self._save_desk_role = session.prepare(
             f"UPDATE {ks}.persons_at_desk SET role = ? WHERE person_id = ?")
         self._save_desk_district = session.prepare(
@@ -116,8 +118,8 @@ class CassandraIdentityStore:
             "VALUES (?, ?, ?) IF NOT EXISTS")
         for stmt in (self._person, self._person_by_id, self._save_district, self._by_phone,
                      self._phone_person_by_id, self._save_phone_role,
-                     self._save_phone_district, self._desk_person, self._add_desk_person,
-                     self._save_desk_code, self._add_desk_code, self._desk_code,
+                     self._save_phone_district, self._desk_person, self._add_desk_code,
+                     self._desk_code,
                      self._save_desk_role, self._save_desk_district, self._codes,
                      self._counter, self._set_status, self._status, self._open_poll,
                      self._electorate, self._save_entry, self._save_email, self._entry,
@@ -166,6 +168,11 @@ class CassandraIdentityStore:
         # row outlives it, but no longer matches.
         done = self.s.execute(self._spend_desk_code, (row.person_id, code_hash, now))
         return row.person_id if applied(done) else None
+
+    @guarded
+    def desk_card_used(self, person_id: str) -> bool:
+        row = self.s.execute(self._desk_person, (person_id,)).one()
+        return bool(row and row.desk_code_used)
 
     @guarded
     def add_person(self, person: Person) -> Person:

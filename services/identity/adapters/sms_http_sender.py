@@ -78,10 +78,11 @@ def scrub(text: str, *secrets: str) -> str:
     """``text`` without the code, the number or the token, for a log line: some
     providers echo the request in their error bodies. Long runs of digits go too,
     whatever the format the provider wrote the number in."""
-    text = LONG_DIGITS.sub("***", text)
+    # The secrets first, whole: a token with a run of digits in it must not be cut into
+    # pieces the literal replacement would no longer find.
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
         text = text.replace(secret, "***")
-    return text[:DETAIL_CHARS]
+    return LONG_DIGITS.sub("***", text)[:DETAIL_CHARS]
 
 
 class HttpSmsSender:

@@ -58,10 +58,11 @@ class SqliteIdentityStore:
 
     def add_desk_person(self, person: Person, code: DeskCode) -> None:
         with self.db.tx() as c:
-            c.execute("INSERT INTO persons (person_id, role, created_at, district, "
-                      "desk_code_hash, desk_code_expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                      (person.person_id, person.role, person.created_at.isoformat(),
-                       person.district, code.code_hash, code.expires_at.isoformat()))
+            # A second delivery of the same registration finds the person there.
+            c.execute("INSERT OR IGNORE INTO persons (person_id, role, created_at, district) "
+                      "VALUES (?, ?, ?, ?)", (person.person_id, person.role,
+                                              person.created_at.isoformat(), person.district))
+            self.save_desk_code(code)
 
     def save_desk_code(self, code: DeskCode) -> None:
         with self.db.tx() as c:
@@ -73,9 +74,15 @@ class SqliteIdentityStore:
         # One statement: of two kiosks racing with one code, one signs in.
         with self.db.tx() as c:
             row = c.execute("UPDATE persons SET desk_code_hash = NULL, desk_code_expires_at = "
-                            "NULL WHERE desk_code_hash = ? AND desk_code_expires_at > ? "
-                            "RETURNING person_id", (code_hash, now.isoformat())).fetchone()
+                            "NULL, desk_code_used = 1 WHERE desk_code_hash = ? AND "
+                            "desk_code_expires_at > ? RETURNING person_id",
+                            (code_hash, now.isoformat())).fetchone()
         return row[0] if row else None
+
+    def desk_card_used(self, person_id: str) -> bool:
+        row = self.db.one("SELECT desk_code_used FROM persons WHERE person_id = ?",
+                          (person_id,))
+        return bool(row and row["desk_code_used"])
 
     def save_district(self, person: Person) -> None:
         with self.db.tx() as c:

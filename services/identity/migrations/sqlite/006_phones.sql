@@ -1,14 +1,14 @@
 -- People without an e-mail address sign in by SMS: a person has an e-mail address or a
--- phone number (E.164), each unique, or neither (registered by an agent at a desk,
--- 007). SQLite cannot drop NOT NULL in place: the table is rebuilt, its rows copied as
--- they are.
+-- phone number (E.164), each unique. SQLite cannot drop NOT NULL in place: the table is
+-- rebuilt, its rows copied as they are.
 CREATE TABLE persons_with_phones (
     person_id  TEXT PRIMARY KEY,
     email      TEXT UNIQUE,
     phone      TEXT UNIQUE,
     role       TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    district   TEXT
+    district   TEXT,
+    CHECK (email IS NOT NULL OR phone IS NOT NULL)
 );
 INSERT INTO persons_with_phones (person_id, email, role, created_at, district)
     SELECT person_id, email, role, created_at, district FROM persons;
