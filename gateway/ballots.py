@@ -97,6 +97,10 @@ class BallotDesk:
         receipt = reply_data(reply)
         return {k: receipt[k] for k in RECEIPT_FIELDS}
 
+    async def rules_of(self, poll_id: str, trace_id: str) -> PollRules:
+        """The poll's frozen rules (cached), or the problem a ballot would meet."""
+        return await self._rules(poll_id, trace_id)
+
     async def _rules(self, poll_id: str, trace_id: str) -> PollRules:
         cached = self.rules.get(poll_id)
         if cached is None:

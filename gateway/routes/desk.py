@@ -19,12 +19,14 @@ from fastapi import APIRouter, Header, Request, status
 
 from urne.contracts.commands import IssueDeskCode, IssuePaperVotingTokens, RegisterAtDesk
 from urne.contracts.fields import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, Id
-from urne.gateway.deps import Agent, ServicesDep, actor, state
+from urne.gateway.deps import AccessTokenText, Agent, ServicesDep, actor, state
 from urne.gateway.problems import ProblemError
 from urne.gateway.public import DeskCardPublic, PaperBatchPublic
 from urne.gateway.requests import DeskRegistration, PaperBallot, PaperBatch
 
 router = APIRouter(prefix="/desk", tags=["desk"])
+
+PAPER_IN_FLIGHT = 32  # ballots of one batch on their way to the ballot box at once
 
 
 RegistrationKey = Annotated[str | None, Header(
@@ -38,28 +40,30 @@ _REGISTRATIONS = uuid.UUID("9a4c3f0e-5d1b-4e8a-9f65-2b7d1c0a8e34")
 
 
 @router.post("/people", status_code=status.HTTP_201_CREATED, response_model=DeskCardPublic)
-async def register(body: DeskRegistration, user: Agent, services: ServicesDep,
-                   idempotency_key: RegistrationKey = None) -> dict:
+async def register(body: DeskRegistration, user: Agent, token: AccessTokenText,
+                   services: ServicesDep, idempotency_key: RegistrationKey = None) -> dict:
     """Register someone who has no e-mail address and no phone: 201 with their
     ``person_id`` and the card to print (``desk_code``, shown this once, valid 30 days,
     and its QR code). They sign in with it once, and vote like anyone. Send an
     ``Idempotency-Key``: a retry after a lost answer registers nobody twice."""
     person_id = (uuid.uuid5(_REGISTRATIONS, f"{user.person_id}\x00{idempotency_key}").hex
                  if idempotency_key else uuid.uuid4().hex)
-    issued = await services.send(RegisterAtDesk(actor=actor(user), person_id=person_id,
-                                                district=body.district))
+    issued = await services.send(RegisterAtDesk(actor=actor(user), access_token=token,
+                                                person_id=person_id, district=body.district))
     return card(issued)
 
 
 @router.post("/people/{person_id}/codes", status_code=status.HTTP_201_CREATED,
              response_model=DeskCardPublic)
-async def new_card(person_id: Id, user: Agent, services: ServicesDep) -> dict:
+async def new_card(person_id: Id, user: Agent, token: AccessTokenText,
+                   services: ServicesDep) -> dict:
     """A new card for someone registered at a desk (a lost card, a later poll): their
     previous code stops working. 403 ``not_registered_at_desk`` for anyone who signs in
     by e-mail or SMS: an agent never gets a way into their account; 403
     ``desk_card_used`` for an agent once the person has signed in with a card (an
     admin gives that one: a card lets its holder replace the person's ballot)."""
-    return card(await services.send(IssueDeskCode(actor=actor(user), person_id=person_id)))
+    return card(await services.send(IssueDeskCode(actor=actor(user), access_token=token,
+                                                  person_id=person_id)))
 
 
 def card(issued: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +82,7 @@ def qr_svg(code: str) -> str:
 
 @router.post("/polls/{poll_id}/paper-ballots", response_model=PaperBatchPublic)
 async def enter_paper_ballots(poll_id: Id, body: PaperBatch, request: Request, user: Agent,
-                              services: ServicesDep) -> dict:
+                              token: AccessTokenText, services: ServicesDep) -> dict:
     """Enter a batch of paper ballots of an open poll (at most 500), each with the serial
     printed on it: each goes through the same path as an online ballot, under a voter
     key derived from its serial, its channel ``paper``. 200 with one result per ballot,
@@ -87,16 +91,25 @@ async def enter_paper_ballots(poll_id: Id, body: PaperBatch, request: Request, u
     refused (422 ``idempotency_key_reused``): a paper is counted once, as first entered."""
     serials = [b.serial.upper() for b in body.ballots]  # serials are not case-sensitive
     issued = await services.send(IssuePaperVotingTokens(
-        actor=actor(user), poll_id=poll_id, serials=serials, district=body.district))
+        actor=actor(user), access_token=token, poll_id=poll_id, serials=serials,
+        district=body.district))
     ballots = state(request).ballots
+    # The rules once, before the batch (not one fetch per ballot on a cold cache), and a
+    # bounded number of ballots in flight: a batch is one agent's, not a surge.
+    await ballots.rules_of(poll_id, request.state.trace_id)
+    in_flight = asyncio.Semaphore(PAPER_IN_FLIGHT)
 
-    async def enter(ballot: PaperBallot, serial: str, token: str) -> dict[str, Any]:
+    async def enter(ballot: PaperBallot, serial: str, voting_token: str) -> dict[str, Any]:
         try:
-            receipt = await ballots.cast(poll_id, token, ballot.choice.model_dump(),
-                                         f"paper:{serial}", request.state.trace_id)
+            async with in_flight:
+                receipt = await ballots.cast(poll_id, voting_token, ballot.choice.model_dump(),
+                                             f"paper:{serial}", request.state.trace_id)
         except ProblemError as refused:
+            detail = refused.detail if refused.status != 503 else (
+                "this paper's outcome is unknown: send the batch again (each paper is "
+                "entered once, by its serial)")
             return {"serial": ballot.serial, "status": refused.status, "code": refused.code,
-                    "detail": refused.detail}
+                    "detail": detail}
         return {"serial": ballot.serial, "status": 201, "receipt": receipt}
 
     results = await asyncio.gather(*(

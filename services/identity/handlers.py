@@ -180,14 +180,27 @@ class IdentityHandlers:
                            keep_writes=True)  # the failure is counted, the code burnt
 
     # --- people registered at a desk (desk.py) -----------------------------------------
+    def _agent(self, actor: Actor, access_token: str, why: str) -> str:
+        """The role of the agent (or admin) asking, as stored now, from their own access
+        token: what lets people vote is never done on the gateway's word."""
+        try:
+            claims = self._access.access(access_token)
+        except InvalidToken as exc:
+            raise Unauthorized(f"access token refused: {exc}", code="invalid_token") from exc
+        person = self.store.person(claims.person_id)
+        if claims.person_id != actor.person_id or person is None \
+                or person.role not in (AGENT, ADMIN):
+            raise Forbidden(why, code="forbidden")
+        return person.role
+
     def register_at_desk(self, cmd: RegisterAtDesk, ctx: Context) -> DeskCodeIssued:
-        _agent_only(cmd.actor)
+        self._agent(cmd.actor, cmd.access_token, DESK_ONLY)
         now = self.clock()
         existing = self.store.person(cmd.person_id)
         if existing is not None:
             # The same registration again (a retry): a new card for the same person.
-            return self.issue_desk_code(IssueDeskCode(actor=cmd.actor,
-                                                      person_id=cmd.person_id), ctx)
+            return self.issue_desk_code(IssueDeskCode(
+                actor=cmd.actor, access_token=cmd.access_token, person_id=cmd.person_id), ctx)
         code = desk.new_code()
         person = domain.Person(cmd.person_id, None, PARTICIPANT, now, cmd.district)
         issued = desk.issued(self.code_secret, person.person_id, code, now)
@@ -196,14 +209,14 @@ class IdentityHandlers:
                               expires_at=issued.expires_at)
 
     def issue_desk_code(self, cmd: IssueDeskCode, ctx: Context) -> DeskCodeIssued:
-        _agent_only(cmd.actor)
+        role = self._agent(cmd.actor, cmd.access_token, DESK_ONLY)
         person = self._person(cmd.person_id)
         if person.email is not None or person.phone is not None:
             # Their account would become the agent's: they sign in by their own address.
             raise Forbidden("this person signs in by e-mail or SMS; agents give desk codes "
                             "only to people they registered at a desk",
                             code="not_registered_at_desk")
-        if cmd.actor.role != ADMIN and self.store.desk_card_used(person.person_id):
+        if role != ADMIN and self.store.desk_card_used(person.person_id):
             # A card in clear lets its holder vote as the person, replacing their ballot:
             # once they have signed in with one, a new one is an admin's to give (a lost
             # card before its first use is the agent's: the usual case).
@@ -349,8 +362,14 @@ class IdentityHandlers:
         """Tokens for the paper ballots an agent enters: one per serial, its voter key the
         pseudonym of the serial (so the same paper entered twice is one voter, and never
         a person's), its channel ``paper``."""
-        _agent_only(cmd.actor, "only agents (and admins) enter paper ballots")
+        self._agent(cmd.actor, cmd.access_token, "only agents (and admins) enter paper ballots")
         self._ensure_open(cmd.poll_id)
+        frozen = self.store.electorate(cmd.poll_id)
+        if frozen is not None and frozen[1] == "census":
+            # Who may vote is the census's, claim by claim: nothing ties a paper to an
+            # entry yet (the sign-in list will).
+            raise Conflict("paper ballots are taken in polls open to all; this poll is "
+                           "open to its consultation's census only", code="paper_census_poll")
         serials = [serial.upper() for serial in cmd.serials]  # "a12" is the paper "A12"
         if len(set(serials)) != len(serials):
             raise DomainError("a serial appears twice in this batch", code="paper_serial_twice",
@@ -515,10 +534,7 @@ class IdentityHandlers:
         )
 
 
-def _agent_only(actor: Actor,
-                why: str = "only agents (and admins) register people at a desk") -> None:
-    if actor.role not in (AGENT, ADMIN):
-        raise Forbidden(why, code="forbidden")
+DESK_ONLY = "only agents (and admins) register people at a desk"
 
 
 def _view(person: domain.Person) -> PersonView:

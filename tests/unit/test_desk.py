@@ -3,6 +3,7 @@ desk channel (register, a new card, sign in once)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,11 +25,13 @@ from urne.contracts.commands import (
     VerifyLoginCode,
 )
 from urne.contracts.events import PollClosed, PollOpened
+from urne.contracts.fields import PAPER_BATCH_MAX
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
 from urne.services.identity import desk, domain, limits
 from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
+from urne.services.identity.domain import Person
 from urne.services.identity.handlers import IdentityHandlers
 
 pytestmark = pytest.mark.unit
@@ -69,9 +72,24 @@ def test_what_cannot_be_a_desk_code(typed: str) -> None:
 
 # --- the identity core -----------------------------------------------------------------
 
+# Access tokens of the actors, as sign-in gives them (identity checks them itself).
+_ISSUER: list[TokenIssuer] = []
+
+
+def as_(actor: Actor) -> dict:
+    """The ``actor`` and ``access_token`` fields of a desk command sent by ``actor``."""
+    return {"actor": actor,
+            "access_token": _ISSUER[-1].access_token(actor.person_id, actor.role)[0]}
+
+
 class Desk:
     def __init__(self, tmp_path: Path, identity_key: SigningKey, clock: Clock):
         self.store = SqliteIdentityStore(service_db(tmp_path / "identity.db", "identity"))
+        _ISSUER.append(TokenIssuer(identity_key))
+        # The agent and the admin, as identity stores them (their roles are read there).
+        for who in (AGENT, ADMIN):
+            self.store.add_person(Person(who.person_id, f"{who.person_id}@town.example",
+                                         who.role, clock()))
         self.mail = CapturingSender()
         self.handlers = IdentityHandlers(
             store=self.store, sender=self.mail, tokens=TokenIssuer(identity_key),
@@ -82,7 +100,7 @@ class Desk:
 
     def register(self, person_id: str = "p-desk-1", district: str | None = None,
                  actor: Actor = AGENT) -> dict:
-        return ok(self.core, RegisterAtDesk(actor=actor, person_id=person_id,
+        return ok(self.core, RegisterAtDesk(**as_(actor), person_id=person_id,
                                             district=district))[0]
 
     def sign_in(self, code: str, client: str | None = None) -> dict:
@@ -129,7 +147,7 @@ def test_an_agent_registers_someone_who_signs_in_once_with_the_card(
 
 def test_a_new_card_voids_the_previous_one(at_desk: Desk) -> None:
     first = at_desk.register()
-    second = ok(at_desk.core, IssueDeskCode(actor=AGENT, person_id="p-desk-1"))[0]
+    second = ok(at_desk.core, IssueDeskCode(**as_(AGENT), person_id="p-desk-1"))[0]
     assert second["code"] != first["code"]
     assert refused(at_desk.core, VerifyDeskCode(code=first["code"]))["code"] == "code_invalid"
     assert at_desk.sign_in(second["code"])["person_id"] == "p-desk-1"
@@ -138,11 +156,11 @@ def test_a_new_card_voids_the_previous_one(at_desk: Desk) -> None:
 def test_once_a_card_signed_in_a_new_one_is_an_admins_to_give(at_desk: Desk) -> None:
     card = at_desk.register()
     at_desk.sign_in(card["code"])
-    for cmd in (IssueDeskCode(actor=AGENT, person_id="p-desk-1"),
-                RegisterAtDesk(actor=AGENT, person_id="p-desk-1")):
+    for cmd in (IssueDeskCode(**as_(AGENT), person_id="p-desk-1"),
+                RegisterAtDesk(**as_(AGENT), person_id="p-desk-1")):
         problem = refused(at_desk.core, cmd)
         assert (problem["status"], problem["code"]) == (403, "desk_card_used")
-    new = ok(at_desk.core, IssueDeskCode(actor=ADMIN, person_id="p-desk-1"))[0]
+    new = ok(at_desk.core, IssueDeskCode(**as_(ADMIN), person_id="p-desk-1"))[0]
     assert at_desk.sign_in(new["code"])["person_id"] == "p-desk-1"
 
 
@@ -167,7 +185,7 @@ def test_an_expired_card_does_not_sign_in(at_desk: Desk, clock: Clock) -> None:
 def test_only_agents_and_admins_register(at_desk: Desk) -> None:
     for role in ("participant", "organiser", "moderator"):
         problem = refused(at_desk.core, RegisterAtDesk(
-            actor=Actor(person_id="x", role=role), person_id=f"p-{role}"))
+            **as_(Actor(person_id="x", role=role)), person_id=f"p-{role}"))
         assert (problem["status"], problem["code"]) == (403, "forbidden"), role
         assert at_desk.store.person(f"p-{role}") is None
     assert at_desk.register(person_id="p-admin", actor=ADMIN)["person_id"] == "p-admin"
@@ -177,11 +195,11 @@ def test_an_agent_never_gets_a_way_into_an_e_mail_account(at_desk: Desk) -> None
     ok(at_desk.core, RequestLoginCode(email="ada@example.org"))
     ada = ok(at_desk.core, VerifyLoginCode(email="ada@example.org",
                                            code=at_desk.mail.sent[-1][1]))[0]["person_id"]
-    for cmd in (IssueDeskCode(actor=AGENT, person_id=ada),
-                RegisterAtDesk(actor=AGENT, person_id=ada)):  # naming her id
+    for cmd in (IssueDeskCode(**as_(AGENT), person_id=ada),
+                RegisterAtDesk(**as_(AGENT), person_id=ada)):  # naming her id
         problem = refused(at_desk.core, cmd)
         assert (problem["status"], problem["code"]) == (403, "not_registered_at_desk")
-    assert refused(at_desk.core, IssueDeskCode(actor=AGENT, person_id="nobody"))["code"] \
+    assert refused(at_desk.core, IssueDeskCode(**as_(AGENT), person_id="nobody"))["code"] \
         == "person_not_found"
 
 
@@ -198,7 +216,7 @@ def test_wrong_desk_codes_count_against_the_client(at_desk: Desk) -> None:
 def test_every_desk_action_is_in_the_action_log_with_the_agent_and_no_code(
         at_desk: Desk, clock: Clock) -> None:
     card = at_desk.register(district="nord")
-    ok(at_desk.core, IssueDeskCode(actor=AGENT, person_id=card["person_id"]))
+    ok(at_desk.core, IssueDeskCode(**as_(AGENT), person_id=card["person_id"]))
     month = clock().strftime("%Y-%m")
     log = ok(at_desk.core, ListIdentityActions(actor=ADMIN, month=month))[0]["actions"]
     # Both at the same (test clock's) time: in any order.
@@ -226,7 +244,7 @@ def test_the_purge_forgets_expired_desk_codes_not_the_people(at_desk: Desk,
 
 def paper_tokens(at_desk: Desk, serials: list[str], actor: Actor = AGENT,
                  district: str | None = None) -> dict:
-    return ok(at_desk.core, IssuePaperVotingTokens(actor=actor, poll_id="p1",
+    return ok(at_desk.core, IssuePaperVotingTokens(**as_(actor), poll_id="p1",
                                                    serials=serials, district=district))[0]
 
 
@@ -245,7 +263,7 @@ def test_paper_ballots_get_tokens_keyed_by_their_serials(at_desk: Desk, clock: C
 
 
 def test_paper_tokens_need_an_agent_an_open_poll_and_distinct_serials(at_desk: Desk) -> None:
-    refusal = refused(at_desk.core, IssuePaperVotingTokens(actor=AGENT, poll_id="p1",
+    refusal = refused(at_desk.core, IssuePaperVotingTokens(**as_(AGENT), poll_id="p1",
                                                            serials=["A-1"]))
     assert (refusal["status"], refusal["code"]) == (404, "poll_not_found")
     at_desk.open("p1")
@@ -253,12 +271,12 @@ def test_paper_tokens_need_an_agent_an_open_poll_and_distinct_serials(at_desk: D
             (Actor(person_id="x", role="participant"), ["A-1"], 403, "forbidden"),
             (Actor(person_id="x", role="organiser"), ["A-1"], 403, "forbidden"),
             (AGENT, ["A-1", "B-2", "a-1"], 422, "paper_serial_twice")):
-        problem = refused(at_desk.core, IssuePaperVotingTokens(actor=actor, poll_id="p1",
+        problem = refused(at_desk.core, IssuePaperVotingTokens(**as_(actor), poll_id="p1",
                                                                serials=serials))
         assert (problem["status"], problem["code"]) == (status, code)
     assert len(paper_tokens(at_desk, ["A-1"], actor=ADMIN)["voting_tokens"]) == 1
     at_desk.close("p1")
-    problem = refused(at_desk.core, IssuePaperVotingTokens(actor=AGENT, poll_id="p1",
+    problem = refused(at_desk.core, IssuePaperVotingTokens(**as_(AGENT), poll_id="p1",
                                                            serials=["A-3"]))
     assert (problem["status"], problem["code"]) == (409, "poll_not_open")
 
@@ -266,4 +284,45 @@ def test_paper_tokens_need_an_agent_an_open_poll_and_distinct_serials(at_desk: D
 @pytest.mark.parametrize("serial", ["", "-A1", "A 1", "A/1", "é1", "A" * 65])
 def test_a_serial_is_letters_digits_and_a_few_signs(serial: str) -> None:
     with pytest.raises(ValidationError):
-        IssuePaperVotingTokens(actor=AGENT, poll_id="p1", serials=[serial])
+        IssuePaperVotingTokens(**as_(AGENT), poll_id="p1", serials=[serial])
+
+
+def test_identity_takes_no_agent_on_the_gateways_word(at_desk: Desk) -> None:
+    at_desk.open("p1")
+    citizen = _ISSUER[-1].access_token("citizen-1", "participant")[0]
+    forged = [
+        # An actor that says "admin", with a participant's token.
+        IssuePaperVotingTokens(actor=ADMIN, access_token=citizen, poll_id="p1",
+                               serials=["F-1"]),
+        # A token that is no token.
+        RegisterAtDesk(actor=AGENT, access_token="not-a-token", person_id="p-f"),
+    ]
+    for cmd in forged:
+        assert refused(at_desk.core, cmd)["status"] in (401, 403)
+    # The agent's own token, but the agent is one no more: their role as stored now.
+    agent = at_desk.store.person(AGENT.person_id)
+    at_desk.store.save_role(replace(agent, role="participant"))
+    problem = refused(at_desk.core, IssuePaperVotingTokens(**as_(AGENT), poll_id="p1",
+                                                           serials=["F-2"]))
+    assert (problem["status"], problem["code"]) == (403, "forbidden")
+    assert at_desk.store.person("p-f") is None
+
+
+def test_no_paper_ballots_in_a_census_poll(at_desk: Desk) -> None:
+    rules = YesNoAbstainRules(method="yes_no_abstain", question="?")
+    assert deliver(at_desk.core, PollOpened(poll_id="p2", consultation_id="c1", rules=rules,
+                                            rules_hash=rules_hash(rules), electorate="census",
+                                            opened_at=datetime.now(UTC))) == []
+    problem = refused(at_desk.core, IssuePaperVotingTokens(**as_(AGENT), poll_id="p2",
+                                                           serials=["C-1"]))
+    assert (problem["status"], problem["code"]) == (409, "paper_census_poll")
+
+
+def test_a_whole_batch_of_serials_is_in_the_action_log(at_desk: Desk, clock: Clock) -> None:
+    at_desk.open("p1")
+    serials = [f"{n:04d}-{'X' * 59}" for n in range(PAPER_BATCH_MAX)]  # 64 characters each
+    paper_tokens(at_desk, serials)
+    log = ok(at_desk.core, ListIdentityActions(actor=ADMIN, month=clock().strftime("%Y-%m"))
+             )[0]["actions"]
+    [batch] = [a for a in log if a["action"] == "paper_voting_tokens.issue.v1"]
+    assert batch["subject"]["serials"] == serials and "access_token" not in batch["subject"]

@@ -490,7 +490,12 @@ class RegisterAtDesk(_Identity):
     command again (a retry after a lost answer) registers no second person, it gives
     the same person a new code."""
 
+    # Identity checks the agent's own access token (and their role as it stands now):
+    # the gateway's word is not enough for what lets someone vote. Never logged.
+    NOT_LOGGED: ClassVar[frozenset[str]] = frozenset({"access_token"})
+
     actor: Actor
+    access_token: VotingTokenText
     person_id: Id
     district: District | None = None
 
@@ -500,7 +505,12 @@ class IssueDeskCode(_Identity):
     """An agent gives a person registered at a desk a new code (a lost card, a later
     poll); their previous code stops working."""
 
+    # Identity checks the agent's own access token (and their role as it stands now):
+    # the gateway's word is not enough for what lets someone vote. Never logged.
+    NOT_LOGGED: ClassVar[frozenset[str]] = frozenset({"access_token"})
+
     actor: Actor
+    access_token: VotingTokenText
     person_id: Id
 
 
@@ -510,7 +520,12 @@ class IssuePaperVotingTokens(_Identity):
     serial: each token's voter key is derived from the serial (the same serial, the same
     key: a paper entered twice is one ballot), and its channel is ``paper``."""
 
+    # Identity checks the agent's own access token (and their role as it stands now):
+    # the gateway's word is not enough for what lets someone vote. Never logged.
+    NOT_LOGGED: ClassVar[frozenset[str]] = frozenset({"access_token"})
+
     actor: Actor
+    access_token: VotingTokenText
     poll_id: Id
     serials: Annotated[list[PaperSerial], Field(min_length=1, max_length=PAPER_BATCH_MAX)]
     district: District | None = None

@@ -26,7 +26,9 @@ from urne.platform.errors import Forbidden
 from urne.storage.cassandra import guarded, utc
 from urne.storage.sqlite import SqliteDb
 
-SUBJECT_LIMIT = 4000  # characters of a command's fields kept in its entry
+# Characters of a command's fields kept in its entry: enough for the largest batch of
+# paper ballots' serials (500 of at most 64 characters), which an audit of a desk needs.
+SUBJECT_LIMIT = 40_000
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ def staff_action(env: Envelope, cmd: Message, at: datetime) -> Action | None:
     # logged: the entry says how many there were.
     withheld: frozenset[str] = getattr(type(cmd), "NOT_LOGGED", frozenset())
     fields = cmd.model_dump(mode="json", exclude={"actor", *withheld})
-    fields |= {f"{name}_count": len(getattr(cmd, name)) for name in withheld}
+    fields |= {f"{name}_count": len(value) for name in withheld
+               if isinstance(value := getattr(cmd, name), list)}
     subject = json.dumps(fields, sort_keys=True, ensure_ascii=False)[:SUBJECT_LIMIT]
     return Action(at.astimezone(UTC), str(env.id), actor.person_id, actor.role, env.type,
                   subject)
