@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
-from tests.e2e.scenario import ORGANISER
+from tests.e2e.scenario import ADMIN, ORGANISER
 from tests.support.audit_schema import conforms
 from urne.runtime.cli import app
 
@@ -18,18 +18,21 @@ METHODS = ["yes_no_abstain", "approval", "ranking", "majority_judgment", "budget
 
 
 def run_demo(http: httpx.Client, outbox: Path, bulk: bool = False) -> None:
-    options = ["--bulk"] if bulk else []
+    # Signing in, the demo also enters three paper ballots a poll (as its admin).
+    options = ["--bulk"] if bulk else ["--paper", "3", "--admin-email", ADMIN]
+    paper = 0 if bulk else 3
     done = CliRunner().invoke(app, ["demo", "--url", str(http.base_url), "--participants",
                                     "8", "--outbox", str(outbox), "--organiser-email",
                                     ORGANISER, "--seed", "7", *options])
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)
     assert [p["method"] for p in report["polls"]] == METHODS
-    assert all(p["voters"] == 8 for p in report["polls"])
+    assert all((p["voters"], p["paper"]) == (8, paper) for p in report["polls"])
     for poll in report["polls"]:
         # Its result is public: every ballot counted once, the last of each voter.
         summary = http.get(f"/v1/polls/{poll['poll_id']}/results").json()
-        assert summary["tally"]["ballots"] == 8 and summary["record_root"] == poll["record_root"]
+        assert summary["tally"]["ballots"] == 8 + paper
+        assert summary["record_root"] == poll["record_root"]
         verified = CliRunner().invoke(app, ["audit", "verify", "--url", str(http.base_url),
                                             "--poll", poll["poll_id"], "--json"])
         assert verified.exit_code == 0, verified.output

@@ -110,10 +110,17 @@ def demo(
         help="Voting tokens from the development-only bulk route, not by signing in.")]
     = False,
     seed: Annotated[int | None, typer.Option(help="Seed of the random ballots.")] = None,
+    paper: Annotated[int, typer.Option(min=0, max=500, help=(
+        "Paper ballots per poll, entered by an admin as a desk would."))] = 0,
+    admin_email: Annotated[str, typer.Option(
+        help="Signs in as this admin to enter paper ballots (URNE_ADMIN_EMAILS).")]
+    = "admin@urne.example",
+    admin_token: Annotated[str | None, typer.Option(
+        help="An admin's or agent's access token, instead of signing in.")] = None,
 ) -> None:
     """Run a consultation with one poll per voting method on a running urne: sign in,
-    vote (one in ten votes again), close, and print JSON naming each poll, to check
-    with `urne audit verify --url URL --poll POLL_ID`."""
+    vote (one in ten votes again), enter paper ballots if asked, close, and print JSON
+    naming each poll, to check with `urne audit verify --url URL --poll POLL_ID`."""
     import json
     import random
 
@@ -123,7 +130,7 @@ def demo(
 
     with httpx.Client(base_url=url, timeout=30) as http:
         run = Demo(http, participants, outbox, organiser_email, organiser_token, bulk,
-                   random.Random(seed))
+                   random.Random(seed), paper, admin_email, admin_token)
         try:
             report = run(lambda line: typer.echo(line, err=True))
         except (DemoError, httpx.HTTPError) as exc:

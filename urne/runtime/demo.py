@@ -5,7 +5,9 @@ checks each poll.
 
 Participants sign in as people do (a code by e-mail, read from the development outbox
 file), or, with ``bulk``, get their voting tokens from the development-only bulk route.
-Their ballots are random but valid for each method; one in ten votes again.
+Their ballots are random but valid for each method; one in ten votes again. With
+``paper``, an admin (who may do what agents do) also enters that many paper ballots in
+each poll, with their serials, as a town hall's desk would.
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ class Demo:
     organiser_token: str | None = None
     bulk: bool = False
     rng: random.Random = field(default_factory=random.Random)
+    paper: int = 0  # paper ballots per poll, entered by the admin below
+    admin_email: str = "admin@urne.example"
+    admin_token: str | None = None
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     def call(self, method: str, path: str, expected: int, token: str | None = None,
@@ -103,6 +108,14 @@ class Demo:
     def cast(self, poll_id: str, token: str, choice: dict[str, Any]) -> None:
         self.call("POST", f"/v1/polls/{poll_id}/ballots", 201, token, {"choice": choice})
 
+    def enter_paper(self, poll_id: str, rules: dict[str, Any], admin: str, poll: int) -> None:
+        batch = [{"serial": f"{self.run}-{poll}-{i}", "choice": ballot(rules, self.rng)}
+                 for i in range(self.paper)]
+        entered = self.call("POST", f"/v1/desk/polls/{poll_id}/paper-ballots", 200, admin,
+                            {"ballots": batch})
+        if entered["accepted"] != self.paper:
+            raise DemoError(f"paper ballots of poll {poll_id}: {entered['results']}")
+
     def result(self, poll_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + RESULT_WAIT_SECONDS
         while True:
@@ -116,6 +129,7 @@ class Demo:
 
     def __call__(self, progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
         organiser = self.organiser_token or self.sign_in(self.organiser_email)
+        admin = (self.admin_token or self.sign_in(self.admin_email)) if self.paper else ""
         people = [] if self.bulk else [
             self.sign_in(f"demo-{self.run}-{i}@example.org") for i in range(self.participants)]
         progress(f"{self.participants} participants signed in")
@@ -124,7 +138,7 @@ class Demo:
             "description": "Une consultation de démonstration, un vote par méthode."})["id"]
         self.call("POST", f"/v1/consultations/{consultation}/publish", 200, organiser)
         polls = []
-        for rules in POLLS:
+        for number, rules in enumerate(POLLS):
             poll = self.call("POST", f"/v1/consultations/{consultation}/polls", 201, organiser,
                              {"rules": rules})["id"]
             self.call("POST", f"/v1/polls/{poll}/open", 200, organiser)
@@ -135,10 +149,13 @@ class Demo:
                 if self.rng.random() < 0.1:
                     self.cast(poll, token, ballot(rules, self.rng))
                     revotes += 1
+            if self.paper:
+                self.enter_paper(poll, rules, admin, number)
             self.call("POST", f"/v1/polls/{poll}/close", 200, organiser)
             polls.append({"poll_id": poll, "method": rules["method"], "voters": len(tokens),
-                          "revotes": revotes})
-            progress(f"{rules['method']}: {len(tokens)} voters, {revotes} revotes, closed")
+                          "revotes": revotes, "paper": self.paper})
+            progress(f"{rules['method']}: {len(tokens)} voters, {revotes} revotes, "
+                     f"{self.paper} paper ballots, closed")
         for poll in polls:
             summary = self.result(poll["poll_id"])
             poll["outcome"] = summary["tally"]["outcome"]
