@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, overload
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from urne.contracts.commands import Actor
 from urne.contracts.envelope import Command, wrap
+from urne.contracts.fields import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
 from urne.contracts.roles import ADMIN, AGENT, STAFF
 from urne.crypto.tokens import AccessClaims, InvalidToken, TokenVerifier
 from urne.gateway.ballots import BallotDesk
@@ -109,6 +110,13 @@ def actor(user: AccessClaims | None) -> Actor | None: ...
 def actor(user: AccessClaims | None) -> Actor | None:
     """Who asks, for a command's ``actor``: from the verified access token only."""
     return None if user is None else Actor(person_id=user.person_id, role=user.role)
+
+
+def idempotency_key_header(description: str) -> Any:
+    """A route's ``Idempotency-Key`` header (``Annotated[str | None, …]``), with the limits
+    the contracts give it, and what it does there."""
+    return Header(alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
+                  pattern=IDEMPOTENCY_KEY_PATTERN, description=description)
 
 
 async def voting_token(creds: Annotated[HTTPAuthorizationCredentials | None,

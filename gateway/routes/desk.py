@@ -15,11 +15,18 @@ import uuid
 from typing import Annotated, Any
 
 import segno
-from fastapi import APIRouter, Header, Request, status
+from fastapi import APIRouter, Request, status
 
 from urne.contracts.commands import IssueDeskCode, IssuePaperVotingTokens, RegisterAtDesk
-from urne.contracts.fields import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, Id
-from urne.gateway.deps import AccessTokenText, Agent, ServicesDep, actor, state
+from urne.contracts.fields import Id, paper_serial
+from urne.gateway.deps import (
+    AccessTokenText,
+    Agent,
+    ServicesDep,
+    actor,
+    idempotency_key_header,
+    state,
+)
 from urne.gateway.problems import ProblemError
 from urne.gateway.public import DeskCardPublic, PaperBatchPublic
 from urne.gateway.requests import DeskRegistration, PaperBallot, PaperBatch
@@ -29,11 +36,9 @@ router = APIRouter(prefix="/desk", tags=["desk"])
 PAPER_IN_FLIGHT = 32  # ballots of one batch on their way to the ballot box at once
 
 
-RegistrationKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
-    pattern=IDEMPOTENCY_KEY_PATTERN,
-    description="Makes the registration safe to retry: the same agent and key register "
-                "one person (a retry gets them a new card, which voids the first).")]
+RegistrationKey = Annotated[str | None, idempotency_key_header(
+    "Makes the registration safe to retry: the same agent and key register one person (a "
+    "retry gets them a new card, which voids the first).")]
 # Person ids of registrations sent with an Idempotency-Key: the same agent and key, the
 # same person.
 _REGISTRATIONS = uuid.UUID("9a4c3f0e-5d1b-4e8a-9f65-2b7d1c0a8e34")
@@ -89,7 +94,7 @@ async def enter_paper_ballots(poll_id: Id, body: PaperBatch, request: Request, u
     in order: 201 and its receipt, or the problem that refused it. The same serial
     entered again with the same choice gives the same receipt; with another choice it is
     refused (422 ``idempotency_key_reused``): a paper is counted once, as first entered."""
-    serials = [b.serial.upper() for b in body.ballots]  # serials are not case-sensitive
+    serials = [paper_serial(b.serial) for b in body.ballots]
     issued = await services.send(IssuePaperVotingTokens(
         actor=actor(user), access_token=token, poll_id=poll_id, serials=serials,
         district=body.district))

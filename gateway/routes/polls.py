@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from urne.contracts.commands import (
@@ -26,7 +26,7 @@ from urne.contracts.commands import (
     PublishPoll,
     UpdatePoll,
 )
-from urne.contracts.fields import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, Id
+from urne.contracts.fields import Id
 from urne.gateway import exports
 from urne.gateway.deps import (
     OPTIONAL_AUTH,
@@ -37,6 +37,7 @@ from urne.gateway.deps import (
     ServicesDep,
     VotingTokenDep,
     actor,
+    idempotency_key_header,
     state,
 )
 from urne.gateway.public import (
@@ -51,11 +52,8 @@ from urne.gateway.requests import BallotCast, PollExtension, PollUpdate
 
 router = APIRouter(prefix="/polls", tags=["polls"])
 
-IdempotencyKeyHeader = Annotated[str | None, Header(
-    alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
-    pattern=IDEMPOTENCY_KEY_PATTERN,
-    description="Makes the request safe to retry: the same key and body give the same "
-                "receipt.")]
+IdempotencyKeyHeader = Annotated[str | None, idempotency_key_header(
+    "Makes the request safe to retry: the same key and body give the same receipt.")]
 
 
 @router.get("/{poll_id}", response_model=PollPublic, openapi_extra=OPTIONAL_AUTH)

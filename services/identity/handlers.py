@@ -31,6 +31,7 @@ from urne.contracts.commands import (
     VerifySmsCode,
 )
 from urne.contracts.events import PollClosed, PollOpened
+from urne.contracts.fields import paper_serial
 from urne.contracts.replies import (
     AccessToken,
     ActionLogView,
@@ -194,23 +195,24 @@ class IdentityHandlers:
         return person.role
 
     def register_at_desk(self, cmd: RegisterAtDesk, ctx: Context) -> DeskCodeIssued:
-        self._agent(cmd.actor, cmd.access_token, DESK_ONLY)
-        now = self.clock()
+        role = self._agent(cmd.actor, cmd.access_token, DESK_ONLY)
         existing = self.store.person(cmd.person_id)
         if existing is not None:
             # The same registration again (a retry): a new card for the same person.
-            return self.issue_desk_code(IssueDeskCode(
-                actor=cmd.actor, access_token=cmd.access_token, person_id=cmd.person_id), ctx)
+            return self._new_card(existing, role)
+        now = self.clock()
         code = desk.new_code()
-        person = domain.Person(cmd.person_id, None, PARTICIPANT, now, cmd.district)
-        issued = desk.issued(self.code_secret, person.person_id, code, now)
-        self.store.add_desk_person(person, issued)
-        return DeskCodeIssued(person_id=person.person_id, code=code,
-                              expires_at=issued.expires_at)
+        issued = desk.issued(self.code_secret, cmd.person_id, code, now)
+        self.store.add_desk_person(
+            domain.Person(cmd.person_id, None, PARTICIPANT, now, cmd.district), issued)
+        return _card(issued, code)
 
     def issue_desk_code(self, cmd: IssueDeskCode, ctx: Context) -> DeskCodeIssued:
         role = self._agent(cmd.actor, cmd.access_token, DESK_ONLY)
-        person = self._person(cmd.person_id)
+        return self._new_card(self._person(cmd.person_id), role)
+
+    def _new_card(self, person: domain.Person, role: str) -> DeskCodeIssued:
+        """A new desk code for ``person``, voiding theirs, given by someone of ``role``."""
         if person.email is not None or person.phone is not None:
             # Their account would become the agent's: they sign in by their own address.
             raise Forbidden("this person signs in by e-mail or SMS; agents give desk codes "
@@ -225,8 +227,7 @@ class IdentityHandlers:
         code = desk.new_code()
         issued = desk.issued(self.code_secret, person.person_id, code, self.clock())
         self.store.save_desk_code(issued)
-        return DeskCodeIssued(person_id=person.person_id, code=code,
-                              expires_at=issued.expires_at)
+        return _card(issued, code)
 
     def verify_desk_code(self, cmd: VerifyDeskCode, ctx: Context) -> AccessToken:
         now = self.clock()
@@ -370,7 +371,7 @@ class IdentityHandlers:
             # entry yet (the sign-in list will).
             raise Conflict("paper ballots are taken in polls open to all; this poll is "
                            "open to its consultation's census only", code="paper_census_poll")
-        serials = [serial.upper() for serial in cmd.serials]  # "a12" is the paper "A12"
+        serials = [paper_serial(serial) for serial in cmd.serials]
         if len(set(serials)) != len(serials):
             raise DomainError("a serial appears twice in this batch", code="paper_serial_twice",
                               status=422)
@@ -535,6 +536,10 @@ class IdentityHandlers:
 
 
 DESK_ONLY = "only agents (and admins) register people at a desk"
+
+
+def _card(issued: desk.DeskCode, code: str) -> DeskCodeIssued:
+    return DeskCodeIssued(person_id=issued.person_id, code=code, expires_at=issued.expires_at)
 
 
 def _view(person: domain.Person) -> PersonView:

@@ -19,6 +19,12 @@ LoginCodeText = Annotated[str, Field(min_length=1, max_length=32)]
 # most PAPER_BATCH_MAX.
 PaperSerial = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 PAPER_BATCH_MAX = 500
+
+
+def paper_serial(serial: str) -> str:
+    """A serial as papers are told apart: "b7-1" is the paper "B7-1"."""
+    return serial.upper()
+
 # A desk code as a person types it from their card (services/identity/desk.py reads it).
 DeskCodeText = Annotated[str, Field(min_length=1, max_length=64)]
 # A family or given name, as a census list or a person writes it (identity keeps only a
