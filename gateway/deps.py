@@ -8,7 +8,7 @@ from typing import Annotated, Any, overload
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from urne.contracts.commands import Actor
+from urne.contracts.commands import Actor, GetConsultation
 from urne.contracts.envelope import Command, wrap
 from urne.contracts.fields import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
 from urne.contracts.roles import ADMIN, AGENT, STAFF
@@ -144,3 +144,15 @@ Admin = Annotated[AccessClaims, Depends(admin)]
 Agent = Annotated[AccessClaims, Depends(agent)]  # an agent (or an admin) at a desk
 VotingTokenDep = Annotated[str, Depends(voting_token)]
 AccessTokenText = Annotated[str, Depends(access_token_text)]
+
+
+async def organised(services: Services, user: AccessClaims, consultation_id: str,
+                    why: str) -> dict[str, Any]:
+    """The consultation, if ``user`` is one of its organisers or an admin; else 403
+    ``not_an_organiser`` (``why``: what only they may do). For what the gateway asks of
+    identity on an organiser's behalf: identity does not know who organises what."""
+    consultation = await services.send(GetConsultation(consultation_id=consultation_id,
+                                                       actor=actor(user)))
+    if user.role != ADMIN and user.person_id not in (consultation.get("organisers") or []):
+        raise ProblemError(403, "not_an_organiser", why)
+    return consultation

@@ -224,6 +224,30 @@ class PaperBatchPublic(Public):
     results: list[PaperResultPublic]  # in the order of the batch
 
 
+class TurnoutCellPublic(Public):
+    district: str | None  # None: voting tokens without a district
+    voters: int
+    channels: dict[str, int]  # people with a ballot in each channel
+
+
+class TurnoutPublic(Public):
+    """How many people have voted: from the sign-in list, seconds behind the ballots."""
+
+    poll_id: str
+    voters: int
+    channels: dict[str, int]
+    districts: list[TurnoutCellPublic]  # by district name, None last
+
+
+class SignInStatusPublic(Public):
+    """Whether a person has voted in a poll, through which channels; never what."""
+
+    poll_id: str
+    person_id: str
+    voted: bool
+    channels: list[str]
+
+
 class ResultPublic(Public):
     poll_id: str
     tally: dict[str, Any]

@@ -13,13 +13,18 @@ from starlette.concurrency import run_in_threadpool
 from urne.contracts.commands import (
     CENSUS_ROWS_MAX,
     ClaimCensusEntry,
-    GetConsultation,
     ImportCensus,
 )
 from urne.contracts.fields import Id
-from urne.contracts.roles import ADMIN
 from urne.gateway import census
-from urne.gateway.deps import AccessTokenText, CurrentUser, Organiser, ServicesDep, actor
+from urne.gateway.deps import (
+    AccessTokenText,
+    CurrentUser,
+    Organiser,
+    ServicesDep,
+    actor,
+    organised,
+)
 from urne.gateway.problems import ProblemError, documented
 from urne.gateway.public import CensusClaimPublic, CensusImportedPublic
 from urne.gateway.requests import CensusClaimBody, CensusClaimByName
@@ -49,11 +54,8 @@ async def import_census(
         raise ProblemError(415, "unsupported_media_type",
                            "send the census as Content-Type: text/csv")
     data = await _body(request)
-    consultation = await services.send(GetConsultation(consultation_id=consultation_id,
-                                                       actor=actor(user)))
-    if user.role != ADMIN and user.person_id not in (consultation.get("organisers") or []):
-        raise ProblemError(403, "not_an_organiser",
-                           "only this consultation's organisers upload its census")
+    consultation = await organised(services, user, consultation_id,
+                                   "only this consultation's organisers upload its census")
     if any(p.get("electorate") == "census" and p.get("status") == "open"
            for p in consultation.get("polls") or []):
         # Who may vote is frozen with the poll: not the mode only, the list too.

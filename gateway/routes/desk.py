@@ -17,7 +17,12 @@ from typing import Annotated, Any
 import segno
 from fastapi import APIRouter, Request, status
 
-from urne.contracts.commands import IssueDeskCode, IssuePaperVotingTokens, RegisterAtDesk
+from urne.contracts.commands import (
+    CheckSignInList,
+    IssueDeskCode,
+    IssuePaperVotingTokens,
+    RegisterAtDesk,
+)
 from urne.contracts.fields import Id, paper_serial
 from urne.gateway.deps import (
     AccessTokenText,
@@ -28,7 +33,7 @@ from urne.gateway.deps import (
     state,
 )
 from urne.gateway.problems import ProblemError
-from urne.gateway.public import DeskCardPublic, PaperBatchPublic
+from urne.gateway.public import DeskCardPublic, PaperBatchPublic, SignInStatusPublic
 from urne.gateway.requests import DeskRegistration, PaperBallot, PaperBatch
 
 router = APIRouter(prefix="/desk", tags=["desk"])
@@ -83,6 +88,18 @@ def qr_svg(code: str) -> str:
     segno.make_qr(code, error="m").save(out, kind="svg", scale=4, border=4, xmldecl=False,
                                         title="urne desk code")
     return out.getvalue().decode()
+
+
+@router.get("/polls/{poll_id}/people/{person_id}", response_model=SignInStatusPublic)
+async def sign_in_status(poll_id: Id, person_id: Id, user: Agent, token: AccessTokenText,
+                         services: ServicesDep) -> dict:
+    """Whether this person has voted in the poll, and through which channels (never
+    what): the sign-in list an agent reads before helping someone vote or handing them
+    a paper. Seconds behind the ballots. Each look-up is in the action log, with the
+    agent's id. 404 ``poll_not_found`` for a poll that has not opened, 404
+    ``person_not_found`` for nobody."""
+    return await services.send(CheckSignInList(actor=actor(user), access_token=token,
+                                               poll_id=poll_id, person_id=person_id))
 
 
 @router.post("/polls/{poll_id}/paper-ballots", response_model=PaperBatchPublic)

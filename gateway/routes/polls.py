@@ -21,6 +21,7 @@ from urne.contracts.commands import (
     GetLiveResult,
     GetPoll,
     GetResult,
+    GetTurnout,
     IssueVotingTokenV2,
     OpenPoll,
     PublishPoll,
@@ -38,6 +39,7 @@ from urne.gateway.deps import (
     VotingTokenDep,
     actor,
     idempotency_key_header,
+    organised,
     state,
 )
 from urne.gateway.public import (
@@ -46,6 +48,7 @@ from urne.gateway.public import (
     ReceiptPublic,
     ResultPublic,
     ResultsExportPublic,
+    TurnoutPublic,
     VotingTokenPublic,
 )
 from urne.gateway.requests import BallotCast, PollExtension, PollUpdate
@@ -176,3 +179,16 @@ async def export_results_json(poll_id: Id, services: ServicesDep, response: Resp
     signed = await services.send(GetResult(poll_id=poll_id))
     response.headers.update(exports.disposition(poll_id, "json"))
     return exports.as_json(poll_id, signed["result"])
+
+
+@router.get("/{poll_id}/turnout", response_model=TurnoutPublic)
+async def turnout(poll_id: Id, user: Organiser, services: ServicesDep) -> dict:
+    """How many people have voted, by district and by channel, from the poll's sign-in
+    list (identity's: who has voted, never what, never when), for the consultation's
+    organisers and the admins, during the vote and after; seconds behind the ballots.
+    Paper ballots are not in it (a paper is not a person): they are counted in the
+    result, by channel."""
+    poll = await services.send(GetPoll(poll_id=poll_id, actor=actor(user)))
+    await organised(services, user, poll["consultation_id"],
+                    "only this consultation's organisers see its turnout")
+    return await services.send(GetTurnout(poll_id=poll_id, actor=actor(user)))

@@ -11,9 +11,11 @@ from typing import Literal, NoReturn
 
 from urne.contracts.commands import (
     Actor,
+    CheckSignInList,
     ClaimCensusEntry,
     DeclareDistrict,
     GetPerson,
+    GetTurnout,
     ImportCensus,
     IssueDeskCode,
     IssuePaperVotingTokens,
@@ -30,7 +32,7 @@ from urne.contracts.commands import (
     VerifyLoginCode,
     VerifySmsCode,
 )
-from urne.contracts.events import PollClosed, PollOpened
+from urne.contracts.events import PollClosed, PollOpened, SignInListMarked
 from urne.contracts.fields import paper_serial
 from urne.contracts.replies import (
     AccessToken,
@@ -42,7 +44,10 @@ from urne.contracts.replies import (
     PaperVotingTokens,
     PersonView,
     Purged,
+    SignInStatus,
     SyntheticVotingTokens,
+    Turnout,
+    TurnoutCell,
     VotingToken,
 )
 from urne.contracts.roles import ADMIN, AGENT, PARTICIPANT, STAFF
@@ -58,7 +63,7 @@ from urne.platform.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from urne.services.identity import census, desk, domain, limits, phones
+from urne.services.identity import census, desk, domain, limits, phones, sign_in_list
 from urne.services.identity.ports import CodeSender, IdentityStore
 from urne.storage.action_log import action_log_view, recorder
 
@@ -490,6 +495,32 @@ class IdentityHandlers:
             cmd.consultation_id, census.email_key(self.code_secret, cmd.consultation_id,
                                                   person.email))
 
+    # --- the sign-in list (sign_in_list.py) ---------------------------------------------
+    def on_sign_in_list_marked(self, event: SignInListMarked, ctx: Context) -> None:
+        self.store.mark_voters([sign_in_list.Mark(v.poll_id, v.voter_key, v.channel,
+                                                  v.district) for v in event.voters])
+
+    def get_turnout(self, query: GetTurnout, ctx: Context) -> Turnout:
+        if query.actor.role not in STAFF:  # the gateway checked more: that they organise it
+            raise Forbidden("only a consultation's organisers see its turnout", code="forbidden")
+        counted = sign_in_list.count(self.store.marks(query.poll_id))
+        return Turnout(poll_id=query.poll_id, voters=counted.voters, channels=counted.channels,
+                       districts=[TurnoutCell(district=c.district, voters=c.voters,
+                                              channels=c.channels) for c in counted.districts])
+
+    def check_sign_in_list(self, cmd: CheckSignInList, ctx: Context) -> SignInStatus:
+        self._agent(cmd.actor, cmd.access_token, "only agents (and admins) read the sign-in "
+                    "list at a desk")
+        # 404 for a poll or a person that is not there: an agent is told of a typo.
+        if self.store.voting_status(cmd.poll_id) is None:
+            raise NotFound(f"poll {cmd.poll_id} has not opened", code="poll_not_found")
+        self._person(cmd.person_id)
+        marks = self.store.marks_of(cmd.poll_id,
+                                    domain.pseudonym(self.secret, cmd.person_id, cmd.poll_id))
+        channels = sorted({m.channel for m in marks})
+        return SignInStatus(poll_id=cmd.poll_id, person_id=cmd.person_id, voted=bool(channels),
+                            channels=channels)
+
     def purge_expired(self, cmd: PurgeExpired, ctx: Context) -> Purged:
         now = self.clock()
         if self._purged_at is not None and now - self._purged_at < PURGE_EVERY:
@@ -528,8 +559,11 @@ class IdentityHandlers:
                 ImportCensus: self.import_census,
                 ClaimCensusEntry: self.claim_census_entry,
                 PurgeExpired: self.purge_expired,
+                GetTurnout: self.get_turnout,
+                CheckSignInList: self.check_sign_in_list,
             },
-            subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed},
+            subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed,
+                           SignInListMarked: self.on_sign_in_list_marked},
             ping=self.store.ping,
             log_action=recorder(self.store.actions, self.clock),
         )

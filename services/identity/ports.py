@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -9,6 +10,7 @@ from urne.services.identity.census import CensusEntry
 from urne.services.identity.desk import DeskCode
 from urne.services.identity.domain import LoginCodes, Person, VotingStatus
 from urne.services.identity.limits import Counter
+from urne.services.identity.sign_in_list import Mark
 from urne.storage.action_log import ActionLog
 
 
@@ -87,6 +89,17 @@ class IdentityStore(Protocol):
         """Reserve the entry for the person unless they have a claim already; the entry
         key stored now (another one if they claimed another entry first). Atomic across
         processes."""
+        ...
+    # --- the sign-in list (services/identity/sign_in_list.py) ------------------------
+    def mark_voters(self, marks: list[Mark]) -> None:
+        """Add the marks; a mark stored already stays as it is (idempotent), and none
+        is stored with a time."""
+        ...
+    def marks_of(self, poll_id: str, voter_key: str) -> list[Mark]:
+        """The voter's marks in the poll (one per channel), if any."""
+        ...
+    def marks(self, poll_id: str) -> Iterator[Mark]:
+        """Every mark of the poll."""
         ...
     def purge_expired(self, now: datetime) -> dict[str, int]:
         """Delete sign-in codes of which none is pending any more, limit counters whose

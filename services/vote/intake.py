@@ -28,6 +28,8 @@ from urne.contracts.events import (
     BallotBoxSealedV2,
     BallotsRecorded,
     RecordedBallot,
+    SignInListEntry,
+    SignInListMarked,
 )
 from urne.contracts.replies import Receipt
 from urne.counting import InvalidBallot, validate_choice
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 PRODUCER = "vote"
 SEAL_CHUNK = 500  # voters read at once while sealing
+SIGN_IN_CHUNK = 1_000  # voters in one sign_in_list.marked event
 
 
 @dataclass
@@ -76,6 +79,8 @@ class _Batch:
     to_write: list[Ballot] = field(default_factory=list)
     to_close: dict[str, set[int]] = field(default_factory=dict)
     refreshed: set[str] = field(default_factory=set)  # boxes read again (refresh)
+    # For identity's sign-in list: the people (not the papers) with a ballot here.
+    voters: dict[tuple[str, str], SignInListEntry] = field(default_factory=dict)
 
     def box(self, poll_id: str) -> BallotBox | None:
         if poll_id not in self.boxes:
@@ -141,6 +146,7 @@ class BallotIntake:
         events += recorded_events(recorded, self.counting_shards,
                                   casts[0].env.trace_id if len(casts) == 1 else None,
                                   stored_at=self.clock())
+        events += sign_in_events(list(batch.voters.values()))
         for poll_id, closing in batch.to_close.items():
             self.store.close_shards(poll_id, closing)
         for poll_id in batch.to_close:
@@ -243,6 +249,10 @@ class BallotIntake:
             batch.to_write.append(ballot)
             BALLOTS.labels(ballot.channel, "revote" if ballot.sequence > 1 else "first").inc()
         recorded.append(as_recorded(ballot))
+        if channel != "paper":  # a paper's voter key is the paper's, not a person's
+            batch.voters[(cmd.poll_id, voter_key)] = SignInListEntry(
+                poll_id=cmd.poll_id, voter_key=voter_key, channel=channel,
+                district=cast.claims.district)
         return ok(Receipt(poll_id=ballot.poll_id, ballot_id=ballot.ballot_id,
                           tracker=ballot.tracker, sequence=ballot.sequence,
                           replaces_previous=ballot.sequence > 1,
@@ -291,6 +301,13 @@ def recorded_events(ballots: list[RecordedBallot], shards: int,
     return [wrap(BallotsRecorded(ballots=chunk, shard=shard, stored_at=stored_at), PRODUCER,
                  trace_id)
             for shard, chunk in sorted(by_shard.items())]
+
+
+def sign_in_events(voters: list[SignInListEntry]) -> list[RawEnvelope]:
+    """``sign_in_list.marked`` events for identity, at most ``SIGN_IN_CHUNK`` voters each;
+    no trace id: the event must not be matched with any one ballot's request."""
+    return [wrap(SignInListMarked(voters=voters[start:start + SIGN_IN_CHUNK]), PRODUCER)
+            for start in range(0, len(voters), SIGN_IN_CHUNK)]
 
 
 def as_recorded(b: Ballot) -> RecordedBallot:

@@ -15,6 +15,7 @@ import httpx
 
 from tests.e2e.scenario import (
     ADMIN,
+    ORGANISER_B,
     PROBLEM,
     bearer,
     close_and_verify,
@@ -22,6 +23,7 @@ from tests.e2e.scenario import (
     open_poll,
     sign_in,
     vote,
+    wait_until,
 )
 
 
@@ -82,11 +84,20 @@ def run_desk(http: httpx.Client, outbox: Path) -> None:
     r = http.post(f"/v1/desk/people/{citizen_id}/codes", headers=agent)
     assert (r.status_code, r.json()["code"]) == (403, "not_registered_at_desk"), r.text
 
+    # The sign-in list: nobody has voted yet.
+    listed = f"/v1/desk/polls/{state.poll_id}/people/{card['person_id']}"
+    r = http.get(listed, headers=agent)
+    assert r.status_code == 200 and r.json() == {
+        "poll_id": state.poll_id, "person_id": card["person_id"], "voted": False,
+        "channels": []}, r.text
+
     # They vote like anyone, and their ballot is counted.
     r = http.post(f"/v1/polls/{state.poll_id}/voting-token", headers=person)
     assert r.status_code == 201, r.text
     state.tokens[card["person_id"]] = r.json()["voting_token"]
     vote(http, outbox, state, card["person_id"], "no")
+    check_sign_in_list(http, state.poll_id, listed, agent=agent, citizen=citizen,
+                       citizen_id=citizen_id)
 
     # Paper ballots, entered in a batch with their serials.
     paper = f"/v1/desk/polls/{state.poll_id}/paper-ballots"
@@ -121,6 +132,19 @@ def run_desk(http: httpx.Client, outbox: Path) -> None:
         assert (r.status_code, r.headers["content-type"], r.json()["code"]) == (
             status, PROBLEM, code), r.text
 
+    # The turnout counts people: the desk person, in their district; papers are not people.
+    turnout = f"/v1/polls/{state.poll_id}/turnout"
+    expected = {"poll_id": state.poll_id, "voters": 1, "channels": {"online": 1},
+                "districts": [{"district": "nord", "voters": 1, "channels": {"online": 1}}]}
+    assert http.get(turnout, headers=state.organiser).json() == expected
+    assert http.get(turnout, headers=admin).json() == expected
+    other = login(http, outbox, ORGANISER_B)
+    for headers, status, code in ((agent, 403, "forbidden"), (citizen, 403, "forbidden"),
+                                  (other, 403, "not_an_organiser")):
+        r = http.get(turnout, headers=headers)
+        assert (r.status_code, r.headers["content-type"], r.json()["code"]) == (
+            status, PROBLEM, code), r.text
+
     close_and_verify(http, state, {"yes": 1, "no": 2, "abstain": 1})
 
     # The admin reads who did it: the agent's id, never the code.
@@ -129,9 +153,34 @@ def run_desk(http: httpx.Client, outbox: Path) -> None:
     agent_id = http.get("/v1/me", headers=agent).json()["person_id"]
     assert r.status_code == 200, r.text
     mine = [a for a in r.json()["actions"] if a["actor"] == agent_id]
-    assert [(a["service"], a["action"]) for a in mine] == [
+    actions = [(a["service"], a["action"]) for a in mine]
+    # Each look-up at the sign-in list (the wait polled it: three at least).
+    looked = actions.count(("identity", "sign_in_list.check.v1"))
+    assert looked >= 3 and actions == [
         *[("identity", "desk.person.register.v1")] * 2,
+        *[("identity", "sign_in_list.check.v1")] * looked,
         *[("identity", "paper_voting_tokens.issue.v1")] * 2]
-    assert mine[2]["subject"]["serials"] == ["B7-1", "B7-2", "B7-3"]
+    assert mine[2]["subject"] == {"poll_id": state.poll_id, "person_id": card["person_id"]}
+    assert mine[2 + looked]["subject"]["serials"] == ["B7-1", "B7-2", "B7-3"]
     assert mine[0]["subject"] == {"person_id": card["person_id"], "district": "nord"}
     assert card["desk_code"] not in r.text
+
+
+def check_sign_in_list(http: httpx.Client, poll_id: str, listed: str, *, agent: dict,
+                       citizen: dict, citizen_id: str) -> None:
+    """After the desk person's ballot: the agent sees they have voted, online (seconds
+    behind the ballot: the vote service tells identity after its batch); who has not
+    voted has not; only agents look, and only at people and polls that exist."""
+    def voted() -> bool:
+        return http.get(listed, headers=agent).json()["voted"]
+    assert wait_until(voted, timeout=30), "the sign-in list never showed the ballot"
+    assert http.get(listed, headers=agent).json()["channels"] == ["online"]
+    r = http.get(f"/v1/desk/polls/{poll_id}/people/{citizen_id}", headers=agent)
+    assert r.status_code == 200 and r.json()["voted"] is False, r.text
+    for path, headers, status, code in (
+            (listed, citizen, 403, "forbidden"),
+            (f"/v1/desk/polls/{poll_id}/people/{'0' * 32}", agent, 404, "person_not_found"),
+            (f"/v1/desk/polls/{'0' * 32}/people/{citizen_id}", agent, 404, "poll_not_found")):
+        r = http.get(path, headers=headers)
+        assert (r.status_code, r.headers["content-type"], r.json()["code"]) == (
+            status, PROBLEM, code), r.text

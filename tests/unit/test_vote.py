@@ -104,8 +104,11 @@ def test_cast_then_revote(vote: Vote) -> None:
     assert r1["ballot_id"] == first["payload"]["ballot_id"]  # named at the edge
     assert r1["tracker"] == first["payload"]["tracker"]
     assert re.fullmatch(r"[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}", r1["tracker"])
-    assert types(out.events) == ["ballots.recorded.v1"]
+    assert types(out.events) == ["ballots.recorded.v1", "sign_in_list.marked.v1"]
     [recorded] = out.events[0]["payload"]["ballots"]
+    # The sign-in list hears who voted, never what: no choice, no ballot, no time.
+    assert out.events[1]["payload"] == {"voters": [
+        {"poll_id": "p1", "voter_key": ALICE, "channel": "online", "district": None}]}
     assert recorded["voter_key"] == ALICE and recorded["sequence"] == 1
     assert recorded["choice"] == YES and recorded["ballot_id"] == r1["ballot_id"]
 
@@ -121,9 +124,10 @@ def test_one_batch_many_voters_and_revotes_in_arrival_order(vote: Vote) -> None:
              vote.ballot("p1", NO, ALICE), vote.ballot("p1", YES, ALICE)]
     out = vote.record(*items)
     assert [receipt(r)["sequence"] for r in out.replies] == [1, 1, 2, 3]
-    [event] = out.events  # one event for the whole batch
+    [event, marked] = out.events  # one event for the whole batch, and its voters
     assert [(b["voter_key"], b["sequence"]) for b in event["payload"]["ballots"]] == [
         (ALICE, 1), (BOB, 1), (ALICE, 2), (ALICE, 3)]
+    assert [v["voter_key"] for v in marked["payload"]["voters"]] == [ALICE, BOB]
     assert len(vote.stored("p1")) == 4
 
 

@@ -608,6 +608,33 @@ class ClaimCensusEntry(_Identity):
     client: ClientAddress | None = None
 
 
+# --- the sign-in list (émargement, issue 9) ----------------------------------
+@message("turnout.get.v1")
+class GetTurnout(_IdentityQuery):
+    """How many people have voted in a poll, by district and by channel, from identity's
+    sign-in list. The gateway has checked with the proposal service that ``actor``
+    organises the poll's consultation."""
+
+    actor: Actor
+    poll_id: Id
+
+
+@message("sign_in_list.check.v1")
+class CheckSignInList(_Identity):
+    """An agent asks whether a person has voted in a poll (not what): at a desk, before
+    handing them a paper or helping them vote. A command, not a query, so that the
+    action log keeps who looked up whom."""
+
+    # Identity checks the agent's own access token (and their role as it stands now), as
+    # for every desk command. Never logged.
+    NOT_LOGGED: ClassVar[frozenset[str]] = frozenset({"access_token"})
+
+    actor: Actor
+    access_token: VotingTokenText
+    poll_id: Id
+    person_id: Id
+
+
 # --- every service ---------------------------------------------------------
 @message("service.check_health.v1")
 class CheckHealth(Query):

@@ -68,8 +68,9 @@ class RecordedBallot(BaseModel):
     """One ballot as the vote service stored it.
 
     ``voter_key`` is the poll-scoped pseudonym from the voting token: it lets the
-    tally keep one ballot per voter (the highest ``sequence``) and never leaves
-    the vote and tally stores; the public record shows only ``tracker``.
+    tally keep one ballot per voter (the highest ``sequence``); besides the vote and
+    tally stores it goes only to identity's sign-in list (``SignInListMarked``, without
+    the ballot), and the public record shows only ``tracker``.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -101,6 +102,29 @@ class BallotsRecorded(Event):
     # times are kept to the minute only, so that no store can match a ballot with a
     # sign-in; the tally measures its counting lag from this one, which it does not keep.
     stored_at: datetime | None = None
+
+
+class SignInListEntry(BaseModel):
+    """A voter who has a ballot in a poll, for identity's sign-in list (émargement): the
+    voter key (the pseudonym identity derived for the person and poll), the channel and
+    the district of the voting token. Never what, never when."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    poll_id: str
+    voter_key: str
+    channel: str
+    district: str | None = None
+
+
+@message("sign_in_list.marked.v1")
+class SignInListMarked(Event):
+    """The voters of an intake batch, for the sign-in list: sent after each batch of
+    ballots (a voter already marked may appear again: identity is idempotent). Paper
+    ballots are not in it: their voter keys are the papers', not people's."""
+
+    PRODUCER = "vote"
+    voters: list[SignInListEntry]
 
 
 @message("ballot_box.closed.v1")

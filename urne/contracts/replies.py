@@ -73,6 +73,31 @@ class CensusClaim(Reply):
     eligible: bool
 
 
+class TurnoutCell(Reply):
+    """People who have voted, in one district (None: a token without a district), and
+    how many had a ballot in each channel (one person may count in two channels)."""
+
+    district: str | None
+    voters: int
+    channels: dict[str, int]
+
+
+class Turnout(Reply):
+    poll_id: str
+    voters: int
+    channels: dict[str, int]
+    districts: list[TurnoutCell]  # by district name, None last
+
+
+class SignInStatus(Reply):
+    """Whether a person has voted in a poll, and through which channels; never what."""
+
+    poll_id: str
+    person_id: str
+    voted: bool
+    channels: list[str]
+
+
 class SyntheticVotingTokens(Reply):
     poll_id: str
     voting_tokens: list[str]

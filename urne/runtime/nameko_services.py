@@ -25,6 +25,7 @@ from urne.contracts.events import (
     PollOpened,
     PollResultReleased,
     ResultPublished,
+    SignInListMarked,
 )
 from urne.messaging.kernel import RawEnvelope, RawReply
 from urne.messaging.nameko_adapter import (
@@ -60,6 +61,10 @@ class IdentityService:
 
     @event_handler(PollClosed.PRODUCER, PollClosed.TYPE, requeue_on_error=True)
     def on_poll_closed(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
+
+    @event_handler(SignInListMarked.PRODUCER, SignInListMarked.TYPE, requeue_on_error=True)
+    def on_sign_in_list_marked(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @timer(interval=SCHEDULE_INTERVAL_SECONDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,9 @@ from urne.services.identity.domain import (
     voting_status,
 )
 from urne.services.identity.limits import Counter
+from urne.services.identity.sign_in_list import BUCKETS, MARK_TIMESTAMP, Mark, bucket
 from urne.storage.action_log import CassandraActionLog
-from urne.storage.cassandra import applied, guarded, ping, utc, write_grouped
+from urne.storage.cassandra import applied, guarded, ping, scan_buckets, utc, write_grouped
 
 
 class CassandraIdentityStore:
@@ -78,6 +80,16 @@ class CassandraIdentityStore:
         self._save_desk_district = session.prepare(
             f"UPDATE {ks}.persons_at_desk SET district = ? WHERE person_id = ?")
         self._codes = session.prepare(f"SELECT * FROM {ks}.sign_in_codes WHERE email = ?")
+        # The sign-in list (migration 009), every write at one fixed timestamp: no time.
+        self._mark = session.prepare(
+            f"INSERT INTO {ks}.sign_in_list (poll_id, bucket, voter_key, channel, district) "
+            f"VALUES (?, ?, ?, ?, ?) USING TIMESTAMP {MARK_TIMESTAMP}")
+        self._mark.is_idempotent = True
+        self._marks_of = session.prepare(
+            f"SELECT * FROM {ks}.sign_in_list WHERE poll_id = ? AND bucket = ? "
+            "AND voter_key = ?")
+        self._marks = session.prepare(
+            f"SELECT * FROM {ks}.sign_in_list WHERE poll_id = ? AND bucket = ?")
         self._counter = session.prepare(f"SELECT * FROM {ks}.limit_counters WHERE key = ?")
         # Lightweight transactions on `version`: limits hold across identity processes.
         self._first_codes, self._next_codes = _swaps(
@@ -314,6 +326,20 @@ class CassandraIdentityStore:
         result = self.s.execute(self._add_claim, (consultation_id, person_id, entry_key))
         return entry_key if applied(result) else str(result.one().entry_key)
 
+    @guarded
+    def mark_voters(self, marks: list[Mark]) -> None:
+        write_grouped(self.s, [(self._mark, (m.poll_id, bucket(m.voter_key), m.voter_key,
+                                             m.channel, m.district)) for m in marks])
+
+    @guarded
+    def marks_of(self, poll_id: str, voter_key: str) -> list[Mark]:
+        return [_mark(r) for r in self.s.execute(
+            self._marks_of, (poll_id, bucket(voter_key), voter_key))]
+
+    def marks(self, poll_id: str) -> Iterator[Mark]:
+        # A generator: scan_buckets guards where the pages are fetched.
+        return (_mark(r) for r in scan_buckets(self.s, self._marks, poll_id, BUCKETS))
+
     def purge_expired(self, now: datetime) -> dict[str, int]:
         # Nothing to do: codes and counters are written with a TTL (``_swap``), and
         # Cassandra drops them when it runs out.
@@ -339,3 +365,7 @@ def _person(row: Any) -> Person:
     # A row of persons_by_email or of persons_by_phone.
     return Person(row.person_id, getattr(row, "email", None), row.role, utc(row.created_at),
                   row.district, getattr(row, "phone", None))
+
+
+def _mark(row: Any) -> Mark:
+    return Mark(row.poll_id, row.voter_key, row.channel, row.district)

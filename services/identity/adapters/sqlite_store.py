@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from urne.services.identity.census import CensusEntry
@@ -16,6 +17,7 @@ from urne.services.identity.domain import (
     voting_status,
 )
 from urne.services.identity.limits import LONGEST_WINDOW, Counter
+from urne.services.identity.sign_in_list import Mark
 from urne.storage.action_log import SqliteActionLog
 from urne.storage.sqlite import SqliteDb
 
@@ -205,6 +207,20 @@ class SqliteIdentityStore:
                             "AND person_id = ?", (consultation_id, person_id)).fetchone()
         return str(row["entry_key"])
 
+    def mark_voters(self, marks: list[Mark]) -> None:
+        with self.db.tx() as c:
+            c.executemany("INSERT OR IGNORE INTO sign_in_list VALUES (?, ?, ?, ?)",
+                          [(m.poll_id, m.voter_key, m.channel, m.district) for m in marks])
+
+    def marks_of(self, poll_id: str, voter_key: str) -> list[Mark]:
+        return [_mark(r) for r in self.db.query(
+            "SELECT * FROM sign_in_list WHERE poll_id = ? AND voter_key = ?",
+            (poll_id, voter_key))]
+
+    def marks(self, poll_id: str) -> Iterator[Mark]:
+        for r in self.db.query("SELECT * FROM sign_in_list WHERE poll_id = ?", (poll_id,)):
+            yield _mark(r)
+
     def voting_status(self, poll_id: str) -> VotingStatus | None:
         row = self.db.one("SELECT status FROM poll_status WHERE poll_id = ?", (poll_id,))
         return voting_status(row["status"]) if row else None
@@ -231,3 +247,7 @@ class SqliteIdentityStore:
 def _person(row: sqlite3.Row) -> Person:
     return Person(row["person_id"], row["email"], row["role"],
                   datetime.fromisoformat(row["created_at"]), row["district"], row["phone"])
+
+
+def _mark(row: sqlite3.Row) -> Mark:
+    return Mark(row["poll_id"], row["voter_key"], row["channel"], row["district"])

@@ -1,0 +1,165 @@
+"""The sign-in list (émargement, issue 9): the vote intake tells identity who has a
+ballot, never what; identity keeps one mark per voter and channel, without a time, and
+gives the turnout to organisers and "has voted" to agents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.unit.helpers import Clock, deliver, ok, refused, service_db
+from tests.unit.test_desk import ADMIN, AGENT, Desk, as_
+from tests.unit.test_vote import ALICE, BOB, CHLOE, YES, Vote
+from urne.contracts.commands import Actor, CheckSignInList, GetTurnout, ListIdentityActions
+from urne.contracts.events import SignInListEntry, SignInListMarked
+from urne.crypto.keys import SigningKey
+from urne.crypto.tokens import TokenIssuer, TokenVerifier
+from urne.messaging.signatures import allowed
+from urne.services.identity import domain
+from urne.services.identity.sign_in_list import Mark, count
+from urne.services.vote.adapters.sqlite_store import SqliteVoteStore
+from urne.services.vote.handlers import VoteHandlers
+
+pytestmark = pytest.mark.unit
+
+ORGANISER = Actor(person_id="organiser-1", role="organiser")
+PARTICIPANT = Actor(person_id="someone", role="participant")
+
+
+@pytest.fixture
+def vote(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> Vote:
+    store = SqliteVoteStore(service_db(tmp_path / "vote.db", "vote"))
+    return Vote(VoteHandlers(store).core(), store, TokenIssuer(identity_key),
+                TokenVerifier(identity_key.public), clock)
+
+
+@pytest.fixture
+def at_desk(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> Desk:
+    return Desk(tmp_path, identity_key, clock)
+
+
+def test_turnout_counts_people_by_district_and_channel() -> None:
+    marks = [Mark("p", ALICE, "online", "nord"), Mark("p", ALICE, "paper", "nord"),
+             Mark("p", BOB, "online", "sud"), Mark("p", CHLOE, "online", None)]
+    counted = count(marks)
+    assert counted.voters == 3  # Alice voted twice, in two channels: one person
+    assert counted.channels == {"online": 3, "paper": 1}
+    assert [(c.district, c.voters, c.channels) for c in counted.districts] == [
+        ("nord", 1, {"online": 1, "paper": 1}), ("sud", 1, {"online": 1}),
+        (None, 1, {"online": 1})]
+    assert count([]).voters == 0 and count([]).districts == []
+
+
+def marked(out_events: list[dict]) -> list[dict]:
+    return [v for e in out_events if e["type"] == SignInListMarked.TYPE
+            for v in e["payload"]["voters"]]
+
+
+def test_the_intake_marks_people_with_their_tokens_district_and_never_papers(
+        vote: Vote) -> None:
+    vote.open("p1")
+    paper = vote.issuer.voting_token(BOB, "p1", "nord", channel="paper")[0]
+    elsewhere = vote.issuer.voting_token(CHLOE, "p2")[0]
+    out = vote.record(vote.ballot("p1", YES, ALICE,
+                                  token=vote.issuer.voting_token(ALICE, "p1", "sud")[0]),
+                      vote.ballot("p1", YES, BOB, token=paper),
+                      vote.ballot("p1", YES, CHLOE, token=elsewhere))  # refused: wrong poll
+    assert [r is not None and r["ok"] for r in out.replies] == [True, True, False]
+    assert marked(out.events) == [
+        {"poll_id": "p1", "voter_key": ALICE, "channel": "online", "district": "sud"}]
+    # No trace id of any ballot's request: the event cannot be matched with one.
+    [event] = [e for e in out.events if e["type"] == SignInListMarked.TYPE]
+    assert event["trace_id"] not in {e["trace_id"] for e in out.events
+                                     if e["type"] != SignInListMarked.TYPE}
+
+
+def test_a_batch_redelivered_after_a_crash_marks_the_same_voters_once(
+        vote: Vote, at_desk: Desk) -> None:
+    """A worker that stored a batch and died before its events were confirmed gets the
+    batch again: the intake sends the marks again, and identity keeps one per voter."""
+    vote.open("p1")
+    batch = [vote.ballot("p1", YES, ALICE), vote.ballot("p1", YES, BOB)]
+    first = vote.record(*batch)
+    again = vote.record(*batch)
+    assert [r["data"]["ballot_id"] for r in again.replies if r] == \
+        [r["data"]["ballot_id"] for r in first.replies if r]
+    assert marked(again.events) == marked(first.events)
+    for events in (first.events, again.events, again.events):  # and delivered twice
+        for e in events:
+            if e["type"] == SignInListMarked.TYPE:
+                assert at_desk.core.on_event(e) == []
+    assert sorted(m.voter_key for m in at_desk.store.marks("p1")) == [ALICE, BOB]
+
+
+def mark(poll_id: str, *voters: tuple[str, str, str | None]) -> SignInListMarked:
+    return SignInListMarked(voters=[SignInListEntry(poll_id=poll_id, voter_key=k, channel=c,
+                                                    district=d) for k, c, d in voters])
+
+
+def test_identity_keeps_one_mark_per_voter_and_channel_and_no_time(at_desk: Desk) -> None:
+    for _ in range(2):
+        assert deliver(at_desk.core, mark("p1", (ALICE, "online", "nord"),
+                                          (BOB, "online", None))) == []
+    deliver(at_desk.core, mark("p1", (ALICE, "paper", "nord")))
+    deliver(at_desk.core, mark("p2", (CHLOE, "online", "sud")))  # another poll
+    turnout = ok(at_desk.core, GetTurnout(actor=ORGANISER, poll_id="p1"))[0]
+    assert turnout == {"poll_id": "p1", "voters": 2, "channels": {"online": 2, "paper": 1},
+                       "districts": [
+                           {"district": "nord", "voters": 1,
+                            "channels": {"online": 1, "paper": 1}},
+                           {"district": None, "voters": 1, "channels": {"online": 1}}]}
+    assert ok(at_desk.core, GetTurnout(actor=ADMIN, poll_id="p3"))[0]["voters"] == 0
+    # Nothing in the table says when: its columns, and no rowid to give the order.
+    db = at_desk.store.db
+    assert {r["name"] for r in db.query("PRAGMA table_info(sign_in_list)")} == {
+        "poll_id", "voter_key", "channel", "district"}
+    assert db.one("SELECT sql FROM sqlite_master WHERE name = 'sign_in_list'")[
+        "sql"].rstrip().endswith("WITHOUT ROWID")
+    for who in (PARTICIPANT, AGENT):
+        assert refused(at_desk.core, GetTurnout(actor=who, poll_id="p1"))["code"] == \
+            "forbidden"
+
+
+def test_an_agent_sees_whether_a_person_has_voted_and_the_look_up_is_logged(
+        at_desk: Desk) -> None:
+    person = at_desk.register()["person_id"]
+    at_desk.open("p1")
+
+    def check(actor: Actor = AGENT, poll_id: str = "p1", person_id: str = person) -> dict:
+        return ok(at_desk.core, CheckSignInList(**as_(actor), poll_id=poll_id,
+                                                person_id=person_id))[0]
+
+    assert check() == {"poll_id": "p1", "person_id": person, "voted": False, "channels": []}
+    # Their voter key is the pseudonym identity gives them in that poll: only identity,
+    # with its secret, finds their mark.
+    deliver(at_desk.core, mark("p1", (domain.pseudonym("test-secret", person, "p1"),
+                                      "online", None)))
+    assert check() == {"poll_id": "p1", "person_id": person, "voted": True,
+                       "channels": ["online"]}
+    assert check(ADMIN)["voted"] is True
+    for actor, poll_id, person_id, code in ((PARTICIPANT, "p1", person, "forbidden"),
+                                            (ORGANISER, "p1", person, "forbidden"),
+                                            (AGENT, "p9", person, "poll_not_found"),
+                                            (AGENT, "p1", "nobody", "person_not_found")):
+        assert refused(at_desk.core, CheckSignInList(
+            **as_(actor), poll_id=poll_id, person_id=person_id))["code"] == code
+    # A participant's token claiming to be the agent: identity reads its own store.
+    forged = CheckSignInList(actor=AGENT, access_token=as_(PARTICIPANT)["access_token"],
+                             poll_id="p1", person_id=person)
+    assert refused(at_desk.core, forged)["code"] == "forbidden"
+    log = ok(at_desk.core, ListIdentityActions(actor=ADMIN, month=at_desk.handlers.clock()
+                                               .strftime("%Y-%m")))[0]["actions"]
+    looked = [a for a in log if a["action"] == "sign_in_list.check.v1"]
+    assert sorted((a["actor"], a["subject"]["person_id"], a["subject"]["poll_id"])
+                  for a in looked) == [(ADMIN.person_id, person, "p1"),
+                                       *[(AGENT.person_id, person, "p1")] * 2]
+    assert "access_token" not in str(log)
+
+
+def test_only_the_vote_service_may_mark_the_sign_in_list() -> None:
+    # Consumers check the signed producer against this (urne/messaging/signatures.py):
+    # whoever else publishes a mark on the broker has it dead-lettered.
+    assert allowed(SignInListMarked.TYPE, "vote")
+    assert not allowed(SignInListMarked.TYPE, "gateway")
+    assert not allowed(SignInListMarked.TYPE, "tally")
