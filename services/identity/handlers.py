@@ -95,6 +95,8 @@ class IdentityHandlers:
     # (none: no SMS is sent). See phones.py on SMS pumping.
     sms: CodeSender | None = None
     sms_countries: frozenset[str] = frozenset()
+    # How long a poll's sign-in list is kept after its close (URNE_SIGN_IN_LIST_DAYS).
+    sign_in_list_keep: timedelta = timedelta(days=90)
     _access: TokenVerifier = field(init=False, repr=False)
     _purged_at: datetime | None = field(default=None, init=False, repr=False)
 
@@ -526,6 +528,7 @@ class IdentityHandlers:
         if self._purged_at is not None and now - self._purged_at < PURGE_EVERY:
             return Purged(removed={})
         removed = self.store.purge_expired(now)
+        removed["sign_in_lists"] = self.store.purge_sign_in_lists(now - self.sign_in_list_keep)
         self._purged_at = now
         return Purged(removed=removed)
 
@@ -535,7 +538,7 @@ class IdentityHandlers:
             self.store.open_poll(event.poll_id, event.consultation_id, event.electorate)
 
     def on_poll_closed(self, event: PollClosed, ctx: Context) -> None:
-        self.store.set_voting_status(event.poll_id, "closed")
+        self.store.close_poll(event.poll_id, event.closed_at)
 
     def core(self) -> ServiceCore:
         return ServiceCore(

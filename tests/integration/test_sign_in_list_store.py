@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from urne.runtime.registry import SERVICES
 from urne.services.identity.sign_in_list import BUCKETS, Mark, bucket
 
 pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def key(n: int) -> str:
@@ -47,3 +50,20 @@ def test_cassandra_keeps_no_write_time_of_a_mark(cassandra: CassandraRun) -> Non
         "bucket = %s AND voter_key = %s AND channel = 'online'",
         (poll, bucket(key(1)), key(1))).one()
     assert row.at == 0
+
+
+def test_the_lists_of_polls_closed_long_enough_are_deleted_once(backend: Any) -> None:
+    store = backend("identity")
+    old, recent, still_open = (uuid.uuid4().hex for _ in range(3))
+    for poll in (old, recent, still_open):
+        store.open_poll(poll, "c1", "open")
+        store.mark_voters([Mark(poll, key(n), "online", None) for n in range(200)])
+    store.close_poll(old, NOW - timedelta(days=91))
+    store.close_poll(recent, NOW - timedelta(days=1))
+    assert store.voting_status(old) == store.voting_status(recent) == "closed"
+    # Other tests' polls share the store: count ours only.
+    store.purge_sign_in_lists(NOW - timedelta(days=90))
+    assert list(store.marks(old)) == []
+    assert len(list(store.marks(recent))) == len(list(store.marks(still_open))) == 200
+    store.mark_voters([Mark(old, key(1), "online", None)])  # a mark come very late
+    assert store.purge_sign_in_lists(NOW - timedelta(days=90)) == 0  # done once

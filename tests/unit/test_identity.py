@@ -654,7 +654,8 @@ def test_the_purge_deletes_spent_codes_and_old_counters_only(identity: Identity)
     identity.request("late@example.org")  # still pending
     data, events = ok(identity.core, PurgeExpired())
     assert events == []
-    assert data == {"removed": {"sign_in_codes": 1, "limit_counters": 0, "desk_codes": 0}}
+    assert data == {"removed": {"sign_in_codes": 1, "limit_counters": 0, "desk_codes": 0,
+                                "sign_in_lists": 0}}
     assert identity.store.login_codes("early@example.org") is None
     assert identity.store.login_codes("late@example.org") is not None
     # Within ten minutes the timer's asking does nothing.
@@ -663,7 +664,8 @@ def test_the_purge_deletes_spent_codes_and_old_counters_only(identity: Identity)
     identity.clock.advance(seconds=(limits.LONGEST_WINDOW + timedelta(minutes=1)).total_seconds())
     data, _ = ok(identity.core, PurgeExpired())
     # Both addresses' counters (two limits each) have outlived every window.
-    assert data == {"removed": {"sign_in_codes": 1, "limit_counters": 4, "desk_codes": 0}}
+    assert data == {"removed": {"sign_in_codes": 1, "limit_counters": 4, "desk_codes": 0,
+                                "sign_in_lists": 0}}
     # The owner of an address may sign in again as if nothing had happened.
     assert identity.request("early@example.org") == {"channel": "email", "expires_in": 600}
 

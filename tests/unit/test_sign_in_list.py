@@ -4,6 +4,7 @@ gives the turnout to organisers and "has voted" to agents."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,14 @@ import pytest
 from tests.unit.helpers import Clock, deliver, ok, refused, service_db
 from tests.unit.test_desk import ADMIN, AGENT, Desk, as_
 from tests.unit.test_vote import ALICE, BOB, CHLOE, YES, Vote
-from urne.contracts.commands import Actor, CheckSignInList, GetTurnout, ListIdentityActions
-from urne.contracts.events import SignInListEntry, SignInListMarked
+from urne.contracts.commands import (
+    Actor,
+    CheckSignInList,
+    GetTurnout,
+    ListIdentityActions,
+    PurgeExpired,
+)
+from urne.contracts.events import PollClosed, SignInListEntry, SignInListMarked
 from urne.crypto.keys import SigningKey
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
 from urne.messaging.signatures import allowed
@@ -163,3 +170,25 @@ def test_only_the_vote_service_may_mark_the_sign_in_list() -> None:
     assert allowed(SignInListMarked.TYPE, "vote")
     assert not allowed(SignInListMarked.TYPE, "gateway")
     assert not allowed(SignInListMarked.TYPE, "tally")
+
+
+def test_a_polls_sign_in_list_is_deleted_its_retention_after_the_close(
+        at_desk: Desk, clock: Clock) -> None:
+    """Identity's purge deletes a closed poll's list ``sign_in_list_keep`` (90 days by
+    default) after the close, once; an open poll's stays."""
+    for poll in ("p1", "p2"):
+        at_desk.open(poll)
+        deliver(at_desk.core, mark(poll, (ALICE, "online", None), (BOB, "online", "nord")))
+    closed_at = clock()
+    deliver(at_desk.core, PollClosed(poll_id="p1", closed_at=closed_at))
+    keep = at_desk.handlers.sign_in_list_keep
+    assert keep == timedelta(days=90)
+    clock.advance(seconds=(keep - timedelta(minutes=11)).total_seconds())
+    assert ok(at_desk.core, PurgeExpired())[0]["removed"]["sign_in_lists"] == 0
+    assert len(list(at_desk.store.marks("p1"))) == 2
+    clock.advance(minutes=12)
+    assert ok(at_desk.core, PurgeExpired())[0]["removed"]["sign_in_lists"] == 1
+    assert list(at_desk.store.marks("p1")) == []
+    assert len(list(at_desk.store.marks("p2"))) == 2  # still open: kept
+    clock.advance(minutes=11)
+    assert ok(at_desk.core, PurgeExpired())[0]["removed"]["sign_in_lists"] == 0  # once

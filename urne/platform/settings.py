@@ -159,6 +159,10 @@ class RoleSettings(BaseSettings):
     # Networks of agents' kiosks (town hall desks), comma-separated CIDRs: no per-client
     # sign-in limit applies to them (urne/services/identity/limits.py).
     kiosk_networks: str = ""
+    # Days a poll's sign-in list is kept after the poll closed (the appeal period, two
+    # months for an administrative decision in France, and then some); identity's purge
+    # deletes it then (services/identity/sign_in_list.py).
+    sign_in_list_days: int = Field(default=90, ge=1, le=3_650)
 
 
 class MailSettings(BaseSettings):

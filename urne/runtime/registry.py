@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -72,6 +73,8 @@ class ServiceConfig(Protocol):
     def admin_emails(self) -> str: ...
     @property
     def kiosk_networks(self) -> str: ...
+    @property
+    def sign_in_list_days(self) -> int: ...
     @property
     def smtp_url(self) -> str: ...
     @property
@@ -175,6 +178,7 @@ def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
         kiosks=networks(config.kiosk_networks),
         sms=sms_sender(config),
         sms_countries=phones.countries(config.sms_countries),
+        sign_in_list_keep=timedelta(days=config.sign_in_list_days),
     ).core()
 
 

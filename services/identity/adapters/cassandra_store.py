@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import UNSET_VALUE, PreparedStatement
 
 from urne.services.identity.census import CensusEntry
@@ -102,6 +103,15 @@ class CassandraIdentityStore:
         self._open_poll = session.prepare(
             f"UPDATE {ks}.poll_status SET status = 'open', consultation_id = ?, electorate = ? "
             "WHERE poll_id = ?")
+        self._close_poll = session.prepare(
+            f"UPDATE {ks}.poll_status SET status = 'closed', closed_at = ? WHERE poll_id = ?")
+        # Every poll, for the sign-in lists' retention: a row a poll, a few a day.
+        self._closed_polls = session.prepare(
+            f"SELECT poll_id, closed_at, sign_in_list_purged FROM {ks}.poll_status")
+        self._purged = session.prepare(
+            f"UPDATE {ks}.poll_status SET sign_in_list_purged = true WHERE poll_id = ?")
+        self._drop_marks = session.prepare(
+            f"DELETE FROM {ks}.sign_in_list WHERE poll_id = ? AND bucket = ?")
         self._electorate = session.prepare(
             f"SELECT consultation_id, electorate FROM {ks}.poll_status WHERE poll_id = ?")
         # The census (migration 005): plain writes leave ``claimed_by`` as it is; claims
@@ -269,6 +279,23 @@ class CassandraIdentityStore:
     def voting_status(self, poll_id: str) -> VotingStatus | None:
         row = self.s.execute(self._status, (poll_id,)).one()
         return voting_status(row.status) if row else None
+
+    @guarded
+    def close_poll(self, poll_id: str, closed_at: datetime) -> None:
+        self.s.execute(self._close_poll, (closed_at, poll_id))
+
+    @guarded
+    def purge_sign_in_lists(self, closed_before: datetime) -> int:
+        polls = [r.poll_id for r in self.s.execute(self._closed_polls)
+                 if r.closed_at is not None and utc(r.closed_at) < closed_before
+                 and not r.sign_in_list_purged]
+        for poll_id in polls:
+            # A deletion's time is now, after the marks' fixed one: it shadows them all.
+            execute_concurrent_with_args(self.s, self._drop_marks,
+                                         [(poll_id, b) for b in range(BUCKETS)],
+                                         concurrency=16, raise_on_first_error=True)
+            self.s.execute(self._purged, (poll_id,))
+        return len(polls)
 
     @guarded
     def open_poll(self, poll_id: str, consultation_id: str, electorate: str) -> None:

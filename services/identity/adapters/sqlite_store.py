@@ -141,6 +141,22 @@ class SqliteIdentityStore:
                       "ON CONFLICT (poll_id) DO UPDATE SET status = excluded.status",
                       (poll_id, status))
 
+    def close_poll(self, poll_id: str, closed_at: datetime) -> None:
+        with self.db.tx() as c:
+            c.execute("INSERT INTO poll_status (poll_id, status, closed_at) VALUES "
+                      "(?, 'closed', ?) ON CONFLICT (poll_id) DO UPDATE SET status = 'closed', "
+                      "closed_at = excluded.closed_at", (poll_id, closed_at.isoformat()))
+
+    def purge_sign_in_lists(self, closed_before: datetime) -> int:
+        with self.db.tx() as c:
+            polls = [r["poll_id"] for r in c.execute(
+                "SELECT poll_id FROM poll_status WHERE closed_at < ? AND "
+                "sign_in_list_purged = 0", (closed_before.isoformat(),))]
+            c.executemany("DELETE FROM sign_in_list WHERE poll_id = ?", [(p,) for p in polls])
+            c.executemany("UPDATE poll_status SET sign_in_list_purged = 1 WHERE poll_id = ?",
+                          [(p,) for p in polls])
+        return len(polls)
+
     def open_poll(self, poll_id: str, consultation_id: str, electorate: str) -> None:
         with self.db.tx() as c:
             c.execute("INSERT INTO poll_status (poll_id, status, consultation_id, electorate) "
