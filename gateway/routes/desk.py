@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request, status
 from urne.contracts.commands import (
     CheckSignInList,
     IssueDeskCode,
+    IssueDeskVotingToken,
     IssuePaperVotingTokens,
     RegisterAtDesk,
 )
@@ -33,7 +34,12 @@ from urne.gateway.deps import (
     state,
 )
 from urne.gateway.problems import ProblemError
-from urne.gateway.public import DeskCardPublic, PaperBatchPublic, SignInStatusPublic
+from urne.gateway.public import (
+    DeskCardPublic,
+    PaperBatchPublic,
+    SignInStatusPublic,
+    VotingTokenPublic,
+)
 from urne.gateway.requests import DeskRegistration, PaperBallot, PaperBatch
 
 router = APIRouter(prefix="/desk", tags=["desk"])
@@ -100,6 +106,19 @@ async def sign_in_status(poll_id: Id, person_id: Id, user: Agent, token: AccessT
     ``person_not_found`` for nobody."""
     return await services.send(CheckSignInList(actor=actor(user), access_token=token,
                                                poll_id=poll_id, person_id=person_id))
+
+
+@router.post("/polls/{poll_id}/people/{person_id}/voting-token",
+             status_code=status.HTTP_201_CREATED, response_model=VotingTokenPublic)
+async def desk_voting_token(poll_id: Id, person_id: Id, user: Agent, token: AccessTokenText,
+                            services: ServicesDep) -> dict:
+    """A voting token for the person in front of the agent, who votes at the desk with
+    the agent's help (an assisted vote): their own ballot, as if they voted online (a
+    later ballot of theirs replaces it, as a revote does), its channel ``desk``. The agent
+    casts it at ``POST /v1/polls/{id}/ballots`` like any voting token. Check who they are
+    first: the token votes in their name, and the action log keeps the agent's id."""
+    return await services.send(IssueDeskVotingToken(actor=actor(user), access_token=token,
+                                                    poll_id=poll_id, person_id=person_id))
 
 
 @router.post("/polls/{poll_id}/paper-ballots", response_model=PaperBatchPublic)

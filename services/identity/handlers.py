@@ -18,6 +18,7 @@ from urne.contracts.commands import (
     GetTurnout,
     ImportCensus,
     IssueDeskCode,
+    IssueDeskVotingToken,
     IssuePaperVotingTokens,
     IssueSyntheticVotingTokens,
     IssueVotingToken,
@@ -352,17 +353,28 @@ class IdentityHandlers:
         except InvalidToken as exc:
             raise Unauthorized(f"access token refused: {exc}", code="invalid_token") from exc
         self._ensure_open(cmd.poll_id)
-        voter_key = domain.pseudonym(self.secret, person_id, cmd.poll_id)
+        return self._voting_token(person_id, self.store.person(person_id), cmd.poll_id,
+                                  "online")
+
+    def issue_desk_voting_token(self, cmd: IssueDeskVotingToken, ctx: Context) -> VotingToken:
+        self._agent(cmd.actor, cmd.access_token, "only agents (and admins) help people vote "
+                    "at a desk")
+        self._ensure_open(cmd.poll_id)
+        return self._voting_token(cmd.person_id, self._person(cmd.person_id), cmd.poll_id,
+                                  "desk")
+
+    def _voting_token(self, person_id: str, person: domain.Person | None, poll_id: str,
+                      channel: str) -> VotingToken:
+        voter_key = domain.pseudonym(self.secret, person_id, poll_id)
         # The declared district, if any (see Person.district); vote and tally learn the
         # district from the token, never who the person is.
-        person = self.store.person(person_id)
         district = person.district if person is not None else None
-        frozen = self.store.electorate(cmd.poll_id)
+        frozen = self.store.electorate(poll_id)
         if frozen is not None and frozen[1] == "census":
             # Only a claimed, eligible census entry; the district is the census's.
             district = self._census_entry(frozen[0], person_id).district
-        token, exp = self.tokens.voting_token(voter_key, cmd.poll_id, district)
-        return VotingToken(poll_id=cmd.poll_id, voting_token=token,
+        token, exp = self.tokens.voting_token(voter_key, poll_id, district, channel=channel)
+        return VotingToken(poll_id=poll_id, voting_token=token,
                            expires_at=datetime.fromtimestamp(exp, UTC))
 
     def issue_paper_voting_tokens(self, cmd: IssuePaperVotingTokens,
@@ -552,6 +564,7 @@ class IdentityHandlers:
                 IssueDeskCode: self.issue_desk_code,
                 VerifyDeskCode: self.verify_desk_code,
                 IssuePaperVotingTokens: self.issue_paper_voting_tokens,
+                IssueDeskVotingToken: self.issue_desk_voting_token,
                 GetPerson: self.get_person,
                 DeclareDistrict: self.declare_district,
                 IssueVotingToken: self.refuse_unproven_voting_token,

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.helpers import Clock, deliver, ok, refused, service_db
+from tests.unit.helpers import Clock, deliver, ok, refused, send, service_db
 from tests.unit.test_desk import ADMIN, AGENT, Desk, as_
 from tests.unit.test_vote import ALICE, BOB, CHLOE, YES, Vote
 from urne.contracts.commands import (
     Actor,
     CheckSignInList,
     GetTurnout,
+    IssueDeskVotingToken,
     ListIdentityActions,
     PurgeExpired,
 )
@@ -192,3 +193,28 @@ def test_a_polls_sign_in_list_is_deleted_its_retention_after_the_close(
     assert len(list(at_desk.store.marks("p2"))) == 2  # still open: kept
     clock.advance(minutes=11)
     assert ok(at_desk.core, PurgeExpired())[0]["removed"]["sign_in_lists"] == 0  # once
+
+
+def test_an_agent_gets_a_desk_token_for_the_person_in_front_of_them(
+        at_desk: Desk, identity_key: SigningKey) -> None:
+    """An assisted vote: the person's own voter key (their ballot, revotes included), the
+    channel ``desk``, their district; only for agents, people and open polls."""
+    person = at_desk.register(district="nord")["person_id"]
+    at_desk.open("p1")
+
+    def ask(actor: Actor = AGENT, poll_id: str = "p1", person_id: str = person) -> dict:
+        return send(at_desk.core, IssueDeskVotingToken(**as_(actor), poll_id=poll_id,
+                                                       person_id=person_id))[0]
+
+    reply = ask()
+    assert reply["ok"], reply
+    claims = TokenVerifier(identity_key.public).voting(reply["data"]["voting_token"])
+    assert (claims.voter_key, claims.poll_id, claims.channel, claims.district) == (
+        domain.pseudonym("test-secret", person, "p1"), "p1", "desk", "nord")
+    for actor, poll_id, person_id, code in ((PARTICIPANT, "p1", person, "forbidden"),
+                                            (ORGANISER, "p1", person, "forbidden"),
+                                            (AGENT, "p9", person, "poll_not_found"),
+                                            (AGENT, "p1", "nobody", "person_not_found")):
+        assert ask(actor, poll_id, person_id)["error"]["code"] == code
+    at_desk.close("p1")
+    assert ask()["error"]["code"] == "poll_not_open"

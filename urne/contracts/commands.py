@@ -514,6 +514,22 @@ class IssueDeskCode(_Identity):
     person_id: Id
 
 
+@message("desk_voting_token.issue.v1")
+class IssueDeskVotingToken(_Identity):
+    """An agent asks a voting token for the person in front of them, who votes at the
+    desk with the agent's help (an assisted vote): the person's own voter key, so the
+    ballot is theirs like any other (a revote replaces it), and the channel ``desk``."""
+
+    # Identity checks the agent's own access token (and their role as it stands now):
+    # the gateway's word is not enough for what lets someone vote. Never logged.
+    NOT_LOGGED: ClassVar[frozenset[str]] = frozenset({"access_token"})
+
+    actor: Actor
+    access_token: VotingTokenText
+    poll_id: Id
+    person_id: Id
+
+
 @message("paper_voting_tokens.issue.v1")
 class IssuePaperVotingTokens(_Identity):
     """An agent asks voting tokens for paper ballots of an open poll, one per paper

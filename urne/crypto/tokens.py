@@ -71,14 +71,15 @@ class VotingClaims:
     # The voter's district, for rules with a budget per district; None when the person
     # declared none (or the token predates districts).
     district: str | None = None
-    # How the ballot reaches the box: ``online`` (the voter's own), or ``paper`` (a
+    # How the ballot reaches the box: ``online`` (the voter's own), ``desk`` (the voter's
+    # own ballot, cast in person at an agent's desk: an assisted vote), or ``paper`` (a
     # paper ballot an agent entered, its voter key derived from the paper's serial). The
     # ballot's channel is the token's, never the request's word.
     channel: str = "online"
 
 
 # The channels a voting token may name (its "channel" claim; absent: online).
-CHANNELS = ("online", "paper")
+CHANNELS = ("online", "desk", "paper")
 
 
 class TokenIssuer:
