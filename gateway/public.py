@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from urne.contracts.fields import Electorate, ResultsVisibility
+from urne.contracts.fields import CrossChannel, Electorate, ResultsVisibility
 from urne.contracts.replies import ConsultationStatus, PollStatus, ProposalStatus
 from urne.contracts.steps import StepKind
 from urne.counting.rules import PollRules
@@ -142,6 +142,9 @@ class PollPublic(Public):
     # Who may get a voting token. Default: a service from before the setting does not
     # send it (its polls are open to anyone signed in).
     electorate: Electorate = "open"
+    # Whether a ballot cast in person is final. Default: a service from before the
+    # setting does not send it (a later ballot replaced any).
+    cross_channel: CrossChannel = "latest_wins"
     result_signed_at: datetime | None
     # Defaults: a service from before the schedule does not send them.
     opens_at: datetime | None = None  # when it opens by itself (null: by hand)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 from urne.contracts.fields import (
     PAPER_BATCH_MAX,
     Category,
+    CrossChannel,
     Description,
     DeskCodeText,
     District,
@@ -189,6 +190,9 @@ class PollCreate(Body):
     # Who may get a voting token ("census": only holders of a claimed, eligible entry of
     # the consultation's census); frozen with the rules when the poll opens.
     electorate: Electorate = "open"
+    # Whether a ballot cast in person (at a desk) is final: "in_person_final", or replaced
+    # by a later one like any: "latest_wins"; frozen with the rules when the poll opens.
+    cross_channel: CrossChannel = "latest_wins"
     # When it opens and closes by itself, in RFC 3339 with an offset (left out: by hand).
     opens_at: UtcDateTime | None = None
     closes_at: UtcDateTime | None = None
@@ -198,6 +202,7 @@ class PollUpdate(Body):
     rules: PollRules  # while the poll is a draft only
     results_visibility: ResultsVisibility | None = None  # left out or null: unchanged
     electorate: Electorate | None = None  # left out or null: unchanged
+    cross_channel: CrossChannel | None = None  # left out or null: unchanged
     # Left out: unchanged; null: removed (opened or closed by hand then).
     opens_at: UtcDateTime | None = None
     closes_at: UtcDateTime | None = None

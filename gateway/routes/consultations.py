@@ -158,5 +158,6 @@ async def create_poll(consultation_id: Id, body: PollCreate, user: Organiser,
                                           proposal_id=body.proposal_id, rules=body.rules,
                                           results_visibility=body.results_visibility,
                                           electorate=body.electorate,
+                                          cross_channel=body.cross_channel,
                                           opens_at=body.opens_at, closes_at=body.closes_at,
                                           actor=actor(user)))

@@ -69,12 +69,14 @@ async def get_poll(poll_id: Id, services: ServicesDep, user: OptionalUser) -> di
 @router.patch("/{poll_id}", response_model=PollPublic)
 async def update_poll(poll_id: Id, body: PollUpdate, user: Organiser,
                       services: ServicesDep) -> dict:
-    """Replace the rules of a poll in draft, and its results visibility, electorate and
-    schedule when given (409 ``poll_rules_frozen`` once it opened: all are frozen then;
-    an open poll's close may only be extended, ``/extension``)."""
+    """Replace the rules of a poll in draft, and its results visibility, electorate,
+    cross-channel policy and schedule when given (409 ``poll_rules_frozen`` once it
+    opened: all are frozen then; an open poll's close may only be extended,
+    ``/extension``)."""
     return await services.send(UpdatePoll(poll_id=poll_id, rules=body.rules,
                                           results_visibility=body.results_visibility,
                                           electorate=body.electorate,
+                                          cross_channel=body.cross_channel,
                                           opens_at=body.opens_at, closes_at=body.closes_at,
                                           clear=body.cleared(), actor=actor(user)))
 

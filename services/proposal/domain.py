@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from urne.contracts.fields import Electorate, ResultsVisibility
+from urne.contracts.fields import CrossChannel, Electorate, ResultsVisibility
 from urne.contracts.replies import ConsultationStatus, PollStatus, ProposalStatus
 from urne.contracts.steps import DEFAULT_TIME_ZONE, Step
 from urne.counting.rules import PollRules, rules_hash
@@ -270,6 +270,9 @@ class Poll:
     # claimed, eligible entry of the consultation's census, which identity checks):
     # frozen with the rules too, as a change mid-vote would let in, or shut out, voters.
     electorate: Electorate = "open"
+    # Whether a ballot cast in person is final (``in_person_final``) or replaced by a
+    # later one like any (``latest_wins``): frozen with the rules, for the same reason.
+    cross_channel: CrossChannel = "latest_wins"
     # When the tally signed the result (result.published): for an embargoed poll, the
     # organisers learn from it that the result is ready to publish.
     result_signed_at: datetime | None = None
@@ -325,7 +328,8 @@ class Poll:
 
     def edit_rules(self, rules: PollRules,
                    results_visibility: ResultsVisibility | None = None,
-                   electorate: Electorate | None = None) -> Poll:
+                   electorate: Electorate | None = None,
+                   cross_channel: CrossChannel | None = None) -> Poll:
         # Rules edited mid-vote (CONSUL #5321) would make ballots cast under the old
         # ones count under the new: from the opening on, they are frozen.
         if self.status != "draft":
@@ -333,7 +337,8 @@ class Poll:
                            code="poll_rules_frozen")
         return replace(self, rules=rules,
                        results_visibility=results_visibility or self.results_visibility,
-                       electorate=electorate or self.electorate)
+                       electorate=electorate or self.electorate,
+                       cross_channel=cross_channel or self.cross_channel)
 
     def _ensure_next(self, status: PollStatus) -> None:
         """Raise unless ``status`` is the one that follows the current one."""

@@ -102,7 +102,7 @@ def poll_view(p: Poll) -> PollView:
                     rules=p.rules, status=p.status, rules_hash=p.rules_hash,
                     opened_at=p.opened_at, closed_at=p.closed_at, published_at=p.published_at,
                     results_visibility=p.results_visibility, electorate=p.electorate,
-                    result_signed_at=p.result_signed_at,
+                    cross_channel=p.cross_channel, result_signed_at=p.result_signed_at,
                     opens_at=p.opens_at, closes_at=p.closes_at,
                     amendments=[Amendment(kind=a.kind, closes_at=a.closes_at,
                                           previous_closes_at=a.previous_closes_at,
@@ -309,7 +309,8 @@ class ProposalHandlers:
             raise NotFound(f"no proposal {cmd.proposal_id} in this consultation",
                            code="proposal_not_found")
         poll = Poll(uuid.uuid4().hex, cmd.consultation_id, cmd.proposal_id, cmd.rules,
-                    results_visibility=cmd.results_visibility, electorate=cmd.electorate)
+                    results_visibility=cmd.results_visibility, electorate=cmd.electorate,
+                    cross_channel=cmd.cross_channel)
         poll = poll.schedule(self.clock(), cmd.opens_at, cmd.closes_at)
         self.store.add_poll(poll)
         return poll_view(poll)
@@ -318,7 +319,8 @@ class ProposalHandlers:
         now = self.clock()
 
         def edit(poll: Poll, _: Consultation) -> Poll:
-            edited = poll.edit_rules(cmd.rules, cmd.results_visibility, cmd.electorate)
+            edited = poll.edit_rules(cmd.rules, cmd.results_visibility, cmd.electorate,
+                                     cmd.cross_channel)
             opens_at = None if "opens_at" in cmd.clear else cmd.opens_at or poll.opens_at
             closes_at = None if "closes_at" in cmd.clear else cmd.closes_at or poll.closes_at
             if (opens_at, closes_at) == (poll.opens_at, poll.closes_at):
@@ -348,7 +350,8 @@ class ProposalHandlers:
                               rules=poll.rules, rules_hash=poll.rules_hash,
                               opened_at=poll.opened_at,
                               results_visibility=poll.results_visibility,
-                              electorate=poll.electorate, closes_at=poll.closes_at)
+                              electorate=poll.electorate, cross_channel=poll.cross_channel,
+                              closes_at=poll.closes_at)
 
         return self._again_if_reached(
             lambda: self._change_poll(poll_id, actor, open_it, opened, ctx),

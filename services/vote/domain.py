@@ -29,6 +29,13 @@ class BallotBox:
     # Ballots received after it are refused (None: closed by hand only). Only ever
     # moved later (an extension), so the latest one known is the right one.
     closes_at: datetime | None = None
+    # Whether a ballot cast in person is final (``in_person_final``: no online ballot of
+    # that voter afterwards) or replaced by a later one like any (``latest_wins``).
+    cross_channel: str = "latest_wins"
+
+
+# Channels of a ballot cast in person, in the voter's own name (a paper is no one's).
+IN_PERSON = frozenset({"desk"})
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,7 @@ class Refused:
 
 
 def admit(poll_id: str, voter_key: str, stored: list[Ballot], request: Request,
-          max_ballots: int) -> Admitted | Refused:
+          max_ballots: int, cross_channel: str = "latest_wins") -> Admitted | Refused:
     """Decide one request of a voter given the voter's stored ballots (in any order).
 
     Deterministic: whoever decides, from the same stored ballots and the same request,
@@ -105,6 +112,10 @@ def admit(poll_id: str, voter_key: str, stored: list[Ballot], request: Request,
                 return Refused("idempotency_key_reused", "this Idempotency-Key was used for "
                                "another ballot; use a new key for a new ballot", 422)
             return Admitted(ballot, new=False)  # the client's retry: same receipt
+    if cross_channel == "in_person_final" and request.channel not in IN_PERSON and \
+            any(b.channel in IN_PERSON for b in stored):
+        return Refused("voted_in_person", "this voter has voted in person, at a desk, and "
+                       "in this poll a ballot cast in person is final", 409)
     sequence = max((b.sequence for b in stored), default=0) + 1
     if sequence > max_ballots:
         return Refused("ballot_limit_reached", f"a voter may cast {max_ballots} ballots in "

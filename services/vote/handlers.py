@@ -8,7 +8,7 @@ marker, which every shard processes in order with its ballots.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from urne.contracts.events import (
     BallotBoxClosed,
@@ -40,7 +40,8 @@ class VoteHandlers:
         box = self.store.ballot_box(event.poll_id)
         if box is None or (box.rules is None and box.status == "open"):
             self.store.save_ballot_box(BallotBox(event.poll_id, event.rules,
-                                                 event.rules_hash, "open"))
+                                                 event.rules_hash, "open",
+                                                 cross_channel=event.cross_channel))
         if event.closes_at is not None:
             self.store.extend_close(event.poll_id, event.closes_at)
 
@@ -54,7 +55,7 @@ class VoteHandlers:
         if box is None:  # closed before it was opened here: it never takes a ballot
             box = BallotBox(event.poll_id, None, None, "closed")
         if box.status != "closed":
-            box = BallotBox(box.poll_id, box.rules, box.rules_hash, "closed")
+            box = replace(box, status="closed")
         self.store.save_ballot_box(box)
         # Sent again on redelivery: shards that passed it already ignore the repeat.
         ctx.emit(BallotBoxClosed(poll_id=event.poll_id, closed_at=event.closed_at))

@@ -239,7 +239,8 @@ class BallotIntake:
                           idempotency_key=cmd.idempotency_key,
                           digest=domain.request_digest(choice, channel))
         stored = batch.stored.setdefault((cmd.poll_id, voter_key), [])
-        decision = domain.admit(cmd.poll_id, voter_key, stored, request, self.max_ballots)
+        decision = domain.admit(cmd.poll_id, voter_key, stored, request, self.max_ballots,
+                                box.cross_channel)
         if not isinstance(decision, Admitted):
             return failed(DomainError(decision.detail, code=decision.code,
                                       status=decision.status))

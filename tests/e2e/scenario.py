@@ -94,8 +94,9 @@ class OpenPoll:
     last_ballot: tuple[str, dict[str, Any]] = ("", {})  # (voter, choice): accepted, sent last
 
 
-def open_poll(http: httpx.Client, outbox: Path,
-              rules: dict[str, Any] = YES_NO, results_visibility: str | None = None) -> OpenPoll:
+def open_poll(http: httpx.Client, outbox: Path, rules: dict[str, Any] = YES_NO,
+              results_visibility: str | None = None, cross_channel: str | None = None
+              ) -> OpenPoll:
     org = login(http, outbox, ORGANISER)
     r = http.post("/v1/consultations", headers=org,
                   json={"title": "Parc des Gayeulles", "description": "Que planter ?"})
@@ -109,11 +110,13 @@ def open_poll(http: httpx.Client, outbox: Path,
     assert r.status_code == 201, r.text
     pid = r.json()["id"]
     visibility = {"results_visibility": results_visibility} if results_visibility else {}
+    policy = {"cross_channel": cross_channel} if cross_channel else {}
     r = http.post(f"/v1/consultations/{cid}/polls", headers=org,
-                  json={"proposal_id": pid, "rules": rules, **visibility})
+                  json={"proposal_id": pid, "rules": rules, **visibility, **policy})
     assert r.status_code == 201, r.text
     poll = r.json()
     assert poll["results_visibility"] == (results_visibility or "after_close")
+    assert poll["cross_channel"] == (cross_channel or "latest_wins")
     assert poll["status"] == "draft" and poll["rules_hash"] is None
     r = http.post(f"/v1/polls/{poll['id']}/open", headers=org)
     assert r.status_code == 200, r.text

@@ -13,6 +13,7 @@ from tests.e2e.admin import run_admin
 from tests.e2e.bad_input import run_bad_input
 from tests.e2e.census import run_census
 from tests.e2e.consultations import run_consultations
+from tests.e2e.cross_channel import run_cross_channel
 from tests.e2e.demo import run_demo
 from tests.e2e.desk import run_desk
 from tests.e2e.methods import METHODS
@@ -124,6 +125,12 @@ def test_people_without_e_mail_sign_in_by_sms_and_vote(embedded: Embedded) -> No
 def test_an_agent_at_a_desk_registers_someone_who_votes(embedded: Embedded) -> None:
     with httpx.Client(base_url=embedded.base, timeout=15) as http:
         run_desk(http, embedded.outbox)
+
+
+def test_a_ballot_cast_at_a_desk_is_final_or_replaced_as_the_poll_says(
+        embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=15) as http:
+        run_cross_channel(http, embedded.outbox)
 
 
 def test_admins_grant_roles_and_read_what_staff_did(embedded: Embedded) -> None:

@@ -183,6 +183,7 @@ CONSULTATION = {"id": "c1", "title": "Parc", "description": "", "status": "publi
 POLL = {"id": "p1", "consultation_id": "c1", "proposal_id": None, "rules": RULES,
         "status": "draft", "rules_hash": None, "opened_at": None, "closed_at": None,
         "published_at": None, "results_visibility": "after_close", "electorate": "open",
+        "cross_channel": "latest_wins",
         "result_signed_at": None, "opens_at": None, "closes_at": None, "amendments": []}
 
 

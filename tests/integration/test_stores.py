@@ -511,6 +511,10 @@ def test_vote_polls(backend: Any) -> None:
     late = new_id()  # "closed" arrived before "opened": no rules yet
     store.save_ballot_box(BallotBox(late, None, None, "closed"))
     assert store.ballot_box(late) == BallotBox(late, None, None, "closed")
+    final = new_id()  # a ballot cast in person is final there
+    box = BallotBox(final, RULES, rules_hash(RULES), "open", cross_channel="in_person_final")
+    store.save_ballot_box(box)
+    assert store.ballot_box(final) == box
     store.ping()
 
 
@@ -968,7 +972,8 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
                               "004_awaiting", "005_partials", "006_record", "007_closed"]
     assert files["proposal"] == ["001_init", "002_organisers_and_steps",
                                  "003_proposals_as_cities_run_them", "004_results_visibility",
-                                 "005_schedule", "006_action_log", "007_poll_electorate"]
+                                 "005_schedule", "006_action_log", "007_poll_electorate",
+                                 "008_cross_channel"]
     for name, ks in run.keyspaces.items():
         before = list(run.session.execute(f"SELECT * FROM {ks}.schema_migrations"))
         assert sorted((r.version, r.name) for r in before) == [
@@ -995,7 +1000,7 @@ def test_cassandra_concurrent_migrations(cassandra: CassandraRun) -> None:
         keyspaces = race(3, lambda i: ensure_schema(sessions[i], settings, "vote", folder))
         assert set(keyspaces) == {f"{settings.cassandra_keyspace_prefix}vote"}
         rows = list(sessions[0].execute(f"SELECT version FROM {keyspaces[0]}.schema_migrations"))
-        assert sorted(r.version for r in rows) == [1, 2, 3, 4]
+        assert sorted(r.version for r in rows) == [1, 2, 3, 4, 5]
         tables = {r.table_name for r in sessions[0].execute(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
             (keyspaces[0],))}

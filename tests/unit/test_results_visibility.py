@@ -429,3 +429,25 @@ def test_a_release_is_kept_across_a_restart_of_the_tally(tmp_path: Path, tally_k
     first.feed(opened_as("embargoed"), *BALLOTS, sealed(4), released())
     first.store.db.close()
     shown(make_tally(tmp_path, tally_key, clock))
+
+
+def test_the_cross_channel_policy_is_set_kept_and_frozen_at_opening(polls: Polls) -> None:
+    assert polls.get(polls.poll())["cross_channel"] == "latest_wins"
+    pid = polls.poll(cross_channel="in_person_final")
+    assert polls.get(pid)["cross_channel"] == "in_person_final"
+    # Editing the rules, or another setting, leaves it unless it is given.
+    assert ok(polls.core, UpdatePoll(poll_id=pid, rules=RULES, electorate="census",
+                                     actor=ORG))[0]["cross_channel"] == "in_person_final"
+    assert ok(polls.core, UpdatePoll(poll_id=pid, rules=RULES, cross_channel="latest_wins",
+                                     actor=ORG))[0]["cross_channel"] == "latest_wins"
+    ok(polls.core, UpdatePoll(poll_id=pid, rules=RULES, cross_channel="in_person_final",
+                              actor=ORG))
+    view, events = ok(polls.core, OpenPoll(poll_id=pid, actor=ORG))
+    assert view["cross_channel"] == events[0]["payload"]["cross_channel"] == "in_person_final"
+    error = refused(polls.core, UpdatePoll(poll_id=pid, rules=RULES, actor=ORG,
+                                           cross_channel="latest_wins"))
+    assert error["code"] == "poll_rules_frozen"
+    assert polls.get(pid)["cross_channel"] == "in_person_final"
+    # An event from before the setting, without it: the latest ballot wins, as it did.
+    payload = {k: v for k, v in events[0]["payload"].items() if k != "cross_channel"}
+    assert PollOpened.model_validate(payload).cross_channel == "latest_wins"

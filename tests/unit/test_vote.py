@@ -421,3 +421,40 @@ def test_a_ballot_takes_its_channel_from_the_token_not_the_request(vote: Vote) -
     stored = {b.voter_key: b.channel for chunk in vote.store.stored_ballots("p1", 10)
               for b in chunk}
     assert stored == {BOB: "paper", ALICE: "online"}
+
+
+# --- the cross-channel policy -------------------------------------------------------
+
+def open_with(vote: Vote, poll_id: str, cross_channel: str) -> None:
+    assert deliver(vote.core, PollOpened(poll_id=poll_id, consultation_id="c", rules=RULES,
+                                         rules_hash=rules_hash(RULES), opened_at=AT,
+                                         cross_channel=cross_channel)) == []
+
+
+@pytest.mark.parametrize("policy", ["in_person_final", "latest_wins"])
+def test_a_ballot_cast_at_a_desk_is_final_where_the_poll_says_so(vote: Vote,
+                                                                 policy: str) -> None:
+    open_with(vote, "p1", policy)
+    desk = vote.issuer.voting_token(ALICE, "p1", channel="desk")[0]
+    early = vote.ballot("p1", NO, key="early")  # online, before the desk
+    assert receipt(vote.record(early).replies[0])["sequence"] == 1
+    at_desk = receipt(vote.record(vote.ballot("p1", YES, token=desk)).replies[0])
+    assert at_desk["replaces_previous"] is True  # at the desk after online: replaced
+    later = vote.record(vote.ballot("p1", NO)).replies[0]
+    if policy == "in_person_final":
+        assert error(later) == ("voted_in_person", 409)
+        # A retry of the ballot cast before the desk still gets its receipt.
+        assert receipt(vote.record(early).replies[0])["sequence"] == 1
+        # Another ballot at the desk is in person too.
+        again = vote.record(vote.ballot("p1", NO, token=desk)).replies[0]
+        assert receipt(again)["sequence"] == 3
+    else:
+        assert receipt(later)["sequence"] == 3
+    # Closing keeps the policy (the box is written again).
+    assert vote.core.on_event(wrap(PollClosed(poll_id="p1", closed_at=AT), "proposal"))
+    assert vote.store.ballot_box("p1").cross_channel == policy
+
+
+def test_a_box_opened_by_an_older_proposal_service_lets_the_latest_win(vote: Vote) -> None:
+    vote.open("p1")  # poll.opened without cross_channel
+    assert vote.store.ballot_box("p1").cross_channel == "latest_wins"

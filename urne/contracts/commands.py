@@ -13,6 +13,7 @@ from urne.contracts.fields import (
     BallotId,
     Category,
     ClientAddress,
+    CrossChannel,
     Cursor,
     Description,
     DeskCodeText,
@@ -275,6 +276,8 @@ class CreatePoll(_Proposal):
     results_visibility: ResultsVisibility = "after_close"
     # Who may get a voting token; frozen with the rules when the poll opens.
     electorate: Electorate = "open"
+    # Whether a ballot cast in person is final; frozen with the rules when it opens.
+    cross_channel: CrossChannel = "latest_wins"
     # When it opens and closes by itself (None: by hand only); see ``poll.extend.v1``.
     opens_at: UtcDateTime | None = None
     closes_at: UtcDateTime | None = None
@@ -283,13 +286,15 @@ class CreatePoll(_Proposal):
 @message("poll.update.v1")
 class UpdatePoll(_Proposal):
     """New rules for a poll still in draft (frozen from its opening on), and, when
-    given, its results visibility and electorate (None: unchanged)."""
+    given, its results visibility, electorate and cross-channel policy (None:
+    unchanged)."""
 
     poll_id: Id
     rules: PollRules
     actor: Actor
     results_visibility: ResultsVisibility | None = None
     electorate: Electorate | None = None
+    cross_channel: CrossChannel | None = None
     # Its schedule, while a draft: each one given replaces the stored one; ``clear``
     # names those to remove ("opens_at", "closes_at").
     opens_at: UtcDateTime | None = None

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from urne.contracts.envelope import Event, message
-from urne.contracts.fields import Electorate, ResultsVisibility
+from urne.contracts.fields import CrossChannel, Electorate, ResultsVisibility
 from urne.counting.rules import PollRules
 
 
@@ -25,6 +25,9 @@ class PollOpened(Event):
     # Who may get a voting token, frozen with the rules; absent (an event from before
     # the setting): open.
     electorate: Electorate = "open"
+    # Whether a ballot cast in person (at a desk) is final, frozen with the rules; absent
+    # (an event from before the setting): latest_wins.
+    cross_channel: CrossChannel = "latest_wins"
     # When it is due to close (None: by hand only): the vote service refuses ballots
     # received after it, even those still on their way when the close marker comes.
     # Only ``poll.close_extended.v1`` moves it, and only later.

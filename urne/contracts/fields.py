@@ -58,6 +58,10 @@ ResultsVisibility = Literal["after_close", "embargoed", "live"]
 # the opening): ``open``, any signed-in person; ``census``, only people holding a
 # claimed, eligible entry of the census of the poll's consultation.
 Electorate = Literal["open", "census"]
+# Whether a person who voted in person (at a desk) may vote online afterwards:
+# ``latest_wins``, a later ballot replaces the earlier one whatever its channel;
+# ``in_person_final``, a ballot cast at a desk is final (docs/api.md, "Agents' desks").
+CrossChannel = Literal["latest_wins", "in_person_final"]
 # A proposal's category ("mobility", "parks"): the organisers' vocabulary, free but
 # shaped like every other identifier, so it can name a filter in a URL.
 Category = Identifier

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from urne.contracts.fields import Electorate, ResultsVisibility
+from urne.contracts.fields import CrossChannel, Electorate, ResultsVisibility
 from urne.contracts.steps import Step, StepKind
 from urne.counting.rules import PollRules
 
@@ -199,6 +199,7 @@ class PollView(Reply):
     published_at: datetime | None
     results_visibility: ResultsVisibility = "after_close"
     electorate: Electorate = "open"  # who may get a voting token
+    cross_channel: CrossChannel = "latest_wins"  # whether a ballot cast in person is final
     result_signed_at: datetime | None = None  # when the tally signed its result
     opens_at: datetime | None = None  # when it opens by itself (None: by hand)
     closes_at: datetime | None = None  # when it closes by itself, amendments included

@@ -96,12 +96,14 @@ class CassandraProposalStore:
         self._add_poll = p(
             f"INSERT INTO {ks}.polls (poll_id, consultation_id, proposal_id, rules, status, "
             "rules_hash, opened_at, closed_at, published_at, results_visibility, electorate, "
-            "opens_at, closes_at, amendments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "cross_channel, opens_at, closes_at, amendments) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "IF NOT EXISTS")
         self._replace_poll = p(
             f"UPDATE {ks}.polls SET rules = ?, status = ?, rules_hash = ?, opened_at = ?, "
             "closed_at = ?, published_at = ?, results_visibility = ?, electorate = ?, "
-            "opens_at = ?, closes_at = ?, amendments = ?, outbox = outbox + ? "
+            "cross_channel = ?, opens_at = ?, closes_at = ?, amendments = ?, "
+            "outbox = outbox + ? "
             "WHERE poll_id = ? IF status = ?")
         self._unbox = p(f"UPDATE {ks}.polls SET outbox = outbox - ? WHERE poll_id = ? "
                         "IF EXISTS")
@@ -286,7 +288,7 @@ class CassandraProposalStore:
         result = self.s.execute(self._add_poll, (
             p.poll_id, p.consultation_id, p.proposal_id, rules_adapter.dump_json(p.rules).decode(),
             p.status, p.rules_hash, p.opened_at, p.closed_at, p.published_at,
-            p.results_visibility, p.electorate, p.opens_at, p.closes_at,
+            p.results_visibility, p.electorate, p.cross_channel, p.opens_at, p.closes_at,
             dump_amendments(p.amendments)))
         if not applied(result):
             raise RuntimeError(f"poll id {p.poll_id} is taken")  # 128 random bits: never
@@ -300,8 +302,9 @@ class CassandraProposalStore:
         outbox = {env["id"]: json.dumps(env) for env in announce}
         return applied(self.s.execute(self._replace_poll, (
             rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash, p.opened_at,
-            p.closed_at, p.published_at, p.results_visibility, p.electorate, p.opens_at,
-            p.closes_at, dump_amendments(p.amendments), outbox, p.poll_id, expected_status)))
+            p.closed_at, p.published_at, p.results_visibility, p.electorate, p.cross_channel,
+            p.opens_at, p.closes_at, dump_amendments(p.amendments), outbox, p.poll_id,
+            expected_status)))
 
     @guarded
     def agenda(self) -> list[tuple[Poll, list[RawEnvelope]]]:
@@ -394,5 +397,7 @@ def _poll(r: Any) -> Poll:
                 results_visibility=r.results_visibility or "after_close",
                 # Null: a poll from before migration 007, open to anyone signed in as then.
                 electorate=r.electorate or "open",
+                # Null: a poll from before migration 008, where any later ballot counted.
+                cross_channel=r.cross_channel or "latest_wins",
                 result_signed_at=utc(r.result_signed_at), opens_at=utc(r.opens_at),
                 closes_at=utc(r.closes_at), amendments=load_amendments(r.amendments))

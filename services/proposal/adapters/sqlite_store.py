@@ -178,12 +178,12 @@ class SqliteProposalStore:
         with self.db.tx() as tx:
             tx.execute("INSERT INTO polls (poll_id, consultation_id, proposal_id, rules, status, "
                        "rules_hash, opened_at, closed_at, published_at, results_visibility, "
-                       "electorate, opens_at, closes_at, amendments) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "electorate, cross_channel, opens_at, closes_at, amendments) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (p.poll_id, p.consultation_id, p.proposal_id,
                         rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash,
                         _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at),
-                        p.results_visibility, p.electorate, _iso(p.opens_at),
+                        p.results_visibility, p.electorate, p.cross_channel, _iso(p.opens_at),
                         _iso(p.closes_at), dump_amendments(p.amendments)))
 
     def replace_poll(self, p: Poll, expected_status: PollStatus,
@@ -194,10 +194,12 @@ class SqliteProposalStore:
             cursor = tx.execute(
                 "UPDATE polls SET rules = ?, status = ?, rules_hash = ?, opened_at = ?, "
                 "closed_at = ?, published_at = ?, results_visibility = ?, electorate = ?, "
-                "opens_at = ?, closes_at = ?, amendments = ? WHERE poll_id = ? AND status = ?",
+                "cross_channel = ?, opens_at = ?, closes_at = ?, amendments = ? "
+                "WHERE poll_id = ? AND status = ?",
                 (rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash,
                  _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at),
-                 p.results_visibility, p.electorate, _iso(p.opens_at), _iso(p.closes_at),
+                 p.results_visibility, p.electorate, p.cross_channel, _iso(p.opens_at),
+                 _iso(p.closes_at),
                  dump_amendments(p.amendments), p.poll_id, expected_status))
             return cursor.rowcount == 1
 
@@ -256,5 +258,6 @@ def _poll(r: sqlite3.Row) -> Poll:
                 rules_adapter.validate_json(r["rules"]), r["status"], r["rules_hash"],
                 _dt(r["opened_at"]), _dt(r["closed_at"]), _dt(r["published_at"]),
                 results_visibility=r["results_visibility"], electorate=r["electorate"],
+                cross_channel=r["cross_channel"],
                 result_signed_at=_dt(r["result_signed_at"]), opens_at=_dt(r["opens_at"]),
                 closes_at=_dt(r["closes_at"]), amendments=load_amendments(r["amendments"]))

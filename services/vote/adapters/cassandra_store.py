@@ -48,8 +48,8 @@ class CassandraVoteStore:
         self.s = session
         ks = keyspace
         p = session.prepare
-        self._save_box = p(f"INSERT INTO {ks}.ballot_boxes (poll_id, rules, rules_hash, status) "
-                           "VALUES (?, ?, ?, ?)")
+        self._save_box = p(f"INSERT INTO {ks}.ballot_boxes (poll_id, rules, rules_hash, status, "
+                           "cross_channel) VALUES (?, ?, ?, ?, ?)")
         self._box = p(f"SELECT * FROM {ks}.ballot_boxes WHERE poll_id = ?")
         self._extend = p(f"UPDATE {ks}.ballot_boxes USING TIMESTAMP ? SET closes_at = ? "
                          "WHERE poll_id = ?")
@@ -78,7 +78,8 @@ class CassandraVoteStore:
     @guarded
     def save_ballot_box(self, box: BallotBox) -> None:
         rules = rules_adapter.dump_json(box.rules).decode() if box.rules else None
-        self.s.execute(self._save_box, (box.poll_id, rules, box.rules_hash, box.status))
+        self.s.execute(self._save_box, (box.poll_id, rules, box.rules_hash, box.status,
+                                        box.cross_channel))
 
     @guarded
     def ballot_box(self, poll_id: str) -> BallotBox | None:
@@ -87,7 +88,9 @@ class CassandraVoteStore:
             return None
         rules = rules_adapter.validate_json(r.rules) if r.rules else None
         # No status: only an extension arrived yet, before "opened".
-        return BallotBox(r.poll_id, rules, r.rules_hash, r.status or "open", utc(r.closes_at))
+        # No cross_channel: a box from before migration 005, where any later ballot counted.
+        return BallotBox(r.poll_id, rules, r.rules_hash, r.status or "open", utc(r.closes_at),
+                         r.cross_channel or "latest_wins")
 
     @guarded
     def extend_close(self, poll_id: str, closes_at: datetime) -> None:

@@ -23,11 +23,11 @@ class SqliteVoteStore:
     def save_ballot_box(self, box: BallotBox) -> None:
         rules = rules_adapter.dump_json(box.rules).decode() if box.rules else None
         with self.db.tx() as tx:
-            tx.execute("INSERT INTO ballot_boxes (poll_id, rules, rules_hash, status) "
-                       "VALUES (?, ?, ?, ?) ON CONFLICT (poll_id) DO UPDATE SET "
-                       "rules = excluded.rules, rules_hash = excluded.rules_hash, "
-                       "status = excluded.status",
-                       (box.poll_id, rules, box.rules_hash, box.status))
+            tx.execute("INSERT INTO ballot_boxes (poll_id, rules, rules_hash, status, "
+                       "cross_channel) VALUES (?, ?, ?, ?, ?) ON CONFLICT (poll_id) DO UPDATE "
+                       "SET rules = excluded.rules, rules_hash = excluded.rules_hash, "
+                       "status = excluded.status, cross_channel = excluded.cross_channel",
+                       (box.poll_id, rules, box.rules_hash, box.status, box.cross_channel))
 
     def extend_close(self, poll_id: str, closes_at: datetime) -> None:
         when = closes_at.astimezone(UTC).isoformat()
@@ -44,7 +44,8 @@ class SqliteVoteStore:
             return None
         rules = rules_adapter.validate_json(r["rules"]) if r["rules"] else None
         closes_at = datetime.fromisoformat(r["closes_at"]) if r["closes_at"] else None
-        return BallotBox(r["poll_id"], rules, r["rules_hash"], r["status"], closes_at)
+        return BallotBox(r["poll_id"], rules, r["rules_hash"], r["status"], closes_at,
+                         r["cross_channel"])
 
     def ballots_of(self, poll_id: str, voter_keys: Iterable[str]) -> dict[str, list[Ballot]]:
         keys = list(voter_keys)
