@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from urne.contracts.commands import CastBallot, GetPoll
+from urne.contracts.commands import CastBallot, CastPaperMark, GetPoll
 from urne.contracts.envelope import wrap
 from urne.contracts.ids import new_ballot_id, new_tracker
 from urne.counting import InvalidBallot, PollRules, validate_choice
 from urne.counting.rules import rules_adapter
-from urne.crypto.tokens import InvalidToken, TokenVerifier
+from urne.crypto.tokens import InvalidToken, TokenVerifier, VotingClaims
 from urne.gateway.clients import ServiceClient, ServiceUnavailable
 from urne.gateway.problems import ProblemError, reply_data
 from urne.gateway.public import ReceiptPublic
@@ -62,14 +62,7 @@ class BallotDesk:
 
     async def cast(self, poll_id: str, token: str, choice: dict[str, Any],
                    idempotency_key: str | None, trace_id: str) -> dict[str, Any]:
-        try:
-            claims = self.tokens.voting(token)
-        except InvalidToken as exc:
-            raise ProblemError(401, "voting_token_invalid",
-                               f"voting token refused: {exc}") from exc
-        if claims.poll_id != poll_id:
-            raise ProblemError(403, "voting_token_wrong_poll",
-                               "this voting token is for another poll")
+        claims = self._claims(poll_id, token)
         rules = await self._rules(poll_id, trace_id)
         try:
             # Refused here already, without a round trip; the vote service decides again
@@ -81,10 +74,35 @@ class BallotDesk:
         cast = CastBallot(poll_id=poll_id, voting_token=token, choice=voters_choice,
                           ballot_id=new_ballot_id(), tracker=new_tracker(),
                           received_at=datetime.now(UTC), idempotency_key=idempotency_key)
-        envelope = wrap(cast, "gateway", trace_id)
+        receipt = await self._send(wrap(cast, "gateway", trace_id), claims.voter_key)
+        return {k: receipt[k] for k in RECEIPT_FIELDS}
+
+    async def mark_paper(self, poll_id: str, token: str, trace_id: str) -> dict[str, Any]:
+        """Mark the person the (paper) token names as voting on paper: through their
+        shard, like their ballots, which decides it in order with them."""
+        claims = self._claims(poll_id, token)
+        await self._rules(poll_id, trace_id)  # a closed poll is refused here already
+        mark = CastPaperMark(poll_id=poll_id, voting_token=token, mark_id=new_ballot_id(),
+                             received_at=datetime.now(UTC))
+        return await self._send(wrap(mark, "gateway", trace_id), claims.voter_key)
+
+    def _claims(self, poll_id: str, token: str) -> VotingClaims:
+        try:
+            claims = self.tokens.voting(token)
+        except InvalidToken as exc:
+            raise ProblemError(401, "voting_token_invalid",
+                               f"voting token refused: {exc}") from exc
+        if claims.poll_id != poll_id:
+            raise ProblemError(403, "voting_token_wrong_poll",
+                               "this voting token is for another poll")
+        return claims
+
+    async def _send(self, envelope: dict[str, Any], voter_key: str) -> dict[str, Any]:
+        """The vote service's answer to a message of the ballot stream (its data, or the
+        problem), sent again while the poll's opening is on its way to the box."""
         for pause in (*OPENING_PAUSES, None):
             try:
-                reply = await self.client.cast(envelope, claims.voter_key)
+                reply = await self.client.cast(envelope, voter_key)
             except ServiceUnavailable as exc:
                 raise ProblemError(503, "service_unavailable",
                                    "the ballot was not confirmed in time; send it again with "
@@ -94,8 +112,7 @@ class BallotDesk:
             # The poll has just opened and its rules are on their way to the ballot box:
             # nothing was stored, so the same ballot is sent again after a short pause.
             await asyncio.sleep(pause)
-        receipt = reply_data(reply)
-        return {k: receipt[k] for k in RECEIPT_FIELDS}
+        return reply_data(reply)
 
     async def rules_of(self, poll_id: str, trace_id: str) -> PollRules:
         """The poll's frozen rules (cached), or the problem a ballot would meet."""

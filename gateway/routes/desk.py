@@ -121,6 +121,24 @@ async def desk_voting_token(poll_id: Id, person_id: Id, user: Agent, token: Acce
                                                     poll_id=poll_id, person_id=person_id))
 
 
+@router.post("/polls/{poll_id}/people/{person_id}/paper",
+             status_code=status.HTTP_201_CREATED, response_model=SignInStatusPublic)
+async def mark_paper(poll_id: Id, person_id: Id, request: Request, user: Agent,
+                     token: AccessTokenText, services: ServicesDep) -> dict:
+    """Mark the person in front of the agent, in the sign-in list, as voting on paper
+    before handing them a paper: from then on no ballot of theirs is taken in the poll
+    (409 ``voted_on_paper``), whatever its channel, since a paper cannot be replaced. 409
+    ``already_voted`` if they have voted (online or at a desk): a paper cannot replace
+    that ballot; help them vote at the desk instead, which can. Marking again is safe.
+    The paper itself is entered with the others, by its serial (``/paper-ballots``)."""
+    issued = await services.send(IssueDeskVotingToken(
+        actor=actor(user), access_token=token, poll_id=poll_id, person_id=person_id,
+        channel="paper"))
+    await state(request).ballots.mark_paper(poll_id, issued["voting_token"],
+                                            request.state.trace_id)
+    return {"poll_id": poll_id, "person_id": person_id, "voted": True, "channels": ["paper"]}
+
+
 @router.post("/polls/{poll_id}/paper-ballots", response_model=PaperBatchPublic)
 async def enter_paper_ballots(poll_id: Id, body: PaperBatch, request: Request, user: Agent,
                               token: AccessTokenText, services: ServicesDep) -> dict:

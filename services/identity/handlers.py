@@ -360,8 +360,12 @@ class IdentityHandlers:
         self._agent(cmd.actor, cmd.access_token, "only agents (and admins) help people vote "
                     "at a desk")
         self._ensure_open(cmd.poll_id)
+        frozen = self.store.electorate(cmd.poll_id)
+        if cmd.channel == "paper" and frozen is not None and frozen[1] == "census":
+            raise Conflict("paper ballots are taken in polls open to all; this poll is "
+                           "open to its consultation's census only", code="paper_census_poll")
         return self._voting_token(cmd.person_id, self._person(cmd.person_id), cmd.poll_id,
-                                  "desk")
+                                  cmd.channel)
 
     def _voting_token(self, person_id: str, person: domain.Person | None, poll_id: str,
                       channel: str) -> VotingToken:

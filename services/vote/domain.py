@@ -36,6 +36,9 @@ class BallotBox:
 
 # Channels of a ballot cast in person, in the voter's own name (a paper is no one's).
 IN_PERSON = frozenset({"desk"})
+# The sequence of a paper mark: a row in the voter's ballots that is no ballot (never
+# counted, sealed or sent to the tally), saying the person voted on paper at a desk.
+PAPER_MARK = 0
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,9 @@ def admit(poll_id: str, voter_key: str, stored: list[Ballot], request: Request,
     paused while its shard moved on, a redelivery after a crash) without a second
     current ballot: the second write is the first one again.
     """
+    if any(b.sequence == PAPER_MARK for b in stored):
+        return Refused("voted_on_paper", "this person has voted on paper, at a desk, and a "
+                       "paper ballot cannot be replaced", 409)
     for ballot in stored:
         if ballot.ballot_id == request.ballot_id:
             return Admitted(ballot, new=False)  # redelivered: already recorded
@@ -125,6 +131,22 @@ def admit(poll_id: str, voter_key: str, stored: list[Ballot], request: Request,
         tracker=request.tracker, choice=request.choice, channel=request.channel,
         recorded_at=to_minute(request.received_at),
         idempotency_key=request.idempotency_key, request_digest=request.digest), new=True)
+
+
+def mark_paper(poll_id: str, voter_key: str, stored: list[Ballot], mark_id: str,
+               received_at: datetime) -> Admitted | Refused:
+    """Mark the voter as voting on paper, unless they have a ballot (deterministic, as
+    ``admit``: the same mark again is the same row)."""
+    for ballot in stored:
+        if ballot.sequence == PAPER_MARK:
+            return Admitted(ballot, new=False)  # marked already: a retry, or another agent
+    if stored:
+        return Refused("already_voted", "this person has voted in this poll already (online "
+                       "or at a desk): a paper cannot replace their ballot; an assisted vote "
+                       "at the desk can", 409)
+    return Admitted(Ballot(poll_id=poll_id, voter_key=voter_key, sequence=PAPER_MARK,
+                           ballot_id=mark_id, tracker="", choice={}, channel="paper",
+                           recorded_at=to_minute(received_at)), new=True)
 
 
 def to_minute(t: datetime) -> datetime:

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from urne.contracts import unwrap, wrap
-from urne.contracts.commands import CastBallot
+from urne.contracts.commands import CastBallot, CastPaperMark
 from urne.contracts.envelope import Envelope
 from urne.contracts.events import (
     BallotBoxClosed,
@@ -31,7 +31,7 @@ from urne.contracts.events import (
     SignInListEntry,
     SignInListMarked,
 )
-from urne.contracts.replies import Receipt
+from urne.contracts.replies import PaperMarked, Receipt
 from urne.counting import InvalidBallot, validate_choice
 from urne.crypto.tokens import InvalidToken, TokenVerifier, VotingClaims
 from urne.messaging.counting_stream import counting_shard
@@ -64,7 +64,7 @@ class Outcome:
 class _Cast:
     index: int
     env: Envelope
-    cmd: CastBallot
+    cmd: CastBallot | CastPaperMark
     claims: VotingClaims
 
 
@@ -161,7 +161,7 @@ class BallotIntake:
                 continue  # a marker: handled in order, in record()
             try:
                 env, cmd = unwrap(raw)
-                if not isinstance(cmd, CastBallot):
+                if not isinstance(cmd, CastBallot | CastPaperMark):
                     raise DomainError(f"the ballot stream does not take {env.type!r}",
                                       code="unknown_message_type")
                 claims = self._claims(cmd)
@@ -174,7 +174,7 @@ class BallotIntake:
                 casts.append(_Cast(index, env, cmd, claims))
         return casts
 
-    def _claims(self, cmd: CastBallot) -> VotingClaims:
+    def _claims(self, cmd: CastBallot | CastPaperMark) -> VotingClaims:
         # The vote service checks the identity-signed token itself, whoever relayed it.
         try:
             claims = self.tokens.voting(cmd.voting_token)
@@ -197,7 +197,16 @@ class BallotIntake:
 
     def _decide(self, cast: _Cast, shard: int, batch: _Batch,
                 recorded: list[RecordedBallot]) -> RawReply:
-        cmd, voter_key = cast.cmd, cast.claims.voter_key
+        box = self._open_box(cast.cmd, shard, batch)
+        if not isinstance(box, BallotBox):
+            return box  # refused: not open (yet), or closed
+        if isinstance(cast.cmd, CastPaperMark):
+            return self._mark_paper(cast, cast.cmd, batch)
+        return self._ballot(cast, cast.cmd, box, batch, recorded)
+
+    def _open_box(self, cmd: CastBallot | CastPaperMark, shard: int,
+                  batch: _Batch) -> BallotBox | RawReply:
+        """The poll's box if it takes this ballot (or mark) now, else the refusal."""
         box = batch.box(cmd.poll_id)
         if box is None or box.rules is None:
             if box is not None and box.status == "closed":  # closed before it opened here
@@ -225,6 +234,31 @@ class BallotIntake:
                     f"came in at {cmd.received_at.isoformat()}", code="poll_closed",
                     status=409))
             box = fresh
+        return box
+
+    def _mark_paper(self, cast: _Cast, cmd: CastPaperMark, batch: _Batch) -> RawReply:
+        if cast.claims.channel != "paper":
+            return failed(DomainError("a paper mark takes a paper token", code="forbidden",
+                                      status=403))
+        voter_key = cast.claims.voter_key
+        stored = batch.stored.setdefault((cmd.poll_id, voter_key), [])
+        decision = domain.mark_paper(cmd.poll_id, voter_key, stored, cmd.mark_id,
+                                     cmd.received_at)
+        if not isinstance(decision, Admitted):
+            return failed(DomainError(decision.detail, code=decision.code,
+                                      status=decision.status))
+        if decision.new:
+            stored.append(decision.ballot)
+            batch.to_write.append(decision.ballot)
+        # A person, on paper: on the sign-in list (a paper ballot's key is not).
+        batch.voters[(cmd.poll_id, voter_key)] = SignInListEntry(
+            poll_id=cmd.poll_id, voter_key=voter_key, channel="paper",
+            district=cast.claims.district)
+        return ok(PaperMarked(poll_id=cmd.poll_id, recorded_at=decision.ballot.recorded_at))
+
+    def _ballot(self, cast: _Cast, cmd: CastBallot, box: BallotBox, batch: _Batch,
+                recorded: list[RecordedBallot]) -> RawReply:
+        voter_key = cast.claims.voter_key
         try:
             # The district, for a budget per district, is the token's: never the voter's word.
             rules = box.rules

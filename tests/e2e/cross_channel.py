@@ -2,7 +2,8 @@
 votes at a desk with an agent's help, then tries online. In a poll where a ballot cast in
 person is final, the online ballot is refused (409 ``voted_in_person``) and the desk
 ballot counts; where the latest wins, the online ballot replaces it. Voting at the desk
-after voting online replaces the online ballot under both."""
+after voting online replaces the online ballot under both; someone marked as voting on
+paper votes no other way, and someone who voted cannot be marked."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import httpx
 from tests.e2e.scenario import (
     ADMIN,
     PROBLEM,
+    OpenPoll,
     close_and_verify,
     login,
     open_poll,
     sign_in,
     vote,
+    wait_until,
 )
 
 
@@ -59,8 +62,47 @@ def run_cross_channel(http: httpx.Client, outbox: Path) -> None:
         # Online, then at the desk: the desk ballot replaces it, under both.
         vote(http, outbox, state, online_first, "no")
         at_the_desk(online_first, "abstain")
+        on_paper(http, outbox, state, agent, people[online_first])
         r = http.get(f"/v1/polls/{state.poll_id}", headers=state.organiser)
         assert r.json()["cross_channel"] == policy
-        expected = ({"yes": 1, "no": 0, "abstain": 1} if policy == "in_person_final"
-                    else {"yes": 0, "no": 1, "abstain": 1})
+        expected = ({"yes": 2, "no": 0, "abstain": 1} if policy == "in_person_final"
+                    else {"yes": 1, "no": 1, "abstain": 1})
         close_and_verify(http, state, expected)
+
+
+def on_paper(http: httpx.Client, outbox: Path, state: OpenPoll, agent: dict,
+             has_voted: dict) -> None:
+    """Under both policies: the agent marks someone as voting on paper (the sign-in list
+    says so), after which no ballot of theirs is taken; someone who has voted cannot be
+    marked; the paper itself is entered by its serial, and counted."""
+    email = f"paper-{uuid.uuid4().hex[:8]}@example.org"
+    person = sign_in(http, outbox, email)
+    person_id = http.get("/v1/me", headers=person).json()["person_id"]
+    desk = f"/v1/desk/polls/{state.poll_id}/people"
+    for _ in range(2):  # marking again is safe
+        r = http.post(f"{desk}/{person_id}/paper", headers=agent)
+        assert r.status_code == 201 and r.json() == {
+            "poll_id": state.poll_id, "person_id": person_id, "voted": True,
+            "channels": ["paper"]}, r.text
+    assert wait_until(lambda: http.get(f"{desk}/{person_id}", headers=agent).json()[
+        "channels"] == ["paper"], timeout=30)
+    for ask in (lambda: http.post(f"/v1/polls/{state.poll_id}/voting-token", headers=person),
+                lambda: http.post(f"{desk}/{person_id}/voting-token", headers=agent)):
+        r = ask()
+        assert r.status_code == 201, r.text
+        r = http.post(f"/v1/polls/{state.poll_id}/ballots",
+                      headers={"Authorization": f"Bearer {r.json()['voting_token']}"},
+                      json={"choice": {"method": "yes_no_abstain", "answer": "no"}})
+        assert (r.status_code, r.headers["content-type"], r.json()["code"]) == (
+            409, PROBLEM, "voted_on_paper"), r.text
+    voted_id = http.get("/v1/me", headers=has_voted).json()["person_id"]
+    r = http.post(f"{desk}/{voted_id}/paper", headers=agent)
+    assert (r.status_code, r.json()["code"]) == (409, "already_voted"), r.text
+    r = http.post(f"{desk}/{person_id}/paper", headers=person)  # not an agent
+    assert (r.status_code, r.json()["code"]) == (403, "forbidden"), r.text
+    serial = f"P-{uuid.uuid4().hex[:8]}"
+    r = http.post(f"/v1/desk/polls/{state.poll_id}/paper-ballots", headers=agent, json={
+        "ballots": [{"serial": serial, "choice": {"method": "yes_no_abstain",
+                                                  "answer": "yes"}}]})
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+    state.receipts[serial] = [r.json()["results"][0]["receipt"]]

@@ -178,7 +178,8 @@ def run_desk(http: httpx.Client, outbox: Path) -> None:
         *[("identity", "desk.person.register.v1")] * 2,
         ("identity", "desk_voting_token.issue.v1"),
         *[("identity", "paper_voting_tokens.issue.v1")] * 2]
-    assert acts[2]["subject"] == {"poll_id": state.poll_id, "person_id": citizen_id}
+    assert acts[2]["subject"] == {"poll_id": state.poll_id, "person_id": citizen_id,
+                                  "channel": "desk"}
     assert acts[3]["subject"]["serials"] == ["B7-1", "B7-2", "B7-3"]
     assert mine[0]["subject"] == {"person_id": card["person_id"], "district": "nord"}
     assert card["desk_code"] not in r.text

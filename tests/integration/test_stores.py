@@ -38,10 +38,12 @@ from urne.services.tally import domain
 from urne.services.tally.domain import StoredBallot, TallySheet
 from urne.services.vote.domain import (
     ENUMERATION_BUCKETS,
+    Admitted,
     Ballot,
     BallotBox,
     Seal,
     enumeration_bucket,
+    mark_paper,
     request_digest,
 )
 from urne.storage.migrations import migration_files
@@ -529,6 +531,18 @@ def test_vote_ballots_of_voters(backend: Any) -> None:
     assert found[b] == [other] and voter(3) not in found
     assert store.ballots_of(new_id(), [a]) == {}
     assert sorted(store.ballot_ids(pid)) == sorted(x.ballot_id for x in (first, second, other))
+
+
+def test_a_paper_mark_is_kept_with_the_voters_rows_and_is_no_ballot(backend: Any) -> None:
+    store = backend("vote")
+    pid, marked, voted = new_id(), voter(0), voter(16)
+    decision = mark_paper(pid, marked, [], new_id(), NOW)
+    assert isinstance(decision, Admitted)
+    ballot = _ballot(pid, voted, 1)
+    store.add_ballots([decision.ballot, ballot])
+    assert store.ballots_of(pid, [marked]) == {marked: [decision.ballot]}  # every field back
+    assert list(store.ballot_ids(pid)) == [ballot.ballot_id]
+    assert [b for chunk in store.stored_ballots(pid, 10) for b in chunk] == [ballot]
 
 
 def test_vote_ballot_ids_span_every_enumeration_bucket(backend: Any) -> None:

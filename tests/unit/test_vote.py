@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.unit.helpers import Clock, deliver, service_db, types
 from urne.contracts import wrap
-from urne.contracts.commands import CastBallot
+from urne.contracts.commands import CastBallot, CastPaperMark
 from urne.contracts.events import BallotBoxClosed, PollClosed, PollCloseExtended, PollOpened
 from urne.contracts.ids import new_ballot_id, new_tracker
 from urne.counting import YesNoAbstainRules, rules_hash
@@ -458,3 +458,40 @@ def test_a_ballot_cast_at_a_desk_is_final_where_the_poll_says_so(vote: Vote,
 def test_a_box_opened_by_an_older_proposal_service_lets_the_latest_win(vote: Vote) -> None:
     vote.open("p1")  # poll.opened without cross_channel
     assert vote.store.ballot_box("p1").cross_channel == "latest_wins"
+
+
+# --- paper marks ------------------------------------------------------------------
+
+def paper_mark(vote: Vote, poll_id: str, voter_key: str = ALICE, *,
+               mark_id: str | None = None, channel: str = "paper") -> RawEnvelope:
+    token = vote.issuer.voting_token(voter_key, poll_id, "nord", channel=channel)[0]
+    return wrap(CastPaperMark(poll_id=poll_id, voting_token=token,
+                              mark_id=mark_id or new_ballot_id(), received_at=vote.clock()),
+                "gateway")
+
+
+def test_a_paper_mark_shuts_out_every_later_ballot_and_is_no_ballot(vote: Vote) -> None:
+    vote.open("p1")
+    mark = paper_mark(vote, "p1")
+    first = vote.record(mark)
+    assert first.replies[0]["ok"], first.replies[0]
+    # On the sign-in list as a person on paper; nothing for the tally.
+    assert types(first.events) == ["sign_in_list.marked.v1"]
+    assert first.events[0]["payload"]["voters"] == [
+        {"poll_id": "p1", "voter_key": ALICE, "channel": "paper", "district": "nord"}]
+    assert vote.record(mark).replies[0]["ok"]  # redelivered: the same mark
+    assert vote.record(paper_mark(vote, "p1")).replies[0]["ok"]  # another agent: the same
+    desk = vote.issuer.voting_token(ALICE, "p1", channel="desk")[0]
+    for ballot in (vote.ballot("p1", YES), vote.ballot("p1", YES, token=desk)):
+        assert error(vote.record(ballot).replies[0]) == ("voted_on_paper", 409)
+    # Someone who voted cannot be marked; a mark takes a paper token.
+    receipt(vote.record(vote.ballot("p1", NO, BOB)).replies[0])
+    assert error(vote.record(paper_mark(vote, "p1", BOB)).replies[0]) == ("already_voted", 409)
+    assert error(vote.record(paper_mark(vote, "p1", CHLOE, channel="desk")).replies[0]) == (
+        "forbidden", 403)
+    # The mark is no ballot: not enumerated, not sealed.
+    assert len(vote.stored("p1")) == 1
+    assert [b.voter_key for chunk in vote.store.stored_ballots("p1", 10) for b in chunk] == [BOB]
+    closed = vote.record(marker("p1"))
+    [seal] = [e for e in closed.events if e["type"] == "ballot_box.sealed.v2"]
+    assert seal["payload"]["ballots_recorded"] == 1

@@ -421,6 +421,22 @@ class CastBallot(Command):
     idempotency_key: IdempotencyKey | None = None
 
 
+@message("paper_mark.cast.v1")
+class CastPaperMark(Command):
+    """Mark, in the sign-in list, the person an agent sees voting on paper: the voter the
+    token names (identity signs a ``paper`` token with the person's own voter key) may
+    cast no ballot in the poll afterwards, and is refused if they have one already (a
+    paper cannot replace a ballot, nor be replaced). It travels the ballot stream, in the
+    voter's shard, so it is decided in order with their ballots. Named at the edge, like
+    a ballot: the same mark redelivered is the same mark."""
+
+    OWNER = "vote"
+    poll_id: Id
+    voting_token: VotingTokenText
+    mark_id: BallotId
+    received_at: datetime
+
+
 # --- tally -----------------------------------------------------------------
 class _TallyQuery(Query):
     OWNER = "tally"
@@ -533,6 +549,9 @@ class IssueDeskVotingToken(_Identity):
     access_token: VotingTokenText
     poll_id: Id
     person_id: Id
+    # ``paper``: a token to mark the person as voting on paper (``paper_mark.cast.v1``),
+    # the gateway's to use at once, never handed out.
+    channel: Literal["desk", "paper"] = "desk"
 
 
 @message("paper_voting_tokens.issue.v1")

@@ -257,6 +257,13 @@ class ConsultationsView(Reply):
     items: list[ConsultationView]
 
 
+class PaperMarked(Reply):
+    """A person marked as voting on paper in a poll (the minute, as for ballots)."""
+
+    poll_id: str
+    recorded_at: datetime
+
+
 class Receipt(Reply):
     poll_id: str
     ballot_id: str

@@ -21,6 +21,7 @@ from urne.counting.rules import rules_adapter
 from urne.platform.logging import log_fields
 from urne.services.vote.domain import (
     ENUMERATION_BUCKETS,
+    PAPER_MARK,
     Ballot,
     BallotBox,
     Seal,
@@ -119,6 +120,8 @@ class CassandraVoteStore:
                 b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
                 json.dumps(b.choice), b.channel, b.recorded_at, b.idempotency_key,
                 b.request_digest)))
+            if b.sequence == PAPER_MARK:
+                continue  # no ballot: not in the index the seal enumerates
             statements.append((self._add_id, (b.poll_id, enumeration_bucket(b.voter_key),
                                               b.ballot_id, b.voter_key)))
         # Not atomic across the two tables, and need not be: the batch is acked only
@@ -156,7 +159,9 @@ class CassandraVoteStore:
         rows: set[str] = set()
         for start in range(0, len(ordered), chunk):
             found = self.ballots_of(poll_id, ordered[start:start + chunk])
-            ballots = [b for key in sorted(found) for b in found[key]]
+            # A voter with a paper mark has no ballot; filtered all the same.
+            ballots = [b for key in sorted(found) for b in found[key]
+                       if b.sequence != PAPER_MARK]
             rows.update(b.ballot_id for b in ballots)
             yield ballots
         for ballot_id in sorted(set(indexed) - rows):

@@ -89,13 +89,15 @@ class SqliteVoteStore:
                     datetime.fromisoformat(r["sealed_at"]))
 
     def stored_ballots(self, poll_id: str, chunk: int) -> Iterator[list[Ballot]]:
-        rows = self.db.query("SELECT * FROM ballots WHERE poll_id = ? "
+        # Paper marks (sequence 0) are no ballots: never sealed, never sent to the tally.
+        rows = self.db.query("SELECT * FROM ballots WHERE poll_id = ? AND sequence > 0 "
                              "ORDER BY voter_key, sequence", (poll_id,))
         for start in range(0, len(rows), chunk):
             yield [_ballot(r) for r in rows[start:start + chunk]]
 
     def ballot_ids(self, poll_id: str) -> Iterator[str]:
-        for r in self.db.query("SELECT ballot_id FROM ballots WHERE poll_id = ?", (poll_id,)):
+        for r in self.db.query("SELECT ballot_id FROM ballots WHERE poll_id = ? AND "
+                               "sequence > 0", (poll_id,)):
             yield r["ballot_id"]
 
     def ping(self) -> None:
