@@ -74,7 +74,9 @@ class BallotDesk:
         cast = CastBallot(poll_id=poll_id, voting_token=token, choice=voters_choice,
                           ballot_id=new_ballot_id(), tracker=new_tracker(),
                           received_at=datetime.now(UTC), idempotency_key=idempotency_key)
-        receipt = await self._send(wrap(cast, "gateway", trace_id), claims.voter_key)
+        receipt = await self._send(wrap(cast, "gateway", trace_id), claims.voter_key,
+                                   "the ballot was not confirmed in time; send it again with "
+                                   "the same Idempotency-Key to learn its outcome")
         return {k: receipt[k] for k in RECEIPT_FIELDS}
 
     async def mark_paper(self, poll_id: str, token: str, trace_id: str) -> dict[str, Any]:
@@ -84,7 +86,9 @@ class BallotDesk:
         await self._rules(poll_id, trace_id)  # a closed poll is refused here already
         mark = CastPaperMark(poll_id=poll_id, voting_token=token, mark_id=new_ballot_id(),
                              received_at=datetime.now(UTC))
-        return await self._send(wrap(mark, "gateway", trace_id), claims.voter_key)
+        return await self._send(wrap(mark, "gateway", trace_id), claims.voter_key,
+                                "the mark was not confirmed in time; mark them again (a "
+                                "mark made already is the same mark)")
 
     def _claims(self, poll_id: str, token: str) -> VotingClaims:
         try:
@@ -97,16 +101,15 @@ class BallotDesk:
                                "this voting token is for another poll")
         return claims
 
-    async def _send(self, envelope: dict[str, Any], voter_key: str) -> dict[str, Any]:
+    async def _send(self, envelope: dict[str, Any], voter_key: str,
+                    unconfirmed: str) -> dict[str, Any]:
         """The vote service's answer to a message of the ballot stream (its data, or the
         problem), sent again while the poll's opening is on its way to the box."""
         for pause in (*OPENING_PAUSES, None):
             try:
                 reply = await self.client.cast(envelope, voter_key)
             except ServiceUnavailable as exc:
-                raise ProblemError(503, "service_unavailable",
-                                   "the ballot was not confirmed in time; send it again with "
-                                   "the same Idempotency-Key to learn its outcome") from exc
+                raise ProblemError(503, "service_unavailable", unconfirmed) from exc
             if pause is None or _error_code(reply) != "poll_opening":
                 break
             # The poll has just opened and its rules are on their way to the ballot box:

@@ -113,8 +113,9 @@ async def sign_in_status(poll_id: Id, person_id: Id, user: Agent, token: AccessT
 async def desk_voting_token(poll_id: Id, person_id: Id, user: Agent, token: AccessTokenText,
                             services: ServicesDep) -> dict:
     """A voting token for the person in front of the agent, who votes at the desk with
-    the agent's help (an assisted vote): their own ballot, as if they voted online (a
-    later ballot of theirs replaces it, as a revote does), its channel ``desk``. The agent
+    the agent's help (an assisted vote): their own ballot, its channel ``desk`` (a later
+    ballot of theirs replaces it as a revote does, unless the poll's ``cross_channel`` is
+    ``in_person_final``: then an online one is refused). The agent
     casts it at ``POST /v1/polls/{id}/ballots`` like any voting token. Check who they are
     first: the token votes in their name, and the action log keeps the agent's id."""
     return await services.send(IssueDeskVotingToken(actor=actor(user), access_token=token,

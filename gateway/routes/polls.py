@@ -188,8 +188,9 @@ async def turnout(poll_id: Id, user: Organiser, services: ServicesDep) -> dict:
     """How many people have voted, by district and by channel, from the poll's sign-in
     list (identity's: who has voted, never what, never when), for the consultation's
     organisers and the admins, during the vote and after; seconds behind the ballots.
-    Paper ballots are not in it (a paper is not a person): they are counted in the
-    result, by channel."""
+    Paper ballots are not in it (a paper is not a person: they are counted in the
+    result); the people who voted on paper are, as the agents marked them (channel
+    ``paper``)."""
     poll = await services.send(GetPoll(poll_id=poll_id, actor=actor(user)))
     await organised(services, user, poll["consultation_id"],
                     "only this consultation's organisers see its turnout")

@@ -515,8 +515,13 @@ class IdentityHandlers:
 
     # --- the sign-in list (sign_in_list.py) ---------------------------------------------
     def on_sign_in_list_marked(self, event: SignInListMarked, ctx: Context) -> None:
+        # A mark come after its poll's list was deleted (an event replayed months later)
+        # is dropped: nothing would ever delete it again. One read a poll of the event.
+        gone = {p for p in {v.poll_id for v in event.voters}
+                if self.store.sign_in_list_purged(p)}
         self.store.mark_voters([sign_in_list.Mark(v.poll_id, v.voter_key, v.channel,
-                                                  v.district) for v in event.voters])
+                                                  v.district)
+                                for v in event.voters if v.poll_id not in gone])
 
     def get_turnout(self, query: GetTurnout, ctx: Context) -> Turnout:
         if query.actor.role not in STAFF:  # the gateway checked more: that they organise it

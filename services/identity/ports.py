@@ -104,6 +104,9 @@ class IdentityStore(Protocol):
     def marks(self, poll_id: str) -> Iterator[Mark]:
         """Every mark of the poll."""
         ...
+    def sign_in_list_purged(self, poll_id: str) -> bool:
+        """Whether the poll's list was deleted (its retention over)."""
+        ...
     def purge_sign_in_lists(self, closed_before: datetime) -> int:
         """Delete the sign-in list of every poll closed before ``closed_before`` (once);
         how many polls' lists were deleted."""

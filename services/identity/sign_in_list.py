@@ -8,7 +8,8 @@ timestamp is fixed: ``MARK_TIMESTAMP``), so the list cannot be matched with sign
 From it an organiser sees the turnout by district and channel, and an agent at a desk
 sees whether the person in front of them has voted already (identity derives that
 person's voter key again). Paper ballots are not in it: their voter keys are the
-papers', not people's.
+papers', not people's; the people an agent marked as voting on paper are (channel
+``paper``, from the vote service too: the mark goes through it).
 """
 
 from __future__ import annotations

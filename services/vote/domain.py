@@ -129,7 +129,7 @@ def admit(poll_id: str, voter_key: str, stored: list[Ballot], request: Request,
     return Admitted(Ballot(
         poll_id=poll_id, voter_key=voter_key, sequence=sequence, ballot_id=request.ballot_id,
         tracker=request.tracker, choice=request.choice, channel=request.channel,
-        recorded_at=to_minute(request.received_at),
+        recorded_at=recorded_time(request.received_at, request.channel),
         idempotency_key=request.idempotency_key, request_digest=request.digest), new=True)
 
 
@@ -146,7 +146,19 @@ def mark_paper(poll_id: str, voter_key: str, stored: list[Ballot], mark_id: str,
                        "at the desk can", 409)
     return Admitted(Ballot(poll_id=poll_id, voter_key=voter_key, sequence=PAPER_MARK,
                            ballot_id=mark_id, tracker="", choice={}, channel="paper",
-                           recorded_at=to_minute(received_at)), new=True)
+                           recorded_at=to_day(received_at)), new=True)
+
+
+def recorded_time(received_at: datetime, channel: str) -> datetime:
+    """What is kept of a ballot's time: its minute, or its day for a ballot cast at a
+    desk. Identity's action log keeps, to the second, which person an agent helped (or
+    marked, or looked up), and desk ballots are few: with their minute they could be
+    matched with those entries, without any secret."""
+    return to_day(received_at) if channel in IN_PERSON else to_minute(received_at)
+
+
+def to_day(t: datetime) -> datetime:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def to_minute(t: datetime) -> datetime:

@@ -80,7 +80,7 @@ class _Batch:
     to_close: dict[str, set[int]] = field(default_factory=dict)
     refreshed: set[str] = field(default_factory=set)  # boxes read again (refresh)
     # For identity's sign-in list: the people (not the papers) with a ballot here.
-    voters: dict[tuple[str, str], SignInListEntry] = field(default_factory=dict)
+    voters: dict[tuple[str, str, str], SignInListEntry] = field(default_factory=dict)
 
     def box(self, poll_id: str) -> BallotBox | None:
         if poll_id not in self.boxes:
@@ -251,7 +251,7 @@ class BallotIntake:
             stored.append(decision.ballot)
             batch.to_write.append(decision.ballot)
         # A person, on paper: on the sign-in list (a paper ballot's key is not).
-        batch.voters[(cmd.poll_id, voter_key)] = SignInListEntry(
+        batch.voters[(cmd.poll_id, voter_key, "paper")] = SignInListEntry(
             poll_id=cmd.poll_id, voter_key=voter_key, channel="paper",
             district=cast.claims.district)
         return ok(PaperMarked(poll_id=cmd.poll_id, recorded_at=decision.ballot.recorded_at))
@@ -285,7 +285,7 @@ class BallotIntake:
             BALLOTS.labels(ballot.channel, "revote" if ballot.sequence > 1 else "first").inc()
         recorded.append(as_recorded(ballot))
         if channel != "paper":  # a paper's voter key is the paper's, not a person's
-            batch.voters[(cmd.poll_id, voter_key)] = SignInListEntry(
+            batch.voters[(cmd.poll_id, voter_key, channel)] = SignInListEntry(
                 poll_id=cmd.poll_id, voter_key=voter_key, channel=channel,
                 district=cast.claims.district)
         return ok(Receipt(poll_id=ballot.poll_id, ballot_id=ballot.ballot_id,

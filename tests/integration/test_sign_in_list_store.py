@@ -65,5 +65,7 @@ def test_the_lists_of_polls_closed_long_enough_are_deleted_once(backend: Any) ->
     store.purge_sign_in_lists(NOW - timedelta(days=90))
     assert list(store.marks(old)) == []
     assert len(list(store.marks(recent))) == len(list(store.marks(still_open))) == 200
+    assert store.sign_in_list_purged(old) and not store.sign_in_list_purged(recent)
+    assert not store.sign_in_list_purged(uuid.uuid4().hex)
     store.mark_voters([Mark(old, key(1), "online", None)])  # a mark come very late
     assert store.purge_sign_in_lists(NOW - timedelta(days=90)) == 0  # done once

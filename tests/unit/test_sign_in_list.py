@@ -11,7 +11,7 @@ import pytest
 
 from tests.unit.helpers import Clock, deliver, ok, refused, send, service_db
 from tests.unit.test_desk import ADMIN, AGENT, Desk, as_
-from tests.unit.test_vote import ALICE, BOB, CHLOE, YES, Vote
+from tests.unit.test_vote import ALICE, BOB, CHLOE, YES, Vote, receipt
 from urne.contracts.commands import (
     Actor,
     CheckSignInList,
@@ -80,6 +80,27 @@ def test_the_intake_marks_people_with_their_tokens_district_and_never_papers(
     [event] = [e for e in out.events if e["type"] == SignInListMarked.TYPE]
     assert event["trace_id"] not in {e["trace_id"] for e in out.events
                                      if e["type"] != SignInListMarked.TYPE}
+
+
+def test_a_voter_with_ballots_in_two_channels_in_one_batch_is_marked_in_both(
+        vote: Vote) -> None:
+    vote.open("p1")
+    desk = vote.issuer.voting_token(ALICE, "p1", channel="desk")[0]
+    out = vote.record(vote.ballot("p1", YES, ALICE), vote.ballot("p1", YES, ALICE, token=desk))
+    assert sorted(v["channel"] for v in marked(out.events)) == ["desk", "online"]
+
+
+def test_a_desk_ballot_keeps_its_day_only(vote: Vote) -> None:
+    """Identity's action log says to the second whom an agent helped; desk ballots are
+    few: their time must not match it."""
+    vote.open("p1")
+    desk = vote.issuer.voting_token(ALICE, "p1", channel="desk")[0]
+    online, at_desk = (receipt(vote.record(b).replies[0]) for b in (
+        vote.ballot("p1", YES, BOB), vote.ballot("p1", YES, ALICE, token=desk)))
+    now = vote.clock()
+    assert online["recorded_at"] == now.replace(second=0).isoformat().replace("+00:00", "Z")
+    assert at_desk["recorded_at"] == now.replace(hour=0, minute=0, second=0).isoformat(
+        ).replace("+00:00", "Z")
 
 
 def test_a_batch_redelivered_after_a_crash_marks_the_same_voters_once(
@@ -193,6 +214,12 @@ def test_a_polls_sign_in_list_is_deleted_its_retention_after_the_close(
     assert len(list(at_desk.store.marks("p2"))) == 2  # still open: kept
     clock.advance(minutes=11)
     assert ok(at_desk.core, PurgeExpired())[0]["removed"]["sign_in_lists"] == 0  # once
+    # A mark that comes after (an event replayed months late) is not kept: nothing
+    # would delete it again.
+    deliver(at_desk.core, mark("p1", (CHLOE, "online", None)))
+    assert list(at_desk.store.marks("p1")) == []
+    deliver(at_desk.core, mark("p2", (CHLOE, "online", None)))
+    assert len(list(at_desk.store.marks("p2"))) == 3
 
 
 def test_an_agent_gets_a_desk_token_for_the_person_in_front_of_them(

@@ -539,7 +539,8 @@ class IssueDeskCode(_Identity):
 class IssueDeskVotingToken(_Identity):
     """An agent asks a voting token for the person in front of them, who votes at the
     desk with the agent's help (an assisted vote): the person's own voter key, so the
-    ballot is theirs like any other (a revote replaces it), and the channel ``desk``."""
+    ballot is theirs like any other, and the channel ``desk`` (whether a later online
+    ballot replaces it is the poll's ``cross_channel``)."""
 
     # Identity checks the agent's own access token (and their role as it stands now):
     # the gateway's word is not enough for what lets someone vote. Never logged.

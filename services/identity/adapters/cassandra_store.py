@@ -108,6 +108,8 @@ class CassandraIdentityStore:
         # Every poll, for the sign-in lists' retention: a row a poll, a few a day.
         self._closed_polls = session.prepare(
             f"SELECT poll_id, closed_at, sign_in_list_purged FROM {ks}.poll_status")
+        self._was_purged = session.prepare(
+            f"SELECT sign_in_list_purged FROM {ks}.poll_status WHERE poll_id = ?")
         self._purged = session.prepare(
             f"UPDATE {ks}.poll_status SET sign_in_list_purged = true WHERE poll_id = ?")
         self._drop_marks = session.prepare(
@@ -283,6 +285,11 @@ class CassandraIdentityStore:
     @guarded
     def close_poll(self, poll_id: str, closed_at: datetime) -> None:
         self.s.execute(self._close_poll, (closed_at, poll_id))
+
+    @guarded
+    def sign_in_list_purged(self, poll_id: str) -> bool:
+        row = self.s.execute(self._was_purged, (poll_id,)).one()
+        return bool(row and row.sign_in_list_purged)
 
     @guarded
     def purge_sign_in_lists(self, closed_before: datetime) -> int:

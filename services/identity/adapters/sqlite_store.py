@@ -147,6 +147,11 @@ class SqliteIdentityStore:
                       "(?, 'closed', ?) ON CONFLICT (poll_id) DO UPDATE SET status = 'closed', "
                       "closed_at = excluded.closed_at", (poll_id, closed_at.isoformat()))
 
+    def sign_in_list_purged(self, poll_id: str) -> bool:
+        row = self.db.one("SELECT sign_in_list_purged FROM poll_status WHERE poll_id = ?",
+                          (poll_id,))
+        return bool(row and row["sign_in_list_purged"])
+
     def purge_sign_in_lists(self, closed_before: datetime) -> int:
         with self.db.tx() as c:
             polls = [r["poll_id"] for r in c.execute(
