@@ -370,6 +370,11 @@ class IdentityHandlers:
     def _voting_token(self, person_id: str, person: domain.Person | None, poll_id: str,
                       channel: str) -> VotingToken:
         voter_key = domain.pseudonym(self.secret, person_id, poll_id)
+        if channel != "paper" and any(m.channel == "paper"
+                                      for m in self.store.marks_of(poll_id, voter_key)):
+            # The vote service would refuse the ballot anyway (it decides); told now.
+            raise Conflict("this person has voted on paper, at a desk, and a paper ballot "
+                           "cannot be replaced", code="voted_on_paper")
         # The declared district, if any (see Person.district); vote and tally learn the
         # district from the token, never who the person is.
         district = person.district if person is not None else None
@@ -377,7 +382,9 @@ class IdentityHandlers:
         if frozen is not None and frozen[1] == "census":
             # Only a claimed, eligible census entry; the district is the census's.
             district = self._census_entry(frozen[0], person_id).district
-        token, exp = self.tokens.voting_token(voter_key, poll_id, district, channel=channel)
+        token, exp = (self.tokens.voting_token(voter_key, poll_id, district, paper_mark=True)
+                      if channel == "paper" else
+                      self.tokens.voting_token(voter_key, poll_id, district, channel=channel))
         return VotingToken(poll_id=poll_id, voting_token=token,
                            expires_at=datetime.fromtimestamp(exp, UTC))
 

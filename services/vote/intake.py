@@ -237,9 +237,9 @@ class BallotIntake:
         return box
 
     def _mark_paper(self, cast: _Cast, cmd: CastPaperMark, batch: _Batch) -> RawReply:
-        if cast.claims.channel != "paper":
-            return failed(DomainError("a paper mark takes a paper token", code="forbidden",
-                                      status=403))
+        if not cast.claims.paper_mark:
+            return failed(DomainError("a paper mark takes a paper-mark token",
+                                      code="forbidden", status=403))
         voter_key = cast.claims.voter_key
         stored = batch.stored.setdefault((cmd.poll_id, voter_key), [])
         decision = domain.mark_paper(cmd.poll_id, voter_key, stored, cmd.mark_id,
@@ -258,6 +258,9 @@ class BallotIntake:
 
     def _ballot(self, cast: _Cast, cmd: CastBallot, box: BallotBox, batch: _Batch,
                 recorded: list[RecordedBallot]) -> RawReply:
+        if cast.claims.paper_mark:
+            return failed(DomainError("a paper-mark token casts no ballot", code="forbidden",
+                                      status=403))
         voter_key = cast.claims.voter_key
         try:
             # The district, for a budget per district, is the token's: never the voter's word.

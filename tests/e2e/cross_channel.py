@@ -79,6 +79,9 @@ def on_paper(http: httpx.Client, outbox: Path, state: OpenPoll, agent: dict,
     person = sign_in(http, outbox, email)
     person_id = http.get("/v1/me", headers=person).json()["person_id"]
     desk = f"/v1/desk/polls/{state.poll_id}/people"
+    r = http.post(f"/v1/polls/{state.poll_id}/voting-token", headers=person)
+    assert r.status_code == 201, r.text
+    asked_before = {"Authorization": f"Bearer {r.json()['voting_token']}"}
     for _ in range(2):  # marking again is safe
         r = http.post(f"{desk}/{person_id}/paper", headers=agent)
         assert r.status_code == 201 and r.json() == {
@@ -86,13 +89,15 @@ def on_paper(http: httpx.Client, outbox: Path, state: OpenPoll, agent: dict,
             "channels": ["paper"]}, r.text
     assert wait_until(lambda: http.get(f"{desk}/{person_id}", headers=agent).json()[
         "channels"] == ["paper"], timeout=30)
+    # A voting token asked before the mark votes no more (the vote service decides);
+    # none is given after it.
+    r = http.post(f"/v1/polls/{state.poll_id}/ballots", headers=asked_before,
+                  json={"choice": {"method": "yes_no_abstain", "answer": "no"}})
+    assert (r.status_code, r.headers["content-type"], r.json()["code"]) == (
+        409, PROBLEM, "voted_on_paper"), r.text
     for ask in (lambda: http.post(f"/v1/polls/{state.poll_id}/voting-token", headers=person),
                 lambda: http.post(f"{desk}/{person_id}/voting-token", headers=agent)):
         r = ask()
-        assert r.status_code == 201, r.text
-        r = http.post(f"/v1/polls/{state.poll_id}/ballots",
-                      headers={"Authorization": f"Bearer {r.json()['voting_token']}"},
-                      json={"choice": {"method": "yes_no_abstain", "answer": "no"}})
         assert (r.status_code, r.headers["content-type"], r.json()["code"]) == (
             409, PROBLEM, "voted_on_paper"), r.text
     voted_id = http.get("/v1/me", headers=has_voted).json()["person_id"]

@@ -243,5 +243,13 @@ def test_an_agent_gets_a_desk_token_for_the_person_in_front_of_them(
                                             (AGENT, "p9", person, "poll_not_found"),
                                             (AGENT, "p1", "nobody", "person_not_found")):
         assert ask(actor, poll_id, person_id)["error"]["code"] == code
+    # A paper mark's token is for that alone; once the person is marked on paper, no
+    # other token is given (the vote service would refuse the ballot anyway).
+    reply = send(at_desk.core, IssueDeskVotingToken(**as_(AGENT), poll_id="p1",
+                                                    person_id=person, channel="paper"))[0]
+    claims = TokenVerifier(identity_key.public).voting(reply["data"]["voting_token"])
+    assert (claims.channel, claims.paper_mark) == ("paper", True)
+    deliver(at_desk.core, mark("p1", (claims.voter_key, "paper", "nord")))
+    assert ask()["error"]["code"] == "voted_on_paper"
     at_desk.close("p1")
     assert ask()["error"]["code"] == "poll_not_open"

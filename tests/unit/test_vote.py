@@ -463,8 +463,11 @@ def test_a_box_opened_by_an_older_proposal_service_lets_the_latest_win(vote: Vot
 # --- paper marks ------------------------------------------------------------------
 
 def paper_mark(vote: Vote, poll_id: str, voter_key: str = ALICE, *,
-               mark_id: str | None = None, channel: str = "paper") -> RawEnvelope:
-    token = vote.issuer.voting_token(voter_key, poll_id, "nord", channel=channel)[0]
+               mark_id: str | None = None, channel: str | None = None) -> RawEnvelope:
+    """A mark; with ``channel``, one sent with an ordinary token of that channel."""
+    token = (vote.issuer.voting_token(voter_key, poll_id, "nord", channel=channel)[0]
+             if channel else
+             vote.issuer.voting_token(voter_key, poll_id, "nord", paper_mark=True)[0])
     return wrap(CastPaperMark(poll_id=poll_id, voting_token=token,
                               mark_id=mark_id or new_ballot_id(), received_at=vote.clock()),
                 "gateway")
@@ -487,7 +490,12 @@ def test_a_paper_mark_shuts_out_every_later_ballot_and_is_no_ballot(vote: Vote) 
     # Someone who voted cannot be marked; a mark takes a paper token.
     receipt(vote.record(vote.ballot("p1", NO, BOB)).replies[0])
     assert error(vote.record(paper_mark(vote, "p1", BOB)).replies[0]) == ("already_voted", 409)
-    assert error(vote.record(paper_mark(vote, "p1", CHLOE, channel="desk")).replies[0]) == (
+    for channel in ("desk", "paper"):  # a paper ballot's token marks nobody
+        assert error(vote.record(paper_mark(vote, "p1", CHLOE, channel=channel)
+                                 ).replies[0]) == ("forbidden", 403)
+    # A mark's token casts no ballot.
+    mark_token = vote.issuer.voting_token(CHLOE, "p1", paper_mark=True)[0]
+    assert error(vote.record(vote.ballot("p1", YES, CHLOE, token=mark_token)).replies[0]) == (
         "forbidden", 403)
     # The mark is no ballot: not enumerated, not sealed.
     assert len(vote.stored("p1")) == 1

@@ -76,6 +76,9 @@ class VotingClaims:
     # paper ballot an agent entered, its voter key derived from the paper's serial). The
     # ballot's channel is the token's, never the request's word.
     channel: str = "online"
+    # A token to mark the person as voting on paper (paper_mark.cast.v1), good for that
+    # alone: the vote service takes no ballot with it, and no mark without it.
+    paper_mark: bool = False
 
 
 # The channels a voting token may name (its "channel" claim; absent: online).
@@ -98,17 +101,19 @@ class TokenIssuer:
         return self._sign({"sub": person_id, "role": role, "aud": API_AUDIENCE}, self.access_ttl)
 
     def voting_token(self, voter_key: str, poll_id: str, district: str | None = None,
-                     channel: str = "online") -> tuple[str, int]:
+                     channel: str = "online", paper_mark: bool = False) -> tuple[str, int]:
         # Only what the vote service needs: no person, and of the person's attributes
         # only those the rules use: the district (a claim only when there is one); the
         # channel when it is not the usual one.
-        claims = {"sub": voter_key, "poll": poll_id, "aud": VOTE_AUDIENCE}
+        claims: dict[str, Any] = {"sub": voter_key, "poll": poll_id, "aud": VOTE_AUDIENCE}
         if district is not None:
             claims["district"] = district
         if channel != "online":
             if channel not in CHANNELS:
                 raise ValueError(f"no channel {channel!r}")
             claims["channel"] = channel
+        if paper_mark:
+            claims |= {"channel": "paper", "paper_mark": True}
         return self._sign(claims, self.voting_ttl)
 
 
@@ -161,4 +166,5 @@ class TokenVerifier:
         if channel not in CHANNELS:
             raise InvalidToken("voting token names no known channel")
         return VotingClaims(voter_key=str(claims["sub"]), poll_id=claims["poll"],
-                            district=district, channel=channel)
+                            district=district, channel=channel,
+                            paper_mark=claims.get("paper_mark") is True)
