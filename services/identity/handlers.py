@@ -360,10 +360,6 @@ class IdentityHandlers:
         self._agent(cmd.actor, cmd.access_token, "only agents (and admins) help people vote "
                     "at a desk")
         self._ensure_open(cmd.poll_id)
-        frozen = self.store.electorate(cmd.poll_id)
-        if cmd.channel == "paper" and frozen is not None and frozen[1] == "census":
-            raise Conflict("paper ballots are taken in polls open to all; this poll is "
-                           "open to its consultation's census only", code="paper_census_poll")
         return self._voting_token(cmd.person_id, self._person(cmd.person_id), cmd.poll_id,
                                   cmd.channel)
 
@@ -380,11 +376,15 @@ class IdentityHandlers:
         district = person.district if person is not None else None
         frozen = self.store.electorate(poll_id)
         if frozen is not None and frozen[1] == "census":
+            if channel == "paper":  # as for the papers themselves (issue_paper_voting_tokens)
+                raise Conflict("paper ballots are taken in polls open to all; this poll is "
+                               "open to its consultation's census only",
+                               code="paper_census_poll")
             # Only a claimed, eligible census entry; the district is the census's.
             district = self._census_entry(frozen[0], person_id).district
-        token, exp = (self.tokens.voting_token(voter_key, poll_id, district, paper_mark=True)
-                      if channel == "paper" else
-                      self.tokens.voting_token(voter_key, poll_id, district, channel=channel))
+        # A person's "paper" token is the mark's alone (paper_mark): it casts no ballot.
+        token, exp = self.tokens.voting_token(voter_key, poll_id, district, channel=channel,
+                                              paper_mark=channel == "paper")
         return VotingToken(poll_id=poll_id, voting_token=token,
                            expires_at=datetime.fromtimestamp(exp, UTC))
 

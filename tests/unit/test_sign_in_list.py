@@ -20,7 +20,8 @@ from urne.contracts.commands import (
     ListIdentityActions,
     PurgeExpired,
 )
-from urne.contracts.events import PollClosed, SignInListEntry, SignInListMarked
+from urne.contracts.events import PollClosed, PollOpened, SignInListEntry, SignInListMarked
+from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
 from urne.messaging.signatures import allowed
@@ -253,3 +254,15 @@ def test_an_agent_gets_a_desk_token_for_the_person_in_front_of_them(
     assert ask()["error"]["code"] == "voted_on_paper"
     at_desk.close("p1")
     assert ask()["error"]["code"] == "poll_not_open"
+
+
+def test_no_paper_marks_in_a_census_poll(at_desk: Desk) -> None:
+    """As no papers are taken there: nothing ties a paper to a census entry."""
+    person = at_desk.register()["person_id"]
+    rules = YesNoAbstainRules(method="yes_no_abstain", question="?")
+    deliver(at_desk.core, PollOpened(poll_id="p1", consultation_id="c1", rules=rules,
+                                     rules_hash=rules_hash(rules),
+                                     opened_at=at_desk.handlers.clock(), electorate="census"))
+    reply = send(at_desk.core, IssueDeskVotingToken(**as_(AGENT), poll_id="p1",
+                                                    person_id=person, channel="paper"))[0]
+    assert reply["error"]["code"] == "paper_census_poll"
