@@ -13,7 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from urne.record.merkle import inclusion_proof, leaf_hash, node_hash, root, verify_inclusion
+from urne.record.merkle import (
+    consistency_proof_of,
+    inclusion_proof,
+    leaf_hash,
+    node_hash,
+    root,
+    verify_consistency,
+    verify_inclusion,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -73,6 +81,27 @@ def test_every_inclusion_proof_verifies_and_tampering_fails(leaves: list[bytes])
         assert not verify_inclusion(h, i, size, [*proof, h], top)
         assert not verify_inclusion(h, size, size, proof, top)
         assert not verify_inclusion(h, -1, size, proof, top)
+
+
+@pytest.mark.parametrize("second", range(1, 41))
+def test_every_consistency_proof_verifies_and_a_rewritten_prefix_fails(second: int) -> None:
+    hashes = [leaf_hash(d) for d in data(second)]
+    top = root(hashes)
+    for first in range(second + 1):
+        old = root(hashes[:first])
+        proof = consistency_proof_of(first, hashes)
+        assert verify_consistency(first, second, proof, old, top)
+        if first:
+            # The old tree rewritten (one of its leaves changed, or it lost its last
+            # leaf): the later tree no longer extends what the saved head committed to.
+            rewritten = [*hashes[:first - 1], flip(hashes[first - 1])]
+            assert not verify_consistency(first, second, proof, root(rewritten), top)
+            assert not verify_consistency(first, second, proof, old, flip(top))
+            if first > 1:
+                assert not verify_consistency(first, second, proof, root(hashes[:first - 1]),
+                                              top)
+        if first < second:
+            assert not verify_consistency(second, first, proof, top, old)  # backwards
 
 
 def test_single_leaf_and_domain_separation() -> None:

@@ -57,6 +57,11 @@ def test_grown_by_appends_the_tree_is_the_plain_one(cuts: list[int], height: int
         assert tree.inclusion_proof(index) == merkle.inclusion_proof(index, plain)
         assert merkle.verify_inclusion(plain[index], index, size, tree.inclusion_proof(index),
                                        merkle.root(plain))
+        first = data.draw(st.integers(min_value=0, max_value=size))
+        proof = tree.consistency_proof(first)
+        assert proof == merkle.consistency_proof_of(first, plain)
+        assert merkle.verify_consistency(first, size, proof, merkle.root(plain[:first]),
+                                         merkle.root(plain))
 
 
 def test_a_million_leaves_are_a_few_thousand_tiles_and_a_proof_reads_a_few() -> None:

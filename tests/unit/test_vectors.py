@@ -283,6 +283,85 @@ def test_tampered_inclusion_proofs_fail(index: int, size: int, path: list[str]) 
     assert accepted == []
 
 
+# (size1, size2, proof): testdata/consistency/{0,1,2,3,4}/happy-path.json of the same
+# repository (base64 there), over the same test tree; root1 and root2 are ROOTS[size1] and
+# ROOTS[size2] (checked below).
+CONSISTENCY_PROOFS = [
+    (1, 1, []),
+    (1, 8, ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
+    (6, 8, ["0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
+    (2, 5, ["5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"]),
+    (6, 7, ["0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
+]
+# The roots as the files give them (base64 decoded to hex), against ROOTS.
+CONSISTENCY_ROOTS = {
+    1: "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    2: "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    5: "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    6: "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    7: "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    8: "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+}
+
+
+def test_consistency_roots_are_the_test_tree_roots() -> None:
+    assert all(ROOTS[size].hex() == h for size, h in CONSISTENCY_ROOTS.items())
+
+
+@pytest.mark.parametrize(("first", "second", "path"), CONSISTENCY_PROOFS)
+def test_consistency_proofs(first: int, second: int, path: list[str]) -> None:
+    expected = [bytes.fromhex(h) for h in path]
+    assert merkle.consistency_proof_of(first, NODE_HASHES[0][:second]) == expected
+    assert merkle.verify_consistency(first, second, expected, ROOTS[first], ROOTS[second])
+
+
+def _tampered_consistency(first: int, second: int, path: list[bytes]) -> dict[str, tuple]:
+    """The failing probes transparency-dev derives from each happy path (same names)."""
+    root1, root2 = ROOTS[first], ROOTS[second]
+    probes: dict[str, tuple] = {
+        "size1 + 1": (first + 1, second, path, root1, root2),
+        "size1 - 1": (first - 1, second, path, root1, root2),
+        "size1 ^ 2": (first ^ 2, second, path, root1, root2),
+        "size2 * 2": (first, second * 2, path, root1, root2),
+        "size2 / 2": (first, second // 2, path, root1, root2),
+        "wrong root1": (first, second, path, SOME_HASH, root2),
+        "wrong root2": (first, second, path, root1, SOME_HASH),
+        "swapped roots": (first, second, path, root2, root1),
+        "preceding root1": (first, second, [root1, *path], root1, root2),
+        "preceding root2": (first, second, [root2, *path], root1, root2),
+        "trailing root1": (first, second, [*path, root1], root1, root2),
+        "trailing root2": (first, second, [*path, root2], root1, root2),
+        "preceding garbage": (first, second, [b"", *path], root1, root2),
+        "trailing garbage": (first, second, [*path, b""], root1, root2),
+    }
+    if path:
+        probes["empty proof"] = (first, second, [], root1, root2)
+        probes["truncated proof"] = (first, second, path[:-1], root1, root2)
+    for i in range(len(path)):
+        modified = [*path[:i], _flip_bit_3(path[i]), *path[i + 1:]]
+        probes[f"modified proof[{i}] bit 3"] = (first, second, modified, root1, root2)
+    if first == second:  # equal sizes: what differs is only the roots
+        for name in ("size2 * 2", "size2 / 2", "swapped roots"):
+            probes.pop(name)
+    if first == 1:  # every tree extends the empty one, with an empty proof (RFC 9162)
+        probes.pop("size1 - 1")
+    return probes
+
+
+@pytest.mark.parametrize(("first", "second", "path"), CONSISTENCY_PROOFS)
+def test_tampered_consistency_proofs_fail(first: int, second: int, path: list[str]) -> None:
+    probes = _tampered_consistency(first, second, [bytes.fromhex(h) for h in path])
+    accepted = [name for name, args in probes.items() if merkle.verify_consistency(*args)]
+    assert accepted == []
+
+
 # --- RFC 8032: Ed25519 --------------------------------------------------------------------
 
 # RFC 8032 section 7.1, TEST 1 (https://www.rfc-editor.org/rfc/rfc8032#section-7.1): secret

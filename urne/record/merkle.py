@@ -2,13 +2,17 @@
 
 Leaves and inner nodes are hashed with distinct prefixes (0x00, 0x01) so a leaf
 can never pass for a node. The tree shape matches RFC 6962 §2.1, which gives
-inclusion proofs now and consistency proofs between tree heads later.
+inclusion proofs (a leaf is in the tree of a head) and consistency proofs (the tree of
+one head is a prefix of the tree of a later one: nothing was deleted or rewritten).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+# MTH over the leaves [lo, hi) of some tree: how a proof reads the tree it proves.
+SubtreeHash = Callable[[int, int], bytes]
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -79,3 +83,64 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
         fn >>= 1
         sn >>= 1
     return sn == 0 and r == expected_root
+
+
+def consistency_proof(first: int, second: int, mth: SubtreeHash) -> list[bytes]:
+    """RFC 9162 §2.1.4.1: the proof that the tree of ``first`` leaves is a prefix of the
+    tree of ``second``, with ``mth(lo, hi)`` the hash of leaves [lo, hi) of the larger."""
+    if not 0 <= first <= second:
+        raise ValueError(f"no consistency proof from {first} to {second} leaves")
+    if first in (0, second):
+        return []
+
+    def subproof(m: int, lo: int, hi: int, whole: bool) -> list[bytes]:
+        if m == hi - lo:
+            return [] if whole else [mth(lo, hi)]
+        k = _split(hi - lo)
+        if m <= k:
+            return [*subproof(m, lo, lo + k, whole), mth(lo + k, hi)]
+        return [*subproof(m - k, lo + k, hi, False), mth(lo, lo + k)]
+
+    return subproof(first, 0, second, True)
+
+
+def consistency_proof_of(first: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """The consistency proof from the tree of the first ``first`` leaves to all of them."""
+    return consistency_proof(first, len(leaves), lambda lo, hi: root(leaves[lo:hi]))
+
+
+def verify_consistency(first: int, second: int, proof: Sequence[bytes], first_root: bytes,
+                       second_root: bytes) -> bool:
+    """RFC 9162 §2.1.4.2: whether ``proof`` shows the tree of ``first`` leaves with root
+    ``first_root`` to be a prefix of the tree of ``second`` leaves with ``second_root``."""
+    if not 0 <= first <= second:
+        return False
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0:
+        return not proof  # every tree extends the empty one
+    if not proof:
+        return False
+    path = list(proof)
+    if first & (first - 1) == 0:  # a power of two: the old tree is a node of the new one
+        path.insert(0, first_root)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == first_root and sr == second_root and sn == 0

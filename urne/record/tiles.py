@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-from urne.record.merkle import node_hash
+from urne.record.merkle import consistency_proof, node_hash
 
 HEIGHT = 8  # a tile spans 8 levels of the tree: 256 hashes
 HASH = 32
@@ -133,3 +133,8 @@ class TiledTree:
                 path.append(self._mth(lo, lo + k))
                 lo += k
         return path[::-1]
+
+    def consistency_proof(self, first: int) -> list[bytes]:
+        """RFC 9162 §2.1.4.1 proof that the tree of the first ``first`` leaves is a prefix
+        of this one."""
+        return consistency_proof(first, self.size, self._mth)
