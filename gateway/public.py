@@ -8,7 +8,7 @@ API, and the API's shape changes only here, reviewed.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -299,8 +299,19 @@ class SignedResultPublic(Public):
 
 
 class RecordEntryPublic(Public):
+    """An entry of the record: {tracker, choice} in a record of urne.record.v1; in one of
+    urne.record.v2 (a log), also its height, parent and channel, and what it supersedes.
+    Served with the members it has (no nulls): its canonical
+    JSON is its Merkle leaf."""
+
+    sparse: ClassVar[bool] = True  # the optional members are absent, not null
+
     tracker: str
     choice: dict[str, Any]
+    height: int | None = None
+    parent: str | None = None
+    channel: str | None = None
+    supersedes: str | None = None
 
 
 class BallotRecordPublic(Public):

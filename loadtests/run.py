@@ -45,6 +45,7 @@ import aiohttp
 from loadtests import cpu, lag
 from loadtests.schedule import Mix, Send, arrival_times, plan
 from loadtests.system import System, start_distributed, start_embedded
+from urne.record import log
 
 ORGANISER = "organiser@urne.example"
 SIGN_IN_CONCURRENCY = 16
@@ -286,7 +287,7 @@ def reconcile(sends: list[Send], results: list[Result], result_doc: dict[str, An
             if seq >= last.get(send.voter, (0, ""))[0]:
                 last[send.voter] = (seq, tracker)
     stored = int(result_doc["result"]["ballots_received"])
-    counted = {e["tracker"] for e in record["entries"]}
+    counted = {e["tracker"] for e in log.counted(record["entries"])}
     expected = {tracker for _, tracker in last.values()}
     return {"accepted": len(accepted_ids), "stored": stored, "counted": len(counted),
             "voters": len(last), "accepted_equals_stored": len(accepted_ids) == stored,

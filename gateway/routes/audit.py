@@ -62,13 +62,14 @@ async def signed_result(poll_id: Id, services: ServicesDep) -> dict:
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
 
 
-@router.get("/polls/{poll_id}/record", response_model=BallotRecordPublic)
+@router.get("/polls/{poll_id}/record", response_model=BallotRecordPublic,
+            response_model_exclude_unset=True)
 async def ballot_record(
         poll_id: Id, request: Request, services: ServicesDep,
         start: Annotated[int, Query(ge=0, le=2**40)] = 0,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict:
-    """A page of the counted ballots by tracker (``limit`` from position ``start``), the
-    record's size and its Merkle root; ``next`` links the following page (null on the
+    """A page of the record's entries (``limit`` from position ``start``), the record's
+    size and its Merkle root; ``next`` links the following page (null on the
     last). The whole record in one download: ``record.ndjson``."""
     page = await services.send(GetRecord(poll_id=poll_id, start=start, limit=limit))
     following = page.pop("next")

@@ -151,7 +151,9 @@ async def get_results(poll_id: Id, services: ServicesDep) -> dict:
     signed = await services.send(GetResult(poll_id=poll_id))
     result = signed["result"]
     return {"poll_id": poll_id, "tally": result["tally"], "record_root": result["record"]["root"],
-            "ballots_counted": result["record"]["size"], "rules_hash": result["rules_hash"],
+            # urne.result.v1 records hold the counted ballots only; v2 logs hold them all.
+            "ballots_counted": result.get("ballots_counted", result["record"]["size"]),
+            "rules_hash": result["rules_hash"],
             "computed_at": result["computed_at"]}
 
 

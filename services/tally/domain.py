@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,11 +12,17 @@ from urne.counting import count, new_tally, tally_from_state
 from urne.counting.rules import PollRules
 from urne.counting.tally import Tally
 from urne.platform.errors import Conflict, NotFound
-from urne.record import merkle, tiles
+from urne.record import log, merkle, tiles
 from urne.record.canonical import canonical_json
 
-RESULT_FORMAT = "urne.result.v1"
-LEAF_ENCODING = "sha256(0x00 || canonical_json({choice, tracker}))"
+# What the tally signs now: the record is the log of every accepted ballot
+# (urne.record.v2, ``urne.record.log``). Results signed as v1 (counted ballots only,
+# {tracker, choice}, in tracker order) keep their record: it is rebuilt in their format.
+RESULT_FORMAT = "urne.result.v2"
+RECORD_FORMAT = "urne.record.v2"
+LEAF_ENCODING = log.LEAF_ENCODING
+RESULT_FORMAT_V1 = "urne.result.v1"
+LEAF_ENCODING_V1 = "sha256(0x00 || canonical_json({choice, tracker}))"
 
 
 @dataclass(frozen=True)
@@ -190,10 +196,33 @@ def merge(rules: PollRules, states: Iterable[dict[str, Any]]) -> Merged:
     return Merged(total, received, shards)
 
 
-def record_entries(ballots: Iterable[StoredBallot]) -> list[dict[str, Any]]:
-    """The public record: counted ballots by tracker, sorted, nothing else about voters."""
+def record_entries_v1(ballots: Iterable[StoredBallot]) -> list[dict[str, Any]]:
+    """The v1 record: counted ballots by tracker, sorted, nothing else about voters."""
     return sorted(({"tracker": b.tracker, "choice": b.choice} for b in counted(ballots)),
                   key=lambda e: e["tracker"])
+
+
+def log_ballots(ballots: Iterable[StoredBallot]) -> list[log.Ballot]:
+    """The log's view of a voter-complete set of ballots: each replaces the same voter's
+    ballot of the sequence before it."""
+    by_voter: dict[str, list[StoredBallot]] = {}
+    for b in ballots:
+        by_voter.setdefault(b.voter_key, []).append(b)
+    out = []
+    for chain in by_voter.values():
+        chain.sort(key=lambda b: b.sequence)
+        previous: str | None = None
+        for b in chain:
+            out.append(log.Ballot(b.tracker, b.choice, b.channel, previous))
+            previous = b.tracker
+    return out
+
+
+def record_entries(rules_hash: str, ballots: Iterable[StoredBallot]) -> list[dict[str, Any]]:
+    """The record of a poll whose log is written at once, at publication: one interval
+    holding every ballot received."""
+    entries, _ = log.interval(log.Tip.empty(rules_hash), log_ballots(ballots))
+    return entries
 
 
 def leaf_hashes(entries: list[dict[str, Any]]) -> list[bytes]:
@@ -214,51 +243,162 @@ class Publication:
     chunks: dict[int, bytes]  # chunk index -> its entries' canonical JSON, a line each
     tiles: dict[tuple[int, int], bytes]
     trackers: list[tuple[str, int]]
+    # The whole record (v2: the log, with what was written during the vote), for the
+    # checks before signing; chunks, tiles and trackers are only what is still to write.
+    entries: list[dict[str, Any]] | None = None
 
     @property
     def size(self) -> int:
         return int(self.result["record"]["size"])
 
     @property
+    def counted(self) -> int:
+        return counted_of(self.result)
+
+    @property
     def root(self) -> str:
         return str(self.result["record"]["root"])
+
+
+def counted_of(result: dict[str, Any]) -> int:
+    """The ballots a signed result counts (v1: its record holds those only)."""
+    return int(result.get("ballots_counted", result["record"]["size"]))
 
 
 def _no_tiles(level: int, index: int) -> bytes:
     raise KeyError((level, index))  # a new tree reads nothing
 
 
-def publication(poll: TallySheet, ballots: list[StoredBallot], software_version: str,
-                now: datetime) -> Publication:
-    """The result document that gets signed (everything a verifier needs to recompute)
-    and the stored record behind it. CPU-bound at scale: callers run it off their event
-    loop."""
-    assert poll.rules is not None
-    entries = record_entries(ballots)
+@dataclass(frozen=True)
+class LogState:
+    """Where a poll's log stands while it grows (``urne.record.log``): its size, root and
+    tip (what the next entry's parent is), the sizes at which it was appended to (the
+    intervals, each a tree head), and the store's cursor into the copy (what it has
+    logged: opaque here)."""
+
+    size: int
+    root: str
+    parent: str
+    intervals: tuple[int, ...]
+    cursor: dict[str, int]
+
+    @classmethod
+    def empty(cls, rules_hash: str) -> LogState:
+        return cls(0, merkle.root([]).hex(), rules_hash, (), {})
+
+    @property
+    def tip(self) -> log.Tip:
+        return log.Tip(self.size, self.parent)
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What appending entries to a stored log writes: the chunks they touch (the last
+    partial chunk written again, wider), the tree's tiles, their trackers' positions,
+    and the log's state after them."""
+
+    entries: list[dict[str, Any]]
+    chunks: dict[int, bytes]
+    tiles: dict[tuple[int, int], bytes]
+    trackers: list[tuple[str, int]]
+    state: LogState
+
+
+ChunkReader = Callable[[int], bytes]  # a stored chunk of the log, b"" if none
+
+
+def append_entries(state: LogState, entries: list[dict[str, Any]], read_chunk: ChunkReader,
+                   read_tile: tiles.TileReader, cursor: dict[str, int]) -> Appended:
+    """Store-ready form of an interval appended to the log at ``state``."""
     lines = [canonical_json(e) for e in entries]
-    tree = tiles.append(0, [merkle.leaf_hash(line) for line in lines], _no_tiles)
-    # The signed root is the stored tiles' root: what proofs will be read from.
-    root = tiles.TiledTree(len(lines), lambda level, index: tree[(level, index)]).root()
-    result = {
-        "format": RESULT_FORMAT,
+    size = state.size
+    first = size // RECORD_CHUNK
+    kept = size % RECORD_CHUNK
+    # The old partial chunk's lines come first (a stored chunk may hold more: a write
+    # that did not finish; only the log's own lines are kept).
+    old = read_chunk(first).split(b"\n")[:kept] if kept else []
+    if len(old) != kept:
+        raise ValueError(f"chunk {first} holds {len(old)} lines, the log needs {kept}")
+    row = [*old, *lines]
+    chunks = {first + i // RECORD_CHUNK: b"".join(line + b"\n"
+                                                  for line in row[i:i + RECORD_CHUNK])
+              for i in range(0, len(row), RECORD_CHUNK)}
+    tree = tiles.append(size, [merkle.leaf_hash(line) for line in lines], read_tile)
+    end = size + len(lines)
+
+    def read(level: int, index: int) -> bytes:
+        return tree[(level, index)] if (level, index) in tree else read_tile(level, index)
+
+    root = tiles.TiledTree(end, read).root().hex()
+    parent = log.leaf(entries[-1]).hex() if entries else state.parent
+    intervals = (*state.intervals, end) if entries else state.intervals
+    return Appended(entries, chunks if entries else {}, tree,
+                    [(e["tracker"], e["height"]) for e in entries],
+                    LogState(end, root, parent, intervals, cursor))
+
+
+def publication(poll: TallySheet, ballots: list[StoredBallot], software_version: str,
+                now: datetime, result_format: str = RESULT_FORMAT,
+                logged: tuple[LogState, list[dict[str, Any]], ChunkReader,
+                              tiles.TileReader] | None = None) -> Publication:
+    """The result document that gets signed (everything a verifier needs to recompute)
+    and the stored record behind it; ``result_format`` v1 rebuilds the record of a result
+    signed before v2. ``logged``: the log written during the vote (its state, its
+    entries, and readers of its chunks and tiles); the ballots not in it yet are its last
+    interval, and the record is the whole log. CPU-bound at scale: callers run it off
+    their event loop."""
+    assert poll.rules is not None and poll.rules_hash is not None
+    if result_format == RESULT_FORMAT_V1:
+        entries = record_entries_v1(ballots)
+        lines = [canonical_json(e) for e in entries]
+        tree = tiles.append(0, [merkle.leaf_hash(line) for line in lines], _no_tiles)
+        root = tiles.TiledTree(len(lines), lambda level, index: tree[(level, index)]).root()
+        chunks = {i // RECORD_CHUNK: b"".join(line + b"\n" for line in lines[i:i + RECORD_CHUNK])
+                  for i in range(0, len(lines), RECORD_CHUNK)}
+        record: dict[str, Any] = {"size": len(entries), "root": root.hex(),
+                                  "leaf_encoding": LEAF_ENCODING_V1}
+        result = _result(poll, software_version, now, result_format, record, len(ballots),
+                         {}, count(poll.rules, (e["choice"] for e in entries)))
+        return Publication(result, chunks, tree,
+                           [(e["tracker"], i) for i, e in enumerate(entries)])
+    state, before, read_chunk, read_tile = logged or (
+        LogState.empty(poll.rules_hash), [], lambda index: b"", _no_tiles)
+    in_log = {e["tracker"] for e in before}
+    last, _ = log.interval(state.tip, [b for b in log_ballots(ballots)
+                                       if b.tracker not in in_log])
+    done = append_entries(state, last, read_chunk, read_tile, state.cursor)
+    entries = [*before, *last]
+    counting = log.counted(entries)
+    record = {"format": RECORD_FORMAT, "size": len(entries), "root": done.state.root,
+              "leaf_encoding": LEAF_ENCODING, "heads": list(done.state.intervals)}
+    numbers = {"ballots_counted": len(counting),
+               "reconciliation": {"channels": log.channels(entries)}}
+    result = _result(poll, software_version, now, result_format, record, len(entries), numbers,
+                     count(poll.rules, (e["choice"] for e in counting)))
+    return Publication(result, done.chunks, done.tiles, done.trackers, entries)
+
+
+def _result(poll: TallySheet, software_version: str, now: datetime, result_format: str,
+            record: dict[str, Any], received: int, numbers: dict[str, Any],
+            tally: dict[str, Any]) -> dict[str, Any]:
+    assert poll.rules is not None
+    return {
+        "format": result_format,
         "poll_id": poll.poll_id,
         "rules": poll.rules.model_dump(mode="json"),
         "rules_hash": poll.rules_hash,
         "software_version": software_version,
-        "record": {"size": len(entries), "root": root.hex(), "leaf_encoding": LEAF_ENCODING},
-        "ballots_received": len(ballots),
-        "tally": count(poll.rules, (e["choice"] for e in entries)),
+        "record": record,
+        "ballots_received": received,
+        **numbers,
+        "tally": tally,
         "computed_at": now.isoformat(),
     }
-    chunks = {i // RECORD_CHUNK: b"".join(line + b"\n" for line in lines[i:i + RECORD_CHUNK])
-              for i in range(0, len(lines), RECORD_CHUNK)}
-    return Publication(result, chunks, tree,
-                       [(e["tracker"], i) for i, e in enumerate(entries)])
 
 
 def build_result(poll: TallySheet, ballots: list[StoredBallot], software_version: str,
-                 now: datetime) -> dict[str, Any]:
-    return publication(poll, ballots, software_version, now).result
+                 now: datetime, result_format: str = RESULT_FORMAT) -> dict[str, Any]:
+    return publication(poll, ballots, software_version, now, result_format).result
 
 
 def chunk_span(start: int, stop: int) -> range:

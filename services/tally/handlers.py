@@ -33,7 +33,6 @@ from urne.contracts.replies import (
     InclusionProof,
     LiveResult,
     PollsChecked,
-    RecordEntry,
     RecordLines,
     SignedResult,
 )
@@ -69,7 +68,7 @@ def _announcement(poll_id: str, signed: dict) -> ResultPublished:
     """The result.published of a signed result, the same whenever it is sent."""
     result = signed["result"]
     return ResultPublished(poll_id=poll_id, record_root=result["record"]["root"],
-                           ballots_counted=result["record"]["size"],
+                           ballots_counted=domain.counted_of(result),
                            published_at=datetime.fromisoformat(result["computed_at"]))
 
 
@@ -101,7 +100,7 @@ def _disagreement(poll: domain.TallySheet, merged: domain.Merged,
         streamed = merged.tally.result()
     except ValueError as exc:  # a negative count: a ballot removed, never added
         return f"the merged shard counts are impossible: {exc}"
-    if streamed != result["tally"] or merged.tally.ballots != result["record"]["size"]:
+    if streamed != result["tally"] or merged.tally.ballots != domain.counted_of(result):
         return "the merged shard counts differ from the recount of the copy"
     return None
 
@@ -349,7 +348,8 @@ class TallyHandlers:
         assert sheet is not None and sheet.rules is not None
         publication = self.offload(domain.publication, sheet, list(self.store.ballots(poll_id)),
                                    result["software_version"],
-                                   datetime.fromisoformat(result["computed_at"]))
+                                   datetime.fromisoformat(result["computed_at"]),
+                                   result["format"])
         if (publication.size, publication.root) != (result["record"]["size"],
                                                     result["record"]["root"]):
             log.error("the tally's copy is not the record its signed result commits to",
@@ -375,9 +375,9 @@ class TallyHandlers:
     def get_record(self, q: GetRecord, ctx: Context) -> BallotRecord:
         size, root = self._record(q.poll_id)
         lines, next_start = self._lines(q.poll_id, size, q.start, q.limit)
-        return BallotRecord(poll_id=q.poll_id, size=size, root=root,
-                            leaf_encoding=domain.LEAF_ENCODING,
-                            entries=[RecordEntry(**json.loads(line)) for line in lines],
+        encoding = self._published(q.poll_id)["result"]["record"]["leaf_encoding"]
+        return BallotRecord(poll_id=q.poll_id, size=size, root=root, leaf_encoding=encoding,
+                            entries=[json.loads(line) for line in lines],
                             start=q.start, next=next_start)
 
     def get_record_lines(self, q: GetRecordLines, ctx: Context) -> RecordLines:
@@ -392,18 +392,22 @@ class TallyHandlers:
         size, root = self._record(q.poll_id)
         index = self.store.tracker_position(q.poll_id, q.tracker)
         if index is None or index >= size:
-            raise NotFound("no counted ballot has this tracker (a replaced ballot is not counted)",
-                           code="tracker_not_found")
+            raise NotFound("no ballot of the record has this tracker", code="tracker_not_found")
         tree = tiles.TiledTree(size, partial(self.store.record_tile, q.poll_id))
-        if tree.root().hex() != root:
+        try:
+            proof = InclusionProof(poll_id=q.poll_id, tracker=q.tracker, index=index,
+                                   size=size, root=root, leaf=tree.leaf(index).hex(),
+                                   path=[h.hex() for h in tree.inclusion_proof(index)])
+            whole = tree.root().hex() == root
+        except (KeyError, ValueError):  # a tile missing or shorter than the tree
+            whole = False
+        if not whole:
             log.error("the stored tree's root is not the record's", extra=log_fields(
                 poll_id=q.poll_id, size=size))
             raise DomainError("the inclusion proof cannot be served: the stored tree "
                               "disagrees with the record's root",
                               code="record_unavailable", status=503)
-        return InclusionProof(poll_id=q.poll_id, tracker=q.tracker, index=index, size=size,
-                              root=root, leaf=tree.leaf(index).hex(),
-                              path=[h.hex() for h in tree.inclusion_proof(index)])
+        return proof
 
     def get_live_result(self, q: GetLiveResult, ctx: Context) -> LiveResult:
         """Running counts of a live poll: the shards' checkpointed partials, merged (the

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from urne.counting import count
 from urne.counting.rules import rules_adapter, rules_hash
-from urne.record import merkle
+from urne.record import log, merkle
 from urne.record.canonical import canonical_json
 from urne.runtime.cli import app
 
@@ -192,13 +192,19 @@ def audit(http: httpx.Client, state: OpenPoll, summary: dict[str, Any],
 
     leaves = [merkle.leaf_hash(canonical_json(e)) for e in record["entries"]]
     assert merkle.root(leaves).hex() == record["root"] == summary["record_root"]
-    assert record["size"] == len(state.receipts)
+    # The record is the log of every ballot accepted (urne.record.v2): revotes too.
+    assert record["size"] == sum(len(r) for r in state.receipts.values())
+    counted = log.counted(record["entries"])
+    assert len(counted) == len(state.receipts)
     if expected is not None:
-        assert record["size"] == sum(expected.values())
+        assert len(counted) == sum(expected.values())
     result = signed["result"]
-    # Counting the record's choices with the frozen rules gives the signed tally.
+    assert (result["ballots_received"], result["ballots_counted"]) == (record["size"],
+                                                                       len(counted))
+    assert result["reconciliation"]["channels"] == log.channels(record["entries"])
+    # Counting the latest ballots' choices with the frozen rules gives the signed tally.
     frozen = rules_adapter.validate_python(rules["rules"])
-    assert count(frozen, [e["choice"] for e in record["entries"]]) == result["tally"]
+    assert count(frozen, [e["choice"] for e in counted]) == result["tally"]
     assert result["record"]["root"] == record["root"]
     assert result["rules_hash"] == rules["rules_hash"]
     tally_key = keys["tally-result"]
@@ -225,19 +231,22 @@ def audit(http: httpx.Client, state: OpenPoll, summary: dict[str, Any],
         url = page["next"]
     assert paged == record["entries"]
 
-    # Only each voter's last ballot is counted; every counted tracker has a proof.
-    trackers = {e["tracker"] for e in record["entries"]}
+    # Only each voter's last ballot is counted, the others are in the log as replaced;
+    # every tracker has a proof.
+    trackers = {e["tracker"] for e in counted}
+    entries = {e["tracker"]: e for e in record["entries"]}
     for receipts in state.receipts.values():
         *replaced, last = receipts
         assert last["tracker"] in trackers
         assert not {r["tracker"] for r in replaced} & trackers
-        proof = http.get(f"/v1/audit/polls/{pid}/trackers/{last['tracker']}").json()
-        assert merkle.verify_inclusion(bytes.fromhex(proof["leaf"]), proof["index"],
-                                       proof["size"], [bytes.fromhex(h) for h in proof["path"]],
-                                       bytes.fromhex(record["root"]))
-        for old in replaced:
-            r = http.get(f"/v1/audit/polls/{pid}/trackers/{old['tracker']}")
-            assert r.status_code == 404 and r.json()["code"] == "tracker_not_found", r.text
+        assert all(r["tracker"] in entries for r in replaced)
+        for receipt in receipts:
+            proof = http.get(f"/v1/audit/polls/{pid}/trackers/{receipt['tracker']}").json()
+            assert proof["index"] == entries[receipt["tracker"]]["height"]
+            assert merkle.verify_inclusion(bytes.fromhex(proof["leaf"]), proof["index"],
+                                           proof["size"],
+                                           [bytes.fromhex(h) for h in proof["path"]],
+                                           bytes.fromhex(record["root"]))
     # The open verifier, as an auditor runs it, agrees: every check holds.
     last_tracker = next(iter(state.receipts.values()))[-1]["tracker"]
     verified = CliRunner().invoke(app, ["audit", "verify", "--url", str(http.base_url),
@@ -247,7 +256,7 @@ def audit(http: httpx.Client, state: OpenPoll, summary: dict[str, Any],
     report = json.loads(verified.output)
     assert report["ok"] and [c["name"] for c in report["checks"] if c["ok"]] == [
         "signature", "rules", "record", "tally", "inclusion"], report
-    assert report["timings"]["download_s"] >= 0 and report["ballots"] == len(trackers)
+    assert report["timings"]["download_s"] >= 0 and report["ballots"] == record["size"]
     # Saved as a bundle, the same documents verify offline.
     with tempfile.TemporaryDirectory() as folder:
         fetched = CliRunner().invoke(app, ["audit", "fetch", "--url", str(http.base_url),

@@ -1,5 +1,6 @@
 """Checking a document against the published schema of the audit documents
-(docs/schemas/urne.audit.v1.schema.json), by the name of its ``$defs`` entry."""
+(docs/schemas/urne.audit.v2.schema.json; v1 for results signed before it), by the name of
+its ``$defs`` entry."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import Any
 
 import jsonschema_rs
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "schemas" /
-                     "urne.audit.v1.schema.json").read_text())
+SCHEMAS = {version: json.loads((Path(__file__).resolve().parents[2] / "docs" / "schemas" /
+                                f"urne.audit.{version}.schema.json").read_text())
+           for version in ("v1", "v2")}
 
 
-def conforms(document: str, instance: Any) -> list[str]:
+def conforms(document: str, instance: Any, version: str = "v2") -> list[str]:
     """The schema's complaints about ``instance`` as a ``document`` (none: it conforms)."""
+    schema = SCHEMAS[version]
     validator = jsonschema_rs.validator_for(
-        {"$schema": SCHEMA["$schema"], "$defs": SCHEMA["$defs"], "$ref": f"#/$defs/{document}"})
+        {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{document}"})
     return [str(e) for e in validator.iter_errors(instance)]

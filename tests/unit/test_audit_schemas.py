@@ -1,4 +1,5 @@
-"""The JSON Schema of the public audit documents (docs/schemas/urne.audit.v1.schema.json),
+"""The JSON Schema of the public audit documents (docs/schemas/urne.audit.v2.schema.json,
+and urne.audit.v1.schema.json for results signed before v2),
 written by hand from docs/auditing.md: what urne serves conforms to it (the documents of
 a real tally, a tally and recorded choices of every method, the golden files), and it
 refuses what the format does not allow, so it can be trusted by whoever writes another
@@ -24,6 +25,8 @@ from urne.runtime.demo import POLLS, ballot
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
+ENTRY = {"height": 0, "parent": "ab" * 32, "tracker": "ABCD-EFGH-IJKL", "channel": "online",
+         "choice": {"answer": "yes"}}
 PER_DISTRICT = {"method": "budget", "question": "Budget par quartier", "budgets": {"nord": 100,
                 "sud": 50}, "projects": [{"id": "n1", "title": "Piste", "cost": 80,
                                           "district": "nord"},
@@ -58,19 +61,27 @@ def test_every_method_s_rules_choices_and_tally_conform(rules: dict[str, Any]) -
     else:
         choices = [validate_choice(frozen, ballot(rules, rng)) for _ in range(30)]
     for choice in choices:
-        assert conforms("record_entry", {"tracker": "ABCD-EFGH-IJKL", "choice": choice}) == []
+        assert conforms("record_entry", {**ENTRY, "choice": choice}) == []
+        assert conforms("record_entry", {"tracker": ENTRY["tracker"], "choice": choice},
+                        "v1") == []
     assert conforms("tally", count(frozen, choices)) == []
     assert conforms("tally", count(frozen, [])) == []  # no ballots: another outcome
 
 
-def test_the_golden_files_conform() -> None:
-    record = json.loads((ROOT / "tests" / "golden" / "record.v1.json").read_text())
-    signed = json.loads((ROOT / "tests" / "golden" / "signed_result.v1.json").read_text())
-    assert conforms("record_page", {**record["record"], "start": 0, "next": None}) == []
-    assert conforms("signed_result", signed["signed_result"]) == []
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_the_golden_files_conform(version: str) -> None:
+    record = json.loads((ROOT / "tests" / "golden" / f"record.{version}.json").read_text())
+    signed = json.loads((ROOT / "tests" / "golden" /
+                         f"signed_result.{version}.json").read_text())
+    assert conforms("record_page", {**record["record"], "start": 0, "next": None},
+                    version) == []
+    assert conforms("signed_result", signed["signed_result"], version) == []
     for proof in record["proofs"]:
         assert conforms("inclusion_proof", {"poll_id": record["record"]["poll_id"],
-                                            "root": record["record"]["root"], **proof}) == []
+                                            "root": record["record"]["root"], **proof},
+                        version) == []
+    other = "v1" if version == "v2" else "v2"  # each version's documents are its own
+    assert conforms("signed_result", signed["signed_result"], other) != []
 
 
 def changed(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -90,7 +101,10 @@ DELETE = object()
 
 
 @pytest.mark.parametrize(("path", "value"), [
-    ("result.format", "urne.result.v2"),  # another version is another schema
+    ("result.format", "urne.result.v1"),  # another version is another schema
+    ("result.record.heads", [0]),  # a tree head holds entries
+    ("result.ballots_counted", DELETE),
+    ("result.reconciliation.channels.online.counted", -1),
     ("result.tally.outcome", "won"),  # outcome words are fixed
     ("result.tally.extra", 1),  # a tally has exactly its keys
     ("result.rules.method", "borda"),
@@ -110,4 +124,15 @@ def test_what_the_format_does_not_allow_is_refused(served: Documents,  # noqa: F
     {"answer": "maybe"}, {"approved": ["a", "a"]}, {"ranking": []}, {"projects": [1]},
 ])
 def test_a_choice_the_format_does_not_allow_is_refused(choice: dict[str, Any]) -> None:
-    assert conforms("record_entry", {"tracker": "T", "choice": choice}) != []
+    assert conforms("record_entry", {**ENTRY, "choice": choice}) != []
+
+
+@pytest.mark.parametrize("entry", [
+    {k: v for k, v in ENTRY.items() if k != "parent"},  # a log entry names its parent
+    {**ENTRY, "height": -1},
+    {**ENTRY, "superseded_by": "T2"},  # a revote names what it replaces, not the reverse
+    {**ENTRY, "seen_at": "2026-12-01"},
+])
+def test_a_log_entry_the_format_does_not_allow_is_refused(entry: dict[str, Any]) -> None:
+    assert conforms("record_entry", entry) != []
+    assert conforms("record_entry", {**ENTRY, "supersedes": "T0"}) == []

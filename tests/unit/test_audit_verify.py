@@ -19,7 +19,7 @@ from urne.audit.verify import Documents, verify
 from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
 from urne.counting import count, rules_adapter
 from urne.crypto.keys import SigningKey, b64url, generate_keys, load_signing_key
-from urne.record import merkle
+from urne.record import log, merkle
 from urne.record.canonical import canonical_json
 from urne.runtime.cli import app
 
@@ -203,40 +203,50 @@ def test_verify_wants_a_bundle_or_a_server(tmp_path: Path) -> None:
         assert done.exit_code == 2 and "--bundle" in done.output
 
 
-@pytest.mark.parametrize(("change", "says"), [
-    (lambda e: e["choice"].update(note="x"), "not a valid recorded choice"),
-    (lambda e: e.update(seen_at="2026-11-30"), "is not {tracker, choice}"),
-    (lambda e: e["choice"].update(answer="maybe"), "not a valid recorded choice"),
+@pytest.mark.parametrize(("change", "fails", "says"), [
+    (lambda e: e["choice"].update(note="x"), ["record", "tally"], "not a valid recorded choice"),
+    (lambda e: e.update(seen_at="2026-11-30"), ["record"], "exactly the members"),
+    (lambda e: e["choice"].update(answer="maybe"), ["record", "tally"],
+     "not a valid recorded choice"),
 ])
-def test_an_entry_the_tally_would_not_write_fails_the_tally(
-        served: Documents, change: Any, says: str) -> None:
-    """Even when it would count the same: the record holds recorded choices only."""
+def test_an_entry_the_tally_would_not_write_fails(
+        served: Documents, change: Any, fails: list[str], says: str) -> None:
+    """Even when it would count the same: the record holds recorded choices only, and
+    log entries with their members only."""
     damaged = tampered(served, record=lambda r: change(r["entries"][1]))
-    assert failing(damaged) == ["record", "tally"]
-    [tally] = [c for c in verify(damaged) if c.name == "tally"]
-    assert says in tally.detail and "entry 1" in tally.detail
+    assert failing(damaged) == fails
+    [check] = [c for c in verify(damaged) if c.name == fails[-1]]
+    assert says in check.detail and "entry 1" in check.detail
 
 
 # --- tampering, by attacker: what each one changes, and what detects it -----------------
 
 
 def resign(docs: Documents, key: SigningKey) -> Documents:
-    """The operator holds the tally's key: the result made to match a rewritten record,
-    and signed again."""
+    """The operator holds the tally's key: the log chained again, the result made to
+    match it, and signed again."""
     out = tampered(docs)
-    leaves = [merkle.leaf_hash(canonical_json(e)) for e in out.record["entries"]]
+    result = out.signed["result"]
+    parent = result["rules_hash"]
+    for height, entry in enumerate(out.record["entries"]):
+        entry.update(height=height, parent=parent)
+        parent = log.leaf(entry).hex()
+    entries = out.record["entries"]
+    leaves = [merkle.leaf_hash(canonical_json(e)) for e in entries]
     root = merkle.root(leaves).hex()
     out.record.update(size=len(leaves), root=root)
-    result = out.signed["result"]
-    result["record"].update(size=len(leaves), root=root)
+    result["record"].update(size=len(leaves), root=root, heads=[len(leaves)])
     frozen = rules_adapter.validate_python(out.rules["rules"])
-    result["tally"] = count(frozen, [e["choice"] for e in out.record["entries"]])
+    result["tally"] = count(frozen, [e["choice"] for e in log.counted(entries)])
+    result.update(ballots_received=len(entries), ballots_counted=len(log.counted(entries)),
+                  reconciliation={"channels": log.channels(entries)})
     out.signed["signature"] = b64url(key.sign(canonical_json(result)))
     return out
 
 
 def insert(record: dict) -> None:
-    record["entries"].insert(1, {"tracker": "TB0", "choice": {"answer": "yes"}})
+    record["entries"].insert(1, {**record["entries"][1], "tracker": "TB0",
+                                 "choice": {"answer": "yes"}})
 
 
 def reorder(record: dict) -> None:
@@ -249,22 +259,33 @@ def duplicate(record: dict) -> None:
 
 
 def alter(record: dict) -> None:
-    record["entries"][2]["choice"] = {"answer": "no"}  # TC1: the voter holding the receipt
+    record["entries"][3]["choice"] = {"answer": "no"}  # TC1: the voter holding the receipt
 
 
 def delete(record: dict) -> None:
-    del record["entries"][2]
+    del record["entries"][3]
+
+
+def alter_middle(record: dict) -> None:
+    record["entries"][0]["choice"] = {"answer": "no"}
+
+
+def delete_middle(record: dict) -> None:
+    del record["entries"][0]
 
 
 @pytest.mark.parametrize(("change", "fails", "says"), [
-    # An operator rewriting the stored record after the result was signed: the signed
-    # root and size (the record check), and the recount.
-    (alter, ["record", "tally", "inclusion"], "signed: 3 with"),
-    (delete, ["record", "tally", "inclusion"], "2 entries"),
-    (insert, ["record", "tally"], "4 entries"),
-    (reorder, ["record"], "not in tracker order (TB2, TA1)"),
-    (duplicate, ["record", "tally"], "tracker TA1 appears twice"),
-], ids=["altered", "deleted", "inserted", "reordered", "duplicated"])
+    # An operator rewriting the stored record after the result was signed: the chain,
+    # the signed root and size (the record check), and the recount.
+    (alter, ["record", "tally", "inclusion"], "signed: 4 with"),
+    (alter_middle, ["record", "tally"], "entry 1 does not chain"),
+    (delete, ["record", "tally", "inclusion"], "entries were deleted or added at its end"),
+    (delete_middle, ["record", "tally"], "entry 0 says it is at height 1"),
+    (insert, ["record", "tally"], "entry 2 says it is at height 1"),
+    (reorder, ["record"], "entry 0 says it is at height 1"),
+    (duplicate, ["record", "tally"], "entry 1 says it is at height 0"),
+], ids=["altered", "altered-middle", "deleted", "deleted-middle", "inserted", "reordered",
+        "duplicated"])
 def test_a_rewritten_record_is_detected_by_the_signed_root(
         served: Documents, change: Any, fails: list[str], says: str) -> None:
     damaged = tampered(served, record=change)

@@ -26,11 +26,15 @@ from urne.record import merkle
 from urne.record.canonical import canonical_json
 from urne.services.tally.domain import (
     LEAF_ENCODING,
+    LEAF_ENCODING_V1,
+    RESULT_FORMAT,
+    RESULT_FORMAT_V1,
     StoredBallot,
     TallySheet,
     build_result,
     leaf_hashes,
     record_entries,
+    record_entries_v1,
 )
 
 pytestmark = pytest.mark.unit
@@ -45,15 +49,17 @@ COMPUTED_AT = datetime(2025, 3, 1, 18, 0, tzinfo=UTC)
 RECORDED_AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def stored(voter: str, sequence: int, tracker: str, answer: str) -> StoredBallot:
+def stored(voter: str, sequence: int, tracker: str, answer: str,
+           channel: str = "online") -> StoredBallot:
     return StoredBallot(poll_id=POLL, voter_key=voter * 32, sequence=sequence,
                         ballot_id=f"{voter}-{sequence}", tracker=tracker,
-                        choice={"answer": answer}, channel="online", recorded_at=RECORDED_AT)
+                        choice={"answer": answer}, channel=channel, recorded_at=RECORDED_AT)
 
 
-# Not in record order on purpose; voter b voted yes, then replaced it with no.
+# Not in record order on purpose; voter b voted yes, then replaced it with no; voter c
+# voted at a desk (which only v2 shows).
 BALLOTS = [
-    stored("c", 1, "ÉT5R-6NDV-Q3ZA", "yes"),
+    stored("c", 1, "ÉT5R-6NDV-Q3ZA", "yes", "desk"),
     stored("b", 2, "HX4C-7TNE-2WQB", "no"),
     stored("a", 1, "K7Q2-MXDA-4RTA", "yes"),
     stored("b", 1, "B3ZW-QJLN-PE5Y", "yes"),
@@ -68,32 +74,48 @@ def rfc8032_key() -> SigningKey:
     return SigningKey(TALLY_RESULT_KEY, Ed25519PrivateKey.from_private_bytes(RFC8032_SECRET))
 
 
-@pytest.fixture(scope="module")
-def record_file() -> dict[str, Any]:
-    return golden("record.v1.json")
+VERSIONS = ["v1", "v2"]
+FORMATS = {"v1": (RESULT_FORMAT_V1, LEAF_ENCODING_V1), "v2": (RESULT_FORMAT, LEAF_ENCODING)}
+
+
+def entries_of(version: str) -> list[dict[str, Any]]:
+    """urne's record of BALLOTS in that version's format."""
+    if version == "v1":
+        return record_entries_v1(BALLOTS)
+    return record_entries(rules_hash(RULES), BALLOTS)
+
+
+@pytest.fixture(scope="module", params=VERSIONS)
+def version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
-def result_file() -> dict[str, Any]:
-    return golden("signed_result.v1.json")
+def record_file(version: str) -> dict[str, Any]:
+    return golden(f"record.{version}.json")
 
 
-# --- record.v1.json ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def result_file(version: str) -> dict[str, Any]:
+    return golden(f"signed_result.{version}.json")
 
-def test_record_entries_are_the_counted_ballots_by_tracker(record_file: dict) -> None:
-    record, entries = record_file["record"], record_entries(BALLOTS)
+
+# --- record.v1.json (counted ballots) and record.v2.json (the log) ------------------------
+
+def test_record_entries(record_file: dict, version: str) -> None:
+    record, entries = record_file["record"], entries_of(version)
     assert entries == record["entries"]
-    assert (POLL, len(entries), LEAF_ENCODING) == (
+    assert (POLL, len(entries), FORMATS[version][1]) == (
         record["poll_id"], record["size"], record["leaf_encoding"])
 
 
-def test_record_canonical_bytes_and_leaves(record_file: dict) -> None:
+def test_record_canonical_bytes_and_leaves(record_file: dict, version: str) -> None:
     entries = record_file["record"]["entries"]
     expected = record_file["leaves"]
     assert [canonical_json(e) for e in entries] == [x["canonical"].encode() for x in expected]
     leaves = [bytes.fromhex(x["leaf"]) for x in expected]
     assert [merkle.leaf_hash(x["canonical"].encode()) for x in expected] == leaves
-    assert leaf_hashes(record_entries(BALLOTS)) == leaves
+    assert leaf_hashes(entries_of(version)) == leaves
 
 
 def test_record_root(record_file: dict) -> None:
@@ -115,14 +137,14 @@ def test_record_inclusion_proofs(record_file: dict) -> None:
 
 # --- signed_result.v1.json -----------------------------------------------------------------
 
-def rebuilt_result() -> dict[str, Any]:
+def rebuilt_result(version: str) -> dict[str, Any]:
     sheet = TallySheet(poll_id=POLL, rules=RULES, rules_hash=rules_hash(RULES),
                        sealed_count=len(BALLOTS))
-    return build_result(sheet, BALLOTS, SOFTWARE_VERSION, COMPUTED_AT)
+    return build_result(sheet, BALLOTS, SOFTWARE_VERSION, COMPUTED_AT, FORMATS[version][0])
 
 
-def test_result_document_and_its_canonical_bytes(result_file: dict) -> None:
-    result = rebuilt_result()
+def test_result_document_and_its_canonical_bytes(result_file: dict, version: str) -> None:
+    result = rebuilt_result(version)
     assert result == result_file["signed_result"]["result"]
     assert canonical_json(result) == result_file["canonical_result"].encode()
 
@@ -134,10 +156,10 @@ def test_result_commits_to_the_golden_record(result_file: dict, record_file: dic
                                                 record_file["record"]["size"])
 
 
-def test_signature_and_key_id(result_file: dict) -> None:
+def test_signature_and_key_id(result_file: dict, version: str) -> None:
     key = rfc8032_key()
     message = result_file["canonical_result"].encode()
-    signed = SignedResult(result=rebuilt_result(), signature=b64url(key.sign(message)),
+    signed = SignedResult(result=rebuilt_result(version), signature=b64url(key.sign(message)),
                           key_id=key.public.kid)
     assert signed.model_dump(mode="json") == result_file["signed_result"]
     assert key.public.raw_b64url() == result_file["key"]["public_key_b64url"]

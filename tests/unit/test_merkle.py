@@ -18,6 +18,7 @@ from urne.record.merkle import (
     inclusion_proof,
     leaf_hash,
     node_hash,
+    prefix_roots,
     root,
     verify_consistency,
     verify_inclusion,
@@ -102,6 +103,13 @@ def test_every_consistency_proof_verifies_and_a_rewritten_prefix_fails(second: i
                                               top)
         if first < second:
             assert not verify_consistency(second, first, proof, top, old)  # backwards
+
+
+def test_prefix_roots_are_the_roots_of_each_prefix() -> None:
+    hashes = [leaf_hash(d) for d in data(70)]
+    assert prefix_roots(hashes, range(71)) == {n: root(hashes[:n]) for n in range(71)}
+    assert prefix_roots(iter(hashes), [5, 64, 99]) == {5: root(hashes[:5]),
+                                                      64: root(hashes[:64])}
 
 
 def test_single_leaf_and_domain_separation() -> None:

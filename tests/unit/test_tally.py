@@ -128,21 +128,27 @@ def tally(tmp_path: Path, tally_key: SigningKey, clock: Clock) -> Tally:
     return make_tally(tmp_path, tally_key, clock)
 
 
+# The leaves of the record of BALLOTS, computed once outside urne from the literal
+# canonical bytes with printf | sha256sum: leaf = sha256(0x00 || b'{"channel":"online",
+# "choice":{"answer":"yes"},"height":0,"parent":"<RULES' hash>","tracker":"TA1"}'), each
+# next entry's parent the hex leaf before it; root = sha256(0x01 || sha256(0x01 || l0 ||
+# l1) || sha256(0x01 || l2 || l3)). tests/golden/ pins the format itself.
+EXPECTED_LEAVES = ["336d5189b37ada38a1ef52b1113ea9274c073174438fbb8ceb2f69e9dcc13870",
+                   "4f303d641a3a1e5bfb12669b2562f48fc1f0a1eeabd2c18770d504b2f6369cd6",
+                   "079d64efc290a4e3ea9dcc9d2c86c7125fec5c5f94da936cd4005b42c10f8e9c",
+                   "179bcb4438d67e5e85aee69935fc7a143935ff456cb0cf0f07f4b3e33569c61a"]
+EXPECTED_ROOT = "889104eb2ba0e99906f83f5f5fa4279532f1c35643fa4fedfb8157287c896232"
+
+
 def expected_entries() -> list[dict]:
-    return [{"tracker": "TA1", "choice": {"answer": "yes"}},
-            {"tracker": "TB2", "choice": {"answer": "no"}},
+    """The log of BALLOTS in one interval: every ballot by tracker, b's first replaced."""
+    parents = [rules_hash(RULES), *EXPECTED_LEAVES[:3]]
+    rows = [{"tracker": "TA1", "choice": {"answer": "yes"}},
+            {"tracker": "TB1", "choice": {"answer": "yes"}},
+            {"tracker": "TB2", "choice": {"answer": "no"}, "supersedes": "TB1"},
             {"tracker": "TC1", "choice": {"answer": "yes"}}]
-
-
-# The RFC 6962 root over expected_entries(), computed once outside urne from the literal
-# canonical bytes: leaf = sha256(0x00 || b'{"choice":{"answer":"yes"},"tracker":"TA1"}') and
-# likewise for TB2 ("no") and TC1 ("yes"), root = sha256(0x01 || sha256(0x01 || ta1 || tb2)
-# || tc1), with printf | sha256sum. tests/golden/ pins the format itself.
-EXPECTED_ROOT = "225e078a79726e6c9361b641163b34bbafb0e99cd1ae41b131036721b86f14b7"
-# The three leaves, from the same printf | sha256sum.
-EXPECTED_LEAVES = ["524e2d70e9b1f83d44746c518518152b2bdef3529f1ab4109ea1197e641baebf",
-                   "ddeb69b4b4e54f13abd5b4809ec532f9f788a856cbbd7810449a4baef859e4ca",
-                   "25645cd722361e993729617a7f53699a41b7e714783051a74971683a6c0cf275"]
+    return [{"height": i, "parent": parents[i], "channel": "online", **row}
+            for i, row in enumerate(rows)]
 # The root of the empty tree: SHA-256 of the empty string (RFC 6962 section 2.1).
 EMPTY_ROOT = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -169,9 +175,10 @@ def test_normal_order_publishes_a_signed_result(tally: Tally, tally_key: Signing
     assert result["rules"] == RULES.model_dump(mode="json")
     assert result["rules_hash"] == rules_hash(RULES)
     assert result["software_version"] == __version__
-    assert result["record"] == {"size": 3, "root": EXPECTED_ROOT,
-                                "leaf_encoding": LEAF_ENCODING}
-    assert result["ballots_received"] == 4
+    assert result["record"] == {"format": "urne.record.v2", "size": 4, "root": EXPECTED_ROOT,
+                                "leaf_encoding": LEAF_ENCODING, "heads": [4]}
+    assert (result["ballots_received"], result["ballots_counted"]) == (4, 3)
+    assert result["reconciliation"] == {"channels": {"online": {"entries": 4, "counted": 3}}}
     assert result["tally"] == {"method": "yes_no_abstain",
                                "counts": {"yes": 2, "no": 1, "abstain": 0},
                                "ballots": 3, "outcome": "adopted"}
@@ -189,14 +196,14 @@ def test_record_and_inclusion_proofs(tally: Tally) -> None:
     tally.feed(opened(), *BALLOTS, sealed(4))
     record = ok(tally.core, GetRecord(poll_id=POLL))[0]
     assert record["entries"] == expected_entries()  # by tracker; no voter keys
-    assert record["size"] == 3
+    assert record["size"] == 4
     assert record["root"] == EXPECTED_ROOT
     assert record["leaf_encoding"] == LEAF_ENCODING
     assert "a" * 16 not in str(record)
 
     for i, entry in enumerate(expected_entries()):
         proof = ok(tally.core, ProveInclusion(poll_id=POLL, tracker=entry["tracker"]))[0]
-        assert (proof["index"], proof["size"], proof["root"]) == (i, 3, EXPECTED_ROOT)
+        assert (proof["index"], proof["size"], proof["root"]) == (i, 4, EXPECTED_ROOT)
         assert proof["leaf"] == EXPECTED_LEAVES[i]
         leaf = bytes.fromhex(EXPECTED_LEAVES[i])
         assert merkle.verify_inclusion(leaf, proof["index"], proof["size"],
@@ -248,9 +255,9 @@ def test_a_result_without_its_stored_record_gets_it_from_the_copy(tally: Tally) 
             tx.execute(f"DELETE FROM {table}")
     record = ok(tally.core, GetRecord(poll_id=POLL))[0]
     assert (record["entries"], record["root"]) == (expected_entries(), EXPECTED_ROOT)
-    assert tally.store.record_head(POLL) == (3, EXPECTED_ROOT)
+    assert tally.store.record_head(POLL) == (4, EXPECTED_ROOT)
     proof = ok(tally.core, ProveInclusion(poll_id=POLL, tracker="TB2"))[0]
-    assert proof["leaf"] == EXPECTED_LEAVES[1]
+    assert proof["leaf"] == EXPECTED_LEAVES[2]
     # The copy no longer holds what was signed: nothing is served from it.
     with tally.store.db.tx() as tx:
         tx.execute("DELETE FROM record_heads")
@@ -262,19 +269,24 @@ def test_a_result_without_its_stored_record_gets_it_from_the_copy(tally: Tally) 
     assert tally.store.record_head(POLL) is None
 
 
-def test_a_damaged_stored_tree_proves_nothing(tally: Tally) -> None:
+@pytest.mark.parametrize("damage", ["zeroblob(128)", "zeroblob(96)"],
+                         ids=["zeroed", "short"])
+def test_a_damaged_stored_tree_proves_nothing(tally: Tally, damage: str) -> None:
     tally.feed(opened(), *BALLOTS, sealed(4))
     with tally.store.db.tx() as tx:
-        tx.execute("UPDATE record_tiles SET hashes = zeroblob(96)")
+        tx.execute(f"UPDATE record_tiles SET hashes = {damage}")
     error = refused(tally.core, ProveInclusion(poll_id=POLL, tracker="TA1"))
     assert (error["code"], error["status"]) == ("record_unavailable", 503)
 
 
-def test_a_replaced_ballot_has_no_inclusion_proof(tally: Tally) -> None:
+def test_a_replaced_ballot_is_in_the_record_as_replaced(tally: Tally) -> None:
     tally.feed(opened(), *BALLOTS, sealed(4))
-    for tracker in (REPLACED_TRACKER, "NOPE"):
-        error = refused(tally.core, ProveInclusion(poll_id=POLL, tracker=tracker))
-        assert (error["code"], error["status"]) == ("tracker_not_found", 404)
+    proof = ok(tally.core, ProveInclusion(poll_id=POLL, tracker=REPLACED_TRACKER))[0]
+    entries = ok(tally.core, GetRecord(poll_id=POLL))[0]["entries"]
+    assert entries[proof["index"]]["tracker"] == REPLACED_TRACKER
+    assert [e["tracker"] for e in entries if e.get("supersedes") == REPLACED_TRACKER] == ["TB2"]
+    error = refused(tally.core, ProveInclusion(poll_id=POLL, tracker="NOPE"))
+    assert (error["code"], error["status"]) == ("tracker_not_found", 404)
 
 
 def test_queries_before_publication_and_for_unknown_polls(tally: Tally) -> None:
@@ -366,7 +378,7 @@ def test_polls_are_kept_apart(tally: Tally) -> None:
     assert [e["payload"]["poll_id"] for e in events] == ["poll-2"]
     assert events[0]["payload"]["ballots_counted"] == 1
     assert [e["payload"]["poll_id"] for e in tally.feed(sealed(4))] == [POLL]
-    assert ok(tally.core, GetResult(poll_id=POLL))[0]["result"]["record"]["size"] == 3
+    assert ok(tally.core, GetResult(poll_id=POLL))[0]["result"]["ballots_counted"] == 3
     assert ok(tally.core, GetResult(poll_id="poll-2"))[0]["result"]["tally"]["counts"]["no"] == 1
 
 

@@ -20,8 +20,11 @@ from pydantic import ValidationError
 from urne.counting import InvalidBallot, TallyError, count, validate_recorded
 from urne.counting.rules import rules_adapter, rules_hash
 from urne.crypto.keys import TALLY_RESULT_KEY, b64url_decode
-from urne.record import merkle
+from urne.record import log, merkle
 from urne.record.canonical import canonical_json
+
+V1 = "urne.result.v1"  # a record of counted ballots, {tracker, choice}, in tracker order
+V2 = "urne.result.v2"  # a record that is the log of every ballot (urne.record.log)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ def _leaves(docs: Documents) -> list[bytes]:
 
 
 def _record(docs: Documents, result: dict[str, Any]) -> Check:
+    if result.get("format") != V1:
+        return _log(docs, result)
     entries = docs.record.get("entries", [])
     trackers = [e.get("tracker") if isinstance(e, dict) else None for e in entries]
     for index in range(1, len(trackers)):
@@ -116,7 +121,32 @@ def _record(docs: Documents, result: dict[str, Any]) -> Check:
     return Check("record", True, f"{len(leaves)} counted ballots, Merkle root {root}")
 
 
+def _log(docs: Documents, result: dict[str, Any]) -> Check:
+    """v2: the record is a well-formed log (heights, chain from the rules hash, tracker
+    order within each tree head's interval, unique trackers, each ``supersedes`` naming
+    another entry, none twice), whose root and size are those signed and served."""
+    if result.get("format") != V2:
+        return Check("record", False, f"unknown result format {result.get('format')!r}")
+    entries = docs.record.get("entries", [])
+    signed = result.get("record", {})
+    heads = signed.get("heads")
+    if not isinstance(heads, list) or not all(isinstance(h, int) for h in heads):
+        return Check("record", False, "the signed record lists no tree head sizes")
+    wrong = log.check(entries, str(result.get("rules_hash")), heads)
+    if wrong is not None:
+        return Check("record", False, wrong)
+    root = merkle.root([log.leaf(e) for e in entries]).hex()
+    if (root, len(entries)) != (signed.get("root"), signed.get("size")) or \
+            (root, len(entries)) != (docs.record.get("root"), docs.record.get("size")):
+        return Check("record", False, f"{len(entries)} entries with root {root}; signed: "
+                     f"{signed.get('size')} with {signed.get('root')}")
+    return Check("record", True, f"a log of {len(entries)} ballots in {len(heads)} "
+                 f"interval(s), Merkle root {root}")
+
+
 def _tally(docs: Documents, result: dict[str, Any]) -> Check:
+    if result.get("format") != V1:
+        return _log_tally(docs, result)
     try:
         frozen = rules_adapter.validate_python(docs.rules["rules"])
         entries = docs.record.get("entries", [])
@@ -140,6 +170,40 @@ def _tally(docs: Documents, result: dict[str, Any]) -> Check:
                  "the signed tally")
 
 
+def _log_tally(docs: Documents, result: dict[str, Any]) -> Check:
+    """v2: every entry holds a choice the rules allow (replaced ones too); the entries no
+    other replaces, counted with the frozen rules, give the signed tally; and the
+    reconciliation's numbers are the record's."""
+    entries = docs.record.get("entries", [])
+    try:
+        frozen = rules_adapter.validate_python(docs.rules["rules"])
+        for index, entry in enumerate(entries):
+            try:
+                validate_recorded(frozen, entry["choice"])
+            except InvalidBallot as exc:
+                return Check("tally", False, f"entry {index} (tracker {entry['tracker']}) "
+                             f"is not a valid recorded choice: {exc}"[:300])
+        counting = log.counted(entries)
+        recount = count(frozen, [e["choice"] for e in counting])
+        channels = log.channels(entries)
+    except (ValidationError, InvalidBallot, TallyError, KeyError, TypeError, ValueError) as exc:
+        return Check("tally", False, f"the record does not count: {exc}"[:300])
+    if recount != result.get("tally"):
+        return Check("tally", False, "counting the record's latest ballots with the frozen "
+                     f"rules gives {recount}, the signed tally is {result.get('tally')}")
+    numbers = {"ballots_received": len(entries), "ballots_counted": len(counting)}
+    signed_numbers = {k: result.get(k) for k in numbers}
+    if numbers != signed_numbers:
+        return Check("tally", False, f"the record holds {numbers}, the result signs "
+                     f"{signed_numbers}")
+    signed_channels = result.get("reconciliation", {}).get("channels")
+    if channels != signed_channels:
+        return Check("tally", False, f"the record's ballots by channel are {channels}, the "
+                     f"result signs {signed_channels}")
+    return Check("tally", True, f"the {len(counting)} latest ballots of the record, counted "
+                 "with the frozen rules, give the signed tally; ballots by channel agree")
+
+
 def _inclusion(docs: Documents) -> Check:
     proof = docs.proof or {}
     tracker = proof.get("tracker")
@@ -155,4 +219,9 @@ def _inclusion(docs: Documents) -> Check:
         ok = False
     if not ok:
         return Check("inclusion", False, f"tracker {tracker}: no valid proof of inclusion")
+    assert entry is not None
+    if "height" in entry and entry not in log.counted(docs.record.get("entries", [])):
+        return Check("inclusion", True, f"tracker {tracker} is in the record at index "
+                     f"{proof['index']}, replaced by a later ballot: not counted (if you "
+                     "did not vote again, report it)")
     return Check("inclusion", True, f"tracker {tracker} is counted, at index {proof['index']}")

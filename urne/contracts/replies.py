@@ -294,17 +294,14 @@ class LiveResult(Reply):
     as_of: datetime
 
 
-class RecordEntry(Reply):
-    tracker: str
-    choice: dict[str, Any]
-
-
 class BallotRecord(Reply):
     poll_id: str
     size: int
     root: str
     leaf_encoding: str
-    entries: list[RecordEntry]
+    # Each entry as stored, the JSON object whose canonical bytes are its Merkle leaf:
+    # {tracker, choice} (urne.record.v1) or a log entry (urne.record.v2).
+    entries: list[dict[str, Any]]
     start: int = 0  # the position of the first entry
     next: int | None = None  # the start of the next page; None at the end
 

@@ -9,7 +9,7 @@ one head is a prefix of the tree of a later one: nothing was deleted or rewritte
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 # MTH over the leaves [lo, hi) of some tree: how a proof reads the tree it proves.
 SubtreeHash = Callable[[int, int], bytes]
@@ -44,6 +44,28 @@ def root(leaves: Sequence[bytes]) -> bytes:
             nxt.append(level[-1])
         level = nxt
     return level[0]
+
+
+def prefix_roots(leaves: Iterable[bytes], sizes: Iterable[int]) -> dict[int, bytes]:
+    """The root of the tree over the first n leaves, for each n of ``sizes``, in one pass:
+    a stack of the perfect subtrees' roots (a compact range) grows with the leaves, and
+    the root at n folds it right to left, as RFC 6962's split does."""
+    wanted = set(sizes)
+    out: dict[int, bytes] = {}
+    if 0 in wanted:
+        out[0] = root([])
+    stack: list[tuple[int, bytes]] = []  # (height, root of a perfect subtree), left to right
+    for n, leaf in enumerate(leaves, 1):
+        node, height = leaf, 0
+        while stack and stack[-1][0] == height:
+            node, height = node_hash(stack.pop()[1], node), height + 1
+        stack.append((height, node))
+        if n in wanted:
+            folded = stack[-1][1]
+            for _, left in reversed(stack[:-1]):
+                folded = node_hash(left, folded)
+            out[n] = folded
+    return out
 
 
 def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
