@@ -298,6 +298,30 @@ class SignedResultPublic(Public):
     algorithm: Literal["Ed25519"]
 
 
+class TreeHeadPublic(Public):
+    """A tree head of a poll's log (urne.tree_head.v1): the log's size and Merkle root
+    when it was signed."""
+
+    format: Literal["urne.tree_head.v1"]
+    poll_id: str
+    rules_hash: str
+    size: int
+    root: str
+    issued_at: str  # to the minute
+
+
+class SignedTreeHeadPublic(Public):
+    head: TreeHeadPublic
+    signature: str
+    key_id: str
+    algorithm: Literal["Ed25519"]
+
+
+class TreeHeadsPublic(Public):
+    poll_id: str
+    heads: list[SignedTreeHeadPublic]
+
+
 class RecordEntryPublic(Public):
     """An entry of the record: {tracker, choice} in a record of urne.record.v1; in one of
     urne.record.v2 (a log), also its height, parent and channel, and what it supersedes.

@@ -14,6 +14,7 @@ from urne.contracts.commands import (
     GetRecord,
     GetRecordLines,
     GetResult,
+    GetTreeHeads,
     ProveInclusion,
 )
 from urne.contracts.fields import Id, Tracker
@@ -25,6 +26,7 @@ from urne.gateway.public import (
     InclusionProofPublic,
     PublicKeysPublic,
     SignedResultPublic,
+    TreeHeadsPublic,
 )
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -57,6 +59,14 @@ async def frozen_rules(poll_id: Id, services: ServicesDep) -> dict:
 async def signed_result(poll_id: Id, services: ServicesDep) -> dict:
     """The signed result document, its signature and the signing key's id."""
     return await services.send(GetResult(poll_id=poll_id))
+
+
+@router.get("/polls/{poll_id}/heads", response_model=TreeHeadsPublic)
+async def tree_heads(poll_id: Id, services: ServicesDep) -> dict:
+    """The signed tree heads of the poll's log, during the vote and after, by size: save
+    one, and the record published at the close must extend it (``urne audit verify
+    --head``). 409 ``result_embargoed`` under an embargo."""
+    return await services.send(GetTreeHeads(poll_id=poll_id))
 
 
 NDJSON_MEDIA_TYPE = "application/x-ndjson"

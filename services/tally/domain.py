@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from urne.record.canonical import canonical_json
 RESULT_FORMAT = "urne.result.v2"
 RECORD_FORMAT = "urne.record.v2"
 LEAF_ENCODING = log.LEAF_ENCODING
+TREE_HEAD_FORMAT = "urne.tree_head.v1"
 RESULT_FORMAT_V1 = "urne.result.v1"
 LEAF_ENCODING_V1 = "sha256(0x00 || canonical_json({choice, tracker}))"
 
@@ -335,6 +337,61 @@ def append_entries(state: LogState, entries: list[dict[str, Any]], read_chunk: C
     return Appended(entries, chunks if entries else {}, tree,
                     [(e["tracker"], e["height"]) for e in entries],
                     LogState(end, root, parent, intervals, cursor))
+
+
+def partial_reads(size: int) -> tuple[int | None, list[tuple[int, int]]]:
+    """What appending to a log of ``size`` entries reads: its partial chunk (None if the
+    last chunk is full) and the partial tile of each level of its tree."""
+    chunk = size // RECORD_CHUNK if size % RECORD_CHUNK else None
+    width = 1 << tiles.HEIGHT
+    reads, level, count = [], 0, size
+    while count:
+        if count % width:
+            reads.append((level, count // width))
+        level, count = level + 1, count // width
+    return chunk, reads
+
+
+def append_interval(state: LogState, ready: list[log.Ballot], read_chunk: ChunkReader,
+                    read_tile: tiles.TileReader, cursor: dict[str, int]) -> Appended:
+    """An interval of the log during the vote: ``ready`` ballots (each naming the ballot
+    it replaces) appended to the log at ``state``; the store's cursor after them."""
+    entries, _ = log.interval(state.tip, ready)
+    return append_entries(state, entries, read_chunk, read_tile, cursor)
+
+
+def parse_lines(chunks: list[bytes], size: int) -> list[dict[str, Any]]:
+    """The first ``size`` entries of the log from its chunks, in order."""
+    lines = [line for chunk in chunks for line in chunk.split(b"\n")[:-1]][:size]
+    return [json.loads(line) for line in lines]
+
+
+def tree_head(poll_id: str, rules_hash: str, state: LogState, now: datetime
+              ) -> dict[str, Any]:
+    """The tree head to sign for the log at ``state`` (urne.tree_head.v1); its time to
+    the minute, as ballots' are."""
+    return {"format": TREE_HEAD_FORMAT, "poll_id": poll_id, "rules_hash": rules_hash,
+            "size": state.size, "root": state.root,
+            "issued_at": now.replace(second=0, microsecond=0).isoformat()}
+
+
+def log_disagreement(rules_hash: str, entries: list[dict[str, Any]], root: str,
+                     heads: list[int], signed_heads: list[dict[str, Any]]) -> str | None:
+    """Why the log about to be signed is not what was published of it, or None: it must
+    be a well-formed log, its stored tree's root the root of its entries, and every tree
+    head signed during the vote the root of its prefix of that size."""
+    wrong = log.check(entries, rules_hash, heads)
+    if wrong is not None:
+        return f"the log is not well formed: {wrong}"
+    sizes = [int(h["head"]["size"]) for h in signed_heads]
+    roots = merkle.prefix_roots((log.leaf(e) for e in entries), [*sizes, len(entries)])
+    if roots[len(entries)].hex() != root:
+        return "the stored tree's root is not the root of the log's entries"
+    for signed in signed_heads:
+        head = signed["head"]
+        if roots.get(int(head["size"]), b"").hex() != head["root"]:
+            return f"the tree head signed at {head['size']} entries is not the log's prefix"
+    return None
 
 
 def publication(poll: TallySheet, ballots: list[StoredBallot], software_version: str,

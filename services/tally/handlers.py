@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,7 @@ from urne.contracts.commands import (
     GetRecord,
     GetRecordLines,
     GetResult,
+    GetTreeHeads,
     ProveInclusion,
 )
 from urne.contracts.events import (
@@ -35,6 +38,7 @@ from urne.contracts.replies import (
     PollsChecked,
     RecordLines,
     SignedResult,
+    TreeHeads,
 )
 from urne.crypto.keys import SigningKey, b64url
 from urne.messaging.kernel import Context, RawEnvelope, ServiceCore
@@ -42,10 +46,11 @@ from urne.platform.errors import DomainError, NotFound
 from urne.platform.logging import log_fields
 from urne.platform.metrics import POLLS_AWAITING, RESULTS, RESULTS_WITHHELD
 from urne.platform.offload import cpu_bound
+from urne.record import log as record_log
 from urne.record import tiles
 from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.services.tally import domain, shards
-from urne.services.tally.domain import StoredBallot
+from urne.services.tally.domain import LogState, StoredBallot
 from urne.services.tally.ports import TallyStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,9 @@ RESEND_AFTER = timedelta(seconds=10)
 ALERT_AFTER = timedelta(minutes=2)
 # A withheld result is counted again this often, in case what disagreed was still moving.
 RECHECK_WITHHELD = timedelta(seconds=30)
+# A process appending to a poll's log holds it this long (renewed at each append): one
+# writer at a time; another process takes it over only once the hold has run out.
+HOLD_LOG = timedelta(seconds=90)
 
 
 def _announcement(poll_id: str, signed: dict) -> ResultPublished:
@@ -106,11 +114,31 @@ def _disagreement(poll: domain.TallySheet, merged: domain.Merged,
 
 
 def _prepare(poll: domain.TallySheet, merged: domain.Merged, ballots: list[StoredBallot],
-             now: datetime) -> tuple[domain.Publication, str | None]:
-    """The publication of a sealed poll from the copy, and why it may not be signed (or
-    None). CPU-bound: the recount, the record and its tree."""
-    publication = domain.publication(poll, ballots, __version__, now)
-    return publication, _disagreement(poll, merged, ballots, publication.result)
+             now: datetime, logged: Any = None, signed_heads: list[dict] | None = None
+             ) -> tuple[domain.Publication, str | None]:
+    """The publication of a sealed poll from the copy and the log written during the
+    vote, and why it may not be signed (or None). CPU-bound: the recount, the record and
+    its tree."""
+    publication = domain.publication(poll, ballots, __version__, now, logged=logged)
+    reason = _disagreement(poll, merged, ballots, publication.result)
+    if reason is None and publication.entries is not None:
+        assert poll.rules_hash is not None
+        record = publication.result["record"]
+        reason = domain.log_disagreement(poll.rules_hash, publication.entries, record["root"],
+                                         record["heads"], signed_heads or [])
+    return publication, reason
+
+
+def _reader(pieces: dict[Any, bytes], missing: Callable[[Any], bytes]) -> Callable[..., bytes]:
+    """A reader of pieces read ahead (so the CPU-bound work reads nothing)."""
+    def read(*key: Any) -> bytes:
+        k = key[0] if len(key) == 1 else key
+        return pieces[k] if k in pieces else missing(k)
+    return read
+
+
+def _no_tile(key: Any) -> bytes:
+    raise KeyError(key)
 
 
 @dataclass
@@ -131,6 +159,14 @@ class TallyHandlers:
     # Where CPU-bound work runs (the recount and the record of a large poll): off the
     # event loop under eventlet (urne/platform/offload.py).
     offload: Callable[..., Any] = cpu_bound
+    # The log grows during the vote: an interval (and its signed tree head) at most this
+    # often per poll, once at least ``head_min`` ballots wait, so an interval never holds
+    # so few that its time would tell when someone voted. The rest: at publication.
+    head_every: timedelta = timedelta(minutes=5)
+    head_min: int = 10
+    _holder: str = field(default_factory=lambda: uuid.uuid4().hex, init=False, repr=False)
+    _log_lock: Any = field(default_factory=threading.Lock, init=False, repr=False)
+    _grown_at: dict[str, datetime] = field(default_factory=dict, init=False, repr=False)
     _live: dict[str, LiveResult] = field(default_factory=dict, init=False, repr=False)
     # Sealed polls seen waiting by check_polls (in this process).
     _waiting: dict[str, _Waiting] = field(default_factory=dict, init=False, repr=False)
@@ -183,6 +219,7 @@ class TallyHandlers:
         ask the vote service for its ballots again, at most every ``ASK_AFTER``. A poll
         waiting longer than ``ALERT_AFTER`` is logged as an error, once."""
         now = self.clock()
+        self._grow_logs(now)
         published, asked, waiting, withheld = [], [], 0, 0
         for poll_id in self.store.awaiting():
             try:
@@ -288,12 +325,30 @@ class TallyHandlers:
                 log.info("waiting for ballots", extra=log_fields(
                     poll_id=poll_id, received=merged.received, sealed=poll.sealed_count))
             return False
-        # Every shard has counted as many ballots as were sealed: recount the copy.
-        ballots = list(self.store.ballots(poll_id))
-        publication, reason = self.offload(_prepare, poll, merged, ballots, self.clock())
-        if reason is not None:
-            self._withhold(poll, reason, quiet)
-            return False
+        # Every shard has counted as many ballots as were sealed: recount the copy, and
+        # finish the log with what it does not hold yet.
+        with self._log_lock:
+            now = self.clock()
+            if not self.store.hold_log(poll_id, self._holder, now + HOLD_LOG, now):
+                return False  # another process appends to it: its next check publishes
+            state = self.store.log_state(poll_id)
+            ballots = list(self.store.ballots(poll_id))
+            logged = self._logged(poll_id, state) if state is not None else None
+            publication, reason = self.offload(_prepare, poll, merged, ballots, now, logged,
+                                               self.store.tree_heads(poll_id))
+            if reason is not None:
+                self._withhold(poll, reason, quiet)
+                return False
+            if publication.entries is not None:
+                assert poll.rules_hash is not None
+                before = state or LogState.empty(poll.rules_hash)
+                final = domain.Appended([], publication.chunks, publication.tiles,
+                                       publication.trackers, LogState(
+                                           publication.size, publication.root,
+                                           before.parent, tuple(publication.result["record"]
+                                                                ["heads"]), before.cursor))
+                if not self.store.append_log(poll_id, self._holder, before.size, final):
+                    return False  # the log moved meanwhile: the next check starts again
         if poll.withheld is not None:
             self.store.withhold(poll_id, None)
             log.warning("withheld result now agrees; signing", extra=log_fields(
@@ -309,6 +364,104 @@ class TallyHandlers:
             ctx.emit(_announcement(poll_id, signed.model_dump(mode="json")))
             return True
         return False
+
+    def _logged(self, poll_id: str, state: LogState
+                ) -> tuple[LogState, list[dict], Callable[..., bytes], Callable[..., bytes]]:
+        """The log written during the vote, read ahead for the publication: its entries
+        and the pieces an append reads."""
+        chunks = self.store.record_chunks(poll_id, domain.chunk_span(0, state.size))
+        chunk, tile_keys = domain.partial_reads(state.size)
+        tiles_ahead = {key: self.store.record_tile(poll_id, *key) for key in tile_keys}
+        partial_chunk = {chunk: chunks[chunk]} if chunk is not None else {}
+        return (state, domain.parse_lines(chunks, state.size),
+                _reader(partial_chunk, lambda _: b""), _reader(tiles_ahead, _no_tile))
+
+    # --- the log, growing during the vote -----------------------------------
+    def _grow_logs(self, now: datetime) -> None:
+        for poll_id in self.store.logging():
+            last = self._grown_at.get(poll_id)
+            if last is not None and now - last < self.head_every:
+                continue
+            self._grown_at[poll_id] = now
+            try:
+                self._grow(poll_id, now)
+            except DomainError:
+                raise  # the store is away: the next check tries again
+            except Exception:  # one poll's fault must not stop the others'
+                log.exception("growing a poll's log failed", extra=log_fields(
+                    poll_id=poll_id))
+
+    def _grow(self, poll_id: str, now: datetime) -> None:
+        """Append the ballots counted since the last interval to the poll's log, and sign
+        its new tree head; or, with fewer than ``head_min`` ready, sign the current head
+        if a stop between an append and its signature left it unsigned."""
+        with self._log_lock:
+            # Read under the lock: once sealed, only the publication appends (its last
+            # interval is everything not logged yet).
+            sheet = self.store.sheet(poll_id)
+            if sheet is None or sheet.rules_hash is None or sheet.sealed_count is not None \
+                    or self.store.result(poll_id):
+                return
+            if not self.store.hold_log(poll_id, self._holder, now + HOLD_LOG, now):
+                return
+            state = self.store.log_state(poll_id) or LogState.empty(sheet.rules_hash)
+            new, cursor = self.store.log_pending(poll_id, state.cursor, self.stream,
+                                                 self.shards)
+            ready = self._ready(poll_id, new)
+            if len(ready) < self.head_min:
+                self._sign_head(poll_id, sheet.rules_hash, state, now, only_if_missing=True)
+                return
+            chunk, tile_keys = domain.partial_reads(state.size)
+            chunk_ahead = dict(zip([chunk], self.store.record_chunks(
+                poll_id, range(chunk, chunk + 1)), strict=False)) if chunk is not None else {}
+            tiles_ahead = {key: self.store.record_tile(poll_id, *key) for key in tile_keys}
+            appended = self.offload(domain.append_interval, state, ready,
+                                    _reader(chunk_ahead, lambda _: b""),
+                                    _reader(tiles_ahead, _no_tile), cursor)
+            if self.store.append_log(poll_id, self._holder, state.size, appended):
+                self._sign_head(poll_id, sheet.rules_hash, appended.state, now)
+
+    def _ready(self, poll_id: str, new: list[StoredBallot]) -> list[record_log.Ballot]:
+        """The new ballots that may enter the log now, each naming the ballot it
+        replaces: a voter's first, and a revote whose voter's earlier ballots are all in
+        the copy (one of them late stays out until they are, or until publication)."""
+        revoters = {b.voter_key for b in new if b.sequence > 1}
+        chains: dict[str, dict[int, StoredBallot]] = {}
+        for b in [*(self.store.voter_ballots(poll_id, revoters) if revoters else []), *new]:
+            chains.setdefault(b.voter_key, {})[b.sequence] = b
+        ready = []
+        for b in new:
+            chain = chains.get(b.voter_key, {})
+            if all(s in chain for s in range(1, b.sequence)):
+                before = chain.get(b.sequence - 1)
+                ready.append(record_log.Ballot(b.tracker, b.choice, b.channel,
+                                               before.tracker if before else None))
+        return ready
+
+    def _sign_head(self, poll_id: str, rules_hash: str, state: LogState, now: datetime,
+                   only_if_missing: bool = False) -> None:
+        if state.size == 0:
+            return
+        if only_if_missing:
+            heads = self.store.tree_heads(poll_id)
+            if heads and int(heads[-1]["head"]["size"]) >= state.size:
+                return
+        head = domain.tree_head(poll_id, rules_hash, state, now)
+        self.store.save_tree_head(poll_id, state.size, {
+            "head": head, "signature": b64url(self.signer.sign(canonical_json(head))),
+            "key_id": self.signer.public.kid, "algorithm": "Ed25519"})
+        log.info("tree head signed", extra=log_fields(poll_id=poll_id, size=state.size))
+
+    def get_tree_heads(self, q: GetTreeHeads, ctx: Context) -> TreeHeads:
+        """The signed tree heads of a poll's log, during the vote and after: they show
+        how many ballots were logged, and when, never what they hold. Hidden, as the
+        rest, under an embargo."""
+        sheet = self.store.sheet(q.poll_id)
+        if sheet is None:
+            raise NotFound(f"no poll {q.poll_id} is known to the tally", code="poll_not_found")
+        if sheet.embargoed:
+            domain.check_shown(sheet, q.poll_id, signed=False)
+        return TreeHeads(poll_id=q.poll_id, heads=self.store.tree_heads(q.poll_id))
 
     def _save_record(self, poll_id: str, publication: domain.Publication) -> None:
         self.store.save_record(poll_id, publication.chunks, publication.tiles,
@@ -441,7 +594,7 @@ class TallyHandlers:
             name="tally",
             commands={CheckPolls: self.check_polls,
                       GetResult: self.get_result, GetRecord: self.get_record,
-                      GetRecordLines: self.get_record_lines,
+                      GetRecordLines: self.get_record_lines, GetTreeHeads: self.get_tree_heads,
                       ProveInclusion: self.prove_inclusion, GetLiveResult: self.get_live_result},
             subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed,
                            **({} if self.counted_by_workers else

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from urne.contracts.fields import ResultsVisibility
 from urne.counting.rules import PollRules
-from urne.services.tally.domain import StoredBallot, TallySheet
+from urne.services.tally.domain import Appended, LogState, StoredBallot, TallySheet
 
 
 class TallyStore(Protocol):
@@ -96,5 +96,34 @@ class TallyStore(Protocol):
         ...
     def done_awaiting(self, poll_id: str) -> None:
         """Its result is stored: off the check's list."""
+        ...
+    # --- the log, growing during the vote (urne.record.v2) ---------------------
+    def logging(self) -> list[str]:
+        """The polls whose log may still grow: rules known, no result stored."""
+        ...
+    def log_state(self, poll_id: str) -> LogState | None:
+        """Where the poll's log stands (None: nothing logged yet)."""
+        ...
+    def log_pending(self, poll_id: str, cursor: dict[str, int], stream: str, shards: int
+                    ) -> tuple[list[StoredBallot], dict[str, int]]:
+        """The copy's ballots after ``cursor`` and up to what is whole (every one before
+        the returned cursor is stored), and that cursor. A ballot is never after two
+        cursors' worth: once logged, never pending again."""
+        ...
+    def hold_log(self, poll_id: str, holder: str, until: datetime, now: datetime) -> bool:
+        """Hold the poll's log until ``until`` (renewed if already held by ``holder``);
+        False if another holder's hold has not run out. One process appends at a time."""
+        ...
+    def append_log(self, poll_id: str, holder: str, previous: int, appended: Appended
+                   ) -> bool:
+        """Write an interval: its chunks, tiles and trackers, then the state after it, if
+        the log is still at ``previous`` entries and held by ``holder`` (compare-and-set;
+        False if not, and the state is left as it was)."""
+        ...
+    def save_tree_head(self, poll_id: str, size: int, signed: dict[str, Any]) -> None:
+        """The signed head of the log at ``size`` (idempotent)."""
+        ...
+    def tree_heads(self, poll_id: str) -> list[dict[str, Any]]:
+        """Every signed head of the poll's log, by size."""
         ...
     def ping(self) -> None: ...

@@ -37,8 +37,10 @@ def run_demo(http: httpx.Client, outbox: Path, bulk: bool = False) -> None:
                                             "--poll", poll["poll_id"], "--json"])
         assert verified.exit_code == 0, verified.output
         checks = json.loads(verified.stdout)["checks"]
+        heads = http.get(f"/v1/audit/polls/{poll['poll_id']}/heads").json()["heads"]
         assert [(c["name"], c["ok"]) for c in checks] == [
-            ("signature", True), ("rules", True), ("record", True), ("tally", True)], checks
+            ("signature", True), ("rules", True), ("record", True), ("tally", True),
+            *([("heads", True)] if heads else [])], checks
         # Each document, as served, conforms to the published schema.
         audit = f"/v1/audit/polls/{poll['poll_id']}"
         page = http.get(f"{audit}/record").json()

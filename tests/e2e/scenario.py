@@ -31,9 +31,11 @@ ADMIN = "admin@urne.example"
 # What every system under test is given: its roles (the settings URNE_ORGANISER_EMAILS
 # and URNE_ADMIN_EMAILS): two organisers, to show one cannot act on the other's
 # consultations, and an admin; and the countries it texts sign-in codes to (tests/e2e/
-# sms.py).
+# sms.py); and a log that grows every second from a single ballot, so every poll's
+# record is checked against the tree heads signed while it was open.
 TEST_ENV = {"URNE_ORGANISER_EMAILS": f"{ORGANISER},{ORGANISER_B}", "URNE_ADMIN_EMAILS": ADMIN,
-            "URNE_SMS_COUNTRIES": "FR,BE"}
+            "URNE_SMS_COUNTRIES": "FR,BE", "URNE_TREE_HEAD_SECONDS": "1",
+            "URNE_TREE_HEAD_MIN_BALLOTS": "1"}
 YES_NO = {"method": "yes_no_abstain", "question": "Faut-il planter 200 arbres ?"}
 PROBLEM = "application/problem+json"
 
@@ -202,6 +204,16 @@ def audit(http: httpx.Client, state: OpenPoll, summary: dict[str, Any],
     assert (result["ballots_received"], result["ballots_counted"]) == (record["size"],
                                                                        len(counted))
     assert result["reconciliation"]["channels"] == log.channels(record["entries"])
+    # The tree heads signed while the poll was open: the record extends each.
+    heads = http.get(f"/v1/audit/polls/{pid}/heads").json()["heads"]
+    for signed_head in heads:
+        head = signed_head["head"]
+        assert head["size"] in result["record"]["heads"]
+        assert merkle.root(leaves[:head["size"]]).hex() == head["root"]
+        public_head = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(
+            keys["tally-result"]["public_key"] + "=="))
+        public_head.verify(base64.urlsafe_b64decode(signed_head["signature"] + "=="),
+                           canonical_json(head))
     # Counting the latest ballots' choices with the frozen rules gives the signed tally.
     frozen = rules_adapter.validate_python(rules["rules"])
     assert count(frozen, [e["choice"] for e in counted]) == result["tally"]
@@ -255,7 +267,8 @@ def audit(http: httpx.Client, state: OpenPoll, summary: dict[str, Any],
     assert verified.exit_code == 0, verified.output
     report = json.loads(verified.output)
     assert report["ok"] and [c["name"] for c in report["checks"] if c["ok"]] == [
-        "signature", "rules", "record", "tally", "inclusion"], report
+        "signature", "rules", "record", "tally", *(["heads"] if heads else []),
+        "inclusion"], report
     assert report["timings"]["download_s"] >= 0 and report["ballots"] == record["size"]
     # Saved as a bundle, the same documents verify offline.
     with tempfile.TemporaryDirectory() as folder:

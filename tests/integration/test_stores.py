@@ -983,7 +983,8 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     assert run.applied == files
     # ALTER TABLE migrations
     assert files["tally"] == ["001_init", "002_sealed_digest", "003_results_visibility",
-                              "004_awaiting", "005_partials", "006_record", "007_closed"]
+                              "004_awaiting", "005_partials", "006_record", "007_closed",
+                              "008_log"]
     assert files["proposal"] == ["001_init", "002_organisers_and_steps",
                                  "003_proposals_as_cities_run_them", "004_results_visibility",
                                  "005_schedule", "006_action_log", "007_poll_electorate",

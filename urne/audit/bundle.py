@@ -10,6 +10,8 @@ checked again by anyone, with urne's verifier or another:
 - ``record.ndjson``: ``GET /v1/audit/polls/{id}/record.ndjson``
 - ``record.json``: that download's ``Urne-Record-Size`` and ``Urne-Record-Root``
   headers, as ``{"poll_id", "size", "root"}``
+- ``heads.json``: ``GET /v1/audit/polls/{id}/heads`` (absent from bundles of results
+  signed as urne.result.v1)
 - ``receipts/<tracker>.json``: ``GET /v1/audit/polls/{id}/trackers/{tracker}``, for
   each receipt fetched
 """
@@ -26,6 +28,7 @@ from urne.audit.verify import Documents
 
 KEYS, RULES, RESULT = "keys.json", "rules.json", "result.json"
 RECORD, RECORD_HEADERS, RECEIPTS = "record.ndjson", "record.json", "receipts"
+HEADS = "heads.json"
 # A tracker names a file: only what cannot climb out of the folder.
 _SAFE_TRACKER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -67,11 +70,16 @@ def entries(path: Path, progress: Callable[[int], None] = lambda n: None
 
 
 def load(folder: Path, tracker: str | None = None,
-         progress: Callable[[int], None] = lambda n: None) -> Documents:
-    """The documents of a bundle, as ``verify`` takes them."""
+         progress: Callable[[int], None] = lambda n: None,
+         saved_heads: tuple[Path, ...] = ()) -> Documents:
+    """The documents of a bundle, as ``verify`` takes them; ``saved_heads``: signed tree
+    heads the auditor saved earlier (files of one head each, as ``/heads`` lists them)."""
     headers = _json(folder / RECORD_HEADERS)
     record = {"size": headers.get("size"), "root": headers.get("root"),
               "entries": list(entries(folder / RECORD, progress))}
+    heads = _json(folder / HEADS).get("heads") if (folder / HEADS).exists() else None
     return Documents(keys=_json(folder / KEYS), rules=_json(folder / RULES), record=record,
                      signed=_json(folder / RESULT),
-                     proof=_json(receipt_path(folder, tracker)) if tracker else None)
+                     proof=_json(receipt_path(folder, tracker)) if tracker else None,
+                     heads=heads if isinstance(heads, list) else None,
+                     saved_heads=[_json(path) for path in saved_heads] or None)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from urne.audit.bundle import (
+    HEADS,
     KEYS,
     RECORD,
     RECORD_HEADERS,
@@ -44,6 +45,7 @@ def fetch(base_url: str, poll_id: str, folder: Path, trackers: tuple[str, ...] =
         save("keys", folder / KEYS)
         save(f"polls/{poll_id}/rules", folder / RULES)
         save(f"polls/{poll_id}/result", folder / RESULT)
+        save(f"polls/{poll_id}/heads", folder / HEADS)
         for tracker in trackers:
             save(f"polls/{poll_id}/trackers/{tracker}", receipt_path(folder, tracker))
         with http.stream("GET", f"{base}/polls/{poll_id}/record.ndjson") as r:

@@ -45,6 +45,9 @@ class Documents:
     record: dict[str, Any]
     signed: dict[str, Any]  # /v1/audit/polls/{id}/result
     proof: dict[str, Any] | None = None  # /v1/audit/polls/{id}/trackers/{tracker}
+    # /v1/audit/polls/{id}/heads (its ``heads``), and heads the auditor saved earlier.
+    heads: list[dict[str, Any]] | None = None
+    saved_heads: list[dict[str, Any]] | None = None
 
 
 def verify(docs: Documents, pinned_kid: str | None = None) -> list[Check]:
@@ -52,32 +55,81 @@ def verify(docs: Documents, pinned_kid: str | None = None) -> list[Check]:
     result = docs.signed.get("result", {})
     checks = [_signature(docs, result, pinned_kid), _rules(docs, result),
               _record(docs, result), _tally(docs, result)]
+    if docs.heads or docs.saved_heads:  # none signed during the vote: nothing to check
+        checks.append(_heads(docs, result, pinned_kid))
     if docs.proof is not None:
         checks.append(_inclusion(docs))
     return checks
 
 
-def _signature(docs: Documents, result: dict[str, Any], pinned_kid: str | None) -> Check:
-    kid = docs.signed.get("key_id")
+def _signed_by(keys: dict[str, Any], signed: dict[str, Any], document: Any,
+               pinned_kid: str | None) -> tuple[str | None, dict[str, Any] | None]:
+    """Why ``signed`` (with ``signature`` and ``key_id``) is not a signature of
+    ``document`` by a tally-result key, or None and the key."""
+    kid = signed.get("key_id")
     if pinned_kid is not None and kid != pinned_kid:
-        return Check("signature", False, f"signed with key {kid}, not the pinned {pinned_kid}")
-    key = next((k for k in docs.keys.get("keys", [])
+        return f"signed with key {kid}, not the pinned {pinned_kid}", None
+    key = next((k for k in keys.get("keys", [])
                 if k.get("kid") == kid and k.get("name") == TALLY_RESULT_KEY), None)
     if key is None:
-        return Check("signature", False, f"no {TALLY_RESULT_KEY} key with id {kid}")
+        return f"no {TALLY_RESULT_KEY} key with id {kid}", None
     if key.get("status") == "revoked":
-        return Check("signature", False, f"key {kid} is revoked: what it signed is not to be "
-                                         "trusted")
+        return f"key {kid} is revoked: what it signed is not to be trusted", None
     try:
         # The JWK's x (RFC 8037); public_key, the same bytes, from servers before it.
         public = Ed25519PublicKey.from_public_bytes(b64url_decode(key.get("x")
                                                                   or key["public_key"]))
-        public.verify(b64url_decode(docs.signed["signature"]), canonical_json(result))
-    except (InvalidSignature, ValueError, KeyError) as exc:
-        return Check("signature", False, f"the signature does not verify ({type(exc).__name__})")
+        public.verify(b64url_decode(signed["signature"]), canonical_json(document))
+    except (InvalidSignature, ValueError, KeyError, TypeError) as exc:
+        return f"the signature does not verify ({type(exc).__name__})", None
+    return None, key
+
+
+def _signature(docs: Documents, result: dict[str, Any], pinned_kid: str | None) -> Check:
+    wrong, key = _signed_by(docs.keys, docs.signed, result, pinned_kid)
+    if wrong is not None or key is None:
+        return Check("signature", False, str(wrong))
     pinned = "pinned" if pinned_kid else "as served, not pinned"
     status = key.get("status", "current")
-    return Check("signature", True, f"Ed25519 signature by key {kid} ({status}, {pinned})")
+    return Check("signature", True, f"Ed25519 signature by key {key['kid']} ({status}, "
+                                    f"{pinned})")
+
+
+def _heads(docs: Documents, result: dict[str, Any], pinned_kid: str | None) -> Check:
+    """Every tree head signed during the vote (served, and saved earlier by the
+    auditor) is signed by the tally, of this poll and rules, at a size the result lists,
+    with the root of the record's prefix of that size: the record published at the close
+    extends every head, so nothing logged before a head was deleted or rewritten."""
+    if result.get("format") != V2:
+        return Check("heads", False, "a result of urne.result.v1 has no tree heads")
+    sizes = set(result.get("record", {}).get("heads", []))
+    heads = [*(docs.heads or []), *(docs.saved_heads or [])]
+    entries = docs.record.get("entries", [])
+    try:
+        roots = merkle.prefix_roots((log.leaf(e) for e in entries),
+                                    [int(h["head"]["size"]) for h in heads])
+    except (KeyError, TypeError, ValueError) as exc:
+        return Check("heads", False, f"a tree head does not read: {exc}"[:300])
+    for signed in heads:
+        head = signed["head"]
+        wrong, _ = _signed_by(docs.keys, signed, head, pinned_kid)
+        where = f"the tree head at {head.get('size')} entries"
+        if wrong is not None:
+            return Check("heads", False, f"{where}: {wrong}")
+        if head.get("format") != "urne.tree_head.v1" or \
+                (head.get("poll_id"), head.get("rules_hash")) != (result.get("poll_id"),
+                                                                  result.get("rules_hash")):
+            return Check("heads", False, f"{where} is not one of this poll and rules")
+        if head["size"] not in sizes:
+            return Check("heads", False, f"{where} is not among the intervals the result "
+                         "signs: the log was rewritten after it")
+        if roots.get(int(head["size"]), b"").hex() != head.get("root"):
+            return Check("heads", False, f"{where} has root {head.get('root')}; the "
+                         "record's first entries have another: the log was rewritten "
+                         "after it was signed")
+    saved = f", {len(docs.saved_heads)} saved earlier" if docs.saved_heads else ""
+    return Check("heads", True, f"{len(docs.heads or [])} tree head(s) served{saved}: "
+                 "the record extends each")
 
 
 def _rules(docs: Documents, result: dict[str, Any]) -> Check:

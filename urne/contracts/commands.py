@@ -456,6 +456,13 @@ class GetResult(_TallyQuery):
     poll_id: Id
 
 
+@message("tree_heads.get.v1")
+class GetTreeHeads(_TallyQuery):
+    """The signed tree heads of a poll's log, by size."""
+
+    poll_id: Id
+
+
 @message("record.get.v1")
 class GetRecord(_TallyQuery):
     """A page of the record: its entries from position ``start`` (the record only grows,

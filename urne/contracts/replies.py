@@ -273,6 +273,14 @@ class Receipt(Reply):
     recorded_at: datetime
 
 
+class TreeHeads(Reply):
+    """The signed tree heads of a poll's log (``tree_heads.get.v1``), by size: each
+    ``{"head": urne.tree_head.v1, "signature", "key_id", "algorithm"}``."""
+
+    poll_id: str
+    heads: list[dict[str, Any]]
+
+
 class SignedResult(Reply):
     """The result document, its Ed25519 signature and the signing key's id."""
 

@@ -163,6 +163,11 @@ class RoleSettings(BaseSettings):
     # months for an administrative decision in France, and then some); identity's purge
     # deletes it then (services/identity/sign_in_list.py).
     sign_in_list_days: int = Field(default=90, ge=1, le=3_650)
+    # The tally appends a poll's counted ballots to its public log, and signs a tree
+    # head, at most this often, once at least URNE_TREE_HEAD_MIN_BALLOTS wait: an
+    # interval of very few ballots would tell when each came (docs/auditing.md).
+    tree_head_seconds: int = Field(default=300, ge=1, le=86_400)
+    tree_head_min_ballots: int = Field(default=10, ge=1, le=1_000_000)
 
 
 class MailSettings(BaseSettings):

@@ -177,11 +177,15 @@ def audit_verify(
         help="The id of the tally-result key, as obtained elsewhere than from this server "
              "(without it, the served key is used: the documents then only agree with "
              "each other).")] = None,
+    head: Annotated[list[Path] | None, typer.Option(
+        help="A signed tree head saved during the vote (one of /heads): the published "
+             "record must extend it. May be given more than once.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
     = False,
 ) -> None:
     """Re-check a published result from its public documents: its signature, its rules
-    hash, the record's Merkle root, and the tally recounted from the record. From the
+    hash, the record's Merkle root, the tally recounted from the record, and the tree
+    heads signed during the vote (and those saved with --head). From the
     server (--url and --poll: downloaded first, the time reported apart) or from a
     bundle (--bundle). Exit status 0 only if every check holds, 1 if one fails, 2 if
     the documents cannot be had."""
@@ -210,7 +214,7 @@ def audit_verify(
             started = time.perf_counter()
             size = (folder / RECORD).stat().st_size if (folder / RECORD).exists() else 0
             with _progress("reading the record", size, show) as advance:
-                docs = load(folder, receipt, advance)
+                docs = load(folder, receipt, advance, tuple(head or ()))
             checks = verify(docs, pinned_kid=kid)
             timings["verify_s"] = round(time.perf_counter() - started, 3)
         except (BundleError, FetchError, httpx.HTTPError) as exc:

@@ -76,6 +76,10 @@ class ServiceConfig(Protocol):
     @property
     def sign_in_list_days(self) -> int: ...
     @property
+    def tree_head_seconds(self) -> int: ...
+    @property
+    def tree_head_min_ballots(self) -> int: ...
+    @property
     def smtp_url(self) -> str: ...
     @property
     def mail_from(self) -> str: ...
@@ -201,7 +205,9 @@ def vote_intake(store: VoteStore, config: ServiceConfig, shards: int) -> BallotI
 def tally_core(store: TallyStore, config: ServiceConfig) -> ServiceCore:
     return TallyHandlers(store, load_signing_key(config.keys_dir, TALLY_RESULT_KEY),
                          stream=config.counting_stream, shards=config.counting_shards,
-                         counted_by_workers=config.counted_by_workers).core()
+                         counted_by_workers=config.counted_by_workers,
+                         head_every=timedelta(seconds=config.tree_head_seconds),
+                         head_min=config.tree_head_min_ballots).core()
 
 
 IDENTITY = ServiceSpec[IdentityStore](

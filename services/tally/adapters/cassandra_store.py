@@ -14,7 +14,7 @@ from cassandra.query import BatchStatement, BatchType
 
 from urne.contracts.fields import ResultsVisibility
 from urne.counting.rules import PollRules, rules_adapter
-from urne.services.tally.domain import StoredBallot, TallySheet
+from urne.services.tally.domain import Appended, LogState, StoredBallot, TallySheet
 from urne.storage.cassandra import (
     applied,
     guarded,
@@ -100,6 +100,29 @@ class CassandraTallyStore:
                                 "AND bucket = ?")
         self._head = p(f"INSERT INTO {ks}.record_heads (poll_id, size, root) VALUES (?, ?, ?)")
         self._read_head = p(f"SELECT size, root FROM {ks}.record_heads WHERE poll_id = ?")
+        # The growing log (migration 008).
+        self._new_log = p(f"INSERT INTO {ks}.log_heads (poll_id, size, root, parent, intervals, "
+                          "cursor, holder, held_until) VALUES (?, 0, '', '', '[]', '{}', ?, ?) "
+                          "IF NOT EXISTS")
+        self._renew_log = p(f"UPDATE {ks}.log_heads SET held_until = ? WHERE poll_id = ? "
+                            "IF holder = ?")
+        self._take_log = p(f"UPDATE {ks}.log_heads SET holder = ?, held_until = ? WHERE "
+                           "poll_id = ? IF held_until < ?")
+        self._log_state = p(f"SELECT size, root, parent, intervals, cursor FROM {ks}.log_heads "
+                            "WHERE poll_id = ?")
+        self._move_log = p(f"UPDATE {ks}.log_heads SET size = ?, root = ?, parent = ?, "
+                           "intervals = ?, cursor = ? WHERE poll_id = ? IF size = ? AND holder = ?")
+        self._bound = p(f"SELECT position FROM {ks}.checkpoints WHERE stream = ? AND shard = ? "
+                        "LIMIT 1")
+        # Within one partition of the copy: the rows a shard counted since the cursor.
+        self._since = p(f"SELECT * FROM {ks}.counted WHERE poll_id = ? AND bucket = ? AND "
+                        "position >= ? AND position < ? ALLOW FILTERING")
+        self._save_head = p(f"INSERT INTO {ks}.tree_heads (poll_id, size, signed) VALUES "
+                            "(?, ?, ?)")
+        self._heads = p(f"SELECT signed FROM {ks}.tree_heads WHERE poll_id = ?")
+        self._log_on = p(f"INSERT INTO {ks}.logging (shelf, poll_id) VALUES (0, ?)")
+        self._logging = p(f"SELECT poll_id FROM {ks}.logging WHERE shelf = 0")
+        self._log_off = p(f"DELETE FROM {ks}.logging WHERE shelf = 0 AND poll_id = ?")
         self._await = p(f"INSERT INTO {ks}.awaiting (shelf, poll_id) VALUES (0, ?)")
         self._awaiting = p(f"SELECT poll_id FROM {ks}.awaiting WHERE shelf = 0")
         self._done = p(f"DELETE FROM {ks}.awaiting WHERE shelf = 0 AND poll_id = ?")
@@ -108,12 +131,15 @@ class CassandraTallyStore:
                      self._ballots, self._voter, self._checkpoint, self._partial,
                      self._withhold, self._result, self._await, self._awaiting, self._done,
                      self._chunk, self._chunks, self._tile, self._read_tile, self._trackers,
-                     self._tracker_lines, self._head, self._read_head):
+                     self._tracker_lines, self._head, self._read_head, self._log_state,
+                     self._bound, self._since, self._save_head, self._heads, self._log_on,
+                     self._logging, self._log_off):
             stmt.is_idempotent = True
 
     @guarded
     def save_rules(self, poll_id: str, rules: PollRules, rules_hash: str,
                    visibility: ResultsVisibility) -> None:
+        self.s.execute(self._log_on, (poll_id,))  # first: its log is never out of sight
         self.s.execute(self._save_rules, (rules_adapter.dump_json(rules).decode(), rules_hash,
                                           visibility, poll_id))
 
@@ -221,6 +247,12 @@ class CassandraTallyStore:
     def save_record(self, poll_id: str, chunks: dict[int, bytes],
                     tiles: dict[tuple[int, int], bytes], trackers: list[tuple[str, int]],
                     size: int, root: str) -> None:
+        self._write_entries(poll_id, chunks, tiles, trackers)
+        self.s.execute(self._head, (poll_id, size, root))  # last: the record is whole
+
+    def _write_entries(self, poll_id: str, chunks: dict[int, bytes],
+                       tiles: dict[tuple[int, int], bytes],
+                       trackers: list[tuple[str, int]]) -> None:
         write_grouped(self.s, [(self._chunk, (poll_id, i // CHUNKS_PER_PARTITION, i, lines))
                                for i, lines in chunks.items()])
         write_grouped(self.s, [(self._tile, (poll_id, level, i // TILES_PER_PARTITION, i, h))
@@ -235,7 +267,6 @@ class CassandraTallyStore:
         start = min((position for _, position in trackers), default=0)
         write_grouped(self.s, [(self._trackers, (poll_id, b, start, "".join(lines).encode()))
                                for b, lines in buckets.items()])
-        self.s.execute(self._head, (poll_id, size, root))  # last: the record is whole
 
     @guarded
     def record_head(self, poll_id: str) -> tuple[int, str] | None:
@@ -286,6 +317,71 @@ class CassandraTallyStore:
     @guarded
     def done_awaiting(self, poll_id: str) -> None:
         self.s.execute(self._done, (poll_id,))
+        self.s.execute(self._log_off, (poll_id,))  # published: its log is whole
+
+    # --- the growing log ---------------------------------------------------
+    @guarded
+    def logging(self) -> list[str]:
+        return sorted(r.poll_id for r in self.s.execute(self._logging))
+
+    @guarded
+    def log_state(self, poll_id: str) -> LogState | None:
+        r = self.s.execute(self._log_state, (poll_id,)).one()
+        if r is None or not r.size:
+            return None
+        return LogState(int(r.size), r.root, r.parent, tuple(json.loads(r.intervals)),
+                        json.loads(r.cursor))
+
+    @guarded
+    def log_pending(self, poll_id: str, cursor: dict[str, int], stream: str, shards: int
+                    ) -> tuple[list[StoredBallot], dict[str, int]]:
+        # Up to each shard's checkpoint: a worker writes a batch's rows before it moves
+        # the checkpoint past them, so every row below it is there, and a row keeps the
+        # position of the message that first brought it.
+        bounds = execute_concurrent_with_args(
+            self.s, self._bound, [(stream, shard) for shard in range(shards)],
+            concurrency=shards, raise_on_first_error=True)
+        moved = dict(cursor)
+        reads = []
+        for shard, (_, rows) in enumerate(bounds):
+            row = rows.one() if hasattr(rows, "one") else next(iter(rows), None)
+            bound = int(row.position or 0) if row is not None else 0
+            since = cursor.get(str(shard), 0)
+            if bound <= since:
+                continue
+            moved[str(shard)] = bound
+            reads += [(poll_id, bucket, since, bound)
+                      for bucket in range(shard, BUCKETS, shards)]
+        results = execute_concurrent_with_args(self.s, self._since, reads, concurrency=64,
+                                               raise_on_first_error=True) if reads else []
+        return [_ballot(r) for _, rows in results for r in rows], moved
+
+    @guarded
+    def hold_log(self, poll_id: str, holder: str, until: datetime, now: datetime) -> bool:
+        if applied(self.s.execute(self._new_log, (poll_id, holder, until))):
+            return True
+        if applied(self.s.execute(self._renew_log, (until, poll_id, holder))):
+            return True
+        return applied(self.s.execute(self._take_log, (holder, until, poll_id, now)))
+
+    @guarded
+    def append_log(self, poll_id: str, holder: str, previous: int, appended: Appended
+                   ) -> bool:
+        # The entries first, then the state that covers them, if this holder still holds
+        # the log at ``previous``: a reader of the state always finds its entries.
+        self._write_entries(poll_id, appended.chunks, appended.tiles, appended.trackers)
+        state = appended.state
+        return applied(self.s.execute(self._move_log, (
+            state.size, state.root, state.parent, json.dumps(list(state.intervals)),
+            json.dumps(state.cursor), poll_id, previous, holder)))
+
+    @guarded
+    def save_tree_head(self, poll_id: str, size: int, signed: dict[str, Any]) -> None:
+        self.s.execute(self._save_head, (poll_id, size, json.dumps(signed)))
+
+    @guarded
+    def tree_heads(self, poll_id: str) -> list[dict[str, Any]]:
+        return [json.loads(r.signed) for r in self.s.execute(self._heads, (poll_id,))]
 
     @guarded
     def ping(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from urne.contracts.fields import ResultsVisibility
 from urne.counting.rules import PollRules, rules_adapter
-from urne.services.tally.domain import StoredBallot, TallySheet
+from urne.services.tally.domain import Appended, LogState, StoredBallot, TallySheet
 from urne.storage.sqlite import SqliteDb
 
 
@@ -178,6 +178,58 @@ class SqliteTallyStore:
 
     def done_awaiting(self, poll_id: str) -> None:
         pass  # awaiting() asks the results table itself
+
+    def logging(self) -> list[str]:
+        rows = self.db.query("SELECT poll_id FROM polls WHERE rules IS NOT NULL AND poll_id "
+                             "NOT IN (SELECT poll_id FROM results) ORDER BY poll_id")
+        return [r["poll_id"] for r in rows]
+
+    def log_state(self, poll_id: str) -> LogState | None:
+        r = self.db.one("SELECT * FROM log_heads WHERE poll_id = ?", (poll_id,))
+        if r is None:
+            return None
+        return LogState(int(r["size"]), r["root"], r["parent"],
+                        tuple(json.loads(r["intervals"])), json.loads(r["cursor"]))
+
+    def log_pending(self, poll_id: str, cursor: dict[str, int], stream: str, shards: int
+                    ) -> tuple[list[StoredBallot], dict[str, int]]:
+        # Embedded: the copy's rows are written in the transactions that count them, and
+        # a rowid only grows, so the rowid of the last row read is the cursor.
+        rows = self.db.query("SELECT rowid AS arrival, * FROM ballots WHERE poll_id = ? AND "
+                             "rowid > ? ORDER BY rowid", (poll_id, cursor.get("rowid", 0)))
+        if not rows:
+            return [], cursor
+        return [_ballot(r) for r in rows], {"rowid": int(rows[-1]["arrival"])}
+
+    def hold_log(self, poll_id: str, holder: str, until: datetime, now: datetime) -> bool:
+        return True  # one process holds an embedded store
+
+    def append_log(self, poll_id: str, holder: str, previous: int, appended: Appended
+                   ) -> bool:
+        state = appended.state
+        with self.db.tx() as tx:
+            r = tx.execute("SELECT size FROM log_heads WHERE poll_id = ?", (poll_id,)).fetchone()
+            if (int(r["size"]) if r else 0) != previous:
+                return False
+            tx.executemany("INSERT OR REPLACE INTO record_chunks VALUES (?, ?, ?)",
+                           [(poll_id, i, lines) for i, lines in appended.chunks.items()])
+            tx.executemany("INSERT OR REPLACE INTO record_tiles VALUES (?, ?, ?, ?)",
+                           [(poll_id, lv, i, h) for (lv, i), h in appended.tiles.items()])
+            tx.executemany("INSERT OR REPLACE INTO record_trackers VALUES (?, ?, ?)",
+                           [(poll_id, t, pos) for t, pos in appended.trackers])
+            tx.execute("INSERT OR REPLACE INTO log_heads VALUES (?, ?, ?, ?, ?, ?)",
+                       (poll_id, state.size, state.root, state.parent,
+                        json.dumps(list(state.intervals)), json.dumps(state.cursor)))
+        return True
+
+    def save_tree_head(self, poll_id: str, size: int, signed: dict[str, Any]) -> None:
+        with self.db.tx() as tx:
+            tx.execute("INSERT OR IGNORE INTO tree_heads VALUES (?, ?, ?)",
+                       (poll_id, size, json.dumps(signed)))
+
+    def tree_heads(self, poll_id: str) -> list[dict[str, Any]]:
+        return [json.loads(r["signed"]) for r in self.db.query(
+            "SELECT signed FROM tree_heads WHERE poll_id = ? ORDER BY size", (poll_id,))]
 
     def ping(self) -> None:
         self.db.ping()

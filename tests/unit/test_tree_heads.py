@@ -1,0 +1,155 @@
+"""The log grows during the vote (urne.record.v2): the tally appends an interval of the
+ballots it has counted at most every ``head_every``, once ``head_min`` are ready, and
+signs a tree head over it; publication appends the rest. The signed record extends every
+head, which the verifier checks; a stop between an append and its signature heals, and a
+head the log no longer extends keeps the result from being signed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.unit.helpers import Clock, deliver, ok, service_db
+from tests.unit.test_audit_verify import resign
+from tests.unit.test_tally import RULES, closed, opened, recorded
+from urne.audit.verify import Documents, verify
+from urne.contracts.commands import CheckPolls, GetRecord, GetResult, GetTreeHeads
+from urne.contracts.events import BallotBoxSealedV2, BallotsRecorded
+from urne.counting import rules_hash
+from urne.crypto.keys import SigningKey, b64url
+from urne.messaging.kernel import ServiceCore
+from urne.record import log
+from urne.record.canonical import ballot_set_digest, canonical_json
+from urne.services.tally.adapters.sqlite_store import SqliteTallyStore
+from urne.services.tally.handlers import TallyHandlers
+
+pytestmark = pytest.mark.unit
+
+POLL = "poll-1"
+
+
+class Tally:
+    def __init__(self, path: Path, key: SigningKey, clock: Clock) -> None:
+        self.store = SqliteTallyStore(service_db(path / "tally.db", "tally"))
+        self.clock = clock
+        self.core: ServiceCore = TallyHandlers(
+            self.store, key, clock=clock, head_min=2, head_every=timedelta(minutes=1)).core()
+        self.ballots: list = []
+        deliver(self.core, closed())
+        deliver(self.core, opened())
+
+    def vote(self, *ballots: tuple[str, int, str]) -> None:
+        recorded_ = [recorded(v, s, answer) for v, s, answer in ballots]
+        self.ballots += recorded_
+        deliver(self.core, BallotsRecorded(ballots=recorded_))
+
+    def tick(self) -> list[dict]:
+        self.clock.advance(minutes=1)
+        ok(self.core, CheckPolls())
+        return ok(self.core, GetTreeHeads(poll_id=POLL))[0]["heads"]
+
+    def seal(self) -> list[dict]:
+        ids = [b.ballot_id for b in self.ballots]
+        return deliver(self.core, BallotBoxSealedV2(
+            poll_id=POLL, ballots_recorded=len(ids), ballots_digest=ballot_set_digest(ids),
+            sealed_at=self.clock()))
+
+
+@pytest.fixture
+def tally(tmp_path: Path, tally_key: SigningKey, clock: Clock) -> Tally:
+    return Tally(tmp_path, tally_key, clock)
+
+
+def documents(tally: Tally, key: SigningKey) -> Documents:
+    public = key.public
+    return Documents(
+        keys={"keys": [{"name": "tally-result", "kid": public.kid,
+                        "public_key": public.raw_b64url()}]},
+        rules={"poll_id": POLL, "rules": RULES.model_dump(mode="json"),
+               "rules_hash": rules_hash(RULES)},
+        record=ok(tally.core, GetRecord(poll_id=POLL, limit=10_000))[0],
+        signed=ok(tally.core, GetResult(poll_id=POLL))[0],
+        heads=ok(tally.core, GetTreeHeads(poll_id=POLL))[0]["heads"])
+
+
+def test_the_log_grows_by_signed_intervals_and_the_record_extends_them(
+        tally: Tally, tally_key: SigningKey) -> None:
+    tally.vote(("a", 1, "yes"), ("b", 1, "yes"), ("c", 1, "no"))
+    heads = tally.tick()
+    assert [h["head"]["size"] for h in heads] == [3]
+    assert heads[0]["head"]["issued_at"].endswith(":00+00:00")  # to the minute
+
+    tally.vote(("b", 2, "no"), ("d", 1, "yes"))
+    assert [h["head"]["size"] for h in tally.tick()] == [3, 5]
+
+    # e's revote comes before e's first ballot (sent again later, say): it waits until
+    # its voter's ballots are all here; one ballot alone is too few for an interval.
+    tally.vote(("e", 2, "no"), ("f", 1, "yes"))
+    assert [h["head"]["size"] for h in tally.tick()] == [3, 5]
+    tally.vote(("e", 1, "yes"))
+    assert [h["head"]["size"] for h in tally.tick()] == [3, 5, 8]
+    tally.vote(("g", 1, "yes"))  # one more: logged at publication
+    assert [h["head"]["size"] for h in tally.tick()] == [3, 5, 8]
+
+    assert [e["type"] for e in tally.seal()] == ["result.published.v1"]
+    result = ok(tally.core, GetResult(poll_id=POLL))[0]["result"]
+    assert result["record"]["heads"] == [3, 5, 8, 9]
+    assert (result["ballots_received"], result["ballots_counted"]) == (9, 7)
+    entries = ok(tally.core, GetRecord(poll_id=POLL))[0]["entries"]
+    by_tracker = {e["tracker"]: e for e in entries}
+    assert by_tracker["TB2"]["supersedes"] == "TB1" and by_tracker["TE2"]["supersedes"] == "TE1"
+    assert [e["tracker"] for e in entries[5:8]] == ["TE1", "TE2", "TF1"]
+    assert {e["tracker"] for e in log.counted(entries)} == {"TA1", "TB2", "TC1", "TD1",
+                                                            "TE2", "TF1", "TG1"}
+
+    checks = verify(documents(tally, tally_key), tally_key.public.kid)
+    assert [(c.name, c.ok) for c in checks] == [("signature", True), ("rules", True),
+                                                ("record", True), ("tally", True),
+                                                ("heads", True)], checks
+
+
+def test_a_head_saved_during_the_vote_catches_a_rewritten_log(
+        tally: Tally, tally_key: SigningKey) -> None:
+    """An operator who rewrites the log after a head was saved, and signs the result
+    again over the rewritten log, is caught by whoever saved the head."""
+    tally.vote(("a", 1, "yes"), ("b", 1, "yes"), ("c", 1, "no"))
+    saved = tally.tick()[0]
+    tally.vote(("d", 1, "yes"), ("e", 1, "no"))
+    tally.seal()
+    docs = documents(tally, tally_key)
+    # The log as it stands verifies with the saved head too.
+    held = Documents(**{**docs.__dict__, "heads": None, "saved_heads": [saved]})
+    assert all(c.ok for c in verify(held))
+    # Rewritten: c's ballot changed, the chain and the tree made again, all re-signed
+    # with the tally's key.
+    forged = resign(Documents(**{**held.__dict__, "record": {
+        **held.record, "entries": [{**e, "choice": {"answer": "yes"}} if e["tracker"] == "TC1"
+                                   else e for e in held.record["entries"]]}}), tally_key)
+    forged.signed["result"]["record"]["heads"] = [3, 5]
+    forged.signed["signature"] = b64url(tally_key.sign(canonical_json(forged.signed["result"])))
+    forged = Documents(**{**forged.__dict__, "saved_heads": [saved]})
+    [heads] = [c for c in verify(forged) if c.name == "heads"]
+    assert not heads.ok and "rewritten after it was signed" in heads.detail
+    assert [c.name for c in verify(forged) if not c.ok] == ["heads"]
+
+
+def test_a_stop_between_an_append_and_its_signature_heals(tally: Tally) -> None:
+    tally.vote(("a", 1, "yes"), ("b", 1, "yes"))
+    tally.tick()
+    with tally.store.db.tx() as tx:
+        tx.execute("DELETE FROM tree_heads")
+    assert [h["head"]["size"] for h in tally.tick()] == [2]
+
+
+def test_a_head_the_log_no_longer_extends_withholds_the_result(tally: Tally) -> None:
+    tally.vote(("a", 1, "yes"), ("b", 1, "yes"))
+    [head] = tally.tick()
+    head["head"]["root"] = "00" * 32
+    with tally.store.db.tx() as tx:
+        tx.execute("DELETE FROM tree_heads")
+    tally.store.save_tree_head(POLL, 2, head)
+    assert tally.seal() == []
+    assert "the tree head signed at 2 entries is not the log's prefix" in \
+        (tally.store.sheet(POLL).withheld or "")
