@@ -370,11 +370,21 @@ class TallyHandlers:
         """The log written during the vote, read ahead for the publication: its entries
         and the pieces an append reads."""
         chunks = self.store.record_chunks(poll_id, domain.chunk_span(0, state.size))
-        chunk, tile_keys = domain.partial_reads(state.size)
-        tiles_ahead = {key: self.store.record_tile(poll_id, *key) for key in tile_keys}
-        partial_chunk = {chunk: chunks[chunk]} if chunk is not None else {}
         return (state, domain.parse_lines(chunks, state.size),
-                _reader(partial_chunk, lambda _: b""), _reader(tiles_ahead, _no_tile))
+                *self._append_readers(poll_id, state.size, chunks))
+
+    def _append_readers(self, poll_id: str, size: int, chunks: list[bytes] | None = None
+                        ) -> tuple[Callable[..., bytes], Callable[..., bytes]]:
+        """Readers of what appending to a log of ``size`` entries reads (its partial chunk
+        and partial tiles), read ahead so the CPU-bound append reads nothing; ``chunks``:
+        the log's chunks if already read."""
+        chunk, tile_keys = domain.partial_reads(size)
+        ahead: dict[Any, bytes] = {}
+        if chunk is not None:
+            ahead[chunk] = (chunks[chunk] if chunks is not None else
+                            b"".join(self.store.record_chunks(poll_id, range(chunk, chunk + 1))))
+        tiles_ahead = {key: self.store.record_tile(poll_id, *key) for key in tile_keys}
+        return _reader(ahead, lambda _: b""), _reader(tiles_ahead, _no_tile)
 
     # --- the log, growing during the vote -----------------------------------
     def _grow_logs(self, now: datetime) -> None:
@@ -411,13 +421,8 @@ class TallyHandlers:
             if len(ready) < self.head_min:
                 self._sign_head(poll_id, sheet.rules_hash, state, now, only_if_missing=True)
                 return
-            chunk, tile_keys = domain.partial_reads(state.size)
-            chunk_ahead = dict(zip([chunk], self.store.record_chunks(
-                poll_id, range(chunk, chunk + 1)), strict=False)) if chunk is not None else {}
-            tiles_ahead = {key: self.store.record_tile(poll_id, *key) for key in tile_keys}
             appended = self.offload(domain.append_interval, state, ready,
-                                    _reader(chunk_ahead, lambda _: b""),
-                                    _reader(tiles_ahead, _no_tile), cursor)
+                                    *self._append_readers(poll_id, state.size), cursor)
             if self.store.append_log(poll_id, self._holder, state.size, appended):
                 self._sign_head(poll_id, sheet.rules_hash, appended.state, now)
 
