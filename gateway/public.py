@@ -358,6 +358,14 @@ class InclusionProofPublic(Public):
     path: list[str]
 
 
+class ConsistencyProofPublic(Public):
+    poll_id: str
+    first: int
+    second: int
+    second_root: str
+    path: list[str]
+
+
 class FrozenRulesPublic(Public):
     """The rules frozen at opening, their hash, and when the results may be seen (frozen
     with them, but not hashed: it decides when a result is shown, never what it is)."""

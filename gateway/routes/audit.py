@@ -15,6 +15,7 @@ from urne.contracts.commands import (
     GetRecordLines,
     GetResult,
     GetTreeHeads,
+    ProveConsistency,
     ProveInclusion,
 )
 from urne.contracts.fields import Id, Tracker
@@ -22,6 +23,7 @@ from urne.gateway.deps import ServicesDep, state
 from urne.gateway.problems import ProblemError
 from urne.gateway.public import (
     BallotRecordPublic,
+    ConsistencyProofPublic,
     FrozenRulesPublic,
     InclusionProofPublic,
     PublicKeysPublic,
@@ -67,6 +69,19 @@ async def tree_heads(poll_id: Id, services: ServicesDep) -> dict:
     one, and the record published at the close must extend it (``urne audit verify
     --head``). 409 ``result_embargoed`` under an embargo."""
     return await services.send(GetTreeHeads(poll_id=poll_id))
+
+
+@router.get("/polls/{poll_id}/consistency", response_model=ConsistencyProofPublic)
+async def consistency_proof(
+        poll_id: Id, services: ServicesDep,
+        first: Annotated[int, Query(ge=1, le=2**40)],
+        second: Annotated[int | None, Query(ge=1, le=2**40)] = None) -> dict:
+    """Proof that the log at ``first`` entries (a tree head saved earlier) is a prefix of
+    the log at ``second`` (a later head's size; by default the latest head, or the
+    published record), RFC 9162 §2.1.4: no need to download the record to know nothing
+    signed before was deleted or rewritten (``urne audit head``). 404
+    ``tree_head_not_found`` for a size no head was signed at."""
+    return await services.send(ProveConsistency(poll_id=poll_id, first=first, second=second))
 
 
 NDJSON_MEDIA_TYPE = "application/x-ndjson"

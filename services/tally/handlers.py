@@ -20,6 +20,7 @@ from urne.contracts.commands import (
     GetRecordLines,
     GetResult,
     GetTreeHeads,
+    ProveConsistency,
     ProveInclusion,
 )
 from urne.contracts.events import (
@@ -33,6 +34,7 @@ from urne.contracts.events import (
 )
 from urne.contracts.replies import (
     BallotRecord,
+    ConsistencyProof,
     InclusionProof,
     LiveResult,
     PollsChecked,
@@ -42,12 +44,12 @@ from urne.contracts.replies import (
 )
 from urne.crypto.keys import SigningKey, b64url
 from urne.messaging.kernel import Context, RawEnvelope, ServiceCore
-from urne.platform.errors import DomainError, NotFound
+from urne.platform.errors import DomainError, Invalid, NotFound
 from urne.platform.logging import log_fields
 from urne.platform.metrics import POLLS_AWAITING, RESULTS, RESULTS_WITHHELD
 from urne.platform.offload import cpu_bound
 from urne.record import log as record_log
-from urne.record import tiles
+from urne.record import merkle, tiles
 from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.services.tally import domain, shards
 from urne.services.tally.domain import LogState, StoredBallot
@@ -349,6 +351,10 @@ class TallyHandlers:
                                                                 ["heads"]), before.cursor))
                 if not self.store.append_log(poll_id, self._holder, before.size, final):
                     return False  # the log moved meanwhile: the next check starts again
+                # The head at the close, before the result (a stop in between: the next
+                # check appends nothing and signs it).
+                self._sign_head(poll_id, poll.rules_hash, final.state, now,
+                                only_if_missing=True)
         if poll.withheld is not None:
             self.store.withhold(poll_id, None)
             log.warning("withheld result now agrees; signing", extra=log_fields(
@@ -567,6 +573,48 @@ class TallyHandlers:
                               code="record_unavailable", status=503)
         return proof
 
+    def prove_consistency(self, q: ProveConsistency, ctx: Context) -> ConsistencyProof:
+        """Between two signed sizes of the log (tree heads, and the published record),
+        from the stored tiles: whoever saved an earlier head checks, without downloading
+        the record, that the log still begins with what was signed then. Checked here
+        too before it is served: a log that no longer extends a head it signed is an
+        operator's alarm, not a proof."""
+        sheet = self.store.sheet(q.poll_id)
+        if sheet is None:
+            raise NotFound(f"no poll {q.poll_id} is known to the tally", code="poll_not_found")
+        if sheet.embargoed:
+            domain.check_shown(sheet, q.poll_id, signed=False)
+        roots = {int(h["head"]["size"]): str(h["head"]["root"])
+                 for h in self.store.tree_heads(q.poll_id)}
+        if self.store.result(q.poll_id) is not None:
+            size, root = self._record(q.poll_id)
+            roots[size] = root
+        second = q.second if q.second is not None else max(roots, default=q.first)
+        for size in (q.first, second):
+            if size not in roots:
+                signed = ", ".join(map(str, sorted(roots))) or "none yet"
+                raise NotFound(f"no tree head of this poll's log is at {size} entries (heads "
+                               f"signed at: {signed})", code="tree_head_not_found")
+        if q.first > second:
+            raise Invalid(f"first ({q.first}) is after second ({second}): a proof runs from "
+                          "an earlier head to a later one", code="invalid_request")
+        tree = tiles.TiledTree(second, partial(self.store.record_tile, q.poll_id))
+        try:
+            path = tree.consistency_proof(q.first)
+            whole = tree.root().hex() == roots[second] and merkle.verify_consistency(
+                q.first, second, path, bytes.fromhex(roots[q.first]),
+                bytes.fromhex(roots[second]))
+        except (KeyError, ValueError):  # a tile missing or shorter than the tree
+            whole = False
+        if not whole:
+            log.error("the stored log does not extend its signed tree heads", extra=log_fields(
+                poll_id=q.poll_id, first=q.first, second=second))
+            raise DomainError("the consistency proof cannot be served: the stored log "
+                              "disagrees with its signed tree heads",
+                              code="record_unavailable", status=503)
+        return ConsistencyProof(poll_id=q.poll_id, first=q.first, second=second,
+                                second_root=roots[second], path=[h.hex() for h in path])
+
     def get_live_result(self, q: GetLiveResult, ctx: Context) -> LiveResult:
         """Running counts of a live poll: the shards' checkpointed partials, merged (the
         counts of immutable rows, D5, never counters), at most every ``live_max_age``;
@@ -600,7 +648,9 @@ class TallyHandlers:
             commands={CheckPolls: self.check_polls,
                       GetResult: self.get_result, GetRecord: self.get_record,
                       GetRecordLines: self.get_record_lines, GetTreeHeads: self.get_tree_heads,
-                      ProveInclusion: self.prove_inclusion, GetLiveResult: self.get_live_result},
+                      ProveInclusion: self.prove_inclusion,
+                      ProveConsistency: self.prove_consistency,
+                      GetLiveResult: self.get_live_result},
             subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed,
                            **({} if self.counted_by_workers else
                               {BallotsRecorded: self.on_ballots_recorded}),

@@ -5,6 +5,7 @@ auditor would)."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -37,10 +38,32 @@ def run_demo(http: httpx.Client, outbox: Path, bulk: bool = False) -> None:
                                             "--poll", poll["poll_id"], "--json"])
         assert verified.exit_code == 0, verified.output
         checks = json.loads(verified.stdout)["checks"]
-        heads = http.get(f"/v1/audit/polls/{poll['poll_id']}/heads").json()["heads"]
+        served_heads = http.get(f"/v1/audit/polls/{poll['poll_id']}/heads").json()
+        heads = served_heads["heads"]
+        assert heads, "a head is signed at publication at least"
         assert [(c["name"], c["ok"]) for c in checks] == [
             ("signature", True), ("rules", True), ("record", True), ("tally", True),
-            *([("heads", True)] if heads else [])], checks
+            ("heads", True)], checks
+        # A light client that saved the first head follows the log to the last by a
+        # consistency proof, without the record.
+        with tempfile.TemporaryDirectory() as folder:
+            saved = Path(folder) / "head.json"
+            saved.write_text(json.dumps(heads[0]))
+            followed = CliRunner().invoke(app, [
+                "audit", "head", "--url", str(http.base_url), "--poll", poll["poll_id"],
+                "--head", str(saved), "--json"])
+            # A head that is not the one signed (its root changed) is refused.
+            saved.write_text(json.dumps({**heads[0], "head": {**heads[0]["head"],
+                                                              "root": "0" * 64}}))
+            forged = CliRunner().invoke(app, [
+                "audit", "head", "--url", str(http.base_url), "--poll", poll["poll_id"],
+                "--head", str(saved), "--json"])
+            assert forged.exit_code == 1, forged.output
+            assert [c["name"] for c in json.loads(forged.stdout)["checks"]
+                    if not c["ok"]] == ["saved head"]
+        assert followed.exit_code == 0, followed.output
+        report = json.loads(followed.stdout)
+        assert report["latest"] == heads[-1] and all(c["ok"] for c in report["checks"])
         # Each document, as served, conforms to the published schema.
         audit = f"/v1/audit/polls/{poll['poll_id']}"
         page = http.get(f"{audit}/record").json()
@@ -48,6 +71,8 @@ def run_demo(http: httpx.Client, outbox: Path, bulk: bool = False) -> None:
                   "signed_result": http.get(f"{audit}/result").json(), "record_page": page,
                   "inclusion_proof": http.get(
                       f"{audit}/trackers/{page['entries'][0]['tracker']}").json(),
-                  "keys": http.get("/v1/audit/keys").json()}
+                  "keys": http.get("/v1/audit/keys").json(), "tree_heads": served_heads,
+                  "consistency_proof": http.get(f"{audit}/consistency", params={
+                      "first": heads[0]["head"]["size"]}).json()}
         assert {name: conforms(name, doc) for name, doc in served.items()} == {
             name: [] for name in served}

@@ -30,7 +30,8 @@ CSV = "text/csv; charset=utf-8"
 # Every route that shows something of a poll's ballots.
 SHOWING = ("/v1/polls/{}/results", "/v1/polls/{}/results.csv", "/v1/polls/{}/results.json",
            "/v1/audit/polls/{}/result", "/v1/audit/polls/{}/record",
-           "/v1/audit/polls/{}/trackers/{}")
+           "/v1/audit/polls/{}/trackers/{}", "/v1/audit/polls/{}/heads",
+           "/v1/audit/polls/{}/consistency?first=1")
 
 
 def routes(pid: str, tracker: str) -> list[str]:
@@ -241,6 +242,18 @@ def test_an_embargoed_poll_end_to_end_in_process(
     assert [e["tracker"] for e in record["entries"]] == [receipt["tracker"]]
     ok(client.get(f"/v1/audit/polls/{pid}/trackers/{receipt['tracker']}"), 200,
        public.InclusionProofPublic)
+    # One ballot: the head signed at publication is at size 1, and proves itself.
+    [head] = ok(client.get(f"/v1/audit/polls/{pid}/heads"), 200,
+                public.TreeHeadsPublic)["heads"]
+    assert (head["head"]["size"], head["head"]["root"]) == (1, record["root"])
+    proof = ok(client.get(f"/v1/audit/polls/{pid}/consistency?first=1"), 200,
+               public.ConsistencyProofPublic)
+    assert (proof["second"], proof["second_root"], proof["path"]) == (1, record["root"], [])
+    problem(client.get(f"/v1/audit/polls/{pid}/consistency?first=2"), 404,
+            "tree_head_not_found")
+    for query in ("", "?first=0", "?first=x", "?first=1&second=0"):
+        problem(client.get(f"/v1/audit/polls/{pid}/consistency{query}"), 422,
+                "invalid_request")
 
 
 def test_an_after_close_poll_is_not_published_by_hand(

@@ -14,9 +14,17 @@ from typing import Any
 
 from tests.integration.test_tally_heals import RULES, Counting, _to
 from tests.unit.helpers import Clock, deliver, ok, types
+from urne.audit import heads as audit_heads
 from urne.audit.verify import Documents, verify
 from urne.contracts import wrap
-from urne.contracts.commands import CastBallot, CheckPolls, GetRecord, GetResult, GetTreeHeads
+from urne.contracts.commands import (
+    CastBallot,
+    CheckPolls,
+    GetRecord,
+    GetResult,
+    GetTreeHeads,
+    ProveConsistency,
+)
 from urne.contracts.events import PollClosed, PollOpened
 from urne.counting import rules_hash
 from urne.crypto.keys import generate_keys, load_signing_key
@@ -77,6 +85,11 @@ def test_the_log_grows_signed_and_the_record_extends_it(backend: Callable[[str],
     assert tick() == [6, 9]
     receipts += [cast(7, "no")]  # too few for an interval: logged at publication
     assert tick() == [6, 9]
+    during = ok(tally, GetTreeHeads(poll_id=poll_id))[0]["heads"]
+    keys = {"keys": [{"name": "tally-result", "kid": signer.public.kid,
+                      "public_key": signer.public.raw_b64url()}]}
+    proof = ok(tally, ProveConsistency(poll_id=poll_id, first=6))[0]  # from the stored tiles
+    assert all(c.ok for c in audit_heads.check(keys, during[0], during[1], proof)), proof
 
     closed = PollClosed(poll_id=poll_id, closed_at=clock())
     deliver(tally, closed)
@@ -88,6 +101,10 @@ def test_the_log_grows_signed_and_the_record_extends_it(backend: Callable[[str],
     signed = ok(tally, GetResult(poll_id=poll_id))[0]
     heads = ok(tally, GetTreeHeads(poll_id=poll_id))[0]["heads"]
     assert signed["result"]["record"]["heads"] == [6, 9, 10]
+    assert [h["head"]["size"] for h in heads] == [6, 9, 10]  # and one at publication
+    for saved in during:
+        proof = ok(tally, ProveConsistency(poll_id=poll_id, first=saved["head"]["size"]))[0]
+        assert all(c.ok for c in audit_heads.check(keys, saved, heads[-1], proof)), proof
     assert sorted(e["tracker"] for e in record["entries"]) == \
         sorted(r["tracker"] for r in receipts)
     assert len(log.counted(record["entries"])) == signed["result"]["ballots_counted"] == 8

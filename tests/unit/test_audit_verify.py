@@ -203,6 +203,22 @@ def test_verify_wants_a_bundle_or_a_server(tmp_path: Path) -> None:
         assert done.exit_code == 2 and "--bundle" in done.output
 
 
+def test_audit_head_wants_a_signed_head_and_a_server(tmp_path: Path) -> None:
+    """Exit status 2, with the reason, when the saved head cannot be read or the server
+    cannot be reached (nothing listens on port 9 of the loopback)."""
+    head = tmp_path / "head.json"
+    for content, says in (("not json", "not a signed tree head"),
+                          ('{"head": {}}', "not a signed tree head"),
+                          ('{"head": {"size": 3}}', "http://127.0.0.1:9: ")):
+        head.write_text(content)
+        done = CliRunner().invoke(app, ["audit", "head", "--url", "http://127.0.0.1:9",
+                                        "--poll", "p", "--head", str(head)])
+        assert done.exit_code == 2 and says in done.output, done.output
+    done = CliRunner().invoke(app, ["audit", "head", "--url", "http://127.0.0.1:9",
+                                    "--poll", "p", "--head", str(tmp_path / "absent.json")])
+    assert done.exit_code == 2 and "absent.json" in done.output
+
+
 @pytest.mark.parametrize(("change", "fails", "says"), [
     (lambda e: e["choice"].update(note="x"), ["record", "tally"], "not a valid recorded choice"),
     (lambda e: e.update(seen_at="2026-11-30"), ["record"], "exactly the members"),

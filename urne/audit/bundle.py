@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from urne.audit.verify import Documents
+from urne.record.canonical import parse_canonical
+from urne.record.merkle import leaf_hash
 
 KEYS, RULES, RESULT = "keys.json", "rules.json", "result.json"
 RECORD, RECORD_HEADERS, RECEIPTS = "record.ndjson", "record.json", "receipts"
@@ -53,18 +55,21 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def entries(path: Path, progress: Callable[[int], None] = lambda n: None
-            ) -> Iterator[dict[str, Any]]:
-    """The record's entries, line by line (``progress`` is told the bytes read)."""
+            ) -> Iterator[tuple[Any, bytes]]:
+    """The record's entries, line by line, each with its leaf hash (of its canonical
+    JSON, most often the line itself: ``parse_canonical``); ``progress`` is told the
+    bytes read."""
     try:
         with path.open("rb") as fh:
             for number, line in enumerate(fh, 1):
                 progress(len(line))
                 if line.strip():
                     try:
-                        yield json.loads(line)
+                        entry, canonical = parse_canonical(line.rstrip(b"\r\n"))
                     except ValueError as exc:
-                        raise BundleError(f"{path.name}, line {number}: not JSON ({exc})"
-                                          ) from exc
+                        raise BundleError(f"{path.name}, line {number}: not JSON, or not "
+                                          f"one canonical JSON can write ({exc})") from exc
+                    yield entry, leaf_hash(canonical)
     except FileNotFoundError as exc:
         raise BundleError(f"{path.name} is missing from the bundle") from exc
 
@@ -75,11 +80,13 @@ def load(folder: Path, tracker: str | None = None,
     """The documents of a bundle, as ``verify`` takes them; ``saved_heads``: signed tree
     heads the auditor saved earlier (files of one head each, as ``/heads`` lists them)."""
     headers = _json(folder / RECORD_HEADERS)
+    read = list(entries(folder / RECORD, progress))
     record = {"size": headers.get("size"), "root": headers.get("root"),
-              "entries": list(entries(folder / RECORD, progress))}
+              "entries": [entry for entry, _ in read]}
     heads = _json(folder / HEADS).get("heads") if (folder / HEADS).exists() else None
     return Documents(keys=_json(folder / KEYS), rules=_json(folder / RULES), record=record,
                      signed=_json(folder / RESULT),
                      proof=_json(receipt_path(folder, tracker)) if tracker else None,
                      heads=heads if isinstance(heads, list) else None,
-                     saved_heads=[_json(path) for path in saved_heads] or None)
+                     saved_heads=[_json(path) for path in saved_heads] or None,
+                     leaves=[leaf for _, leaf in read])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -36,11 +37,8 @@ def fetch(base_url: str, poll_id: str, folder: Path, trackers: tuple[str, ...] =
     folder.mkdir(parents=True, exist_ok=True)
     with httpx.Client(timeout=timeout) as http:
         def save(path: str, to: Path) -> None:
-            r = http.get(f"{base}/{path}")
-            if r.status_code != 200:
-                raise FetchError(f"GET {path}: {r.status_code} {r.text[:300]}")
             to.parent.mkdir(parents=True, exist_ok=True)
-            to.write_bytes(r.content)
+            to.write_bytes(_get(http, f"{base}/{path}").content)
 
         save("keys", folder / KEYS)
         save(f"polls/{poll_id}/rules", folder / RULES)
@@ -59,3 +57,26 @@ def fetch(base_url: str, poll_id: str, folder: Path, trackers: tuple[str, ...] =
             headers = {"poll_id": poll_id, "size": int(r.headers["Urne-Record-Size"]),
                        "root": r.headers["Urne-Record-Root"]}
         (folder / RECORD_HEADERS).write_text(json.dumps(headers) + "\n")
+
+
+def _get(http: httpx.Client, url: str, **params: Any) -> httpx.Response:
+    r = http.get(url, params=params or None)
+    if r.status_code != 200:
+        raise FetchError(f"GET {r.url.path}: {r.status_code} {r.text[:300]}")
+    return r
+
+
+def latest_head(base_url: str, poll_id: str, first: int, timeout: float = 60.0
+                ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The keys, the poll's latest signed tree head, and the consistency proof from the
+    log at ``first`` entries to it (``urne audit head``: a few hashes, not the record)."""
+    base = f"{base_url.rstrip('/')}/v1/audit"
+    with httpx.Client(timeout=timeout) as http:
+        keys = _get(http, f"{base}/keys").json()
+        heads = _get(http, f"{base}/polls/{poll_id}/heads").json().get("heads") or []
+        if not heads:
+            raise FetchError(f"poll {poll_id} has no signed tree head yet")
+        latest = heads[-1]
+        proof = _get(http, f"{base}/polls/{poll_id}/consistency", first=first,
+                     second=latest["head"]["size"]).json()
+    return keys, latest, proof

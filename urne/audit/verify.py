@@ -25,6 +25,7 @@ from urne.record.canonical import canonical_json
 
 V1 = "urne.result.v1"  # a record of counted ballots, {tracker, choice}, in tracker order
 V2 = "urne.result.v2"  # a record that is the log of every ballot (urne.record.log)
+TREE_HEAD = "urne.tree_head.v1"
 
 
 @dataclass(frozen=True)
@@ -48,21 +49,36 @@ class Documents:
     # /v1/audit/polls/{id}/heads (its ``heads``), and heads the auditor saved earlier.
     heads: list[dict[str, Any]] | None = None
     saved_heads: list[dict[str, Any]] | None = None
+    # The leaf hash of each record entry, if the loader computed them from the lines
+    # as served (the same hashes, found faster: ``bundle.entries``); else computed here.
+    leaves: list[bytes] | None = None
+
+    def leaf_hashes(self) -> list[bytes]:
+        entries = self.record.get("entries", [])
+        if self.leaves is not None and len(self.leaves) == len(entries):
+            return self.leaves
+        return [merkle.leaf_hash(canonical_json(e)) for e in entries]
 
 
 def verify(docs: Documents, pinned_kid: str | None = None) -> list[Check]:
     """Every check, in order; the result holds only if all are ``ok``."""
     result = docs.signed.get("result", {})
-    checks = [_signature(docs, result, pinned_kid), _rules(docs, result),
-              _record(docs, result), _tally(docs, result)]
+    leaves: list[bytes] = []
+    try:
+        leaves = docs.leaf_hashes()
+        record = _record(docs, result, leaves)
+    except (ValueError, TypeError) as exc:  # an entry canonical JSON cannot write
+        record = Check("record", False, f"an entry is not JSON urne writes: {exc}"[:300])
+    checks = [_signature(docs, result, pinned_kid), _rules(docs, result), record,
+              _tally(docs, result)]
     if docs.heads or docs.saved_heads:  # none signed during the vote: nothing to check
-        checks.append(_heads(docs, result, pinned_kid))
+        checks.append(_heads(docs, result, pinned_kid, leaves))
     if docs.proof is not None:
         checks.append(_inclusion(docs))
     return checks
 
 
-def _signed_by(keys: dict[str, Any], signed: dict[str, Any], document: Any,
+def signed_by(keys: dict[str, Any], signed: dict[str, Any], document: Any,
                pinned_kid: str | None) -> tuple[str | None, dict[str, Any] | None]:
     """Why ``signed`` (with ``signature`` and ``key_id``) is not a signature of
     ``document`` by a tally-result key, or None and the key."""
@@ -86,7 +102,7 @@ def _signed_by(keys: dict[str, Any], signed: dict[str, Any], document: Any,
 
 
 def _signature(docs: Documents, result: dict[str, Any], pinned_kid: str | None) -> Check:
-    wrong, key = _signed_by(docs.keys, docs.signed, result, pinned_kid)
+    wrong, key = signed_by(docs.keys, docs.signed, result, pinned_kid)
     if wrong is not None or key is None:
         return Check("signature", False, str(wrong))
     pinned = "pinned" if pinned_kid else "as served, not pinned"
@@ -95,7 +111,8 @@ def _signature(docs: Documents, result: dict[str, Any], pinned_kid: str | None) 
                                     f"{pinned})")
 
 
-def _heads(docs: Documents, result: dict[str, Any], pinned_kid: str | None) -> Check:
+def _heads(docs: Documents, result: dict[str, Any], pinned_kid: str | None,
+           leaves: list[bytes]) -> Check:
     """Every tree head signed during the vote (served, and saved earlier by the
     auditor) is signed by the tally, of this poll and rules, at a size the result lists,
     with the root of the record's prefix of that size: the record published at the close
@@ -104,19 +121,18 @@ def _heads(docs: Documents, result: dict[str, Any], pinned_kid: str | None) -> C
         return Check("heads", False, "a result of urne.result.v1 has no tree heads")
     sizes = set(result.get("record", {}).get("heads", []))
     heads = [*(docs.heads or []), *(docs.saved_heads or [])]
-    entries = docs.record.get("entries", [])
     try:
-        roots = merkle.prefix_roots((log.leaf(e) for e in entries),
+        roots = merkle.prefix_roots(leaves,
                                     [int(h["head"]["size"]) for h in heads])
     except (KeyError, TypeError, ValueError) as exc:
         return Check("heads", False, f"a tree head does not read: {exc}"[:300])
     for signed in heads:
         head = signed["head"]
-        wrong, _ = _signed_by(docs.keys, signed, head, pinned_kid)
+        wrong, _ = signed_by(docs.keys, signed, head, pinned_kid)
         where = f"the tree head at {head.get('size')} entries"
         if wrong is not None:
             return Check("heads", False, f"{where}: {wrong}")
-        if head.get("format") != "urne.tree_head.v1" or \
+        if head.get("format") != TREE_HEAD or \
                 (head.get("poll_id"), head.get("rules_hash")) != (result.get("poll_id"),
                                                                   result.get("rules_hash")):
             return Check("heads", False, f"{where} is not one of this poll and rules")
@@ -144,13 +160,9 @@ def _rules(docs: Documents, result: dict[str, Any]) -> Check:
     return Check("rules", True, f"rules hash {computed}")
 
 
-def _leaves(docs: Documents) -> list[bytes]:
-    return [merkle.leaf_hash(canonical_json(e)) for e in docs.record.get("entries", [])]
-
-
-def _record(docs: Documents, result: dict[str, Any]) -> Check:
+def _record(docs: Documents, result: dict[str, Any], leaves: list[bytes]) -> Check:
     if result.get("format") != V1:
-        return _log(docs, result)
+        return _log(docs, result, leaves)
     entries = docs.record.get("entries", [])
     trackers = [e.get("tracker") if isinstance(e, dict) else None for e in entries]
     for index in range(1, len(trackers)):
@@ -163,7 +175,6 @@ def _record(docs: Documents, result: dict[str, Any]) -> Check:
         if before > after:
             return Check("record", False, f"entries {index - 1} and {index} are not in "
                          f"tracker order ({before}, {after}): the record was reordered")
-    leaves = _leaves(docs)
     root = merkle.root(leaves).hex()
     signed = result.get("record", {})
     if (root, len(leaves)) != (signed.get("root"), signed.get("size")) or \
@@ -173,7 +184,7 @@ def _record(docs: Documents, result: dict[str, Any]) -> Check:
     return Check("record", True, f"{len(leaves)} counted ballots, Merkle root {root}")
 
 
-def _log(docs: Documents, result: dict[str, Any]) -> Check:
+def _log(docs: Documents, result: dict[str, Any], leaves: list[bytes]) -> Check:
     """v2: the record is a well-formed log (heights, chain from the rules hash, tracker
     order within each tree head's interval, unique trackers, each ``supersedes`` naming
     another entry, none twice), whose root and size are those signed and served."""
@@ -184,10 +195,10 @@ def _log(docs: Documents, result: dict[str, Any]) -> Check:
     heads = signed.get("heads")
     if not isinstance(heads, list) or not all(isinstance(h, int) for h in heads):
         return Check("record", False, "the signed record lists no tree head sizes")
-    wrong = log.check(entries, str(result.get("rules_hash")), heads)
+    wrong = log.check(entries, str(result.get("rules_hash")), heads, leaves)
     if wrong is not None:
         return Check("record", False, wrong)
-    root = merkle.root([log.leaf(e) for e in entries]).hex()
+    root = merkle.root(leaves).hex()
     if (root, len(entries)) != (signed.get("root"), signed.get("size")) or \
             (root, len(entries)) != (docs.record.get("root"), docs.record.get("size")):
         return Check("record", False, f"{len(entries)} entries with root {root}; signed: "

@@ -496,6 +496,17 @@ class ProveInclusion(_TallyQuery):
     tracker: Tracker
 
 
+@message("record.prove_consistency.v1")
+class ProveConsistency(_TallyQuery):
+    """Proof that the poll's log at ``first`` entries is a prefix of the log at
+    ``second`` (RFC 9162 §2.1.4): both sizes of signed tree heads (or of the published
+    record); ``second`` unset is the latest."""
+
+    poll_id: Id
+    first: Annotated[int, Field(ge=1, le=2**40)]
+    second: Annotated[int, Field(ge=1, le=2**40)] | None = None
+
+
 # --- accountable operators (issue 10) --------------------------------------
 MonthText = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
 

@@ -333,6 +333,17 @@ class InclusionProof(Reply):
     path: list[str]
 
 
+class ConsistencyProof(Reply):
+    """RFC 9162 §2.1.4 consistency proof between the log at ``first`` and at ``second``
+    entries, whose root is ``second_root``; ``path`` is empty when they are equal."""
+
+    poll_id: str
+    first: int
+    second: int
+    second_root: str
+    path: list[str]
+
+
 class Health(Reply):
     service: str
     ready: bool

@@ -98,12 +98,12 @@ def channels(entries: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 
 def check(entries: Sequence[dict[str, Any]], rules_hash: str,
-          intervals: Sequence[int]) -> str | None:
+          intervals: Sequence[int], leaves: Sequence[bytes] | None = None) -> str | None:
     """Why these entries are not a well-formed log, or None: every entry has exactly the
     known members, its height and its parent; trackers are unique; what ``supersedes``
     names is another entry, named by no other; within each interval (``intervals``: the sizes
     of the signed tree heads, in order, the last the log's size) entries are in tracker
-    order. Messages name the entry."""
+    order. Messages name the entry. ``leaves``: the entries' leaf hashes, if known."""
     bounds = list(intervals)
     if bounds != sorted(set(bounds)) or (bounds and bounds[0] <= 0):
         return f"the tree heads' sizes {bounds[:5]}... do not grow"
@@ -133,7 +133,7 @@ def check(entries: Sequence[dict[str, Any]], rules_hash: str,
                    "their interval: the record was reordered"
         if bounds and height + 1 == bounds[0]:
             start = bounds.pop(0)
-        parent = leaf(entry).hex()
+        parent = (leaves[height] if leaves is not None else leaf(entry)).hex()
     if last != len(entries):
         return f"the log has {len(entries)} entries, its last tree head {last}: entries " \
                "were deleted or added at its end"

@@ -7,11 +7,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from urne.runtime.registry import SERVICES
+
+if TYPE_CHECKING:
+    from urne.audit.verify import Check
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="urne: citizen votes and consultations, verifiable end to end.")
@@ -223,15 +226,73 @@ def audit_verify(
     holds = all(c.ok for c in checks)
     poll_id = docs.signed.get("result", {}).get("poll_id", poll)
     if as_json:
-        typer.echo(json.dumps({"poll_id": poll_id, "ok": holds, "checks": [
-            {"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
-            "ballots": len(docs.record.get("entries", [])), "timings": timings}))
+        typer.echo(json.dumps({"poll_id": poll_id, "ok": holds, "checks": _as_json(checks),
+                               "ballots": len(docs.record.get("entries", [])),
+                               "timings": timings}))
     else:
-        for c in checks:
-            typer.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
+        _print_checks(checks)
         spent = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in timings.items())
         typer.echo(f"the result {'holds' if holds else 'does NOT hold'} ({spent})")
     raise typer.Exit(0 if holds else 1)
+
+
+@audit_app.command("head")
+def audit_head(
+    url: Annotated[str, typer.Option(help="The urne API, e.g. https://vote.example.org.")],
+    poll: Annotated[str, typer.Option(help="The poll whose log to follow.")],
+    head: Annotated[Path, typer.Option(
+        help="A signed tree head saved earlier (one of /heads, or one --save wrote).")],
+    kid: Annotated[str | None, typer.Option(
+        help="The id of the tally-result key, as obtained elsewhere than from this "
+             "server.")] = None,
+    save: Annotated[Path | None, typer.Option(
+        help="Write the latest signed head here once it is checked: the head to give "
+             "next time.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+    = False,
+) -> None:
+    """Check, without downloading the record, that the poll's log still begins with what
+    a tree head saved earlier signed: the latest signed head and a consistency proof from
+    the saved one (RFC 9162). During the vote and after; a light client's check, to run
+    as often as you like. Exit status 0 if it holds, 1 if not, 2 if the documents cannot
+    be had."""
+    import json
+
+    import httpx
+
+    from urne.audit import heads
+    from urne.audit.fetch import FetchError, latest_head
+
+    try:
+        saved = json.loads(head.read_bytes())
+        keys, latest, proof = latest_head(url, poll, int(saved["head"]["size"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        typer.echo(f"{head}: not a signed tree head ({exc})", err=True)
+        raise typer.Exit(2) from exc
+    except (FetchError, httpx.HTTPError) as exc:
+        typer.echo(f"{url}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    checks = heads.check(keys, saved, latest, proof, pinned_kid=kid)
+    holds = all(c.ok for c in checks)
+    if holds and save is not None:
+        save.write_text(json.dumps(latest) + "\n")
+    if as_json:
+        typer.echo(json.dumps({"poll_id": poll, "ok": holds, "checks": _as_json(checks),
+                               "latest": latest}))
+    else:
+        _print_checks(checks)
+        typer.echo("the log extends the saved head" if holds else
+                   "the log does NOT extend the saved head")
+    raise typer.Exit(0 if holds else 1)
+
+
+def _as_json(checks: list[Check]) -> list[dict[str, Any]]:
+    return [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
+
+
+def _print_checks(checks: list[Check]) -> None:
+    for c in checks:
+        typer.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
 
 
 @contextmanager
