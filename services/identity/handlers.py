@@ -53,7 +53,7 @@ from urne.contracts.replies import (
 )
 from urne.contracts.roles import ADMIN, AGENT, PARTICIPANT, STAFF
 from urne.crypto.keys import KeySet
-from urne.crypto.tokens import InvalidToken, TokenIssuer, TokenVerifier
+from urne.crypto.tokens import InvalidToken, TokenIssuer, TokenVerifier, agent_key
 from urne.messaging.kernel import Context, ServiceCore
 from urne.platform.errors import (
     Busy,
@@ -361,10 +361,10 @@ class IdentityHandlers:
                     "at a desk")
         self._ensure_open(cmd.poll_id)
         return self._voting_token(cmd.person_id, self._person(cmd.person_id), cmd.poll_id,
-                                  cmd.channel)
+                                  cmd.channel, agent_key(cmd.actor.person_id, cmd.poll_id))
 
     def _voting_token(self, person_id: str, person: domain.Person | None, poll_id: str,
-                      channel: str) -> VotingToken:
+                      channel: str, agent: str | None = None) -> VotingToken:
         voter_key = domain.pseudonym(self.secret, person_id, poll_id)
         if channel != "paper" and any(m.channel == "paper"
                                       for m in self.store.marks_of(poll_id, voter_key)):
@@ -384,7 +384,7 @@ class IdentityHandlers:
             district = self._census_entry(frozen[0], person_id).district
         # A person's "paper" token is the mark's alone (paper_mark): it casts no ballot.
         token, exp = self.tokens.voting_token(voter_key, poll_id, district, channel=channel,
-                                              paper_mark=channel == "paper")
+                                              paper_mark=channel == "paper", agent=agent)
         return VotingToken(poll_id=poll_id, voting_token=token,
                            expires_at=datetime.fromtimestamp(exp, UTC))
 
@@ -405,9 +405,10 @@ class IdentityHandlers:
         if len(set(serials)) != len(serials):
             raise DomainError("a serial appears twice in this batch", code="paper_serial_twice",
                               status=422)
+        agent = agent_key(cmd.actor.person_id, cmd.poll_id)
         tokens = [self.tokens.voting_token(
             domain.pseudonym(self.secret, domain.paper_voter(serial), cmd.poll_id),
-            cmd.poll_id, cmd.district, channel="paper")[0] for serial in serials]
+            cmd.poll_id, cmd.district, channel="paper", agent=agent)[0] for serial in serials]
         return PaperVotingTokens(poll_id=cmd.poll_id, voting_tokens=tokens)
 
     def issue_synthetic_voting_tokens(self, cmd: IssueSyntheticVotingTokens,

@@ -98,6 +98,9 @@ class StoredBallot:
     # Distributed: the offset of the counting-stream message that brought it (its
     # first); a shard's partial counts the ballots before its checkpoint's offset.
     position: int = 0
+    # The agent who cast it at a desk or entered it from paper (``agent_key``), as the
+    # vote service says; None online (and for ballots stored before agents were).
+    agent: str | None = None
 
 
 def counted(ballots: Iterable[StoredBallot]) -> list[StoredBallot]:
@@ -218,6 +221,23 @@ def log_ballots(ballots: Iterable[StoredBallot]) -> list[log.Ballot]:
             out.append(log.Ballot(b.tracker, b.choice, b.channel, previous))
             previous = b.tracker
     return out
+
+
+def agents(entries: list[dict[str, Any]], agent_of: dict[str, str]
+           ) -> dict[str, dict[str, dict[str, int]]]:
+    """Per agent (``agent_key``), per channel, the log's entries they cast or entered and
+    those that count: what each desk's own tally sheet is compared with. From the tally's
+    copy: the record itself does not name agents."""
+    counting = {e["tracker"] for e in log.counted(entries)}
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for e in entries:
+        agent = agent_of.get(e["tracker"])
+        if agent is None:
+            continue
+        cell = out.setdefault(agent, {}).setdefault(e["channel"], {"entries": 0, "counted": 0})
+        cell["entries"] += 1
+        cell["counted"] += e["tracker"] in counting
+    return {a: dict(sorted(channels.items())) for a, channels in sorted(out.items())}
 
 
 def record_entries(rules_hash: str, ballots: Iterable[StoredBallot]) -> list[dict[str, Any]]:
@@ -428,8 +448,11 @@ def publication(poll: TallySheet, ballots: list[StoredBallot], software_version:
     counting = log.counted(entries)
     record = {"format": RECORD_FORMAT, "size": len(entries), "root": done.state.root,
               "leaf_encoding": LEAF_ENCODING, "heads": list(done.state.intervals)}
-    numbers = {"ballots_counted": len(counting),
-               "reconciliation": {"channels": log.channels(entries)}}
+    reconciliation: dict[str, Any] = {"channels": log.channels(entries)}
+    by_agent = agents(entries, {b.tracker: b.agent for b in ballots if b.agent is not None})
+    if by_agent:  # no ballot was cast at a desk or entered from paper: nothing to say
+        reconciliation["agents"] = by_agent
+    numbers = {"ballots_counted": len(counting), "reconciliation": reconciliation}
     result = _result(poll, software_version, now, result_format, record, len(entries), numbers,
                      count(poll.rules, (e["choice"] for e in counting)))
     return Publication(result, done.chunks, done.tiles, done.trackers, entries)

@@ -52,7 +52,8 @@ class RulesUnknown(DomainError):
 def stored(b: RecordedBallot, position: int = 0) -> StoredBallot:
     return StoredBallot(poll_id=b.poll_id, voter_key=b.voter_key, sequence=b.sequence,
                         ballot_id=b.ballot_id, tracker=b.tracker, choice=b.choice,
-                        channel=b.channel, recorded_at=b.recorded_at, position=position)
+                        channel=b.channel, recorded_at=b.recorded_at, position=position,
+                        agent=b.agent)
 
 
 def stored_times(event: BallotsRecorded, ballots: list[RecordedBallot]) -> list[datetime]:

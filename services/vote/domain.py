@@ -53,6 +53,9 @@ class Ballot:
     recorded_at: datetime
     idempotency_key: str | None = None
     request_digest: str = ""  # of what the voter asked (choice, channel): see Admission
+    # The agent who cast it at a desk or entered it from paper (their ``agent_key``, from
+    # the token); None online. For the signed reconciliation by agent.
+    agent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Request:
     received_at: datetime
     idempotency_key: str | None
     digest: str
+    agent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,8 @@ def admit(poll_id: str, voter_key: str, stored: list[Ballot], request: Request,
         poll_id=poll_id, voter_key=voter_key, sequence=sequence, ballot_id=request.ballot_id,
         tracker=request.tracker, choice=request.choice, channel=request.channel,
         recorded_at=recorded_time(request.received_at, request.channel),
-        idempotency_key=request.idempotency_key, request_digest=request.digest), new=True)
+        idempotency_key=request.idempotency_key, request_digest=request.digest,
+        agent=request.agent), new=True)
 
 
 def mark_paper(poll_id: str, voter_key: str, stored: list[Ballot], mark_id: str,

@@ -274,7 +274,8 @@ class BallotIntake:
         request = Request(ballot_id=cmd.ballot_id, tracker=cmd.tracker, choice=choice,
                           channel=channel, received_at=cmd.received_at,
                           idempotency_key=cmd.idempotency_key,
-                          digest=domain.request_digest(choice, channel))
+                          digest=domain.request_digest(choice, channel),
+                          agent=cast.claims.agent)
         stored = batch.stored.setdefault((cmd.poll_id, voter_key), [])
         decision = domain.admit(cmd.poll_id, voter_key, stored, request, self.max_ballots,
                                 box.cross_channel)
@@ -351,4 +352,4 @@ def sign_in_events(voters: list[SignInListEntry]) -> list[RawEnvelope]:
 def as_recorded(b: Ballot) -> RecordedBallot:
     return RecordedBallot(poll_id=b.poll_id, ballot_id=b.ballot_id, tracker=b.tracker,
                           voter_key=b.voter_key, sequence=b.sequence, choice=b.choice,
-                          channel=b.channel, recorded_at=b.recorded_at)
+                          channel=b.channel, recorded_at=b.recorded_at, agent=b.agent)

@@ -23,6 +23,7 @@ from tests.e2e.scenario import (
     vote,
     wait_until,
 )
+from urne.crypto.tokens import agent_key
 
 
 def run_cross_channel(http: httpx.Client, outbox: Path) -> None:
@@ -68,6 +69,13 @@ def run_cross_channel(http: httpx.Client, outbox: Path) -> None:
         expected = ({"yes": 2, "no": 0, "abstain": 1} if policy == "in_person_final"
                     else {"yes": 1, "no": 1, "abstain": 1})
         close_and_verify(http, state, expected)
+        # Every desk and paper ballot is this agent's, by the name anyone who knows their
+        # person id recomputes: the signed reconciliation by agent says so.
+        agent_id = http.get("/v1/me", headers=agent).json()["person_id"]
+        result = http.get(f"/v1/audit/polls/{state.poll_id}/result").json()["result"]
+        channels = result["reconciliation"]["channels"]
+        assert result["reconciliation"]["agents"] == {agent_key(agent_id, state.poll_id): {
+            "desk": channels["desk"], "paper": channels["paper"]}}, result["reconciliation"]
 
 
 def on_paper(http: httpx.Client, outbox: Path, state: OpenPoll, agent: dict,

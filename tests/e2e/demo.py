@@ -76,3 +76,10 @@ def run_demo(http: httpx.Client, outbox: Path, bulk: bool = False) -> None:
                       "first": heads[0]["head"]["size"]}).json()}
         assert {name: conforms(name, doc) for name, doc in served.items()} == {
             name: [] for name in served}
+        # The demo's papers were entered by one agent (its admin): all theirs.
+        reconciliation = served["signed_result"]["result"]["reconciliation"]
+        if paper:
+            [cells] = reconciliation["agents"].values()
+            assert cells == {"paper": reconciliation["channels"]["paper"]}, reconciliation
+        else:
+            assert "agents" not in reconciliation

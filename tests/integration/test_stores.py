@@ -524,7 +524,8 @@ def test_vote_ballots_of_voters(backend: Any) -> None:
     store = backend("vote")
     pid, a, b = new_id(), voter(0), voter(16)  # same enumeration bucket, other voter
     assert store.ballots_of(pid, [a, b]) == {}
-    first, second, other = _ballot(pid, a, 1), _ballot(pid, a, 2, "no"), _ballot(pid, b, 1)
+    first, second = _ballot(pid, a, 1), _ballot(pid, a, 2, "no")
+    other = replace(_ballot(pid, b, 1), channel="desk", agent="e" * 32)  # cast at a desk
     store.add_ballots([first, second, other])
     found = store.ballots_of(pid, [a, b, voter(3)])
     assert sorted(found[a], key=lambda x: x.sequence) == [first, second]  # every field back
@@ -634,7 +635,9 @@ def test_tally_ballots_are_idempotent(backend: Any) -> None:
     store = backend("tally")
     pid = new_id()
     rows = [StoredBallot(pid, voter(i), 1 + i % 2, new_id(), new_id()[:14],
-                         {"answer": "no", "i": i}, "online", NOW + timedelta(milliseconds=i))
+                         {"answer": "no", "i": i}, "paper" if i % 5 == 0 else "online",
+                         NOW + timedelta(milliseconds=i),
+                         agent=f"{i:032x}" if i % 5 == 0 else None)  # an agent's paper
             for i in range(50)]
     store.add_ballots(rows[:30])
     store.add_ballots(rows[30:])
@@ -984,7 +987,8 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     # ALTER TABLE migrations
     assert files["tally"] == ["001_init", "002_sealed_digest", "003_results_visibility",
                               "004_awaiting", "005_partials", "006_record", "007_closed",
-                              "008_log"]
+                              "008_log", "009_agent"]
+    assert files["vote"][-1] == "006_agent"
     assert files["proposal"] == ["001_init", "002_organisers_and_steps",
                                  "003_proposals_as_cities_run_them", "004_results_visibility",
                                  "005_schedule", "006_action_log", "007_poll_electorate",
@@ -1015,7 +1019,7 @@ def test_cassandra_concurrent_migrations(cassandra: CassandraRun) -> None:
         keyspaces = race(3, lambda i: ensure_schema(sessions[i], settings, "vote", folder))
         assert set(keyspaces) == {f"{settings.cassandra_keyspace_prefix}vote"}
         rows = list(sessions[0].execute(f"SELECT version FROM {keyspaces[0]}.schema_migrations"))
-        assert sorted(r.version for r in rows) == [1, 2, 3, 4, 5]
+        assert sorted(r.version for r in rows) == [1, 2, 3, 4, 5, 6]
         tables = {r.table_name for r in sessions[0].execute(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
             (keyspaces[0],))}

@@ -12,15 +12,26 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.audit_schema import conforms
 from tests.unit.helpers import ok
-from tests.unit.test_tally import BALLOTS, POLL, RULES, make_tally, opened, sealed
+from tests.unit.test_tally import (
+    AT,
+    BALLOTS,
+    POLL,
+    RULES,
+    make_tally,
+    opened,
+    recorded,
+    sealed,
+)
 from urne.audit import bundle
 from urne.audit.verify import Documents, verify
 from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
-from urne.counting import count, rules_adapter
+from urne.contracts.events import BallotBoxSealedV2, BallotsRecorded
+from urne.counting import count, rules_adapter, rules_hash
 from urne.crypto.keys import SigningKey, b64url, generate_keys, load_signing_key
 from urne.record import log, merkle
-from urne.record.canonical import canonical_json
+from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.runtime.cli import app
 
 pytestmark = pytest.mark.unit
@@ -332,3 +343,70 @@ def test_the_rules_changed_after_the_fact_are_detected_by_their_hash(served: Doc
     assert failing(damaged) == ["rules"]
     [check] = [c for c in verify(damaged) if c.name == "rules"]
     assert "differs from the served" in check.detail
+
+
+DESK, PAPER = "a" * 32, "b" * 32  # two agents' names (agent_key)
+
+
+@pytest.fixture
+def with_agents(tmp_path: Path, tally_key: SigningKey) -> Documents:
+    """A published poll with ballots cast at a desk and entered from paper, each by its
+    agent (as their voting tokens name them), and one desk ballot replaced online."""
+    tally = make_tally(tmp_path, tally_key)
+    rows = [recorded("a", 1, "yes").model_copy(update={"channel": "desk", "agent": DESK}),
+            recorded("a", 2, "no"),
+            recorded("p", 1, "yes").model_copy(update={"channel": "paper", "agent": PAPER}),
+            recorded("q", 1, "no").model_copy(update={"channel": "paper", "agent": PAPER}),
+            recorded("c", 1, "yes")]
+    tally.feed(opened(), BallotsRecorded(ballots=rows), BallotBoxSealedV2(
+        poll_id=POLL, ballots_recorded=len(rows), sealed_at=AT,
+        ballots_digest=ballot_set_digest([r.ballot_id for r in rows])))
+    public = tally_key.public
+    return Documents(
+        keys={"keys": [{"name": "tally-result", "kid": public.kid,
+                        "public_key": public.raw_b64url()}]},
+        rules={"poll_id": POLL, "rules": RULES.model_dump(mode="json"),
+               "rules_hash": rules_hash(RULES)},
+        record=ok(tally.core, GetRecord(poll_id=POLL))[0],
+        signed=ok(tally.core, GetResult(poll_id=POLL))[0])
+
+
+def test_the_result_reconciles_each_agents_ballots(with_agents: Documents) -> None:
+    """What each desk compares with its own tally sheet; the record does not name
+    agents (their ballots are entries like any other), the verifier checks they fit."""
+    result = with_agents.signed["result"]
+    assert result["reconciliation"] == {
+        "channels": {"desk": {"entries": 1, "counted": 0},
+                     "online": {"entries": 2, "counted": 2},
+                     "paper": {"entries": 2, "counted": 2}},
+        "agents": {DESK: {"desk": {"entries": 1, "counted": 0}},
+                   PAPER: {"paper": {"entries": 2, "counted": 2}}}}
+    assert all("agent" not in e for e in with_agents.record["entries"])
+    assert all(c.ok for c in verify(with_agents)), verify(with_agents)
+    assert conforms("signed_result", with_agents.signed) == []
+    named = copy.deepcopy(with_agents.signed)  # a person id where an agent key goes
+    named["result"]["reconciliation"]["agents"] = {"agent-1": {"paper": {
+        "entries": 1, "counted": 1}}}
+    assert conforms("signed_result", named) != []
+
+
+@pytest.mark.parametrize(("agents", "says"), [
+    ({PAPER: {"paper": {"entries": 3, "counted": 3}}}, "more than the record's"),
+    ({PAPER: {"paper": {"entries": 2, "counted": 2}},
+      "c" * 32: {"paper": {"entries": 1, "counted": 1}}}, "more than the record's"),
+    ({PAPER: {"online": {"entries": 1, "counted": 1}}}, "not a count of desk or paper"),
+    ({PAPER: {"paper": {"entries": 1, "counted": 2}}}, "not a count of desk or paper"),
+    ({"agent-1": {"paper": {"entries": 1, "counted": 1}}}, "not an agent's ballots"),
+    ([], "not an object"),
+], ids=["more", "another agent", "online", "counted above entries", "a person id", "list"])
+def test_ballots_by_agent_the_record_cannot_hold_fail(
+        with_agents: Documents, tally_key: SigningKey, agents: Any, says: str) -> None:
+    """An operator who signs more desk or paper ballots for an agent than the record
+    holds (ballots a desk never entered), or counts that are no counts."""
+    forged = copy.deepcopy(with_agents)
+    result = forged.signed["result"]
+    result["reconciliation"]["agents"] = agents
+    forged.signed["signature"] = b64url(tally_key.sign(canonical_json(result)))
+    [tally] = [c for c in verify(forged) if c.name == "tally"]
+    assert not tally.ok and says in tally.detail, tally.detail
+    assert failing(forged) == ["tally"]

@@ -28,7 +28,7 @@ from urne.contracts.events import PollClosed, PollOpened
 from urne.contracts.fields import PAPER_BATCH_MAX
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey
-from urne.crypto.tokens import TokenIssuer, TokenVerifier
+from urne.crypto.tokens import TokenIssuer, TokenVerifier, agent_key
 from urne.services.identity import desk, domain, limits
 from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
 from urne.services.identity.domain import Person
@@ -253,6 +253,10 @@ def test_paper_ballots_get_tokens_keyed_by_their_serials(at_desk: Desk, clock: C
     first = paper_tokens(at_desk, ["A-1", "A-2"], district="nord")["voting_tokens"]
     claims = [at_desk.verifier.voting(t) for t in first]
     assert [(c.poll_id, c.channel, c.district) for c in claims] == [("p1", "paper", "nord")] * 2
+    # Entered by this agent (by an admin, the admin's name): the reconciliation's.
+    assert {c.agent for c in claims} == {agent_key("agent-1", "p1")} != \
+        {at_desk.verifier.voting(t).agent
+         for t in paper_tokens(at_desk, ["A-3"], actor=ADMIN)["voting_tokens"]}
     assert claims[0].voter_key != claims[1].voter_key
     # The same paper (its serial in any case) is the same voter, in a later batch too;
     # never a person's voter key, nor the same key in another poll.

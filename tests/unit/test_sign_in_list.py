@@ -4,6 +4,7 @@ gives the turnout to organisers and "has voted" to agents."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -239,6 +240,8 @@ def test_an_agent_gets_a_desk_token_for_the_person_in_front_of_them(
     claims = TokenVerifier(identity_key.public).voting(reply["data"]["voting_token"])
     assert (claims.voter_key, claims.poll_id, claims.channel, claims.district) == (
         domain.pseudonym("test-secret", person, "p1"), "p1", "desk", "nord")
+    # The agent who helped, by the name anyone who knows their person id recomputes.
+    assert claims.agent == hashlib.sha256(b"urne.agent\x00agent-1\x00p1").hexdigest()[:32]
     for actor, poll_id, person_id, code in ((PARTICIPANT, "p1", person, "forbidden"),
                                             (ORGANISER, "p1", person, "forbidden"),
                                             (AGENT, "p9", person, "poll_not_found"),

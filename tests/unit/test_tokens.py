@@ -19,6 +19,7 @@ from urne.crypto.tokens import (
     InvalidToken,
     TokenIssuer,
     TokenVerifier,
+    agent_key,
 )
 
 pytestmark = pytest.mark.unit
@@ -65,6 +66,22 @@ def test_voting_token_round_trip(issuer: TokenIssuer, verifier: TokenVerifier) -
     assert claims.voter_key == "abc123"
     assert claims.poll_id == "poll-9"
     assert exp - time.time() == pytest.approx(issuer.voting_ttl, abs=5)
+
+
+def test_an_agents_name_travels_in_the_token_and_nothing_else_does(
+        issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    agent = agent_key("agent-1", "poll-9")
+    assert agent == hashlib.sha256(b"urne.agent\x00agent-1\x00poll-9").hexdigest()[:32]
+    desk = verifier.voting(issuer.voting_token("k", "poll-9", channel="desk", agent=agent)[0])
+    assert (desk.channel, desk.agent) == ("desk", agent)
+    assert verifier.voting(issuer.voting_token("k", "poll-9")[0]).agent is None
+    with pytest.raises(ValueError, match="not an agent key"):
+        issuer.voting_token("k", "poll-9", channel="desk", agent="agent-1")  # a person id
+    for claim in ("agent-1", 7, "A" * 32):  # signed, but not an agent's name
+        forged, _ = issuer._sign({"sub": "k", "poll": "poll-9", "aud": VOTE_AUDIENCE,
+                                  "channel": "desk", "agent": claim}, 60)
+        with pytest.raises(InvalidToken, match="agent"):
+            verifier.voting(forged)
 
 
 def test_tokens_are_unique_per_issue(issuer: TokenIssuer) -> None:

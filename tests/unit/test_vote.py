@@ -455,6 +455,23 @@ def test_a_ballot_cast_at_a_desk_is_final_where_the_poll_says_so(vote: Vote,
     assert vote.store.ballot_box("p1").cross_channel == policy
 
 
+def test_a_desk_or_paper_ballot_keeps_its_agent_for_the_tally(vote: Vote) -> None:
+    """The agent the token names (never the request's word) is stored with the ballot
+    and sent to the tally, which reconciles each agent's ballots; online, none."""
+    vote.open("p1")
+    agent = "d" * 32
+    desk = vote.issuer.voting_token(ALICE, "p1", channel="desk", agent=agent)[0]
+    at_desk = vote.record(vote.ballot("p1", YES, token=desk))
+    online = vote.record(vote.ballot("p1", NO, BOB))
+    [sent] = [e for e in at_desk.events if e["type"] == "ballots.recorded.v1"]
+    assert [b["agent"] for b in sent["payload"]["ballots"]] == [agent]
+    [sent] = [e for e in online.events if e["type"] == "ballots.recorded.v1"]
+    assert [b["agent"] for b in sent["payload"]["ballots"]] == [None]
+    stored = {b.voter_key: b.agent for chunk in vote.store.stored_ballots("p1", 10)
+              for b in chunk}
+    assert stored == {ALICE: agent, BOB: None}
+
+
 def test_a_box_opened_by_an_older_proposal_service_lets_the_latest_win(vote: Vote) -> None:
     vote.open("p1")  # poll.opened without cross_channel
     assert vote.store.ballot_box("p1").cross_channel == "latest_wins"

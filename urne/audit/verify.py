@@ -10,6 +10,7 @@ tally are recomputed here, with the counting auditors share (``urne.counting``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ from urne.record.canonical import canonical_json
 V1 = "urne.result.v1"  # a record of counted ballots, {tracker, choice}, in tracker order
 V2 = "urne.result.v2"  # a record that is the log of every ballot (urne.record.log)
 TREE_HEAD = "urne.tree_head.v1"
+IN_PERSON_CHANNELS = ("desk", "paper")  # the channels whose ballots an agent casts
+AGENT_KEY = re.compile(r"[0-9a-f]{32}")  # an agent's name in the reconciliation
 
 
 @dataclass(frozen=True)
@@ -263,8 +266,41 @@ def _log_tally(docs: Documents, result: dict[str, Any]) -> Check:
     if channels != signed_channels:
         return Check("tally", False, f"the record's ballots by channel are {channels}, the "
                      f"result signs {signed_channels}")
+    wrong = _agents(result.get("reconciliation", {}).get("agents", {}), channels)
+    if wrong is not None:
+        return Check("tally", False, wrong)
     return Check("tally", True, f"the {len(counting)} latest ballots of the record, counted "
                  "with the frozen rules, give the signed tally; ballots by channel agree")
+
+
+def _agents(signed: Any, channels: dict[str, dict[str, int]]) -> str | None:
+    """Why the signed ballots by agent cannot be the record's, or None: each agent's
+    cells are {entries, counted} of a channel with ballots cast at a desk or entered from
+    paper, and no channel's agents hold more ballots than the record has in it. (The
+    record does not name agents: each desk checks its own line against its tally
+    sheet.)"""
+    if not isinstance(signed, dict):
+        return "the signed ballots by agent are not an object"
+    totals: dict[str, dict[str, int]] = {}
+    for agent, cells in signed.items():
+        if not (isinstance(agent, str) and AGENT_KEY.fullmatch(agent)) or \
+                not isinstance(cells, dict):
+            return f"{str(agent)[:40]!r} is not an agent's ballots"
+        for channel, cell in cells.items():
+            if channel not in IN_PERSON_CHANNELS or not isinstance(cell, dict) or \
+                    set(cell) != {"entries", "counted"} or \
+                    not all(isinstance(n, int) and n >= 0 for n in cell.values()) or \
+                    cell["counted"] > cell["entries"]:
+                return f"agent {agent}: {channel!r} is not a count of desk or paper ballots"
+            for name in ("entries", "counted"):
+                total = totals.setdefault(channel, {"entries": 0, "counted": 0})
+                total[name] += cell[name]
+    for channel, total in totals.items():
+        record = channels.get(channel, {"entries": 0, "counted": 0})
+        if any(total[name] > record[name] for name in total):
+            return f"the agents' {channel} ballots ({total}) are more than the record's " \
+                   f"({record})"
+    return None
 
 
 def _inclusion(docs: Documents) -> Check:

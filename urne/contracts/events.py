@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -86,6 +86,9 @@ class RecordedBallot(BaseModel):
     choice: dict[str, Any]
     channel: str
     recorded_at: datetime
+    # The agent who cast it at a desk or entered it from paper (``agent_key``): optional,
+    # absent from older producers and online ballots.
+    agent: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
 
 
 @message("ballots.recorded.v1")

@@ -7,6 +7,8 @@ issuer, audience and expiry are always checked.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ ALGORITHMS = ["EdDSA"]
 ISSUER = "urne-identity"
 API_AUDIENCE = "urne-api"
 VOTE_AUDIENCE = "urne-vote"
+AGENT_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 class InvalidToken(Exception):
@@ -79,6 +82,9 @@ class VotingClaims:
     # A token to mark the person as voting on paper (paper_mark.cast.v1), good for that
     # alone: the vote service takes no ballot with it, and no mark without it.
     paper_mark: bool = False
+    # The agent who cast a desk ballot or entered a paper one, as the pseudonym anyone
+    # who knows the agent's person id recomputes (``agent_key``); None online.
+    agent: str | None = None
 
 
 # The channels a voting token may name (its "channel" claim; absent: online).
@@ -101,7 +107,8 @@ class TokenIssuer:
         return self._sign({"sub": person_id, "role": role, "aud": API_AUDIENCE}, self.access_ttl)
 
     def voting_token(self, voter_key: str, poll_id: str, district: str | None = None,
-                     channel: str = "online", paper_mark: bool = False) -> tuple[str, int]:
+                     channel: str = "online", paper_mark: bool = False,
+                     agent: str | None = None) -> tuple[str, int]:
         # Only what the vote service needs: no person, and of the person's attributes
         # only those the rules use: the district (a claim only when there is one); the
         # channel when it is not the usual one.
@@ -114,7 +121,21 @@ class TokenIssuer:
             claims["channel"] = channel
         if paper_mark:
             claims |= {"channel": "paper", "paper_mark": True}
+        if agent is not None:
+            if not AGENT_KEY.fullmatch(agent):
+                raise ValueError(f"not an agent key: {agent!r}")
+            claims["agent"] = agent
         return self._sign(claims, self.voting_ttl)
+
+
+def agent_key(person_id: str, poll_id: str) -> str:
+    """The agent's name in a poll's ballots and signed reconciliation: the first 32 hex
+    digits of SHA-256("urne.agent" 0x00 person_id 0x00 poll_id). Not keyed: the agent
+    (``GET /v1/me`` gives their person id), the organisers and the admins (the action
+    log names agents by person id) recompute it; a person id is random, so no one else
+    can."""
+    return hashlib.sha256(f"urne.agent\x00{person_id}\x00{poll_id}".encode()
+                          ).hexdigest()[:32]
 
 
 class TokenVerifier:
@@ -165,6 +186,9 @@ class TokenVerifier:
         channel = claims.get("channel", "online")
         if channel not in CHANNELS:
             raise InvalidToken("voting token names no known channel")
+        agent = claims.get("agent")
+        if agent is not None and not (isinstance(agent, str) and AGENT_KEY.fullmatch(agent)):
+            raise InvalidToken("voting token's agent is not an agent key")
         return VotingClaims(voter_key=str(claims["sub"]), poll_id=claims["poll"],
                             district=district, channel=channel,
-                            paper_mark=claims.get("paper_mark") is True)
+                            paper_mark=claims.get("paper_mark") is True, agent=agent)

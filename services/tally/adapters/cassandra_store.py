@@ -65,8 +65,8 @@ class CassandraTallyStore:
         # written again with the same values (its position is the same offset).
         self._add = p(
             f"INSERT INTO {ks}.counted (poll_id, bucket, voter_key, sequence, position, "
-            "ballot_id, tracker, choice, channel, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            "ballot_id, tracker, choice, channel, recorded_at, agent) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         self._ballots = p(f"SELECT * FROM {ks}.counted WHERE poll_id = ? AND bucket = ?")
         self._voter = p(f"SELECT * FROM {ks}.counted WHERE poll_id = ? AND bucket = ? "
                         "AND voter_key = ?")
@@ -175,7 +175,7 @@ class CassandraTallyStore:
         # idempotent, and the checkpoint moves only once all of them are written.
         write_grouped(self.s, [(self._add, (
             b.poll_id, _bucket(b.voter_key), b.voter_key, b.sequence, b.position,
-            b.ballot_id, b.tracker, json.dumps(b.choice), b.channel, b.recorded_at))
+            b.ballot_id, b.tracker, json.dumps(b.choice), b.channel, b.recorded_at, b.agent))
             for b in ballots])
 
     def ballots(self, poll_id: str) -> Iterator[StoredBallot]:
@@ -390,4 +390,5 @@ class CassandraTallyStore:
 
 def _ballot(r: Any) -> StoredBallot:
     return StoredBallot(r.poll_id, r.voter_key, r.sequence, r.ballot_id, r.tracker,
-                        json.loads(r.choice), r.channel, utc(r.recorded_at), r.position or 0)
+                        json.loads(r.choice), r.channel, utc(r.recorded_at), r.position or 0,
+                        r.agent)

@@ -56,11 +56,11 @@ class SqliteTallyStore:
     def add_ballots(self, ballots: list[StoredBallot]) -> None:
         with self.db.tx() as tx:
             tx.executemany("INSERT OR IGNORE INTO ballots (poll_id, voter_key, sequence, "
-                           "ballot_id, tracker, choice, channel, recorded_at, position) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           "ballot_id, tracker, choice, channel, recorded_at, position, agent) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            [(b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
                              json.dumps(b.choice), b.channel, b.recorded_at.isoformat(),
-                             b.position) for b in ballots])
+                             b.position, b.agent) for b in ballots])
 
     def ballots(self, poll_id: str) -> Iterator[StoredBallot]:
         for r in self.db.query("SELECT * FROM ballots WHERE poll_id = ?", (poll_id,)):
@@ -238,4 +238,4 @@ class SqliteTallyStore:
 def _ballot(r: sqlite3.Row) -> StoredBallot:
     return StoredBallot(r["poll_id"], r["voter_key"], r["sequence"], r["ballot_id"], r["tracker"],
                         json.loads(r["choice"]), r["channel"],
-                        datetime.fromisoformat(r["recorded_at"]), r["position"])
+                        datetime.fromisoformat(r["recorded_at"]), r["position"], r["agent"])

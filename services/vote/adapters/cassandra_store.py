@@ -60,8 +60,8 @@ class CassandraVoteStore:
                          "AND voter_key IN ?")
         self._add = p(
             f"INSERT INTO {ks}.voter_ballots (poll_id, voter_key, sequence, ballot_id, tracker, "
-            "choice, channel, recorded_at, idempotency_key, request_digest) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            "choice, channel, recorded_at, idempotency_key, request_digest, agent) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         self._add_id = p(f"INSERT INTO {ks}.ballot_ids (poll_id, bucket, ballot_id, voter_key) "
                          "VALUES (?, ?, ?, ?)")
         self._ids = p(f"SELECT ballot_id, voter_key FROM {ks}.ballot_ids WHERE poll_id = ? "
@@ -119,7 +119,7 @@ class CassandraVoteStore:
             statements.append((self._add, (
                 b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
                 json.dumps(b.choice), b.channel, b.recorded_at, b.idempotency_key,
-                b.request_digest)))
+                b.request_digest, b.agent)))
             if b.sequence == PAPER_MARK:
                 continue  # no ballot: not in the index the seal enumerates
             statements.append((self._add_id, (b.poll_id, enumeration_bucket(b.voter_key),
@@ -183,4 +183,4 @@ class CassandraVoteStore:
 def _ballot(r: Any) -> Ballot:
     return Ballot(r.poll_id, r.voter_key, r.sequence, r.ballot_id, r.tracker,
                   json.loads(r.choice), r.channel, utc(r.recorded_at), r.idempotency_key,
-                  r.request_digest)
+                  r.request_digest, r.agent)

@@ -65,10 +65,12 @@ class SqliteVoteStore:
         # read them in this same transaction, so a conflict is a bug to surface.
         with self.db.tx() as tx:
             tx.executemany(
-                "INSERT INTO ballots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ballots (poll_id, voter_key, sequence, ballot_id, tracker, choice, "
+                "channel, recorded_at, idempotency_key, request_digest, agent) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
                   json.dumps(b.choice), b.channel, b.recorded_at.isoformat(),
-                  b.idempotency_key, b.request_digest) for b in ballots])
+                  b.idempotency_key, b.request_digest, b.agent) for b in ballots])
 
     def closed_shards(self, poll_id: str) -> set[int]:
         rows = self.db.query("SELECT shard FROM closed_shards WHERE poll_id = ?", (poll_id,))
@@ -107,4 +109,4 @@ class SqliteVoteStore:
 def _ballot(r: sqlite3.Row) -> Ballot:
     return Ballot(r["poll_id"], r["voter_key"], r["sequence"], r["ballot_id"], r["tracker"],
                   json.loads(r["choice"]), r["channel"], datetime.fromisoformat(r["recorded_at"]),
-                  r["idempotency_key"], r["request_digest"])
+                  r["idempotency_key"], r["request_digest"], r["agent"])
