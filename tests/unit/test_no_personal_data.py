@@ -12,7 +12,7 @@ import pytest
 
 from urne.contracts.envelope import Command, Event, Message
 from urne.crypto.keys import SigningKey
-from urne.crypto.tokens import TokenIssuer
+from urne.crypto.tokens import TokenIssuer, agent_key
 
 pytestmark = pytest.mark.unit
 
@@ -84,3 +84,10 @@ def test_a_voting_token_carries_a_pseudonym_and_no_person(identity_key: SigningK
     claims = jwt.decode(token, options={"verify_signature": False})
     assert set(claims) == {"sub", "poll", "district", "aud", "iss", "iat", "exp", "jti"}
     assert claims["sub"] == "pseudonym-1"
+    # A desk ballot's: the agent by their agent key, never their person id.
+    token, _ = TokenIssuer(identity_key).voting_token(
+        "pseudonym-1", "poll-1", channel="desk", agent=agent_key("agent-person", "poll-1"))
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert set(claims) - {"sub", "poll", "aud", "iss", "iat", "exp", "jti"} == {"channel",
+                                                                                 "agent"}
+    assert "agent-person" not in str(claims)
