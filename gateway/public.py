@@ -378,6 +378,9 @@ class FrozenRulesPublic(Public):
     # Who could get a voting token, frozen with the rules (not hashed either): anyone
     # signed in, or the consultation's census only.
     electorate: Electorate = "open"
+    # Whether a ballot cast at a desk is final, frozen likewise: what decides which of a
+    # voter's ballots the record marks replaced.
+    cross_channel: CrossChannel = "latest_wins"
 
 
 class ActionPublic(Public):

@@ -50,7 +50,8 @@ async def frozen_rules(poll_id: Id, services: ServicesDep) -> dict:
     return {"poll_id": poll_id, "rules": poll["rules"], "rules_hash": poll["rules_hash"],
             "opened_at": poll["opened_at"],
             "results_visibility": poll.get("results_visibility", "after_close"),
-            "electorate": poll.get("electorate", "open")}
+            "electorate": poll.get("electorate", "open"),
+            "cross_channel": poll.get("cross_channel", "latest_wins")}
 
 
 # The tally decides, for each of the routes below, whether anything may be shown:

@@ -23,6 +23,7 @@ from tests.e2e.scenario import (
     vote,
     wait_until,
 )
+from tests.support.audit_schema import conforms
 from urne.crypto.tokens import agent_key
 
 
@@ -66,6 +67,9 @@ def run_cross_channel(http: httpx.Client, outbox: Path) -> None:
         on_paper(http, outbox, state, agent, people[online_first])
         r = http.get(f"/v1/polls/{state.poll_id}", headers=state.organiser)
         assert r.json()["cross_channel"] == policy
+        # Public with the frozen rules: an auditor reads why a desk entry stands.
+        frozen = http.get(f"/v1/audit/polls/{state.poll_id}/rules").json()
+        assert frozen["cross_channel"] == policy and conforms("frozen_rules", frozen) == []
         expected = ({"yes": 2, "no": 0, "abstain": 1} if policy == "in_person_final"
                     else {"yes": 1, "no": 1, "abstain": 1})
         close_and_verify(http, state, expected)
