@@ -201,6 +201,15 @@ def merge(rules: PollRules, states: Iterable[dict[str, Any]]) -> Merged:
     return Merged(total, received, shards)
 
 
+def signed_before(signed: str, moment: datetime) -> bool:
+    """Whether a stored signed result (its JSON) was computed before ``moment``: the
+    copy's retention runs from then. One that does not say when is not (kept)."""
+    try:
+        return datetime.fromisoformat(json.loads(signed)["result"]["computed_at"]) < moment
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
 def record_entries_v1(ballots: Iterable[StoredBallot]) -> list[dict[str, Any]]:
     """The v1 record: counted ballots by tracker, sorted, nothing else about voters."""
     return sorted(({"tracker": b.tracker, "choice": b.choice} for b in counted(ballots)),

@@ -67,6 +67,8 @@ RESEND_AFTER = timedelta(seconds=10)
 # A sealed poll unpublished this long is an operator's matter (log error; the metric
 # urne_tally_polls_awaiting shows how many wait).
 ALERT_AFTER = timedelta(minutes=2)
+# How often the check looks for copies of ballots whose retention is over.
+PURGE_EVERY = timedelta(minutes=10)
 # A withheld result is counted again this often, in case what disagreed was still moving.
 RECHECK_WITHHELD = timedelta(seconds=30)
 # A process appending to a poll's log holds it this long (renewed at each append): one
@@ -166,6 +168,10 @@ class TallyHandlers:
     # so few that its time would tell when someone voted. The rest: at publication.
     head_every: timedelta = timedelta(minutes=5)
     head_min: int = 10
+    # How long the copy of a published poll's ballots is kept after its result was
+    # signed (URNE_TALLY_COPY_DAYS); looked for at most every PURGE_EVERY.
+    copy_keep: timedelta = timedelta(days=90)
+    _purged_at: datetime | None = field(default=None, init=False, repr=False)
     _holder: str = field(default_factory=lambda: uuid.uuid4().hex, init=False, repr=False)
     _log_lock: Any = field(default_factory=threading.Lock, init=False, repr=False)
     _grown_at: dict[str, datetime] = field(default_factory=dict, init=False, repr=False)
@@ -222,6 +228,7 @@ class TallyHandlers:
         waiting longer than ``ALERT_AFTER`` is logged as an error, once."""
         now = self.clock()
         self._grow_logs(now)
+        self._purge_copies(now)
         published, asked, waiting, withheld = [], [], 0, 0
         for poll_id in self.store.awaiting():
             try:
@@ -244,6 +251,18 @@ class TallyHandlers:
         POLLS_AWAITING.set(waiting)
         RESULTS_WITHHELD.set(withheld)
         return PollsChecked(published=published, asked=asked, waiting=waiting)
+
+    def _purge_copies(self, now: datetime) -> None:
+        """Delete the copy of the ballots of each poll whose result was signed more than
+        ``copy_keep`` ago (privacy by default: voter keys and choices are kept no longer
+        than the appeal period needs). A stop midway: the next look deletes the rest."""
+        if self._purged_at is not None and now - self._purged_at < PURGE_EVERY:
+            return
+        self._purged_at = now
+        for poll_id in self.store.copies_to_purge(now - self.copy_keep):
+            self.store.purge_copy(poll_id, now)
+            log.info("copy of the ballots deleted, its retention over", extra=log_fields(
+                poll_id=poll_id))
 
     def _check_poll(self, poll_id: str, now: datetime, ctx: Context
                     ) -> Literal["signed", "asked", "waiting", "withheld"]:

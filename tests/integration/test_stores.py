@@ -656,6 +656,29 @@ def test_tally_ballots_are_idempotent(backend: Any) -> None:
         assert ids == sorted(b.ballot_id for b in rows if int(b.voter_key[:8], 16) % 4 == s)
 
 
+def test_tally_copy_is_purged_once_its_retention_is_over(backend: Any) -> None:
+    store = backend("tally")
+    old, recent, unsigned = new_id(), new_id(), new_id()
+    for pid in (old, recent, unsigned):
+        store.add_ballots([StoredBallot(pid, voter(i), 1, new_id(), new_id()[:14],
+                                        {"answer": "no"}, "online", NOW) for i in range(40)])
+
+    def signed(at: datetime) -> dict[str, Any]:
+        return {"result": {"computed_at": at.isoformat()}, "signature": "s", "key_id": "k"}
+
+    store.save_result(old, signed(NOW - timedelta(days=100)))
+    store.save_result(recent, signed(NOW))
+    due = store.copies_to_purge(NOW - timedelta(days=90))
+    assert old in due and recent not in due and unsigned not in due
+    store.purge_copy(old, NOW)
+    store.purge_copy(old, NOW)  # again: nothing more to do
+    assert list(store.ballots(old)) == []
+    assert len(list(store.ballots(recent))) == len(list(store.ballots(unsigned))) == 40
+    later = store.copies_to_purge(NOW + timedelta(days=1000))
+    assert old not in later and recent in later and unsigned not in later
+    assert store.result(old) == signed(NOW - timedelta(days=100))  # the proof stays
+
+
 def test_tally_checkpoints_move_by_compare_and_set(backend: Any) -> None:
     """Two workers on one shard (one thought dead) both try to move its checkpoint from
     where they started: exactly one does, and the partials move with the position."""
@@ -987,7 +1010,7 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     # ALTER TABLE migrations
     assert files["tally"] == ["001_init", "002_sealed_digest", "003_results_visibility",
                               "004_awaiting", "005_partials", "006_record", "007_closed",
-                              "008_log", "009_agent"]
+                              "008_log", "009_agent", "010_purged_copies"]
     assert files["vote"][-1] == "006_agent"
     assert files["proposal"] == ["001_init", "002_organisers_and_steps",
                                  "003_proposals_as_cities_run_them", "004_results_visibility",

@@ -461,3 +461,38 @@ def test_same_count_other_ballots_is_not_published(tally: Tally) -> None:
     assert tally.feed(seal) == []
     withheld = refused(tally.core, GetResult(poll_id=POLL))
     assert withheld["code"] == "result_withheld" and "digest" in withheld["detail"]
+
+
+def test_the_copy_of_the_ballots_goes_when_its_retention_is_over(
+        tmp_path: Path, tally_key: SigningKey, clock: Clock) -> None:
+    """URNE_TALLY_COPY_DAYS after the result was signed, the tally's check deletes its
+    copy of the poll's ballots (voter keys and choices); the result, the stored record
+    and its proofs stay, and still verify. A poll signed later keeps its copy."""
+    tally = make_tally(tmp_path, tally_key, clock)
+    tally.feed(opened(), *BALLOTS, sealed(4))
+    record = ok(tally.core, GetRecord(poll_id=POLL))[0]
+    other = "poll-2"
+    clock.advance(days=30)
+    tally.feed(closed(other), opened(other), ballot("z", 1, "no", other), sealed(1, other))
+    assert ok(tally.core, GetResult(poll_id=other))[0]
+
+    clock.advance(days=60, minutes=-10)  # not quite 90 days since POLL was signed
+    ok(tally.core, CheckPolls())
+    assert len(list(tally.store.ballots(POLL))) == 4
+    clock.advance(minutes=9)  # 90 days, but the last look was less than 10 minutes ago
+    ok(tally.core, CheckPolls())
+    assert len(list(tally.store.ballots(POLL))) == 4
+    clock.advance(minutes=1, seconds=1)
+    ok(tally.core, CheckPolls())
+    assert list(tally.store.ballots(POLL)) == [] and len(list(tally.store.ballots(other))) == 1
+    assert tally.store.copies_to_purge(clock()) == [other]  # POLL's is gone, not listed
+    # The public proof is all still served, and holds.
+    assert ok(tally.core, GetRecord(poll_id=POLL))[0] == record
+    assert ok(tally.core, ProveInclusion(poll_id=POLL, tracker="TA1"))[0]["root"] == \
+        record["root"]
+    assert ok(tally.core, GetResult(poll_id=POLL))[0]["result"]["record"]["root"] == \
+        record["root"]
+    # Looked for at most every ten minutes; then the second poll's turn comes.
+    clock.advance(days=30)
+    ok(tally.core, CheckPolls())
+    assert list(tally.store.ballots(other)) == []

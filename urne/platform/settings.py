@@ -168,6 +168,11 @@ class RoleSettings(BaseSettings):
     # interval of very few ballots would tell when each came (docs/auditing.md).
     tree_head_seconds: int = Field(default=300, ge=1, le=86_400)
     tree_head_min_ballots: int = Field(default=10, ge=1, le=1_000_000)
+    # Days the tally keeps its copy of a poll's ballots (voter keys and choices) after
+    # signing its result, as the sign-in list after the close: then its check deletes
+    # the copy. The result, the stored record and the tree heads stay: they are the
+    # public proof, and name no voter key.
+    tally_copy_days: int = Field(default=90, ge=1, le=3_650)
 
 
 class MailSettings(BaseSettings):

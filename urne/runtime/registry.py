@@ -80,6 +80,8 @@ class ServiceConfig(Protocol):
     @property
     def tree_head_min_ballots(self) -> int: ...
     @property
+    def tally_copy_days(self) -> int: ...
+    @property
     def smtp_url(self) -> str: ...
     @property
     def mail_from(self) -> str: ...
@@ -207,7 +209,8 @@ def tally_core(store: TallyStore, config: ServiceConfig) -> ServiceCore:
                          stream=config.counting_stream, shards=config.counting_shards,
                          counted_by_workers=config.counted_by_workers,
                          head_every=timedelta(seconds=config.tree_head_seconds),
-                         head_min=config.tree_head_min_ballots).core()
+                         head_min=config.tree_head_min_ballots,
+                         copy_keep=timedelta(days=config.tally_copy_days)).core()
 
 
 IDENTITY = ServiceSpec[IdentityStore](

@@ -14,7 +14,13 @@ from cassandra.query import BatchStatement, BatchType
 
 from urne.contracts.fields import ResultsVisibility
 from urne.counting.rules import PollRules, rules_adapter
-from urne.services.tally.domain import Appended, LogState, StoredBallot, TallySheet
+from urne.services.tally.domain import (
+    Appended,
+    LogState,
+    StoredBallot,
+    TallySheet,
+    signed_before,
+)
 from urne.storage.cassandra import (
     applied,
     guarded,
@@ -86,6 +92,11 @@ class CassandraTallyStore:
         self._save_result = p(f"INSERT INTO {ks}.results (poll_id, signed) VALUES (?, ?) "
                               "IF NOT EXISTS")
         self._result = p(f"SELECT signed FROM {ks}.results WHERE poll_id = ?")
+        self._signed = p(f"SELECT poll_id, signed FROM {ks}.results")
+        self._purged = p(f"SELECT poll_id FROM {ks}.purged_copies")
+        self._drop_bucket = p(f"DELETE FROM {ks}.counted WHERE poll_id = ? AND bucket = ?")
+        self._mark_purged = p(f"INSERT INTO {ks}.purged_copies (poll_id, purged_at) "
+                              "VALUES (?, ?)")
         self._chunk = p(f"INSERT INTO {ks}.record_chunks (poll_id, bucket, chunk, lines) "
                         "VALUES (?, ?, ?, ?)")
         self._chunks = p(f"SELECT chunk, lines FROM {ks}.record_chunks WHERE poll_id = ? "
@@ -382,6 +393,21 @@ class CassandraTallyStore:
     @guarded
     def tree_heads(self, poll_id: str) -> list[dict[str, Any]]:
         return [json.loads(r.signed) for r in self.s.execute(self._heads, (poll_id,))]
+
+    @guarded
+    def copies_to_purge(self, before: datetime) -> list[str]:
+        # Whole tables, but small ones: a row per poll ever signed.
+        purged = {r.poll_id for r in self.s.execute(self._purged)}
+        return sorted(r.poll_id for r in self.s.execute(self._signed)
+                      if r.poll_id not in purged and signed_before(r.signed, before))
+
+    @guarded
+    def purge_copy(self, poll_id: str, now: datetime) -> None:
+        # A partition delete per bucket: tombstones for whole partitions, not per row.
+        execute_concurrent_with_args(self.s, self._drop_bucket,
+                                     [(poll_id, b) for b in range(BUCKETS)],
+                                     raise_on_first_error=True)
+        self.s.execute(self._mark_purged, (poll_id, now))
 
     @guarded
     def ping(self) -> None:

@@ -10,7 +10,13 @@ from typing import Any
 
 from urne.contracts.fields import ResultsVisibility
 from urne.counting.rules import PollRules, rules_adapter
-from urne.services.tally.domain import Appended, LogState, StoredBallot, TallySheet
+from urne.services.tally.domain import (
+    Appended,
+    LogState,
+    StoredBallot,
+    TallySheet,
+    signed_before,
+)
 from urne.storage.sqlite import SqliteDb
 
 
@@ -230,6 +236,17 @@ class SqliteTallyStore:
     def tree_heads(self, poll_id: str) -> list[dict[str, Any]]:
         return [json.loads(r["signed"]) for r in self.db.query(
             "SELECT signed FROM tree_heads WHERE poll_id = ? ORDER BY size", (poll_id,))]
+
+    def copies_to_purge(self, before: datetime) -> list[str]:
+        rows = self.db.query("SELECT poll_id, signed FROM results WHERE poll_id NOT IN "
+                             "(SELECT poll_id FROM purged_copies) ORDER BY poll_id")
+        return [r["poll_id"] for r in rows if signed_before(r["signed"], before)]
+
+    def purge_copy(self, poll_id: str, now: datetime) -> None:
+        with self.db.tx() as tx:
+            tx.execute("DELETE FROM ballots WHERE poll_id = ?", (poll_id,))
+            tx.execute("INSERT OR IGNORE INTO purged_copies VALUES (?, ?)",
+                       (poll_id, now.isoformat()))
 
     def ping(self) -> None:
         self.db.ping()
