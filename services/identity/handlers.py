@@ -253,7 +253,10 @@ class IdentityHandlers:
 
     def _access_token(self, person: domain.Person, now: datetime) -> AccessToken:
         token, exp = self.tokens.access_token(person.person_id, person.role)
-        return AccessToken(access_token=token, expires_in=exp - int(now.timestamp()),
+        # The token's time is the issuer's, read a moment after ``now``: across a second
+        # boundary, exp - now would say one second more than the token lives.
+        expires_in = min(exp - int(now.timestamp()), self.tokens.access_ttl)
+        return AccessToken(access_token=token, expires_in=expires_in,
                            role=person.role, person_id=person.person_id)
 
     def _client(self, address: str | None) -> str | None:

@@ -131,6 +131,17 @@ def test_sign_in_gives_a_participant_access_token(identity: Identity) -> None:
     assert events == []  # signing in tells no other service anything
 
 
+def test_an_access_token_never_claims_to_live_longer_than_it_does(identity: Identity
+                                                                   ) -> None:
+    """The handler's time is read before the issuer signs: a second boundary between the
+    two (here, a clock 5 s behind) must not make ``expires_in`` exceed the token's life."""
+    identity.request(CITIZEN)
+    [(_, code, _)] = identity.sender.sent
+    identity.clock.advance(seconds=-5)
+    data, _ = ok(identity.core, VerifyLoginCode(email=CITIZEN, code=code))
+    assert data["expires_in"] == 3600
+
+
 def test_organiser_email_is_matched_case_insensitively(identity: Identity) -> None:
     data, _ = identity.sign_in("Mayor@Town.Example.org")
     assert data["role"] == "organiser"
