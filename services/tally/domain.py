@@ -232,12 +232,11 @@ def log_ballots(ballots: Iterable[StoredBallot]) -> list[log.Ballot]:
     return out
 
 
-def agents(entries: list[dict[str, Any]], agent_of: dict[str, str]
+def agents(entries: list[dict[str, Any]], counting: set[str], agent_of: dict[str, str]
            ) -> dict[str, dict[str, dict[str, int]]]:
     """Per agent (``agent_key``), per channel, the log's entries they cast or entered and
-    those that count: what each desk's own tally sheet is compared with. From the tally's
-    copy: the record itself does not name agents."""
-    counting = {e["tracker"] for e in log.counted(entries)}
+    those that count (``counting``: their trackers): what each desk's own tally sheet is
+    compared with. From the tally's copy: the record itself does not name agents."""
     out: dict[str, dict[str, dict[str, int]]] = {}
     for e in entries:
         agent = agent_of.get(e["tracker"])
@@ -458,7 +457,8 @@ def publication(poll: TallySheet, ballots: list[StoredBallot], software_version:
     record = {"format": RECORD_FORMAT, "size": len(entries), "root": done.state.root,
               "leaf_encoding": LEAF_ENCODING, "heads": list(done.state.intervals)}
     reconciliation: dict[str, Any] = {"channels": log.channels(entries)}
-    by_agent = agents(entries, {b.tracker: b.agent for b in ballots if b.agent is not None})
+    by_agent = agents(entries, {e["tracker"] for e in counting},
+                      {b.tracker: b.agent for b in ballots if b.agent is not None})
     if by_agent:  # no ballot was cast at a desk or entered from paper: nothing to say
         reconciliation["agents"] = by_agent
     numbers = {"ballots_counted": len(counting), "reconciliation": reconciliation}

@@ -482,16 +482,19 @@ class TallyHandlers:
             "key_id": self.signer.public.kid, "algorithm": "Ed25519"})
         log.info("tree head signed", extra=log_fields(poll_id=poll_id, size=state.size))
 
-    def get_tree_heads(self, q: GetTreeHeads, ctx: Context) -> TreeHeads:
+    def _heads_shown(self, poll_id: str) -> list[dict[str, Any]]:
         """The signed tree heads of a poll's log, during the vote and after: they show
         how many ballots were logged, and when, never what they hold. Hidden, as the
         rest, under an embargo."""
-        sheet = self.store.sheet(q.poll_id)
+        sheet = self.store.sheet(poll_id)
         if sheet is None:
-            raise NotFound(f"no poll {q.poll_id} is known to the tally", code="poll_not_found")
+            raise NotFound(f"no poll {poll_id} is known to the tally", code="poll_not_found")
         if sheet.embargoed:
-            domain.check_shown(sheet, q.poll_id, signed=False)
-        return TreeHeads(poll_id=q.poll_id, heads=self.store.tree_heads(q.poll_id))
+            domain.check_shown(sheet, poll_id, signed=False)
+        return self.store.tree_heads(poll_id)
+
+    def get_tree_heads(self, q: GetTreeHeads, ctx: Context) -> TreeHeads:
+        return TreeHeads(poll_id=q.poll_id, heads=self._heads_shown(q.poll_id))
 
     def _save_record(self, poll_id: str, publication: domain.Publication) -> None:
         self.store.save_record(poll_id, publication.chunks, publication.tiles,
@@ -598,13 +601,8 @@ class TallyHandlers:
         the record, that the log still begins with what was signed then. Checked here
         too before it is served: a log that no longer extends a head it signed is an
         operator's alarm, not a proof."""
-        sheet = self.store.sheet(q.poll_id)
-        if sheet is None:
-            raise NotFound(f"no poll {q.poll_id} is known to the tally", code="poll_not_found")
-        if sheet.embargoed:
-            domain.check_shown(sheet, q.poll_id, signed=False)
         roots = {int(h["head"]["size"]): str(h["head"]["root"])
-                 for h in self.store.tree_heads(q.poll_id)}
+                 for h in self._heads_shown(q.poll_id)}
         if self.store.result(q.poll_id) is not None:
             size, root = self._record(q.poll_id)
             roots[size] = root

@@ -54,6 +54,12 @@ def served(tmp_path: Path, tally_key: SigningKey) -> Documents:
     return Documents(keys=keys, rules=rules, record=record, signed=signed, proof=proof)
 
 
+def keys_of(key: SigningKey) -> dict:
+    """The keys route's answer with the one tally-result key."""
+    return {"keys": [{"name": "tally-result", "kid": key.public.kid,
+                      "public_key": key.public.raw_b64url()}]}
+
+
 def failing(docs: Documents, pinned: str | None = None) -> list[str]:
     return [c.name for c in verify(docs, pinned) if not c.ok]
 
@@ -361,10 +367,8 @@ def with_agents(tmp_path: Path, tally_key: SigningKey) -> Documents:
     tally.feed(opened(), BallotsRecorded(ballots=rows), BallotBoxSealedV2(
         poll_id=POLL, ballots_recorded=len(rows), sealed_at=AT,
         ballots_digest=ballot_set_digest([r.ballot_id for r in rows])))
-    public = tally_key.public
     return Documents(
-        keys={"keys": [{"name": "tally-result", "kid": public.kid,
-                        "public_key": public.raw_b64url()}]},
+        keys=keys_of(tally_key),
         rules={"poll_id": POLL, "rules": RULES.model_dump(mode="json"),
                "rules_hash": rules_hash(RULES)},
         record=ok(tally.core, GetRecord(poll_id=POLL))[0],

@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.audit_schema import conforms
 from tests.unit.helpers import Clock, deliver, ok, refused, service_db
-from tests.unit.test_audit_verify import resign
+from tests.unit.test_audit_verify import keys_of, resign
 from tests.unit.test_tally import RULES, closed, opened, recorded
 from urne.audit import heads
 from urne.audit.verify import Documents, verify
@@ -71,10 +71,8 @@ def tally(tmp_path: Path, tally_key: SigningKey, clock: Clock) -> Tally:
 
 
 def documents(tally: Tally, key: SigningKey) -> Documents:
-    public = key.public
     return Documents(
-        keys={"keys": [{"name": "tally-result", "kid": public.kid,
-                        "public_key": public.raw_b64url()}]},
+        keys=keys_of(key),
         rules={"poll_id": POLL, "rules": RULES.model_dump(mode="json"),
                "rules_hash": rules_hash(RULES)},
         record=ok(tally.core, GetRecord(poll_id=POLL, limit=10_000))[0],
@@ -161,11 +159,6 @@ def test_a_head_the_log_no_longer_extends_withholds_the_result(tally: Tally) -> 
     assert tally.seal() == []
     assert "the tree head signed at 2 entries is not the log's prefix" in \
         (tally.store.sheet(POLL).withheld or "")
-
-
-def keys_of(key: SigningKey) -> dict:
-    return {"keys": [{"name": "tally-result", "kid": key.public.kid,
-                      "public_key": key.public.raw_b64url()}]}
 
 
 def test_a_light_client_follows_the_log_by_consistency_proofs(

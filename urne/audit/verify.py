@@ -60,7 +60,7 @@ class Documents:
         entries = self.record.get("entries", [])
         if self.leaves is not None and len(self.leaves) == len(entries):
             return self.leaves
-        return [merkle.leaf_hash(canonical_json(e)) for e in entries]
+        return [log.leaf(e) for e in entries]
 
 
 def verify(docs: Documents, pinned_kid: str | None = None) -> list[Check]:
