@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import re
 import unicodedata
+import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -69,6 +70,16 @@ def entry_key(secret: str, consultation_id: str, family_name: str, given_name: s
 
 def email_key(secret: str, consultation_id: str, normalised_email: str) -> str:
     return _key(secret, "email", consultation_id, normalised_email)
+
+
+# A store that cannot scan a consultation's entries keeps its eligible ones in this
+# many buckets of their keys (Cassandra: partitions of about 16,000 for a city).
+BUCKETS = 64
+
+
+def bucket(entry_key: str) -> int:
+    """The CRC-32 of the entry key, modulo ``BUCKETS`` (keys are HMACs: evenly spread)."""
+    return zlib.crc32(entry_key.encode()) % BUCKETS
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,13 @@ from urne.contracts.commands import (
     VerifyLoginCode,
     VerifySmsCode,
 )
-from urne.contracts.events import PollClosed, PollOpened, SignInListMarked
+from urne.contracts.events import (
+    ElectorateCounted,
+    ElectorateMissing,
+    PollClosed,
+    PollOpened,
+    SignInListMarked,
+)
 from urne.contracts.fields import paper_serial
 from urne.contracts.replies import (
     AccessToken,
@@ -565,12 +571,33 @@ class IdentityHandlers:
         return Purged(removed=removed)
 
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
-        # A late redelivery of "opened" must not reopen a closed poll.
-        if self.store.voting_status(event.poll_id) != "closed":
-            self.store.open_poll(event.poll_id, event.consultation_id, event.electorate)
+        # A late redelivery of "opened" must not reopen a closed poll; its electorate is
+        # kept all the same (its close came first: counted now that it is known).
+        closed = self.store.voting_status(event.poll_id) == "closed"
+        self.store.open_poll(event.poll_id, event.consultation_id, event.electorate,
+                             "closed" if closed else "open")
+        if closed:
+            self._count_electorate(event.poll_id, ctx)
 
     def on_poll_closed(self, event: PollClosed, ctx: Context) -> None:
         self.store.close_poll(event.poll_id, event.closed_at)
+        self._count_electorate(event.poll_id, ctx)
+
+    def on_electorate_missing(self, event: ElectorateMissing, ctx: Context) -> None:
+        """The tally waits for a census poll's count (electorate.counted lost on the
+        way, or a stop between the count and its sending): sent again, the same."""
+        if self.store.voting_status(event.poll_id) == "closed":
+            self._count_electorate(event.poll_id, ctx)
+
+    def _count_electorate(self, poll_id: str, ctx: Context) -> None:
+        """A closed census poll's eligible people, for the signed reconciliation: counted
+        once (the census may be uploaded again later; the count at the close stays)."""
+        frozen = self.store.electorate(poll_id)
+        if frozen is None or frozen[1] != "census":
+            return  # open to all (or its poll.opened still on the way): no such number
+        kept = self.store.eligible(poll_id) or self.store.save_eligible(
+            poll_id, self.store.count_eligible(frozen[0]), self.clock())
+        ctx.emit(ElectorateCounted(poll_id=poll_id, eligible=kept[0], counted_at=kept[1]))
 
     def core(self) -> ServiceCore:
         return ServiceCore(
@@ -599,7 +626,8 @@ class IdentityHandlers:
                 CheckSignInList: self.check_sign_in_list,
             },
             subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed,
-                           SignInListMarked: self.on_sign_in_list_marked},
+                           SignInListMarked: self.on_sign_in_list_marked,
+                           ElectorateMissing: self.on_electorate_missing},
             ping=self.store.ping,
             log_action=recorder(self.store.actions, self.clock),
         )

@@ -64,14 +64,27 @@ class IdentityStore(Protocol):
         """No more voting tokens for the poll; ``closed_at`` is when it closed."""
         ...
     def voting_status(self, poll_id: str) -> VotingStatus | None: ...
-    def open_poll(self, poll_id: str, consultation_id: str, electorate: str) -> None:
+    def open_poll(self, poll_id: str, consultation_id: str, electorate: str,
+                  status: VotingStatus = "open") -> None:
         """The poll is open, to whom ``poll.opened`` froze: one write, so a census poll
-        is never seen open without its electorate."""
+        is never seen open without its electorate. ``status`` closed: its poll.closed
+        came first; the electorate is kept, and the poll stays closed."""
         ...
     def electorate(self, poll_id: str) -> tuple[str, str] | None:
         """(consultation id, electorate) of the poll; None if not known."""
         ...
+    def save_eligible(self, poll_id: str, eligible: int, counted_at: datetime
+                      ) -> tuple[int, datetime]:
+        """Keep a census poll's count of eligible people at its close, unless one is kept
+        already (the first count wins); the count kept, and when it was made."""
+        ...
+    def eligible(self, poll_id: str) -> tuple[int, datetime] | None:
+        """The count kept by ``save_eligible``; None if none."""
+        ...
     # --- the census (services/identity/census.py) ---------------------------------
+    def count_eligible(self, consultation_id: str) -> int:
+        """How many entries of the consultation's census are eligible."""
+        ...
     def save_census(self, entries: list[CensusEntry], emails: list[tuple[str, str]]) -> None:
         """Add or update ``entries`` (their district and eligibility; who claimed one is
         kept), and the (e-mail key, entry key) pairs of the same consultation."""

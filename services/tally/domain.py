@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from urne.contracts.fields import ResultsVisibility
+from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.counting import count, new_tally, tally_from_state
 from urne.counting.rules import PollRules
 from urne.counting.tally import Tally
@@ -47,6 +47,16 @@ class TallySheet:
     withheld: str | None = None
     # When the proposal service closed the poll (poll.closed): signing needs it too.
     closed_at: datetime | None = None
+    # Who may vote (poll.opened) and, for a census poll, how many eligible people its
+    # electorate held at the close (electorate.counted, from identity): a census poll is
+    # signed only with that number, in its reconciliation.
+    electorate: Electorate = "open"
+    eligible: int | None = None
+
+    @property
+    def electorate_missing(self) -> bool:
+        """A census poll whose count of eligible people has not come yet."""
+        return self.electorate == "census" and self.eligible is None
 
     @property
     def embargoed(self) -> bool:
@@ -461,6 +471,13 @@ def publication(poll: TallySheet, ballots: list[StoredBallot], software_version:
                       {b.tracker: b.agent for b in ballots if b.agent is not None})
     if by_agent:  # no ballot was cast at a desk or entered from paper: nothing to say
         reconciliation["agents"] = by_agent
+    if poll.eligible is not None:
+        # A census poll: its electorate's eligible people at the close (counted by
+        # identity) beside its voters (one counted ballot each), so turnout is signed.
+        # Open to all, anyone could sign in: no such number, and the voters are
+        # ``ballots_counted`` (and the v2 result stays as it was).
+        reconciliation["eligible"] = poll.eligible
+        reconciliation["voters"] = len(counting)
     numbers = {"ballots_counted": len(counting), "reconciliation": reconciliation}
     result = _result(poll, software_version, now, result_format, record, len(entries), numbers,
                      count(poll.rules, (e["choice"] for e in counting)))

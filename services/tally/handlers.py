@@ -27,6 +27,8 @@ from urne.contracts.events import (
     BallotBoxSealedV2,
     BallotsMissing,
     BallotsRecorded,
+    ElectorateCounted,
+    ElectorateMissing,
     PollClosed,
     PollOpened,
     PollResultReleased,
@@ -179,6 +181,8 @@ class TallyHandlers:
     # Sealed polls seen waiting by check_polls (in this process).
     _waiting: dict[str, _Waiting] = field(default_factory=dict, init=False, repr=False)
     _alerted: set[str] = field(default_factory=set, init=False, repr=False)
+    _electorate_asked: dict[str, datetime] = field(default_factory=dict, init=False,
+                                                   repr=False)
     _alerted_withheld: set[str] = field(default_factory=set, init=False, repr=False)
     _withheld_checked: dict[str, datetime] = field(default_factory=dict, init=False,
                                                    repr=False)
@@ -188,7 +192,7 @@ class TallyHandlers:
     # come in any order, again, or at once, and none undoes another.
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
         self.store.save_rules(event.poll_id, event.rules, event.rules_hash,
-                              event.results_visibility)
+                              event.results_visibility, event.electorate)
         if not self.counted_by_workers:  # ballots that came first wait in the copy
             shards.count_copy(self.store, self.stream, event.poll_id, event.rules,
                               self.shards)
@@ -207,6 +211,12 @@ class TallyHandlers:
         second of the two facts signing needs (neither service alone can make the tally
         sign; issue 10)."""
         self.store.close(event.poll_id, event.closed_at)
+        self._try_publish(event.poll_id, ctx)
+
+    def on_electorate_counted(self, event: ElectorateCounted, ctx: Context) -> None:
+        """Identity counted a census poll's eligible people at its close: the third fact
+        a census poll's signing needs (its reconciliation names the number)."""
+        self.store.save_eligible(event.poll_id, event.eligible)
         self._try_publish(event.poll_id, ctx)
 
     def on_ballot_box_sealed(self, event: BallotBoxSealedV2, ctx: Context) -> None:
@@ -301,6 +311,8 @@ class TallyHandlers:
             log.warning("ballots missing; asked the vote service for them again",
                         extra=log_fields(poll_id=poll_id, received=received,
                                          sealed=sealed))
+        if sheet is not None and sheet.closed_at is not None and sheet.electorate_missing:
+            state = self._ask_electorate(poll_id, now, seen.since, ctx) or state
         self._waiting[poll_id] = seen
         if now - seen.since >= ALERT_AFTER and poll_id not in self._alerted:
             self._alerted.add(poll_id)
@@ -308,6 +320,21 @@ class TallyHandlers:
                 poll_id=poll_id, received=received, sealed=sealed,
                 rules=bool(sheet and sheet.rules), waiting_s=(now - seen.since).seconds))
         return state
+
+    def _ask_electorate(self, poll_id: str, now: datetime, since: datetime, ctx: Context
+                        ) -> Literal["asked"] | None:
+        """A closed, sealed census poll still without its count of eligible people
+        ASK_AFTER after the check first saw it waiting: identity is asked for it again,
+        at most every ASK_AFTER (electorate.counted lost, or identity stopped between
+        its count and the sending)."""
+        asked = self._electorate_asked.get(poll_id)
+        if now - since < ASK_AFTER or (asked is not None and now - asked < ASK_AFTER):
+            return None
+        ctx.emit(ElectorateMissing(poll_id=poll_id))
+        self._electorate_asked[poll_id] = now
+        log.warning("the census count is missing; asked identity for it again",
+                    extra=log_fields(poll_id=poll_id))
+        return "asked"
 
     def _merged(self, sheet: domain.TallySheet) -> domain.Merged:
         assert sheet.rules is not None
@@ -332,6 +359,11 @@ class TallyHandlers:
                 log.info("sealed; waiting for poll.closed", extra=log_fields(poll_id=poll_id))
             return False
         if self.store.result(poll_id) is not None:
+            return False
+        if poll.electorate_missing:
+            if not quiet:
+                log.info("closed and sealed; waiting for the count of the census",
+                         extra=log_fields(poll_id=poll_id))
             return False
         if poll.withheld is not None and quiet:
             # Counted again (a full recount) at most every RECHECK_WITHHELD, not every
@@ -658,6 +690,7 @@ class TallyHandlers:
                 poll_id = env["payload"]["poll_id"]
                 self.store.done_awaiting(poll_id)
                 self._waiting.pop(poll_id, None)
+                self._electorate_asked.pop(poll_id, None)
 
     def core(self) -> ServiceCore:
         return ServiceCore(
@@ -672,6 +705,7 @@ class TallyHandlers:
                            **({} if self.counted_by_workers else
                               {BallotsRecorded: self.on_ballots_recorded}),
                            BallotBoxSealedV2: self.on_ballot_box_sealed,
+                           ElectorateCounted: self.on_electorate_counted,
                            PollResultReleased: self.on_poll_result_released},
             ping=self.store.ping,
             published=self.published,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
-from urne.contracts.fields import ResultsVisibility
+from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.counting.rules import PollRules
 from urne.services.tally.domain import Appended, LogState, StoredBallot, TallySheet
 
@@ -17,8 +17,12 @@ class TallyStore(Protocol):
     at once, without one undoing another."""
 
     def save_rules(self, poll_id: str, rules: PollRules, rules_hash: str,
-                   visibility: ResultsVisibility) -> None:
-        """The frozen rules and results visibility (poll.opened)."""
+                   visibility: ResultsVisibility, electorate: Electorate = "open") -> None:
+        """The frozen rules, results visibility and electorate (poll.opened)."""
+        ...
+    def save_eligible(self, poll_id: str, eligible: int) -> None:
+        """A census poll's eligible people at the close (electorate.counted: identity
+        sends the same number every time)."""
         ...
     def save_seal(self, poll_id: str, sealed_count: int, sealed_digest: str | None) -> None:
         """What the vote service sealed (ballot_box.sealed)."""

@@ -5,10 +5,12 @@ carries the census's district; their ballots are counted."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
 import httpx
+from typer.testing import CliRunner
 
 from tests.e2e.scenario import (
     ORGANISER,
@@ -20,6 +22,7 @@ from tests.e2e.scenario import (
     sign_in,
     wait_for,
 )
+from urne.runtime.cli import app
 
 
 def run_census(http: httpx.Client, outbox: Path) -> None:
@@ -119,3 +122,13 @@ def run_census(http: httpx.Client, outbox: Path) -> None:
     r = wait_for(lambda: http.get(f"/v1/polls/{poll_id}/results"), 200)
     assert r.status_code == 200, r.text
     assert r.json()["tally"]["counts"] == {"yes": 1, "no": 0, "abstain": 0}
+    # The signed reconciliation names the electorate at the close, counted by identity
+    # (Éloïse eligible, Paul not: one), beside its voters; the verifier agrees.
+    signed = http.get(f"/v1/audit/polls/{poll_id}/result").json()
+    reconciliation = signed["result"]["reconciliation"]
+    assert (reconciliation["eligible"], reconciliation["voters"]) == (1, 1), reconciliation
+    verified = CliRunner().invoke(app, ["audit", "verify", "--url", str(http.base_url),
+                                        "--poll", poll_id, "--json"])
+    assert verified.exit_code == 0, verified.output
+    tally = next(c for c in json.loads(verified.stdout)["checks"] if c["name"] == "tally")
+    assert tally["ok"] and "1 voters of 1 eligible people" in tally["detail"], tally

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -75,3 +76,34 @@ def test_a_poll_is_open_to_its_electorate(backend: Any) -> None:
     older = uuid.uuid4().hex  # opened before electorates: status only
     store.set_voting_status(older, "open")
     assert store.electorate(older) is None
+
+
+def test_a_census_polls_eligible_people_are_counted_and_kept_once(backend: Any) -> None:
+    """The eligible entries of a census, however often uploaded (an entry uploaded again
+    as not eligible no longer counts), and a poll's count at its close: the first kept."""
+    store = backend("identity")
+    c, other = uuid.uuid4().hex, uuid.uuid4().hex
+    keys = [uuid.uuid4().hex for _ in range(300)]
+    store.save_census([CensusEntry(c, k, "nord", i % 3 != 0) for i, k in enumerate(keys)], [])
+    store.save_census([CensusEntry(other, keys[0], "nord", True)], [])
+    assert store.count_eligible(c) == 200
+    store.save_census([CensusEntry(c, keys[1], "nord", False),  # no longer eligible
+                       CensusEntry(c, keys[0], "sud", True)], [])  # now eligible
+    assert store.count_eligible(c) == 200
+    assert store.count_eligible(uuid.uuid4().hex) == 0
+
+    poll = uuid.uuid4().hex
+    store.open_poll(poll, c, "census")
+    assert store.eligible(poll) is None
+    at = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
+    assert store.save_eligible(poll, 200, at) == (200, at)
+    assert store.save_eligible(poll, 199, at + timedelta(minutes=1)) == (200, at)
+    assert store.eligible(poll) == (200, at)
+
+
+def test_an_opening_after_the_close_keeps_the_poll_closed(backend: Any) -> None:
+    store = backend("identity")
+    poll = uuid.uuid4().hex
+    store.close_poll(poll, datetime(2026, 3, 1, 18, 0, tzinfo=UTC))
+    store.open_poll(poll, "c1", "census", "closed")
+    assert (store.voting_status(poll), store.electorate(poll)) == ("closed", ("c1", "census"))

@@ -610,16 +610,17 @@ def test_tally_polls_and_results(backend: Any) -> None:
 def test_tally_sheet_parts_in_any_order_and_at_once(backend: Any) -> None:
     store = backend("tally")
     parts = [lambda pid: store.release(pid, NOW), lambda pid: store.save_seal(pid, 3, "e" * 64),
-             lambda pid: store.save_rules(pid, RULES, rules_hash(RULES), "live"),
-             lambda pid: store.close(pid, NOW)]
-    whole = TallySheet("", RULES, rules_hash(RULES), 3, "e" * 64, "live", NOW, closed_at=NOW)
-    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]):
+             lambda pid: store.save_rules(pid, RULES, rules_hash(RULES), "live", "census"),
+             lambda pid: store.close(pid, NOW), lambda pid: store.save_eligible(pid, 12)]
+    whole = TallySheet("", RULES, rules_hash(RULES), 3, "e" * 64, "live", NOW, closed_at=NOW,
+                       electorate="census", eligible=12)
+    for order in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 4, 3, 0, 2]):
         pid = new_id()
         for i in order:
             parts[i](pid)
         assert store.sheet(pid) == replace(whole, poll_id=pid)
     pid = new_id()
-    race(4, lambda i: parts[i](pid))  # four events handled at once, in four workers
+    race(5, lambda i: parts[i](pid))  # five events handled at once, in five workers
     assert store.sheet(pid) == replace(whole, poll_id=pid)
 
 
@@ -792,7 +793,7 @@ def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Pat
                   (pid, "old@example.org", "participant", NOW.isoformat()))
     assert db.migrate(folder) == ["002_district", "003_action_log", "004_sign_in_limits",
                                   "005_census", "006_phones", "007_desk", "008_desk_cards",
-                                  "009_sign_in_list", "010_poll_closed_at"]
+                                  "009_sign_in_list", "010_poll_closed_at", "011_eligible"]
     store = SERVICES["identity"].sqlite_store(db)
     old = Person(pid, "old@example.org", "participant", NOW, None)
     assert store.person(pid) == old == store.person_by_email("old@example.org")
@@ -830,7 +831,8 @@ def test_cassandra_district_migration_keeps_the_persons_already_there(
                         "created_at) VALUES (%s, %s, %s, %s)", (email, pid, "participant", NOW))
     assert migrate(session, settings, "identity", folder) == [
         "002_district", "003_action_log", "004_sign_in_limits", "005_census", "006_phones",
-        "007_desk", "008_desk_cards", "009_sign_in_list", "010_poll_closed_at"]
+        "007_desk", "008_desk_cards", "009_sign_in_list", "010_poll_closed_at",
+        "011_eligible"]
     store = SERVICES["identity"].cassandra_store(session, ks)
     # The index on person_id is built over the rows already there, in the background:
     # until it is, a read by id is a 503 (store_unavailable, retry), never a wrong answer.
@@ -1010,7 +1012,8 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     # ALTER TABLE migrations
     assert files["tally"] == ["001_init", "002_sealed_digest", "003_results_visibility",
                               "004_awaiting", "005_partials", "006_record", "007_closed",
-                              "008_log", "009_agent", "010_purged_copies"]
+                              "008_log", "009_agent", "010_purged_copies",
+                              "011_electorate"]
     assert files["vote"][-1] == "006_agent"
     assert files["proposal"] == ["001_init", "002_organisers_and_steps",
                                  "003_proposals_as_cities_run_them", "004_results_visibility",

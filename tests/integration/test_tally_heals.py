@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,55 @@ def test_an_indexed_id_without_its_row_is_not_sealed(cassandra: Any, tmp_path: P
     assert seal["payload"]["ballots_recorded"] == 1
     said = [r for r in caplog.records if "has no ballot row" in r.getMessage()]
     assert [getattr(r, "fields", {}).get("ballot_id") for r in said] == [orphan]
+
+
+def test_a_lost_census_count_is_counted_again_the_same(backend: Callable[[str], Any],
+                                                        tmp_path: Path) -> None:
+    """Identity counts a census poll's eligible people at its close, and its
+    ``electorate.counted`` is lost (or identity stops before sending it): the tally,
+    closed and sealed, signs nothing; its check asks identity (``electorate.missing``),
+    which sends the count it kept, the same, and the tally signs it in the
+    reconciliation. Both services on real stores of one kind."""
+    from tests.unit.test_identity import CapturingSender
+    from urne.contracts.commands import Actor, CensusRow, GetResult, ImportCensus
+    from urne.services.identity.handlers import IdentityHandlers
+
+    generate_keys(tmp_path)
+    clock = Clock()
+    identity = IdentityHandlers(
+        store=backend("identity"), sender=CapturingSender(),
+        tokens=TokenIssuer(load_signing_key(tmp_path, "identity-token")), secret="s",
+        code_secret="c", organisers=frozenset(), admins=frozenset(), clock=clock).core()
+    tally = TallyHandlers(backend("tally"), load_signing_key(tmp_path, "tally-result"),
+                          clock=clock).core()
+    consultation, poll_id = uuid.uuid4().hex, uuid.uuid4().hex
+    rows = [CensusRow(family_name=f"Name{i}", given_name="A", birth_date=date(1980, 1, 1 + i),
+                      district="nord", resident=i != 0) for i in range(5)]
+    ok(identity, ImportCensus(consultation_id=consultation, rows=rows, minimum_age=18,
+                              age_on=date(2026, 1, 1), actor=Actor(person_id="o",
+                                                                   role="organiser")))
+    opened = PollOpened(poll_id=poll_id, consultation_id=consultation, rules=RULES,
+                        rules_hash=rules_hash(RULES), opened_at=clock(), electorate="census")
+    assert deliver(identity, opened) == [] and deliver(tally, opened) == []
+    closed = PollClosed(poll_id=poll_id, closed_at=clock())
+    lost = deliver(identity, closed)  # never reaches the tally
+    assert [(e["type"], e["payload"]["eligible"]) for e in lost] == [
+        ("electorate.counted.v1", 4)]
+    assert deliver(tally, closed) == []
+    assert deliver(tally, BallotBoxSealedV2(poll_id=poll_id, ballots_recorded=0,
+                                            ballots_digest=ballot_set_digest([]),
+                                            sealed_at=clock())) == []
+
+    def asked() -> list[RawEnvelope]:  # this poll's, of one check (shared keyspace)
+        return [e for e in ok(tally, CheckPolls())[1] if e["payload"]["poll_id"] == poll_id]
+
+    assert asked() == []
+    clock.advance(seconds=ASK_AFTER.total_seconds())
+    asks = asked()
+    assert types(asks) == ["electorate.missing.v1"]
+    again = _to(identity, asks)
+    assert [e["payload"] for e in again] == [e["payload"] for e in lost]  # the same count
+    assert types(_to(tally, again)) == ["result.published.v1"]
+    result = ok(tally, GetResult(poll_id=poll_id))[0]["result"]
+    assert (result["reconciliation"]["eligible"], result["reconciliation"]["voters"]) == (4, 0)
+    assert _to(tally, again) == []  # a late repeat signs nothing twice

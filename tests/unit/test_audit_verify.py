@@ -19,6 +19,7 @@ from tests.unit.test_tally import (
     BALLOTS,
     POLL,
     RULES,
+    census_opened,
     make_tally,
     opened,
     recorded,
@@ -27,7 +28,7 @@ from tests.unit.test_tally import (
 from urne.audit import bundle
 from urne.audit.verify import Documents, verify
 from urne.contracts.commands import GetRecord, GetResult, ProveInclusion
-from urne.contracts.events import BallotBoxSealedV2, BallotsRecorded
+from urne.contracts.events import BallotBoxSealedV2, BallotsRecorded, ElectorateCounted
 from urne.counting import count, rules_adapter, rules_hash
 from urne.crypto.keys import SigningKey, b64url, generate_keys, load_signing_key
 from urne.record import log, merkle
@@ -410,6 +411,58 @@ def test_ballots_by_agent_the_record_cannot_hold_fail(
     forged = copy.deepcopy(with_agents)
     result = forged.signed["result"]
     result["reconciliation"]["agents"] = agents
+    forged.signed["signature"] = b64url(tally_key.sign(canonical_json(result)))
+    [tally] = [c for c in verify(forged) if c.name == "tally"]
+    assert not tally.ok and says in tally.detail, tally.detail
+    assert failing(forged) == ["tally"]
+
+
+@pytest.fixture
+def census_poll(tmp_path: Path, tally_key: SigningKey) -> Documents:
+    """A census poll of four eligible people, three of whom voted (b twice), as served."""
+    tally = make_tally(tmp_path, tally_key)
+    tally.feed(census_opened(), *BALLOTS, sealed(4),
+               ElectorateCounted(poll_id=POLL, eligible=4, counted_at=AT))
+    return Documents(
+        keys=keys_of(tally_key),
+        rules={"poll_id": POLL, "rules": RULES.model_dump(mode="json"),
+               "rules_hash": rules_hash(RULES), "electorate": "census"},
+        record=ok(tally.core, GetRecord(poll_id=POLL))[0],
+        signed=ok(tally.core, GetResult(poll_id=POLL))[0])
+
+
+def test_a_census_poll_signs_its_turnout(census_poll: Documents) -> None:
+    assert census_poll.signed["result"]["reconciliation"] == {
+        "channels": {"online": {"entries": 4, "counted": 3}}, "eligible": 4, "voters": 3}
+    checks = verify(census_poll)
+    assert all(c.ok for c in checks), checks
+    [tally] = [c for c in checks if c.name == "tally"]
+    assert "3 voters of 4 eligible people" in tally.detail
+    assert conforms("signed_result", census_poll.signed) == []
+
+
+@pytest.mark.parametrize(("electorate", "change", "says"), [
+    ("census", {"eligible": 2}, "more voters (3) than eligible people (2)"),
+    ("census", {"voters": 4, "eligible": 9}, "signs 4 voters, the record counts 3"),
+    ("census", {"eligible": None}, "must sign its number of eligible people"),
+    ("census", {"eligible": "4"}, "must sign its number of eligible people"),
+    ("open", {}, "for a poll open to all"),
+], ids=["fewer eligible than voters", "voters not the record's", "no eligible",
+        "eligible not a number", "a poll open to all"])
+def test_a_turnout_the_record_and_the_rules_cannot_give_fails(
+        census_poll: Documents, tally_key: SigningKey, electorate: str,
+        change: dict[str, Any], says: str) -> None:
+    """An operator who signs a turnout the record does not hold (voters it never
+    counted, an electorate smaller than its voters) or none for a census poll, or one
+    for a poll its served rules say was open to all."""
+    forged = copy.deepcopy(census_poll)
+    forged.rules["electorate"] = electorate
+    result = forged.signed["result"]
+    for name, value in change.items():
+        if value is None:
+            del result["reconciliation"][name]
+        else:
+            result["reconciliation"][name] = value
     forged.signed["signature"] = b64url(tally_key.sign(canonical_json(result)))
     [tally] = [c for c in verify(forged) if c.name == "tally"]
     assert not tally.ok and says in tally.detail, tally.detail

@@ -19,7 +19,7 @@ from urne.contracts.commands import (
     ImportCensus,
     IssueVotingTokenV2,
 )
-from urne.contracts.events import PollOpened
+from urne.contracts.events import ElectorateMissing, PollClosed, PollOpened
 from urne.counting import rules_hash
 from urne.crypto.keys import SigningKey
 from urne.services.identity import census
@@ -287,3 +287,54 @@ def test_failed_claims_from_one_client_count_with_its_wrong_codes(identity: Iden
     error = refused(identity.core, claim(identity, accounts[0], "X", "Y", "1990-01-01")
                     .model_copy(update={"client": "198.51.100.1"}))
     assert error["code"] == "census_entry_not_found"
+
+
+def electorate_counts(events: list[dict]) -> list[tuple[str, dict]]:
+    return [(e["type"], e["payload"]) for e in events]
+
+
+def test_a_census_poll_counts_its_eligible_people_once_at_its_close(
+        identity: Identity) -> None:
+    """At the close, identity counts the eligible entries (Éloïse and Sean: Paul is
+    under age, Anh not resident) for the tally's signed reconciliation; every sending
+    after that (poll.closed redelivered, the tally asking again) carries the first count,
+    even if the census changed since."""
+    open_census_poll(identity, "p1")
+    assert deliver(identity.core, ElectorateMissing(poll_id="p1")) == []  # still open
+    identity.clock.advance(minutes=5)
+    closed = PollClosed(poll_id="p1", closed_at=identity.clock())
+    first = electorate_counts(deliver(identity.core, closed))
+    assert first == [("electorate.counted.v1", {
+        "poll_id": "p1", "eligible": 2,
+        "counted_at": identity.clock().isoformat().replace("+00:00", "Z")})]
+    ok(identity.core, ImportCensus(consultation_id="c1", rows=[row("Martin", "Paul",
+                                                                   "2010-01-01")],
+                                   minimum_age=16, age_on=ON, actor=ORGANISER))
+    identity.clock.advance(minutes=5)
+    assert electorate_counts(deliver(identity.core, closed)) == first
+    assert electorate_counts(deliver(identity.core, ElectorateMissing(poll_id="p1"))) == first
+
+
+def test_a_poll_open_to_all_has_no_count_of_eligible_people(identity: Identity) -> None:
+    open_census_poll(identity, "p-open", electorate="open")
+    assert deliver(identity.core, PollClosed(poll_id="p-open",
+                                             closed_at=identity.clock())) == []
+    assert deliver(identity.core, ElectorateMissing(poll_id="p-open")) == []
+    assert deliver(identity.core, ElectorateMissing(poll_id="p-unknown")) == []
+
+
+def test_a_close_that_came_before_its_opening_is_counted_at_the_opening(
+        identity: Identity) -> None:
+    """poll.opened redelivered after poll.closed: the poll stays closed, and its
+    electorate, known only now, is counted."""
+    assert deliver(identity.core, PollClosed(poll_id="p1", closed_at=identity.clock())) == []
+    assert deliver(identity.core, ElectorateMissing(poll_id="p1")) == []  # not known yet
+    events = electorate_counts(deliver(identity.core, PollOpened(
+        poll_id="p1", consultation_id="c1", rules=RULES, rules_hash=rules_hash(RULES),
+        opened_at=identity.clock(), electorate="census")))
+    assert [(t, p["eligible"]) for t, p in events] == [("electorate.counted.v1", 2)]
+    person = signed_in(identity, "eloise@example.org")
+    ok(identity.core, claim(identity, person))
+    error = refused(identity.core, IssueVotingTokenV2(
+        poll_id="p1", access_token=identity.access(person)))
+    assert (error["status"], error["code"]) == (409, "poll_not_open")

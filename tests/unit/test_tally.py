@@ -28,6 +28,7 @@ from urne.contracts.events import (
     BallotBoxSealed,
     BallotBoxSealedV2,
     BallotsRecorded,
+    ElectorateCounted,
     PollClosed,
     PollOpened,
     RecordedBallot,
@@ -40,7 +41,7 @@ from urne.record import merkle
 from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.services.tally.adapters.sqlite_store import SqliteTallyStore
 from urne.services.tally.domain import LEAF_ENCODING, RESULT_FORMAT
-from urne.services.tally.handlers import TallyHandlers
+from urne.services.tally.handlers import ASK_AFTER, TallyHandlers
 
 pytestmark = pytest.mark.unit
 
@@ -496,3 +497,54 @@ def test_the_copy_of_the_ballots_goes_when_its_retention_is_over(
     clock.advance(days=30)
     ok(tally.core, CheckPolls())
     assert list(tally.store.ballots(other)) == []
+
+
+def census_opened(poll_id: str = POLL) -> PollOpened:
+    return opened(poll_id).model_copy(update={"electorate": "census"})
+
+
+def test_a_census_poll_signs_its_eligible_people_and_voters(tally: Tally,
+                                                            tally_key: SigningKey) -> None:
+    """Closed and sealed, a census poll still waits for identity's count of its
+    electorate; the signed reconciliation then names it beside the voters (three of the
+    four ballots count: b voted twice). A redelivered count changes nothing."""
+    assert tally.feed(census_opened(), *BALLOTS, sealed(4)) == []
+    assert refused(tally.core, GetResult(poll_id=POLL))["code"] == "result_not_published"
+    counted = ElectorateCounted(poll_id=POLL, eligible=5, counted_at=AT)
+    assert types(tally.feed(counted)) == ["result.published.v1"]
+    assert tally.feed(counted) == []
+    signed = ok(tally.core, GetResult(poll_id=POLL))[0]
+    reconciliation = signed["result"]["reconciliation"]
+    assert (reconciliation["eligible"], reconciliation["voters"]) == (5, 3)
+    assert signed["result"]["ballots_counted"] == 3
+    tally_key.public.verify(b64url_decode(signed["signature"]),
+                            canonical_json(signed["result"]))
+
+
+def test_a_poll_open_to_all_signs_no_electorate(tally: Tally) -> None:
+    """Anyone could sign in: no number of eligible people, and no wait for one (the v2
+    result of such a poll is as it was: its voters are ballots_counted)."""
+    assert types(tally.feed(opened(), *BALLOTS, sealed(4))) == ["result.published.v1"]
+    reconciliation = ok(tally.core, GetResult(poll_id=POLL))[0]["result"]["reconciliation"]
+    assert "eligible" not in reconciliation and "voters" not in reconciliation
+
+
+def test_a_lost_census_count_is_asked_for_again(tally: Tally, clock: Clock) -> None:
+    """electorate.counted lost on the way: the check asks identity again, ASK_AFTER
+    after it first saw the poll waiting, then no more often; once the count comes, the
+    poll is signed and nothing more is asked."""
+    assert tally.feed(census_opened(), *BALLOTS, sealed(4)) == []
+    assert ok(tally.core, CheckPolls()) == ({"published": [], "asked": [], "waiting": 1}, [])
+    clock.advance(seconds=ASK_AFTER.total_seconds())
+    reply, events = ok(tally.core, CheckPolls())
+    assert reply["asked"] == [POLL]
+    assert [(e["type"], e["payload"]) for e in events] == [
+        ("electorate.missing.v1", {"poll_id": POLL})]
+    clock.advance(seconds=1)
+    assert ok(tally.core, CheckPolls())[1] == []  # asked a second ago: not again
+    clock.advance(seconds=ASK_AFTER.total_seconds())
+    assert types(ok(tally.core, CheckPolls())[1]) == ["electorate.missing.v1"]
+    assert types(tally.feed(ElectorateCounted(poll_id=POLL, eligible=3, counted_at=AT))) \
+        == ["result.published.v1"]
+    clock.advance(seconds=ASK_AFTER.total_seconds())
+    assert "electorate.missing.v1" not in types(ok(tally.core, CheckPolls())[1])

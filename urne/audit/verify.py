@@ -266,11 +266,35 @@ def _log_tally(docs: Documents, result: dict[str, Any]) -> Check:
     if channels != signed_channels:
         return Check("tally", False, f"the record's ballots by channel are {channels}, the "
                      f"result signs {signed_channels}")
-    wrong = _agents(result.get("reconciliation", {}).get("agents", {}), channels)
+    reconciliation = result.get("reconciliation", {})
+    wrong = _agents(reconciliation.get("agents", {}), channels) or _electorate(
+        reconciliation, len(counting), docs.rules.get("electorate", "open"))
     if wrong is not None:
         return Check("tally", False, wrong)
+    eligible = reconciliation.get("eligible")
     return Check("tally", True, f"the {len(counting)} latest ballots of the record, counted "
-                 "with the frozen rules, give the signed tally; ballots by channel agree")
+                 "with the frozen rules, give the signed tally; ballots by channel agree"
+                 + (f"; {len(counting)} voters of {eligible} eligible people"
+                    if eligible is not None else ""))
+
+
+def _electorate(reconciliation: dict[str, Any], counted: int, electorate: str) -> str | None:
+    """Why the signed voters and eligible people cannot be the record's and the rules',
+    or None: a census poll signs its eligible people, at least as many as its voters,
+    one per counted entry; a poll open to all signs neither (its voters are
+    ``ballots_counted``)."""
+    if electorate != "census":
+        return None if "eligible" not in reconciliation and "voters" not in reconciliation \
+            else "the result signs eligible people and voters for a poll open to all"
+    voters, eligible = reconciliation.get("voters"), reconciliation.get("eligible")
+    if not isinstance(eligible, int) or isinstance(eligible, bool) or eligible < 0:
+        return "a census poll's result must sign its number of eligible people"
+    if voters != counted:
+        return f"the result signs {voters} voters, the record counts {counted} ballots " \
+               "(one per voter)"
+    if counted > eligible:
+        return f"the result signs more voters ({voters}) than eligible people ({eligible})"
+    return None
 
 
 def _agents(signed: Any, channels: dict[str, dict[str, int]]) -> str | None:

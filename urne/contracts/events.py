@@ -187,6 +187,29 @@ class BallotsMissing(Event):
     sealed: int
 
 
+@message("electorate.counted.v1")
+class ElectorateCounted(Event):
+    """How many people a census poll's electorate held at its close: the eligible
+    entries of its consultation's census, counted by identity once, when the poll
+    closed, and the same number on every sending. The tally signs a census poll's result
+    only with it (``reconciliation.eligible``). Polls open to all have no such number."""
+
+    PRODUCER = "identity"
+    poll_id: str
+    eligible: int = Field(ge=0)
+    counted_at: datetime
+
+
+@message("electorate.missing.v1")
+class ElectorateMissing(Event):
+    """A closed and sealed census poll whose electorate count has not reached the tally
+    a while after: the event was lost. Identity answers with ``electorate.counted.v1``
+    again (counting it first if its own close was cut short)."""
+
+    PRODUCER = "tally"
+    poll_id: str
+
+
 @message("result.published.v1")
 class ResultPublished(Event):
     PRODUCER = "tally"

@@ -20,6 +20,8 @@ from urne.contracts.envelope import wrap
 from urne.contracts.events import (
     BallotBoxSealedV2,
     BallotsMissing,
+    ElectorateCounted,
+    ElectorateMissing,
     PollClosed,
     PollCloseExtended,
     PollOpened,
@@ -65,6 +67,10 @@ class IdentityService:
 
     @event_handler(SignInListMarked.PRODUCER, SignInListMarked.TYPE, requeue_on_error=True)
     def on_sign_in_list_marked(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
+
+    @event_handler(ElectorateMissing.PRODUCER, ElectorateMissing.TYPE, requeue_on_error=True)
+    def on_electorate_missing(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @timer(interval=SCHEDULE_INTERVAL_SECONDS)
@@ -168,6 +174,10 @@ class TallyService:
     @event_handler(PollResultReleased.PRODUCER, PollResultReleased.TYPE,
                    requeue_on_error=True)
     def on_poll_result_released(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
+
+    @event_handler(ElectorateCounted.PRODUCER, ElectorateCounted.TYPE, requeue_on_error=True)
+    def on_electorate_counted(self, envelope: RawEnvelope) -> None:
         consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
 
     @timer(interval=SCHEDULE_INTERVAL_SECONDS)

@@ -10,7 +10,9 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import UNSET_VALUE, PreparedStatement
 
+from urne.services.identity.census import BUCKETS as CENSUS_BUCKETS
 from urne.services.identity.census import CensusEntry
+from urne.services.identity.census import bucket as census_bucket
 from urne.services.identity.desk import DeskCode
 from urne.services.identity.domain import (
     CODE_TTL,
@@ -101,7 +103,7 @@ class CassandraIdentityStore:
             f"INSERT INTO {ks}.poll_status (poll_id, status) VALUES (?, ?)")
         self._status = session.prepare(f"SELECT status FROM {ks}.poll_status WHERE poll_id = ?")
         self._open_poll = session.prepare(
-            f"UPDATE {ks}.poll_status SET status = 'open', consultation_id = ?, electorate = ? "
+            f"UPDATE {ks}.poll_status SET status = ?, consultation_id = ?, electorate = ? "
             "WHERE poll_id = ?")
         self._close_poll = session.prepare(
             f"UPDATE {ks}.poll_status SET status = 'closed', closed_at = ? WHERE poll_id = ?")
@@ -121,6 +123,21 @@ class CassandraIdentityStore:
         self._save_entry = session.prepare(
             f"UPDATE {ks}.census_entries SET district = ?, eligible = ? "
             "WHERE consultation_id = ? AND entry_key = ?")
+        # Migration 011: the census's eligible entries in buckets, to count at a close.
+        self._add_eligible = session.prepare(
+            f"INSERT INTO {ks}.census_eligible (consultation_id, bucket, entry_key) "
+            "VALUES (?, ?, ?)")
+        self._drop_eligible = session.prepare(
+            f"DELETE FROM {ks}.census_eligible WHERE consultation_id = ? AND bucket = ? "
+            "AND entry_key = ?")
+        self._count_eligible = session.prepare(
+            f"SELECT COUNT(*) AS n FROM {ks}.census_eligible WHERE consultation_id = ? "
+            "AND bucket = ?")
+        self._save_eligible = session.prepare(
+            f"UPDATE {ks}.poll_status SET eligible = ?, eligible_counted_at = ? "
+            "WHERE poll_id = ? IF eligible = null")
+        self._eligible = session.prepare(
+            f"SELECT eligible, eligible_counted_at FROM {ks}.poll_status WHERE poll_id = ?")
         self._save_email = session.prepare(
             f"INSERT INTO {ks}.census_emails (consultation_id, email_key, entry_key) "
             "VALUES (?, ?, ?)")
@@ -147,7 +164,8 @@ class CassandraIdentityStore:
                      self._save_desk_role, self._save_desk_district, self._codes,
                      self._counter, self._set_status, self._status, self._open_poll,
                      self._electorate, self._save_entry, self._save_email, self._entry,
-                     self._entry_by_email, self._claim):
+                     self._entry_by_email, self._claim, self._add_eligible,
+                     self._drop_eligible, self._count_eligible, self._eligible):
             stmt.is_idempotent = True
 
     @guarded
@@ -305,8 +323,9 @@ class CassandraIdentityStore:
         return len(polls)
 
     @guarded
-    def open_poll(self, poll_id: str, consultation_id: str, electorate: str) -> None:
-        self.s.execute(self._open_poll, (consultation_id, electorate, poll_id))
+    def open_poll(self, poll_id: str, consultation_id: str, electorate: str,
+                  status: VotingStatus = "open") -> None:
+        self.s.execute(self._open_poll, (status, consultation_id, electorate, poll_id))
 
     @guarded
     def electorate(self, poll_id: str) -> tuple[str, str] | None:
@@ -322,8 +341,31 @@ class CassandraIdentityStore:
         consultation_id = entries[0].consultation_id
         write_grouped(self.s, [(self._save_entry, (e.district, e.eligible, e.consultation_id,
                                                    e.entry_key)) for e in entries]
+                      + [(self._add_eligible if e.eligible else self._drop_eligible,
+                          (e.consultation_id, census_bucket(e.entry_key), e.entry_key))
+                         for e in entries]
                       + [(self._save_email, (consultation_id, email, entry))
                          for email, entry in emails])
+
+    @guarded
+    def count_eligible(self, consultation_id: str) -> int:
+        return sum(r.n for r in scan_buckets(self.s, self._count_eligible, consultation_id,
+                                             CENSUS_BUCKETS))
+
+    @guarded
+    def save_eligible(self, poll_id: str, eligible: int, counted_at: datetime
+                      ) -> tuple[int, datetime]:
+        self.s.execute(self._save_eligible, (eligible, counted_at, poll_id))
+        kept = self.eligible(poll_id)
+        assert kept is not None, f"no status for poll {poll_id}"
+        return kept
+
+    @guarded
+    def eligible(self, poll_id: str) -> tuple[int, datetime] | None:
+        row = self.s.execute(self._eligible, (poll_id,)).one()
+        if row is None or row.eligible is None:
+            return None
+        return row.eligible, utc(row.eligible_counted_at)
 
     @guarded
     def census_entry(self, consultation_id: str, entry_key: str) -> CensusEntry | None:

@@ -162,12 +162,14 @@ class SqliteIdentityStore:
                           [(p,) for p in polls])
         return len(polls)
 
-    def open_poll(self, poll_id: str, consultation_id: str, electorate: str) -> None:
+    def open_poll(self, poll_id: str, consultation_id: str, electorate: str,
+                  status: VotingStatus = "open") -> None:
         with self.db.tx() as c:
             c.execute("INSERT INTO poll_status (poll_id, status, consultation_id, electorate) "
-                      "VALUES (?, 'open', ?, ?) ON CONFLICT (poll_id) DO UPDATE SET "
-                      "status = 'open', consultation_id = excluded.consultation_id, "
-                      "electorate = excluded.electorate", (poll_id, consultation_id, electorate))
+                      "VALUES (?, ?, ?, ?) ON CONFLICT (poll_id) DO UPDATE SET "
+                      "status = excluded.status, consultation_id = excluded.consultation_id, "
+                      "electorate = excluded.electorate",
+                      (poll_id, status, consultation_id, electorate))
 
     def electorate(self, poll_id: str) -> tuple[str, str] | None:
         row = self.db.one("SELECT consultation_id, electorate FROM poll_status "
@@ -175,6 +177,28 @@ class SqliteIdentityStore:
         if row is None or row["consultation_id"] is None:
             return None
         return row["consultation_id"], row["electorate"] or "open"
+
+    def save_eligible(self, poll_id: str, eligible: int, counted_at: datetime
+                      ) -> tuple[int, datetime]:
+        with self.db.tx() as c:
+            c.execute("UPDATE poll_status SET eligible = ?, eligible_counted_at = ? "
+                      "WHERE poll_id = ? AND eligible IS NULL",
+                      (eligible, counted_at.isoformat(), poll_id))
+        kept = self.eligible(poll_id)
+        assert kept is not None, f"no status for poll {poll_id}"
+        return kept
+
+    def eligible(self, poll_id: str) -> tuple[int, datetime] | None:
+        row = self.db.one("SELECT eligible, eligible_counted_at FROM poll_status "
+                          "WHERE poll_id = ?", (poll_id,))
+        if row is None or row["eligible"] is None:
+            return None
+        return row["eligible"], datetime.fromisoformat(row["eligible_counted_at"])
+
+    def count_eligible(self, consultation_id: str) -> int:
+        row = self.db.one("SELECT COUNT(*) AS n FROM census_entries WHERE consultation_id = ? "
+                          "AND eligible = 1", (consultation_id,))
+        return int(row["n"]) if row else 0
 
     def save_census(self, entries: list[CensusEntry], emails: list[tuple[str, str]]) -> None:
         if not entries:

@@ -12,7 +12,7 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
 
-from urne.contracts.fields import ResultsVisibility
+from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.counting.rules import PollRules, rules_adapter
 from urne.services.tally.domain import (
     Appended,
@@ -61,7 +61,8 @@ class CassandraTallyStore:
         # commute): poll.opened, ballot_box.sealed and poll.result_released may come in
         # any order, even at once in two processes, and none undoes another.
         self._save_rules = p(f"UPDATE {ks}.polls SET rules = ?, rules_hash = ?, "
-                             "results_visibility = ? WHERE poll_id = ?")
+                             "results_visibility = ?, electorate = ? WHERE poll_id = ?")
+        self._save_eligible = p(f"UPDATE {ks}.polls SET eligible = ? WHERE poll_id = ?")
         self._save_seal = p(f"UPDATE {ks}.polls SET sealed_count = ?, sealed_digest = ? "
                             "WHERE poll_id = ?")
         self._release = p(f"UPDATE {ks}.polls SET released_at = ? WHERE poll_id = ?")
@@ -138,6 +139,7 @@ class CassandraTallyStore:
         self._awaiting = p(f"SELECT poll_id FROM {ks}.awaiting WHERE shelf = 0")
         self._done = p(f"DELETE FROM {ks}.awaiting WHERE shelf = 0 AND poll_id = ?")
         for stmt in (self._save_rules, self._save_seal, self._release, self._close, self._poll,
+                     self._save_eligible,
                      self._add,
                      self._ballots, self._voter, self._checkpoint, self._partial,
                      self._withhold, self._result, self._await, self._awaiting, self._done,
@@ -149,10 +151,14 @@ class CassandraTallyStore:
 
     @guarded
     def save_rules(self, poll_id: str, rules: PollRules, rules_hash: str,
-                   visibility: ResultsVisibility) -> None:
+                   visibility: ResultsVisibility, electorate: Electorate = "open") -> None:
         self.s.execute(self._log_on, (poll_id,))  # first: its log is never out of sight
         self.s.execute(self._save_rules, (rules_adapter.dump_json(rules).decode(), rules_hash,
-                                          visibility, poll_id))
+                                          visibility, electorate, poll_id))
+
+    @guarded
+    def save_eligible(self, poll_id: str, eligible: int) -> None:
+        self.s.execute(self._save_eligible, (eligible, poll_id))
 
     @guarded
     def save_seal(self, poll_id: str, sealed_count: int, sealed_digest: str | None) -> None:
@@ -177,7 +183,8 @@ class CassandraTallyStore:
         rules = rules_adapter.validate_json(r.rules) if r.rules else None
         return TallySheet(r.poll_id, rules, r.rules_hash, r.sealed_count, r.sealed_digest,
                           r.results_visibility or "after_close",
-                          utc(r.released_at), r.withheld, utc(r.closed_at))
+                          utc(r.released_at), r.withheld, utc(r.closed_at),
+                          r.electorate or "open", r.eligible)
 
     @guarded
     def add_ballots(self, ballots: list[StoredBallot]) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from urne.contracts.fields import ResultsVisibility
+from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.counting.rules import PollRules, rules_adapter
 from urne.services.tally.domain import (
     Appended,
@@ -35,9 +35,13 @@ class SqliteTallyStore:
                        (poll_id, *values.values()))
 
     def save_rules(self, poll_id: str, rules: PollRules, rules_hash: str,
-                   visibility: ResultsVisibility) -> None:
+                   visibility: ResultsVisibility, electorate: Electorate = "open") -> None:
         self._upsert(poll_id, {"rules": rules_adapter.dump_json(rules).decode(),
-                               "rules_hash": rules_hash, "results_visibility": visibility})
+                               "rules_hash": rules_hash, "results_visibility": visibility,
+                               "electorate": electorate})
+
+    def save_eligible(self, poll_id: str, eligible: int) -> None:
+        self._upsert(poll_id, {"eligible": eligible})
 
     def save_seal(self, poll_id: str, sealed_count: int, sealed_digest: str | None) -> None:
         self._upsert(poll_id, {"sealed_count": sealed_count, "sealed_digest": sealed_digest})
@@ -57,7 +61,8 @@ class SqliteTallyStore:
                           r["sealed_digest"], r["results_visibility"] or "after_close",
                           datetime.fromisoformat(r["released_at"]) if r["released_at"] else None,
                           r["withheld"],
-                          datetime.fromisoformat(r["closed_at"]) if r["closed_at"] else None)
+                          datetime.fromisoformat(r["closed_at"]) if r["closed_at"] else None,
+                          r["electorate"] or "open", r["eligible"])
 
     def add_ballots(self, ballots: list[StoredBallot]) -> None:
         with self.db.tx() as tx:
