@@ -258,6 +258,29 @@ def agents(entries: list[dict[str, Any]], counting: set[str], agent_of: dict[str
     return {a: dict(sorted(channels.items())) for a, channels in sorted(out.items())}
 
 
+def small_cells(by_agent: dict[str, dict[str, dict[str, int]]], min_cell: int
+                ) -> tuple[dict[str, dict[str, dict[str, int]]], dict[str, dict[str, int]]]:
+    """The agents' cells that may be published, and the others pooled per channel.
+
+    A cell of fewer than ``min_cell`` entries (an agent's desk ballots, or papers) is not
+    published alone: it would tell how few people came to one desk. It is added to its
+    channel's pool, ``{"agents", "entries", "counted"}``, which the small desks check
+    together (and which the record's counts by channel minus the published cells give
+    anyway)."""
+    shown: dict[str, dict[str, dict[str, int]]] = {}
+    pooled: dict[str, dict[str, int]] = {}
+    for agent, channels in by_agent.items():
+        for channel, cell in channels.items():
+            if cell["entries"] >= min_cell:
+                shown.setdefault(agent, {})[channel] = cell
+                continue
+            pool = pooled.setdefault(channel, {"agents": 0, "entries": 0, "counted": 0})
+            pool["agents"] += 1
+            pool["entries"] += cell["entries"]
+            pool["counted"] += cell["counted"]
+    return shown, dict(sorted(pooled.items()))
+
+
 def record_entries(rules_hash: str, ballots: Iterable[StoredBallot]) -> list[dict[str, Any]]:
     """The record of a poll whose log is written at once, at publication: one interval
     holding every ballot received."""
@@ -435,13 +458,15 @@ def log_disagreement(rules_hash: str, entries: list[dict[str, Any]], root: str,
 def publication(poll: TallySheet, ballots: list[StoredBallot], software_version: str,
                 now: datetime, result_format: str = RESULT_FORMAT,
                 logged: tuple[LogState, list[dict[str, Any]], ChunkReader,
-                              tiles.TileReader] | None = None) -> Publication:
+                              tiles.TileReader] | None = None,
+                min_cell: int = 1) -> Publication:
     """The result document that gets signed (everything a verifier needs to recompute)
     and the stored record behind it; ``result_format`` v1 rebuilds the record of a result
     signed before v2. ``logged``: the log written during the vote (its state, its
     entries, and readers of its chunks and tiles); the ballots not in it yet are its last
-    interval, and the record is the whole log. CPU-bound at scale: callers run it off
-    their event loop."""
+    interval, and the record is the whole log. ``min_cell``: the fewest entries an
+    agent's cell may hold to be published alone (``small_cells``). CPU-bound at scale:
+    callers run it off their event loop."""
     assert poll.rules is not None and poll.rules_hash is not None
     if result_format == RESULT_FORMAT_V1:
         entries = record_entries_v1(ballots)
@@ -470,7 +495,12 @@ def publication(poll: TallySheet, ballots: list[StoredBallot], software_version:
     by_agent = agents(entries, {e["tracker"] for e in counting},
                       {b.tracker: b.agent for b in ballots if b.agent is not None})
     if by_agent:  # no ballot was cast at a desk or entered from paper: nothing to say
-        reconciliation["agents"] = by_agent
+        shown, pooled = small_cells(by_agent, min_cell)
+        reconciliation["min_cell"] = min_cell
+        if shown:
+            reconciliation["agents"] = shown
+        if pooled:
+            reconciliation["agents_pooled"] = pooled
     if poll.eligible is not None:
         # A census poll: its electorate's eligible people at the close (counted by
         # identity) beside its voters (one counted ballot each), so turnout is signed.

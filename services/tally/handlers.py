@@ -120,12 +120,13 @@ def _disagreement(poll: domain.TallySheet, merged: domain.Merged,
 
 
 def _prepare(poll: domain.TallySheet, merged: domain.Merged, ballots: list[StoredBallot],
-             now: datetime, logged: Any = None, signed_heads: list[dict] | None = None
-             ) -> tuple[domain.Publication, str | None]:
+             now: datetime, logged: Any = None, signed_heads: list[dict] | None = None,
+             min_cell: int = 1) -> tuple[domain.Publication, str | None]:
     """The publication of a sealed poll from the copy and the log written during the
     vote, and why it may not be signed (or None). CPU-bound: the recount, the record and
     its tree."""
-    publication = domain.publication(poll, ballots, __version__, now, logged=logged)
+    publication = domain.publication(poll, ballots, __version__, now, logged=logged,
+                                     min_cell=min_cell)
     reason = _disagreement(poll, merged, ballots, publication.result)
     if reason is None and publication.entries is not None:
         assert poll.rules_hash is not None
@@ -173,6 +174,9 @@ class TallyHandlers:
     # How long the copy of a published poll's ballots is kept after its result was
     # signed (URNE_TALLY_COPY_DAYS); looked for at most every PURGE_EVERY.
     copy_keep: timedelta = timedelta(days=90)
+    # The fewest ballots an agent's line in the signed reconciliation may count, per
+    # channel, to be published alone (URNE_MIN_CELL); smaller ones are pooled.
+    min_cell: int = 5
     _purged_at: datetime | None = field(default=None, init=False, repr=False)
     _holder: str = field(default_factory=lambda: uuid.uuid4().hex, init=False, repr=False)
     _log_lock: Any = field(default_factory=threading.Lock, init=False, repr=False)
@@ -388,7 +392,7 @@ class TallyHandlers:
             ballots = list(self.store.ballots(poll_id))
             logged = self._logged(poll_id, state) if state is not None else None
             publication, reason = self.offload(_prepare, poll, merged, ballots, now, logged,
-                                               self.store.tree_heads(poll_id))
+                                               self.store.tree_heads(poll_id), self.min_cell)
             if reason is not None:
                 self._withhold(poll, reason, quiet)
                 return False

@@ -8,15 +8,20 @@ marker, which every shard processes in order with its ballots.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
+from urne.contracts.commands import PurgeBallots
 from urne.contracts.events import (
     BallotBoxClosed,
     BallotsMissing,
     PollClosed,
     PollCloseExtended,
     PollOpened,
+    ResultPublished,
 )
+from urne.contracts.replies import Purged
 from urne.messaging.kernel import Context, ServiceCore
 from urne.platform.logging import log_fields
 from urne.services.vote.domain import BallotBox
@@ -27,12 +32,20 @@ log = logging.getLogger(__name__)
 
 # Ballots per event when a poll's ballots are sent again (as an intake batch at most).
 REPLAY_CHUNK = 500
+# How often the purge looks for polls whose ballots' retention is over.
+PURGE_EVERY = timedelta(minutes=10)
 
 
 @dataclass
 class VoteHandlers:
     store: VoteStore
     shards: int = 1  # counting shards: a ballot sent again goes to its voter's stream
+    # How long a poll's ballots (voter keys, choices) are kept after its result was
+    # signed (URNE_VOTE_BALLOT_DAYS): the tally's copy and its public record hold the
+    # result's proof; these rows are only for a recount an appeal may order.
+    ballots_keep: timedelta = timedelta(days=90)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _purged_at: datetime | None = field(default=None, init=False, repr=False)
 
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
         # A late redelivery of "opened" must not reopen a closed box. A box without
@@ -74,12 +87,33 @@ class VoteHandlers:
             poll_id=event.poll_id, sent=sent, tally_had=event.received,
             sealed=event.sealed))
 
+    def on_result_published(self, event: ResultPublished, ctx: Context) -> None:
+        """The tally signed the poll's result: its ballots' retention starts (the same
+        time on every delivery: the result's)."""
+        self.store.save_result_signed(event.poll_id, event.published_at)
+
+    def purge_ballots(self, cmd: PurgeBallots, ctx: Context) -> Purged:
+        """Delete the ballots of each poll whose result was signed more than
+        ``ballots_keep`` ago, looking at most every PURGE_EVERY (privacy by default). A
+        stop midway: the next look deletes the rest."""
+        now = self.clock()
+        if self._purged_at is not None and now - self._purged_at < PURGE_EVERY:
+            return Purged(removed={})
+        self._purged_at = now
+        polls = self.store.ballots_to_purge(now - self.ballots_keep)
+        for poll_id in polls:
+            self.store.purge_ballots(poll_id, now)
+            log.info("ballots deleted, their retention over", extra=log_fields(
+                poll_id=poll_id))
+        return Purged(removed={"polls": len(polls)})
+
     def core(self) -> ServiceCore:
         return ServiceCore(
             name="vote",
-            commands={},
+            commands={PurgeBallots: self.purge_ballots},
             subscriptions={PollOpened: self.on_poll_opened, PollClosed: self.on_poll_closed,
                            PollCloseExtended: self.on_poll_close_extended,
-                           BallotsMissing: self.on_ballots_missing},
+                           BallotsMissing: self.on_ballots_missing,
+                           ResultPublished: self.on_result_published},
             ping=self.store.ping,
         )

@@ -46,4 +46,17 @@ class VoteStore(Protocol):
         sends again."""
         ...
 
+    def save_result_signed(self, poll_id: str, signed_at: datetime) -> None:
+        """The tally signed the poll's result (result.published; the same time on every
+        delivery): its ballots' retention starts."""
+        ...
+    def ballots_to_purge(self, signed_before: datetime) -> list[str]:
+        """The polls whose result was signed before ``signed_before`` and whose ballots
+        are not deleted yet."""
+        ...
+    def purge_ballots(self, poll_id: str, now: datetime) -> None:
+        """Delete the poll's ballots and paper marks (voter keys, choices, agents, ids)
+        and note when; the box and its seal stay. A stop midway: called again, it
+        deletes the rest."""
+        ...
     def ping(self) -> None: ...

@@ -74,12 +74,18 @@ def run_cross_channel(http: httpx.Client, outbox: Path) -> None:
                     else {"yes": 1, "no": 1, "abstain": 1})
         close_and_verify(http, state, expected)
         # Every desk and paper ballot is this agent's, by the name anyone who knows their
-        # person id recomputes: the signed reconciliation by agent says so.
+        # person id recomputes: the signed reconciliation by agent says so for their two
+        # desk ballots; their one paper is pooled, below the minimum cell size of 2 the
+        # systems under test keep (URNE_MIN_CELL).
         agent_id = http.get("/v1/me", headers=agent).json()["person_id"]
         result = http.get(f"/v1/audit/polls/{state.poll_id}/result").json()["result"]
-        channels = result["reconciliation"]["channels"]
-        assert result["reconciliation"]["agents"] == {agent_key(agent_id, state.poll_id): {
-            "desk": channels["desk"], "paper": channels["paper"]}}, result["reconciliation"]
+        reconciliation = result["reconciliation"]
+        channels = reconciliation["channels"]
+        assert (channels["desk"]["entries"], channels["paper"]["entries"]) == (2, 1)
+        assert {k: v for k, v in reconciliation.items() if k != "channels"} == {
+            "agents": {agent_key(agent_id, state.poll_id): {"desk": channels["desk"]}},
+            "agents_pooled": {"paper": {"agents": 1, **channels["paper"]}},
+            "min_cell": 2}, reconciliation
 
 
 def on_paper(http: httpx.Client, outbox: Path, state: OpenPoll, agent: dict,

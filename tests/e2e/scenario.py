@@ -32,10 +32,12 @@ ADMIN = "admin@urne.example"
 # and URNE_ADMIN_EMAILS): two organisers, to show one cannot act on the other's
 # consultations, and an admin; and the countries it texts sign-in codes to (tests/e2e/
 # sms.py); and a log that grows every second from a single ballot, so every poll's
-# record is checked against the tree heads signed while it was open.
+# record is checked against the tree heads signed while it was open; and a minimum cell
+# size of 2 for the agents' lines, so a test's few desk and paper ballots show both a
+# published line and a pooled one (tests/e2e/cross_channel.py).
 TEST_ENV = {"URNE_ORGANISER_EMAILS": f"{ORGANISER},{ORGANISER_B}", "URNE_ADMIN_EMAILS": ADMIN,
             "URNE_SMS_COUNTRIES": "FR,BE", "URNE_TREE_HEAD_SECONDS": "1",
-            "URNE_TREE_HEAD_MIN_BALLOTS": "1"}
+            "URNE_TREE_HEAD_MIN_BALLOTS": "1", "URNE_MIN_CELL": "2"}
 YES_NO = {"method": "yes_no_abstain", "question": "Faut-il planter 200 arbres ?"}
 PROBLEM = "application/problem+json"
 

@@ -256,6 +256,11 @@ def test_slice_over_rabbitmq_and_cassandra(distributed: Distributed) -> None:
                    if line.startswith(("urne_commands_total{", "urne_events_handled_total{"))
                    and 'outcome="ok"' in line and not line.endswith(" 0.0")]
         assert handled, f"{name} handled nothing:\n{metrics[:2000]}"
+    # The result reached the vote service too: its ballots' retention has started.
+    metrics = httpx.get(f"http://127.0.0.1:{distributed.metrics_ports['vote']}/metrics").text
+    assert any(line.startswith("urne_events_handled_total{") and "result.published.v1" in line
+               and 'outcome="ok"' in line and not line.endswith(" 0.0")
+               for line in metrics.splitlines()), metrics[:2000]
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -546,6 +546,36 @@ def test_a_paper_mark_is_kept_with_the_voters_rows_and_is_no_ballot(backend: Any
     assert [b for chunk in store.stored_ballots(pid, 10) for b in chunk] == [ballot]
 
 
+def test_a_polls_ballots_and_marks_go_once_their_retention_is_over(backend: Any) -> None:
+    """The retention (docs/privacy.md): a poll whose result was signed before the given
+    time loses its ballots and paper marks, from every table that names a voter key;
+    its box and seal stay; another poll keeps everything."""
+    store = backend("vote")
+    pid, kept = new_id(), new_id()
+    for poll in (pid, kept):
+        store.save_ballot_box(BallotBox(poll, None, None, "closed"))
+    mark = mark_paper(pid, voter(0), [], new_id(), NOW)
+    assert isinstance(mark, Admitted)
+    ballots = [_ballot(pid, voter(i), 1) for i in range(1, 40)] + [_ballot(pid, voter(1), 2)]
+    store.add_ballots([mark.ballot, *ballots, _ballot(kept, voter(1), 1)])
+    store.save_seal(Seal(pid, len(ballots), "d" * 64, NOW))
+    assert pid not in store.ballots_to_purge(NOW + timedelta(days=365))  # not signed yet
+    store.save_result_signed(pid, NOW)
+    store.save_result_signed(kept, NOW + timedelta(days=1))
+    assert pid not in store.ballots_to_purge(NOW)  # signed at NOW: not before it
+    due = store.ballots_to_purge(NOW + timedelta(hours=1))
+    assert pid in due and kept not in due
+    store.purge_ballots(pid, NOW + timedelta(hours=1))
+    everyone = [voter(i) for i in range(40)]
+    assert store.ballots_of(pid, everyone) == {}  # the paper mark too
+    assert list(store.ballot_ids(pid)) == []
+    assert [b for chunk in store.stored_ballots(pid, 10) for b in chunk] == []
+    assert pid not in store.ballots_to_purge(NOW + timedelta(days=365))  # once
+    assert store.ballot_box(pid).status == "closed"
+    assert store.save_seal(Seal(pid, 0, "e" * 64, NOW)).ballots_recorded == len(ballots)
+    assert len(list(store.ballot_ids(kept))) == 1
+
+
 def test_vote_ballot_ids_span_every_enumeration_bucket(backend: Any) -> None:
     store = backend("vote")
     pid = new_id()
@@ -1014,7 +1044,7 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
                               "004_awaiting", "005_partials", "006_record", "007_closed",
                               "008_log", "009_agent", "010_purged_copies",
                               "011_electorate"]
-    assert files["vote"][-1] == "006_agent"
+    assert files["vote"][-1] == "007_retention"
     assert files["proposal"] == ["001_init", "002_organisers_and_steps",
                                  "003_proposals_as_cities_run_them", "004_results_visibility",
                                  "005_schedule", "006_action_log", "007_poll_electorate",
@@ -1045,12 +1075,12 @@ def test_cassandra_concurrent_migrations(cassandra: CassandraRun) -> None:
         keyspaces = race(3, lambda i: ensure_schema(sessions[i], settings, "vote", folder))
         assert set(keyspaces) == {f"{settings.cassandra_keyspace_prefix}vote"}
         rows = list(sessions[0].execute(f"SELECT version FROM {keyspaces[0]}.schema_migrations"))
-        assert sorted(r.version for r in rows) == [1, 2, 3, 4, 5, 6]
+        assert sorted(r.version for r in rows) == [1, 2, 3, 4, 5, 6, 7]
         tables = {r.table_name for r in sessions[0].execute(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
             (keyspaces[0],))}
         assert tables == {"schema_migrations", "ballot_boxes", "voter_ballots", "ballot_ids",
-                          "closed_shards", "seals"}
+                          "closed_shards", "seals", "paper_marks"}
     finally:
         for s in sessions:
             s.cluster.shutdown()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -353,18 +354,20 @@ def test_the_rules_changed_after_the_fact_are_detected_by_their_hash(served: Doc
 
 
 DESK, PAPER = "a" * 32, "b" * 32  # two agents' names (agent_key)
+AGENT_ROWS = [recorded("a", 1, "yes").model_copy(update={"channel": "desk", "agent": DESK}),
+              recorded("a", 2, "no"),
+              recorded("p", 1, "yes").model_copy(update={"channel": "paper", "agent": PAPER}),
+              recorded("q", 1, "no").model_copy(update={"channel": "paper", "agent": PAPER}),
+              recorded("c", 1, "yes")]
 
 
 @pytest.fixture
 def with_agents(tmp_path: Path, tally_key: SigningKey) -> Documents:
     """A published poll with ballots cast at a desk and entered from paper, each by its
-    agent (as their voting tokens name them), and one desk ballot replaced online."""
-    tally = make_tally(tmp_path, tally_key)
-    rows = [recorded("a", 1, "yes").model_copy(update={"channel": "desk", "agent": DESK}),
-            recorded("a", 2, "no"),
-            recorded("p", 1, "yes").model_copy(update={"channel": "paper", "agent": PAPER}),
-            recorded("q", 1, "no").model_copy(update={"channel": "paper", "agent": PAPER}),
-            recorded("c", 1, "yes")]
+    agent (as their voting tokens name them), and one desk ballot replaced online; every
+    agent's line published (a minimum cell size of 1)."""
+    tally = make_tally(tmp_path, tally_key, min_cell=1)
+    rows = AGENT_ROWS
     tally.feed(opened(), BallotsRecorded(ballots=rows), BallotBoxSealedV2(
         poll_id=POLL, ballots_recorded=len(rows), sealed_at=AT,
         ballots_digest=ballot_set_digest([r.ballot_id for r in rows])))
@@ -385,7 +388,8 @@ def test_the_result_reconciles_each_agents_ballots(with_agents: Documents) -> No
                      "online": {"entries": 2, "counted": 2},
                      "paper": {"entries": 2, "counted": 2}},
         "agents": {DESK: {"desk": {"entries": 1, "counted": 0}},
-                   PAPER: {"paper": {"entries": 2, "counted": 2}}}}
+                   PAPER: {"paper": {"entries": 2, "counted": 2}}},
+        "min_cell": 1}
     assert all("agent" not in e for e in with_agents.record["entries"])
     assert all(c.ok for c in verify(with_agents)), verify(with_agents)
     assert conforms("signed_result", with_agents.signed) == []
@@ -415,6 +419,56 @@ def test_ballots_by_agent_the_record_cannot_hold_fail(
     [tally] = [c for c in verify(forged) if c.name == "tally"]
     assert not tally.ok and says in tally.detail, tally.detail
     assert failing(forged) == ["tally"]
+
+
+def test_an_agents_small_line_is_pooled(with_agents: Documents, tmp_path: Path,
+                                        tally_key: SigningKey) -> None:
+    """The same poll with a minimum cell size of 2: the desk's one ballot would tell
+    that one person came to it, so it is pooled; the paper line (2) is published."""
+    tally = make_tally(tmp_path / "pooled", tally_key, min_cell=2)
+    tally.feed(opened(), BallotsRecorded(ballots=AGENT_ROWS), BallotBoxSealedV2(
+        poll_id=POLL, ballots_recorded=len(AGENT_ROWS), sealed_at=AT,
+        ballots_digest=ballot_set_digest([r.ballot_id for r in AGENT_ROWS])))
+    pooled = replace(with_agents, record=ok(tally.core, GetRecord(poll_id=POLL))[0],
+                     signed=ok(tally.core, GetResult(poll_id=POLL))[0])
+    reconciliation = pooled.signed["result"]["reconciliation"]
+    assert {k: v for k, v in reconciliation.items() if k != "channels"} == {
+        "agents": {PAPER: {"paper": {"entries": 2, "counted": 2}}},
+        "agents_pooled": {"desk": {"agents": 1, "entries": 1, "counted": 0}},
+        "min_cell": 2}
+    assert all(c.ok for c in verify(pooled)), verify(pooled)
+    assert conforms("signed_result", pooled.signed) == []
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"min_cell": 3}, "fewer than the minimum cell size (3)"),
+    ({"min_cell": None}, "without the minimum cell size"),
+    ({"agents_pooled": {"desk": {"agents": 1, "entries": 2, "counted": 0}}},
+     "not those of agents with fewer than 2 each"),
+    ({"agents_pooled": {"desk": {"agents": 1, "entries": 1, "counted": 0},
+                        "paper": {"agents": 1, "entries": 1, "counted": 1}}},
+     "more than the record's"),
+], ids=["a line below the size", "no size", "a pool of big lines", "a pool too big"])
+def test_pooled_lines_that_break_the_minimum_cell_size_fail(
+        with_agents: Documents, tally_key: SigningKey, change: dict[str, Any],
+        says: str) -> None:
+    """An operator who publishes a small line alone (or hides the size it keeps), or
+    pools what the record does not hold."""
+    forged = copy.deepcopy(with_agents)
+    result = forged.signed["result"]
+    result["reconciliation"] = {"channels": result["reconciliation"]["channels"],
+                                "agents": {PAPER: {"paper": {"entries": 2, "counted": 2}}},
+                                "agents_pooled": {"desk": {"agents": 1, "entries": 1,
+                                                           "counted": 0}},
+                                "min_cell": 2}
+    for name, value in change.items():
+        if value is None:
+            del result["reconciliation"][name]
+        else:
+            result["reconciliation"][name] = value
+    forged.signed["signature"] = b64url(tally_key.sign(canonical_json(result)))
+    [tally] = [c for c in verify(forged) if c.name == "tally"]
+    assert not tally.ok and says in tally.detail, tally.detail
 
 
 @pytest.fixture

@@ -116,9 +116,10 @@ CLOSED_FIRST = (POLL, "poll-2")
 
 
 def make_tally(path: Path, key: SigningKey, clock: Clock | None = None,
-               closed_first: tuple[str, ...] = CLOSED_FIRST) -> Tally:
+               closed_first: tuple[str, ...] = CLOSED_FIRST, min_cell: int = 5) -> Tally:
     store = SqliteTallyStore(service_db(path / "tally.db", "tally"))
-    handlers = TallyHandlers(store, key, **({"clock": clock} if clock else {}))
+    handlers = TallyHandlers(store, key, **({"clock": clock} if clock else {}),
+                             min_cell=min_cell)
     tally = Tally(handlers.core(), store)
     assert tally.feed(*(closed(p) for p in closed_first)) == []
     return tally

@@ -12,10 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.helpers import Clock, deliver, service_db, types
+from tests.unit.helpers import Clock, deliver, ok, service_db, types
 from urne.contracts import wrap
-from urne.contracts.commands import CastBallot, CastPaperMark
-from urne.contracts.events import BallotBoxClosed, PollClosed, PollCloseExtended, PollOpened
+from urne.contracts.commands import CastBallot, CastPaperMark, PurgeBallots
+from urne.contracts.events import (
+    BallotBoxClosed,
+    PollClosed,
+    PollCloseExtended,
+    PollOpened,
+    ResultPublished,
+)
 from urne.contracts.ids import new_ballot_id, new_tracker
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey
@@ -24,7 +30,7 @@ from urne.messaging.kernel import RawEnvelope, ServiceCore
 from urne.record.canonical import ballot_set_digest
 from urne.services.vote import domain
 from urne.services.vote.adapters.sqlite_store import SqliteVoteStore
-from urne.services.vote.handlers import VoteHandlers
+from urne.services.vote.handlers import PURGE_EVERY, VoteHandlers
 from urne.services.vote.intake import BallotIntake, Outcome
 
 pytestmark = pytest.mark.unit
@@ -520,3 +526,34 @@ def test_a_paper_mark_shuts_out_every_later_ballot_and_is_no_ballot(vote: Vote) 
     closed = vote.record(marker("p1"))
     [seal] = [e for e in closed.events if e["type"] == "ballot_box.sealed.v2"]
     assert seal["payload"]["ballots_recorded"] == 1
+
+
+# --- retention -------------------------------------------------------------------
+
+def test_ballots_go_when_their_retention_after_the_result_is_over(
+        tmp_path: Path, identity_key: SigningKey, clock: Clock) -> None:
+    """URNE_VOTE_BALLOT_DAYS after the tally signed the result (result.published), the
+    purge deletes the poll's ballots, looking at most every PURGE_EVERY; a poll whose
+    result is not signed keeps them, however old."""
+    store = SqliteVoteStore(service_db(tmp_path / "vote.db", "vote"))
+    core = VoteHandlers(store, ballots_keep=timedelta(days=90), clock=clock).core()
+    vote = Vote(core, store, TokenIssuer(identity_key), TokenVerifier(identity_key.public),
+                clock)
+    for poll in ("p1", "p2"):
+        vote.open(poll)
+        receipt(vote.record(vote.ballot(poll, YES)).replies[0])
+        deliver(core, PollClosed(poll_id=poll, closed_at=clock()))
+    signed = ResultPublished(poll_id="p1", record_root="0" * 64, ballots_counted=1,
+                             published_at=clock())
+    assert deliver(core, signed) == [] and deliver(core, signed) == []  # redelivered
+    assert ok(core, PurgeBallots()) == ({"removed": {"polls": 0}}, [])  # kept 90 days
+    clock.advance(days=90, seconds=-1)
+    assert ok(core, PurgeBallots()) == ({"removed": {"polls": 0}}, [])
+    clock.advance(seconds=2)
+    assert ok(core, PurgeBallots()) == ({"removed": {}}, [])  # looked a second ago
+    clock.advance(seconds=PURGE_EVERY.total_seconds())
+    assert ok(core, PurgeBallots()) == ({"removed": {"polls": 1}}, [])
+    assert vote.stored("p1") == [] and len(vote.stored("p2")) == 1
+    assert store.ballot_box("p1").status == "closed"
+    clock.advance(seconds=PURGE_EVERY.total_seconds())
+    assert ok(core, PurgeBallots()) == ({"removed": {"polls": 0}}, [])  # once

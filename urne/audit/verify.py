@@ -267,7 +267,7 @@ def _log_tally(docs: Documents, result: dict[str, Any]) -> Check:
         return Check("tally", False, f"the record's ballots by channel are {channels}, the "
                      f"result signs {signed_channels}")
     reconciliation = result.get("reconciliation", {})
-    wrong = _agents(reconciliation.get("agents", {}), channels) or _electorate(
+    wrong = _agents(reconciliation, channels) or _electorate(
         reconciliation, len(counting), docs.rules.get("electorate", "open"))
     if wrong is not None:
         return Check("tally", False, wrong)
@@ -297,34 +297,60 @@ def _electorate(reconciliation: dict[str, Any], counted: int, electorate: str) -
     return None
 
 
-def _agents(signed: Any, channels: dict[str, dict[str, int]]) -> str | None:
+def _agents(reconciliation: dict[str, Any], channels: dict[str, dict[str, int]]
+            ) -> str | None:
     """Why the signed ballots by agent cannot be the record's, or None: each agent's
-    cells are {entries, counted} of a channel with ballots cast at a desk or entered from
-    paper, and no channel's agents hold more ballots than the record has in it. (The
-    record does not name agents: each desk checks its own line against its tally
-    sheet.)"""
-    if not isinstance(signed, dict):
+    published cells are {entries, counted} of a channel with ballots cast at a desk or
+    entered from paper, each of at least ``min_cell`` entries; the smaller ones are
+    pooled per channel ({agents, entries, counted}, each pooled agent fewer than
+    ``min_cell``); and no channel's agents, pooled or not, hold more ballots than the
+    record has in it. (The record does not name agents: each desk checks its own line
+    against its tally sheet.)"""
+    signed = reconciliation.get("agents", {})
+    pooled = reconciliation.get("agents_pooled", {})
+    if not isinstance(signed, dict) or not isinstance(pooled, dict):
         return "the signed ballots by agent are not an object"
+    min_cell = reconciliation.get("min_cell", 1 if not (signed or pooled) else None)
+    if not isinstance(min_cell, int) or isinstance(min_cell, bool) or min_cell < 1:
+        return "ballots by agent are signed without the minimum cell size they keep"
     totals: dict[str, dict[str, int]] = {}
+
+    def add(channel: str, cell: dict[str, int]) -> None:
+        for name in ("entries", "counted"):
+            total = totals.setdefault(channel, {"entries": 0, "counted": 0})
+            total[name] += cell[name]
+
     for agent, cells in signed.items():
         if not (isinstance(agent, str) and AGENT_KEY.fullmatch(agent)) or \
                 not isinstance(cells, dict):
             return f"{str(agent)[:40]!r} is not an agent's ballots"
         for channel, cell in cells.items():
-            if channel not in IN_PERSON_CHANNELS or not isinstance(cell, dict) or \
-                    set(cell) != {"entries", "counted"} or \
-                    not all(isinstance(n, int) and n >= 0 for n in cell.values()) or \
-                    cell["counted"] > cell["entries"]:
+            if not _cell(channel, cell, {"entries", "counted"}):
                 return f"agent {agent}: {channel!r} is not a count of desk or paper ballots"
-            for name in ("entries", "counted"):
-                total = totals.setdefault(channel, {"entries": 0, "counted": 0})
-                total[name] += cell[name]
+            if cell["entries"] < min_cell:
+                return f"agent {agent}: {channel} counts {cell['entries']} ballots, fewer " \
+                       f"than the minimum cell size ({min_cell}) a line is published at"
+            add(channel, cell)
+    for channel, pool in pooled.items():
+        if not _cell(channel, pool, {"agents", "entries", "counted"}) or \
+                not pool["agents"] <= pool["entries"] <= pool["agents"] * (min_cell - 1):
+            return f"the pooled {channel!r} ballots are not those of agents with fewer " \
+                   f"than {min_cell} each"
+        add(channel, pool)
     for channel, total in totals.items():
         record = channels.get(channel, {"entries": 0, "counted": 0})
         if any(total[name] > record[name] for name in total):
             return f"the agents' {channel} ballots ({total}) are more than the record's " \
                    f"({record})"
     return None
+
+
+def _cell(channel: Any, cell: Any, names: set[str]) -> bool:
+    """A count of an in-person channel with exactly ``names``, counted ≤ entries."""
+    return channel in IN_PERSON_CHANNELS and isinstance(cell, dict) and \
+        set(cell) == names and \
+        all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+            for n in cell.values()) and cell["counted"] <= cell["entries"]
 
 
 def _inclusion(docs: Documents) -> Check:

@@ -437,6 +437,16 @@ class CastPaperMark(Command):
     received_at: datetime
 
 
+@message("vote.purge_ballots.v1")
+class PurgeBallots(Command):
+    """Delete the ballots of the polls whose result was signed longer ago than their
+    retention (URNE_VOTE_BALLOT_DAYS): sent by the vote service's own timer, never over
+    the broker (no sender may)."""
+
+    OWNER = "vote"
+    SENDERS: ClassVar[frozenset[str]] = frozenset()
+
+
 # --- tally -----------------------------------------------------------------
 class _TallyQuery(Query):
     OWNER = "tally"

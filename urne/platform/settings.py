@@ -173,6 +173,14 @@ class RoleSettings(BaseSettings):
     # the copy. The result, the stored record and the tree heads stay: they are the
     # public proof, and name no voter key.
     tally_copy_days: int = Field(default=90, ge=1, le=3_650)
+    # Days the vote service keeps a poll's ballots (voter keys, choices, agents) after
+    # the tally signed its result: then its purge deletes them (the box and its seal,
+    # which name no voter, stay).
+    vote_ballot_days: int = Field(default=90, ge=1, le=3_650)
+    # The fewest ballots an agent's line (desk or paper) in a poll's signed
+    # reconciliation may count to be published alone: smaller lines are pooled, so no
+    # small count tells how few people came to one desk (docs/privacy.md).
+    min_cell: int = Field(default=5, ge=1, le=1_000)
 
 
 class MailSettings(BaseSettings):

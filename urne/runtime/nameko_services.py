@@ -15,7 +15,7 @@ from nameko.events import EventDispatcher, event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from urne.contracts.commands import CheckPolls, PurgeExpired, RunSchedule
+from urne.contracts.commands import CheckPolls, PurgeBallots, PurgeExpired, RunSchedule
 from urne.contracts.envelope import wrap
 from urne.contracts.events import (
     BallotBoxSealedV2,
@@ -140,6 +140,16 @@ class VoteService:
         # The ballots go again to their counting streams.
         consume_event(self.core, routed(self.dispatch, self.counting), self.trust,
                       self.dead_letters, envelope)
+
+    @event_handler(ResultPublished.PRODUCER, ResultPublished.TYPE, requeue_on_error=True)
+    def on_result_published(self, envelope: RawEnvelope) -> None:
+        consume_event(self.core, self.dispatch, self.trust, self.dead_letters, envelope)
+
+    @timer(interval=SCHEDULE_INTERVAL_SECONDS)
+    def purge_ballots(self) -> None:
+        """The ballots of polls whose retention is over go (at most every ten minutes:
+        the core decides)."""
+        serve_command(self.core, self.dispatch, self.trust, wrap(PurgeBallots(), "vote"))
 
 
 class TallyService:

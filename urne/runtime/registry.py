@@ -21,7 +21,7 @@ import urne.services.identity
 import urne.services.proposal
 import urne.services.tally
 import urne.services.vote
-from urne.contracts.commands import CheckPolls, PurgeExpired, RunSchedule
+from urne.contracts.commands import CheckPolls, PurgeBallots, PurgeExpired, RunSchedule
 from urne.contracts.envelope import Command
 from urne.crypto.keys import IDENTITY_TOKEN_KEY, TALLY_RESULT_KEY, load_key_set, load_signing_key
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
@@ -81,6 +81,10 @@ class ServiceConfig(Protocol):
     def tree_head_min_ballots(self) -> int: ...
     @property
     def tally_copy_days(self) -> int: ...
+    @property
+    def vote_ballot_days(self) -> int: ...
+    @property
+    def min_cell(self) -> int: ...
     @property
     def smtp_url(self) -> str: ...
     @property
@@ -194,7 +198,8 @@ def proposal_core(store: ProposalStore, config: ServiceConfig) -> ServiceCore:
 
 
 def vote_core(store: VoteStore, config: ServiceConfig) -> ServiceCore:
-    return VoteHandlers(store, shards=config.counting_shards).core()
+    return VoteHandlers(store, shards=config.counting_shards,
+                        ballots_keep=timedelta(days=config.vote_ballot_days)).core()
 
 
 def vote_intake(store: VoteStore, config: ServiceConfig, shards: int) -> BallotIntake:
@@ -210,7 +215,8 @@ def tally_core(store: TallyStore, config: ServiceConfig) -> ServiceCore:
                          counted_by_workers=config.counted_by_workers,
                          head_every=timedelta(seconds=config.tree_head_seconds),
                          head_min=config.tree_head_min_ballots,
-                         copy_keep=timedelta(days=config.tally_copy_days)).core()
+                         copy_keep=timedelta(days=config.tally_copy_days),
+                         min_cell=config.min_cell).core()
 
 
 IDENTITY = ServiceSpec[IdentityStore](
@@ -221,7 +227,7 @@ PROPOSAL = ServiceSpec[ProposalStore](
     CassandraProposalStore, proposal_core, periodic=RunSchedule)
 VOTE = ServiceSpec[VoteStore](
     "vote", Migrations.of(urne.services.vote), SqliteVoteStore, CassandraVoteStore, vote_core,
-    intake=vote_intake)
+    intake=vote_intake, periodic=PurgeBallots)
 TALLY = ServiceSpec[TallyStore](
     "tally", Migrations.of(urne.services.tally), SqliteTallyStore, CassandraTallyStore,
     tally_core, periodic=CheckPolls)

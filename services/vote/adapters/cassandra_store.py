@@ -72,8 +72,25 @@ class CassandraVoteStore:
         # markers together both seal, and both publish the seal stored first.
         self._save_seal = p(f"INSERT INTO {ks}.seals (poll_id, ballots_recorded, ballots_digest, "
                             "sealed_at) VALUES (?, ?, ?, ?) IF NOT EXISTS")
+        # Retention (migration 007): the boxes, a row a poll, are read whole to find the
+        # polls to purge; a purge deletes each voter's partition, found through
+        # ballot_ids and paper_marks, then those indexes' buckets.
+        self._add_mark = p(f"INSERT INTO {ks}.paper_marks (poll_id, bucket, voter_key) "
+                           "VALUES (?, ?, ?)")
+        self._marks = p(f"SELECT voter_key FROM {ks}.paper_marks WHERE poll_id = ? "
+                        "AND bucket = ?")
+        self._signed = p(f"UPDATE {ks}.ballot_boxes SET result_signed_at = ? WHERE poll_id = ?")
+        self._boxes = p(f"SELECT poll_id, result_signed_at, ballots_purged_at "
+                        f"FROM {ks}.ballot_boxes")
+        self._drop_voter = p(f"DELETE FROM {ks}.voter_ballots WHERE poll_id = ? "
+                             "AND voter_key = ?")
+        self._drop_ids = p(f"DELETE FROM {ks}.ballot_ids WHERE poll_id = ? AND bucket = ?")
+        self._drop_marks = p(f"DELETE FROM {ks}.paper_marks WHERE poll_id = ? AND bucket = ?")
+        self._purged = p(f"UPDATE {ks}.ballot_boxes SET ballots_purged_at = ? WHERE poll_id = ?")
         for stmt in (self._save_box, self._box, self._extend, self._voters, self._add,
-                     self._add_id, self._ids, self._closed, self._close):
+                     self._add_id, self._ids, self._closed, self._close, self._add_mark,
+                     self._marks, self._signed, self._boxes, self._drop_voter, self._drop_ids,
+                     self._drop_marks, self._purged):
             stmt.is_idempotent = True
 
     @guarded
@@ -120,8 +137,10 @@ class CassandraVoteStore:
                 b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
                 json.dumps(b.choice), b.channel, b.recorded_at, b.idempotency_key,
                 b.request_digest, b.agent)))
-            if b.sequence == PAPER_MARK:
-                continue  # no ballot: not in the index the seal enumerates
+            if b.sequence == PAPER_MARK:  # no ballot: not in the index the seal enumerates
+                statements.append((self._add_mark, (b.poll_id, enumeration_bucket(b.voter_key),
+                                                    b.voter_key)))
+                continue
             statements.append((self._add_id, (b.poll_id, enumeration_bucket(b.voter_key),
                                               b.ballot_id, b.voter_key)))
         # Not atomic across the two tables, and need not be: the batch is acked only
@@ -174,6 +193,33 @@ class CassandraVoteStore:
         with guard():
             yield from (r.ballot_id for r in scan_buckets(self.s, self._ids, poll_id,
                                                           ENUMERATION_BUCKETS))
+
+    @guarded
+    def save_result_signed(self, poll_id: str, signed_at: datetime) -> None:
+        self.s.execute(self._signed, (signed_at, poll_id))
+
+    @guarded
+    def ballots_to_purge(self, signed_before: datetime) -> list[str]:
+        return [r.poll_id for r in self.s.execute(self._boxes)
+                if r.result_signed_at is not None and r.ballots_purged_at is None
+                and utc(r.result_signed_at) < signed_before]
+
+    def purge_ballots(self, poll_id: str, now: datetime) -> None:
+        with guard():
+            voters = {r.voter_key for r in scan_buckets(self.s, self._ids, poll_id,
+                                                        ENUMERATION_BUCKETS)
+                      if r.voter_key is not None}
+            voters.update(r.voter_key for r in scan_buckets(self.s, self._marks, poll_id,
+                                                            ENUMERATION_BUCKETS))
+            # The voters' rows first, the indexes that find them after: a stop midway
+            # leaves every remaining row findable by the next purge.
+            write_grouped(self.s, [(self._drop_voter, (poll_id, v)) for v in sorted(voters)],
+                          concurrency=CONCURRENCY)
+            write_grouped(self.s, [(stmt, (poll_id, b)) for stmt in (self._drop_ids,
+                                                                     self._drop_marks)
+                                   for b in range(ENUMERATION_BUCKETS)],
+                          concurrency=CONCURRENCY)
+            self.s.execute(self._purged, (now, poll_id))
 
     @guarded
     def ping(self) -> None:

@@ -102,6 +102,22 @@ class SqliteVoteStore:
                                "sequence > 0", (poll_id,)):
             yield r["ballot_id"]
 
+    def save_result_signed(self, poll_id: str, signed_at: datetime) -> None:
+        with self.db.tx() as tx:
+            tx.execute("UPDATE ballot_boxes SET result_signed_at = ? WHERE poll_id = ?",
+                       (signed_at.astimezone(UTC).isoformat(), poll_id))
+
+    def ballots_to_purge(self, signed_before: datetime) -> list[str]:
+        return [r["poll_id"] for r in self.db.query(
+            "SELECT poll_id FROM ballot_boxes WHERE result_signed_at < ? AND "
+            "ballots_purged_at IS NULL", (signed_before.astimezone(UTC).isoformat(),))]
+
+    def purge_ballots(self, poll_id: str, now: datetime) -> None:
+        with self.db.tx() as tx:
+            tx.execute("DELETE FROM ballots WHERE poll_id = ?", (poll_id,))
+            tx.execute("UPDATE ballot_boxes SET ballots_purged_at = ? WHERE poll_id = ?",
+                       (now.astimezone(UTC).isoformat(), poll_id))
+
     def ping(self) -> None:
         self.db.ping()
 
