@@ -455,20 +455,31 @@ def test_pooled_lines_that_break_the_minimum_cell_size_fail(
     """An operator who publishes a small line alone (or hides the size it keeps), or
     pools what the record does not hold."""
     forged = copy.deepcopy(with_agents)
-    result = forged.signed["result"]
-    result["reconciliation"] = {"channels": result["reconciliation"]["channels"],
-                                "agents": {PAPER: {"paper": {"entries": 2, "counted": 2}}},
-                                "agents_pooled": {"desk": {"agents": 1, "entries": 1,
-                                                           "counted": 0}},
-                                "min_cell": 2}
+    forged.signed["result"]["reconciliation"] = {
+        "channels": with_agents.signed["result"]["reconciliation"]["channels"],
+        "agents": {PAPER: {"paper": {"entries": 2, "counted": 2}}},
+        "agents_pooled": {"desk": {"agents": 1, "entries": 1, "counted": 0}},
+        "min_cell": 2}
+    assert_tally_fails(reconciled(forged, tally_key, change), says)
+
+
+def reconciled(docs: Documents, key: SigningKey, change: dict[str, Any]) -> Documents:
+    """``docs`` with these members of the result's reconciliation set (None: removed),
+    signed again with the tally's key: the operator's own forgery."""
+    result = docs.signed["result"]
     for name, value in change.items():
         if value is None:
             del result["reconciliation"][name]
         else:
             result["reconciliation"][name] = value
-    forged.signed["signature"] = b64url(tally_key.sign(canonical_json(result)))
-    [tally] = [c for c in verify(forged) if c.name == "tally"]
+    docs.signed["signature"] = b64url(key.sign(canonical_json(result)))
+    return docs
+
+
+def assert_tally_fails(docs: Documents, says: str) -> None:
+    [tally] = [c for c in verify(docs) if c.name == "tally"]
     assert not tally.ok and says in tally.detail, tally.detail
+    assert failing(docs) == ["tally"]
 
 
 @pytest.fixture
@@ -511,13 +522,4 @@ def test_a_turnout_the_record_and_the_rules_cannot_give_fails(
     for a poll its served rules say was open to all."""
     forged = copy.deepcopy(census_poll)
     forged.rules["electorate"] = electorate
-    result = forged.signed["result"]
-    for name, value in change.items():
-        if value is None:
-            del result["reconciliation"][name]
-        else:
-            result["reconciliation"][name] = value
-    forged.signed["signature"] = b64url(tally_key.sign(canonical_json(result)))
-    [tally] = [c for c in verify(forged) if c.name == "tally"]
-    assert not tally.ok and says in tally.detail, tally.detail
-    assert failing(forged) == ["tally"]
+    assert_tally_fails(reconciled(forged, tally_key, change), says)
