@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -70,9 +71,12 @@ from urne.platform.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from urne.platform.logging import log_fields
 from urne.services.identity import census, desk, domain, limits, phones, sign_in_list
 from urne.services.identity.ports import CodeSender, IdentityStore
 from urne.storage.action_log import action_log_view, recorder
+
+log = logging.getLogger(__name__)
 
 # Conditional writes lost to another process in a row before giving up (503).
 SWAP_TRIES = 8
@@ -104,6 +108,10 @@ class IdentityHandlers:
     sms_countries: frozenset[str] = frozenset()
     # How long a poll's sign-in list is kept after its close (URNE_SIGN_IN_LIST_DAYS).
     sign_in_list_keep: timedelta = timedelta(days=90)
+    # How long a consultation's census is kept after its last census poll closed, once
+    # none is open (URNE_CENSUS_DAYS): then the purge deletes it (upload it again for a
+    # later poll).
+    census_keep: timedelta = timedelta(days=90)
     _access: TokenVerifier = field(init=False, repr=False)
     _purged_at: datetime | None = field(default=None, init=False, repr=False)
 
@@ -567,6 +575,12 @@ class IdentityHandlers:
             return Purged(removed={})
         removed = self.store.purge_expired(now)
         removed["sign_in_lists"] = self.store.purge_sign_in_lists(now - self.sign_in_list_keep)
+        censuses = self.store.censuses_to_purge(now - self.census_keep)
+        for consultation_id in censuses:
+            self.store.purge_census(consultation_id, now)
+            log.info("census deleted, its retention over", extra=log_fields(
+                consultation_id=consultation_id))
+        removed["censuses"] = len(censuses)
         self._purged_at = now
         return Purged(removed=removed)
 

@@ -82,12 +82,22 @@ class IdentityStore(Protocol):
         """The count kept by ``save_eligible``; None if none."""
         ...
     # --- the census (services/identity/census.py) ---------------------------------
+    def censuses_to_purge(self, closed_before: datetime) -> list[str]:
+        """The consultations holding a census whose census polls are all closed, the
+        last one before ``closed_before`` (a consultation with no census poll keeps its
+        census: a poll of it may still come)."""
+        ...
+    def purge_census(self, consultation_id: str, now: datetime) -> None:
+        """Delete the consultation's census (entries, e-mail keys, claims) and note
+        when. A stop midway: called again, it deletes the rest."""
+        ...
     def count_eligible(self, consultation_id: str) -> int:
         """How many entries of the consultation's census are eligible."""
         ...
     def save_census(self, entries: list[CensusEntry], emails: list[tuple[str, str]]) -> None:
         """Add or update ``entries`` (their district and eligibility; who claimed one is
-        kept), and the (e-mail key, entry key) pairs of the same consultation."""
+        kept), and the (e-mail key, entry key) pairs of the same consultation; a census
+        deleted before (``purge_census``) is one again."""
         ...
     def census_entry(self, consultation_id: str, entry_key: str) -> CensusEntry | None: ...
     def census_entry_key_by_email(self, consultation_id: str, email_key: str) -> str | None: ...

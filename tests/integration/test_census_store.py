@@ -107,3 +107,48 @@ def test_an_opening_after_the_close_keeps_the_poll_closed(backend: Any) -> None:
     store.close_poll(poll, datetime(2026, 3, 1, 18, 0, tzinfo=UTC))
     store.open_poll(poll, "c1", "census", "closed")
     assert (store.voting_status(poll), store.electorate(poll)) == ("closed", ("c1", "census"))
+
+
+def test_a_census_goes_once_its_last_census_poll_closed_long_enough_ago(
+        backend: Any) -> None:
+    """The retention (docs/privacy.md): a census whose census polls are all closed, the
+    last before the given time, is deleted (entries, e-mail keys, claims, its count),
+    once; a census with a census poll still open, or with no census poll (one may still
+    come), stays. Uploaded again, it is a census again."""
+    store = backend("identity")
+    done, running, unused = (uuid.uuid4().hex for _ in range(3))
+    at = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
+    keys = [uuid.uuid4().hex for _ in range(100)]
+    for c in (done, running, unused):
+        store.save_census([CensusEntry(c, k, "nord", True) for k in keys],
+                          [(f"e-{k}", k) for k in keys[:10]])
+        assert store.add_census_claim(c, "p1", keys[0]) == keys[0]
+        assert store.claim_census_entry(c, keys[0], "p1") == "p1"
+    polls = {c: [uuid.uuid4().hex, uuid.uuid4().hex] for c in (done, running)}
+    for c, ids in polls.items():
+        for poll in ids:
+            store.open_poll(poll, c, "census")
+    open_to_all = uuid.uuid4().hex
+    store.open_poll(open_to_all, unused, "open")
+    store.close_poll(open_to_all, at)
+    store.close_poll(polls[done][0], at - timedelta(days=3))
+    assert done not in store.censuses_to_purge(at + timedelta(days=1))  # one still open
+    store.close_poll(polls[done][1], at)
+    store.close_poll(polls[running][0], at - timedelta(days=3))
+    assert done not in store.censuses_to_purge(at)  # its last close is not before it
+    due = store.censuses_to_purge(at + timedelta(seconds=1))
+    assert done in due and running not in due and unused not in due
+
+    store.purge_census(done, at + timedelta(seconds=1))
+    assert all(store.census_entry(done, k) is None for k in keys)
+    assert store.census_entry_key_by_email(done, f"e-{keys[0]}") is None
+    assert store.census_claim(done, "p1") is None
+    assert store.count_eligible(done) == 0
+    assert done not in store.censuses_to_purge(at + timedelta(days=365))  # once
+    for c in (running, unused):  # the others keep everything
+        assert store.census_entry(c, keys[0]).claimed_by == "p1"
+        assert store.census_entry_key_by_email(c, f"e-{keys[1]}") == keys[1]
+        assert store.count_eligible(c) == 100
+
+    store.save_census([CensusEntry(done, keys[0], "sud", True)], [])  # a census again
+    assert done in store.censuses_to_purge(at + timedelta(seconds=1))

@@ -823,7 +823,8 @@ def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Pat
                   (pid, "old@example.org", "participant", NOW.isoformat()))
     assert db.migrate(folder) == ["002_district", "003_action_log", "004_sign_in_limits",
                                   "005_census", "006_phones", "007_desk", "008_desk_cards",
-                                  "009_sign_in_list", "010_poll_closed_at", "011_eligible"]
+                                  "009_sign_in_list", "010_poll_closed_at", "011_eligible",
+                                  "012_census_retention"]
     store = SERVICES["identity"].sqlite_store(db)
     old = Person(pid, "old@example.org", "participant", NOW, None)
     assert store.person(pid) == old == store.person_by_email("old@example.org")
@@ -862,7 +863,7 @@ def test_cassandra_district_migration_keeps_the_persons_already_there(
     assert migrate(session, settings, "identity", folder) == [
         "002_district", "003_action_log", "004_sign_in_limits", "005_census", "006_phones",
         "007_desk", "008_desk_cards", "009_sign_in_list", "010_poll_closed_at",
-        "011_eligible"]
+        "011_eligible", "012_census_retention"]
     store = SERVICES["identity"].cassandra_store(session, ks)
     # The index on person_id is built over the rows already there, in the background:
     # until it is, a read by id is a 503 (store_unavailable, retry), never a wrong answer.

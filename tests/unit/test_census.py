@@ -18,6 +18,7 @@ from urne.contracts.commands import (
     ClaimCensusEntry,
     ImportCensus,
     IssueVotingTokenV2,
+    PurgeExpired,
 )
 from urne.contracts.events import ElectorateMissing, PollClosed, PollOpened
 from urne.counting import rules_hash
@@ -338,3 +339,23 @@ def test_a_close_that_came_before_its_opening_is_counted_at_the_opening(
     error = refused(identity.core, IssueVotingTokenV2(
         poll_id="p1", access_token=identity.access(person)))
     assert (error["status"], error["code"]) == (409, "poll_not_open")
+
+
+def test_the_purge_deletes_a_census_after_its_last_poll_closed(identity: Identity) -> None:
+    """URNE_CENSUS_DAYS (90) after the close of the consultation's last census poll,
+    identity's purge deletes its census: no entry is claimed any more, and a token for
+    a later census poll needs the census uploaded again."""
+    person = signed_in(identity, "eloise@example.org")
+    ok(identity.core, claim(identity, person))
+    open_census_poll(identity, "p1")
+    deliver(identity.core, PollClosed(poll_id="p1", closed_at=identity.clock()))
+    identity.clock.advance(days=90, seconds=-1)
+    assert ok(identity.core, PurgeExpired())[0]["removed"]["censuses"] == 0
+    identity.clock.advance(minutes=11)
+    assert ok(identity.core, PurgeExpired())[0]["removed"]["censuses"] == 1
+    error = refused(identity.core, claim(identity, person))
+    assert (error["status"], error["code"]) == (404, "census_entry_not_found")
+    open_census_poll(identity, "p2")
+    error = refused(identity.core, IssueVotingTokenV2(poll_id="p2",
+                                                      access_token=identity.access(person)))
+    assert (error["status"], error["code"]) == (403, "census_claim_required")

@@ -163,6 +163,9 @@ class RoleSettings(BaseSettings):
     # months for an administrative decision in France, and then some); identity's purge
     # deletes it then (services/identity/sign_in_list.py).
     sign_in_list_days: int = Field(default=90, ge=1, le=3_650)
+    # Days a consultation's census is kept after its last census poll closed, once none
+    # is open; identity's purge deletes it then (upload it again for a later poll).
+    census_days: int = Field(default=90, ge=1, le=3_650)
     # The tally appends a poll's counted ballots to its public log, and signs a tree
     # head, at most this often, once at least URNE_TREE_HEAD_MIN_BALLOTS wait: an
     # interval of very few ballots would tell when each came (docs/auditing.md).

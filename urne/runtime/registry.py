@@ -76,6 +76,8 @@ class ServiceConfig(Protocol):
     @property
     def sign_in_list_days(self) -> int: ...
     @property
+    def census_days(self) -> int: ...
+    @property
     def tree_head_seconds(self) -> int: ...
     @property
     def tree_head_min_ballots(self) -> int: ...
@@ -189,6 +191,7 @@ def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
         sms=sms_sender(config),
         sms_countries=phones.countries(config.sms_countries),
         sign_in_list_keep=timedelta(days=config.sign_in_list_days),
+        census_keep=timedelta(days=config.census_days),
     ).core()
 
 

@@ -26,7 +26,15 @@ from urne.services.identity.domain import (
 from urne.services.identity.limits import Counter
 from urne.services.identity.sign_in_list import BUCKETS, MARK_TIMESTAMP, Mark, bucket
 from urne.storage.action_log import CassandraActionLog
-from urne.storage.cassandra import applied, guarded, ping, scan_buckets, utc, write_grouped
+from urne.storage.cassandra import (
+    applied,
+    guard,
+    guarded,
+    ping,
+    scan_buckets,
+    utc,
+    write_grouped,
+)
 
 
 class CassandraIdentityStore:
@@ -138,6 +146,31 @@ class CassandraIdentityStore:
             "WHERE poll_id = ? IF eligible = null")
         self._eligible = session.prepare(
             f"SELECT eligible, eligible_counted_at FROM {ks}.poll_status WHERE poll_id = ?")
+        # Migration 012: every census key, to find them all when the census goes.
+        self._add_key = session.prepare(
+            f"INSERT INTO {ks}.census_keys (consultation_id, bucket, kind, key) "
+            "VALUES (?, ?, ?, ?)")
+        self._keys = session.prepare(
+            f"SELECT kind, key FROM {ks}.census_keys WHERE consultation_id = ? AND bucket = ?")
+        self._drop_keys = session.prepare(
+            f"DELETE FROM {ks}.census_keys WHERE consultation_id = ? AND bucket = ?")
+        self._drop = {
+            "entry": session.prepare(f"DELETE FROM {ks}.census_entries WHERE "
+                                     "consultation_id = ? AND entry_key = ?"),
+            "email": session.prepare(f"DELETE FROM {ks}.census_emails WHERE "
+                                     "consultation_id = ? AND email_key = ?"),
+            "claim": session.prepare(f"DELETE FROM {ks}.census_claims WHERE "
+                                     "consultation_id = ? AND person_id = ?")}
+        self._drop_eligible_bucket = session.prepare(
+            f"DELETE FROM {ks}.census_eligible WHERE consultation_id = ? AND bucket = ?")
+        self._census_polls = session.prepare(
+            f"SELECT consultation_id, electorate, status, closed_at FROM {ks}.poll_status")
+        self._census_purges = session.prepare(
+            f"SELECT consultation_id FROM {ks}.census_purges")
+        self._census_purged = session.prepare(
+            f"INSERT INTO {ks}.census_purges (consultation_id, purged_at) VALUES (?, ?)")
+        self._census_back = session.prepare(
+            f"DELETE FROM {ks}.census_purges WHERE consultation_id = ?")
         self._save_email = session.prepare(
             f"INSERT INTO {ks}.census_emails (consultation_id, email_key, entry_key) "
             "VALUES (?, ?, ?)")
@@ -165,7 +198,10 @@ class CassandraIdentityStore:
                      self._counter, self._set_status, self._status, self._open_poll,
                      self._electorate, self._save_entry, self._save_email, self._entry,
                      self._entry_by_email, self._claim, self._add_eligible,
-                     self._drop_eligible, self._count_eligible, self._eligible):
+                     self._drop_eligible, self._count_eligible, self._eligible,
+                     self._add_key, self._keys, self._drop_keys, *self._drop.values(),
+                     self._drop_eligible_bucket, self._census_polls, self._census_purges,
+                     self._census_purged, self._census_back):
             stmt.is_idempotent = True
 
     @guarded
@@ -339,6 +375,11 @@ class CassandraIdentityStore:
         if not entries:
             return
         consultation_id = entries[0].consultation_id
+        # The keys first: whatever is written is findable by the purge.
+        write_grouped(self.s, [(self._add_key, (consultation_id, census_bucket(key), kind, key))
+                               for kind, keys in (("entry", [e.entry_key for e in entries]),
+                                                  ("email", [m for m, _ in emails]))
+                               for key in keys])
         write_grouped(self.s, [(self._save_entry, (e.district, e.eligible, e.consultation_id,
                                                    e.entry_key)) for e in entries]
                       + [(self._add_eligible if e.eligible else self._drop_eligible,
@@ -346,6 +387,33 @@ class CassandraIdentityStore:
                          for e in entries]
                       + [(self._save_email, (consultation_id, email, entry))
                          for email, entry in emails])
+        self.s.execute(self._census_back, (consultation_id,))
+
+    @guarded
+    def censuses_to_purge(self, closed_before: datetime) -> list[str]:
+        # Every poll's status, a row a poll (as for the sign-in lists' retention).
+        polls: dict[str, list[Any]] = {}
+        for r in self.s.execute(self._census_polls):
+            if r.consultation_id is not None and r.electorate == "census":
+                polls.setdefault(r.consultation_id, []).append(r)
+        purged = {r.consultation_id for r in self.s.execute(self._census_purges)}
+        return sorted(c for c, rows in polls.items() if c not in purged
+                      and all(r.status == "closed" for r in rows)
+                      and any(r.closed_at is not None for r in rows)
+                      and max(utc(r.closed_at) for r in rows if r.closed_at is not None)
+                      < closed_before)
+
+    def purge_census(self, consultation_id: str, now: datetime) -> None:
+        with guard():
+            keys = list(scan_buckets(self.s, self._keys, consultation_id, CENSUS_BUCKETS))
+            # The rows first, the keys that find them after: a stop midway leaves every
+            # remaining row findable by the next purge.
+            write_grouped(self.s, [(self._drop[r.kind], (consultation_id, r.key))
+                                   for r in keys if r.kind in self._drop])
+            write_grouped(self.s, [(stmt, (consultation_id, b))
+                                   for stmt in (self._drop_eligible_bucket, self._drop_keys)
+                                   for b in range(CENSUS_BUCKETS)])
+            self.s.execute(self._census_purged, (consultation_id, now))
 
     @guarded
     def count_eligible(self, consultation_id: str) -> int:
@@ -399,6 +467,8 @@ class CassandraIdentityStore:
 
     @guarded
     def add_census_claim(self, consultation_id: str, person_id: str, entry_key: str) -> str:
+        self.s.execute(self._add_key, (consultation_id, census_bucket(person_id), "claim",
+                                       person_id))
         result = self.s.execute(self._add_claim, (consultation_id, person_id, entry_key))
         return entry_key if applied(result) else str(result.one().entry_key)
 

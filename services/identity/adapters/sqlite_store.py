@@ -195,6 +195,22 @@ class SqliteIdentityStore:
             return None
         return row["eligible"], datetime.fromisoformat(row["eligible_counted_at"])
 
+    def censuses_to_purge(self, closed_before: datetime) -> list[str]:
+        return [r["consultation_id"] for r in self.db.query(
+            "SELECT consultation_id FROM poll_status WHERE electorate = 'census' "
+            "GROUP BY consultation_id HAVING SUM(status != 'closed') = 0 "
+            "AND MAX(closed_at) < ? AND consultation_id NOT IN "
+            "(SELECT consultation_id FROM census_purges) AND EXISTS (SELECT 1 FROM "
+            "census_entries e WHERE e.consultation_id = poll_status.consultation_id)",
+            (closed_before.isoformat(),))]
+
+    def purge_census(self, consultation_id: str, now: datetime) -> None:
+        with self.db.tx() as c:
+            for table in ("census_entries", "census_emails", "census_claims"):
+                c.execute(f"DELETE FROM {table} WHERE consultation_id = ?", (consultation_id,))
+            c.execute("INSERT OR REPLACE INTO census_purges VALUES (?, ?)",
+                      (consultation_id, now.isoformat()))
+
     def count_eligible(self, consultation_id: str) -> int:
         row = self.db.one("SELECT COUNT(*) AS n FROM census_entries WHERE consultation_id = ? "
                           "AND eligible = 1", (consultation_id,))
@@ -213,6 +229,7 @@ class SqliteIdentityStore:
                  for e in entries])
             c.executemany("INSERT OR REPLACE INTO census_emails VALUES (?, ?, ?)",
                           [(consultation_id, email, entry) for email, entry in emails])
+            c.execute("DELETE FROM census_purges WHERE consultation_id = ?", (consultation_id,))
 
     def census_entry(self, consultation_id: str, entry_key: str) -> CensusEntry | None:
         row = self.db.one("SELECT * FROM census_entries WHERE consultation_id = ? AND "
