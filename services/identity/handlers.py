@@ -74,6 +74,7 @@ from urne.platform.errors import (
 from urne.platform.logging import log_fields
 from urne.services.identity import census, desk, domain, limits, phones, sign_in_list
 from urne.services.identity.ports import CodeSender, IdentityStore
+from urne.storage.action_log import KEEP as ACTION_LOG_KEEP
 from urne.storage.action_log import action_log_view, recorder
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,8 @@ class IdentityHandlers:
     # none is open (URNE_CENSUS_DAYS): then the purge deletes it (upload it again for a
     # later poll).
     census_keep: timedelta = timedelta(days=90)
+    # How long the log of what staff did is kept (URNE_ACTION_LOG_DAYS).
+    action_log_keep: timedelta = ACTION_LOG_KEEP
     _access: TokenVerifier = field(init=False, repr=False)
     _purged_at: datetime | None = field(default=None, init=False, repr=False)
 
@@ -581,6 +584,7 @@ class IdentityHandlers:
             log.info("census deleted, its retention over", extra=log_fields(
                 consultation_id=consultation_id))
         removed["censuses"] = len(censuses)
+        removed["action_log"] = self.store.actions.purge(now - self.action_log_keep)
         self._purged_at = now
         return Purged(removed=removed)
 
@@ -643,7 +647,7 @@ class IdentityHandlers:
                            SignInListMarked: self.on_sign_in_list_marked,
                            ElectorateMissing: self.on_electorate_missing},
             ping=self.store.ping,
-            log_action=recorder(self.store.actions, self.clock),
+            log_action=recorder(self.store.actions, self.clock, self.action_log_keep),
         )
 
 

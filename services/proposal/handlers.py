@@ -75,6 +75,7 @@ from urne.services.proposal.domain import (
     submissions_open,
 )
 from urne.services.proposal.ports import ProposalStore
+from urne.storage.action_log import KEEP as ACTION_LOG_KEEP
 from urne.storage.action_log import action_log_view, recorder
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,10 @@ def _not_an_organiser(c: Consultation) -> Forbidden:
                      code="not_an_organiser_of_this_consultation")
 
 
+# How often the schedule's run deletes action log entries past their retention.
+PURGE_EVERY = timedelta(minutes=10)
+
+
 @dataclass
 class ProposalHandlers:
     store: ProposalStore
@@ -158,8 +163,12 @@ class ProposalHandlers:
     max_proposals_per_person: int = 5
     # How long after its close time a scheduled close is sent (Poll.due).
     close_grace: timedelta = CLOSE_GRACE
+    # How long the log of what staff did is kept (URNE_ACTION_LOG_DAYS); on SQLite the
+    # schedule's run deletes older entries, at most every PURGE_EVERY.
+    action_log_keep: timedelta = ACTION_LOG_KEEP
     # Scheduled changes refused, already logged: said once, not every second.
     _said: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
+    _purged_at: datetime | None = field(default=None, init=False, repr=False)
 
     # --- what the actor may see, and act on ---------------------------------------------
     def _consultation(self, consultation_id: str, actor: Actor | None) -> Consultation:
@@ -430,6 +439,9 @@ class ProposalHandlers:
                         poll_id=poll.poll_id, change=due, code=exc.code, detail=exc.detail))
             if not pending and due is None and poll.status not in ("draft", "open"):
                 self.store.leave_agenda(poll.poll_id)
+        if self._purged_at is None or now - self._purged_at >= PURGE_EVERY:
+            self._purged_at = now
+            self.store.actions.purge(now - self.action_log_keep)
         return ScheduleRun(opened=opened, closed=closed, resent=resent)
 
     def publish_poll(self, cmd: PublishPoll, ctx: Context) -> PollView:
@@ -615,5 +627,5 @@ class ProposalHandlers:
             subscriptions={ResultPublished: self.on_result_published},
             ping=self.store.ping,
             published=self.store.published,
-            log_action=recorder(self.store.actions, self.clock),
+            log_action=recorder(self.store.actions, self.clock, self.action_log_keep),
         )

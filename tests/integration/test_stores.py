@@ -1033,6 +1033,37 @@ def test_cassandra_electorate_migration_keeps_polls_open(
     session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
 
 
+def test_the_action_log_keeps_an_entry_for_its_retention(backend: Any) -> None:
+    """Cassandra forgets an entry by its time-to-live, counted from the entry's time (a
+    retried append forgets it at the same moment), and does not write one already past
+    it; SQLite's purge deletes the entries older than the cut."""
+    from urne.storage.action_log import Action, CassandraActionLog
+
+    log = backend("identity").actions
+    now = datetime.now(UTC).replace(microsecond=0)
+    keep = timedelta(days=1)
+    fresh, old = (Action(at, new_id(), "p", "admin", "person.role.set.v1", "{}")
+                  for at in (now, now - timedelta(days=2)))
+    for entry in (fresh, old):
+        log.append(entry, keep)
+
+    def kept() -> set[str]:  # of these two (Cassandra's keyspace is shared)
+        return {a.id for e in (fresh, old) for a in log.month(e.month, 100_000)} & \
+            {fresh.id, old.id}
+
+    if isinstance(log, CassandraActionLog):
+        assert kept() == {fresh.id}  # the old one: not written
+        ttl = log.s.execute(f"SELECT TTL(subject) AS ttl FROM {log.table} WHERE month = %s "
+                            "AND at = %s AND id = %s", (fresh.month, fresh.at, fresh.id)
+                            ).one().ttl
+        assert keep.total_seconds() - 60 < ttl <= keep.total_seconds()
+        assert log.purge(now) == 0  # nothing to do: the time-to-live does it
+    else:
+        assert kept() == {fresh.id, old.id}
+        assert log.purge(now - keep) == 1
+        assert kept() == {fresh.id}
+
+
 def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     from urne.storage.cassandra import ensure_schema, migrate
 

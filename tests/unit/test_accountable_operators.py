@@ -21,6 +21,8 @@ from urne.contracts.commands import (
     GetConsultation,
     ListIdentityActions,
     ListProposalActions,
+    PurgeExpired,
+    RunSchedule,
     SetRole,
 )
 from urne.contracts.roles import GRANTABLE
@@ -152,3 +154,30 @@ def _view() -> typing.Any:
 def test_a_long_subject_is_cut_and_still_served(clock: Clock) -> None:
     entry = Action(clock(), "id", "p", "admin", "x.v1", '{"body": "' + "a" * SUBJECT_LIMIT)
     assert view(entry).subject == {"truncated": entry.subject}
+
+
+def test_the_log_is_kept_a_year_then_purged(identity: Identity, proposals: Proposals,
+                                            clock: Clock) -> None:
+    """URNE_ACTION_LOG_DAYS (365) after an entry, each service's purge deletes it
+    (identity's purge; the proposal service's schedule run, at most every ten
+    minutes); a younger entry stays."""
+    admin = admin_of(identity)
+    ok(identity.core, SetRole(actor=admin, email=CITIZEN, role="moderator"))
+    proposals.consultation()
+    logged_in = month(clock)
+    clock.advance(days=200)
+    ok(identity.core, SetRole(actor=admin, email=CITIZEN, role="agent"))
+    younger = month(clock)
+    ok(proposals.core, RunSchedule())  # its first purge: nothing a year old yet
+    clock.advance(days=165, seconds=1)
+    removed = ok(identity.core, PurgeExpired())[0]["removed"]
+    assert removed["action_log"] == 1
+    assert ok(identity.core, ListIdentityActions(actor=admin, month=logged_in))[0][
+        "actions"] == []
+    assert [a["subject"]["role"] for a in ok(identity.core, ListIdentityActions(
+        actor=admin, month=younger))[0]["actions"]] == ["agent"]
+    assert len(ok(proposals.core, ListProposalActions(actor=admin, month=logged_in))[0][
+        "actions"]) == 2
+    ok(proposals.core, RunSchedule())  # more than ten minutes after its last purge
+    assert ok(proposals.core, ListProposalActions(actor=admin, month=logged_in))[0][
+        "actions"] == []

@@ -666,7 +666,8 @@ def test_the_purge_deletes_spent_codes_and_old_counters_only(identity: Identity)
     data, events = ok(identity.core, PurgeExpired())
     assert events == []
     assert data == {"removed": {"sign_in_codes": 1, "limit_counters": 0, "desk_codes": 0,
-                                "sign_in_lists": 0, "censuses": 0}}
+                                "sign_in_lists": 0, "censuses": 0,
+                                "action_log": 0}}
     assert identity.store.login_codes("early@example.org") is None
     assert identity.store.login_codes("late@example.org") is not None
     # Within ten minutes the timer's asking does nothing.
@@ -676,7 +677,8 @@ def test_the_purge_deletes_spent_codes_and_old_counters_only(identity: Identity)
     data, _ = ok(identity.core, PurgeExpired())
     # Both addresses' counters (two limits each) have outlived every window.
     assert data == {"removed": {"sign_in_codes": 1, "limit_counters": 4, "desk_codes": 0,
-                                "sign_in_lists": 0, "censuses": 0}}
+                                "sign_in_lists": 0, "censuses": 0,
+                                "action_log": 0}}
     # The owner of an address may sign in again as if nothing had happened.
     assert identity.request("early@example.org") == {"channel": "email", "expires_in": 600}
 

@@ -166,6 +166,9 @@ class RoleSettings(BaseSettings):
     # Days a consultation's census is kept after its last census poll closed, once none
     # is open; identity's purge deletes it then (upload it again for a later poll).
     census_days: int = Field(default=90, ge=1, le=3_650)
+    # Days the log of what staff did (roles granted, consultations run, people helped at
+    # a desk) is kept: Cassandra's time-to-live, a purge on SQLite.
+    action_log_days: int = Field(default=365, ge=1, le=3_650)
     # The tally appends a poll's counted ballots to its public log, and signs a tree
     # head, at most this often, once at least URNE_TREE_HEAD_MIN_BALLOTS wait: an
     # interval of very few ballots would tell when each came (docs/auditing.md).

@@ -78,6 +78,8 @@ class ServiceConfig(Protocol):
     @property
     def census_days(self) -> int: ...
     @property
+    def action_log_days(self) -> int: ...
+    @property
     def tree_head_seconds(self) -> int: ...
     @property
     def tree_head_min_ballots(self) -> int: ...
@@ -192,12 +194,13 @@ def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
         sms_countries=phones.countries(config.sms_countries),
         sign_in_list_keep=timedelta(days=config.sign_in_list_days),
         census_keep=timedelta(days=config.census_days),
+        action_log_keep=timedelta(days=config.action_log_days),
     ).core()
 
 
 def proposal_core(store: ProposalStore, config: ServiceConfig) -> ServiceCore:
-    return ProposalHandlers(store, max_proposals_per_person=config.max_proposals_per_person
-                            ).core()
+    return ProposalHandlers(store, max_proposals_per_person=config.max_proposals_per_person,
+                            action_log_keep=timedelta(days=config.action_log_days)).core()
 
 
 def vote_core(store: VoteStore, config: ServiceConfig) -> ServiceCore:

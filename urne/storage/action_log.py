@@ -4,8 +4,9 @@ Every command a person with a staff role (organiser, moderator, agent, admin) ha
 service carry out is appended, once it succeeded, to that service's own log (the
 proposal service: consultations, proposals, polls; identity: roles): when, who, with
 which role, which command, and on what (the command's fields, less its actor). The
-code appends and reads, by month; it never updates or deletes an entry. An admin reads
-both services' logs through ``GET /v1/admin/actions``.
+code appends and reads, by month; it never updates an entry, and deletes one only when
+its retention is over (``URNE_ACTION_LOG_DAYS``: Cassandra's time-to-live, the service's
+purge on SQLite). An admin reads both services' logs through ``GET /v1/admin/actions``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from cassandra.cluster import Session
@@ -62,18 +63,30 @@ def staff_action(env: Envelope, cmd: Message, at: datetime) -> Action | None:
                   subject)
 
 
+# How long an entry is kept when no setting says otherwise (URNE_ACTION_LOG_DAYS): a
+# year, the span the CNIL advises for logs of who did what.
+KEEP = timedelta(days=365)
+
+
 class ActionLog(Protocol):
-    def append(self, a: Action) -> None: ...
+    def append(self, a: Action, keep: timedelta = KEEP) -> None:
+        """Append ``a``, to be kept ``keep`` (a store with time-to-live forgets it
+        then)."""
+        ...
     def month(self, month: str, limit: int) -> list[Action]: ...
+    def purge(self, before: datetime) -> int:
+        """Delete the entries made before ``before``, where no time-to-live does; how
+        many."""
+        ...
 
 
-def recorder(log: ActionLog, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-             ) -> Callable[[Envelope, Message], None]:
+def recorder(log: ActionLog, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+             keep: timedelta = KEEP) -> Callable[[Envelope, Message], None]:
     """What a ``ServiceCore`` calls after each command that succeeded."""
     def record(env: Envelope, cmd: Message) -> None:
         action = staff_action(env, cmd, clock())
         if action is not None:
-            log.append(action)
+            log.append(action, keep)
     return record
 
 
@@ -99,7 +112,7 @@ class SqliteActionLog:
     def __init__(self, db: SqliteDb):
         self.db = db
 
-    def append(self, a: Action) -> None:
+    def append(self, a: Action, keep: timedelta = KEEP) -> None:
         with self.db.tx() as c:
             c.execute("INSERT OR IGNORE INTO action_log (month, at, id, actor, role, action, "
                       "subject) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -111,24 +124,38 @@ class SqliteActionLog:
         return [Action(datetime.fromisoformat(r["at"]), r["id"], r["actor"], r["role"],
                        r["action"], r["subject"]) for r in rows]
 
+    def purge(self, before: datetime) -> int:
+        with self.db.tx() as c:
+            return int(c.execute("DELETE FROM action_log WHERE at < ?",
+                                 (before.astimezone(UTC).isoformat(),)).rowcount)
+
 
 class CassandraActionLog:
     def __init__(self, session: Session, keyspace: str):
         self.s = session
+        self.table = f"{keyspace}.action_log"
         self._append = session.prepare(
             f"INSERT INTO {keyspace}.action_log (month, at, id, actor, role, action, subject) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)")
+            "VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?")
         self._append.is_idempotent = True  # the same entry, by its key
         self._month = session.prepare(
             f"SELECT * FROM {keyspace}.action_log WHERE month = ? LIMIT ?")
         self._month.is_idempotent = True
 
     @guarded
-    def append(self, a: Action) -> None:
+    def append(self, a: Action, keep: timedelta = KEEP) -> None:
+        # The time-to-live counts from the entry's own time, so a retried append forgets
+        # it at the same moment.
+        ttl = int((a.at + keep - datetime.now(UTC)).total_seconds())
+        if ttl <= 0:
+            return  # already past its retention
         self.s.execute(self._append, (a.month, a.at, a.id, a.actor, a.role, a.action,
-                                      a.subject))
+                                      a.subject, ttl))
 
     @guarded
     def month(self, month: str, limit: int) -> list[Action]:
         return [Action(utc(r.at), r.id, r.actor, r.role, r.action, r.subject)
                 for r in self.s.execute(self._month, (month, limit))]
+
+    def purge(self, before: datetime) -> int:
+        return 0  # each entry's time-to-live (entries from before it stay: see privacy.md)
