@@ -15,6 +15,7 @@ from urne.contracts.commands import (
     CheckSignInList,
     ClaimCensusEntry,
     DeclareDistrict,
+    DeletePerson,
     GetPerson,
     GetTurnout,
     ImportCensus,
@@ -50,6 +51,7 @@ from urne.contracts.replies import (
     DeskCodeIssued,
     LoginCodeSent,
     PaperVotingTokens,
+    PersonDeleted,
     PersonView,
     Purged,
     SignInStatus,
@@ -156,7 +158,7 @@ class IdentityHandlers:
         person = self.store.person_by_email(email)
         if person is None:
             role = domain.role_for(email, self.organisers, self.admins)
-            person = self.store.add_person(domain.Person(uuid.uuid4().hex, email, role, now))
+            person = self._add_person(email, lambda pid: domain.Person(pid, email, role, now))
         return self._access_token(person, now)
 
     def verify_sms_code(self, cmd: VerifySmsCode, ctx: Context) -> AccessToken:
@@ -168,9 +170,32 @@ class IdentityHandlers:
         person = self.store.person_by_phone(phone)
         if person is None:
             # A participant: organisers and admins are named by e-mail address.
-            person = self.store.add_person(domain.Person(uuid.uuid4().hex, None, PARTICIPANT,
-                                                         now, phone=phone))
+            person = self._add_person(phone, lambda pid: domain.Person(
+                pid, None, PARTICIPANT, now, phone=phone))
         return self._access_token(person, now)
+
+    def _add_person(self, address: str, make: Callable[[str], domain.Person]
+                    ) -> domain.Person:
+        """The person first signing in with ``address`` (or named by an admin): under the
+        id their deleted account left, if they had one (so their voter keys are the
+        same, and a poll they voted in takes no second ballot), a new one otherwise."""
+        key = domain.departed_key(self.code_secret, address)
+        before = self.store.departed(key)
+        person = self.store.add_person(make(before or uuid.uuid4().hex))
+        if before is not None:
+            self.store.forget_departed(key)
+        return person
+
+    def delete_person(self, cmd: DeletePerson, ctx: Context) -> PersonDeleted:
+        """The person deletes their account (``DELETE /v1/me``): their row goes, with
+        their address, phone number, district and desk code. A keyed hash of the address
+        stays with their id (``_add_person``). Their census claim stays too: the entry
+        is theirs, and comes back with the same id."""
+        person = self._person(cmd.person_id)
+        address = person.email or person.phone
+        self.store.delete_person(person, domain.departed_key(self.code_secret, address)
+                                 if address else None, self.clock())
+        return PersonDeleted(person_id=person.person_id)
 
     def _check_code(self, address: str, code: str, client_address: str | None) -> datetime:
         """Spend the matching pending code of ``address``; the time now. 401 for a wrong,
@@ -332,8 +357,8 @@ class IdentityHandlers:
         email = domain.normalise_email(cmd.email)
         person = self.store.person_by_email(email)
         if person is None:
-            person = self.store.add_person(domain.Person(uuid.uuid4().hex, email, cmd.role,
-                                                         self.clock()))
+            person = self._add_person(email, lambda pid: domain.Person(pid, email, cmd.role,
+                                                                       self.clock()))
         if person.person_id == cmd.actor.person_id:
             # So that an admin cannot leave the service without one by mistake.
             raise Conflict("an admin does not change their own role; ask another admin",
@@ -631,6 +656,7 @@ class IdentityHandlers:
                 IssuePaperVotingTokens: self.issue_paper_voting_tokens,
                 IssueDeskVotingToken: self.issue_desk_voting_token,
                 GetPerson: self.get_person,
+                DeletePerson: self.delete_person,
                 DeclareDistrict: self.declare_district,
                 IssueVotingToken: self.refuse_unproven_voting_token,
                 IssueVotingTokenV2: self.issue_voting_token,

@@ -41,6 +41,17 @@ class IdentityStore(Protocol):
     def desk_card_used(self, person_id: str) -> bool:
         """Whether the person has ever signed in with a desk card."""
         ...
+    def delete_person(self, person: Person, departed_key: str | None, now: datetime) -> None:
+        """Delete the person's row (and with it their address, phone number, district,
+        desk code); keep ``departed_key`` (a keyed hash of their address) with their id,
+        written first, so a stop midway leaves nothing unfindable."""
+        ...
+    def departed(self, departed_key: str) -> str | None:
+        """The person id a deleted account left under this key, if any."""
+        ...
+    def forget_departed(self, departed_key: str) -> None:
+        """The person signed in again: their row holds the id now."""
+        ...
     def save_role(self, person: Person) -> None:
         """Store ``person.role`` for that person, who is stored already."""
         ...

@@ -24,6 +24,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.e2e.account import run_account_deletion
 from tests.e2e.admin import run_admin
 from tests.e2e.bad_input import run_bad_input
 from tests.e2e.census import run_census
@@ -282,6 +283,11 @@ def test_sign_in_limits_stop_strangers_not_owners(distributed: Distributed) -> N
 def test_a_census_poll_admits_claimed_eligible_entries_only(distributed: Distributed) -> None:
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         run_census(http, distributed.outbox)
+
+
+def test_a_deleted_account_comes_back_as_the_same_voter(distributed: Distributed) -> None:
+    with httpx.Client(base_url=distributed.base, timeout=15) as http:
+        run_account_deletion(http, distributed.outbox)
 
 
 def test_people_without_e_mail_sign_in_by_sms_and_vote(distributed: Distributed) -> None:

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.e2e.account import run_account_deletion
 from tests.e2e.admin import run_admin
 from tests.e2e.bad_input import run_bad_input
 from tests.e2e.census import run_census
@@ -115,6 +116,11 @@ def test_sign_in_limits_stop_strangers_not_owners(embedded: Embedded) -> None:
 def test_a_census_poll_admits_claimed_eligible_entries_only(embedded: Embedded) -> None:
     with httpx.Client(base_url=embedded.base, timeout=15) as http:
         run_census(http, embedded.outbox)
+
+
+def test_a_deleted_account_comes_back_as_the_same_voter(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.base, timeout=15) as http:
+        run_account_deletion(http, embedded.outbox)
 
 
 def test_people_without_e_mail_sign_in_by_sms_and_vote(embedded: Embedded) -> None:

@@ -145,8 +145,8 @@ def test_a_token_for_a_person_identity_does_not_know_is_404(
 
 
 @pytest.mark.parametrize(("method", "path", "allow"), [
-    ("POST", "/v1/me", "GET"),
-    ("DELETE", "/v1/me", "GET"),
+    ("POST", "/v1/me", "DELETE, GET"),
+    ("PUT", "/v1/me", "DELETE, GET"),
     ("GET", "/v1/me/district", "PUT"),
     ("POST", "/v1/me/district", "PUT"),
 ])
@@ -210,3 +210,32 @@ def test_a_budget_per_district_counts_each_ballot_in_its_voters_declared_distric
     districts = client.get(f"/v1/polls/{pid}/results").json()["tally"]["districts"]
     assert (districts["north"]["ballots"], districts["south"]["ballots"]) == (1, 0)
     assert districts["north"]["selected"] == ["n1"]
+
+
+def test_a_person_deletes_their_account_and_signing_in_again_gives_the_same_voter(
+        client: TestClient, settings: EmbeddedSettings, organiser: dict[str, str],
+        participant: dict[str, str], outbox: Path) -> None:
+    """DELETE /v1/me: the profile goes (404 where it is needed, 204 said once); signing
+    in again with the address gives the same person id, without the district, and the
+    same voter key in a poll voted in before: no second voter."""
+    from tests.e2e.scenario import sign_in
+
+    pid = create_poll(client, organiser)
+    assert client.post(f"/v1/polls/{pid}/open", headers=organiser).status_code == 200
+    client.put("/v1/me/district", headers=participant, json={"district": "north"})
+    me = client.get("/v1/me", headers=participant).json()
+    r = client.post(f"/v1/polls/{pid}/voting-token", headers=participant)
+    before = voting_claims(settings, r.json()["voting_token"]).voter_key
+
+    r = client.delete("/v1/me", headers=participant)
+    assert (r.status_code, r.content) == (204, b"")
+    for gone in (client.get("/v1/me", headers=participant),
+                 client.delete("/v1/me", headers=participant)):
+        problem(gone, 404, "person_not_found")
+    assert client.delete("/v1/me").status_code == 401  # signed in only
+
+    again = sign_in(client, outbox, DORA)
+    back = client.get("/v1/me", headers=again).json()
+    assert back == {**me, "district": None}
+    r = client.post(f"/v1/polls/{pid}/voting-token", headers=again)
+    assert voting_claims(settings, r.json()["voting_token"]).voter_key == before

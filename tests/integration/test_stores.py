@@ -146,6 +146,26 @@ def test_identity_persons_registered_by_phone(backend: Any) -> None:
     assert store.swap_login_codes(None, codes) and store.login_codes(phone) == codes
 
 
+def test_identity_a_deleted_person_leaves_their_id_under_a_keyed_hash(backend: Any) -> None:
+    """Deleting a person (by e-mail, by phone, at a desk) deletes their row and keeps the
+    departed key with their id, until they are back."""
+    store = backend("identity")
+    email, phone = f"{new_id()}@example.org", f"+3361{uuid.uuid4().int % 10**7:07d}"
+    by_email = store.add_person(Person(new_id(), email, "participant", NOW, "north"))
+    by_phone = store.add_person(Person(new_id(), None, "participant", NOW, phone=phone))
+    at_desk = Person(new_id(), None, "participant", NOW)
+    store.add_desk_person(at_desk, desk.issued("s", at_desk.person_id, desk.new_code(), NOW))
+    keys = {p.person_id: new_id() for p in (by_email, by_phone)}
+    for person in (by_email, by_phone, at_desk):
+        store.delete_person(person, keys.get(person.person_id), NOW)
+        assert store.person(person.person_id) is None
+    assert store.person_by_email(email) is None and store.person_by_phone(phone) is None
+    assert {store.departed(k) for k in keys.values()} == set(keys)
+    store.forget_departed(keys[by_email.person_id])
+    assert store.departed(keys[by_email.person_id]) is None
+    assert store.departed(new_id()) is None
+
+
 def test_identity_persons_registered_at_desk(backend: Any) -> None:
     store = backend("identity")
     person = Person(new_id(), None, "participant", NOW, "nord")
@@ -824,7 +844,7 @@ def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Pat
     assert db.migrate(folder) == ["002_district", "003_action_log", "004_sign_in_limits",
                                   "005_census", "006_phones", "007_desk", "008_desk_cards",
                                   "009_sign_in_list", "010_poll_closed_at", "011_eligible",
-                                  "012_census_retention"]
+                                  "012_census_retention", "013_departed"]
     store = SERVICES["identity"].sqlite_store(db)
     old = Person(pid, "old@example.org", "participant", NOW, None)
     assert store.person(pid) == old == store.person_by_email("old@example.org")
@@ -863,7 +883,8 @@ def test_cassandra_district_migration_keeps_the_persons_already_there(
     assert migrate(session, settings, "identity", folder) == [
         "002_district", "003_action_log", "004_sign_in_limits", "005_census", "006_phones",
         "007_desk", "008_desk_cards", "009_sign_in_list", "010_poll_closed_at",
-        "011_eligible", "012_census_retention"]
+        "011_eligible", "012_census_retention",
+        "013_departed"]
     store = SERVICES["identity"].cassandra_store(session, ks)
     # The index on person_id is built over the rows already there, in the background:
     # until it is, a read by id is a 503 (store_unavailable, retry), never a wrong answer.

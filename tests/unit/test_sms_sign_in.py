@@ -192,3 +192,23 @@ def test_an_e_mail_person_and_an_sms_person_are_apart(identity: SmsIdentity) -> 
     assert by_mail["person_id"] != by_sms["person_id"]
     person = ok(identity.core, GetPerson(person_id=by_mail["person_id"]))[0]
     assert (person["email"], person["phone"]) == ("ada@example.org", None)
+
+
+def test_a_person_registered_by_sms_deletes_their_account_and_comes_back_the_same(
+        identity: SmsIdentity) -> None:
+    """The number goes with the account: no table holds it, only its keyed hash, under
+    which signing in again with it finds the same person id."""
+    from urne.contracts.commands import DeletePerson
+
+    phone = "+33612345678"
+    person_id = identity.sign_in(phone)["person_id"]
+    assert ok(identity.core, DeletePerson(person_id=person_id)) == (
+        {"person_id": person_id}, [])
+    assert identity.store.person_by_phone(phone) is None
+    db = identity.store.db
+    tables = [r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = "
+                                          "'table' AND name != 'sign_in_codes'")]
+    holding = [t for t in tables for row in db.query(f"SELECT * FROM {t}")
+               if any(phone in str(v) for v in tuple(row))]
+    assert holding == []  # (its spent sign-in code goes with identity's purge)
+    assert identity.sign_in(phone)["person_id"] == person_id

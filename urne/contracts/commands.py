@@ -119,6 +119,16 @@ class DeclareDistrict(_Identity):
     district: District
 
 
+@message("person.delete.v1")
+class DeletePerson(_Identity):
+    """A person deletes their account: their address, phone number and district go; a
+    keyed hash of the address stays with their id, so that signing in with it again
+    gives them the same id (and voter keys). Sent by the gateway for the person its
+    access token names."""
+
+    person_id: Id
+
+
 class _IdentityQuery(Query):
     OWNER = "identity"
 

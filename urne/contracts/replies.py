@@ -103,6 +103,10 @@ class SyntheticVotingTokens(Reply):
     voting_tokens: list[str]
 
 
+class PersonDeleted(Reply):
+    person_id: str
+
+
 class PersonView(Reply):
     """A person as they see themselves. ``district`` is what they declared (None until
     they do); ``district_verified`` stays false until the electorate issue checks it

@@ -91,6 +91,21 @@ class CassandraIdentityStore:
         self._save_desk_district = session.prepare(
             f"UPDATE {ks}.persons_at_desk SET district = ? WHERE person_id = ?")
         self._codes = session.prepare(f"SELECT * FROM {ks}.sign_in_codes WHERE email = ?")
+        # Deleted accounts (migration 013). The person rows are written by lightweight
+        # transactions: their deletions are too, so the two are ordered.
+        self._depart = session.prepare(
+            f"INSERT INTO {ks}.departed (address_key, person_id, departed_at) VALUES (?, ?, ?)")
+        self._departed = session.prepare(
+            f"SELECT person_id FROM {ks}.departed WHERE address_key = ?")
+        self._back = session.prepare(f"DELETE FROM {ks}.departed WHERE address_key = ?")
+        self._drop_by_email = session.prepare(
+            f"DELETE FROM {ks}.persons_by_email WHERE email = ? IF person_id = ?")
+        self._drop_by_phone = session.prepare(
+            f"DELETE FROM {ks}.persons_by_phone WHERE phone = ? IF person_id = ?")
+        self._drop_at_desk = session.prepare(
+            f"DELETE FROM {ks}.persons_at_desk WHERE person_id = ? IF EXISTS")
+        for stmt in (self._depart, self._departed, self._back):
+            stmt.is_idempotent = True
         # The sign-in list (migration 009), every write at one fixed timestamp: no time.
         self._mark = session.prepare(
             f"INSERT INTO {ks}.sign_in_list (poll_id, bucket, voter_key, channel, district) "
@@ -251,6 +266,26 @@ class CassandraIdentityStore:
     def desk_card_used(self, person_id: str) -> bool:
         row = self.s.execute(self._desk_person, (person_id,)).one()
         return bool(row and row.desk_code_used)
+
+    @guarded
+    def delete_person(self, person: Person, departed_key: str | None, now: datetime) -> None:
+        if departed_key is not None:
+            self.s.execute(self._depart, (departed_key, person.person_id, now))
+        if person.email is not None:
+            self.s.execute(self._drop_by_email, (person.email, person.person_id))
+        elif person.phone is not None:
+            self.s.execute(self._drop_by_phone, (person.phone, person.person_id))
+        else:
+            self.s.execute(self._drop_at_desk, (person.person_id,))
+
+    @guarded
+    def departed(self, departed_key: str) -> str | None:
+        row = self.s.execute(self._departed, (departed_key,)).one()
+        return str(row.person_id) if row else None
+
+    @guarded
+    def forget_departed(self, departed_key: str) -> None:
+        self.s.execute(self._back, (departed_key,))
 
     @guarded
     def add_person(self, person: Person) -> Person:

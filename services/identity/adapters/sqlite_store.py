@@ -27,6 +27,22 @@ class SqliteIdentityStore:
         self.db = db
         self.actions = SqliteActionLog(db)
 
+    def delete_person(self, person: Person, departed_key: str | None, now: datetime) -> None:
+        with self.db.tx() as c:
+            if departed_key is not None:
+                c.execute("INSERT OR REPLACE INTO departed VALUES (?, ?, ?)",
+                          (departed_key, person.person_id, now.isoformat()))
+            c.execute("DELETE FROM persons WHERE person_id = ?", (person.person_id,))
+
+    def departed(self, departed_key: str) -> str | None:
+        row = self.db.one("SELECT person_id FROM departed WHERE address_key = ?",
+                          (departed_key,))
+        return str(row["person_id"]) if row else None
+
+    def forget_departed(self, departed_key: str) -> None:
+        with self.db.tx() as c:
+            c.execute("DELETE FROM departed WHERE address_key = ?", (departed_key,))
+
     def save_role(self, person: Person) -> None:
         with self.db.tx() as c:
             c.execute("UPDATE persons SET role = ? WHERE person_id = ?",
