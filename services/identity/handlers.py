@@ -85,6 +85,9 @@ log = logging.getLogger(__name__)
 SWAP_TRIES = 8
 # The purge runs at most this often, however often the timer asks.
 PURGE_EVERY = timedelta(minutes=10)
+# Unused accounts deleted per purge at most (each a few writes): a city's accounts
+# falling due together go over several runs.
+ACCOUNTS_PER_PURGE = 1_000
 
 
 @dataclass
@@ -117,6 +120,9 @@ class IdentityHandlers:
     census_keep: timedelta = timedelta(days=90)
     # How long the log of what staff did is kept (URNE_ACTION_LOG_DAYS).
     action_log_keep: timedelta = ACTION_LOG_KEEP
+    # How long an account no one signs in to is kept (URNE_ACCOUNT_DAYS), by the month
+    # of its last sign-in: three years, as the CNIL advises for inactive accounts.
+    account_keep: timedelta = timedelta(days=3 * 365)
     _access: TokenVerifier = field(init=False, repr=False)
     _purged_at: datetime | None = field(default=None, init=False, repr=False)
 
@@ -182,6 +188,7 @@ class IdentityHandlers:
         key = domain.departed_key(self.code_secret, address)
         before = self.store.departed(key)
         person = self.store.add_person(make(before or uuid.uuid4().hex))
+        self.store.mark_seen(person, _month(person.created_at))  # counted from here
         if before is not None:
             self.store.forget_departed(key)
         return person
@@ -192,10 +199,27 @@ class IdentityHandlers:
         stays with their id (``_add_person``). Their census claim stays too: the entry
         is theirs, and comes back with the same id."""
         person = self._person(cmd.person_id)
+        self._delete(person)
+        return PersonDeleted(person_id=person.person_id)
+
+    def _delete(self, person: domain.Person) -> None:
         address = person.email or person.phone
         self.store.delete_person(person, domain.departed_key(self.code_secret, address)
                                  if address else None, self.clock())
-        return PersonDeleted(person_id=person.person_id)
+
+    def _purge_unused_accounts(self, now: datetime) -> int:
+        """Delete the accounts not signed in for ``account_keep`` (by month), as their
+        owners could (``_delete``), at most ACCOUNTS_PER_PURGE a run."""
+        before = _month(now - self.account_keep)
+        unused = self.store.unseen_before(before, ACCOUNTS_PER_PURGE)
+        for person in unused:
+            self._delete(person)
+        if len(unused) < ACCOUNTS_PER_PURGE:
+            self.store.forget_months_before(before)
+        if unused:
+            log.info("unused accounts deleted, their retention over",
+                     extra=log_fields(deleted=len(unused), not_seen_since=before))
+        return len(unused)
 
     def _check_code(self, address: str, code: str, client_address: str | None) -> datetime:
         """Spend the matching pending code of ``address``; the time now. 401 for a wrong,
@@ -253,8 +277,9 @@ class IdentityHandlers:
         now = self.clock()
         code = desk.new_code()
         issued = desk.issued(self.code_secret, cmd.person_id, code, now)
-        self.store.add_desk_person(
-            domain.Person(cmd.person_id, None, PARTICIPANT, now, cmd.district), issued)
+        person = domain.Person(cmd.person_id, None, PARTICIPANT, now, cmd.district)
+        self.store.add_desk_person(person, issued)
+        self.store.mark_seen(person, _month(now))  # an account's time counts from here
         return _card(issued, code)
 
     def issue_desk_code(self, cmd: IssueDeskCode, ctx: Context) -> DeskCodeIssued:
@@ -294,6 +319,8 @@ class IdentityHandlers:
         return self._access_token(person, now)
 
     def _access_token(self, person: domain.Person, now: datetime) -> AccessToken:
+        # The month only: no sign-in time that a ballot's could be matched with.
+        self.store.mark_seen(person, _month(now))
         token, exp = self.tokens.access_token(person.person_id, person.role)
         # The token's time is the issuer's, read a moment after ``now``: across a second
         # boundary, exp - now would say one second more than the token lives.
@@ -610,6 +637,7 @@ class IdentityHandlers:
                 consultation_id=consultation_id))
         removed["censuses"] = len(censuses)
         removed["action_log"] = self.store.actions.purge(now - self.action_log_keep)
+        removed["accounts"] = self._purge_unused_accounts(now)
         self._purged_at = now
         return Purged(removed=removed)
 
@@ -678,6 +706,11 @@ class IdentityHandlers:
 
 
 DESK_ONLY = "only agents (and admins) register people at a desk"
+
+
+def _month(moment: datetime) -> str:
+    """YYYY-MM: the only time identity keeps of a sign-in."""
+    return moment.astimezone(UTC).strftime("%Y-%m")
 
 
 def _card(issued: desk.DeskCode, code: str) -> DeskCodeIssued:

@@ -166,6 +166,31 @@ def test_identity_a_deleted_person_leaves_their_id_under_a_keyed_hash(backend: A
     assert store.departed(new_id()) is None
 
 
+def test_identity_people_not_seen_for_long_are_found_by_month(backend: Any) -> None:
+    """The month of each sign-in (nothing finer); the people last seen before a month,
+    at most so many, whatever table they are in; once they are deleted, what found them
+    may go."""
+    store = backend("identity")
+    idle = store.add_person(Person(new_id(), f"{new_id()}@example.org", "participant", NOW))
+    back = store.add_person(Person(new_id(), None, "participant", NOW,
+                                   phone=f"+3361{uuid.uuid4().int % 10**7:07d}"))
+    at_desk = Person(new_id(), None, "participant", NOW)
+    store.add_desk_person(at_desk, desk.issued("s", at_desk.person_id, desk.new_code(), NOW))
+    for person, month in ((idle, "2001-01"), (back, "2001-01"), (at_desk, "2001-02"),
+                          (back, "2001-05")):
+        store.mark_seen(person, month)
+    found = store.unseen_before("2001-03", 10)
+    assert sorted(p.person_id for p in found) == sorted([idle.person_id, at_desk.person_id])
+    assert len(store.unseen_before("2001-03", 1)) == 1
+    for person in found:
+        store.delete_person(person, None, NOW)
+    store.forget_months_before("2001-03")
+    assert store.unseen_before("2001-03", 10) == []
+    assert [p.person_id for p in store.unseen_before("2001-06", 10)] == [back.person_id]
+    store.delete_person(back, None, NOW)
+    store.forget_months_before("2001-06")
+
+
 def test_identity_persons_registered_at_desk(backend: Any) -> None:
     store = backend("identity")
     person = Person(new_id(), None, "participant", NOW, "nord")
@@ -844,7 +869,7 @@ def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Pat
     assert db.migrate(folder) == ["002_district", "003_action_log", "004_sign_in_limits",
                                   "005_census", "006_phones", "007_desk", "008_desk_cards",
                                   "009_sign_in_list", "010_poll_closed_at", "011_eligible",
-                                  "012_census_retention", "013_departed"]
+                                  "012_census_retention", "013_departed", "014_seen"]
     store = SERVICES["identity"].sqlite_store(db)
     old = Person(pid, "old@example.org", "participant", NOW, None)
     assert store.person(pid) == old == store.person_by_email("old@example.org")
@@ -884,7 +909,7 @@ def test_cassandra_district_migration_keeps_the_persons_already_there(
         "002_district", "003_action_log", "004_sign_in_limits", "005_census", "006_phones",
         "007_desk", "008_desk_cards", "009_sign_in_list", "010_poll_closed_at",
         "011_eligible", "012_census_retention",
-        "013_departed"]
+        "013_departed", "014_seen"]
     store = SERVICES["identity"].cassandra_store(session, ks)
     # The index on person_id is built over the rows already there, in the background:
     # until it is, a read by id is a 503 (store_unavailable, retry), never a wrong answer.

@@ -667,7 +667,7 @@ def test_the_purge_deletes_spent_codes_and_old_counters_only(identity: Identity)
     assert events == []
     assert data == {"removed": {"sign_in_codes": 1, "limit_counters": 0, "desk_codes": 0,
                                 "sign_in_lists": 0, "censuses": 0,
-                                "action_log": 0}}
+                                "action_log": 0, "accounts": 0}}
     assert identity.store.login_codes("early@example.org") is None
     assert identity.store.login_codes("late@example.org") is not None
     # Within ten minutes the timer's asking does nothing.
@@ -678,7 +678,7 @@ def test_the_purge_deletes_spent_codes_and_old_counters_only(identity: Identity)
     # Both addresses' counters (two limits each) have outlived every window.
     assert data == {"removed": {"sign_in_codes": 1, "limit_counters": 4, "desk_codes": 0,
                                 "sign_in_lists": 0, "censuses": 0,
-                                "action_log": 0}}
+                                "action_log": 0, "accounts": 0}}
     # The owner of an address may sign in again as if nothing had happened.
     assert identity.request("early@example.org") == {"channel": "email", "expires_in": 600}
 
@@ -690,3 +690,24 @@ def test_the_purge_is_no_command_anyone_may_send_over_the_broker() -> None:
     for purge in (PurgeExpired, PurgeBallots):
         assert not any(allowed(purge.TYPE, sender) for sender in
                        ("gateway", "identity", "proposal", "vote", "tally"))
+
+
+def test_an_account_no_one_signs_in_to_is_deleted_after_three_years(
+        identity: Identity) -> None:
+    """Identity keeps the month of each sign-in, nothing finer; an account not signed in
+    for URNE_ACCOUNT_DAYS (three years), by that month, is deleted by the purge as its
+    owner could have deleted it: signing in again gives the same person id."""
+    from urne.contracts.commands import PurgeExpired
+
+    idle = identity.sign_in("idle@example.org")[0]["person_id"]
+    active = identity.sign_in(CITIZEN)[0]["person_id"]
+    identity.clock.advance(days=2 * 365)
+    identity.sign_in(CITIZEN)
+    identity.clock.advance(days=365)
+    assert ok(identity.core, PurgeExpired())[0]["removed"]["accounts"] == 0  # same month
+    identity.clock.advance(days=62)
+    assert ok(identity.core, PurgeExpired())[0]["removed"]["accounts"] == 1
+    assert identity.store.person(idle) is None and identity.store.person(active)
+    identity.clock.advance(minutes=11)
+    assert ok(identity.core, PurgeExpired())[0]["removed"]["accounts"] == 0  # once
+    assert identity.sign_in("idle@example.org")[0]["person_id"] == idle

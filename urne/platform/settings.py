@@ -169,6 +169,9 @@ class RoleSettings(BaseSettings):
     # Days the log of what staff did (roles granted, consultations run, people helped at
     # a desk) is kept: Cassandra's time-to-live, a purge on SQLite.
     action_log_days: int = Field(default=365, ge=1, le=3_650)
+    # Days an account no one signs in to is kept, by the month of its last sign-in;
+    # identity's purge deletes it then, as its owner could (DELETE /v1/me).
+    account_days: int = Field(default=3 * 365, ge=31, le=36_500)
     # The tally appends a poll's counted ballots to its public log, and signs a tree
     # head, at most this often, once at least URNE_TREE_HEAD_MIN_BALLOTS wait: an
     # interval of very few ballots would tell when each came (docs/auditing.md).

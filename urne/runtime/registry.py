@@ -80,6 +80,8 @@ class ServiceConfig(Protocol):
     @property
     def action_log_days(self) -> int: ...
     @property
+    def account_days(self) -> int: ...
+    @property
     def tree_head_seconds(self) -> int: ...
     @property
     def tree_head_min_ballots(self) -> int: ...
@@ -195,6 +197,7 @@ def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
         sign_in_list_keep=timedelta(days=config.sign_in_list_days),
         census_keep=timedelta(days=config.census_days),
         action_log_keep=timedelta(days=config.action_log_days),
+        account_keep=timedelta(days=config.account_days),
     ).core()
 
 

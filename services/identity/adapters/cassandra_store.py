@@ -104,7 +104,40 @@ class CassandraIdentityStore:
             f"DELETE FROM {ks}.persons_by_phone WHERE phone = ? IF person_id = ?")
         self._drop_at_desk = session.prepare(
             f"DELETE FROM {ks}.persons_at_desk WHERE person_id = ? IF EXISTS")
-        for stmt in (self._depart, self._departed, self._back):
+        # The month of the last sign-in (migration 014), in the person's row and in the
+        # month's index.
+        self._seen = {
+            "email": session.prepare(f"UPDATE {ks}.persons_by_email SET seen_month = ? "
+                                     "WHERE email = ?"),
+            "phone": session.prepare(f"UPDATE {ks}.persons_by_phone SET seen_month = ? "
+                                     "WHERE phone = ?"),
+            "desk": session.prepare(f"UPDATE {ks}.persons_at_desk SET seen_month = ? "
+                                    "WHERE person_id = ?")}
+        self._add_seen = session.prepare(
+            f"INSERT INTO {ks}.persons_seen (month, bucket, person_id) VALUES (?, ?, ?)")
+        self._add_month = session.prepare(
+            f"INSERT INTO {ks}.seen_months (shelf, month) VALUES (0, ?)")
+        self._months = session.prepare(
+            f"SELECT month FROM {ks}.seen_months WHERE shelf = 0 AND month < ?")
+        self._seen_in = session.prepare(
+            f"SELECT person_id FROM {ks}.persons_seen WHERE month = ? AND bucket = ?")
+        self._drop_seen = session.prepare(
+            f"DELETE FROM {ks}.persons_seen WHERE month = ? AND bucket = ?")
+        self._drop_seen_one = session.prepare(
+            f"DELETE FROM {ks}.persons_seen WHERE month = ? AND bucket = ? AND person_id = ?")
+        self._drop_month = session.prepare(
+            f"DELETE FROM {ks}.seen_months WHERE shelf = 0 AND month = ?")
+        self._seen_month = {
+            "email": session.prepare(f"SELECT seen_month FROM {ks}.persons_by_email "
+                                     "WHERE email = ?"),
+            "phone": session.prepare(f"SELECT seen_month FROM {ks}.persons_by_phone "
+                                     "WHERE phone = ?"),
+            "desk": session.prepare(f"SELECT seen_month FROM {ks}.persons_at_desk "
+                                    "WHERE person_id = ?")}
+        for stmt in (self._depart, self._departed, self._back, *self._seen.values(),
+                     self._add_seen, self._add_month, self._months, self._seen_in,
+                     self._drop_seen, self._drop_month, *self._seen_month.values(),
+                     self._drop_seen_one):
             stmt.is_idempotent = True
         # The sign-in list (migration 009), every write at one fixed timestamp: no time.
         self._mark = session.prepare(
@@ -277,6 +310,54 @@ class CassandraIdentityStore:
             self.s.execute(self._drop_by_phone, (person.phone, person.person_id))
         else:
             self.s.execute(self._drop_at_desk, (person.person_id,))
+
+    @staticmethod
+    def _where(person: Person) -> tuple[str, str]:
+        """The table a person's row is in, and its key there."""
+        if person.email is not None:
+            return "email", person.email
+        if person.phone is not None:
+            return "phone", person.phone
+        return "desk", person.person_id
+
+    @guarded
+    def mark_seen(self, person: Person, month: str) -> None:
+        table, key = self._where(person)
+        row = self.s.execute(self._seen_month[table], (key,)).one()
+        before = row.seen_month if row is not None else None
+        if before == month:
+            return  # seen this month already: nothing to write
+        bucket = census_bucket(person.person_id)
+        # The index first: a month in a row is always findable by the purge. Out of the
+        # month before: a month's index holds only the people last seen in it.
+        self.s.execute(self._add_month, (month,))
+        self.s.execute(self._add_seen, (month, bucket, person.person_id))
+        self.s.execute(self._seen[table], (month, key))
+        if before is not None:
+            self.s.execute(self._drop_seen_one, (before, bucket, person.person_id))
+
+    def unseen_before(self, month: str, limit: int) -> list[Person]:
+        found: list[Person] = []
+        with guard():
+            for past in [r.month for r in self.s.execute(self._months, (month,))]:
+                for r in scan_buckets(self.s, self._seen_in, past, CENSUS_BUCKETS):
+                    person = self.person(r.person_id)
+                    if person is None:
+                        continue  # deleted already
+                    table, key = self._where(person)
+                    row = self.s.execute(self._seen_month[table], (key,)).one()
+                    if row is not None and row.seen_month == past:  # not seen since
+                        found.append(person)
+                        if len(found) >= limit:
+                            return found
+        return found
+
+    def forget_months_before(self, month: str) -> None:
+        with guard():
+            for past in [r.month for r in self.s.execute(self._months, (month,))]:
+                write_grouped(self.s, [(self._drop_seen, (past, b))
+                                       for b in range(CENSUS_BUCKETS)])
+                self.s.execute(self._drop_month, (past,))
 
     @guarded
     def departed(self, departed_key: str) -> str | None:

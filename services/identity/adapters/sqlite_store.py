@@ -43,6 +43,21 @@ class SqliteIdentityStore:
         with self.db.tx() as c:
             c.execute("DELETE FROM departed WHERE address_key = ?", (departed_key,))
 
+    def mark_seen(self, person: Person, month: str) -> None:
+        with self.db.tx() as c:
+            c.execute("UPDATE persons SET seen_month = ? WHERE person_id = ? AND "
+                      "(seen_month IS NULL OR seen_month < ?)",
+                      (month, person.person_id, month))
+
+    def unseen_before(self, month: str, limit: int) -> list[Person]:
+        # Registered before migration 014 and not seen since: from their registration.
+        rows = self.db.query("SELECT * FROM persons WHERE COALESCE(seen_month, "
+                             "substr(created_at, 1, 7)) < ? LIMIT ?", (month, limit))
+        return [_person(r) for r in rows]
+
+    def forget_months_before(self, month: str) -> None:
+        pass  # the persons' own rows said when; they are gone
+
     def save_role(self, person: Person) -> None:
         with self.db.tx() as c:
             c.execute("UPDATE persons SET role = ? WHERE person_id = ?",
