@@ -36,6 +36,10 @@ from urne.storage.cassandra import (
     write_grouped,
 )
 
+# Where a person's row is (``_where``): their table, and the column that keys it.
+PERSON_TABLES = {"email": ("persons_by_email", "email"), "phone": ("persons_by_phone", "phone"),
+                 "desk": ("persons_at_desk", "person_id")}
+
 
 class CassandraIdentityStore:
     def __init__(self, session: Session, keyspace: str):
@@ -106,13 +110,9 @@ class CassandraIdentityStore:
             f"DELETE FROM {ks}.persons_at_desk WHERE person_id = ? IF EXISTS")
         # The month of the last sign-in (migration 014), in the person's row and in the
         # month's index.
-        self._seen = {
-            "email": session.prepare(f"UPDATE {ks}.persons_by_email SET seen_month = ? "
-                                     "WHERE email = ?"),
-            "phone": session.prepare(f"UPDATE {ks}.persons_by_phone SET seen_month = ? "
-                                     "WHERE phone = ?"),
-            "desk": session.prepare(f"UPDATE {ks}.persons_at_desk SET seen_month = ? "
-                                    "WHERE person_id = ?")}
+        self._seen = {where: session.prepare(
+            f"UPDATE {ks}.{table} SET seen_month = ? WHERE {column} = ?")
+            for where, (table, column) in PERSON_TABLES.items()}
         self._add_seen = session.prepare(
             f"INSERT INTO {ks}.persons_seen (month, bucket, person_id) VALUES (?, ?, ?)")
         self._add_month = session.prepare(
@@ -127,13 +127,9 @@ class CassandraIdentityStore:
             f"DELETE FROM {ks}.persons_seen WHERE month = ? AND bucket = ? AND person_id = ?")
         self._drop_month = session.prepare(
             f"DELETE FROM {ks}.seen_months WHERE shelf = 0 AND month = ?")
-        self._seen_month = {
-            "email": session.prepare(f"SELECT seen_month FROM {ks}.persons_by_email "
-                                     "WHERE email = ?"),
-            "phone": session.prepare(f"SELECT seen_month FROM {ks}.persons_by_phone "
-                                     "WHERE phone = ?"),
-            "desk": session.prepare(f"SELECT seen_month FROM {ks}.persons_at_desk "
-                                    "WHERE person_id = ?")}
+        self._seen_month = {where: session.prepare(
+            f"SELECT seen_month FROM {ks}.{table} WHERE {column} = ?")
+            for where, (table, column) in PERSON_TABLES.items()}
         for stmt in (self._depart, self._departed, self._back, *self._seen.values(),
                      self._add_seen, self._add_month, self._months, self._seen_in,
                      self._drop_seen, self._drop_month, *self._seen_month.values(),
