@@ -51,6 +51,8 @@ ORGANISER = "organiser@urne.example"
 SIGN_IN_CONCURRENCY = 16
 
 RETRIES_503 = 5  # for setup requests; each waits Retry-After (1 s)
+# A read whose pooled connection the server closed as it went out is sent again.
+DISCONNECT_RETRIES = 2
 
 
 class Outbox:
@@ -109,8 +111,18 @@ class Run:
         raise AssertionError("unreachable")
 
     async def get(self, path: str) -> tuple[int, dict[str, Any]]:
-        async with self.session.get(self.base + path) as r:
-            return r.status, await r.json(content_type=None)
+        """A read, sent again if the server closed the pooled connection it went out on:
+        an idle keep-alive connection the server times out (uvicorn: after 5 s) as the
+        client reuses it gives ServerDisconnectedError, and a GET may simply be repeated
+        (seen after the ballots, polling for the result)."""
+        for attempt in range(DISCONNECT_RETRIES + 1):
+            try:
+                async with self.session.get(self.base + path) as r:
+                    return r.status, await r.json(content_type=None)
+            except aiohttp.ServerDisconnectedError:
+                if attempt == DISCONNECT_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
 
     async def record(self) -> tuple[int, dict[str, Any]]:
         """The whole published record, from its NDJSON download: ``size``, ``root`` (from
