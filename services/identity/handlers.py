@@ -188,7 +188,6 @@ class IdentityHandlers:
         key = domain.departed_key(self.code_secret, address)
         before = self.store.departed(key)
         person = self.store.add_person(make(before or uuid.uuid4().hex))
-        self.store.mark_seen(person, _month(person.created_at))  # counted from here
         if before is not None:
             self.store.forget_departed(key)
         return person
@@ -386,6 +385,9 @@ class IdentityHandlers:
         if person is None:
             person = self._add_person(email, lambda pid: domain.Person(pid, email, cmd.role,
                                                                        self.clock()))
+            # Named before their first sign-in (which marks it again): the account's
+            # time counts from here.
+            self.store.mark_seen(person, _month(person.created_at))
         if person.person_id == cmd.actor.person_id:
             # So that an admin cannot leave the service without one by mistake.
             raise Conflict("an admin does not change their own role; ask another admin",

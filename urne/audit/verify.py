@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -287,7 +287,7 @@ def _electorate(reconciliation: dict[str, Any], counted: int, electorate: str) -
         return None if "eligible" not in reconciliation and "voters" not in reconciliation \
             else "the result signs eligible people and voters for a poll open to all"
     voters, eligible = reconciliation.get("voters"), reconciliation.get("eligible")
-    if not isinstance(eligible, int) or isinstance(eligible, bool) or eligible < 0:
+    if not _whole(eligible):
         return "a census poll's result must sign its number of eligible people"
     if voters != counted:
         return f"the result signs {voters} voters, the record counts {counted} ballots " \
@@ -311,7 +311,7 @@ def _agents(reconciliation: dict[str, Any], channels: dict[str, dict[str, int]]
     if not isinstance(signed, dict) or not isinstance(pooled, dict):
         return "the signed ballots by agent are not an object"
     min_cell = reconciliation.get("min_cell", 1 if not (signed or pooled) else None)
-    if not isinstance(min_cell, int) or isinstance(min_cell, bool) or min_cell < 1:
+    if not _whole(min_cell, least=1):
         return "ballots by agent are signed without the minimum cell size they keep"
     totals: dict[str, dict[str, int]] = {}
 
@@ -345,12 +345,16 @@ def _agents(reconciliation: dict[str, Any], channels: dict[str, dict[str, int]]
     return None
 
 
+def _whole(n: Any, least: int = 0) -> TypeGuard[int]:
+    """A JSON whole number (not a boolean) of at least ``least``."""
+    return isinstance(n, int) and not isinstance(n, bool) and n >= least
+
+
 def _cell(channel: Any, cell: Any, names: set[str]) -> bool:
     """A count of an in-person channel with exactly ``names``, counted ≤ entries."""
     return channel in IN_PERSON_CHANNELS and isinstance(cell, dict) and \
         set(cell) == names and \
-        all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
-            for n in cell.values()) and cell["counted"] <= cell["entries"]
+        all(_whole(n) for n in cell.values()) and cell["counted"] <= cell["entries"]
 
 
 def _inclusion(docs: Documents) -> Check:
