@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -74,6 +75,20 @@ class Consultation:
     def current_step(self, now: datetime) -> Step | None:
         """The step ``now`` falls in; None before the first, between two, after the last."""
         return next((s for s in self.steps if s.covers(now)), None)
+
+
+def participation_ended(consultation: Consultation, polls: Iterable[Poll]) -> datetime | None:
+    """When people's part in a consultation ended: the end of its last step or the close
+    of its last poll, whichever is later. None while they may still take part (a poll
+    open, or a draft one scheduled to open) or if nothing has ended yet (no step, no poll
+    closed): its participation is kept then."""
+    ends = [s.ends_at for s in consultation.steps]
+    for poll in polls:
+        if poll.status == "open" or (poll.status == "draft" and poll.opens_at is not None):
+            return None
+        if poll.closed_at is not None:
+            ends.append(poll.closed_at)
+    return max(ends, default=None)
 
 
 # --- proposals ------------------------------------------------------------------------

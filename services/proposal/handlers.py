@@ -72,6 +72,7 @@ from urne.services.proposal.domain import (
     Report,
     decode_cursor,
     encode_cursor,
+    participation_ended,
     submissions_open,
 )
 from urne.services.proposal.ports import ProposalStore
@@ -150,8 +151,12 @@ def _not_an_organiser(c: Consultation) -> Forbidden:
                      code="not_an_organiser_of_this_consultation")
 
 
-# How often the schedule's run deletes action log entries past their retention.
+# How often the schedule's run deletes action log entries past their retention, and
+# forgets the participation of consultations past theirs.
 PURGE_EVERY = timedelta(minutes=10)
+# How long after a consultation's participation ended its proposals keep their authors
+# and its reports stay (URNE_PARTICIPATION_DAYS).
+PARTICIPATION_KEEP = timedelta(days=365)
 
 
 @dataclass
@@ -166,6 +171,7 @@ class ProposalHandlers:
     # How long the log of what staff did is kept (URNE_ACTION_LOG_DAYS); on SQLite the
     # schedule's run deletes older entries, at most every PURGE_EVERY.
     action_log_keep: timedelta = ACTION_LOG_KEEP
+    participation_keep: timedelta = PARTICIPATION_KEEP
     # Scheduled changes refused, already logged: said once, not every second.
     _said: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
     _purged_at: datetime | None = field(default=None, init=False, repr=False)
@@ -442,7 +448,19 @@ class ProposalHandlers:
         if self._purged_at is None or now - self._purged_at >= PURGE_EVERY:
             self._purged_at = now
             self.store.actions.purge(now - self.action_log_keep)
+            self._forget_participation(now)
         return ScheduleRun(opened=opened, closed=closed, resent=resent)
+
+    def _forget_participation(self, now: datetime) -> None:
+        """Who wrote and who reported which proposal, ``participation_keep`` after a
+        consultation's participation ended: the proposals stay, its public archive,
+        without their authors; the reports go (docs/privacy.md)."""
+        for c in self.store.unforgotten_consultations():
+            ended = participation_ended(c, self.store.polls(c.consultation_id))
+            if ended is not None and now - ended >= self.participation_keep:
+                forgotten = self.store.forget_participation(c.consultation_id, now)
+                log.info("participation forgotten", extra=log_fields(
+                    consultation_id=c.consultation_id, proposals=forgotten))
 
     def publish_poll(self, cmd: PublishPoll, ctx: Context) -> PollView:
         """Lift the embargo of a closed poll. The tally shows the result once it holds

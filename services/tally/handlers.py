@@ -274,7 +274,7 @@ class TallyHandlers:
             return
         self._purged_at = now
         for poll_id in self.store.copies_to_purge(now - self.copy_keep):
-            self.store.purge_copy(poll_id, now)
+            self.store.purge_copy(poll_id, now, self.stream, self.shards)
             log.info("copy of the ballots deleted, its retention over", extra=log_fields(
                 poll_id=poll_id))
 

@@ -134,8 +134,9 @@ class TallyStore(Protocol):
         """The polls whose result was signed (its ``computed_at``) before ``before`` and
         whose copy of the ballots is still kept."""
         ...
-    def purge_copy(self, poll_id: str, now: datetime) -> None:
-        """Delete the poll's copy of the ballots (voter keys and choices), and say so;
-        its result, stored record and tree heads stay. Idempotent."""
+    def purge_copy(self, poll_id: str, now: datetime, stream: str, shards: int) -> None:
+        """Delete the poll's copy of the ballots (voter keys and choices) and its partial
+        counts (each of ``stream``'s ``shards``: a worker reads its shard's all at every
+        start), and say so; its result, stored record and tree heads stay. Idempotent."""
         ...
     def ping(self) -> None: ...

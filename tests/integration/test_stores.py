@@ -537,6 +537,42 @@ def test_proposal_reports_once_per_person(backend: Any) -> None:
     assert store.reports(new_id()) == []
 
 
+def test_proposal_participation_is_forgotten_and_stays_so(backend: Any) -> None:
+    """Forgetting a consultation's participation: its proposals keep all but their
+    authors and their quota slots (two authorless proposals may share one), its reports
+    go, it leaves the consultations still to be forgotten; another consultation's stay
+    untouched; doing it again changes nothing."""
+    store = backend("proposal")
+    cid, other = _consultation(store), _consultation(store)
+    author = new_id()
+    mine = [_proposal(cid, i, author, status="submitted") for i in range(2)]
+    theirs = _proposal(cid, 2, status="submitted")
+    kept = _proposal(other, 3, author, status="submitted")
+    for p in (*mine, theirs, kept):
+        assert store.add_proposal(p, limit=2)
+    assert not store.add_proposal(_proposal(cid, 4, author, status="submitted"), limit=2)
+    for p in (mine[0], theirs, kept):
+        assert store.add_report(Report(p.proposal_id, p.consultation_id, "rita", "Spam", NOW))
+    remembered = {c.consultation_id for c in store.unforgotten_consultations()}
+    assert {cid, other} <= remembered
+
+    assert store.forget_participation(cid, NOW) == 3
+    forgotten = [replace(p, author_id="") for p in (*mine, theirs)]
+    assert list(store.proposals(cid)) == forgotten
+    assert store.proposal(mine[0].proposal_id) == forgotten[0]
+    assert store.reports(cid) == []
+    ids = {c.consultation_id for c in store.unforgotten_consultations()}
+    assert cid not in ids and other in ids
+    assert store.forget_participation(cid, NOW) == 0
+    assert list(store.proposals(cid)) == forgotten
+    # The other consultation is as it was: its author's quota and report stay.
+    assert list(store.proposals(other)) == [kept]
+    assert [r.reporter_id for r in store.reports(other)] == ["rita"]
+    assert store.add_proposal(_proposal(other, 5, author, status="submitted"), limit=2)
+    assert not store.add_proposal(_proposal(other, 6, author, status="submitted"), limit=2)
+    assert store.add_proposal(_proposal(cid, 7, author, status="submitted"), limit=1)
+
+
 # --- vote -----------------------------------------------------------------------------
 
 
@@ -742,13 +778,20 @@ def test_tally_copy_is_purged_once_its_retention_is_over(backend: Any) -> None:
     def signed(at: datetime) -> dict[str, Any]:
         return {"result": {"computed_at": at.isoformat()}, "signature": "s", "key_id": "k"}
 
+    # Their partial counts, in two of four shards; a worker's checkpoint stays put.
+    stream = f"test-{new_id()}"
+    assert store.save_partials(stream, 1, 0, 7, {old: {"n": 1}, recent: {"n": 2}})
+    assert store.save_partials(stream, 3, 0, 9, {old: {"n": 3}})
     store.save_result(old, signed(NOW - timedelta(days=100)))
     store.save_result(recent, signed(NOW))
     due = store.copies_to_purge(NOW - timedelta(days=90))
     assert old in due and recent not in due and unsigned not in due
-    store.purge_copy(old, NOW)
-    store.purge_copy(old, NOW)  # again: nothing more to do
+    store.purge_copy(old, NOW, stream, 4)
+    store.purge_copy(old, NOW, stream, 4)  # again: nothing more to do
     assert list(store.ballots(old)) == []
+    assert store.partials(stream, 4, old) == []
+    assert store.checkpoint(stream, 1) == (7, {recent: {"n": 2}})
+    assert store.checkpoint(stream, 3) == (9, {})
     assert len(list(store.ballots(recent))) == len(list(store.ballots(unsigned))) == 40
     later = store.copies_to_purge(NOW + timedelta(days=1000))
     assert old not in later and recent in later and unsigned not in later
@@ -1126,7 +1169,7 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     assert files["proposal"] == ["001_init", "002_organisers_and_steps",
                                  "003_proposals_as_cities_run_them", "004_results_visibility",
                                  "005_schedule", "006_action_log", "007_poll_electorate",
-                                 "008_cross_channel"]
+                                 "008_cross_channel", "009_participation_retention"]
     for name, ks in run.keyspaces.items():
         before = list(run.session.execute(f"SELECT * FROM {ks}.schema_migrations"))
         assert sorted((r.version, r.name) for r in before) == [

@@ -21,31 +21,38 @@ from urne.contracts.commands import (
     AddOrganiser,
     AddProposal,
     CreateConsultation,
+    CreatePoll,
     GetConsultation,
     GetProposal,
     HideProposal,
     ImplementProposal,
     ListProposalReports,
     ListProposals,
+    OpenPoll,
     PublishConsultation,
     PublishProposal,
     RejectProposal,
     ReportProposal,
+    RunSchedule,
     SelectProposal,
     UnhideProposal,
 )
 from urne.contracts.replies import ProposalStatus
 from urne.contracts.steps import Step
+from urne.counting import YesNoAbstainRules
 from urne.messaging.kernel import ServiceCore
 from urne.platform.errors import Conflict, Invalid
 from urne.services.proposal import handlers
 from urne.services.proposal.adapters.sqlite_store import SqliteProposalStore
 from urne.services.proposal.domain import (
     PROPOSAL_MOVES,
+    Consultation,
+    Poll,
     Proposal,
     ProposalFilter,
     decode_cursor,
     encode_cursor,
+    participation_ended,
 )
 from urne.services.proposal.handlers import ProposalHandlers
 from urne.services.proposal.markdown import render
@@ -62,6 +69,7 @@ ACTORS = {"creator": CREATOR, "added": ADDED, "other organiser": OTHER, "admin":
           "author": AUTHOR, "participant": READER}
 MODERATORS = {"creator", "added", "admin"}
 LIMIT = 3
+RULES = YesNoAbstainRules(method="yes_no_abstain", question="Plant the trees?")
 
 
 def calendar(now: datetime, opened: timedelta, lasting: timedelta = timedelta(days=7)
@@ -552,3 +560,69 @@ def test_racing_organisers_one_change_at_a_time(
         assert (error["status"], error["code"]) == outcome
     else:
         assert ok(core, command(pid))[0]["status"] == outcome
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def test_participation_ends_with_the_last_step_or_poll() -> None:
+    steps = calendar(NOW, timedelta(days=1))  # the vote step ends 14 days from NOW
+    c = Consultation("c", "t", "", "ada", NOW, steps=steps)
+    closed = Poll("p1", "c", None, RULES, status="closed", closed_at=NOW + timedelta(days=20))
+    assert participation_ended(c, []) == NOW + timedelta(days=14)
+    assert participation_ended(c, [closed]) == NOW + timedelta(days=20)
+    assert participation_ended(Consultation("c", "t", "", "ada", NOW), [closed]) == (
+        NOW + timedelta(days=20))
+    assert participation_ended(Consultation("c", "t", "", "ada", NOW), []) is None
+    # A poll open, or a draft scheduled to open, may still bring people; a draft with no
+    # schedule does not hold the end back.
+    assert participation_ended(c, [closed, Poll("p2", "c", None, RULES, status="open")]) is None
+    scheduled = Poll("p2", "c", None, RULES, opens_at=NOW + timedelta(days=400))
+    assert participation_ended(c, [closed, scheduled]) is None
+    assert participation_ended(c, [closed, Poll("p2", "c", None, RULES)]) == (
+        NOW + timedelta(days=20))
+
+
+def test_participation_is_forgotten_a_year_after_the_consultation_ended(
+        world: World, core: ServiceCore, clock: Clock) -> None:
+    """URNE_PARTICIPATION_DAYS (365) after a consultation's last step ended, the
+    schedule's run forgets who took part: its proposals stay, its archive, without their
+    authors, and its reports go. A consultation with a poll still open, or with nothing
+    ended (no step, no poll closed), keeps them."""
+    def authors(cid: str) -> list[str]:
+        page = ok(core, ListProposals(consultation_id=cid, actor=ADMIN))[0]
+        return [p["author_id"] for p in page["items"]]
+
+    def reports(pid: str) -> list[str]:
+        items = ok(core, ListProposalReports(proposal_id=pid, actor=ADMIN))[0]["items"]
+        return [r["reporter_id"] for r in items]
+
+    ok(core, ReportProposal(proposal_id=world.proposals["published"], reason="Advertising",
+                            actor=READER))
+    undated = consultation(core, clock, opened=None)
+    submit(core, undated, CREATOR)
+    running = consultation(core, clock)
+    submit(core, running)
+    poll = ok(core, CreatePoll(consultation_id=running, rules=RULES, actor=CREATOR))[0]["id"]
+    ok(core, OpenPoll(poll_id=poll, actor=CREATOR))
+    before = world.everything()
+    ok(core, RunSchedule())
+    # The vote step of calendar() ends 14 days from now: a minute short of a year after.
+    clock.advance(days=14 + 365, seconds=-60)
+    ok(core, RunSchedule())
+    assert authors(world.cid) == ["pat"] * 3 and reports(world.proposals["published"]) == ["rita"]
+    clock.advance(minutes=11)  # the next purge, the year past
+    ok(core, RunSchedule())
+    assert authors(world.cid) == ["", "", ""] and reports(world.proposals["published"]) == []
+    after = world.everything()
+    for view in (*after[0], *after[1]["items"]):
+        assert view["author_id"] == ""
+    for view in (*before[0], *before[1]["items"]):
+        view.update(author_id="", report_count=0)
+    assert after[0] == before[0]  # titles, bodies, statuses: all else stays
+    assert [p["id"] for p in after[1]["items"]] == [p["id"] for p in before[1]["items"]]
+    assert authors(undated) == ["ada"] and authors(running) == ["pat"]
+    # Again, later: nothing else changes, and a consultation once forgotten is not read.
+    clock.advance(minutes=11)
+    ok(core, RunSchedule())
+    assert world.everything() == after and authors(running) == ["pat"]

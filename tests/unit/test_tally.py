@@ -481,12 +481,16 @@ def test_the_copy_of_the_ballots_goes_when_its_retention_is_over(
     clock.advance(days=60, minutes=-10)  # not quite 90 days since POLL was signed
     ok(tally.core, CheckPolls())
     assert len(list(tally.store.ballots(POLL))) == 4
+    assert tally.store.partials("embedded", 1, POLL) != []
     clock.advance(minutes=9)  # 90 days, but the last look was less than 10 minutes ago
     ok(tally.core, CheckPolls())
     assert len(list(tally.store.ballots(POLL))) == 4
     clock.advance(minutes=1, seconds=1)
     ok(tally.core, CheckPolls())
     assert list(tally.store.ballots(POLL)) == [] and len(list(tally.store.ballots(other))) == 1
+    # Its partial counts too (the shards' checkpoints are read whole at each start).
+    assert tally.store.partials("embedded", 1, POLL) == []
+    assert tally.store.partials("embedded", 1, other) != []
     assert tally.store.copies_to_purge(clock()) == [other]  # POLL's is gone, not listed
     # The public proof is all still served, and holds.
     assert ok(tally.core, GetRecord(poll_id=POLL))[0] == record

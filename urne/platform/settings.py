@@ -169,6 +169,10 @@ class RoleSettings(BaseSettings):
     # Days the log of what staff did (roles granted, consultations run, people helped at
     # a desk) is kept: Cassandra's time-to-live, a purge on SQLite.
     action_log_days: int = Field(default=365, ge=1, le=3_650)
+    # Days after a consultation's last step or poll ended that its proposals keep their
+    # authors' person ids and its reports (reporter, reason) are kept; the proposal
+    # service's schedule then forgets them, the proposals staying as its archive.
+    participation_days: int = Field(default=365, ge=1, le=3_650)
     # Days an account no one signs in to is kept, by the month of its last sign-in;
     # identity's purge deletes it then, as its owner could (DELETE /v1/me).
     account_days: int = Field(default=3 * 365, ge=31, le=36_500)

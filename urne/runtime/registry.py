@@ -80,6 +80,8 @@ class ServiceConfig(Protocol):
     @property
     def action_log_days(self) -> int: ...
     @property
+    def participation_days(self) -> int: ...
+    @property
     def account_days(self) -> int: ...
     @property
     def tree_head_seconds(self) -> int: ...
@@ -203,7 +205,9 @@ def identity_core(store: IdentityStore, config: ServiceConfig) -> ServiceCore:
 
 def proposal_core(store: ProposalStore, config: ServiceConfig) -> ServiceCore:
     return ProposalHandlers(store, max_proposals_per_person=config.max_proposals_per_person,
-                            action_log_keep=timedelta(days=config.action_log_days)).core()
+                            action_log_keep=timedelta(days=config.action_log_days),
+                            participation_keep=timedelta(days=config.participation_days),
+                            ).core()
 
 
 def vote_core(store: VoteStore, config: ServiceConfig) -> ServiceCore:

@@ -211,9 +211,20 @@ class CassandraProposalStore:
         self._reports = p(f"SELECT * FROM {ks}.proposal_reports WHERE consultation_id = ?")
         self._reports_of = p(f"SELECT * FROM {ks}.proposal_reports WHERE consultation_id = ? "
                              "AND proposal_id = ?")
+        # Retention (migration 009). The author goes by a lightweight transaction, as
+        # every other change of a proposal (replace_proposal): mixing plain writes with
+        # them on one row is unsafe.
+        self._all_consultations = p(f"SELECT * FROM {ks}.consultations")
+        self._forget_author = p(f"UPDATE {ks}.proposals SET author_id = '' {where} IF EXISTS")
+        self._drop_quota = p(f"DELETE FROM {ks}.proposal_quota WHERE consultation_id = ? "
+                             "AND author_id = ?")
+        self._drop_reports = p(f"DELETE FROM {ks}.proposal_reports WHERE consultation_id = ?")
+        self._forgotten = p(f"UPDATE {ks}.consultations SET participation_forgotten_at = ? "
+                            "WHERE consultation_id = ?")
         for stmt in (self._proposal, self._proposals, self._proposals_after,
                      self._index_proposal, self._proposal_place, self._quota, self._reports,
-                     self._reports_of):
+                     self._reports_of, self._all_consultations, self._drop_quota,
+                     self._drop_reports, self._forgotten):
             stmt.is_idempotent = True
 
     @guarded
@@ -277,6 +288,29 @@ class CassandraProposalStore:
         found = [Report(r.proposal_id, r.consultation_id, r.reporter_id, r.reason,
                         utc(r.reported_at)) for r in rows]
         return sorted(found, key=lambda r: (r.reported_at, r.proposal_id, r.reporter_id))
+
+    @guarded
+    def unforgotten_consultations(self) -> list[Consultation]:
+        # The whole table: a city has hundreds of consultations, and the schedule's run
+        # asks every ten minutes at most.
+        return [_consultation(r) for r in self.s.execute(self._all_consultations)
+                if r.participation_forgotten_at is None]
+
+    @guarded
+    def forget_participation(self, consultation_id: str, at: datetime) -> int:
+        # The quotas and reports first, the authors (which find the quotas) after, the
+        # mark last: a run stopped half-way is done again whole by the next.
+        kept = [r for r in self.s.execute(self._proposals, (consultation_id,)) if r.author_id]
+        execute_concurrent_with_args(
+            self.s, self._drop_quota, [(consultation_id, a) for a in {r.author_id for r in kept}],
+            concurrency=32, raise_on_first_error=True)
+        self.s.execute(self._drop_reports, (consultation_id,))
+        execute_concurrent_with_args(
+            self.s, self._forget_author,
+            [(consultation_id, r.created_at, r.proposal_id) for r in kept],
+            concurrency=32, raise_on_first_error=True)
+        self.s.execute(self._forgotten, (at, consultation_id))
+        return len(kept)
 
     @guarded
     def add_poll(self, p: Poll) -> None:

@@ -174,6 +174,24 @@ class SqliteProposalStore:
         return [Report(r["proposal_id"], r["consultation_id"], r["reporter_id"], r["reason"],
                        datetime.fromisoformat(r["reported_at"])) for r in rows]
 
+    def unforgotten_consultations(self) -> list[Consultation]:
+        rows = self.db.query("SELECT * FROM consultations "
+                             "WHERE participation_forgotten_at IS NULL")
+        return [_consultation(r) for r in rows]
+
+    def forget_participation(self, consultation_id: str, at: datetime) -> int:
+        # The quota slot goes with the author: the unique index on (consultation, author,
+        # slot) would refuse two authorless proposals in one slot.
+        with self.db.tx() as tx:
+            forgotten = tx.execute(
+                "UPDATE proposals SET author_id = '', quota_slot = NULL "
+                "WHERE consultation_id = ? AND author_id != ''", (consultation_id,)).rowcount
+            tx.execute("DELETE FROM proposal_reports WHERE consultation_id = ?",
+                       (consultation_id,))
+            tx.execute("UPDATE consultations SET participation_forgotten_at = ? "
+                       "WHERE consultation_id = ?", (at.isoformat(), consultation_id))
+        return forgotten
+
     def add_poll(self, p: Poll) -> None:
         with self.db.tx() as tx:
             tx.execute("INSERT INTO polls (poll_id, consultation_id, proposal_id, rules, status, "

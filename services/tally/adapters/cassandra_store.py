@@ -96,6 +96,8 @@ class CassandraTallyStore:
         self._signed = p(f"SELECT poll_id, signed FROM {ks}.results")
         self._purged = p(f"SELECT poll_id FROM {ks}.purged_copies")
         self._drop_bucket = p(f"DELETE FROM {ks}.counted WHERE poll_id = ? AND bucket = ?")
+        self._drop_partial = p(f"DELETE FROM {ks}.checkpoints WHERE stream = ? AND shard = ? "
+                               "AND poll_id = ?")
         self._mark_purged = p(f"INSERT INTO {ks}.purged_copies (poll_id, purged_at) "
                               "VALUES (?, ?)")
         self._chunk = p(f"INSERT INTO {ks}.record_chunks (poll_id, bucket, chunk, lines) "
@@ -409,10 +411,14 @@ class CassandraTallyStore:
                       if r.poll_id not in purged and signed_before(r.signed, before))
 
     @guarded
-    def purge_copy(self, poll_id: str, now: datetime) -> None:
+    def purge_copy(self, poll_id: str, now: datetime, stream: str, shards: int) -> None:
         # A partition delete per bucket: tombstones for whole partitions, not per row.
         execute_concurrent_with_args(self.s, self._drop_bucket,
                                      [(poll_id, b) for b in range(BUCKETS)],
+                                     raise_on_first_error=True)
+        # A row in each shard's checkpoint partition; its static position stays.
+        execute_concurrent_with_args(self.s, self._drop_partial,
+                                     [(stream, shard, poll_id) for shard in range(shards)],
                                      raise_on_first_error=True)
         self.s.execute(self._mark_purged, (poll_id, now))
 

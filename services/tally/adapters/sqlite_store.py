@@ -247,9 +247,10 @@ class SqliteTallyStore:
                              "(SELECT poll_id FROM purged_copies) ORDER BY poll_id")
         return [r["poll_id"] for r in rows if signed_before(r["signed"], before)]
 
-    def purge_copy(self, poll_id: str, now: datetime) -> None:
+    def purge_copy(self, poll_id: str, now: datetime, stream: str, shards: int) -> None:
         with self.db.tx() as tx:
             tx.execute("DELETE FROM ballots WHERE poll_id = ?", (poll_id,))
+            tx.execute("DELETE FROM partials WHERE poll_id = ?", (poll_id,))
             tx.execute("INSERT OR IGNORE INTO purged_copies VALUES (?, ?)",
                        (poll_id, now.isoformat()))
 
