@@ -53,6 +53,9 @@ SIGN_IN_CONCURRENCY = 16
 RETRIES_503 = 5  # for setup requests; each waits Retry-After (1 s)
 # A read whose pooled connection the server closed as it went out is sent again.
 DISCONNECT_RETRIES = 2
+# Pooled connections are dropped by the client after this long idle: before uvicorn's
+# keep-alive timeout (5 s) closes them under a request (aiohttp's default is 15 s).
+KEEPALIVE_S = 3.0
 
 
 class Outbox:
@@ -113,13 +116,14 @@ class Run:
     async def get(self, path: str) -> tuple[int, dict[str, Any]]:
         """A read, sent again if the server closed the pooled connection it went out on:
         an idle keep-alive connection the server times out (uvicorn: after 5 s) as the
-        client reuses it gives ServerDisconnectedError, and a GET may simply be repeated
-        (seen after the ballots, polling for the result)."""
+        client reuses it gives ServerDisconnectedError, or ECONNRESET (ClientOSError),
+        and a GET may simply be repeated (both seen after the ballots, polling for the
+        result). The pool's own keep-alive (``KEEPALIVE_S``) makes the race rare."""
         for attempt in range(DISCONNECT_RETRIES + 1):
             try:
                 async with self.session.get(self.base + path) as r:
                     return r.status, await r.json(content_type=None)
-            except aiohttp.ServerDisconnectedError:
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
                 if attempt == DISCONNECT_RETRIES:
                     raise
         raise AssertionError("unreachable")
@@ -309,7 +313,7 @@ def reconcile(sends: list[Send], results: list[Result], result_doc: dict[str, An
 async def measure(args: argparse.Namespace, system: System | None) -> dict[str, Any]:
     base = args.url or (system.base if system else "")
     outbox = Outbox(args.outbox if args.url else system.outbox)  # type: ignore[union-attr]
-    connector = aiohttp.TCPConnector(limit=args.connections)
+    connector = aiohttp.TCPConnector(limit=args.connections, keepalive_timeout=KEEPALIVE_S)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         run = Run(base, outbox, session)

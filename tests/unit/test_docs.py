@@ -81,3 +81,14 @@ def test_every_test_folder_is_named() -> None:
             if p.is_dir() and p.name != "__pycache__"}
     named = set(re.findall(r"([a-z0-9_]+)/", line))
     assert named == real
+
+
+def test_every_message_type_has_its_row() -> None:
+    """The message table of docs/architecture.md names every registered message type:
+    a new message without a row there is a flow the page no longer tells."""
+    from urne.contracts import REGISTRY
+
+    rows = "\n".join(line for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines()
+                     if line.startswith("| `"))
+    missing = sorted(t for t in REGISTRY if f"`{t}`" not in rows)
+    assert missing == [], f"no row in docs/architecture.md's message table for {missing}"

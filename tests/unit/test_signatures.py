@@ -105,6 +105,12 @@ def test_commands_come_from_the_gateway_events_from_their_producer(keys: Path,
     assert allowed("poll.get.v1", "gateway") and not allowed("poll.get.v1", "vote")
     assert allowed("poll.closed.v1", "proposal") and not allowed("poll.closed.v1", "tally")
     assert allowed("something.new.v9", "vote")  # unknown types: the consumer's to refuse
+    # The timers' commands come from no one on the broker, the gateway included: a
+    # schedule run or a tally check on demand would be anyone's lever on the timing.
+    for timed in ("poll.run_schedule.v1", "tally.check_polls.v1", "identity.purge_expired.v1",
+                  "vote.purge_ballots.v1"):
+        assert not any(allowed(timed, sender) for sender in
+                       ("gateway", "identity", "proposal", "vote", "tally")), timed
     verifier.check(load_signer(keys, "gateway").sign(wrap(GetPoll(poll_id="p1"), "gateway")))
     assert reason(verifier, load_signer(keys, "vote").sign(
         wrap(GetPoll(poll_id="p1"), "vote"))) == "not_allowed"

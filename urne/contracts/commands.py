@@ -339,7 +339,9 @@ class ExtendPoll(_Proposal):
 class RunSchedule(_Proposal):
     """Open and close the polls whose time has come, and send again the poll events a
     crash may have kept from the broker. Sent by the proposal service's own timer,
-    never through the gateway."""
+    never over the broker (no sender may)."""
+
+    SENDERS: ClassVar[frozenset[str]] = frozenset()
 
 
 @message("poll.publish.v1")
@@ -466,9 +468,10 @@ class _TallyQuery(Query):
 class CheckPolls(Command):
     """Publish the sealed polls that can be, and ask the vote service again for the
     ballots of those still short of their seal (``ballots.missing.v1``). Sent by the
-    tally's own timer, never through the gateway."""
+    tally's own timer, never over the broker (no sender may)."""
 
     OWNER = "tally"
+    SENDERS: ClassVar[frozenset[str]] = frozenset()
 
 
 @message("result.get.v1")
