@@ -55,11 +55,11 @@ class PendingCode:
 @dataclass(frozen=True)
 class LoginCodes:
     """The codes sent to one address that are still pending: a new code does not void
-    the one its owner may be typing (a stranger can ask for codes too). The address is
-    a normalised e-mail address or an E.164 phone number (which has no "@": the two
-    never meet)."""
+    the one its owner may be typing (a stranger can ask for codes too). The address (a
+    normalised e-mail address or an E.164 phone number, which has no "@": the two never
+    meet) is stored as its keyed hash only (``codes_key``)."""
 
-    address: str
+    key: str
     pending: tuple[PendingCode, ...]
     attempts_left: int  # wrong codes until every pending one is burnt
     version: int = 0  # each write adds one: writes are conditional on it
@@ -79,31 +79,38 @@ def departed_key(secret: str, address: str) -> str:
                     hashlib.sha256).hexdigest()
 
 
+def codes_key(secret: str, address: str) -> str:
+    """Where an address's codes are stored: a keyed hash, so that the table does not
+    tell whose sign-in is under way to whoever reads it without the secret."""
+    return hmac.new(secret.encode(), f"urne-codes-v1\x00{address}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
 def new_code() -> str:
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
 
 
-def hash_code(secret: str, address: str, code: str) -> str:
+def hash_code(secret: str, key: str, code: str) -> str:
     # Keyed so a leaked table does not give codes away by brute force offline.
-    return hmac.new(secret.encode(), f"{address}\x00{code}".encode(),
+    return hmac.new(secret.encode(), f"{key}\x00{code}".encode(),
                     hashlib.sha256).hexdigest()
 
 
-def with_new_code(secret: str, address: str, previous: LoginCodes | None, now: datetime,
+def with_new_code(secret: str, key: str, previous: LoginCodes | None, now: datetime,
                   code: str) -> LoginCodes:
     """``previous`` with one more pending code. The wrong codes already counted still
     count while a code is pending (asking for codes buys no guesses); once none is
     pending, a new code comes with every attempt."""
     live = previous.live(now) if previous else ()
     attempts = previous.attempts_left if previous and live else MAX_ATTEMPTS
-    pending = (*live, PendingCode(hash_code(secret, address, code), now + CODE_TTL))
-    return LoginCodes(address, pending[-MAX_PENDING:], attempts,
+    pending = (*live, PendingCode(hash_code(secret, key, code), now + CODE_TTL))
+    return LoginCodes(key, pending[-MAX_PENDING:], attempts,
                       previous.version + 1 if previous else 0)
 
 
 def code_matches(secret: str, codes: LoginCodes, code: str, now: datetime) -> bool:
     """Whether ``code`` is one of the pending codes (each compared in constant time)."""
-    candidate = hash_code(secret, codes.address, code.strip())
+    candidate = hash_code(secret, codes.key, code.strip())
     matches = [hmac.compare_digest(p.code_hash, candidate) for p in codes.live(now)]
     return codes.attempts_left > 0 and any(matches)
 

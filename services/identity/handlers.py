@@ -152,8 +152,9 @@ class IdentityHandlers:
                                       "later", code="code_rate_limited",
                                       retry_after=limits.retry_after(wait))
         code = self.new_code()
-        self._swap_codes(address, lambda codes: domain.with_new_code(
-            self.code_secret, address, codes, now, code))
+        key = domain.codes_key(self.code_secret, address)
+        self._swap_codes(key, lambda codes: domain.with_new_code(
+            self.code_secret, key, codes, now, code))
         ttl = int(domain.CODE_TTL.total_seconds())
         sender.send(address, code, ttl)
         return LoginCodeSent(channel=channel, expires_in=ttl)
@@ -239,7 +240,7 @@ class IdentityHandlers:
                 return None  # nothing to burn: the answer is the same
             return domain.spent(codes) if matched else domain.after_wrong_code(codes, now)
 
-        self._swap_codes(address, verdict)
+        self._swap_codes(domain.codes_key(self.code_secret, address), verdict)
         if not matched:
             self._wrong_code(now, client)
         return now
@@ -354,13 +355,14 @@ class IdentityHandlers:
                 return None
         raise Busy("sign-in limits are too busy to count; retry", code="sign_in_busy")
 
-    def _swap_codes(self, address: str, change: Callable[[domain.LoginCodes | None],
-                                                      domain.LoginCodes | None]
+    def _swap_codes(self, key: str, change: Callable[[domain.LoginCodes | None],
+                                                  domain.LoginCodes | None]
                     ) -> domain.LoginCodes | None:
-        """Apply ``change`` to the address's codes as one conditional write, reading them
-        again if another process wrote first; what was written (None: nothing)."""
+        """Apply ``change`` to an address's codes (``key``: ``domain.codes_key``) as one
+        conditional write, reading them again if another process wrote first; what was
+        written (None: nothing)."""
         for _ in range(SWAP_TRIES):
-            previous = self.store.login_codes(address)
+            previous = self.store.login_codes(key)
             codes = change(previous)
             if codes is None or self.store.swap_login_codes(previous, codes):
                 return codes

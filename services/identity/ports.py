@@ -67,8 +67,9 @@ class IdentityStore(Protocol):
     def save_district(self, person: Person) -> None:
         """Store ``person.district`` for that person, who is stored already."""
         ...
-    def login_codes(self, address: str) -> LoginCodes | None:
-        """The codes of a sign-in address: an e-mail address or a phone number."""
+    def login_codes(self, key: str) -> LoginCodes | None:
+        """The codes of a sign-in address (an e-mail address or a phone number), found
+        by its keyed hash (``domain.codes_key``)."""
         ...
     def swap_login_codes(self, previous: LoginCodes | None, codes: LoginCodes) -> bool:
         """Store ``codes`` if the stored ones are still ``previous`` (same version, or

@@ -20,6 +20,7 @@ from urne.crypto.tokens import TokenIssuer
 from urne.messaging.kernel import ServiceCore
 from urne.runtime.registry import SERVICES
 from urne.services.identity import limits
+from urne.services.identity.domain import codes_key
 from urne.services.identity.handlers import IdentityHandlers
 from urne.storage.cassandra import connect
 
@@ -74,7 +75,7 @@ def test_two_processes_racing_send_no_more_codes_than_the_limit(
     # (or, when the transactions kept colliding, to retry).
     assert 0 < len(sent) <= most and codes <= {"code_rate_limited", "sign_in_busy"}
     assert len(outbox.sent) == len(sent)
-    pending = store.login_codes(email)  # type: ignore[attr-defined]
+    pending = store.login_codes(codes_key("c" * 32, email))  # type: ignore[attr-defined]
     assert pending is not None and len(pending.pending) == len(sent)
     counter = store.counter(limits.key("c" * 32, limits.SENDS_TO_ADDRESS_FROM_CLIENT,  # type: ignore[attr-defined]
                                        STRANGER, email))

@@ -141,9 +141,10 @@ def test_identity_persons_registered_by_phone(backend: Any) -> None:
     assert store.person(person.person_id) == replace(person, district="sud", role="agent")
     assert store.person(bystander.person_id) == bystander
     assert store.person_by_email(phone) is None and store.person_by_phone("+33600000000") is None
-    # Codes are keyed by the number as by an address.
-    codes = identity_domain.with_new_code("s", phone, None, NOW, "123456")
-    assert store.swap_login_codes(None, codes) and store.login_codes(phone) == codes
+    # Codes are kept under the number's keyed hash as under an address's.
+    key = identity_domain.codes_key("s", phone)
+    codes = identity_domain.with_new_code("s", key, None, NOW, "123456")
+    assert store.swap_login_codes(None, codes) and store.login_codes(key) == codes
 
 
 def test_identity_a_deleted_person_leaves_their_id_under_a_keyed_hash(backend: Any) -> None:
@@ -224,20 +225,20 @@ def test_identity_persons_registered_at_desk(backend: Any) -> None:
 
 def test_identity_login_codes_and_voting_status(backend: Any) -> None:
     store = backend("identity")
-    email = f"{new_id()}@example.org"
-    assert store.login_codes(email) is None
-    first = identity_domain.with_new_code("s", email, None, NOW, "123456")
+    key = identity_domain.codes_key("s", f"{new_id()}@example.org")
+    assert store.login_codes(key) is None
+    first = identity_domain.with_new_code("s", key, None, NOW, "123456")
     assert store.swap_login_codes(None, first)
-    got = store.login_codes(email)
+    got = store.login_codes(key)
     assert got == first and aware_utc(got.pending[0].expires_at)
-    second = identity_domain.with_new_code("s", email, first, NOW, "654321")
+    second = identity_domain.with_new_code("s", key, first, NOW, "654321")
     assert store.swap_login_codes(first, second)
-    assert store.login_codes(email) == second and len(second.pending) == 2
+    assert store.login_codes(key) == second and len(second.pending) == 2
     # Conditional: a write from a stale read (another process wrote since) is refused,
     # and so is a second first write.
     assert not store.swap_login_codes(first, identity_domain.spent(first))
     assert not store.swap_login_codes(None, first)
-    assert store.login_codes(email) == second
+    assert store.login_codes(key) == second
 
     counter = limits.Counter(f"t:{new_id()}", NOW, 1)
     assert store.counter(counter.key) is None
@@ -912,7 +913,8 @@ def test_sqlite_district_migration_keeps_the_persons_already_there(tmp_path: Pat
     assert db.migrate(folder) == ["002_district", "003_action_log", "004_sign_in_limits",
                                   "005_census", "006_phones", "007_desk", "008_desk_cards",
                                   "009_sign_in_list", "010_poll_closed_at", "011_eligible",
-                                  "012_census_retention", "013_departed", "014_seen"]
+                                  "012_census_retention", "013_departed", "014_seen",
+                                  "015_codes_keyed"]
     store = SERVICES["identity"].sqlite_store(db)
     old = Person(pid, "old@example.org", "participant", NOW, None)
     assert store.person(pid) == old == store.person_by_email("old@example.org")
@@ -952,7 +954,7 @@ def test_cassandra_district_migration_keeps_the_persons_already_there(
         "002_district", "003_action_log", "004_sign_in_limits", "005_census", "006_phones",
         "007_desk", "008_desk_cards", "009_sign_in_list", "010_poll_closed_at",
         "011_eligible", "012_census_retention",
-        "013_departed", "014_seen"]
+        "013_departed", "014_seen", "015_codes_keyed"]
     store = SERVICES["identity"].cassandra_store(session, ks)
     # The index on person_id is built over the rows already there, in the background:
     # until it is, a read by id is a 503 (store_unavailable, retry), never a wrong answer.

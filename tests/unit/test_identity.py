@@ -97,6 +97,10 @@ def identity(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> Identity
     return make_identity(tmp_path, identity_key, clock)
 
 
+def codes_of(identity: Identity, address: str) -> domain.LoginCodes | None:
+    return identity.store.login_codes(domain.codes_key("test-code-secret", address))
+
+
 def make_identity(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> Identity:
     store = SqliteIdentityStore(service_db(tmp_path / "identity.db", "identity"))
     sender = CapturingSender()
@@ -118,9 +122,12 @@ def test_sign_in_gives_a_participant_access_token(identity: Identity) -> None:
     [(to, code, expires_in)] = identity.sender.sent
     assert (to, expires_in) == (CITIZEN, 600)
     assert len(code) == domain.CODE_DIGITS and code.isdigit()
-    # Only a keyed hash of the code is stored.
-    [pending] = identity.store.login_codes(CITIZEN).pending
+    # Only a keyed hash of the code is stored, under a keyed hash of the address: the
+    # table names no one.
+    [pending] = codes_of(identity, CITIZEN).pending
     assert code not in pending.code_hash
+    rows = identity.store.db.query("SELECT * FROM sign_in_codes")
+    assert len(rows) == 1 and CITIZEN not in repr([tuple(r) for r in rows])
 
     data, events = ok(identity.core, VerifyLoginCode(email=CITIZEN, code=code))
     assert data["role"] == "participant"
@@ -189,7 +196,7 @@ def test_wrong_codes_burn_the_pending_codes(identity: Identity) -> None:
     # A fresh code works again, with a full set of attempts.
     identity.request(CITIZEN)
     fresh = identity.sender.last_code(CITIZEN)
-    assert identity.store.login_codes(CITIZEN).attempts_left == domain.MAX_ATTEMPTS
+    assert codes_of(identity, CITIZEN).attempts_left == domain.MAX_ATTEMPTS
     ok(identity.core, VerifyLoginCode(email=CITIZEN, code=fresh))
 
 
@@ -245,7 +252,7 @@ def test_asking_for_codes_buys_no_guesses(identity: Identity) -> None:
         refused(core, VerifyLoginCode(email=CITIZEN, code="999999"))
     ok(core, RequestLoginCode(email=CITIZEN))  # pending codes: the count goes on
     refused(core, VerifyLoginCode(email=CITIZEN, code="999999"))
-    assert identity.store.login_codes(CITIZEN).pending == ()  # the fifth burnt both
+    assert codes_of(identity, CITIZEN).pending == ()  # the fifth burnt both
     assert refused(core, VerifyLoginCode(email=CITIZEN, code="000101"))["code"] == "code_invalid"
 
 
@@ -341,10 +348,12 @@ def test_kiosks_are_not_limited_per_client(tmp_path: Path, identity_key: Signing
 def test_codes_and_counters_are_keyed_apart_from_the_pseudonyms(identity: Identity) -> None:
     """Two secrets: the code hashes and counters change with the code secret only."""
     identity.request(CITIZEN)
-    [pending] = identity.store.login_codes(CITIZEN).pending
+    [pending] = codes_of(identity, CITIZEN).pending
     code = identity.sender.last_code(CITIZEN)
-    assert pending.code_hash == domain.hash_code("test-code-secret", CITIZEN, code)
-    assert pending.code_hash != domain.hash_code("test-secret", CITIZEN, code)
+    stored_under = domain.codes_key("test-code-secret", CITIZEN)
+    assert stored_under != domain.codes_key("test-secret", CITIZEN)
+    assert pending.code_hash == domain.hash_code("test-code-secret", stored_under, code)
+    assert pending.code_hash != domain.hash_code("test-secret", stored_under, code)
     keys = {r["key"] for r in identity.store.db.query("SELECT key FROM limit_counters")}
     assert limits.key("test-code-secret", limits.SENDS_TO_ADDRESS, CITIZEN) in keys
     assert limits.key("test-secret", limits.SENDS_TO_ADDRESS, CITIZEN) not in keys
@@ -381,7 +390,7 @@ def test_a_write_lost_to_another_process_is_made_again(identity: Identity) -> No
     counts = sorted(r["count"] for r in identity.store.db.query(
         "SELECT count FROM limit_counters"))
     assert counts == [2, 2]
-    assert len(identity.store.login_codes(CITIZEN).pending) == 2
+    assert len(codes_of(identity, CITIZEN).pending) == 2
 
 
 class RacingStore(SqliteIdentityStore):
@@ -668,8 +677,8 @@ def test_the_purge_deletes_spent_codes_and_old_counters_only(identity: Identity)
     assert data == {"removed": {"sign_in_codes": 1, "limit_counters": 0, "desk_codes": 0,
                                 "sign_in_lists": 0, "censuses": 0,
                                 "action_log": 0, "accounts": 0}}
-    assert identity.store.login_codes("early@example.org") is None
-    assert identity.store.login_codes("late@example.org") is not None
+    assert codes_of(identity, "early@example.org") is None
+    assert codes_of(identity, "late@example.org") is not None
     # Within ten minutes the timer's asking does nothing.
     assert ok(identity.core, PurgeExpired())[0] == {"removed": {}}
 

@@ -26,6 +26,7 @@ from urne.crypto.tokens import TokenIssuer, TokenVerifier
 from urne.platform.errors import DomainError
 from urne.services.identity import limits, phones
 from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
+from urne.services.identity.domain import codes_key
 from urne.services.identity.handlers import IdentityHandlers
 
 pytestmark = pytest.mark.unit
@@ -111,8 +112,8 @@ def identity(tmp_path: Path, identity_key: SigningKey, clock: Clock) -> SmsIdent
 
 def test_a_person_without_e_mail_registers_by_sms(identity: SmsIdentity) -> None:
     ok(identity.core, RequestSmsCode(phone=MOBILE))
-    # Only a keyed hash of the code is kept, under the number.
-    [pending] = identity.store.login_codes(MOBILE).pending
+    # Only a keyed hash of the code is kept, under a keyed hash of the number.
+    [pending] = identity.store.login_codes(codes_key("test-code-secret", MOBILE)).pending
     assert identity.code(MOBILE) not in pending.code_hash
     data = ok(identity.core, VerifySmsCode(phone=MOBILE, code=identity.code(MOBILE)))[0]
     assert [to for to, _, _ in identity.sms.sent] == [MOBILE] and identity.mail.sent == []
@@ -128,7 +129,7 @@ def test_a_refused_number_is_sent_nothing_and_changes_nothing(identity: SmsIdent
     for number, code in (("+12015550123", "phone_refused"), ("+3361234", "phone_invalid")):
         problem = refused(identity.core, RequestSmsCode(phone=number, client=STRANGER))
         assert problem["code"] == code
-        assert identity.store.login_codes(number) is None
+        assert identity.store.login_codes(codes_key("test-code-secret", number)) is None
     assert identity.sms.sent == []
     key = limits.key("test-code-secret", limits.SENDS_TO_ADDRESS, "+12015550123")
     assert identity.store.counter(key) is None

@@ -94,7 +94,7 @@ class CassandraIdentityStore:
             f"UPDATE {ks}.persons_at_desk SET role = ? WHERE person_id = ?")
         self._save_desk_district = session.prepare(
             f"UPDATE {ks}.persons_at_desk SET district = ? WHERE person_id = ?")
-        self._codes = session.prepare(f"SELECT * FROM {ks}.sign_in_codes WHERE email = ?")
+        self._codes = session.prepare(f"SELECT * FROM {ks}.sign_in_codes WHERE address_key = ?")
         # Deleted accounts (migration 013). The person rows are written by lightweight
         # transactions: their deletions are too, so the two are ordered.
         self._depart = session.prepare(
@@ -148,7 +148,8 @@ class CassandraIdentityStore:
         self._counter = session.prepare(f"SELECT * FROM {ks}.limit_counters WHERE key = ?")
         # Lightweight transactions on `version`: limits hold across identity processes.
         self._first_codes, self._next_codes = _swaps(
-            session, f"{ks}.sign_in_codes", "email", ("pending", "attempts_left", "version"))
+            session, f"{ks}.sign_in_codes", "address_key",
+            ("pending", "attempts_left", "version"))
         self._first_count, self._next_count = _swaps(
             session, f"{ks}.limit_counters", "key", ("window_started_at", "count", "version"))
         self._set_status = session.prepare(
@@ -404,18 +405,18 @@ class CassandraIdentityStore:
         return at_desk, (value, person.person_id)
 
     @guarded
-    def login_codes(self, email: str) -> LoginCodes | None:
-        r = self.s.execute(self._codes, (email,)).one()
+    def login_codes(self, key: str) -> LoginCodes | None:
+        r = self.s.execute(self._codes, (key,)).one()
         if r is None:
             return None
-        return LoginCodes(r.email, pending_from_json(r.pending), r.attempts_left, r.version)
+        return LoginCodes(r.address_key, pending_from_json(r.pending), r.attempts_left,
+                          r.version)
 
     @guarded
     def swap_login_codes(self, previous: LoginCodes | None, codes: LoginCodes) -> bool:
         # The row outlives its last code by nothing: every code expires CODE_TTL after
         # it was sent, and each write comes after the last send.
-        # Keyed by the sign-in address, in the column named when it was e-mail only.
-        return self._swap(self._first_codes, self._next_codes, codes.address, (
+        return self._swap(self._first_codes, self._next_codes, codes.key, (
             pending_json(codes.pending), codes.attempts_left, codes.version),
             previous.version if previous else None, CODE_TTL)
 

@@ -122,16 +122,15 @@ class SqliteIdentityStore:
             c.execute("UPDATE persons SET district = ? WHERE person_id = ?",
                       (person.district, person.person_id))
 
-    def login_codes(self, email: str) -> LoginCodes | None:
-        row = self.db.one("SELECT * FROM sign_in_codes WHERE email = ?", (email,))
+    def login_codes(self, key: str) -> LoginCodes | None:
+        row = self.db.one("SELECT * FROM sign_in_codes WHERE address_key = ?", (key,))
         if row is None:
             return None
-        return LoginCodes(row["email"], pending_from_json(row["pending"]), row["attempts_left"],
-                          row["version"])
+        return LoginCodes(row["address_key"], pending_from_json(row["pending"]),
+                          row["attempts_left"], row["version"])
 
     def swap_login_codes(self, previous: LoginCodes | None, codes: LoginCodes) -> bool:
-        # Keyed by the sign-in address, in the column named when it was e-mail only.
-        return self._swap("sign_in_codes", ("email", codes.address), {
+        return self._swap("sign_in_codes", ("address_key", codes.key), {
             "pending": pending_json(codes.pending), "attempts_left": codes.attempts_left,
             "version": codes.version}, previous.version if previous else None)
 
@@ -320,11 +319,13 @@ class SqliteIdentityStore:
 
     def purge_expired(self, now: datetime) -> dict[str, int]:
         # Cassandra's rows expire by themselves (TTL); here the job deletes them.
-        spent = [row["email"] for row in self.db.query("SELECT email, pending FROM sign_in_codes")
+        rows = self.db.query("SELECT address_key, pending FROM sign_in_codes")
+        spent = [row["address_key"] for row in rows
                  if not any(p.expires_at > now for p in pending_from_json(row["pending"]))]
         before = (now - LONGEST_WINDOW).isoformat()
         with self.db.tx() as c:
-            c.executemany("DELETE FROM sign_in_codes WHERE email = ?", [(e,) for e in spent])
+            c.executemany("DELETE FROM sign_in_codes WHERE address_key = ?",
+                          [(k,) for k in spent])
             counters = c.execute("DELETE FROM limit_counters WHERE window_started_at < ?",
                                  (before,)).rowcount
             desk_codes = c.execute("UPDATE persons SET desk_code_hash = NULL, "
