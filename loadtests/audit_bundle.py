@@ -5,9 +5,9 @@ run), then ``urne audit verify --bundle`` timed on it. Prints JSON.
     python -m loadtests.audit_bundle [--ballots 1000000] [--keep DIR]
 
 Timed in this process, as the command runs it: reading the bundle (``bundle.load``:
-the NDJSON parsed line by line) and the checks (``verify``: the signature, the rules
-hash, the canonical bytes and leaf hash of every entry and the Merkle root over them,
-the chain of the log, the recount). Building the bundle is not timed. 10 % of the
+the NDJSON parsed line by line, each entry's canonical bytes and leaf hash computed)
+and the checks (``verify``: the signature, the rules hash, the Merkle root over the
+leaf hashes, the chain of the log, the recount). Building the bundle is not timed. 10 % of the
 ballots are revotes: the record (``urne.record.v2``) holds every ballot, and about nine
 in ten of them count. Peak memory of this process is reported too.
 """

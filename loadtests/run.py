@@ -293,20 +293,28 @@ async def broker_confirm_rate(amqp_url: str, messages: int = 5000) -> float:
 
 def reconcile(sends: list[Send], results: list[Result], result_doc: dict[str, Any],
               record: dict[str, Any]) -> dict[str, Any]:
-    """accepted = stored = counted, by id."""
+    """accepted = stored = counted, by id: the trackers of the 201s (a replayed request's
+    receipt names the same ballot) are those of the record's entries, which are every
+    ballot stored (``ballots_received`` of them), and its counted entries are each
+    voter's last accepted ballot."""
     accepted_ids: set[str] = set()
+    accepted_trackers: set[str] = set()
     last: dict[int, tuple[int, str]] = {}  # voter -> (sequence, tracker) of the last 201
     for send, r in zip(sends, results, strict=True):
         if r.status == 201:
             accepted_ids.add(r.body["ballot_id"])
             seq, tracker = r.body["sequence"], r.body["tracker"]
+            accepted_trackers.add(tracker)
             if seq >= last.get(send.voter, (0, ""))[0]:
                 last[send.voter] = (seq, tracker)
     stored = int(result_doc["result"]["ballots_received"])
+    stored_trackers = [e["tracker"] for e in record["entries"]]
     counted = {e["tracker"] for e in log.counted(record["entries"])}
     expected = {tracker for _, tracker in last.values()}
     return {"accepted": len(accepted_ids), "stored": stored, "counted": len(counted),
-            "voters": len(last), "accepted_equals_stored": len(accepted_ids) == stored,
+            "voters": len(last),
+            "accepted_equals_stored": len(accepted_ids) == len(accepted_trackers) == stored
+            == len(stored_trackers) and set(stored_trackers) == accepted_trackers,
             "counted_trackers_equal_last_accepted": counted == expected}
 
 

@@ -454,10 +454,14 @@ class ProposalHandlers:
     def _forget_participation(self, now: datetime) -> None:
         """Who wrote and who reported which proposal, ``participation_keep`` after a
         consultation's participation ended: the proposals stay, its public archive,
-        without their authors; the reports go (docs/privacy.md)."""
-        for c in self.store.unforgotten_consultations():
+        without their authors; the reports go (docs/privacy.md). Forgotten again if it
+        was given a later step or poll since, once that has ended as long ago."""
+        for c, forgotten_at in self.store.consultations_forgotten_at():
             ended = participation_ended(c, self.store.polls(c.consultation_id))
-            if ended is not None and now - ended >= self.participation_keep:
+            if ended is None:
+                continue
+            due = ended + self.participation_keep
+            if now >= due and (forgotten_at is None or forgotten_at < due):
                 forgotten = self.store.forget_participation(c.consultation_id, now)
                 log.info("participation forgotten", extra=log_fields(
                     consultation_id=c.consultation_id, proposals=forgotten))

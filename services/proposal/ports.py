@@ -62,14 +62,15 @@ class ProposalStore(Protocol):
     def reports(self, consultation_id: str, proposal_id: str | None = None) -> list[Report]:
         """The reports of a consultation's proposals (of one, if given), oldest first."""
         ...
-    def unforgotten_consultations(self) -> list[Consultation]:
-        """The consultations whose participation (``forget_participation``) is still kept."""
+    def consultations_forgotten_at(self) -> list[tuple[Consultation, datetime | None]]:
+        """Every consultation, with when its participation was last forgotten
+        (``forget_participation``; None: never)."""
         ...
     def forget_participation(self, consultation_id: str, at: datetime) -> int:
         """Forget who took part in a consultation: its proposals lose their author (the
         empty string) and their place in the author's quota, its reports (reporter and
         reason) go, and the consultation is noted as forgotten at ``at``. Doing it again
-        changes nothing. Returns how many proposals lost their author."""
+        forgets only what came since. Returns how many proposals lost their author."""
         ...
     def add_poll(self, poll: Poll) -> None: ...
     def replace_poll(self, poll: Poll, expected_status: PollStatus,

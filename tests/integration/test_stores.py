@@ -541,8 +541,8 @@ def test_proposal_reports_once_per_person(backend: Any) -> None:
 def test_proposal_participation_is_forgotten_and_stays_so(backend: Any) -> None:
     """Forgetting a consultation's participation: its proposals keep all but their
     authors and their quota slots (two authorless proposals may share one), its reports
-    go, it leaves the consultations still to be forgotten; another consultation's stay
-    untouched; doing it again changes nothing."""
+    go, and when is noted; another consultation's stay untouched; doing it again forgets
+    nothing more."""
     store = backend("proposal")
     cid, other = _consultation(store), _consultation(store)
     author = new_id()
@@ -554,17 +554,21 @@ def test_proposal_participation_is_forgotten_and_stays_so(backend: Any) -> None:
     assert not store.add_proposal(_proposal(cid, 4, author, status="submitted"), limit=2)
     for p in (mine[0], theirs, kept):
         assert store.add_report(Report(p.proposal_id, p.consultation_id, "rita", "Spam", NOW))
-    remembered = {c.consultation_id for c in store.unforgotten_consultations()}
-    assert {cid, other} <= remembered
+    def noted() -> dict[str, datetime | None]:
+        return {c.consultation_id: at for c, at in store.consultations_forgotten_at()
+                if c.consultation_id in (cid, other)}
+
+    assert noted() == {cid: None, other: None}
 
     assert store.forget_participation(cid, NOW) == 3
     forgotten = [replace(p, author_id="") for p in (*mine, theirs)]
     assert list(store.proposals(cid)) == forgotten
     assert store.proposal(mine[0].proposal_id) == forgotten[0]
     assert store.reports(cid) == []
-    ids = {c.consultation_id for c in store.unforgotten_consultations()}
-    assert cid not in ids and other in ids
-    assert store.forget_participation(cid, NOW) == 0
+    assert noted() == {cid: NOW, other: None}
+    assert aware_utc(noted()[cid])
+    assert store.forget_participation(cid, NOW + timedelta(days=1)) == 0
+    assert noted() == {cid: NOW + timedelta(days=1), other: None}
     assert list(store.proposals(cid)) == forgotten
     # The other consultation is as it was: its author's quota and report stay.
     assert list(store.proposals(other)) == [kept]

@@ -20,6 +20,7 @@ from tests.unit.test_tally import (
     BALLOTS,
     POLL,
     RULES,
+    ballot,
     census_opened,
     make_tally,
     opened,
@@ -339,6 +340,32 @@ def test_a_rewrite_signed_again_with_the_tallys_key_is_detected_by_the_receipt(
     assert failing(forged, tally_key.public.kid) == ["inclusion"]
     unchanged = Documents(forged.keys, forged.rules, forged.record, forged.signed)
     assert failing(unchanged, tally_key.public.kid) == []  # nobody else can tell
+
+
+def test_a_revote_the_operator_made_up_is_told_to_its_voter_only(
+        served: Documents, tmp_path: Path, tally_key: SigningKey) -> None:
+    """An operator holding the stores and the tally's key slips in a later ballot for
+    voter c, who voted once: seal, record and result all agree and verify, and only c's
+    receipt, checked against them, says the ballot was replaced."""
+    forged_ballot = ballot("c", 2, "no")
+    ids = [b.ballots[0].ballot_id for b in (*BALLOTS, forged_ballot)]
+    tally = make_tally(tmp_path / "forged", tally_key)
+    tally.feed(opened(), *BALLOTS, forged_ballot, BallotBoxSealedV2(
+        poll_id=POLL, ballots_recorded=len(ids), ballots_digest=ballot_set_digest(ids),
+        sealed_at=AT))
+    forged = Documents(
+        keys=served.keys, rules=served.rules,
+        record=ok(tally.core, GetRecord(poll_id=POLL))[0],
+        signed=ok(tally.core, GetResult(poll_id=POLL))[0],
+        proof=ok(tally.core, ProveInclusion(poll_id=POLL, tracker="TC1"))[0])
+    checks = verify(forged, tally_key.public.kid)
+    assert [c.name for c in checks if not c.ok] == []
+    [inclusion] = [c for c in checks if c.name == "inclusion"]
+    assert "replaced by a later ballot: not counted (if you did not vote again, report it)" \
+        in inclusion.detail
+    # The same receipt against what was really served: counted.
+    [honest] = [c for c in verify(served, tally_key.public.kid) if c.name == "inclusion"]
+    assert honest.ok and "is counted" in honest.detail
 
 
 def test_the_rules_changed_after_the_fact_are_detected_by_their_hash(served: Documents

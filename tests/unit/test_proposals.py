@@ -36,6 +36,7 @@ from urne.contracts.commands import (
     RunSchedule,
     SelectProposal,
     UnhideProposal,
+    UpdateConsultation,
 )
 from urne.contracts.replies import ProposalStatus
 from urne.contracts.steps import Step
@@ -622,7 +623,18 @@ def test_participation_is_forgotten_a_year_after_the_consultation_ended(
     assert after[0] == before[0]  # titles, bodies, statuses: all else stays
     assert [p["id"] for p in after[1]["items"]] == [p["id"] for p in before[1]["items"]]
     assert authors(undated) == ["ada"] and authors(running) == ["pat"]
-    # Again, later: nothing else changes, and a consultation once forgotten is not read.
+    # Again, later: nothing else changes.
     clock.advance(minutes=11)
     ok(core, RunSchedule())
     assert world.everything() == after and authors(running) == ["pat"]
+    # Its organisers give it a new proposals step, and someone takes part: that is
+    # forgotten in turn, a year after the new step ended, and not before.
+    ok(core, UpdateConsultation(consultation_id=world.cid, actor=CREATOR,
+                                steps=calendar(clock(), timedelta(days=1))[:1]))
+    submit(core, world.cid, READER)
+    clock.advance(days=6 + 365, minutes=-1)  # the new step ends 6 days from now
+    ok(core, RunSchedule())
+    assert authors(world.cid) == ["", "", "", "rita"]
+    clock.advance(minutes=11)
+    ok(core, RunSchedule())
+    assert authors(world.cid) == ["", "", "", ""]

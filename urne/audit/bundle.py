@@ -10,8 +10,8 @@ checked again by anyone, with urne's verifier or another:
 - ``record.ndjson``: ``GET /v1/audit/polls/{id}/record.ndjson``
 - ``record.json``: that download's ``Urne-Record-Size`` and ``Urne-Record-Root``
   headers, as ``{"poll_id", "size", "root"}``
-- ``heads.json``: ``GET /v1/audit/polls/{id}/heads`` (absent from bundles of results
-  signed as urne.result.v1)
+- ``heads.json``: ``GET /v1/audit/polls/{id}/heads`` (an empty list for results signed
+  as urne.result.v1; absent from bundles saved before it existed)
 - ``receipts/<tracker>.json``: ``GET /v1/audit/polls/{id}/trackers/{tracker}``, for
   each receipt fetched
 """

@@ -290,11 +290,12 @@ class CassandraProposalStore:
         return sorted(found, key=lambda r: (r.reported_at, r.proposal_id, r.reporter_id))
 
     @guarded
-    def unforgotten_consultations(self) -> list[Consultation]:
+    def consultations_forgotten_at(self) -> list[tuple[Consultation, datetime | None]]:
         # The whole table: a city has hundreds of consultations, and the schedule's run
         # asks every ten minutes at most.
-        return [_consultation(r) for r in self.s.execute(self._all_consultations)
-                if r.participation_forgotten_at is None]
+        return [(_consultation(r), utc(r.participation_forgotten_at) if
+                 r.participation_forgotten_at else None)
+                for r in self.s.execute(self._all_consultations)]
 
     @guarded
     def forget_participation(self, consultation_id: str, at: datetime) -> int:

@@ -174,10 +174,9 @@ class SqliteProposalStore:
         return [Report(r["proposal_id"], r["consultation_id"], r["reporter_id"], r["reason"],
                        datetime.fromisoformat(r["reported_at"])) for r in rows]
 
-    def unforgotten_consultations(self) -> list[Consultation]:
-        rows = self.db.query("SELECT * FROM consultations "
-                             "WHERE participation_forgotten_at IS NULL")
-        return [_consultation(r) for r in rows]
+    def consultations_forgotten_at(self) -> list[tuple[Consultation, datetime | None]]:
+        rows = self.db.query("SELECT * FROM consultations")
+        return [(_consultation(r), _dt(r["participation_forgotten_at"])) for r in rows]
 
     def forget_participation(self, consultation_id: str, at: datetime) -> int:
         # The quota slot goes with the author: the unique index on (consultation, author,
