@@ -5,7 +5,9 @@ the CPU each costs Cassandra and this Python client. Prints JSON.
     python -m loadtests.cassandra_ops [--ops 3000]
 
 Run it beside ``urne loadtest --profile distributed``: a ballot costs about three such
-writes and one read (amortised), plus the tally's copy.
+writes and one read (amortised), plus the tally's copy. ``insert_if_absent`` is a
+lightweight transaction (``IF NOT EXISTS``, Paxos), as identity's sign-in writes are:
+its cost depends on the node's ``paxos_variant``.
 """
 
 from __future__ import annotations
@@ -36,14 +38,18 @@ def main() -> None:
                     "PRIMARY KEY (p, c))", timeout=60)
     write = session.prepare(f"INSERT INTO {KEYSPACE}.t (p, c, v) VALUES (?, ?, ?)")
     read = session.prepare(f"SELECT * FROM {KEYSPACE}.t WHERE p = ?")
+    insert_if_absent = session.prepare(f"INSERT INTO {KEYSPACE}.t (p, c, v) VALUES (?, ?, ?) "
+                                       "IF NOT EXISTS")
     cassandra = [p for p in cpu.servers() if p.role == "cassandra"]
     me = os.getpid()
     report = []
     try:
         for round_size in (1, 10, 100):
             rows = [(uuid.uuid4().hex, 1, "x" * 200) for _ in range(args.ops)]
+            fresh = [(uuid.uuid4().hex, 1, "x" * 200) for _ in range(args.ops)]
             for op, statement, params in (("write", write, rows),
-                                          ("read", read, [(r[0],) for r in rows])):
+                                          ("read", read, [(r[0],) for r in rows]),
+                                          ("insert_if_absent", insert_if_absent, fresh)):
                 before, mine = cpu.snapshot(cassandra), cpu.cpu_seconds(me)
                 started = time.perf_counter()
                 for i in range(0, len(params), round_size):
