@@ -366,13 +366,18 @@ def test_stopping_a_container_closes_its_cassandra_session(container_factory: An
 
 def test_a_container_that_died_is_started_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """nameko kills a container when a worker fails outside its handler (an ack over a
-    connection the broker just reset): the service process starts it again instead of
+    connection the broker just reset): the service starts again, in a fresh process
+    image with the same command line (no pooled connection survives), instead of
     exiting; a container stopped by SIGTERM is not restarted."""
+    import os
+    import sys
+
     import nameko.cli.run
 
     from urne.runtime import distributed
 
     runs: list[list[type]] = []
+    execs: list[tuple[str, list[str]]] = []
 
     def run(services: list[type], config: dict[str, Any]) -> None:
         runs.append(services)
@@ -381,5 +386,9 @@ def test_a_container_that_died_is_started_again(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(nameko.cli.run, "run", run)
     monkeypatch.setattr(distributed, "RESTART_DELAY_SECONDS", 0.0)
-    distributed.run_service("tally")
-    assert [s[0].name for s in runs] == ["tally", "tally"]  # died once, ran again, stopped
+    monkeypatch.setattr(os, "execv", lambda path, args: execs.append((path, args)))
+    monkeypatch.setattr(sys, "orig_argv", ["python3", "-m", "urne", "service", "tally"])
+    distributed.run_service("tally")  # dies: the process image is replaced
+    assert execs == [(sys.executable, [sys.executable, "-m", "urne", "service", "tally"])]
+    distributed.run_service("tally")  # the fresh image runs it; SIGTERM stops it
+    assert [s[0].name for s in runs] == ["tally", "tally"] and len(execs) == 1

@@ -5,6 +5,8 @@ over RabbitMQ)."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +51,7 @@ def nameko_config(settings: ServiceSettings) -> dict[str, Any]:
             "serializer": "json", SETTINGS_KEY: settings}
 
 
-RESTART_DELAY_SECONDS = 1.0  # before a container that died is started again
+RESTART_DELAY_SECONDS = 1.0  # before a service whose container died starts again
 
 
 def run_service(name: str) -> None:
@@ -67,17 +69,21 @@ def run_service(name: str) -> None:
     configure_logging(f"urne-{name}", settings.log_level)
     serve_metrics(settings.metrics_port, settings.metrics_host)
     log.info("service starting", extra={"fields": {"service": name}})
-    while True:
-        try:
-            run([NAMEKO_SERVICES[name]], nameko_config(settings))
-            return  # stopped: SIGTERM
-        except Exception:
-            # nameko kills its container when a worker fails outside the handler, e.g.
-            # acking over a connection the broker just reset (a RabbitMQ restart): start
-            # it again, as a supervisor would, rather than leave the service down.
-            log.exception("service container died; starting it again",
-                          extra={"fields": {"service": name}})
-            eventlet.sleep(RESTART_DELAY_SECONDS)
+    try:
+        run([NAMEKO_SERVICES[name]], nameko_config(settings))
+        return  # stopped: SIGTERM
+    except Exception:
+        # nameko kills its container when a worker fails outside the handler, e.g.
+        # acking over a connection the broker just reset (a RabbitMQ restart). Start the
+        # service again as a supervisor would, in a fresh process image (same pid): kombu's
+        # connection and producer pools are process-wide, and a container started again
+        # in this process could take a dead connection from them. Seen in CI: a restarted
+        # container dying on `connection.channel()` of None, over and over, then the
+        # service silent for good.
+        log.exception("service container died; starting the service again",
+                      extra={"fields": {"service": name}})
+        eventlet.sleep(RESTART_DELAY_SECONDS)
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def run_vote_worker() -> None:
