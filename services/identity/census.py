@@ -20,14 +20,13 @@ never the person.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import unicodedata
 import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from urne.services.identity.keyed import keyed_hash
 from urne.services.identity.limits import Limit
 
 # Failed claims (no entry matches) per account: the names and birth date of someone
@@ -58,8 +57,7 @@ def age_on(birth_date: date, day: date) -> int:
 
 
 def _key(secret: str, kind: str, consultation_id: str, *parts: str) -> str:
-    message = "\x00".join(("urne-census-v1", kind, consultation_id, *parts)).encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return keyed_hash(secret, "urne-census-v1", kind, consultation_id, *parts)
 
 
 def entry_key(secret: str, consultation_id: str, family_name: str, given_name: str,

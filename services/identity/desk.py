@@ -16,11 +16,11 @@ whose account would otherwise be theirs to take.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from urne.services.identity.keyed import keyed_hash
 
 DESK_CODE_TTL = timedelta(days=30)  # a consultation's voting period, and then some
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U
@@ -57,7 +57,7 @@ def normalise(text: str) -> str | None:
 
 def code_hash(secret: str, code: str) -> str:
     # Keyed (the code secret): a leaked table gives no code back, even by brute force.
-    return hmac.new(secret.encode(), f"desk\x00{code}".encode(), hashlib.sha256).hexdigest()
+    return keyed_hash(secret, "desk", code)
 
 
 def issued(secret: str, person_id: str, code: str, now: datetime) -> DeskCode:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
@@ -12,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from urne.contracts.roles import ADMIN, ORGANISER, PARTICIPANT
+from urne.services.identity.keyed import keyed_hash
 
 CODE_DIGITS = 6
 CODE_TTL = timedelta(minutes=10)
@@ -75,15 +75,13 @@ def normalise_email(email: str) -> str:
 def departed_key(secret: str, address: str) -> str:
     """The keyed hash a deleted account leaves of its (normalised) address: who knows
     the address and the secret finds the person id; the table alone names no one."""
-    return hmac.new(secret.encode(), f"urne-departed-v1\x00{address}".encode(),
-                    hashlib.sha256).hexdigest()
+    return keyed_hash(secret, "urne-departed-v1", address)
 
 
 def codes_key(secret: str, address: str) -> str:
     """Where an address's codes are stored: a keyed hash, so that the table does not
     tell whose sign-in is under way to whoever reads it without the secret."""
-    return hmac.new(secret.encode(), f"urne-codes-v1\x00{address}".encode(),
-                    hashlib.sha256).hexdigest()
+    return keyed_hash(secret, "urne-codes-v1", address)
 
 
 def new_code() -> str:
@@ -92,8 +90,7 @@ def new_code() -> str:
 
 def hash_code(secret: str, key: str, code: str) -> str:
     # Keyed so a leaked table does not give codes away by brute force offline.
-    return hmac.new(secret.encode(), f"{key}\x00{code}".encode(),
-                    hashlib.sha256).hexdigest()
+    return keyed_hash(secret, key, code)
 
 
 def with_new_code(secret: str, key: str, previous: LoginCodes | None, now: datetime,
@@ -161,8 +158,7 @@ def spread(districts: Sequence[str], count: int) -> list[str | None]:
 def pseudonym(secret: str, person_id: str, poll_id: str) -> str:
     """Poll-scoped voter key: stable for one person in one poll, unlinkable across polls
     without the secret, which only identity holds."""
-    return hmac.new(secret.encode(), f"{person_id}\x00{poll_id}".encode(),
-                    hashlib.sha256).hexdigest()
+    return keyed_hash(secret, person_id, poll_id)
 
 
 def paper_voter(serial: str) -> str:

@@ -19,11 +19,11 @@ asks for a new one, which the limits above leave them.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+
+from urne.services.identity.keyed import keyed_hash
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,4 @@ def networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
 def key(secret: str, limit: Limit, *parts: str) -> str:
     """A counter's key: the limit's name and a keyed hash of what it counts, so that the
     counters name no address and no client to whoever reads the table."""
-    digest = hmac.new(secret.encode(), "\x00".join(("limit", limit.name, *parts)).encode(),
-                      hashlib.sha256).hexdigest()
-    return f"{limit.name}:{digest[:32]}"
+    return f"{limit.name}:{keyed_hash(secret, 'limit', limit.name, *parts)[:32]}"
