@@ -439,6 +439,77 @@ def migrate(
         session.cluster.shutdown()
 
 
+@app.command()
+def backup(
+    archive: Annotated[Path, typer.Argument(
+        help="The file to write (a .tar.gz, made 0600); never overwritten.")],
+    data_dir: Annotated[Path | None, typer.Option(
+        help="The embedded data folder (default URNE_DATA_DIR or ./urne-data).")] = None,
+) -> None:
+    """Back up the embedded data folder into one file, while `urne up` runs or not: every
+    SQLite database (taken at one instant), the keys (URNE_KEYS_DIR if set) and the
+    folder's secrets, with a manifest of checksums. THE ARCHIVE HOLDS SECRETS: with it
+    anyone can sign results and tokens as this urne and link voter keys to persons.
+    Keep it as you keep the keys. Restore it with `urne restore`."""
+    import sqlite3
+
+    from urne.runtime.backup import BackupError
+    from urne.runtime.backup import backup as write_backup
+
+    try:
+        made = write_backup(_data_dir(data_dir), archive)
+    except (BackupError, OSError, sqlite3.Error) as exc:
+        typer.echo(f"urne backup: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{made.archive}: {made.files} files, {made.size} bytes, in "
+               f"{made.seconds:.2f} s; the databases at one instant")
+    typer.echo("it holds the signing keys and the secrets: keep it as you keep them",
+               err=True)
+    for variable in made.secrets_elsewhere:
+        typer.echo(f"{variable} is set in the environment, not in the archive: keep it "
+                   "apart, a restore needs it", err=True)
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="A file `urne backup` wrote.")],
+    data_dir: Annotated[Path | None, typer.Option(
+        help="The folder to restore into, missing or empty (default URNE_DATA_DIR or "
+             "./urne-data).")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Restore into a non-empty folder: its contents are moved beside "
+                          "it (<folder>.before-restore-<time>). Refused while urne runs on "
+                          "it.")] = False,
+) -> None:
+    """Restore a backup into the embedded data folder: every checksum checked before
+    anything is written, then each database's integrity; all of it, or nothing. Then
+    start `urne up --data-dir` on it: it delivers the events in flight at the backup."""
+    import sqlite3
+
+    from urne.runtime.backup import BackupError
+    from urne.runtime.backup import restore as restore_backup
+
+    try:
+        done = restore_backup(archive, _data_dir(data_dir), replace=replace)
+    except (BackupError, OSError, sqlite3.Error) as exc:
+        typer.echo(f"urne restore: {exc}; nothing was changed", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{done.data_dir}: {done.files} files restored from the backup of "
+               f"{done.created_at} (urne {done.urne_version})")
+    if done.moved_aside:
+        typer.echo(f"what the folder held is now in {done.moved_aside}")
+    for note in done.notes:
+        typer.echo(note, err=True)
+
+
+def _data_dir(given: Path | None) -> Path:
+    """The embedded data folder: as given, else URNE_DATA_DIR, else ./urne-data (as
+    EmbeddedSettings, without the settings a backup does not need)."""
+    import os
+
+    return given or Path(os.environ.get("URNE_DATA_DIR") or "urne-data")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
                                 "help_option_names": []})
 def loadtest(ctx: typer.Context) -> None:
