@@ -25,11 +25,14 @@ install: $(BIN)/.installed
 up: install
 	$(BIN)/urne up
 
-## Start RabbitMQ and Cassandra (installing them when missing), lint, type-check, run every test
-## (the nameko adapter tests run green-threaded, in a pytest process of their own)
+## Start RabbitMQ and Cassandra (installing them when missing), install the static checks'
+## tools (promtool; kustomize and kubeconform), lint, type-check, run every test (the
+## nameko adapter tests run green-threaded, in a pytest process of their own)
 test: install
 	infra/rabbitmq/start.sh
 	infra/cassandra/start.sh
+	infra/prometheus/install-promtool.sh
+	infra/tools/install.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(PYTEST)

@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from urne.platform.metrics import HTTP_PROBLEMS
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -78,6 +80,7 @@ RETRY_AFTER_SECONDS = 1
 
 def problem(status: int, code: str, detail: str, instance: str | None = None,
             headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    HTTP_PROBLEMS.labels(str(status), code).inc()  # codes are a fixed set: few series
     body = {"type": f"urn:urne:problem:{code}", "title": TITLES.get(status, "Error"),
             "status": status, "code": code, "detail": detail, **extra}
     if instance:

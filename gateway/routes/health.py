@@ -12,6 +12,7 @@ from urne.contracts.envelope import wrap
 from urne.gateway.clients import ServiceUnavailable
 from urne.gateway.deps import state
 from urne.gateway.problems import problem
+from urne.platform.metrics import SERVICE_READY
 
 router = APIRouter(tags=["health"])
 READY_TIMEOUT = 3.0
@@ -39,6 +40,8 @@ async def readyz(request: Request) -> JSONResponse | dict:
                          "detail": data.get("detail", "")}
 
     results = dict(await asyncio.gather(*(check(s) for s in gateway.services)))
+    for service, result in results.items():  # for the "service not ready" alert
+        SERVICE_READY.labels(service).set(1 if result["ready"] else 0)
     if all(r["ready"] for r in results.values()):
         return {"status": "ready", "services": results}
     return problem(503, "not_ready", "some services are not ready", "/readyz", services=results)

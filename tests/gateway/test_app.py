@@ -17,6 +17,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from pydantic import BaseModel, TypeAdapter
 
 from tests.e2e.scenario import ORGANISER, PROBLEM, bearer, login, read_code
@@ -333,13 +334,21 @@ def test_readyz_is_503_not_ready_naming_the_services_that_are_not(
         return replied({"service": service, "ready": ready,
                         "detail": "" if ready else "store unreachable"})
 
+    refused = {"status": "503", "code": "not_ready"}
+    before = REGISTRY.get_sample_value("urne_http_problems_total", refused) or 0.0
     body = problem(stubbed(answer).get("/readyz"), 503, "not_ready")
+    # Counted by status and code, for the dashboard's "rejections by code".
+    assert REGISTRY.get_sample_value("urne_http_problems_total", refused) == before + 1
     assert body["services"] == {
         "identity": {"ready": True, "detail": ""},
         "proposal": {"ready": True, "detail": ""},
         "vote": {"ready": False, "detail": "ServiceUnavailable"},
         "tally": {"ready": False, "detail": "store unreachable"},
     }
+    # And the same, per service, for Prometheus's "service not ready" alert.
+    ready = {s: REGISTRY.get_sample_value("urne_service_ready", {"service": s})
+             for s in ("identity", "proposal", "vote", "tally")}
+    assert ready == {"identity": 1.0, "proposal": 1.0, "vote": 0.0, "tally": 0.0}
 
 
 # --- bad input --------------------------------------------------------------------------------

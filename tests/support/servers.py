@@ -37,13 +37,18 @@ def cassandra_address() -> tuple[str, int]:
             int(os.environ.get("URNE_CASSANDRA_PORT", "9042")))
 
 
+def cassandra_state_dir() -> str:
+    """The local node's folder (data, logs, certificates), as infra/cassandra/common.sh
+    chooses it."""
+    return os.environ.get("URNE_CASSANDRA_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"),
+        "urne", "cassandra")
+
+
 def cassandra_tls_cafile() -> str:
     """What trusts the local node's TLS certificate (infra/cassandra/start.sh makes it)."""
     require_cassandra()
-    state = os.environ.get("URNE_CASSANDRA_STATE_DIR") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"),
-        "urne", "cassandra")
-    cafile = os.path.join(state, "tls", "node.pem")
+    cafile = os.path.join(cassandra_state_dir(), "tls", "node.pem")
     if not os.path.isfile(cafile):
         message = f"no {cafile}: the local Cassandra predates its TLS port; restart it " \
                   "with infra/cassandra/stop.sh and start.sh"

@@ -57,9 +57,19 @@ COUNTING_SHARDS_OWNED = Gauge("urne_tally_worker_shards",
                               "Counting shards this tally worker consumes.")
 COUNTING_POSITION = Gauge("urne_tally_worker_checkpoint",
                           "The offset a counting shard's checkpoint has reached.", ["shard"])
+SERVICE_READY = Gauge(
+    "urne_service_ready",
+    "1 if the service answered the gateway's last /readyz through the broker and reached "
+    "its store, else 0 (the gateway's readiness probe asks every few seconds).", ["service"],
+)
 HTTP_REQUESTS = Counter(
     "urne_http_requests_total", "HTTP requests served by the gateway.",
     ["method", "route", "status"],
+)
+HTTP_PROBLEMS = Counter(
+    "urne_http_problems_total",
+    "Problem responses (application/problem+json) the gateway gave, by status and stable "
+    "code: rejected ballots, refused sign-ins, services away.", ["status", "code"],
 )
 HTTP_SECONDS = Histogram(
     "urne_http_request_duration_seconds", "Gateway request latency.", ["method", "route"],

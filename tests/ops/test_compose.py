@@ -1,0 +1,175 @@
+"""docker-compose.yml, .env.example and the Dockerfile, checked without Docker: the
+compose file against the Compose Specification's schema (vendored), every variable it
+reads documented in .env.example, and its defaults equal to the settings classes' own.
+(tests/unit/test_deploy_config.py checks the processes' commands, users and secrets.)"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import pytest
+import yaml
+
+from tests.ops.tools import ROOT
+from urne.platform.settings import GatewaySettings, ServiceSettings
+from urne.runtime.registry import SERVICES
+
+pytestmark = pytest.mark.unit
+
+COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
+COMPOSE = yaml.safe_load(COMPOSE_TEXT)
+ENV_EXAMPLE = (ROOT / ".env.example").read_text()
+SCHEMA = json.loads((Path(__file__).parent / "schemas" / "compose-spec.json").read_text())
+ROLES = (*SERVICES, "vote-worker", "tally-worker", "gateway")
+
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}
+VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+                      r"(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+class Unset(Exception):
+    """A required variable (``${NAME:?message}``) is empty or unset."""
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """What compose makes of ``value`` given ``env`` (the rules of the Compose
+    Specification's interpolation section, for the forms this file uses)."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"] or ""
+        present = env.get(name)
+        empty = not present
+        if op in (":-", "-"):
+            return arg if (present is None or (op == ":-" and empty)) else present
+        if op in (":?", "?") and (present is None or (op == ":?" and empty)):
+            raise Unset(f"{name}: {arg}")
+        return present or ""
+
+    return VARIABLE.sub(one, value.replace("$$", "\0")).replace("\0", "$")
+
+
+def dotenv(text: str) -> dict[str, str]:
+    """The variables a .env file sets (commented lines set nothing)."""
+    pairs = (line.split("=", 1) for line in text.splitlines()
+             if line.strip() and not line.lstrip().startswith("#"))
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def filled_env() -> dict[str, str]:
+    """.env.example as an operator leaves it: every empty value given one."""
+    return {k: v or f"set-{k.lower()}" for k, v in dotenv(ENV_EXAMPLE).items()}
+
+
+def test_the_compose_file_is_valid_against_the_compose_specification() -> None:
+    validator = jsonschema_rs.validator_for(SCHEMA)
+    resolved = interpolate(COMPOSE, filled_env())
+    errors = [f"{'/'.join(map(str, e.instance_path))}: {e.message}"
+              for e in validator.iter_errors(resolved)]
+    assert not errors, errors
+
+
+def test_the_schema_would_catch_a_mistake() -> None:
+    # The vendored schema really constrains: a misspelt key and a wrong type fail it.
+    validator = jsonschema_rs.validator_for(SCHEMA)
+    for broken in ({"services": {"gateway": {"image": "urne", "restrat": "always"}}},
+                   {"services": {"gateway": {"image": "urne", "cap_drop": "ALL"}}},
+                   {"services": {"gateway": {"image": "urne", "depends_on": {"x": {
+                       "condition": "service_finished"}}}}}):
+        assert not validator.is_valid(broken), broken
+
+
+def test_every_variable_compose_reads_is_in_env_example_and_no_other() -> None:
+    used = {m["name"] for m in VARIABLE.finditer(COMPOSE_TEXT)}
+    documented = set(dotenv(ENV_EXAMPLE))
+    assert used - documented == set(), "not in .env.example"
+    assert documented - used == set(), "in .env.example, but compose does not read it"
+
+
+def test_env_example_as_shipped_does_not_start_a_deployment() -> None:
+    # Every password and secret must be chosen: compose refuses an empty one.
+    with pytest.raises(Unset, match="set URNE_"):
+        interpolate(COMPOSE, dotenv(ENV_EXAMPLE))
+    required = {m["name"] for m in VARIABLE.finditer(COMPOSE_TEXT) if m["op"] == ":?"}
+    assert {"URNE_PSEUDONYM_SECRET", "URNE_CODE_SECRET", "URNE_RABBITMQ_PASSWORD",
+            "GRAFANA_ADMIN_PASSWORD"} <= required
+    assert all(dotenv(ENV_EXAMPLE)[name] == "" for name in required)
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    settings = {f"URNE_{field.upper()}" for cls in (ServiceSettings, GatewaySettings)
+                for field in cls.model_fields}
+    mentioned = set(re.findall(r"^#?\s*(URNE_[A-Z0-9_]+)=", ENV_EXAMPLE, re.MULTILINE))
+    assert settings - mentioned == set(), "settings .env.example does not mention"
+    per_service = {"URNE_RABBITMQ_PASSWORD", "URNE_CASSANDRA_ADMIN_PASSWORD"} | {
+        name for name in mentioned if re.match(
+            r"URNE_(BROKER|CASSANDRA)_PASSWORD_[A-Z_]+$", name)}
+    assert mentioned - settings - per_service == set(), "mentioned, but no setting"
+
+
+def test_the_defaults_compose_and_env_example_give_are_the_settings_own() -> None:
+    fields = {**GatewaySettings.model_fields, **ServiceSettings.model_fields}
+    example = dotenv(ENV_EXAMPLE)
+    checked = 0
+    for match in VARIABLE.finditer(COMPOSE_TEXT):
+        name, op, default = match["name"], match["op"], match["arg"]
+        field = fields.get(name.removeprefix("URNE_").lower())
+        if op != ":-" or field is None or not default:
+            continue
+        assert str(field.default) == default, name
+        assert example[name] == default, name
+        checked += 1
+    assert checked >= 20  # the tunables of x-urne-env
+
+
+def test_the_urne_processes_use_one_locked_down_image() -> None:
+    services = COMPOSE["services"]
+    urne = {name: spec for name, spec in services.items()
+            if spec.get("image", "").startswith("urne:")}
+    assert set(ROLES) | {"broker-users", "store-roles", "migrate"} == set(urne)
+    for name, spec in urne.items():
+        assert spec["build"] == ".", name
+        assert spec["user"] == "10001" and spec["read_only"] is True, name
+        assert spec["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in spec["security_opt"], name
+        assert "/tmp" in spec["tmpfs"], name  # the root file system is read-only
+    # Migrations run once, before any service; the services wait for them.
+    assert services["migrate"]["command"] == ["migrate"]
+    for name in ROLES:
+        assert services[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"}, name
+
+
+def test_prometheus_scrapes_every_urne_process_and_grafana_is_provisioned() -> None:
+    services = COMPOSE["services"]
+    config = yaml.safe_load((ROOT / "infra/prometheus/prometheus.yml").read_text())
+    (urne_job,) = [job for job in config["scrape_configs"] if job["job_name"] == "urne"]
+    (dns,) = urne_job["dns_sd_configs"]
+    assert set(dns["names"]) == set(ROLES)
+    assert all(services[r]["environment"]["URNE_METRICS_PORT"] == str(dns["port"])
+               for r in ROLES)
+    assert "./infra/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
+    grafana = services["grafana"]["volumes"]
+    assert "./infra/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
+    assert "./infra/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana
+    provider = yaml.safe_load(
+        (ROOT / "infra/grafana/provisioning/dashboards/urne.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_the_image_is_built_in_two_stages_and_runs_as_its_user() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", dockerfile, re.MULTILINE)
+    assert len(stages) == 2 and stages[0][1] == "build"  # no compiler in the image
+    assert "COPY --from=build /opt/urne /opt/urne" in dockerfile
+    assert re.search(r"^USER 10001$", dockerfile, re.MULTILINE)
+    assert re.search(r'^ENTRYPOINT \["urne"\]$', dockerfile, re.MULTILINE)

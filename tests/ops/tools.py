@@ -1,0 +1,34 @@
+"""The command-line tools the static checks run (promtool, kustomize, kubeconform …),
+installed by infra/ scripts into a cache outside the checkout.
+
+Outside CI a missing tool skips its checks (they run anywhere else); with ``CI=true`` it
+is a failure, as a missing server is (tests/support/servers.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import IN_CI
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS_BIN = Path(os.environ.get("URNE_TOOLS_DIR") or Path(
+    os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "urne" / "tools") / "bin"
+
+
+def tool(name: str, installer: str) -> str:
+    """The path of ``name``, from the tools cache or else the PATH."""
+    cached = TOOLS_BIN / name
+    if cached.is_file() and os.access(cached, os.X_OK):
+        return str(cached)
+    found = shutil.which(name)
+    if found:
+        return found
+    message = f"{name} is not installed; run {installer}"
+    if IN_CI:
+        pytest.fail(f"CI=true: {message}", pytrace=False)
+    pytest.skip(message)
