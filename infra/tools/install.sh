@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The tools of the Kubernetes checks (tests/ops/test_k8s.py), pinned, in a cache outside
-# the checkout: kustomize and kubeconform built with `go install`, and the CRDs of KEDA,
+# The tools of the compose and Kubernetes checks (tests/ops/), pinned, in a cache outside
+# the checkout: compose-check (this folder: Docker Compose's own loader, compose-go),
+# kustomize and kubeconform built with `go install`, and the CRDs of KEDA,
 # the RabbitMQ Cluster Operator and K8ssandra taken from their Go modules (each module's
 # config/crd/bases/). Quick when everything is there already; the tests themselves use
 # no network. The Kubernetes schemas come from the kubernetes-validate PyPI package
@@ -16,6 +17,7 @@ KEDA_VERSION=v2.17.0        # github.com/kedacore/keda/v2: ScaledObject, Trigger
 RABBITMQ_OPERATOR_VERSION=v2.16.0     # github.com/rabbitmq/cluster-operator/v2: RabbitmqCluster
 K8SSANDRA_OPERATOR_VERSION=v1.26.0    # github.com/k8ssandra/k8ssandra-operator: K8ssandraCluster
 
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="${URNE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/urne/tools}"
 BIN="$TOOLS/bin"
 CRDS="$TOOLS/crds"
@@ -46,6 +48,17 @@ install_tool() {  # name package version
   GOBIN="$BIN" go install "$package@$version"
   echo "$version" > "$BIN/.$name.version"
 }
+# compose-check, from its module here (go.mod and go.sum pin compose-go and the rest):
+# built again when its sources change.
+compose_check_version=$(cat "$HERE/compose-check/go.mod" "$HERE/compose-check/go.sum" \
+  "$HERE/compose-check/main.go" | sha256sum | cut -c1-16)
+if ! [ -x "$BIN/compose-check" ] || \
+   [ "$(cat "$BIN/.compose-check.version" 2>/dev/null)" != "$compose_check_version" ]; then
+  need_go
+  echo "install.sh: building compose-check" >&2
+  (cd "$HERE/compose-check" && GOFLAGS=-mod=readonly GOBIN="$BIN" go install .)
+  echo "$compose_check_version" > "$BIN/.compose-check.version"
+fi
 install_tool kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
 install_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
 
@@ -84,4 +97,4 @@ fetch_crds k8ssandra-operator github.com/k8ssandra/k8ssandra-operator "$K8SSANDR
   echo "k8ssandra-operator@$K8SSANDRA_OPERATOR_VERSION"
 } > "$CRDS/.pinned.tmp"
 mv "$CRDS/.pinned.tmp" "$CRDS/pinned"
-echo "install.sh: kustomize $KUSTOMIZE_VERSION, kubeconform $KUBECONFORM_VERSION and CRDs in $TOOLS" >&2
+echo "install.sh: compose-check, kustomize $KUSTOMIZE_VERSION, kubeconform $KUBECONFORM_VERSION and CRDs in $TOOLS" >&2

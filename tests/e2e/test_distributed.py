@@ -40,7 +40,7 @@ from tests.e2e.sign_in_limits import run_sign_in_limits
 from tests.e2e.signed_messages import System, run_signed_messages
 from tests.e2e.sms import run_sms
 from tests.e2e.visibility import run_visibility
-from tests.support.processes import Proc, free_port, start, wait_http
+from tests.support.processes import Proc, command_of, free_port, start, wait_http
 from tests.support.servers import (
     cassandra_address,
     drop_keyspaces,
@@ -86,11 +86,8 @@ class Distributed:
                 "URNE_METRICS_PORT": str(self.metrics_ports.get(name, 0))}
 
     def restart(self, name: str) -> None:
-        args = (["service", name] if name in SERVICES else
-                ["vote-worker"] if name.startswith("vote-worker") else
-                ["tally-worker"] if name.startswith("tally-worker") else ["gateway"])
         self.procs[name].kill()
-        self.procs[name] = start(name, args, self.env_of(name), self.log_dir)
+        self.procs[name] = start(name, command_of(name), self.env_of(name), self.log_dir)
 
 
 def role_of(name: str) -> Role:
@@ -140,13 +137,8 @@ def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribute
     system = Distributed(f"http://127.0.0.1:{gateway_port}", root / "outbox" / "email.jsonl",
                          env, procs, log_dir, metrics_ports, amqp_urls, keys,
                          store_roles(env["URNE_CASSANDRA_KEYSPACE_PREFIX"]))
-    for name in SERVICES:
-        procs[name] = start(name, ["service", name], system.env_of(name), log_dir)
-    for worker in VOTE_WORKERS:
-        procs[worker] = start(worker, ["vote-worker"], system.env_of(worker), log_dir)
-    procs["tally-worker"] = start("tally-worker", ["tally-worker"],
-                                  system.env_of("tally-worker"), log_dir)
-    procs["gateway"] = start("gateway", ["gateway"], system.env_of("gateway"), log_dir)
+    for name in (*SERVICES, *VOTE_WORKERS, "tally-worker", "gateway"):
+        procs[name] = start(name, command_of(name), system.env_of(name), log_dir)
     try:
         wait_http(f"{system.base}/readyz", list(procs.values()), timeout=180)
         yield system

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import jsonschema_rs
 import pytest
 import yaml
 
-from tests.ops.tools import ROOT
+from tests.ops.tools import ROOT, tool
 from urne.platform.settings import GatewaySettings, ServiceSettings
 from urne.runtime.registry import SERVICES
 
@@ -76,6 +77,56 @@ def test_the_compose_file_is_valid_against_the_compose_specification() -> None:
     errors = [f"{'/'.join(map(str, e.instance_path))}: {e.message}"
               for e in validator.iter_errors(resolved)]
     assert not errors, errors
+
+
+def compose_check(env: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """docker-compose.yml loaded by Docker Compose's own loader (compose-go, built by
+    infra/tools/install.sh), with ``env`` as its .env."""
+    env_file = tmp_path / "compose.env"
+    env_file.write_text(env)
+    return subprocess.run([tool("compose-check", "infra/tools/install.sh"),
+                           str(ROOT / "docker-compose.yml"), str(env_file)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_docker_compose_s_loader_takes_the_file_as_this_test_reads_it(
+        tmp_path: Path) -> None:
+    env = filled_env()
+    loaded = compose_check("".join(f"{k}={v}\n" for k, v in env.items()), tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+    project = json.loads(loaded.stdout)["services"]
+    ours = interpolate(COMPOSE, env)["services"]
+    assert set(project) == set(ours)
+    for name in ROLES:  # what each urne process is started with, resolved by compose
+        assert project[name]["command"] == ours[name]["command"], name
+        assert project[name]["environment"] == {
+            k: str(v) for k, v in ours[name]["environment"].items()}, name
+    assert project["gateway"]["deploy"]["replicas"] == 2
+
+
+def test_docker_compose_refuses_env_example_until_its_secrets_are_set(
+        tmp_path: Path) -> None:
+    loaded = compose_check(ENV_EXAMPLE, tmp_path)
+    assert loaded.returncode == 1
+    required = {m["name"] for m in VARIABLE.finditer(COMPOSE_TEXT) if m["op"] == ":?"}
+    for name in required:
+        assert f"required variable {name} is missing a value" in loaded.stderr, name
+
+
+def test_docker_compose_s_loader_catches_a_mistake(tmp_path: Path) -> None:
+    # With every secret set, a service depending on one that does not exist: the loader
+    # (not the schema, which cannot tell) refuses it.
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE_TEXT.replace("depends_on: [prometheus]",
+                                           "depends_on: [prometheus-server]"))
+    env_file = tmp_path / "compose.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in filled_env().items()))
+    loaded = subprocess.run([tool("compose-check", "infra/tools/install.sh"), str(broken),
+                             str(env_file)], capture_output=True, text=True, timeout=60)
+    assert loaded.returncode == 1
+    assert "prometheus-server" in loaded.stderr
+    assert jsonschema_rs.validator_for(SCHEMA).is_valid(
+        interpolate(yaml.safe_load(broken.read_text()), filled_env()))
 
 
 def test_the_schema_would_catch_a_mistake() -> None:

@@ -46,6 +46,22 @@ class Proc:
             self.popen.wait()
 
 
+SERVICE_NAMES = ("identity", "proposal", "vote", "tally")
+
+
+def command_of(name: str) -> list[str]:
+    """The ``urne`` command of process ``name`` (``vote``, ``vote-worker-2`` …), as the
+    distributed end-to-end tests start it; docker-compose.yml and infra/k8s/ run the
+    same, the gateway's bind address and port given as options there
+    (tests/unit/test_deploy_config.py)."""
+    if name in SERVICE_NAMES:
+        return ["service", name]
+    for role in ("vote-worker", "tally-worker", "gateway"):
+        if name == role or name.startswith(f"{role}-"):
+            return [role]
+    raise ValueError(f"no urne process is called {name!r}")
+
+
 def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Proc:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from tests.support.processes import SERVICE_NAMES, command_of
 from urne.platform.settings import GatewaySettings, ServiceSettings
 from urne.runtime.registry import SERVICES
 
@@ -20,9 +21,13 @@ URNE_PROCESSES = {name: spec for name, spec in COMPOSE["services"].items() if na
 
 def test_every_service_the_workers_and_the_gateway_are_composed() -> None:
     assert set(URNE_PROCESSES) == set(ROLES)
+    assert set(SERVICE_NAMES) == set(SERVICES)
     for name, spec in URNE_PROCESSES.items():
-        expected = ["service", name] if name in SERVICES else [name]
+        # The command the distributed end-to-end tests start (command_of), and only
+        # where to listen after it.
+        expected = command_of(name)
         assert spec["command"][: len(expected)] == expected, name
+        assert spec["command"][len(expected):] in ([], ["--host", "0.0.0.0", "--port", "8000"])
 
 
 def test_compose_sets_only_settings_that_exist() -> None:
