@@ -22,8 +22,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from tests.ops.tools import ROOT, tool
-from tests.support.servers import IN_CI
+from tests.ops.tools import ROOT, TOOLS, tool, unavailable
 from urne.messaging.ballot_stream import shard_queue
 from urne.messaging.counting_stream import stream_name
 from urne.messaging.permissions import ROLES
@@ -53,18 +52,10 @@ METRICS_PORT = 9100
 
 
 def _unavailable(message: str) -> None:
-    message = f"{message}; run {INSTALL}"
-    if IN_CI:
-        pytest.fail(f"CI=true: {message}", pytrace=False)
-    pytest.skip(message)
+    unavailable(f"{message}; run {INSTALL}")
 
 
 # --- tools and schemas ---------------------------------------------------------------
-
-def _tools_dir() -> Path:
-    return Path(os.environ.get("URNE_TOOLS_DIR") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "urne" / "tools")
-
 
 def _strict(node: Any) -> Any:
     """A CRD's OpenAPI schema made strict as kubeconform's own converter does: an object
@@ -120,7 +111,7 @@ def schemas(tmp_path_factory: pytest.TempPathFactory) -> Path:
         schema.pop("$id", None)
         schema["$defs"] = _reachable(schema, definitions)
         (folder / f"{name}.json").write_text(json.dumps(schema))
-    crds = _tools_dir() / "crds"
+    crds = TOOLS / "crds"
     pinned = crds / "pinned"
     if not pinned.is_file():
         _unavailable(f"no CRDs in {crds}")

@@ -16,8 +16,9 @@ import pytest
 from tests.support.servers import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS_BIN = Path(os.environ.get("URNE_TOOLS_DIR") or Path(
-    os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "urne" / "tools") / "bin"
+TOOLS = Path(os.environ.get("URNE_TOOLS_DIR") or Path(
+    os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "urne" / "tools")
+TOOLS_BIN = TOOLS / "bin"
 
 
 def tool(name: str, installer: str) -> str:
@@ -28,7 +29,12 @@ def tool(name: str, installer: str) -> str:
     found = shutil.which(name)
     if found:
         return found
-    message = f"{name} is not installed; run {installer}"
+    unavailable(f"{name} is not installed; run {installer}")
+    raise AssertionError("unreachable")  # skip and fail raise
+
+
+def unavailable(message: str) -> None:
+    """Skip, or fail under CI: what the checks need is missing."""
     if IN_CI:
         pytest.fail(f"CI=true: {message}", pytrace=False)
     pytest.skip(message)
