@@ -5,6 +5,7 @@ the same keys sign; bad archives and targets are refused, changing nothing."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -15,7 +16,7 @@ import stat
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,22 +189,23 @@ class SlowSnapshots:
         return getattr(self._conn, name)
 
 
-@pytest.mark.parametrize("slow", [False, True])
-def test_the_databases_are_taken_at_one_instant(tmp_path: Path, slow: bool,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """A writer commits n to the first file, then n to the second, again and again: at
-    any instant the second holds n-1 or n when the first holds n. Every copy must too,
-    though the files are copied one after the other (slow: their snapshots taken 2 ms
-    apart, which would break it without the check that nothing was committed meanwhile)."""
+def slow_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backup's connections (it opens them by URI) wait 2 ms after each snapshot."""
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: SlowSnapshots(
+        connect(*a, **kw)) if kw.get("uri") else connect(*a, **kw))
+
+
+@contextlib.contextmanager
+def two_files_written(tmp_path: Path) -> Iterator[dict[str, Path]]:
+    """Two databases, ``first`` and ``second``, and a writer that commits n to the
+    first, then n to the second, again and again while the block runs: at any instant
+    the second holds n-1 or n when the first holds n."""
     paths = {name: tmp_path / f"{name}.db" for name in ("first", "second")}
     dbs = {name: SqliteDb(path) for name, path in paths.items()}
     for db in dbs.values():
         with db.tx() as tx:
             tx.execute("CREATE TABLE n (n INTEGER PRIMARY KEY, pad BLOB)")
-    if slow:  # the backup's connections only (it opens them by URI)
-        connect = sqlite3.connect
-        monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: SlowSnapshots(
-            connect(*a, **kw)) if kw.get("uri") else connect(*a, **kw))
     stop = threading.Event()
 
     def write() -> None:
@@ -217,26 +219,63 @@ def test_the_databases_are_taken_at_one_instant(tmp_path: Path, slow: bool,
 
     writer = threading.Thread(target=write)
     writer.start()
-    tries = 0
     try:
-        for i in range(30):
-            staging = tmp_path / f"copy-{i}"
-            staging.mkdir()
-            copies, attempts = backups._copy_databases(paths, staging)
-            tries += attempts
-            first, second = (sqlite3.connect(copies[n]).execute(
-                "SELECT count(*), coalesce(max(n), 0) FROM n").fetchone()
-                for n in ("first", "second"))
-            assert first[0] == first[1] and second[0] == second[1]
-            assert first[1] - second[1] in (0, 1), (first, second)
+        yield paths
     finally:
         stop.set()
         writer.join()
         for db in dbs.values():
             db.close()
-    assert first[1] > 30  # the writer did write all along
+
+
+def copied_counts(paths: dict[str, Path], staging: Path) -> tuple[int, int, int]:
+    """The last n of each file's copy, and the tries the copy took."""
+    staging.mkdir()
+    copies, attempts = backups._copy_databases(paths, staging)
+    first, second = (sqlite3.connect(copies[n]).execute(
+        "SELECT count(*), coalesce(max(n), 0) FROM n").fetchone() for n in ("first", "second"))
+    assert first[0] == first[1] and second[0] == second[1]  # every commit whole
+    return first[1], second[1], attempts
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_the_databases_are_taken_at_one_instant(tmp_path: Path, slow: bool,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every copy of the two files written in turn holds, as the files did at any one
+    instant, the second at n-1 or n when the first is at n, though the files are copied
+    one after the other (slow: their snapshots opened 2 ms apart)."""
     if slow:
-        assert tries > 30  # and the check did refuse snapshots taken across a commit
+        slow_snapshots(monkeypatch)
+    tries = 0
+    with two_files_written(tmp_path) as paths:
+        for i in range(30):
+            first, second, attempts = copied_counts(paths, tmp_path / f"copy-{i}")
+            assert first - second in (0, 1), (first, second)
+            tries += attempts
+    assert first > 30  # the writer did write all along
+    assert tries >= 30
+
+
+def test_without_the_write_locks_the_copies_would_disagree(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test above can fail: its snapshots opened 2 ms apart without the write locks
+    (each source's snapshot alone) soon give a copy where the second file ran ahead."""
+    locked = backups._snapshots_at_one_instant
+
+    def snapshots_alone(lockers: list[sqlite3.Connection],
+                        sources: list[sqlite3.Connection]) -> bool:
+        return locked([], sources)
+
+    monkeypatch.setattr(backups, "_snapshots_at_one_instant", snapshots_alone)
+    slow_snapshots(monkeypatch)
+    gaps = set()
+    with two_files_written(tmp_path) as paths:
+        for i in range(200):
+            first, second, _ = copied_counts(paths, tmp_path / f"copy-{i}")
+            gaps.add(first - second)
+            if gaps - {0, 1}:
+                break
+    assert gaps - {0, 1}, gaps
 
 
 # --- refusals ----------------------------------------------------------------------------

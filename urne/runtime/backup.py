@@ -9,14 +9,17 @@ database's applied migrations. It holds secrets: whoever has it can sign results
 tokens and link voter keys to persons. It is written 0600, under a temporary name, and
 published by a hard link, which never replaces an existing file.
 
-The databases are taken at one instant: a read transaction is opened on each file, and
-the snapshots are kept only if no file took a commit while they were being opened
-(``PRAGMA data_version`` on a connection of its own per file); else it tries again.
-The copy is then what a power cut at that instant would have left: every commit is
-whole, and an event committed to its producer's outbox but not yet handled by every
-subscriber is still in that outbox, to be delivered when the restored folder starts
-(``EmbeddedBus.recover``). Not in the archive: the ``outbox/`` folder (a spool of the
-sign-in codes sent in development, not state) and anything else in the folder.
+The databases are taken at one instant: with every file's write lock held (``BEGIN
+IMMEDIATE`` on a connection of its own per file, so no file can take a commit), a read
+transaction is opened on each, then the locks are let go; writers wait the milliseconds
+that takes (their busy timeout), and the copies are made from the read snapshots while
+they write on. Waiting for a moment when no file commits instead would never come under
+a steady load of ballots. The copy is then what a power cut at that instant would have
+left: every commit is whole, and an event committed to its producer's outbox but not yet
+handled by every subscriber is still in that outbox, to be delivered when the restored
+folder starts (``EmbeddedBus.recover``). Not in the archive: the ``outbox/`` folder (a
+spool of the sign-in codes sent in development, not state) and anything else in the
+folder.
 
 ``restore`` reads the whole archive and checks it (the manifest, every member's name,
 type, size and checksum, that this urne knows each database's migrations) before it
@@ -57,9 +60,10 @@ SECRET_VARIABLES = ("URNE_PSEUDONYM_SECRET", "URNE_CODE_SECRET")
 KEYS = "keys"
 CHUNK = 1 << 20
 MAX_MANIFEST = 1 << 20  # bytes: a manifest lists a few dozen files
-# Tries at a moment when no database takes a commit; each costs well under a
-# millisecond, and urne commits at most a few hundred times a second.
-CUT_ATTEMPTS = 500
+# Tries to hold every database's write lock at once, each waiting this long for a lock
+# (a writer holds one for a transaction: milliseconds), all let go between tries.
+CUT_ATTEMPTS = 50
+LOCK_WAIT_SECONDS = 0.2
 
 
 class BackupError(Exception):
@@ -147,22 +151,20 @@ def _copy_databases(databases: dict[str, Path], staging: Path) -> tuple[dict[str
             return conn
 
         sources = {name: connect(path) for name, path in databases.items()}
-        probes = [connect(path) for path in databases.values()]
+        lockers = []  # never write: they only keep writers out while the snapshots open
+        for path in databases.values():
+            locker = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None,
+                                     timeout=LOCK_WAIT_SECONDS)
+            stack.callback(locker.close)
+            lockers.append(locker)
         attempts = 0
-        while True:
+        while not _snapshots_at_one_instant(lockers, list(sources.values())):
             attempts += 1
-            before = [_data_version(p) for p in probes]
-            for conn in sources.values():
-                conn.execute("BEGIN")
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot
-            if [_data_version(p) for p in probes] == before:
-                break
-            for conn in sources.values():
-                conn.execute("ROLLBACK")
             if attempts == CUT_ATTEMPTS:
-                raise BackupError(f"the databases took commits through {CUT_ATTEMPTS} tries "
-                                  "to take them at one instant; try again")
-            time.sleep(random.uniform(0, 0.005))
+                raise BackupError(f"could not hold every database's write lock at once in "
+                                  f"{CUT_ATTEMPTS} tries; try again")
+            time.sleep(random.uniform(0, 0.05))
+        attempts += 1
         copies = {}
         for name, conn in sources.items():
             copies[name] = staging / f"{name}.db"
@@ -178,8 +180,28 @@ def _copy_databases(databases: dict[str, Path], staging: Path) -> tuple[dict[str
         return copies, attempts
 
 
-def _data_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA data_version").fetchone()[0])
+def _snapshots_at_one_instant(lockers: list[sqlite3.Connection],
+                              sources: list[sqlite3.Connection]) -> bool:
+    """Every write lock taken (in one order, each waiting its busy timeout), a read
+    snapshot opened on each source, every lock let go; False, with nothing held, if a
+    lock could not be had."""
+    held = []
+    try:
+        for locker in lockers:
+            locker.execute("BEGIN IMMEDIATE")
+            held.append(locker)
+        for conn in sources:
+            conn.execute("BEGIN")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot
+        return True
+    except sqlite3.OperationalError:  # "database is locked": a writer kept it
+        for conn in sources:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        return False
+    finally:
+        for locker in held:
+            locker.execute("ROLLBACK")
 
 
 def _check_integrity(conn: sqlite3.Connection, name: str) -> None:
