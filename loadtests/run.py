@@ -399,6 +399,8 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
                                          for k, v in total_cpu.items()},
         "signins": real,
         "cpu_ms_per_signin": round(sum(signin_cpu.values()) * 1000 / max(real, 1), 3),
+        "cpu_ms_per_signin_by_process": {k: round(v * 1000 / max(real, 1), 3)
+                                         for k, v in signin_cpu.items()},
         "client_cpu_ms_per_request": round(client_cpu * 1000 / max(len(sends), 1), 3),
         "broker_confirm_rate": round(confirm_rate, 1) if confirm_rate else None,
         "ratio": round(len(accepted) / sent_seconds / confirm_rate, 3) if confirm_rate else None,
