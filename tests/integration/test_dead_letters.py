@@ -1,6 +1,7 @@
 """``urne dlq list|replay`` against a real RabbitMQ: records are listed and left in
 place, in order; a parked event goes back, unchanged, to its exchange and routing key,
-and leaves the queue; a ballot and an unreadable record stay."""
+and leaves the queue; a ballot, an unreadable record and a counted ballot a tally worker
+refused from its stream stay (the last had aborted the replay, unroutable)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ def test_list_and_replay(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> None
     _park(channel, {"service": "vote", "error_type": "RuntimeError", "error": "a bug",
                     "attempts": 1, "envelope": ballot})
     _park(channel, b"not json")
+    counted = {"id": str(uuid.uuid4()), "type": "ballots.recorded.v1", "producer": "vote",
+               "payload": {"poll_id": "p1"}}
+    _park(channel, {"service": "tally", "error_type": "Refused", "error": "unsigned",
+                    "attempts": 1, "envelope": counted, "stream": "urne.counting.shard-001",
+                    "offset": 7})
 
     cli = CliRunner()
     for _ in range(2):  # listing leaves everything where it was, in order
@@ -58,18 +64,19 @@ def test_list_and_replay(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> None
         assert listed.exit_code == 0, listed.output
         rows = [json.loads(line) for line in listed.output.splitlines()]
         assert [(r["type"], r["replayable"]) for r in rows] == [
-            ("ballot_box.sealed.v2", True), ("ballot.cast.v2", False), (None, False)]
+            ("ballot_box.sealed.v2", True), ("ballot.cast.v2", False), (None, False),
+            ("ballots.recorded.v1", False)]
         assert rows[0]["id"] == event["id"] and rows[0]["service"] == "tally"
 
     other = cli.invoke(app, ["dlq", "replay", "--id", str(uuid.uuid4())])
-    assert other.exit_code == 0 and "0 replayed, 3 left" in other.output, other.output
+    assert other.exit_code == 0 and "0 replayed, 4 left" in other.output, other.output
     replayed = cli.invoke(app, ["dlq", "replay"])
     assert replayed.exit_code == 0, replayed.output
-    assert "1 replayed, 2 left" in replayed.output
+    assert "1 replayed, 3 left" in replayed.output
 
     method, _, body = channel.basic_get("tally-seals", auto_ack=True)
     assert method is not None and json.loads(body) == event  # unchanged, same id
     assert channel.basic_get("tally-seals", auto_ack=True)[0] is None  # once
     rows = [json.loads(line) for line in cli.invoke(app, ["dlq", "list"]).output.splitlines()]
-    assert [r["type"] for r in rows] == ["ballot.cast.v2", None]
+    assert [r["type"] for r in rows] == ["ballot.cast.v2", None, "ballots.recorded.v1"]
     connection.close()

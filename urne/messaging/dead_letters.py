@@ -11,7 +11,9 @@ puts them all back, in order. Replaying an event publishes its envelope, unchang
 (same id: its consumers are idempotent), to the exchange it first went to,
 ``<producer>.events`` with its type as routing key, with a publisher confirm, and only
 then acks its record. A ballot is not replayed: its voter was told it failed, and may
-vote again; such records stay, to be read.
+vote again; such records stay, to be read. Nor is a counted ballot a tally worker refused
+from its counting stream (the record names the stream): it never went to its producer's
+exchange, and the tally asks the vote service for a missing ballot itself.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class Parked:
     error_type: str
     error: str
     envelope: Any
+    # The counting stream a tally worker refused it from, if it came from one: such a
+    # ballots.recorded went to urne.counting by shard, not to its producer's exchange,
+    # and the tally heals a missing ballot itself (ballots.missing): never replayed.
+    stream: str | None = None
 
     @property
     def event_id(self) -> str | None:
@@ -51,6 +57,8 @@ class Parked:
                 or not isinstance(env.get("producer"), str):
             return None
         if env["producer"] == "gateway":  # a ballot: never replayed (see the module doc)
+            return None
+        if self.stream is not None:  # a counted ballot event: never replayed (above)
             return None
         return f"{env['producer']}.events", env["type"]
 
@@ -68,8 +76,10 @@ def _parse(body: bytes) -> Parked:
         return Parked("?", "unreadable", body[:300].decode(errors="replace"), None)
     if not isinstance(record, dict):
         return Parked("?", "unreadable", str(record)[:300], None)
+    stream = record.get("stream")
     return Parked(str(record.get("service", "?")), str(record.get("error_type", "?")),
-                  str(record.get("error", "")), record.get("envelope"))
+                  str(record.get("error", "")), record.get("envelope"),
+                  str(stream) if stream is not None else None)
 
 
 def _each(channel: BlockingChannel, limit: int) -> list[tuple[int, Parked]]:
