@@ -461,16 +461,13 @@ def test_the_dashboard_s_series_exist_on_the_running_system(distributed: Distrib
     system once a poll ran: no panel waits for a series that never comes."""
     import re
 
-    import yaml
     from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.ops.tools import alert_rules, dashboard_queries
 
     with httpx.Client(base_url=distributed.base, timeout=15) as http:
         run_slice(http, distributed.outbox)  # ballots cast, counted, a result published
-    root = Path(__file__).resolve().parents[2]
-    dashboard = json.loads((root / "infra/grafana/dashboards/urne.json").read_text())
-    alerts = yaml.safe_load((root / "infra/prometheus/alerts.yml").read_text())
-    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]] + [
-        rule["expr"] for group in alerts["groups"] for rule in group["rules"]]
+    queries = dashboard_queries() + [rule["expr"] for rule in alert_rules()]
     families = [family for port in distributed.metrics_ports.values()
                 for family in text_string_to_metric_families(
                     httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)]

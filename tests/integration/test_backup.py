@@ -481,3 +481,15 @@ def test_the_commands(made: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0 and "URNE_KEYS_DIR" in r.stderr, r.output
     r = runner.invoke(app, ["backup", "--help"])
     assert "THE ARCHIVE HOLDS SECRETS" in " ".join(r.stdout.split())
+
+
+def test_the_backup_looks_for_the_keys_where_urne_up_keeps_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # backup.py reads URNE_KEYS_DIR itself (a backup needs no other setting, and must not
+    # fail on them): it must agree with EmbeddedSettings, with the variable and without.
+    data = tmp_path / "data"
+    monkeypatch.delenv("URNE_KEYS_DIR", raising=False)
+    assert backups.embedded_keys_dir(data, {}) == EmbeddedSettings(data_dir=data).keys_dir
+    monkeypatch.setenv("URNE_KEYS_DIR", str(tmp_path / "elsewhere"))
+    assert backups.embedded_keys_dir(data, {"URNE_KEYS_DIR": str(tmp_path / "elsewhere")}) \
+        == EmbeddedSettings(data_dir=data).keys_dir

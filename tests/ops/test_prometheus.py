@@ -4,7 +4,6 @@ export, so no panel or alert reads a series that never exists."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import urllib.request
@@ -16,17 +15,15 @@ import yaml
 from prometheus_client import REGISTRY
 
 import urne.platform.metrics  # noqa: F401  (registers every metric urne exports)
-from tests.ops.tools import ROOT, tool
+from tests.ops.tools import ROOT, alert_rules, dashboard_queries, tool
 from tests.support.servers import require_rabbitmq
 from urne.messaging.ballot_stream import DEAD_LETTERS, shard_queue
 
 pytestmark = pytest.mark.unit
 
 PROMETHEUS = ROOT / "infra" / "prometheus"
-ALERTS = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
-RULES = [rule for group in ALERTS["groups"] for rule in group["rules"]]
-DASHBOARD = json.loads((ROOT / "infra/grafana/dashboards/urne.json").read_text())
-QUERIES = [t["expr"] for panel in DASHBOARD["panels"] for t in panel["targets"]]
+RULES = alert_rules()
+QUERIES = dashboard_queries()
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
 # A metric name in PromQL: urne's own, RabbitMQ's plugin's, and Prometheus's `up`.
 METRIC = re.compile(r"\b((?:urne|rabbitmq)_[a-z0-9_]+|up)\b(?![\s]*\()")

@@ -7,11 +7,14 @@ is a failure, as a missing server is (tests/support/servers.py).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.servers import IN_CI
 
@@ -38,3 +41,15 @@ def unavailable(message: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true: {message}", pytrace=False)
     pytest.skip(message)
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    """Every rule of infra/prometheus/alerts.yml."""
+    alerts = yaml.safe_load((ROOT / "infra/prometheus/alerts.yml").read_text())
+    return [rule for group in alerts["groups"] for rule in group["rules"]]
+
+
+def dashboard_queries() -> list[str]:
+    """Every panel query of the Grafana dashboard."""
+    dashboard = json.loads((ROOT / "infra/grafana/dashboards/urne.json").read_text())
+    return [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from urne.runtime.registry import SERVICES
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -46,15 +48,12 @@ class Proc:
             self.popen.wait()
 
 
-SERVICE_NAMES = ("identity", "proposal", "vote", "tally")
-
-
 def command_of(name: str) -> list[str]:
     """The ``urne`` command of process ``name`` (``vote``, ``vote-worker-2`` …), as the
     distributed end-to-end tests start it; docker-compose.yml and infra/k8s/ run the
     same, the gateway's bind address and port given as options there
     (tests/unit/test_deploy_config.py)."""
-    if name in SERVICE_NAMES:
+    if name in SERVICES:
         return ["service", name]
     for role in ("vote-worker", "tally-worker", "gateway"):
         if name == role or name.startswith(f"{role}-"):
