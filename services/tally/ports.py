@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.counting.rules import PollRules
+from urne.messaging.counting_rotation import Generation
 from urne.services.tally.domain import Appended, LogState, StoredBallot, TallySheet
 
 
@@ -138,5 +139,17 @@ class TallyStore(Protocol):
         """Delete the poll's copy of the ballots (voter keys and choices) and its partial
         counts (each of ``stream``'s ``shards``: a worker reads its shard's all at every
         start), and say so; its result, stored record and tree heads stay. Idempotent."""
+        ...
+    # The counting streams' generations (``counting_rotation.GenerationStore``).
+    def generations(self, stream: str) -> list[Generation]:
+        """The generations whose streams may still exist, oldest first."""
+        ...
+    def open_generation(self, stream: str, generation: int, at: datetime) -> bool:
+        """Record a generation unless it is already (compare-and-set)."""
+        ...
+    def generation_bound(self, stream: str, generation: int) -> None: ...
+    def forget_generation(self, stream: str, generation: int) -> None: ...
+    def positions(self, stream: str, shards: int) -> list[int]:
+        """Every shard's checkpoint position (0 for a shard never checkpointed)."""
         ...
     def ping(self) -> None: ...

@@ -29,7 +29,12 @@ from pydantic import ValidationError
 from urne.contracts import unwrap
 from urne.contracts.events import BallotsRecorded, RecordedBallot
 from urne.counting.rules import PollRules
-from urne.messaging.counting_stream import counting_shard
+from urne.messaging.counting_stream import (
+    counting_shard,
+    generation_of,
+    position_of,
+    rotated_to,
+)
 from urne.messaging.kernel import RawEnvelope
 from urne.platform.errors import DomainError
 from urne.platform.logging import log_fields
@@ -118,7 +123,7 @@ def _rules(store: TallyStore, poll_id: str) -> PollRules:
 
 @dataclass
 class _Shard:
-    position: int  # the offset of the next message to apply
+    position: int  # of the next message to apply (counting_stream.position_of)
     states: dict[str, dict]  # checkpointed partials of polls not met yet this session
     counts: dict[str, ShardCount] = field(default_factory=dict)  # polls met
 
@@ -160,7 +165,15 @@ class ShardCounters:
                 if not todo:
                     continue
                 touched: set[str] = set()
+                end = todo[-1][0] + 1
                 for offset, env in todo:
+                    generation = rotated_to(env)
+                    if generation is not None:
+                        if generation > generation_of(offset):
+                            # The stream's end: the next ballot is in the next one.
+                            end = position_of(generation)
+                            break
+                        continue  # the same marker, read in the generation it opened
                     event, mine = self._ballots(shard, offset, env)
                     if event is not None:
                         seen += stored_times(event, mine)
@@ -169,7 +182,7 @@ class ShardCounters:
                         if self._count(held, shard, b.poll_id, offset).add(s):
                             new.append(s)
                             touched.add(b.poll_id)
-                moves.append((shard, held.position, todo[-1][0] + 1,
+                moves.append((shard, held.position, end,
                               {p: held.counts[p].state() for p in touched}))
             self.store.add_ballots(new)
             kept = self.store.save_checkpoints(self.stream, moves)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import httpx
@@ -27,13 +28,14 @@ import pytest
 
 from loadtests.run import Outbox, Result, Run, reconcile
 from loadtests.schedule import Send
-from loadtests.system import System, start_distributed
+from loadtests.system import GUEST, MANAGEMENT, System, start_distributed
 from tests.support.servers import require_cassandra, require_rabbitmq
 
 pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 4  # seconds a gateway waits for a ballot's reply (then 503)
+ROTATE_SECONDS = 3
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,10 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
                           env={"URNE_RPC_TIMEOUT_SECONDS": str(TIMEOUT),
                                "URNE_VOTE_WORKER_HEARTBEAT_SECONDS": "2",
                                "URNE_LOG_LEVEL": "INFO",  # kept logs tell more
+                               # Every test here also runs across rotations of the
+                               # counting streams (counting_rotation.py), a day apart
+                               # in production.
+                               "URNE_COUNTING_ROTATE_SECONDS": str(ROTATE_SECONDS),
                                # 50 racing ballots of one voter, all allowed
                                "URNE_MAX_BALLOTS_PER_VOTER": "60"})
     yield s
@@ -233,6 +239,39 @@ def run_with_fault(system: System, fault: Any, ballots: int = 300,
     check = go(scenario())
     expect_all_counted(check)
     return check
+
+
+def counting_streams(system: System) -> list[str]:
+    """The counting streams on the system's virtual host (the management API)."""
+    r = httpx.get(f"{MANAGEMENT}/queues/{quote(system.vhost or '/', safe='')}",
+                  params={"columns": "name"}, auth=GUEST, timeout=30)
+    r.raise_for_status()
+    return sorted(q["name"] for q in r.json() if q["name"].startswith("urne.counting."))
+
+
+def test_the_counting_streams_rotate_under_traffic_and_counted_ones_go(
+        system: System) -> None:
+    """Ten seconds of ballots while a new generation of counting streams opens every
+    three: every 201 is counted (the reconciliation), and the broker keeps only the
+    generations the tally workers have not counted past (docs/privacy.md)."""
+    async def nothing() -> None:
+        pass
+
+    def generation(name: str) -> int:
+        return int(name.rsplit(".g", 1)[1]) if ".g" in name else 0
+
+    first = {generation(n) for n in counting_streams(system)}
+    run_with_fault(system, nothing, ballots=600)
+    deadline = time.monotonic() + 30
+    while True:  # the last generation deleted within a few ticks of its markers
+        left = {generation(n) for n in counting_streams(system)}
+        if len(left) <= 2 and min(left) > max(first):
+            break
+        assert time.monotonic() < deadline, (first, left)
+        time.sleep(0.5)
+    logs = "".join(p.read_text(errors="replace")
+                   for p in system.workdir.glob("tally-worker-*.log"))
+    assert "counting streams: generation deleted" in logs
 
 
 def test_a_vote_worker_killed_mid_stream_loses_nothing(system: System) -> None:

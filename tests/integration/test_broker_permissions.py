@@ -9,6 +9,8 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,14 +27,18 @@ from urne.messaging.ballot_stream import (
     WORKERS_EXCHANGE,
     declare_topology,
 )
+from urne.messaging.counting_rotation import StreamRotation
 from urne.messaging.counting_stream import (
     COUNTING_EXCHANGE,
     TALLY_WORKERS_EXCHANGE,
     declare_counting,
+    position_of,
 )
 from urne.messaging.membership import Membership
 from urne.messaging.permissions import ROLES, Role, grant
 from urne.runtime.cli import app
+from urne.runtime.registry import SERVICES
+from urne.storage.sqlite import SqliteDb
 
 pytestmark = pytest.mark.integration
 
@@ -101,10 +107,13 @@ def test_each_service_publishes_its_own_events_only(users: dict[Role, str]) -> N
         for exchange in EVENTS:
             assert may_publish(users[service], exchange) == (exchange == f"{service}.events"), \
                 (service, exchange)
-    # Recorded ballots go to the counting streams from the vote service's side only.
+    # Recorded ballots go to the counting streams from the vote service's side, and the
+    # markers that end a generation from the tally workers' (each checked by its reader
+    # for its producer's signature: a tally worker's ballots.recorded is refused).
     assert may_publish(users["vote"], COUNTING_EXCHANGE, "000")
     assert may_publish(users["vote-worker"], COUNTING_EXCHANGE, "000")
-    for role in ("gateway", "identity", "proposal", "tally", "tally-worker"):
+    assert may_publish(users["tally-worker"], COUNTING_EXCHANGE, "000")
+    for role in ("gateway", "identity", "proposal", "tally"):
         assert not may_publish(users[role], COUNTING_EXCHANGE, "000"), role
 
 
@@ -121,7 +130,7 @@ def test_the_workers_publish_what_their_service_does_and_nothing_else(
 
 
 def test_each_role_declares_and_consumes_what_its_process_does(
-        users: dict[Role, str]) -> None:
+        users: dict[Role, str], tmp_path: Path) -> None:
     # The vote service and its workers: the ballot shard queues, the counting streams,
     # the dead letters; the workers' pools.
     run_as(users["vote"], lambda ch: declare_topology(ch, 4, 2))
@@ -135,6 +144,23 @@ def test_each_role_declares_and_consumes_what_its_process_does(
         ch.basic_qos(prefetch_count=10),
         ch.basic_consume("urne.counting.shard-001", lambda *a: None,
                          arguments={"x-stream-offset": "first"})))
+    # A whole rotation of the counting streams, as the tally worker owning shard 0 runs
+    # it: the next generation declared and bound, its markers published, the old one
+    # unbound, then deleted once counted past.
+    store = SERVICES["tally"].sqlite_store(SqliteDb(tmp_path / "tally.db",
+                                                    SERVICES["tally"].migrations.sqlite))
+    rotation = StreamRotation(store, "perm", 2, every=1, sign=lambda env: env, settle=0)
+    connection = pika.BlockingConnection(pika.URLParameters(users["tally-worker"]))
+    try:
+        rotation.tick(connection)  # the first generation recorded, and marked bound
+        store.open_generation("perm", 1, datetime.now(UTC))
+        rotation.tick(connection)  # bound, then (nothing to settle) marked and unbound
+        assert store.generations("perm")[-1].bound
+        store.save_checkpoints("perm", [(s, 0, position_of(1), {}) for s in range(2)])
+        rotation.tick(connection)  # delete
+        assert [g.generation for g in store.generations("perm")] == [1]
+    finally:
+        connection.close()
     # The gateway: its RPC exchange, the ballot exchange, its reply queue.
     async def gateway() -> None:
         client = AmqpRpcClient(users["gateway"])

@@ -187,6 +187,20 @@ class BallotsMissing(Event):
     sealed: int
 
 
+@message("counting.rotated.v1")
+class CountingRotated(Event):
+    """The end of a counting stream's generation (``urne/messaging/counting_rotation.py``):
+    a tally worker rotating the counting streams puts one on each shard's stream once the
+    next generation's stream is bound beside it. A worker reading it in generation
+    ``generation - 1`` moves its checkpoint to the start of ``generation`` and reads on
+    there; every ballot after it in the old stream is in the new one as well. Read in
+    ``generation`` itself (the same message reached both), it is passed over."""
+
+    PRODUCER = "tally"
+    shard: int = Field(ge=0)
+    generation: int = Field(ge=1)
+
+
 @message("electorate.counted.v1")
 class ElectorateCounted(Event):
     """How many people a census poll's electorate held at its close: the eligible

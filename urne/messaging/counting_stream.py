@@ -10,6 +10,12 @@ Topology, declared by every vote and tally worker and the vote service (idempote
   decides which of a voter's ballots counts. A stream gives each message a fixed
   offset: the tally checkpoints "applied up to here" and a restarted worker resumes
   exactly there, which a queue (messages gone once acked) cannot offer.
+- Streams come in *generations* (``urne.counting.shard-NNN.gK`` after the first): the
+  tally workers bind a new generation every ``URNE_COUNTING_ROTATE_SECONDS`` and delete
+  an old one once every shard's checkpoint has left it, so ballots leave the broker
+  (``counting_rotation.py``). A checkpoint is a *position*: the generation times
+  ``GENERATION_SPAN`` plus the offset in that generation's stream, so positions keep
+  growing across generations.
 - ``urne.tally-workers``: a fanout exchange on which tally workers announce themselves
   every second, so each knows which shards are its own (rendezvous hashing, as the vote
   workers do).
@@ -49,11 +55,18 @@ COUNTING_EXCHANGE = "urne.counting"
 DEAD_LETTERS = "urne.dead-letters"  # the same fanout exchange and queue as nameko's side
 TALLY_WORKERS_EXCHANGE = "urne.tally-workers"
 RECORDED_TYPE = "ballots.recorded.v1"
-# How long a stream keeps what it was given: the tally needs a message only until its
-# shard's checkpoint passed it, so this bounds how long every tally worker may be down
-# without the vote service having to send a poll's ballots again (ballots.missing).
+# A generation's streams are deleted once counted (counting_rotation.py); this only
+# bounds one left uncounted, every tally worker down for a month (whole segments go,
+# and the vote service sends a sealed poll's ballots again on ballots.missing).
 STREAM_MAX_AGE = "30D"
 STREAM_SEGMENT_BYTES = 64 * 1024 * 1024
+# Positions: generation * GENERATION_SPAN + offset (a stream holds fewer messages).
+GENERATION_SPAN = 10**12
+ROTATED_TYPE = "counting.rotated.v1"
+# Declared once the first generation's streams are bound: producers that find it leave
+# the streams to the tally workers, who rotate them (a vote worker starting later must
+# not bind the first generation again, or recreate it once deleted).
+BOOTSTRAPPED = "urne.counting.generations"
 
 
 def counting_shard(voter_key: str, shards: int) -> int:
@@ -67,8 +80,26 @@ def shard_key(shard: int) -> str:
     return f"{shard:03d}"
 
 
-def stream_name(shard: int) -> str:
-    return f"urne.counting.shard-{shard_key(shard)}"
+def stream_name(shard: int, generation: int = 0) -> str:
+    base = f"urne.counting.shard-{shard_key(shard)}"
+    return base if generation == 0 else f"{base}.g{generation}"
+
+
+def generation_of(position: int) -> int:
+    return position // GENERATION_SPAN
+
+
+def position_of(generation: int, offset: int = 0) -> int:
+    return generation * GENERATION_SPAN + offset
+
+
+def rotated_to(envelope: Any) -> int | None:
+    """The generation a ``counting.rotated`` marker moves its shard to, or None if
+    ``envelope`` is not one (checked for its signature first, as every message)."""
+    if not isinstance(envelope, dict) or envelope.get("type") != ROTATED_TYPE:
+        return None
+    generation = envelope.get("payload", {}).get("generation")
+    return generation if isinstance(generation, int) and generation >= 1 else None
 
 
 def event_route(env: RawEnvelope, events_exchange: str) -> tuple[str, str]:
@@ -81,14 +112,40 @@ def event_route(env: RawEnvelope, events_exchange: str) -> tuple[str, str]:
     return events_exchange, env["type"]
 
 
-def declare_counting(channel: BlockingChannel, shards: int) -> None:
+def declare_generation(channel: BlockingChannel, shards: int, generation: int) -> None:
+    """A generation's streams, bound to the counting exchange (idempotent)."""
     channel.exchange_declare(COUNTING_EXCHANGE, "direct", durable=True)
     for shard in range(shards):
-        name = stream_name(shard)
+        name = stream_name(shard, generation)
         channel.queue_declare(name, durable=True, arguments={
             "x-queue-type": "stream", "x-max-age": STREAM_MAX_AGE,
             "x-stream-max-segment-size-bytes": STREAM_SEGMENT_BYTES})
         channel.queue_bind(name, COUNTING_EXCHANGE, routing_key=shard_key(shard))
+
+
+def exists(connection: pika.BlockingConnection, exchange: str) -> bool:
+    """Whether ``exchange`` is declared (a passive declare, on a channel of its own: a
+    404 closes the channel that asked)."""
+    probe = connection.channel()
+    try:
+        probe.exchange_declare(exchange, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 404:
+            raise
+        return False
+    probe.close()
+    return True
+
+
+def declare_counting(channel: BlockingChannel, shards: int) -> None:
+    """Where recorded ballots go, as their producers (and the first tally worker) see it:
+    the counting exchange and, the first time ever, the first generation's streams.
+    After that the tally workers own the streams and their bindings."""
+    channel.exchange_declare(COUNTING_EXCHANGE, "direct", durable=True)
+    if exists(channel.connection, BOOTSTRAPPED):
+        return
+    declare_generation(channel, shards, 0)
+    channel.exchange_declare(BOOTSTRAPPED, "fanout", durable=True)  # last: all is bound
 
 
 def ensure_counting(amqp_url: str, shards: int) -> None:
@@ -131,11 +188,20 @@ class _Delivery:
 Admit = Callable[[Any], "str | None"]  # None: the message may be taken; else why not
 
 
+class Rotation(Protocol):
+    """What rotates the counting streams (``counting_rotation.StreamRotation``); the
+    worker owning shard 0 drives it."""
+
+    every: float  # seconds between two calls
+
+    def tick(self, connection: pika.BlockingConnection) -> None: ...
+
+
 class CountingWorker:
     def __init__(self, amqp_url: str, shards: int, counter: Counter, *,
                  transient: Callable[[Exception], bool], prefetch: int = 1000,
                  max_batch: int = 2000, heartbeat: int = 30, linger: float = 0.1,
-                 admit: Admit = lambda envelope: None):
+                 admit: Admit = lambda envelope: None, rotation: Rotation | None = None):
         """``linger``: how long what arrived may wait for more before it is counted. A
         batch costs a compare-and-set (a Paxos round in Cassandra) per shard it touches,
         whatever its size: under live traffic, messages of a few ballots each come every
@@ -154,6 +220,11 @@ class CountingWorker:
         self.membership = Membership(uuid.uuid4().hex[:12])
         self._pending: list[_Delivery] = []
         self._channels: dict[int, BlockingChannel] = {}  # the shards being consumed
+        self._generations: dict[int, int] = {}  # the generation each shard is read in
+        # Shards whose stream ended (a counting.rotated marker is pending): what follows
+        # it is passed over, and once it is counted the shard is read in the next one.
+        self._ending: set[int] = set()
+        self.rotation = rotation
         self._connection: pika.BlockingConnection | None = None
 
     def run(self, stop: threading.Event) -> None:
@@ -171,6 +242,8 @@ class CountingWorker:
         for shard in list(self._channels):
             self.counter.drop(shard)
         self._channels.clear()
+        self._generations.clear()
+        self._ending.clear()
         self._pending.clear()
         COUNTING_SHARDS_OWNED.set(0)
 
@@ -190,7 +263,7 @@ class CountingWorker:
             # Hear the others before taking any shard: a newcomer that took every shard
             # at once would only have to give most of them back.
             settle = time.monotonic() + HEARTBEAT_SECONDS * 1.5
-            next_beat = next_owners = retry_at = 0.0
+            next_beat = next_owners = retry_at = next_rotation = 0.0
             backoff = 0.0
             log.info("tally worker counting", extra=log_fields(
                 worker=self.membership.me, shards=self.shards))
@@ -210,6 +283,17 @@ class CountingWorker:
                         log.warning("taking a shard failed; trying again",
                                     extra=log_fields(error=repr(exc)[:300]))
                     next_owners = now + 0.5
+                if self.rotation is not None and now >= next_rotation and 0 in self._channels:
+                    next_rotation = now + self.rotation.every
+                    try:
+                        self.rotation.tick(connection)
+                    except pika.exceptions.AMQPConnectionError:
+                        raise
+                    except Exception as exc:  # the next tick goes on from the store
+                        log.log(logging.WARNING if self.transient(exc) else logging.ERROR,
+                                "rotating the counting streams failed; trying again",
+                                exc_info=not self.transient(exc),
+                                extra=log_fields(error=repr(exc)[:300]))
                 waiting = now < retry_at
                 connection.process_data_events(
                     time_limit=0.01 if waiting or len(self._pending) < self.max_batch else 0)
@@ -254,32 +338,38 @@ class CountingWorker:
         COUNTING_SHARDS_OWNED.set(len(self._channels))
 
     def _acquire(self, connection: pika.BlockingConnection, shard: int) -> None:
-        offset = self.counter.take(shard)
+        position = self.counter.take(shard)
+        generation = generation_of(position)
         channel = connection.channel()
         channel.basic_qos(prefetch_count=self.prefetch)  # streams need a window
 
         def received(ch: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
-            if not ch.is_open:
-                return
+            if not ch.is_open or shard in self._ending:
+                return  # after the end of its generation: in the next one as well
+            offset = int(props.headers["x-stream-offset"])
             try:
                 envelope = json.loads(body)
             except ValueError:
                 envelope = {"unreadable": body[:200].decode(errors="replace")}
             refused = self.admit(envelope)
             if refused is not None:
-                envelope = self._refuse(shard, int(props.headers["x-stream-offset"]),
-                                        envelope, refused)
+                envelope = self._refuse(shard, generation, offset, envelope, refused)
+            elif (rotated_to(envelope) or 0) > generation:
+                self._ending.add(shard)
             if not self._pending:
                 self._since = time.monotonic()
             self._pending.append(_Delivery(shard, ch, method.delivery_tag,
-                                           int(props.headers["x-stream-offset"]), envelope))
+                                           position_of(generation, offset), envelope))
 
-        channel.basic_consume(stream_name(shard), received,
-                              arguments={"x-stream-offset": offset})
+        channel.basic_consume(stream_name(shard, generation), received,
+                              arguments={"x-stream-offset": position - position_of(generation)})
         self._channels[shard] = channel
-        log.info("counting shard taken", extra=log_fields(shard=shard, offset=offset))
+        self._generations[shard] = generation
+        log.info("counting shard taken", extra=log_fields(
+            shard=shard, generation=generation, position=position))
 
-    def _refuse(self, shard: int, offset: int, envelope: Any, reason: str) -> dict[str, str]:
+    def _refuse(self, shard: int, generation: int, offset: int, envelope: Any,
+                reason: str) -> dict[str, str]:
         """What is counted in place of a refused message (nothing: it is passed over).
         A redelivery after a restart is parked again: a stream cannot forget it."""
         log.error("counting message refused and dead-lettered", extra=log_fields(
@@ -288,12 +378,14 @@ class CountingWorker:
             self._control.basic_publish(DEAD_LETTERS, "", json.dumps({
                 "service": "tally", "error_type": "Refused", "reason": reason.split(":")[0],
                 "error": reason[:2000], "attempts": 1, "envelope": envelope,
-                "stream": stream_name(shard), "offset": offset}).encode(),
+                "stream": stream_name(shard, generation), "offset": offset}).encode(),
                 pika.BasicProperties(content_type="application/json", delivery_mode=2))
         return {"refused": reason}
 
     def _release(self, shard: int) -> None:
         channel = self._channels.pop(shard)
+        self._generations.pop(shard, None)
+        self._ending.discard(shard)
         self._pending = [d for d in self._pending if d.shard != shard]
         self.counter.drop(shard)
         # pika's close() would first reject what the channel holds, which a stream
@@ -320,3 +412,7 @@ class CountingWorker:
             last = deliveries[-1]
             if last.channel.is_open:
                 last.channel.basic_ack(last.tag, multiple=True)
+            if shard in self._ending and not any(d.shard == shard for d in self._pending):
+                # Its marker is counted: the checkpoint is at the next generation's start.
+                self._release(shard)
+                self._acquire(connection, shard)

@@ -36,6 +36,7 @@ from urllib.parse import quote
 
 from urne.messaging.amqp_rpc import RPC_EXCHANGE
 from urne.messaging.ballot_stream import BALLOTS_EXCHANGE, DEAD_LETTERS, WORKERS_EXCHANGE
+from urne.messaging.counting_stream import BOOTSTRAPPED as COUNTING_BOOTSTRAPPED
 from urne.messaging.counting_stream import COUNTING_EXCHANGE, TALLY_WORKERS_EXCHANGE
 
 Role = Literal["gateway", "identity", "proposal", "vote", "tally", "vote-worker",
@@ -64,7 +65,10 @@ RPC = _literal(RPC_EXCHANGE)
 BALLOTS = _literal(BALLOTS_EXCHANGE)
 BALLOT_SHARDS = _literal(BALLOTS_EXCHANGE) + r"\.shard\-[0-9]+"
 COUNTING = _literal(COUNTING_EXCHANGE)
-COUNTING_STREAMS = _literal(COUNTING_EXCHANGE) + r"\.shard\-[0-9]+"
+# A shard's stream of each generation (``urne.counting.shard-NNN`` then ``….gK``) and
+# the mark that the first generation is bound (counting_stream.BOOTSTRAPPED).
+COUNTING_STREAMS = _literal(COUNTING_EXCHANGE) + r"\.shard\-[0-9]+(\.g[0-9]+)?"
+BOOTSTRAPPED = _literal(COUNTING_BOOTSTRAPPED)
 DEAD = _literal(DEAD_LETTERS)
 SERVER_NAMED = r"amq\.gen\-.+"
 EVENTS = "(" + "|".join(SERVICES) + r")\.events"
@@ -101,21 +105,26 @@ PERMISSIONS: dict[Role, Permissions] = {
     # The vote service declares the ballot topology when it starts (the shard queues,
     # bound to urne.ballots and to vote.events for the close markers) and sends recorded
     # ballots again to the counting streams.
-    "vote": _service("vote", configure=(BALLOTS, BALLOT_SHARDS, COUNTING, COUNTING_STREAMS),
+    "vote": _service("vote", configure=(BALLOTS, BALLOT_SHARDS, COUNTING, COUNTING_STREAMS,
+                                        BOOTSTRAPPED),
                      write=(BALLOT_SHARDS, COUNTING, COUNTING_STREAMS),
                      read=(BALLOTS, COUNTING)),
     "tally": _service("tally"),
     "vote-worker": Permissions(
         configure=_names(BALLOTS, BALLOT_SHARDS, _events("vote"), DEAD, COUNTING,
-                         COUNTING_STREAMS, _literal(WORKERS_EXCHANGE), SERVER_NAMED),
+                         COUNTING_STREAMS, BOOTSTRAPPED, _literal(WORKERS_EXCHANGE),
+                         SERVER_NAMED),
         write=_names(_events("vote"), RPC, DEAD, COUNTING, BALLOT_SHARDS, COUNTING_STREAMS,
                      _literal(WORKERS_EXCHANGE), SERVER_NAMED),
         read=_names(BALLOT_SHARDS, BALLOTS, _events("vote"), DEAD, COUNTING,
                     _literal(WORKERS_EXCHANGE), SERVER_NAMED)),
     "tally-worker": Permissions(
-        configure=_names(COUNTING, COUNTING_STREAMS, _literal(TALLY_WORKERS_EXCHANGE), DEAD,
-                         SERVER_NAMED),
-        write=_names(COUNTING_STREAMS, _literal(TALLY_WORKERS_EXCHANGE), DEAD, SERVER_NAMED),
+        # The tally workers rotate the counting streams (counting_rotation.py): they
+        # declare, bind, unbind and delete them, and publish each generation's markers.
+        configure=_names(COUNTING, COUNTING_STREAMS, BOOTSTRAPPED,
+                         _literal(TALLY_WORKERS_EXCHANGE), DEAD, SERVER_NAMED),
+        write=_names(COUNTING, COUNTING_STREAMS, _literal(TALLY_WORKERS_EXCHANGE), DEAD,
+                     SERVER_NAMED),
         read=_names(COUNTING_STREAMS, COUNTING, _literal(TALLY_WORKERS_EXCHANGE),
                     SERVER_NAMED)),
 }

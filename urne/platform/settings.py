@@ -81,6 +81,11 @@ class BrokerSettings(BaseSettings):
     # its copy: a power of two up to 128) and fixed for the lifetime of the data: a
     # voter's ballots must stay in one shard.
     counting_shards: int = Field(default=4, ge=1, le=128)
+    # How long one generation of counting streams takes ballots before the tally workers
+    # open the next (urne/messaging/counting_rotation.py); a generation and the ballots on
+    # it are deleted once every shard was counted past it. So the broker holds a ballot
+    # about this long, plus as long as counting is behind or down.
+    counting_rotate_seconds: float = Field(default=86400.0, ge=1)
 
     @model_validator(mode="after")
     def _shards_divide_buckets(self) -> BrokerSettings:

@@ -147,6 +147,7 @@ def run_tally_worker() -> None:
     import signal
     import threading
 
+    from urne.messaging.counting_rotation import StreamRotation
     from urne.messaging.counting_stream import CountingWorker
     from urne.platform.metrics import serve_metrics
     from urne.services.tally.shards import RulesUnknown, ShardCounters
@@ -163,6 +164,10 @@ def run_tally_worker() -> None:
         CountingWorker(settings.amqp_url, settings.counting_shards, counters,
                        transient=lambda exc: isinstance(exc, StoreUnavailable | RulesUnknown),
                        admit=load_verifier(settings.keys_dir, "tally-worker").admit,
-                       heartbeat=settings.vote_worker_heartbeat_seconds).run(stop)
+                       heartbeat=settings.vote_worker_heartbeat_seconds,
+                       rotation=StreamRotation(
+                           store, settings.counting_stream, settings.counting_shards,
+                           settings.counting_rotate_seconds,
+                           load_signer(settings.keys_dir, "tally").sign)).run(stop)
     finally:
         session.cluster.shutdown()

@@ -14,6 +14,7 @@ from cassandra.query import BatchStatement, BatchType
 
 from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.counting.rules import PollRules, rules_adapter
+from urne.messaging.counting_rotation import Generation
 from urne.services.tally.domain import (
     Appended,
     LogState,
@@ -98,6 +99,15 @@ class CassandraTallyStore:
         self._drop_bucket = p(f"DELETE FROM {ks}.counted WHERE poll_id = ? AND bucket = ?")
         self._drop_partial = p(f"DELETE FROM {ks}.checkpoints WHERE stream = ? AND shard = ? "
                                "AND poll_id = ?")
+        self._generations = p(f"SELECT generation, opened_at, bound FROM "
+                              f"{ks}.counting_generations WHERE stream = ?")
+        self._open_generation = p(f"INSERT INTO {ks}.counting_generations (stream, "
+                                  "generation, opened_at, bound) VALUES (?, ?, ?, false) "
+                                  "IF NOT EXISTS")
+        self._generation_bound = p(f"UPDATE {ks}.counting_generations SET bound = true "
+                                   "WHERE stream = ? AND generation = ? IF EXISTS")
+        self._forget_generation = p(f"DELETE FROM {ks}.counting_generations WHERE "
+                                    "stream = ? AND generation = ? IF EXISTS")
         self._mark_purged = p(f"INSERT INTO {ks}.purged_copies (poll_id, purged_at) "
                               "VALUES (?, ?)")
         self._chunk = p(f"INSERT INTO {ks}.record_chunks (poll_id, bucket, chunk, lines) "
@@ -421,6 +431,34 @@ class CassandraTallyStore:
                                      [(stream, shard, poll_id) for shard in range(shards)],
                                      raise_on_first_error=True)
         self.s.execute(self._mark_purged, (poll_id, now))
+
+    @guarded
+    def generations(self, stream: str) -> list[Generation]:
+        return [Generation(r.generation, utc(r.opened_at), bool(r.bound))
+                for r in self.s.execute(self._generations, (stream,))]
+
+    @guarded
+    def open_generation(self, stream: str, generation: int, at: datetime) -> bool:
+        return applied(self.s.execute(self._open_generation, (stream, generation, at)))
+
+    @guarded
+    def generation_bound(self, stream: str, generation: int) -> None:
+        self.s.execute(self._generation_bound, (stream, generation))
+
+    @guarded
+    def forget_generation(self, stream: str, generation: int) -> None:
+        self.s.execute(self._forget_generation, (stream, generation))
+
+    @guarded
+    def positions(self, stream: str, shards: int) -> list[int]:
+        found = execute_concurrent_with_args(
+            self.s, self._bound, [(stream, shard) for shard in range(shards)],
+            concurrency=shards, raise_on_first_error=True)
+        positions = []
+        for _, rows in found:
+            row = next(iter(rows), None)
+            positions.append(int(row.position or 0) if row is not None else 0)
+        return positions
 
     @guarded
     def ping(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.counting.rules import PollRules, rules_adapter
+from urne.messaging.counting_rotation import Generation
 from urne.services.tally.domain import (
     Appended,
     LogState,
@@ -253,6 +254,33 @@ class SqliteTallyStore:
             tx.execute("DELETE FROM partials WHERE poll_id = ?", (poll_id,))
             tx.execute("INSERT OR IGNORE INTO purged_copies VALUES (?, ?)",
                        (poll_id, now.isoformat()))
+
+    def generations(self, stream: str) -> list[Generation]:
+        return [Generation(r["generation"], datetime.fromisoformat(r["opened_at"]),
+                           bool(r["bound"])) for r in self.db.query(
+            "SELECT generation, opened_at, bound FROM counting_generations WHERE stream = ? "
+            "ORDER BY generation", (stream,))]
+
+    def open_generation(self, stream: str, generation: int, at: datetime) -> bool:
+        with self.db.tx() as tx:
+            return tx.execute("INSERT OR IGNORE INTO counting_generations VALUES "
+                              "(?, ?, ?, 0)", (stream, generation, at.isoformat())
+                              ).rowcount == 1
+
+    def generation_bound(self, stream: str, generation: int) -> None:
+        with self.db.tx() as tx:
+            tx.execute("UPDATE counting_generations SET bound = 1 WHERE stream = ? AND "
+                       "generation = ?", (stream, generation))
+
+    def forget_generation(self, stream: str, generation: int) -> None:
+        with self.db.tx() as tx:
+            tx.execute("DELETE FROM counting_generations WHERE stream = ? AND "
+                       "generation = ?", (stream, generation))
+
+    def positions(self, stream: str, shards: int) -> list[int]:
+        found = {r["shard"]: int(r["position"]) for r in self.db.query(
+            "SELECT shard, position FROM checkpoints WHERE stream = ?", (stream,))}
+        return [found.get(shard, 0) for shard in range(shards)]
 
     def ping(self) -> None:
         self.db.ping()
