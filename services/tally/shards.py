@@ -30,6 +30,7 @@ from urne.contracts import unwrap
 from urne.contracts.events import BallotsRecorded, RecordedBallot
 from urne.counting.rules import PollRules
 from urne.messaging.counting_stream import (
+    GENERATION_SPAN,
     counting_shard,
     generation_of,
     position_of,
@@ -142,7 +143,7 @@ class ShardCounters:
     def take(self, shard: int) -> int:
         position, states = self.store.checkpoint(self.stream, shard)
         self._held[shard] = _Shard(position, dict(states))
-        COUNTING_POSITION.labels(str(shard)).set(position)
+        COUNTING_POSITION.labels(str(shard)).set(position % GENERATION_SPAN)
         return position
 
     def drop(self, shard: int) -> None:
@@ -196,7 +197,7 @@ class ShardCounters:
         for (shard, _, end, _), ok in zip(moves, kept, strict=True):
             if ok:
                 self._held[shard].position = end
-                COUNTING_POSITION.labels(str(shard)).set(end)
+                COUNTING_POSITION.labels(str(shard)).set(end % GENERATION_SPAN)
             else:
                 self.drop(shard)
                 lost.add(shard)

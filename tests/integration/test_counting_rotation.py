@@ -22,6 +22,7 @@ from typing import Any
 
 import pika
 import pytest
+from prometheus_client import REGISTRY
 
 from urne.contracts import wrap
 from urne.contracts.events import BallotsRecorded, CountingRotated, RecordedBallot
@@ -150,6 +151,7 @@ def test_streams_rotate_while_ballots_flow_and_nothing_is_missed(vhost_url: str,
         thread.join(timeout=15)
         publisher.close()
     current = generations[0].generation
+    assert REGISTRY.get_sample_value("urne_counting_generations") == 1  # what alerts read
     assert current >= 3, "a rotation every 0.8 s for 12 s"
     for shard in range(SHARDS):  # each exactly once, in the order sent
         assert counter.seen[shard] == list(range(shard, published, SHARDS))

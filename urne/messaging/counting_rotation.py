@@ -51,6 +51,7 @@ from urne.messaging.counting_stream import (
     stream_name,
 )
 from urne.platform.logging import log_fields
+from urne.platform.metrics import COUNTING_GENERATIONS
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class StreamRotation:
         """Take the next steps, until one must wait."""
         for _ in range(8):  # a handful per call: the worker has ballots to count
             generations = self.store.generations(self.stream)
+            COUNTING_GENERATIONS.set(len(generations))
             positions = (self.store.positions(self.stream, self.shards)
                          if len(generations) > 1 else [])
             current = generations[-1].generation if generations else 0

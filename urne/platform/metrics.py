@@ -55,8 +55,15 @@ RESULTS_WITHHELD = Gauge(
     "shard counts, the recount of its copy and the vote service's seal disagree.")
 COUNTING_SHARDS_OWNED = Gauge("urne_tally_worker_shards",
                               "Counting shards this tally worker consumes.")
-COUNTING_POSITION = Gauge("urne_tally_worker_checkpoint",
-                          "The offset a counting shard's checkpoint has reached.", ["shard"])
+COUNTING_POSITION = Gauge(
+    "urne_tally_worker_checkpoint",
+    "The offset a counting shard's checkpoint has reached in its generation's stream (back "
+    "near 0 when the streams rotate).", ["shard"])
+COUNTING_GENERATIONS = Gauge(
+    "urne_counting_generations",
+    "Generations of counting streams on the broker, as the tally worker rotating them last "
+    "saw (0 in the others): 1, or 2 while the old one is counted past; more, and the old "
+    "ones are not being counted or deleted.")
 SERVICE_READY = Gauge(
     "urne_service_ready",
     "1 if the service answered the gateway's last /readyz through the broker and reached "
