@@ -11,7 +11,7 @@ export MYPY_CACHE_DIR := $(CACHE)/mypy
 export RUFF_CACHE_DIR := $(CACHE)/ruff
 PYTEST := $(BIN)/python -m pytest -o cache_dir=$(CACHE)/pytest
 
-.PHONY: up test install lint bench clean-state
+.PHONY: up test install lint bench clean-state messages
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +26,15 @@ up: install
 	$(BIN)/urne up
 
 ## Start RabbitMQ and Cassandra (installing them when missing), install the static checks'
-## tools (promtool; kustomize and kubeconform), lint, type-check, run every test (the
+## tools (promtool; kustomize and kubeconform) and the browser tests' (Chromium,
+## axe-core), lint, type-check, run every test (the
 ## nameko adapter tests run green-threaded, in a pytest process of their own)
 test: install
 	infra/rabbitmq/start.sh
 	infra/cassandra/start.sh
 	infra/prometheus/install-promtool.sh
 	infra/tools/install.sh
+	infra/browser/install.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(PYTEST)
@@ -41,6 +43,14 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+## Refresh the web pages' catalogues (gateway/web/locales) from the messages marked in
+## their templates and code; then translate the new French entries (msgstr "")
+messages: install
+	$(BIN)/pybabel extract -F gateway/web/babel.cfg --no-location --sort-output --omit-header \
+		-o $(CACHE)/messages.pot gateway/web
+	$(BIN)/pybabel update -i $(CACHE)/messages.pot -d gateway/web/locales --no-fuzzy-matching \
+		--omit-header --width 88
 
 ## Ballot-path benchmark (prints JSON)
 bench: install

@@ -32,6 +32,7 @@ from urne.gateway.routes import (
     proposals,
 )
 from urne.gateway.routes import testing as testing_routes
+from urne.gateway.web import mount as mount_web
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -56,10 +57,11 @@ def _register_problem_schema(app: FastAPI) -> None:
 
 def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
                tokens: TokenVerifier | None = None, testing: bool = False,
-               fast_path: bool = True, metrics: bool = True) -> FastAPI:
+               fast_path: bool = True, metrics: bool = True, web: bool = True) -> FastAPI:
     """The gateway over ``client``; ``services`` are the ones ``/readyz`` checks.
     ``fast_path=False`` leaves every ballot to the FastAPI route (tests compare both);
-    ``metrics=False``: no /metrics on the API (``CommonSettings.api_metrics``)."""
+    ``metrics=False``: no /metrics on the API (``CommonSettings.api_metrics``);
+    ``web=False``: the API alone, without the web pages (``gateway/web``)."""
     identity_keys = load_key_set(keys_dir, IDENTITY_TOKEN_KEY)
     public_keys = [jwk(key, status) for keys in (load_key_set(keys_dir, TALLY_RESULT_KEY),
                                                  identity_keys)
@@ -95,6 +97,8 @@ def create_app(client: ServiceClient, keys_dir: Path, services: tuple[str, ...],
         v1.include_router(testing_routes.router)
     app.include_router(v1)
     app.include_router(health.router)
+    if web:
+        mount_web(app)
     _register_problem_schema(app)
 
     if metrics:

@@ -19,38 +19,16 @@ from tests.e2e.demo import run_demo
 from tests.e2e.desk import run_desk
 from tests.e2e.methods import METHODS
 from tests.e2e.proposals import run_proposals
-from tests.e2e.scenario import TEST_ENV, close_and_verify, open_poll, run_slice, vote
+from tests.e2e.scenario import close_and_verify, open_poll, run_slice, vote
 from tests.e2e.schedule import run_schedule
 from tests.e2e.sign_in_limits import run_sign_in_limits
 from tests.e2e.sms import run_sms
 from tests.e2e.visibility import run_visibility
-from tests.support.processes import Proc, free_port, start, wait_http
+from tests.support.embedded import Embedded
+from tests.support.processes import free_port
 from tests.support.smtp import Mailbox
 
 pytestmark = pytest.mark.e2e
-
-
-class Embedded:
-    def __init__(self, data_dir: Path):
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc: Proc | None = None
-
-    @property
-    def outbox(self) -> Path:
-        return self.data_dir / "outbox" / "email.jsonl"
-
-    def start(self, env: dict[str, str] | None = None) -> None:
-        self.proc = start("urne-up", ["up", "--port", str(self.port), "--data-dir",
-                                      str(self.data_dir)],
-                          {"URNE_ENVIRONMENT": "test", **TEST_ENV, **(env or {})},
-                          self.data_dir.parent / "logs")
-        wait_http(f"{self.base}/readyz", [self.proc])
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.stop()
 
 
 @pytest.fixture
