@@ -11,7 +11,7 @@ export MYPY_CACHE_DIR := $(CACHE)/mypy
 export RUFF_CACHE_DIR := $(CACHE)/ruff
 PYTEST := $(BIN)/python -m pytest -o cache_dir=$(CACHE)/pytest
 
-.PHONY: up test install lint bench clean-state messages
+.PHONY: up test install lint bench clean-state messages screenshots
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,8 +49,13 @@ lint: install
 messages: install
 	$(BIN)/pybabel extract -F gateway/web/babel.cfg --no-location --sort-output --omit-header \
 		-o $(CACHE)/messages.pot gateway/web
-	$(BIN)/pybabel update -i $(CACHE)/messages.pot -d gateway/web/locales --no-fuzzy-matching \
+	$(BIN)/pybabel update -i $(CACHE)/messages.pot -d gateway/web/locales --no-fuzzy-matching --ignore-obsolete \
 		--omit-header --width 88
+
+## Refresh docs/screenshots/ (the README's pictures): each main page, phone and desktop
+screenshots: install
+	infra/browser/install.sh
+	URNE_SCREENSHOTS_DIR=docs/screenshots $(PYTEST) -q tests/web/test_screenshots.py
 
 ## Ballot-path benchmark (prints JSON)
 bench: install

@@ -42,8 +42,13 @@ class Api:
                 body = r.json()
             except ValueError:
                 body = {}
-            raise ApiProblem(r.status_code, str(body.get("code", "error")),
-                             str(body.get("detail", r.reason_phrase)))
+            detail = str(body.get("detail", r.reason_phrase))
+            errors = body.get("errors")
+            if isinstance(errors, list) and errors:  # which field, and why (invalid_request)
+                detail += ": " + "; ".join(
+                    str(e.get("msg", "")) if isinstance(e, dict) else str(e)
+                    for e in errors[:5])
+            raise ApiProblem(r.status_code, str(body.get("code", "error")), detail)
         return r.json() if r.content else None
 
     async def get(self, path: str, **kw: Any) -> Any:

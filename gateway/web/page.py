@@ -41,6 +41,12 @@ class Page:
     def _(self, msgid: str) -> str:
         return translations(self.lang).gettext(msgid)
 
+    def say(self, exc: ApiProblem) -> str:
+        """What the API's refusal means, in the page's language when its code is known
+        (``KNOWN``), else the API's own words."""
+        known = KNOWN.get(exc.code)
+        return self._(known) if known else exc.detail
+
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = environment(self.lang).get_template(template).render(
             lang=self.lang, languages=LANGUAGES, csrf=self.csrf,
@@ -57,7 +63,7 @@ class Page:
             return self.render("sign_in.html", status=401, next=self.request.url.path,
                                message=self._("Please sign in again."))
         return self.render("problem.html", status=exc.status, code=exc.code,
-                           message=self._(KNOWN.get(exc.code, "")) or exc.detail, back=back)
+                           message=self.say(exc), back=back)
 
     def finish(self, response: Response) -> None:
         for name, value in self.cookies.items():

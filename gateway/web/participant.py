@@ -11,11 +11,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
 
 from urne.gateway.web import forms, session
 from urne.gateway.web.api import ApiProblem
 from urne.gateway.web.i18n import LANGUAGES
-from urne.gateway.web.page import KNOWN, Page, form_of, safe_next
+from urne.gateway.web.page import Page, form_of, safe_next
 
 router = APIRouter(include_in_schema=False)
 
@@ -46,7 +47,7 @@ async def request_code(request: Request) -> Response:
         sent = await page.api.post("/auth/codes", {"email": email})
     except ApiProblem as exc:
         return page.render("sign_in.html", status=exc.status, next=target,
-                           message=page._(KNOWN.get(exc.code, "")) or exc.detail)
+                           message=page.say(exc))
     return page.render("code.html", email=email, next=target,
                        minutes=max(1, sent["expires_in"] // 60), message=None)
 
@@ -64,7 +65,7 @@ async def verify_code(request: Request) -> Response:
     except ApiProblem as exc:
         return page.render("code.html", status=exc.status, email=email, next=target,
                            minutes=None,
-                           message=page._(KNOWN.get(exc.code, "")) or exc.detail)
+                           message=page.say(exc))
     response = page.redirect(target)
     session.sign_in(response, token["access_token"], token["expires_in"], token["role"])
     return response
@@ -97,7 +98,42 @@ async def consultation(request: Request, consultation_id: str) -> Response:
         found = await page.api.get(f"/consultations/{quote(consultation_id, safe='')}")
     except ApiProblem as exc:
         return page.problem(exc, back="/")
-    return page.render("consultation.html", consultation=found)
+    return page.render("consultation.html", consultation=found, proposal={}, message=None)
+
+
+@router.post("/consultations/{consultation_id}/proposals", response_class=HTMLResponse)
+async def propose(request: Request, consultation_id: str) -> Response:
+    """Submit a proposal; the API says whether the consultation's step allows it."""
+    page = Page(request)
+    fields = await form_of(request, page)
+    if isinstance(fields, Response):
+        return fields
+    path = f"/consultations/{quote(consultation_id, safe='')}"
+    proposal = {"title": (forms.one(fields, "title") or "").strip(),
+                "body": forms.one(fields, "body") or ""}
+    try:
+        created = await page.api.post(f"{path}/proposals", proposal)
+    except ApiProblem as exc:
+        try:
+            found = await page.api.get(path)
+        except ApiProblem as missing:
+            return page.problem(missing, back="/")
+        return page.render("consultation.html", status=exc.status, consultation=found,
+                           proposal=proposal,
+                           message=page.say(exc))
+    return page.redirect(f"/proposals/{quote(created['id'], safe='')}")
+
+
+@router.get("/proposals/{proposal_id}", response_class=HTMLResponse)
+async def proposal(request: Request, proposal_id: str) -> Response:
+    page = Page(request)
+    try:
+        found = await page.api.get(f"/proposals/{quote(proposal_id, safe='')}")
+    except ApiProblem as exc:
+        return page.problem(exc, back="/")
+    # body_html is the API's rendering of the Markdown, sanitised there (nh3's
+    # allow-list), and the pages' Content-Security-Policy runs no inline script anyway.
+    return page.render("proposal.html", proposal=found, body=Markup(found["body_html"]))
 
 
 async def _poll(page: Page, poll_id: str) -> dict[str, Any]:
@@ -147,7 +183,7 @@ async def cast(request: Request, poll_id: str) -> Response:
         if exc.status in (400, 409, 422):  # the ballot, not the person: back to the form
             return page.render("poll.html", status=exc.status, poll=found,
                                rules=found["rules"], chosen=fields, idempotency_key=key,
-                               message=page._(KNOWN.get(exc.code, "")) or exc.detail)
+                               message=page.say(exc))
         return page.problem(exc, back=f"/polls/{poll_id}")
     return page.render("receipt.html", poll=found, receipt=receipt, status=201)
 

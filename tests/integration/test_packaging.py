@@ -53,6 +53,11 @@ def test_services_gateway_migrations_and_schemas_are_inside(wheel: zipfile.ZipFi
         assert f"urne/services/{service}/migrations/cassandra/001_init.cql" in names
     assert "urne/gateway/app.py" in names and "urne/runtime/registry.py" in names
     assert "urne/contracts/schemas/envelope.json" in names
+    # The web pages' templates, assets and catalogues.
+    assert {"urne/gateway/web/templates/base.html", "urne/gateway/web/static/urne.css",
+            "urne/gateway/web/templates/results/result.html",
+            "urne/gateway/web/static/budget.js",
+            "urne/gateway/web/locales/fr/LC_MESSAGES/messages.po"} <= names
     # The links are followed: real files, not link entries.
     info = wheel.getinfo("urne/services/vote/handlers.py")
     assert info.file_size > 1000

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from urne.gateway.web import forms
+from urne.gateway.web.api import ApiProblem
 from urne.gateway.web.i18n import LOCALES, negotiate, translations
+from urne.gateway.web.page import Page
 
 pytestmark = pytest.mark.unit
 
@@ -90,3 +93,12 @@ def test_a_form_that_makes_no_choice_says_why(rules: dict, body: bytes) -> None:
     with pytest.raises(forms.FormError) as refused:
         forms.choice(rules, forms.parse(body))
     assert translations("fr").gettext(str(refused.value)) != str(refused.value)
+
+
+def test_a_refusal_is_said_in_the_page_s_language_or_in_the_api_s_words() -> None:
+    request = SimpleNamespace(cookies={"urne_lang": "fr"}, headers={}, client=None, app=None)
+    page = Page(request)  # type: ignore[arg-type]
+    assert page.say(ApiProblem(409, "poll_closed", "poll p is closed")) == \
+        "Ce vote est clos : les bulletins ne sont plus acceptés."
+    # An unknown code: the API's detail (never gettext(""), the catalogue's header).
+    assert page.say(ApiProblem(409, "new_code", "something new")) == "something new"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -99,6 +98,13 @@ def test_a_budget_vote_a_revote_and_the_tracker_in_the_record(
     expect(page.locator("#tracker-found")).to_be_visible()
     expect(page.locator("#tracker-input")).to_have_value(last)
 
+    page.get_by_role("link", name="Retour au vote").click()
+    page.get_by_role("link", name="Voir le résultat").click()
+    expect(page.get_by_role("img", name=BUDGET["question"])).to_be_visible()
+    expect(page.get_by_text("Bulletins comptés : 1.")).to_be_visible()
+    violations = axe_violations(page)
+    assert violations == [], describe(violations)
+
 
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_the_main_pages_have_no_serious_accessibility_fault(
@@ -113,15 +119,3 @@ def test_the_main_pages_have_no_serious_accessibility_fault(
             assert violations == [], f"{path}: {describe(violations)}"
             checked.append(path)
         assert len(checked) == 4
-
-
-def test_the_pages_fit_a_phone(chromium: Browser, system: Embedded,
-                               budget_poll: OpenPoll, tmp_path: Path) -> None:
-    """Nothing wider than a 360 px screen (no sideways scrolling); the screenshots are
-    written for a person to look at (tmp_path)."""
-    with new_page(chromium, viewport={"width": 360, "height": 740}) as page:
-        for name, path in (("home", "/"), ("poll", f"/polls/{budget_poll.poll_id}")):
-            page.goto(system.base + path)
-            width = page.evaluate("() => document.documentElement.scrollWidth")
-            assert width <= 360, (path, width)
-            page.screenshot(path=str(tmp_path / f"{name}-phone.png"), full_page=True)

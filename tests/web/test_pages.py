@@ -7,58 +7,20 @@ Chromium: test_browser.py."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.e2e.scenario import open_poll, read_code, wait_for
-from urne.platform.settings import EmbeddedSettings
-from urne.runtime.embedded import build_app
+from tests.e2e.scenario import ORGANISER, bearer, login, open_poll, wait_for
+from tests.web.pages import field, sign_in
 
 pytestmark = pytest.mark.integration
 
 RANKING = {"method": "ranking", "question": "Quel parc d'abord ?", "max_ranks": 2,
            "options": [{"id": "a", "title": "Gayeulles"}, {"id": "b", "title": "Thabor"},
                        {"id": "c", "title": "Bréquigny"}]}
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> EmbeddedSettings:
-    return EmbeddedSettings(data_dir=tmp_path / "data", environment="test")
-
-
-@pytest.fixture
-def web(settings: EmbeddedSettings) -> Iterator[TestClient]:
-    with TestClient(build_app(settings), base_url="https://testserver") as client:
-        yield client
-
-
-@pytest.fixture
-def outbox(settings: EmbeddedSettings) -> Path:
-    return settings.outbox_dir / "email.jsonl"
-
-
-def field(html: str, name: str) -> str:
-    found = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert found, f"no {name} field"
-    return found.group(1)
-
-
-def sign_in(web: TestClient, outbox: Path, email: str, next_: str = "/") -> None:
-    page = web.get(f"/sign-in?next={next_}")
-    assert page.status_code == 200
-    csrf = field(page.text, "csrf")
-    sent = web.post("/sign-in", data={"csrf": csrf, "email": email, "next": next_})
-    assert sent.status_code == 200 and 'name="code"' in sent.text, sent.text
-    done = web.post("/sign-in/code", data={"csrf": csrf, "email": email, "next": next_,
-                                           "code": read_code(outbox, email)},
-                    follow_redirects=False)
-    assert done.status_code == 303 and done.headers["location"] == next_
-    cookie = next(v for k, v in done.headers.multi_items()
-                  if k == "set-cookie" and v.startswith("urne_session="))
-    assert {"HttpOnly", "Secure", "SameSite=lax"} <= {p.strip() for p in cookie.split(";")}
 
 
 def test_a_participant_votes_votes_again_and_finds_the_tracker(web: TestClient,
@@ -160,3 +122,71 @@ def test_voting_signed_out_asks_to_sign_in(web: TestClient, outbox: Path) -> Non
     r = web.post(f"/polls/{state.poll_id}/ballot", data={
         "csrf": field(form.text, "csrf"), "idempotency_key": "k" * 32, "answer": "yes"})
     assert r.status_code == 401 and 'name="email"' in r.text
+
+
+BUDGET = {"method": "budget", "question": "Quels projets ?", "budget": 100,
+          "projects": [{"id": "bancs", "title": "Des bancs", "cost": 30},
+                       {"id": "arbres", "title": "Des arbres", "cost": 60},
+                       {"id": "piste", "title": "Une piste", "cost": 80}]}
+
+
+def test_the_result_page_shows_the_export_a_chart_and_how_to_check_it(
+        web: TestClient, outbox: Path) -> None:
+    state = open_poll(web, outbox, rules=BUDGET)
+    path = f"/polls/{state.poll_id}"
+    waiting = web.get(f"{path}/results")
+    assert waiting.status_code == 409 and "pas encore publié" in waiting.text
+    for email, projects in (("a@example.org", ["bancs", "arbres"]),
+                            ("b@example.org", ["arbres"]), ("c@example.org", ["piste"])):
+        voter = login(web, outbox, email)
+        token = web.post(f"/v1{path}/voting-token", headers=voter).json()["voting_token"]
+        cast = web.post(f"/v1{path}/ballots", headers={**bearer(token), "Idempotency-Key":
+                                                       email},
+                        json={"choice": {"method": "budget", "projects": projects}})
+        assert cast.status_code == 201, cast.text
+    assert web.post(f"/v1{path}/close", headers=state.organiser).status_code == 200
+    assert wait_for(lambda: web.get(f"/v1{path}/results"), 200).status_code == 200
+
+    page = web.get(f"{path}/results")
+    assert page.status_code == 200 and "Bulletins comptés : 3." in page.text
+    svg = re.search(r"<svg class=\"chart\".*?</svg>", page.text, re.S)
+    assert svg and "<title>Quels projets ?</title>" in svg.group(0)
+    # Des arbres (2 votes, 60) is selected first; Des bancs (1 vote, 30) still fits.
+    assert re.search(r">2 retenu</text>", svg.group(0)) and ">1 retenu</text>" in svg.group(0)
+    rows = re.findall(r"<tr><td>\*</td><td>100</td>.*?</tr>", page.text)
+    assert len(rows) == 3
+    assert f"urne audit verify --url https://testserver --poll {state.poll_id}" in page.text
+    for link in ("/result", "/rules", "/record.ndjson"):
+        assert web.get(f"/v1/audit{path}{link}").status_code == 200
+    assert web.get(f"/v1{path}/results.csv").status_code == 200
+
+
+def test_a_participant_submits_a_proposal_and_reads_it(web: TestClient, outbox: Path) -> None:
+    organiser = login(web, outbox, ORGANISER)
+    now = datetime.now(UTC)
+    made = web.post("/v1/consultations", headers=organiser, json={
+        "title": "Idées pour le square", "steps": [
+            {"kind": "proposals", "starts_at": (now - timedelta(days=1)).isoformat(),
+             "ends_at": (now + timedelta(days=7)).isoformat()}]})
+    assert made.status_code == 201, made.text
+    consultation = made.json()["id"]
+    assert web.post(f"/v1/consultations/{consultation}/publish", headers=organiser
+                    ).status_code == 200
+    path = f"/consultations/{consultation}"
+    assert "Connectez-vous pour déposer une proposition." in web.get(path).text
+    sign_in(web, outbox, "zoe@example.org", path)
+    page = web.get(path)
+    assert "Déposer une proposition" in page.text
+    csrf = field(page.text, "csrf")
+    empty = web.post(f"{path}/proposals", data={"csrf": csrf, "title": " ",
+                                                 "body": "Gardez-moi"})
+    assert empty.status_code == 422 and "Gardez-moi</textarea>" in empty.text
+    sent = web.post(f"{path}/proposals", follow_redirects=False, data={
+        "csrf": csrf, "title": "Un potager",
+        "body": "Des **bacs** au square.\n\n<script>alert(1)</script>"})
+    assert sent.status_code == 303 and sent.headers["location"].startswith("/proposals/")
+    shown = web.get(sent.headers["location"])
+    assert "<h1>Un potager</h1>" in shown.text and "<strong>bacs</strong>" in shown.text
+    assert "<script>alert" not in shown.text  # the API's sanitised rendering
+    listed = web.get(path)
+    assert f'href="{sent.headers["location"]}"' in listed.text
