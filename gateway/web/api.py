@@ -32,6 +32,13 @@ class Api:
 
     async def call(self, method: str, path: str, *, json: Any = None,
                    token: str | None = None, headers: dict[str, str] | None = None) -> Any:
+        r = await self.raw(method, path, json=json, token=token, headers=headers)
+        return r.json() if r.content else None
+
+    async def raw(self, method: str, path: str, *, json: Any = None,
+                  token: str | None = None, headers: dict[str, str] | None = None
+                  ) -> httpx.Response:
+        """The API's answer as it came (its bytes and headers), or ``ApiProblem``."""
         transport = httpx.ASGITransport(app=self.app, client=(self.client, 0))
         bearer = token or self.token
         sent = {**({"Authorization": f"Bearer {bearer}"} if bearer else {}), **(headers or {})}
@@ -49,7 +56,7 @@ class Api:
                     str(e.get("msg", "")) if isinstance(e, dict) else str(e)
                     for e in errors[:5])
             raise ApiProblem(r.status_code, str(body.get("code", "error")), detail)
-        return r.json() if r.content else None
+        return r
 
     async def get(self, path: str, **kw: Any) -> Any:
         return await self.call("GET", path, **kw)

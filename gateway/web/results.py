@@ -8,6 +8,9 @@ the CSV), so the page shows exactly what can be downloaded."""
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
+from urne.audit.bundle import HEADS, KEYS, RECORD, RECORD_HEADERS, RESULT, RULES
 from urne.gateway.web.api import ApiProblem
 from urne.gateway.web.charts import Bar, bars
 from urne.gateway.web.i18n import N_
@@ -97,3 +101,34 @@ async def result(request: Request, poll_id: str) -> Response:
                        base=base,
                        outcome={"adopted": page._("Adopted"),
                                 "rejected": page._("Rejected")}.get(export["outcome"]))
+
+
+@router.get("/polls/{poll_id}/audit-bundle.zip")
+async def audit_bundle(request: Request, poll_id: str) -> Response:
+    """The poll's public documents as ``urne audit fetch`` saves them (urne/audit/
+    bundle.py: the routes' bytes as served), zipped: unzipped, ``urne audit verify
+    --bundle`` checks it offline. Built in memory: for a very large record, ``urne audit
+    fetch`` streams to disk instead."""
+    page = Page(request)
+    audit = f"/audit/polls/{quote(poll_id, safe='')}"
+    try:
+        documents = {KEYS: (await page.api.raw("GET", "/audit/keys")).content,
+                     RULES: (await page.api.raw("GET", f"{audit}/rules")).content,
+                     RESULT: (await page.api.raw("GET", f"{audit}/result")).content,
+                     HEADS: (await page.api.raw("GET", f"{audit}/heads")).content}
+        record = await page.api.raw("GET", f"{audit}/record.ndjson")
+    except ApiProblem as exc:
+        return page.problem(exc, back=f"/polls/{poll_id}/results")
+    documents[RECORD] = record.content
+    documents[RECORD_HEADERS] = (json.dumps({
+        "poll_id": poll_id, "size": int(record.headers["Urne-Record-Size"]),
+        "root": record.headers["Urne-Record-Root"]}) + "\n").encode()
+    zipped = io.BytesIO()
+    folder = f"urne-audit-{poll_id}"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in documents.items():
+            archive.writestr(f"{folder}/{name}", content)
+    response = Response(zipped.getvalue(), media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{folder}.zip"'})
+    page.finish(response)
+    return response

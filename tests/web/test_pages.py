@@ -6,15 +6,20 @@ Chromium: test_browser.py."""
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from tests.e2e.scenario import ORGANISER, bearer, login, open_poll, wait_for
 from tests.web.pages import field, sign_in
+from urne.runtime.cli import app
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +136,7 @@ BUDGET = {"method": "budget", "question": "Quels projets ?", "budget": 100,
 
 
 def test_the_result_page_shows_the_export_a_chart_and_how_to_check_it(
-        web: TestClient, outbox: Path) -> None:
+        web: TestClient, outbox: Path, tmp_path: Path) -> None:
     state = open_poll(web, outbox, rules=BUDGET)
     path = f"/polls/{state.poll_id}"
     waiting = web.get(f"{path}/results")
@@ -159,6 +164,21 @@ def test_the_result_page_shows_the_export_a_chart_and_how_to_check_it(
     for link in ("/result", "/rules", "/record.ndjson"):
         assert web.get(f"/v1/audit{path}{link}").status_code == 200
     assert web.get(f"/v1{path}/results.csv").status_code == 200
+
+    # The audit bundle, downloaded from the page, checks offline as urne audit fetch's.
+    bundle = web.get(f"{path}/audit-bundle.zip")
+    assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(bundle.content)) as archive:
+        archive.extractall(tmp_path)
+    folder = tmp_path / f"urne-audit-{state.poll_id}"
+    verified = CliRunner().invoke(app, ["audit", "verify", "--bundle", str(folder), "--json"])
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["ok"] is True
+    # One byte changed in the record, and the same check fails.
+    record = folder / "record.ndjson"
+    record.write_bytes(record.read_bytes().replace(b'"bancs"', b'"piste"', 1))
+    tampered = CliRunner().invoke(app, ["audit", "verify", "--bundle", str(folder)])
+    assert tampered.exit_code != 0
 
 
 def test_a_participant_submits_a_proposal_and_reads_it(web: TestClient, outbox: Path) -> None:
