@@ -210,3 +210,40 @@ def test_a_participant_submits_a_proposal_and_reads_it(web: TestClient, outbox: 
     assert "<script>alert" not in shown.text  # the API's sanitised rendering
     listed = web.get(path)
     assert f'href="{sent.headers["location"]}"' in listed.text
+
+
+OPTIONS = [{"id": "a", "title": "Gayeulles"}, {"id": "b", "title": "Thabor"},
+           {"id": "c", "title": "Bréquigny"}]
+# Each method's rules, the form a participant fills, and the tally it must give (worked
+# out by hand: one ballot).
+BY_METHOD = [
+    ({"method": "approval", "question": "Quels parcs ?", "options": OPTIONS,
+      "max_choices": 2}, {"approved": ["a", "c"]}, "counts", {"a": 1, "b": 0, "c": 1}),
+    ({"method": "ranking", "question": "Quel ordre ?", "options": OPTIONS, "max_ranks": 3},
+     {"rank-a": "3", "rank-b": "1", "rank-c": "2"}, "points", {"a": 1, "b": 3, "c": 2}),
+    ({"method": "majority_judgment", "question": "Quelles mentions ?", "options": OPTIONS,
+      "grades": ["Bien", "Passable", "Insuffisant"]},
+     {"grade-a": "Bien", "grade-b": "Insuffisant", "grade-c": "Passable"}, "majority_grade",
+     {"a": "Bien", "b": "Insuffisant", "c": "Passable"}),
+]
+
+
+@pytest.mark.parametrize(("rules", "form", "key", "tally"), BY_METHOD,
+                         ids=[r["method"] for r, *_ in BY_METHOD])
+def test_each_method_s_form_casts_the_ballot_it_shows(
+        web: TestClient, outbox: Path, rules: dict, form: dict, key: str,
+        tally: dict) -> None:
+    state = open_poll(web, outbox, rules=rules)
+    path = f"/polls/{state.poll_id}"
+    csrf = sign_in(web, outbox, "yan@example.org", path)
+    page = web.get(path)
+    for name in form:  # every field sent is one the page shows
+        assert f'name="{name}"' in page.text, name
+    cast = web.post(f"{path}/ballot", data={
+        "csrf": csrf, "idempotency_key": field(page.text, "idempotency_key"), **form})
+    assert cast.status_code == 201, cast.text
+    assert web.post(f"/v1{path}/close", headers=state.organiser).status_code == 200
+    result = wait_for(lambda: web.get(f"/v1{path}/results"), 200).json()
+    assert result["tally"][key] == tally
+    shown = web.get(f"{path}/results")
+    assert shown.status_code == 200 and "Bulletins comptés : 1." in shown.text
