@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.e2e.scenario import ORGANISER, bearer, login, open_poll, wait_for
+from tests.e2e.scenario import ADMIN, ORGANISER, bearer, login, open_poll, wait_for
 from tests.web.pages import field, sign_in
 from urne.runtime.cli import app
 
@@ -247,3 +248,22 @@ def test_each_method_s_form_casts_the_ballot_it_shows(
     assert result["tally"][key] == tally
     shown = web.get(f"{path}/results")
     assert shown.status_code == 200 and "Bulletins comptés : 1." in shown.text
+
+
+def test_every_form_route_refuses_a_post_without_its_csrf_token(web: TestClient,
+                                                                  outbox: Path) -> None:
+    """Whatever the page, signed in as an admin (whom no role stops): a form posted
+    without the CSRF token, or with another one, is refused for that reason alone."""
+    from urne.gateway.web import desk, organiser, participant, results
+
+    sign_in(web, outbox, ADMIN)
+    posts = [route.path for module in (participant, results, organiser, desk)
+             for route in module.router.routes
+             if isinstance(route, APIRoute) and "POST" in route.methods]
+    assert len(posts) >= 14
+    for path in posts:
+        url = re.sub(r"\{(\w+)\}", lambda m: "open" if m.group(1) == "action" else
+                     "0" * 32, path)
+        for data in ({}, {"csrf": "not-this-browser-s"}):
+            r = web.post(url, data=data, follow_redirects=False)
+            assert r.status_code == 403 and "Ce formulaire a expiré" in r.text, (url, data)
