@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 4  # seconds a gateway waits for a ballot's reply (then 503)
-ROTATE_SECONDS = 3
+ROTATE_SECONDS = 5
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +252,7 @@ def counting_streams(system: System) -> list[str]:
 def test_the_counting_streams_rotate_under_traffic_and_counted_ones_go(
         system: System) -> None:
     """Ten seconds of ballots while a new generation of counting streams opens every
-    three: every 201 is counted (the reconciliation), and the broker keeps only the
+    five: every 201 is counted (the reconciliation), and the broker keeps only the
     generations the tally workers have not counted past (docs/privacy.md)."""
     async def nothing() -> None:
         pass

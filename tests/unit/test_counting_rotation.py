@@ -53,6 +53,16 @@ def test_an_old_generation_goes_only_once_every_shard_left_it() -> None:
                 2.0) == Step("delete", 0)
 
 
+def test_no_generation_opens_while_the_last_one_is_still_on_the_broker() -> None:
+    """A shard slower than the rotation holds it back: two generations at most."""
+    generations = [gen(0), gen(1, at=T0 + DAY)]
+    behind = [position_of(0, 12), position_of(1, 3)]
+    assert plan(generations, behind, T0 + 5 * DAY, DAY, None, 2.0) is None
+    drained = [position_of(1, 12), position_of(1, 3)]
+    assert plan(generations, drained, T0 + 5 * DAY, DAY, None, 2.0) == Step("delete", 0)
+    assert plan(generations[1:], drained, T0 + 5 * DAY, DAY, None, 2.0) == Step("open", 2)
+
+
 def test_two_generations_behind_keeps_both_and_deletes_in_order() -> None:
     generations = [gen(0), gen(1), gen(2)]
     assert plan(generations, [position_of(0, 9), position_of(2, 1)], T0, DAY, None,

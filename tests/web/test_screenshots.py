@@ -1,4 +1,5 @@
-"""Each main page at a phone's width and a desktop's, in Chromium, on a urne filled by
+"""Each main page (a participant's, an organiser's, an agent's) at a phone's width and a
+desktop's, in Chromium, on a urne filled by
 ``urne demo``: nothing wider than the screen (no sideways scrolling), and a screenshot
 of each, written to a temporary folder, or to URNE_SCREENSHOTS_DIR: ``make
 screenshots`` refreshes the copies in docs/screenshots/ that the README shows."""
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
-from tests.e2e.scenario import ORGANISER, open_poll
+from tests.e2e.scenario import ADMIN, ORGANISER, login, open_poll
 from tests.support.embedded import Embedded
 from tests.web.browser import new_page
 
@@ -52,19 +53,36 @@ def test_the_main_pages_at_phone_and_desktop_widths(chromium: Browser, system: E
     with httpx.Client(base_url=system.base, timeout=30) as http:
         budget = open_poll(http, system.outbox, rules=BUDGET).poll_id
         consultation = http.get(f"/v1/polls/{budget}").json()["consultation_id"]
+        admin = login(http, system.outbox, ADMIN)["Authorization"].removeprefix("Bearer ")
     pages = {"home": "/", "consultation": f"/consultations/{consultation}",
              "sign-in": "/sign-in", "ballot": f"/polls/{budget}",
              "result": f"/polls/{polls['budget']}/results",
              "result-ranking": f"/polls/{polls['ranking']}/results"}
+    # The organiser's and the agent's, signed in as an admin (both roles' pages).
+    staff = {"organiser": "/organiser",
+             "organiser-consultation": f"/organiser/consultations/{consultation}",
+             "organiser-poll": f"/organiser/polls/{budget}",
+             "desk": "/desk", "desk-poll": f"/desk/polls/{budget}"}
     out = Path(os.environ.get("URNE_SCREENSHOTS_DIR") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
     for device, (width, height) in WIDTHS.items():
         with new_page(chromium, viewport={"width": width, "height": height}) as page:
             for name, path in pages.items():
-                response = page.goto(system.base + path)
-                assert response is not None and response.ok, (path, response)
-                wide = page.evaluate("() => document.documentElement.scrollWidth")
-                assert wide <= width, f"{path} is {wide} px wide on a {width} px screen"
-                shot = out / f"{name}-{device}.png"
-                page.screenshot(path=str(shot), full_page=True)
-                assert shot.stat().st_size > 5_000
+                shoot(page, system.base + path, out / f"{name}-{device}.png", width)
+            page.context.add_cookies([
+                {"name": name, "value": value, "url": system.base, "httpOnly": True,
+                 "sameSite": "Lax"} for name, value in (("urne_session", admin),
+                                                        ("urne_role", "admin"))])
+            for name, path in staff.items():
+                shoot(page, system.base + path, out / f"{name}-{device}.png", width)
+
+
+def shoot(page: Page, url: str, shot: Path, width: int) -> None:
+    """The page at ``url``, no wider than the screen, saved whole to ``shot``."""
+    response = page.goto(url)
+    assert response is not None and response.ok, (url, response)
+    wide = page.evaluate("() => document.documentElement.scrollWidth")
+    assert wide <= width, f"{url} is {wide} px wide on a {width} px screen"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 5_000
+

@@ -17,7 +17,8 @@ generations, and the old ones are deleted, not aged:
    marker in the old stream is in the new one too (counted once: ``ShardCount.add``
    ignores a ballot seen before);
 4. **delete**: once every shard's checkpoint is past the old generation (all its
-   markers counted), its streams are deleted and its record forgotten.
+   markers counted), its streams are deleted and its record forgotten. The next
+   generation opens only then: two at most are ever on the broker, however slow a shard.
 
 Each step is idempotent and the store says which step is next, so a worker that dies
 midway leaves the rest to the next call, by itself or another worker. A ballot that
@@ -51,7 +52,7 @@ from urne.messaging.counting_stream import (
     stream_name,
 )
 from urne.platform.logging import log_fields
-from urne.platform.metrics import COUNTING_GENERATIONS
+from urne.platform.metrics import COUNTING_GENERATIONS, COUNTING_OLDEST_GENERATION
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,11 @@ def plan(generations: list[Generation], positions: list[int], now: datetime,
     for old in generations[:-1]:
         if old.generation < reached:
             return Step("delete", old.generation)
+    if len(generations) > 1:
+        # Not before the last one is counted past and deleted: a shard slower than the
+        # rotation (a worker down, a store away) would otherwise leave generation after
+        # generation on the broker, each stream holding files open. Two at most.
+        return None
     if now - current.opened_at >= every:
         return Step("open", current.generation + 1)
     return None
@@ -132,6 +138,9 @@ class StreamRotation:
         for _ in range(8):  # a handful per call: the worker has ballots to count
             generations = self.store.generations(self.stream)
             COUNTING_GENERATIONS.set(len(generations))
+            if generations:
+                COUNTING_OLDEST_GENERATION.set(
+                    (self.clock() - generations[0].opened_at).total_seconds())
             positions = (self.store.positions(self.stream, self.shards)
                          if len(generations) > 1 else [])
             current = generations[-1].generation if generations else 0

@@ -62,8 +62,12 @@ COUNTING_POSITION = Gauge(
 COUNTING_GENERATIONS = Gauge(
     "urne_counting_generations",
     "Generations of counting streams on the broker, as the tally worker rotating them last "
-    "saw (0 in the others): 1, or 2 while the old one is counted past; more, and the old "
-    "ones are not being counted or deleted.")
+    "saw (0 in the others): 1, or 2 while the old one is counted past.")
+COUNTING_OLDEST_GENERATION = Gauge(
+    "urne_counting_oldest_generation_seconds",
+    "How long ago the oldest generation of counting streams on the broker opened, as the "
+    "tally worker rotating them last saw (0 in the others): about the rotation period at "
+    "most; more, and a generation is not counted past or not deleted, or rotation fails.")
 SERVICE_READY = Gauge(
     "urne_service_ready",
     "1 if the service answered the gateway's last /readyz through the broker and reached "
