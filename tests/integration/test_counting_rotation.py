@@ -54,15 +54,23 @@ T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
 RULES = YesNoAbstainRules(method="yes_no_abstain", question="A cycle lane on Main Street?")
 
 
-class Counter:
-    """Keeps the numbers each shard saw, once each, with the store's checkpoints."""
+class StoreAway(Exception):
+    pass
 
-    def __init__(self, store: SqliteTallyStore):
-        self.store = store
+
+class Counter:
+    """Keeps the numbers each shard saw, once each, with the store's checkpoints; with
+    ``flaky``, every other checkpoint read fails, as a store that is overloaded."""
+
+    def __init__(self, store: SqliteTallyStore, flaky: bool = False):
+        self.store, self.flaky, self.takes = store, flaky, 0
         self.seen: dict[int, list[int]] = {s: [] for s in range(SHARDS)}
         self.lock = threading.Lock()
 
     def take(self, shard: int) -> int:
+        self.takes += 1
+        if self.flaky and self.takes % 2 == 0:
+            raise StoreAway("checkpoint unreadable")
         return self.store.checkpoint(STREAM, shard)[0]
 
     def apply(self, batches: dict[int, list[tuple[int, Any]]]) -> set[int]:
@@ -109,14 +117,18 @@ def streams_left(url: str, generations: range) -> list[str]:
         connection.close()
 
 
-def test_streams_rotate_while_ballots_flow_and_nothing_is_missed(vhost_url: str,
-                                                               tmp_path: Path) -> None:
+@pytest.mark.parametrize("flaky", [False, True], ids=["store-up", "store-flaky"])
+def test_streams_rotate_while_ballots_flow_and_nothing_is_missed(
+        vhost_url: str, tmp_path: Path, flaky: bool) -> None:
+    """With a flaky store, taking a shard in its next generation fails every other time
+    (CI once saw two shards held forever on their old streams that way)."""
     store = SERVICES["tally"].sqlite_store(
         SqliteDb(tmp_path / "tally.db", SERVICES["tally"].migrations.sqlite))
     rotation = StreamRotation(store, STREAM, SHARDS, every=0.8, sign=lambda env: env,
                               settle=0.3)
-    worker = CountingWorker(vhost_url, SHARDS, Counter(store), transient=lambda e: False,
-                            linger=0.02, rotation=rotation)
+    worker = CountingWorker(vhost_url, SHARDS, Counter(store, flaky),
+                            transient=lambda e: isinstance(e, StoreAway), linger=0.02,
+                            rotation=rotation)
     counter = worker.counter
     assert isinstance(counter, Counter)
     publisher = pika.BlockingConnection(pika.URLParameters(vhost_url))

@@ -414,5 +414,8 @@ class CountingWorker:
                 last.channel.basic_ack(last.tag, multiple=True)
             if shard in self._ending and not any(d.shard == shard for d in self._pending):
                 # Its marker is counted: the checkpoint is at the next generation's start.
+                # Let the shard go; the rebalance (every half second) takes it again from
+                # there, retrying while the store is away. Taking it here could fail
+                # midway through this loop and leave the other ending shards held on
+                # their old streams, where nothing more would ever come.
                 self._release(shard)
-                self._acquire(connection, shard)
