@@ -1170,7 +1170,7 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     assert files["tally"] == ["001_init", "002_sealed_digest", "003_results_visibility",
                               "004_awaiting", "005_partials", "006_record", "007_closed",
                               "008_log", "009_agent", "010_purged_copies",
-                              "011_electorate"]
+                              "011_electorate", "012_generations"]
     assert files["vote"][-1] == "007_retention"
     assert files["proposal"] == ["001_init", "002_organisers_and_steps",
                                  "003_proposals_as_cities_run_them", "004_results_visibility",
