@@ -24,7 +24,7 @@ from markupsafe import Markup, escape
 from urne.gateway.web import forms
 from urne.gateway.web.api import ApiProblem
 from urne.gateway.web.i18n import N_
-from urne.gateway.web.page import KNOWN, Page, form_of
+from urne.gateway.web.page import Page, form_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,7 +42,8 @@ DISTRICT = N_("A district is a name of letters, digits, '.', '_', ':' or '-', st
 CHANNELS = {"online": N_("online"), "desk": N_("at a desk (assisted vote)"),
             "paper": N_("on paper")}
 
-# What the desk's refusals mean to an agent (msgids; KNOWN, then the API's detail, else).
+# What the desk's refusals mean to an agent (msgids; Page.say falls back on KNOWN, then
+# the API's detail).
 DESK_KNOWN = {
     "forbidden": N_("The agent desk is for agents and admins. Ask an admin for the "
                     "agent role."),
@@ -69,18 +70,13 @@ DESK_KNOWN = {
 }
 
 
-def _say(page: Page, code: str | None, detail: str | None) -> str:
-    msgid = DESK_KNOWN.get(code or "") or KNOWN.get(code or "", "")
-    return page._(msgid) if msgid else (detail or "")
-
-
 def _refused(page: Page, exc: ApiProblem, back: str = "/desk") -> HTMLResponse:
     """A refusal that ends the page: signed out, not an agent, no such poll."""
     if exc.code in ("invalid_token", "access_token_required"):
         return page.render("sign_in.html", status=401, next="/desk",
                            message=page._("Please sign in again."))
     return page.render("problem.html", status=exc.status, code=exc.code,
-                       message=_say(page, exc.code, exc.detail),
+                       message=page.say(exc, DESK_KNOWN),
                        back="/" if exc.code == "forbidden" else back)
 
 
@@ -242,7 +238,7 @@ async def new_card(request: Request) -> Response:
             return _refused(page, exc)
         # No id, or not one (the API's 404 or 422 for the path): no one has it.
         code = exc.code if exc.code in DESK_KNOWN else "person_not_found"
-        return await _home(page, exc.status, _say(page, code, exc.detail), fields)
+        return await _home(page, exc.status, page.say_code(code, exc.detail, DESK_KNOWN), fields)
     return await _card(page, card, registered=False)
 
 
@@ -282,8 +278,8 @@ async def _desk(page: Page, poll: dict[str, Any], person: str, *, status: int = 
             if exc.code == "poll_not_found":  # it exists: it has not opened
                 person_problem = page._("This poll's sign-in list starts when it opens.")
             else:  # 404 person_not_found, or 422 for what is no person id
-                person_problem = _say(page, "person_not_found" if exc.status == 422
-                                      else exc.code, exc.detail)
+                person_problem = page.say_code("person_not_found" if exc.status == 422
+                                      else exc.code, exc.detail, DESK_KNOWN)
     context.setdefault("vote_key", uuid.uuid4().hex)
     context.setdefault("chosen", {})
     count = len(rows) if rows else _rows_wanted(poll["rules"], page.request.query_params.get(
@@ -356,7 +352,7 @@ async def assisted_vote(request: Request, poll_id: str, person_id: str) -> Respo
         if exc.code in ("forbidden", "invalid_token", "access_token_required"):
             return _refused(page, exc)
         return await _desk(page, poll, person_id, status=exc.status, **back,
-                           vote_message=_say(page, exc.code, exc.detail))
+                           vote_message=page.say(exc, DESK_KNOWN))
     return page.render("desk/receipt.html", status=201, poll=poll, person=person_id,
                        receipt=receipt, tracker_address=str(request.base_url).rstrip("/")
                        + f"/polls/{quote(poll_id, safe='')}/tracker")
@@ -384,7 +380,7 @@ async def mark_paper(request: Request, poll_id: str, person_id: str) -> Response
         if exc.code in ("forbidden", "invalid_token", "access_token_required"):
             return _refused(page, exc)
         return await _desk(page, poll, person_id, status=exc.status,
-                           paper_message=_say(page, exc.code, exc.detail))
+                           paper_message=page.say(exc, DESK_KNOWN))
     # The answer, not the sign-in list, which is seconds behind.
     return await _desk(page, poll, person_id, status=201, standing=standing,
                        paper_marked=True)
@@ -458,13 +454,13 @@ async def paper_ballots(request: Request, poll_id: str) -> Response:
                 if row["serial"] and upper.count(row["serial"].upper()) > 1:
                     row["error"] = N_("This serial is on another line of this batch too.")
         said = page._(DISTRICT) if exc.code == "invalid_request" and district else \
-            _say(page, exc.code, exc.detail)  # the serials and choices were checked above
+            page.say(exc, DESK_KNOWN)  # the serials and choices were checked above
         return await _desk(page, poll, person, status=exc.status, rows=rows, **kept,
                            batch_message=said)
     results = [{"serial": r["serial"], "accepted": r["status"] == 201,
                 "tracker": (r.get("receipt") or {}).get("tracker"),
-                "message": None if r["status"] == 201 else _say(page, r.get("code"),
-                                                                r.get("detail")),
+                "message": None if r["status"] == 201 else page.say_code(r.get("code"),
+                                                                r.get("detail"), DESK_KNOWN),
                 "detail": r.get("detail")}  # the API's own words: which rule, say
                for r in entered["results"]]
     return await _desk(page, poll, person, rows=_blank_rows(len(rows)), results=results,

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, Response
 from urne.gateway.web import forms
 from urne.gateway.web.api import ApiProblem
 from urne.gateway.web.i18n import N_
-from urne.gateway.web.page import KNOWN, Page, form_of, safe_next
+from urne.gateway.web.page import Page, form_of, safe_next
 
 router = APIRouter(include_in_schema=False)
 
@@ -79,18 +79,12 @@ class PollFormError(ValueError):
         self.msgid, self.values = msgid, values
 
 
-def said(page: Page, exc: ApiProblem) -> str:
-    """Why the API refused, in the page's language when the code is known."""
-    msgid = REFUSALS.get(exc.code) or KNOWN.get(exc.code, "")
-    return page._(msgid) if msgid else exc.detail
-
-
 def refused(page: Page, exc: ApiProblem, back: str | None) -> Response:
     """The API's refusal as a page: sign in (again), or the problem and a way back."""
     if exc.status == 401:
         return must_sign_in(page, back)
     return page.render("problem.html", status=exc.status, code=exc.code,
-                       message=said(page, exc), back=back)
+                       message=page.say(exc, REFUSALS), back=back)
 
 
 def must_sign_in(page: Page, then: str | None = None) -> Response:
@@ -236,7 +230,7 @@ async def create_consultation(request: Request) -> Response:
     except ApiProblem as exc:
         if exc.status in (401, 403):
             return refused(page, exc, back="/organiser")
-        return await _index(page, form, said(page, exc), exc.status)
+        return await _index(page, form, page.say(exc, REFUSALS), exc.status)
     return page.redirect(_path("organiser/consultations", made["id"]) + "?done=created")
 
 
@@ -304,7 +298,7 @@ async def add_proposal(request: Request, consultation_id: str) -> Response:
         if exc.status in (401, 403, 404):
             return refused(page, exc, back=here)
         return await _consultation_page(page, consultation_id, exc.status, proposal=form,
-                                        message=said(page, exc), where="proposal")
+                                        message=page.say(exc, REFUSALS), where="proposal")
     return page.redirect(here + "?done=proposal#proposals")
 
 
@@ -333,7 +327,7 @@ async def create_poll(request: Request, consultation_id: str) -> Response:
         if exc.status in (401, 403):
             return refused(page, exc, back=_path("organiser/consultations", consultation_id))
         return await _consultation_page(page, consultation_id, exc.status, poll=form,
-                                        message=said(page, exc), where="poll")
+                                        message=page.say(exc, REFUSALS), where="poll")
     return page.redirect(_path("organiser/polls", made["id"]) + "?done=poll")
 
 

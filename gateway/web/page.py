@@ -3,6 +3,7 @@ cookies and security headers, and how an API refusal is shown (``Page``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,16 @@ class Page:
     def _(self, msgid: str) -> str:
         return translations(self.lang).gettext(msgid)
 
-    def say(self, exc: ApiProblem) -> str:
+    def say(self, exc: ApiProblem, own: Mapping[str, str] | None = None) -> str:
         """What the API's refusal means, in the page's language when its code is known
-        (``KNOWN``), else the API's own words."""
-        known = KNOWN.get(exc.code)
-        return self._(known) if known else exc.detail
+        (a page kind's ``own`` messages first, then ``KNOWN``), else the API's words."""
+        return self.say_code(exc.code, exc.detail, own)
+
+    def say_code(self, code: str | None, detail: str | None,
+                 own: Mapping[str, str] | None = None) -> str:
+        """``say`` for a code and detail given apart (a line of a batch's answer)."""
+        known = (own or {}).get(code or "") or KNOWN.get(code or "")
+        return self._(known) if known else (detail or "")
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = environment(self.lang).get_template(template).render(
