@@ -139,6 +139,31 @@ def test_a_batch_is_replied_its_events_published_and_acked(amqp_url: str) -> Non
     assert [client.depth(shard_queue(s)) for s in range(SHARDS)] == [0] * SHARDS  # acked
 
 
+def test_a_linger_takes_what_comes_within_it_as_one_batch(amqp_url: str) -> None:
+    sizes: list[int] = []
+
+    def handle(items: list[Any], shards: list[int], fence: Fence = no_fence) -> Batch:
+        sizes.append(len(items))
+        return Batch([{"ok": True, "data": item} for item in items], [])
+
+    client = Client(amqp_url)
+    halt = running(ShardWorker(amqp_url, SHARDS, handle, transient=lambda e: False,
+                               linger=1.0))
+    try:
+        client.send(0, {"n": -1})
+        assert len(client.replies(1)) == 1  # the worker is consuming
+        sizes.clear()
+        sent = []
+        for i in range(12):  # over ~0.25 s, on every shard: well inside the linger
+            sent.append(client.send(i % SHARDS, {"n": i}))
+            time.sleep(0.02)
+        replies = client.replies(12)
+    finally:
+        halt()
+    assert sorted(replies) == sorted(sent)
+    assert sizes == [12]
+
+
 def test_a_passing_fault_is_retried_never_parked(amqp_url: str) -> None:
     client, seen, failures = Client(amqp_url), [], [2]
 

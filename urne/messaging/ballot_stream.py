@@ -128,6 +128,7 @@ class ShardWorker:
     def __init__(self, amqp_url: str, shards: int, handle: Handler, *,
                  transient: Callable[[Exception], bool], prefetch: int = 500,
                  max_batch: int = 500, heartbeat: int = 30, counting_shards: int = 1,
+                 linger: float = 0.0,
                  admit: Admit = lambda envelope: None, sign: Sign = lambda env: env):
         """``transient(exc)``: whether a failure is a passing fault (a store that is
         down): such a batch is retried, with backoff, for as long as it takes; any
@@ -135,12 +136,22 @@ class ShardWorker:
         ``counting_shards``: the counting streams the handler's events go to.
         ``admit``: whether a message may reach the handler (signed envelopes); one
         refused is parked with its reason and its sender told. ``sign``: applied to
-        every event published."""
+        every event published. ``linger``: how long what arrived may wait for more
+        before it is taken as a batch (below)."""
         self.amqp_url, self.shards, self.handle = amqp_url, shards, handle
         self.admit, self.sign = admit, sign
         self.counting_shards = counting_shards
         self.transient = transient
         self.prefetch, self.max_batch, self.heartbeat = prefetch, max_batch, heartbeat
+        # A batch costs about the same whatever its size (a read and a write in the
+        # store, its events with their confirms, a reply per gateway, an ack per shard,
+        # identity's and the tally's handling of its events), so taking whatever came
+        # the moment it came made the batches smallest, and most frequent, when the
+        # traffic was light: at 200 ballots/s the system spent as much CPU a second as
+        # at 400 (docs/performance.md). Waiting ``linger`` for more bounds how many
+        # batches a worker makes a second, and adds at most that to a ballot's answer.
+        self.linger = linger
+        self._since = 0.0  # when the oldest pending delivery arrived
         self.membership = Membership(uuid.uuid4().hex[:12])
         # Past this, a stop of the process may have outlasted the broker's patience
         # (about ``heartbeat`` seconds of silence): see Stalled.
@@ -188,11 +199,15 @@ class ShardWorker:
                     self.membership.announce(events, WORKERS_EXCHANGE, self._active)
                     next_beat = now + HEARTBEAT_SECONDS
                 waiting = now < retry_at
-                waited = 0.01 if waiting or not self._pending else 0
+                waited = 0.01 if waiting or not self._pending else \
+                    0 if len(self._pending) >= self.max_batch else \
+                    min(0.01, max(0.0, self._since + self.linger - now))
                 connection.process_data_events(time_limit=waited)
                 if time.monotonic() - now - waited > self.stall_limit:
                     raise Stalled(f"stopped for {time.monotonic() - now:.1f} s")
-                if waiting or not self._pending:
+                if waiting or not self._pending or (
+                        len(self._pending) < self.max_batch and
+                        time.monotonic() - self._since < self.linger):
                     continue
                 size = len(self._pending[:self.max_batch])
                 try:
@@ -251,6 +266,8 @@ class ShardWorker:
                 # is a forgery that would close the poll early: refused, never applied.
                 refused = "not_allowed: a close marker may come only from vote.events"
                 MESSAGES_REFUSED.labels("vote-worker", "not_allowed").inc()
+            if not self._pending:
+                self._since = time.monotonic()
             self._pending.append(_Delivery(shard, ch, method.delivery_tag, props.reply_to,
                                            props.correlation_id, envelope, refused))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Generic, TypeVar
@@ -23,9 +24,11 @@ R = TypeVar("R")
 
 class GroupCommit(Generic[T, R]):
     def __init__(self, run_batch: Callable[[list[T]], list[R]], max_batch: int = 512,
-                 name: str = "group-commit"):
+                 name: str = "group-commit", linger: float = 0.0):
+        """``linger``: how long the first request of a batch waits for others."""
         self.run_batch = run_batch
         self.max_batch = max_batch
+        self.linger = linger
         self._queue: queue.SimpleQueue[tuple[T, Future[R]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -46,9 +49,12 @@ class GroupCommit(Generic[T, R]):
                 return
             batch = [first]
             stop = False
+            until = time.monotonic() + self.linger
             while len(batch) < self.max_batch:
                 try:
-                    more = self._queue.get_nowait()
+                    left = until - time.monotonic()
+                    more = self._queue.get(timeout=left) if left > 0 else \
+                        self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:

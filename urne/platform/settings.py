@@ -236,6 +236,10 @@ class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSetting
     # at least 32 each), and ballots per batch.
     vote_worker_prefetch: int = Field(default=500, ge=1, le=10_000)
     vote_worker_batch: int = Field(default=500, ge=1, le=10_000)
+    # How long a vote worker lets what arrived wait for more before taking it as a batch
+    # (urne/messaging/ballot_stream.py): the most a ballot's answer waits for it. At 200
+    # ballots/s, 20 ms took about a fifth off the CPU a ballot costs (docs/performance.md).
+    vote_worker_linger_seconds: float = Field(default=0.02, ge=0, le=1)
     # AMQP heartbeat of a vote worker: a worker that stops answering (paused, cut off)
     # loses its shards to another after about twice this.
     vote_worker_heartbeat_seconds: int = Field(default=10, ge=1, le=600)
@@ -272,6 +276,11 @@ class EmbeddedSettings(CommonSettings, RoleSettings, MailSettings):
     code_secret: str = ""
     keys_dir: Path = Field(default=Path(""))  # empty: <data_dir>/keys
     outbox_dir: Path = Field(default=Path(""))  # empty: <data_dir>/outbox
+    # How long the first ballot of a group commit waits for others (urne/messaging/
+    # group_commit.py): a batch costs a transaction and its events whatever its size, so
+    # at 600 ballots/s waiting 20 ms took a quarter to a third off the CPU a ballot costs
+    # (docs/performance.md); a ballot's answer waits at most this much longer.
+    ballot_linger_seconds: float = Field(default=0.02, ge=0, le=1)
 
     @model_validator(mode="after")
     def _defaults_and_secrets(self) -> EmbeddedSettings:

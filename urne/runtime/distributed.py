@@ -117,6 +117,7 @@ def run_vote_worker() -> None:
                     sign=load_signer(settings.keys_dir, "vote").sign,
                     prefetch=settings.vote_worker_prefetch,
                     max_batch=settings.vote_worker_batch,
+                    linger=settings.vote_worker_linger_seconds,
                     heartbeat=settings.vote_worker_heartbeat_seconds).run(stop)
     finally:
         session.cluster.shutdown()

@@ -149,8 +149,9 @@ def embedded(settings: EmbeddedSettings) -> Embedded:
     bus.recover()
     ticker = Ticker(bus, {name: spec.periodic for name, spec in SERVICES.items()
                           if spec.periodic is not None}).start()
-    return Embedded(bus, intake, GroupCommit(_ballot_batches(bus, intake), name="ballots"),
-                    ticker)
+    ballots = GroupCommit(_ballot_batches(bus, intake), name="ballots",
+                          linger=settings.ballot_linger_seconds)
+    return Embedded(bus, intake, ballots, ticker)
 
 
 def _ballot_batches(bus: EmbeddedBus, intake: BallotIntake
