@@ -1,9 +1,10 @@
 """Group commit: many requests, one transaction.
 
-A committing thread takes every request that arrived while it was busy and runs them
-as one batch: under load, one fsync serves hundreds of ballots; alone, a request
-waits for nobody. ``submit`` returns a future the caller awaits; it is resolved
-after the batch committed, or fails with the batch.
+A committing thread takes every request that arrived while it was busy, or within
+``linger`` of the batch's first, and runs them as one batch: under load, one fsync
+serves hundreds of ballots; alone, a request waits for nobody longer than the linger.
+``submit`` returns a future the caller awaits; it is resolved after the batch
+committed, or fails with the batch.
 """
 
 from __future__ import annotations
