@@ -278,8 +278,8 @@ async def _desk(page: Page, poll: dict[str, Any], person: str, *, status: int = 
             if exc.code == "poll_not_found":  # it exists: it has not opened
                 person_problem = page._("This poll's sign-in list starts when it opens.")
             else:  # 404 person_not_found, or 422 for what is no person id
-                person_problem = page.say_code("person_not_found" if exc.status == 422
-                                      else exc.code, exc.detail, DESK_KNOWN)
+                code = "person_not_found" if exc.status == 422 else exc.code
+                person_problem = page.say_code(code, exc.detail, DESK_KNOWN)
     context.setdefault("vote_key", uuid.uuid4().hex)
     context.setdefault("chosen", {})
     count = len(rows) if rows else _rows_wanted(poll["rules"], page.request.query_params.get(
@@ -459,8 +459,8 @@ async def paper_ballots(request: Request, poll_id: str) -> Response:
                            batch_message=said)
     results = [{"serial": r["serial"], "accepted": r["status"] == 201,
                 "tracker": (r.get("receipt") or {}).get("tracker"),
-                "message": None if r["status"] == 201 else page.say_code(r.get("code"),
-                                                                r.get("detail"), DESK_KNOWN),
+                "message": None if r["status"] == 201 else
+                page.say_code(r.get("code"), r.get("detail"), DESK_KNOWN),
                 "detail": r.get("detail")}  # the API's own words: which rule, say
                for r in entered["results"]]
     return await _desk(page, poll, person, rows=_blank_rows(len(rows)), results=results,

@@ -85,4 +85,3 @@ def shoot(page: Page, url: str, shot: Path, width: int) -> None:
     assert wide <= width, f"{url} is {wide} px wide on a {width} px screen"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 5_000
-

@@ -199,15 +199,13 @@ class ShardWorker:
                     self.membership.announce(events, WORKERS_EXCHANGE, self._active)
                     next_beat = now + HEARTBEAT_SECONDS
                 waiting = now < retry_at
-                waited = 0.01 if waiting or not self._pending else \
-                    0 if len(self._pending) >= self.max_batch else \
-                    min(0.01, max(0.0, self._since + self.linger - now))
+                due = self._batch_due(now)
+                waited = 0.01 if waiting or due is None else min(0.01, due)
                 connection.process_data_events(time_limit=waited)
                 if time.monotonic() - now - waited > self.stall_limit:
                     raise Stalled(f"stopped for {time.monotonic() - now:.1f} s")
-                if waiting or not self._pending or (
-                        len(self._pending) < self.max_batch and
-                        time.monotonic() - self._since < self.linger):
+                due = self._batch_due(time.monotonic())
+                if waiting or due is None or due > 0:
                     continue
                 size = len(self._pending[:self.max_batch])
                 try:
@@ -245,6 +243,15 @@ class ShardWorker:
                     close_without_cancel(connection, channel)
                 self._channels.clear()
                 connection.close()
+
+    def _batch_due(self, now: float) -> float | None:
+        """Seconds before what is pending is taken as a batch (0: now); None if nothing
+        is pending. A full batch goes at once, else it lingers from its first arrival."""
+        if not self._pending:
+            return None
+        if len(self._pending) >= self.max_batch:
+            return 0.0
+        return max(0.0, self._since + self.linger - now)
 
     def _subscribe(self, connection: pika.BlockingConnection, shard: int) -> None:
         channel = connection.channel()
