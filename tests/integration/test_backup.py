@@ -119,13 +119,14 @@ def test_a_backup_taken_while_voting_restores_the_same_data_and_keys(tmp_path: P
                 made = backup(data, archive)
                 ended = time.monotonic()
                 assert wait_for_count(receipts, len(receipts) + 2)  # and after it
-                if [s for t, s in receipts if started <= t <= ended]:
+                during = [s for t, s in receipts if started <= t <= ended]
+                if during:
                     break
         finally:
             stop.set()
             writer.join()
         assert not failures, failures
-        assert [s for t, s in receipts if started <= t <= ended], (started, ended, receipts)
+        assert during, (started, ended, receipts)
         committed_before = max(s for t, s in receipts if t < started)
         last = max(s for _, s in receipts)
     assert made.attempts >= 1 and made.files == len(json.loads(manifest_of(archive))["files"])
