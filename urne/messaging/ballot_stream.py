@@ -343,15 +343,8 @@ class ShardWorker:
         result = self.handle([d.body for d in taken], [d.shard for d in taken], fence)
         del self._pending[:len(batch)]
         BALLOT_BATCH_SIZE.observe(len(batch))
-        # Events first, confirmed: the tally hears of every stored ballot before the
-        # ballots' messages are acked (a crash in between redelivers them). Recorded
-        # ballots go to their counting streams, anything else to vote.events.
-        for env in result.events:
-            exchange, key = event_route(env, EVENTS_EXCHANGE)
-            events.basic_publish(exchange, key, json.dumps(self.sign(env)).encode(),
-                                 pika.BasicProperties(content_type="application/json",
-                                                      delivery_mode=2))
-            EVENTS_PUBLISHED.labels("vote", env["type"]).inc()
+        # The replies first: the batch is stored, so every 201 in them is final, and a
+        # voter's answer need not wait for the events' confirms (one round trip each).
         # One reply message per gateway per batch, not one per ballot: for the broker
         # and for both ends, a message costs far more than its size.
         for d in batch:
@@ -365,6 +358,16 @@ class ShardWorker:
             control.basic_publish(REPLY_EXCHANGE, reply_to, json.dumps(answered).encode(),
                                   pika.BasicProperties(content_type="application/json",
                                                        delivery_mode=1, type=REPLIES_TYPE))
+        # Then the events, confirmed: the tally hears of every stored ballot before the
+        # ballots' messages are acked (a crash in between redelivers them, and the
+        # intake sends the events again for what it finds stored). Recorded ballots go to
+        # their counting streams, anything else to vote.events.
+        for env in result.events:
+            exchange, key = event_route(env, EVENTS_EXCHANGE)
+            events.basic_publish(exchange, key, json.dumps(self.sign(env)).encode(),
+                                 pika.BasicProperties(content_type="application/json",
+                                                      delivery_mode=2))
+            EVENTS_PUBLISHED.labels("vote", env["type"]).inc()
         # Each shard's deliveries are taken in order, so its newest tag acks them all.
         last: dict[int, _Delivery] = {}
         for d in batch:

@@ -351,6 +351,7 @@ def up(
     """Run urne in one process (embedded profile): no server needed."""
     import uvicorn
 
+    from urne.platform import heap
     from urne.platform.logging import configure_logging
     from urne.platform.metrics import serve_metrics
     from urne.platform.settings import EmbeddedSettings
@@ -366,6 +367,7 @@ def up(
     typer.echo(f"urne (embedded) — data in {data}")
     typer.echo(f"API docs: http://{settings.host}:{settings.port}/docs")
     typer.echo(f"Sign-in codes (development): {data / 'outbox' / 'email.jsonl'}")
+    heap.settle()
     uvicorn.run(fastapi_app, host=settings.host, port=settings.port, loop="uvloop",
                 http="httptools", log_config=None, access_log=False,
                 proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies)

@@ -14,6 +14,7 @@ from cassandra.cluster import Session
 
 from urne.messaging.kernel import RawEnvelope, RunningCore
 from urne.messaging.signatures import load_signer, load_verifier
+from urne.platform import heap
 from urne.platform.logging import configure_logging
 from urne.platform.settings import GatewaySettings, ServiceSettings
 from urne.runtime.registry import SERVICES, TALLY, VOTE, ServiceSpec
@@ -69,6 +70,7 @@ def run_service(name: str) -> None:
     configure_logging(f"urne-{name}", settings.log_level)
     serve_metrics(settings.metrics_port, settings.metrics_host)
     log.info("service starting", extra={"fields": {"service": name}})
+    heap.settle()
     try:
         run([NAMEKO_SERVICES[name]], nameko_config(settings))
         return  # stopped: SIGTERM
@@ -109,6 +111,7 @@ def run_vote_worker() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    heap.settle()
     try:
         ShardWorker(settings.amqp_url, settings.ballot_shards, handle,
                     counting_shards=settings.counting_shards,
@@ -137,6 +140,7 @@ def run_gateway(host: str | None = None, port: int | None = None) -> None:
     app = create_app(client, settings.keys_dir, services=tuple(SERVICES),
                      testing=settings.is_development, metrics=settings.api_metrics)
     serve_metrics(settings.metrics_port, settings.metrics_host)
+    heap.settle()
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, loop="uvloop",
                 http="httptools", log_config=None, access_log=False,
                 proxy_headers=True, forwarded_allow_ips=settings.trusted_proxies)
@@ -161,6 +165,7 @@ def run_tally_worker() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    heap.settle()
     try:
         CountingWorker(settings.amqp_url, settings.counting_shards, counters,
                        transient=lambda exc: isinstance(exc, StoreUnavailable | RulesUnknown),
