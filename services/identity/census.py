@@ -71,13 +71,22 @@ def email_key(secret: str, consultation_id: str, normalised_email: str) -> str:
 
 
 # A store that cannot scan a consultation's entries keeps its eligible ones in this
-# many buckets of their keys (Cassandra: partitions of about 16,000 for a city).
-BUCKETS = 64
+# many buckets of their keys (Cassandra: partitions of about 7,800 for a city's
+# million). Before 2026-12-02 there were 64, as for the sign-in list (see
+# ``sign_in_list.EARLIER_BUCKETS``: the same widening, the same way to find both).
+BUCKETS = 128
+EARLIER_BUCKETS = 64
 
 
 def bucket(entry_key: str) -> int:
     """The CRC-32 of the entry key, modulo ``BUCKETS`` (keys are HMACs: evenly spread)."""
     return zlib.crc32(entry_key.encode()) % BUCKETS
+
+
+def buckets(entry_key: str) -> list[int]:
+    """Where a key's rows may be: its bucket, and the earlier layout's if other."""
+    now = bucket(entry_key)
+    return sorted({now, now % EARLIER_BUCKETS})
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,13 @@ from dataclasses import dataclass
 # stay one, whatever the order.
 MARK_TIMESTAMP = 0
 # A poll's list is spread over this many Cassandra partitions by voter key: a city's
-# million voters make 64 partitions of ~16,000 small rows. Part of the storage layout.
-BUCKETS = 64
+# million voters make 128 partitions of ~7,800 small rows. Part of the storage layout.
+BUCKETS = 128
+# Lists written before 2026-12-02 were spread over 64 (partitions of ~16,000 rows at a
+# million voters). 128 being a multiple of 64, each of those partitions is one of
+# today's, so a scan of today's finds them all, and a key's partition then was its
+# partition now modulo 64 (``buckets``).
+EARLIER_BUCKETS = 64
 
 
 @dataclass(frozen=True)
@@ -75,3 +80,9 @@ def count(marks: Iterable[Mark]) -> Count:
 def bucket(voter_key: str) -> int:
     """The first 32 bits of the (hex) voter key, modulo ``BUCKETS``."""
     return int(voter_key[:8], 16) % BUCKETS
+
+
+def buckets(voter_key: str) -> list[int]:
+    """Where a voter's marks may be: its partition, and the earlier layout's if other."""
+    now = bucket(voter_key)
+    return sorted({now, now % EARLIER_BUCKETS})

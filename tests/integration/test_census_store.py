@@ -5,6 +5,7 @@ one entry, even when claims race (a lightweight transaction in Cassandra)."""
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from urne.services.identity.census import CensusEntry
+from tests.integration.conftest import CassandraRun
+from urne.runtime.registry import SERVICES
+from urne.services.identity.census import EARLIER_BUCKETS, CensusEntry, bucket
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +155,22 @@ def test_a_census_goes_once_its_last_census_poll_closed_long_enough_ago(
 
     store.save_census([CensusEntry(done, keys[0], "sud", True)], [])  # a census again
     assert done in store.censuses_to_purge(at + timedelta(seconds=1))
+
+
+def test_eligible_entries_of_the_earlier_64_buckets_are_counted_and_dropped(
+        cassandra: CassandraRun) -> None:
+    """A census saved before its buckets were widened to 128: its eligible entries are
+    counted, and one no longer eligible leaves the bucket it was written in."""
+    ks = cassandra.keyspaces["identity"]
+    store = SERVICES["identity"].cassandra_store(cassandra.session, ks)
+    c = uuid.uuid4().hex
+    moved = [f"k{n}" for n in range(60) if bucket(f"k{n}") >= EARLIER_BUCKETS][:3]
+    assert len(moved) == 3  # keys whose bucket is not the one they had
+    for k in moved:
+        cassandra.session.execute(
+            f"INSERT INTO {ks}.census_eligible (consultation_id, bucket, entry_key) "
+            "VALUES (%s, %s, %s)", (c, zlib.crc32(k.encode()) % EARLIER_BUCKETS, k))
+    store.save_census([CensusEntry(c, "new", None, True)], [])
+    assert store.count_eligible(c) == 4
+    store.save_census([CensusEntry(c, moved[0], None, False)], [])
+    assert store.count_eligible(c) == 3

@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.conftest import CassandraRun
 from urne.runtime.registry import SERVICES
-from urne.services.identity.sign_in_list import BUCKETS, Mark, bucket
+from urne.services.identity.sign_in_list import BUCKETS, EARLIER_BUCKETS, Mark, bucket, count
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +69,32 @@ def test_the_lists_of_polls_closed_long_enough_are_deleted_once(backend: Any) ->
     assert not store.sign_in_list_purged(uuid.uuid4().hex)
     store.mark_voters([Mark(old, key(1), "online", None)])  # a mark come very late
     assert store.purge_sign_in_lists(NOW - timedelta(days=90)) == 0  # done once
+
+
+def test_marks_written_over_the_earlier_64_partitions_are_still_found(
+        cassandra: CassandraRun) -> None:
+    """Lists written before the partitions were widened to 128 (migration-free: each of
+    the 64 earlier partitions is one of today's): a voter's earlier mark is found, the
+    scan counts it once beside a new one, and the purge takes it."""
+    ks = cassandra.keyspaces["identity"]
+    store = SERVICES["identity"].cassandra_store(cassandra.session, ks)
+    poll = uuid.uuid4().hex
+    moved = [key(n) for n in range(40) if bucket(key(n)) >= EARLIER_BUCKETS][:5]
+    assert len(moved) == 5  # keys whose partition is not the one they had
+    for k in moved:
+        cassandra.session.execute(
+            f"INSERT INTO {ks}.sign_in_list (poll_id, bucket, voter_key, channel, district) "
+            "VALUES (%s, %s, %s, 'online', 'nord') USING TIMESTAMP 0",
+            (poll, int(k[:8], 16) % EARLIER_BUCKETS, k))
+    store.mark_voters([Mark(poll, moved[0], "online", "nord"),  # again, in today's layout
+                       Mark(poll, moved[1], "paper", "nord")])
+    assert store.marks_of(poll, moved[2]) == [Mark(poll, moved[2], "online", "nord")]
+    assert {m.channel for m in store.marks_of(poll, moved[1])} == {"online", "paper"}
+    turnout = count(store.marks(poll))
+    assert turnout.voters == 5 and turnout.channels == {"online": 5, "paper": 1}
+
+    store.open_poll(poll, "c1", "open")
+    store.close_poll(poll, NOW - timedelta(days=200))  # before any other test's polls
+    store.purge_sign_in_lists(NOW - timedelta(days=199))
+    assert store.sign_in_list_purged(poll)
+    assert list(store.marks(poll)) == [] and store.marks_of(poll, moved[2]) == []

@@ -13,6 +13,7 @@ from cassandra.query import UNSET_VALUE, PreparedStatement
 from urne.services.identity.census import BUCKETS as CENSUS_BUCKETS
 from urne.services.identity.census import CensusEntry
 from urne.services.identity.census import bucket as census_bucket
+from urne.services.identity.census import buckets as census_buckets
 from urne.services.identity.desk import DeskCode
 from urne.services.identity.domain import (
     CODE_TTL,
@@ -24,7 +25,7 @@ from urne.services.identity.domain import (
     voting_status,
 )
 from urne.services.identity.limits import Counter
-from urne.services.identity.sign_in_list import BUCKETS, MARK_TIMESTAMP, Mark, bucket
+from urne.services.identity.sign_in_list import BUCKETS, MARK_TIMESTAMP, Mark, bucket, buckets
 from urne.storage.action_log import CassandraActionLog
 from urne.storage.cassandra import (
     applied,
@@ -141,7 +142,7 @@ class CassandraIdentityStore:
             f"VALUES (?, ?, ?, ?, ?) USING TIMESTAMP {MARK_TIMESTAMP}")
         self._mark.is_idempotent = True
         self._marks_of = session.prepare(
-            f"SELECT * FROM {ks}.sign_in_list WHERE poll_id = ? AND bucket = ? "
+            f"SELECT * FROM {ks}.sign_in_list WHERE poll_id = ? AND bucket IN ? "
             "AND voter_key = ?")
         self._marks = session.prepare(
             f"SELECT * FROM {ks}.sign_in_list WHERE poll_id = ? AND bucket = ?")
@@ -331,7 +332,11 @@ class CassandraIdentityStore:
         self.s.execute(self._add_seen, (month, bucket, person.person_id))
         self.s.execute(self._seen[table], (month, key))
         if before is not None:
-            self.s.execute(self._drop_seen_one, (before, bucket, person.person_id))
+            # Where it is, or was before the buckets were widened (census.buckets).
+            execute_concurrent_with_args(
+                self.s, self._drop_seen_one,
+                [(before, b, person.person_id) for b in census_buckets(person.person_id)],
+                raise_on_first_error=True)
 
     def unseen_before(self, month: str, limit: int) -> list[Person]:
         found: list[Person] = []
@@ -495,9 +500,12 @@ class CassandraIdentityStore:
                                for key in keys])
         write_grouped(self.s, [(self._save_entry, (e.district, e.eligible, e.consultation_id,
                                                    e.entry_key)) for e in entries]
-                      + [(self._add_eligible if e.eligible else self._drop_eligible,
-                          (e.consultation_id, census_bucket(e.entry_key), e.entry_key))
-                         for e in entries]
+                      + [(self._add_eligible, (e.consultation_id, census_bucket(e.entry_key),
+                                                e.entry_key)) for e in entries if e.eligible]
+                      # An entry no longer eligible leaves its bucket, or the one it had
+                      # before the buckets were widened (census.buckets).
+                      + [(self._drop_eligible, (e.consultation_id, b, e.entry_key))
+                         for e in entries if not e.eligible for b in census_buckets(e.entry_key)]
                       + [(self._save_email, (consultation_id, email, entry))
                          for email, entry in emails])
         self.s.execute(self._census_back, (consultation_id,))
@@ -593,7 +601,7 @@ class CassandraIdentityStore:
     @guarded
     def marks_of(self, poll_id: str, voter_key: str) -> list[Mark]:
         return [_mark(r) for r in self.s.execute(
-            self._marks_of, (poll_id, bucket(voter_key), voter_key))]
+            self._marks_of, (poll_id, buckets(voter_key), voter_key))]
 
     def marks(self, poll_id: str) -> Iterator[Mark]:
         # A generator: scan_buckets guards where the pages are fetched.
