@@ -44,6 +44,7 @@ from urllib.parse import urlparse
 import aiohttp
 
 from loadtests import cpu, lag
+from loadtests.lean_http import Pool
 from loadtests.schedule import Mix, Send, arrival_times, plan
 from loadtests.system import System, start_distributed, start_embedded
 from urne.record import log
@@ -57,6 +58,7 @@ DISCONNECT_RETRIES = 2
 # Pooled connections are dropped by the client after this long idle: before uvicorn's
 # keep-alive timeout (5 s) closes them under a request (aiohttp's default is 15 s).
 KEEPALIVE_S = 3.0
+BALLOT_TIMEOUT_S = 60.0
 
 
 class Outbox:
@@ -98,6 +100,7 @@ class Run:
     base: str
     outbox: Outbox
     session: aiohttp.ClientSession
+    connections: int = 256  # at most, for the ballots (``lean_http.Pool``)
     poll_id: str = ""
     organiser: dict[str, str] = field(default_factory=dict)
 
@@ -200,6 +203,8 @@ class Run:
     async def ballots(self, sends: list[Send], tokens: list[str], progress: Progress
                       ) -> list[Result]:
         results: list[Result | None] = [None] * len(sends)
+        path = f"/v1/polls/{self.poll_id}/ballots"
+        pool = Pool(self.base, self.connections, KEEPALIVE_S)
         start = time.perf_counter() + 0.2
 
         async def fire(i: int, send: Send) -> None:
@@ -209,9 +214,11 @@ class Run:
                        "Idempotency-Key": send.key}
             try:
                 choice = {"method": "yes_no_abstain", "answer": send.answer}
-                status, body = await self.post(f"/v1/polls/{self.poll_id}/ballots",
-                                               {"choice": choice}, headers)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                async with asyncio.timeout(BALLOT_TIMEOUT_S):
+                    status, raw = await pool.post(path, json.dumps({"choice": choice}).encode(),
+                                                  headers)
+                body = json.loads(raw) if raw else {}
+            except (OSError, ValueError, TimeoutError) as exc:  # ConnectionError is an OSError
                 status, body = 0, {"code": f"client_{type(exc).__name__}"}
             results[i] = Result(status, body, time.perf_counter() - scheduled, late)
             progress.step()
@@ -229,6 +236,7 @@ class Run:
                 gc.freeze()
                 frozen_at = time.perf_counter()
         await asyncio.gather(*tasks)
+        pool.close()
         return [r for r in results if r is not None]
 
     async def close_and_publish(self, timeout: float = 600) -> dict[str, Any]:
@@ -333,7 +341,7 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
     connector = aiohttp.TCPConnector(limit=args.connections, keepalive_timeout=KEEPALIVE_S)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        run = Run(base, outbox, session)
+        run = Run(base, outbox, session, args.connections)
         await run.setup()
         servers = cpu.servers()
         if system is not None:  # this run's urne processes, and the servers it uses
