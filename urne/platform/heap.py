@@ -6,7 +6,7 @@ a vote worker that is mostly what the imports and the start left behind (modules
 classes, pydantic's and FastAPI's schemas, the Cassandra driver's metadata), hundreds
 of thousands of objects that never become garbage. Timed with ``gc.callbacks`` under
 `urne loadtest --profile distributed --rate 400`: during the ballots the gateway made
-a full pass every 4-5 s, each 144-285 ms, and the vote workers one or two in 30 s,
+a full pass every 4-5 s, each 144-285 ms, and the vote workers one to three in 30 s,
 83-156 ms each; every request in the process waits for it (docs/performance.md,
 "Pauses of the garbage collector").
 
