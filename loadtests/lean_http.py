@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import httptools
@@ -79,23 +78,19 @@ class _Connection(asyncio.Protocol):
             self.idle_since = time.monotonic()
 
 
-@dataclass
 class Pool:
     """At most ``limit`` connections to ``base``; one idle longer than ``keepalive``
     seconds is closed rather than reused (before the server times it out under a
     request)."""
 
-    base: str
-    limit: int
-    keepalive: float
-    _idle: list[_Connection] = field(default_factory=list)
-    _open: int = 0
-    _waiting: deque[asyncio.Future[None]] = field(default_factory=deque)
-
-    def __post_init__(self) -> None:
-        url = urlparse(self.base)
+    def __init__(self, base: str, limit: int, keepalive: float):
+        url = urlparse(base)
         self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
         self._host_header = url.netloc.encode()
+        self.limit, self.keepalive = limit, keepalive
+        self._idle: list[_Connection] = []
+        self._open = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         lines = [b"POST ", path.encode(), b" HTTP/1.1\r\nHost: ", self._host_header,

@@ -47,6 +47,7 @@ from loadtests import cpu, lag
 from loadtests.lean_http import Pool
 from loadtests.schedule import Mix, Send, arrival_times, plan
 from loadtests.system import System, start_distributed, start_embedded
+from urne.platform import heap
 from urne.record import log
 
 ORGANISER = "organiser@urne.example"
@@ -370,9 +371,8 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
         # The generator's own full garbage-collector passes walked everything the setup
         # left and the requests made: 160-320 ms each, every 5-6 s of the ballots, a
         # stall of every request in flight that the latencies then showed as the
-        # system's. Frozen, a pass walks only what came since (urne.platform.heap).
-        gc.collect()
-        gc.freeze()
+        # system's. Frozen, a pass walks only what came since.
+        heap.settle()
         before = cpu.snapshot(servers)
         client_before = cpu.cpu_seconds(me)
         started = time.perf_counter()

@@ -26,6 +26,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from urne.services.identity.buckets import with_earlier
 from urne.services.identity.keyed import keyed_hash
 from urne.services.identity.limits import Limit
 
@@ -72,10 +73,8 @@ def email_key(secret: str, consultation_id: str, normalised_email: str) -> str:
 
 # A store that cannot scan a consultation's entries keeps its eligible ones in this
 # many buckets of their keys (Cassandra: partitions of about 7,800 for a city's
-# million). Before 2026-12-02 there were 64, as for the sign-in list (see
-# ``sign_in_list.EARLIER_BUCKETS``: the same widening, the same way to find both).
+# million; 64 before 2026-12-02: see ``buckets.with_earlier``).
 BUCKETS = 128
-EARLIER_BUCKETS = 64
 
 
 def bucket(entry_key: str) -> int:
@@ -85,8 +84,7 @@ def bucket(entry_key: str) -> int:
 
 def buckets(entry_key: str) -> list[int]:
     """Where a key's rows may be: its bucket, and the earlier layout's if other."""
-    now = bucket(entry_key)
-    return sorted({now, now % EARLIER_BUCKETS})
+    return with_earlier(bucket(entry_key))
 
 
 @dataclass(frozen=True)

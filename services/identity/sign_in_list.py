@@ -17,18 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from urne.services.identity.buckets import with_earlier
+
 # Cassandra keeps a write time with every cell; the marks are all written with this one
 # (the epoch), so the table says nothing of when anyone voted. Equal marks written twice
 # stay one, whatever the order.
 MARK_TIMESTAMP = 0
 # A poll's list is spread over this many Cassandra partitions by voter key: a city's
-# million voters make 128 partitions of ~7,800 small rows. Part of the storage layout.
+# million voters make 128 partitions of ~7,800 small rows (64 before 2026-12-02: see
+# ``buckets.with_earlier``). Part of the storage layout.
 BUCKETS = 128
-# Lists written before 2026-12-02 were spread over 64 (partitions of ~16,000 rows at a
-# million voters). 128 being a multiple of 64, each of those partitions is one of
-# today's, so a scan of today's finds them all, and a key's partition then was its
-# partition now modulo 64 (``buckets``).
-EARLIER_BUCKETS = 64
 
 
 @dataclass(frozen=True)
@@ -84,5 +82,4 @@ def bucket(voter_key: str) -> int:
 
 def buckets(voter_key: str) -> list[int]:
     """Where a voter's marks may be: its partition, and the earlier layout's if other."""
-    now = bucket(voter_key)
-    return sorted({now, now % EARLIER_BUCKETS})
+    return with_earlier(bucket(voter_key))

@@ -15,7 +15,8 @@ import pytest
 
 from tests.integration.conftest import CassandraRun
 from urne.runtime.registry import SERVICES
-from urne.services.identity.census import EARLIER_BUCKETS, CensusEntry, bucket
+from urne.services.identity.buckets import EARLIER_BUCKETS
+from urne.services.identity.census import CensusEntry, bucket
 
 pytestmark = pytest.mark.integration
 

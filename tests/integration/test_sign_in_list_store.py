@@ -13,7 +13,8 @@ import pytest
 
 from tests.integration.conftest import CassandraRun
 from urne.runtime.registry import SERVICES
-from urne.services.identity.sign_in_list import BUCKETS, EARLIER_BUCKETS, Mark, bucket, count
+from urne.services.identity.buckets import EARLIER_BUCKETS
+from urne.services.identity.sign_in_list import BUCKETS, Mark, bucket, count
 
 pytestmark = pytest.mark.integration
 
