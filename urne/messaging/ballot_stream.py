@@ -39,7 +39,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from urne.messaging.amqp_tls import pika_parameters
-from urne.messaging.channels import close_without_cancel
+from urne.messaging.channels import close_without_cancel, wait_before
 from urne.messaging.counting_stream import DEAD_LETTERS, Admit, declare_counting, event_route
 from urne.messaging.kernel import RawEnvelope, RawReply
 from urne.messaging.membership import HEARTBEAT_SECONDS, Membership
@@ -200,7 +200,8 @@ class ShardWorker:
                     next_beat = now + HEARTBEAT_SECONDS
                 waiting = now < retry_at
                 due = self._batch_due(now)
-                waited = 0.01 if waiting or due is None else min(0.01, due)
+                waited = wait_before(now, next_beat, retry_at if waiting else None,
+                                     None if waiting or due is None else now + due)
                 connection.process_data_events(time_limit=waited)
                 if time.monotonic() - now - waited > self.stall_limit:
                     raise Stalled(f"stopped for {time.monotonic() - now:.1f} s")

@@ -1,9 +1,27 @@
-"""Closing a consumer's channel the way the shard workers need it."""
+"""What the shard workers' consuming loops share: how long to wait for the broker, and
+closing a consumer's channel the way they need it."""
 
 from __future__ import annotations
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
+
+# The longest a worker's loop waits for the broker with nothing due: how soon it sees
+# that it was asked to stop.
+IDLE_WAIT_SECONDS = 0.25
+
+
+def wait_before(now: float, *deadlines: float | None) -> float:
+    """Seconds a worker's loop may hand to ``process_data_events``: until its next
+    deadline (None: none of that kind), at most ``IDLE_WAIT_SECONDS``, never negative.
+
+    ``process_data_events`` returns as soon as a delivery is there to dispatch, so a
+    long wait delays nothing that arrives. A fixed 10 ms wait woke each idle worker a
+    hundred times a second: about 21 ms of CPU a second each (two vote workers and a
+    tally worker with nothing to do, measured), 6 % of a core for a cluster at rest.
+    """
+    due = min((d for d in deadlines if d is not None), default=now + IDLE_WAIT_SECONDS)
+    return max(0.0, min(due - now, IDLE_WAIT_SECONDS))
 
 
 def close_without_cancel(connection: pika.BlockingConnection, channel: BlockingChannel) -> None:

@@ -43,7 +43,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from urne.messaging.amqp_tls import pika_parameters
-from urne.messaging.channels import close_without_cancel
+from urne.messaging.channels import close_without_cancel, wait_before
 from urne.messaging.kernel import RawEnvelope
 from urne.messaging.membership import HEARTBEAT_SECONDS, Membership
 from urne.platform.logging import log_fields
@@ -295,8 +295,15 @@ class CountingWorker:
                                 exc_info=not self.transient(exc),
                                 extra=log_fields(error=repr(exc)[:300]))
                 waiting = now < retry_at
-                connection.process_data_events(
-                    time_limit=0.01 if waiting or len(self._pending) < self.max_batch else 0)
+                if not waiting and len(self._pending) >= self.max_batch:
+                    waited = 0.0  # a full batch: count it once the socket is read
+                else:
+                    rotating = self.rotation is not None and 0 in self._channels
+                    waited = wait_before(
+                        now, next_beat, next_owners if now >= settle else settle,
+                        next_rotation if rotating else None, retry_at if waiting else None,
+                        self._since + self.linger if self._pending and not waiting else None)
+                connection.process_data_events(time_limit=waited)
                 if waiting or not self._pending or (
                         len(self._pending) < self.max_batch and
                         time.monotonic() - self._since < self.linger):
