@@ -437,6 +437,14 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
     }
 
 
+def default_vote_workers(cores: int | None = None) -> int:
+    """One vote worker per two cores. On two cores shared with RabbitMQ and Cassandra a
+    second worker bought no capacity and cost 0.2-0.5 CPU-ms a ballot: every batch pays
+    its events, replies and acks, and two workers make twice the batches (measured,
+    docs/performance.md)."""
+    return max(1, (cores or os.cpu_count() or 1) // 2)
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="urne loadtest", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -457,7 +465,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--real-signins", type=int, default=1000,
                    help="participants who sign in through the real path (measured); the "
                         "others get tokens from the development-only bulk path")
-    p.add_argument("--vote-workers", type=int, default=2, help="distributed: vote workers")
+    p.add_argument("--vote-workers", type=int, default=default_vote_workers(),
+                   help="distributed: vote workers (default: one per two cores, at least "
+                        "one; docs/performance.md, \"One vote worker or two\")")
     p.add_argument("--shards", type=int, default=16, help="distributed: ballot shards")
     p.add_argument("--counting-shards", type=int, default=4,
                    help="distributed: counting shards (a power of two)")
