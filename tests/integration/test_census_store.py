@@ -17,6 +17,7 @@ from tests.integration.conftest import CassandraRun
 from urne.runtime.registry import SERVICES
 from urne.services.identity.buckets import EARLIER_BUCKETS
 from urne.services.identity.census import CensusEntry, bucket
+from urne.services.identity.domain import Person
 
 pytestmark = pytest.mark.integration
 
@@ -175,3 +176,37 @@ def test_eligible_entries_of_the_earlier_64_buckets_are_counted_and_dropped(
     assert store.count_eligible(c) == 4
     store.save_census([CensusEntry(c, moved[0], None, False)], [])
     assert store.count_eligible(c) == 3
+
+
+def test_a_sign_in_month_of_the_earlier_64_buckets_lets_go_of_a_person_seen_again(
+        cassandra: CassandraRun) -> None:
+    """A person's sign-in month written before the buckets were widened to 128: when they
+    sign in again in a later month, the row leaves the bucket it was written in, so the
+    earlier month holds only the people last seen in it (what the retention job reads)."""
+    ks = cassandra.keyspaces["identity"]
+    s = cassandra.session
+    store = SERVICES["identity"].cassandra_store(s, ks)
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    person = next(p for p in (Person(uuid.uuid4().hex, f"{uuid.uuid4().hex}@example.org",
+                                     "participant", now) for _ in range(100))
+                  if bucket(p.person_id) >= EARLIER_BUCKETS)  # a bucket it did not have
+    store.add_person(person)
+    store.mark_seen(person, "1999-01")
+    earlier = bucket(person.person_id) % EARLIER_BUCKETS
+    # As the earlier layout wrote it: the same row, in the earlier bucket.
+    s.execute(f"DELETE FROM {ks}.persons_seen WHERE month = %s AND bucket = %s "
+              "AND person_id = %s", ("1999-01", bucket(person.person_id), person.person_id))
+    s.execute(f"INSERT INTO {ks}.persons_seen (month, bucket, person_id) VALUES (%s, %s, %s)",
+              ("1999-01", earlier, person.person_id))
+    assert [p.person_id for p in store.unseen_before("1999-02", 10)] == [person.person_id]
+
+    store.mark_seen(person, "1999-03")
+
+    left = s.execute(f"SELECT person_id FROM {ks}.persons_seen WHERE month = %s "
+                     "AND bucket = %s", ("1999-01", earlier))
+    assert person.person_id not in {r.person_id for r in left}
+    seen = s.execute(f"SELECT person_id FROM {ks}.persons_seen WHERE month = %s "
+                     "AND bucket = %s", ("1999-03", bucket(person.person_id)))
+    assert person.person_id in {r.person_id for r in seen}
+    store.delete_person(person, None, now)
+    store.forget_months_before("1999-04")
