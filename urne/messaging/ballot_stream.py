@@ -40,6 +40,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from urne.messaging.amqp_tls import pika_parameters
 from urne.messaging.channels import close_without_cancel, wait_before
+from urne.messaging.confirms import ConfirmedChannel
 from urne.messaging.counting_stream import DEAD_LETTERS, Admit, declare_counting, event_route
 from urne.messaging.kernel import RawEnvelope, RawReply
 from urne.messaging.membership import HEARTBEAT_SECONDS, Membership
@@ -61,6 +62,7 @@ MARKER_TYPE = "ballot_box.closed.v1"
 # The AMQP type of a message carrying several replies: [[correlation id, reply], ...].
 REPLIES_TYPE = "urne.replies"
 WORKERS_EXCHANGE = "urne.vote-workers"
+EVENT_PROPERTIES = pika.BasicProperties(content_type="application/json", delivery_mode=2)
 
 
 def shard_queue(shard: int) -> str:
@@ -184,8 +186,7 @@ class ShardWorker:
             # Replies, heartbeats and parked messages go out on ``control``, events on
             # ``events`` (confirmed); each shard is consumed on a channel of its own.
             control = connection.channel()
-            events = connection.channel()
-            events.confirm_delivery()
+            events = ConfirmedChannel(connection)
             declare_topology(control, self.shards, self.counting_shards)
             self.membership.join(control, WORKERS_EXCHANGE)
             for shard in range(self.shards):
@@ -196,7 +197,7 @@ class ShardWorker:
             while not stop.is_set():
                 now = time.monotonic()
                 if now >= next_beat:
-                    self.membership.announce(events, WORKERS_EXCHANGE, self._active)
+                    self.membership.announce(control, WORKERS_EXCHANGE, self._active)
                     next_beat = now + HEARTBEAT_SECONDS
                 waiting = now < retry_at
                 due = self._batch_due(now)
@@ -283,7 +284,7 @@ class ShardWorker:
         self._channels[shard] = channel
 
     def _isolate(self, connection: pika.BlockingConnection, control: BlockingChannel,
-                 events: BlockingChannel, count: int) -> None:
+                 events: ConfirmedChannel, count: int) -> None:
         """The next ``count`` messages one by one; a message that fails alone (and not for
         a passing fault) is parked in the dead-letter queue, with its error."""
         for _ in range(min(count, len(self._pending))):
@@ -330,7 +331,7 @@ class ShardWorker:
                                                        delivery_mode=1, type=REPLIES_TYPE))
 
     def _flush(self, connection: pika.BlockingConnection, control: BlockingChannel,
-               events: BlockingChannel, size: int | None = None) -> None:
+               events: ConfirmedChannel, size: int | None = None) -> None:
         batch = self._pending[:size or self.max_batch]
         started = time.monotonic()
 
@@ -362,12 +363,11 @@ class ShardWorker:
         # Then the events, confirmed: the tally hears of every stored ballot before the
         # ballots' messages are acked (a crash in between redelivers them, and the
         # intake sends the events again for what it finds stored). Recorded ballots go to
-        # their counting streams, anything else to vote.events.
+        # their counting streams, anything else to vote.events. All sent, then all
+        # confirmed: one round trip to the broker, not one per event.
+        events.publish([(*event_route(env, EVENTS_EXCHANGE), json.dumps(self.sign(env)).encode(),
+                         EVENT_PROPERTIES) for env in result.events])
         for env in result.events:
-            exchange, key = event_route(env, EVENTS_EXCHANGE)
-            events.basic_publish(exchange, key, json.dumps(self.sign(env)).encode(),
-                                 pika.BasicProperties(content_type="application/json",
-                                                      delivery_mode=2))
             EVENTS_PUBLISHED.labels("vote", env["type"]).inc()
         # Each shard's deliveries are taken in order, so its newest tag acks them all.
         last: dict[int, _Delivery] = {}
