@@ -191,7 +191,8 @@ class BallotIntake:
         for c in casts:
             wanted.setdefault(c.cmd.poll_id, set()).add(c.claims.voter_key)
         for poll_id, keys in wanted.items():
-            found = self.store.ballots_of(poll_id, keys)
+            found, closed = self.store.ballots_and_closed_shards(poll_id, keys)
+            batch.closed.setdefault(poll_id, closed)  # read at the start of each batch
             for key in keys:
                 batch.stored[(poll_id, key)] = list(found.get(key, []))
 

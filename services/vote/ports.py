@@ -30,6 +30,12 @@ class VoteStore(Protocol):
         """The shards that have passed the poll's close marker."""
         ...
 
+    def ballots_and_closed_shards(self, poll_id: str, voter_keys: Iterable[str]
+                                  ) -> tuple[dict[str, list[Ballot]], set[int]]:
+        """``ballots_of`` and ``closed_shards`` together: what a batch reads before it
+        decides (in Cassandra, both in flight at once: one wait, not two)."""
+        ...
+
     def close_shards(self, poll_id: str, shards: Iterable[int]) -> None: ...
 
     def save_seal(self, seal: Seal) -> Seal:

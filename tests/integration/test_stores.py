@@ -681,6 +681,12 @@ def test_vote_closed_shards_and_the_first_seal(backend: Any) -> None:
     store.close_shards(pid, [3, 5])  # again: idempotent
     assert store.closed_shards(pid) == {0, 3, 5}
     assert store.closed_shards(new_id()) == set()
+    # What a batch reads before it decides, in one call: the same as the two reads.
+    store.add_ballots([_ballot(pid, voter(1), 1)])
+    found, closed = store.ballots_and_closed_shards(pid, [voter(1), voter(2)])
+    assert closed == {0, 3, 5} and list(found) == [voter(1)]
+    assert found == store.ballots_of(pid, [voter(1), voter(2)])
+    assert store.ballots_and_closed_shards(new_id(), [voter(1)]) == ({}, set())
     first = Seal(pid, 7, "d" * 64, NOW)
     assert store.save_seal(first) == first
     assert store.save_seal(Seal(pid, 8, "e" * 64, NOW + timedelta(minutes=1))) == first

@@ -152,6 +152,15 @@ class CassandraVoteStore:
         return {int(r.shard) for r in self.s.execute(self._closed, (poll_id,))}
 
     @guarded
+    def ballots_and_closed_shards(self, poll_id: str, voter_keys: Iterable[str]
+                                  ) -> tuple[dict[str, list[Ballot]], set[int]]:
+        # The closed shards' read travels while the voters' are read: a batch waited for
+        # one round trip to Cassandra, then for the other.
+        closed = self.s.execute_async(self._closed, (poll_id,))
+        found = self.ballots_of(poll_id, voter_keys)
+        return found, {int(r.shard) for r in closed.result()}
+
+    @guarded
     def close_shards(self, poll_id: str, shards: Iterable[int]) -> None:
         execute_concurrent_with_args(self.s, self._close, [(poll_id, s) for s in shards],
                                      raise_on_first_error=True)

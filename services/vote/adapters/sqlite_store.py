@@ -76,6 +76,10 @@ class SqliteVoteStore:
         rows = self.db.query("SELECT shard FROM closed_shards WHERE poll_id = ?", (poll_id,))
         return {int(r["shard"]) for r in rows}
 
+    def ballots_and_closed_shards(self, poll_id: str, voter_keys: Iterable[str]
+                                  ) -> tuple[dict[str, list[Ballot]], set[int]]:
+        return self.ballots_of(poll_id, voter_keys), self.closed_shards(poll_id)
+
     def close_shards(self, poll_id: str, shards: Iterable[int]) -> None:
         with self.db.tx() as tx:
             tx.executemany("INSERT OR IGNORE INTO closed_shards VALUES (?, ?)",
