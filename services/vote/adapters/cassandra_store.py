@@ -149,7 +149,7 @@ class CassandraVoteStore:
 
     @guarded
     def closed_shards(self, poll_id: str) -> set[int]:
-        return {int(r.shard) for r in self.s.execute(self._closed, (poll_id,))}
+        return _shards(self.s.execute(self._closed, (poll_id,)))
 
     @guarded
     def ballots_and_closed_shards(self, poll_id: str, voter_keys: Iterable[str]
@@ -158,7 +158,7 @@ class CassandraVoteStore:
         # one round trip to Cassandra, then for the other.
         closed = self.s.execute_async(self._closed, (poll_id,))
         found = self.ballots_of(poll_id, voter_keys)
-        return found, {int(r.shard) for r in closed.result()}
+        return found, _shards(closed.result())
 
     @guarded
     def close_shards(self, poll_id: str, shards: Iterable[int]) -> None:
@@ -233,6 +233,10 @@ class CassandraVoteStore:
     @guarded
     def ping(self) -> None:
         ping(self.s)
+
+
+def _shards(rows: Iterable[Any]) -> set[int]:
+    return {int(r.shard) for r in rows}
 
 
 def _ballot(r: Any) -> Ballot:
