@@ -8,6 +8,11 @@ Run it beside ``urne loadtest --profile distributed``: a ballot costs about thre
 writes and one read (amortised), plus the tally's copy. ``insert_if_absent`` is a
 lightweight transaction (``IF NOT EXISTS``, Paxos), as identity's sign-in writes are:
 its cost depends on the node's ``paxos_variant``.
+
+``grouped_writes``: a vote worker's batch write (``write_grouped``: a voter's ballot row
+and its id row per ballot, in unlogged batches of rows on the same replicas), its wall
+time per batch as urne connects (Nagle's algorithm off) and with Nagle's algorithm put
+back on the same connections, to show what the setting is for.
 """
 
 from __future__ import annotations
@@ -15,14 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import statistics
 import time
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 from cassandra.concurrent import execute_concurrent_with_args
 
 from loadtests import cpu
 from urne.platform.settings import StoreSettings
-from urne.storage.cassandra import connect
+from urne.storage.cassandra import connect, write_grouped
 
 KEYSPACE = "urne_bench_ops"
 
@@ -62,11 +71,52 @@ def main() -> None:
                                "cassandra_cpu_ms": round(spent * 1000 / len(params), 3),
                                "client_cpu_ms": round((cpu.cpu_seconds(me) - mine) * 1000
                                                       / len(params), 3)})
+        grouped = grouped_writes(session)
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}", timeout=60)
         session.cluster.shutdown()
     print(json.dumps({"benchmark": "cassandra_single_partition_ops", "ops": args.ops,
-                      "results": report}, indent=2))
+                      "results": report, "grouped_writes": grouped}, indent=2))
+
+
+def grouped_writes(session: Any, rounds: int = 40) -> list[dict[str, Any]]:
+    session.execute(f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.ballots (p text, v text, s int, "
+                    "ballot_id text, choice text, digest text, recorded_at timestamp, "
+                    "PRIMARY KEY ((p, v), s))", timeout=60)
+    session.execute(f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.ids (p text, bucket int, "
+                    "ballot_id text, v text, PRIMARY KEY ((p, bucket), ballot_id))", timeout=60)
+    ballot = session.prepare(f"INSERT INTO {KEYSPACE}.ballots (p, v, s, ballot_id, choice, "
+                             "digest, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    ballot_id = session.prepare(f"INSERT INTO {KEYSPACE}.ids (p, bucket, ballot_id, v) "
+                                "VALUES (?, ?, ?, ?)")
+    results = []
+    for nagle in (False, True):
+        _nagle(session, nagle)
+        for ballots in (10, 50):
+            times = []
+            for _ in range(rounds):
+                rows: list[tuple[Any, tuple[Any, ...]]] = []
+                for _ in range(ballots):
+                    voter, bid = uuid.uuid4().hex, uuid.uuid4().hex
+                    rows.append((ballot, ("poll", voter, 1, bid, '{"option": "a"}', "d" * 64,
+                                          datetime.now(UTC))))
+                    rows.append((ballot_id, ("poll", int(voter[:4], 16) % 1024, bid, voter)))
+                started = time.perf_counter()
+                write_grouped(session, rows)
+                times.append(time.perf_counter() - started)
+            times = sorted(times[5:])  # the first rounds warm the connections
+            results.append({"nagle": nagle, "ballots": ballots,
+                            "wall_ms_p50": round(statistics.median(times) * 1000, 1),
+                            "wall_ms_max": round(times[-1] * 1000, 1)})
+    _nagle(session, False)
+    return results
+
+
+def _nagle(session: Any, on: bool) -> None:
+    """Nagle's algorithm on or off on the session's open connections (urne's are off)."""
+    for pool in session.get_pools():
+        for connection in pool.get_connections():
+            connection._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(not on))
 
 
 if __name__ == "__main__":
