@@ -350,6 +350,44 @@ def sign_in_events(voters: list[SignInListEntry]) -> list[RawEnvelope]:
             for start in range(0, len(voters), SIGN_IN_CHUNK)]
 
 
+def coalesce(events: list[RawEnvelope]) -> list[RawEnvelope]:
+    """Several batches' events as few messages, for a vote worker that sends its events
+    less often than it answers (``ballot_stream.ShardWorker``, ``events_every``): one
+    ``ballots.recorded`` per counting shard, its ballots in the order they came (a ballot
+    sent twice, once), stamped with the earliest batch's ``stored_at`` so the tally's lag
+    still counts from the first store; one ``sign_in_list.marked`` per ``SIGN_IN_CHUNK``
+    voters; any other event as it was, after them. Each message costs the broker, the
+    tally and identity about the same whatever it holds."""
+    if len(events) <= 1:
+        return events
+    recorded: dict[int | None, dict[str, RecordedBallot]] = {}
+    stored_at: dict[int | None, datetime | None] = {}
+    voters: dict[tuple[str, str, str], SignInListEntry] = {}
+    others: list[RawEnvelope] = []
+    for raw in events:
+        kind = raw.get("type")
+        if kind == BallotsRecorded.TYPE:
+            _, batch = unwrap(raw)
+            assert isinstance(batch, BallotsRecorded)
+            ballots = recorded.setdefault(batch.shard, {})
+            for b in batch.ballots:
+                ballots.setdefault(b.ballot_id, b)
+            earliest = stored_at.get(batch.shard, batch.stored_at)
+            stored_at[batch.shard] = (min(earliest, batch.stored_at)
+                                      if earliest and batch.stored_at else None)
+        elif kind == SignInListMarked.TYPE:
+            _, marked = unwrap(raw)
+            assert isinstance(marked, SignInListMarked)
+            for v in marked.voters:
+                voters.setdefault((v.poll_id, v.voter_key, v.channel), v)
+        else:
+            others.append(raw)
+    merged = [wrap(BallotsRecorded(ballots=list(ballots.values()), shard=shard,
+                                   stored_at=stored_at[shard]), PRODUCER)
+              for shard, ballots in recorded.items()]
+    return merged + sign_in_events(list(voters.values())) + others
+
+
 def as_recorded(b: Ballot) -> RecordedBallot:
     return RecordedBallot(poll_id=b.poll_id, ballot_id=b.ballot_id, tracker=b.tracker,
                           voter_key=b.voter_key, sequence=b.sequence, choice=b.choice,

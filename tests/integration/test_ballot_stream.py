@@ -5,6 +5,7 @@ intake behind it is tested elsewhere."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -137,6 +138,75 @@ def test_a_batch_is_replied_its_events_published_and_acked(amqp_url: str) -> Non
     assert sum(e["count"] for e in client.drain(client.events_queue)) >= 40
     assert all(shard == item["n"] % SHARDS for item, shard in seen)
     assert [client.depth(shard_queue(s)) for s in range(SHARDS)] == [0] * SHARDS  # acked
+
+
+def test_events_held_back_go_together_and_the_acks_wait_for_them(amqp_url: str) -> None:
+    """With ``events_every``, the answers go at once and the events of several batches
+    wait, then go as the coalescing makes them; a message stays unacked until then, and
+    a worker asked to stop sends what it holds before it goes."""
+    client, seen = Client(amqp_url), []
+    merged: list[int] = []
+
+    def coalesce(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        merged.append(len(events))
+        return [{"type": "test.done.v1", "count": sum(e["count"] for e in events)}]
+
+    halt = running(ShardWorker(amqp_url, SHARDS, echo(seen), transient=lambda e: False,
+                               events_every=60.0, coalesce=coalesce))
+    try:
+        first = {client.send(i % SHARDS, {"n": i}) for i in range(8)}
+        assert set(client.replies(8)) == first  # answered
+        second = {client.send(i % SHARDS, {"n": i}) for i in range(8, 16)}
+        assert set(client.replies(8)) == second  # answered, in another batch
+        assert client.drain(client.events_queue) == []  # nothing announced yet
+        assert merged == []
+    finally:
+        halt()
+    assert [e["count"] for e in client.drain(client.events_queue)] == [16]  # together
+    assert merged and merged[0] >= 2  # the events of two batches at least, coalesced
+    assert len(seen) == 16  # each handled once: acked before the worker left
+    assert [client.depth(shard_queue(s)) for s in range(SHARDS)] == [0] * SHARDS
+
+
+def test_a_worker_gone_before_its_held_events_went_out_leaves_them_to_be_redone(
+        amqp_url: str) -> None:
+    """Held events are lost with the worker, never its messages: unacked, they come back
+    to the next worker, which handles them again (the intake finds them stored and sends
+    their events again)."""
+    client, seen_first, seen_next = Client(amqp_url), [], []
+    worker = ShardWorker(amqp_url, SHARDS, echo(seen_first), transient=lambda e: False,
+                         events_every=60.0)
+    crash = threading.Event()
+    original = worker._send_events
+
+    def fail_to_send(*args: Any) -> None:
+        if crash.is_set():
+            raise pika.exceptions.ConnectionClosed(320, "the worker died")  # as on a kill
+        original(*args)
+
+    worker._send_events = fail_to_send  # type: ignore[method-assign]
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: _run_once(worker, stop), daemon=True)
+    thread.start()
+    sent = {client.send(i % SHARDS, {"n": i}) for i in range(8)}
+    assert set(client.replies(8)) == sent
+    crash.set()
+    stop.set()  # the worker tries to send what it holds on its way out, and dies
+    thread.join(10)
+    assert client.drain(client.events_queue) == []
+    halt = running(ShardWorker(amqp_url, SHARDS, echo(seen_next), transient=lambda e: False))
+    try:
+        assert len(client.replies(8)) == 8  # handled again, answered again
+    finally:
+        halt()
+    assert sorted(item["n"] for item, _ in seen_next) == list(range(8))
+    assert sum(e["count"] for e in client.drain(client.events_queue)) == 8
+
+
+def _run_once(worker: ShardWorker, stop: threading.Event) -> None:
+    """One session of the worker, ended by whatever ends it (a test's crash)."""
+    with contextlib.suppress(pika.exceptions.AMQPError):
+        worker._session(stop)
 
 
 def test_a_linger_takes_what_comes_within_it_as_one_batch(amqp_url: str) -> None:

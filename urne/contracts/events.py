@@ -97,8 +97,8 @@ class BallotsRecorded(Event):
     again: consumers are idempotent).
 
     One message per intake batch and counting shard (``shard``: every ballot in it is
-    of a voter of that shard), which in the distributed profile travels on that shard's
-    counting stream. Without ``shard`` (an older producer), the tally finds each
+    of a voter of that shard; a vote worker may merge several batches' into one), which
+    in the distributed profile travels on that shard's counting stream. Without ``shard`` (an older producer), the tally finds each
     ballot's shard from its voter key."""
 
     PRODUCER = "vote"
@@ -125,8 +125,9 @@ class SignInListEntry(BaseModel):
 
 @message("sign_in_list.marked.v1")
 class SignInListMarked(Event):
-    """The voters of an intake batch, for the sign-in list: sent after each batch of
-    ballots (a voter already marked may appear again: identity is idempotent). Paper
+    """The voters of an intake batch (or of several, merged), for the sign-in list: sent
+    after the ballots are stored (a voter already marked may appear again: identity is
+    idempotent). Paper
     ballots are not in it: their voter keys are the papers', not people's."""
 
     PRODUCER = "vote"

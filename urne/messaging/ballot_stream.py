@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -124,13 +125,15 @@ class _Delivery:
 
 
 Sign = Callable[[RawEnvelope], RawEnvelope]
+Coalesce = Callable[[list[RawEnvelope]], list[RawEnvelope]]
 
 
 class ShardWorker:
     def __init__(self, amqp_url: str, shards: int, handle: Handler, *,
                  transient: Callable[[Exception], bool], prefetch: int = 500,
                  max_batch: int = 500, heartbeat: int = 30, counting_shards: int = 1,
-                 linger: float = 0.0,
+                 linger: float = 0.0, events_every: float = 0.0,
+                 coalesce: Coalesce = lambda events: events,
                  admit: Admit = lambda envelope: None, sign: Sign = lambda env: env):
         """``transient(exc)``: whether a failure is a passing fault (a store that is
         down): such a batch is retried, with backoff, for as long as it takes; any
@@ -139,7 +142,10 @@ class ShardWorker:
         ``admit``: whether a message may reach the handler (signed envelopes); one
         refused is parked with its reason and its sender told. ``sign``: applied to
         every event published. ``linger``: how long what arrived may wait for more
-        before it is taken as a batch (below)."""
+        before it is taken as a batch (below). ``events_every``: how long a batch's
+        events may wait for the next batches' before they go out, together
+        (``coalesce`` makes few messages of them), and the batches' messages are acked
+        (below)."""
         self.amqp_url, self.shards, self.handle = amqp_url, shards, handle
         self.admit, self.sign = admit, sign
         self.counting_shards = counting_shards
@@ -154,6 +160,16 @@ class ShardWorker:
         # batches a worker makes a second, and adds at most that to a ballot's answer.
         self.linger = linger
         self._since = 0.0  # when the oldest pending delivery arrived
+        # A batch's replies go as soon as it is stored; its events, and the acks that
+        # wait for their confirms, may wait ``events_every`` for the next batches', so a
+        # fast cycle of small batches does not pay the broker, the tally and identity a
+        # message per counting shard and batch. Nothing changes for a voter (the answer
+        # is out) or for what is kept: a delivery stays unacked until its events are
+        # confirmed, and one delivered again is answered and announced again.
+        self.events_every, self.coalesce = events_every, coalesce
+        self._unsent: list[RawEnvelope] = []  # events of the batches handled, not yet sent
+        self._unacked: list[_Delivery] = []  # their deliveries
+        self._unsent_since = 0.0
         self.membership = Membership(uuid.uuid4().hex[:12])
         # Past this, a stop of the process may have outlasted the broker's patience
         # (about ``heartbeat`` seconds of silence): see Stalled.
@@ -161,6 +177,8 @@ class ShardWorker:
         self._pending: list[_Delivery] = []
         self._channels: dict[int, BlockingChannel] = {}  # shard -> its channel
         self._active: set[int] = set()
+        # A worker's share of the prefetch window, per shard it may be active on.
+        self._window = max(32, prefetch // shards)
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; reconnects after a broker outage."""
@@ -171,6 +189,8 @@ class ShardWorker:
                 log.warning("broker connection lost; reconnecting",
                             extra=log_fields(error=repr(exc)))
                 self._pending.clear()  # unacked: the broker redelivers them
+                self._unacked.clear()  # and these, whose events are sent again then
+                self._unsent.clear()
                 self._channels.clear()
                 self._active.clear()
                 SHARDS_ACTIVE.set(0)
@@ -202,10 +222,13 @@ class ShardWorker:
                 waiting = now < retry_at
                 due = self._batch_due(now)
                 waited = wait_before(now, next_beat, retry_at if waiting else None,
-                                     None if waiting or due is None else now + due)
+                                     None if waiting or due is None else now + due,
+                                     self._events_due())
                 connection.process_data_events(time_limit=waited)
                 if time.monotonic() - now - waited > self.stall_limit:
                     raise Stalled(f"stopped for {time.monotonic() - now:.1f} s")
+                if (sent_by := self._events_due()) is not None and time.monotonic() >= sent_by:
+                    self._send_events(connection, events)
                 due = self._batch_due(time.monotonic())
                 if waiting or due is None or due > 0:
                     continue
@@ -237,6 +260,8 @@ class ShardWorker:
                     # Not a sleep: the loop goes on announcing this worker (and serving
                     # the broker), so the others do not take its shards meanwhile.
                     retry_at = time.monotonic() + backoff
+            if self._unacked:  # asked to stop: what is answered is announced and acked
+                self._send_events(connection, events)
         finally:
             if connection.is_open:
                 # Shard channels first, without cancelling (see close_without_cancel): a worker that
@@ -245,6 +270,10 @@ class ShardWorker:
                     close_without_cancel(connection, channel)
                 self._channels.clear()
                 connection.close()
+
+    def _events_due(self) -> float | None:
+        """When the events held back must go (None: none held)."""
+        return self._unsent_since + self.events_every if self._unacked else None
 
     def _batch_due(self, now: float) -> float | None:
         """Seconds before what is pending is taken as a batch (0: now); None if nothing
@@ -257,8 +286,7 @@ class ShardWorker:
 
     def _subscribe(self, connection: pika.BlockingConnection, shard: int) -> None:
         channel = connection.channel()
-        # A worker's share of the prefetch window, per shard it may be active on.
-        channel.basic_qos(prefetch_count=max(32, self.prefetch // self.shards))
+        channel.basic_qos(prefetch_count=self._window)
 
         def received(ch: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
             if not ch.is_open:  # stepped back from: the broker has requeued it
@@ -360,21 +388,38 @@ class ShardWorker:
             control.basic_publish(REPLY_EXCHANGE, reply_to, json.dumps(answered).encode(),
                                   pika.BasicProperties(content_type="application/json",
                                                        delivery_mode=1, type=REPLIES_TYPE))
-        # Then the events, confirmed: the tally hears of every stored ballot before the
-        # ballots' messages are acked (a crash in between redelivers them, and the
-        # intake sends the events again for what it finds stored). Recorded ballots go to
-        # their counting streams, anything else to vote.events. All sent, then all
-        # confirmed: one round trip to the broker, not one per event.
+        if not self._unacked:
+            self._unsent_since = time.monotonic()
+        self._unsent += result.events
+        self._unacked += batch
+        # A close marker's batch goes at once (the seal waits for it), and so do shards
+        # whose unacked messages would soon fill their prefetch window.
+        held = Counter(d.shard for d in self._unacked).most_common(1)
+        if self.events_every <= 0 or (held and held[0][1] * 2 >= self._window) or any(
+                isinstance(d.body, dict) and d.body.get("type") == MARKER_TYPE for d in batch):
+            self._send_events(connection, events)
+
+    def _send_events(self, connection: pika.BlockingConnection,
+                     events: ConfirmedChannel) -> None:
+        """The events of the batches handled, confirmed, then their messages acked.
+
+        The tally hears of every stored ballot before the ballots' messages are acked (a
+        crash in between redelivers them, and the intake sends the events again for what
+        it finds stored). Recorded ballots go to their counting streams, anything else to
+        vote.events. All sent, then all confirmed: one round trip to the broker, not one
+        per event."""
+        sent = self.coalesce(self._unsent)
         events.publish([(*event_route(env, EVENTS_EXCHANGE), json.dumps(self.sign(env)).encode(),
-                         EVENT_PROPERTIES) for env in result.events])
-        for env in result.events:
+                         EVENT_PROPERTIES) for env in sent])
+        for env in sent:
             EVENTS_PUBLISHED.labels("vote", env["type"]).inc()
         # Each shard's deliveries are taken in order, so its newest tag acks them all.
         last: dict[int, _Delivery] = {}
-        for d in batch:
+        for d in self._unacked:
             last[d.shard] = d
         for d in last.values():
             d.channel.basic_ack(d.tag, multiple=True)
+        self._unsent, self._unacked = [], []
         self._step_back(connection, set(last))
 
     def _step_back(self, connection: pika.BlockingConnection, shards: set[int]) -> None:

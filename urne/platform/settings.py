@@ -240,6 +240,10 @@ class ServiceSettings(CommonSettings, BrokerSettings, StoreSettings, RoleSetting
     # (urne/messaging/ballot_stream.py): the most a ballot's answer waits for it. At 200
     # ballots/s, 20 ms took about a fifth off the CPU a ballot costs (docs/performance.md).
     vote_worker_linger_seconds: float = Field(default=0.02, ge=0, le=1)
+    # How long a vote worker's batch's events (and the acks that wait for them) may wait
+    # for the next batches', to go out together; the answers do not wait for them
+    # (urne/messaging/ballot_stream.py). 0: each batch's events at once.
+    vote_worker_events_every_seconds: float = Field(default=0.1, ge=0, le=5)
     # AMQP heartbeat of a vote worker: a worker that stops answering (paused, cut off)
     # loses its shards to another after about twice this.
     vote_worker_heartbeat_seconds: int = Field(default=10, ge=1, le=600)

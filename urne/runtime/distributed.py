@@ -18,6 +18,7 @@ from urne.platform import heap
 from urne.platform.logging import configure_logging
 from urne.platform.settings import GatewaySettings, ServiceSettings
 from urne.runtime.registry import SERVICES, TALLY, VOTE, ServiceSpec
+from urne.services.vote.intake import coalesce
 from urne.storage.cassandra import StoreUnavailable, connect_patiently, ensure_schema
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ def run_vote_worker() -> None:
                     prefetch=settings.vote_worker_prefetch,
                     max_batch=settings.vote_worker_batch,
                     linger=settings.vote_worker_linger_seconds,
+                    events_every=settings.vote_worker_events_every_seconds,
+                    coalesce=coalesce,
                     heartbeat=settings.vote_worker_heartbeat_seconds).run(stop)
     finally:
         session.cluster.shutdown()
