@@ -98,8 +98,9 @@ class BallotsRecorded(Event):
 
     One message per intake batch and counting shard (``shard``: every ballot in it is
     of a voter of that shard; a vote worker may merge several batches' into one), which
-    in the distributed profile travels on that shard's counting stream. Without ``shard`` (an older producer), the tally finds each
-    ballot's shard from its voter key."""
+    in the distributed profile travels on that shard's counting stream. Without
+    ``shard`` (an older producer), the tally finds each ballot's shard from its voter
+    key."""
 
     PRODUCER = "vote"
     ballots: list[RecordedBallot]
@@ -127,8 +128,8 @@ class SignInListEntry(BaseModel):
 class SignInListMarked(Event):
     """The voters of an intake batch (or of several, merged), for the sign-in list: sent
     after the ballots are stored (a voter already marked may appear again: identity is
-    idempotent). Paper
-    ballots are not in it: their voter keys are the papers', not people's."""
+    idempotent). Paper ballots are not in it: their voter keys are the papers', not
+    people's."""
 
     PRODUCER = "vote"
     voters: list[SignInListEntry]
