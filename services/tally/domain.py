@@ -14,7 +14,7 @@ from urne.counting.rules import PollRules
 from urne.counting.tally import Tally
 from urne.platform.errors import Conflict, NotFound
 from urne.record import log, merkle, tiles
-from urne.record.canonical import canonical_json
+from urne.record.canonical import canonical_json, parse_canonical
 
 # What the tally signs now: the record is the log of every accepted ballot
 # (urne.record.v2, ``urne.record.log``). Results signed as v1 (counted ballots only,
@@ -284,8 +284,7 @@ def small_cells(by_agent: dict[str, dict[str, dict[str, int]]], min_cell: int
 def record_entries(rules_hash: str, ballots: Iterable[StoredBallot]) -> list[dict[str, Any]]:
     """The record of a poll whose log is written at once, at publication: one interval
     holding every ballot received."""
-    entries, _ = log.interval(log.Tip.empty(rules_hash), log_ballots(ballots))
-    return entries
+    return log.interval(log.Tip.empty(rules_hash), log_ballots(ballots)).entries
 
 
 def leaf_hashes(entries: list[dict[str, Any]]) -> list[bytes]:
@@ -306,9 +305,11 @@ class Publication:
     chunks: dict[int, bytes]  # chunk index -> its entries' canonical JSON, a line each
     tiles: dict[tuple[int, int], bytes]
     trackers: list[tuple[str, int]]
-    # The whole record (v2: the log, with what was written during the vote), for the
-    # checks before signing; chunks, tiles and trackers are only what is still to write.
+    # The whole record (v2: the log, with what was written during the vote) and its
+    # entries' leaf hashes, for the checks before signing; chunks, tiles and trackers are
+    # only what is still to write.
     entries: list[dict[str, Any]] | None = None
+    leaves: list[bytes] | None = None
 
     @property
     def size(self) -> int:
@@ -370,10 +371,22 @@ class Appended:
 ChunkReader = Callable[[int], bytes]  # a stored chunk of the log, b"" if none
 
 
-def append_entries(state: LogState, entries: list[dict[str, Any]], read_chunk: ChunkReader,
+@dataclass(frozen=True)
+class Logged:
+    """The log written during the vote, read ahead for the publication: its state, its
+    entries and their leaf hashes, and readers of the pieces an append reads."""
+
+    state: LogState
+    entries: list[dict[str, Any]]
+    leaves: list[bytes]
+    read_chunk: ChunkReader
+    read_tile: tiles.TileReader
+
+
+def append_entries(state: LogState, added: log.Interval, read_chunk: ChunkReader,
                    read_tile: tiles.TileReader, cursor: dict[str, int]) -> Appended:
     """Store-ready form of an interval appended to the log at ``state``."""
-    lines = [canonical_json(e) for e in entries]
+    entries, lines = added.entries, added.lines
     size = state.size
     first = size // RECORD_CHUNK
     kept = size % RECORD_CHUNK
@@ -386,14 +399,14 @@ def append_entries(state: LogState, entries: list[dict[str, Any]], read_chunk: C
     chunks = {first + i // RECORD_CHUNK: b"".join(line + b"\n"
                                                   for line in row[i:i + RECORD_CHUNK])
               for i in range(0, len(row), RECORD_CHUNK)}
-    tree = tiles.append(size, [merkle.leaf_hash(line) for line in lines], read_tile)
+    tree = tiles.append(size, added.leaves, read_tile)
     end = size + len(lines)
 
     def read(level: int, index: int) -> bytes:
         return tree[(level, index)] if (level, index) in tree else read_tile(level, index)
 
     root = tiles.TiledTree(end, read).root().hex()
-    parent = log.leaf(entries[-1]).hex() if entries else state.parent
+    parent = added.tip.parent if entries else state.parent
     intervals = (*state.intervals, end) if entries else state.intervals
     return Appended(entries, chunks if entries else {}, tree,
                     [(e["tracker"], e["height"]) for e in entries],
@@ -417,14 +430,19 @@ def append_interval(state: LogState, ready: list[log.Ballot], read_chunk: ChunkR
                     read_tile: tiles.TileReader, cursor: dict[str, int]) -> Appended:
     """An interval of the log during the vote: ``ready`` ballots (each naming the ballot
     it replaces) appended to the log at ``state``; the store's cursor after them."""
-    entries, _ = log.interval(state.tip, ready)
-    return append_entries(state, entries, read_chunk, read_tile, cursor)
+    return append_entries(state, log.interval(state.tip, ready), read_chunk, read_tile, cursor)
 
 
-def parse_lines(chunks: list[bytes], size: int) -> list[dict[str, Any]]:
-    """The first ``size`` entries of the log from its chunks, in order."""
-    lines = [line for chunk in chunks for line in chunk.split(b"\n")[:-1]][:size]
-    return [json.loads(line) for line in lines]
+def parse_lines(chunks: list[bytes], size: int) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The first ``size`` entries of the log from its chunks, in order, and their leaf
+    hashes (over each entry's canonical JSON, as a verifier computes them: a stored line
+    is not taken on trust)."""
+    entries, leaves = [], []
+    for line in [line for chunk in chunks for line in chunk.split(b"\n")[:-1]][:size]:
+        entry, canonical = parse_canonical(line)
+        entries.append(entry)
+        leaves.append(merkle.leaf_hash(canonical))
+    return entries, leaves
 
 
 def tree_head(poll_id: str, rules_hash: str, state: LogState, now: datetime
@@ -437,15 +455,19 @@ def tree_head(poll_id: str, rules_hash: str, state: LogState, now: datetime
 
 
 def log_disagreement(rules_hash: str, entries: list[dict[str, Any]], root: str,
-                     heads: list[int], signed_heads: list[dict[str, Any]]) -> str | None:
+                     heads: list[int], signed_heads: list[dict[str, Any]],
+                     leaves: list[bytes] | None = None) -> str | None:
     """Why the log about to be signed is not what was published of it, or None: it must
     be a well-formed log, its stored tree's root the root of its entries, and every tree
-    head signed during the vote the root of its prefix of that size."""
-    wrong = log.check(entries, rules_hash, heads)
+    head signed during the vote the root of its prefix of that size. ``leaves``: the
+    entries' leaf hashes, if known."""
+    if leaves is None:
+        leaves = [log.leaf(e) for e in entries]
+    wrong = log.check(entries, rules_hash, heads, leaves)
     if wrong is not None:
         return f"the log is not well formed: {wrong}"
     sizes = [int(h["head"]["size"]) for h in signed_heads]
-    roots = merkle.prefix_roots((log.leaf(e) for e in entries), [*sizes, len(entries)])
+    roots = merkle.prefix_roots(leaves, [*sizes, len(entries)])
     if roots[len(entries)].hex() != root:
         return "the stored tree's root is not the root of the log's entries"
     for signed in signed_heads:
@@ -457,8 +479,7 @@ def log_disagreement(rules_hash: str, entries: list[dict[str, Any]], root: str,
 
 def publication(poll: TallySheet, ballots: list[StoredBallot], software_version: str,
                 now: datetime, result_format: str = RESULT_FORMAT,
-                logged: tuple[LogState, list[dict[str, Any]], ChunkReader,
-                              tiles.TileReader] | None = None,
+                logged: Logged | None = None,
                 min_cell: int = 1) -> Publication:
     """The result document that gets signed (everything a verifier needs to recompute)
     and the stored record behind it; ``result_format`` v1 rebuilds the record of a result
@@ -481,13 +502,13 @@ def publication(poll: TallySheet, ballots: list[StoredBallot], software_version:
                          {}, count(poll.rules, (e["choice"] for e in entries)))
         return Publication(result, chunks, tree,
                            [(e["tracker"], i) for i, e in enumerate(entries)])
-    state, before, read_chunk, read_tile = logged or (
-        LogState.empty(poll.rules_hash), [], lambda index: b"", _no_tiles)
-    in_log = {e["tracker"] for e in before}
-    last, _ = log.interval(state.tip, [b for b in log_ballots(ballots)
-                                       if b.tracker not in in_log])
-    done = append_entries(state, last, read_chunk, read_tile, state.cursor)
-    entries = [*before, *last]
+    logged = logged or Logged(LogState.empty(poll.rules_hash), [], [], lambda index: b"",
+                              _no_tiles)
+    state = logged.state
+    in_log = {e["tracker"] for e in logged.entries}
+    last = log.interval(state.tip, [b for b in log_ballots(ballots) if b.tracker not in in_log])
+    done = append_entries(state, last, logged.read_chunk, logged.read_tile, state.cursor)
+    entries = [*logged.entries, *last.entries]
     counting = log.counted(entries)
     record = {"format": RECORD_FORMAT, "size": len(entries), "root": done.state.root,
               "leaf_encoding": LEAF_ENCODING, "heads": list(done.state.intervals)}
@@ -511,7 +532,8 @@ def publication(poll: TallySheet, ballots: list[StoredBallot], software_version:
     numbers = {"ballots_counted": len(counting), "reconciliation": reconciliation}
     result = _result(poll, software_version, now, result_format, record, len(entries), numbers,
                      count(poll.rules, (e["choice"] for e in counting)))
-    return Publication(result, done.chunks, done.tiles, done.trackers, entries)
+    return Publication(result, done.chunks, done.tiles, done.trackers, entries,
+                       [*logged.leaves, *last.leaves])
 
 
 def _result(poll: TallySheet, software_version: str, now: datetime, result_format: str,

@@ -120,8 +120,9 @@ def _disagreement(poll: domain.TallySheet, merged: domain.Merged,
 
 
 def _prepare(poll: domain.TallySheet, merged: domain.Merged, ballots: list[StoredBallot],
-             now: datetime, logged: Any = None, signed_heads: list[dict] | None = None,
-             min_cell: int = 1) -> tuple[domain.Publication, str | None]:
+             now: datetime, logged: domain.Logged | None = None,
+             signed_heads: list[dict] | None = None, min_cell: int = 1
+             ) -> tuple[domain.Publication, str | None]:
     """The publication of a sealed poll from the copy and the log written during the
     vote, and why it may not be signed (or None). CPU-bound: the recount, the record and
     its tree."""
@@ -132,7 +133,8 @@ def _prepare(poll: domain.TallySheet, merged: domain.Merged, ballots: list[Store
         assert poll.rules_hash is not None
         record = publication.result["record"]
         reason = domain.log_disagreement(poll.rules_hash, publication.entries, record["root"],
-                                         record["heads"], signed_heads or [])
+                                         record["heads"], signed_heads or [],
+                                         publication.leaves)
     return publication, reason
 
 
@@ -426,13 +428,11 @@ class TallyHandlers:
             return True
         return False
 
-    def _logged(self, poll_id: str, state: LogState
-                ) -> tuple[LogState, list[dict], Callable[..., bytes], Callable[..., bytes]]:
-        """The log written during the vote, read ahead for the publication: its entries
-        and the pieces an append reads."""
+    def _logged(self, poll_id: str, state: LogState) -> domain.Logged:
+        """The log written during the vote, read ahead for the publication."""
         chunks = self.store.record_chunks(poll_id, domain.chunk_span(0, state.size))
-        return (state, domain.parse_lines(chunks, state.size),
-                *self._append_readers(poll_id, state.size, chunks))
+        return domain.Logged(state, *domain.parse_lines(chunks, state.size),
+                             *self._append_readers(poll_id, state.size, chunks))
 
     def _append_readers(self, poll_id: str, size: int, chunks: list[bytes] | None = None
                         ) -> tuple[Callable[..., bytes], Callable[..., bytes]]:

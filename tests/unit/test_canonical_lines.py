@@ -1,6 +1,7 @@
-"""The verifier's fast path to a line's canonical bytes (``parse_canonical``) gives
-exactly what ``canonical_json`` (RFC 8785, Trail of Bits' encoder) gives, for canonical
-lines and for every other spelling of the same value, and refuses what JCS refuses."""
+"""The fast paths to canonical bytes give exactly what Trail of Bits' RFC 8785 encoder
+gives, and refuse what it refuses: ``canonical_json`` (the standard library's encoder for
+plain values) for any value, and the verifier's ``parse_canonical`` for canonical lines
+and for every other spelling of the same value."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import json
 
 import pytest
+import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,11 +42,43 @@ def spellings(value: object) -> list[bytes]:
     return out
 
 
+def reference(value: object) -> bytes | None:
+    """Trail of Bits' encoder alone, or None where it refuses."""
+    try:
+        return rfc8785.dumps(value)
+    except ValueError:
+        return None
+
+
+def same_as_reference(value: object) -> None:
+    expected = reference(value)
+    if expected is None:
+        with pytest.raises(ValueError):
+            canonical_json(value)
+    else:
+        assert canonical_json(value) == expected
+
+
+@given(values)
+def test_canonical_json_writes_what_rfc8785_writes(value: object) -> None:
+    same_as_reference(value)
+
+
+@pytest.mark.parametrize("value", [
+    {"b": 1, "a": 2, "\u20ac": 3, "\U0001f602": 4, "\ufb33": 5},  # UTF-16 order of keys
+    ["\x00\x1f\x7f\u2028\"\\/", 2**53 - 1, -(2**53 - 1), True, None],
+    {"entry": {"height": 3, "choice": {"ranking": ["b", "a"]}, "channel": "online"}},
+    [1.0, 0.5, 1e16], (1, 2), {"a": 2**53}, "\ud800", {1: "a"}, float("nan"),
+])
+def test_values_on_both_sides_of_the_fast_path(value: object) -> None:
+    same_as_reference(value)
+
+
 @given(values)
 def test_the_fast_path_gives_the_canonical_bytes_or_refuses_as_jcs_does(value: object
                                                                         ) -> None:
     try:
-        expected: bytes | None = canonical_json(value)
+        expected: bytes | None = rfc8785.dumps(value)
     except ValueError:
         expected = None
     if expected is not None:

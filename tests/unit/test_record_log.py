@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from urne.record import log
+from urne.record.canonical import canonical_json
 
 pytestmark = pytest.mark.unit
 
@@ -35,9 +36,12 @@ def grow(batches: list[list[log.Ballot]]) -> tuple[list[dict], list[int]]:
     tip = log.Tip.empty(RULES_HASH)
     for batch in batches:
         logged = {e["tracker"] for e in entries}
-        added, tip = log.interval(tip, [b for b in batch if b.tracker not in logged])
-        entries += added
-        if added:
+        added = log.interval(tip, [b for b in batch if b.tracker not in logged])
+        assert added.leaves == [log.leaf(e) for e in added.entries]
+        assert added.lines == [canonical_json(e) for e in added.entries]
+        entries += added.entries
+        tip = added.tip
+        if added.entries:
             intervals.append(tip.size)
     return entries, intervals
 

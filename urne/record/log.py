@@ -62,7 +62,19 @@ def leaf(entry: dict[str, Any]) -> bytes:
     return merkle.leaf_hash(canonical_json(entry))
 
 
-def interval(tip: Tip, new: Iterable[Ballot]) -> tuple[list[dict[str, Any]], Tip]:
+@dataclass(frozen=True)
+class Interval:
+    """Entries appended together, with each one's canonical JSON (the line stored and
+    served) and leaf hash, computed once: at a million entries, encoding is most of
+    publishing."""
+
+    entries: list[dict[str, Any]]
+    lines: list[bytes]
+    leaves: list[bytes]
+    tip: Tip
+
+
+def interval(tip: Tip, new: Iterable[Ballot]) -> Interval:
     """The entries that append ``new`` (each ballot once: one seen twice is taken once)
     to a log at ``tip``, in tracker order, and the tip after them."""
     rows: dict[str, dict[str, Any]] = {}
@@ -71,13 +83,16 @@ def interval(tip: Tip, new: Iterable[Ballot]) -> tuple[list[dict[str, Any]], Tip
         if b.replaces is not None:
             row["supersedes"] = b.replaces
         rows.setdefault(b.tracker, row)
-    entries = []
+    entries, lines, leaves = [], [], []
     size, parent = tip.size, tip.parent
     for tracker in sorted(rows):
         entry = {"height": size, "parent": parent, **rows[tracker]}
+        line = canonical_json(entry)
         entries.append(entry)
-        size, parent = size + 1, leaf(entry).hex()
-    return entries, Tip(size, parent)
+        lines.append(line)
+        leaves.append(merkle.leaf_hash(line))
+        size, parent = size + 1, leaves[-1].hex()
+    return Interval(entries, lines, leaves, Tip(size, parent))
 
 
 def counted(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
