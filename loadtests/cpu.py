@@ -6,12 +6,19 @@ processes, RabbitMQ (``beam.smp``) and Cassandra (``CassandraDaemon``). Unlike a
 throughput figure it barely moves when the shared machine is busy with something else.
 
     python -m loadtests.cpu            # the processes it finds, and their CPU so far
+
+The machine's own counters (``/proc/stat``) say what else the cores did meanwhile: how
+busy they were, how much the hypervisor gave another tenant (steal), and how much CPU
+went to neither the servers nor the load generator (other processes, and the kernel's
+interrupt work no process is charged for). A run's latencies are read beside them:
+on two shared cores, a p99 moves with what the neighbours take.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +88,39 @@ def snapshot(processes: list[Process]) -> dict[str, float]:
     for p in processes:
         by_role[p.role] = by_role.get(p.role, 0.0) + cpu_seconds(p.pid)
     return by_role
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The machine's CPU counters (``/proc/stat``, all cores), in seconds."""
+
+    busy: float  # user, nice, system, irq, softirq
+    idle: float  # idle and waiting for I/O
+    steal: float  # taken by the hypervisor for another guest
+    at: float  # wall clock (monotonic)
+
+
+def machine(stat: str | None = None, at: float | None = None) -> Machine:
+    """The counters now (or as ``stat`` reads, at ``at``)."""
+    text = stat if stat is not None else Path("/proc/stat").read_text()
+    fields = [int(v) for v in text.split("\n", 1)[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields + [0] * (8 - len(fields))
+    return Machine((user + nice + system + irq + softirq) / TICKS, (idle + iowait) / TICKS,
+                   steal / TICKS, time.monotonic() if at is None else at)
+
+
+def meanwhile(before: Machine, after: Machine, measured_s: float) -> dict[str, float]:
+    """What the cores did between two readings, as shares of their capacity (percent),
+    and the CPU not in ``measured_s`` (the seconds measured per process), in cores."""
+    wall = max(after.at - before.at, 1e-9)
+    total = (after.busy - before.busy) + (after.idle - before.idle) + \
+        (after.steal - before.steal)
+    share = 100 / total if total > 0 else 0.0
+    return {"cores": round(total / wall, 2),
+            "busy_pct": round((after.busy - before.busy) * share, 1),
+            "steal_pct": round((after.steal - before.steal) * share, 1),
+            "unmeasured_cores": round(max(0.0, after.busy - before.busy - measured_s) / wall,
+                                      2)}
 
 
 def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

@@ -20,7 +20,9 @@ Cassandra keyspaces) unless ``--url`` names a running one on this machine. Steps
 
 CPU: the user and system time of every server process (urne's, RabbitMQ's, Cassandra's)
 from ``/proc``, from the first ballot until the result is published, divided by the
-ballots accepted; the load generator's own CPU is reported apart.
+ballots accepted; the load generator's own CPU is reported apart, and so are the
+machine's counters while the ballots flowed (``machine_during_ballots``: busy, stolen by
+another guest, and spent by neither), to read a run's latencies beside.
 """
 
 from __future__ import annotations
@@ -375,6 +377,7 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
         heap.settle()
         before = cpu.snapshot(servers)
         client_before = cpu.cpu_seconds(me)
+        machine_before = cpu.machine()
         started = time.perf_counter()
         try:
             results = await run.ballots(sends, tokens, Progress("ballots", len(sends)))
@@ -383,6 +386,8 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
         sent_seconds = time.perf_counter() - started
         intake_cpu = cpu.spent(before, cpu.snapshot(servers))
         client_cpu = cpu.cpu_seconds(me) - client_before
+        machine = cpu.meanwhile(machine_before, cpu.machine(),
+                                sum(intake_cpu.values()) + client_cpu)
         result_doc = await run.close_and_publish()
         total_cpu = cpu.spent(before, cpu.snapshot(servers))
         lag_p99 = lag.quantile_bound(lag_before, lag.buckets(metrics_url), 0.99) \
@@ -432,6 +437,9 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
         "cpu_ms_per_signin_by_process": {k: round(v * 1000 / max(real, 1), 3)
                                          for k, v in signin_cpu.items()},
         "client_cpu_ms_per_request": round(client_cpu * 1000 / max(len(sends), 1), 3),
+        # The cores while the ballots flowed: how busy, how much stolen by another
+        # guest, and how much CPU neither the servers nor the generator spent.
+        "machine_during_ballots": machine,
         "broker_confirm_rate": round(confirm_rate, 1) if confirm_rate else None,
         "ratio": round(len(accepted) / sent_seconds / confirm_rate, 3) if confirm_rate else None,
     }

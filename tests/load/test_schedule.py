@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from loadtests.cpu import role_of
+from loadtests.cpu import TICKS, machine, meanwhile, role_of
 from loadtests.schedule import ANSWERS, Mix, arrival_times, plan
 
 pytestmark = pytest.mark.unit
@@ -72,3 +72,30 @@ def test_answers_are_zipf_distributed() -> None:
 ])
 def test_server_processes_are_recognised(cmdline: list[str], role: str | None) -> None:
     assert role_of(cmdline) == role
+
+
+# Two readings of /proc/stat's first line (user nice system idle iowait irq softirq
+# steal, in ticks), 10 s apart.
+STAT_BEFORE = "cpu  1000 0 500 8000 100 0 50 10 0 0\ncpu0 ...\n"
+STAT_AFTER = "cpu  1900 0 700 8500 200 0 150 110 0 0\ncpu0 ...\n"
+
+
+def test_what_the_cores_did_meanwhile() -> None:
+    before = machine(STAT_BEFORE, at=0.0)
+    after = machine(STAT_AFTER, at=10.0)
+    assert before.busy == pytest.approx(1550 / TICKS)
+    # 1,200 ticks busy (user 900, system 200, softirq 100), 600 idle (500 + 100 I/O
+    # wait), 100 stolen; of the busy time, the processes measured spent 9 s.
+    done = meanwhile(before, after, measured_s=900 / TICKS)
+    assert done["busy_pct"] == pytest.approx(100 * 1200 / 1900, abs=0.1)
+    assert done["steal_pct"] == pytest.approx(100 * 100 / 1900, abs=0.1)
+    assert done["cores"] == pytest.approx(1900 / TICKS / 10, abs=0.01)
+    assert done["unmeasured_cores"] == pytest.approx(300 / TICKS / 10, abs=0.01)
+
+
+def test_the_live_counters_read_and_grow() -> None:
+    first = machine()
+    sum(range(2_000_000))  # some CPU between the readings
+    second = machine()
+    assert first.busy > 0 and first.idle > 0
+    assert second.busy >= first.busy and second.at > first.at
