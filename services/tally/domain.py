@@ -234,7 +234,8 @@ def log_ballots(ballots: Iterable[StoredBallot]) -> list[log.Ballot]:
         by_voter.setdefault(b.voter_key, []).append(b)
     out = []
     for chain in by_voter.values():
-        chain.sort(key=lambda b: b.sequence)
+        if len(chain) > 1:  # most voters vote once
+            chain.sort(key=lambda b: b.sequence)
         previous: str | None = None
         for b in chain:
             out.append(log.Ballot(b.tracker, b.choice, b.channel, previous))
