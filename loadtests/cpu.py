@@ -16,7 +16,6 @@ on two shared cores, a p99 moves with what the neighbours take.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -122,23 +121,6 @@ def meanwhile(before: Machine, after: Machine, measured_s: float) -> dict[str, f
             "steal_pct": round((after.steal - before.steal) * share, 1),
             "unmeasured_cores": round(max(0.0, after.busy - before.busy - measured_s) / wall,
                                       2)}
-
-
-def reference_cpu_ms(rounds: int = 5) -> float:
-    """The median CPU time, in ms, of a fixed piece of Python (integer arithmetic, a
-    dict and a hash, about 30 ms on this project's machines): the same work on every
-    run, so a run whose processes all cost more a ballot can be told to have run on
-    slower cores (other guests of the host share its caches and memory; steal does not
-    count that)."""
-    times = []
-    for _ in range(rounds):
-        started = time.process_time()
-        seen: dict[int, int] = {}
-        for i in range(150_000):
-            seen[i * 2654435761 % 1_000_003] = i
-        hashlib.sha256(b"\x00" * 4_000_000).digest()
-        times.append(time.process_time() - started)
-    return round(sorted(times)[len(times) // 2] * 1000, 1)
 
 
 def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

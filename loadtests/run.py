@@ -22,8 +22,7 @@ CPU: the user and system time of every server process (urne's, RabbitMQ's, Cassa
 from ``/proc``, from the first ballot until the result is published, divided by the
 ballots accepted; the load generator's own CPU is reported apart, and so are the
 machine's counters while the ballots flowed (``machine_during_ballots``: busy, stolen by
-another guest, and spent by neither; and the CPU time of a fixed piece of Python just
-before and after, ``reference_cpu_ms``), to read a run's latencies beside.
+another guest, and spent by neither), to read a run's latencies beside.
 """
 
 from __future__ import annotations
@@ -375,7 +374,6 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
         # left and the requests made: 160-320 ms each, every 5-6 s of the ballots, a
         # stall of every request in flight that the latencies then showed as the
         # system's. Frozen, a pass walks only what came since.
-        reference_before = cpu.reference_cpu_ms()
         heap.settle()
         before = cpu.snapshot(servers)
         client_before = cpu.cpu_seconds(me)
@@ -388,9 +386,8 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
         sent_seconds = time.perf_counter() - started
         intake_cpu = cpu.spent(before, cpu.snapshot(servers))
         client_cpu = cpu.cpu_seconds(me) - client_before
-        machine: dict[str, Any] = {
-            **cpu.meanwhile(machine_before, cpu.machine(), sum(intake_cpu.values()) + client_cpu),
-            "reference_cpu_ms": {"before": reference_before, "after": cpu.reference_cpu_ms()}}
+        machine = cpu.meanwhile(machine_before, cpu.machine(),
+                                sum(intake_cpu.values()) + client_cpu)
         result_doc = await run.close_and_publish()
         total_cpu = cpu.spent(before, cpu.snapshot(servers))
         lag_p99 = lag.quantile_bound(lag_before, lag.buckets(metrics_url), 0.99) \
@@ -441,8 +438,7 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
                                          for k, v in signin_cpu.items()},
         "client_cpu_ms_per_request": round(client_cpu * 1000 / max(len(sends), 1), 3),
         # The cores while the ballots flowed: how busy, how much stolen by another
-        # guest, and how much CPU neither the servers nor the generator spent; and how
-        # fast they ran a fixed piece of Python just before and just after.
+        # guest, and how much CPU neither the servers nor the generator spent.
         "machine_during_ballots": machine,
         "broker_confirm_rate": round(confirm_rate, 1) if confirm_rate else None,
         "ratio": round(len(accepted) / sent_seconds / confirm_rate, 3) if confirm_rate else None,

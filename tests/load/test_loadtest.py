@@ -46,7 +46,6 @@ def check(report: dict) -> None:
     machine = report["machine_during_ballots"]
     assert 0 < machine["busy_pct"] <= 100 and 0 <= machine["steal_pct"] <= 100
     assert machine["cores"] > 0 and machine["unmeasured_cores"] >= 0
-    assert all(machine["reference_cpu_ms"][when] > 0 for when in ("before", "after"))
     # Read from the tally's own histogram: a bucket bound, and a short run keeps up.
     assert report["tally_lag_p99_s"] in (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
