@@ -103,8 +103,8 @@ class Machine:
 def machine(stat: str | None = None, at: float | None = None) -> Machine:
     """The counters now (or as ``stat`` reads, at ``at``)."""
     text = stat if stat is not None else Path("/proc/stat").read_text()
-    fields = [int(v) for v in text.split("\n", 1)[0].split()[1:9]]
-    user, nice, system, idle, iowait, irq, softirq, steal = fields + [0] * (8 - len(fields))
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(v) for v in text.split("\n", 1)[0].split()[1:9])
     return Machine((user + nice + system + irq + softirq) / TICKS, (idle + iowait) / TICKS,
                    steal / TICKS, time.monotonic() if at is None else at)
 

@@ -289,7 +289,7 @@ def record_entries(rules_hash: str, ballots: Iterable[StoredBallot]) -> list[dic
 
 
 def leaf_hashes(entries: list[dict[str, Any]]) -> list[bytes]:
-    return [merkle.leaf_hash(canonical_json(e)) for e in entries]
+    return [log.leaf(e) for e in entries]
 
 
 # A stored chunk of the record holds the entries of one level-0 tile of its tree.
@@ -457,13 +457,11 @@ def tree_head(poll_id: str, rules_hash: str, state: LogState, now: datetime
 
 def log_disagreement(rules_hash: str, entries: list[dict[str, Any]], root: str,
                      heads: list[int], signed_heads: list[dict[str, Any]],
-                     leaves: list[bytes] | None = None) -> str | None:
+                     leaves: list[bytes]) -> str | None:
     """Why the log about to be signed is not what was published of it, or None: it must
     be a well-formed log, its stored tree's root the root of its entries, and every tree
     head signed during the vote the root of its prefix of that size. ``leaves``: the
-    entries' leaf hashes, if known."""
-    if leaves is None:
-        leaves = [log.leaf(e) for e in entries]
+    entries' leaf hashes, computed with them."""
     wrong = log.check(entries, rules_hash, heads, leaves)
     if wrong is not None:
         return f"the log is not well formed: {wrong}"

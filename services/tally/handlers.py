@@ -130,7 +130,7 @@ def _prepare(poll: domain.TallySheet, merged: domain.Merged, ballots: list[Store
                                      min_cell=min_cell)
     reason = _disagreement(poll, merged, ballots, publication.result)
     if reason is None and publication.entries is not None:
-        assert poll.rules_hash is not None
+        assert poll.rules_hash is not None and publication.leaves is not None
         record = publication.result["record"]
         reason = domain.log_disagreement(poll.rules_hash, publication.entries, record["root"],
                                          record["heads"], signed_heads or [],
