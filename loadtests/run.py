@@ -437,12 +437,29 @@ async def measure(args: argparse.Namespace, system: System | None) -> dict[str, 
         "cpu_ms_per_signin_by_process": {k: round(v * 1000 / max(real, 1), 3)
                                          for k, v in signin_cpu.items()},
         "client_cpu_ms_per_request": round(client_cpu * 1000 / max(len(sends), 1), 3),
+        # The intake's CPU a ballot counted in the generator's requests: the generator
+        # does the same work for each request in every run, so its cost is the speed
+        # of the machine's cores in this run, and these ratios are comparable from one
+        # run to the next where the milliseconds drift with the host (docs/performance.md).
+        "cpu_per_ballot_in_client_requests": in_requests(intake_cpu, n, client_cpu,
+                                                         len(sends)),
         # The cores while the ballots flowed: how busy, how much stolen by another
         # guest, and how much CPU neither the servers nor the generator spent.
         "machine_during_ballots": machine,
         "broker_confirm_rate": round(confirm_rate, 1) if confirm_rate else None,
         "ratio": round(len(accepted) / sent_seconds / confirm_rate, 3) if confirm_rate else None,
     }
+
+
+def in_requests(cpu_seconds: dict[str, float], ballots: int, client_seconds: float,
+                requests: int) -> dict[str, float] | None:
+    """Each process's CPU a ballot, and their sum (``intake``), over the generator's CPU
+    a request; None if the generator spent none (nothing to measure by)."""
+    if client_seconds <= 0 or ballots <= 0 or requests <= 0:
+        return None
+    unit = client_seconds / requests
+    ratios = {k: round(v / ballots / unit, 2) for k, v in sorted(cpu_seconds.items())}
+    return {"intake": round(sum(cpu_seconds.values()) / ballots / unit, 2), **ratios}
 
 
 def default_vote_workers(cores: int | None = None) -> int:

@@ -43,6 +43,9 @@ def check(report: dict) -> None:
     assert sum(w["n"] for w in windows.values()) == \
         report["accepted"] + report["kinds"].get("duplicate", 0)
     assert all(0 < w["p50_ms"] <= w["p99_ms"] for w in windows.values())
+    ratios = report["cpu_per_ballot_in_client_requests"]
+    assert set(ratios) == {"intake", *report["cpu_ms_per_ballot_by_process"]}
+    assert ratios["intake"] > 0 and all(v >= 0 for v in ratios.values())
     machine = report["machine_during_ballots"]
     assert 0 < machine["busy_pct"] <= 100 and 0 <= machine["steal_pct"] <= 100
     assert machine["cores"] > 0 and machine["unmeasured_cores"] >= 0

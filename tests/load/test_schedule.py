@@ -8,6 +8,7 @@ import random
 import pytest
 
 from loadtests.cpu import TICKS, machine, meanwhile, role_of
+from loadtests.run import in_requests
 from loadtests.schedule import ANSWERS, Mix, arrival_times, plan
 
 pytestmark = pytest.mark.unit
@@ -99,3 +100,14 @@ def test_the_live_counters_read_and_grow() -> None:
     second = machine()
     assert first.busy > 0 and first.idle > 0
     assert second.busy >= first.busy and second.at > first.at
+
+
+def test_cpu_counted_in_the_generators_requests() -> None:
+    # 400 ballots; the generator spent 0.1 s on 500 requests (0.2 ms each); the gateway
+    # 0.4 s (1 ms a ballot = 5 requests' worth) and Cassandra 0.2 s (2.5).
+    ratios = in_requests({"gateway": 0.4, "cassandra": 0.2}, 400, 0.1, 500)
+    assert ratios == {"intake": 7.5, "cassandra": 2.5, "gateway": 5.0}
+    # Twice as slow a machine, everyone's seconds doubled: the same ratios.
+    assert in_requests({"gateway": 0.8, "cassandra": 0.4}, 400, 0.2, 500) == ratios
+    assert in_requests({"gateway": 0.4}, 400, 0.0, 500) is None
+    assert in_requests({"gateway": 0.4}, 0, 0.1, 500) is None
