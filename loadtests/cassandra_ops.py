@@ -13,6 +13,11 @@ its cost depends on the node's ``paxos_variant``.
 and its id row per ballot, in unlogged batches of rows on the same replicas), its wall
 time per batch as urne connects (Nagle's algorithm off) and with Nagle's algorithm put
 back on the same connections, to show what the setting is for.
+
+``index_rows``: the vote service's id index (``ballot_ids``) written through
+``write_grouped`` two ways, alternated: a bucket a row (the voter key's, as before
+2026-12-02: a partition, so a mutation, a row) and runs of ``GROUP_ROWS`` rows in one
+bucket (as now); the CPU each row costs Cassandra.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 
 from loadtests import cpu
 from urne.platform.settings import StoreSettings
-from urne.storage.cassandra import connect, write_grouped
+from urne.storage.cassandra import GROUP_ROWS, connect, write_grouped
 
 KEYSPACE = "urne_bench_ops"
 
@@ -72,11 +77,13 @@ def main() -> None:
                                "client_cpu_ms": round((cpu.cpu_seconds(me) - mine) * 1000
                                                       / len(params), 3)})
         grouped = grouped_writes(session)
+        index = index_rows(session, cassandra)
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}", timeout=60)
         session.cluster.shutdown()
     print(json.dumps({"benchmark": "cassandra_single_partition_ops", "ops": args.ops,
-                      "results": report, "grouped_writes": grouped}, indent=2))
+                      "results": report, "grouped_writes": grouped, "index_rows": index},
+                     indent=2))
 
 
 def grouped_writes(session: Any, rounds: int = 40) -> list[dict[str, Any]]:
@@ -110,6 +117,31 @@ def grouped_writes(session: Any, rounds: int = 40) -> list[dict[str, Any]]:
                             "wall_ms_max": round(times[-1] * 1000, 1)})
     _nagle(session, False)
     return results
+
+
+def index_rows(session: Any, cassandra: list[Any], rows: int = 20_000, turns: int = 3
+               ) -> dict[str, Any]:
+    session.execute(f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.ballot_ids (p text, bucket int, "
+                    "ballot_id text, v text, PRIMARY KEY ((p, bucket), ballot_id))", timeout=60)
+    insert = session.prepare(f"INSERT INTO {KEYSPACE}.ballot_ids (p, bucket, ballot_id, v) "
+                             "VALUES (?, ?, ?, ?)")
+    spent: dict[str, list[float]] = {"bucket_a_row": [], "runs": []}
+    for turn in range(turns + 1):  # the first turn warms the table up, unreported
+        for way in spent:
+            poll = uuid.uuid4().hex
+            voters = [uuid.uuid4().hex * 2 for _ in range(rows)]
+            buckets = ([int(v[:8], 16) % 128 for v in voters] if way == "bucket_a_row" else
+                       [int(voters[i - i % GROUP_ROWS][:8], 16) % 128 for i in range(rows)])
+            statements = [(insert, (poll, b, uuid.uuid4().hex, v))
+                          for v, b in zip(voters, buckets, strict=True)]
+            before = cpu.snapshot(cassandra)
+            for i in range(0, rows, 500):  # a vote worker's largest batch
+                write_grouped(session, statements[i:i + 500])
+            seconds = cpu.spent(before, cpu.snapshot(cassandra)).get("cassandra", 0.0)
+            if turn:
+                spent[way].append(round(seconds * 1e6 / rows, 1))
+    return {"rows": rows, "cassandra_cpu_us_per_row": spent,
+            "median": {way: statistics.median(v) for way, v in spent.items()}}
 
 
 def _nagle(session: Any, on: bool) -> None:

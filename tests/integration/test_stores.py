@@ -46,6 +46,7 @@ from urne.services.vote.domain import (
     mark_paper,
     request_digest,
 )
+from urne.storage.cassandra import GROUP_ROWS
 from urne.storage.migrations import migration_files
 from urne.storage.sqlite import SqliteDb
 
@@ -668,9 +669,38 @@ def test_vote_ballot_ids_span_every_enumeration_bucket(backend: Any) -> None:
     voters = [voter(i) for i in range(300)]
     assert {enumeration_bucket(v) for v in voters} == set(range(ENUMERATION_BUCKETS))
     ballots = [_ballot(pid, v, 1) for v in voters] + [_ballot(pid, v, 2) for v in voters[:5]]
-    race(4, lambda k: store.add_ballots(ballots[k::4]))
+    # A batch a ballot: the ids land in every bucket (a batch's run takes its first
+    # voter's), and the scans read them all.
+    race(4, lambda k: [store.add_ballots([b]) for b in ballots[k::4]])
     assert sorted(store.ballot_ids(pid)) == sorted(b.ballot_id for b in ballots)
+    assert sorted(b.ballot_id for chunk in store.stored_ballots(pid, 64) for b in chunk) == \
+        sorted(b.ballot_id for b in ballots)
     assert list(store.ballot_ids(new_id())) == []
+
+
+def test_a_batchs_ballot_ids_share_a_partition_a_run_and_survive_a_redelivery(
+        cassandra: CassandraRun) -> None:
+    """The id index in runs of GROUP_ROWS, each run in its first voter's bucket: one
+    Cassandra mutation a run, not one an id. The same batch redelivered in another
+    order writes some ids in other buckets: each is still read once, by the seal's scan
+    and by ``ballot_ids``."""
+    store = SERVICES["vote"].cassandra_store(cassandra.session, cassandra.keyspaces["vote"])
+    pid, other = new_id(), new_id()
+    ballots = [_ballot(pid, voter(i), 1) for i in range(1, 71)]  # buckets 1..70
+    elsewhere = _ballot(other, voter(0), 1)  # another poll in the same batch
+    store.add_ballots([*ballots, elsewhere])
+    query = cassandra.session.prepare(f"SELECT bucket, ballot_id FROM "
+                                      f"{cassandra.keyspaces['vote']}.ballot_ids "
+                                      "WHERE poll_id = ? AND bucket = ?")
+    buckets = {r.ballot_id: r.bucket for b in range(ENUMERATION_BUCKETS)
+               for r in cassandra.session.execute(query, (pid, b))}
+    assert buckets == {b.ballot_id: 1 + i // GROUP_ROWS * GROUP_ROWS
+                       for i, b in enumerate(ballots)}  # runs at voters 1, 33 and 65
+    store.add_ballots(ballots[::-1])  # redelivered, last first: runs at 70, 38 and 6
+    assert sorted(store.ballot_ids(pid)) == sorted(b.ballot_id for b in ballots)
+    assert sorted(b.ballot_id for chunk in store.stored_ballots(pid, 16) for b in chunk) == \
+        sorted(b.ballot_id for b in ballots)
+    assert list(store.ballot_ids(other)) == [elsewhere.ballot_id]
 
 
 def test_vote_closed_shards_and_the_first_seal(backend: Any) -> None:

@@ -28,6 +28,7 @@ from urne.services.vote.domain import (
     enumeration_bucket,
 )
 from urne.storage.cassandra import (
+    GROUP_ROWS,
     applied,
     guard,
     guarded,
@@ -132,6 +133,7 @@ class CassandraVoteStore:
     @guarded
     def add_ballots(self, ballots: list[Ballot]) -> None:
         statements: list[tuple[Any, tuple[Any, ...]]] = []
+        indexed: dict[str, list[Ballot]] = {}  # poll -> its ballots, for the id index
         for b in ballots:
             statements.append((self._add, (
                 b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
@@ -140,9 +142,21 @@ class CassandraVoteStore:
             if b.sequence == PAPER_MARK:  # no ballot: not in the index the seal enumerates
                 statements.append((self._add_mark, (b.poll_id, enumeration_bucket(b.voter_key),
                                                     b.voter_key)))
-                continue
-            statements.append((self._add_id, (b.poll_id, enumeration_bucket(b.voter_key),
-                                              b.ballot_id, b.voter_key)))
+            else:
+                indexed.setdefault(b.poll_id, []).append(b)
+        # The ids go in runs of GROUP_ROWS, each run in one bucket (its first voter's):
+        # a run is one partition, one mutation for Cassandra instead of one an id (a
+        # third of a ballot's writes; measured in docs/performance.md). The seal scans
+        # every bucket and reads the voter key from the row, so any bucket will do, and
+        # runs of 32 keep the buckets as even as the voter keys did (~7,800 rows each at
+        # a million). A redelivered batch may put an id in a second bucket too: the
+        # readers below take each id once.
+        for poll_ballots in indexed.values():
+            for start in range(0, len(poll_ballots), GROUP_ROWS):
+                run = poll_ballots[start:start + GROUP_ROWS]
+                bucket = enumeration_bucket(run[0].voter_key)
+                statements.extend((self._add_id, (b.poll_id, bucket, b.ballot_id, b.voter_key))
+                                  for b in run)
         # Not atomic across the two tables, and need not be: the batch is acked only
         # after every write succeeded, and a redelivered batch writes both again.
         write_grouped(self.s, statements, concurrency=CONCURRENCY)
@@ -199,9 +213,12 @@ class CassandraVoteStore:
                 poll_id=poll_id, ballot_id=ballot_id, voter_key=indexed[ballot_id]))
 
     def ballot_ids(self, poll_id: str) -> Iterator[str]:
+        seen: set[str] = set()  # an id a redelivered batch wrote in a second bucket
         with guard():
-            yield from (r.ballot_id for r in scan_buckets(self.s, self._ids, poll_id,
-                                                          ENUMERATION_BUCKETS))
+            for r in scan_buckets(self.s, self._ids, poll_id, ENUMERATION_BUCKETS):
+                if r.ballot_id not in seen:
+                    seen.add(r.ballot_id)
+                    yield r.ballot_id
 
     @guarded
     def save_result_signed(self, poll_id: str, signed_at: datetime) -> None:
