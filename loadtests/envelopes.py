@@ -5,7 +5,9 @@ A ballot is signed once by the gateway and checked once by a vote worker; the ev
 vote worker publishes (``ballots.recorded``, one per counting shard and batch) are
 signed once and checked once by a tally worker, so they cost per ballot their price
 divided by the ballots they carry. This measures both with the real ``Signer`` and
-``Verifier`` on envelopes shaped like the ballot path's (a real voting token inside).
+``Verifier`` on envelopes shaped like the ballot path's (a real voting token inside),
+and, beside them, what writing and reading a cast costs on the wire and in canonical
+form with ``urne.platform.jsonbytes`` (orjson) and with the standard library's json.
 
     python -m loadtests.envelopes [--ballots 20000] [--per-event 50]
 """
@@ -27,6 +29,7 @@ from urne.contracts.ids import new_ballot_id, new_tracker
 from urne.crypto.keys import IDENTITY_TOKEN_KEY, generate_keys, load_signing_key
 from urne.crypto.tokens import TokenIssuer
 from urne.messaging.signatures import load_signer, load_verifier
+from urne.platform import jsonbytes
 
 
 def cpu_per_item(fn, items: list) -> float:  # type: ignore[no-untyped-def]
@@ -65,6 +68,20 @@ def main() -> None:
     sign_event = cpu_per_item(vote.sign, events)
     check_event = cpu_per_item(verifier.check, signed_events)
 
+    # The wire: a cast written by the gateway and read by a vote worker, with this
+    # project's JSON (orjson) and with the standard library's, beside it.
+    wire = [jsonbytes.dumps(c) for c in signed_casts]
+    encode_cast = cpu_per_item(jsonbytes.dumps, signed_casts)
+    decode_cast = cpu_per_item(jsonbytes.loads, wire)
+    stdlib = {"encode_cast": cpu_per_item(lambda c: json.dumps(c).encode(), signed_casts),
+              "decode_cast": cpu_per_item(json.loads, wire),
+              "canonical_cast": cpu_per_item(lambda c: json.dumps(
+                  c, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(), casts),
+              "canonical_event": cpu_per_item(lambda e: json.dumps(
+                  e, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(), events)}
+    canonical_cast = cpu_per_item(jsonbytes.canonical, casts)
+    canonical_event = cpu_per_item(jsonbytes.canonical, events)
+
     per_ballot = sign_cast + check_cast + (sign_event + check_event) / args.per_event
     print(json.dumps({
         "benchmark": "signed_envelopes", "ballots": args.ballots,
@@ -75,6 +92,11 @@ def main() -> None:
                    "sign_event": round(sign_event * 1e6, 1),
                    "check_event": round(check_event * 1e6, 1)},
         "cpu_ms_per_ballot": round(per_ballot * 1e3, 3),
+        "json_cpu_us": {"encode_cast": round(encode_cast * 1e6, 1),
+                        "decode_cast": round(decode_cast * 1e6, 1),
+                        "canonical_cast": round(canonical_cast * 1e6, 1),
+                        "canonical_event": round(canonical_event * 1e6, 1)},
+        "json_cpu_us_standard_library": {k: round(v * 1e6, 1) for k, v in stdlib.items()},
     }, indent=2))
 
 

@@ -22,11 +22,11 @@ Golden vector: RFC 8037, appendix A.4 (``tests/unit/test_jws.py``).
 from __future__ import annotations
 
 import binascii
-import json
 import re
 from typing import Any
 
 from urne.crypto.keys import KeySet, PublicKey, b64url_decode
+from urne.platform import jsonbytes
 
 ALGORITHM = "EdDSA"
 # base64url without padding (RFC 7515 §2): anything else in a segment is refused.
@@ -49,7 +49,7 @@ def _segment(text: str, what: str) -> bytes:
 
 def _object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
+        value = jsonbytes.loads(data)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # deep nesting too
         raise MalformedToken(f"the {what} is not JSON") from exc
     if not isinstance(value, dict):

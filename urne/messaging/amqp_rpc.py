@@ -13,7 +13,6 @@ hash on the voter key, see ``urne.messaging.ballot_stream``) with the same
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from urne.messaging.ballot_stream import BALLOTS_EXCHANGE, BALLOTS_EXCHANGE_TYPE, REPLIES_TYPE
 from urne.messaging.kernel import RawEnvelope, RawReply
+from urne.platform import jsonbytes
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class AmqpRpcClient:
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         try:
-            body = json.loads(message.body)
+            body = jsonbytes.loads(message.body)
         except ValueError:
             log.error("unreadable reply dropped", extra={"fields": {"body": message.body[:200]}})
             return
@@ -98,7 +98,7 @@ class AmqpRpcClient:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         message = aio_pika.Message(
-            body=json.dumps({"args": [self.sign(envelope)], "kwargs": {}}).encode(),
+            body=jsonbytes.dumps({"args": [self.sign(envelope)], "kwargs": {}}),
             content_type="application/json", correlation_id=correlation_id,
             reply_to=self.reply_key,
             # A request nobody took in time is dropped by the broker, so a command the
@@ -144,7 +144,7 @@ class AmqpRpcClient:
             # Straight on aio-pika's channel (the one it restores after a reconnection):
             # its Message and Exchange wrappers cost more than the publish itself.
             channel = await self._ballot_channel.get_underlay_channel()
-            await channel.basic_publish(json.dumps(self.sign(envelope)).encode(),
+            await channel.basic_publish(jsonbytes.dumps(self.sign(envelope)),
                                         exchange=BALLOTS_EXCHANGE, routing_key=voter_key,
                                         properties=properties, timeout=timeout)
             return await asyncio.wait_for(future, timeout)

@@ -45,6 +45,7 @@ from urne.messaging.confirms import ConfirmedChannel
 from urne.messaging.counting_stream import DEAD_LETTERS, Admit, declare_counting, event_route
 from urne.messaging.kernel import RawEnvelope, RawReply
 from urne.messaging.membership import HEARTBEAT_SECONDS, Membership
+from urne.platform import jsonbytes
 from urne.platform.logging import log_fields
 from urne.platform.metrics import (
     BALLOT_BATCH_SIZE,
@@ -292,7 +293,7 @@ class ShardWorker:
             if not ch.is_open:  # stepped back from: the broker has requeued it
                 return
             try:
-                envelope = json.loads(body)
+                envelope = jsonbytes.loads(body)
             except ValueError:
                 envelope = {"unreadable": body[:200].decode(errors="replace")}
             refused = self.admit(envelope)
@@ -385,7 +386,7 @@ class ShardWorker:
             if reply is not None and d.reply_to and d.correlation_id:
                 replies.setdefault(d.reply_to, []).append((d.correlation_id, reply))
         for reply_to, answered in replies.items():
-            control.basic_publish(REPLY_EXCHANGE, reply_to, json.dumps(answered).encode(),
+            control.basic_publish(REPLY_EXCHANGE, reply_to, jsonbytes.dumps(answered),
                                   pika.BasicProperties(content_type="application/json",
                                                        delivery_mode=1, type=REPLIES_TYPE))
         if not self._unacked:
@@ -409,7 +410,7 @@ class ShardWorker:
         vote.events. All sent, then all confirmed: one round trip to the broker, not one
         per event."""
         sent = self.coalesce(self._unsent)
-        events.publish([(*event_route(env, EVENTS_EXCHANGE), json.dumps(self.sign(env)).encode(),
+        events.publish([(*event_route(env, EVENTS_EXCHANGE), jsonbytes.dumps(self.sign(env)),
                          EVENT_PROPERTIES) for env in sent])
         for env in sent:
             EVENTS_PUBLISHED.labels("vote", env["type"]).inc()

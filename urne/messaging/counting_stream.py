@@ -46,6 +46,7 @@ from urne.messaging.amqp_tls import pika_parameters
 from urne.messaging.channels import close_without_cancel, wait_before
 from urne.messaging.kernel import RawEnvelope
 from urne.messaging.membership import HEARTBEAT_SECONDS, Membership
+from urne.platform import jsonbytes
 from urne.platform.logging import log_fields
 from urne.platform.metrics import COUNTING_SHARDS_OWNED
 
@@ -355,7 +356,7 @@ class CountingWorker:
                 return  # after the end of its generation: in the next one as well
             offset = int(props.headers["x-stream-offset"])
             try:
-                envelope = json.loads(body)
+                envelope = jsonbytes.loads(body)
             except ValueError:
                 envelope = {"unreadable": body[:200].decode(errors="replace")}
             refused = self.admit(envelope)
