@@ -147,10 +147,11 @@ class CassandraVoteStore:
         # The ids go in runs of GROUP_ROWS, each run in one bucket (its first voter's):
         # a run is one partition, one mutation for Cassandra instead of one an id (a
         # third of a ballot's writes; measured in docs/performance.md). The seal scans
-        # every bucket and reads the voter key from the row, so any bucket will do, and
-        # runs of 32 keep the buckets as even as the voter keys did (~7,800 rows each at
-        # a million). A redelivered batch may put an id in a second bucket too: the
-        # readers below take each id once.
+        # every bucket and reads the voter key from the row, so any bucket will do; runs
+        # of 32 keep the buckets nearly as even as the voter keys did (~7,800 rows each
+        # at a million, the fullest about 10,000 with revotes: docs/architecture.md). A
+        # redelivered batch may put an id in a second bucket too: the readers below
+        # take each id once.
         for poll_ballots in indexed.values():
             for start in range(0, len(poll_ballots), GROUP_ROWS):
                 run = poll_ballots[start:start + GROUP_ROWS]
