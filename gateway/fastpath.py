@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,6 +23,7 @@ from urne.contracts.fields import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN
 from urne.gateway.ballots import BallotDesk
 from urne.gateway.problems import ProblemError, crashed, problem_for
 from urne.gateway.requests import BallotCast
+from urne.platform import jsonbytes
 
 BALLOTS = re.compile(r"^/v1/polls/([^/]{1,64})/ballots$")
 IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
@@ -52,13 +52,26 @@ class BallotFastPath:
         try:
             receipt = await self.desk.cast(match.group(1), token, choice, key,
                                            scope.get("state", {}).get("trace_id", ""))
-            response = JSONResponse(receipt, status_code=201)
         except ProblemError as exc:
             response = problem_for(exc, scope["path"])
         except Exception:
             response = crashed(scope["path"])
+        else:
+            await _created(send, receipt)
+            return
         # The very responses the route and its exception handlers give.
         await response(scope, receive, send)
+
+
+async def _created(send: Send, receipt: dict[str, Any]) -> None:
+    """The route's 201, byte for byte (``JSONResponse``: compact JSON, UTF-8, its two
+    headers in its order), written with orjson and without a response object: every
+    accepted ballot takes this path."""
+    body = jsonbytes.dumps(receipt)
+    await send({"type": "http.response.start", "status": 201,
+                "headers": [(b"content-length", str(len(body)).encode()),
+                            (b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

@@ -6,8 +6,8 @@ in extra tasks and streams: on the ballot path that cost more CPU than the ballo
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,7 +30,9 @@ def _trace_id(scope: Scope) -> str:
             if 0 < len(incoming) <= 64 and incoming.isprintable():
                 return incoming
             break
-    return uuid.uuid4().hex
+    # 128 random bits in hex, as uuid4().hex but without building a UUID object
+    # (every request pays for it).
+    return secrets.token_hex(16)
 
 
 class TraceAndMeasure:

@@ -5,6 +5,7 @@ intake behind it is tested elsewhere."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -24,11 +25,13 @@ from urne.contracts import wrap
 from urne.contracts.commands import GetPoll
 from urne.contracts.events import BallotBoxSealed
 from urne.crypto.keys import ENVELOPE_KEY_NAMES, generate_keys
+from urne.messaging.amqp_rpc import AmqpRpcClient
 from urne.messaging.ballot_stream import (
     BALLOTS_EXCHANGE,
     DEAD_LETTERS,
     EVENTS_EXCHANGE,
     MARKER_TYPE,
+    REPLIES_TYPE,
     REPLY_EXCHANGE,
     WORKERS_EXCHANGE,
     Batch,
@@ -478,3 +481,44 @@ def test_a_refused_message_is_parked_answered_and_the_batch_goes_on(
     events = client.drain(client.events_queue)
     assert events and all(verifier.admit(e) is None for e in events)
     assert client.depth(shard_queue(1)) == 0
+
+
+def test_the_gateways_ballot_reaches_its_shard_named_by_its_envelope(amqp_url: str) -> None:
+    """``AmqpRpcClient.cast`` as the gateway sends a ballot: to a shard queue, transient,
+    correlated (and identified) by the envelope's own id, no header table; the batched
+    reply a worker sends back answers it."""
+    envelope = wrap(GetPoll(poll_id="p1"), "gateway")  # any envelope: the path is the same
+    seen: list[Any] = []
+
+    def answer() -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        channel = connection.channel()
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            for shard in range(SHARDS):
+                method, props, body = channel.basic_get(shard_queue(shard), auto_ack=True)
+                if method is not None:
+                    seen.append((props, json.loads(body)))
+                    channel.basic_publish(REPLY_EXCHANGE, props.reply_to, json.dumps(
+                        [[props.correlation_id, {"ok": True, "data": {"n": 1}}]]),
+                        pika.BasicProperties(type=REPLIES_TYPE))
+            time.sleep(0.01)
+        connection.close()
+
+    async def cast() -> Any:
+        client = AmqpRpcClient(amqp_url)
+        await client.connect()
+        try:
+            return await client.cast(envelope, "voter-1", timeout=10)
+        finally:
+            await client.close()
+
+    worker = threading.Thread(target=answer)
+    worker.start()
+    reply = asyncio.run(cast())
+    worker.join()
+    assert reply == {"ok": True, "data": {"n": 1}}
+    [(props, body)] = seen
+    assert body["id"] == envelope["id"]
+    assert props.correlation_id == props.message_id == str(envelope["id"])
+    assert props.headers is None and props.delivery_mode == 1
