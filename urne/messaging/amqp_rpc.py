@@ -128,10 +128,12 @@ class AmqpRpcClient:
         """Send a ballot to its shard; the reply is the intake's, sent after its commit."""
         if self._ballot_channel is None:
             raise RpcUnavailable("not connected to the broker")
-        # The envelope's own id (random, new for each message the gateway wraps) is the
+        # The envelope's own id (random, drawn when the gateway wraps the ballot) is the
         # correlation id and the message id: no more random bytes drawn per ballot, and
-        # aiormq draws none for a message id. No headers: the trace id is in the
-        # envelope, and a header table costs every hop a table to write and read.
+        # aiormq draws none for a message id. An envelope sent again (``poll_opening``)
+        # goes only after its first send was answered, so one cast at a time waits on an
+        # id; a late duplicate answer describes the same ballot. No headers: the trace
+        # id is in the envelope, and a header table costs every hop one to write and read.
         correlation_id = str(envelope["id"])
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
