@@ -10,7 +10,7 @@ column         required  value
 family_name    yes       as written (accents, case and punctuation do not matter)
 given_name     yes       as written
 birth_date     yes       ``YYYY-MM-DD`` or ``DD/MM/YYYY``
-district       no        the district of residence (letters, digits, ``-`` and ``_``)
+district       no        the district of residence (letters, digits, ``-``, ``_``, ``.`` and ``:``)
 email          no        lets the person claim their entry by their account's address
 resident       no        ``yes``/``no`` (``oui``/``non``, ``true``/``false``, ``1``/``0``);
                          empty: yes

@@ -160,7 +160,7 @@ async def get_results(poll_id: Id, services: ServicesDep) -> dict:
 @router.get("/{poll_id}/results/live", response_model=LiveResultPublic)
 async def get_live_results(poll_id: Id, services: ServicesDep) -> dict:
     """Running counts of a poll whose results are ``live``, while it is open and after:
-    recounted from the ballots the tally holds, at most once a second; ``as_of`` says
+    the counting shards' partial counts merged, at most once a second; ``as_of`` says
     when (409 ``results_hidden`` for any other poll)."""
     return await services.send(GetLiveResult(poll_id=poll_id))
 

@@ -3,7 +3,8 @@ consultations to the poll, signed in by code, the remaining budget counted as pr
 are ticked, the ballot cast, changed, and the tracker found in the published record; and
 axe-core finds nothing serious or critical on the pages, in French and in English.
 
-The organiser's side goes through the API (its pages are to come)."""
+Here the organiser's side goes through the API; its pages have their own browser test
+(``test_organiser_browser.py``)."""
 
 from __future__ import annotations
 

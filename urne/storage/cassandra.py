@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -415,3 +415,13 @@ def utc(value: datetime | None) -> datetime | None:
     """The driver returns timestamps as naive UTC datetimes (milliseconds); urne uses
     aware ones everywhere."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def write_time(at: datetime) -> int:
+    """``at`` as a write's timestamp (microseconds since the epoch), for rows whose write
+    time must say no more than a column already does: a ballot's rows are written at its
+    recorded minute, not at the moment they reach the store."""
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -35,6 +35,7 @@ from urne.storage.cassandra import (
     scan_buckets,
     utc,
     write_grouped,
+    write_time,
 )
 
 # Where a person's row is (``_where``): their table, and the column that keys it.
@@ -110,12 +111,13 @@ class CassandraIdentityStore:
         self._drop_at_desk = session.prepare(
             f"DELETE FROM {ks}.persons_at_desk WHERE person_id = ? IF EXISTS")
         # The month of the last sign-in (migration 014), in the person's row and in the
-        # month's index.
+        # month's index, each written at a time that says no more (``_seen_at``).
         self._seen = {where: session.prepare(
-            f"UPDATE {ks}.{table} SET seen_month = ? WHERE {column} = ?")
+            f"UPDATE {ks}.{table} USING TIMESTAMP ? SET seen_month = ? WHERE {column} = ?")
             for where, (table, column) in PERSON_TABLES.items()}
         self._add_seen = session.prepare(
-            f"INSERT INTO {ks}.persons_seen (month, bucket, person_id) VALUES (?, ?, ?)")
+            f"INSERT INTO {ks}.persons_seen (month, bucket, person_id) VALUES (?, ?, ?) "
+            "USING TIMESTAMP ?")
         self._add_month = session.prepare(
             f"INSERT INTO {ks}.seen_months (shelf, month) VALUES (0, ?)")
         self._months = session.prepare(
@@ -328,9 +330,10 @@ class CassandraIdentityStore:
         bucket = census_bucket(person.person_id)
         # The index first: a month in a row is always findable by the purge. Out of the
         # month before: a month's index holds only the people last seen in it.
+        at = _seen_at(person, month)
         self.s.execute(self._add_month, (month,))
-        self.s.execute(self._add_seen, (month, bucket, person.person_id))
-        self.s.execute(self._seen[table], (month, key))
+        self.s.execute(self._add_seen, (month, bucket, person.person_id, at))
+        self.s.execute(self._seen[table], (at, month, key))
         if before is not None:
             # Where it is, or was before the buckets were widened (census.buckets).
             execute_concurrent_with_args(
@@ -615,6 +618,16 @@ class CassandraIdentityStore:
     @guarded
     def ping(self) -> None:
         ping(self.s)
+
+
+def _seen_at(person: Person, month: str) -> int:
+    """The write time of a sign-in's month: the month's first instant, or the person's
+    registration if later (kept anyway), never the sign-in's own time, which Cassandra
+    would otherwise keep with the cells to the microsecond. Not earlier than the
+    registration: a person deleted and registered again in the same month must not have
+    their new rows hidden by the deletion's tombstone."""
+    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    return write_time(max(start, utc(person.created_at)))
 
 
 def _swaps(session: Session, table: str, key: str, columns: tuple[str, ...]

@@ -29,6 +29,7 @@ from urne.storage.cassandra import (
     scan_buckets,
     utc,
     write_grouped,
+    write_time,
 )
 
 # The copy's partitions per poll, by the first 32 bits of the voter key: the bits that
@@ -70,11 +71,13 @@ class CassandraTallyStore:
         self._close = p(f"UPDATE {ks}.polls SET closed_at = ? WHERE poll_id = ?")
         self._poll = p(f"SELECT * FROM {ks}.polls WHERE poll_id = ?")
         # A plain upsert of an immutable row: counted again from a checkpoint, a ballot is
-        # written again with the same values (its position is the same offset).
+        # written again with the same values (its position is the same offset). Written
+        # at the ballot's recorded time, so the cells' write time says no more than
+        # ``recorded_at`` (docs/privacy.md, "Times").
         self._add = p(
             f"INSERT INTO {ks}.counted (poll_id, bucket, voter_key, sequence, position, "
             "ballot_id, tracker, choice, channel, recorded_at, agent) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?")
         self._ballots = p(f"SELECT * FROM {ks}.counted WHERE poll_id = ? AND bucket = ?")
         self._voter = p(f"SELECT * FROM {ks}.counted WHERE poll_id = ? AND bucket = ? "
                         "AND voter_key = ?")
@@ -205,8 +208,8 @@ class CassandraTallyStore:
         # idempotent, and the checkpoint moves only once all of them are written.
         write_grouped(self.s, [(self._add, (
             b.poll_id, _bucket(b.voter_key), b.voter_key, b.sequence, b.position,
-            b.ballot_id, b.tracker, json.dumps(b.choice), b.channel, b.recorded_at, b.agent))
-            for b in ballots])
+            b.ballot_id, b.tracker, json.dumps(b.choice), b.channel, b.recorded_at, b.agent,
+            write_time(b.recorded_at))) for b in ballots])
 
     def ballots(self, poll_id: str) -> Iterator[StoredBallot]:
         return map(_ballot, scan_buckets(self.s, self._ballots, poll_id, range(BUCKETS)))

@@ -36,6 +36,7 @@ from urne.storage.cassandra import (
     scan_buckets,
     utc,
     write_grouped,
+    write_time,
 )
 
 CONCURRENCY = 128  # requests in flight per batch
@@ -62,9 +63,12 @@ class CassandraVoteStore:
         self._add = p(
             f"INSERT INTO {ks}.voter_ballots (poll_id, voter_key, sequence, ballot_id, tracker, "
             "choice, channel, recorded_at, idempotency_key, request_digest, agent) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?")
+        # A ballot's rows are written at its recorded time (``write_time``), not now:
+        # Cassandra keeps a write time with every cell, which would otherwise keep the
+        # ballot's time to the microsecond (docs/privacy.md, "Times").
         self._add_id = p(f"INSERT INTO {ks}.ballot_ids (poll_id, bucket, ballot_id, voter_key) "
-                         "VALUES (?, ?, ?, ?)")
+                         "VALUES (?, ?, ?, ?) USING TIMESTAMP ?")
         self._ids = p(f"SELECT ballot_id, voter_key FROM {ks}.ballot_ids WHERE poll_id = ? "
                       "AND bucket = ?")
         self._closed = p(f"SELECT shard FROM {ks}.closed_shards WHERE poll_id = ?")
@@ -77,7 +81,7 @@ class CassandraVoteStore:
         # polls to purge; a purge deletes each voter's partition, found through
         # ballot_ids and paper_marks, then those indexes' buckets.
         self._add_mark = p(f"INSERT INTO {ks}.paper_marks (poll_id, bucket, voter_key) "
-                           "VALUES (?, ?, ?)")
+                           "VALUES (?, ?, ?) USING TIMESTAMP ?")
         self._marks = p(f"SELECT voter_key FROM {ks}.paper_marks WHERE poll_id = ? "
                         "AND bucket = ?")
         self._signed = p(f"UPDATE {ks}.ballot_boxes SET result_signed_at = ? WHERE poll_id = ?")
@@ -113,9 +117,8 @@ class CassandraVoteStore:
 
     @guarded
     def extend_close(self, poll_id: str, closes_at: datetime) -> None:
-        # The close time as the write's timestamp (microseconds): the latest one wins.
-        micros = int(closes_at.timestamp() * 1_000_000)
-        self.s.execute(self._extend, (micros, closes_at, poll_id))
+        # The close time as the write's timestamp: the latest one wins.
+        self.s.execute(self._extend, (write_time(closes_at), closes_at, poll_id))
 
     @guarded
     def ballots_of(self, poll_id: str, voter_keys: Iterable[str]) -> dict[str, list[Ballot]]:
@@ -138,10 +141,10 @@ class CassandraVoteStore:
             statements.append((self._add, (
                 b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
                 json.dumps(b.choice), b.channel, b.recorded_at, b.idempotency_key,
-                b.request_digest, b.agent)))
+                b.request_digest, b.agent, write_time(b.recorded_at))))
             if b.sequence == PAPER_MARK:  # no ballot: not in the index the seal enumerates
                 statements.append((self._add_mark, (b.poll_id, enumeration_bucket(b.voter_key),
-                                                    b.voter_key)))
+                                                    b.voter_key, write_time(b.recorded_at))))
             else:
                 indexed.setdefault(b.poll_id, []).append(b)
         # The ids go in runs of GROUP_ROWS, each run in one bucket (its first voter's):
@@ -156,8 +159,8 @@ class CassandraVoteStore:
             for start in range(0, len(poll_ballots), GROUP_ROWS):
                 run = poll_ballots[start:start + GROUP_ROWS]
                 bucket = enumeration_bucket(run[0].voter_key)
-                statements.extend((self._add_id, (b.poll_id, bucket, b.ballot_id, b.voter_key))
-                                  for b in run)
+                statements.extend((self._add_id, (b.poll_id, bucket, b.ballot_id, b.voter_key,
+                                                  write_time(b.recorded_at))) for b in run)
         # Not atomic across the two tables, and need not be: the batch is acked only
         # after every write succeeded, and a redelivered batch writes both again.
         write_grouped(self.s, statements, concurrency=CONCURRENCY)
