@@ -1,5 +1,7 @@
 """What urne costs at rest: the CPU each server process spends a second with nothing to
-do, either profile, started as ``urne loadtest`` starts it. Prints JSON.
+do, either profile, started as ``urne loadtest`` starts it but with two vote workers
+(``start_distributed``'s default; ``urne loadtest`` starts one per two cores). Prints
+JSON.
 
     python -m loadtests.idle --profile embedded|distributed [--seconds 30]
 
