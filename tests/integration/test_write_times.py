@@ -84,8 +84,9 @@ def test_a_sign_ins_month_keeps_no_finer_time(cassandra: CassandraRun) -> None:
     assert _seen_at(cassandra, ks, person) == write_time(registered)
     store.mark_seen(person, "2001-02")  # a later month: its first instant
     assert _seen_at(cassandra, ks, person) == write_time(datetime(2001, 2, 1, tzinfo=UTC))
-    assert [p.person_id for p in store.unseen_before("2001-03", 1000)
-            if p.person_id == person.person_id] == [person.person_id]
+    # (Whether the month's index still finds the person is the next test's, on the
+    # current month: other tests forget these old months' indexes, and a forgotten
+    # month's tombstone is newer than a write at its first instant.)
     store.delete_person(person, None, registered)
 
 
