@@ -417,11 +417,11 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def write_time(at: datetime) -> int:
     """``at`` as a write's timestamp (microseconds since the epoch), for rows whose write
     time must say no more than a column already does: a ballot's rows are written at its
     recorded minute, not at the moment they reach the store."""
     return (at - _EPOCH) // timedelta(microseconds=1)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -60,13 +60,14 @@ class CassandraVoteStore:
         # cost is per request, far more than per row.
         self._voters = p(f"SELECT * FROM {ks}.voter_ballots WHERE poll_id = ? "
                          "AND voter_key IN ?")
+        # A ballot's rows (here, in ballot_ids and in paper_marks) are written at its
+        # recorded time (``write_time``), not now: Cassandra keeps a write time with every
+        # cell, which would otherwise keep the ballot's time to the microsecond
+        # (docs/privacy.md, "Times").
         self._add = p(
             f"INSERT INTO {ks}.voter_ballots (poll_id, voter_key, sequence, ballot_id, tracker, "
             "choice, channel, recorded_at, idempotency_key, request_digest, agent) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?")
-        # A ballot's rows are written at its recorded time (``write_time``), not now:
-        # Cassandra keeps a write time with every cell, which would otherwise keep the
-        # ballot's time to the microsecond (docs/privacy.md, "Times").
         self._add_id = p(f"INSERT INTO {ks}.ballot_ids (poll_id, bucket, ballot_id, voter_key) "
                          "VALUES (?, ?, ?, ?) USING TIMESTAMP ?")
         self._ids = p(f"SELECT ballot_id, voter_key FROM {ks}.ballot_ids WHERE poll_id = ? "
@@ -136,17 +137,19 @@ class CassandraVoteStore:
     @guarded
     def add_ballots(self, ballots: list[Ballot]) -> None:
         statements: list[tuple[Any, tuple[Any, ...]]] = []
-        indexed: dict[str, list[Ballot]] = {}  # poll -> its ballots, for the id index
+        # poll -> its ballots with their write time, for the id index
+        indexed: dict[str, list[tuple[Ballot, int]]] = {}
         for b in ballots:
+            at = write_time(b.recorded_at)
             statements.append((self._add, (
                 b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
                 json.dumps(b.choice), b.channel, b.recorded_at, b.idempotency_key,
-                b.request_digest, b.agent, write_time(b.recorded_at))))
+                b.request_digest, b.agent, at)))
             if b.sequence == PAPER_MARK:  # no ballot: not in the index the seal enumerates
                 statements.append((self._add_mark, (b.poll_id, enumeration_bucket(b.voter_key),
-                                                    b.voter_key, write_time(b.recorded_at))))
+                                                    b.voter_key, at)))
             else:
-                indexed.setdefault(b.poll_id, []).append(b)
+                indexed.setdefault(b.poll_id, []).append((b, at))
         # The ids go in runs of GROUP_ROWS, each run in one bucket (its first voter's):
         # a run is one partition, one mutation for Cassandra instead of one an id (a
         # third of a ballot's writes; measured in docs/performance.md). The seal scans
@@ -158,9 +161,9 @@ class CassandraVoteStore:
         for poll_ballots in indexed.values():
             for start in range(0, len(poll_ballots), GROUP_ROWS):
                 run = poll_ballots[start:start + GROUP_ROWS]
-                bucket = enumeration_bucket(run[0].voter_key)
-                statements.extend((self._add_id, (b.poll_id, bucket, b.ballot_id, b.voter_key,
-                                                  write_time(b.recorded_at))) for b in run)
+                bucket = enumeration_bucket(run[0][0].voter_key)
+                statements.extend((self._add_id, (b.poll_id, bucket, b.ballot_id, b.voter_key, at))
+                                  for b, at in run)
         # Not atomic across the two tables, and need not be: the batch is acked only
         # after every write succeeded, and a redelivered batch writes both again.
         write_grouped(self.s, statements, concurrency=CONCURRENCY)
