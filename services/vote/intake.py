@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,6 +77,8 @@ class _Batch:
     closed: dict[str, set[int]] = field(default_factory=dict)
     stored: dict[tuple[str, str], list[Ballot]] = field(default_factory=dict)
     to_write: list[Ballot] = field(default_factory=list)
+    # Ballots (and marks) found stored: their index rows are written again (index_again).
+    again: list[Ballot] = field(default_factory=list)
     to_close: dict[str, set[int]] = field(default_factory=dict)
     refreshed: set[str] = field(default_factory=set)  # boxes read again (refresh)
     # For identity's sign-in list: the people (not the papers) with a ballot here.
@@ -97,6 +99,13 @@ class _Batch:
         """Boxes whose rules an earlier batch read: rules never change once set."""
         for poll_id, box in boxes.items():
             self.boxes.setdefault(poll_id, box)
+
+    def close_time(self, poll_id: str, closes_at: datetime | None) -> None:
+        """The close time as stored now, over a box an earlier batch read: an extension
+        may have set or moved it since."""
+        box = self.boxes.get(poll_id)
+        if box is not None:
+            self.boxes[poll_id] = replace(box, closes_at=closes_at)
 
     def closed_shards(self, poll_id: str) -> set[int]:
         # Read once per batch, never cached across batches: after a shard moved to
@@ -142,6 +151,8 @@ class BallotIntake:
             self._open_boxes.pop(poll_id, None)
         fence()
         self.store.add_ballots(batch.to_write)
+        written = {b.ballot_id for b in batch.to_write}  # a ballot sent twice in one batch
+        self.store.index_again([b for b in batch.again if b.ballot_id not in written])
         # Also ballots already stored: their first event may be the one a crash lost.
         events += recorded_events(recorded, self.counting_shards,
                                   casts[0].env.trace_id if len(casts) == 1 else None,
@@ -191,19 +202,27 @@ class BallotIntake:
         for c in casts:
             wanted.setdefault(c.cmd.poll_id, set()).add(c.claims.voter_key)
         for poll_id, keys in wanted.items():
-            found, closed = self.store.ballots_and_closed_shards(poll_id, keys)
+            found, closed, closes_at = self.store.voters_and_box(poll_id, keys)
             batch.closed.setdefault(poll_id, closed)  # read at the start of each batch
+            batch.close_time(poll_id, closes_at)
             for key in keys:
                 batch.stored[(poll_id, key)] = list(found.get(key, []))
 
     def _decide(self, cast: _Cast, shard: int, batch: _Batch,
                 recorded: list[RecordedBallot]) -> RawReply:
-        box = self._open_box(cast.cmd, shard, batch)
-        if not isinstance(box, BallotBox):
-            return box  # refused: not open (yet), or closed
+        opened = self._open_box(cast.cmd, shard, batch)
+        box = opened if isinstance(opened, BallotBox) else batch.boxes.get(cast.cmd.poll_id)
+        closed = None if isinstance(opened, BallotBox) else opened
+        if box is None or box.rules is None:
+            assert closed is not None  # _open_box gives only a box with rules
+            return closed  # refused: not open (yet), or closed before it opened here
+        # Past the close (marker or time), a ballot or mark already stored is still
+        # answered as it was: a batch retried after its ballots were stored, or a
+        # client's retry with the same Idempotency-Key, gets its receipt, not a refusal,
+        # and its events go again. Anything new gets ``closed``.
         if isinstance(cast.cmd, CastPaperMark):
-            return self._mark_paper(cast, cast.cmd, batch)
-        return self._ballot(cast, cast.cmd, box, batch, recorded)
+            return self._mark_paper(cast, cast.cmd, batch, closed)
+        return self._ballot(cast, cast.cmd, box, batch, recorded, closed)
 
     def _open_box(self, cmd: CastBallot | CastPaperMark, shard: int,
                   batch: _Batch) -> BallotBox | RawReply:
@@ -237,20 +256,25 @@ class BallotIntake:
             box = fresh
         return box
 
-    def _mark_paper(self, cast: _Cast, cmd: CastPaperMark, batch: _Batch) -> RawReply:
+    def _mark_paper(self, cast: _Cast, cmd: CastPaperMark, batch: _Batch,
+                    closed: RawReply | None) -> RawReply:
         if not cast.claims.paper_mark:
-            return failed(DomainError("a paper mark takes a paper-mark token",
-                                      code="forbidden", status=403))
+            return closed or failed(DomainError("a paper mark takes a paper-mark token",
+                                                code="forbidden", status=403))
         voter_key = cast.claims.voter_key
         stored = batch.stored.setdefault((cmd.poll_id, voter_key), [])
         decision = domain.mark_paper(cmd.poll_id, voter_key, stored, cmd.mark_id,
                                      cmd.received_at)
+        if closed is not None and not (isinstance(decision, Admitted) and not decision.new):
+            return closed
         if not isinstance(decision, Admitted):
             return failed(DomainError(decision.detail, code=decision.code,
                                       status=decision.status))
         if decision.new:
             stored.append(decision.ballot)
             batch.to_write.append(decision.ballot)
+        else:
+            batch.again.append(decision.ballot)
         # A person, on paper: on the sign-in list (a paper ballot's key is not).
         batch.voters[(cmd.poll_id, voter_key, "paper")] = SignInListEntry(
             poll_id=cmd.poll_id, voter_key=voter_key, channel="paper",
@@ -258,10 +282,10 @@ class BallotIntake:
         return ok(PaperMarked(poll_id=cmd.poll_id, recorded_at=decision.ballot.recorded_at))
 
     def _ballot(self, cast: _Cast, cmd: CastBallot, box: BallotBox, batch: _Batch,
-                recorded: list[RecordedBallot]) -> RawReply:
+                recorded: list[RecordedBallot], closed: RawReply | None) -> RawReply:
         if cast.claims.paper_mark:
-            return failed(DomainError("a paper-mark token casts no ballot", code="forbidden",
-                                      status=403))
+            return closed or failed(DomainError("a paper-mark token casts no ballot",
+                                                code="forbidden", status=403))
         voter_key = cast.claims.voter_key
         try:
             # The district, for a budget per district, is the token's: never the voter's word.
@@ -269,7 +293,7 @@ class BallotIntake:
             assert rules is not None  # checked above, on the box first read or on the fresh one
             choice = validate_choice(rules, cmd.choice, district=cast.claims.district)
         except InvalidBallot as exc:
-            return failed(DomainError(str(exc), code="ballot_invalid", status=422))
+            return closed or failed(DomainError(str(exc), code="ballot_invalid", status=422))
         # The channel is the identity-signed token's (a paper ballot's token says so).
         channel = cast.claims.channel
         request = Request(ballot_id=cmd.ballot_id, tracker=cmd.tracker, choice=choice,
@@ -280,6 +304,8 @@ class BallotIntake:
         stored = batch.stored.setdefault((cmd.poll_id, voter_key), [])
         decision = domain.admit(cmd.poll_id, voter_key, stored, request, self.max_ballots,
                                 box.cross_channel)
+        if closed is not None and not (isinstance(decision, Admitted) and not decision.new):
+            return closed
         if not isinstance(decision, Admitted):
             return failed(DomainError(decision.detail, code=decision.code,
                                       status=decision.status))
@@ -288,6 +314,8 @@ class BallotIntake:
             stored.append(ballot)
             batch.to_write.append(ballot)
             BALLOTS.labels(ballot.channel, "revote" if ballot.sequence > 1 else "first").inc()
+        else:
+            batch.again.append(ballot)
         recorded.append(as_recorded(ballot))
         if channel != "paper":  # a paper's voter key is the paper's, not a person's
             batch.voters[(cmd.poll_id, voter_key, channel)] = SignInListEntry(

@@ -30,10 +30,19 @@ class VoteStore(Protocol):
         """The shards that have passed the poll's close marker."""
         ...
 
-    def ballots_and_closed_shards(self, poll_id: str, voter_keys: Iterable[str]
-                                  ) -> tuple[dict[str, list[Ballot]], set[int]]:
-        """``ballots_of`` and ``closed_shards`` together: what a batch reads before it
-        decides (in Cassandra, both in flight at once: one wait, not two)."""
+    def index_again(self, ballots: list[Ballot]) -> None:
+        """Write again the index rows of ballots found stored (``ballot_ids``, or
+        ``paper_marks`` for a mark): a write that failed halfway may have stored a
+        ballot's row and not its index, and the seal counts from the index. A no-op
+        where a batch's writes are one transaction."""
+        ...
+
+    def voters_and_box(self, poll_id: str, voter_keys: Iterable[str]
+                       ) -> tuple[dict[str, list[Ballot]], set[int], datetime | None]:
+        """``ballots_of``, ``closed_shards`` and the box's close time together: what a
+        batch reads before it decides (in Cassandra, all in flight at once: one wait,
+        not three). The close time is read every batch, not kept: an extension may set
+        one on a poll that had none."""
         ...
 
     def close_shards(self, poll_id: str, shards: Iterable[int]) -> None: ...

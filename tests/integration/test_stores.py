@@ -711,12 +711,16 @@ def test_vote_closed_shards_and_the_first_seal(backend: Any) -> None:
     store.close_shards(pid, [3, 5])  # again: idempotent
     assert store.closed_shards(pid) == {0, 3, 5}
     assert store.closed_shards(new_id()) == set()
-    # What a batch reads before it decides, in one call: the same as the two reads.
+    # What a batch reads before it decides, in one call: the same as the three reads.
     store.add_ballots([_ballot(pid, voter(1), 1)])
-    found, closed = store.ballots_and_closed_shards(pid, [voter(1), voter(2)])
-    assert closed == {0, 3, 5} and list(found) == [voter(1)]
+    found, closed, closes_at = store.voters_and_box(pid, [voter(1), voter(2)])
+    assert closed == {0, 3, 5} and list(found) == [voter(1)] and closes_at is None
     assert found == store.ballots_of(pid, [voter(1), voter(2)])
-    assert store.ballots_and_closed_shards(new_id(), [voter(1)]) == ({}, set())
+    # A close time set after the box was first read (an extension of a poll that had
+    # none) is read by the next batch.
+    store.extend_close(pid, NOW + timedelta(hours=2))
+    assert store.voters_and_box(pid, [])[2] == NOW + timedelta(hours=2)
+    assert store.voters_and_box(new_id(), [voter(1)]) == ({}, set(), None)
     first = Seal(pid, 7, "d" * 64, NOW)
     assert store.save_seal(first) == first
     assert store.save_seal(Seal(pid, 8, "e" * 64, NOW + timedelta(minutes=1))) == first

@@ -229,6 +229,30 @@ def test_ballots_ahead_of_the_marker_count_and_those_behind_are_refused(vote: Vo
     assert error(vote.record(vote.ballot("p1", NO)).replies[0]) == ("poll_closed", 409)
 
 
+def test_a_stored_ballot_sent_again_after_the_marker_gets_its_receipt_and_events(
+        vote: Vote) -> None:
+    """A batch whose ballots and marker were stored, then retried (the seal's read timed
+    out, the worker died before its ack), and a client retrying with its Idempotency-Key
+    after the close: each is answered as first, its events sent again (the sign-in list
+    too); only what is new is refused."""
+    vote.open("p1")
+    ballot = vote.ballot("p1", YES, key="k-1")
+    first = vote.record(ballot, marker("p1"))
+    given = receipt(first.replies[0])
+    again = vote.record(ballot, marker("p1"))
+    assert receipt(again.replies[0]) == given
+    assert types(again.events) == ["ballots.recorded.v1", "sign_in_list.marked.v1",
+                                   "ballot_box.sealed.v2"]
+    assert [b["ballot_id"] for b in again.events[0]["payload"]["ballots"]] == \
+        [given["ballot_id"]]
+    retried = vote.ballot("p1", YES, key="k-1")  # a new message, the same key and body
+    assert receipt(vote.record(retried).replies[0]) == given
+    assert error(vote.record(vote.ballot("p1", NO, key="k-1")).replies[0]) == \
+        ("poll_closed", 409)  # another body: refused as closed, not as reused
+    assert error(vote.record(vote.ballot("p1", NO)).replies[0]) == ("poll_closed", 409)
+    assert vote.stored("p1") == [given["ballot_id"]]
+
+
 def test_the_seal_waits_for_every_shard(vote: Vote) -> None:
     vote.shards = 3
     vote.open("p1")
@@ -401,6 +425,20 @@ def test_an_extension_is_seen_by_an_intake_that_cached_the_box(vote: Vote) -> No
     receipt(intake.record([vote.ballot("p1", NO, voter_key=BOB)], 0).replies[0])
     vote.clock.now = later + timedelta(seconds=1)
     late = intake.record([vote.ballot("p1", NO, voter_key=CHLOE)], 0).replies[0]
+    assert error(late) == ("poll_closed", 409)
+
+
+def test_a_close_time_set_on_a_poll_that_had_none_reaches_an_intake_that_cached_it(
+        vote: Vote) -> None:
+    vote.open("p1")  # no close time
+    intake = vote.intake()
+    receipt(intake.record([vote.ballot("p1", YES)], 0).replies[0])  # the box is cached now
+    closes_at = vote.clock() + timedelta(minutes=10)
+    assert deliver(vote.core, PollCloseExtended(poll_id="p1", closes_at=closes_at,
+                                                previous_closes_at=None, reason="r",
+                                                extended_at=vote.clock())) == []
+    vote.clock.now = closes_at + timedelta(seconds=1)
+    late = intake.record([vote.ballot("p1", NO, voter_key=BOB)], 0).replies[0]
     assert error(late) == ("poll_closed", 409)
 
 

@@ -142,8 +142,12 @@ class AmqpRpcClient:
             message_id=correlation_id, reply_to=self.reply_key,
             # Transient: a 201 comes from the worker after its commit, not from the
             # broker, so a ballot lost in a broker restart was never answered 201 (the
-            # client retries with its Idempotency-Key). Expires with the gateway's wait.
-            delivery_mode=1, expiration=str(int(timeout * 1000)),
+            # client retries with its Idempotency-Key). No expiration: the worker may
+            # have stored and answered it and still hold it unacked (its events not yet
+            # confirmed); requeued after that worker's loss, it must reach the next one,
+            # which finds it stored and sends its events again. A message that expired
+            # there would take them along.
+            delivery_mode=1,
         )
         try:
             # Straight on aio-pika's channel (the one it restores after a reconnection):

@@ -54,6 +54,7 @@ class CassandraVoteStore:
         self._save_box = p(f"INSERT INTO {ks}.ballot_boxes (poll_id, rules, rules_hash, status, "
                            "cross_channel) VALUES (?, ?, ?, ?, ?)")
         self._box = p(f"SELECT * FROM {ks}.ballot_boxes WHERE poll_id = ?")
+        self._closes_at = p(f"SELECT closes_at FROM {ks}.ballot_boxes WHERE poll_id = ?")
         self._extend = p(f"UPDATE {ks}.ballot_boxes USING TIMESTAMP ? SET closes_at = ? "
                          "WHERE poll_id = ?")
         # One request for many voters' partitions (a batch's voters): the Python driver's
@@ -93,8 +94,8 @@ class CassandraVoteStore:
         self._drop_ids = p(f"DELETE FROM {ks}.ballot_ids WHERE poll_id = ? AND bucket = ?")
         self._drop_marks = p(f"DELETE FROM {ks}.paper_marks WHERE poll_id = ? AND bucket = ?")
         self._purged = p(f"UPDATE {ks}.ballot_boxes SET ballots_purged_at = ? WHERE poll_id = ?")
-        for stmt in (self._save_box, self._box, self._extend, self._voters, self._add,
-                     self._add_id, self._ids, self._closed, self._close, self._add_mark,
+        for stmt in (self._save_box, self._box, self._closes_at, self._extend, self._voters,
+                     self._add, self._add_id, self._ids, self._closed, self._close, self._add_mark,
                      self._marks, self._signed, self._boxes, self._drop_voter, self._drop_ids,
                      self._drop_marks, self._purged):
             stmt.is_idempotent = True
@@ -136,15 +137,29 @@ class CassandraVoteStore:
 
     @guarded
     def add_ballots(self, ballots: list[Ballot]) -> None:
+        timed = [(b, write_time(b.recorded_at)) for b in ballots]
+        statements: list[tuple[Any, tuple[Any, ...]]] = [(self._add, (
+            b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker, json.dumps(b.choice),
+            b.channel, b.recorded_at, b.idempotency_key, b.request_digest, b.agent, at))
+            for b, at in timed]
+        # Not atomic across the tables: the batch is acked only after every write
+        # succeeded, and a batch that failed halfway is decided again; its ballots found
+        # stored then have their index rows written again (``index_again``).
+        write_grouped(self.s, statements + self._index_rows(timed), concurrency=CONCURRENCY)
+
+    @guarded
+    def index_again(self, ballots: list[Ballot]) -> None:
+        if ballots:
+            write_grouped(self.s, self._index_rows([(b, write_time(b.recorded_at))
+                                                    for b in ballots]),
+                          concurrency=CONCURRENCY)
+
+    def _index_rows(self, timed: list[tuple[Ballot, int]]) -> list[tuple[Any, tuple[Any, ...]]]:
+        """The index rows of ballots (each with its write time): a paper mark's in
+        paper_marks, a ballot's id in ballot_ids."""
         statements: list[tuple[Any, tuple[Any, ...]]] = []
-        # poll -> its ballots with their write time, for the id index
-        indexed: dict[str, list[tuple[Ballot, int]]] = {}
-        for b in ballots:
-            at = write_time(b.recorded_at)
-            statements.append((self._add, (
-                b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker,
-                json.dumps(b.choice), b.channel, b.recorded_at, b.idempotency_key,
-                b.request_digest, b.agent, at)))
+        indexed: dict[str, list[tuple[Ballot, int]]] = {}  # poll -> its ballots
+        for b, at in timed:
             if b.sequence == PAPER_MARK:  # no ballot: not in the index the seal enumerates
                 statements.append((self._add_mark, (b.poll_id, enumeration_bucket(b.voter_key),
                                                     b.voter_key, at)))
@@ -155,31 +170,31 @@ class CassandraVoteStore:
         # third of a ballot's writes; measured in docs/performance.md). The seal scans
         # every bucket and reads the voter key from the row, so any bucket will do; runs
         # of 32 keep the buckets nearly as even as the voter keys did (~7,800 rows each
-        # at a million, the fullest about 10,000 with revotes: docs/architecture.md). A
-        # redelivered batch may put an id in a second bucket too: the readers below
-        # take each id once.
+        # at a million, the fullest about 10,000 with revotes: docs/architecture.md). An
+        # id written again (``index_again``) may land in a second bucket: the readers
+        # below take each id once.
         for poll_ballots in indexed.values():
             for start in range(0, len(poll_ballots), GROUP_ROWS):
                 run = poll_ballots[start:start + GROUP_ROWS]
                 bucket = enumeration_bucket(run[0][0].voter_key)
                 statements.extend((self._add_id, (b.poll_id, bucket, b.ballot_id, b.voter_key, at))
                                   for b, at in run)
-        # Not atomic across the two tables, and need not be: the batch is acked only
-        # after every write succeeded, and a redelivered batch writes both again.
-        write_grouped(self.s, statements, concurrency=CONCURRENCY)
+        return statements
 
     @guarded
     def closed_shards(self, poll_id: str) -> set[int]:
         return _shards(self.s.execute(self._closed, (poll_id,)))
 
     @guarded
-    def ballots_and_closed_shards(self, poll_id: str, voter_keys: Iterable[str]
-                                  ) -> tuple[dict[str, list[Ballot]], set[int]]:
-        # The closed shards' read travels while the voters' are read: a batch waited for
-        # one round trip to Cassandra, then for the other.
+    def voters_and_box(self, poll_id: str, voter_keys: Iterable[str]
+                       ) -> tuple[dict[str, list[Ballot]], set[int], datetime | None]:
+        # The closed shards' and the close time's reads travel while the voters' are
+        # read: a batch waited for one round trip to Cassandra, then for the others.
         closed = self.s.execute_async(self._closed, (poll_id,))
+        box = self.s.execute_async(self._closes_at, (poll_id,))
         found = self.ballots_of(poll_id, voter_keys)
-        return found, _shards(closed.result())
+        row = box.result().one()
+        return found, _shards(closed.result()), utc(row.closes_at) if row else None
 
     @guarded
     def close_shards(self, poll_id: str, shards: Iterable[int]) -> None:

@@ -76,9 +76,14 @@ class SqliteVoteStore:
         rows = self.db.query("SELECT shard FROM closed_shards WHERE poll_id = ?", (poll_id,))
         return {int(r["shard"]) for r in rows}
 
-    def ballots_and_closed_shards(self, poll_id: str, voter_keys: Iterable[str]
-                                  ) -> tuple[dict[str, list[Ballot]], set[int]]:
-        return self.ballots_of(poll_id, voter_keys), self.closed_shards(poll_id)
+    def index_again(self, ballots: list[Ballot]) -> None:
+        pass  # no index table: a ballot's row is its index, written in one transaction
+
+    def voters_and_box(self, poll_id: str, voter_keys: Iterable[str]
+                       ) -> tuple[dict[str, list[Ballot]], set[int], datetime | None]:
+        r = self.db.one("SELECT closes_at FROM ballot_boxes WHERE poll_id = ?", (poll_id,))
+        closes_at = datetime.fromisoformat(r["closes_at"]) if r and r["closes_at"] else None
+        return self.ballots_of(poll_id, voter_keys), self.closed_shards(poll_id), closes_at
 
     def close_shards(self, poll_id: str, shards: Iterable[int]) -> None:
         with self.db.tx() as tx:
