@@ -311,16 +311,30 @@ class IdentityHandlers:
             self._refuse_if_reached(limits.FAILURES_FROM_CLIENT, now, client,
                                     "too many wrong codes from this network")
         code = desk.normalise(cmd.code)
-        person_id = self.store.spend_desk_code(desk.code_hash(self.code_secret, code), now) \
-            if code is not None else None
-        person = self.store.person(person_id) if person_id is not None else None
-        if person is None:
+        code_hash = desk.code_hash(self.code_secret, code) if code is not None else None
+        # Everything that reads or writes the store before the card is spent: a card is
+        # for one sign-in, and an agent may not give another once it is used, so a
+        # store fault must leave it unspent for the retry the 503 asks for. Only the
+        # spend itself (a compare-and-set) decides.
+        holder = self.store.desk_code_holder(code_hash) if code_hash is not None else None
+        person = self.store.person(holder) if holder is not None else None
+        if person is not None:
+            self._seen(person, now)
+        if code_hash is None or person is None or \
+                self.store.spend_desk_code(code_hash, now) != person.person_id:
             self._wrong_code(now, client)
-        return self._access_token(person, now)
+        assert person is not None  # _wrong_code raises
+        return self._token(person, now)
 
-    def _access_token(self, person: domain.Person, now: datetime) -> AccessToken:
+    def _seen(self, person: domain.Person, now: datetime) -> None:
         # The month only: no sign-in time that a ballot's could be matched with.
         self.store.mark_seen(person, _month(now))
+
+    def _access_token(self, person: domain.Person, now: datetime) -> AccessToken:
+        self._seen(person, now)
+        return self._token(person, now)
+
+    def _token(self, person: domain.Person, now: datetime) -> AccessToken:
         token, exp = self.tokens.access_token(person.person_id, person.role)
         # The token's time is the issuer's, read a moment after ``now``: across a second
         # boundary, exp - now would say one second more than the token lives.
@@ -646,12 +660,12 @@ class IdentityHandlers:
         return Purged(removed=removed)
 
     def on_poll_opened(self, event: PollOpened, ctx: Context) -> None:
-        # A late redelivery of "opened" must not reopen a closed poll; its electorate is
-        # kept all the same (its close came first: counted now that it is known).
-        closed = self.store.voting_status(event.poll_id) == "closed"
-        self.store.open_poll(event.poll_id, event.consultation_id, event.electorate,
-                             "closed" if closed else "open")
-        if closed:
+        # The store never lets an opening reopen a closed poll (a late redelivery, or the
+        # close taken at the same moment by another process); its electorate is kept all
+        # the same. Read after the write: a close that came first, or meanwhile, finds
+        # the electorate stored or is found here, and the count is made once.
+        self.store.open_poll(event.poll_id, event.consultation_id, event.electorate)
+        if self.store.voting_status(event.poll_id) == "closed":
             self._count_electorate(event.poll_id, ctx)
 
     def on_poll_closed(self, event: PollClosed, ctx: Context) -> None:

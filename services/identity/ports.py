@@ -33,6 +33,9 @@ class IdentityStore(Protocol):
     def save_desk_code(self, code: DeskCode) -> None:
         """Make ``code`` the person's desk code, in place of any previous one."""
         ...
+    def desk_code_holder(self, code_hash: str) -> str | None:
+        """Whose desk code this is or was (a read: nothing spent, expiry not checked)."""
+        ...
     def spend_desk_code(self, code_hash: str, now: datetime) -> str | None:
         """The person whose current, unexpired desk code this is, their code cleared;
         None otherwise. Atomic across processes: a code signs in once. The person is
@@ -85,11 +88,10 @@ class IdentityStore(Protocol):
         """No more voting tokens for the poll; ``closed_at`` is when it closed."""
         ...
     def voting_status(self, poll_id: str) -> VotingStatus | None: ...
-    def open_poll(self, poll_id: str, consultation_id: str, electorate: str,
-                  status: VotingStatus = "open") -> None:
+    def open_poll(self, poll_id: str, consultation_id: str, electorate: str) -> None:
         """The poll is open, to whom ``poll.opened`` froze: one write, so a census poll
-        is never seen open without its electorate. ``status`` closed: its poll.closed
-        came first; the electorate is kept, and the poll stays closed."""
+        is never seen open without its electorate. A closed poll stays closed, whatever
+        the order the two writes come in (no read first); its electorate is kept."""
         ...
     def electorate(self, poll_id: str) -> tuple[str, str] | None:
         """(consultation id, electorate) of the poll; None if not known."""

@@ -110,7 +110,7 @@ def test_an_opening_after_the_close_keeps_the_poll_closed(backend: Any) -> None:
     store = backend("identity")
     poll = uuid.uuid4().hex
     store.close_poll(poll, datetime(2026, 3, 1, 18, 0, tzinfo=UTC))
-    store.open_poll(poll, "c1", "census", "closed")
+    store.open_poll(poll, "c1", "census")
     assert (store.voting_status(poll), store.electorate(poll)) == ("closed", ("c1", "census"))
 
 

@@ -33,6 +33,7 @@ from urne.services.identity import desk, domain, limits
 from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
 from urne.services.identity.domain import Person
 from urne.services.identity.handlers import IdentityHandlers
+from urne.storage.cassandra import StoreUnavailable
 
 pytestmark = pytest.mark.unit
 
@@ -143,6 +144,26 @@ def test_an_agent_registers_someone_who_signs_in_once_with_the_card(
     assert at_desk.verifier.access(signed_in["access_token"]).person_id == "p-desk-1"
     again = refused(at_desk.core, VerifyDeskCode(code=card["code"]))
     assert (again["status"], again["code"]) == (401, "code_invalid")
+
+
+def test_a_store_fault_during_a_card_sign_in_leaves_the_card_for_the_retry(
+        at_desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store fails as the sign-in notes the month (503, retry later): the card is
+    not spent, so the retry signs in, once; a card that could be used only once, and
+    not given again by an agent, is not lost to a passing fault."""
+    card = at_desk.register()
+    real = at_desk.store.mark_seen
+
+    def away(*args: object) -> None:
+        raise StoreUnavailable("the store did not answer")
+
+    monkeypatch.setattr(at_desk.store, "mark_seen", away)
+    problem = refused(at_desk.core, VerifyDeskCode(code=card["code"]))
+    assert (problem["status"], problem["code"]) == (503, "store_unavailable")
+    assert not at_desk.store.desk_card_used("p-desk-1")
+    monkeypatch.setattr(at_desk.store, "mark_seen", real)
+    assert at_desk.sign_in(card["code"])["person_id"] == "p-desk-1"
+    assert refused(at_desk.core, VerifyDeskCode(code=card["code"]))["code"] == "code_invalid"
 
 
 def test_a_new_card_voids_the_previous_one(at_desk: Desk) -> None:

@@ -39,6 +39,8 @@ from urne.storage.cassandra import (
 )
 
 # Where a person's row is (``_where``): their table, and the column that keys it.
+# The write time of a poll's "open" status: below any close's (written at now).
+OPENING_TIMESTAMP = 1
 PERSON_TABLES = {"email": ("persons_by_email", "email"), "phone": ("persons_by_phone", "phone"),
                  "desk": ("persons_at_desk", "person_id")}
 
@@ -158,9 +160,16 @@ class CassandraIdentityStore:
         self._set_status = session.prepare(
             f"INSERT INTO {ks}.poll_status (poll_id, status) VALUES (?, ?)")
         self._status = session.prepare(f"SELECT status FROM {ks}.poll_status WHERE poll_id = ?")
+        # An opening never overrides a close, whatever order they come in, and with no
+        # read first (two identity processes may take the two events at once): its
+        # status is written at the smallest write time, so any close's (written now)
+        # is newer. Its other columns, at now: a late opening still brings them.
         self._open_poll = session.prepare(
-            f"UPDATE {ks}.poll_status SET status = ?, consultation_id = ?, electorate = ? "
-            "WHERE poll_id = ?")
+            f"BEGIN UNLOGGED BATCH "
+            f"UPDATE {ks}.poll_status USING TIMESTAMP {OPENING_TIMESTAMP} SET status = 'open' "
+            "WHERE poll_id = ?; "
+            f"UPDATE {ks}.poll_status SET consultation_id = ?, electorate = ? WHERE poll_id = ?; "
+            "APPLY BATCH")
         self._close_poll = session.prepare(
             f"UPDATE {ks}.poll_status SET status = 'closed', closed_at = ? WHERE poll_id = ?")
         # Every poll, for the sign-in lists' retention: a row a poll, a few a day.
@@ -284,6 +293,11 @@ class CassandraIdentityStore:
         self.s.execute(self._add_desk_code, (code.code_hash, code.person_id, ttl))
         self.s.execute(self._save_desk_code, (ttl, code.code_hash, code.expires_at,
                                               code.person_id))
+
+    @guarded
+    def desk_code_holder(self, code_hash: str) -> str | None:
+        row = self.s.execute(self._desk_code, (code_hash,)).one()
+        return str(row.person_id) if row else None
 
     @guarded
     def spend_desk_code(self, code_hash: str, now: datetime) -> str | None:
@@ -480,9 +494,8 @@ class CassandraIdentityStore:
         return len(polls)
 
     @guarded
-    def open_poll(self, poll_id: str, consultation_id: str, electorate: str,
-                  status: VotingStatus = "open") -> None:
-        self.s.execute(self._open_poll, (status, consultation_id, electorate, poll_id))
+    def open_poll(self, poll_id: str, consultation_id: str, electorate: str) -> None:
+        self.s.execute(self._open_poll, (poll_id, consultation_id, electorate, poll_id))
 
     @guarded
     def electorate(self, poll_id: str) -> tuple[str, str] | None:

@@ -103,6 +103,11 @@ class SqliteIdentityStore:
                       "WHERE person_id = ?",
                       (code.code_hash, code.expires_at.isoformat(), code.person_id))
 
+    def desk_code_holder(self, code_hash: str) -> str | None:
+        row = self.db.one("SELECT person_id FROM persons WHERE desk_code_hash = ?",
+                          (code_hash,))
+        return str(row["person_id"]) if row else None
+
     def spend_desk_code(self, code_hash: str, now: datetime) -> str | None:
         # One statement: of two kiosks racing with one code, one signs in.
         with self.db.tx() as c:
@@ -192,14 +197,13 @@ class SqliteIdentityStore:
                           [(p,) for p in polls])
         return len(polls)
 
-    def open_poll(self, poll_id: str, consultation_id: str, electorate: str,
-                  status: VotingStatus = "open") -> None:
-        with self.db.tx() as c:
+    def open_poll(self, poll_id: str, consultation_id: str, electorate: str) -> None:
+        with self.db.tx() as c:  # a closed poll stays closed
             c.execute("INSERT INTO poll_status (poll_id, status, consultation_id, electorate) "
-                      "VALUES (?, ?, ?, ?) ON CONFLICT (poll_id) DO UPDATE SET "
-                      "status = excluded.status, consultation_id = excluded.consultation_id, "
+                      "VALUES (?, 'open', ?, ?) ON CONFLICT (poll_id) DO UPDATE SET "
+                      "consultation_id = excluded.consultation_id, "
                       "electorate = excluded.electorate",
-                      (poll_id, status, consultation_id, electorate))
+                      (poll_id, consultation_id, electorate))
 
     def electorate(self, poll_id: str) -> tuple[str, str] | None:
         row = self.db.one("SELECT consultation_id, electorate FROM poll_status "
