@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -295,6 +295,10 @@ class Poll:
     opens_at: datetime | None = None
     closes_at: datetime | None = None
     amendments: tuple[Amendment, ...] = ()
+    # How many changes the store took (its compare-and-set: ``replace_poll``); None for
+    # a Cassandra row from before migration 010. Not shown, and not part of what a poll
+    # is (two polls that say the same are equal, whatever their versions).
+    version: int | None = field(default=0, compare=False)
 
     def schedule(self, now: datetime, opens_at: datetime | None,
                  closes_at: datetime | None) -> Poll:

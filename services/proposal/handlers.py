@@ -213,7 +213,7 @@ class ProposalHandlers:
             poll, consultation = self._poll_to_change(poll_id, actor)
             changed = change(poll, consultation)
             events = [] if announce is None else [_need(ctx).envelope(announce(changed))]
-            if self.store.replace_poll(changed, expected_status=poll.status, announce=events):
+            if self.store.replace_poll(changed, expected=poll, announce=events):
                 for env in events:
                     _need(ctx).send(env)
                 return changed
@@ -611,8 +611,7 @@ class ProposalHandlers:
             # or after the signature.
             return
         # Lost to a concurrent write: raise, and the redelivery decides again.
-        if not self.store.replace_poll(poll.publish(event.published_at),
-                                       expected_status="closed"):
+        if not self.store.replace_poll(poll.publish(event.published_at), expected=poll):
             raise Conflict(f"poll {poll.poll_id} changed while its result was published")
 
     def core(self) -> ServiceCore:

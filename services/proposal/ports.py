@@ -6,7 +6,6 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from urne.contracts.replies import PollStatus
 from urne.messaging.kernel import RawEnvelope
 from urne.services.proposal.domain import (
     Changed,
@@ -73,10 +72,11 @@ class ProposalStore(Protocol):
         forgets only what came since. Returns how many proposals lost their author."""
         ...
     def add_poll(self, poll: Poll) -> None: ...
-    def replace_poll(self, poll: Poll, expected_status: PollStatus,
+    def replace_poll(self, poll: Poll, expected: Poll,
                      announce: Sequence[RawEnvelope] = ()) -> bool:
-        """Store ``poll`` over the stored one if that is still ``expected_status``
-        (compare and set); False, and nothing written, otherwise. ``announce``: the
+        """Store ``poll`` over the stored one if that is still ``expected``, the poll it
+        was made from (compare and set on its status and its version, which the write
+        moves on by one); False, and nothing written, otherwise. ``announce``: the
         events of this change, kept with it in the poll's outbox until ``published``
         (a store whose transport commits events with its writes keeps none)."""
         ...

@@ -349,21 +349,29 @@ def test_proposal_polls(backend: Any) -> None:
     store.add_poll(poll)
     assert store.poll(poll.poll_id) == poll
     edited = poll.edit_rules(YesNoAbstainRules(method="yes_no_abstain", question="Mondays?"))
-    assert store.replace_poll(edited, "draft")
+    assert store.replace_poll(edited, poll)
     opened = edited.open(NOW)
-    assert not store.replace_poll(opened, "open")  # not what is stored: nothing written
+    # Made from what is no longer stored (the same status, but a change came since):
+    # nothing written. An edit and an opening read at once cannot both be stored.
+    assert not store.replace_poll(poll.open(NOW), poll)
     assert store.poll(poll.poll_id) == edited
-    assert store.replace_poll(opened, "draft")
+    assert store.replace_poll(opened, store.poll(poll.poll_id))
     got = store.poll(poll.poll_id)
     assert got == opened and got.rules_hash == rules_hash(edited.rules)
     assert aware_utc(got.opened_at)
-    assert not store.replace_poll(poll.edit_rules(RULES), "draft")  # frozen: too late
-    closed = opened.close(NOW + timedelta(hours=1))
-    assert store.replace_poll(closed, "open")
+    assert not store.replace_poll(poll.edit_rules(RULES), poll)  # frozen: too late
+    # Two extensions read at once: one is stored, the other decided again.
+    first, second = (got.extend(NOW, NOW + timedelta(hours=h), "more time")
+                     for h in (3, 2))
+    assert store.replace_poll(first, got) and not store.replace_poll(second, got)
+    assert store.poll(poll.poll_id) == first
+    closed = first.close(NOW + timedelta(hours=1))
+    assert store.replace_poll(closed, store.poll(poll.poll_id))
     done = closed.publish(NOW + timedelta(hours=2))
-    assert store.replace_poll(done, "closed")
+    assert store.replace_poll(done, store.poll(poll.poll_id))
     assert store.poll(poll.poll_id) == done
-    assert not store.replace_poll(Poll(new_id(), cid, None, RULES), "draft")  # no such poll
+    stray = Poll(new_id(), cid, None, RULES)
+    assert not store.replace_poll(stray.edit_rules(RULES), stray)  # no such poll
     other = Poll(new_id(), cid, None, RULES)
     store.add_poll(other)
     assert store.polls(cid) == sorted([done, other], key=lambda p: p.poll_id)
@@ -379,7 +387,7 @@ def test_proposal_racing_openings_one_wins(backend: Any) -> None:
     store.add_poll(poll)
     rivals = [poll.edit_rules(YesNoAbstainRules(method="yes_no_abstain", question=f"Q{i}?"))
               .open(NOW + timedelta(seconds=i)) for i in range(4)]
-    won = race(4, lambda i: store.replace_poll(rivals[i], "draft"))
+    won = race(4, lambda i: store.replace_poll(rivals[i], poll))
     assert won.count(True) == 1
     assert store.poll(poll.poll_id) == rivals[won.index(True)]
 
@@ -392,17 +400,18 @@ def test_proposal_results_visibility_and_signature(backend: Any) -> None:
     store.add_poll(poll)
     assert store.poll(poll.poll_id) == poll
     live = poll.edit_rules(RULES, "live")
-    assert store.replace_poll(live, "draft")
+    assert store.replace_poll(live, poll)
     assert store.poll(poll.poll_id).results_visibility == "live"
     embargoed = live.edit_rules(RULES, "embargoed").open(NOW).close(NOW)
-    assert store.replace_poll(embargoed, "draft")
+    assert store.replace_poll(embargoed, store.poll(poll.poll_id))
+    before = store.poll(poll.poll_id)
     # The signature is its own write, kept by later status changes and written once.
     store.mark_signed(poll.poll_id, NOW + timedelta(seconds=1))
     store.mark_signed(poll.poll_id, NOW + timedelta(seconds=2))
     signed = replace(embargoed, result_signed_at=NOW + timedelta(seconds=1))
     assert store.poll(poll.poll_id) == signed
-    released = embargoed.release(NOW + timedelta(hours=1))  # read before the signature
-    assert store.replace_poll(released, "closed")
+    released = before.release(NOW + timedelta(hours=1))  # read before the signature
+    assert store.replace_poll(released, before)
     assert store.poll(poll.poll_id) == replace(released, result_signed_at=signed.result_signed_at)
     assert aware_utc(store.poll(poll.poll_id).result_signed_at)
 
@@ -419,14 +428,14 @@ def test_proposal_electorate(backend: Any) -> None:
     store.add_poll(poll)
     assert store.poll(poll.poll_id) == poll
     to_all = poll.edit_rules(RULES, electorate="open")
-    assert store.replace_poll(to_all, "draft")
+    assert store.replace_poll(to_all, poll)
     assert store.poll(poll.poll_id).electorate == "open"
     census = to_all.edit_rules(RULES, "live", "census").open(NOW)
-    assert store.replace_poll(census, "draft")
+    assert store.replace_poll(census, store.poll(poll.poll_id))
     got = store.poll(poll.poll_id)
     assert got == census and (got.electorate, got.results_visibility) == ("census", "live")
     closed = census.close(NOW + timedelta(hours=1))  # kept by later status changes
-    assert store.replace_poll(closed, "open")
+    assert store.replace_poll(closed, store.poll(poll.poll_id))
     assert store.poll(poll.poll_id) == closed
     assert store.polls(cid) == sorted([closed, default], key=lambda p: p.poll_id)
     # On the schedule's agenda too.
@@ -1136,7 +1145,8 @@ def test_sqlite_electorate_migration_keeps_polls_open(tmp_path: Path) -> None:
     store = SERVICES["proposal"].sqlite_store(db)
     # Open to anyone signed in before, open still.
     assert store.poll(pid) == Poll(pid, cid, None, RULES) and store.poll(pid).electorate == "open"
-    assert store.replace_poll(Poll(pid, cid, None, RULES, electorate="census"), "draft")
+    assert store.replace_poll(Poll(pid, cid, None, RULES, electorate="census"),
+                              store.poll(pid))
     assert store.poll(pid).electorate == "census"
 
 
@@ -1163,7 +1173,8 @@ def test_cassandra_electorate_migration_keeps_polls_open(
     store = SERVICES["proposal"].cassandra_store(session, ks)
     # Null in the rows from before: read as open, as they were.
     assert store.poll(pid) == Poll(pid, cid, None, RULES) and store.poll(pid).electorate == "open"
-    assert store.replace_poll(Poll(pid, cid, None, RULES, electorate="census"), "draft")
+    assert store.replace_poll(Poll(pid, cid, None, RULES, electorate="census"),
+                              store.poll(pid))
     assert store.poll(pid).electorate == "census"
     session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
 
@@ -1215,7 +1226,8 @@ def test_cassandra_migrations_apply_once(cassandra: CassandraRun) -> None:
     assert files["proposal"] == ["001_init", "002_organisers_and_steps",
                                  "003_proposals_as_cities_run_them", "004_results_visibility",
                                  "005_schedule", "006_action_log", "007_poll_electorate",
-                                 "008_cross_channel", "009_participation_retention"]
+                                 "008_cross_channel", "009_participation_retention",
+                                 "010_poll_version"]
     for name, ks in run.keyspaces.items():
         before = list(run.session.execute(f"SELECT * FROM {ks}.schema_migrations"))
         assert sorted((r.version, r.name) for r in before) == [

@@ -20,6 +20,7 @@ from urne.contracts.commands import (
     ClosePoll,
     CreateConsultation,
     CreatePoll,
+    ExtendPoll,
     GetConsultation,
     GetPoll,
     ListConsultations,
@@ -29,7 +30,6 @@ from urne.contracts.commands import (
     UpdatePoll,
 )
 from urne.contracts.events import ResultPublished
-from urne.contracts.replies import PollStatus
 from urne.contracts.steps import Step
 from urne.counting import ApprovalRules, YesNoAbstainRules, rules_hash
 from urne.counting.rules import Option
@@ -382,15 +382,15 @@ class RacingStore(SqliteProposalStore):
         self.rival: Callable[[Poll], Poll] | None = rival
         self.attempts = 0
 
-    def replace_poll(self, p: Poll, expected_status: PollStatus,
+    def replace_poll(self, p: Poll, expected: Poll,
                      announce: Sequence[RawEnvelope] = ()) -> bool:
         self.attempts += 1
         if self.rival is not None:
             rival, self.rival = self.rival, None
             current = self.poll(p.poll_id)
             assert current is not None
-            assert super().replace_poll(rival(current), current.status)
-        return super().replace_poll(p, expected_status, announce)
+            assert super().replace_poll(rival(current), current)
+        return super().replace_poll(p, expected, announce)
 
 
 @pytest.mark.parametrize(("command", "rival", "code"), [
@@ -413,6 +413,27 @@ def test_a_change_lost_to_a_concurrent_one_is_decided_again(
     stored = store.poll(poll_id)
     assert stored is not None
     assert (stored.status, stored.rules, stored.rules_hash) == ("open", RULES, rules_hash(RULES))
+
+
+def test_two_extensions_read_at_once_are_not_both_stored(tmp_path: Path,
+                                                         clock: Clock) -> None:
+    """Two organisers extend an open poll at the same moment, from the same read (its
+    status unchanged by either): the one that comes second is decided again on the
+    first's poll, and refused, since it would bring the published close forward. It is
+    not stored over the first (a check of the status alone let both win)."""
+    plain = SqliteProposalStore(service_db(tmp_path / "proposal.db", "proposal"))
+    setup = ProposalHandlers(plain, clock=clock).core()
+    poll_id = make_poll(setup, make_consultation(setup, publish=True))
+    ok(setup, OpenPoll(poll_id=poll_id, actor=CREATOR))
+    later = clock() + timedelta(hours=3)
+    store = RacingStore(plain, lambda p: p.extend(clock(), later, "the rival's"))
+    core = ProposalHandlers(store, clock=clock).core()
+    error = refused(core, ExtendPoll(poll_id=poll_id, closes_at=clock() + timedelta(hours=2),
+                                     reason="mine", actor=CREATOR))
+    assert (error["status"], error["code"]) == (422, "extension_not_later")
+    stored = store.poll(poll_id)
+    assert stored is not None and stored.closes_at == later
+    assert [a.reason for a in stored.amendments] == ["the rival's"]
 
 
 def test_opening_twice_at_once_opens_once(tmp_path: Path, clock: Clock) -> None:

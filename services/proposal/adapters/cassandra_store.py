@@ -5,8 +5,9 @@ at once, so no write here depends on a read made before it:
 
 - a consultation's edits write only the columns they change, and an organiser is one
   entry of a map: concurrent edits of different fields, and concurrent additions, all stay;
-- a poll changes by compare-and-set on its status (a lightweight transaction), so an
-  edit of its rules and its opening cannot both win. Every write to ``polls`` is one
+- a poll changes by compare-and-set on its status and its version (a lightweight
+  transaction), so of two changes made from one read (an edit of its rules and its
+  opening, two extensions) only one is stored. Every write to ``polls`` is one
   (its creation included, ``IF NOT EXISTS``): mixing them with plain writes on the same
   rows would let the two kinds of timestamps disagree. A change that announces an
   event writes the event into the row's ``outbox`` map in that same compare-and-set
@@ -29,7 +30,6 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from urne.contracts.replies import PollStatus
 from urne.contracts.steps import DEFAULT_TIME_ZONE, steps_adapter
 from urne.counting.rules import rules_adapter
 from urne.messaging.kernel import RawEnvelope
@@ -96,15 +96,15 @@ class CassandraProposalStore:
         self._add_poll = p(
             f"INSERT INTO {ks}.polls (poll_id, consultation_id, proposal_id, rules, status, "
             "rules_hash, opened_at, closed_at, published_at, results_visibility, electorate, "
-            "cross_channel, opens_at, closes_at, amendments) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "cross_channel, opens_at, closes_at, amendments, version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
             "IF NOT EXISTS")
         self._replace_poll = p(
             f"UPDATE {ks}.polls SET rules = ?, status = ?, rules_hash = ?, opened_at = ?, "
             "closed_at = ?, published_at = ?, results_visibility = ?, electorate = ?, "
             "cross_channel = ?, opens_at = ?, closes_at = ?, amendments = ?, "
-            "outbox = outbox + ? "
-            "WHERE poll_id = ? IF status = ?")
+            "outbox = outbox + ?, version = ? "
+            "WHERE poll_id = ? IF status = ? AND version = ?")
         self._unbox = p(f"UPDATE {ks}.polls SET outbox = outbox - ? WHERE poll_id = ? "
                         "IF EXISTS")
         self._enter_agenda = p(f"INSERT INTO {ks}.poll_agenda (shelf, poll_id) VALUES (0, ?)")
@@ -329,7 +329,7 @@ class CassandraProposalStore:
             raise RuntimeError(f"poll id {p.poll_id} is taken")  # 128 random bits: never
 
     @guarded
-    def replace_poll(self, p: Poll, expected_status: PollStatus,
+    def replace_poll(self, p: Poll, expected: Poll,
                      announce: Sequence[RawEnvelope] = ()) -> bool:
         # On the agenda first: an outbox entry or a schedule is never out of its sight.
         if announce or p.opens_at or p.closes_at:
@@ -338,8 +338,8 @@ class CassandraProposalStore:
         return applied(self.s.execute(self._replace_poll, (
             rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash, p.opened_at,
             p.closed_at, p.published_at, p.results_visibility, p.electorate, p.cross_channel,
-            p.opens_at, p.closes_at, dump_amendments(p.amendments), outbox, p.poll_id,
-            expected_status)))
+            p.opens_at, p.closes_at, dump_amendments(p.amendments), outbox,
+            (expected.version or 0) + 1, p.poll_id, expected.status, expected.version)))
 
     @guarded
     def agenda(self) -> list[tuple[Poll, list[RawEnvelope]]]:
@@ -435,4 +435,5 @@ def _poll(r: Any) -> Poll:
                 # Null: a poll from before migration 008, where any later ballot counted.
                 cross_channel=r.cross_channel or "latest_wins",
                 result_signed_at=utc(r.result_signed_at), opens_at=utc(r.opens_at),
-                closes_at=utc(r.closes_at), amendments=load_amendments(r.amendments))
+                closes_at=utc(r.closes_at), amendments=load_amendments(r.amendments),
+                version=r.version)

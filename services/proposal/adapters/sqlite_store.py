@@ -8,7 +8,6 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from itertools import islice
 
-from urne.contracts.replies import PollStatus
 from urne.contracts.steps import steps_adapter
 from urne.counting.rules import rules_adapter
 from urne.messaging.kernel import RawEnvelope
@@ -203,7 +202,7 @@ class SqliteProposalStore:
                         p.results_visibility, p.electorate, p.cross_channel, _iso(p.opens_at),
                         _iso(p.closes_at), dump_amendments(p.amendments)))
 
-    def replace_poll(self, p: Poll, expected_status: PollStatus,
+    def replace_poll(self, p: Poll, expected: Poll,
                      announce: Sequence[RawEnvelope] = ()) -> bool:
         # ``announce`` is not kept: the embedded bus writes the events to its outbox in
         # this very transaction.
@@ -211,13 +210,14 @@ class SqliteProposalStore:
             cursor = tx.execute(
                 "UPDATE polls SET rules = ?, status = ?, rules_hash = ?, opened_at = ?, "
                 "closed_at = ?, published_at = ?, results_visibility = ?, electorate = ?, "
-                "cross_channel = ?, opens_at = ?, closes_at = ?, amendments = ? "
-                "WHERE poll_id = ? AND status = ?",
+                "cross_channel = ?, opens_at = ?, closes_at = ?, amendments = ?, version = ? "
+                "WHERE poll_id = ? AND status = ? AND version = ?",
                 (rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash,
                  _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at),
                  p.results_visibility, p.electorate, p.cross_channel, _iso(p.opens_at),
                  _iso(p.closes_at),
-                 dump_amendments(p.amendments), p.poll_id, expected_status))
+                 dump_amendments(p.amendments), (expected.version or 0) + 1, p.poll_id,
+                 expected.status, expected.version or 0))
             return cursor.rowcount == 1
 
     def agenda(self) -> list[tuple[Poll, list[RawEnvelope]]]:
@@ -277,4 +277,5 @@ def _poll(r: sqlite3.Row) -> Poll:
                 results_visibility=r["results_visibility"], electorate=r["electorate"],
                 cross_channel=r["cross_channel"],
                 result_signed_at=_dt(r["result_signed_at"]), opens_at=_dt(r["opens_at"]),
-                closes_at=_dt(r["closes_at"]), amendments=load_amendments(r["amendments"]))
+                closes_at=_dt(r["closes_at"]), amendments=load_amendments(r["amendments"]),
+                version=r["version"])
