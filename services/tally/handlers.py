@@ -63,6 +63,11 @@ log = logging.getLogger(__name__)
 # lost an event on the way: the vote service is asked to send them again (and again,
 # as often, until they are all here). A tally that is merely behind keeps counting.
 ASK_AFTER = timedelta(seconds=10)
+# Asked again while the count still does not move, each time twice as long after the
+# last (up to ASK_AT_MOST): when the tally's workers are stopped, rather than events
+# lost, every answer sends the poll's every ballot again, and they would pile up in the
+# counting streams.
+ASK_AT_MOST = timedelta(minutes=5)
 # A signed result whose result.published the broker has not confirmed this long after
 # the check first saw it is announced again.
 RESEND_AFTER = timedelta(seconds=10)
@@ -89,12 +94,21 @@ def _announcement(poll_id: str, signed: dict) -> ResultPublished:
 @dataclass(frozen=True)
 class _Waiting:
     """A sealed poll the check found unpublished: since when, when its count last
-    moved (and to what), when its ballots were last asked for again."""
+    moved (and to what), when its ballots were last asked for again, and how many times
+    since the count last moved."""
 
     since: datetime
     moved_at: datetime
     received: int
     asked_at: datetime | None
+    asks: int = 0
+
+    def may_ask(self, now: datetime) -> bool:
+        if now - self.moved_at < ASK_AFTER:
+            return False  # a tally merely behind counts on
+        if self.asked_at is None:
+            return True
+        return now - self.asked_at >= min(ASK_AFTER * 2 ** max(self.asks - 1, 0), ASK_AT_MOST)
 
 
 def _disagreement(poll: domain.TallySheet, merged: domain.Merged,
@@ -240,7 +254,8 @@ class TallyHandlers:
         """The sealed polls not published yet: publish those that can be (a piece came
         while another worker was busy with it); for one still short of its seal whose
         count has not moved for ``ASK_AFTER`` (a tally merely behind keeps counting),
-        ask the vote service for its ballots again, at most every ``ASK_AFTER``. A poll
+        ask the vote service for its ballots again, then twice as long after each ask
+        while the count stays where it was (``ASK_AT_MOST`` at most). A poll
         waiting longer than ``ALERT_AFTER`` is logged as an error, once."""
         now = self.clock()
         self._grow_logs(now)
@@ -309,10 +324,9 @@ class TallyHandlers:
             seen = _Waiting(seen.since if seen else now, now, received,
                             seen.asked_at if seen else None)
         state: Literal["asked", "waiting"] = "waiting"
-        if received < sealed and now - seen.moved_at >= ASK_AFTER and (
-                seen.asked_at is None or now - seen.asked_at >= ASK_AFTER):
+        if received < sealed and seen.may_ask(now):
             ctx.emit(BallotsMissing(poll_id=poll_id, received=received, sealed=sealed))
-            seen = replace(seen, asked_at=now)
+            seen = replace(seen, asked_at=now, asks=seen.asks + 1)
             state = "asked"
             log.warning("ballots missing; asked the vote service for them again",
                         extra=log_fields(poll_id=poll_id, received=received,

@@ -16,6 +16,7 @@ from unittest.mock import Mock, call
 import eventlet
 import pika
 import pytest
+from kombu.exceptions import OperationalError
 from nameko.events import EventHandler
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, worker_factory
@@ -202,14 +203,20 @@ def test_a_failing_event_is_requeued_then_parked_with_its_error() -> None:
         service.on_poll_opened(envelope)
 
 
-def test_a_store_that_does_not_answer_delays_an_event_and_never_parks_it() -> None:
+@pytest.mark.parametrize("away", [
+    StoreUnavailable("the store did not answer"),
+    # The handler's writes done, its events not published: the broker went away.
+    OperationalError("[Errno 104] Connection reset by peer"),
+], ids=["store", "broker"])
+def test_a_store_or_broker_that_does_not_answer_delays_an_event_and_never_parks_it(
+        away: Exception) -> None:
     publish, slept = Mock(), []
     service = worker_factory(TallyService, dead_letters=Parking(
         "tally", Counter(), publish, sleep=slept.append))
-    service.core.on_event.side_effect = StoreUnavailable("the store did not answer")
+    service.core.on_event.side_effect = away
     envelope = wrap(opened("p1"), "proposal")
     for _ in range(3 * MAX_EVENT_ATTEMPTS):
-        with pytest.raises(StoreUnavailable):  # requeued, every time
+        with pytest.raises(type(away)):  # requeued, every time
             service.on_poll_opened(envelope)
     publish.assert_not_called()
     assert slept[:4] == [0.25, 0.5, 1.0, 2.0] and max(slept) == MAX_BACKOFF_SECONDS

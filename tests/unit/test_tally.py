@@ -41,7 +41,7 @@ from urne.record import merkle
 from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.services.tally.adapters.sqlite_store import SqliteTallyStore
 from urne.services.tally.domain import LEAF_ENCODING, RESULT_FORMAT
-from urne.services.tally.handlers import ASK_AFTER, TallyHandlers
+from urne.services.tally.handlers import ASK_AFTER, ASK_AT_MOST, TallyHandlers
 
 pytestmark = pytest.mark.unit
 
@@ -532,6 +532,34 @@ def test_a_poll_open_to_all_signs_no_electorate(tally: Tally) -> None:
     assert types(tally.feed(opened(), *BALLOTS, sealed(4))) == ["result.published.v1"]
     reconciliation = ok(tally.core, GetResult(poll_id=POLL))[0]["result"]["reconciliation"]
     assert "eligible" not in reconciliation and "voters" not in reconciliation
+
+
+def test_ballots_asked_for_again_ever_less_often_while_the_count_stands_still(
+        tally: Tally, clock: Clock) -> None:
+    """A sealed poll short of ballots whose count does not move (events lost, or the
+    tally's workers stopped: the check cannot tell): asked after ASK_AFTER, again
+    ASK_AFTER later, then after twice as long each time, up to ASK_AT_MOST; once the
+    count moves, ASK_AFTER again."""
+    assert tally.feed(opened(), *BALLOTS[:2], closed(), sealed(4)) == []
+    assert ok(tally.core, CheckPolls())[0]["asked"] == []  # seen waiting from now
+
+    def asks_within(seconds: float) -> list[float]:
+        """When, in whole seconds from now, the checks of the next ``seconds`` ask."""
+        at = []
+        for s in range(1, int(seconds) + 1):
+            clock.advance(seconds=1)
+            if "ballots.missing.v1" in types(ok(tally.core, CheckPolls())[1]):
+                at.append(s)
+        return at
+
+    step = ASK_AFTER.total_seconds()
+    assert asks_within(8 * step) == [step, 2 * step, 4 * step, 8 * step]  # +10, 20, 40
+    tally.feed(BALLOTS[2])  # the count moves (the next check, a second on, sees it) ...
+    assert asks_within(step + 1) == [step + 1]  # ... and ASK_AFTER after that, asked
+    # However long it stands, never longer than ASK_AT_MOST between two asks.
+    waits = asks_within(4 * ASK_AT_MOST.total_seconds())
+    gaps = [b - a for a, b in itertools.pairwise(waits)]
+    assert max(gaps) == ASK_AT_MOST.total_seconds() and len(waits) >= 4
 
 
 def test_a_lost_census_count_is_asked_for_again(tally: Tally, clock: Clock) -> None:

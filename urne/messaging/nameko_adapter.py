@@ -16,7 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from amqp.exceptions import ConnectionError as AmqpConnectionError
+from amqp.exceptions import RecoverableConnectionError
 from kombu import Exchange, Queue
+from kombu.exceptions import OperationalError
 from nameko.extensions import DependencyProvider
 from nameko.messaging import Publisher
 
@@ -117,6 +120,18 @@ class BallotTopology(DependencyProvider):
         ensure_topology(settings.amqp_url, settings.ballot_shards, settings.counting_shards)
 
 
+# The broker, not the event: the handler's writes are done (they are idempotent), its
+# events could not be published. Tried again after a wait, like a store that is away;
+# never parked, or a close would lose its marker for a broker's restart.
+BROKER_AWAY = (OperationalError, AmqpConnectionError, RecoverableConnectionError,
+               ConnectionError)
+
+
+def passing(exc: Exception) -> bool:
+    """A fault that passes by itself: a store away (503) or the broker away."""
+    return (isinstance(exc, DomainError) and exc.status == 503) or isinstance(exc, BROKER_AWAY)
+
+
 @dataclass
 class Parking:
     """Counts failed deliveries of each event; parks an event after the last attempt."""
@@ -130,10 +145,10 @@ class Parking:
     def failed(self, envelope: Any, exc: Exception) -> bool:
         """Record a failure; True when the event was parked (ack it), False to requeue."""
         event_id = str(envelope.get("id", "?")) if isinstance(envelope, dict) else "?"
-        if isinstance(exc, DomainError) and exc.status == 503:
+        if passing(exc):
             self.waits[event_id] += 1
             delay = min(0.25 * 2 ** (self.waits[event_id] - 1), MAX_BACKOFF_SECONDS)
-            log.warning("event waits for its store; requeued", extra=log_fields(
+            log.warning("event waits for its store or the broker; requeued", extra=log_fields(
                 event_id=event_id, retry_in_s=delay, error=repr(exc)[:300]))
             self.sleep(delay)  # holding the delivery: consumption slows down, nothing lost
             return False
