@@ -261,11 +261,20 @@ class TallyHandlers:
         self._grow_logs(now)
         self._purge_copies(now)
         published, asked, waiting, withheld = [], [], 0, 0
-        for poll_id in self.store.awaiting():
+        away: list[DomainError] = []  # for each poll the store did not answer for
+        polls = self.store.awaiting()
+        for poll_id in polls:
             try:
                 state = self._check_poll(poll_id, now, ctx)
-            except DomainError:
-                raise  # the store is away: the next check tries again
+            except DomainError as exc:
+                # The store did not answer for this poll (a long read timed out): the
+                # others are checked all the same, and what their checks sent is kept;
+                # the next check tries this one again.
+                away.append(exc)
+                waiting += 1
+                log.warning("checking a sealed poll: the store did not answer",
+                            extra=log_fields(poll_id=poll_id, error=str(exc)[:300]))
+                continue
             except Exception:  # one poll's fault must not stop the others' checks
                 if poll_id not in self._alerted:
                     self._alerted.add(poll_id)
@@ -281,6 +290,8 @@ class TallyHandlers:
             withheld += state == "withheld"
         POLLS_AWAITING.set(waiting)
         RESULTS_WITHHELD.set(withheld)
+        if away and len(away) == len(polls):
+            raise away[0]  # no poll could be checked: the store is away, say so
         return PollsChecked(published=published, asked=asked, waiting=waiting)
 
     def _purge_copies(self, now: datetime) -> None:
@@ -470,8 +481,12 @@ class TallyHandlers:
             self._grown_at[poll_id] = now
             try:
                 self._grow(poll_id, now)
-            except DomainError:
-                raise  # the store is away: the next check tries again
+            except DomainError as exc:
+                # The store did not answer for this poll: the next check tries it again
+                # (not head_every later), and the other polls' logs grow meanwhile.
+                self._grown_at.pop(poll_id, None)
+                log.warning("growing a poll's log: the store did not answer",
+                            extra=log_fields(poll_id=poll_id, error=str(exc)[:300]))
             except Exception:  # one poll's fault must not stop the others'
                 log.exception("growing a poll's log failed", extra=log_fields(
                     poll_id=poll_id))

@@ -42,6 +42,7 @@ from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.services.tally.adapters.sqlite_store import SqliteTallyStore
 from urne.services.tally.domain import LEAF_ENCODING, RESULT_FORMAT
 from urne.services.tally.handlers import ASK_AFTER, ASK_AT_MOST, TallyHandlers
+from urne.storage.cassandra import StoreUnavailable
 
 pytestmark = pytest.mark.unit
 
@@ -560,6 +561,32 @@ def test_ballots_asked_for_again_ever_less_often_while_the_count_stands_still(
     waits = asks_within(4 * ASK_AT_MOST.total_seconds())
     gaps = [b - a for a, b in itertools.pairwise(waits)]
     assert max(gaps) == ASK_AT_MOST.total_seconds() and len(waits) >= 4
+
+
+def test_a_poll_the_store_does_not_answer_for_does_not_stop_the_others_checks(
+        tally: Tally, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One sealed poll's reads time out: the check goes on to the others, and what it
+    sent for them is kept; only when no poll can be checked is the store said away."""
+    assert tally.feed(opened(), *BALLOTS[:2], sealed(4),
+                      opened("poll-2"), sealed(1, "poll-2")) == []
+    ok(tally.core, CheckPolls())
+    clock.advance(seconds=ASK_AFTER.total_seconds())
+    sheet = tally.store.sheet
+    away = {POLL}
+
+    def flaky(poll_id: str) -> object:
+        if poll_id in away:
+            raise StoreUnavailable("the store did not answer")
+        return sheet(poll_id)
+
+    monkeypatch.setattr(tally.store, "sheet", flaky)
+    reply, events = ok(tally.core, CheckPolls())
+    assert (reply["asked"], reply["waiting"]) == (["poll-2"], 2)
+    assert [(e["type"], e["payload"]["poll_id"]) for e in events] == [
+        ("ballots.missing.v1", "poll-2")]
+    away.add("poll-2")
+    problem = refused(tally.core, CheckPolls())
+    assert (problem["status"], problem["code"]) == (503, "store_unavailable")
 
 
 def test_a_lost_census_count_is_asked_for_again(tally: Tally, clock: Clock) -> None:
