@@ -321,7 +321,7 @@ class IdentityHandlers:
         if person is not None:
             self._seen(person, now)
         if code_hash is None or person is None or \
-                self.store.spend_desk_code(code_hash, now) != person.person_id:
+                not self.store.spend_desk_code(person.person_id, code_hash, now):
             self._wrong_code(now, client)
         assert person is not None  # _wrong_code raises
         return self._token(person, now)

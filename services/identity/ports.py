@@ -36,10 +36,10 @@ class IdentityStore(Protocol):
     def desk_code_holder(self, code_hash: str) -> str | None:
         """Whose desk code this is or was (a read: nothing spent, expiry not checked)."""
         ...
-    def spend_desk_code(self, code_hash: str, now: datetime) -> str | None:
-        """The person whose current, unexpired desk code this is, their code cleared;
-        None otherwise. Atomic across processes: a code signs in once. The person is
-        marked as having used a desk card (``desk_card_used``)."""
+    def spend_desk_code(self, person_id: str, code_hash: str, now: datetime) -> bool:
+        """Whether this is the person's current, unexpired desk code, then cleared.
+        Atomic across processes: a code signs in once. The person is marked as having
+        used a desk card (``desk_card_used``)."""
         ...
     def desk_card_used(self, person_id: str) -> bool:
         """Whether the person has ever signed in with a desk card."""

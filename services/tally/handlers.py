@@ -267,6 +267,8 @@ class TallyHandlers:
             try:
                 state = self._check_poll(poll_id, now, ctx)
             except DomainError as exc:
+                if exc.status != 503:
+                    raise
                 # The store did not answer for this poll (a long read timed out): the
                 # others are checked all the same, and what their checks sent is kept;
                 # the next check tries this one again.
@@ -482,6 +484,8 @@ class TallyHandlers:
             try:
                 self._grow(poll_id, now)
             except DomainError as exc:
+                if exc.status != 503:
+                    raise
                 # The store did not answer for this poll: the next check tries it again
                 # (not head_every later), and the other polls' logs grow meanwhile.
                 self._grown_at.pop(poll_id, None)

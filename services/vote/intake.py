@@ -77,7 +77,7 @@ class _Batch:
     closed: dict[str, set[int]] = field(default_factory=dict)
     stored: dict[tuple[str, str], list[Ballot]] = field(default_factory=dict)
     to_write: list[Ballot] = field(default_factory=list)
-    # Ballots (and marks) found stored: their index rows are written again (index_again).
+    # Ballots (and marks) found stored: their index rows are written again (add_ballots).
     again: list[Ballot] = field(default_factory=list)
     to_close: dict[str, set[int]] = field(default_factory=dict)
     refreshed: set[str] = field(default_factory=set)  # boxes read again (refresh)
@@ -150,9 +150,9 @@ class BallotIntake:
         for poll_id in batch.refreshed - {p for p, b in batch.boxes.items() if b is not None}:
             self._open_boxes.pop(poll_id, None)
         fence()
-        self.store.add_ballots(batch.to_write)
         written = {b.ballot_id for b in batch.to_write}  # a ballot sent twice in one batch
-        self.store.index_again([b for b in batch.again if b.ballot_id not in written])
+        self.store.add_ballots(batch.to_write,
+                               again=[b for b in batch.again if b.ballot_id not in written])
         # Also ballots already stored: their first event may be the one a crash lost.
         events += recorded_events(recorded, self.counting_shards,
                                   casts[0].env.trace_id if len(casts) == 1 else None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -22,19 +22,16 @@ class VoteStore(Protocol):
         """Every stored ballot of each of these voters (voters with none are absent)."""
         ...
 
-    def add_ballots(self, ballots: list[Ballot]) -> None:
-        """Store the ballots; storing one again writes the same row (idempotent)."""
+    def add_ballots(self, ballots: list[Ballot], again: Sequence[Ballot] = ()) -> None:
+        """Store the ballots; storing one again writes the same row (idempotent).
+        ``again``: ballots (and marks) found stored, whose index rows (``ballot_ids``,
+        ``paper_marks``) are written again in the same round: a write that failed
+        halfway may have stored a ballot's row and not its index, and the seal counts
+        from the index. Ignored where a batch's writes are one transaction."""
         ...
 
     def closed_shards(self, poll_id: str) -> set[int]:
         """The shards that have passed the poll's close marker."""
-        ...
-
-    def index_again(self, ballots: list[Ballot]) -> None:
-        """Write again the index rows of ballots found stored (``ballot_ids``, or
-        ``paper_marks`` for a mark): a write that failed halfway may have stored a
-        ballot's row and not its index, and the seal counts from the index. A no-op
-        where a batch's writes are one transaction."""
         ...
 
     def voters_and_box(self, poll_id: str, voter_keys: Iterable[str]

@@ -203,21 +203,25 @@ def test_identity_persons_registered_at_desk(backend: Any) -> None:
     second = desk.issued("s", person.person_id, desk.new_code(), NOW)
     store.save_desk_code(second)
     later = NOW + timedelta(minutes=1)
-    assert store.spend_desk_code(first.code_hash, later) is None
-    assert not store.desk_card_used(person.person_id)
-    got = race(4, lambda _: store.spend_desk_code(second.code_hash, later))
-    assert (got.count(person.person_id), got.count(None)) == (1, 3)
+    pid = person.person_id
+    assert store.desk_code_holder(second.code_hash) == pid
+    assert not store.spend_desk_code(pid, first.code_hash, later)
+    assert not store.desk_card_used(pid)
+    assert store.desk_code_holder(second.code_hash) == pid  # a read: nothing spent
+    assert not store.spend_desk_code(new_id(), second.code_hash, later)  # not theirs
+    got = race(4, lambda _: store.spend_desk_code(pid, second.code_hash, later))
+    assert (got.count(True), got.count(False)) == (1, 3)
     assert store.desk_card_used(person.person_id)
     # Registered again (a second delivery of the registration): the same person, a code.
     fourth = desk.issued("s", person.person_id, desk.new_code(), NOW)
     store.add_desk_person(replace(person, district="ailleurs"), fourth)
     assert store.person(person.person_id) == person
-    assert store.spend_desk_code(fourth.code_hash, later) == person.person_id
-    assert store.spend_desk_code(second.code_hash, later) is None
+    assert store.spend_desk_code(pid, fourth.code_hash, later)
+    assert not store.spend_desk_code(pid, second.code_hash, later)
     # Expired: refused, even unused.
     third = desk.issued("s", person.person_id, desk.new_code(), NOW)
     store.save_desk_code(third)
-    assert store.spend_desk_code(third.code_hash, third.expires_at) is None
+    assert not store.spend_desk_code(pid, third.code_hash, third.expires_at)
     # District and role in their row; never found by an address.
     store.save_district(replace(person, district="sud"))
     store.save_role(replace(person, district="sud", role="agent"))

@@ -10,6 +10,7 @@ and the index the retention purge finds it by."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ class IndexLost(CassandraVoteStore):
     def _index_rows(self, timed: list[tuple[Ballot, int]]) -> list[tuple[Any, tuple[Any, ...]]]:
         return [] if self.lose else super()._index_rows(timed)
 
-    def add_ballots(self, ballots: list[Ballot]) -> None:
-        super().add_ballots(ballots)
+    def add_ballots(self, ballots: list[Ballot], again: Sequence[Ballot] = ()) -> None:
+        super().add_ballots(ballots, again)
         if self.lose:
             self.lose = False
             raise StoreUnavailable("the write timed out halfway")

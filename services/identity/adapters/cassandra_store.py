@@ -300,14 +300,10 @@ class CassandraIdentityStore:
         return str(row.person_id) if row else None
 
     @guarded
-    def spend_desk_code(self, code_hash: str, now: datetime) -> str | None:
-        row = self.s.execute(self._desk_code, (code_hash,)).one()
-        if row is None:
-            return None
+    def spend_desk_code(self, person_id: str, code_hash: str, now: datetime) -> bool:
         # Only the person's current code, unexpired, and once: a replaced code's lookup
-        # row outlives it, but no longer matches.
-        done = self.s.execute(self._spend_desk_code, (row.person_id, code_hash, now))
-        return row.person_id if applied(done) else None
+        # row (desk_code_holder) outlives it, but no longer matches.
+        return applied(self.s.execute(self._spend_desk_code, (person_id, code_hash, now)))
 
     @guarded
     def desk_card_used(self, person_id: str) -> bool:

@@ -108,14 +108,14 @@ class SqliteIdentityStore:
                           (code_hash,))
         return str(row["person_id"]) if row else None
 
-    def spend_desk_code(self, code_hash: str, now: datetime) -> str | None:
+    def spend_desk_code(self, person_id: str, code_hash: str, now: datetime) -> bool:
         # One statement: of two kiosks racing with one code, one signs in.
         with self.db.tx() as c:
-            row = c.execute("UPDATE persons SET desk_code_hash = NULL, desk_code_expires_at = "
-                            "NULL, desk_code_used = 1 WHERE desk_code_hash = ? AND "
-                            "desk_code_expires_at > ? RETURNING person_id",
-                            (code_hash, now.isoformat())).fetchone()
-        return row[0] if row else None
+            done = c.execute("UPDATE persons SET desk_code_hash = NULL, desk_code_expires_at = "
+                             "NULL, desk_code_used = 1 WHERE person_id = ? AND "
+                             "desk_code_hash = ? AND desk_code_expires_at > ?",
+                             (person_id, code_hash, now.isoformat()))
+        return done.rowcount == 1
 
     def desk_card_used(self, person_id: str) -> bool:
         row = self.db.one("SELECT desk_code_used FROM persons WHERE person_id = ?",

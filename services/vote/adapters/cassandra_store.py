@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -136,7 +136,7 @@ class CassandraVoteStore:
         return found
 
     @guarded
-    def add_ballots(self, ballots: list[Ballot]) -> None:
+    def add_ballots(self, ballots: list[Ballot], again: Sequence[Ballot] = ()) -> None:
         timed = [(b, write_time(b.recorded_at)) for b in ballots]
         statements: list[tuple[Any, tuple[Any, ...]]] = [(self._add, (
             b.poll_id, b.voter_key, b.sequence, b.ballot_id, b.tracker, json.dumps(b.choice),
@@ -144,15 +144,9 @@ class CassandraVoteStore:
             for b, at in timed]
         # Not atomic across the tables: the batch is acked only after every write
         # succeeded, and a batch that failed halfway is decided again; its ballots found
-        # stored then have their index rows written again (``index_again``).
+        # stored then come back as ``again``, and their index rows are written again.
+        timed += [(b, write_time(b.recorded_at)) for b in again]
         write_grouped(self.s, statements + self._index_rows(timed), concurrency=CONCURRENCY)
-
-    @guarded
-    def index_again(self, ballots: list[Ballot]) -> None:
-        if ballots:
-            write_grouped(self.s, self._index_rows([(b, write_time(b.recorded_at))
-                                                    for b in ballots]),
-                          concurrency=CONCURRENCY)
 
     def _index_rows(self, timed: list[tuple[Ballot, int]]) -> list[tuple[Any, tuple[Any, ...]]]:
         """The index rows of ballots (each with its write time): a paper mark's in
@@ -171,7 +165,7 @@ class CassandraVoteStore:
         # every bucket and reads the voter key from the row, so any bucket will do; runs
         # of 32 keep the buckets nearly as even as the voter keys did (~7,800 rows each
         # at a million, the fullest about 10,000 with revotes: docs/architecture.md). An
-        # id written again (``index_again``) may land in a second bucket: the readers
+        # id written again (``again``) may land in a second bucket: the readers
         # below take each id once.
         for poll_ballots in indexed.values():
             for start in range(0, len(poll_ballots), GROUP_ROWS):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from urne.counting.rules import rules_adapter
@@ -58,7 +58,9 @@ class SqliteVoteStore:
                 found.setdefault(r["voter_key"], []).append(_ballot(r))
         return found
 
-    def add_ballots(self, ballots: list[Ballot]) -> None:
+    def add_ballots(self, ballots: list[Ballot], again: Sequence[Ballot] = ()) -> None:
+        # ``again`` needs nothing: no index table, and a batch's writes are one
+        # transaction, so a stored ballot's row is all there is of it.
         if not ballots:
             return
         # A plain INSERT: admit() only writes ballots that are not stored, and the batch
@@ -75,9 +77,6 @@ class SqliteVoteStore:
     def closed_shards(self, poll_id: str) -> set[int]:
         rows = self.db.query("SELECT shard FROM closed_shards WHERE poll_id = ?", (poll_id,))
         return {int(r["shard"]) for r in rows}
-
-    def index_again(self, ballots: list[Ballot]) -> None:
-        pass  # no index table: a ballot's row is its index, written in one transaction
 
     def voters_and_box(self, poll_id: str, voter_keys: Iterable[str]
                        ) -> tuple[dict[str, list[Ballot]], set[int], datetime | None]:
