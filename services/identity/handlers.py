@@ -161,25 +161,28 @@ class IdentityHandlers:
 
     def verify_login_code(self, cmd: VerifyLoginCode, ctx: Context) -> AccessToken:
         email = domain.normalise_email(cmd.email)
-        now = self._check_code(email, cmd.code, cmd.client)
-        person = self.store.person_by_email(email)
-        if person is None:
+
+        def person(now: datetime) -> domain.Person:
+            found = self.store.person_by_email(email)
+            if found is not None:
+                return found
             role = domain.role_for(email, self.organisers, self.admins)
-            person = self._add_person(email, lambda pid: domain.Person(pid, email, role, now))
-        return self._access_token(person, now)
+            return self._add_person(email, lambda pid: domain.Person(pid, email, role, now))
+
+        return self._sign_in_with_code(email, cmd.code, cmd.client, person)
 
     def verify_sms_code(self, cmd: VerifySmsCode, ctx: Context) -> AccessToken:
         try:
             phone = phones.textable(cmd.phone, self.sms_countries)
         except DomainError:
             phone = cmd.phone  # no code was sent to it: the same 401 as any wrong code
-        now = self._check_code(phone, cmd.code, cmd.client)
-        person = self.store.person_by_phone(phone)
-        if person is None:
+
+        def person(now: datetime) -> domain.Person:
             # A participant: organisers and admins are named by e-mail address.
-            person = self._add_person(phone, lambda pid: domain.Person(
-                pid, None, PARTICIPANT, now, phone=phone))
-        return self._access_token(person, now)
+            return self.store.person_by_phone(phone) or self._add_person(
+                phone, lambda pid: domain.Person(pid, None, PARTICIPANT, now, phone=phone))
+
+        return self._sign_in_with_code(phone, cmd.code, cmd.client, person)
 
     def _add_person(self, address: str, make: Callable[[str], domain.Person]
                     ) -> domain.Person:
@@ -221,29 +224,37 @@ class IdentityHandlers:
                      extra=log_fields(deleted=len(unused), not_seen_since=before))
         return len(unused)
 
-    def _check_code(self, address: str, code: str, client_address: str | None) -> datetime:
-        """Spend the matching pending code of ``address``; the time now. 401 for a wrong,
-        expired, used or burnt code, or one never sent."""
+    def _sign_in_with_code(self, address: str, code: str, client_address: str | None,
+                           person: Callable[[datetime], domain.Person]) -> AccessToken:
+        """Sign in the holder of ``address`` with one of its pending codes. 401 for a
+        wrong, expired, used or burnt code, or one never sent; a wrong one is counted.
+
+        The code is spent last, by a compare-and-set: everything else the sign-in reads
+        or writes (the person, found or added; the month they were seen) comes before,
+        so a store fault answers 503 with the code still pending for the retry the 503
+        asks for. A code that matched proved the address, so a person added before a
+        spend that then failed is the one the retry finds."""
         now = self.clock()
         client = self._client(client_address)
         if client is not None:
             self._refuse_if_reached(limits.FAILURES_FROM_CLIENT, now, client,
                                     "too many wrong codes from this network")
-        matched = False
-
-        def verdict(codes: domain.LoginCodes | None) -> domain.LoginCodes | None:
-            # Called again if another process wrote first: ``matched`` is the last call's.
-            nonlocal matched
-            matched = codes is not None and domain.code_matches(self.code_secret, codes,
-                                                                code, now)
+        key = domain.codes_key(self.code_secret, address)
+        holder: domain.Person | None = None
+        for _ in range(SWAP_TRIES):  # again when another process wrote the codes first
+            codes = self.store.login_codes(key)
             if codes is None or not codes.live(now):
-                return None  # nothing to burn: the answer is the same
-            return domain.spent(codes) if matched else domain.after_wrong_code(codes, now)
-
-        self._swap_codes(domain.codes_key(self.code_secret, address), verdict)
-        if not matched:
-            self._wrong_code(now, client)
-        return now
+                self._wrong_code(now, client)  # nothing to burn: the answer is the same
+            if not domain.code_matches(self.code_secret, codes, code, now):
+                if self.store.swap_login_codes(codes, domain.after_wrong_code(codes, now)):
+                    self._wrong_code(now, client)
+                continue
+            if holder is None:
+                holder = person(now)
+                self._seen(holder, now)
+            if self.store.swap_login_codes(codes, domain.spent(codes)):
+                return self._token(holder, now)
+        raise Busy("sign-in codes are too busy to change; retry", code="sign_in_busy")
 
     def _wrong_code(self, now: datetime, client: str | None) -> NoReturn:
         """Wrong, expired, used, burnt or never sent: one answer for all, so that it
@@ -329,10 +340,6 @@ class IdentityHandlers:
     def _seen(self, person: domain.Person, now: datetime) -> None:
         # The month only: no sign-in time that a ballot's could be matched with.
         self.store.mark_seen(person, _month(now))
-
-    def _access_token(self, person: domain.Person, now: datetime) -> AccessToken:
-        self._seen(person, now)
-        return self._token(person, now)
 
     def _token(self, person: domain.Person, now: datetime) -> AccessToken:
         token, exp = self.tokens.access_token(person.person_id, person.role)

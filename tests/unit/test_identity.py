@@ -28,6 +28,7 @@ from urne.messaging.kernel import ServiceCore
 from urne.services.identity import domain, limits
 from urne.services.identity.adapters.sqlite_store import SqliteIdentityStore
 from urne.services.identity.handlers import IdentityHandlers
+from urne.storage.cassandra import StoreUnavailable
 
 pytestmark = pytest.mark.unit
 
@@ -417,6 +418,64 @@ def test_a_code_cannot_be_reused(identity: Identity) -> None:
     code = identity.sender.last_code(CITIZEN)
     ok(identity.core, VerifyLoginCode(email=CITIZEN, code=code))
     assert identity.verify(CITIZEN, code)["code"] == "code_invalid"
+
+
+@pytest.mark.parametrize("failing", ["add_person", "mark_seen"])
+def test_a_store_fault_during_a_sign_in_leaves_the_code_for_the_retry(
+        identity: Identity, failing: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store fails as the sign-in adds the person or notes the month (503, retry
+    later): the code is not spent, so the retry the 503 asks for signs in, once, as one
+    person. Before, the code was spent first, and the retry was told it was invalid."""
+    identity.request(CITIZEN)
+    code = identity.sender.last_code(CITIZEN)
+    real = getattr(identity.store, failing)
+
+    def away(*args: object) -> None:
+        raise StoreUnavailable("the store did not answer")
+
+    monkeypatch.setattr(identity.store, failing, away)
+    problem = identity.verify(CITIZEN, code)
+    assert (problem["status"], problem["code"]) == (503, "store_unavailable")
+    assert len(codes_of(identity, CITIZEN).live(identity.clock())) == 1
+    monkeypatch.setattr(identity.store, failing, real)
+    data, _ = ok(identity.core, VerifyLoginCode(email=CITIZEN, code=code))
+    assert identity.store.person_by_email(CITIZEN).person_id == data["person_id"]
+    assert identity.verify(CITIZEN, code)["code"] == "code_invalid"
+
+
+def test_one_code_used_twice_at_once_signs_in_once(identity: Identity) -> None:
+    """Two sign-ins with the same code, read at once by two processes: the spend is a
+    compare-and-set, so the one that loses reads the codes again, finds the code spent
+    and is refused."""
+    identity.request(CITIZEN)
+    code = identity.sender.last_code(CITIZEN)
+    other = replace(identity.handlers, store=SqliteIdentityStore(identity.store.db)).core()
+    winner: list[dict] = []
+    raced = SpendRacingStore(identity.store.db, lambda: winner.append(
+        ok(other, VerifyLoginCode(email=CITIZEN, code=code))[0]))
+    loser = refused(replace(identity.handlers, store=raced).core(),
+                    VerifyLoginCode(email=CITIZEN, code=code))
+    assert raced.lost == 1 and len(winner) == 1
+    assert (loser["status"], loser["code"]) == (401, "code_invalid")
+    assert identity.verifier.access(winner[0]["access_token"]).person_id \
+        == identity.store.person_by_email(CITIZEN).person_id
+
+
+class SpendRacingStore(SqliteIdentityStore):
+    """Lets another process sign in once, between this one's read of the codes and its
+    spend of them."""
+
+    def __init__(self, db: object, meanwhile: object) -> None:
+        super().__init__(db)  # type: ignore[arg-type]
+        self.meanwhile, self.lost, self.raced = meanwhile, 0, False
+
+    def swap_login_codes(self, previous, codes):  # type: ignore[no-untyped-def]
+        if not self.raced:
+            self.raced = True
+            self.meanwhile()  # type: ignore[operator]
+        done = super().swap_login_codes(previous, codes)
+        self.lost += not done
+        return done
 
 
 def test_verify_without_any_code_is_invalid(identity: Identity) -> None:
