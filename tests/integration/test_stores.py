@@ -930,6 +930,70 @@ def test_tally_record_is_stored_whole_and_read_by_range(backend: Any) -> None:
     assert store.tracker_position(odd, "A\t") is None
 
 
+def _interval(tag: str, trackers: list[str], start: int = 0) -> domain.Appended:
+    """An interval of a poll's log as a holder has it in hand: its first chunk, a tile
+    and its trackers' positions, each saying whose they are (``tag``)."""
+    n = len(trackers)
+    return domain.Appended([], {0: b"".join(f"{tag}{i}\n".encode() for i in range(n))},
+                           {(0, 0): tag.encode() * 32},
+                           [(t, start + i) for i, t in enumerate(trackers)],
+                           domain.LogState(start + n, tag * 64, tag, (start + n,), {}))
+
+
+def _logged(store: Any, poll: str, trackers: list[str]) -> tuple[Any, ...]:
+    state = store.log_state(poll)
+    return (state.size, store.record_chunks(poll, range(1)), store.record_tile(poll, 0, 0),
+            {t: store.tracker_position(poll, t) for t in trackers})
+
+
+def test_tally_a_log_holder_that_stalled_past_its_hold_writes_nothing_over_the_next(
+        backend: Any) -> None:
+    """A tally process holds a poll's log, stalls past its hold with an interval in hand,
+    and wakes after another took the log over and appended: its append is refused, and
+    the entries, tree and trackers are the new holder's."""
+    store, other = backend("tally"), backend("tally")  # two processes
+    poll = new_id()
+    hold = timedelta(seconds=90)
+    assert store.hold_log(poll, "a", NOW + hold, NOW)
+    stalled = _interval("A", ["T1", "T0"])  # what "a" had in hand when it stalled
+    late = NOW + hold + timedelta(seconds=1)
+    assert other.hold_log(poll, "b", late + hold, late)
+    assert other.append_log(poll, "b", 0, _interval("B", ["T0", "T1", "T2"]))
+    assert not store.append_log(poll, "a", 0, stalled)
+    assert _logged(store, poll, ["T0", "T1", "T2"]) == (
+        3, [b"B0\nB1\nB2\n"], b"B" * 32, {"T0": 0, "T1": 1, "T2": 2})
+
+
+def test_tally_a_stalled_holders_late_entries_lose_to_the_next_holders(
+        cassandra: CassandraRun) -> None:
+    """Cassandra: entries are written before the compare-and-set that moves the log, so
+    a stalled holder's may land after the next holder's, or before them. Either way the
+    next holder's are the ones read; and one holder at a time holds the log."""
+    tally = SERVICES["tally"]
+    hold = timedelta(seconds=90)
+    late = NOW + hold + timedelta(seconds=1)
+    winner = _interval("B", ["T0", "T1", "T2"])
+    for stale_first in (False, True):
+        store, other = (tally.cassandra_store(cassandra.session, cassandra.keyspaces["tally"])
+                        for _ in range(2))
+        poll = new_id()
+        assert store.hold_log(poll, "a", NOW + hold, NOW)
+        assert not other.hold_log(poll, "b", NOW + hold, NOW + timedelta(seconds=89))
+        assert other.hold_log(poll, "b", late + hold, late)
+        if stale_first:
+            assert not store.append_log(poll, "a", 0, _interval("A", ["T1", "T0"]))
+        assert other.append_log(poll, "b", 0, winner)
+        if not stale_first:
+            assert not store.append_log(poll, "a", 0, _interval("A", ["T1", "T0"]))
+        assert _logged(store, poll, ["T0", "T1", "T2"]) == (
+            3, [b"B0\nB1\nB2\n"], b"B" * 32, {"T0": 0, "T1": 1, "T2": 2})
+        # The next interval, from the holder's next hold, writes over its own.
+        later = late + timedelta(seconds=5)
+        assert other.hold_log(poll, "b", later + hold, later)
+        assert other.append_log(poll, "b", 3, _interval("C", ["T0", "T1", "T2", "T3"]))
+        assert store.record_chunks(poll, range(1)) == [b"C0\nC1\nC2\nC3\n"]
+
+
 # --- datetimes, schema, availability ------------------------------------------------
 
 

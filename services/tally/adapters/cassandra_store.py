@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 import zlib
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,6 +17,7 @@ from cassandra.query import BatchStatement, BatchType
 from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.counting.rules import PollRules, rules_adapter
 from urne.messaging.counting_rotation import Generation
+from urne.platform.logging import log_fields
 from urne.services.tally.domain import (
     Appended,
     LogState,
@@ -49,6 +52,8 @@ CHUNKS_PER_PARTITION = 256
 TILES_PER_PARTITION = 1024
 TRACKER_BUCKETS = 1024
 
+log = logging.getLogger(__name__)
+
 
 def _tracker_bucket(tracker: str) -> int:
     return zlib.crc32(tracker.encode()) % TRACKER_BUCKETS
@@ -58,6 +63,11 @@ class CassandraTallyStore:
     def __init__(self, session: Session, keyspace: str):
         self.s = session
         ks = keyspace
+        # The logs this process holds: (poll, holder) -> (when taken or last renewed,
+        # when the hold runs out), as write timestamps; and per poll the last fence it
+        # wrote at (``_fence``).
+        self._holds: dict[tuple[str, str], tuple[int, int]] = {}
+        self._fences: dict[str, int] = {}
         p = session.prepare
         # A sheet's three parts are written apart, each its own cells (plain upserts
         # commute): poll.opened, ballot_box.sealed and poll.result_released may come in
@@ -113,16 +123,18 @@ class CassandraTallyStore:
                                     "stream = ? AND generation = ? IF EXISTS")
         self._mark_purged = p(f"INSERT INTO {ks}.purged_copies (poll_id, purged_at) "
                               "VALUES (?, ?)")
+        # The record's entries are written at a timestamp the writer chooses: the log's
+        # fence (``append_log``); the same bytes again at publication (``save_record``).
         self._chunk = p(f"INSERT INTO {ks}.record_chunks (poll_id, bucket, chunk, lines) "
-                        "VALUES (?, ?, ?, ?)")
+                        "VALUES (?, ?, ?, ?) USING TIMESTAMP ?")
         self._chunks = p(f"SELECT chunk, lines FROM {ks}.record_chunks WHERE poll_id = ? "
                          "AND bucket = ? AND chunk >= ? AND chunk < ?")
         self._tile = p(f"INSERT INTO {ks}.record_tiles (poll_id, level, bucket, tile, hashes) "
-                       "VALUES (?, ?, ?, ?, ?)")
+                       "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?")
         self._read_tile = p(f"SELECT hashes FROM {ks}.record_tiles WHERE poll_id = ? AND "
                             "level = ? AND bucket = ? AND tile = ?")
         self._trackers = p(f"INSERT INTO {ks}.record_trackers (poll_id, bucket, start, lines) "
-                           "VALUES (?, ?, ?, ?)")
+                           "VALUES (?, ?, ?, ?) USING TIMESTAMP ?")
         self._tracker_lines = p(f"SELECT lines FROM {ks}.record_trackers WHERE poll_id = ? "
                                 "AND bucket = ?")
         self._head = p(f"INSERT INTO {ks}.record_heads (poll_id, size, root) VALUES (?, ?, ?)")
@@ -280,15 +292,21 @@ class CassandraTallyStore:
     def save_record(self, poll_id: str, chunks: dict[int, bytes],
                     tiles: dict[tuple[int, int], bytes], trackers: list[tuple[str, int]],
                     size: int, root: str) -> None:
-        self._write_entries(poll_id, chunks, tiles, trackers)
+        # Now: the bytes the log's last append wrote (its fence's timestamps are earlier),
+        # or the record stored whole from the copy for a result from before the log.
+        self._write_entries(poll_id, chunks, tiles, trackers, time.time_ns() // 1000)
         self.s.execute(self._head, (poll_id, size, root))  # last: the record is whole
 
     def _write_entries(self, poll_id: str, chunks: dict[int, bytes],
                        tiles: dict[tuple[int, int], bytes],
-                       trackers: list[tuple[str, int]]) -> None:
-        write_grouped(self.s, [(self._chunk, (poll_id, i // CHUNKS_PER_PARTITION, i, lines))
+                       trackers: list[tuple[str, int]], at: int) -> None:
+        """The entries' chunks, tiles and trackers, each row written at ``at`` (the
+        write's timestamp: the latest one wins)."""
+        write_grouped(self.s, [(self._chunk, (poll_id, i // CHUNKS_PER_PARTITION, i, lines,
+                                              at))
                                for i, lines in chunks.items()])
-        write_grouped(self.s, [(self._tile, (poll_id, level, i // TILES_PER_PARTITION, i, h))
+        write_grouped(self.s, [(self._tile, (poll_id, level, i // TILES_PER_PARTITION, i, h,
+                                             at))
                                for (level, i), h in tiles.items()])
         # One row per tracker partition this record touches, keyed by the record's
         # first position (an append of later entries adds rows beside it).
@@ -298,7 +316,8 @@ class CassandraTallyStore:
             buckets.setdefault(_tracker_bucket(tracker), []).append(
                 f"{json.dumps(tracker)}\t{position}\n")
         start = min((position for _, position in trackers), default=0)
-        write_grouped(self.s, [(self._trackers, (poll_id, b, start, "".join(lines).encode()))
+        write_grouped(self.s, [(self._trackers, (poll_id, b, start, "".join(lines).encode(),
+                                                 at))
                                for b, lines in buckets.items()])
 
     @guarded
@@ -391,18 +410,51 @@ class CassandraTallyStore:
 
     @guarded
     def hold_log(self, poll_id: str, holder: str, until: datetime, now: datetime) -> bool:
-        if applied(self.s.execute(self._new_log, (poll_id, holder, until))):
-            return True
-        if applied(self.s.execute(self._renew_log, (until, poll_id, holder))):
-            return True
-        return applied(self.s.execute(self._take_log, (holder, until, poll_id, now)))
+        held = applied(self.s.execute(self._new_log, (poll_id, holder, until))) or \
+            applied(self.s.execute(self._renew_log, (until, poll_id, holder))) or \
+            applied(self.s.execute(self._take_log, (holder, until, poll_id, now)))
+        if held:
+            self._holds[(poll_id, holder)] = (write_time(now), write_time(until))
+        else:
+            self._holds.pop((poll_id, holder), None)
+        return held
+
+    def _fence(self, poll_id: str, holder: str) -> int | None:
+        """The timestamp this holder's next entries are written at: after every write
+        it made before, within its hold (after the time it was taken or renewed, before
+        the time it runs out); None if it holds nothing here.
+
+        Why: entries are written before the compare-and-set that moves the log, so a
+        holder that stalled past its hold may still write them after another process
+        took the log over and appended. Another takes it over only after the hold ran
+        out (``IF held_until < now``), and writes at or after that time: the stalled
+        holder's entries, written earlier than its hold's end, are older than the new
+        holder's in every cell, and lose to them whatever order they arrive in.
+
+        A clock stepped back by more than a hold finds its last fence past its hold's
+        end: nothing is written until it catches up (its earlier entries would win)."""
+        hold = self._holds.get((poll_id, holder))
+        if hold is None:
+            return None
+        taken, until = hold
+        at = max(taken, self._fences.get(poll_id, 0) + 1)
+        if at >= until:
+            log.warning("the poll's log is not appended to: this process wrote it later "
+                        "than its hold now ends (its clock went back)",
+                        extra=log_fields(poll_id=poll_id))
+            return None
+        self._fences[poll_id] = at
+        return at
 
     @guarded
     def append_log(self, poll_id: str, holder: str, previous: int, appended: Appended
                    ) -> bool:
         # The entries first, then the state that covers them, if this holder still holds
         # the log at ``previous``: a reader of the state always finds its entries.
-        self._write_entries(poll_id, appended.chunks, appended.tiles, appended.trackers)
+        at = self._fence(poll_id, holder)
+        if at is None:
+            return False  # not held here: the next check holds it first
+        self._write_entries(poll_id, appended.chunks, appended.tiles, appended.trackers, at)
         state = appended.state
         return applied(self.s.execute(self._move_log, (
             state.size, state.root, state.parent, json.dumps(list(state.intervals)),
