@@ -35,6 +35,7 @@ from urne.gateway.deps import (
     Organiser,
     ServicesDep,
     actor,
+    idempotency_key_header,
 )
 from urne.gateway.problems import ProblemError
 from urne.gateway.public import (
@@ -55,15 +56,20 @@ from urne.gateway.requests import (
 
 router = APIRouter(prefix="/consultations", tags=["consultations"])
 
+CreationKey = Annotated[str | None, idempotency_key_header(
+    "Makes the request safe to retry: the same key and body create one, and give it "
+    "again; the same key with another body is refused (422 idempotency_key_reused).")]
+
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ConsultationSummaryPublic)
 async def create_consultation(body: ConsultationCreate, user: Organiser,
-                              services: ServicesDep) -> dict:
+                              services: ServicesDep,
+                              idempotency_key: CreationKey = None) -> dict:
     """Create a consultation in draft: only its organisers (you, for a start) and admins
     see it until it is published."""
     return await services.send(CreateConsultation(
         title=body.title, description=body.description, time_zone=body.time_zone,
-        steps=body.steps, actor=actor(user)))
+        steps=body.steps, actor=actor(user), idempotency_key=idempotency_key))
 
 
 @router.get("", response_model=ConsultationsPublic, openapi_extra=OPTIONAL_AUTH)
@@ -114,7 +120,7 @@ async def add_organiser(consultation_id: Id, body: OrganiserAdd, user: Organiser
 @router.post("/{consultation_id}/proposals", status_code=status.HTTP_201_CREATED,
              response_model=ProposalPublic)
 async def add_proposal(consultation_id: Id, body: ProposalCreate, user: CurrentUser,
-                       services: ServicesDep) -> dict:
+                       services: ServicesDep, idempotency_key: CreationKey = None) -> dict:
     """Its organisers (and admins) add a proposal, published at once, at any time. Anyone
     else signed in submits one while the consultation's current step is ``proposals``
     (409 ``proposals_closed`` otherwise), up to a number per person (409
@@ -123,7 +129,7 @@ async def add_proposal(consultation_id: Id, body: ProposalCreate, user: CurrentU
     return await services.send(AddProposal(
         consultation_id=consultation_id, title=body.title, body=body.body,
         category=body.category, district=body.district, estimated_cost=body.estimated_cost,
-        actor=actor(user)))
+        actor=actor(user), idempotency_key=idempotency_key))
 
 
 Identifier = Annotated[str | None, Query(min_length=1, max_length=64,
@@ -150,7 +156,7 @@ async def list_proposals(
 @router.post("/{consultation_id}/polls", status_code=status.HTTP_201_CREATED,
              response_model=PollPublic)
 async def create_poll(consultation_id: Id, body: PollCreate, user: Organiser,
-                      services: ServicesDep) -> dict:
+                      services: ServicesDep, idempotency_key: CreationKey = None) -> dict:
     """Create a poll in draft: its rules may change until it opens. With ``opens_at``
     and ``closes_at`` (times to come), it opens and closes by itself; ballots received
     after ``closes_at`` are refused."""
@@ -160,4 +166,4 @@ async def create_poll(consultation_id: Id, body: PollCreate, user: Organiser,
                                           electorate=body.electorate,
                                           cross_channel=body.cross_channel,
                                           opens_at=body.opens_at, closes_at=body.closes_at,
-                                          actor=actor(user)))
+                                          actor=actor(user), idempotency_key=idempotency_key))

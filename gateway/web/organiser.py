@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -212,9 +213,21 @@ async def _index(page: Page, form: dict[str, str], message: str | None,
     except ApiProblem as exc:
         return refused(page, exc, back="/")
     return page.render("organiser/index.html", status=status, consultations=mine,
-                       form=form, message=message,
+                       form=form, message=message, form_key=_form_key(),
                        done=page._(DONE[d]) if (d := page.request.query_params.get("done"))
                        in DONE else None)
+
+
+def _form_key() -> str:
+    """A creation form's Idempotency-Key, new with every page: the form sent twice (a
+    double click, a resend after a lost answer) creates once; the page shown again after
+    a refusal has a new one, for the corrected form."""
+    return uuid.uuid4().hex
+
+
+def _key_of(fields: dict[str, list[str]]) -> dict[str, str]:
+    key = forms.one(fields, "idempotency_key")
+    return {"Idempotency-Key": key} if key else {}
 
 
 @router.post("/organiser/consultations", response_class=HTMLResponse)
@@ -226,7 +239,8 @@ async def create_consultation(request: Request) -> Response:
     form = _text(fields, "title", "description")
     try:
         made = await page.api.post("/consultations", {"title": form["title"].strip(),
-                                                      "description": form["description"]})
+                                                      "description": form["description"]},
+                                   headers=_key_of(fields))
     except ApiProblem as exc:
         if exc.status in (401, 403):
             return refused(page, exc, back="/organiser")
@@ -258,6 +272,7 @@ async def _consultation_page(page: Page, consultation_id: str, status: int = 200
                       "budget": "", "projects": "", "results_visibility": "after_close",
                       "proposal_id": ""},
         methods=METHODS, visibilities=VISIBILITIES, message=message, where=where,
+        form_key=_form_key(),
         done=page._(DONE[done]) if done in DONE else None,
         when=lambda value: when(value, found["time_zone"]))
 
@@ -293,7 +308,8 @@ async def add_proposal(request: Request, consultation_id: str) -> Response:
     here = _path("organiser/consultations", consultation_id)
     try:
         await page.api.post(_path("consultations", consultation_id) + "/proposals",
-                            {"title": form["title"].strip(), "body": form["body"]})
+                            {"title": form["title"].strip(), "body": form["body"]},
+                            headers=_key_of(fields))
     except ApiProblem as exc:
         if exc.status in (401, 403, 404):
             return refused(page, exc, back=here)
@@ -322,7 +338,8 @@ async def create_poll(request: Request, consultation_id: str) -> Response:
     if form["proposal_id"]:
         body["proposal_id"] = form["proposal_id"]
     try:
-        made = await page.api.post(_path("consultations", consultation_id) + "/polls", body)
+        made = await page.api.post(_path("consultations", consultation_id) + "/polls", body,
+                                   headers=_key_of(fields))
     except ApiProblem as exc:
         if exc.status in (401, 403):
             return refused(page, exc, back=_path("organiser/consultations", consultation_id))

@@ -60,9 +60,9 @@ from urne.contracts.replies import (
     ScheduleRun,
 )
 from urne.messaging.kernel import Context, RawEnvelope, ServiceCore
-from urne.platform.errors import Conflict, DomainError, Forbidden, NotFound
+from urne.platform.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from urne.platform.logging import log_fields
-from urne.services.proposal import access, markdown
+from urne.services.proposal import access, creations, markdown
 from urne.services.proposal.domain import (
     Consultation,
     Poll,
@@ -255,10 +255,33 @@ class ProposalHandlers:
         if not access.may_create(cmd.actor):
             raise Forbidden("only organisers and admins create consultations",
                             code="forbidden")
-        c = Consultation(uuid.uuid4().hex, cmd.title, cmd.description, cmd.actor.person_id,
-                         self.clock(), time_zone=cmd.time_zone, steps=cmd.steps)
+        consultation_id, created_at, retried = self._creation("consultation", cmd)
+        if retried and (stored := self.store.consultation(consultation_id)) is not None:
+            return self._view(stored, cmd.actor, full=False)
+        c = Consultation(consultation_id, cmd.title, cmd.description, cmd.actor.person_id,
+                         created_at, time_zone=cmd.time_zone, steps=cmd.steps)
         self.store.add_consultation(c)
         return self._view(c, cmd.actor, full=False)
+
+    def _creation(self, kind: creations.Kind,
+                  cmd: CreateConsultation | AddProposal | CreatePoll
+                  ) -> tuple[str, datetime, bool]:
+        """The id and time of what ``cmd`` creates, and whether it is a retry (what the
+        first attempt created may be stored). With an ``Idempotency-Key``, the id comes
+        from the actor and the key, and the first attempt's claim gives the time; the
+        same key with another request is refused (422)."""
+        now = _to_millis(self.clock())
+        if cmd.idempotency_key is None:
+            return uuid.uuid4().hex, now, False
+        creation_id = creations.creation_id(kind, cmd.actor.person_id, cmd.idempotency_key)
+        digest = creations.request_digest(kind, cmd)
+        first = self.store.claim_creation(creation_id, creations.Creation(digest, now))
+        if first is None:
+            return creation_id, now, False
+        if first.request_digest != digest:
+            raise Invalid(f"this Idempotency-Key created a {kind} from another request; use "
+                          f"a new key for a new {kind}", code="idempotency_key_reused")
+        return creation_id, first.created_at, True
 
     def update_consultation(self, cmd: UpdateConsultation, ctx: Context) -> ConsultationView:
         c = self._consultation_to_change(cmd.consultation_id, cmd.actor)
@@ -299,13 +322,17 @@ class ProposalHandlers:
         else who sees the consultation submits one during its proposals step, up to
         ``max_proposals_per_person``, and it waits, submitted, for the organisers."""
         c = self._consultation(cmd.consultation_id, cmd.actor)
-        now = _to_millis(self.clock())
+        # A retry finds what its first attempt stored, even once the step has ended.
+        proposal_id, created_at, retried = self._creation("proposal", cmd)
+        if retried and (stored := self.store.proposal(proposal_id)) is not None:
+            return self._proposal_view(stored, c, cmd.actor)
         organiser = access.may_act(c, cmd.actor)
-        if not organiser and not submissions_open(c, now):
+        if not organiser and not submissions_open(c, _to_millis(self.clock())):
             raise Conflict(f"consultation {c.consultation_id} takes proposals during its "
                            "proposals step only", code="proposals_closed")
-        p = Proposal(uuid.uuid4().hex, c.consultation_id, cmd.title, cmd.body,
-                     cmd.actor.person_id, now, category=cmd.category, district=cmd.district,
+        p = Proposal(proposal_id, c.consultation_id, cmd.title, cmd.body,
+                     cmd.actor.person_id, created_at, category=cmd.category,
+                     district=cmd.district,
                      estimated_cost=cmd.estimated_cost,
                      status="published" if organiser else "submitted")
         if organiser:
@@ -323,10 +350,15 @@ class ProposalHandlers:
                 proposal is None or proposal.consultation_id != cmd.consultation_id):
             raise NotFound(f"no proposal {cmd.proposal_id} in this consultation",
                            code="proposal_not_found")
-        poll = Poll(uuid.uuid4().hex, cmd.consultation_id, cmd.proposal_id, cmd.rules,
+        poll_id, created_at, retried = self._creation("poll", cmd)
+        if retried and (stored := self.store.poll(poll_id)) is not None:
+            return poll_view(stored)
+        poll = Poll(poll_id, cmd.consultation_id, cmd.proposal_id, cmd.rules,
                     results_visibility=cmd.results_visibility, electorate=cmd.electorate,
                     cross_channel=cmd.cross_channel)
-        poll = poll.schedule(self.clock(), cmd.opens_at, cmd.closes_at)
+        # A schedule is checked against the first attempt's time: a retry creates the
+        # poll the first would have.
+        poll = poll.schedule(created_at, cmd.opens_at, cmd.closes_at)
         self.store.add_poll(poll)
         return poll_view(poll)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from urne.messaging.kernel import RawEnvelope
+from urne.services.proposal.creations import Creation
 from urne.services.proposal.domain import (
     Changed,
     Consultation,
@@ -23,7 +24,15 @@ class ProposalStore(Protocol):
     def actions(self) -> ActionLog:
         """What organisers and admins did here: appended, never changed."""
         ...
-    def add_consultation(self, consultation: Consultation) -> None: ...
+    def claim_creation(self, creation_id: str, creation: Creation) -> Creation | None:
+        """Claim ``creation_id`` (``creations.creation_id``) for ``creation``, first come
+        first served however many race: None if this claim is the first, the first one
+        if not."""
+        ...
+    def add_consultation(self, consultation: Consultation) -> None:
+        """Store a new consultation; the same one again (a retried creation) changes
+        nothing."""
+        ...
     def consultation(self, consultation_id: str) -> Consultation | None: ...
     def consultations(self, limit: int,
                       include: Callable[[Consultation], bool] = lambda c: True,
@@ -43,7 +52,8 @@ class ProposalStore(Protocol):
     def add_proposal(self, proposal: Proposal, limit: int | None = None) -> bool:
         """Store a new proposal. With a ``limit``, it counts toward its author's
         submissions to its consultation, and is stored only if they had fewer than
-        ``limit`` (exactly, however many of theirs race): False, nothing stored, if not."""
+        ``limit`` (exactly, however many of theirs race): False, nothing stored, if not.
+        The same proposal again (a retried creation) is True and takes no second slot."""
         ...
     def proposal(self, proposal_id: str) -> Proposal | None: ...
     def proposals(self, consultation_id: str, after: ProposalKey | None = None
@@ -71,7 +81,9 @@ class ProposalStore(Protocol):
         reason) go, and the consultation is noted as forgotten at ``at``. Doing it again
         forgets only what came since. Returns how many proposals lost their author."""
         ...
-    def add_poll(self, poll: Poll) -> None: ...
+    def add_poll(self, poll: Poll) -> None:
+        """Store a new poll; the same one again (a retried creation) changes nothing."""
+        ...
     def replace_poll(self, poll: Poll, expected: Poll,
                      announce: Sequence[RawEnvelope] = ()) -> bool:
         """Store ``poll`` over the stored one if that is still ``expected``, the poll it

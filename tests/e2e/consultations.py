@@ -117,3 +117,27 @@ def run_consultations(http: httpx.Client, outbox: Path) -> None:
         assert ok(http.get(f"/v1/audit/polls/{poll_id}/rules"))["rules_hash"] == \
             frozen["rules_hash"]
     assert ok(http.post(f"/v1/polls/{first}/close", headers=b))["status"] == "closed"
+
+    # Creations sent again with their Idempotency-Key (an answer lost on the way) are the
+    # same ones; the key with another body is refused, and creates nothing.
+    keyed = {**a, "Idempotency-Key": "retry-1"}
+    made = [ok(http.post("/v1/consultations", headers=keyed, json={"title": "Bancs"}), 201)
+            for _ in range(2)]
+    assert made[0] == made[1]
+    again = made[0]["id"]
+    expect(http.post("/v1/consultations", headers=keyed, json={"title": "Bancs publics"}),
+           422, "idempotency_key_reused")
+    mine = ok(http.get("/v1/consultations", params={"limit": 500}, headers=a))["items"]
+    assert [c["title"] for c in mine].count("Bancs") == 1
+    assert "Bancs publics" not in {c["title"] for c in mine}
+    polls = [ok(http.post(f"/v1/consultations/{again}/polls", headers=keyed,
+                          json={"rules": YES_NO}), 201) for _ in range(2)]
+    assert polls[0] == polls[1]
+    expect(http.post(f"/v1/consultations/{again}/polls", headers=keyed,
+                     json={"rules": APPROVAL}), 422, "idempotency_key_reused")
+    assert [p["id"] for p in ok(http.get(f"/v1/consultations/{again}", headers=a))[
+        "polls"]] == [polls[0]["id"]]
+    # A key the edge cannot take (a space; too long) is refused before any service.
+    for bad in ("two words", "k" * 129):
+        expect(http.post("/v1/consultations", headers={**a, "Idempotency-Key": bad},
+                         json={"title": "Bancs"}), 422, "invalid_request")

@@ -33,6 +33,7 @@ from urne.runtime.registry import SERVICES
 from urne.services.identity import desk, limits
 from urne.services.identity import domain as identity_domain
 from urne.services.identity.domain import Person
+from urne.services.proposal.creations import Creation
 from urne.services.proposal.domain import Consultation, Moderation, Poll, Proposal, Report
 from urne.services.tally import domain
 from urne.services.tally.domain import StoredBallot, TallySheet
@@ -517,6 +518,38 @@ def test_proposal_limit_holds_under_racing_submissions(backend: Any) -> None:
                               limit=3)
     assert store.add_proposal(_proposal(cid, 13, author, status="submitted"), limit=4)
     assert len(list(store.proposals(cid))) == 6
+
+
+def test_proposal_a_creation_is_claimed_once_and_stored_once(backend: Any) -> None:
+    """A creation retried (an Idempotency-Key): its id is claimed by the first of racing
+    claims, whose digest and time every other one gets; the same consultation, proposal
+    and poll stored again change nothing, and a proposal takes one slot of its author's
+    limit however often it is stored."""
+    store = backend("proposal")
+    creation = new_id()
+    claims = [Creation(f"digest-{i}", NOW + timedelta(seconds=i)) for i in range(6)]
+    firsts = race(6, lambda i: store.claim_creation(creation, claims[i]))
+    [winner] = [claims[i] for i, first in enumerate(firsts) if first is None]
+    assert all(first == winner for first in firsts if first is not None)
+    assert store.claim_creation(creation, claims[0]) == winner
+    assert store.claim_creation(new_id(), claims[0]) is None
+
+    c = Consultation(new_id(), "Budget", "", "ada", NOW)
+    for _ in range(2):
+        store.add_consultation(c)
+    assert [x.consultation_id for x in store.consultations(100)].count(c.consultation_id) == 1
+    author = new_id()
+    p = _proposal(c.consultation_id, 0, author, status="submitted")
+    assert all(race(4, lambda i: store.add_proposal(p, limit=2)))
+    assert store.add_proposal(_proposal(c.consultation_id, 1, author, status="submitted"),
+                              limit=2)
+    assert not store.add_proposal(_proposal(c.consultation_id, 2, author, status="submitted"),
+                                  limit=2)
+    assert len(list(store.proposals(c.consultation_id))) == 2
+    poll = Poll(new_id(), c.consultation_id, None, RULES)
+    for _ in range(2):
+        store.add_poll(poll)
+    assert store.polls(c.consultation_id) == [poll]
 
 
 def test_proposal_racing_moves_one_wins(backend: Any) -> None:

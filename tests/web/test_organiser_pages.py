@@ -38,10 +38,11 @@ def alert(html: str) -> str:
     return found.group(1)
 
 
-def created(web: TestClient, csrf: str, title: str = "Parc des Gayeulles") -> str:
+def created(web: TestClient, csrf: str, title: str = "Parc des Gayeulles",
+            **fields: str) -> str:
     """A consultation made through the form; its id."""
     r = web.post("/organiser/consultations", data={
-        "csrf": csrf, "title": title, "description": "Que planter ?\nEt où ?"},
+        "csrf": csrf, "title": title, "description": "Que planter ?\nEt où ?", **fields},
         follow_redirects=False)
     assert r.status_code == 303, r.text
     found = re.fullmatch(r"/organiser/consultations/([0-9a-f]+)\?done=created",
@@ -254,6 +255,32 @@ def test_a_participant_is_refused_and_nothing_is_created(web: TestClient,
     found = web.get(f"/v1/consultations/{cid}", headers=org).json()
     assert found["proposals"] == [] and [p["id"] for p in found["polls"]] == [poll]
     assert found["polls"][0]["status"] == "draft"
+
+
+def test_a_creation_form_sent_twice_creates_once(web: TestClient, outbox: Path) -> None:
+    """A double click, or a form sent again after a lost answer: the page's idempotency
+    key makes the consultation, the poll and the proposal once each; the page shown next
+    has a new key, for the next one."""
+    csrf = sign_in(web, outbox, ORGANISER, "/organiser")
+    home = web.get("/organiser").text
+    form = {"description": "", "idempotency_key": field(home, "idempotency_key")}
+    made = {created(web, csrf, "Bancs", **form) for _ in range(2)}
+    assert len(made) == 1
+    [cid] = made
+    assert field(web.get("/organiser").text, "idempotency_key") != form["idempotency_key"]
+    page = web.get(f"/organiser/consultations/{cid}").text
+    key = field(page, "idempotency_key")
+    polls = {new_poll(web, cid, poll_form(csrf, question="Des bancs ?", idempotency_key=key))
+             for _ in range(2)}
+    proposal = {"csrf": csrf, "title": "Un banc", "body": "", "idempotency_key": key}
+    for _ in range(2):
+        r = web.post(f"/organiser/consultations/{cid}/proposals", data=proposal,
+                     follow_redirects=False)
+        assert r.status_code == 303, r.text
+    found = web.get(f"/v1/consultations/{cid}", headers=login(web, outbox, ORGANISER)).json()
+    assert [p["id"] for p in found["polls"]] == list(polls) and len(polls) == 1
+    assert [p["title"] for p in found["proposals"]] == ["Un banc"]
+    assert [c["title"] for c in visible_to_admin(web, outbox)].count("Bancs") == 1
 
 
 def test_signed_out_the_pages_ask_to_sign_in(web: TestClient, outbox: Path) -> None:

@@ -176,6 +176,9 @@ class CreateConsultation(_Proposal):
     time_zone: TimeZone = DEFAULT_TIME_ZONE
     steps: Steps = ()
     actor: Actor
+    # The client's ``Idempotency-Key`` (optional, added within v1): the same actor and
+    # key create one consultation; another body with it is refused.
+    idempotency_key: IdempotencyKey | None = None
 
 
 @message("consultation.update.v1")
@@ -222,6 +225,7 @@ class AddProposal(_Proposal):
     category: Category | None = None
     district: District | None = None
     estimated_cost: EstimatedCost | None = None
+    idempotency_key: IdempotencyKey | None = None  # as consultation.create's
 
 
 # A proposal's status, moved by its consultation's organisers (and admins) only:
@@ -291,6 +295,7 @@ class CreatePoll(_Proposal):
     # When it opens and closes by itself (None: by hand only); see ``poll.extend.v1``.
     opens_at: UtcDateTime | None = None
     closes_at: UtcDateTime | None = None
+    idempotency_key: IdempotencyKey | None = None  # as consultation.create's
 
 
 @message("poll.update.v1")

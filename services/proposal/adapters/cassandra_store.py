@@ -33,6 +33,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from urne.contracts.steps import DEFAULT_TIME_ZONE, steps_adapter
 from urne.counting.rules import rules_adapter
 from urne.messaging.kernel import RawEnvelope
+from urne.services.proposal.creations import Creation
 from urne.services.proposal.domain import (
     Changed,
     Consultation,
@@ -93,6 +94,8 @@ class CassandraProposalStore:
             p(f"UPDATE {ks}.consultations_by_created SET organisers[?] = ? "
               "WHERE bucket = ? AND created_at = ? AND consultation_id = ?"))
         self._prepare_proposals(ks)
+        self._claim_creation = p(f"INSERT INTO {ks}.creations (creation_id, request_digest, "
+                                 "created_at) VALUES (?, ?, ?) IF NOT EXISTS")
         self._add_poll = p(
             f"INSERT INTO {ks}.polls (poll_id, consultation_id, proposal_id, rules, status, "
             "rules_hash, opened_at, closed_at, published_at, results_visibility, electorate, "
@@ -136,6 +139,15 @@ class CassandraProposalStore:
         self.s.execute(batch)
 
     @guarded
+    @guarded
+    def claim_creation(self, creation_id: str, creation: Creation) -> Creation | None:
+        result = self.s.execute(self._claim_creation, (creation_id, creation.request_digest,
+                                                       creation.created_at))
+        if applied(result):
+            return None
+        r = result.one()
+        return Creation(r.request_digest, utc(r.created_at))
+
     def add_consultation(self, c: Consultation) -> None:
         values = (c.consultation_id, c.title, c.description, c.created_by, c.created_at,
                   c.status, c.time_zone, _WRITE["steps"](c), c.published_at,
@@ -201,8 +213,8 @@ class CassandraProposalStore:
                                  "consultation_id, created_at) VALUES (?, ?, ?)")
         self._proposal_place = p(f"SELECT consultation_id, created_at FROM {ks}.proposals_by_id "
                                  "WHERE proposal_id = ?")
-        self._quota = p(f"SELECT slot FROM {ks}.proposal_quota WHERE consultation_id = ? "
-                        "AND author_id = ?")
+        self._quota = p(f"SELECT slot, proposal_id FROM {ks}.proposal_quota WHERE "
+                        "consultation_id = ? AND author_id = ?")
         self._claim_slot = p(f"INSERT INTO {ks}.proposal_quota (consultation_id, author_id, slot, "
                              "proposal_id, claimed_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS")
         self._add_report = p(f"INSERT INTO {ks}.proposal_reports (consultation_id, proposal_id, "
@@ -234,8 +246,9 @@ class CassandraProposalStore:
         # The lookup row first: a proposal is never stored without it; a lookup row whose
         # proposal write failed finds nothing (proposal() skips it).
         self.s.execute(self._index_proposal, (p.proposal_id, p.consultation_id, p.created_at))
-        if not applied(self.s.execute(self._add_proposal, _proposal_values(p))):
-            raise RuntimeError(f"proposal id {p.proposal_id} is taken")  # 128 random bits
+        # Not applied: the id is taken by this very proposal, a retried creation (as
+        # add_poll's); the same values, so nothing to write.
+        self.s.execute(self._add_proposal, _proposal_values(p))
         return True
 
     def _claim_quota(self, p: Proposal, limit: int) -> bool:
@@ -244,10 +257,16 @@ class CassandraProposalStore:
         proposal then fails to be written (a 503) stays taken: the author may submit one
         proposal fewer; that is the price of never letting one more through."""
         key = (p.consultation_id, p.author_id)
-        taken = {r.slot for r in self.s.execute(self._quota, key)}
+        slots = {r.slot: r.proposal_id for r in self.s.execute(self._quota, key)}
+        if p.proposal_id in slots.values():
+            return True  # a retried creation: its slot was claimed by the first attempt
         for slot in range(limit):
-            if slot not in taken and applied(self.s.execute(
-                    self._claim_slot, (*key, slot, p.proposal_id, p.created_at))):
+            if slot in slots:
+                continue
+            claim = self.s.execute(self._claim_slot, (*key, slot, p.proposal_id, p.created_at))
+            # Not applied: taken meanwhile, by another proposal or by this one (a retry
+            # racing its first attempt: the slot is its own).
+            if applied(claim) or claim.one().proposal_id == p.proposal_id:
                 return True
         return False
 
@@ -320,13 +339,13 @@ class CassandraProposalStore:
         self.s.execute(self._index_poll, (p.consultation_id, p.poll_id))
         if p.opens_at or p.closes_at:
             self.s.execute(self._enter_agenda, (p.poll_id,))
-        result = self.s.execute(self._add_poll, (
+        # IF NOT EXISTS: not applied when the id is taken, by this very poll (a retried
+        # creation: its id derives from its actor and Idempotency-Key, creations.py).
+        self.s.execute(self._add_poll, (
             p.poll_id, p.consultation_id, p.proposal_id, rules_adapter.dump_json(p.rules).decode(),
             p.status, p.rules_hash, p.opened_at, p.closed_at, p.published_at,
             p.results_visibility, p.electorate, p.cross_channel, p.opens_at, p.closes_at,
             dump_amendments(p.amendments)))
-        if not applied(result):
-            raise RuntimeError(f"poll id {p.poll_id} is taken")  # 128 random bits: never
 
     @guarded
     def replace_poll(self, p: Poll, expected: Poll,

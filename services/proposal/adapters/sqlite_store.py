@@ -11,6 +11,7 @@ from itertools import islice
 from urne.contracts.steps import steps_adapter
 from urne.counting.rules import rules_adapter
 from urne.messaging.kernel import RawEnvelope
+from urne.services.proposal.creations import Creation
 from urne.services.proposal.domain import (
     Changed,
     Consultation,
@@ -69,11 +70,22 @@ class SqliteProposalStore:
         self.db = db
         self.actions = SqliteActionLog(db)
 
+    def claim_creation(self, creation_id: str, creation: Creation) -> Creation | None:
+        with self.db.tx() as tx:
+            if tx.execute("INSERT INTO creations VALUES (?, ?, ?) ON CONFLICT (creation_id) "
+                          "DO NOTHING", (creation_id, creation.request_digest,
+                                         creation.created_at.isoformat())).rowcount:
+                return None
+            r = tx.execute("SELECT request_digest, created_at FROM creations WHERE "
+                           "creation_id = ?", (creation_id,)).fetchone()
+        return Creation(r["request_digest"], datetime.fromisoformat(r["created_at"]))
+
     def add_consultation(self, c: Consultation) -> None:
         with self.db.tx() as tx:
             tx.execute("INSERT INTO consultations (consultation_id, title, description, "
                        "created_by, created_at, status, time_zone, steps, published_at, "
-                       "organisers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "organisers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                       "ON CONFLICT (consultation_id) DO NOTHING",
                        (c.consultation_id, c.title, c.description, c.created_by,
                         c.created_at.isoformat(), c.status, c.time_zone,
                         _WRITE["steps"](c), _iso(c.published_at), json.dumps(c.organisers)))
@@ -115,6 +127,9 @@ class SqliteProposalStore:
         # One transaction (BEGIN IMMEDIATE: one writer at a time) counts the author's
         # submissions and adds this one: racing submissions cannot overrun the limit.
         with self.db.tx() as tx:
+            if tx.execute("SELECT 1 FROM proposals WHERE proposal_id = ?",
+                          (p.proposal_id,)).fetchone():
+                return True  # a retried creation: stored, in its slot
             slot = None
             if limit is not None:
                 [taken] = tx.execute(
@@ -195,7 +210,8 @@ class SqliteProposalStore:
             tx.execute("INSERT INTO polls (poll_id, consultation_id, proposal_id, rules, status, "
                        "rules_hash, opened_at, closed_at, published_at, results_visibility, "
                        "electorate, cross_channel, opens_at, closes_at, amendments) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                       "ON CONFLICT (poll_id) DO NOTHING",
                        (p.poll_id, p.consultation_id, p.proposal_id,
                         rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash,
                         _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at),
