@@ -110,7 +110,7 @@ def publish(url: str, shards: int, recorded: list[RecordedBallot], per_event: in
 def counted(store: CassandraTallyStore, stream: str, shards: int, poll_id: str
             ) -> tuple[int, dict[str, Any] | None]:
     """Ballots the checkpointed partials hold, and their merged counts."""
-    states = store.partials(stream, shards, poll_id)
+    states = list(store.partials(stream, shards, poll_id).values())
     total: dict[str, int] = {"yes": 0, "no": 0, "abstain": 0}
     for s in states:
         for k, v in s["tally"]["counts"].items():

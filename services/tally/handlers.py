@@ -330,7 +330,8 @@ class TallyHandlers:
         sheet = self.store.sheet(poll_id)
         if sheet is not None and sheet.withheld is not None:
             return "withheld"  # _try_publish alerted; it signs once the counts agree
-        received = self._merged(sheet).received if sheet and sheet.rules else 0
+        by_shard = self._received_by_shard(sheet) if sheet and sheet.rules else None
+        received = sum(by_shard) if by_shard else 0
         sealed = sheet.sealed_count if sheet and sheet.sealed_count is not None else 0
         seen = self._waiting.get(poll_id)
         if seen is None or seen.received != received:
@@ -338,7 +339,8 @@ class TallyHandlers:
                             seen.asked_at if seen else None)
         state: Literal["asked", "waiting"] = "waiting"
         if received < sealed and seen.may_ask(now):
-            ctx.emit(BallotsMissing(poll_id=poll_id, received=received, sealed=sealed))
+            ctx.emit(BallotsMissing(poll_id=poll_id, received=received, sealed=sealed,
+                                    received_by_shard=by_shard))
             seen = replace(seen, asked_at=now, asks=seen.asks + 1)
             state = "asked"
             log.warning("ballots missing; asked the vote service for them again",
@@ -369,10 +371,17 @@ class TallyHandlers:
                     extra=log_fields(poll_id=poll_id))
         return "asked"
 
+    def _received_by_shard(self, sheet: domain.TallySheet) -> list[int]:
+        """The ballots each shard has counted (its checkpointed partial's)."""
+        assert sheet.rules is not None
+        states = self.store.partials(self.stream, self.shards, sheet.poll_id)
+        return [domain.ShardCount.from_state(sheet.rules, states[s]).received
+                if s in states else 0 for s in range(self.shards)]
+
     def _merged(self, sheet: domain.TallySheet) -> domain.Merged:
         assert sheet.rules is not None
         return domain.merge(sheet.rules, self.store.partials(self.stream, self.shards,
-                                                             sheet.poll_id))
+                                                             sheet.poll_id).values())
 
     def _try_publish(self, poll_id: str, ctx: Context, quiet: bool = False) -> bool:
         """Publish once the poll is sealed and every shard has counted every sealed

@@ -67,8 +67,8 @@ class TallyStore(Protocol):
         states) each; whether each moved."""
         ...
     def partial(self, stream: str, shard: int, poll_id: str) -> dict[str, Any] | None: ...
-    def partials(self, stream: str, shards: int, poll_id: str) -> list[dict[str, Any]]:
-        """The checkpointed partials of a poll, every shard that has one."""
+    def partials(self, stream: str, shards: int, poll_id: str) -> dict[int, dict[str, Any]]:
+        """The checkpointed partials of a poll, by shard: every shard that has one."""
         ...
     def withhold(self, poll_id: str, reason: str | None) -> None:
         """Record why the result is not signed (None: nothing withheld any more)."""

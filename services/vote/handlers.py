@@ -22,6 +22,7 @@ from urne.contracts.events import (
     ResultPublished,
 )
 from urne.contracts.replies import Purged
+from urne.messaging.counting_stream import counting_shard
 from urne.messaging.kernel import Context, ServiceCore
 from urne.platform.logging import log_fields
 from urne.services.vote.domain import BallotBox
@@ -74,10 +75,15 @@ class VoteHandlers:
         ctx.emit(BallotBoxClosed(poll_id=event.poll_id, closed_at=event.closed_at))
 
     def on_ballots_missing(self, event: BallotsMissing, ctx: Context) -> None:
-        """The tally lost some of this poll's ballot events: send every stored ballot
-        again, in events of ``REPLAY_CHUNK`` (the tally's copy is idempotent)."""
+        """The tally lost some of this poll's ballot events: send the stored ballots
+        again, in events of ``REPLAY_CHUNK`` (the tally's copy is idempotent), those of
+        the counting shards it holds fewer of than are stored (all, if it does not say,
+        or counts them otherwise)."""
+        short = self._short_shards(event)
+        voters = None if short is None else \
+            (lambda key: counting_shard(key, self.shards) in short)
         sent = 0
-        for chunk in self.store.stored_ballots(event.poll_id, REPLAY_CHUNK):
+        for chunk in self.store.stored_ballots(event.poll_id, REPLAY_CHUNK, voters):
             # No stored_at: counted this late, their lag is from their own (minute) time.
             for env in recorded_events([as_recorded(b) for b in chunk], self.shards,
                                        ctx.trace_id):
@@ -85,7 +91,20 @@ class VoteHandlers:
             sent += len(chunk)
         log.warning("ballots sent again to the tally", extra=log_fields(
             poll_id=event.poll_id, sent=sent, tally_had=event.received,
-            sealed=event.sealed))
+            sealed=event.sealed, shards="all" if short is None else sorted(short)))
+
+    def _short_shards(self, event: BallotsMissing) -> set[int] | None:
+        """The counting shards of which the tally holds fewer ballots than are stored;
+        None: send every shard's (the tally did not count by shard, or not by ours)."""
+        by_shard = event.received_by_shard
+        if by_shard is None or len(by_shard) != self.shards or self.shards == 1:
+            return None
+        stored = [0] * self.shards
+        for key in self.store.ballot_voters(event.poll_id):
+            stored[counting_shard(key, self.shards)] += 1
+        short = {s for s in range(self.shards) if stored[s] > by_shard[s]}
+        # None short, yet the tally asks: its counts and ours disagree some other way.
+        return short or None
 
     def on_result_published(self, event: ResultPublished, ctx: Context) -> None:
         """The tally signed the poll's result: its ballots' retention starts (the same

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -52,10 +52,17 @@ class VoteStore(Protocol):
         """The ids of every stored ballot of the poll (revotes included)."""
         ...
 
-    def stored_ballots(self, poll_id: str, chunk: int) -> Iterator[list[Ballot]]:
+    def ballot_voters(self, poll_id: str) -> Iterator[str]:
+        """The voter key of every stored ballot of the poll, once a ballot (revotes
+        included): how many ballots each counting shard carried."""
+        ...
+
+    def stored_ballots(self, poll_id: str, chunk: int,
+                       voters: Callable[[str], bool] | None = None
+                       ) -> Iterator[list[Ballot]]:
         """Every stored ballot of the poll (revotes included), in lists of about
         ``chunk`` (voters, or rows): what the seal counts, and what ``ballots.missing``
-        sends again."""
+        sends again; only those of the voters ``voters`` accepts, if given."""
         ...
 
     def save_result_signed(self, poll_id: str, signed_at: datetime) -> None:

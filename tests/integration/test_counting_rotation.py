@@ -232,7 +232,7 @@ def test_a_shard_counts_across_a_rotation_once(backend: Callable[[str], Any]) ->
     assert counters.apply({0: [(position_of(1, i), env) for i, env in enumerate(new)]}) \
         == set()
     assert store.positions(stream, 1) == [position_of(1, len(new))]
-    merged = merge(RULES, store.partials(stream, 1, poll_id))
+    merged = merge(RULES, store.partials(stream, 1, poll_id).values())
     assert merged.received == 5
     assert merged.tally.result()["counts"] == {"yes": 3, "no": 2, "abstain": 0}
     assert sorted(b.ballot_id for b in store.ballots(poll_id)) == [f"b{n}" for n in range(5)]

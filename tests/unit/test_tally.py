@@ -347,7 +347,7 @@ def test_shard_counts_that_differ_from_the_recount_withhold_the_result(tally: Ta
     """The partials say one thing, the copy another (a partial damaged, a ballot
     counted twice): nothing is signed, the result routes say why, and the check alerts."""
     tally.feed(opened(), *BALLOTS)
-    [state] = tally.store.partials("embedded", 1, POLL)
+    [state] = tally.store.partials("embedded", 1, POLL).values()
     yes = state["tally"]["counts"]
     state["tally"]["counts"] = {**yes, "yes": yes["yes"] - 1, "no": yes["no"] + 1}
     tally.store.save_partials("embedded", 0, None, 0, {POLL: state})
@@ -482,7 +482,7 @@ def test_the_copy_of_the_ballots_goes_when_its_retention_is_over(
     clock.advance(days=60, minutes=-10)  # not quite 90 days since POLL was signed
     ok(tally.core, CheckPolls())
     assert len(list(tally.store.ballots(POLL))) == 4
-    assert tally.store.partials("embedded", 1, POLL) != []
+    assert tally.store.partials("embedded", 1, POLL) != {}
     clock.advance(minutes=9)  # 90 days, but the last look was less than 10 minutes ago
     ok(tally.core, CheckPolls())
     assert len(list(tally.store.ballots(POLL))) == 4
@@ -490,8 +490,8 @@ def test_the_copy_of_the_ballots_goes_when_its_retention_is_over(
     ok(tally.core, CheckPolls())
     assert list(tally.store.ballots(POLL)) == [] and len(list(tally.store.ballots(other))) == 1
     # Its partial counts too (the shards' checkpoints are read whole at each start).
-    assert tally.store.partials("embedded", 1, POLL) == []
-    assert tally.store.partials("embedded", 1, other) != []
+    assert tally.store.partials("embedded", 1, POLL) == {}
+    assert tally.store.partials("embedded", 1, other) != {}
     assert tally.store.copies_to_purge(clock()) == [other]  # POLL's is gone, not listed
     # The public proof is all still served, and holds.
     assert ok(tally.core, GetRecord(poll_id=POLL))[0] == record
@@ -561,6 +561,17 @@ def test_ballots_asked_for_again_ever_less_often_while_the_count_stands_still(
     waits = asks_within(4 * ASK_AT_MOST.total_seconds())
     gaps = [b - a for a, b in itertools.pairwise(waits)]
     assert max(gaps) == ASK_AT_MOST.total_seconds() and len(waits) >= 4
+
+
+def test_the_ask_for_missing_ballots_says_what_each_shard_holds(
+        tally: Tally, clock: Clock) -> None:
+    """So the vote service sends again the ballots of the short shards only."""
+    assert tally.feed(opened(), *BALLOTS[:2], closed(), sealed(4)) == []
+    ok(tally.core, CheckPolls())
+    clock.advance(seconds=ASK_AFTER.total_seconds())
+    [asked] = ok(tally.core, CheckPolls())[1]
+    assert (asked["type"], asked["payload"]) == ("ballots.missing.v1", {
+        "poll_id": POLL, "received": 2, "sealed": 4, "received_by_shard": [2]})
 
 
 def test_a_poll_the_store_does_not_answer_for_does_not_stop_the_others_checks(

@@ -17,6 +17,7 @@ from urne.contracts import wrap
 from urne.contracts.commands import CastBallot, CastPaperMark, PurgeBallots
 from urne.contracts.events import (
     BallotBoxClosed,
+    BallotsMissing,
     PollClosed,
     PollCloseExtended,
     PollOpened,
@@ -26,6 +27,7 @@ from urne.contracts.ids import new_ballot_id, new_tracker
 from urne.counting import YesNoAbstainRules, rules_hash
 from urne.crypto.keys import SigningKey
 from urne.crypto.tokens import TokenIssuer, TokenVerifier
+from urne.messaging.counting_stream import counting_shard
 from urne.messaging.kernel import RawEnvelope, ServiceCore
 from urne.record.canonical import ballot_set_digest
 from urne.services.vote import domain
@@ -567,6 +569,36 @@ def test_a_paper_mark_shuts_out_every_later_ballot_and_is_no_ballot(vote: Vote) 
 
 
 # --- retention -------------------------------------------------------------------
+
+def test_missing_ballots_are_sent_again_from_the_shards_the_tally_is_short_of(
+        vote: Vote) -> None:
+    """The tally says how many ballots it holds of each counting shard: the vote service
+    sends again the stored ballots of the shards it stored more of, not the whole poll;
+    every ballot when the tally does not say, counts its shards otherwise, or is short
+    of none by its counts."""
+    vote.open("p1")
+    keys = {"cc" * 32: 0, "dd" * 32: 1, "aa" * 32: 2, "ee" * 32: 2, "bb" * 32: 3}
+    assert {k: counting_shard(k, 4) for k in keys} == keys
+    for key in keys:
+        receipt(vote.record(vote.ballot("p1", YES, key)).replies[0])
+    receipt(vote.record(vote.ballot("p1", NO, "aa" * 32)).replies[0])  # a revote, shard 2
+    four = VoteHandlers(vote.store, shards=4).core()
+
+    def sent_again(by_shard: list[int] | None) -> dict[int, list[tuple[str, int]]]:
+        events = deliver(four, BallotsMissing(poll_id="p1", received=sum(by_shard or [0]),
+                                              sealed=6, received_by_shard=by_shard))
+        assert set(types(events)) == {"ballots.recorded.v1"}
+        return {e["payload"]["shard"]: sorted((b["voter_key"][:2], b["sequence"])
+                                              for b in e["payload"]["ballots"])
+                for e in events}
+
+    everything = {0: [("cc", 1)], 1: [("dd", 1)], 2: [("aa", 1), ("aa", 2), ("ee", 1)],
+                  3: [("bb", 1)]}
+    assert sent_again([1, 1, 2, 1]) == {2: everything[2]}  # one of shard 2's lost
+    assert sent_again([0, 1, 3, 0]) == {0: everything[0], 3: everything[3]}
+    for unknown in (None, [1, 1, 3], [1, 1, 3, 1]):  # not said; 3 shards; none short
+        assert sent_again(unknown) == everything
+
 
 def test_ballots_go_when_their_retention_after_the_result_is_over(
         tmp_path: Path, identity_key: SigningKey, clock: Clock) -> None:

@@ -181,12 +181,18 @@ class BallotsMissing(Event):
     """The tally holds fewer of a sealed poll's ballots than the seal counts, a while
     after the seal: an event on the way was lost. The vote service answers by sending
     every stored ballot of the poll again (``ballots.recorded.v1``); the tally keeps one
-    copy of each, so the repeats change nothing and the lost ones arrive."""
+    copy of each, so the repeats change nothing and the lost ones arrive.
+
+    ``received_by_shard`` (optional, added within v1): what the tally holds of each
+    counting shard, one count a shard. The vote service then sends again only the
+    ballots of the shards it stored more of, and all of them if it counts its shards
+    otherwise."""
 
     PRODUCER = "tally"
     poll_id: str
     received: int
     sealed: int
+    received_by_shard: list[int] | None = None
 
 
 @message("counting.rotated.v1")

@@ -278,11 +278,12 @@ class CassandraTallyStore:
         return json.loads(r.state) if r and r.state else None
 
     @guarded
-    def partials(self, stream: str, shards: int, poll_id: str) -> list[dict[str, Any]]:
+    def partials(self, stream: str, shards: int, poll_id: str) -> dict[int, dict[str, Any]]:
         results = execute_concurrent_with_args(
             self.s, self._partial, [(stream, shard, poll_id) for shard in range(shards)],
             concurrency=shards, raise_on_first_error=True)
-        return [json.loads(r.state) for _, rows in results for r in rows if r.state]
+        return {shard: json.loads(r.state) for shard, (_, rows) in enumerate(results)
+                for r in rows if r.state}
 
     @guarded
     def withhold(self, poll_id: str, reason: str | None) -> None:

@@ -126,10 +126,10 @@ class SqliteTallyStore:
                         "poll_id = ?", (stream, shard, poll_id))
         return json.loads(r["state"]) if r else None
 
-    def partials(self, stream: str, shards: int, poll_id: str) -> list[dict[str, Any]]:
-        return [json.loads(r["state"]) for r in self.db.query(
-            "SELECT state FROM partials WHERE stream = ? AND poll_id = ? AND shard < ?",
-            (stream, poll_id, shards))]
+    def partials(self, stream: str, shards: int, poll_id: str) -> dict[int, dict[str, Any]]:
+        return {int(r["shard"]): json.loads(r["state"]) for r in self.db.query(
+            "SELECT shard, state FROM partials WHERE stream = ? AND poll_id = ? AND shard < ?",
+            (stream, poll_id, shards))}
 
     def withhold(self, poll_id: str, reason: str | None) -> None:
         self._upsert(poll_id, {"withheld": reason})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -204,14 +204,16 @@ class CassandraVoteStore:
         row = result.one()  # the seal another worker stored first
         return Seal(seal.poll_id, row.ballots_recorded, row.ballots_digest, utc(row.sealed_at))
 
-    def stored_ballots(self, poll_id: str, chunk: int) -> Iterator[list[Ballot]]:
+    def stored_ballots(self, poll_id: str, chunk: int,
+                       voters: Callable[[str], bool] | None = None
+                       ) -> Iterator[list[Ballot]]:
         indexed: dict[str, str] = {}  # ballot id -> voter key, from the id index
         with guard():
             for r in scan_buckets(self.s, self._ids, poll_id, ENUMERATION_BUCKETS):
                 if r.voter_key is None:  # written before migration 004
                     log.error("a ballot id without its voter key cannot be read back",
                               extra=log_fields(poll_id=poll_id, ballot_id=r.ballot_id))
-                else:
+                elif voters is None or voters(r.voter_key):
                     indexed[r.ballot_id] = r.voter_key
         ordered = sorted(set(indexed.values()))
         rows: set[str] = set()
@@ -229,12 +231,22 @@ class CassandraVoteStore:
                 poll_id=poll_id, ballot_id=ballot_id, voter_key=indexed[ballot_id]))
 
     def ballot_ids(self, poll_id: str) -> Iterator[str]:
+        for r in self._indexed(poll_id):
+            yield r.ballot_id
+
+    def ballot_voters(self, poll_id: str) -> Iterator[str]:
+        for r in self._indexed(poll_id):
+            if r.voter_key is not None:  # written before migration 004: unknown
+                yield r.voter_key
+
+    def _indexed(self, poll_id: str) -> Iterator[Any]:
+        """The id index's rows of the poll, each id once."""
         seen: set[str] = set()  # an id a redelivered batch wrote in a second bucket
         with guard():
             for r in scan_buckets(self.s, self._ids, poll_id, ENUMERATION_BUCKETS):
                 if r.ballot_id not in seen:
                     seen.add(r.ballot_id)
-                    yield r.ballot_id
+                    yield r
 
     @guarded
     def save_result_signed(self, poll_id: str, signed_at: datetime) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from urne.counting.rules import rules_adapter
@@ -98,12 +98,21 @@ class SqliteVoteStore:
         return Seal(r["poll_id"], r["ballots_recorded"], r["ballots_digest"],
                     datetime.fromisoformat(r["sealed_at"]))
 
-    def stored_ballots(self, poll_id: str, chunk: int) -> Iterator[list[Ballot]]:
+    def stored_ballots(self, poll_id: str, chunk: int,
+                       voters: Callable[[str], bool] | None = None
+                       ) -> Iterator[list[Ballot]]:
         # Paper marks (sequence 0) are no ballots: never sealed, never sent to the tally.
-        rows = self.db.query("SELECT * FROM ballots WHERE poll_id = ? AND sequence > 0 "
-                             "ORDER BY voter_key, sequence", (poll_id,))
+        rows = [r for r in self.db.query("SELECT * FROM ballots WHERE poll_id = ? AND "
+                                         "sequence > 0 ORDER BY voter_key, sequence",
+                                         (poll_id,))
+                if voters is None or voters(r["voter_key"])]
         for start in range(0, len(rows), chunk):
             yield [_ballot(r) for r in rows[start:start + chunk]]
+
+    def ballot_voters(self, poll_id: str) -> Iterator[str]:
+        for r in self.db.query("SELECT voter_key FROM ballots WHERE poll_id = ? AND "
+                               "sequence > 0", (poll_id,)):
+            yield r["voter_key"]
 
     def ballot_ids(self, poll_id: str) -> Iterator[str]:
         for r in self.db.query("SELECT ballot_id FROM ballots WHERE poll_id = ? AND "
