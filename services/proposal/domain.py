@@ -300,6 +300,11 @@ class Poll:
     # is (two polls that say the same are equal, whatever their versions).
     version: int | None = field(default=0, compare=False)
 
+    @property
+    def next_version(self) -> int:
+        """The version a change of this poll is stored with."""
+        return (self.version or 0) + 1
+
     def schedule(self, now: datetime, opens_at: datetime | None,
                  closes_at: datetime | None) -> Poll:
         """The poll with this schedule, set while it is a draft: times to come, and a

@@ -358,7 +358,7 @@ class CassandraProposalStore:
             rules_adapter.dump_json(p.rules).decode(), p.status, p.rules_hash, p.opened_at,
             p.closed_at, p.published_at, p.results_visibility, p.electorate, p.cross_channel,
             p.opens_at, p.closes_at, dump_amendments(p.amendments), outbox,
-            (expected.version or 0) + 1, p.poll_id, expected.status, expected.version)))
+            expected.next_version, p.poll_id, expected.status, expected.version)))
 
     @guarded
     def agenda(self) -> list[tuple[Poll, list[RawEnvelope]]]:

@@ -232,7 +232,7 @@ class SqliteProposalStore:
                  _iso(p.opened_at), _iso(p.closed_at), _iso(p.published_at),
                  p.results_visibility, p.electorate, p.cross_channel, _iso(p.opens_at),
                  _iso(p.closes_at),
-                 dump_amendments(p.amendments), (expected.version or 0) + 1, p.poll_id,
+                 dump_amendments(p.amendments), expected.next_version, p.poll_id,
                  expected.status, expected.version or 0))
             return cursor.rowcount == 1
 
