@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from urne.contracts.commands import (
     Actor,
@@ -80,6 +81,7 @@ from urne.storage.action_log import KEEP as ACTION_LOG_KEEP
 from urne.storage.action_log import action_log_view, recorder
 
 log = logging.getLogger(__name__)
+_Made = TypeVar("_Made", Consultation, Proposal, Poll)
 
 # A poll's status moves one way through four values, so a compare-and-set lost to a
 # concurrent change can only be lost this many times before the change is refused.
@@ -255,33 +257,51 @@ class ProposalHandlers:
         if not access.may_create(cmd.actor):
             raise Forbidden("only organisers and admins create consultations",
                             code="forbidden")
-        consultation_id, created_at, retried = self._creation("consultation", cmd)
-        if retried and (stored := self.store.consultation(consultation_id)) is not None:
-            return self._view(stored, cmd.actor, full=False)
-        c = Consultation(consultation_id, cmd.title, cmd.description, cmd.actor.person_id,
-                         created_at, time_zone=cmd.time_zone, steps=cmd.steps)
-        self.store.add_consultation(c)
+
+        def make(consultation_id: str, at: datetime) -> Consultation:
+            return Consultation(consultation_id, cmd.title, cmd.description,
+                                cmd.actor.person_id, at, time_zone=cmd.time_zone,
+                                steps=cmd.steps)
+
+        c = self._create("consultation", cmd, make, self.store.consultation,
+                         self.store.add_consultation)
         return self._view(c, cmd.actor, full=False)
 
-    def _creation(self, kind: creations.Kind,
-                  cmd: CreateConsultation | AddProposal | CreatePoll
-                  ) -> tuple[str, datetime, bool]:
-        """The id and time of what ``cmd`` creates, and whether it is a retry (what the
-        first attempt created may be stored). With an ``Idempotency-Key``, the id comes
-        from the actor and the key, and the first attempt's claim gives the time; the
-        same key with another request is refused (422)."""
+    def _create(self, kind: creations.Kind, cmd: CreateConsultation | AddProposal | CreatePoll,
+                make: Callable[[str, datetime], _Made], find: Callable[[str], _Made | None],
+                add: Callable[[_Made], object]) -> _Made:
+        """Create what ``cmd`` asks for: ``make`` it from its id and creation time (where
+        every refusal is decided), ``add`` it to the store; what was created.
+
+        With an ``Idempotency-Key`` (creations.py), its id comes from the actor and the
+        key. A first attempt is made, or refused, before its key is claimed: a refused
+        request leaves the key unused. A retry (the key claimed) with another request is
+        refused (422); with the same one, it gets what the first attempt stored
+        (``find``: as it is now) or, if that attempt stopped before storing it, makes and
+        stores it at the first attempt's time, as the first would have."""
         now = _to_millis(self.clock())
         if cmd.idempotency_key is None:
-            return uuid.uuid4().hex, now, False
+            made = make(uuid.uuid4().hex, now)
+            add(made)
+            return made
         creation_id = creations.creation_id(kind, cmd.actor.person_id, cmd.idempotency_key)
         digest = creations.request_digest(kind, cmd)
-        first = self.store.claim_creation(creation_id, creations.Creation(digest, now))
+        first = self.store.creation(creation_id)
         if first is None:
-            return creation_id, now, False
+            made = make(creation_id, now)
+            first = self.store.claim_creation(creation_id, creations.Creation(digest, now))
+            if first is None:  # this request's claim: the first attempt
+                add(made)
+                return made
         if first.request_digest != digest:
             raise Invalid(f"this Idempotency-Key created a {kind} from another request; use "
                           f"a new key for a new {kind}", code="idempotency_key_reused")
-        return creation_id, first.created_at, True
+        stored = find(creation_id)
+        if stored is not None:
+            return stored
+        made = make(creation_id, first.created_at)
+        add(made)
+        return made
 
     def update_consultation(self, cmd: UpdateConsultation, ctx: Context) -> ConsultationView:
         c = self._consultation_to_change(cmd.consultation_id, cmd.actor)
@@ -322,25 +342,26 @@ class ProposalHandlers:
         else who sees the consultation submits one during its proposals step, up to
         ``max_proposals_per_person``, and it waits, submitted, for the organisers."""
         c = self._consultation(cmd.consultation_id, cmd.actor)
-        # A retry finds what its first attempt stored, even once the step has ended.
-        proposal_id, created_at, retried = self._creation("proposal", cmd)
-        if retried and (stored := self.store.proposal(proposal_id)) is not None:
-            return self._proposal_view(stored, c, cmd.actor)
         organiser = access.may_act(c, cmd.actor)
-        if not organiser and not submissions_open(c, _to_millis(self.clock())):
-            raise Conflict(f"consultation {c.consultation_id} takes proposals during its "
-                           "proposals step only", code="proposals_closed")
-        p = Proposal(proposal_id, c.consultation_id, cmd.title, cmd.body,
-                     cmd.actor.person_id, created_at, category=cmd.category,
-                     district=cmd.district,
-                     estimated_cost=cmd.estimated_cost,
-                     status="published" if organiser else "submitted")
-        if organiser:
-            self.store.add_proposal(p)
-        elif not self.store.add_proposal(p, limit=self.max_proposals_per_person):
-            raise Conflict(f"you have submitted {self.max_proposals_per_person} proposals to "
-                           "this consultation, as many as one person may",
-                           code="proposal_limit_reached")
+
+        def make(proposal_id: str, at: datetime) -> Proposal:
+            if not organiser and not submissions_open(c, at):
+                raise Conflict(f"consultation {c.consultation_id} takes proposals during "
+                               "its proposals step only", code="proposals_closed")
+            return Proposal(proposal_id, c.consultation_id, cmd.title, cmd.body,
+                            cmd.actor.person_id, at, category=cmd.category,
+                            district=cmd.district, estimated_cost=cmd.estimated_cost,
+                            status="published" if organiser else "submitted")
+
+        def add(p: Proposal) -> None:
+            if organiser:
+                self.store.add_proposal(p)
+            elif not self.store.add_proposal(p, limit=self.max_proposals_per_person):
+                raise Conflict(f"you have submitted {self.max_proposals_per_person} "
+                               "proposals to this consultation, as many as one person may",
+                               code="proposal_limit_reached")
+
+        p = self._create("proposal", cmd, make, self.store.proposal, add)
         return self._proposal_view(p, c, cmd.actor)
 
     def create_poll(self, cmd: CreatePoll, ctx: Context) -> PollView:
@@ -350,17 +371,16 @@ class ProposalHandlers:
                 proposal is None or proposal.consultation_id != cmd.consultation_id):
             raise NotFound(f"no proposal {cmd.proposal_id} in this consultation",
                            code="proposal_not_found")
-        poll_id, created_at, retried = self._creation("poll", cmd)
-        if retried and (stored := self.store.poll(poll_id)) is not None:
-            return poll_view(stored)
-        poll = Poll(poll_id, cmd.consultation_id, cmd.proposal_id, cmd.rules,
-                    results_visibility=cmd.results_visibility, electorate=cmd.electorate,
-                    cross_channel=cmd.cross_channel)
-        # A schedule is checked against the first attempt's time: a retry creates the
-        # poll the first would have.
-        poll = poll.schedule(created_at, cmd.opens_at, cmd.closes_at)
-        self.store.add_poll(poll)
-        return poll_view(poll)
+
+        def make(poll_id: str, at: datetime) -> Poll:
+            # A retry's schedule is checked at the first attempt's time: it makes the
+            # poll the first would have.
+            return Poll(poll_id, cmd.consultation_id, cmd.proposal_id, cmd.rules,
+                        results_visibility=cmd.results_visibility, electorate=cmd.electorate,
+                        cross_channel=cmd.cross_channel
+                        ).schedule(at, cmd.opens_at, cmd.closes_at)
+
+        return poll_view(self._create("poll", cmd, make, self.store.poll, self.store.add_poll))
 
     def update_poll(self, cmd: UpdatePoll, ctx: Context) -> PollView:
         now = self.clock()

@@ -24,6 +24,9 @@ class ProposalStore(Protocol):
     def actions(self) -> ActionLog:
         """What organisers and admins did here: appended, never changed."""
         ...
+    def creation(self, creation_id: str) -> Creation | None:
+        """The claim of ``creation_id``, if any."""
+        ...
     def claim_creation(self, creation_id: str, creation: Creation) -> Creation | None:
         """Claim ``creation_id`` (``creations.creation_id``) for ``creation``, first come
         first served however many race: None if this claim is the first, the first one

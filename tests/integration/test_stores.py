@@ -532,7 +532,11 @@ def test_proposal_a_creation_is_claimed_once_and_stored_once(backend: Any) -> No
     [winner] = [claims[i] for i, first in enumerate(firsts) if first is None]
     assert all(first == winner for first in firsts if first is not None)
     assert store.claim_creation(creation, claims[0]) == winner
-    assert store.claim_creation(new_id(), claims[0]) is None
+    assert store.creation(creation) == winner
+    other = new_id()
+    assert store.creation(other) is None
+    assert store.claim_creation(other, claims[0]) is None
+    assert store.creation(other) == claims[0]
 
     c = Consultation(new_id(), "Budget", "", "ada", NOW)
     for _ in range(2):

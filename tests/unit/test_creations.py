@@ -144,3 +144,21 @@ def test_a_poll_created_again_is_one_poll(core: ServiceCore, clock: Clock) -> No
     other = refused(core, CreatePoll(consultation_id=cid, rules=RULES, actor=CREATOR,
                                      idempotency_key="poll-1"))
     assert other["code"] == "idempotency_key_reused"
+
+
+def test_a_refused_request_leaves_its_key_unused(core: ServiceCore, clock: Clock) -> None:
+    """A request refused for what it asks (a schedule in the past; a proposal out of its
+    step) claims nothing: corrected, it may be sent with the same key."""
+    cid = str(ok(core, CreateConsultation(title="Budget 2030", actor=CREATOR))[0]["id"])
+    past = refused(core, CreatePoll(consultation_id=cid, rules=RULES, actor=CREATOR,
+                                    opens_at=clock() - timedelta(minutes=1),
+                                    idempotency_key="poll-1"))
+    assert (past["status"], past["code"]) == (422, "schedule_in_past")
+    fixed = CreatePoll(consultation_id=cid, rules=RULES, actor=CREATOR,
+                       opens_at=clock() + timedelta(minutes=1), idempotency_key="poll-1")
+    assert ok(core, fixed)[0] == ok(core, fixed)[0]
+    ok(core, PublishConsultation(consultation_id=cid, actor=CREATOR))  # no proposals step
+    late = AddProposal(consultation_id=cid, title="Trees", actor=AUTHOR, idempotency_key="p")
+    assert refused(core, late)["code"] == "proposals_closed"
+    assert refused(core, late.model_copy(update={"title": "Benches"}))["code"] == \
+        "proposals_closed"  # not idempotency_key_reused: the first one claimed nothing

@@ -96,6 +96,10 @@ class CassandraProposalStore:
         self._prepare_proposals(ks)
         self._claim_creation = p(f"INSERT INTO {ks}.creations (creation_id, request_digest, "
                                  "created_at) VALUES (?, ?, ?) IF NOT EXISTS")
+        # A plain read: one that misses a claim still in flight is put right by the
+        # claim that follows it (not applied: it gets the first one).
+        self._creation = p(f"SELECT request_digest, created_at FROM {ks}.creations "
+                           "WHERE creation_id = ?")
         self._add_poll = p(
             f"INSERT INTO {ks}.polls (poll_id, consultation_id, proposal_id, rules, status, "
             "rules_hash, opened_at, closed_at, published_at, results_visibility, electorate, "
@@ -139,6 +143,11 @@ class CassandraProposalStore:
         self.s.execute(batch)
 
     @guarded
+    @guarded
+    def creation(self, creation_id: str) -> Creation | None:
+        r = self.s.execute(self._creation, (creation_id,)).one()
+        return Creation(r.request_digest, utc(r.created_at)) if r else None
+
     @guarded
     def claim_creation(self, creation_id: str, creation: Creation) -> Creation | None:
         result = self.s.execute(self._claim_creation, (creation_id, creation.request_digest,

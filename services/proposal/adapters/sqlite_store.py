@@ -70,15 +70,19 @@ class SqliteProposalStore:
         self.db = db
         self.actions = SqliteActionLog(db)
 
+    def creation(self, creation_id: str) -> Creation | None:
+        r = self.db.one("SELECT request_digest, created_at FROM creations WHERE "
+                        "creation_id = ?", (creation_id,))
+        return Creation(r["request_digest"], datetime.fromisoformat(r["created_at"])) \
+            if r else None
+
     def claim_creation(self, creation_id: str, creation: Creation) -> Creation | None:
         with self.db.tx() as tx:
             if tx.execute("INSERT INTO creations VALUES (?, ?, ?) ON CONFLICT (creation_id) "
                           "DO NOTHING", (creation_id, creation.request_digest,
                                          creation.created_at.isoformat())).rowcount:
                 return None
-            r = tx.execute("SELECT request_digest, created_at FROM creations WHERE "
-                           "creation_id = ?", (creation_id,)).fetchone()
-        return Creation(r["request_digest"], datetime.fromisoformat(r["created_at"]))
+        return self.creation(creation_id)
 
     def add_consultation(self, c: Consultation) -> None:
         with self.db.tx() as tx:
