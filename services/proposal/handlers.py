@@ -286,22 +286,27 @@ class ProposalHandlers:
             return made
         creation_id = creations.creation_id(kind, cmd.actor.person_id, cmd.idempotency_key)
         digest = creations.request_digest(kind, cmd)
+
+        def claimed(made: _Made) -> _Made:
+            try:
+                add(made)
+            except DomainError as exc:
+                if exc.status < 500:  # refused (a limit): nothing stored, nothing claimed
+                    self.store.release_creation(creation_id, digest)
+                raise
+            return made
+
         first = self.store.creation(creation_id)
         if first is None:
             made = make(creation_id, now)
             first = self.store.claim_creation(creation_id, creations.Creation(digest, now))
             if first is None:  # this request's claim: the first attempt
-                add(made)
-                return made
+                return claimed(made)
         if first.request_digest != digest:
             raise Invalid(f"this Idempotency-Key created a {kind} from another request; use "
                           f"a new key for a new {kind}", code="idempotency_key_reused")
         stored = find(creation_id)
-        if stored is not None:
-            return stored
-        made = make(creation_id, first.created_at)
-        add(made)
-        return made
+        return stored if stored is not None else claimed(make(creation_id, first.created_at))
 
     def update_consultation(self, cmd: UpdateConsultation, ctx: Context) -> ConsultationView:
         c = self._consultation_to_change(cmd.consultation_id, cmd.actor)

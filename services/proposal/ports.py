@@ -27,6 +27,10 @@ class ProposalStore(Protocol):
     def creation(self, creation_id: str) -> Creation | None:
         """The claim of ``creation_id``, if any."""
         ...
+    def release_creation(self, creation_id: str, request_digest: str) -> None:
+        """Forget the claim of ``creation_id`` if it is for ``request_digest``: its
+        request was refused, and created nothing."""
+        ...
     def claim_creation(self, creation_id: str, creation: Creation) -> Creation | None:
         """Claim ``creation_id`` (``creations.creation_id``) for ``creation``, first come
         first served however many race: None if this claim is the first, the first one

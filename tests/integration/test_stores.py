@@ -537,6 +537,10 @@ def test_proposal_a_creation_is_claimed_once_and_stored_once(backend: Any) -> No
     assert store.creation(other) is None
     assert store.claim_creation(other, claims[0]) is None
     assert store.creation(other) == claims[0]
+    store.release_creation(other, "digest-1")  # another request's: kept
+    assert store.creation(other) == claims[0]
+    store.release_creation(other, claims[0].request_digest)
+    assert store.creation(other) is None
 
     c = Consultation(new_id(), "Budget", "", "ada", NOW)
     for _ in range(2):

@@ -118,6 +118,11 @@ def test_a_proposal_submitted_again_takes_one_slot_of_the_authors_limit(
         ok(core, AddProposal(consultation_id=cid, title=f"Idea {i}", actor=AUTHOR))
     assert refused(core, AddProposal(consultation_id=cid, title="One more", actor=AUTHOR))[
         "code"] == "proposal_limit_reached"
+    # Refused by the limit, a keyed proposal leaves its key unused too.
+    for title in ("One more", "Another"):
+        assert refused(core, AddProposal(consultation_id=cid, title=title, actor=AUTHOR,
+                                         idempotency_key="q"))["code"] == \
+            "proposal_limit_reached"
     # Still the same answer once the limit is reached, and once the step has ended.
     assert ok(core, submit)[0]["id"] == first["id"]
     clock.advance(days=30)

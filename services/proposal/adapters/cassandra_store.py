@@ -96,6 +96,9 @@ class CassandraProposalStore:
         self._prepare_proposals(ks)
         self._claim_creation = p(f"INSERT INTO {ks}.creations (creation_id, request_digest, "
                                  "created_at) VALUES (?, ?, ?) IF NOT EXISTS")
+        # Conditional, as the claim: a claim is only ever changed by compare-and-set.
+        self._release_creation = p(f"DELETE FROM {ks}.creations WHERE creation_id = ? "
+                                   "IF request_digest = ?")
         # A plain read: one that misses a claim still in flight is put right by the
         # claim that follows it (not applied: it gets the first one).
         self._creation = p(f"SELECT request_digest, created_at FROM {ks}.creations "
@@ -147,6 +150,10 @@ class CassandraProposalStore:
     def creation(self, creation_id: str) -> Creation | None:
         r = self.s.execute(self._creation, (creation_id,)).one()
         return Creation(r.request_digest, utc(r.created_at)) if r else None
+
+    @guarded
+    def release_creation(self, creation_id: str, request_digest: str) -> None:
+        self.s.execute(self._release_creation, (creation_id, request_digest))
 
     @guarded
     def claim_creation(self, creation_id: str, creation: Creation) -> Creation | None:

@@ -76,6 +76,11 @@ class SqliteProposalStore:
         return Creation(r["request_digest"], datetime.fromisoformat(r["created_at"])) \
             if r else None
 
+    def release_creation(self, creation_id: str, request_digest: str) -> None:
+        with self.db.tx() as tx:
+            tx.execute("DELETE FROM creations WHERE creation_id = ? AND request_digest = ?",
+                       (creation_id, request_digest))
+
     def claim_creation(self, creation_id: str, creation: Creation) -> Creation | None:
         with self.db.tx() as tx:
             if tx.execute("INSERT INTO creations VALUES (?, ?, ?) ON CONFLICT (creation_id) "
