@@ -44,9 +44,12 @@ async def public_keys(request: Request) -> dict:
 
 @router.get("/polls/{poll_id}/rules", response_model=FrozenRulesPublic)
 async def frozen_rules(poll_id: Id, services: ServicesDep) -> dict:
+    # Asked without an actor: a draft, the only poll without frozen rules, is no one's
+    # to audit, and the proposal service answers 404 poll_not_found for it (as here,
+    # should a poll without rules ever come back).
     poll = await services.send(GetPoll(poll_id=poll_id))
     if poll["rules_hash"] is None:
-        raise ProblemError(409, "poll_not_opened", "rules are frozen and published at opening")
+        raise ProblemError(404, "poll_not_found", f"no poll {poll_id} has frozen rules")
     return {"poll_id": poll_id, "rules": poll["rules"], "rules_hash": poll["rules_hash"],
             "opened_at": poll["opened_at"],
             "results_visibility": poll.get("results_visibility", "after_close"),

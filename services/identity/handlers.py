@@ -145,8 +145,11 @@ class IdentityHandlers:
         now = self.clock()
         client = self._client(client_address)
         # The stranger's limit first: their refused requests use none of the address's.
-        for limit, parts in ((limits.SENDS_TO_ADDRESS_FROM_CLIENT, (client or "", address)),
-                             (limits.SENDS_TO_ADDRESS, (address,))):
+        # A kiosk's network (client None) has no per-client limit: its agents help many
+        # people, each with their own address, whose own limit still holds.
+        per_client = [] if client is None else [(limits.SENDS_TO_ADDRESS_FROM_CLIENT,
+                                                 (client, address))]
+        for limit, parts in (*per_client, (limits.SENDS_TO_ADDRESS, (address,))):
             if (wait := self._count(limit, now, *parts)) is not None:
                 raise TooManyRequests("too many codes were sent to this address; try again "
                                       "later", code="code_rate_limited",

@@ -127,13 +127,22 @@ def test_submissions_close_outside_the_step_and_past_the_limit(
             "missing_token")
 
 
+def test_a_whole_cost_written_with_a_zero_fraction_is_that_integer(
+        client: TestClient, organiser: dict[str, str]) -> None:
+    """JSON Schema's ``integer``, which the API's schema says, admits 979.0; 1.5, a
+    string or a boolean is refused (test_a_bad_proposal_is_422_and_stores_nothing)."""
+    cid = consultation(client, organiser)
+    assert submit(client, organiser, cid, estimated_cost=979.0)["estimated_cost"] == 979
+
+
 @pytest.mark.parametrize("body", [
     {"title": "x", "estimated_cost": -1}, {"title": "x", "estimated_cost": 1.5},
-    {"title": "x", "estimated_cost": "100"}, {"title": "x", "category": "a b"},
+    {"title": "x", "estimated_cost": "100"}, {"title": "x", "estimated_cost": True},
+    {"title": "x", "category": "a b"},
     {"title": "x", "district": ""}, {"title": "x", "status": "published"},
     {"title": "x", "author_id": "someone"}, {"body": "no title"},
-], ids=["negative-cost", "cents", "cost-as-text", "category", "district", "status", "author",
-        "title"])
+], ids=["negative-cost", "cents", "cost-as-text", "cost-as-boolean", "category", "district",
+        "status", "author", "title"])
 def test_a_bad_proposal_is_422_and_stores_nothing(
         client: TestClient, organiser: dict[str, str], participant: dict[str, str],
         body: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ which only admins read."""
 
 from __future__ import annotations
 
+import json
 import typing
 from datetime import UTC
 from pathlib import Path
@@ -22,6 +23,7 @@ from urne.contracts.commands import (
     ListIdentityActions,
     ListProposalActions,
     PurgeExpired,
+    RegisterAtDesk,
     RunSchedule,
     SetRole,
 )
@@ -143,6 +145,26 @@ def test_a_refused_log_entry_neither_undoes_the_command_nor_hides_it(tmp_path: P
     reply, _ = core.handle(wrap(CreateConsultation(title="T", actor=ORG), "gateway"))
     assert reply["ok"] and failing.called
     assert ACTION_LOG_FAILURES.labels("proposal")._value.get() == before + 1
+
+
+def test_a_refused_log_entry_leaves_in_the_process_log_what_the_entry_would_say(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The process log gets the entry's subject, never the fields no log may hold: an
+    agent's access token, a census's names (said by their number)."""
+    failing = Mock(side_effect=RuntimeError("disk full"))
+    agent = Actor(person_id="agent-1", role="agent")
+    token = "eyJhbGciOiJFZERTQSJ9.secret-part.signature"
+    core = ServiceCore("identity", {RegisterAtDesk: lambda cmd, ctx: _view()},
+                       log_action=failing)
+    with caplog.at_level("ERROR", logger="urne.messaging.kernel"):
+        reply, _ = core.handle(wrap(RegisterAtDesk(actor=agent, access_token=token,
+                                                   person_id="p-1"), "gateway"))
+    assert reply["ok"]
+    [record] = [r for r in caplog.records if r.getMessage() == "action log entry not stored"]
+    fields = record.fields  # type: ignore[attr-defined]
+    assert (fields["actor"], fields["role"]) == ("agent-1", "agent")
+    assert json.loads(fields["subject"])["person_id"] == "p-1"
+    assert "secret-part" not in repr(record.__dict__)
 
 
 def _view() -> typing.Any:

@@ -59,6 +59,15 @@ def test_the_development_secret_never_serves_beyond_loopback(host: str) -> None:
         EmbeddedSettings(host=loopback, pseudonym_secret=DEV_PSEUDONYM_SECRET)
 
 
+def test_a_folder_that_kept_the_development_secret_serves_loopback_only(
+        tmp_path: Path) -> None:
+    """The folder's own secret is checked as a given one is: one made with the
+    development secret (voters from before) does not serve beyond loopback."""
+    (tmp_path / "identity.db").touch()
+    with pytest.raises(ValueError, match="development pseudonym secret may not serve"):
+        embedded(EmbeddedSettings(data_dir=tmp_path, host="0.0.0.0", environment="test"))
+
+
 def test_the_image_runs_in_production_by_default() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "URNE_ENVIRONMENT=production" in dockerfile

@@ -30,10 +30,21 @@ class Message(BaseModel):
 
 class Command(Message):
     """Something a service is asked to do; ``OWNER`` is the service that handles it,
-    ``SENDERS`` the roles that may ask it over the broker (signed envelopes)."""
+    ``SENDERS`` the roles that may ask it over the broker (signed envelopes), and
+    ``NOT_LOGGED`` the fields no log may hold (a token, a census's names)."""
 
     OWNER: ClassVar[str]
     SENDERS: ClassVar[frozenset[str]] = frozenset({"gateway"})
+    NOT_LOGGED: ClassVar[frozenset[str]] = frozenset()
+
+
+def logged_fields(cmd: Message) -> dict[str, Any]:
+    """What a log may say of ``cmd``: its fields, less its actor and its ``NOT_LOGGED``
+    ones, of which a list is said by its length (``rows_count``)."""
+    withheld: frozenset[str] = getattr(type(cmd), "NOT_LOGGED", frozenset())
+    fields = cmd.model_dump(mode="json", exclude={"actor", *withheld})
+    return fields | {f"{name}_count": len(value) for name in withheld
+                     if isinstance(value := getattr(cmd, name), list)}
 
 
 class Query(Command):

@@ -3,9 +3,9 @@ request bodies both use them, so the edge and the services cannot disagree."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from urne.counting.rules import MAX_SAFE_INTEGER, Identifier
 
@@ -67,9 +67,22 @@ CrossChannel = Literal["latest_wins", "in_person_final"]
 Category = Identifier
 # Why a proposal is rejected (public), hidden (seen by its moderators) or reported.
 Reason = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+def _whole(value: Any) -> Any:
+    """A JSON number with no fraction (``979.0``) as the integer it is: JSON Schema's
+    ``integer``, which the API's schema promises, admits it. Anything else (a string, a
+    boolean, ``979.5``) goes on to the strict check, which refuses it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 # Whole currency units (the consultation's currency; no cents): what an organiser or a
-# budget rule compares, never a float. Strict, as the counting rules' numbers are.
-EstimatedCost = Annotated[int, Field(strict=True, ge=0, le=MAX_SAFE_INTEGER)]
+# budget rule compares, never a float: a number with a fraction, a string or a boolean
+# is refused.
+EstimatedCost = Annotated[int, Field(strict=True, ge=0, le=MAX_SAFE_INTEGER),
+                          BeforeValidator(_whole)]
 # A page of proposals, and what a search may look for (a substring of title or body).
 ProposalPageLimit = Annotated[int, Field(ge=1, le=100)]
 # A page of the public record: entries from a position (the record only grows, so a

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from urne.contracts.commands import CheckHealth
-from urne.contracts.envelope import Command, Envelope, Event, unwrap, wrap
+from urne.contracts.envelope import Command, Envelope, Event, logged_fields, unwrap, wrap
 from urne.contracts.replies import Health, Reply
 from urne.platform.errors import DomainError
 from urne.platform.logging import log_fields, trace_id_var
@@ -168,9 +168,12 @@ class ServiceCore:
             self.log_action(env, cmd)
         except Exception as exc:
             ACTION_LOG_FAILURES.labels(self.name).inc()
+            # What the entry would have said, never more: not a token, not a census.
+            actor = getattr(cmd, "actor", None)
             log.error("action log entry not stored", extra=log_fields(
                 type=env.type, command_id=str(env.id), error=repr(exc)[:300],
-                payload=json.dumps(env.payload, ensure_ascii=False)[:2000]))
+                actor=actor.person_id if actor else None, role=actor.role if actor else None,
+                subject=json.dumps(logged_fields(cmd), ensure_ascii=False)[:2000]))
 
     def _health(self) -> Health:
         try:

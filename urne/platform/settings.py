@@ -292,6 +292,14 @@ class EmbeddedSettings(CommonSettings, RoleSettings, MailSettings):
             self.keys_dir = self.data_dir / "keys"
         if self.outbox_dir == Path(""):
             self.outbox_dir = self.data_dir / "outbox"
+        self.check_secrets()
+        return self
+
+    def check_secrets(self) -> None:
+        """Refuse secrets everyone knows where they would serve others: unset or the
+        development ones outside development, the development ones off loopback. Also
+        called on secrets a data folder supplies after the settings were read
+        (``runtime.embedded``): a folder made with the development one keeps it."""
         for value, dev, name, what in (
                 (self.pseudonym_secret, DEV_PSEUDONYM_SECRET, "URNE_PSEUDONYM_SECRET",
                  "pseudonym"),
@@ -303,7 +311,6 @@ class EmbeddedSettings(CommonSettings, RoleSettings, MailSettings):
                 # to persons; with the code one, forge nothing but guess less blindly.
                 raise ValueError(f"the development {what} secret may not serve {self.host}: "
                                  f"set {name}, or leave it unset for a random one")
-        return self
 
     # One process: one shard, counted by the tally's event handler in the same SQLite
     # transaction as its copy of the ballots (no stream, no position).

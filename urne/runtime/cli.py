@@ -361,7 +361,11 @@ def up(
     given: dict[str, Any] = {"port": port, "host": host, "data_dir": data_dir}
     settings = EmbeddedSettings(**{k: v for k, v in given.items() if v is not None})
     configure_logging("urne-up", settings.log_level)
-    fastapi_app = build_app(settings)
+    try:
+        fastapi_app = build_app(settings)
+    except ValueError as exc:  # a secret the data folder holds may not serve this host
+        typer.echo(f"urne up: {exc}", err=True)
+        raise typer.Exit(2) from exc
     serve_metrics(settings.metrics_port, settings.metrics_host)
     data = settings.data_dir.resolve()
     typer.echo(f"urne (embedded) — data in {data}")

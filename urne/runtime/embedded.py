@@ -135,6 +135,7 @@ def embedded(settings: EmbeddedSettings) -> Embedded:
         if not getattr(settings, secret):  # development (settings refuse it otherwise)
             settings = settings.model_copy(update={secret: folder_secret(
                 settings.data_dir, secret.replace("_", "-"))})
+    settings.check_secrets()  # a folder's own may be the development one it was made with
     members: dict[str, Member] = {}
     intake: BallotIntake | None = None
     for name, spec in SERVICES.items():

@@ -20,7 +20,7 @@ from typing import Protocol
 from cassandra.cluster import Session
 
 from urne.contracts.commands import ListIdentityActions, ListProposalActions
-from urne.contracts.envelope import Envelope, Message, Query
+from urne.contracts.envelope import Envelope, Message, Query, logged_fields
 from urne.contracts.replies import ActionLogView, ActionView
 from urne.contracts.roles import ACCOUNTABLE, ADMIN
 from urne.platform.errors import Forbidden
@@ -54,11 +54,8 @@ def staff_action(env: Envelope, cmd: Message, at: datetime) -> Action | None:
         return None
     # Personal data a command carries (a census's names and birth dates) is not
     # logged: the entry says how many there were.
-    withheld: frozenset[str] = getattr(type(cmd), "NOT_LOGGED", frozenset())
-    fields = cmd.model_dump(mode="json", exclude={"actor", *withheld})
-    fields |= {f"{name}_count": len(value) for name in withheld
-               if isinstance(value := getattr(cmd, name), list)}
-    subject = json.dumps(fields, sort_keys=True, ensure_ascii=False)[:SUBJECT_LIMIT]
+    subject = json.dumps(logged_fields(cmd), sort_keys=True,
+                         ensure_ascii=False)[:SUBJECT_LIMIT]
     return Action(at.astimezone(UTC), str(env.id), actor.person_id, actor.role, env.type,
                   subject)
 
