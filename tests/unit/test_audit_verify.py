@@ -550,3 +550,31 @@ def test_a_turnout_the_record_and_the_rules_cannot_give_fails(
     forged = copy.deepcopy(census_poll)
     forged.rules["electorate"] = electorate
     assert_tally_fails(reconciled(forged, tally_key, change), says)
+
+
+def test_a_server_that_gives_a_record_without_its_size_and_root_is_a_fetch_error(
+        tmp_path: Path) -> None:
+    """Not urne's record (no ``Urne-Record-Size`` and ``Urne-Record-Root``): ``urne
+    audit verify --url`` says so and exits 2, as for any document it cannot fetch."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Bare(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # every document 200, the record without its headers
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Bare)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = CliRunner().invoke(app, ["audit", "verify", "--url", url, "--poll", "p1"])
+    finally:
+        server.shutdown()
+    assert result.exit_code == 2, result.output
+    assert "Urne-Record-Size" in result.output

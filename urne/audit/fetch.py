@@ -54,8 +54,13 @@ def fetch(base_url: str, poll_id: str, folder: Path, trackers: tuple[str, ...] =
                 for chunk in r.iter_bytes(CHUNK):
                     out.write(chunk)
                     progress(len(chunk))
-            headers = {"poll_id": poll_id, "size": int(r.headers["Urne-Record-Size"]),
-                       "root": r.headers["Urne-Record-Root"]}
+            try:
+                headers = {"poll_id": poll_id, "size": int(r.headers["Urne-Record-Size"]),
+                           "root": r.headers["Urne-Record-Root"]}
+            except (KeyError, ValueError) as exc:  # not urne's record, or not whole
+                raise FetchError(f"GET {r.url.path}: no Urne-Record-Size and "
+                                 "Urne-Record-Root headers (the record's size and root)"
+                                 ) from exc
         (folder / RECORD_HEADERS).write_text(json.dumps(headers) + "\n")
 
 
