@@ -11,13 +11,14 @@ what the first did not gets the first one's creation time, so every write is the
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel
+
+from urne.record.canonical import canonical_json
 
 Kind = Literal["consultation", "proposal", "poll"]
 
@@ -40,8 +41,7 @@ def creation_id(kind: Kind, actor_id: str, key: str) -> str:
 
 def request_digest(kind: Kind, command: BaseModel) -> str:
     """What the request asked for: the command without who sent it and with which key
-    (both already in the id)."""
+    (both already in the id), in its canonical form (RFC 8785), as a ballot's is
+    (``services/vote/domain.request_digest``)."""
     body = command.model_dump(mode="json", exclude={"actor", "idempotency_key"})
-    text = json.dumps({"kind": kind, "body": body}, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(canonical_json({"kind": kind, "body": body})).hexdigest()

@@ -146,7 +146,6 @@ class CassandraProposalStore:
         self.s.execute(batch)
 
     @guarded
-    @guarded
     def creation(self, creation_id: str) -> Creation | None:
         r = self.s.execute(self._creation, (creation_id,)).one()
         return Creation(r.request_digest, utc(r.created_at)) if r else None
@@ -164,6 +163,7 @@ class CassandraProposalStore:
         r = result.one()
         return Creation(r.request_digest, utc(r.created_at))
 
+    @guarded
     def add_consultation(self, c: Consultation) -> None:
         values = (c.consultation_id, c.title, c.description, c.created_by, c.created_at,
                   c.status, c.time_zone, _WRITE["steps"](c), c.published_at,
