@@ -311,7 +311,9 @@ STEPS = (Step(kind="proposals", starts_at=NOW, ends_at=NOW + timedelta(days=7)),
 
 def test_proposal_consultation_edits_write_what_changed(backend: Any) -> None:
     store = backend("proposal")
-    base = datetime(2998, 1, 1, tzinfo=UTC)  # its own place at the head of the listing
+    # In the past, as every creation time is: Cassandra writes a consultation at it, so
+    # the edits below (written now) come after.
+    base = datetime(2001, 1, 1, tzinfo=UTC)
     c = Consultation(new_id(), "Parks", "Trees", new_id(), base, time_zone="Europe/Paris",
                      steps=STEPS)
     store.add_consultation(c)
@@ -558,6 +560,44 @@ def test_proposal_a_creation_is_claimed_once_and_stored_once(backend: Any) -> No
     for _ in range(2):
         store.add_poll(poll)
     assert store.polls(c.consultation_id) == [poll]
+
+
+def test_proposal_a_late_retried_creation_leaves_the_changes_since_alone(backend: Any
+                                                                         ) -> None:
+    """A retried creation that stalled between finding nothing stored and storing (the
+    first attempt stored it meanwhile, and it was changed since) changes nothing: a
+    consultation's write is older than every change since (Cassandra) or not made
+    (SQLite), in the row and in the listing alike; a proposal and a poll are stored
+    only where their id is free."""
+    store = backend("proposal")
+    made = Consultation(new_id(), "Budget", "", "ada", NOW)
+    store.add_consultation(made)
+    edited, changed = made.edit(title="Budget 2027", description="For the parks")
+    store.save_consultation(edited, changed)
+    published = edited.publish(NOW + timedelta(minutes=1))
+    store.save_consultation(published, frozenset({"status", "published_at"}))
+    shared = published.with_organiser("bea")
+    store.add_organiser(shared, "bea", NOW + timedelta(minutes=2))
+
+    proposal = _proposal(made.consultation_id, 0, status="submitted")
+    store.add_proposal(proposal, limit=1)
+    moved = proposal.move("published", NOW + timedelta(minutes=3))
+    assert store.replace_proposal(moved, expected=proposal)
+    poll = Poll(new_id(), made.consultation_id, None, RULES)
+    store.add_poll(poll)
+    opened = poll.open(NOW + timedelta(minutes=4))
+    assert store.replace_poll(opened, poll)
+
+    # The retries, late.
+    store.add_consultation(made)
+    assert store.add_proposal(proposal, limit=1)
+    store.add_poll(poll)
+
+    assert store.consultation(made.consultation_id) == shared
+    [listed] = [c for c in store.consultations(100) if c.consultation_id == made.consultation_id]
+    assert listed == shared
+    assert store.proposal(proposal.proposal_id) == moved
+    assert store.poll(poll.poll_id) == opened
 
 
 def test_proposal_racing_moves_one_wins(backend: Any) -> None:

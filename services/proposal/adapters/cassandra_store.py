@@ -46,7 +46,7 @@ from urne.services.proposal.domain import (
     load_amendments,
 )
 from urne.storage.action_log import CassandraActionLog
-from urne.storage.cassandra import applied, guard, guarded, ping, utc
+from urne.storage.cassandra import applied, guard, guarded, ping, utc, write_time
 
 LISTING_BUCKET = 0  # one partition lists all consultations (hundreds, not millions)
 LISTING_PAGE = 100  # rows per page while the listing looks for what its reader may see
@@ -76,10 +76,14 @@ class CassandraProposalStore:
         self.actions = CassandraActionLog(session, keyspace)
         ks = keyspace
         p = session.prepare
+        # Written at its creation time (USING TIMESTAMP), not when the write lands: a
+        # retried creation (an Idempotency-Key) that stalled while the first attempt
+        # stored it and the organisers changed it writes older cells, which lose to
+        # every change since, whatever order the writes arrive in.
         self._add_consultation = p(f"INSERT INTO {ks}.consultations ({_COLUMNS}) "
-                                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?")
         self._list_entry = p(f"INSERT INTO {ks}.consultations_by_created (bucket, {_COLUMNS}) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?")
         self._consultation = p(f"SELECT * FROM {ks}.consultations WHERE consultation_id = ?")
         self._listing = p(f"SELECT * FROM {ks}.consultations_by_created WHERE bucket = ?")
         self._listing.fetch_size = LISTING_PAGE
@@ -168,8 +172,9 @@ class CassandraProposalStore:
         values = (c.consultation_id, c.title, c.description, c.created_by, c.created_at,
                   c.status, c.time_zone, _WRITE["steps"](c), c.published_at,
                   {person: c.created_at for person in c.organisers})
-        self._logged((self._add_consultation, values),
-                     (self._list_entry, (LISTING_BUCKET, *values)))
+        at = write_time(c.created_at)
+        self._logged((self._add_consultation, (*values, at)),
+                     (self._list_entry, (LISTING_BUCKET, *values, at)))
 
     @guarded
     def consultation(self, consultation_id: str) -> Consultation | None:
