@@ -238,8 +238,8 @@ UNINDEXED = "a ballot id in the index has no ballot row"  # the store's error at
 
 
 def unindexed(system: System) -> int:
-    """How often the seal has found an indexed ballot id without its row: two decisions
-    for one voter's sequence (a worker that wrote what it held after its shard moved)."""
+    """How often the seal has found an indexed ballot id without its row (a row never
+    written, or two decisions for one voter's sequence): docs/architecture.md."""
     return sum(log.read_text(errors="replace").count(UNINDEXED)
                for log in system.workdir.glob("vote*.log"))
 
