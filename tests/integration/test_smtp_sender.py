@@ -6,6 +6,7 @@ recipient the server refuses."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -161,10 +162,25 @@ def test_the_smtp_url(url: str, expected: tuple[object, ...]) -> None:
     assert (server.host, server.port, server.tls, server.username, server.password) == expected
 
 
-@pytest.mark.parametrize("url", ["http://mail.example.org", "smtps://h?tls=off", "smtp://"])
+@pytest.mark.parametrize("url", ["http://mail.example.org", "smtps://h?tls=off", "smtp://",
+                                 "smtp://mail.example.org?tls=no",
+                                 "smtp://u:p@mail.example.org:25?tls=off",
+                                 "smtp://u@127.0.0.1:25?tls=off"])
 def test_a_wrong_smtp_url_stops_the_start(url: str) -> None:
     with pytest.raises(ValueError, match="URNE_SMTP_URL"):
         SmtpSender(url, SENDER)
+
+
+@pytest.mark.parametrize(("host", "warned"), [
+    ("127.0.0.1", False), ("::1", False), ("localhost", False),
+    ("10.0.0.5", True), ("relay.example.org", True)])
+def test_a_plain_relay_off_this_machine_is_named_at_start(
+        host: str, warned: bool, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"smtp://[{host}]:25?tls=off" if ":" in host else f"smtp://{host}:25?tls=off"
+    with caplog.at_level(logging.WARNING):
+        SmtpSender(url, SENDER)
+    said = [r for r in caplog.records if "in clear" in r.getMessage()]
+    assert bool(said) is warned
 
 
 def test_a_sender_address_is_required() -> None:

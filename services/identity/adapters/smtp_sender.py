@@ -2,7 +2,9 @@
 
 ``smtp://user:password@host:587`` speaks STARTTLS and refuses to go on without it;
 ``smtps://host:465`` is TLS from the first byte; ``smtp://host:25?tls=off`` is plain
-SMTP, for a relay on the same machine or network. The server's certificate is checked
+SMTP, for a relay on the same machine or network: it takes no user or password (they
+would cross the network in clear), and a relay not on this machine is named in a
+warning at start, since its codes cross the network readable. The server's certificate is checked
 (chain and host name) against the system's authorities, or the file named by
 ``?cafile=``. The standard library does the work (``smtplib``, ``email``): one
 connection per code, which a town's sign-ins do not outrun.
@@ -10,6 +12,7 @@ connection per code, which a town's sign-ins do not outrun.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import smtplib
 import ssl
@@ -53,9 +56,16 @@ class SmtpServer:
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError(f"URNE_SMTP_URL must be smtp://host[:port] or smtps://host[:port], "
                              f"not {parts.scheme or '?'}://{parts.hostname or '?'}")
-        off = query.get("tls", [""])[0] == "off"
+        asked = query.get("tls", [""])[0]
+        if asked not in ("", "off"):
+            # A typo ("tls=no", "tls=false") must not quietly mean the opposite.
+            raise ValueError(f"URNE_SMTP_URL: tls= takes only 'off', not {asked!r}")
+        off = asked == "off"
         if parts.scheme == "smtps" and off:
             raise ValueError("URNE_SMTP_URL: smtps:// is TLS; tls=off goes with smtp://")
+        if off and (parts.username or parts.password):
+            raise ValueError("URNE_SMTP_URL: tls=off takes no user or password: "
+                             "they would be sent in clear")
         tls = "implicit" if parts.scheme == "smtps" else "off" if off else "starttls"
         return cls(host=parts.hostname, port=parts.port or (465 if tls == "implicit" else 587),
                    tls=tls, username=unquote(parts.username) if parts.username else None,
@@ -69,6 +79,9 @@ class SmtpSender:
             raise ValueError("URNE_MAIL_FROM must name the sender of sign-in codes")
         self.server = SmtpServer.from_url(url)
         self.sender = sender
+        if self.server.tls == "off" and not _loopback(self.server.host):
+            log.warning("sign-in codes go to the mail relay in clear (tls=off)",
+                        extra=log_fields(smtp_host=self.server.host))
 
     def message(self, email: str, code: str, expires_in: int) -> EmailMessage:
         msg = EmailMessage()
@@ -115,3 +128,12 @@ class SmtpSender:
             smtp.close()
             raise
         return smtp
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: only its resolver knows where it leads
+        return False
