@@ -193,6 +193,27 @@ def test_rules_change_until_the_poll_opens_and_it_opens_once_published(
     assert frozen["rules"]["method"] == "approval" and frozen["rules_hash"] == opened["rules_hash"]
 
 
+def test_rules_take_a_whole_number_written_with_a_fraction_as_that_number(
+        client: TestClient, organiser: dict[str, str]) -> None:
+    # JSON Schema's "integer" (the API's schema) admits 1.0: the poll's rules, and their
+    # hash, are those of 1; 1.5 is refused and changes nothing.
+    cid = consultation(client, organiser)
+    pid, other = poll(client, organiser, cid), poll(client, organiser, cid)
+    plain = ok(client.patch(f"/v1/polls/{pid}", headers=organiser, json={"rules": APPROVAL}),
+               200, public.PollPublic)
+    written = ok(client.patch(f"/v1/polls/{other}", headers=organiser,
+                              json={"rules": {**APPROVAL, "max_choices": 1.0}}),
+                 200, public.PollPublic)
+    assert written["rules"] == plain["rules"] and written["rules"]["max_choices"] == 1
+    problem(client.patch(f"/v1/polls/{other}", headers=organiser,
+                         json={"rules": {**APPROVAL, "max_choices": 1.5}}), 422, "invalid_request")
+    assert client.get(f"/v1/polls/{other}", headers=organiser).json() == written
+    client.post(f"/v1/consultations/{cid}/publish", headers=organiser)
+    hashes = {ok(client.post(f"/v1/polls/{p}/open", headers=organiser), 200,
+                 public.PollPublic)["rules_hash"] for p in (pid, other)}
+    assert len(hashes) == 1 and None not in hashes
+
+
 BAD_STEP = {"kind": "vote", "starts_at": "2030-03-02T00:00:00Z",
             "ends_at": "2030-03-01T00:00:00Z"}
 

@@ -79,6 +79,29 @@ def test_defaults_are_written_out_and_hashed() -> None:
     assert plain.model_dump(mode="json") == {**approval(), "min_choices": 0, "seats": 1}
 
 
+@pytest.mark.parametrize(("text", "plain"), [
+    ('{"method": "approval", "question": "Which?", "options": [{"id": "a", "title": "A"},'
+     ' {"id": "b", "title": "B"}], "max_choices": 2.0, "min_choices": 1.0, "seats": 1.0}',
+     {"method": "approval", "question": "Which?", "options": [{"id": "a", "title": "A"},
+      {"id": "b", "title": "B"}], "max_choices": 2, "min_choices": 1, "seats": 1}),
+    ('{"method": "budget", "question": "Which projects?", "budget": 1e2, "projects":'
+     ' [{"id": "p1", "title": "Park", "cost": 60.0}, {"id": "p2", "title": "Bikes",'
+     ' "cost": 40}]}', budget()),
+    ('{"method": "ranking", "question": "Rank them", "options": [{"id": "a", "title": "A"},'
+     ' {"id": "b", "title": "B"}], "max_ranks": 2.0, "points": [3.0, 1]}',
+     {"method": "ranking", "question": "Rank them", "options": [{"id": "a", "title": "A"},
+      {"id": "b", "title": "B"}], "max_ranks": 2, "points": [3, 1]}),
+], ids=["approval", "budget", "ranking"])
+def test_a_whole_number_written_with_a_fraction_is_the_same_rules(
+        text: str, plain: dict[str, Any]) -> None:
+    # JSON Schema's "integer" (the API's schema) admits 2.0; the rules it makes are
+    # those of 2, hash included, so no two spellings give two hashes.
+    parsed = rules_adapter.validate_json(text)
+    assert parsed == rules_adapter.validate_python(plain)
+    assert rules_hash(parsed) == rules_hash(rules_adapter.validate_python(plain))
+    assert '.0' not in rules_adapter.dump_json(parsed).decode()
+
+
 def test_rules_are_frozen_all_the_way_down() -> None:
     rules = rules_adapter.validate_python(approval())
     assert isinstance(rules, ApprovalRules)
@@ -104,7 +127,8 @@ def test_rules_are_frozen_all_the_way_down() -> None:
     (approval(max_choices=0), "greater than or equal to 1"),
     (approval(max_choices=True), "valid integer"),
     (approval(max_choices="2"), "valid integer"),
-    (approval(max_choices=2.0), "valid integer"),
+    (approval(max_choices=2.5), "valid integer"),
+    (approval(max_choices="2.0"), "valid integer"),
     (approval(min_choices=-1), "greater than or equal to 0"),
     (approval(min_choices=3, max_choices=2), r"min_choices \(3\) cannot exceed max_choices \(2\)"),
     (approval(max_choices=4), r"max_choices \(4\) cannot exceed the number of options \(3\)"),

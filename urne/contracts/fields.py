@@ -3,11 +3,11 @@ request bodies both use them, so the edge and the services cannot disagree."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
-from urne.counting.rules import MAX_SAFE_INTEGER, Identifier
+from urne.counting.rules import MAX_SAFE_INTEGER, Identifier, whole_number
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]  # opaque (uuid4 hex in practice)
 Title = Annotated[str, Field(min_length=1, max_length=300)]
@@ -69,20 +69,11 @@ Category = Identifier
 Reason = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
-def _whole(value: Any) -> Any:
-    """A JSON number with no fraction (``979.0``) as the integer it is: JSON Schema's
-    ``integer``, which the API's schema promises, admits it. Anything else (a string, a
-    boolean, ``979.5``) goes on to the strict check, which refuses it."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 # Whole currency units (the consultation's currency; no cents): what an organiser or a
 # budget rule compares, never a float: a number with a fraction, a string or a boolean
 # is refused.
 EstimatedCost = Annotated[int, Field(strict=True, ge=0, le=MAX_SAFE_INTEGER),
-                          BeforeValidator(_whole)]
+                          BeforeValidator(whole_number)]
 # A page of proposals, and what a search may look for (a substring of title or body).
 ProposalPageLimit = Annotated[int, Field(ge=1, le=100)]
 # A page of the public record: entries from a position (the record only grows, so a

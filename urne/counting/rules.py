@@ -16,9 +16,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
 
 from urne.record.canonical import canonical_json, sha256_hex
 
@@ -34,12 +42,26 @@ MAX_OPTIONS = 500
 # "*" (the key of a single, poll-wide budget in a result) impossible as a district.
 IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=IDENTIFIER)]
+
+
+def whole_number(value: Any) -> Any:
+    """A JSON number with no fraction (``2.0``) as the integer it is: JSON Schema's
+    ``integer``, which the API's schema promises, admits it, and the rules are hashed
+    from the parsed model, so ``2.0`` and ``2`` give the same hash. Anything else (a
+    string, a boolean, ``2.5``) goes on to the strict check, which refuses it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 # bool is an int in Python, and pydantic's lax mode reads "3" as 3: rules are public
-# and hashed, so a number in them must have been written as a JSON integer.
-Count = Annotated[int, Field(strict=True, ge=0, le=MAX_SAFE_INTEGER)]
-PositiveCount = Annotated[int, Field(strict=True, ge=1, le=MAX_SAFE_INTEGER)]
+# and hashed, so a number in them must be written as a JSON number.
+_Whole = BeforeValidator(whole_number)
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_SAFE_INTEGER), _Whole]
+PositiveCount = Annotated[int, Field(strict=True, ge=1, le=MAX_SAFE_INTEGER), _Whole]
 Question = Annotated[str, Field(min_length=1, max_length=2000)]
-Seats = Annotated[int, Field(strict=True, ge=1, le=MAX_OPTIONS)]
+Seats = Annotated[int, Field(strict=True, ge=1, le=MAX_OPTIONS), _Whole]
+Points = Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS), _Whole]
 
 
 class _Frozen(BaseModel):
@@ -191,7 +213,7 @@ class RankingRules(_Rules):
     question: Question
     options: Options
     max_ranks: PositiveCount
-    points: tuple[Annotated[int, Field(strict=True, ge=0, le=MAX_POINTS)], ...] | None = None
+    points: tuple[Points, ...] | None = None
     seats: Seats = 1
 
     @model_validator(mode="after")
