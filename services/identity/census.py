@@ -74,6 +74,10 @@ def email_key(secret: str, consultation_id: str, normalised_email: str) -> str:
 # A store that cannot scan a consultation's entries keeps its eligible ones in this
 # many buckets of their keys (Cassandra: partitions of about 7,800 for a city's
 # million; 64 before 2026-12-02: see ``buckets.with_earlier``).
+# The entry an address listed for several people (a family's) maps to: none. Kept, not
+# dropped, so a later part or upload listing it for one of them leaves it shared.
+SHARED = ""
+
 BUCKETS = 128
 
 

@@ -539,6 +539,11 @@ class IdentityHandlers:
         if cmd.actor.role not in STAFF:  # the gateway checked more: that they organise it
             raise Forbidden("only a consultation's organisers upload its census",
                             code="forbidden")
+        if self.store.open_census_polls(cmd.consultation_id):
+            # The gateway looked before reading the file; a poll may have opened since
+            # (a city's list goes in many parts). Who may vote is frozen with the poll.
+            raise Conflict("a census poll of this consultation is open: its census changes "
+                           "only before it opens or after it closes", code="census_frozen")
         entries: dict[str, census.CensusEntry] = {}  # by key: a person listed twice, once
         emails: dict[str, str] = {}
         shared: set[str] = set()  # addresses of several people (a family's): no claim by them
@@ -554,7 +559,7 @@ class IdentityHandlers:
                 if emails.setdefault(email, key) != key:
                     shared.add(email)
         for email in shared:
-            del emails[email]
+            emails[email] = census.SHARED
         self.store.save_census(list(entries.values()), list(emails.items()))
         return CensusImported(consultation_id=cmd.consultation_id, rows=len(entries),
                               eligible=sum(e.eligible for e in entries.values()))
@@ -619,7 +624,7 @@ class IdentityHandlers:
             return None
         return self.store.census_entry_key_by_email(
             cmd.consultation_id, census.email_key(self.code_secret, cmd.consultation_id,
-                                                  person.email))
+                                                  person.email)) or None  # SHARED: by name
 
     # --- the sign-in list (sign_in_list.py) ---------------------------------------------
     def on_sign_in_list_marked(self, event: SignInListMarked, ctx: Context) -> None:

@@ -105,6 +105,10 @@ class IdentityStore(Protocol):
         """The count kept by ``save_eligible``; None if none."""
         ...
     # --- the census (services/identity/census.py) ---------------------------------
+    def open_census_polls(self, consultation_id: str) -> list[str]:
+        """The consultation's ``census`` polls open here (poll.opened seen, poll.closed
+        not yet)."""
+        ...
     def censuses_to_purge(self, closed_before: datetime) -> list[str]:
         """The consultations holding a census whose census polls are all closed, the
         last one before ``closed_before`` (a consultation with no census poll keeps its
@@ -120,7 +124,9 @@ class IdentityStore(Protocol):
     def save_census(self, entries: list[CensusEntry], emails: list[tuple[str, str]]) -> None:
         """Add or update ``entries`` (their district and eligibility; who claimed one is
         kept), and the (e-mail key, entry key) pairs of the same consultation; a census
-        deleted before (``purge_census``) is one again."""
+        deleted before (``purge_census``) is one again. An address stored for another
+        entry before (an earlier part or upload), or given as ``census.SHARED``, is stored
+        as ``SHARED`` from then on: nobody claims by it."""
         ...
     def census_entry(self, consultation_id: str, entry_key: str) -> CensusEntry | None: ...
     def census_entry_key_by_email(self, consultation_id: str, email_key: str) -> str | None: ...

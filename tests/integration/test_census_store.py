@@ -16,7 +16,7 @@ import pytest
 from tests.integration.conftest import CassandraRun
 from urne.runtime.registry import SERVICES
 from urne.services.identity.buckets import EARLIER_BUCKETS
-from urne.services.identity.census import CensusEntry, bucket
+from urne.services.identity.census import SHARED, CensusEntry, bucket
 from urne.services.identity.domain import Person
 
 pytestmark = pytest.mark.integration
@@ -48,6 +48,37 @@ def test_entries_are_added_updated_and_keep_their_claim(backend: Any) -> None:
     assert store.census_claim(c, "p1") == "k1"
     store.drop_census_claim(c, "p1", "k1")
     assert store.census_claim(c, "p1") is None
+
+
+def test_an_address_kept_for_another_entry_becomes_shared(backend: Any) -> None:
+    # Parts of one census (or later uploads) each know only their own rows: the store
+    # tells an address already kept for someone else, and keeps it for nobody.
+    store = backend("identity")
+    c = uuid.uuid4().hex
+    entries = [CensusEntry(c, k, None, True) for k in ("k1", "k2", "k3")]
+    store.save_census(entries[:1], [("family", "k1"), ("own", "k1")])
+    store.save_census(entries[1:2], [("family", "k2"), ("twins", SHARED)])
+    assert store.census_entry_key_by_email(c, "family") == SHARED
+    assert store.census_entry_key_by_email(c, "twins") == SHARED
+    store.save_census(entries, [("family", "k1"), ("twins", "k3"), ("own", "k1")])
+    assert [store.census_entry_key_by_email(c, e) for e in ("family", "twins", "own")] \
+        == [SHARED, SHARED, "k1"]
+
+
+def test_the_open_census_polls_of_a_consultation(backend: Any) -> None:
+    store = backend("identity")
+    c, other = uuid.uuid4().hex, uuid.uuid4().hex
+    p1, p2, p3, p4 = (uuid.uuid4().hex for _ in range(4))
+    assert store.open_census_polls(c) == []
+    store.open_poll(p1, c, "census")
+    store.open_poll(p2, c, "open")  # open to all: its census is not the question
+    store.open_poll(p3, c, "census")
+    store.open_poll(p4, other, "census")
+    assert store.open_census_polls(c) == sorted([p1, p3])
+    store.close_poll(p1, datetime.now(UTC))
+    assert store.open_census_polls(c) == [p3]
+    store.close_poll(p3, datetime.now(UTC))
+    assert store.open_census_polls(c) == [] and store.open_census_polls(other) == [p4]
 
 
 def test_racing_claims_give_an_entry_to_one_account(backend: Any) -> None:

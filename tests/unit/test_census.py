@@ -202,6 +202,59 @@ def test_an_address_of_several_people_claims_nobody(identity: Identity) -> None:
                                    consultation_id="c3"))[0]["eligible"] is True
 
 
+@pytest.mark.parametrize("same_import_again", [False, True])
+def test_an_address_of_several_people_in_two_imports_claims_nobody(
+        identity: Identity, same_import_again: bool) -> None:
+    # A city's list comes in parts (the gateway's 2,000 rows a command, or several
+    # files): the family's two rows may fall in two of them, in either order.
+    family = "famille@example.org"
+    parts = [[row("Roux", "Anne", "1970-01-01", email=family)],
+             [row("Roux", "Leo", "2012-01-01", email=family)]]
+    if same_import_again:
+        parts.append(parts[0])  # Anne's part sent again: the address stays shared
+    for rows in parts:
+        ok(identity.core, ImportCensus(consultation_id="c4", age_on=ON, actor=ORGANISER,
+                                       rows=rows))
+    person = signed_in(identity, family)
+    error = refused(identity.core, claim(identity, person, consultation_id="c4"))
+    assert (error["status"], error["code"]) == (404, "census_entry_not_found")
+    assert ok(identity.core, claim(identity, person, "Roux", "Leo", "2012-01-01",
+                                   consultation_id="c4"))[0]["eligible"] is True
+
+
+def test_an_address_listed_again_for_the_same_person_still_claims(identity: Identity) -> None:
+    rows = [row("Roux", "Anne", "1970-01-01", email="anne@example.org")]
+    for _ in range(2):
+        ok(identity.core, ImportCensus(consultation_id="c5", age_on=ON, actor=ORGANISER,
+                                       rows=rows))
+    person = signed_in(identity, "anne@example.org")
+    assert ok(identity.core, claim(identity, person, consultation_id="c5"))[0]["eligible"]
+
+
+def test_the_census_of_an_open_census_poll_does_not_change(identity: Identity) -> None:
+    # Identity checks it too: the gateway looked before reading the file, and a city's
+    # list goes in many parts, between which a poll may open.
+    newcomer = [row("Roux", "Anne", "1970-01-01", email="anne@example.org")]
+    open_census_poll(identity, "p-all", electorate="open")  # open to all: no matter
+    ok(identity.core, ImportCensus(consultation_id="c1", age_on=ON, actor=ORGANISER,
+                                   rows=newcomer))
+    open_census_poll(identity, "p1")
+    before = identity.store.count_eligible("c1")
+    error = refused(identity.core, ImportCensus(
+        consultation_id="c1", age_on=ON, actor=ORGANISER,
+        rows=[row("Roux", "Leo", "1990-01-01"), row("Martin", "Paul", "2010-01-01")]))
+    assert (error["status"], error["code"]) == (409, "census_frozen")
+    assert identity.store.count_eligible("c1") == before  # Leo not added, nobody changed
+    # Another consultation's census is not frozen by this poll.
+    ok(identity.core, ImportCensus(consultation_id="c9", age_on=ON, actor=ORGANISER,
+                                   rows=newcomer))
+    deliver(identity.core, PollClosed(poll_id="p1", closed_at=identity.clock()))
+    data, _ = ok(identity.core, ImportCensus(consultation_id="c1", age_on=ON,
+                                             actor=ORGANISER, rows=[row("Roux", "Leo",
+                                                                        "1990-01-01")]))
+    assert data["rows"] == 1 and identity.store.count_eligible("c1") == before + 1
+
+
 def test_a_claim_gives_all_three_or_none(identity: Identity) -> None:
     person = signed_in(identity, "a@example.org")
     error = refused(identity.core, claim(identity, person, "Martin", "Paul"))

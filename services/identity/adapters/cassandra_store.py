@@ -11,7 +11,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import UNSET_VALUE, PreparedStatement
 
 from urne.services.identity.census import BUCKETS as CENSUS_BUCKETS
-from urne.services.identity.census import CensusEntry
+from urne.services.identity.census import SHARED, CensusEntry
 from urne.services.identity.census import bucket as census_bucket
 from urne.services.identity.census import buckets as census_buckets
 from urne.services.identity.desk import DeskCode
@@ -221,7 +221,8 @@ class CassandraIdentityStore:
         self._drop_eligible_bucket = session.prepare(
             f"DELETE FROM {ks}.census_eligible WHERE consultation_id = ? AND bucket = ?")
         self._census_polls = session.prepare(
-            f"SELECT consultation_id, electorate, status, closed_at FROM {ks}.poll_status")
+            f"SELECT poll_id, consultation_id, electorate, status, closed_at "
+            f"FROM {ks}.poll_status")
         self._census_purges = session.prepare(
             f"SELECT consultation_id FROM {ks}.census_purges")
         self._census_purged = session.prepare(
@@ -519,8 +520,33 @@ class CassandraIdentityStore:
                       + [(self._drop_eligible, (e.consultation_id, b, e.entry_key))
                          for e in entries if not e.eligible for b in census_buckets(e.entry_key)]
                       + [(self._save_email, (consultation_id, email, entry))
-                         for email, entry in emails])
+                         for email, entry in self._sharing(consultation_id, emails)])
         self.s.execute(self._census_back, (consultation_id,))
+
+    def _sharing(self, consultation_id: str, emails: list[tuple[str, str]]
+                 ) -> list[tuple[str, str]]:
+        """``emails``, those already kept for another entry (an earlier part or upload)
+        made SHARED. Read, then written: two uploads of one consultation's census at the
+        same moment could each miss the other's address (docs/api.md, "The census")."""
+        if not emails:
+            return []
+        kept = execute_concurrent_with_args(
+            self.s, self._entry_by_email, [(consultation_id, email) for email, _ in emails],
+            concurrency=128, raise_on_first_error=True)
+        merged = []
+        for (email, entry), (_, rows) in zip(emails, kept, strict=True):
+            before = rows.one()
+            merged.append((email, entry if before is None or before.entry_key == entry
+                           else SHARED))
+        return merged
+
+    @guarded
+    def open_census_polls(self, consultation_id: str) -> list[str]:
+        # Every poll's status, a row a poll: a census upload's parts each read them (a
+        # city's thousands of polls, against its 2,000 rows' writes).
+        return sorted(r.poll_id for r in self.s.execute(self._census_polls)
+                      if r.consultation_id == consultation_id and r.electorate == "census"
+                      and r.status == "open")
 
     @guarded
     def censuses_to_purge(self, closed_before: datetime) -> list[str]:

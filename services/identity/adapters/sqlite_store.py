@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from urne.services.identity.census import CensusEntry
+from urne.services.identity.census import SHARED, CensusEntry
 from urne.services.identity.desk import DeskCode
 from urne.services.identity.domain import (
     LoginCodes,
@@ -229,6 +229,11 @@ class SqliteIdentityStore:
             return None
         return row["eligible"], datetime.fromisoformat(row["eligible_counted_at"])
 
+    def open_census_polls(self, consultation_id: str) -> list[str]:
+        return [r["poll_id"] for r in self.db.query(
+            "SELECT poll_id FROM poll_status WHERE consultation_id = ? AND "
+            "electorate = 'census' AND status = 'open' ORDER BY poll_id", (consultation_id,))]
+
     def censuses_to_purge(self, closed_before: datetime) -> list[str]:
         return [r["consultation_id"] for r in self.db.query(
             "SELECT consultation_id FROM poll_status WHERE electorate = 'census' "
@@ -261,8 +266,12 @@ class SqliteIdentityStore:
                 "district = excluded.district, eligible = excluded.eligible",
                 [(e.consultation_id, e.entry_key, e.district, int(e.eligible))
                  for e in entries])
-            c.executemany("INSERT OR REPLACE INTO census_emails VALUES (?, ?, ?)",
-                          [(consultation_id, email, entry) for email, entry in emails])
+            # An address already kept for another entry is several people's: shared.
+            c.executemany("INSERT INTO census_emails VALUES (?, ?, ?) ON CONFLICT "
+                          "(consultation_id, email_key) DO UPDATE SET entry_key = CASE WHEN "
+                          "census_emails.entry_key = excluded.entry_key THEN "
+                          "census_emails.entry_key ELSE ? END",
+                          [(consultation_id, email, entry, SHARED) for email, entry in emails])
             c.execute("DELETE FROM census_purges WHERE consultation_id = ?", (consultation_id,))
 
     def census_entry(self, consultation_id: str, entry_key: str) -> CensusEntry | None:
