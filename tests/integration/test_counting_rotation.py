@@ -89,6 +89,8 @@ class Counter:
                             end = position_of(generation)
                             break
                         continue
+                    if "n" not in envelope:  # refused or unreadable: passed over, as
+                        continue             # ShardCounters does (with an error logged)
                     if envelope["n"] not in self.seen[shard]:  # seen before: nothing
                         self.seen[shard].append(envelope["n"])
                 moves.append((shard, start, end, {}))
@@ -171,6 +173,83 @@ def test_streams_rotate_while_ballots_flow_and_nothing_is_missed(
     # Every earlier generation deleted, with the ballots on it; the current one kept.
     assert streams_left(vhost_url, range(current + 1)) == \
         [stream_name(shard, current) for shard in range(SHARDS)]
+
+
+def test_a_marker_signed_with_an_unknown_key_stops_its_shard_until_a_restart(
+        vhost_url: str, tmp_path: Path) -> None:
+    """The tally's envelope key rotated, the workers not yet restarted: the marker is
+    refused as ``unknown_key``. Passed over, it left its shard on the old stream for
+    good, the next generation's ballots never counted; now the shard stops before it,
+    and a worker that knows the key reads on from there: every number once."""
+    store = SERVICES["tally"].sqlite_store(
+        SqliteDb(tmp_path / "tally.db", SERVICES["tally"].migrations.sqlite))
+    trusted = threading.Event()
+
+    def admit(envelope: Any) -> str | None:
+        if rotated_to(envelope) is not None and not trusted.is_set():
+            return "unknown_key: no key 'envelope-tally-2'"
+        return None
+
+    rotation = StreamRotation(store, STREAM, SHARDS, every=0.5, sign=lambda env: env,
+                              settle=0.3)
+    counter = Counter(store)
+
+    def start() -> tuple[threading.Event, threading.Thread]:
+        worker = CountingWorker(vhost_url, SHARDS, counter, transient=lambda e: False,
+                                linger=0.02, rotation=rotation, admit=admit)
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        thread.start()
+        return stop, thread
+
+    publisher = pika.BlockingConnection(pika.URLParameters(vhost_url))
+    channel = publisher.channel()
+    declare_counting(channel, SHARDS)
+    channel.confirm_delivery()
+    published = 0
+
+    def publish(n: int) -> None:
+        nonlocal published
+        for _ in range(n):
+            channel.basic_publish(COUNTING_EXCHANGE, shard_key(published % SHARDS),
+                                  json.dumps({"n": published}).encode(), mandatory=True)
+            published += 1
+
+    def wait(until: Callable[[], bool], what: str, seconds: float = 20) -> None:
+        deadline = time.monotonic() + seconds
+        while not until():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    stop, thread = start()
+    try:
+        publish(10)
+        wait(lambda: len(store.generations(STREAM)) == 2, "a rotation opens generation 1")
+        rotation.rotate_every = timedelta(days=1)  # one rotation only
+        # Its markers written and the old streams unbound:
+        wait(lambda: store.generations(STREAM)[-1].bound, "generation 1 alone bound")
+        publish(10)  # to generation 1 only
+        time.sleep(2.0)
+        for shard in range(SHARDS):  # stopped before the marker, checkpoint too
+            assert generation_of(store.checkpoint(STREAM, shard)[0]) == 0
+        assert sorted(n for seen in counter.seen.values() for n in seen) \
+            != list(range(published)), "the next generation is not counted meanwhile"
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+    trusted.set()  # restarted with the key
+    stop, thread = start()
+    try:
+        wait(lambda: all(generation_of(store.checkpoint(STREAM, s)[0]) == 1
+                         for s in range(SHARDS))
+             and sum(len(v) for v in counter.seen.values()) == published,
+             "read on from the marker once the key is known")
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+        publisher.close()
+    for shard in range(SHARDS):
+        assert counter.seen[shard] == list(range(shard, published, SHARDS))
 
 
 def test_a_producer_after_the_first_tally_worker_leaves_the_streams_alone(

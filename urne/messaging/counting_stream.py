@@ -46,6 +46,7 @@ from urne.messaging.amqp_tls import pika_parameters
 from urne.messaging.channels import close_without_cancel, wait_before
 from urne.messaging.kernel import RawEnvelope
 from urne.messaging.membership import HEARTBEAT_SECONDS, Membership
+from urne.messaging.signatures import UNKNOWN_KEY
 from urne.platform import jsonbytes
 from urne.platform.logging import log_fields
 from urne.platform.metrics import COUNTING_SHARDS_OWNED
@@ -225,6 +226,9 @@ class CountingWorker:
         # Shards whose stream ended (a counting.rotated marker is pending): what follows
         # it is passed over, and once it is counted the shard is read in the next one.
         self._ending: set[int] = set()
+        # Shards stopped at a rotation marker signed with a key not known here (see
+        # ``received``): nothing more of them is counted until a restart.
+        self._waiting_for_key: set[int] = set()
         self.rotation = rotation
         self._connection: pika.BlockingConnection | None = None
 
@@ -245,6 +249,7 @@ class CountingWorker:
         self._channels.clear()
         self._generations.clear()
         self._ending.clear()
+        self._waiting_for_key.clear()
         self._pending.clear()
         COUNTING_SHARDS_OWNED.set(0)
 
@@ -352,7 +357,7 @@ class CountingWorker:
         channel.basic_qos(prefetch_count=self.prefetch)  # streams need a window
 
         def received(ch: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
-            if not ch.is_open or shard in self._ending:
+            if not ch.is_open or shard in self._ending or shard in self._waiting_for_key:
                 return  # after the end of its generation: in the next one as well
             offset = int(props.headers["x-stream-offset"])
             try:
@@ -360,6 +365,18 @@ class CountingWorker:
             except ValueError:
                 envelope = {"unreadable": body[:200].decode(errors="replace")}
             refused = self.admit(envelope)
+            if refused is not None and rotated_to(envelope) is not None \
+                    and refused.split(":")[0] == UNKNOWN_KEY:
+                # A marker signed with a key this worker does not know yet (the tally's
+                # key rotated, this worker not restarted): passed over, it would leave
+                # the shard on a stream nothing is sent to any more. The shard stops
+                # before it instead, its checkpoint too, and is read again from there
+                # once the worker, restarted, knows the key (docs/operations.md).
+                self._refuse(shard, generation, offset, envelope, refused)
+                self._waiting_for_key.add(shard)
+                log.error("counting shard waits for the key of its rotation marker",
+                          extra=log_fields(shard=shard, offset=offset))
+                return
             if refused is not None:
                 envelope = self._refuse(shard, generation, offset, envelope, refused)
             elif (rotated_to(envelope) or 0) > generation:
@@ -394,6 +411,7 @@ class CountingWorker:
         channel = self._channels.pop(shard)
         self._generations.pop(shard, None)
         self._ending.discard(shard)
+        self._waiting_for_key.discard(shard)
         self._pending = [d for d in self._pending if d.shard != shard]
         self.counter.drop(shard)
         # pika's close() would first reject what the channel holds, which a stream

@@ -61,6 +61,11 @@ def signed_bytes(raw: dict[str, Any]) -> bytes:
     return SIGNED_PREFIX + jsonbytes.canonical(body)
 
 
+# Signed with a key this consumer does not hold (yet: a key rotated, the consumer not
+# restarted), as opposed to a wrong or forged signature.
+UNKNOWN_KEY = "unknown_key"
+
+
 class Refused(Exception):
     """A message its consumer does not take: ``reason`` is a stable word."""
 
@@ -135,7 +140,7 @@ class Verifier:
             raise Refused("revoked_key", f"key {kid[:40]!r} is revoked")
         key = self.keys.get(kid)
         if key is None:
-            raise Refused("unknown_key", f"no key {kid[:40]!r}")
+            raise Refused(UNKNOWN_KEY, f"no key {kid[:40]!r}")
         if key.name != f"{KEY_PREFIX}{producer}":
             raise Refused("wrong_producer",
                           f"signed with {key.name}, not the key of {str(producer)[:40]!r}")
