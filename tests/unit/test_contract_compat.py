@@ -1,6 +1,14 @@
 """Within a version, a contract only gains optional fields (D3): every schema stays
 compatible with the one first published (``urne/contracts/schemas/baseline/``), and
-the checker itself catches each kind of break."""
+the checker itself catches each kind of break.
+
+Every type served has a baseline. Most are the form of the commit that added the type;
+five are the form an hour later, after the review of the same session and before its
+stop (their first form was never in a stopped, tested release): ``census.claim.v1`` and
+``census.import.v1`` (names must hold a letter, 5109238), ``desk.code.issue.v1``,
+``desk.person.register.v1`` and ``paper_voting_tokens.issue.v1`` (identity checks the
+agent's own access token, 03e9968). Baselines were backfilled on 2026-12-03 for the 27
+types added after the first 48, from git history."""
 
 from __future__ import annotations
 
@@ -25,8 +33,21 @@ def test_every_published_schema_is_still_accepted(path: Any) -> None:
     assert breaking_changes(json.loads(path.read_text()), current[path.stem]) == []
 
 
-def test_the_baseline_covers_every_type_published_before() -> None:
-    assert len(list(BASELINE.glob("*.json"))) >= 48  # as first published, 2026-11-30
+def test_every_type_served_has_its_baseline() -> None:
+    missing = sorted(set(schemas.export()) - {p.stem for p in BASELINE.glob("*.json")})
+    assert missing == [], f"no baseline for {missing}: run {schemas.COMMAND}"
+
+
+def test_writing_the_schemas_adds_a_new_types_baseline_and_keeps_the_others(
+        tmp_path: Any) -> None:
+    (tmp_path / "baseline").mkdir()
+    first = next(iter(schemas.export()))
+    (tmp_path / "baseline" / f"{first}.json").write_text("{}\n", encoding="utf-8")
+    assert any(d == f"no baseline: {n}.json" for d in schemas.differences(tmp_path)
+               for n in schemas.export() if n != first)
+    schemas.write(tmp_path)
+    assert (tmp_path / "baseline" / f"{first}.json").read_text() == "{}\n"  # never rewritten
+    assert schemas.differences(tmp_path) == []
 
 
 OLD: dict[str, Any] = {

@@ -2,7 +2,10 @@
 
 ``urne/contracts/schemas/<type>.json`` is the published form of each contract;
 a test compares it byte for byte with what the models produce, so a contract
-cannot drift without a reviewed change to those files.
+cannot drift without a reviewed change to those files. ``baseline/<type>.json`` is
+a type's first published form, written once (by ``--write``, for a type that has
+none) and never again: tests/unit/test_contract_compat.py checks the current form
+against it.
 
     python -m urne.contracts.schemas --write   # regenerate the files
     python -m urne.contracts.schemas --check   # exit 1 and list differences
@@ -21,6 +24,7 @@ from urne.contracts import REGISTRY, Envelope
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 ENVELOPE = "envelope"
+BASELINE = "baseline"
 COMMAND = "python -m urne.contracts.schemas --write"
 
 
@@ -47,6 +51,9 @@ def differences(directory: Path = SCHEMAS_DIR) -> list[str]:
         elif found[name].read_text(encoding="utf-8") != text:
             diffs.append(f"changed: {name}")
     diffs.extend(f"no longer exported: {name}" for name in sorted(set(found) - set(expected)))
+    baseline = directory / BASELINE
+    diffs.extend(f"no baseline: {name}" for name in sorted(expected)
+                 if not (baseline / name).is_file())
     return diffs
 
 
@@ -59,6 +66,13 @@ def write(directory: Path = SCHEMAS_DIR) -> list[str]:
     stale = sorted(p.name for p in directory.glob("*.json") if p.name not in expected)
     for name in stale:
         (directory / name).unlink()
+    # A new type's first form is its baseline; an existing baseline is never rewritten
+    # (nor removed: a type no longer served is still one that was published).
+    baseline = directory / BASELINE
+    baseline.mkdir(exist_ok=True)
+    for name, text in expected.items():
+        if not (baseline / name).exists():
+            (baseline / name).write_text(text, encoding="utf-8")
     return sorted(expected)
 
 
