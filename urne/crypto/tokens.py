@@ -130,10 +130,10 @@ class TokenIssuer:
 
 def agent_key(person_id: str, poll_id: str) -> str:
     """The agent's name in a poll's ballots and signed reconciliation: the first 32 hex
-    digits of SHA-256("urne.agent" 0x00 person_id 0x00 poll_id). Not keyed: the agent
-    (``GET /v1/me`` gives their person id), the organisers and the admins (the action
-    log names agents by person id) recompute it; a person id is random, so no one else
-    can."""
+    digits of SHA-256("urne.agent" 0x00 person_id 0x00 poll_id). Not keyed: whoever
+    knows the agent's person id recomputes it: the agent (``GET /v1/me``), the admins
+    (the action log names agents by person id), and anyone if the agent wrote a
+    published proposal (its ``author_id``): docs/privacy.md."""
     return hashlib.sha256(f"urne.agent\x00{person_id}\x00{poll_id}".encode()
                           ).hexdigest()[:32]
 
