@@ -399,6 +399,7 @@ class ActionPublic(Public):
 class ActionLogPublic(Public):
     month: str
     actions: list[ActionPublic]
+    next: str | None  # the ``after`` of the next page; None: this was the last
 
 
 class PublicKeyPublic(Public):

@@ -47,6 +47,17 @@ def run_admin(http: httpx.Client, outbox: Path) -> None:
     assert created[0]["subject"]["title"] == "Budget participatif"
     assert granted[0]["at"] <= created[0]["at"]  # oldest first
     assert consultation  # made by the clerk, under the role the admin gave
+    # The same month a page of one entry at a time: the same entries, in the same order.
+    assert log.json()["next"] is None
+    paged: list[dict] = []
+    params = {"month": month, "limit": "1"}
+    while len(paged) <= len(actions):
+        page = http.get("/v1/admin/actions", headers=admin, params=params).json()
+        paged += page["actions"]
+        if page["next"] is None:
+            break
+        params["after"] = page["next"]
+    assert paged[:len(actions)] == actions  # entries logged since come after
 
     # Taken back: the clerk's next sign-in carries the participant role.
     r = http.put("/v1/admin/roles", headers=admin, json={"email": newcomer,

@@ -100,6 +100,61 @@ def test_the_action_logs_of_both_services_are_merged_oldest_first(
     assert services.sent[-1][1]["payload"]["month"] == datetime.now(UTC).strftime("%Y-%m")
 
 
+class Logs(Services):
+    """Each service's log of the month: entries at whole minutes, some at the same
+    instant in both, served by (at, id) after the asked entry, at most ``limit``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log = {service: sorted(
+            (datetime(2026, 10, 1, 9, minute, tzinfo=UTC), f"{service}-{n}")
+            for n, minute in enumerate(minutes)) for service, minutes in
+            (("identity", [0, 1, 1, 5, 7, 8]), ("proposal", [1, 2, 3, 5, 9]))}
+
+    def __call__(self, service: str, envelope: RawEnvelope) -> RawReply:
+        self.sent.append((service, envelope))
+        q = envelope["payload"]
+        after = (datetime.fromisoformat(q["after_at"]), q["after_id"]) \
+            if q.get("after_at") else None
+        rows = [e for e in self.log[service] if after is None or e > after][:q["limit"]]
+        return replied({"service": service, "month": q["month"], "actions": [
+            {"at": at.isoformat(), "id": i, "actor": "admin-1", "role": "admin",
+             "action": "x.v1", "subject": {}} for at, i in rows]})
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 11, 12])
+def test_the_action_log_is_read_a_page_at_a_time(
+        stubbed: Callable[[Answer], TestClient], keys_dir: Path, limit: int) -> None:
+    services = Logs()
+    client = stubbed(services)
+    seen: list[str] = []
+    params: dict[str, Any] = {"month": "2026-10", "limit": limit}
+    for _ in range(20):
+        r = client.get("/v1/admin/actions", params=params, headers=token(keys_dir, "admin"))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert len(body["actions"]) <= limit
+        seen += [a["id"] for a in body["actions"]]
+        if body["next"] is None:
+            break
+        params["after"] = body["next"]
+    everything = sorted(e for log in services.log.values() for e in log)
+    assert seen == [i for _, i in everything]  # each once, oldest first
+
+
+@pytest.mark.parametrize("after", ["nope", "W10", "WyJ4IiwgMV0",
+                                   "WyIyMDI2LTEwLTAxVDA5OjAwOjAwIiwgImEiXQ"],
+                         ids=["not-base64-json", "empty-list", "not-a-time", "no-offset"])
+def test_a_bad_page_cursor_is_a_422_and_asks_nothing(
+        stubbed: Callable[[Answer], TestClient], keys_dir: Path, after: str) -> None:
+    services = Logs()
+    r = stubbed(services).get("/v1/admin/actions", params={"month": "2026-10", "after": after},
+                              headers=token(keys_dir, "admin"))
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert services.sent == []
+
+
 @pytest.mark.parametrize("month", ["2026-13", "2026-1", "26-01", "2026-01-01", "last"])
 def test_a_bad_month_is_a_422(stubbed: Callable[[Answer], TestClient], keys_dir: Path,
                               month: str) -> None:

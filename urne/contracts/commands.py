@@ -632,6 +632,10 @@ class _MonthOfActions(BaseModel):
     actor: Actor
     month: MonthText
     limit: int = Field(default=10_000, ge=1, le=10_000)
+    # A page after the entry (at, id), the last of the page before: entries are ordered
+    # by both. None: from the month's first.
+    after_at: datetime | None = None
+    after_id: str | None = Field(default=None, max_length=64)
 
 
 @message("identity.actions.list.v1")

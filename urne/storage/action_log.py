@@ -70,7 +70,10 @@ class ActionLog(Protocol):
         """Append ``a``, to be kept ``keep`` (a store with time-to-live forgets it
         then)."""
         ...
-    def month(self, month: str, limit: int) -> list[Action]: ...
+    def month(self, month: str, limit: int,
+              after: tuple[datetime, str] | None = None) -> list[Action]:
+        """The month's entries by (at, id), at most ``limit``, after ``after`` if given."""
+        ...
     def purge(self, before: datetime) -> int:
         """Delete the entries made before ``before``, where no time-to-live does; how
         many."""
@@ -92,8 +95,10 @@ def action_log_view(service: str, log: ActionLog,
     """The reply to a service's ``*.actions.list.v1``: admins only."""
     if query.actor.role != ADMIN:
         raise Forbidden("only admins read the action log", code="forbidden")
+    after = (query.after_at, query.after_id) \
+        if query.after_at is not None and query.after_id is not None else None
     return ActionLogView(service=service, month=query.month,
-                         actions=[view(a) for a in log.month(query.month, query.limit)])
+                         actions=[view(a) for a in log.month(query.month, query.limit, after)])
 
 
 def view(action: Action) -> ActionView:
@@ -115,9 +120,13 @@ class SqliteActionLog:
                       "subject) VALUES (?, ?, ?, ?, ?, ?, ?)",
                       (a.month, a.at.isoformat(), a.id, a.actor, a.role, a.action, a.subject))
 
-    def month(self, month: str, limit: int) -> list[Action]:
-        rows = self.db.query("SELECT * FROM action_log WHERE month = ? ORDER BY at, id "
-                             "LIMIT ?", (month, limit))
+    def month(self, month: str, limit: int,
+              after: tuple[datetime, str] | None = None) -> list[Action]:
+        # ``at`` is stored as ISO text in UTC, which sorts as the times do.
+        at, last = (after[0].astimezone(UTC).isoformat(), after[1]) if after else ("", "")
+        rows = self.db.query("SELECT * FROM action_log WHERE month = ? AND (at > ? OR "
+                             "(at = ? AND id > ?)) ORDER BY at, id LIMIT ?",
+                             (month, at, at, last, limit))
         return [Action(datetime.fromisoformat(r["at"]), r["id"], r["actor"], r["role"],
                        r["action"], r["subject"]) for r in rows]
 
@@ -138,6 +147,10 @@ class CassandraActionLog:
         self._month = session.prepare(
             f"SELECT * FROM {keyspace}.action_log WHERE month = ? LIMIT ?")
         self._month.is_idempotent = True
+        self._month_after = session.prepare(
+            f"SELECT * FROM {keyspace}.action_log WHERE month = ? AND (at, id) > (?, ?) "
+            "LIMIT ?")
+        self._month_after.is_idempotent = True
 
     @guarded
     def append(self, a: Action, keep: timedelta = KEEP) -> None:
@@ -150,9 +163,11 @@ class CassandraActionLog:
                                       a.subject, ttl))
 
     @guarded
-    def month(self, month: str, limit: int) -> list[Action]:
-        return [Action(utc(r.at), r.id, r.actor, r.role, r.action, r.subject)
-                for r in self.s.execute(self._month, (month, limit))]
+    def month(self, month: str, limit: int,
+              after: tuple[datetime, str] | None = None) -> list[Action]:
+        rows = self.s.execute(self._month_after, (month, after[0], after[1], limit)) \
+            if after else self.s.execute(self._month, (month, limit))
+        return [Action(utc(r.at), r.id, r.actor, r.role, r.action, r.subject) for r in rows]
 
     def purge(self, before: datetime) -> int:
         return 0  # each entry's time-to-live (entries from before it stay: see privacy.md)
