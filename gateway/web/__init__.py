@@ -13,11 +13,25 @@ from the public API, served by the gateway beside ``/v1``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
 
 STATIC = Path(__file__).parent / "static"
+
+
+class _Static(StaticFiles):
+    """The pages' stylesheet and script, with the pages' security headers (nosniff
+    above all: a script served under another type is never run)."""
+
+    async def get_response(self, path: str, scope: Any) -> Response:
+        from urne.gateway.web.page import SECURITY_HEADERS
+
+        response = await super().get_response(path, scope)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
 
 def mount(app: FastAPI) -> None:
@@ -25,4 +39,4 @@ def mount(app: FastAPI) -> None:
 
     for module in (participant, results, organiser, desk):
         app.include_router(module.router)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", _Static(directory=STATIC), name="static")

@@ -17,7 +17,9 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 
 LOCALES = Path(__file__).parent / "locales"
-LANGUAGES = ("fr", "en")
+# Each language by its name in itself (the link that switches to it); a new one is a
+# folder under locales/ and a line here.
+LANGUAGES = {"fr": "Français", "en": "English"}
 DEFAULT = "fr"
 
 

@@ -14,7 +14,7 @@ from babel.messages.pofile import read_po
 
 from urne.gateway.web import forms
 from urne.gateway.web.api import ApiProblem
-from urne.gateway.web.i18n import LOCALES, negotiate, translations
+from urne.gateway.web.i18n import LANGUAGES, LOCALES, negotiate, translations
 from urne.gateway.web.page import Page
 
 pytestmark = pytest.mark.unit
@@ -30,7 +30,12 @@ def marked() -> set[str]:
         options_map=options)}
 
 
-@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_each_language_has_its_catalogue_and_its_name() -> None:
+    assert sorted(LANGUAGES) == sorted(p.name for p in LOCALES.iterdir() if p.is_dir())
+    assert all(name.strip() for name in LANGUAGES.values())  # the link's text
+
+
+@pytest.mark.parametrize("lang", sorted(LANGUAGES))
 def test_each_catalogue_holds_every_marked_message_and_no_other(lang: str) -> None:
     with (LOCALES / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
         catalog = read_po(f)

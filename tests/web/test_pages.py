@@ -84,6 +84,16 @@ def test_english_on_request_and_by_choice(web: TestClient) -> None:
     assert away.headers["location"] == "/"
 
 
+def test_pages_and_their_script_and_style_carry_the_security_headers(web: TestClient) -> None:
+    page = web.get("/", headers={"Accept-Language": "fr"})
+    assert 'hreflang="en">English</a>' in page.text  # the other language, by its name
+    for r in (page, web.get("/static/urne.css"), web.get("/static/budget.js")):
+        assert r.status_code == 200
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert r.headers["referrer-policy"] == "same-origin"
+
+
 def test_every_form_needs_its_csrf_token_and_a_refused_one_changes_nothing(
         web: TestClient, outbox: Path) -> None:
     state = open_poll(web, outbox)
