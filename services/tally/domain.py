@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from urne.contracts.events import VOTER_CELLS, voter_cell
 from urne.contracts.fields import Electorate, ResultsVisibility
 from urne.counting import count, new_tally, tally_from_state
 from urne.counting.rules import PollRules
@@ -135,15 +136,20 @@ class ShardCount:
     whatever the order, and partial counts of disjoint shards merge into the count of
     the whole poll.
 
-    ``tally`` and ``received`` are the checkpoint (``state``); the voters' map is not:
-    whoever restores a checkpoint gives back the ballots it covers (``remember``).
+    ``tally``, ``received`` and ``cells`` are the checkpoint (``state``); the voters'
+    map is not: whoever restores a checkpoint gives back the ballots it covers
+    (``remember``).
     """
 
     def __init__(self, rules: PollRules, tally: Tally[Any] | None = None,
-                 received: int = 0) -> None:
+                 received: int = 0, cells: list[int] | None = None) -> None:
         self.rules = rules
         self.tally = tally if tally is not None else new_tally(rules)
         self.received = received  # distinct ballots seen, replaced ones included
+        # ``received`` by voter cell (``voter_cell``), for ``ballots.missing``; None for a
+        # partial checkpointed before cells were counted (its cells are unknown).
+        self.cells = cells if cells is not None else \
+            ([0] * VOTER_CELLS if received == 0 else None)
         # voter -> (sequence counted, its choice, bit mask of the sequences seen)
         self._voters: dict[str, tuple[int, dict[str, Any], int]] = {}
 
@@ -162,6 +168,8 @@ class ShardCount:
         else:  # an older ballot of this voter, come late: seen, not counted
             self._voters[ballot.voter_key] = (kept[0], kept[1], kept[2] | bit)
         self.received += 1
+        if self.cells is not None:
+            self.cells[voter_cell(ballot.voter_key)] += 1
         return True
 
     def remember(self, ballot: StoredBallot) -> None:
@@ -180,11 +188,16 @@ class ShardCount:
         return self.tally.ballots
 
     def state(self) -> dict[str, Any]:
-        return {"tally": self.tally.state(), "received": self.received}
+        cells = {} if self.cells is None else {"cells": list(self.cells)}
+        return {"tally": self.tally.state(), "received": self.received, **cells}
 
     @classmethod
     def from_state(cls, rules: PollRules, state: dict[str, Any]) -> ShardCount:
-        return cls(rules, tally_from_state(rules, state["tally"]), int(state["received"]))
+        received, cells = int(state["received"]), state.get("cells")
+        known = [int(c) for c in cells] if isinstance(cells, list) else None
+        if known is not None and (len(known) != VOTER_CELLS or sum(known) != received):
+            known = None  # not counted as this code counts them: unknown
+        return cls(rules, tally_from_state(rules, state["tally"]), received, known)
 
     def result(self) -> dict[str, Any]:
         """The tally in the published format, as if the poll closed now."""

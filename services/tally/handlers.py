@@ -330,7 +330,8 @@ class TallyHandlers:
         sheet = self.store.sheet(poll_id)
         if sheet is not None and sheet.withheld is not None:
             return "withheld"  # _try_publish alerted; it signs once the counts agree
-        by_shard = self._received_by_shard(sheet) if sheet and sheet.rules else None
+        by_shard, by_cell = self._received_by_shard(sheet) if sheet and sheet.rules \
+            else (None, None)
         received = sum(by_shard) if by_shard else 0
         sealed = sheet.sealed_count if sheet and sheet.sealed_count is not None else 0
         seen = self._waiting.get(poll_id)
@@ -340,7 +341,7 @@ class TallyHandlers:
         state: Literal["asked", "waiting"] = "waiting"
         if received < sealed and seen.may_ask(now):
             ctx.emit(BallotsMissing(poll_id=poll_id, received=received, sealed=sealed,
-                                    received_by_shard=by_shard))
+                                    received_by_shard=by_shard, received_by_cell=by_cell))
             seen = replace(seen, asked_at=now, asks=seen.asks + 1)
             state = "asked"
             log.warning("ballots missing; asked the vote service for them again",
@@ -371,12 +372,17 @@ class TallyHandlers:
                     extra=log_fields(poll_id=poll_id))
         return "asked"
 
-    def _received_by_shard(self, sheet: domain.TallySheet) -> list[int]:
-        """The ballots each shard has counted (its checkpointed partial's)."""
+    def _received_by_shard(self, sheet: domain.TallySheet
+                           ) -> tuple[list[int], list[list[int]] | None]:
+        """The ballots each shard has counted (its checkpointed partial's), and each
+        shard's by voter cell (None if a partial does not say)."""
         assert sheet.rules is not None
         states = self.store.partials(self.stream, self.shards, sheet.poll_id)
-        return [domain.ShardCount.from_state(sheet.rules, states[s]).received
-                if s in states else 0 for s in range(self.shards)]
+        counts = [domain.ShardCount.from_state(sheet.rules, states[s]) if s in states
+                  else domain.ShardCount(sheet.rules) for s in range(self.shards)]
+        cells = [c.cells for c in counts]
+        return [c.received for c in counts], \
+            None if any(c is None for c in cells) else [list(c or ()) for c in cells]
 
     def _merged(self, sheet: domain.TallySheet) -> domain.Merged:
         assert sheet.rules is not None

@@ -8,18 +8,21 @@ marker, which every shard processes in order with its ballots.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from urne.contracts.commands import PurgeBallots
 from urne.contracts.events import (
+    VOTER_CELLS,
     BallotBoxClosed,
     BallotsMissing,
     PollClosed,
     PollCloseExtended,
     PollOpened,
     ResultPublished,
+    voter_cell,
 )
 from urne.contracts.replies import Purged
 from urne.messaging.counting_stream import counting_shard
@@ -79,9 +82,11 @@ class VoteHandlers:
         again, in events of ``REPLAY_CHUNK`` (the tally's copy is idempotent), those of
         the counting shards it holds fewer of than are stored (all, if it does not say,
         or counts them otherwise)."""
-        short = self._short_shards(event)
+        cells = self._short_cells(event)
+        short = self._short_shards(event) if cells is None else {s for s, _ in cells}
         voters = None if short is None else \
-            (lambda key: counting_shard(key, self.shards) in short)
+            (lambda key: counting_shard(key, self.shards) in short) if cells is None else \
+            (lambda key: (counting_shard(key, self.shards), voter_cell(key)) in cells)
         sent = 0
         for chunk in self.store.stored_ballots(event.poll_id, REPLAY_CHUNK, voters):
             # No stored_at: counted this late, their lag is from their own (minute) time.
@@ -91,7 +96,21 @@ class VoteHandlers:
             sent += len(chunk)
         log.warning("ballots sent again to the tally", extra=log_fields(
             poll_id=event.poll_id, sent=sent, tally_had=event.received,
-            sealed=event.sealed, shards="all" if short is None else sorted(short)))
+            sealed=event.sealed, shards="all" if short is None else sorted(short),
+            cells="all" if cells is None else len(cells)))
+
+    def _short_cells(self, event: BallotsMissing) -> set[tuple[int, int]] | None:
+        """The (counting shard, voter cell) pairs of which the tally holds fewer ballots
+        than are stored; None: it does not count by cell (or not by ours), or is short of
+        none by its counts (they disagree some other way)."""
+        by_cell = event.received_by_cell
+        if by_cell is None or len(by_cell) != self.shards or \
+                any(len(cells) != VOTER_CELLS for cells in by_cell):
+            return None
+        stored: Counter[tuple[int, int]] = Counter(
+            (counting_shard(key, self.shards), voter_cell(key))
+            for key in self.store.ballot_voters(event.poll_id))
+        return {cell for cell, n in stored.items() if n > by_cell[cell[0]][cell[1]]} or None
 
     def _short_shards(self, event: BallotsMissing) -> set[int] | None:
         """The counting shards of which the tally holds fewer ballots than are stored;

@@ -371,13 +371,14 @@ def test_a_lost_ballot_event_heals(distributed: Distributed) -> None:
         close_and_verify(http, state, {"yes": 0, "no": 2, "abstain": 1})
     log = (distributed.log_dir / "tally.log").read_text(errors="replace")
     assert "ballots missing; asked the vote service for them again" in log
-    # Only the shards the tally was short of were sent again: at most the two voters'.
+    # Only the shards, and the voter cells, the tally was short of were sent again: at
+    # most the two voters'.
     resent = [entry for line in (distributed.log_dir / "vote.log").read_text(
         errors="replace").splitlines() if line.startswith("{")
         and (entry := json.loads(line))["msg"] == "ballots sent again to the tally"
         and entry["poll_id"] == state.poll_id]
     assert resent and all(isinstance(e["shards"], list) and 1 <= len(e["shards"]) <= 2
-                          for e in resent), resent
+                          and 1 <= e["cells"] <= 2 for e in resent), resent
 
 
 def test_service_down_is_503_not_500(distributed: Distributed) -> None:

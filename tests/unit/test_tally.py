@@ -40,8 +40,9 @@ from urne.platform.metrics import RESULTS_WITHHELD
 from urne.record import merkle
 from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.services.tally.adapters.sqlite_store import SqliteTallyStore
-from urne.services.tally.domain import LEAF_ENCODING, RESULT_FORMAT
+from urne.services.tally.domain import LEAF_ENCODING, RESULT_FORMAT, ShardCount
 from urne.services.tally.handlers import ASK_AFTER, ASK_AT_MOST, TallyHandlers
+from urne.services.tally.shards import stored
 from urne.storage.cassandra import StoreUnavailable
 
 pytestmark = pytest.mark.unit
@@ -565,13 +566,32 @@ def test_ballots_asked_for_again_ever_less_often_while_the_count_stands_still(
 
 def test_the_ask_for_missing_ballots_says_what_each_shard_holds(
         tally: Tally, clock: Clock) -> None:
-    """So the vote service sends again the ballots of the short shards only."""
+    """So the vote service sends again the ballots of the short shards, and of their
+    short voter cells, only."""
     assert tally.feed(opened(), *BALLOTS[:2], closed(), sealed(4)) == []
     ok(tally.core, CheckPolls())
     clock.advance(seconds=ASK_AFTER.total_seconds())
     [asked] = ok(tally.core, CheckPolls())[1]
+    # SHA-256("a") = ca978112 ca1bbdca..., SHA-256("b") = 3e23e816 0039594a...: bits
+    # 32-63 end in hex a, so both voters are in cell 10 of 16.
+    cells = [0] * 10 + [2] + [0] * 5
     assert (asked["type"], asked["payload"]) == ("ballots.missing.v1", {
-        "poll_id": POLL, "received": 2, "sealed": 4, "received_by_shard": [2]})
+        "poll_id": POLL, "received": 2, "sealed": 4, "received_by_shard": [2],
+        "received_by_cell": [cells]})
+
+
+def test_a_shard_counts_its_ballots_by_voter_cell_in_its_checkpoint() -> None:
+    count = ShardCount(RULES)
+    for b in BALLOTS:  # a and b (twice): cell 10 (above); c: SHA-256 2e7d2c03 a9507ae2: 2
+        assert count.add(stored(b.ballots[0]))
+    assert count.received == 4 and count.cells == [0, 0, 1] + [0] * 7 + [3] + [0] * 5
+    again = ShardCount.from_state(RULES, count.state())
+    assert (again.received, again.cells) == (4, count.cells)
+    # Checkpointed before cells were counted, or counted otherwise: unknown, not zeros.
+    for state in ({"tally": count.state()["tally"], "received": 4},
+                  {**count.state(), "cells": [4]},
+                  {**count.state(), "cells": [0] * 16}):
+        assert ShardCount.from_state(RULES, state).cells is None
 
 
 def test_a_poll_the_store_does_not_answer_for_does_not_stop_the_others_checks(

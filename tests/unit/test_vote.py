@@ -599,6 +599,31 @@ def test_missing_ballots_are_sent_again_from_the_shards_the_tally_is_short_of(
     for unknown in (None, [1, 1, 3], [1, 1, 3, 1]):  # not said; 3 shards; none short
         assert sent_again(unknown) == everything
 
+    # Finer, by voter cell (bits 32-63 of the key: cc..., dd..., aa..., ee..., bb... are
+    # cells 12, 13, 10, 14, 11): only the short cell's voter, not all of its shard's.
+    def by_cell(short_of_aa: int) -> list[list[int]]:
+        cells = [[0] * 16 for _ in range(4)]
+        cells[0][12] = cells[1][13] = cells[2][14] = cells[3][11] = 1
+        cells[2][10] = 2 - short_of_aa
+        return cells
+
+    def sent_again_by_cell(cells: list[list[int]], by_shard: list[int]
+                           ) -> dict[int, list[tuple[str, int]]]:
+        events = deliver(four, BallotsMissing(poll_id="p1", received=sum(by_shard), sealed=6,
+                                              received_by_shard=by_shard,
+                                              received_by_cell=cells))
+        return {e["payload"]["shard"]: sorted((b["voter_key"][:2], b["sequence"])
+                                              for b in e["payload"]["ballots"])
+                for e in events}
+
+    assert sent_again_by_cell(by_cell(1), [1, 1, 2, 1]) == {2: [("aa", 1), ("aa", 2)]}
+    # Cells not as ours (3 shards, or 8 cells): by shard, as before.
+    assert sent_again_by_cell(by_cell(1)[:3], [1, 1, 2, 1]) == {2: everything[2]}
+    assert sent_again_by_cell([c[:8] for c in by_cell(1)], [1, 1, 2, 1]) == \
+        {2: everything[2]}
+    # Short of no cell by its counts: by shard, then all.
+    assert sent_again_by_cell(by_cell(0), [1, 1, 2, 1]) == {2: everything[2]}
+
 
 def test_ballots_go_when_their_retention_after_the_result_is_over(
         tmp_path: Path, identity_key: SigningKey, clock: Clock) -> None:

@@ -176,6 +176,19 @@ class BallotBoxSealedV2(Event):
     sealed_at: datetime
 
 
+# Each counting shard's voters split again by other bits of their key: how many ballots
+# the tally holds of each cell tells the vote service which few to send again when some
+# were lost (``BallotsMissing.received_by_cell``).
+VOTER_CELLS = 16
+
+
+def voter_cell(voter_key: str) -> int:
+    """The cell of a voter within its counting shard: bits 32-63 of the (hex) voter key,
+    which the counting shard (bits 0-31, ``counting_shard``) does not use, modulo
+    ``VOTER_CELLS``."""
+    return int(voter_key[8:16], 16) % VOTER_CELLS
+
+
 @message("ballots.missing.v1")
 class BallotsMissing(Event):
     """The tally holds fewer of a sealed poll's ballots than the seal counts, a while
@@ -186,13 +199,16 @@ class BallotsMissing(Event):
     ``received_by_shard`` (optional, added within v1): what the tally holds of each
     counting shard, one count a shard. The vote service then sends again only the
     ballots of the shards it stored more of, and all of them if it counts its shards
-    otherwise."""
+    otherwise. ``received_by_cell`` (optional, added within v1): the same, finer, per
+    counting shard and then per ``voter_cell``: the vote service sends again only the
+    ballots of the cells it stored more of."""
 
     PRODUCER = "tally"
     poll_id: str
     received: int
     sealed: int
     received_by_shard: list[int] | None = None
+    received_by_cell: list[list[int]] | None = None
 
 
 @message("counting.rotated.v1")
