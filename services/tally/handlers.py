@@ -330,7 +330,7 @@ class TallyHandlers:
         sheet = self.store.sheet(poll_id)
         if sheet is not None and sheet.withheld is not None:
             return "withheld"  # _try_publish alerted; it signs once the counts agree
-        by_shard, by_cell = self._received_by_shard(sheet) if sheet and sheet.rules \
+        by_shard, by_cell = self._received(sheet) if sheet and sheet.rules \
             else (None, None)
         received = sum(by_shard) if by_shard else 0
         sealed = sheet.sealed_count if sheet and sheet.sealed_count is not None else 0
@@ -372,7 +372,7 @@ class TallyHandlers:
                     extra=log_fields(poll_id=poll_id))
         return "asked"
 
-    def _received_by_shard(self, sheet: domain.TallySheet
+    def _received(self, sheet: domain.TallySheet
                            ) -> tuple[list[int], list[list[int]] | None]:
         """The ballots each shard has counted (its checkpointed partial's), and each
         shard's by voter cell (None if a partial does not say)."""

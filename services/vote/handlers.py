@@ -40,6 +40,21 @@ REPLAY_CHUNK = 500
 PURGE_EVERY = timedelta(minutes=10)
 
 
+@dataclass(frozen=True)
+class _Short:
+    """What ``ballots.missing`` sends again: the voters of these counting shards, and of
+    these (shard, voter cell) pairs among them if the tally counts by cell."""
+
+    counting_shards: int
+    shards: set[int]
+    cells: set[tuple[int, int]] | None
+
+    def __contains__(self, voter_key: str) -> bool:
+        shard = counting_shard(voter_key, self.counting_shards)
+        return shard in self.shards if self.cells is None else \
+            (shard, voter_cell(voter_key)) in self.cells
+
+
 @dataclass
 class VoteHandlers:
     store: VoteStore
@@ -80,15 +95,12 @@ class VoteHandlers:
     def on_ballots_missing(self, event: BallotsMissing, ctx: Context) -> None:
         """The tally lost some of this poll's ballot events: send the stored ballots
         again, in events of ``REPLAY_CHUNK`` (the tally's copy is idempotent), those of
-        the counting shards it holds fewer of than are stored (all, if it does not say,
-        or counts them otherwise)."""
-        cells = self._short_cells(event)
-        short = self._short_shards(event) if cells is None else {s for s, _ in cells}
-        voters = None if short is None else \
-            (lambda key: counting_shard(key, self.shards) in short) if cells is None else \
-            (lambda key: (counting_shard(key, self.shards), voter_cell(key)) in cells)
+        the voter cells, else the counting shards, it holds fewer of than are stored (all,
+        if it does not say, or counts them otherwise)."""
+        short = self._short(event)
         sent = 0
-        for chunk in self.store.stored_ballots(event.poll_id, REPLAY_CHUNK, voters):
+        for chunk in self.store.stored_ballots(event.poll_id, REPLAY_CHUNK,
+                                               None if short is None else short.__contains__):
             # No stored_at: counted this late, their lag is from their own (minute) time.
             for env in recorded_events([as_recorded(b) for b in chunk], self.shards,
                                        ctx.trace_id):
@@ -96,34 +108,37 @@ class VoteHandlers:
             sent += len(chunk)
         log.warning("ballots sent again to the tally", extra=log_fields(
             poll_id=event.poll_id, sent=sent, tally_had=event.received,
-            sealed=event.sealed, shards="all" if short is None else sorted(short),
-            cells="all" if cells is None else len(cells)))
+            sealed=event.sealed, shards="all" if short is None else sorted(short.shards),
+            cells="all" if short is None or short.cells is None else len(short.cells)))
 
-    def _short_cells(self, event: BallotsMissing) -> set[tuple[int, int]] | None:
-        """The (counting shard, voter cell) pairs of which the tally holds fewer ballots
-        than are stored; None: it does not count by cell (or not by ours), or is short of
-        none by its counts (they disagree some other way)."""
-        by_cell = event.received_by_cell
-        if by_cell is None or len(by_cell) != self.shards or \
-                any(len(cells) != VOTER_CELLS for cells in by_cell):
+    def _short(self, event: BallotsMissing) -> _Short | None:
+        """Where the tally holds fewer ballots than are stored: by (counting shard, voter
+        cell) if it counts by ours, else by shard if it counts by ours; None: send every
+        ballot (it does not say, or is short of none by its counts: they disagree some
+        other way). The stored ballots' voters are read once, for both."""
+        by_shard, by_cell = event.received_by_shard, event.received_by_cell
+        if by_cell is not None and (len(by_cell) != self.shards
+                                    or any(len(c) != VOTER_CELLS for c in by_cell)):
+            by_cell = None
+        if by_shard is not None and (len(by_shard) != self.shards or self.shards == 1):
+            by_shard = None
+        if by_cell is None and by_shard is None:
             return None
         stored: Counter[tuple[int, int]] = Counter(
             (counting_shard(key, self.shards), voter_cell(key))
             for key in self.store.ballot_voters(event.poll_id))
-        return {cell for cell, n in stored.items() if n > by_cell[cell[0]][cell[1]]} or None
-
-    def _short_shards(self, event: BallotsMissing) -> set[int] | None:
-        """The counting shards of which the tally holds fewer ballots than are stored;
-        None: send every shard's (the tally did not count by shard, or not by ours)."""
-        by_shard = event.received_by_shard
-        if by_shard is None or len(by_shard) != self.shards or self.shards == 1:
-            return None
-        stored = [0] * self.shards
-        for key in self.store.ballot_voters(event.poll_id):
-            stored[counting_shard(key, self.shards)] += 1
-        short = {s for s in range(self.shards) if stored[s] > by_shard[s]}
-        # None short, yet the tally asks: its counts and ours disagree some other way.
-        return short or None
+        if by_cell is not None:
+            cells = {c for c, n in stored.items() if n > by_cell[c[0]][c[1]]}
+            if cells:
+                return _Short(self.shards, {s for s, _ in cells}, cells)
+        if by_shard is not None:
+            per_shard: Counter[int] = Counter()
+            for (shard, _), n in stored.items():
+                per_shard[shard] += n
+            shards = {s for s, n in per_shard.items() if n > by_shard[s]}
+            if shards:
+                return _Short(self.shards, shards, None)
+        return None
 
     def on_result_published(self, event: ResultPublished, ctx: Context) -> None:
         """The tally signed the poll's result: its ballots' retention starts (the same
