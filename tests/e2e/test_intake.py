@@ -388,14 +388,18 @@ def test_a_tally_worker_killed_mid_stream_counts_from_its_checkpoints(system: Sy
 # --- the store out of reach ------------------------------------------------------------
 
 
-def cassandra_unreachable(seconds: float) -> None:
+def cassandra_unreachable(seconds: float, meanwhile: Callable[[], None] | None = None) -> None:
     """Close Cassandra's client port for ``seconds`` (``nodetool disablebinary``): every
     process loses its connections and cannot open new ones, as when the store is down,
-    without the minute a restart of the node takes on this machine."""
+    without the minute a restart of the node takes on this machine. ``meanwhile`` runs
+    once the port is closed, within the ``seconds``."""
     nodetool = str(ROOT / "infra" / "cassandra" / "nodetool.sh")
     subprocess.run([nodetool, "disablebinary"], check=True, capture_output=True, timeout=60)
+    until = time.monotonic() + seconds
     try:
-        time.sleep(seconds)
+        if meanwhile is not None:
+            meanwhile()
+        time.sleep(max(until - time.monotonic(), 0.0))
     finally:
         subprocess.run([nodetool, "enablebinary"], check=True, capture_output=True,
                        timeout=60)
@@ -407,9 +411,27 @@ def test_cassandra_unreachable_for_ten_seconds_mid_stream(system: System) -> Non
     no manual step."""
     async def outage() -> None:
         await asyncio.sleep(1.5)
-        await asyncio.to_thread(cassandra_unreachable, 10)
+        await asyncio.to_thread(cassandra_unreachable, 10, lambda: not_ready_for_the_store(system))
 
     run_with_fault(system, outage, ballots=400, rate=40)
+
+
+def not_ready_for_the_store(system: System) -> None:
+    """While the store is out of reach, ``/readyz`` answers 503 and names, for each
+    service, that its store failed (the service itself answers through the broker)."""
+    deadline = time.monotonic() + 6
+    while True:
+        answer = httpx.get(f"{system.base}/readyz", timeout=10)
+        services = answer.json().get("services", {})
+        if answer.status_code == 503 and services and all(
+                not s["ready"] and s["detail"] not in ("", "ServiceUnavailable", "TimeoutError")
+                for s in services.values()):
+            break
+        assert answer.status_code in (200, 503), answer.text
+        assert time.monotonic() < deadline, ("/readyz did not name the store", answer.text)
+        time.sleep(0.3)
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["code"] == "not_ready"
 
 
 def drop_store_connections() -> int:

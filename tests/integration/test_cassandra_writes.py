@@ -59,3 +59,16 @@ def test_every_connection_sends_without_delay(cassandra: CassandraRun) -> None:
     assert len(connections) >= 2  # the session's pool and the control connection
     for connection in connections:
         assert connection._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_the_node_acknowledges_a_write_once_its_commit_log_is_synced(
+        cassandra: CassandraRun) -> None:
+    """What a 201 promises (docs/architecture.md): the ballot is on disk. The node the
+    project's scripts start (infra/cassandra/cassandra.yaml) says so itself; Cassandra's
+    default, ``periodic``, acknowledges first and syncs up to 10 s later."""
+    rows = cassandra.session.execute(
+        "SELECT name, value FROM system_views.settings WHERE name IN "
+        "('commitlog_sync', 'commitlog_sync_period')")
+    settings = {r.name: r.value for r in rows}
+    assert settings["commitlog_sync"] == "batch"
+    assert settings.get("commitlog_sync_period") in (None, "0ms")

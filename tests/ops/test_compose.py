@@ -224,3 +224,55 @@ def test_the_image_is_built_in_two_stages_and_runs_as_its_user() -> None:
     assert "COPY --from=build /opt/urne /opt/urne" in dockerfile
     assert re.search(r"^USER 10001$", dockerfile, re.MULTILINE)
     assert re.search(r'^ENTRYPOINT \["urne"\]$', dockerfile, re.MULTILINE)
+
+
+# What the cassandra:5.0 image's /etc/cassandra/cassandra.yaml says on the lines the
+# compose file edits (Cassandra's defaults: everyone allowed, the commit log synced every
+# 10 s after the writes were acknowledged), with a commented line that must stay as is.
+STOCK_CASSANDRA_LINES = """\
+authenticator:
+  class_name : org.apache.cassandra.auth.AllowAllAuthenticator
+authorizer: AllowAllAuthorizer
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+# commitlog_sync_group_window: 1000ms
+commitlog_segment_size: 32MiB
+"""
+
+
+def _cassandra_start(config: Path) -> subprocess.CompletedProcess[str]:
+    """The compose file's command for the cassandra service, run here on ``config``
+    instead of the image's file, with the image's entry point replaced by an echo."""
+    command = COMPOSE["services"]["cassandra"]["command"]
+    assert command.startswith('bash -c "') and command.rstrip().endswith('"')
+    script = command.rstrip()[len('bash -c "'):-1]
+    assert script.count("/etc/cassandra/cassandra.yaml") == 2  # edited, then checked
+    assert script.endswith("exec docker-entrypoint.sh cassandra -f")
+    script = (script.replace("/etc/cassandra/cassandra.yaml", str(config))
+              .replace("exec docker-entrypoint.sh cassandra -f", "echo started"))
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+
+
+def test_compose_s_cassandra_acknowledges_a_write_once_its_commit_log_is_synced(
+        tmp_path: Path) -> None:
+    """A 201 means the ballot is on disk (docs/architecture.md): the image's `periodic`
+    commit log would acknowledge first and sync up to 10 s later."""
+    config = tmp_path / "cassandra.yaml"
+    config.write_text(STOCK_CASSANDRA_LINES)
+    started = _cassandra_start(config)
+    assert started.returncode == 0 and started.stdout == "started\n", started.stderr
+    edited = config.read_text().splitlines()
+    assert "commitlog_sync: batch" in edited
+    # Cassandra refuses to start with batch and a sync period.
+    assert not [line for line in edited if line.startswith("commitlog_sync_period")]
+    assert "# commitlog_sync_group_window: 1000ms" in edited
+    assert "  class_name : org.apache.cassandra.auth.PasswordAuthenticator" in edited
+    assert "authorizer: CassandraAuthorizer" in edited
+
+
+def test_compose_s_cassandra_does_not_start_if_its_image_has_no_line_to_edit(
+        tmp_path: Path) -> None:
+    config = tmp_path / "cassandra.yaml"
+    config.write_text(STOCK_CASSANDRA_LINES.replace("commitlog_sync: periodic\n", ""))
+    started = _cassandra_start(config)
+    assert started.returncode != 0 and "started" not in started.stdout

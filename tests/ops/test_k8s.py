@@ -225,6 +225,18 @@ def test_operator_examples_are_valid(schemas: Path) -> None:
     assert kubeconform(text, schemas)["summary"]["valid"] == len(objects(text))
 
 
+def test_the_cassandra_cluster_acknowledges_a_write_once_its_commit_log_is_synced() -> None:
+    """As infra/cassandra/ and docker-compose.yml: Cassandra's default (periodic) would
+    acknowledge a ballot up to 10 s before its commit log reaches the disk. batch refuses
+    any sync period but 0, whatever the image's file says."""
+    (cluster,) = [d for d in objects(kustomize(K8S / "operators"))
+                  if d["kind"] == "K8ssandraCluster"]
+    for datacenter in cluster["spec"]["cassandra"]["datacenters"]:
+        settings = datacenter["config"]["cassandraYaml"]
+        assert settings["commitlog_sync"] == "batch"
+        assert settings["commitlog_sync_period"] == "0ms"
+
+
 def test_secrets_script_gives_every_secret_referenced(
         rendered: dict[str, str], schemas: Path, tmp_path: Path) -> None:
     from urne.crypto.keys import generate_per_service
