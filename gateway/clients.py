@@ -29,6 +29,12 @@ class ServiceClient(Protocol):
 
     async def close(self) -> None: ...
 
+    @property
+    def broker_connected(self) -> bool | None:
+        """Whether the gateway is connected to the broker now; None when there is no
+        broker (embedded). /readyz tells a broker away from a service away by it."""
+        ...
+
 
 class EmbeddedClient:
     def __init__(self, bus: EmbeddedBus, ballots: GroupCommit[RawEnvelope, RawReply | None],
@@ -38,6 +44,10 @@ class EmbeddedClient:
         self.bus = bus
         self.ballots = ballots
         self.stop_first = stop_first
+
+    @property
+    def broker_connected(self) -> bool | None:
+        return None  # one process: no broker
 
     async def call(self, service: str, envelope: RawEnvelope) -> RawReply:
         # SQLite calls block: run them off the event loop. No timeout: a command
@@ -70,6 +80,10 @@ class AmqpClient:
         self.timeout = timeout  # also the requests' TTL in the broker
         self._connected = False
         self._lock: anyio.Lock | None = None
+
+    @property
+    def broker_connected(self) -> bool | None:
+        return self._connected and self.rpc.broker_connected
 
     async def _ensure(self) -> None:
         if self._connected:

@@ -30,14 +30,19 @@ async def readyz(request: Request) -> JSONResponse | dict:
     gateway = state(request)
 
     async def check(service: str) -> tuple[str, dict]:
+        """A service's readiness, and what is missing when it is not: the ``broker``
+        (the gateway has no connection to it), the ``service`` (no answer through a
+        connected broker) or its ``store`` (it answered that it cannot reach it)."""
         try:
             reply = await asyncio.wait_for(
                 gateway.client.call(service, wrap(CheckHealth(), "gateway")), READY_TIMEOUT)
         except (ServiceUnavailable, TimeoutError) as exc:
-            return service, {"ready": False, "detail": type(exc).__name__}
+            missing = "broker" if gateway.client.broker_connected is False else "service"
+            return service, {"ready": False, "missing": missing, "detail": type(exc).__name__}
         data = reply.get("data") or {}
-        return service, {"ready": bool(reply.get("ok") and data.get("ready")),
-                         "detail": data.get("detail", "")}
+        if reply.get("ok") and data.get("ready"):
+            return service, {"ready": True, "detail": data.get("detail", "")}
+        return service, {"ready": False, "missing": "store", "detail": data.get("detail", "")}
 
     results = dict(await asyncio.gather(*(check(s) for s in gateway.services)))
     for service, result in results.items():  # for the "service not ready" alert

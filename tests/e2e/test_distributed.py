@@ -390,6 +390,7 @@ def test_service_down_is_503_not_500(distributed: Distributed) -> None:
             assert r.json()["code"] == "service_unavailable"
             r = http.get("/readyz")
             assert r.status_code == 503 and r.json()["services"]["proposal"]["ready"] is False
+            assert r.json()["services"]["proposal"]["missing"] == "service"
         finally:
             distributed.restart("proposal")
             wait_http(f"{distributed.base}/readyz", list(distributed.procs.values()), timeout=120)

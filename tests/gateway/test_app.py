@@ -208,6 +208,7 @@ class StubServices:
 
     def __init__(self, answer: Answer):
         self.answer = answer
+        self.broker_connected: bool | None = True
 
     async def call(self, service: str, envelope: RawEnvelope) -> RawReply:
         return self.answer(service, envelope)
@@ -342,13 +343,26 @@ def test_readyz_is_503_not_ready_naming_the_services_that_are_not(
     assert body["services"] == {
         "identity": {"ready": True, "detail": ""},
         "proposal": {"ready": True, "detail": ""},
-        "vote": {"ready": False, "detail": "ServiceUnavailable"},
-        "tally": {"ready": False, "detail": "store unreachable"},
+        # No answer through a connected broker: the service is what is missing.
+        "vote": {"ready": False, "missing": "service", "detail": "ServiceUnavailable"},
+        "tally": {"ready": False, "missing": "store", "detail": "store unreachable"},
     }
     # And the same, per service, for Prometheus's "service not ready" alert.
     ready = {s: REGISTRY.get_sample_value("urne_service_ready", {"service": s})
              for s in ("identity", "proposal", "vote", "tally")}
     assert ready == {"identity": 1.0, "proposal": 1.0, "vote": 0.0, "tally": 0.0}
+
+
+def test_readyz_names_the_broker_when_the_gateway_has_no_connection_to_it(
+        stubbed: Callable[[Answer], TestClient]) -> None:
+    def answer(service: str, envelope: RawEnvelope) -> RawReply:
+        raise ServiceUnavailable("not connected to the broker")
+
+    client = stubbed(answer)
+    client.app.state.urne.client.broker_connected = False  # type: ignore[attr-defined]
+    body = problem(client.get("/readyz"), 503, "not_ready")
+    assert {s: r["missing"] for s, r in body["services"].items()} == {
+        "identity": "broker", "proposal": "broker", "vote": "broker", "tally": "broker"}
 
 
 # --- bad input --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from tests.unit.helpers import Clock, deliver, ok, refused, service_db, types
 from urne import __version__
@@ -41,7 +42,7 @@ from urne.record import merkle
 from urne.record.canonical import ballot_set_digest, canonical_json
 from urne.services.tally.adapters.sqlite_store import SqliteTallyStore
 from urne.services.tally.domain import LEAF_ENCODING, RESULT_FORMAT, ShardCount
-from urne.services.tally.handlers import ASK_AFTER, ASK_AT_MOST, TallyHandlers
+from urne.services.tally.handlers import ALERT_AFTER, ASK_AFTER, ASK_AT_MOST, TallyHandlers
 from urne.services.tally.shards import stored
 from urne.storage.cassandra import StoreUnavailable
 
@@ -562,6 +563,37 @@ def test_ballots_asked_for_again_ever_less_often_while_the_count_stands_still(
     waits = asks_within(4 * ASK_AT_MOST.total_seconds())
     gaps = [b - a for a, b in itertools.pairwise(waits)]
     assert max(gaps) == ASK_AT_MOST.total_seconds() and len(waits) >= 4
+
+
+def test_a_sealed_poll_left_unpublished_is_counted_and_alerted_once(
+        tally: Tally, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """What the operator's "closed, not signed" alert reads (docs/operations.md): the
+    polls waiting, as a gauge, every check; an error logged once the wait passes
+    ALERT_AFTER, once a poll; both gone when the poll is signed."""
+    assert tally.feed(opened(), *BALLOTS[:2], closed(), sealed(4)) == []
+
+    def check() -> dict:
+        return ok(tally.core, CheckPolls())[0]
+
+    def alerts() -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if r.getMessage() == "sealed poll still unpublished"]
+
+    def awaiting() -> float | None:
+        return REGISTRY.get_sample_value("urne_tally_polls_awaiting")
+
+    assert check()["waiting"] == 1 and awaiting() == 1
+    clock.advance(seconds=ALERT_AFTER.total_seconds() - 1)
+    check()
+    assert alerts() == []  # not yet
+    clock.advance(seconds=1)
+    check()
+    assert alerts() == ["sealed poll still unpublished"]
+    clock.advance(seconds=ALERT_AFTER.total_seconds())
+    check()
+    assert len(alerts()) == 1  # once a poll, not every check
+    assert types(tally.feed(*BALLOTS[2:])) == ["result.published.v1"]
+    assert check()["waiting"] == 0 and awaiting() == 0
 
 
 def test_the_ask_for_missing_ballots_says_what_each_shard_holds(

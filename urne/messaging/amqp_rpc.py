@@ -55,6 +55,11 @@ class AmqpRpcClient:
         self._ballots: aio_pika.abc.AbstractExchange | None = None
         self._ballot_channel: aio_pika.abc.AbstractChannel | None = None
 
+    @property
+    def broker_connected(self) -> bool:
+        """Whether the connection to the broker is up now (False while it reconnects)."""
+        return self._connection is not None and self._connection.connected.is_set()
+
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self.amqp_url,
                                                          client_properties={"connection_name":
