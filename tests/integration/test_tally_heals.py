@@ -65,50 +65,84 @@ class Counting:
         return _to(self.core, [e for e in events if e["type"] != BallotsRecorded.TYPE])
 
 
-def test_a_lost_ballots_recorded_is_fetched_again(backend: Callable[[str], Any],
-                                                   tmp_path: Path) -> None:
+@dataclass
+class Parts:
+    """A vote service, its intake and a tally, on one backend's stores, for one poll."""
+
+    clock: Clock
+    vote: ServiceCore
+    intake: BallotIntake
+    tally: ServiceCore
+    tally_store: Any
+    counting: Counting
+    streamed: bool  # counted by a worker (Cassandra), else by the tally's handler
+    issuer: TokenIssuer
+    poll_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    opened: PollOpened = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.opened = PollOpened(poll_id=self.poll_id, consultation_id="c", rules=RULES,
+                                 rules_hash=rules_hash(RULES), opened_at=self.clock())
+
+    def cast(self, i: int) -> tuple[dict[str, Any], list[RawEnvelope]]:
+        """Voter ``i``'s ballot through the intake: its receipt, and its events."""
+        # Keys as identity makes them (an HMAC's hex): spread over the voter cells.
+        token = self.issuer.voting_token(
+            hashlib.sha256(f"{self.poll_id}{i}".encode()).hexdigest(), self.poll_id)[0]
+        cast = wrap(CastBallot(poll_id=self.poll_id, voting_token=token,
+                               choice={"answer": ("yes", "no")[i % 2]},
+                               ballot_id=uuid.uuid4().hex, tracker=uuid.uuid4().hex[:16],
+                               received_at=self.clock()), "gateway")
+        outcome = self.intake.record([cast], 0)
+        assert outcome.replies[0] is not None and outcome.replies[0]["ok"]
+        return outcome.replies[0]["data"], outcome.events
+
+    def seal(self) -> list[RawEnvelope]:
+        """The poll closed: the vote service seals it (and the tally hears the close)."""
+        poll_closed = PollClosed(poll_id=self.poll_id, closed_at=self.clock())
+        assert deliver(self.tally, poll_closed) == []
+        [closed_marker] = deliver(self.vote, poll_closed)
+        sealed = self.intake.record([closed_marker], 0).events
+        assert types(sealed) == ["ballot_box.sealed.v2"]
+        return sealed
+
+
+def parts(backend: Callable[[str], Any], tmp_path: Path) -> Parts:
     generate_keys(tmp_path)
     identity, signer = load_signing_key(tmp_path, "identity-token"), \
         load_signing_key(tmp_path, "tally-result")
     clock = Clock()
     vote_store, tally_store = backend("vote"), backend("tally")
-    vote = VoteHandlers(vote_store).core()
     streamed = not isinstance(tally_store, SqliteTallyStore)
     stream = f"test-{uuid.uuid4().hex}"  # checkpoints of its own in a shared keyspace
     tally = TallyHandlers(tally_store, signer, clock=clock, stream=stream,
                           counted_by_workers=streamed).core()
-    counting = Counting(tally, ShardCounters(tally_store, stream, 1) if streamed else None)
-    intake = BallotIntake(vote_store, TokenVerifier(identity.public), shards=1,
-                          counting_shards=1, max_ballots=5, clock=clock)
-    poll_id = uuid.uuid4().hex
-    opened = PollOpened(poll_id=poll_id, consultation_id="c", rules=RULES,
-                        rules_hash=rules_hash(RULES), opened_at=clock())
-    deliver(vote, opened)
-    deliver(tally, opened)
-    issuer = TokenIssuer(identity)
+    return Parts(clock, VoteHandlers(vote_store).core(),
+                 BallotIntake(vote_store, TokenVerifier(identity.public), shards=1,
+                              counting_shards=1, max_ballots=5, clock=clock),
+                 tally, tally_store,
+                 Counting(tally, ShardCounters(tally_store, stream, 1) if streamed else None),
+                 streamed, TokenIssuer(identity))
+
+
+def test_a_lost_ballots_recorded_is_fetched_again(backend: Callable[[str], Any],
+                                                   tmp_path: Path) -> None:
+    run = parts(backend, tmp_path)
+    clock, vote, tally, counting = run.clock, run.vote, run.tally, run.counting
+    tally_store, streamed, poll_id = run.tally_store, run.streamed, run.poll_id
+    deliver(vote, run.opened)
+    deliver(tally, run.opened)
 
     receipts: list[dict[str, Any]] = []
     lost: list[list[RawEnvelope]] = []
     for i in range(30):  # thirty voters, a batch each; the tally never hears of three
-        # Keys as identity makes them (an HMAC's hex): spread over the voter cells.
-        token = issuer.voting_token(hashlib.sha256(f"{poll_id}{i}".encode()).hexdigest(),
-                                    poll_id)[0]
-        cast = wrap(CastBallot(poll_id=poll_id, voting_token=token,
-                               choice={"answer": ("yes", "no")[i % 2]},
-                               ballot_id=uuid.uuid4().hex, tracker=uuid.uuid4().hex[:16],
-                               received_at=clock()), "gateway")
-        outcome = intake.record([cast], 0)
-        assert outcome.replies[0] is not None and outcome.replies[0]["ok"]
-        receipts.append(outcome.replies[0]["data"])
+        receipt, events = run.cast(i)
+        receipts.append(receipt)
         if i % 10 == 3:
-            lost.append(outcome.events)  # a ballots.recorded lost on the way
+            lost.append(events)  # a ballots.recorded lost on the way
         else:
-            counting(outcome.events)
-    poll_closed = PollClosed(poll_id=poll_id, closed_at=clock())
-    assert deliver(tally, poll_closed) == []  # the tally hears the close too
-    [closed_marker] = deliver(vote, poll_closed)
-    sealed = intake.record([closed_marker], 0).events
-    assert types(sealed) == ["ballot_box.sealed.v2"]
+            counting(events)
+    sealed = run.seal()
     assert _to(tally, sealed) == []  # short of three ballots: nothing published
 
     def check() -> tuple[dict[str, Any], list[RawEnvelope]]:
@@ -148,6 +182,34 @@ def test_a_lost_ballots_recorded_is_fetched_again(backend: Callable[[str], Any],
     assert check() == ({"published": [], "asked": []}, [])  # off the list
     assert counting(again) == []  # a late repeat publishes nothing twice
     assert len(lost) == 2
+
+
+def test_a_seal_before_poll_opened_keeps_its_count(backend: Callable[[str], Any],
+                                                    tmp_path: Path) -> None:
+    """The tally hears the close and the seal before ``poll.opened`` (delayed, or sent
+    again by a retried open): the late rules must not erase the sealed count, and the
+    ballots counted once the rules are there publish, every receipt in the record. On
+    Cassandra the sheet's rules and seal are separate cells of one row, written apart."""
+    run = parts(backend, tmp_path)
+    deliver(run.vote, run.opened)  # the vote service heard it; the tally, not yet
+    casts = [run.cast(i) for i in range(6)]
+    sealed = run.seal()
+    assert _to(run.tally, sealed) == []  # no rules yet: nothing to sign
+    assert deliver(run.tally, run.opened) == []  # still short of the six ballots
+    sheet = run.tally_store.sheet(run.poll_id)
+    assert sheet.rules is not None and sheet.sealed_count == 6
+    published: list[RawEnvelope] = []
+    for _, events in casts:
+        published += run.counting(events)
+    if run.streamed:  # counted by a worker: the check signs it
+        published = [e for e in ok(run.tally, CheckPolls())[1]
+                     if e["payload"]["poll_id"] == run.poll_id]
+    assert types(published) == ["result.published.v1"]
+    assert published[0]["payload"]["ballots_counted"] == 6
+    record = ok(run.tally, GetRecord(poll_id=run.poll_id))[0]
+    assert sorted(e["tracker"] for e in record["entries"]) == \
+        sorted(receipt["tracker"] for receipt, _ in casts)
+    assert deliver(run.tally, run.opened) == []  # the open again: nothing twice
 
 
 def test_a_result_announcement_a_crash_kept_from_the_broker_goes_again(
