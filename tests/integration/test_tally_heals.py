@@ -17,6 +17,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.unit.helpers import Clock, deliver, ok, types
 from urne.contracts import unwrap, wrap
 from urne.contracts.commands import CastBallot, CheckPolls, GetRecord
@@ -333,3 +335,63 @@ def test_a_lost_census_count_is_counted_again_the_same(backend: Callable[[str], 
     result = ok(tally, GetResult(poll_id=poll_id))[0]["result"]
     assert (result["reconciliation"]["eligible"], result["reconciliation"]["voters"]) == (4, 0)
     assert _to(tally, again) == []  # a late repeat signs nothing twice
+
+
+class CheckpointLost:
+    """A tally store whose checkpoint writes fail once ``armed``, as if the worker died
+    right after writing its copy of a batch and before moving its checkpoints."""
+
+    def __init__(self, store: Any):
+        self.store, self.armed = store, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def save_checkpoints(self, stream: str, moves: list[Any]) -> list[bool]:
+        if self.armed:
+            raise RuntimeError("killed after its copy, before its checkpoint")
+        return self.store.save_checkpoints(stream, moves)  # type: ignore[no-any-return]
+
+
+def test_a_tally_worker_killed_between_its_copy_and_its_checkpoint_counts_once(
+        cassandra: Any) -> None:
+    """The crash window of a counting batch, aimed at: the copy's rows are written, the
+    checkpoint never moves. The next worker reads the shard from the checkpoint, meets
+    the rows already there (revotes among them) and counts the stream on: its partial
+    is the one a worker that never crashed makes, and the copy holds each ballot once."""
+    from tests.unit.test_tally import ballot
+    from urne.services.tally.adapters.cassandra_store import CassandraTallyStore
+
+    store = CassandraTallyStore(cassandra.session, cassandra.keyspaces["tally"])
+    votes = [("a", 1, "yes"), ("b", 1, "yes"), ("b", 2, "no"), ("c", 1, "abstain"),
+             ("a", 2, "no"), ("d", 1, "yes")]
+
+    def stream_of(poll_id: str) -> list[tuple[int, RawEnvelope]]:
+        store.save_rules(poll_id, RULES, rules_hash(RULES), "after_close")
+        return [(offset, wrap(ballot(*vote, poll_id=poll_id), "vote"))
+                for offset, vote in enumerate(votes)]
+
+    crashed, steady = uuid.uuid4().hex, uuid.uuid4().hex
+    first, then = f"test-{uuid.uuid4().hex}", f"test-{uuid.uuid4().hex}"
+    messages = stream_of(crashed)
+    dies = CheckpointLost(store)
+    dying = ShardCounters(dies, first, 1)  # type: ignore[arg-type]
+    assert dying.take(0) == 0
+    assert dying.apply({0: messages[:3]}) == set()  # checkpointed at 3
+    dies.armed = True
+    with pytest.raises(RuntimeError, match="before its checkpoint"):
+        dying.apply({0: messages[3:5]})  # c and a's revote copied, never checkpointed
+    assert len(list(store.ballots(crashed))) == 5
+    successor = ShardCounters(store, first, 1)
+    assert successor.take(0) == 3
+    assert successor.apply({0: messages[3:]}) == set()
+
+    reference = ShardCounters(store, then, 1)
+    reference.take(0)
+    assert reference.apply({0: stream_of(steady)}) == set()
+    assert store.partial(first, 0, crashed) == store.partial(then, 0, steady)
+    partial = store.partial(first, 0, crashed)
+    assert partial is not None and partial["tally"]["counts"] == {"yes": 1, "no": 2,
+                                                                  "abstain": 1}
+    assert sorted(b.ballot_id for b in store.ballots(crashed)) == \
+        sorted(f"{voter}-{sequence}" for voter, sequence, _ in votes)
