@@ -32,15 +32,20 @@ async def readyz(request: Request) -> JSONResponse | dict:
     async def check(service: str) -> tuple[str, dict]:
         """A service's readiness, and what is missing when it is not: the ``broker``
         (the gateway has no connection to it), the ``service`` (no answer through a
-        connected broker) or its ``store`` (it answered that it cannot reach it)."""
+        connected broker, or an error for one) or its ``store`` (it answered that it
+        cannot reach it)."""
         try:
             reply = await asyncio.wait_for(
                 gateway.client.call(service, wrap(CheckHealth(), "gateway")), READY_TIMEOUT)
         except (ServiceUnavailable, TimeoutError) as exc:
             missing = "broker" if gateway.client.broker_connected is False else "service"
             return service, {"ready": False, "missing": missing, "detail": type(exc).__name__}
+        if not reply.get("ok"):  # it answered, with an error: the service is at fault
+            error = reply.get("error") or {}
+            return service, {"ready": False, "missing": "service",
+                             "detail": str(error.get("code", "error"))}
         data = reply.get("data") or {}
-        if reply.get("ok") and data.get("ready"):
+        if data.get("ready"):
             return service, {"ready": True, "detail": data.get("detail", "")}
         return service, {"ready": False, "missing": "store", "detail": data.get("detail", "")}
 

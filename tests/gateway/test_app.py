@@ -353,6 +353,20 @@ def test_readyz_is_503_not_ready_naming_the_services_that_are_not(
     assert ready == {"identity": 1.0, "proposal": 1.0, "vote": 0.0, "tally": 0.0}
 
 
+def test_readyz_names_the_service_when_it_answers_with_an_error(
+        stubbed: Callable[[Answer], TestClient]) -> None:
+    def answer(service: str, envelope: RawEnvelope) -> RawReply:
+        if service == "proposal":
+            return {"ok": False, "error": {"code": "internal_error", "status": 500,
+                                           "detail": "the proposal service failed"}}
+        return replied({"service": service, "ready": True, "detail": ""})
+
+    body = problem(stubbed(answer).get("/readyz"), 503, "not_ready")
+    assert body["services"]["proposal"] == {"ready": False, "missing": "service",
+                                            "detail": "internal_error"}
+    assert body["services"]["vote"] == {"ready": True, "detail": ""}
+
+
 def test_readyz_names_the_broker_when_the_gateway_has_no_connection_to_it(
         stubbed: Callable[[Answer], TestClient]) -> None:
     def answer(service: str, envelope: RawEnvelope) -> RawReply:
