@@ -60,6 +60,14 @@ def refused(metrics: str, reason: str) -> float:
     return total
 
 
+def repeated(metrics: str, msg_type: str) -> float:
+    """Signed messages a consumer admitted again (a replay or a redelivery), of a type."""
+    for line in metrics.splitlines():
+        if line.startswith("urne_messages_repeated_total{") and f'type="{msg_type}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def handled(metrics: str) -> float:
     """poll.closed events a service took without error."""
     for line in metrics.splitlines():
@@ -180,9 +188,13 @@ def run_signed_messages(system: System) -> None:
     real = json.loads(body)
     assert real[SIGNATURE]["kid"] == load_signer(system.keys, "proposal").kid
     mid = {s: handled(system.metrics(s)) for s in REFUSING}
+    seen = {s: repeated(system.metrics(s), PollClosed.TYPE) for s in REFUSING}
     publish(system.proposal_url, "proposal.events", PollClosed.TYPE, real)
     assert wait_until(lambda: all(handled(system.metrics(s)) == mid[s] + 1 for s in REFUSING),
                       timeout=30), "the replayed poll.closed was not taken by all three"
+    # Counted as what it is, a message seen again, by every consumer that took it.
+    assert {s: repeated(system.metrics(s), PollClosed.TYPE) - seen[s] for s in REFUSING} == \
+        {s: 1.0 for s in REFUSING}
     assert http.get(f"/v1/audit/polls/{state.poll_id}/result").json() == published
     for s in REFUSING:
         final = system.metrics(s)

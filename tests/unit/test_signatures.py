@@ -27,7 +27,7 @@ from urne.messaging.signatures import (
     load_verifier,
     signed_bytes,
 )
-from urne.platform.metrics import MESSAGES_REFUSED
+from urne.platform.metrics import MESSAGES_REFUSED, MESSAGES_REPEATED
 
 AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -98,6 +98,29 @@ def test_refusals_are_counted_by_consumer_and_reason(verifier: Verifier) -> None
     before = counter._value.get()
     assert verifier.admit(closed()) is not None
     assert counter._value.get() == before + 1
+
+
+def test_a_replay_is_admitted_and_counted_as_a_repeat_not_a_refusal(keys: Path) -> None:
+    """A signed message seen again (a redelivery, or someone replaying what they
+    captured) has no second effect (the consumers are idempotent on what it carries):
+    admitted, no alarm, counted, for as long as the consumer remembers its id."""
+    verifier = load_verifier(keys, "replays")
+    verifier.remembered = 2
+    repeated = MESSAGES_REPEATED.labels("replays", PollClosed.TYPE)
+    refusals = MESSAGES_REFUSED.labels("replays", "unsigned")
+    before, refused_before = repeated._value.get(), refusals._value.get()
+    signer = load_signer(keys, "proposal")
+    first, second, third = (signer.sign(closed()) for _ in range(3))
+    assert len({first["id"], second["id"], third["id"]}) == 3
+    verifier.check(first)
+    verifier.check(second)
+    assert repeated._value.get() == before  # each new
+    verifier.check(first)  # the replay: admitted ...
+    assert repeated._value.get() == before + 1  # ... and counted
+    verifier.check(third)  # three ids: the oldest (second) is forgotten
+    verifier.check(second)
+    assert repeated._value.get() == before + 1
+    assert refusals._value.get() == refused_before  # no refusal, no alarm
 
 
 def test_commands_come_from_the_gateway_events_from_their_producer(keys: Path,

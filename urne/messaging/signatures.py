@@ -29,6 +29,8 @@ what it carries (an event's effect, a ballot's id), so it has no second effect.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +48,7 @@ from urne.crypto.keys import (
     load_signing_key,
 )
 from urne.platform import jsonbytes
-from urne.platform.metrics import MESSAGES_REFUSED
+from urne.platform.metrics import MESSAGES_REFUSED, MESSAGES_REPEATED
 
 SIGNED_PREFIX = b"urne-envelope-v1\n"  # a signature made for an envelope means nothing else
 SIGNATURE = "signature"
@@ -103,13 +105,23 @@ def allowed(msg_type: str, producer: str) -> bool:
     return False
 
 
+# How many envelope ids a consumer remembers, to count what it sees again: some 40 s
+# of a vote worker's ballots at 400/s, hours of a service's events; about 2.5 MB (the
+# ids and the ordered dict, measured with tracemalloc).
+REMEMBERED_IDS = 16_384
+
+
 @dataclass
 class Verifier:
-    """Checks envelopes against the producers' public keys, selected by ``kid``."""
+    """Checks envelopes against the producers' public keys, selected by ``kid``; counts
+    the admitted ones it has seen before (``urne_messages_repeated_total``)."""
 
     keys: dict[str, PublicKey]  # kid -> the key, named envelope-<producer>
     consumer: str  # for the refusals' metric
     revoked: frozenset[str] = frozenset()  # kids withdrawn (urne keys revoke)
+    remembered: int = REMEMBERED_IDS
+    _seen: OrderedDict[str, None] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def of_sets(cls, sets: Iterable[KeySet], consumer: str) -> Verifier:
@@ -128,6 +140,28 @@ class Verifier:
         except Refused as exc:
             MESSAGES_REFUSED.labels(self.consumer, exc.reason).inc()
             raise
+        self._remember(raw)
+
+    def _remember(self, raw: dict[str, Any]) -> None:
+        """A replay (or a redelivery) of a signed message is admitted: the consumers
+        are idempotent on what it carries, so it has no second effect and is no alarm.
+        It is counted, for as long as this process remembers the envelope's id."""
+        envelope_id = raw.get("id")
+        if not isinstance(envelope_id, str):
+            return
+        with self._lock:
+            if envelope_id in self._seen:
+                self._seen.move_to_end(envelope_id)
+                again = True
+            else:
+                self._seen[envelope_id] = None
+                if len(self._seen) > self.remembered:
+                    self._seen.popitem(last=False)
+                again = False
+        if again:
+            msg_type = str(raw.get("type"))
+            MESSAGES_REPEATED.labels(self.consumer,
+                                     msg_type if msg_type in REGISTRY else "other").inc()
 
     def _check(self, raw: Any) -> None:
         if not isinstance(raw, dict):

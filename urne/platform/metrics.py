@@ -23,6 +23,12 @@ MESSAGES_REFUSED = Counter(
     "Messages a consumer refused before handling them (unsigned, mis-signed, not allowed), "
     "by reason; each is dead-lettered with its reason.", ["consumer", "reason"],
 )
+MESSAGES_REPEATED = Counter(
+    "urne_messages_repeated_total",
+    "Signed messages a consumer admitted whose envelope id it had seen recently (a "
+    "redelivery or a replay): handled again with no second effect, counted, no alarm.",
+    ["consumer", "type"],
+)
 ACTION_LOG_FAILURES = Counter(
     "urne_action_log_failures_total",
     "Staff actions carried out whose action-log entry the store refused (logged instead).",
