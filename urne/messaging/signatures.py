@@ -120,8 +120,9 @@ class Verifier:
     consumer: str  # for the refusals' metric
     revoked: frozenset[str] = frozenset()  # kids withdrawn (urne keys revoke)
     remembered: int = REMEMBERED_IDS
-    _seen: OrderedDict[str, None] = field(default_factory=OrderedDict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _seen: OrderedDict[str, None] = field(default_factory=OrderedDict, repr=False,
+                                          compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def of_sets(cls, sets: Iterable[KeySet], consumer: str) -> Verifier:
