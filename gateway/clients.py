@@ -11,6 +11,7 @@ import anyio
 from urne.messaging.embedded_bus import EmbeddedBus
 from urne.messaging.group_commit import GroupCommit
 from urne.messaging.kernel import RawEnvelope, RawReply
+from urne.messaging.signatures import Verifier
 
 
 class ServiceUnavailable(Exception):
@@ -72,11 +73,12 @@ class AmqpClient:
     """Calls services over RabbitMQ; connects lazily so the gateway starts (and answers
     /healthz, and 503 elsewhere) while the broker is still coming up."""
 
-    def __init__(self, amqp_url: str, timeout: float,
+    def __init__(self, amqp_url: str, timeout: float, replies: Verifier,
                  sign: Callable[[RawEnvelope], RawEnvelope] = lambda envelope: envelope):
+        """``replies``: who may answer (signed replies); ``sign``: the gateway's key."""
         from urne.messaging.amqp_rpc import AmqpRpcClient
 
-        self.rpc = AmqpRpcClient(amqp_url, sign)
+        self.rpc = AmqpRpcClient(amqp_url, replies, sign)
         self.timeout = timeout  # also the requests' TTL in the broker
         self._connected = False
         self._lock: anyio.Lock | None = None

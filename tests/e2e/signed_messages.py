@@ -34,7 +34,7 @@ from urne.contracts.ids import new_ballot_id, new_tracker
 from urne.crypto.keys import IDENTITY_TOKEN_KEY, b64url, load_public_key
 from urne.crypto.tokens import TokenVerifier
 from urne.messaging.amqp_rpc import AmqpRpcClient
-from urne.messaging.signatures import SIGNATURE, load_signer, signed_bytes
+from urne.messaging.signatures import SIGNATURE, load_signer, load_verifier, signed_bytes
 
 YES = {"method": "yes_no_abstain", "answer": "yes"}
 REFUSING = ("identity", "vote", "tally")  # each takes poll.closed.v1
@@ -114,8 +114,9 @@ def run_signed_messages(system: System) -> None:
                              received_at=datetime.now(UTC)), "gateway")
 
     async def over_the_broker() -> tuple[dict, dict, dict, dict]:
-        unsigned = AmqpRpcClient(system.gateway_url)
-        signed = AmqpRpcClient(system.gateway_url, gateway_key.sign)
+        replies = load_verifier(system.keys, "gateway")
+        unsigned = AmqpRpcClient(system.gateway_url, replies)
+        signed = AmqpRpcClient(system.gateway_url, replies, gateway_key.sign)
         await unsigned.connect()
         await signed.connect()
         try:

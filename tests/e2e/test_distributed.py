@@ -53,7 +53,7 @@ from urne.contracts.commands import IssueVotingToken, IssueVotingTokenV2
 from urne.crypto.keys import generate_keys
 from urne.messaging.amqp_rpc import AmqpRpcClient
 from urne.messaging.permissions import ROLES, Role, grant
-from urne.messaging.signatures import load_signer
+from urne.messaging.signatures import load_signer, load_verifier
 from urne.runtime.registry import SERVICES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
@@ -199,6 +199,7 @@ def test_broker_access_does_not_buy_a_voting_token(distributed: Distributed) -> 
 
     async def ask() -> list[dict]:
         client = AmqpRpcClient(distributed.amqp_urls["gateway"],
+                               load_verifier(distributed.keys, "gateway"),
                                load_signer(distributed.keys, "gateway").sign)
         await client.connect()
         try:

@@ -18,11 +18,13 @@ from tests.support.servers import _require
 from urne.messaging.amqp_rpc import AmqpRpcClient
 from urne.messaging.amqp_tls import kombu_settings, pika_parameters
 from urne.messaging.ballot_stream import ensure_topology, shard_queue
+from urne.messaging.signatures import Verifier
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed]
 
 CA = "/etc/rabbitmq/urne-tls/ca.pem"  # infra/rabbitmq/_common.sh: RMQ_TLS_DIR
 UNTRUSTED = r"(?i)certificate verify failed"
+NO_KEYS = Verifier({}, "test")  # these clients only connect: no reply to check
 
 
 def tls(url: str, trusted: bool = True) -> str:
@@ -47,7 +49,7 @@ def test_the_workers_client_talks_over_tls(vhost_url: str) -> None:
 
 def test_the_gateways_client_talks_over_tls(vhost_url: str) -> None:
     async def connect(url: str) -> None:
-        client = AmqpRpcClient(url)
+        client = AmqpRpcClient(url, NO_KEYS)
         await client.connect()
         await client.close()
     asyncio.run(connect(tls(vhost_url)))
@@ -74,7 +76,7 @@ def test_a_server_not_vouched_for_is_refused(vhost_url: str) -> None:
         connection.ensure_connection(max_retries=1)
 
     async def connect() -> None:
-        client = AmqpRpcClient(url)
+        client = AmqpRpcClient(url, NO_KEYS)
         try:
             await client.connect()
         finally:

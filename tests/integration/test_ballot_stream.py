@@ -41,7 +41,14 @@ from urne.messaging.ballot_stream import (
     shard_queue,
 )
 from urne.messaging.membership import PEER_TIMEOUT_SECONDS
-from urne.messaging.signatures import load_signer, load_verifier
+from urne.messaging.signatures import (
+    BATCH_REPLY_TYPE,
+    batch_reply,
+    load_signer,
+    load_verifier,
+    signed_reply,
+)
+from urne.platform import jsonbytes
 from urne.platform.metrics import MESSAGES_REFUSED
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed]
@@ -81,6 +88,7 @@ class Client:
         self.channel.queue_bind(self.replies_queue, REPLY_EXCHANGE, self.reply_key)
         self.events_queue = self.channel.queue_declare("", exclusive=True).method.queue
         self.channel.queue_bind(self.events_queue, EVENTS_EXCHANGE, "test.done.v1")
+        self.batches: list[dict[str, Any]] = []  # the reply messages, as they came
 
     def send(self, shard: int, body: dict[str, Any]) -> str:
         correlation_id = uuid.uuid4().hex
@@ -102,7 +110,8 @@ class Client:
         deadline = time.monotonic() + timeout
         while len(found) < want and time.monotonic() < deadline:
             for batch in self.drain(self.replies_queue):
-                found.update({cid: reply for cid, reply in batch})
+                self.batches.append(batch)
+                found.update({cid: reply for cid, reply in batch["replies"]})
             time.sleep(0.05)
         return found
 
@@ -480,15 +489,26 @@ def test_a_refused_message_is_parked_answered_and_the_batch_goes_on(
     assert all(p["error_type"] == "Refused" for p in parked)
     events = client.drain(client.events_queue)
     assert events and all(verifier.admit(e) is None for e in events)
+    # The replies too, the refusals' among them: signed with the vote service's key.
+    assert client.batches and all(verifier.answer(b, "vote", BATCH_REPLY_TYPE)
+                                  for b in client.batches)
     assert client.depth(shard_queue(1)) == 0
 
 
-def test_the_gateways_ballot_reaches_its_shard_named_by_its_envelope(amqp_url: str) -> None:
+def test_the_gateways_ballot_reaches_its_shard_named_by_its_envelope(
+        amqp_url: str, tmp_path: Path) -> None:
     """``AmqpRpcClient.cast`` as the gateway sends a ballot: to a shard queue, transient,
     correlated (and identified) by the envelope's own id, no header table; the batched
-    reply a worker sends back answers it."""
+    reply a worker sends back, signed with the vote service's key, answers it. Replies
+    sent to the gateway's queue before it (unsigned as before, signed by another
+    service, altered) are not taken, and are counted."""
+    generate_keys(tmp_path, ENVELOPE_KEY_NAMES)
+    vote, proposal = load_signer(tmp_path, "vote"), load_signer(tmp_path, "proposal")
     envelope = wrap(GetPoll(poll_id="p1"), "gateway")  # any envelope: the path is the same
     seen: list[Any] = []
+    refused = {why: MESSAGES_REFUSED.labels("gateway-test", why)
+               for why in ("not_a_reply", "wrong_producer", "bad_signature")}
+    before = {why: counter._value.get() for why, counter in refused.items()}
 
     def answer() -> None:
         connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
@@ -497,16 +517,23 @@ def test_the_gateways_ballot_reaches_its_shard_named_by_its_envelope(amqp_url: s
         while not seen and time.monotonic() < deadline:
             for shard in range(SHARDS):
                 method, props, body = channel.basic_get(shard_queue(shard), auto_ack=True)
-                if method is not None:
-                    seen.append((props, json.loads(body)))
-                    channel.basic_publish(REPLY_EXCHANGE, props.reply_to, json.dumps(
-                        [[props.correlation_id, {"ok": True, "data": {"n": 1}}]]),
-                        pika.BasicProperties(type=REPLIES_TYPE))
+                if method is None:
+                    continue
+                seen.append((props, json.loads(body)))
+                closed = [(props.correlation_id, {"ok": False, "error": {"code": "poll_closed"}})]
+                true = [(props.correlation_id, {"ok": True, "data": {"n": 1}})]
+                for reply in (json.dumps(closed).encode(),
+                              jsonbytes.dumps(proposal.sign(batch_reply("proposal", closed))),
+                              jsonbytes.dumps({**vote.sign(batch_reply("vote", true)),
+                                               "replies": closed}),
+                              jsonbytes.dumps(vote.sign(batch_reply("vote", true)))):
+                    channel.basic_publish(REPLY_EXCHANGE, props.reply_to, reply,
+                                          pika.BasicProperties(type=REPLIES_TYPE))
             time.sleep(0.01)
         connection.close()
 
     async def cast() -> Any:
-        client = AmqpRpcClient(amqp_url)
+        client = AmqpRpcClient(amqp_url, load_verifier(tmp_path, "gateway-test"))
         await client.connect()
         try:
             return await client.cast(envelope, "voter-1", timeout=10)
@@ -518,7 +545,63 @@ def test_the_gateways_ballot_reaches_its_shard_named_by_its_envelope(amqp_url: s
     reply = asyncio.run(cast())
     worker.join()
     assert reply == {"ok": True, "data": {"n": 1}}
+    assert {why: c._value.get() - before[why] for why, c in refused.items()} == \
+        dict.fromkeys(refused, 1)
     [(props, body)] = seen
     assert body["id"] == envelope["id"]
     assert props.correlation_id == props.message_id == str(envelope["id"])
     assert props.headers is None and props.delivery_mode == 1
+
+
+def test_an_rpc_answer_is_taken_only_from_the_service_asked_for_its_request(
+        amqp_url: str, tmp_path: Path) -> None:
+    """``AmqpRpcClient.call``: the reply must be signed by the service asked and name
+    the request it answers. A reply signed by another service, or naming another
+    request, sent first, is not taken (counted); the true one is."""
+    generate_keys(tmp_path, ENVELOPE_KEY_NAMES)
+    proposal, identity = load_signer(tmp_path, "proposal"), load_signer(tmp_path, "identity")
+    setup = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    setup.channel().queue_declare("test-proposal-rpc", exclusive=False, auto_delete=True)
+    setup.channel().exchange_declare(REPLY_EXCHANGE, "topic", durable=True)
+    setup.channel().queue_bind("test-proposal-rpc", REPLY_EXCHANGE, "proposal.handle")
+    setup.close()
+    refused = {why: MESSAGES_REFUSED.labels("gateway-test", why)
+               for why in ("wrong_producer", "wrong_request")}
+    before = {why: counter._value.get() for why, counter in refused.items()}
+    requests: list[dict[str, Any]] = []
+
+    def serve() -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        channel = connection.channel()
+        deadline = time.monotonic() + 10
+        while not requests and time.monotonic() < deadline:
+            method, props, body = channel.basic_get("test-proposal-rpc", auto_ack=True)
+            if method is None:
+                time.sleep(0.01)
+                continue
+            [request] = json.loads(body)["args"]
+            requests.append(request)
+            answer = {"ok": True, "data": {"poll": "p1"}}
+            for result in (signed_reply(identity, request["id"], {"ok": False}),
+                           signed_reply(proposal, "another-request", {"ok": False}),
+                           signed_reply(proposal, request["id"], answer)):
+                channel.basic_publish(REPLY_EXCHANGE, props.reply_to,
+                                      jsonbytes.dumps({"result": result, "error": None}),
+                                      pika.BasicProperties(correlation_id=props.correlation_id))
+        connection.close()
+
+    async def call() -> Any:
+        client = AmqpRpcClient(amqp_url, load_verifier(tmp_path, "gateway-test"))
+        await client.connect()
+        try:
+            return await client.call("proposal", wrap(GetPoll(poll_id="p1"), "gateway"), 10)
+        finally:
+            await client.close()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    reply = asyncio.run(call())
+    server.join()
+    assert reply == {"ok": True, "data": {"poll": "p1"}}
+    assert {why: c._value.get() - before[why] for why, c in refused.items()} == \
+        dict.fromkeys(refused, 1)

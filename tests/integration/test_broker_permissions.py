@@ -36,6 +36,7 @@ from urne.messaging.counting_stream import (
 )
 from urne.messaging.membership import Membership
 from urne.messaging.permissions import ROLES, Role, grant
+from urne.messaging.signatures import Verifier
 from urne.runtime.cli import app
 from urne.runtime.registry import SERVICES
 from urne.storage.sqlite import SqliteDb
@@ -163,7 +164,7 @@ def test_each_role_declares_and_consumes_what_its_process_does(
         connection.close()
     # The gateway: its RPC exchange, the ballot exchange, its reply queue.
     async def gateway() -> None:
-        client = AmqpRpcClient(users["gateway"])
+        client = AmqpRpcClient(users["gateway"], Verifier({}, "test"))
         await client.connect()
         await client.close()
 

@@ -48,7 +48,7 @@ from urne.messaging.nameko_adapter import (
     Envelopes,
     Parking,
 )
-from urne.messaging.signatures import Signer, load_signer, load_verifier
+from urne.messaging.signatures import REPLY_TYPE, Signer, load_signer, load_verifier
 from urne.platform.settings import EmbeddedSettings, ServiceSettings
 from urne.record.canonical import ballot_set_digest
 from urne.runtime.distributed import nameko_config, open_store
@@ -128,8 +128,11 @@ def test_handle_returns_the_reply_and_dispatches_the_events_signed_in_order(keys
               {"type": "ballot_box.closed.v1", "id": "e2", "producer": "vote"}]
     service.core.handle.return_value = ({"ok": True, "data": {"x": 1}}, events)
     service.core.name = "vote"
-    command = signer(keys, "gateway").sign({"type": "poll.close.v1", "producer": "gateway"})
-    assert service.handle(command) == {"ok": True, "data": {"x": 1}}
+    command = signer(keys, "gateway").sign({"type": "poll.close.v1", "producer": "gateway",
+                                             "id": "c1"})
+    # Signed by the service, naming the request it answers (the gateway checks both).
+    reply = load_verifier(keys, "gateway").answer(service.handle(command), "vote", REPLY_TYPE)
+    assert (reply["reply"], reply["in_reply_to"]) == ({"ok": True, "data": {"x": 1}}, "c1")
     service.core.handle.assert_called_once_with(command)
     vote = signer(keys, "vote")
     assert service.dispatch.call_args_list == [
@@ -140,7 +143,7 @@ def test_a_refused_command_dispatches_nothing(keys: Path) -> None:
     service = worker_factory(VoteService, trust=trust(keys, "vote"))
     service.core.handle.return_value = ({"ok": False, "error": {"code": "poll_closed"}}, [])
     command = signer(keys, "gateway").sign({"type": "poll.close.v1", "producer": "gateway"})
-    assert service.handle(command)["ok"] is False
+    assert service.handle(command)["reply"]["ok"] is False
     service.dispatch.assert_not_called()
 
 
@@ -153,7 +156,9 @@ def test_a_command_not_signed_by_the_gateway_is_parked_and_never_run(
     command = {"type": "poll.close.v1", "producer": sender or "gateway", "id": "c1"}
     if sender:
         command = signer(keys, sender).sign(command)
-    reply = service.handle(command)
+    # The refusal is a signed reply too.
+    reply = load_verifier(keys, "gateway").answer(service.handle(command), "vote",
+                                                  REPLY_TYPE)["reply"]
     assert (reply["ok"], reply["error"]["code"], reply["error"]["status"]) == (
         False, "message_refused", 403)
     service.core.handle.assert_not_called()
@@ -319,7 +324,7 @@ def test_events_and_rpc_flow_through_real_containers(container_factory: Any,
     while True:
         with entrypoint_hook(tally, "handle") as handle:
             result = handle(signer(keys, "gateway").sign(wrap(GetResult(poll_id=poll_id),
-                                                              "gateway")))
+                                                              "gateway")))["reply"]
         if result["ok"] or time.monotonic() > deadline:
             break
         eventlet.sleep(0.2)
@@ -327,7 +332,7 @@ def test_events_and_rpc_flow_through_real_containers(container_factory: Any,
     assert result["data"]["result"]["tally"]["counts"] == {"yes": 1, "no": 0, "abstain": 0}
 
     with entrypoint_hook(vote, "handle") as handle:
-        health = handle(signer(keys, "gateway").sign(wrap(CheckHealth(), "gateway")))
+        health = handle(signer(keys, "gateway").sign(wrap(CheckHealth(), "gateway")))["reply"]
     assert health == {"ok": True, "data": {"service": "vote", "ready": True, "detail": ""}}
 
 

@@ -14,18 +14,23 @@ from hypothesis import strategies as st
 
 from urne.contracts import wrap
 from urne.contracts.commands import GetPoll
+from urne.contracts.envelope import REGISTRY
 from urne.contracts.events import PollClosed
 from urne.contracts.schemas import export
 from urne.crypto.keys import ENVELOPE_KEY_NAMES, generate_keys
 from urne.messaging.signatures import (
+    BATCH_REPLY_TYPE,
+    REPLY_TYPE,
     SIGNATURE,
     SIGNED_PREFIX,
     Refused,
     Verifier,
     allowed,
+    batch_reply,
     load_signer,
     load_verifier,
     signed_bytes,
+    signed_reply,
 )
 from urne.platform.metrics import MESSAGES_REFUSED, MESSAGES_REPEATED
 
@@ -98,6 +103,46 @@ def test_refusals_are_counted_by_consumer_and_reason(verifier: Verifier) -> None
     before = counter._value.get()
     assert verifier.admit(closed()) is not None
     assert counter._value.get() == before + 1
+
+
+def test_a_reply_is_taken_only_signed_by_the_service_asked(keys: Path) -> None:
+    """Replies come back where every service may publish: one is taken only as a reply,
+    signed with the key of the service that was asked; each other way is refused and
+    counted with its reason."""
+    verifier = load_verifier(keys, "replies")
+    vote, proposal = load_signer(keys, "vote"), load_signer(keys, "proposal")
+    answered = [("ballot-1", {"ok": True, "data": {"sequence": 1}})]
+    good = vote.sign(batch_reply("vote", answered))
+    assert verifier.answer(good, "vote", BATCH_REPLY_TYPE) is good
+    rpc = signed_reply(proposal, "request-1", {"ok": True, "data": {}})
+    assert (rpc["in_reply_to"], rpc["reply"]) == ("request-1", {"ok": True, "data": {}})
+    assert verifier.answer(rpc, "proposal", REPLY_TYPE) is rpc
+
+    def refused_as(raw: Any, producer: str, msg_type: str) -> str:
+        with pytest.raises(Refused) as refused:
+            verifier.answer(raw, producer, msg_type)
+        return refused.value.reason
+
+    cases = {
+        "not_a_reply": (json.loads(json.dumps(answered)), "vote", BATCH_REPLY_TYPE),
+        "wrong_producer": (proposal.sign(batch_reply("proposal", answered)), "vote",
+                           BATCH_REPLY_TYPE),
+        "bad_signature": ({**good, "replies": [["ballot-1", {"ok": False}]]}, "vote",
+                          BATCH_REPLY_TYPE),
+        "unsigned": (batch_reply("vote", answered), "vote", BATCH_REPLY_TYPE),
+    }
+    for why, (raw, producer, msg_type) in cases.items():
+        counter = MESSAGES_REFUSED.labels("replies", why)
+        before = counter._value.get()
+        assert refused_as(raw, producer, msg_type) == why
+        assert counter._value.get() == before + 1, why
+    # A reply is no other kind of reply, and no envelope a consumer would act on.
+    assert refused_as(rpc, "proposal", BATCH_REPLY_TYPE) == "not_a_reply"
+    assert refused_as(good, "vote", REPLY_TYPE) == "not_a_reply"
+    assert REPLY_TYPE not in REGISTRY and BATCH_REPLY_TYPE not in REGISTRY
+    # Signed by the vote service with a key claimed for another: refused by key name.
+    assert refused_as({**vote.sign(batch_reply("vote", answered)), "producer": "tally"},
+                      "tally", BATCH_REPLY_TYPE) == "wrong_producer"
 
 
 def test_a_replay_is_admitted_and_counted_as_a_repeat_not_a_refusal(keys: Path) -> None:

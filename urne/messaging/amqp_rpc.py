@@ -8,6 +8,14 @@ to its own exclusive reply queue, exactly as nameko's proxies do.
 Ballots skip RPC: ``cast`` publishes the envelope to the ballot exchange (consistent
 hash on the voter key, see ``urne.messaging.ballot_stream``) with the same
 ``reply_to``; the vote worker of that shard replies once the ballot is stored.
+
+Every reply is signed (``urne.messaging.signatures``): an answer is taken only from the
+service asked (a vote worker's from the vote service's key), and an RPC reply only for
+the request it names. Anything else on the reply queue is dropped and counted
+(``urne_messages_refused_total{consumer="gateway"}``); the request then waits on for
+its true answer, or times out as a 503. nameko's own error replies (a service's handler
+raised) are not signed: taken from anyone, they can only turn an answer into the 500
+the caller would get anyway.
 """
 
 from __future__ import annotations
@@ -16,15 +24,23 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
-from urne.messaging.ballot_stream import BALLOTS_EXCHANGE, BALLOTS_EXCHANGE_TYPE, REPLIES_TYPE
+from urne.messaging.ballot_stream import (
+    BALLOTS_EXCHANGE,
+    BALLOTS_EXCHANGE_TYPE,
+    PRODUCER,
+    REPLIES_TYPE,
+)
 from urne.messaging.kernel import RawEnvelope, RawReply
+from urne.messaging.signatures import BATCH_REPLY_TYPE, REPLY_TYPE, Refused, Verifier
 from urne.platform import jsonbytes
+from urne.platform.metrics import MESSAGES_REFUSED
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +59,23 @@ BROKER_DOWN: tuple[type[BaseException], ...] = (
     aiormq.exceptions.ChannelInvalidStateError)
 
 
+@dataclass
+class _Asked:
+    """A request waiting for its answer, and who may give it."""
+
+    future: asyncio.Future[dict[str, Any]]
+    answerer: str  # the service asked (a ballot: the vote service)
+    request_id: str | None = None  # an RPC's envelope id, which its reply names
+
+
 class AmqpRpcClient:
-    def __init__(self, amqp_url: str,
+    def __init__(self, amqp_url: str, replies: Verifier,
                  sign: Callable[[RawEnvelope], RawEnvelope] = lambda envelope: envelope):
-        """``sign``: the gateway's envelope signature, put on every command and ballot."""
-        self.amqp_url, self.sign = amqp_url, sign
+        """``replies``: checks who signed each reply. ``sign``: the gateway's envelope
+        signature, put on every command and ballot."""
+        self.amqp_url, self.replies, self.sign = amqp_url, replies, sign
         self.reply_key = uuid.uuid4().hex
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[str, _Asked] = {}
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._ballots: aio_pika.abc.AbstractExchange | None = None
@@ -85,23 +111,43 @@ class AmqpRpcClient:
         except ValueError:
             log.error("unreadable reply dropped", extra={"fields": {"body": message.body[:200]}})
             return
-        if message.type == REPLIES_TYPE:  # a vote worker's batch: [[correlation id, reply]]
-            for correlation_id, reply in body:
-                self._resolve(correlation_id, reply)
-        else:
-            self._resolve(message.correlation_id or "", body)
+        try:
+            if message.type == REPLIES_TYPE:  # a vote worker's batch of receipts
+                batch = self.replies.answer(body, PRODUCER, BATCH_REPLY_TYPE)
+                for correlation_id, reply in batch["replies"]:
+                    self._resolve(str(correlation_id), PRODUCER, reply, ballot=True)
+                return
+            asked = self._pending.get(message.correlation_id or "")
+            if asked is None:
+                return  # the caller gave up already
+            if isinstance(body, dict) and body.get("error") is not None:
+                self._resolve(message.correlation_id or "", asked.answerer, body)
+                return
+            signed = self.replies.answer(body.get("result") if isinstance(body, dict) else None,
+                                         asked.answerer, REPLY_TYPE)
+            if signed.get("in_reply_to") != asked.request_id:
+                MESSAGES_REFUSED.labels(self.replies.consumer, "wrong_request").inc()
+                raise Refused("wrong_request", "a reply to another request")
+            self._resolve(message.correlation_id or "", asked.answerer,
+                          {"result": signed["reply"]})
+        except Refused as exc:
+            log.error("reply refused", extra={"fields": {"reason": str(exc)[:300]}})
 
-    def _resolve(self, correlation_id: str, reply: dict[str, Any]) -> None:
-        future = self._pending.pop(correlation_id, None)
-        if future is not None and not future.done():  # else the caller gave up already
-            future.set_result(reply)
+    def _resolve(self, correlation_id: str, answerer: str, reply: dict[str, Any],
+                 ballot: bool = False) -> None:
+        asked = self._pending.get(correlation_id)
+        if asked is None or asked.answerer != answerer or ballot != (asked.request_id is None):
+            return  # the caller gave up already; or this is not an answer to what it asked
+        del self._pending[correlation_id]
+        if not asked.future.done():
+            asked.future.set_result(reply)
 
     async def call(self, service: str, envelope: RawEnvelope, timeout: float) -> RawReply:
         if self._exchange is None:
             raise RpcUnavailable("not connected to the broker")
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
+        self._pending[correlation_id] = _Asked(future, service, str(envelope["id"]))
         message = aio_pika.Message(
             body=jsonbytes.dumps({"args": [self.sign(envelope)], "kwargs": {}}),
             content_type="application/json", correlation_id=correlation_id,
@@ -141,7 +187,7 @@ class AmqpRpcClient:
         # id is in the envelope, and a header table costs every hop one to write and read.
         correlation_id = str(envelope["id"])
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
+        self._pending[correlation_id] = _Asked(future, PRODUCER)
         properties = aiormq.spec.Basic.Properties(
             content_type="application/json", correlation_id=correlation_id,
             message_id=correlation_id, reply_to=self.reply_key,

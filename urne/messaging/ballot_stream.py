@@ -45,6 +45,7 @@ from urne.messaging.confirms import ConfirmedChannel
 from urne.messaging.counting_stream import DEAD_LETTERS, Admit, declare_counting, event_route
 from urne.messaging.kernel import RawEnvelope, RawReply
 from urne.messaging.membership import HEARTBEAT_SECONDS, Membership
+from urne.messaging.signatures import batch_reply
 from urne.platform import jsonbytes
 from urne.platform.logging import log_fields
 from urne.platform.metrics import (
@@ -61,8 +62,10 @@ BALLOTS_EXCHANGE_TYPE = "x-consistent-hash"  # the rabbitmq_consistent_hash_exch
 EVENTS_EXCHANGE = "vote.events"  # nameko's <service>.events: where vote's events go
 REPLY_EXCHANGE = "nameko-rpc"  # the gateway's reply queue is bound there
 MARKER_TYPE = "ballot_box.closed.v1"
-# The AMQP type of a message carrying several replies: [[correlation id, reply], ...].
+# The AMQP type of a message carrying several replies: a signed batch reply
+# (``urne.messaging.signatures.batch_reply``: [[correlation id, reply], ...] inside).
 REPLIES_TYPE = "urne.replies"
+PRODUCER = "vote"  # whose key a vote worker signs its events and replies with
 WORKERS_EXCHANGE = "urne.vote-workers"
 EVENT_PROPERTIES = pika.BasicProperties(content_type="application/json", delivery_mode=2)
 
@@ -353,11 +356,17 @@ class ShardWorker:
             "service": "vote", **why, "attempts": 1, "envelope": d.body}).encode(),
             pika.BasicProperties(content_type="application/json", delivery_mode=2))
         if d.reply_to and d.correlation_id:  # the client learns now, not by timing out
-            channel.basic_publish(REPLY_EXCHANGE, d.reply_to,
-                                  json.dumps([(d.correlation_id,
-                                               {"ok": False, "error": failure})]).encode(),
-                                  pika.BasicProperties(content_type="application/json",
-                                                       delivery_mode=1, type=REPLIES_TYPE))
+            self._reply(channel, d.reply_to, [(d.correlation_id,
+                                               {"ok": False, "error": failure})])
+
+    def _reply(self, channel: BlockingChannel, reply_to: str,
+               answered: list[tuple[str, RawReply]]) -> None:
+        """One signed message of replies to one gateway: the gateway takes receipts
+        only from the vote service's key."""
+        channel.basic_publish(REPLY_EXCHANGE, reply_to,
+                              jsonbytes.dumps(self.sign(batch_reply(PRODUCER, answered))),
+                              pika.BasicProperties(content_type="application/json",
+                                                   delivery_mode=1, type=REPLIES_TYPE))
 
     def _flush(self, connection: pika.BlockingConnection, control: BlockingChannel,
                events: ConfirmedChannel, size: int | None = None) -> None:
@@ -386,9 +395,7 @@ class ShardWorker:
             if reply is not None and d.reply_to and d.correlation_id:
                 replies.setdefault(d.reply_to, []).append((d.correlation_id, reply))
         for reply_to, answered in replies.items():
-            control.basic_publish(REPLY_EXCHANGE, reply_to, jsonbytes.dumps(answered),
-                                  pika.BasicProperties(content_type="application/json",
-                                                       delivery_mode=1, type=REPLIES_TYPE))
+            self._reply(control, reply_to, answered)
         if not self._unacked:
             self._unsent_since = time.monotonic()
         self._unsent += result.events

@@ -26,7 +26,14 @@ from nameko.messaging import Publisher
 from urne.messaging.ballot_stream import ensure_topology
 from urne.messaging.counting_stream import COUNTING_EXCHANGE, event_route
 from urne.messaging.kernel import RawEnvelope, RawReply, RunningCore, ServiceCore, failed
-from urne.messaging.signatures import Refused, Signer, Verifier, load_signer, load_verifier
+from urne.messaging.signatures import (
+    Refused,
+    Signer,
+    Verifier,
+    load_signer,
+    load_verifier,
+    signed_reply,
+)
 from urne.platform.errors import DomainError
 from urne.platform.logging import log_fields
 from urne.platform.metrics import EVENTS_PUBLISHED
@@ -217,14 +224,18 @@ def serve_command(core: ServiceCore, dispatch: Dispatch, envelopes: Envelopes,
 def serve_rpc(core: ServiceCore, dispatch: Dispatch, envelopes: Envelopes, parking: Parking,
               envelope: RawEnvelope) -> RawReply:
     """The body of every ``handle`` RPC: a command from the broker runs only if its
-    sender signed it and may send it."""
+    sender signed it and may send it. The reply is signed, naming the request it
+    answers (``urne.messaging.signatures.signed_reply``)."""
     try:
         envelopes.verifier.check(envelope)
     except Refused as exc:
         parking.refuse(envelope, exc)
-        return failed(DomainError(f"message refused: {exc}"[:300], code="message_refused",
-                                  status=403))
-    return serve_command(core, dispatch, envelopes, envelope)
+        reply = failed(DomainError(f"message refused: {exc}"[:300], code="message_refused",
+                                   status=403))
+    else:
+        reply = serve_command(core, dispatch, envelopes, envelope)
+    request_id = envelope.get("id") if isinstance(envelope, dict) else None
+    return signed_reply(envelopes.signer, request_id, reply)
 
 
 def consume_event(core: ServiceCore, dispatch: Dispatch, envelopes: Envelopes,

@@ -25,6 +25,14 @@ member to choose another.
 
 A replayed envelope verifies (it is the same message): consumers are idempotent on
 what it carries (an event's effect, a ballot's id), so it has no second effect.
+
+Replies are signed the same way. An RPC reply, and a vote worker's batch of receipts,
+come back on the asker's reply queue through ``nameko-rpc``, where every service and
+every vote worker may publish; signed, each names its answerer, an RPC reply names the
+request it answers (``in_reply_to``, the request envelope's id), and the gateway takes
+an answer only from the service it asked (``Verifier.answer``). A vote worker's batch
+carries each receipt beside its ballot's correlation id, which is the ballot envelope's
+id, so a receipt cannot be moved to another ballot either.
 """
 
 from __future__ import annotations
@@ -92,6 +100,23 @@ class Signer:
         sig = b64url(self.key.sign(signed_bytes(raw)))
         return {**{k: v for k, v in raw.items() if k != SIGNATURE},
                 SIGNATURE: {"kid": self.kid, "sig": sig}}
+
+
+# What a reply is (not envelopes: they are no message type any consumer takes).
+REPLY_TYPE = "urne.reply.v1"  # {type, producer, in_reply_to, reply}: one RPC reply
+BATCH_REPLY_TYPE = "urne.replies.v1"  # {type, producer, replies: [[correlation id, reply]]}
+
+
+def signed_reply(signer: Signer, in_reply_to: Any, reply: dict[str, Any]) -> dict[str, Any]:
+    """An RPC reply as its service sends it: ``reply`` with who answers, and to what."""
+    return signer.sign({"type": REPLY_TYPE, "producer": signer.producer,
+                        "in_reply_to": in_reply_to if isinstance(in_reply_to, str) else None,
+                        "reply": reply})
+
+
+def batch_reply(producer: str, answered: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """A vote worker's replies to one gateway for one batch, to be signed once together."""
+    return {"type": BATCH_REPLY_TYPE, "producer": producer, "replies": answered}
 
 
 def allowed(msg_type: str, producer: str) -> bool:
@@ -187,6 +212,19 @@ class Verifier:
             raise Refused("bad_signature", "the signature does not match")
         if not allowed(str(msg_type), str(producer)):
             raise Refused("not_allowed", f"{producer} may not send {str(msg_type)[:80]}")
+
+    def answer(self, raw: Any, producer: str, msg_type: str) -> dict[str, Any]:
+        """``raw`` if it is a reply of ``msg_type`` signed by ``producer``'s key, else
+        ``Refused`` (counted)."""
+        if not isinstance(raw, dict) or raw.get("type") != msg_type:
+            MESSAGES_REFUSED.labels(self.consumer, "not_a_reply").inc()
+            raise Refused("not_a_reply", f"expected a signed {msg_type}")
+        if raw.get("producer") != producer:
+            MESSAGES_REFUSED.labels(self.consumer, "wrong_producer").inc()
+            raise Refused("wrong_producer", f"{str(raw.get('producer'))[:40]!r} answered "
+                                            f"for {producer!r}")
+        self.check(raw)
+        return raw
 
     def admit(self, raw: Any) -> str | None:
         """None if ``raw`` passes, else why not (counted)."""

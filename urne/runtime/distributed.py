@@ -139,6 +139,7 @@ def run_gateway(host: str | None = None, port: int | None = None) -> None:
     settings = GatewaySettings()
     configure_logging("urne-gateway", settings.log_level)
     client = AmqpClient(settings.amqp_url, settings.rpc_timeout_seconds,
+                        replies=load_verifier(settings.keys_dir, "gateway"),
                         sign=load_signer(settings.keys_dir, "gateway").sign)
     app = create_app(client, settings.keys_dir, services=tuple(SERVICES),
                      testing=settings.is_development, metrics=settings.api_metrics)
