@@ -49,6 +49,7 @@ from urne.messaging.nameko_adapter import (
     Parking,
 )
 from urne.messaging.signatures import REPLY_TYPE, Signer, load_signer, load_verifier
+from urne.platform.metrics import MESSAGES_REPEATED
 from urne.platform.settings import EmbeddedSettings, ServiceSettings
 from urne.record.canonical import ballot_set_digest
 from urne.runtime.distributed import nameko_config, open_store
@@ -177,6 +178,35 @@ def test_an_event_handler_publishes_what_the_core_emitted(keys: Path) -> None:
     service.core.on_event.assert_called_once_with(envelope)
     service.dispatch.assert_called_once_with("ballot_box.sealed.v1",
                                              signer(keys, "vote").sign(seal))
+
+
+def test_an_event_handled_to_the_end_is_passed_over_when_it_comes_again(keys: Path) -> None:
+    """A replayed (or redelivered) event this process handled already is refused by its
+    consumer: its handler does not run again, nothing is published again; it is counted
+    as repeated, and no alarm (not parked). An event whose first handling failed is not
+    "handled": it runs again."""
+    publish = Mock()
+    service = worker_factory(VoteService, trust=trust(keys, "vote"),
+                             dead_letters=Parking("vote", Counter(), publish))
+    service.core.name = "vote"
+    service.core.on_event.return_value = [{"type": "ballot_box.sealed.v1", "id": "s1",
+                                           "producer": "vote"}]
+    proposal = signer(keys, "proposal")
+    closed, other = (proposal.sign(wrap(PollClosed(poll_id=poll, closed_at="2026-06-02T08:00:00Z"),
+                                        "proposal")) for poll in ("p1", "p2"))
+    repeats = MESSAGES_REPEATED.labels("vote", PollClosed.TYPE)
+    before = repeats._value.get()
+    service.on_poll_closed(closed)
+    service.on_poll_closed(closed)  # the replay
+    assert service.core.on_event.call_count == 1 and service.dispatch.call_count == 1
+    assert repeats._value.get() == before + 1
+    publish.assert_not_called()  # nothing parked
+    # A first handling that failed leaves the event to be handled again.
+    service.core.on_event.side_effect = [RuntimeError("store away"), []]
+    with pytest.raises(RuntimeError):
+        service.on_poll_closed(other)
+    service.on_poll_closed(other)  # its redelivery
+    assert service.core.on_event.call_count == 3
 
 
 def test_an_event_its_producer_did_not_sign_is_parked_at_once(keys: Path) -> None:

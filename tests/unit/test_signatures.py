@@ -23,6 +23,7 @@ from urne.messaging.signatures import (
     REPLY_TYPE,
     SIGNATURE,
     SIGNED_PREFIX,
+    RecentIds,
     Refused,
     Verifier,
     allowed,
@@ -150,7 +151,7 @@ def test_a_replay_is_admitted_and_counted_as_a_repeat_not_a_refusal(keys: Path) 
     captured) has no second effect (the consumers are idempotent on what it carries):
     admitted, no alarm, counted, for as long as the consumer remembers its id."""
     verifier = load_verifier(keys, "replays")
-    verifier.remembered = 2
+    verifier.seen = RecentIds(2)
     repeated = MESSAGES_REPEATED.labels("replays", PollClosed.TYPE)
     refusals = MESSAGES_REFUSED.labels("replays", "unsigned")
     before, refused_before = repeated._value.get(), refusals._value.get()

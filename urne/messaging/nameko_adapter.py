@@ -27,6 +27,7 @@ from urne.messaging.ballot_stream import ensure_topology
 from urne.messaging.counting_stream import COUNTING_EXCHANGE, event_route
 from urne.messaging.kernel import RawEnvelope, RawReply, RunningCore, ServiceCore, failed
 from urne.messaging.signatures import (
+    RecentIds,
     Refused,
     Signer,
     Verifier,
@@ -100,10 +101,12 @@ class CoreProvider(DependencyProvider):
 
 @dataclass(frozen=True)
 class Envelopes:
-    """The service's signer (what it publishes) and verifier (what it consumes)."""
+    """The service's signer (what it publishes) and verifier (what it consumes), and
+    the ids of the last events this process handled to the end."""
 
     signer: Signer
     verifier: Verifier
+    handled: RecentIds = field(default_factory=RecentIds, compare=False)
 
 
 class Trust(DependencyProvider):
@@ -242,11 +245,23 @@ def consume_event(core: ServiceCore, dispatch: Dispatch, envelopes: Envelopes,
                   parking: Parking, envelope: RawEnvelope) -> None:
     """The body of every event handler. An event not signed by its producer is parked
     at once. Raising requeues the event (the handlers are idempotent); after
-    ``MAX_EVENT_ATTEMPTS`` failures it is parked instead."""
+    ``MAX_EVENT_ATTEMPTS`` failures it is parked instead.
+
+    An event this process already handled to the end (its writes done, its own events
+    confirmed), sent again (a replay, or a redelivery of a message whose ack was lost),
+    is passed over: the verifier counted it as repeated; no alarm. One whose handling
+    failed is not "handled", so its redelivery runs again. A replay this process no
+    longer remembers (after a restart, or 16,384 events later) runs again, and the
+    idempotent handlers make it change nothing."""
     try:
         envelopes.verifier.check(envelope)
     except Refused as exc:
         parking.refuse(envelope, exc)
+        return
+    event_id = envelope.get("id")
+    if isinstance(event_id, str) and event_id in envelopes.handled:
+        log.info("event handled already; passed over", extra=log_fields(
+            service=core.name, type=str(envelope.get("type"))[:100], id=event_id[:64]))
         return
     try:
         publish(core, dispatch, envelopes, core.on_event(envelope))
@@ -255,3 +270,5 @@ def consume_event(core: ServiceCore, dispatch: Dispatch, envelopes: Envelopes,
             raise
     else:
         parking.succeeded(envelope)
+        if isinstance(event_id, str):
+            envelopes.handled.add(event_id)

@@ -137,6 +137,37 @@ REMEMBERED_IDS = 16_384
 
 
 @dataclass
+class RecentIds:
+    """The last ``size`` ids added (a bounded, thread-safe LRU)."""
+
+    size: int = REMEMBERED_IDS
+    _ids: OrderedDict[str, None] = field(default_factory=OrderedDict, repr=False,
+                                         compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, item: str) -> bool:
+        """Add ``item`` (as the newest); True if it was there already."""
+        with self._lock:
+            if item in self._ids:
+                self._ids.move_to_end(item)
+                return True
+            self._ids[item] = None
+            if len(self._ids) > self.size:
+                self._ids.popitem(last=False)
+            return False
+
+    def __contains__(self, item: object) -> bool:
+        with self._lock:
+            return item in self._ids
+
+
+def repeated(consumer: str, raw: dict[str, Any]) -> None:
+    """Count a signed message seen again by ``consumer`` (a replay, a redelivery)."""
+    msg_type = str(raw.get("type"))
+    MESSAGES_REPEATED.labels(consumer, msg_type if msg_type in REGISTRY else "other").inc()
+
+
+@dataclass
 class Verifier:
     """Checks envelopes against the producers' public keys, selected by ``kid``; counts
     the admitted ones it has seen before (``urne_messages_repeated_total``)."""
@@ -144,10 +175,7 @@ class Verifier:
     keys: dict[str, PublicKey]  # kid -> the key, named envelope-<producer>
     consumer: str  # for the refusals' metric
     revoked: frozenset[str] = frozenset()  # kids withdrawn (urne keys revoke)
-    remembered: int = REMEMBERED_IDS
-    _seen: OrderedDict[str, None] = field(default_factory=OrderedDict, repr=False,
-                                          compare=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    seen: RecentIds = field(default_factory=RecentIds, repr=False, compare=False)
 
     @classmethod
     def of_sets(cls, sets: Iterable[KeySet], consumer: str) -> Verifier:
@@ -173,21 +201,8 @@ class Verifier:
         are idempotent on what it carries, so it has no second effect and is no alarm.
         It is counted, for as long as this process remembers the envelope's id."""
         envelope_id = raw.get("id")
-        if not isinstance(envelope_id, str):
-            return
-        with self._lock:
-            if envelope_id in self._seen:
-                self._seen.move_to_end(envelope_id)
-                again = True
-            else:
-                self._seen[envelope_id] = None
-                if len(self._seen) > self.remembered:
-                    self._seen.popitem(last=False)
-                again = False
-        if again:
-            msg_type = str(raw.get("type"))
-            MESSAGES_REPEATED.labels(self.consumer,
-                                     msg_type if msg_type in REGISTRY else "other").inc()
+        if isinstance(envelope_id, str) and self.seen.add(envelope_id):
+            repeated(self.consumer, raw)
 
     def _check(self, raw: Any) -> None:
         if not isinstance(raw, dict):
