@@ -65,7 +65,7 @@ MODES = ("reply", "confirm_quorum", "confirm_classic")
 SHARDS = 16
 # The vote worker's defaults (urne/platform/settings.py): how long a batch's first
 # message waits for more, the most a batch holds, and its prefetch over all shards.
-LINGER, MAX_BATCH, PREFETCH = 0.02, 200, 500
+LINGER, MAX_BATCH, PREFETCH = 0.02, 500, 500
 
 
 def signed_ballot() -> bytes:
