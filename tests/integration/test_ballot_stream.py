@@ -562,8 +562,9 @@ def test_the_gateways_ballot_reaches_its_shard_named_by_its_envelope(
 def test_an_rpc_answer_is_taken_only_from_the_service_asked_for_its_request(
         amqp_url: str, tmp_path: Path) -> None:
     """``AmqpRpcClient.call``: the reply must be signed by the service asked and name
-    the request it answers. A reply signed by another service, or naming another
-    request, sent first, is not taken (counted); the true one is."""
+    the request it answers. A reply signed by another service, naming another request,
+    or an unsigned error as nameko writes one, sent first, is not taken (counted); the
+    true one is."""
     generate_keys(tmp_path, ENVELOPE_KEY_NAMES)
     proposal, identity = load_signer(tmp_path, "proposal"), load_signer(tmp_path, "identity")
     setup = pika.BlockingConnection(pika.URLParameters(amqp_url))
@@ -571,7 +572,7 @@ def test_an_rpc_answer_is_taken_only_from_the_service_asked_for_its_request(
     setup.channel().exchange_declare(REPLY_EXCHANGE, "topic", durable=True)
     setup.channel().queue_bind("test-proposal-rpc", REPLY_EXCHANGE, "proposal.handle")
     setup.close()
-    refused = refusals("gateway-test", "wrong_producer", "wrong_request")
+    refused = refusals("gateway-test", "wrong_producer", "wrong_request", "not_a_reply")
     requests: list[dict[str, Any]] = []
 
     def serve() -> None:
@@ -586,11 +587,16 @@ def test_an_rpc_answer_is_taken_only_from_the_service_asked_for_its_request(
             [request] = json.loads(body)["args"]
             requests.append(request)
             answer = {"ok": True, "data": {"poll": "p1"}}
-            for result in (signed_reply(identity, request["id"], {"ok": False}),
-                           signed_reply(proposal, "another-request", {"ok": False}),
-                           signed_reply(proposal, request["id"], answer)):
-                channel.basic_publish(REPLY_EXCHANGE, props.reply_to,
-                                      jsonbytes.dumps({"result": result, "error": None}),
+            nameko_error = {"result": None, "error": {"exc_type": "RuntimeError",
+                                                      "value": "forged"}}
+            for body in ({"result": signed_reply(identity, request["id"], {"ok": False}),
+                          "error": None},
+                         {"result": signed_reply(proposal, "another-request", {"ok": False}),
+                          "error": None},
+                         nameko_error,
+                         {"result": signed_reply(proposal, request["id"], answer),
+                          "error": None}):
+                channel.basic_publish(REPLY_EXCHANGE, props.reply_to, jsonbytes.dumps(body),
                                       pika.BasicProperties(correlation_id=props.correlation_id))
         connection.close()
 
@@ -607,4 +613,4 @@ def test_an_rpc_answer_is_taken_only_from_the_service_asked_for_its_request(
     reply = asyncio.run(call())
     server.join()
     assert reply == {"ok": True, "data": {"poll": "p1"}}
-    assert refused() == {"wrong_producer": 1, "wrong_request": 1}
+    assert refused() == {"wrong_producer": 1, "wrong_request": 1, "not_a_reply": 1}

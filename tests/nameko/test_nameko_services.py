@@ -140,6 +140,24 @@ def test_handle_returns_the_reply_and_dispatches_the_events_signed_in_order(keys
         call("ballot_box.closed.v1", vote.sign(e)) for e in events]
 
 
+def test_events_not_published_after_a_command_are_a_signed_503(keys: Path) -> None:
+    """The command's writes are done, its events not confirmed (the broker went away
+    meanwhile): the gateway gets a signed "not now", never an unsigned error, and the
+    command sent again re-sends its events."""
+    service = worker_factory(VoteService, trust=trust(keys, "vote"))
+    service.core.name = "vote"
+    service.core.handle.return_value = ({"ok": True, "data": {}}, [
+        {"type": "ballot_box.closed.v1", "id": "e1", "producer": "vote"}])
+    service.dispatch.side_effect = ConnectionError("broker away")
+    command = signer(keys, "gateway").sign({"type": "poll.close.v1", "producer": "gateway",
+                                             "id": "c2"})
+    reply = load_verifier(keys, "gateway").answer(service.handle(command), "vote", REPLY_TYPE)
+    assert reply["in_reply_to"] == "c2"
+    error = reply["reply"]["error"]
+    assert (reply["reply"]["ok"], error["code"], error["status"]) == (
+        False, "service_unavailable", 503)
+
+
 def test_a_refused_command_dispatches_nothing(keys: Path) -> None:
     service = worker_factory(VoteService, trust=trust(keys, "vote"))
     service.core.handle.return_value = ({"ok": False, "error": {"code": "poll_closed"}}, [])

@@ -13,9 +13,10 @@ Every reply is signed (``urne.messaging.signatures``): an answer is taken only f
 service asked (a vote worker's from the vote service's key), and an RPC reply only for
 the request it names. Anything else on the reply queue is dropped and counted
 (``urne_messages_refused_total{consumer="gateway"}``); the request then waits on for
-its true answer, or times out as a 503. nameko's own error replies (a service's handler
-raised) are not signed: taken from anyone, they can only turn an answer into the 500
-the caller would get anyway.
+its true answer, or times out as a 503. That includes nameko's own error replies, which
+are not signed: a service answers every failure of its own with a signed reply
+(``nameko_adapter.serve_rpc``), so an unsigned error is nameko's (a request it could
+not read) or a forgery.
 """
 
 from __future__ import annotations
@@ -120,9 +121,6 @@ class AmqpRpcClient:
             asked = self._pending.get(message.correlation_id or "")
             if asked is None:
                 return  # the caller gave up already
-            if isinstance(body, dict) and body.get("error") is not None:
-                self._resolve(message.correlation_id or "", asked.answerer, body)
-                return
             signed = self.replies.answer(body.get("result") if isinstance(body, dict) else None,
                                          asked.answerer, REPLY_TYPE)
             if signed.get("in_reply_to") != asked.request_id:
@@ -131,7 +129,9 @@ class AmqpRpcClient:
             self._resolve(message.correlation_id or "", asked.answerer,
                           {"result": signed["reply"]})
         except Refused as exc:
-            log.error("reply refused", extra={"fields": {"reason": str(exc)[:300]}})
+            error = body.get("error") if isinstance(body, dict) else None
+            log.error("reply refused", extra={"fields": {
+                "reason": str(exc)[:300], "error": str(error)[:300] if error else None}})
 
     def _resolve(self, correlation_id: str, answerer: str, reply: dict[str, Any],
                  ballot: bool = False) -> None:
@@ -168,11 +168,6 @@ class AmqpRpcClient:
             raise RpcUnavailable(f"{service}: {type(exc).__name__}") from exc
         finally:
             self._pending.pop(correlation_id, None)
-        if body.get("error"):
-            log.error("service raised", extra={"fields": {"service": service,
-                                                          "error": body["error"]}})
-            return {"ok": False, "error": {"code": "internal_error", "status": 500,
-                                           "detail": f"the {service} service failed"}}
         return body["result"]
 
     async def cast(self, envelope: RawEnvelope, voter_key: str, timeout: float) -> RawReply:

@@ -228,7 +228,9 @@ def serve_rpc(core: ServiceCore, dispatch: Dispatch, envelopes: Envelopes, parki
               envelope: RawEnvelope) -> RawReply:
     """The body of every ``handle`` RPC: a command from the broker runs only if its
     sender signed it and may send it. The reply is signed, naming the request it
-    answers (``urne.messaging.signatures.signed_reply``)."""
+    answers (``urne.messaging.signatures.signed_reply``); so is a failure to publish the
+    command's events (the core itself answers every error of its own), so the gateway
+    need take no unsigned answer."""
     try:
         envelopes.verifier.check(envelope)
     except Refused as exc:
@@ -236,7 +238,17 @@ def serve_rpc(core: ServiceCore, dispatch: Dispatch, envelopes: Envelopes, parki
         reply = failed(DomainError(f"message refused: {exc}"[:300], code="message_refused",
                                    status=403))
     else:
-        reply = serve_command(core, dispatch, envelopes, envelope)
+        try:
+            reply = serve_command(core, dispatch, envelopes, envelope)
+        except Exception as exc:
+            # Its writes are done, its events not confirmed: "not now", and the command
+            # sent again re-sends them (commands are idempotent re-emitters).
+            log.warning("command done, its events not published", extra=log_fields(
+                service=core.name, type=str(envelope.get("type"))[:100],
+                error=repr(exc)[:300]))
+            reply = failed(DomainError("the service could not publish what the command "
+                                       "changed; send it again shortly",
+                                       code="service_unavailable", status=503))
     request_id = envelope.get("id") if isinstance(envelope, dict) else None
     return signed_reply(envelopes.signer, request_id, reply)
 
