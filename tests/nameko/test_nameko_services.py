@@ -142,8 +142,7 @@ def test_handle_returns_the_reply_and_dispatches_the_events_signed_in_order(keys
 
 def test_events_not_published_after_a_command_are_a_signed_503(keys: Path) -> None:
     """The command's writes are done, its events not confirmed (the broker went away
-    meanwhile): the gateway gets a signed "not now", never an unsigned error, and the
-    command sent again re-sends its events."""
+    meanwhile): the gateway gets a signed "not now", never an unsigned error."""
     service = worker_factory(VoteService, trust=trust(keys, "vote"))
     service.core.name = "vote"
     service.core.handle.return_value = ({"ok": True, "data": {}}, [

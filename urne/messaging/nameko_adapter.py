@@ -241,8 +241,9 @@ def serve_rpc(core: ServiceCore, dispatch: Dispatch, envelopes: Envelopes, parki
         try:
             reply = serve_command(core, dispatch, envelopes, envelope)
         except Exception as exc:
-            # Its writes are done, its events not confirmed: "not now", and the command
-            # sent again re-sends them (commands are idempotent re-emitters).
+            # Its writes are done, its events not confirmed: "not now". Sent again, a
+            # command whose state is already reached sends its events again (open,
+            # close and publication are idempotent re-emitters).
             log.warning("command done, its events not published", extra=log_fields(
                 service=core.name, type=str(envelope.get("type"))[:100],
                 error=repr(exc)[:300]))
