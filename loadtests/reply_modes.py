@@ -28,6 +28,7 @@ publish the same events, but only ``reply`` makes the client wait for the write 
 batch's write took 14 ms at the median on Cassandra: docs/performance.md), and only
 ``confirm_*`` must answer before the worker has decided anything (its close marker, an
 idempotency conflict, the ballot limit) and before the receipt's sequence is known.
+Nor are the signatures: a reply batch's is measured in ``loadtests.envelopes``.
 The modes run alternately, ``--rounds`` times each; CPU is RabbitMQ's (``beam.smp``),
 the publisher's (this process, the gateway's part) and the consumer's (a process of its
 own, the vote worker's part), from ``/proc``, per message.
@@ -57,15 +58,24 @@ import pika
 from loadtests import cpu
 from loadtests.run import quantile
 from loadtests.schedule import arrival_times
+from loadtests.system import GUEST, MANAGEMENT, close_vhost, open_vhost
+from urne.platform.settings import ServiceSettings
 
-MANAGEMENT = "http://127.0.0.1:15672/api"
-GUEST = ("guest", "guest")
 EXCHANGE = "bench.ballots"
 MODES = ("reply", "confirm_quorum", "confirm_classic")
-SHARDS = 16
-# The vote worker's defaults (urne/platform/settings.py): how long a batch's first
-# message waits for more, the most a batch holds, and its prefetch over all shards.
-LINGER, MAX_BATCH, PREFETCH = 0.02, 500, 500
+
+
+def _default(name: str) -> Any:
+    return ServiceSettings.model_fields[name].default
+
+
+# The vote worker's defaults, read from its settings so they cannot drift: the shards,
+# how long a batch's first message waits for more, the most a batch holds, and its
+# prefetch over all shards.
+SHARDS = _default("ballot_shards")
+LINGER = _default("vote_worker_linger_seconds")
+MAX_BATCH = _default("vote_worker_batch")
+PREFETCH = _default("vote_worker_prefetch")
 
 
 def signed_ballot() -> bytes:
@@ -272,10 +282,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown modes {sorted(unknown)}; choose among {', '.join(MODES)}")
     vhost = f"urne-bench-{uuid.uuid4().hex[:8]}"
-    url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    httpx.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST, timeout=30).raise_for_status()
-    httpx.put(f"{MANAGEMENT}/permissions/{vhost}/guest", auth=GUEST, timeout=30,
-              json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    url = open_vhost(vhost)
     try:
         body = signed_ballot()
         runs = [one_run(url, mode, body, args.rate, args.duration, args.seed + i)
@@ -287,7 +294,7 @@ def main() -> None:
         if any(r["failed"] or r["answered"] != r["messages"] for r in runs):
             raise SystemExit("a message went unanswered")
     finally:
-        httpx.delete(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST, timeout=30)
+        close_vhost(vhost)
 
 
 if __name__ == "__main__":

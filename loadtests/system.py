@@ -26,6 +26,18 @@ GUEST = ("guest", "guest")
 SERVICES = ("identity", "proposal", "vote", "tally")
 
 
+def open_vhost(vhost: str) -> str:
+    """A virtual host of its own for a benchmark, guest allowed in it; its AMQP URL."""
+    httpx.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST, timeout=30).raise_for_status()
+    httpx.put(f"{MANAGEMENT}/permissions/{vhost}/guest", auth=GUEST, timeout=30,
+              json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    return f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+
+
+def close_vhost(vhost: str) -> None:
+    httpx.delete(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST, timeout=30)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,7 +94,7 @@ class System:
             except subprocess.TimeoutExpired:
                 p.kill()
         if self.vhost:
-            httpx.delete(f"{MANAGEMENT}/vhosts/{self.vhost}", auth=GUEST, timeout=30)
+            close_vhost(self.vhost)
         for url in self.amqp_urls.values():
             user = url.split("://", 1)[1].split(":", 1)[0]
             httpx.delete(f"{MANAGEMENT}/users/{user}", auth=GUEST, timeout=30)
@@ -153,9 +165,7 @@ def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16,
     vhost = f"urne-load-{run}"
     system = System("distributed", f"http://127.0.0.1:{port}", workdir / "outbox" /
                     "email.jsonl", workdir, vhost=vhost, keyspace_prefix=f"load_{run}_")
-    httpx.put(f"{MANAGEMENT}/vhosts/{system.vhost}", auth=GUEST, timeout=30).raise_for_status()
-    httpx.put(f"{MANAGEMENT}/permissions/{system.vhost}/guest", auth=GUEST, timeout=30,
-              json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    guest_url = open_vhost(vhost)
     for role in ROLES:  # least privilege, as in production (guest: the test's own calls)
         password = secrets.token_urlsafe(16)
         grant(MANAGEMENT.removesuffix("/api"), vhost, role, f"load-{run}-{role}", password,
@@ -165,7 +175,7 @@ def start_distributed(workdir: Path, vote_workers: int = 2, shards: int = 16,
     generate_keys(workdir / "keys")
     env = {
         "URNE_ENVIRONMENT": "test", "URNE_LOG_LEVEL": "WARNING",
-        "URNE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{system.vhost}",
+        "URNE_AMQP_URL": guest_url,
         "URNE_CASSANDRA_KEYSPACE_PREFIX": system.keyspace_prefix or "",
         "URNE_KEYS_DIR": str(workdir / "keys"), "URNE_OUTBOX_DIR": str(workdir / "outbox"),
         "URNE_PORT": str(port), "URNE_BALLOT_SHARDS": str(shards),

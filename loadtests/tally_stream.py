@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pika
 
 from loadtests import cpu
+from loadtests.system import close_vhost, open_vhost
 from urne.contracts import wrap
 from urne.contracts.events import BallotsRecorded, RecordedBallot
 from urne.counting import YesNoAbstainRules, rules_hash
@@ -48,8 +48,6 @@ from urne.runtime.registry import TALLY
 from urne.services.tally.adapters.cassandra_store import CassandraTallyStore
 from urne.storage.cassandra import connect, ensure_schema
 
-MANAGEMENT = "http://127.0.0.1:15672/api"
-GUEST = ("guest", "guest")
 ROOT = Path(__file__).resolve().parents[1]
 RULES = YesNoAbstainRules(method="yes_no_abstain", question="Benchmark?")
 
@@ -129,10 +127,7 @@ def main() -> None:
 
     run = uuid.uuid4().hex[:8]
     vhost, prefix = f"urne-bench-{run}", f"bench_{run}_"
-    url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    httpx.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST, timeout=30).raise_for_status()
-    httpx.put(f"{MANAGEMENT}/permissions/{vhost}/guest", auth=GUEST, timeout=30,
-              json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    url = open_vhost(vhost)
     settings = StoreSettings(cassandra_keyspace_prefix=prefix)
     session = connect(settings)
     workers: list[subprocess.Popen[bytes]] = []
@@ -196,7 +191,7 @@ def main() -> None:
         shutil.rmtree(keys, ignore_errors=True)
         session.execute(f"DROP KEYSPACE IF EXISTS {prefix}tally", timeout=60)
         session.cluster.shutdown()
-        httpx.delete(f"{MANAGEMENT}/vhosts/{vhost}", auth=GUEST, timeout=30)
+        close_vhost(vhost)
 
 
 if __name__ == "__main__":

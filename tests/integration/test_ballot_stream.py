@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from urne.messaging.ballot_stream import (
 from urne.messaging.membership import PEER_TIMEOUT_SECONDS
 from urne.messaging.signatures import (
     BATCH_REPLY_TYPE,
+    Verifier,
     batch_reply,
     load_signer,
     load_verifier,
@@ -135,6 +136,26 @@ def refusals(consumer: str, *reasons: str) -> Callable[[], dict[str, float]]:
     def since() -> dict[str, float]:
         return {why: c._value.get() - before[why] for why, c in counters.items()}
     return since
+
+
+def asked(url: str, replies: Verifier, answer: Callable[[], None],
+          ask: Callable[[AmqpRpcClient], Awaitable[Any]]) -> Any:
+    """What a gateway's client gets for ``ask`` while ``answer`` (a thread: the other
+    side of the broker) answers it."""
+    async def run() -> Any:
+        client = AmqpRpcClient(url, replies)
+        await client.connect()
+        try:
+            return await ask(client)
+        finally:
+            await client.close()
+
+    other_side = threading.Thread(target=answer)
+    other_side.start()
+    try:
+        return asyncio.run(run())
+    finally:
+        other_side.join()
 
 
 def running(worker: ShardWorker) -> Callable[[], None]:
@@ -539,18 +560,8 @@ def test_the_gateways_ballot_reaches_its_shard_named_by_its_envelope(
             time.sleep(0.01)
         connection.close()
 
-    async def cast() -> Any:
-        client = AmqpRpcClient(amqp_url, load_verifier(tmp_path, "gateway-test"))
-        await client.connect()
-        try:
-            return await client.cast(envelope, "voter-1", timeout=10)
-        finally:
-            await client.close()
-
-    worker = threading.Thread(target=answer)
-    worker.start()
-    reply = asyncio.run(cast())
-    worker.join()
+    reply = asked(amqp_url, load_verifier(tmp_path, "gateway-test"), answer,
+                  lambda client: client.cast(envelope, "voter-1", timeout=10))
     assert reply == {"ok": True, "data": {"n": 1}}
     assert refused() == {"not_a_reply": 1, "wrong_producer": 1, "bad_signature": 1}
     [(props, body)] = seen
@@ -600,17 +611,8 @@ def test_an_rpc_answer_is_taken_only_from_the_service_asked_for_its_request(
                                       pika.BasicProperties(correlation_id=props.correlation_id))
         connection.close()
 
-    async def call() -> Any:
-        client = AmqpRpcClient(amqp_url, load_verifier(tmp_path, "gateway-test"))
-        await client.connect()
-        try:
-            return await client.call("proposal", wrap(GetPoll(poll_id="p1"), "gateway"), 10)
-        finally:
-            await client.close()
-
-    server = threading.Thread(target=serve)
-    server.start()
-    reply = asyncio.run(call())
-    server.join()
+    reply = asked(amqp_url, load_verifier(tmp_path, "gateway-test"), serve,
+                  lambda client: client.call("proposal", wrap(GetPoll(poll_id="p1"),
+                                                              "gateway"), 10))
     assert reply == {"ok": True, "data": {"poll": "p1"}}
     assert refused() == {"wrong_producer": 1, "wrong_request": 1, "not_a_reply": 1}

@@ -11,16 +11,20 @@ import httpx
 import pytest
 
 from loadtests import reply_modes
+from loadtests.system import GUEST, MANAGEMENT
 from tests.support.servers import require_rabbitmq
 
 pytestmark = pytest.mark.integration
 
 
+def vhosts() -> set[str]:
+    return {v["name"] for v in httpx.get(f"{MANAGEMENT}/vhosts", auth=GUEST).json()}
+
+
 def test_each_mode_answers_every_message_on_its_kind_of_queue(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     require_rabbitmq()
-    vhosts_before = {v["name"] for v in httpx.get(f"{reply_modes.MANAGEMENT}/vhosts",
-                                                  auth=reply_modes.GUEST).json()}
+    vhosts_before = vhosts()
     monkeypatch.setattr(sys, "argv", ["reply_modes", "--rate", "100", "--duration", "1",
                                       "--rounds", "1"])
     reply_modes.main()
@@ -34,6 +38,4 @@ def test_each_mode_answers_every_message_on_its_kind_of_queue(
         assert run["failed"] == 0 and 0 < run["p50_ms"] <= run["p99_ms"]
         assert set(run["cpu_ms_per_message"]) == {"rabbitmq", "publisher", "consumer"}
     assert report["body_bytes"] > 500  # a real signed ballot, token inside
-    vhosts_after = {v["name"] for v in httpx.get(f"{reply_modes.MANAGEMENT}/vhosts",
-                                                 auth=reply_modes.GUEST).json()}
-    assert vhosts_after == vhosts_before
+    assert vhosts() == vhosts_before

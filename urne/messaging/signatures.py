@@ -161,12 +161,6 @@ class RecentIds:
             return item in self._ids
 
 
-def repeated(consumer: str, raw: dict[str, Any]) -> None:
-    """Count a signed message seen again by ``consumer`` (a replay, a redelivery)."""
-    msg_type = str(raw.get("type"))
-    MESSAGES_REPEATED.labels(consumer, msg_type if msg_type in REGISTRY else "other").inc()
-
-
 @dataclass
 class Verifier:
     """Checks envelopes against the producers' public keys, selected by ``kid``; counts
@@ -202,7 +196,9 @@ class Verifier:
         It is counted, for as long as this process remembers the envelope's id."""
         envelope_id = raw.get("id")
         if isinstance(envelope_id, str) and self.seen.add(envelope_id):
-            repeated(self.consumer, raw)
+            msg_type = str(raw.get("type"))
+            MESSAGES_REPEATED.labels(self.consumer,
+                                     msg_type if msg_type in REGISTRY else "other").inc()
 
     def _check(self, raw: Any) -> None:
         if not isinstance(raw, dict):
